@@ -1,0 +1,79 @@
+"""Errors of the event layer, and the root of every error this product raises.
+
+    OrchestratorStateError
+    ├── EventsError
+    │   ├── InvalidEvent          a payload that does not fit its schema (names the field)
+    │   ├── DecodeError           bytes that are not a known event (names topic, partition, offset)
+    │   ├── UserDataError         user data that cannot be read back (bad checksum, missing blob)
+    │   └── LogError              the broker refused or failed (``retriable`` says whether to retry)
+    └── InvalidTransition         a command or event not allowed from the current status
+
+Upper layers add their own subtrees under ``OrchestratorStateError``.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorStateError(Exception):
+    """Root of every error raised by this product."""
+
+    retriable: bool = False
+
+
+class EventsError(OrchestratorStateError):
+    """An error in the event catalogue, codec or log."""
+
+
+class InvalidEvent(EventsError):
+    """An event whose payload does not fit its schema; raised before anything is sent."""
+
+    def __init__(self, event_type: str, field: str, reason: str) -> None:
+        self.event_type = event_type
+        self.field = field
+        self.reason = reason
+        super().__init__(f"invalid {event_type}: field {field!r}: {reason}")
+
+
+class DecodeError(EventsError):
+    """Bytes read from the log that are not a decodable event."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        where = "" if topic is None else f" at {topic}[{partition}]@{offset}"
+        super().__init__(f"cannot decode event{where}: {reason}")
+
+    def at(self, topic: str, partition: int, offset: int) -> DecodeError:
+        """The same error, now naming where the record was read."""
+        return DecodeError(self.reason, topic=topic, partition=partition, offset=offset)
+
+
+class UserDataError(EventsError):
+    """Opaque user data that cannot be read back intact."""
+
+
+class LogError(EventsError):
+    """The Kafka log failed; ``retriable`` tells the caller whether trying again can help."""
+
+    def __init__(self, message: str, *, retriable: bool) -> None:
+        self.retriable = retriable
+        super().__init__(message)
+
+
+class InvalidTransition(OrchestratorStateError):
+    """A status change that the state machine does not allow."""
+
+    def __init__(self, subject: str, from_status: str | None, action: str) -> None:
+        self.subject = subject
+        self.from_status = from_status
+        self.action = action
+        super().__init__(f"{subject}: cannot {action} from status {from_status!r}")

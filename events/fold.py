@@ -1,0 +1,314 @@
+"""The pure fold: ``state = apply(state, event)``, the one function every reader uses.
+
+The projector, the snapshotter and the replay tool all fold with :func:`step`, so a
+restored state always equals the read model. Each step first applies the fencing
+rules of design §3, then the state machines:
+
+* ``ExecutionOwnershipTaken(e)`` raises the execution's epoch to ``e``; any later
+  event with a lower epoch is a zombie write and is dropped (``STALE_EPOCH``).
+* A sequenced event must carry ``last_sequence + 1``: a lower one is a duplicate
+  (``DUPLICATE``, dropped); a higher one is a gap (``REJECTED``, state unchanged).
+* An event the state machines refuse is ``REJECTED``: it still takes its sequence
+  slot (so the events after it keep flowing) but changes nothing else. Callers send
+  rejected events to the dead-letter queue: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from events import catalogue as c
+from events.envelope import Envelope
+from events.errors import InvalidTransition
+from events.machines import (
+    ACTIVE_STATUSES,
+    PIPELINE_ACTIONS,
+    PIPELINE_MACHINE,
+    TASK_ACTIONS,
+    TASK_MACHINE,
+)
+from events.state import (
+    CheckpointRef,
+    ExecutionState,
+    NamespaceState,
+    SharedVariable,
+    TaskState,
+)
+from events.userdata import UserData, decode_user_data
+
+
+class Outcome(enum.Enum):
+    """What a fold step did with an event."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE_EPOCH = "stale_epoch"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The state after one event, what happened to the event, and why if refused."""
+
+    state: Any
+    outcome: Outcome
+    reason: str | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.outcome is Outcome.APPLIED
+
+
+class _Refused(Exception):
+    """Internal: the event is not allowed from the current state."""
+
+
+def _data(value: UserData | None) -> Any:
+    return None if value is None else decode_user_data(value)
+
+
+# --- execution events ----------------------------------------------------------------
+
+
+def step(state: ExecutionState | None, event: Envelope) -> Step:
+    """Fold one execution-scoped event into ``state`` (``None`` before creation)."""
+    payload = event.payload
+    if isinstance(payload, c.ExecutionOwnershipTaken):
+        return _take_ownership(state, event, payload)
+    if state is None:
+        if not isinstance(payload, c.ExecutionCreated):
+            return Step(None, Outcome.REJECTED, f"{event.event_type} for unknown execution")
+        if event.sequence != 1:
+            return Step(None, Outcome.REJECTED, f"ExecutionCreated at sequence {event.sequence}")
+        return Step(_created(event, payload), Outcome.APPLIED)
+    if event.epoch < state.epoch:
+        return Step(state, Outcome.STALE_EPOCH, f"epoch {event.epoch} < {state.epoch}")
+    if event.sequence is None:
+        return Step(state, Outcome.REJECTED, f"{event.event_type} without a sequence")
+    if event.sequence <= state.last_sequence:
+        return Step(state, Outcome.DUPLICATE, f"sequence {event.sequence} already applied")
+    if event.sequence != state.last_sequence + 1:
+        return Step(
+            state,
+            Outcome.REJECTED,
+            f"sequence gap: got {event.sequence}, expected {state.last_sequence + 1}",
+        )
+    advanced = replace(state, last_sequence=event.sequence, epoch=max(state.epoch, event.epoch))
+    try:
+        return Step(_transition(advanced, event), Outcome.APPLIED)
+    except (_Refused, InvalidTransition) as exc:
+        return Step(advanced, Outcome.REJECTED, str(exc))
+
+
+def apply(state: ExecutionState | None, event: Envelope) -> ExecutionState | None:
+    """``step`` without the verdict: the state after ``event``."""
+    return step(state, event).state  # type: ignore[no-any-return]
+
+
+def fold(events: Any, state: ExecutionState | None = None) -> ExecutionState | None:
+    """Fold an iterable of envelopes from ``state`` (default: nothing yet)."""
+    for event in events:
+        state = step(state, event).state
+    return state
+
+
+def _take_ownership(
+    state: ExecutionState | None, event: Envelope, payload: c.ExecutionOwnershipTaken
+) -> Step:
+    if state is None:
+        return Step(None, Outcome.REJECTED, "ownership taken of an unknown execution")
+    if payload.epoch <= state.epoch:
+        return Step(state, Outcome.STALE_EPOCH, f"ownership epoch {payload.epoch} <= {state.epoch}")
+    return Step(replace(state, epoch=payload.epoch, owner=payload.node_id), Outcome.APPLIED)
+
+
+def _created(event: Envelope, p: c.ExecutionCreated) -> ExecutionState:
+    tasks = {
+        spec.task_id: TaskState(task_id=spec.task_id, depends_on=tuple(spec.depends_on))
+        for spec in p.tasks
+    }
+    context = {
+        "user_id": p.context.user_id,
+        "input_data": _data(p.context.input_data),
+        "configuration": _data(p.context.configuration),
+    }
+    return _summarise(
+        ExecutionState(
+            execution_id=event.execution_id or "",
+            pipeline_id=p.pipeline_id,
+            epoch=event.epoch,
+            owner=event.producer or None,
+            last_sequence=1,
+            created_at=event.occurred_at,
+            updated_at=event.occurred_at,
+            context=context,
+            tasks=tasks,
+            forked_from=p.forked_from,
+            fork_sequence=p.fork_sequence,
+            root_execution_id=p.root_execution_id or event.execution_id,
+        )
+    )
+
+
+def _transition(state: ExecutionState, event: Envelope) -> ExecutionState:
+    payload = event.payload
+    at = event.occurred_at
+    name = event.event_type
+    subject = f"execution {state.execution_id}"
+    if isinstance(payload, c.ExecutionCreated):
+        raise _Refused(f"{subject} already exists")
+    if isinstance(payload, c.ExecutionResumed):
+        action = "recover" if state.status == "failed" else "resume"
+        return replace(
+            state,
+            status=PIPELINE_MACHINE.next(state.status, action, subject=subject),
+            updated_at=at,
+            error=None,
+            completed_at=None,
+        )
+    if name in PIPELINE_ACTIONS:
+        status = PIPELINE_MACHINE.next(state.status, PIPELINE_ACTIONS[name], subject=subject)
+        changes: dict[str, Any] = {"status": status, "updated_at": at}
+        if status == "validating":
+            changes["started_at"] = at
+        if status in PIPELINE_MACHINE.terminal:
+            changes["completed_at"] = at
+            changes["current_task"] = None
+        if isinstance(payload, c.ExecutionValidationFailed | c.ExecutionFailed):
+            changes["error"] = payload.error
+        if isinstance(payload, c.ExecutionCompleted):
+            changes["outputs"] = _data(payload.outputs)
+        return replace(state, **changes)
+    if state.status not in ACTIVE_STATUSES:
+        raise _Refused(f"{subject}: cannot record {name} while {state.status!r}")
+    if name in TASK_ACTIONS:
+        return _summarise(replace(state, tasks=_task_step(state, event), updated_at=at))
+    if isinstance(payload, c.CheckpointSaved):
+        if payload.task_id is not None and payload.task_id not in state.tasks:
+            raise _Refused(f"{subject}: checkpoint for unknown task {payload.task_id!r}")
+        ref = CheckpointRef(
+            checkpoint_id=payload.checkpoint_id,
+            name=payload.name,
+            task_id=payload.task_id,
+            timestamp=at,
+            sequence=event.sequence or 0,
+            progress=payload.progress,
+        )
+        return replace(state, checkpoints=(*state.checkpoints, ref), updated_at=at)
+    if isinstance(payload, c.CheckpointRestored):
+        if all(ref.checkpoint_id != payload.checkpoint_id for ref in state.checkpoints):
+            raise _Refused(f"{subject}: unknown checkpoint {payload.checkpoint_id!r}")
+        return replace(state, updated_at=at)
+    raise _Refused(f"{name} is not an execution event")
+
+
+def _task_step(state: ExecutionState, event: Envelope) -> dict[str, TaskState]:
+    payload: Any = event.payload
+    task_id: str = payload.task_id
+    task = state.tasks.get(task_id)
+    subject = f"task {task_id} of execution {state.execution_id}"
+    if task is None:
+        raise _Refused(f"{subject}: unknown task")
+    status = TASK_MACHINE.next(task.status, TASK_ACTIONS[event.event_type], subject=subject)
+    at: datetime = event.occurred_at
+    changes: dict[str, Any] = {"status": status}
+    if isinstance(payload, c.TaskStarted):
+        if payload.attempt <= task.attempts:
+            raise _Refused(f"{subject}: attempt {payload.attempt} after {task.attempts}")
+        changes.update(
+            attempts=payload.attempt,
+            started_at=at,
+            completed_at=None,
+            inputs=_data(payload.inputs),
+            error=None,
+            retry_delay_seconds=None,
+        )
+    elif isinstance(payload, c.TaskCompleted):
+        d = payload.details
+        changes.update(
+            completed_at=at,
+            outputs=_data(payload.outputs),
+            metadata=_data(payload.metadata),
+            execution_details={
+                "duration": d.duration,
+                "memory_used": d.memory_used,
+                "model_calls": d.model_calls,
+                "tokens_used": d.tokens_used,
+            },
+        )
+    elif isinstance(payload, c.TaskFailed):
+        changes.update(completed_at=at, error=payload.error, retryable=payload.retryable)
+    elif isinstance(payload, c.TaskRetryScheduled):
+        changes.update(retry_delay_seconds=payload.delay_seconds)
+    elif isinstance(payload, c.TaskSkipped):
+        changes.update(completed_at=at, error=payload.reason)
+    tasks = dict(state.tasks)
+    tasks[task_id] = replace(task, **changes)
+    return tasks
+
+
+def _summarise(state: ExecutionState) -> ExecutionState:
+    """Recompute the seed's summary fields from the tasks."""
+    done = tuple(t.task_id for t in state.tasks.values() if t.status in TASK_MACHINE.terminal)
+    completed = tuple(t.task_id for t in state.tasks.values() if t.status == "completed")
+    running = [t for t in state.tasks.values() if t.status == "running"]
+    pending = tuple(t.task_id for t in state.tasks.values() if t.status in ("pending", "scheduled"))
+    current = (
+        max(running, key=lambda t: (t.started_at is not None, t.started_at)).task_id
+        if (running)
+        else None
+    )
+    progress = round(len(done) / len(state.tasks), 4) if state.tasks else 0.0
+    return replace(
+        state,
+        completed_tasks=completed,
+        pending_tasks=pending,
+        current_task=current,
+        progress=progress,
+    )
+
+
+# --- shared-state events -------------------------------------------------------------
+
+
+def step_shared(state: NamespaceState | None, event: Envelope) -> Step:
+    """Fold one shared-state event; version and immutability are checked here too."""
+    payload = event.payload
+    if not isinstance(payload, c.SharedVariableSet | c.SharedVariableDeleted):
+        return Step(state, Outcome.REJECTED, f"{event.event_type} is not a shared-state event")
+    ns = state or NamespaceState(namespace=payload.namespace)
+    current = ns.variables.get(payload.name)
+    expected = 1 if current is None else current.version + 1
+    where = f"variable {payload.namespace}/{payload.name}"
+    if current is not None and payload.version <= current.version:
+        return Step(state, Outcome.DUPLICATE, f"{where}: version {payload.version} already applied")
+    if payload.version != expected:
+        return Step(state, Outcome.REJECTED, f"{where}: version {payload.version} != {expected}")
+    if current is not None and current.immutable and not current.deleted:
+        return Step(state, Outcome.REJECTED, f"{where} is immutable")
+    variables = dict(ns.variables)
+    if isinstance(payload, c.SharedVariableSet):
+        variables[payload.name] = SharedVariable(
+            name=payload.name,
+            type=payload.type,
+            value=_data(payload.value),
+            immutable=payload.immutable,
+            updated_by=payload.updated_by,
+            updated_at=event.occurred_at,
+            version=payload.version,
+        )
+    else:
+        if current is None or current.deleted:
+            return Step(state, Outcome.REJECTED, f"{where} does not exist")
+        variables[payload.name] = replace(
+            current,
+            deleted=True,
+            value=None,
+            updated_by=payload.deleted_by,
+            updated_at=event.occurred_at,
+            version=payload.version,
+        )
+    return Step(replace(ns, variables=variables), Outcome.APPLIED)

@@ -1,0 +1,94 @@
+"""Versioned SQL migrations, applied idempotently under an advisory lock.
+
+A tiny runner rather than a tool: the well-kept migration tools for Python
+(alembic, yoyo) bring SQLAlchemy or a sync driver, and our migrations need only
+ordered ``.sql`` files with the seed's configurable table names substituted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+# Any constant will do; it only has to be the same for every process of this product.
+_ADVISORY_LOCK_KEY = 0x6F72_6368_7374  # "orchst"
+_TEMPLATE_KEY = re.compile(r"\{([a-z_]+)\}")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class TableNames:
+    """The seed's PostgreSQL ``schema`` block: where the three state tables live."""
+
+    pipeline_states: str = "public.pipeline_states"
+    task_states: str = "public.task_states"
+    checkpoints: str = "public.checkpoints"
+
+    def __post_init__(self) -> None:
+        for field, value in (
+            ("pipeline_states", self.pipeline_states),
+            ("task_states", self.task_states),
+            ("checkpoints", self.checkpoints),
+        ):
+            if not _IDENT.match(value):
+                raise ValueError(f"schema.{field}: {value!r} is not a [schema.]table name")
+
+    def substitutions(self) -> dict[str, str]:
+        """Template values for the migration files: ``{x}`` and ``{x_name}`` (bare)."""
+        subs: dict[str, str] = {}
+        for field in ("pipeline_states", "task_states", "checkpoints"):
+            value: str = getattr(self, field)
+            subs[field] = value
+            subs[f"{field}_name"] = value.rsplit(".", 1)[-1]
+        return subs
+
+
+def _migration_files() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("projections.migrations").iterdir():
+        match = re.match(r"^(\d{4})_.*\.sql$", entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text()))
+    return sorted(found)
+
+
+async def migrate(conn: asyncpg.Connection, tables: TableNames | None = None) -> list[str]:
+    """Apply the migrations not yet applied; return their names. Safe to run concurrently."""
+    subs = (tables or TableNames()).substitutions()
+    applied: list[str] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _ADVISORY_LOCK_KEY)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            r["version"]: r["checksum"] for r in await conn.fetch("SELECT * FROM schema_migrations")
+        }
+        for version, name, template in _migration_files():
+            sql = _TEMPLATE_KEY.sub(lambda m: subs.get(m.group(1), m.group(0)), template)
+            checksum = hashlib.sha256(template.encode()).hexdigest()
+            if version in done:
+                if done[version] != checksum:
+                    raise RuntimeError(
+                        f"migration {name} changed after it was applied; add a new one instead"
+                    )
+                continue
+            await conn.execute(sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                version,
+                name,
+                checksum,
+            )
+            applied.append(name)
+            log.info("applied migration %s", name)
+    return applied
