@@ -1,0 +1,20 @@
+"""Configuration: the seed's YAML blocks loaded as written into frozen, typed settings."""
+
+from orchestrator.config.loader import (
+    ConfigError,
+    ConfigIssue,
+    LoadedConfig,
+    load_config,
+    load_config_file,
+)
+from orchestrator.config.models import Settings, parse_size
+
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "LoadedConfig",
+    "Settings",
+    "load_config",
+    "load_config_file",
+    "parse_size",
+]

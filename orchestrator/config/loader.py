@@ -1,0 +1,139 @@
+"""Load a configuration file (the seed's YAML blocks, as written) into ``Settings``.
+
+Errors name the option and its file position, all of them at once; environment
+variables prefixed ``ORCHESTRATOR_`` override the file (``__`` separates levels:
+``ORCHESTRATOR_CHECKPOINTING__PERIODIC__INTERVAL=60``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from events.errors import OrchestratorStateError
+from orchestrator.config._yaml import Location, Mark, PositionedDocument, load_positioned
+from orchestrator.config.models import BACKEND_MODELS, Settings
+from orchestrator.config.notices import find_notices
+
+log = logging.getLogger(__name__)
+ENV_PREFIX = "ORCHESTRATOR_"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem or notice: the option's dotted path, where it stands, and why."""
+
+    option: str
+    mark: Mark | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.mark}: " if self.mark else ""
+        return f"{where}{self.option}: {self.message}"
+
+
+class ConfigError(OrchestratorStateError):
+    """A configuration that cannot be used; ``issues`` lists every error found."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {i}" for i in issues))
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """Valid settings plus the warnings about options accepted but not used."""
+
+    settings: Settings
+    warnings: list[ConfigIssue] = field(default_factory=list)
+
+
+def _dotted(path: Location) -> str:
+    return ".".join(str(p) for p in path) or "<root>"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> list[tuple[Location, Any]]:
+    out: list[tuple[Location, Any]] = []
+    for key, raw in sorted(environ.items()):
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        path = tuple(part.lower() for part in key[len(ENV_PREFIX) :].split("__"))
+        out.append((path, yaml.safe_load(raw) if raw else raw))
+    return out
+
+
+def _set(data: dict[str, Any], path: Location, value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        node = node.setdefault(str(part), {})
+        if not isinstance(node, dict):
+            return
+    node[str(path[-1])] = value
+
+
+def _validation_issues(
+    exc: ValidationError, doc: PositionedDocument, prefix: Location = ()
+) -> list[ConfigIssue]:
+    issues = []
+    for err in exc.errors():
+        path = (*prefix, *err["loc"])
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown option (check its spelling and level)"
+        issues.append(ConfigIssue(_dotted(path), doc.mark_of(path), message))
+    return issues
+
+
+def load_config(
+    text: str, file: str = "<string>", environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Validate ``text``; raise ``ConfigError`` listing every error with its position."""
+    try:
+        doc = load_positioned(text, file)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = Mark(file, mark.line + 1, mark.column + 1) if mark else None
+        raise ConfigError([ConfigIssue("<yaml>", where, str(exc).splitlines()[0])]) from exc
+    if not isinstance(doc.data, dict):
+        raise ConfigError([ConfigIssue("<root>", doc.mark_of(()), "expected a mapping")])
+    data = dict(doc.data)
+    for path, value in _env_overrides(os.environ if environ is None else environ):
+        _set(data, path, value)
+
+    issues: list[ConfigIssue] = []
+    warnings: list[ConfigIssue] = []
+    for rule, path in find_notices(data):
+        target = issues if rule.refuse else warnings
+        target.append(ConfigIssue(_dotted(path), doc.mark_of(path), rule.message))
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        issues.extend(_validation_issues(exc, doc))
+    if settings is not None and settings.state_management.backend is not None:
+        backend = BACKEND_MODELS[settings.state_management.backend]
+        try:
+            backend.model_validate(settings.state_management.config)
+        except ValidationError as exc:
+            issues.extend(_validation_issues(exc, doc, ("state_management", "config")))
+    if issues or settings is None:
+        raise ConfigError(issues)
+    for warning in warnings:
+        log.warning("%s", warning)
+    return LoadedConfig(settings=settings, warnings=warnings)
+
+
+def load_config_file(path: Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """``load_config`` for a file; a missing file is a ``ConfigError`` naming it."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(path), None, f"cannot read: {exc.strerror}")]) from exc
+    return load_config(text, str(path), environ)

@@ -1,0 +1,395 @@
+"""Typed settings for every YAML block of the seed document, loaded as written.
+
+Each model forbids unknown keys, so a typo fails with its name and file position.
+Options our design makes unnecessary are accepted and reported by
+``orchestrator.config.notices`` with a warning saying why; options not supported
+are refused there with an error. Nothing is ignored silently.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?B)\s*$", re.IGNORECASE)
+_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
+def parse_size(value: str | int) -> int:
+    """``"100MB"`` → bytes (binary units, as the seed's sizes are meant)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a size like '512MB' or '1GB'")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- state_management ----------------------------------------------------------------
+
+
+class MemoryPersistence(_Model):
+    enabled: bool = False
+    interval: float = Field(60, gt=0, description="seconds between dumps to `path`")
+    path: str = "/tmp/orchestrator_state"
+
+
+class MemoryBackend(_Model):
+    """Snapshots kept in memory (bounded, LRU), dumped to disk when persistence is on."""
+
+    max_size: str = "1GB"
+    eviction_policy: Literal["lru"] = "lru"
+    persistence: MemoryPersistence = MemoryPersistence()
+
+    _size = field_validator("max_size")(lambda v: (parse_size(v), v)[1])
+
+
+class FilesystemOrganization(_Model):
+    by_pipeline: bool = True
+    by_date: bool = False
+    retention_days: int | None = Field(None, ge=1)
+
+
+class FilesystemBackend(_Model):
+    """Snapshots and claim-checked blobs under `base_path`."""
+
+    base_path: str = ".orchestrator-state/snapshots"
+    format: Literal["json", "msgpack", "pickle"] = "json"
+    compression: Literal["gzip", "zstd", "none"] = "zstd"
+    organization: FilesystemOrganization = FilesystemOrganization()
+
+
+class PostgresSchema(_Model):
+    pipeline_states: str = "public.pipeline_states"
+    task_states: str = "public.task_states"
+    checkpoints: str = "public.checkpoints"
+
+
+class PostgresBackend(_Model):
+    """The read models: where they live, pool size, table names, indexes."""
+
+    connection_string: str | None = None
+    pool_size: int = Field(10, ge=1, le=500)
+    schema_: PostgresSchema = Field(PostgresSchema(), alias="schema")
+    indexes: list[Literal["pipeline_id", "execution_id", "status", "created_at"]] = [
+        "pipeline_id",
+        "execution_id",
+        "status",
+        "created_at",
+    ]
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RedisTtl(_Model):
+    active_states: int = 3600
+    completed_states: int = 86400
+
+
+class RedisPersistence(_Model):
+    aof_enabled: bool = False
+    snapshot_interval: int = 300
+
+
+class RedisBackend(_Model):
+    url: str = "redis://localhost:6379"
+    cluster_mode: bool = False
+    key_prefix: str = "orchestrator:"
+    ttl: RedisTtl = RedisTtl()
+    persistence: RedisPersistence = RedisPersistence()
+
+
+class S3Lifecycle(_Model):
+    transition_to_glacier: int | None = Field(None, ge=1, description="days")
+    expiration: int | None = Field(None, ge=1, description="days")
+
+
+class S3Encryption(_Model):
+    enabled: bool = False
+    kms_key: str | None = None
+
+
+class S3Backend(_Model):
+    """Snapshots and claim-checked blobs in an S3 bucket."""
+
+    bucket: str = "orchestrator-state"
+    region: str = "us-east-1"
+    prefix: str = "states/"
+    endpoint_url: str | None = None
+    lifecycle: S3Lifecycle = S3Lifecycle()
+    encryption: S3Encryption = S3Encryption()
+
+
+class EventStoreTopics(_Model):
+    pipeline_events: str = "orchestrator.pipeline.events"
+    task_events: str | None = None
+    shared_events: str = "orchestrator.shared.events"
+
+
+class EventStoreRetention(_Model):
+    days: float | None = Field(30, gt=0)
+    size: str | None = None
+
+    _size = field_validator("size")(lambda v: v if v is None else (parse_size(v), v)[1])
+
+
+class EventStore(_Model):
+    backend: Literal["kafka"] = "kafka"
+    topics: EventStoreTopics = EventStoreTopics()
+    retention: EventStoreRetention = EventStoreRetention()
+    partitions: int = Field(6, ge=1)
+
+
+class SnapshotsSettings(_Model):
+    enabled: bool = True
+    frequency: int = Field(100, ge=1, description="a snapshot every N events per execution")
+    storage: str = "file://.orchestrator-state/snapshots"
+
+    @field_validator("storage")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not re.match(r"^(s3://[^/]+.*|file://.+|memory://.*|/.+)$", value):
+            raise ValueError(f"{value!r}: expected s3://bucket[/prefix], file://path or memory://")
+        return value
+
+
+class StateManagement(_Model):
+    backend: Literal["memory", "filesystem", "postgresql", "redis", "s3"] | None = None
+    pattern: Literal["event_sourcing"] | None = None
+    config: dict[str, object] = {}
+    event_store: EventStore = EventStore()
+    snapshots: SnapshotsSettings = SnapshotsSettings()
+
+
+BACKEND_MODELS: dict[str, type[_Model]] = {
+    "memory": MemoryBackend,
+    "filesystem": FilesystemBackend,
+    "postgresql": PostgresBackend,
+    "redis": RedisBackend,
+    "s3": S3Backend,
+}
+
+# --- checkpointing -------------------------------------------------------------------
+
+
+class Progressive(_Model):
+    after_tasks: list[str] = []
+    min_interval: float = Field(60, ge=0)
+
+
+class Periodic(_Model):
+    interval: float = Field(300, gt=0)
+
+
+class OnSuccess(_Model):
+    tasks: list[str] = []
+
+
+class CheckpointRetention(_Model):
+    max_checkpoints: int | None = Field(10, ge=1)
+    max_age_days: float | None = Field(7, gt=0)
+
+
+class CheckpointStorage(_Model):
+    compress: bool = True
+    encrypt: bool = False
+    retention: CheckpointRetention = CheckpointRetention()
+
+
+class Checkpointing(_Model):
+    enabled: bool = True
+    strategy: Literal["progressive", "periodic", "on_success"] = "progressive"
+    progressive: Progressive = Progressive()
+    periodic: Periodic = Periodic()
+    on_success: OnSuccess = OnSuccess()
+    storage: CheckpointStorage = CheckpointStorage()
+
+
+# --- recovery ------------------------------------------------------------------------
+
+
+class TaskFailure(_Model):
+    action: Literal["retry_from_checkpoint"] = "retry_from_checkpoint"
+    max_attempts: int = Field(3, ge=1)
+    backoff: Literal["exponential", "constant"] = "exponential"
+    base_delay: float = Field(1.0, ge=0)
+    max_delay: float = Field(60.0, ge=0)
+
+
+class PipelineCrash(_Model):
+    action: Literal["resume_from_last_checkpoint"] = "resume_from_last_checkpoint"
+    timeout: float = Field(300, ge=0, description="seconds without progress before resuming")
+
+
+class NodeFailure(_Model):
+    action: Literal["redistribute_tasks"] = "redistribute_tasks"
+    failover_timeout: float = Field(60, ge=0)
+
+
+class RecoveryStrategies(_Model):
+    task_failure: TaskFailure = TaskFailure()
+    pipeline_crash: PipelineCrash = PipelineCrash()
+    node_failure: NodeFailure = NodeFailure()
+
+
+class HealthChecks(_Model):
+    interval: float = Field(30, gt=0)
+    timeout: float = Field(10, gt=0)
+    failure_threshold: int = Field(3, ge=1)
+
+
+class Recovery(_Model):
+    enabled: bool = True
+    strategies: RecoveryStrategies = RecoveryStrategies()
+    health_checks: HealthChecks = HealthChecks()
+
+
+# --- distributed ---------------------------------------------------------------------
+
+
+class Coordination(_Model):
+    backend: Literal["postgresql", "etcd", "consul", "zookeeper"] = "postgresql"
+    endpoints: list[str] = []
+
+
+class Replication(_Model):
+    factor: int = Field(1, ge=1, description="Kafka topics' replication factor")
+    min_replicas: int = Field(1, ge=1, description="Kafka topics' min.insync.replicas")
+    sync_interval: int | None = Field(None, ge=1, description="milliseconds")
+
+
+class Synchronization(_Model):
+    strategy: Literal["strong", "eventual", "causal"] = "eventual"
+    conflict_resolution: Literal["last_write_wins", "reject"] = "last_write_wins"
+    replication: Replication = Replication()
+
+
+class Distributed(_Model):
+    coordination: Coordination = Coordination()
+    synchronization: Synchronization = Synchronization()
+
+
+# --- caching, compression, monitoring ------------------------------------------------
+
+
+class CacheLevel(_Model):
+    type: Literal["memory", "redis", "disk"]
+    size: str = "100MB"
+    ttl: float = Field(60, gt=0)
+
+    _size = field_validator("size")(lambda v: (parse_size(v), v)[1])
+
+
+class CacheStrategies(_Model):
+    read_through: bool = True
+    write_through: bool = False
+    cache_aside: bool = False
+
+
+class CacheInvalidation(_Model):
+    on_write: bool = True
+    broadcast: bool = True
+
+
+class Caching(_Model):
+    levels: dict[str, CacheLevel] = {}
+    strategies: CacheStrategies = CacheStrategies()
+    invalidation: CacheInvalidation = CacheInvalidation()
+
+
+class Selective(_Model):
+    min_size: int = Field(1024, ge=0)
+    exclude_fields: list[str] = []
+
+
+class Compression(_Model):
+    enabled: bool = True
+    algorithm: Literal["zstd", "gzip", "lz4", "snappy"] = "zstd"
+    level: int = Field(3, ge=1, le=22)
+    selective: Selective = Selective()
+
+
+KNOWN_METRICS = (
+    "state_operations_total",
+    "state_operation_duration",
+    "state_size_bytes",
+    "checkpoint_count",
+    "recovery_attempts",
+    "cache_hit_rate",
+    "sync_lag_seconds",
+)
+
+
+class Monitoring(_Model):
+    metrics: list[Literal[KNOWN_METRICS]] = list(KNOWN_METRICS)  # type: ignore[valid-type]
+    dashboards: list[str] = []
+
+
+# --- state documents (the seed's "Task State" and "Shared State" blocks) -------------
+
+
+class TaskStateDocument(_Model):
+    """The seed's ``task_state``: a state document, validated against the task schema."""
+
+    task_id: str
+    status: Literal["pending", "scheduled", "running", "completed", "failed", "retrying", "skipped"]
+    attempts: int = Field(0, ge=0)
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    execution_details: dict[str, Any] = {}
+
+
+class SharedVariableSeed(_Model):
+    type: Literal["str", "int", "float", "bool", "list", "dict", "json"]
+    value: Any = None
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+    immutable: bool = False
+
+
+class LockDocument(_Model):
+    resource: str
+    holder: str
+    acquired_at: datetime | None = None
+    ttl: float = Field(gt=0)
+
+
+class SharedStateSeed(_Model):
+    """The seed's ``shared_state``: a namespace's initial variables, set when absent."""
+
+    namespace: str
+    variables: dict[str, SharedVariableSeed] = {}
+    locks: list[LockDocument] = []
+
+
+# --- the whole file ------------------------------------------------------------------
+
+
+class Settings(_Model):
+    """Everything a configuration file may hold; every block optional."""
+
+    state_management: StateManagement = StateManagement()
+    checkpointing: Checkpointing = Checkpointing()
+    recovery: Recovery = Recovery()
+    distributed: Distributed = Distributed()
+    caching: Caching = Caching()
+    compression: Compression = Compression()
+    monitoring: Monitoring = Monitoring()
+    shared_state: SharedStateSeed | None = None
+    task_state: TaskStateDocument | None = None
+
+    def backend(self) -> BaseModel | None:
+        """The typed ``state_management.config`` of the chosen backend."""
+        name = self.state_management.backend
+        if name is None:
+            return None
+        return BACKEND_MODELS[name].model_validate(self.state_management.config)

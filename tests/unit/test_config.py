@@ -1,0 +1,93 @@
+"""The seed's YAML blocks load as written; bad options fail with their position."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import ConfigError, load_config, load_config_file
+
+SEED_BLOCKS = sorted((Path(__file__).resolve().parents[2] / "examples" / "seed").glob("*.yaml"))
+
+
+def test_every_seed_block_is_present() -> None:
+    assert len(SEED_BLOCKS) == 14
+
+
+@pytest.mark.parametrize("path", SEED_BLOCKS, ids=lambda p: p.stem)
+def test_seed_yaml_block_loads_as_written(path: Path) -> None:
+    loaded = load_config_file(path, environ={})
+    assert loaded.settings is not None
+
+
+def test_event_sourcing_block_maps_to_settings_and_warns_about_task_topic() -> None:
+    path = next(p for p in SEED_BLOCKS if "event_sourcing" in p.name)
+    loaded = load_config_file(path, environ={})
+    sm = loaded.settings.state_management
+    assert sm.pattern == "event_sourcing"
+    assert sm.event_store.topics.pipeline_events == "orchestrator.pipeline.events"
+    assert sm.snapshots.frequency == 100
+    assert sm.snapshots.storage == "s3://orchestrator-snapshots"
+    [warning] = loaded.warnings
+    assert warning.option == "state_management.event_store.topics.task_events"
+    assert "own stream" in warning.message
+    assert warning.mark is not None and warning.mark.line == 9
+
+
+def test_database_backend_is_typed() -> None:
+    path = next(p for p in SEED_BLOCKS if "database_backend" in p.name)
+    backend = load_config_file(path, environ={}).settings.backend()
+    assert backend is not None
+    assert backend.schema_.pipeline_states == "public.pipeline_states"  # type: ignore[attr-defined]
+    assert backend.pool_size == 20  # type: ignore[attr-defined]
+
+
+def test_unknown_option_is_refused_with_its_position() -> None:
+    text = (
+        "checkpointing:\n  enabled: true\n  strategy: progressive\n"
+        "  progresive:\n    min_interval: 5\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(text, "pipeline.yaml", environ={})
+    [issue] = info.value.issues
+    assert issue.option == "checkpointing.progresive"
+    assert str(issue.mark) == "pipeline.yaml:4:3"
+
+
+def test_every_error_is_reported_at_once() -> None:
+    text = (
+        "checkpointing:\n  strategy: sometimes\n"
+        "recovery:\n  strategies:\n    task_failure:\n      max_attempts: 0\n"
+        "compression:\n  algorithm: lz4\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(text, "c.yaml", environ={})
+    options = {i.option for i in info.value.issues}
+    assert options == {
+        "checkpointing.strategy",
+        "recovery.strategies.task_failure.max_attempts",
+        "compression.algorithm",
+    }
+
+
+def test_backend_config_errors_point_into_the_config_block() -> None:
+    text = "state_management:\n  backend: filesystem\n  config:\n    format: pickle\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(text, "fs.yaml", environ={})
+    [issue] = info.value.issues
+    assert issue.option == "state_management.config.format"
+    assert "arbitrary code" in issue.message
+    assert issue.mark is not None and issue.mark.line == 4
+
+
+def test_environment_overrides_the_file() -> None:
+    text = "checkpointing:\n  periodic:\n    interval: 300\n"
+    env = {"ORCHESTRATOR_CHECKPOINTING__PERIODIC__INTERVAL": "60"}
+    assert load_config(text, environ=env).settings.checkpointing.periodic.interval == 60
+
+
+def test_yaml_syntax_error_names_its_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config("recovery:\n  enabled: [true\n", "bad.yaml", environ={})
+    assert "bad.yaml" in str(info.value)
