@@ -1,0 +1,219 @@
+"""``checkpoint.save`` throughput and latency: durable and acknowledged (acks=all).
+
+What it measures, on fresh topics and a fresh database:
+
+- ``one_execution``: one task of one execution saving checkpoints back to back, each
+  ``await checkpoint.save(...)`` returning only once Kafka acknowledged the event
+  (acks=all, idempotent producer where the broker has one);
+- ``concurrent``: ``executions`` executions (default 100), each with its own writer
+  and task, saving concurrently.
+
+Every save carries ``payload_bytes`` (default 10 KB) of JSON data (random text, so
+zstd only halves it) plus metadata with a datetime, goes through ``decide`` (checked
+against the execution's state), is Avro-encoded and appended by the execution's
+fenced writer. The projection processor is not running: the figures are the write
+path's. Kafka / PostgreSQL come from ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL``
+when set, else local servers are started (``orchestrator.devstack``).
+
+Run ``orchestrator-state bench checkpoint`` or ``python -m bench.checkpoint``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from rich.console import Console
+from rich.table import Table
+
+from commands import CreateExecution, ExecutionWriter, StartTask, StartValidation, SucceedValidation
+from events.codec import default_codec
+from events.log import EventLog
+from events.topics import TopicsConfig, TopicSpec, ensure_topics
+from orchestrator.state import StateRuntime, StateSettings, checkpoint
+from projections.migrate import migrate
+from projections.settings import ProjectionSettings
+
+
+@asynccontextmanager
+async def _services() -> AsyncIterator[tuple[str, bool, str, str]]:
+    """(bootstrap, supports_idempotence, description, server DSN): env or local servers."""
+    from orchestrator.devstack import local_services
+
+    async with local_services(s3=False) as endpoints:
+        kafka = endpoints.kafka
+        assert endpoints.database_url is not None
+        yield (
+            kafka.bootstrap_servers,
+            kafka.supports_idempotence,
+            kafka.description,
+            endpoints.database_url,
+        )
+
+
+@asynccontextmanager
+async def _database(server_dsn: str) -> AsyncIterator[str]:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        dsn = urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield dsn
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def _payload(rng: random.Random, size: int, step: int) -> dict[str, Any]:
+    return {"result": rng.randbytes(size // 2).hex(), "step": step, "progress": 0.5}
+
+
+async def _start(runtime: StateRuntime, execution_id: str) -> ExecutionWriter:
+    writer = await runtime.create_execution(
+        CreateExecution(execution_id=execution_id, pipeline_id="bench", tasks=("work",))
+    )
+    await writer.execute_many([StartValidation(), SucceedValidation(), StartTask(task_id="work")])
+    return writer
+
+
+async def _saves(writer: ExecutionWriter, count: int, size: int, seed: int) -> list[float]:
+    """Latencies (ms) of ``count`` sequential saves in ``writer``'s task."""
+    rng = random.Random(seed)
+    payloads = [_payload(rng, size, i) for i in range(count)]  # built outside the timing
+    latencies: list[float] = []
+    with checkpoint.task_scope(writer, "work"):
+        for i, data in enumerate(payloads):
+            t0 = time.perf_counter()
+            await checkpoint.save(
+                name=f"step_{i}", data=data, metadata={"timestamp": datetime.now()}
+            )
+            latencies.append((time.perf_counter() - t0) * 1000)
+    return latencies
+
+
+def _figures(latencies: list[float], elapsed: float) -> dict[str, float]:
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "saves": len(latencies),
+        "saves_per_s": round(len(latencies) / elapsed),
+        "latency_ms_p50": round(q[49], 2),
+        "latency_ms_p99": round(q[98], 2),
+    }
+
+
+async def run_checkpoint_bench(
+    *,
+    saves: int = 2000,
+    executions: int = 100,
+    saves_per_execution: int = 50,
+    payload_bytes: int = 10_240,
+) -> dict[str, Any]:
+    """Run both scenarios and return their figures (see the module docstring)."""
+    async with _services() as (bootstrap, idempotence, description, server_dsn):
+        prefix = f"bench-{uuid.uuid4().hex[:8]}."
+        topics = TopicsConfig(
+            pipeline=TopicSpec(name=prefix + "pipeline.events", partitions=12),
+            shared=TopicSpec(name=prefix + "shared.events", partitions=3),
+        )
+        await ensure_topics(bootstrap, [topics.pipeline, topics.shared])
+        projection = ProjectionSettings(
+            pipeline_topic=topics.pipeline.name, shared_topic=topics.shared.name
+        )
+        async with _database(server_dsn) as dsn:
+            pool = await asyncpg.create_pool(dsn, min_size=2, max_size=20)
+            log = EventLog(
+                bootstrap, default_codec(), topics=topics, supports_idempotence=idempotence
+            )
+            try:
+                async with log:
+                    settings = StateSettings(node_id="bench", projection=projection)
+                    runtime = StateRuntime(pool=pool, log=log, settings=settings)
+                    async with runtime:
+                        one = await _start(runtime, "bench-one")
+                        await _saves(one, 20, payload_bytes, 0)  # warm-up
+                        t0 = time.perf_counter()
+                        single = await _saves(one, saves, payload_bytes, 1)
+                        single_s = time.perf_counter() - t0
+
+                        writers = await asyncio.gather(
+                            *(_start(runtime, f"bench-{i}") for i in range(executions))
+                        )
+                        t0 = time.perf_counter()
+                        per_writer = await asyncio.gather(
+                            *(
+                                _saves(w, saves_per_execution, payload_bytes, 100 + i)
+                                for i, w in enumerate(writers)
+                            )
+                        )
+                        concurrent_s = time.perf_counter() - t0
+                    idempotent = log.idempotent
+            finally:
+                await pool.close()
+    merged = [ms for batch in per_writer for ms in batch]
+    return {
+        "broker": description,
+        "idempotent producer": idempotent,
+        "payload_bytes": payload_bytes,
+        "one execution": _figures(single, single_s),
+        f"{executions} concurrent executions": _figures(merged, concurrent_s),
+    }
+
+
+def render(result: dict[str, Any]) -> Table:
+    """The figures as a rich table: one row per scenario."""
+    table = Table(
+        title=f"checkpoint.save, {result['payload_bytes']:,}-byte data, acks=all "
+        f"({result['broker']}, idempotent={result['idempotent producer']})"
+    )
+    for column in ("scenario", "saves", "saves/s", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for name, figures in result.items():
+        if isinstance(figures, dict):
+            table.add_row(
+                name,
+                f"{figures['saves']:,}",
+                f"{figures['saves_per_s']:,}",
+                f"{figures['latency_ms_p50']:.2f}",
+                f"{figures['latency_ms_p99']:.2f}",
+            )
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m bench.checkpoint [--saves N] [--executions N] [--per-execution N]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--saves", type=int, default=2000)
+    parser.add_argument("--executions", type=int, default=100)
+    parser.add_argument("--per-execution", type=int, default=50)
+    parser.add_argument("--payload-bytes", type=int, default=10_240)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    result = asyncio.run(
+        run_checkpoint_bench(
+            saves=args.saves,
+            executions=args.executions,
+            saves_per_execution=args.per_execution,
+            payload_bytes=args.payload_bytes,
+        )
+    )
+    Console().print(render(result))
+
+
+if __name__ == "__main__":
+    main()

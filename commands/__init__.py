@@ -1,0 +1,136 @@
+"""The write side: commands decided against state, appended by a fenced single writer.
+
+* :func:`decide` (pure) turns a command into events, or refuses it
+  (``InvalidTransition``) with the fold's own rules.
+* :class:`ExecutionWriter` is the one writer of an execution: lease (epoch = fencing
+  token), ownership event, read-model catch-up, then gapless sequences.
+* :class:`SharedStateWriter` writes shared variables with compare-and-set.
+* Leases, :class:`DistributedLock` and :class:`LeaderElection` coordinate processes.
+
+``commands`` imports only ``events``; it reads folded state through the
+:class:`ReadModel` port, which ``orchestrator.state`` wires to the projection.
+"""
+
+from commands.decide import (
+    Cancel,
+    Command,
+    Complete,
+    CompleteTask,
+    CreateExecution,
+    Fail,
+    FailTask,
+    FailValidation,
+    InvalidCommand,
+    Pause,
+    RestoreCheckpoint,
+    Resume,
+    SaveCheckpoint,
+    ScheduleRetry,
+    ScheduleTask,
+    SkipTask,
+    StartTask,
+    StartValidation,
+    SucceedValidation,
+    decide,
+    encode_fields,
+    evolve,
+)
+from commands.errors import (
+    CommandError,
+    ExecutionNotOwned,
+    ImmutableVariable,
+    LeaseError,
+    LeaseLost,
+    LockNotConfigured,
+    LockTimeout,
+    StaleExpectedVersion,
+)
+from commands.leader import LeaderElection
+from commands.leases import Lease, LeaseStore, configure
+from commands.lock import DistributedLock, LockInfo, list_locks
+from commands.ports import (
+    Appender,
+    InMemoryReadModel,
+    Leases,
+    ReadModel,
+    ReadModelTimeout,
+    UserDataSettings,
+    encode_value,
+)
+from commands.shared import (
+    DeleteVariable,
+    SetVariable,
+    SharedSettings,
+    SharedStateWriter,
+    VariableNotFound,
+    VariableTypeMismatch,
+    decide_shared,
+)
+from commands.writer import (
+    ExecutionExists,
+    ExecutionNotFound,
+    ExecutionWriter,
+    Prepared,
+    WriterSettings,
+    execute_together,
+)
+
+__all__ = [
+    "Appender",
+    "Cancel",
+    "Command",
+    "CommandError",
+    "Complete",
+    "CompleteTask",
+    "CreateExecution",
+    "DeleteVariable",
+    "DistributedLock",
+    "ExecutionExists",
+    "ExecutionNotFound",
+    "ExecutionNotOwned",
+    "ExecutionWriter",
+    "Fail",
+    "FailTask",
+    "FailValidation",
+    "ImmutableVariable",
+    "InMemoryReadModel",
+    "InvalidCommand",
+    "LeaderElection",
+    "Lease",
+    "LeaseError",
+    "LeaseLost",
+    "LeaseStore",
+    "Leases",
+    "LockInfo",
+    "LockNotConfigured",
+    "LockTimeout",
+    "Pause",
+    "Prepared",
+    "ReadModel",
+    "ReadModelTimeout",
+    "RestoreCheckpoint",
+    "Resume",
+    "SaveCheckpoint",
+    "ScheduleRetry",
+    "ScheduleTask",
+    "SetVariable",
+    "SharedSettings",
+    "SharedStateWriter",
+    "SkipTask",
+    "StaleExpectedVersion",
+    "StartTask",
+    "StartValidation",
+    "SucceedValidation",
+    "UserDataSettings",
+    "VariableNotFound",
+    "VariableTypeMismatch",
+    "WriterSettings",
+    "configure",
+    "decide",
+    "decide_shared",
+    "encode_fields",
+    "encode_value",
+    "evolve",
+    "execute_together",
+    "list_locks",
+]

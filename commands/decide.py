@@ -1,0 +1,413 @@
+"""``decide(state, command) -> [payload]``: the pure half of the write side.
+
+A command is a request (``Pause``, ``CompleteTask``, ``SaveCheckpoint``...); the
+events it produces are facts. ``decide`` turns one into the other *without I/O*, and
+refuses a command the current state does not allow, before anything is written.
+
+Decide and fold cannot disagree because decide asks the fold: it builds the candidate
+envelopes at ``last_sequence + 1`` and runs :func:`events.fold.step` on them; any
+outcome other than ``APPLIED`` becomes :class:`InvalidCommand`. So every event the
+write side produces is one the projector, the snapshotter and replay will apply.
+
+User data (inputs, outputs, checkpoint data...) may be given as a plain JSON value or
+as an encoded :class:`~events.userdata.UserData`. ``decide`` encodes plain values
+inline; a writer with a blob store first runs :func:`encode_fields` so large values
+are claim-checked (that is I/O, so it stays out of here).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from events import catalogue as c
+from events.envelope import Envelope
+from events.errors import InvalidTransition
+from events.fold import Outcome, step
+from events.machines import ACTIVE_STATUSES
+from events.state import ExecutionState
+from events.userdata import UserData, encode_user_data
+
+
+class InvalidCommand(InvalidTransition):
+    """A command the execution's current state does not allow; nothing was written.
+
+    An ``InvalidTransition`` (catch either) that also carries the execution, the
+    command's name and the fold's reason.
+    """
+
+    def __init__(
+        self,
+        execution_id: str | None,
+        subject: str,
+        from_status: str | None,
+        command: str,
+        reason: str,
+    ) -> None:
+        super().__init__(subject, from_status, command)
+        self.execution_id = execution_id
+        self.command = command
+        self.reason = reason
+        self.args = (f"{subject}: cannot {command} from status {from_status!r}: {reason}",)
+
+
+# --- commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    """Base of every execution command; ``user_data_fields`` name the opaque values."""
+
+    user_data_fields: ClassVar[tuple[str, ...]] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateExecution(Command):
+    """Create an execution of ``pipeline_id`` with its tasks (status ``initialized``)."""
+
+    user_data_fields: ClassVar[tuple[str, ...]] = ("input_data", "configuration")
+    execution_id: str
+    pipeline_id: str
+    tasks: Sequence[c.TaskSpec | str] = ()
+    user_id: str | None = None
+    input_data: Any = None
+    configuration: Any = None
+    forked_from: str | None = None
+    fork_sequence: int | None = None
+    root_execution_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartValidation(Command):
+    """``start``: initialized → validating."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SucceedValidation(Command):
+    """``validation_success``: validating → running."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailValidation(Command):
+    """``validation_failure``: validating → failed."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pause(Command):
+    """``pause``: running → paused."""
+
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resume(Command):
+    """``resume`` (paused → running) or ``recover`` (failed → running)."""
+
+    from_checkpoint: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Complete(Command):
+    """``finish``: running → completed."""
+
+    user_data_fields: ClassVar[tuple[str, ...]] = ("outputs",)
+    outputs: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fail(Command):
+    """``error``: running → failed."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cancel(Command):
+    """``cancel``: running or paused → cancelled."""
+
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleTask(Command):
+    """Mark a task ready to run."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartTask(Command):
+    """Start an attempt of a task; ``attempt`` defaults to the next one."""
+
+    user_data_fields: ClassVar[tuple[str, ...]] = ("inputs",)
+    task_id: str
+    inputs: Any = None
+    attempt: int | None = None
+    node_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteTask(Command):
+    """Finish the running attempt of a task with its outputs."""
+
+    user_data_fields: ClassVar[tuple[str, ...]] = ("outputs", "metadata")
+    task_id: str
+    outputs: Any = None
+    metadata: Any = None
+    details: c.ExecutionDetails = field(default_factory=c.ExecutionDetails)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailTask(Command):
+    """Fail the running attempt of a task; ``attempt`` defaults to the current one."""
+
+    task_id: str
+    error: str
+    retryable: bool = True
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleRetry(Command):
+    """Run a failed task again after ``delay_seconds``; ``attempt`` defaults to the next."""
+
+    task_id: str
+    delay_seconds: float = 0.0
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SkipTask(Command):
+    """A task that will not run."""
+
+    task_id: str
+    reason: str | None = None
+
+
+def _checkpoint_id() -> str:
+    return f"ckpt_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaveCheckpoint(Command):
+    """Record a named checkpoint with its data; the id is generated unless given."""
+
+    user_data_fields: ClassVar[tuple[str, ...]] = ("data", "metadata")
+    name: str
+    task_id: str | None = None
+    data: Any = None
+    metadata: Any = None
+    progress: float | None = None
+    checkpoint_id: str = field(default_factory=_checkpoint_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreCheckpoint(Command):
+    """Record that the execution continues from a checkpoint it saved."""
+
+    checkpoint_id: str
+
+
+# --- decide --------------------------------------------------------------------------
+
+_PLAIN: dict[type[Command], Callable[[Any], c.Payload]] = {
+    StartValidation: lambda cmd: c.ExecutionValidationStarted(),
+    SucceedValidation: lambda cmd: c.ExecutionValidationSucceeded(),
+    FailValidation: lambda cmd: c.ExecutionValidationFailed(error=cmd.error),
+    Pause: lambda cmd: c.ExecutionPaused(reason=cmd.reason),
+    Fail: lambda cmd: c.ExecutionFailed(error=cmd.error),
+    Cancel: lambda cmd: c.ExecutionCancelled(reason=cmd.reason),
+    ScheduleTask: lambda cmd: c.TaskScheduled(task_id=cmd.task_id),
+    SkipTask: lambda cmd: c.TaskSkipped(task_id=cmd.task_id, reason=cmd.reason),
+    RestoreCheckpoint: lambda cmd: c.CheckpointRestored(checkpoint_id=cmd.checkpoint_id),
+}
+
+
+def _data(value: Any) -> UserData | None:
+    if value is None or isinstance(value, UserData):
+        return value
+    return encode_user_data(value)
+
+
+def encode_fields(command: Command, encode: Callable[[Any], UserData]) -> Command:
+    """The command with its plain user-data values encoded by ``encode`` (e.g. with a
+    blob store, so large values are claim-checked); encoded values are kept."""
+    changes = {
+        name: encode(value)
+        for name in command.user_data_fields
+        if (value := getattr(command, name)) is not None and not isinstance(value, UserData)
+    }
+    return replace(command, **changes) if changes else command
+
+
+def _attempts(state: ExecutionState | None, task_id: str) -> int:
+    task = None if state is None else state.tasks.get(task_id)
+    return 0 if task is None else task.attempts
+
+
+def _payloads(state: ExecutionState | None, command: Command) -> list[c.Payload]:
+    maker = _PLAIN.get(type(command))
+    if maker is not None:
+        return [maker(command)]
+    cmd: Any = command
+    if isinstance(command, CreateExecution):
+        return [
+            c.ExecutionCreated(
+                pipeline_id=command.pipeline_id,
+                context=c.ExecutionContext(
+                    user_id=command.user_id,
+                    input_data=_data(command.input_data),
+                    configuration=_data(command.configuration),
+                ),
+                tasks=tuple(
+                    c.TaskSpec(task_id=t) if isinstance(t, str) else t for t in command.tasks
+                ),
+                forked_from=command.forked_from,
+                fork_sequence=command.fork_sequence,
+                root_execution_id=command.root_execution_id,
+            )
+        ]
+    if isinstance(command, Resume):
+        return [c.ExecutionResumed(from_checkpoint=cmd.from_checkpoint, reason=cmd.reason)]
+    if isinstance(command, Complete):
+        return [c.ExecutionCompleted(outputs=_data(command.outputs))]
+    if isinstance(command, StartTask):
+        attempt = cmd.attempt or _attempts(state, cmd.task_id) + 1
+        return [
+            c.TaskStarted(
+                task_id=cmd.task_id, attempt=attempt, inputs=_data(cmd.inputs), node_id=cmd.node_id
+            )
+        ]
+    if isinstance(command, CompleteTask):
+        return [
+            c.TaskCompleted(
+                task_id=cmd.task_id,
+                outputs=_data(cmd.outputs),
+                metadata=_data(cmd.metadata),
+                details=cmd.details,
+            )
+        ]
+    if isinstance(command, FailTask):
+        attempt = cmd.attempt or max(_attempts(state, cmd.task_id), 1)
+        return [
+            c.TaskFailed(
+                task_id=cmd.task_id, attempt=attempt, error=cmd.error, retryable=cmd.retryable
+            )
+        ]
+    if isinstance(command, ScheduleRetry):
+        attempt = cmd.attempt or _attempts(state, cmd.task_id) + 1
+        return [
+            c.TaskRetryScheduled(
+                task_id=cmd.task_id, attempt=attempt, delay_seconds=cmd.delay_seconds
+            )
+        ]
+    if isinstance(command, SaveCheckpoint):
+        return [
+            c.CheckpointSaved(
+                checkpoint_id=cmd.checkpoint_id,
+                name=cmd.name,
+                task_id=cmd.task_id,
+                data=_data(cmd.data),
+                metadata=_data(cmd.metadata),
+                progress=cmd.progress,
+            )
+        ]
+    raise TypeError(f"not a command: {command!r}")
+
+
+def _refuse(state: ExecutionState | None, command: Command, reason: str) -> InvalidCommand:
+    execution_id = getattr(command, "execution_id", None) if state is None else state.execution_id
+    subject, status = f"execution {execution_id}", None if state is None else state.status
+    task_id: str | None = getattr(command, "task_id", None)
+    if (
+        state is not None
+        and state.status in ACTIVE_STATUSES
+        and task_id is not None
+        and task_id in state.tasks
+    ):
+        subject, status = f"task {task_id} of execution {execution_id}", state.tasks[task_id].status
+    return InvalidCommand(execution_id, subject, status, type(command).__name__, reason)
+
+
+# ``occurred_at`` does not influence whether the fold applies an event.
+_NOW_PLACEHOLDER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def candidates(
+    state: ExecutionState | None,
+    payloads: Sequence[c.Payload],
+    *,
+    epoch: int | None = None,
+    execution_id: str | None = None,
+    pipeline_id: str | None = None,
+) -> list[Envelope]:
+    """Envelopes for ``payloads`` at the next sequences of ``state`` (for checking only:
+    the writer stamps its own epoch, producer and time). ``execution_id`` and
+    ``pipeline_id`` name a new execution (``state`` is ``None``)."""
+    first = 1 if state is None else state.last_sequence + 1
+    return [
+        Envelope(
+            execution_id=execution_id if state is None else state.execution_id,
+            pipeline_id=pipeline_id if state is None else state.pipeline_id,
+            sequence=first + i,
+            epoch=epoch if epoch is not None else (1 if state is None else state.epoch),
+            payload=payload,
+            event_id=f"candidate-{i}",
+            occurred_at=_NOW_PLACEHOLDER,
+        )
+        for i, payload in enumerate(payloads)
+    ]
+
+
+def _check(
+    state: ExecutionState | None, command: Command, payloads: Sequence[c.Payload]
+) -> ExecutionState | None:
+    """Step the candidates through the fold; refuse unless every one is applied."""
+    current = state
+    for envelope in candidates(
+        state,
+        payloads,
+        execution_id=command.execution_id if isinstance(command, CreateExecution) else None,
+        pipeline_id=command.pipeline_id if isinstance(command, CreateExecution) else None,
+    ):
+        result = step(current, envelope)
+        if result.outcome is not Outcome.APPLIED:
+            raise _refuse(state, command, result.reason or result.outcome.value)
+        current = result.state
+    return current
+
+
+def decide(state: ExecutionState | None, command: Command) -> list[c.Payload]:
+    """The payloads ``command`` produces from ``state`` (``None``: no execution yet).
+
+    Raises :class:`InvalidCommand` when the fold would not apply them.
+    """
+    if state is None and not isinstance(command, CreateExecution):
+        raise _refuse(state, command, "the execution does not exist")
+    if state is not None and isinstance(command, CreateExecution):
+        raise _refuse(state, command, "the execution already exists")
+    if isinstance(command, Resume) and command.from_checkpoint is not None:
+        known = state is not None and any(
+            ref.checkpoint_id == command.from_checkpoint for ref in state.checkpoints
+        )
+        if not known:
+            raise _refuse(state, command, f"unknown checkpoint {command.from_checkpoint!r}")
+    payloads = _payloads(state, command)
+    _check(state, command, payloads)
+    return payloads
+
+
+def evolve(state: ExecutionState | None, commands: Sequence[Command]) -> ExecutionState | None:
+    """Decide ``commands`` one after another (all or nothing); the state they lead to.
+
+    Raises :class:`InvalidCommand` for the first command that is not allowed.
+    """
+    for command in commands:
+        state = _check(state, command, decide(state, command))
+    return state

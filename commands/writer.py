@@ -1,0 +1,473 @@
+"""``ExecutionWriter``: the single writer of one execution, fenced by a lease epoch.
+
+Design §3, step by step:
+
+1. take the lease ``execution:<id>`` (``LeaseStore``); its epoch ``e`` is the fencing
+   token, and every event this writer appends carries it;
+2. append the control event ``ExecutionOwnershipTaken(e)`` (no sequence);
+3. wait until the read model has applied that event's position, so everything the
+   previous owner got acknowledged is in the state it serves;
+4. load the state and continue at ``last_sequence + 1``.
+
+A brand-new execution skips 2-4: the creator takes the lease (epoch 1) and appends
+``ExecutionCreated`` at sequence 1 (the fold refuses ownership of an unknown execution).
+
+The lease is renewed in the background. When renewal fails (or the local deadline,
+a margin before the lease's ttl, passes without a renewal) every further command
+raises ``LeaseLost`` and writes nothing. A writer that does not notice (a GC pause
+between the check and the send) is a zombie: its events carry an old epoch and every
+fold drops them (``STALE_EPOCH``) once the next owner's ownership event is in the log.
+
+Commands are decided against the writer's running state (``commands.decide``) before
+anything is sent; ``execute_many`` and :func:`execute_together` validate a whole batch
+first and send it as one ``append_batch``. If an append fails, what reached the log is
+unknown, so the writer re-takes ownership (a new epoch) before its next command and
+continues from the state the read model holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from commands.decide import Command, CreateExecution, InvalidCommand, decide
+from commands.errors import CommandError, ExecutionNotOwned, LeaseLost
+from commands.leases import TRANSIENT_ERRORS, Lease, default_margin
+from commands.ports import (
+    Appender,
+    Leases,
+    ReadModel,
+    UserDataSettings,
+    encode_value,
+    take_lease,
+)
+from events import catalogue as c
+from events.envelope import Envelope, Position
+from events.fold import Outcome, step
+from events.state import ExecutionState
+from events.userdata import BlobStore, UserData
+
+log = logging.getLogger(__name__)
+
+
+class ExecutionNotFound(CommandError):
+    """Ownership of an execution the read model does not know (never created, or the
+    projection has not applied its creation)."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(f"execution {execution_id} does not exist in the read model")
+
+
+class ExecutionExists(CommandError):
+    """``create`` of an execution that already exists."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(f"execution {execution_id} already exists")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriterSettings:
+    """``lease_ttl`` seconds per lease tenure, renewed every ``renew_interval`` (default a
+    third of the ttl); ``read_model_timeout`` bounds the takeover's wait."""
+
+    lease_ttl: float = 30.0
+    renew_interval: float | None = None
+    read_model_timeout: float = 30.0
+    user_data: UserDataSettings = field(default_factory=UserDataSettings)
+
+    def __post_init__(self) -> None:
+        if not self.lease_ttl > 0:
+            raise ValueError(f"lease_ttl must be > 0, got {self.lease_ttl!r}")
+
+    @property
+    def renew_every(self) -> float:
+        return self.renew_interval if self.renew_interval is not None else self.lease_ttl / 3
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated batch of one writer: its envelopes and the state after them."""
+
+    writer: ExecutionWriter
+    envelopes: list[Envelope]
+    state: ExecutionState
+    per_command: list[int]
+
+
+class ExecutionWriter:
+    """The one writer of ``execution_id``; use :meth:`create` or :meth:`open`, then
+    :meth:`execute`, and :meth:`close` (or ``async with``) to release the lease."""
+
+    def __init__(
+        self,
+        execution_id: str,
+        *,
+        node_id: str,
+        log: Appender,
+        leases: Leases,
+        read_model: ReadModel,
+        blob_store: BlobStore | None = None,
+        settings: WriterSettings | None = None,
+        topic: str | None = None,
+    ) -> None:
+        self.execution_id = execution_id
+        self.node_id = node_id
+        self.log = log
+        self.blob_store = blob_store
+        self.settings = settings or WriterSettings()
+        self._leases = leases
+        self._read_model = read_model
+        self._topic = topic
+        self._lease: Lease | None = None
+        self._valid_until = 0.0
+        self._lost: LeaseLost | None = None
+        self._state: ExecutionState | None = None
+        self._resync = False
+        self._renewer: asyncio.Task[None] | None = None
+        self.lock = asyncio.Lock()
+        self.last_position: Position | None = None
+
+    # --- introspection -----------------------------------------------------------------
+
+    @property
+    def lease_name(self) -> str:
+        return f"execution:{self.execution_id}"
+
+    @property
+    def epoch(self) -> int:
+        """The fencing token every event of this writer carries (0 before ownership)."""
+        return 0 if self._lease is None else self._lease.epoch
+
+    @property
+    def state(self) -> ExecutionState:
+        """The state after this writer's last acknowledged event."""
+        if self._state is None:
+            raise ExecutionNotOwned(self.execution_id, self.node_id)
+        return self._state
+
+    @property
+    def lost(self) -> LeaseLost | None:
+        """Why the lease is no longer ours, once it is not."""
+        return self._lost
+
+    # --- ownership ---------------------------------------------------------------------
+
+    async def create(self, command: CreateExecution) -> Position:
+        """Create the execution: take its lease and append ``ExecutionCreated`` (seq 1)."""
+        if command.execution_id != self.execution_id:
+            raise ValueError(f"{command.execution_id!r} is not {self.execution_id!r}")
+        async with self.lock:
+            lease = await self._take_lease()
+            try:
+                if lease.epoch > 1 and await self._read_model.load_execution(self.execution_id):
+                    raise ExecutionExists(self.execution_id)
+                encoded = await self.encode(command)
+                payloads = decide(None, encoded)
+                envelopes = self._envelopes(None, payloads, pipeline_id=command.pipeline_id)
+                positions = await self._append(envelopes)
+                state = step(None, envelopes[0]).state
+                if lease.epoch > 1:
+                    # A creator before us may have crashed after appending: make sure
+                    # our ExecutionCreated is the one the fold applied.
+                    await self._read_model.wait_for(positions[-1], self.settings.read_model_timeout)
+                    seen = await self._read_model.load_execution(self.execution_id)
+                    if seen is None or seen.epoch != lease.epoch or seen.last_sequence != 1:
+                        raise ExecutionExists(self.execution_id)
+            except BaseException:
+                await self._drop_lease()
+                raise
+            self._state = state
+            self._start_renewal()
+            log.info(
+                "execution %s created by %s (epoch %s)",
+                self.execution_id,
+                self.node_id,
+                lease.epoch,
+            )
+            return positions[-1]
+
+    async def open(self, *, wait: float = 0.0) -> ExecutionState:
+        """Take over the execution (design §3); wait up to ``wait`` s for a live lease."""
+        async with self.lock:
+            await self._take_lease(wait=wait)
+            try:
+                state = await self._take_ownership()
+            except BaseException:
+                await self._drop_lease()
+                raise
+            self._start_renewal()
+            return state
+
+    async def close(self) -> None:
+        """Stop renewing and release the lease (safe to call twice)."""
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+        await self._drop_lease()
+
+    async def __aenter__(self) -> ExecutionWriter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _take_lease(self, *, wait: float = 0.0) -> Lease:
+        lease, self._valid_until = await take_lease(
+            self._leases, self.lease_name, self.node_id, self.settings.lease_ttl, wait=wait
+        )
+        if lease is None:
+            current = await self._leases.current(self.lease_name)
+            error = ExecutionNotOwned(self.execution_id, self.node_id)
+            # Who holds it instead (the errors module has no field for it yet).
+            error.current_holder = None if current is None else current.holder  # type: ignore[attr-defined]
+            error.current_epoch = None if current is None else current.epoch  # type: ignore[attr-defined]
+            raise error
+        self._lease, self._lost, self._resync = lease, None, False
+        return lease
+
+    async def _take_ownership(self) -> ExecutionState:
+        marker = Envelope(
+            execution_id=self.execution_id,
+            pipeline_id=None if self._state is None else self._state.pipeline_id,
+            sequence=None,
+            epoch=self.epoch,
+            payload=c.ExecutionOwnershipTaken(epoch=self.epoch, node_id=self.node_id),
+            producer=self.node_id,
+        )
+        [position] = await self._append([marker])
+        await self._read_model.wait_for(position, self.settings.read_model_timeout)
+        state = await self._read_model.load_execution(self.execution_id)
+        if state is None:
+            raise ExecutionNotFound(self.execution_id)
+        if state.epoch != self.epoch:
+            current = await self._leases.current(self.lease_name)
+            raise LeaseLost(
+                self.lease_name,
+                self.node_id,
+                self.epoch,
+                current_holder=None if current is None else current.holder,
+                current_epoch=state.epoch,
+            )
+        self._check_writable()
+        self._state, self._resync = state, False
+        log.info(
+            "execution %s taken over by %s at epoch %s (last sequence %s, %s)",
+            self.execution_id,
+            self.node_id,
+            self.epoch,
+            state.last_sequence,
+            position.token(),
+        )
+        return state
+
+    async def _drop_lease(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None and self._lost is None:
+            await self._leases.release(lease)
+
+    def _start_renewal(self) -> None:
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(
+                self._renew_forever(), name=f"renew {self.lease_name}"
+            )
+
+    async def _renew_forever(self) -> None:
+        """Renew every ``renew_every``; on a transient failure retry until the local
+        deadline, then (or on ``LeaseLost``, or anything unexpected) mark the lease lost."""
+        loop = asyncio.get_running_loop()
+        pause = self.settings.renew_every
+        while True:
+            await asyncio.sleep(min(pause, max(0.0, self._valid_until - loop.time())))
+            lease = self._lease
+            if lease is None or self._lost is not None:
+                return
+            started = loop.time()
+            try:
+                if started >= self._valid_until:
+                    raise LeaseLost(lease.name, lease.holder, lease.epoch)
+                async with asyncio.timeout_at(self._valid_until):
+                    renewed = await self._leases.renew(lease)
+            except TRANSIENT_ERRORS as exc:
+                log.warning(
+                    "execution %s: renewing %s failed, retrying: %r",
+                    self.execution_id,
+                    lease.name,
+                    exc,
+                )
+                pause = min(1.0, self.settings.renew_every)
+                continue
+            except LeaseLost as exc:
+                self._lose(exc)
+                return
+            except Exception as exc:
+                log.exception(
+                    "execution %s: renewing %s failed unexpectedly", self.execution_id, lease.name
+                )
+                self._lose(LeaseLost(lease.name, lease.holder, lease.epoch), cause=exc)
+                return
+            pause = self.settings.renew_every
+            if self._lease is not None and renewed.epoch == self._lease.epoch:
+                self._lease = renewed
+                self._valid_until = started + renewed.ttl - default_margin(renewed.ttl)
+
+    def _lose(self, error: LeaseLost, *, cause: BaseException | None = None) -> None:
+        error.__cause__ = cause
+        self._lost = error
+        log.warning("execution %s: %s; refusing further commands", self.execution_id, error)
+
+    def _check_writable(self) -> None:
+        if self._lost is not None:
+            raise self._lost
+        lease = self._lease
+        if lease is None:
+            raise ExecutionNotOwned(self.execution_id, self.node_id)
+        if asyncio.get_running_loop().time() >= self._valid_until:
+            self._lose(LeaseLost(lease.name, lease.holder, lease.epoch))
+            raise LeaseLost(lease.name, lease.holder, lease.epoch)
+
+    # --- commands ----------------------------------------------------------------------
+
+    async def execute(self, command: Command, **ids: str | None) -> Position:
+        """Decide ``command`` and append its events; the position of the last one.
+
+        ``ids`` may set ``correlation_id`` / ``causation_id`` on the events.
+        """
+        return (await self.execute_many([command], **ids))[-1]
+
+    async def execute_many(self, commands: Sequence[Command], **ids: str | None) -> list[Position]:
+        """All or nothing: decide every command over the running state, then one
+        ``append_batch``. One position per command (its last event's)."""
+        [positions] = await execute_together([(self, commands)], **ids)
+        return positions
+
+    async def encode(self, command: Command) -> Command:
+        """The command with its plain user data encoded with this writer's blob store
+        (claim-checked if large); ``execute`` does this itself."""
+        encoded: dict[str, UserData] = {}
+        for name in command.user_data_fields:
+            value = getattr(command, name)
+            if value is not None and not isinstance(value, UserData):
+                encoded[name] = await encode_value(value, self.blob_store, self.settings.user_data)
+        return replace(command, **encoded) if encoded else command
+
+    async def prepare(self, commands: Sequence[Command], **ids: str | None) -> Prepared:
+        """Validate ``commands`` over the running state; call with :attr:`lock` held."""
+        self._check_writable()
+        if self._resync:
+            await self._take_lease()
+            await self._take_ownership()
+        state = self.state
+        envelopes: list[Envelope] = []
+        per_command: list[int] = []
+        for command in commands:
+            encoded = await self.encode(command)
+            if isinstance(encoded, CreateExecution):
+                raise InvalidCommand(
+                    self.execution_id,
+                    f"execution {self.execution_id}",
+                    state.status,
+                    "CreateExecution",
+                    "the execution already exists",
+                )
+            batch = self._envelopes(state, decide(state, encoded), **ids)
+            for envelope in batch:
+                result = step(state, envelope)
+                if result.outcome is not Outcome.APPLIED:  # decide asked the fold already
+                    raise AssertionError(f"fold refused a decided event: {result.reason}")
+                state = result.state
+            envelopes.extend(batch)
+            per_command.append(len(batch))
+        return Prepared(self, envelopes, state, per_command)
+
+    def commit(self, prepared: Prepared, positions: Sequence[Position]) -> list[Position]:
+        """Adopt the state of an appended batch; one position per command."""
+        self._state = prepared.state
+        if positions:
+            self.last_position = positions[-1]
+        out: list[Position] = []
+        end = 0
+        for count in prepared.per_command:  # decide returns at least one event per command
+            end += count
+            out.append(positions[end - 1])
+        return out
+
+    def _envelopes(
+        self,
+        state: ExecutionState | None,
+        payloads: Sequence[c.Payload],
+        *,
+        pipeline_id: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> list[Envelope]:
+        first = 1 if state is None else state.last_sequence + 1
+        return [
+            Envelope(
+                execution_id=self.execution_id,
+                pipeline_id=pipeline_id if state is None else state.pipeline_id,
+                sequence=first + i,
+                epoch=self.epoch,
+                payload=payload,
+                producer=self.node_id,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+            )
+            for i, payload in enumerate(payloads)
+        ]
+
+    async def _append(self, envelopes: Sequence[Envelope]) -> list[Position]:
+        self._check_writable()
+        try:
+            positions = await self.log.append_batch(envelopes, self._topic)
+        except BaseException:
+            self._resync = True
+            raise
+        if positions:
+            self.last_position = positions[-1]
+        return positions
+
+
+async def execute_together(
+    items: Sequence[tuple[ExecutionWriter, Sequence[Command]]], **ids: str | None
+) -> list[list[Position]]:
+    """Validate commands for several executions, all or nothing, and send them in one
+    ``append_batch`` when the writers share a log (else one per log, in order).
+
+    One list of positions per item, one position per command.
+    """
+    writers = sorted((w for w, _ in items), key=lambda w: w.execution_id)
+    if len({id(w) for w in writers}) != len(writers):
+        raise ValueError("execute_together: give each writer once, with all its commands")
+    async with contextlib.AsyncExitStack() as stack:
+        for writer in writers:
+            await stack.enter_async_context(writer.lock)
+        prepared = [await writer.prepare(commands, **ids) for writer, commands in items]
+        by_log: dict[int, list[Prepared]] = {}
+        for p in prepared:
+            by_log.setdefault(id(p.writer.log), []).append(p)
+        results: dict[int, list[Position]] = {}
+        for group in by_log.values():
+            envelopes = [e for p in group for e in p.envelopes]
+            for p in group:
+                p.writer._check_writable()
+            if not envelopes:
+                continue
+            appender = group[0].writer
+            try:
+                positions = await appender.log.append_batch(envelopes, appender._topic)
+            except BaseException:
+                for p in group:
+                    p.writer._resync = True
+                raise
+            offset = 0
+            for p in group:
+                results[id(p)] = positions[offset : offset + len(p.envelopes)]
+                offset += len(p.envelopes)
+        return [p.writer.commit(p, results.get(id(p), [])) for p in prepared]

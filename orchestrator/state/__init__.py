@@ -1,0 +1,78 @@
+"""``orchestrator.state``: the state-management API the seed document describes.
+
+    from orchestrator.state import checkpoint, StateManager, DistributedLock, \\
+        LeaderElection, StateMachine, BatchStateManager, RecoveryError
+
+Configure once per process (the orchestrator's entry point does this)::
+
+    runtime = await StateRuntime.connect(dsn=..., bootstrap_servers=..., blob_store=...)
+    configure(runtime)
+
+``checkpoint`` is a module: ``checkpoint.save / list / restore / task_scope``.
+"""
+
+from commands.errors import ImmutableVariable, LeaseLost, StaleExpectedVersion
+from commands.leader import LeaderElection
+from commands.lock import DistributedLock
+from events.errors import InvalidTransition
+from orchestrator.state import checkpoint
+from orchestrator.state.batch import BatchStateManager, StateBatch
+from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
+from orchestrator.state.errors import (
+    CheckpointCorrupt,
+    CheckpointNotFound,
+    NotConfigured,
+    NotInTask,
+    NoWriter,
+    RecoveryError,
+    StateError,
+    StateNotFound,
+)
+from orchestrator.state.machine import PipelineStateMachine, StateMachine
+from orchestrator.state.manager import SharedStateView, StateManager
+from orchestrator.state.readmodel import PostgresReadModel
+from orchestrator.state.runtime import (
+    StateRuntime,
+    StateSettings,
+    TaskContext,
+    configure,
+    current_runtime,
+    current_task,
+    task_scope,
+    use_runtime,
+)
+
+__all__ = [
+    "BatchStateManager",
+    "CheckpointCorrupt",
+    "CheckpointNotFound",
+    "DistributedLock",
+    "FilesystemBlobStore",
+    "ImmutableVariable",
+    "InvalidTransition",
+    "LeaderElection",
+    "LeaseLost",
+    "NoWriter",
+    "NotConfigured",
+    "NotInTask",
+    "PipelineStateMachine",
+    "PostgresReadModel",
+    "RecoveryError",
+    "S3BlobStore",
+    "SharedStateView",
+    "StaleExpectedVersion",
+    "StateBatch",
+    "StateError",
+    "StateMachine",
+    "StateManager",
+    "StateNotFound",
+    "StateRuntime",
+    "StateSettings",
+    "TaskContext",
+    "checkpoint",
+    "configure",
+    "current_runtime",
+    "current_task",
+    "task_scope",
+    "use_runtime",
+]

@@ -1,0 +1,114 @@
+"""Blob stores for claim-checked user data: the local filesystem and S3.
+
+User data above the claim-check threshold (checkpoint data, large task outputs) is
+kept here and the event carries only ``{uri, sha256, size}``; reading it back checks
+the sha256 (``events.userdata.fetch_verified``). Keys are content addresses
+(``blobs/<2 hex>/<sha256>``), so writing the same bytes twice is harmless.
+
+The ``BlobStore`` port is synchronous: callers on the event loop run it through
+``asyncio.to_thread`` (``commands.ports.encode_value`` does). Only this module knows
+boto3; a missing object or an unreadable file becomes ``UserDataError``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from events.errors import UserDataError
+
+
+class FilesystemBlobStore:
+    """Blobs as files under ``root``, written atomically (temp file, fsync, rename)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.root = Path(root).resolve()
+        self.fsync = fsync
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise UserDataError(f"blob key {key!r} escapes the store root {self.root}")
+        return path
+
+    def put_blob(self, key: str, data: bytes) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path.as_uri()
+
+    def get_blob(self, uri: str) -> bytes:
+        parts = urlsplit(uri)
+        if parts.scheme != "file":
+            raise UserDataError(f"blob {uri} is not a file:// URI (this store is {self.root})")
+        path = Path(parts.path).resolve()
+        if not path.is_relative_to(self.root):
+            raise UserDataError(f"blob {uri} is outside the store root {self.root}")
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise UserDataError(f"blob {uri} cannot be read: {exc}") from exc
+
+
+class S3BlobStore:
+    """Blobs as objects under ``s3://bucket/prefix``; ``client`` is a boto3 S3 client."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+
+    @classmethod
+    def from_endpoint(
+        cls,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+    ) -> S3BlobStore:
+        """A store with its own boto3 client (credentials from arguments or the env)."""
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+        )
+        return cls(client, bucket, prefix)
+
+    def put_blob(self, key: str, data: bytes) -> str:
+        name = self.prefix + key
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=name, Body=data)
+        except Exception as exc:  # botocore's ClientError / connection errors
+            raise UserDataError(f"cannot store blob s3://{self.bucket}/{name}: {exc}") from exc
+        return f"s3://{self.bucket}/{name}"
+
+    def get_blob(self, uri: str) -> bytes:
+        parts = urlsplit(uri)
+        if parts.scheme != "s3":
+            raise UserDataError(f"blob {uri} is not an s3:// URI")
+        try:
+            response = self.client.get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))
+            body: bytes = response["Body"].read()
+        except Exception as exc:  # NoSuchKey, access denied, connection errors
+            raise UserDataError(f"blob {uri} cannot be read: {exc}") from exc
+        return body

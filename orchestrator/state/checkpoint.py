@@ -1,0 +1,280 @@
+"""The seed's checkpoint API: ``save`` inside a task, ``list``, ``restore``.
+
+Used as the seed writes it::
+
+    from orchestrator.state import checkpoint
+
+    await checkpoint.save(name="after_part_1", data={...}, metadata={"timestamp": datetime.now()})
+    checkpoints = await checkpoint.list(pipeline_id="research_pipeline", execution_id="exec_12345")
+    restored = await checkpoint.restore(checkpoint_id=checkpoints[-1].id)
+
+``save`` appends ``CheckpointSaved`` through the running task's execution writer (the
+task scope, set by the orchestrator or :func:`task_scope`): it is fenced and ordered
+like every other event of the execution. Its data is JSON, zstd-compressed above a
+threshold and claim-checked into the blob store above 256 KiB (sha256-verified when
+read back). Metadata may hold datetimes (ISO 8601 strings once saved).
+
+``restore`` rebuilds the execution's state *at* the checkpoint: the fold of the
+archived events (``execution_events``) up to the checkpoint's sequence, with the
+checkpoint's data read back from the event itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from commands.decide import SaveCheckpoint
+from events import catalogue as c
+from events.envelope import Position
+from events.errors import UserDataError
+from events.fold import Outcome, step
+from events.state import ExecutionState
+from events.userdata import UserData, decode_user_data
+from orchestrator.state.errors import (
+    CheckpointCorrupt,
+    CheckpointNotFound,
+    NotConfigured,
+    NotInTask,
+)
+from orchestrator.state.runtime import StateRuntime, current_runtime, current_task, task_scope
+
+__all__ = [
+    "CheckpointInfo",
+    "RestoredCheckpoint",
+    "SavedCheckpoint",
+    "list",
+    "restore",
+    "save",
+    "task_scope",
+]
+
+Consistency = Literal["eventual", "strong"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SavedCheckpoint:
+    """What ``save`` wrote: the checkpoint's id and where its event landed."""
+
+    id: str
+    name: str
+    execution_id: str
+    task_id: str | None
+    sequence: int
+    position: Position
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointInfo:
+    """A checkpoint as ``list`` returns it (without its data)."""
+
+    id: str
+    name: str
+    pipeline_id: str
+    execution_id: str
+    task_id: str | None
+    sequence: int
+    progress: float | None
+    created_at: dt.datetime
+    metadata: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoredCheckpoint:
+    """The execution's state at the checkpoint and the checkpoint's data."""
+
+    id: str
+    name: str
+    pipeline_id: str
+    execution_id: str
+    task_id: str | None
+    sequence: int
+    progress: float | None
+    created_at: dt.datetime
+    state: ExecutionState
+    data: Any
+    metadata: Any
+
+
+def _jsonable(value: Any) -> Any:
+    """Datetimes (and dates, times) as ISO 8601; containers walked; the rest as is."""
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, builtins.list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _progress(data: Any) -> float | None:
+    value = data.get("progress") if isinstance(data, Mapping) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+async def save(
+    name: str,
+    data: Any = None,
+    metadata: Any = None,
+    *,
+    progress: float | None = None,
+) -> SavedCheckpoint:
+    """Save a checkpoint of the running task; ``progress`` defaults to ``data["progress"]``.
+
+    Raises ``NotInTask`` outside a task, ``InvalidTransition`` if the execution is not
+    running or paused, ``LeaseLost`` if this process no longer owns the execution.
+    """
+    task = current_task()
+    if task is None:
+        raise NotInTask("checkpoint.save")
+    command = SaveCheckpoint(
+        name=name,
+        task_id=task.task_id,
+        data=_jsonable(data),
+        metadata=None if metadata is None else _jsonable(metadata),
+        progress=progress if progress is not None else _progress(data),
+    )
+    position = await task.writer.execute(command)
+    runtime = _runtime_or_none()
+    if runtime is not None:
+        runtime.record([position])
+    return SavedCheckpoint(
+        id=command.checkpoint_id,
+        name=name,
+        execution_id=task.execution_id,
+        task_id=task.task_id,
+        sequence=task.writer.state.last_sequence,
+        position=position,
+    )
+
+
+def _runtime_or_none() -> StateRuntime | None:
+    try:
+        return current_runtime()
+    except NotConfigured:  # a writer used without a runtime: nothing to record
+        return None
+
+
+async def list(
+    pipeline_id: str | None = None,
+    execution_id: str | None = None,
+    *,
+    consistency: Consistency = "strong",
+    runtime: StateRuntime | None = None,
+) -> builtins.list[CheckpointInfo]:
+    """Checkpoints of a pipeline and/or execution, oldest first.
+
+    ``consistency="strong"`` (the default here) first waits until the read model has
+    applied this process's own writes, so a checkpoint just saved is listed.
+    """
+    rt = runtime or current_runtime("checkpoint.list")
+    if consistency == "strong":
+        await rt.wait_for(rt.written())
+    table = rt.read_model.tables.checkpoints
+    order = "sequence" if execution_id is not None else "created_at, execution_id, sequence"
+    rows = await rt.pool.fetch(
+        f"SELECT checkpoint_id, name, pipeline_id, execution_id, task_id, sequence, progress,"
+        f" created_at, metadata FROM {table}"
+        " WHERE ($1::text IS NULL OR pipeline_id = $1)"
+        " AND ($2::text IS NULL OR execution_id = $2)"
+        f" ORDER BY {order}",
+        pipeline_id,
+        execution_id,
+    )
+    return [
+        CheckpointInfo(
+            id=r["checkpoint_id"],
+            name=r["name"],
+            pipeline_id=r["pipeline_id"],
+            execution_id=r["execution_id"],
+            task_id=r["task_id"],
+            sequence=r["sequence"],
+            progress=r["progress"],
+            created_at=r["created_at"],
+            metadata=_loads(r["metadata"]),
+        )
+        for r in rows
+    ]
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+async def restore(
+    checkpoint_id: str,
+    *,
+    consistency: Consistency = "strong",
+    runtime: StateRuntime | None = None,
+) -> RestoredCheckpoint:
+    """The execution's state at the checkpoint and its data (blob fetched and verified).
+
+    Raises ``CheckpointNotFound``, or ``CheckpointCorrupt`` when the data cannot be read
+    back intact (a missing or tampered blob).
+    """
+    rt = runtime or current_runtime("checkpoint.restore")
+    if consistency == "strong":
+        await rt.wait_for(rt.written())
+    tables = rt.read_model.tables
+    row = await rt.pool.fetchrow(
+        f"SELECT execution_id, sequence, created_at FROM {tables.checkpoints}"
+        " WHERE checkpoint_id = $1",
+        checkpoint_id,
+    )
+    if row is None:
+        raise CheckpointNotFound(checkpoint_id)
+    events = await rt.pool.fetch(
+        f"SELECT raw FROM {tables.execution_events} WHERE execution_id = $1"
+        ' AND (sequence IS NULL OR sequence <= $2) ORDER BY partition, "offset"',
+        row["execution_id"],
+        row["sequence"],
+    )
+    state: ExecutionState | None = None
+    saved: c.CheckpointSaved | None = None
+    for record in events:
+        envelope = rt.codec.decode(bytes(record["raw"]))
+        result = step(state, envelope)
+        state = result.state
+        payload = envelope.payload
+        if result.outcome is Outcome.APPLIED and isinstance(payload, c.CheckpointSaved):
+            if payload.checkpoint_id == checkpoint_id:
+                saved = payload
+                break
+    if state is None or saved is None:
+        raise CheckpointCorrupt(checkpoint_id, "its event is not in the execution's archive")
+    data, metadata = await asyncio.gather(
+        _read(rt, checkpoint_id, saved.data), _read(rt, checkpoint_id, saved.metadata)
+    )
+    return RestoredCheckpoint(
+        id=checkpoint_id,
+        name=saved.name,
+        pipeline_id=state.pipeline_id,
+        execution_id=state.execution_id,
+        task_id=saved.task_id,
+        sequence=state.last_sequence,
+        progress=saved.progress,
+        created_at=row["created_at"],
+        state=state,
+        data=data,
+        metadata=metadata,
+    )
+
+
+async def _read(rt: StateRuntime, checkpoint_id: str, value: UserData | None) -> Any:
+    if value is None:
+        return None
+    if value.ref is not None and rt.blob_store is None:
+        raise CheckpointCorrupt(checkpoint_id, f"data is in {value.ref.uri} and no blob store")
+    try:
+        if value.ref is None:
+            return decode_user_data(value)
+        return await asyncio.to_thread(decode_user_data, value, rt.blob_store)
+    except UserDataError as exc:
+        raise CheckpointCorrupt(checkpoint_id, str(exc)) from exc

@@ -1,0 +1,61 @@
+"""The write side's ``ReadModel`` port, backed by the projection's PostgreSQL tables.
+
+``commands`` may not import ``projections``; this adapter (in the top layer, which may
+import both) is what ``ExecutionWriter`` and ``SharedStateWriter`` are wired with. It
+reads rows with the projection's own mapping (``projections.readmodel``) and waits for
+positions with the projection's offsets (``projections.positions``), so a writer sees
+exactly the state the processor committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from commands.ports import ReadModelTimeout
+from events.envelope import Position
+from events.state import ExecutionState, NamespaceState
+from projections import readmodel as rm
+from projections.positions import applied_offset, wait_for_position
+from projections.settings import ProjectionSettings
+from projections.store import ReadModelStore
+
+
+class PostgresReadModel:
+    """Reads of one projection's tables through ``pool``."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: ProjectionSettings | None = None) -> None:
+        self.pool = pool
+        self.settings = settings or ProjectionSettings()
+        self.tables = self.settings.tables
+        self._store = ReadModelStore(self.settings)
+
+    async def load_execution(self, execution_id: str) -> ExecutionState | None:
+        async with self.pool.acquire() as conn:
+            found = await self._store.load_executions(conn, [execution_id])
+        entry = found.get(execution_id)
+        return None if entry is None else entry.state
+
+    async def load_namespace(self, namespace: str) -> NamespaceState:
+        rows = await self.pool.fetch(
+            f"SELECT * FROM {self.tables.shared_variables} WHERE namespace = $1 ORDER BY name",
+            namespace,
+        )
+        variables = {r["name"]: rm.shared_variable_from_row(r) for r in rows}
+        return NamespaceState(namespace=namespace, variables=variables)
+
+    async def wait_for(self, position: Position, timeout: float) -> None:  # noqa: ASYNC109
+        if await wait_for_position(self.pool, self.settings.name, position, timeout):
+            return
+        async with self.pool.acquire() as conn:
+            done = await applied_offset(
+                conn, self.settings.name, position.topic, position.partition
+            )
+        raise ReadModelTimeout(position, timeout, applied=done - 1)
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Rows of a query on this projection's tables (``{table}`` names substituted)."""
+        names = dict(self.tables.items())
+        rows: list[asyncpg.Record] = await self.pool.fetch(sql.format(**names), *args)
+        return rows
