@@ -1,0 +1,269 @@
+"""Compiled Avro encoders: dataclass -> checked -> bytes, in one pass (see ``events._avro``).
+
+Each ``_enc_<kind>`` returns the source lines that check the value in local ``v`` and
+append its encoding to the bytearray ``out``; ``part`` is a Python expression naming
+the value in an error path (``'attempt'``, ``f'[{i}]'``). A wrong value raises
+``Mismatch(part, "expected int, got str")``; enclosing records prepend their parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from events._avro import INT_RANGE, Compiler, Encoder, short_name, zigzag
+
+
+class _Value:
+    """What every generator needs: the compiler, the value, its path part, the indent."""
+
+    __slots__ = ("c", "ind", "opt", "part", "v")
+
+    def __init__(self, c: Compiler, v: str, part: str, ind: str, nullable: bool) -> None:
+        self.c, self.v, self.part, self.ind = c, v, part, ind
+        self.opt = " or None" if nullable else ""
+
+    def bad(self, expected: str) -> str:
+        """The line raising 'expected X, got T', one level in."""
+        message = f"f'expected {expected}{self.opt}, got {{_tn({self.v})}}'"
+        return f"{self.ind}    raise _Mismatch({self.part}, {message})"
+
+    def fail(self, message: str) -> str:
+        """The line raising ``message`` (an f-string expression), one level in."""
+        return f"{self.ind}    raise _Mismatch({self.part}, {message})"
+
+
+def _enc_null(x: _Value, schema: Any) -> list[str]:
+    return [f"{x.ind}if {x.v} is not None:", x.bad("None")]
+
+
+def _enc_boolean(x: _Value, schema: Any) -> list[str]:
+    i, v = x.ind, x.v
+    return [
+        f"{i}if {v} is True:",
+        f"{i}    out += b'\\x01'",
+        f"{i}elif {v} is False:",
+        f"{i}    out += b'\\x00'",
+        f"{i}else:",
+        x.bad("bool"),
+    ]
+
+
+def _write_long(x: _Value, bits: str) -> list[str]:
+    i, v = x.ind, x.v
+    low, high = INT_RANGE[bits]
+    return [
+        f"{i}if -64 <= {v} < 64:",
+        f"{i}    out += _SMALL[{v} + 64]",
+        f"{i}elif {low} <= {v} <= {high}:",
+        f"{i}    out += _zigzag({v})",
+        f"{i}else:",
+        x.fail(f"f'expected int in [{low}, {high}], got {{{v}}}'"),
+    ]
+
+
+def _enc_int(x: _Value, schema: Any, bits: str = "int") -> list[str]:
+    v = x.v
+    not_int = f"(not isinstance({v}, int) or {v} is True or {v} is False)"
+    return [
+        f"{x.ind}if {v}.__class__ is not int and {not_int}:",
+        x.bad("int"),
+        *_write_long(x, bits),
+    ]
+
+
+def _enc_long(x: _Value, schema: Any) -> list[str]:
+    return _enc_int(x, schema, "long")
+
+
+def _enc_timestamp_micros(x: _Value, schema: Any) -> list[str]:
+    i, v, d = x.ind, x.v, x.c.var("d")
+    return [
+        f"{i}if not isinstance({v}, _datetime):",
+        x.bad("datetime"),
+        f"{i}if {v}.tzinfo is None:",
+        x.fail("'expected a timezone-aware datetime, got a naive one'"),
+        f"{i}{d} = {v} - _EPOCH",
+        f"{i}{v} = ({d}.days * 86400 + {d}.seconds) * 1000000 + {d}.microseconds",
+        *_write_long(x, "long"),
+    ]
+
+
+def _enc_double(x: _Value, schema: Any) -> list[str]:
+    i, v = x.ind, x.v
+    return [
+        f"{i}if {v}.__class__ is not float:",
+        f"{i}    if not isinstance({v}, (int, float)) or {v} is True or {v} is False:",
+        "    " + x.bad("float"),
+        f"{i}    try:",
+        f"{i}        {v} = float({v})",
+        f"{i}    except OverflowError:",
+        "        " + x.fail(f"f'{{{v}}} is too large for a double'"),
+        f"{i}out += _pack_d({v})",
+    ]
+
+
+def _write_bytes(x: _Value) -> list[str]:
+    i = x.ind
+    return [
+        f"{i}n = len(bs)",
+        f"{i}out += _SMALL[n + 64] if n < 64 else _zigzag(n)",
+        f"{i}out += bs",
+    ]
+
+
+def _enc_bytes(x: _Value, schema: Any) -> list[str]:
+    check = [f"{x.ind}if {x.v}.__class__ is not bytes:", x.bad("bytes")]
+    return [*check, f"{x.ind}bs = {x.v}", *_write_bytes(x)]
+
+
+def _enc_string(x: _Value, schema: Any, uuid: bool = False) -> list[str]:
+    i, v = x.ind, x.v
+    lines = [f"{i}if {v}.__class__ is not str and not isinstance({v}, str):", x.bad("str")]
+    if uuid:
+        lines += [
+            f"{i}if _uuid({v}) is None:",
+            x.fail(f"f'expected a lower-case UUID string, got {{{v}!r}}'"),
+        ]
+    return [
+        *lines,
+        f"{i}try:",
+        f"{i}    bs = {v}.encode()",
+        f"{i}except UnicodeEncodeError as exc:",
+        x.fail("f'not encodable as UTF-8: {exc}'") + " from None",
+        *_write_bytes(x),
+    ]
+
+
+def _enc_uuid(x: _Value, schema: Any) -> list[str]:
+    return _enc_string(x, schema, uuid=True)
+
+
+def _enc_enum(x: _Value, schema: Any) -> list[str]:
+    i, v, e = x.ind, x.v, x.c.var("e")
+    table = x.c.const({s: zigzag(n) for n, s in enumerate(schema["symbols"])})
+    return [
+        f"{i}{e} = {table}.get({v}) if {v}.__class__ is str else None",
+        f"{i}if {e} is None:",
+        x.bad(f"one of {', '.join(schema['symbols'])}"),
+        f"{i}out += {e}",
+    ]
+
+
+def _enc_array(x: _Value, schema: Any) -> list[str]:
+    i, v = x.ind, x.v
+    index, item = x.c.var("i"), x.c.var("x")
+    inner = _Value(x.c, item, f"f'[{{{index}}}]'", i + "            ", False)
+    return [
+        f"{i}if {v}.__class__ is not tuple and {v}.__class__ is not list:",
+        x.bad("tuple"),
+        f"{i}if {v}:",
+        f"{i}    n = len({v})",
+        f"{i}    out += _SMALL[n + 64] if n < 64 else _zigzag(n)",
+        f"{i}    try:",
+        f"{i}        for {index}, {item} in enumerate({v}):",
+        *encode_value(inner, schema["items"]),
+        f"{i}    except _Mismatch as exc:",
+        f"{i}        exc.parts.insert(0, {x.part})",
+        f"{i}        raise",
+        f"{i}out += b'\\x00'",
+    ]
+
+
+def _call_record(x: _Value, call: str) -> list[str]:
+    """Call a record's function; a Mismatch inside gets this value's part prepended."""
+    i = x.ind
+    return [
+        f"{i}try:",
+        f"{i}    {call}",
+        f"{i}except _Mismatch as exc:",
+        f"{i}    exc.parts.insert(0, {x.part})",
+        f"{i}    raise",
+    ]
+
+
+def _enc_record(x: _Value, schema: Any) -> list[str]:
+    return _call_record(x, f"{x.c.function_for(schema)}({x.v}, out)")
+
+
+def _enc_union(x: _Value, union: list[Any]) -> list[str]:
+    c, v, inner = x.c, x.v, x.ind + "    "
+    has_null, records, others = c.union_parts(union)
+    index = {c.branch_name(s): zigzag(n) for n, s in enumerate(union)}
+    cases: list[tuple[str | None, list[str]]] = []  # (condition, body); None is "else"
+    if has_null:
+        cases.append((f"{v} is None", [f"{inner}out += {index['null']!r}"]))
+    if records:
+        table, f = c.var("_u"), c.var("f")
+        entries = (
+            f"{c.const(c.cls(r))}: ({index[r['name']]!r}, {c.function_for(r)})" for r in records
+        )
+        c.post.append(f"{table} = {{{', '.join(entries)}}}")
+        call = _call_record(_Value(c, v, x.part, inner, False), f"{f}[1]({v}, out)")
+        body = [f"{inner}{f} = {table}[{v}.__class__]", f"{inner}out += {f}[0]", *call]
+        cases.append((f"{v}.__class__ in {table}", body))
+    if others:
+        body = [f"{inner}out += {index[c.branch_name(others[0])]!r}"]
+        body += encode_value(_Value(c, v, x.part, inner, has_null), others[0])
+    else:
+        names = [short_name(r["name"]) for r in records] + (["None"] if has_null else [])
+        body = [
+            f"{inner}raise _Mismatch({x.part}, f'expected {' or '.join(names)}, got {{_tn({v})}}')"
+        ]
+    cases.append((None, body))
+    lines = []
+    for n, (condition, body) in enumerate(cases):
+        if condition is None:
+            head = "else:" if n else "if True:"
+        else:
+            head = f"{'elif' if n else 'if'} {condition}:"
+        lines += [x.ind + head, *body]
+    return lines
+
+
+_GENERATORS: dict[str, Callable[[_Value, Any], list[str]]] = {
+    "null": _enc_null,
+    "boolean": _enc_boolean,
+    "int": _enc_int,
+    "long": _enc_long,
+    "long-timestamp-micros": _enc_timestamp_micros,
+    "double": _enc_double,
+    "bytes": _enc_bytes,
+    "string": _enc_string,
+    "string-uuid": _enc_uuid,
+    "enum": _enc_enum,
+    "array": _enc_array,
+    "record": _enc_record,
+    "union": _enc_union,
+}
+
+
+def encode_value(x: _Value, schema: Any) -> list[str]:
+    """Lines that check ``x.v`` against ``schema`` and append its encoding to ``out``."""
+    generator = _GENERATORS.get(x.c.kind(schema))
+    if generator is None:
+        raise TypeError(f"unsupported Avro type {schema!r}")
+    return generator(x, x.c.resolve(schema))
+
+
+def _record_function(c: Compiler, record: Mapping[str, Any]) -> list[str]:
+    cls = c.cls(record)
+    lines = [
+        f"def {c.prefix}{short_name(record['name'])}(o, out):",
+        f"    if o.__class__ is not {c.const(cls)}:",
+        f"        raise _Mismatch(None, f'expected {cls.__name__}, got {{_tn(o)}}')",
+    ]
+    for field in record["fields"]:
+        name = c.field_name(field)
+        if name not in getattr(cls, "__dataclass_fields__", {}) and not hasattr(cls, name):
+            raise TypeError(f"{cls.__name__} has no attribute for Avro field {name}")
+        v = c.var("v")
+        lines.append(f"    {v} = o.{name}")
+        lines += encode_value(_Value(c, v, repr(name), "    ", False), field["type"])
+    return lines
+
+
+def compile_encoder(schema: Any, classes: Mapping[str, type]) -> Encoder:
+    """An encoder ``(obj, out)`` appending ``obj``'s encoding; raises ``Mismatch``."""
+    encoder: Encoder = Compiler(schema, classes, "_enc_").build(_record_function)
+    return encoder
