@@ -1,0 +1,78 @@
+"""``orchestrator-state api``: serve the query API (FastAPI) with uvicorn.
+
+Binds to 127.0.0.1 unless told otherwise: the read models hold every pipeline's
+context and outputs, so exposing them is a decision, not a default. The database
+comes from ``--database-url`` or ``DATABASE_URL``; the token, the wait limits and
+the rest of ``ApiSettings`` from ``ORCHESTRATOR_*`` variables.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+from rich.console import Console
+
+from projections.api import ApiSettings, create_app
+
+_GRACEFUL_SHUTDOWN_S = 5  # SSE streams never end by themselves: cut them after this
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0: all)."),
+    port: int = typer.Option(8080, "--port", min=0, max=65535, help="TCP port (0: any free)."),
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        envvar="DATABASE_URL",
+        show_default=False,
+        help="PostgreSQL DSN of the read models.",
+    ),
+    migrate: bool = typer.Option(
+        False, "--migrate", help="Apply the read-model migrations before serving."
+    ),
+) -> None:
+    """Serve the query API: executions, tasks, checkpoints, events, shared variables."""
+    err = Console(stderr=True)
+    overrides: dict[str, object] = {"apply_migrations": migrate}
+    if database_url:
+        overrides["database_url"] = database_url
+    try:
+        settings = ApiSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"])
+            hint = " (pass --database-url or set DATABASE_URL)" if key == "database_url" else ""
+            err.print(f"[bold red]error:[/] {key}: {error['msg']}{hint}", highlight=False)
+        raise typer.Exit(2) from None
+    if settings.api_token is None and not _is_loopback(host):
+        err.print(
+            f"[yellow]warning:[/] serving on {host} without ORCHESTRATOR_API_TOKEN: "
+            "anyone who reaches the port reads every pipeline's state",
+            highlight=False,
+        )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,  # keep the CLI's logging setup
+        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+    )
+    server = uvicorn.Server(config)
+    access = "bearer token required" if settings.api_token else "docs at /docs"
+    err.print(f"query API on http://{host}:{port} ({access})", highlight=False)
+    server.run()  # on SIGTERM/SIGINT: graceful stop, then uvicorn re-raises the signal
+    if not server.started:
+        err.print("[bold red]error:[/] the API did not start (see the log above)")
+        raise typer.Exit(3)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

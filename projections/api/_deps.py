@@ -1,0 +1,130 @@
+"""Per-request dependencies: the app's resources, bearer auth, the read-your-writes barrier.
+
+The auth and barrier dependencies are built per app from its settings, so the OpenAPI
+document says exactly what this app enforces (the ``wait_ms`` maximum, the bearer
+scheme only when a token is configured).
+
+No ``from __future__ import annotations`` here: the dependencies are closures whose
+annotations name local values (``settings.max_wait_ms``, the ``bearer`` scheme), and
+FastAPI can resolve those only if they are evaluated when the function is defined.
+"""
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
+
+from events.envelope import Position
+from projections.api._listener import StateChangeListener
+from projections.api._metrics import ApiMetrics
+from projections.api._params import parse_position
+from projections.api._queries import Queries
+from projections.api.errors import ReadModelBehind
+from projections.api.settings import ApiSettings
+from projections.positions import applied_offset
+
+Dependency = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """What the lifespan opened; one per app, on ``app.state.api``."""
+
+    settings: ApiSettings
+    pool: asyncpg.Pool
+    queries: Queries
+    listener: StateChangeListener
+    metrics: ApiMetrics
+
+
+def api_context(request: Request) -> ApiContext:
+    """The running app's resources."""
+    ctx: ApiContext = request.app.state.api
+    return ctx
+
+
+Context = Annotated[ApiContext, Depends(api_context)]
+
+
+def make_auth(token: SecretStr) -> Dependency:
+    """A dependency requiring ``Authorization: Bearer <token>``, compared in constant time."""
+    expected = token.get_secret_value().encode()
+    bearer = HTTPBearer(auto_error=False, description="The API token (ORCHESTRATOR_API_TOKEN).")
+
+    async def require_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        given = b"" if credentials is None else credentials.credentials.encode()
+        if not hmac.compare_digest(given, expected) or credentials is None:
+            raise HTTPException(
+                status_code=401,
+                detail="missing or invalid bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return require_token
+
+
+async def wait_for_position(ctx: ApiContext, position: Position, seconds: float) -> bool:
+    """Whether the read model applies ``position`` within ``seconds``.
+
+    The same check as ``projections.positions.wait_for_position`` (``next_offset >
+    offset``, via its ``applied_offset``), but that one holds a pooled connection
+    LISTENing for the whole wait; here the app's one LISTEN connection wakes the
+    waiter and each check borrows a connection only for its query, so a hundred
+    waiting reads cannot starve the pool. A short backing-off poll covers a lost
+    notification.
+    """
+    projection, pool = ctx.settings.projection, ctx.pool
+    deadline = time.monotonic() + seconds
+    with ctx.listener.subscribe(ctx.settings.offsets_channel, projection) as changes:
+        interval = 0.01
+        while True:
+            async with pool.acquire() as conn:
+                done = await applied_offset(conn, projection, position.topic, position.partition)
+            if done > position.offset:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await changes.wait(min(interval, remaining))
+            interval = min(interval * 2, 0.25)
+
+
+def make_read_barrier(settings: ApiSettings) -> Dependency:
+    """The ``position`` / ``wait_ms`` parameters every read accepts (read-your-writes)."""
+
+    async def read_barrier(
+        ctx: Context,
+        position: Annotated[
+            str | None,
+            Query(
+                description="Wait until the read model has applied this log position "
+                "(`topic:partition:offset`, as returned by an append).",
+                examples=["orchestrator.pipeline.events:0:42"],
+            ),
+        ] = None,
+        wait_ms: Annotated[
+            int | None,
+            Query(
+                ge=0,
+                le=settings.max_wait_ms,
+                description="How long to wait for `position` "
+                f"(default {settings.wait_default_ms}); 504 when it is not reached.",
+            ),
+        ] = None,
+    ) -> None:
+        if position is None:
+            return
+        target = parse_position(position)
+        budget = settings.wait_default_ms if wait_ms is None else wait_ms
+        if not await wait_for_position(ctx, target, budget / 1000):
+            raise ReadModelBehind(position, budget)
+
+    return read_barrier

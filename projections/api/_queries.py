@@ -1,0 +1,186 @@
+"""The SQL the API runs, in one place, against the read-model tables.
+
+Table names come from ``ReadModelTables`` (validated identifiers), so formatting them into
+the SQL once at startup is safe; every value is a bind parameter. Each method is one
+round trip on a pooled connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from projections.settings import ReadModelTables
+
+_EXECUTION_COLUMNS = """
+    execution_id, pipeline_id, status, epoch, owner, last_sequence, created_at,
+    started_at, updated_at, completed_at, progress, current_task, completed_tasks,
+    pending_tasks, context, checkpoints, error, outputs, forked_from, fork_sequence,
+    root_execution_id, event_count, last_topic, last_partition, last_offset
+"""
+_SUMMARY_COLUMNS = """
+    execution_id, pipeline_id, status, created_at, started_at, updated_at, completed_at,
+    progress, current_task, error, epoch, last_sequence, forked_from, root_execution_id
+"""
+
+
+def _storable(*values: str | None) -> bool:
+    """Whether PostgreSQL ``text`` can hold every value (it cannot hold NUL).
+
+    A key PostgreSQL cannot store matches no row, so lookups with one answer "none"
+    instead of letting the driver fail.
+    """
+    return all(value is None or "\x00" not in value for value in values)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFilter:
+    """``GET /executions`` filters; ``after`` is the keyset of the last row seen."""
+
+    pipeline_id: str | None = None
+    statuses: Sequence[str] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    after: tuple[datetime | None, str] | None = None
+
+
+class Queries:
+    """Read-only queries over the read models named by ``tables``."""
+
+    def __init__(self, tables: ReadModelTables) -> None:
+        self.tables = tables
+        self._get_execution = (
+            f"SELECT {_EXECUTION_COLUMNS} FROM {tables.pipeline_states} WHERE execution_id = $1"
+        )
+        self._exists = f"SELECT 1 FROM {tables.pipeline_states} WHERE execution_id = $1"
+        self._tasks = (
+            f"SELECT * FROM {tables.task_states} WHERE execution_id = $1 ORDER BY ordinal, task_id"
+        )
+        self._checkpoints = (
+            f"SELECT * FROM {tables.checkpoints} WHERE execution_id = $1"
+            " ORDER BY sequence, created_at, checkpoint_id"
+        )
+        self._events = (
+            'SELECT topic, partition, "offset", sequence, epoch, event_id, event_type,'
+            f" occurred_at, outcome, reason, payload FROM {tables.execution_events}"
+            ' WHERE execution_id = $1 AND "offset" > $2 ORDER BY "offset", partition LIMIT $3'
+        )
+        self._variables = (
+            "SELECT name, type, value, updated_by, updated_at, immutable, version"
+            f" FROM {tables.shared_variables} WHERE namespace = $1 AND NOT deleted ORDER BY name"
+        )
+        self._sync_lag = (
+            f"SELECT extract(epoch FROM now() - max(occurred_at)) FROM {tables.execution_events}"
+        )
+
+    async def execution(self, pool: asyncpg.Pool, execution_id: str) -> asyncpg.Record | None:
+        """One execution's row, or ``None``."""
+        if not _storable(execution_id):
+            return None
+        return await pool.fetchrow(self._get_execution, execution_id)
+
+    async def execution_exists(self, pool: asyncpg.Pool, execution_id: str) -> bool:
+        """Whether the read model knows the execution."""
+        if not _storable(execution_id):
+            return False
+        return await pool.fetchval(self._exists, execution_id) is not None
+
+    async def executions(
+        self, pool: asyncpg.Pool, where: ExecutionFilter, limit: int
+    ) -> list[asyncpg.Record]:
+        """A page of execution summaries, newest first.
+
+        Keyset pagination on ``(created_at, execution_id)`` descending: stable under
+        concurrent inserts, and a backward scan of the ``(created_at, execution_id)``
+        index, which is why rows without ``created_at`` (none that the fold makes)
+        come first, as that scan yields them.
+        """
+        if not _storable(where.pipeline_id):
+            return []
+        clauses: list[str] = []
+        args: list[object] = []
+
+        def arg(value: object) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if where.pipeline_id is not None:
+            clauses.append(f"pipeline_id = {arg(where.pipeline_id)}")
+        if where.statuses:
+            clauses.append(f"status = ANY({arg(list(where.statuses))}::text[])")
+        if where.created_after is not None:
+            clauses.append(f"created_at > {arg(where.created_after)}")
+        if where.created_before is not None:
+            clauses.append(f"created_at < {arg(where.created_before)}")
+        if where.after is not None:
+            created_at, execution_id = where.after
+            if created_at is None:
+                clauses.append(f"(created_at IS NOT NULL OR execution_id < {arg(execution_id)})")
+            else:
+                clauses.append(
+                    f"(created_at, execution_id) < ({arg(created_at)}, {arg(execution_id)})"
+                )
+        sql = f"SELECT {_SUMMARY_COLUMNS} FROM {self.tables.pipeline_states}"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += f" ORDER BY created_at DESC, execution_id DESC LIMIT {arg(limit)}"
+        return list(await pool.fetch(sql, *args))
+
+    async def tasks(self, pool: asyncpg.Pool, execution_id: str) -> list[asyncpg.Record]:
+        """Every task of the execution."""
+        if not _storable(execution_id):
+            return []
+        return list(await pool.fetch(self._tasks, execution_id))
+
+    async def checkpoints(self, pool: asyncpg.Pool, execution_id: str) -> list[asyncpg.Record]:
+        """The execution's checkpoints, oldest first."""
+        if not _storable(execution_id):
+            return []
+        return list(await pool.fetch(self._checkpoints, execution_id))
+
+    async def events(
+        self, pool: asyncpg.Pool, execution_id: str, after: int, limit: int
+    ) -> list[asyncpg.Record]:
+        """Archived events after log offset ``after``, in log order.
+
+        An execution's events share one partition (the topic is keyed by execution
+        id), so the offset alone orders them.
+        """
+        if not _storable(execution_id):
+            return []
+        return list(
+            await pool.fetch(
+                self._events,
+                execution_id,
+                after,
+                limit,
+            )
+        )
+
+    async def variables(self, pool: asyncpg.Pool, namespace: str) -> list[asyncpg.Record]:
+        """The live (not deleted) variables of a namespace, by name."""
+        if not _storable(namespace):
+            return []
+        return list(await pool.fetch(self._variables, namespace))
+
+    async def table_sizes(self, pool: asyncpg.Pool) -> dict[str, int]:
+        """``pg_total_relation_size`` of each read-model table that exists."""
+        names = [table for _, table in self.tables.items()]
+        rows = await pool.fetch(
+            "SELECT name, pg_total_relation_size(to_regclass(name)) AS size"
+            " FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NOT NULL",
+            names,
+        )
+        return {row["name"]: int(row["size"]) for row in rows}
+
+    async def checkpoint_count(self, pool: asyncpg.Pool) -> int:
+        """How many checkpoints the read model holds."""
+        return int(await pool.fetchval(f"SELECT count(*) FROM {self.tables.checkpoints}"))
+
+    async def sync_lag_seconds(self, pool: asyncpg.Pool) -> float | None:
+        """Seconds since the newest event the read model has applied; ``None`` if none."""
+        value = await pool.fetchval(self._sync_lag)
+        return None if value is None else float(value)

@@ -1,0 +1,146 @@
+"""``create_app(settings)``: the FastAPI app over the read models, built per call.
+
+The lifespan opens what the app needs (an asyncpg pool, one LISTEN connection) and
+closes it; nothing connects at import time. Routers are plain module-level objects;
+auth and the read-your-writes barrier are attached here, per app, from the settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from fastapi import Depends, FastAPI, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.responses import JSONResponse
+
+from projections.api._deps import ApiContext, make_auth, make_read_barrier
+from projections.api._listener import StateChangeListener
+from projections.api._metrics import ApiMetrics, MetricsMiddleware
+from projections.api._queries import Queries
+from projections.api.errors import ApiError, ReadModelUnavailable
+from projections.api.models import ErrorOut
+from projections.api.routes import executions, history, stream, system, variables
+from projections.api.settings import ApiSettings
+from projections.migrate import TableNames, migrate
+
+log = logging.getLogger(__name__)
+
+# Failures of the database, not of the request: answered 503 (retriable), logged once.
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.QueryCanceledError,
+    asyncpg.UndefinedTableError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for codec in ("json", "jsonb"):
+        await conn.set_type_codec(
+            codec, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+def _lifespan(settings: ApiSettings, metrics: ApiMetrics) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dsn = settings.database_url.get_secret_value()
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            command_timeout=settings.query_timeout_seconds,
+            init=_init_connection,
+        )
+        try:
+            if settings.apply_migrations:
+                t = settings.tables
+                async with pool.acquire() as conn:
+                    await migrate(conn, TableNames(t.pipeline_states, t.task_states, t.checkpoints))
+            channels = (settings.state_channel, settings.offsets_channel)
+            async with StateChangeListener(dsn, channels) as listener:
+                app.state.api = ApiContext(
+                    settings=settings,
+                    pool=pool,
+                    queries=Queries(settings.tables),
+                    listener=listener,
+                    metrics=metrics,
+                )
+                yield
+        finally:
+            await pool.close()
+
+    return lifespan
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(status_code=exc.status_code, content=exc.body())
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, asyncpg.UndefinedTableError):
+        reason = f"read-model tables missing ({exc}); run the migrations"
+    else:
+        reason = f"database error: {exc!r}"
+    log.warning("%s %s: %s", request.method, request.url.path, reason)
+    error = ReadModelUnavailable(reason)
+    return JSONResponse(status_code=error.status_code, content=error.body())
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "The read model's database is unavailable."},
+}
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    504: {"model": ErrorOut, "description": "`position` not applied within `wait_ms`."},
+}
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    """A new query API app; serve it with uvicorn (``orchestrator-state api``)."""
+    metrics = ApiMetrics()
+    guarded = settings.api_token is not None
+    app = FastAPI(
+        title="orchestrator-state query API",
+        version="1",
+        summary="Read models of pipeline executions, tasks, checkpoints and shared state.",
+        lifespan=_lifespan(settings, metrics),
+        # With a token, the schema is served below behind it, and the browser docs
+        # (which cannot send a bearer token) are off.
+        openapi_url=None if guarded else "/openapi.json",
+        docs_url=None if guarded else "/docs",
+        redoc_url=None,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_exception_handler(ApiError, _api_error)
+    for error_type in _UNAVAILABLE:
+        app.add_exception_handler(error_type, _unavailable)
+
+    guard: list[DependsParam] = []
+    errors = dict(_ERRORS)
+    if settings.api_token is not None:
+        guard.append(Depends(make_auth(settings.api_token)))
+        errors[401] = {"model": ErrorOut, "description": "Missing or wrong bearer token."}
+    barrier = Depends(make_read_barrier(settings))
+    read_errors = {**_READ_ERRORS, **errors}
+    for router in (executions.router, history.router, variables.router, stream.router):
+        app.include_router(router, dependencies=[*guard, barrier], responses=read_errors)
+    app.include_router(system.metrics_router, dependencies=guard, responses=errors)
+    app.include_router(system.health_router, responses=_ERRORS)
+    if guarded:
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
+        async def openapi() -> JSONResponse:
+            return JSONResponse(app.openapi())
+
+    return app

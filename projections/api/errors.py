@@ -1,0 +1,67 @@
+"""Errors the query API answers with, each mapped to one HTTP status.
+
+    OrchestratorStateError
+    └── ProjectionError                 (projections.errors)
+        └── ApiError                    has ``status_code`` and a JSON body
+            ├── ExecutionNotFound       404: no such execution in the read model
+            ├── ReadModelBehind         504: ``position`` not applied within ``wait_ms``
+            └── ReadModelUnavailable    503: PostgreSQL unreachable or tables missing
+
+Bad query parameters are not here: they are FastAPI's ``RequestValidationError``
+(422, naming the parameter), so our own checks answer in the same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from projections.errors import ProjectionError
+
+
+class ApiError(ProjectionError):
+    """An error with an HTTP status and a JSON body ``{"detail": message, ...fields}``."""
+
+    status_code: ClassVar[int] = 500
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the response."""
+        return {"detail": str(self)}
+
+
+class ExecutionNotFound(ApiError):
+    """The read model has no execution with this id (yet: pass ``position`` to wait)."""
+
+    status_code = 404
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(f"execution {execution_id!r} not found")
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": str(self), "execution_id": self.execution_id}
+
+
+class ReadModelBehind(ApiError):
+    """A read-your-writes wait that timed out; retrying later can succeed."""
+
+    status_code = 504
+    retriable = True
+
+    def __init__(self, position: str, wait_ms: int) -> None:
+        self.position = position
+        self.wait_ms = wait_ms
+        super().__init__(f"read model has not reached position {position} within {wait_ms} ms")
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": str(self), "position": self.position, "wait_ms": self.wait_ms}
+
+
+class ReadModelUnavailable(ApiError):
+    """PostgreSQL cannot answer: down, overloaded, or the read models not migrated."""
+
+    status_code = 503
+    retriable = True
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"read model unavailable: {reason}")

@@ -1,0 +1,63 @@
+"""An execution's tasks, checkpoints and archived events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from projections.api._convert import event_out, task_out
+from projections.api._deps import ApiContext, Context
+from projections.api.errors import ExecutionNotFound
+from projections.api.models import CheckpointList, CheckpointOut, EventPage, TaskList
+from projections.api.routes._common import NOT_FOUND, ExecutionId
+
+router = APIRouter(tags=["executions"])
+
+_INT64_MAX = 2**63 - 1
+
+
+async def _require(ctx: ApiContext, execution_id: str) -> None:
+    """An empty answer is only an answer if the execution exists."""
+    if not await ctx.queries.execution_exists(ctx.pool, execution_id):
+        raise ExecutionNotFound(execution_id)
+
+
+@router.get("/executions/{execution_id}/tasks", response_model=TaskList, responses=NOT_FOUND)
+async def list_tasks(ctx: Context, execution_id: ExecutionId) -> TaskList:
+    """Every task of the execution (the seed's task_state), in creation order."""
+    rows = await ctx.queries.tasks(ctx.pool, execution_id)
+    if not rows:
+        await _require(ctx, execution_id)
+    return TaskList(execution_id=execution_id, items=[task_out(row) for row in rows])
+
+
+@router.get(
+    "/executions/{execution_id}/checkpoints", response_model=CheckpointList, responses=NOT_FOUND
+)
+async def list_checkpoints(ctx: Context, execution_id: ExecutionId) -> CheckpointList:
+    """The execution's checkpoints with their data, oldest first."""
+    rows = await ctx.queries.checkpoints(ctx.pool, execution_id)
+    if not rows:
+        await _require(ctx, execution_id)
+    items = [CheckpointOut.model_validate(dict(row)) for row in rows]
+    return CheckpointList(execution_id=execution_id, items=items)
+
+
+@router.get("/executions/{execution_id}/events", response_model=EventPage, responses=NOT_FOUND)
+async def list_events(
+    ctx: Context,
+    execution_id: ExecutionId,
+    after: Annotated[
+        int,
+        Query(ge=-1, le=_INT64_MAX, description="Log offset to start after (-1: the beginning)."),
+    ] = -1,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+) -> EventPage:
+    """The execution's archived events in log order, with the fold's verdict on each."""
+    rows = await ctx.queries.events(ctx.pool, execution_id, after, limit + 1)
+    if not rows:
+        await _require(ctx, execution_id)
+    items = [event_out(row) for row in rows[:limit]]
+    next_after = items[-1].offset if len(rows) > limit else None
+    return EventPage(execution_id=execution_id, items=items, next_after=next_after)
