@@ -6,6 +6,7 @@
     │   ├── DecodeError           bytes that are not a known event (names topic, partition, offset)
     │   ├── UserDataError         user data that cannot be read back (bad checksum, missing blob)
     │   └── LogError              the broker refused or failed (``retriable`` says whether to retry)
+    │       └── TopicMismatch     an existing topic differs from its spec (events.topics)
     └── InvalidTransition         a command or event not allowed from the current status
 
 Upper layers add their own subtrees under ``OrchestratorStateError``.

@@ -1,0 +1,117 @@
+"""What the Kafka adapters share: error translation and the idempotence probe.
+
+aiokafka's exceptions stop here. Every call into aiokafka made by ``events.topics``,
+``events.log`` and ``events.consumer`` runs inside :func:`translated`, which turns a
+``KafkaError`` into our ``LogError`` and keeps aiokafka's own ``retriable`` flag, so
+the layers above decide retries without importing aiokafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import (
+    IncompatibleBrokerVersion,
+    KafkaError,
+    KafkaTimeoutError,
+    NoError,
+    for_code,
+)
+from aiokafka.protocol.transaction import InitProducerIdRequest
+
+from events.errors import LogError
+
+logger = logging.getLogger(__name__)
+
+_INT32_MAX = 2**31 - 1
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """aiokafka's verdict, except that a timeout is always worth another try.
+
+    aiokafka marks ``KafkaTimeoutError`` (buffer full, metadata not ready in time) as
+    not retriable; for a caller it is the textbook transient failure.
+    """
+    if isinstance(exc, KafkaTimeoutError):
+        return True
+    if isinstance(exc, KafkaError):
+        return bool(exc.retriable)
+    # Connection resets and asyncio timeouts (TimeoutError is an OSError).
+    return isinstance(exc, OSError)
+
+
+def log_error(exc: BaseException, what: str) -> LogError:
+    """A ``LogError`` describing ``exc`` (the caller raises it ``from exc``)."""
+    return LogError(f"{what}: {type(exc).__name__}: {exc}", retriable=is_retriable(exc))
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Re-raise aiokafka and socket errors as ``LogError`` naming what was being done."""
+    try:
+        yield
+    except (KafkaError, OSError) as exc:
+        raise log_error(exc, what) from exc
+
+
+async def broker_supports_idempotence(
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    request_timeout_ms: int,
+) -> bool:
+    """Ask the broker for a producer id, as an idempotent producer's first request does.
+
+    Brokers without an idempotent producer (Tansu answers ``UnknownError``, older or
+    stripped-down brokers lack the API) make aiokafka's sender task die on its first
+    batch, failing every append. Asking once up front lets the log fall back to a
+    plain producer instead. Retriable answers (a coordinator still loading) are asked
+    again until the request timeout.
+    """
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap_servers,
+        client_id=f"{client_id}-probe",
+        request_timeout_ms=request_timeout_ms,
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + request_timeout_ms / 1000
+    try:
+        with translated(f"connecting to Kafka at {bootstrap_servers}"):
+            await client.bootstrap()
+        while True:
+            try:
+                with translated("probing for an idempotent producer (InitProducerId)"):
+                    response = await client.send(
+                        client.get_random_node(),
+                        InitProducerIdRequest(
+                            transactional_id=None,  # nullable: no transactions
+                            transaction_timeout_ms=_INT32_MAX,
+                        ),
+                    )
+            except LogError as exc:
+                if isinstance(exc.__cause__, IncompatibleBrokerVersion):
+                    return False
+                raise
+            error_type = for_code(response.error_code)
+            if error_type is NoError:
+                return True
+            if not error_type.retriable:
+                logger.info(
+                    "broker at %s refused InitProducerId: %s",
+                    bootstrap_servers,
+                    error_type.__name__,
+                )
+                return False
+            if loop.time() > deadline:
+                raise LogError(
+                    f"broker at {bootstrap_servers} kept answering InitProducerId with "
+                    f"{error_type.__name__} for {request_timeout_ms} ms",
+                    retriable=True,
+                )
+            await asyncio.sleep(0.1)
+    finally:
+        await client.close()

@@ -1,0 +1,183 @@
+"""Handing encoded records to aiokafka's producer, fast, and mapping acks to positions.
+
+Two paths, chosen by ``EventLog.append_batch``:
+
+- :func:`send_each`: one ``producer.send`` per record. aiokafka merges records from
+  every concurrent caller into its per-partition batches, so many small appends from
+  many coroutines still travel together. Costs a future per record.
+- :func:`send_batched`: records grouped by partition into ``BatchBuilder`` batches,
+  one ``send_batch`` each; an ack gives the batch's base offset and a record's offset
+  is base + its index. About twice the throughput for large batches (measured with
+  ``bench/append.py``), but a batch is never merged with other callers' records.
+
+Both keep one key's records in their order: a key maps to one partition, records
+enter that partition's queue in order, and aiokafka sends a partition's batches in
+queue order. Partitions are computed here (murmur2, as aiokafka and the Java client
+do), with a cache: aiokafka's pure-Python murmur2 costs ~10 µs per record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka.errors import KafkaTimeoutError
+from aiokafka.partitioner import murmur2
+
+from events._kafka import log_error, translated
+from events.envelope import Position
+from events.errors import LogError
+
+logger = logging.getLogger(__name__)
+
+Record = tuple[str, bytes | None, bytes]
+"""(topic, key, value) of one encoded record."""
+
+RECORD_OVERHEAD = 128
+"""Upper bound of a record's framing inside a batch (varints, headers count, attributes)."""
+
+
+class KeyPartitioner:
+    """Key to partition exactly as the default partitioner computes it, cached."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._max_entries = max_entries
+        self._cache: dict[tuple[bytes, int], int] = {}
+
+    def __call__(self, key: bytes, partitions: int) -> int:
+        found = self._cache.get((key, partitions))
+        if found is None:
+            if len(self._cache) >= self._max_entries:
+                self._cache.clear()
+            found = (murmur2(key) & 0x7FFFFFFF) % partitions
+            self._cache[(key, partitions)] = found
+        return found
+
+
+def check_sizes(records: Sequence[Record], max_request_size: int) -> None:
+    """Refuse, before anything is sent, a record the broker would refuse anyway."""
+    for index, (topic, key, value) in enumerate(records):
+        size = len(value) + len(key or b"") + RECORD_OVERHEAD
+        if size > max_request_size:
+            raise LogError(
+                f"record {index} for {topic} is ~{size} bytes, above max_request_size "
+                f"{max_request_size}: claim-check large user data instead",
+                retriable=False,
+            )
+
+
+async def _partition_counts(producer: Any, records: Sequence[Record]) -> dict[str, int]:
+    return {t: len(await producer.partitions_for(t)) for t in {r[0] for r in records}}
+
+
+async def send_each(
+    producer: Any,
+    partitioner: KeyPartitioner,
+    records: Sequence[Record],
+    *,
+    what: str,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> list[Position]:
+    """One ``send`` per record, then await every ack; positions in record order."""
+    futures: list[asyncio.Future[Any]] = []
+    try:
+        with translated(what):
+            counts = await _partition_counts(producer, records)
+            for topic, key, value in records:
+                partition = None if key is None else partitioner(key, counts[topic])
+                futures.append(
+                    await producer.send(topic, value, key=key, partition=partition, headers=headers)
+                )
+    except BaseException:
+        _observe_all(futures)
+        raise
+    positions: list[Position] = []
+    for result in await asyncio.gather(*futures, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise log_error(result, what) from result
+        positions.append(Position(result.topic, result.partition, result.offset))
+    return positions
+
+
+async def send_batched(
+    producer: Any,
+    partitioner: KeyPartitioner,
+    records: Sequence[Record],
+    *,
+    what: str,
+    timeout_ms: int,
+) -> list[Position]:
+    """Records grouped into per-partition batches; positions in record order.
+
+    ``timeout_ms`` bounds the wait for room in the producer's queues.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_ms / 1000
+    groups: dict[tuple[str, int], list[int]] = {}
+    sent: list[tuple[asyncio.Future[Any], list[int]]] = []
+    try:
+        with translated(what):
+            counts = await _partition_counts(producer, records)
+            for index, (topic, key, _) in enumerate(records):
+                partition = partitioner(key or b"", counts[topic])
+                groups.setdefault((topic, partition), []).append(index)
+            for (topic, partition), indexes in groups.items():
+                batch = producer.create_batch()
+                members: list[int] = []
+                for index in indexes:
+                    _, key, value = records[index]
+                    if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                        future = await _enqueue(producer, batch, topic, partition, deadline)
+                        sent.append((future, members))
+                        batch = producer.create_batch()
+                        members = []
+                        batch.append(key=key, value=value, timestamp=None)  # first always fits
+                    members.append(index)
+                future = await _enqueue(producer, batch, topic, partition, deadline)
+                sent.append((future, members))
+    except BaseException:
+        _observe_all([future for future, _ in sent])
+        raise
+    positions: list[Position | None] = [None] * len(records)
+    acks = await asyncio.gather(*(future for future, _ in sent), return_exceptions=True)
+    for ack, (_, members) in zip(acks, sent, strict=True):
+        if isinstance(ack, BaseException):
+            raise log_error(ack, what) from ack
+        for offset_in_batch, index in enumerate(members):
+            positions[index] = Position(ack.topic, ack.partition, ack.offset + offset_in_batch)
+    return [p for p in positions if p is not None]
+
+
+async def _enqueue(
+    producer: Any, batch: Any, topic: str, partition: int, deadline: float
+) -> asyncio.Future[Any]:
+    """``send_batch``, waiting up to ``deadline`` for the partition's queue to have room.
+
+    aiokafka 0.14's ``add_batch`` subtracts the *total* time waited on every turn of its
+    wait loop, so with several writers on one partition it gives up long before its
+    timeout. A batch refused that way was never queued: offering it again is safe.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            future: asyncio.Future[Any] = await producer.send_batch(
+                batch, topic, partition=partition
+            )
+            return future
+        except KafkaTimeoutError:
+            if loop.time() >= deadline:
+                raise
+
+
+def _observe_all(futures: Sequence[asyncio.Future[Any]]) -> None:
+    """Records already handed over still travel: observe their outcome without waiting,
+    so no "exception was never retrieved" is left behind and the raise is not delayed."""
+    for future in futures:
+        future.add_done_callback(_observe)
+
+
+def _observe(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.debug("append abandoned after an error: %s", future.exception())

@@ -1,0 +1,327 @@
+"""The Kafka event log: append events (single or batched), read a partition's range.
+
+Durability: ``acks='all'`` and an idempotent producer where the broker has one, so a
+retried batch is never written twice. Brokers without it (Tansu answers
+InitProducerId with ``UnknownError``) get a plain producer and a WARNING: a retry may
+then duplicate a batch, and the fold's sequence check drops the duplicates (design §3).
+
+Ordering of one key's events holds either way: aiokafka keeps one produce request in
+flight per broker and puts a failed batch back at the head of its partition's queue.
+(The Java client needs idempotence, or ``max.in.flight=1``, for that.) What a
+non-idempotent producer can do is lose a batch that expired after retries while a later
+one lands; ``append_batch`` then raises, and the writer appends again from its last
+acknowledged sequence.
+
+Every event is encoded before the first byte is sent, so an invalid event raises
+``InvalidEvent`` and writes nothing. Broker errors become ``LogError`` with aiokafka's
+``retriable`` flag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import aiokafka
+from aiokafka import codec as kafka_codecs
+
+from events._kafka import broker_supports_idempotence, translated
+from events._produce import KeyPartitioner, Record, check_sizes, send_batched, send_each
+from events.consumer import ConsumerSettings, EventConsumer, TopicPartition
+from events.envelope import Envelope, Position
+from events.errors import DecodeError, LogError
+from events.topics import TopicsConfig
+
+logger = logging.getLogger(__name__)
+
+Compression = Literal["zstd", "lz4", "gzip", "snappy"]
+
+BATCHED_FROM = 32
+"""``append_batch`` builds its own per-partition batches from this many events on;
+smaller ones go record by record, so aiokafka can merge them with other callers'."""
+
+_COMPRESSION_AVAILABLE = {
+    "zstd": kafka_codecs.has_zstd,
+    "lz4": kafka_codecs.has_lz4,
+    "snappy": kafka_codecs.has_snappy,
+    "gzip": kafka_codecs.has_gzip,
+}
+
+
+class EventCodecLike(Protocol):
+    """What the log needs from ``events.codec.EventCodec``."""
+
+    def encode(self, envelope: Envelope, /) -> bytes:
+        """Encode one event; raise ``InvalidEvent`` naming the field if it does not fit."""
+        ...
+
+    def decode(self, data: bytes, /) -> Envelope:
+        """Decode one event; raise ``DecodeError`` for bytes that are not one."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProducerSettings:
+    """Producer configuration; defaults are durable and fast for ~300-byte events.
+
+    ``max_batch_size`` is per partition and uncompressed: 256 KiB let a single process
+    pass 60k events/s where aiokafka's 16 KiB default stalls near 25k.
+    ``linger_ms=0`` keeps single appends quick; under load batches fill anyway while
+    the previous request is in flight.
+    """
+
+    client_id: str = "orchestrator-state"
+    acks: Literal["all", 1] = "all"  # not 0: an append returns the acked position
+    enable_idempotence: bool = True
+    compression_type: Compression | None = "zstd"
+    linger_ms: int = 0
+    max_batch_size: int = 256 * 1024
+    max_request_size: int = 1024 * 1024
+    request_timeout_ms: int = 30_000
+
+    def __post_init__(self) -> None:
+        if self.enable_idempotence and self.acks != "all":
+            raise ValueError(f"enable_idempotence needs acks='all', not acks={self.acks!r}")
+        if self.max_batch_size > self.max_request_size:
+            raise ValueError("max_batch_size must not exceed max_request_size")
+
+
+class EventLog:
+    """Appends events to the topics of a ``TopicsConfig`` and reads them back."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        codec: EventCodecLike,
+        settings: ProducerSettings | None = None,
+        *,
+        topics: TopicsConfig | None = None,
+        supports_idempotence: bool | None = None,
+        read_settings: ConsumerSettings | None = None,
+    ) -> None:
+        """``supports_idempotence=None`` asks the broker at ``start()``; False skips asking."""
+        self._bootstrap = bootstrap_servers
+        self._codec = codec
+        self._settings = settings or ProducerSettings()
+        self._topics = topics or TopicsConfig()
+        self._supports_idempotence = supports_idempotence
+        self._read_settings = read_settings or ConsumerSettings(
+            client_id=f"{self._settings.client_id}-reader"
+        )
+        self._producer: Any = None
+        self._offsets: EventConsumer | None = None
+        self._offsets_lock = asyncio.Lock()
+        self._partition = KeyPartitioner()
+        self._idempotent = False
+
+    @property
+    def topics(self) -> TopicsConfig:
+        """The topics this log appends to by default."""
+        return self._topics
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether the running producer is idempotent (known after ``start()``)."""
+        return self._idempotent
+
+    async def start(self) -> None:
+        """Connect the producer, choosing idempotence by what the broker supports."""
+        s = self._settings
+        compression = s.compression_type
+        if compression is not None and not _COMPRESSION_AVAILABLE[compression]():
+            raise LogError(
+                f"compression_type={compression!r} needs the cramjam package "
+                f"(install aiokafka[{compression}])",
+                retriable=False,
+            )
+        idempotent = s.enable_idempotence
+        if idempotent and self._supports_idempotence is None:
+            idempotent = await broker_supports_idempotence(
+                self._bootstrap, client_id=s.client_id, request_timeout_ms=s.request_timeout_ms
+            )
+        elif idempotent:
+            idempotent = self._supports_idempotence is True
+        if s.enable_idempotence and not idempotent:
+            logger.warning(
+                "broker at %s has no idempotent producer: appending with "
+                "enable_idempotence=False; a retried batch may be written twice, and the "
+                "fold's sequence check drops such duplicates (design §3)",
+                self._bootstrap,
+            )
+        producer = aiokafka.AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=s.client_id,
+            acks=s.acks,
+            enable_idempotence=idempotent,
+            compression_type=compression,
+            linger_ms=s.linger_ms,
+            max_batch_size=s.max_batch_size,
+            max_request_size=s.max_request_size,
+            request_timeout_ms=s.request_timeout_ms,
+        )
+        try:
+            with translated(f"starting the producer on {self._bootstrap}"):
+                await producer.start()
+        except LogError:
+            await producer.stop()
+            raise
+        self._producer = producer
+        self._idempotent = idempotent
+
+    async def stop(self) -> None:
+        """Flush what is pending and close; safe to call twice."""
+        producer, self._producer = self._producer, None
+        offsets, self._offsets = self._offsets, None
+        try:
+            if producer is not None:
+                with translated("stopping the producer"):
+                    await producer.stop()
+        finally:
+            if offsets is not None:
+                await offsets.stop()
+
+    async def __aenter__(self) -> EventLog:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def _p(self) -> Any:
+        if self._producer is None:
+            raise RuntimeError("EventLog is not started: call start() or use async with")
+        return self._producer
+
+    def _topic_for(self, envelope: Envelope, topic: str | None) -> str:
+        return topic if topic is not None else self._topics.topic_for(envelope.event_type)
+
+    async def append(self, envelope: Envelope, topic: str | None = None) -> Position:
+        """Append one event and wait until the broker acknowledged it; return its position.
+
+        ``topic=None`` routes shared-state events to the shared topic and every other
+        event to the pipeline topic. The key is ``envelope.key()``.
+        """
+        return (await self.append_batch((envelope,), topic))[0]
+
+    async def append_batch(
+        self, envelopes: Sequence[Envelope], topic: str | None = None
+    ) -> list[Position]:
+        """Append events in order and wait for all; return their positions in order.
+
+        The fast path: every event is encoded first (an ``InvalidEvent`` writes nothing,
+        nor does an event too large for the broker), then all are handed to the producer
+        without waiting, so they travel in a few large compressed batches, and the
+        acknowledgements are awaited together. If the broker fails part of the batch the
+        call raises ``LogError``; events of other partitions may have been written.
+        """
+        records: list[Record] = [
+            (self._topic_for(e, topic), e.key(), self._codec.encode(e)) for e in envelopes
+        ]
+        check_sizes(records, self._settings.max_request_size)
+        what = f"appending {len(records)} event(s)"
+        if len(records) >= BATCHED_FROM:
+            return await send_batched(
+                self._p,
+                self._partition,
+                records,
+                what=what,
+                timeout_ms=self._settings.request_timeout_ms,
+            )
+        return await send_each(self._p, self._partition, records, what=what)
+
+    async def append_raw(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Iterable[tuple[str, bytes]] = (),
+    ) -> Position:
+        """Append bytes as they are: the dead-letter path copies poison records with this."""
+        records: list[Record] = [(topic, key, value)]
+        check_sizes(records, self._settings.max_request_size)
+        what = f"appending a raw record to {topic}"
+        return (
+            await send_each(self._p, self._partition, records, what=what, headers=list(headers))
+        )[0]
+
+    async def read_range(
+        self, topic: str, partition: int, start: int | None = None, end: int | None = None
+    ) -> AsyncIterator[tuple[Position, Envelope]]:
+        """Decoded events of one partition from ``start`` (earliest) to ``end`` (exclusive).
+
+        An undecodable record raises ``DecodeError`` naming its topic, partition and
+        offset. ``end=None`` reads up to the end offset at the time of the call. A caller
+        that stops early should wrap the iterator in ``contextlib.aclosing`` so the
+        reader's connection closes at once.
+        """
+        async for position, value in self.read_range_raw(topic, partition, start, end):
+            try:
+                envelope = self._codec.decode(value)
+            except DecodeError as exc:
+                raise exc.at(position.topic, position.partition, position.offset) from exc
+            yield position, envelope
+
+    async def read_range_raw(
+        self,
+        topic: str,
+        partition: int,
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        batch_size: int = 2000,
+    ) -> AsyncIterator[tuple[Position, bytes]]:
+        """Undecoded records of one partition between two offsets (the DLQ path's view).
+
+        A ``start`` below the earliest retained offset is a ``LogError``: that history
+        was deleted by retention and reading on would silently skip it.
+        """
+        tp = TopicPartition(topic, partition)
+        if end is not None and start is not None and start >= end:
+            return
+        async with EventConsumer(self._bootstrap, self._read_settings) as consumer:
+            consumer.assign([tp])
+            low = (await consumer.beginning_offsets([tp]))[tp]
+            first = low if start is None else start
+            if first < low:
+                raise LogError(
+                    f"{topic}[{partition}]: offset {first} is before the earliest retained "
+                    f"offset {low} (deleted by retention)",
+                    retriable=False,
+                )
+            consumer.seek(tp, first)
+            # The end is the high watermark of the first fetch response, not ListOffsets:
+            # Tansu 0.6 answers ListOffsets with the last batch's base offset + 1.
+            stop: int | None = None
+            while stop is None or await consumer.position(tp) < stop:
+                records = await consumer.getmany(tp, max_records=batch_size, timeout_ms=50)
+                if stop is None:
+                    high = consumer.highwater(tp)
+                    if high is None:
+                        continue
+                    stop = high if end is None else min(end, high)
+                for record in records:
+                    if record.position.offset >= stop:
+                        return
+                    yield record.position, record.value
+
+    async def end_offsets(self, topic: str | None = None) -> dict[int, int]:
+        """Next offset to be written, per partition of ``topic`` (default: pipeline topic)."""
+        name = topic if topic is not None else self._topics.pipeline.name
+        with translated(f"reading partitions of {name}"):
+            partitions = sorted(await self._p.partitions_for(name))
+        consumer = await self._offsets_consumer()
+        found = await consumer.end_offsets(TopicPartition(name, p) for p in partitions)
+        return {tp.partition: offset for tp, offset in sorted(found.items())}
+
+    async def _offsets_consumer(self) -> EventConsumer:
+        async with self._offsets_lock:
+            if self._offsets is None:
+                consumer = EventConsumer(self._bootstrap, self._read_settings)
+                await consumer.start()
+                self._offsets = consumer
+            return self._offsets
