@@ -1,0 +1,1 @@
+"""orchestrator: the public face (state API, runtime, config, CLI, dev stack)."""

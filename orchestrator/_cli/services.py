@@ -1,0 +1,112 @@
+"""`orchestrator-state services`: local Kafka, PostgreSQL and S3 for development.
+
+`services up` runs them in the foreground until Ctrl-C or SIGTERM. The `export`
+lines go to stdout and everything else to stderr, so `services up > env.sh`
+leaves a file a shell can `source`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import signal
+from enum import StrEnum
+from pathlib import Path
+from typing import cast
+
+import typer
+from rich.console import Console
+
+from orchestrator.devstack import (
+    DEVSTACK_KAFKA,
+    KAFKA_VERSION,
+    DevStack,
+    DevstackError,
+    KafkaChoice,
+    ServiceEndpoints,
+    ensure_kafka_jars,
+)
+
+app = typer.Typer(help="Local Kafka, PostgreSQL and S3 on loopback.", no_args_is_help=True)
+
+
+class KafkaImpl(StrEnum):
+    auto = "auto"
+    apache = "apache"
+    tansu = "tansu"
+
+
+@app.command("up")
+def up(
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Keep data here (kafka/, postgres/, s3/); default: a temp dir."
+    ),
+    kafka: KafkaImpl = typer.Option(
+        KafkaImpl.auto,
+        "--kafka",
+        envvar=DEVSTACK_KAFKA,
+        help="auto: Apache Kafka if Java is available, else Tansu.",
+    ),
+) -> None:
+    """Start Kafka, PostgreSQL and S3, print their exports, stop them on Ctrl-C / SIGTERM."""
+    err = Console(stderr=True)
+    try:
+        code = asyncio.run(_up(data_dir, kafka.value, err))
+    except DevstackError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+@app.command("jars")
+def jars() -> None:
+    """Download Apache Kafka's jars into the user cache (once) and print their directory."""
+    try:
+        path = ensure_kafka_jars()
+    except DevstackError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    Console(stderr=True).print(f"Apache Kafka {KAFKA_VERSION} jars:", highlight=False)
+    Console(soft_wrap=True).print(str(path), highlight=False, markup=False)
+
+
+async def _up(data_dir: Path | None, kafka: str, err: Console) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # All three are started here, even if the shell still exports an earlier run's env vars.
+    stack = DevStack(data_dir, kafka_impl=cast(KafkaChoice, kafka), environ={})
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        with err.status("starting Kafka, PostgreSQL and S3…"):
+            starting = asyncio.create_task(stack.start())
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            await stack.stop()
+            err.print("interrupted during start-up; stopped what had started")
+            return 130
+        endpoints = starting.result()
+        err.print(stack.summary(), highlight=False, markup=False, soft_wrap=True)
+        _print_exports(endpoints)
+        err.print("[green]ready[/]; press Ctrl-C to stop")
+        await stopping
+        with err.status("stopping…"):
+            await stack.stop()
+        err.print("stopped")
+        return 0
+    finally:
+        stopping.cancel()
+        await stack.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _print_exports(endpoints: ServiceEndpoints) -> None:
+    out = Console(soft_wrap=True)
+    for key, value in endpoints.as_env().items():
+        out.print(f"export {key}={shlex.quote(value)}", highlight=False, markup=False)

@@ -1,0 +1,61 @@
+"""`orchestrator-state`: the command line.
+
+This module only assembles the app. Each sub-command group is a typer app in its
+own module under `orchestrator/_cli/` (`services.py`, `config.py`, ...); add a
+group by writing that module and one `add_typer` line below.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from events.errors import OrchestratorStateError
+from orchestrator import cli_api, cli_bench, cli_snapshots
+from orchestrator._cli import config as config_cli
+from orchestrator._cli import demo as demo_cli
+from orchestrator._cli import dev as dev_cli
+from orchestrator._cli import projections as projections_cli
+from orchestrator._cli import services as services_cli
+
+app = typer.Typer(
+    name="orchestrator-state",
+    help="Event-sourced state management for AI pipelines (Kafka, PostgreSQL, S3).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(services_cli.app, name="services")
+app.add_typer(config_cli.app, name="config")
+app.command("demo")(demo_cli.demo)
+app.command("dev")(dev_cli.dev)
+app.command("api")(cli_api.serve)
+app.command("project")(projections_cli.project)
+app.add_typer(projections_cli.projections_app, name="projections")
+app.add_typer(projections_cli.dlq_app, name="dlq")
+app.add_typer(cli_bench.app, name="bench")
+app.add_typer(cli_snapshots.app, name="snapshots")
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+        force=True,
+    )
+
+
+def main() -> None:
+    """Console-script entry point; our own errors end as one red line on stderr, exit 1."""
+    try:
+        app()
+    except OrchestratorStateError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)

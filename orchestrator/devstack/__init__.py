@@ -1,0 +1,57 @@
+"""Local Kafka, PostgreSQL and S3 servers for tests and `orchestrator-state services up`.
+
+Each server is an async context manager on free loopback ports that waits until
+it serves real requests, keeps its log in a file (`log_path`, `log_tail()`), and
+stops cleanly (no orphan processes)::
+
+    async with ApacheKafkaServer() as kafka:
+        print(kafka.bootstrap_servers)
+
+    async with local_services() as endpoints:   # env vars name external services
+        print(endpoints.as_env())
+"""
+
+from ._apache_kafka import ApacheKafkaServer
+from ._endpoints import KafkaEndpoint, S3Endpoint, ServiceEndpoints
+from ._errors import DevstackError, ServiceStartError, ToolMissingError
+from ._kafka import KafkaServer, create_topic
+from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, ensure_kafka_jars
+from ._postgres import PostgresServer
+from ._s3 import DEFAULT_BUCKET, S3Server
+from ._service import Service
+from ._stack import (
+    DEVSTACK_KAFKA,
+    DevStack,
+    KafkaChoice,
+    choose_kafka,
+    describe_kafka,
+    local_services,
+)
+from ._tansu import TANSU_LIMITS, TansuServer
+
+__all__ = [
+    "DEFAULT_BUCKET",
+    "DEVSTACK_KAFKA",
+    "KAFKA_VERSION",
+    "TANSU_LIMITS",
+    "ApacheKafkaServer",
+    "DevStack",
+    "DevstackError",
+    "KafkaChoice",
+    "KafkaEndpoint",
+    "KafkaServer",
+    "PostgresServer",
+    "S3Endpoint",
+    "S3Server",
+    "Service",
+    "ServiceEndpoints",
+    "ServiceStartError",
+    "TansuServer",
+    "ToolMissingError",
+    "choose_kafka",
+    "create_topic",
+    "default_kafka_cache_dir",
+    "describe_kafka",
+    "ensure_kafka_jars",
+    "local_services",
+]

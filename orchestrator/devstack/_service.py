@@ -1,0 +1,143 @@
+"""The shape every local server shares: start, wait until ready, log, stop.
+
+A subclass says how to prepare its data directory and what command to run
+(`_launch`) and what "ready" means (`_probe`, retried until it passes). The base
+class owns the timing, the readiness loop, the clear error with the log tail,
+and cleanup: a failed or cancelled start stops what it started.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, Self
+
+from ._errors import ServiceStartError
+from ._process import ManagedProcess, read_tail
+
+log = logging.getLogger(__name__)
+
+
+class Service(abc.ABC):
+    """A server run as a child process on loopback, usable as `async with`.
+
+    `data_dir` holds its files and its log (`log_path`); when omitted, a temporary
+    directory is created and removed again by `stop()`.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        *,
+        startup_timeout: float = 60.0,
+        stop_grace: float = 10.0,
+    ) -> None:
+        self._owns_data_dir = data_dir is None
+        self.data_dir = (
+            Path(tempfile.mkdtemp(prefix=f"orchestrator-{self.name}-"))
+            if data_dir is None
+            else Path(data_dir).expanduser().resolve()
+        )
+        self.log_path = self.data_dir / f"{self.name}.log"
+        self.startup_timeout = startup_timeout
+        self.stop_grace = stop_grace
+        #: Seconds from start() to ready, set once start() returns.
+        self.startup_seconds: float | None = None
+        self._process: ManagedProcess | None = None
+        self._ready = False
+
+    # -- what subclasses provide -------------------------------------------------
+
+    @abc.abstractmethod
+    async def _launch(self) -> ManagedProcess:
+        """Prepare the data directory, pick ports, start the process and return it."""
+
+    @abc.abstractmethod
+    async def _probe(self) -> None:
+        """Return when the server serves real requests; raise while it does not yet."""
+
+    @property
+    def description(self) -> str:
+        """What this server is, for logs and summaries."""
+        return self.name
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._ready and self._process is not None and self._process.running
+
+    async def start(self) -> None:
+        """Start the server and return once it is ready; on any failure, stop it again."""
+        if self._process is not None:
+            raise RuntimeError(f"{self.name} already started")
+        began = time.monotonic()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._process = await self._launch()  # may first download (jars) or initialise
+            await self._wait_ready(time.monotonic() + self.startup_timeout)
+        except BaseException:
+            await self.stop()
+            raise
+        self._ready = True
+        self.startup_seconds = time.monotonic() - began
+        log.info("%s ready in %.1fs (log: %s)", self.name, self.startup_seconds, self.log_path)
+
+    async def stop(self) -> None:
+        """Stop the server (idempotent). A temporary data directory is removed."""
+        self._ready = False
+        process, self._process = self._process, None
+        if process is not None:
+            await process.stop()
+        if self._owns_data_dir and self.data_dir.exists():
+            await asyncio.to_thread(shutil.rmtree, self.data_dir, True)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- logs ------------------------------------------------------------------------
+
+    def log_tail(self, lines: int = 50) -> str:
+        """The last `lines` lines of the server's log file."""
+        return read_tail(self.log_path, lines)
+
+    def _start_error(self, reason: str) -> ServiceStartError:
+        return ServiceStartError(self.name, reason, self.log_path, self.log_tail(40))
+
+    async def _wait_ready(self, deadline: float) -> None:
+        last_error: BaseException | None = None
+        while True:
+            process = self._process
+            assert process is not None
+            if not process.running:
+                raise self._start_error(f"process exited with status {process.returncode}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                why = f"; last check failed with {last_error!r}" if last_error else ""
+                raise self._start_error(f"not ready after {self.startup_timeout:.0f}s{why}")
+            try:
+                await asyncio.wait_for(self._probe(), timeout=remaining)
+                return
+            except TimeoutError as exc:
+                last_error = exc
+            except Exception as exc:  # not ready yet: remember why, try again
+                last_error = exc
+                log.debug("%s not ready yet: %r", self.name, exc)
+            await asyncio.sleep(0.2)

@@ -1,0 +1,263 @@
+"""Start what the environment does not provide: Kafka, PostgreSQL and S3 together.
+
+Services named by env vars (see `_endpoints`) are used as they are; the others
+are started locally, concurrently (Kafka's JVM takes longest, the rest start in
+its shadow), each in its own subdirectory of `data_dir`. A failed or cancelled
+start stops whatever had already come up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self, cast, get_args
+
+from ._apache_kafka import ApacheKafkaServer
+from ._endpoints import KAFKA_BOOTSTRAP_SERVERS, ServiceEndpoints
+from ._errors import DevstackError
+from ._kafka import KafkaServer
+from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, kafka_jars_ready
+from ._postgres import PostgresServer
+from ._s3 import S3Server
+from ._service import Service
+from ._tansu import TANSU_LIMITS, TansuServer
+
+log = logging.getLogger(__name__)
+
+KafkaChoice = Literal["auto", "apache", "tansu"]
+#: Env var that forces a broker for locally started Kafka: auto | apache | tansu.
+DEVSTACK_KAFKA = "ORCHESTRATOR_DEVSTACK_KAFKA"
+
+
+def choose_kafka(
+    data_dir: Path | str | None = None, *, prefer: KafkaChoice = "auto"
+) -> KafkaServer:
+    """Apache Kafka when Java can run it, else Tansu (with a warning naming its limits).
+
+    "Can run it" means `java` is on PATH and the jars are cached or `mvn` can fetch them.
+    """
+    if prefer == "auto":
+        missing = _apache_kafka_missing()
+        if missing is not None:
+            log.warning("%s, so using Tansu instead of Apache Kafka (%s)", missing, TANSU_LIMITS)
+            return TansuServer(data_dir)
+    if prefer == "tansu":
+        return TansuServer(data_dir)
+    return ApacheKafkaServer(data_dir)
+
+
+def describe_kafka(environ: Mapping[str, str] | None = None) -> str:
+    """Which Kafka a DevStack would use, without starting anything (for logs and headers)."""
+    environ = os.environ if environ is None else environ
+    external = environ.get(KAFKA_BOOTSTRAP_SERVERS)
+    if external:
+        return f"external Kafka at {external} ({KAFKA_BOOTSTRAP_SERVERS})"
+    prefer = _kafka_choice(environ, None)
+    if prefer == "tansu" or (prefer == "auto" and _apache_kafka_missing() is not None):
+        return f"Tansu ({TANSU_LIMITS})"
+    return f"Apache Kafka {KAFKA_VERSION} (jars)"
+
+
+def _apache_kafka_missing() -> str | None:
+    if shutil.which("java") is None:
+        return "java is not on PATH"
+    if shutil.which("mvn") is None and not kafka_jars_ready(default_kafka_cache_dir()):
+        return "mvn is not on PATH and the Kafka jars are not cached"
+    return None
+
+
+def _kafka_choice(environ: Mapping[str, str], given: KafkaChoice | None) -> KafkaChoice:
+    choice = given or environ.get(DEVSTACK_KAFKA) or "auto"
+    if choice not in get_args(KafkaChoice):
+        raise DevstackError(f"{DEVSTACK_KAFKA} must be auto, apache or tansu, not {choice!r}")
+    return cast(KafkaChoice, choice)
+
+
+class DevStack:
+    """Kafka, PostgreSQL and S3 for tests and local runs; env vars point at external ones.
+
+    `start()` brings up what the constructor asked for; `require()` adds services
+    to a running stack (the test harness starts everything the collected tests
+    need at once, and still serves a fixture nobody announced).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        *,
+        kafka: bool = True,
+        postgres: bool = True,
+        s3: bool = True,
+        kafka_impl: KafkaChoice | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        environ = os.environ if environ is None else environ
+        self.data_dir = None if data_dir is None else Path(data_dir).expanduser().resolve()
+        self.external = ServiceEndpoints.from_env(environ)
+        self.kafka_impl = _kafka_choice(environ, kafka_impl)
+        self._wanted = {"kafka": kafka, "postgres": postgres, "s3": s3}
+        self._used = {"kafka": False, "postgres": False, "s3": False}
+        #: Servers this stack started (services given by env vars are not here).
+        self.kafka: KafkaServer | None = None
+        self.postgres: PostgresServer | None = None
+        self.s3: S3Server | None = None
+        self._endpoints = ServiceEndpoints()
+
+    def _subdir(self, name: str) -> Path | None:
+        return None if self.data_dir is None else self.data_dir / name
+
+    @property
+    def servers(self) -> list[Service]:
+        """The servers started locally."""
+        return [s for s in (self.kafka, self.postgres, self.s3) if s is not None]
+
+    @property
+    def endpoints(self) -> ServiceEndpoints:
+        """Where the services in use are (fields of services not in use are None)."""
+        return self._endpoints
+
+    async def start(self) -> ServiceEndpoints:
+        """Start what the constructor asked for; return where everything is."""
+        return await self.require(**self._wanted)
+
+    async def require(
+        self, *, kafka: bool = False, postgres: bool = False, s3: bool = False
+    ) -> ServiceEndpoints:
+        """Make these services available (external or started here), concurrently; idempotent."""
+        new: list[Service] = []
+        if kafka and not self._used["kafka"] and self.external.kafka_bootstrap is None:
+            self.kafka = choose_kafka(self._subdir("kafka"), prefer=self.kafka_impl)
+            new.append(self.kafka)
+        if postgres and not self._used["postgres"] and self.external.database_url is None:
+            self.postgres = PostgresServer(self._subdir("postgres"))
+            new.append(self.postgres)
+        if s3 and not self._used["s3"] and self.external.s3_endpoint_url is None:
+            self.s3 = S3Server(self._subdir("s3"))
+            new.append(self.s3)
+        try:
+            results = await asyncio.gather(
+                *(server.start() for server in new), return_exceptions=True
+            )
+        except BaseException:  # cancelled: each server stopped itself; stop the ones that rose
+            await self._forget(new)
+            raise
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await self._forget(new)
+            raise errors[0]
+        for name, wanted in (("kafka", kafka), ("postgres", postgres), ("s3", s3)):
+            self._used[name] = self._used[name] or wanted
+        self._endpoints = self._combine()
+        return self._endpoints
+
+    async def _forget(self, servers: list[Service]) -> None:
+        await asyncio.gather(*(server.stop() for server in servers))
+        self.kafka = None if self.kafka in servers else self.kafka
+        self.postgres = None if self.postgres in servers else self.postgres
+        self.s3 = None if self.s3 in servers else self.s3
+
+    def _combine(self) -> ServiceEndpoints:
+        ext, used = self.external, self._used
+        endpoints = ServiceEndpoints()
+        if used["kafka"]:
+            endpoints = replace(
+                endpoints,
+                kafka_bootstrap=ext.kafka_bootstrap,
+                kafka_supports_idempotence=ext.kafka_supports_idempotence,
+                kafka_description=ext.kafka_description,
+            )
+        if self.kafka is not None:
+            endpoints = replace(
+                endpoints,
+                kafka_bootstrap=self.kafka.bootstrap_servers,
+                kafka_supports_idempotence=self.kafka.supports_idempotence,
+                kafka_description=self.kafka.description,
+            )
+        if used["postgres"]:
+            pg_url = self.postgres.dsn if self.postgres is not None else ext.database_url
+            endpoints = replace(endpoints, database_url=pg_url)
+        if self.s3 is not None:
+            endpoints = replace(
+                endpoints,
+                s3_endpoint_url=self.s3.endpoint_url,
+                s3_bucket=self.s3.bucket,
+                s3_access_key=self.s3.access_key,
+                s3_secret_key=self.s3.secret_key,
+                s3_region=self.s3.region,
+            )
+        elif used["s3"]:
+            endpoints = replace(
+                endpoints,
+                s3_endpoint_url=ext.s3_endpoint_url,
+                s3_bucket=ext.s3_bucket,
+                s3_access_key=ext.s3_access_key,
+                s3_secret_key=ext.s3_secret_key,
+                s3_region=ext.s3_region,
+            )
+        return endpoints
+
+    async def stop(self) -> None:
+        """Stop every local server, all at once (idempotent)."""
+        servers = self.servers
+        self._used = dict.fromkeys(self._used, False)
+        self._endpoints = ServiceEndpoints()
+        await self._forget(servers)
+
+    def log_tails(self, lines: int = 40) -> dict[str, str]:
+        """The last lines of each local server's log, by service name."""
+        return {server.name: server.log_tail(lines) for server in self.servers}
+
+    def summary(self) -> str:
+        """One line per service in use: what it is, where, how long it took to start."""
+        rows: list[str] = []
+        ep = self._endpoints
+        for name, server, where in (
+            ("kafka", self.kafka, ep.kafka_bootstrap),
+            ("postgres", self.postgres, ep.database_url),
+            ("s3", self.s3, ep.s3_endpoint_url),
+        ):
+            if where is None:
+                continue
+            if server is None:
+                rows.append(f"{name}: external at {where}")
+                continue
+            what = server.description
+            took = f"{server.startup_seconds:.1f}s" if server.startup_seconds else "?"
+            rows.append(f"{name}: {what} at {where} (ready in {took}, log {server.log_path})")
+        return "\n".join(rows)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+@asynccontextmanager
+async def local_services(
+    data_dir: Path | str | None = None,
+    *,
+    kafka: bool = True,
+    postgres: bool = True,
+    s3: bool = True,
+    kafka_impl: KafkaChoice | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AsyncIterator[ServiceEndpoints]:
+    """Use the services the env vars name, start the missing ones, stop them on exit."""
+    async with DevStack(
+        data_dir, kafka=kafka, postgres=postgres, s3=s3, kafka_impl=kafka_impl, environ=environ
+    ) as stack:
+        yield stack.endpoints

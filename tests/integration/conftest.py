@@ -1,0 +1,164 @@
+"""Real Kafka, PostgreSQL and S3 for the integration tests.
+
+One `DevStack` per session starts, concurrently and on free loopback ports, every
+service the collected tests ask for (through the `kafka`, `postgres`, `s3` or
+`services` fixtures); env vars (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL,
+S3_ENDPOINT_URL, ...) point at external services instead. Kafka is Apache Kafka
+from its jars when Java is available. When a test fails, the tail of each
+service log it used is attached to its report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+from pathlib import Path
+
+import pytest
+
+from orchestrator.devstack import (
+    DevStack,
+    KafkaEndpoint,
+    S3Endpoint,
+    ServiceEndpoints,
+    create_topic,
+    describe_kafka,
+)
+
+HERE = Path(__file__).parent
+_STACK = pytest.StashKey[DevStack]()
+_LOG_LINES = 40
+# Fixture that reaches each service, for "which services do the collected tests need".
+_SERVICE_FIXTURES = {"kafka": "kafka", "postgres": "postgres", "s3": "s3"}
+
+MakeTopic = Callable[..., Awaitable[str]]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/integration is marked `integration`."""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Name the Kafka the session will use, so a CI log says which broker ran the tests."""
+    if not any(item.path.is_relative_to(HERE) for item in session.items):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"integration services: Kafka = {describe_kafka()}")
+
+
+def _print_uncaptured(config: pytest.Config, text: str) -> None:
+    """Write to the terminal even from inside a fixture (where stdout is being captured)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        reporter.ensure_newline()
+        reporter.write_line(text)
+
+
+def _needed(items: list[pytest.Item]) -> dict[str, bool]:
+    names: set[str] = set()
+    for item in items:
+        names.update(getattr(item, "fixturenames", ()))
+    every = "services" in names
+    return {service: every or fixture in names for service, fixture in _SERVICE_FIXTURES.items()}
+
+
+@pytest.fixture(scope="session")
+async def devstack(request: pytest.FixtureRequest) -> AsyncIterator[DevStack]:
+    """The session's services: everything the collected tests need, started at once."""
+    stack = DevStack(kafka=False, postgres=False, s3=False)
+    request.config.stash[_STACK] = stack
+    try:
+        await stack.require(**_needed(request.session.items))
+        if stack.endpoints != ServiceEndpoints():
+            _print_uncaptured(request.config, stack.summary())
+        yield stack
+    finally:
+        await stack.stop()
+
+
+@pytest.fixture(scope="session")
+async def kafka(devstack: DevStack) -> KafkaEndpoint:
+    """The broker: `.bootstrap_servers`, `.supports_idempotence`, `.description`."""
+    return (await devstack.require(kafka=True)).kafka
+
+
+@pytest.fixture(scope="session")
+async def postgres(devstack: DevStack) -> str:
+    """A DSN of the `postgres` database (superuser, trust auth); create your own database."""
+    dsn = (await devstack.require(postgres=True)).database_url
+    assert dsn is not None
+    return dsn
+
+
+@pytest.fixture(scope="session")
+async def s3(devstack: DevStack) -> S3Endpoint:
+    """The S3 store: `.endpoint_url`, `.bucket` (exists), credentials, `.client()`."""
+    return (await devstack.require(s3=True)).s3
+
+
+@pytest.fixture(scope="session")
+async def services(devstack: DevStack) -> ServiceEndpoints:
+    """All three; `.as_env()` gives the env vars for a subprocess."""
+    return await devstack.require(kafka=True, postgres=True, s3=True)
+
+
+@pytest.fixture
+def require_idempotence(kafka: KafkaEndpoint) -> None:
+    """Skip the test on a broker without idempotent/transactional producers (Tansu)."""
+    if not kafka.supports_idempotence:
+        pytest.skip(f"{kafka.description}: no idempotent or transactional producer")
+
+
+@pytest.fixture(autouse=True)
+def _requires_idempotence_marker(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("requires_idempotence") is not None:
+        request.getfixturevalue("require_idempotence")
+
+
+@pytest.fixture
+def topic(request: pytest.FixtureRequest) -> str:
+    """A fresh topic name for this test (not created: see `make_topic`)."""
+    return _topic_name(request.node.name)
+
+
+@pytest.fixture
+def make_topic(kafka: KafkaEndpoint, request: pytest.FixtureRequest) -> MakeTopic:
+    """`await make_topic(partitions=1, name=None, config=None)` creates a topic; returns it."""
+
+    async def make(
+        partitions: int = 1, *, name: str | None = None, config: Mapping[str, str] | None = None
+    ) -> str:
+        name = name or _topic_name(request.node.name)
+        await create_topic(kafka.bootstrap_servers, name, partitions=partitions, config=config)
+        return name
+
+    return make
+
+
+def _topic_name(test_name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", test_name).strip("-")[:60]
+    return f"test-{slug}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On failure, attach the tail of the log of each local service the test used."""
+    report = yield
+    stack = item.config.stash.get(_STACK, None)
+    if report.failed and report.when in ("setup", "call") and stack is not None:
+        used = set(getattr(item, "fixturenames", ()))
+        for name, tail in stack.log_tails(_LOG_LINES).items():
+            if "services" in used or _SERVICE_FIXTURES[name] in used:
+                report.sections.append((f"{name} log (last {_LOG_LINES} lines)", tail))
+    return report
