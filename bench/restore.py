@@ -1,0 +1,342 @@
+"""Restore cost: one long execution (100,000 events), a snapshot every 100 events.
+
+Prints, never asserts:
+
+- restore of the latest state, p50/p99 (target p50 <= 20 ms): newest snapshot + the
+  archived events after it;
+- restore at random sequences, p50/p99;
+- a full replay of the archive from the first event, and the ratio to the latest restore;
+- snapshot bytes: Avro before compression, stored after zstd (level 3), per snapshot.
+
+Two backends: ``memory`` (store, index and archive in memory: the pure cost of decode
++ fold) and ``postgres`` (the ``snapshots`` index and ``execution_events`` archive in
+PostgreSQL, objects on the local filesystem: what ``Restorer`` costs in a deployment).
+PostgreSQL comes from ``DATABASE_URL`` or is started locally.
+
+Run ``orchestrator-state bench restore`` or ``python -m bench.restore [--events N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+from rich.console import Console
+from rich.table import Table
+
+from events import catalogue as c
+from events.codec import default_codec
+from events.envelope import Envelope, Position
+from events.fold import step
+from events.simulate import HistoryWriter
+from events.state import ExecutionState
+from events.userdata import encode_user_data
+from projections.migrate import migrate
+from snapshots import (
+    ArchivedEvent,
+    FilesystemSnapshotStore,
+    MemoryEventArchive,
+    MemorySnapshotIndex,
+    MemorySnapshotStore,
+    Restorer,
+    SnapshotCodec,
+    SnapshotWriter,
+)
+from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from snapshots.writer import PendingSnapshot
+
+TOPIC = "orchestrator.pipeline.events"
+EXECUTION = "exec_long"
+
+
+def long_history(events: int, *, tasks: int = 200, seed: int = 1) -> list[Envelope]:
+    """One valid execution of ``events`` events: ``tasks`` tasks run in turn, each
+    retried many times (a flaky model API), with a checkpoint every ~1,000 events and a
+    writer takeover every ~20,000; state stays the size a long real run has."""
+    rng = random.Random(seed)
+    w = HistoryWriter(EXECUTION, "long_pipeline", rng)
+    names = [f"task_{i}" for i in range(tasks)]
+    w.emit(
+        c.ExecutionCreated(
+            pipeline_id="long_pipeline",
+            context=c.ExecutionContext(user_id="u", input_data=encode_user_data({"q": "x" * 200})),
+            tasks=tuple(c.TaskSpec(task_id=n) for n in names),
+        )
+    )
+    w.emit(c.ExecutionValidationStarted())
+    w.emit(c.ExecutionValidationSucceeded())
+    per_task = max(8, (events - 6) // tasks)
+    for i, name in enumerate(names):
+        budget = min(events - 3, 3 + (i + 1) * per_task)
+        w.emit(c.TaskScheduled(task_id=name))
+        attempt = 1
+        w.emit(c.TaskStarted(task_id=name, attempt=1, inputs=encode_user_data({"in": name})))
+        while len(w.events) < budget - 4:
+            if len(w.events) % 1000 < 3:
+                w.emit(
+                    c.CheckpointSaved(
+                        checkpoint_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                        name=f"cp_{len(w.events)}",
+                        task_id=name,
+                        data=encode_user_data({"partial": "y" * 100}),
+                        progress=rng.random(),
+                    )
+                )
+            if len(w.events) % 20_000 < 3:
+                w.take_over()
+            w.emit(c.TaskFailed(task_id=name, attempt=attempt, error="rate limited"))
+            attempt += 1
+            w.emit(c.TaskRetryScheduled(task_id=name, attempt=attempt, delay_seconds=1.0))
+            w.emit(c.TaskStarted(task_id=name, attempt=attempt))
+        w.emit(c.TaskCompleted(task_id=name, outputs=encode_user_data({"out": "z" * 300})))
+    w.emit(c.ExecutionCompleted(outputs=encode_user_data({"report": "done"})))
+    return [
+        replace(e, event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4))) for e in w.events
+    ]
+
+
+def _ms(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+async def _snapshot_every(
+    archived: list[ArchivedEvent], every: int, writer: SnapshotWriter, index: Any
+) -> tuple[int, int, int, ExecutionState]:
+    state: ExecutionState | None = None
+    raw = stored = count = 0
+    for i, event in enumerate(archived, start=1):
+        state = step(state, event.envelope).state
+        if i % every == 0 and state is not None:
+            record = await writer.write(
+                PendingSnapshot(state, event.position, event.envelope.occurred_at)
+            )
+            await index.add([record])
+            raw, stored, count = raw + record.raw_size_bytes, stored + record.size_bytes, count + 1
+    assert state is not None
+    return count, raw, stored, state
+
+
+async def _measure(
+    restorer: Restorer, full: ExecutionState, samples: int, rng: random.Random
+) -> dict[str, Any]:
+    latest, at_seq = [], []
+    for _ in range(samples):
+        t = time.perf_counter()
+        restored = await restorer.latest(EXECUTION)
+        latest.append(time.perf_counter() - t)
+        assert restored.state == full
+    for _ in range(samples):
+        sequence = rng.randint(1, full.last_sequence)
+        t = time.perf_counter()
+        await restorer.at_sequence(EXECUTION, sequence)
+        at_seq.append(time.perf_counter() - t)
+    replay = []
+    for _ in range(2):
+        t = time.perf_counter()
+        events = await restorer.archive.events(EXECUTION)
+        state = None
+        for event in events:
+            state = step(state, event.envelope).state
+        replay.append(time.perf_counter() - t)
+        assert state == full
+    return {"latest": _ms(latest), "at_sequence": _ms(at_seq), "replay_ms": min(replay) * 1000}
+
+
+@asynccontextmanager
+async def _database(dsn: str | None) -> AsyncIterator[str]:
+    if dsn is None:
+        from orchestrator.devstack import local_services
+
+        async with local_services(kafka=False, s3=False) as endpoints:
+            assert endpoints.database_url is not None
+            async with _database(endpoints.database_url) as inner:
+                yield inner
+        return
+    name = f"bench_restore_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield (
+            dsn.rsplit("/", 1)[0] + f"/{name}"
+            if "?" not in dsn
+            else dsn.replace("/postgres?", f"/{name}?")
+        )
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _archive_rows(conn: asyncpg.Connection, archived: list[ArchivedEvent]) -> None:
+    codec = default_codec()
+    state = None
+    rows = []
+    for a in archived:
+        e = a.envelope
+        result = step(state, e)
+        state = result.state
+        rows.append(
+            (
+                a.position.topic,
+                a.position.partition,
+                a.position.offset,
+                e.execution_id,
+                e.pipeline_id,
+                e.sequence,
+                e.epoch,
+                e.event_id,
+                e.event_type,
+                e.occurred_at,
+                result.outcome.value,
+                "{}",
+                codec.encode(e),
+            )
+        )
+    await conn.copy_records_to_table(
+        "execution_events",
+        records=rows,
+        columns=[
+            "topic",
+            "partition",
+            "offset",
+            "execution_id",
+            "pipeline_id",
+            "sequence",
+            "epoch",
+            "event_id",
+            "event_type",
+            "occurred_at",
+            "outcome",
+            "payload",
+            "raw",
+        ],
+    )
+
+
+async def run_restore_bench(
+    *,
+    events: int = 100_000,
+    every: int = 100,
+    samples: int = 200,
+    backends: Sequence[str] = ("memory", "postgres"),
+    dsn: str | None = None,
+    seed: int = 7,
+) -> dict[str, Any]:
+    """Build the history once, then measure each backend; return the figures."""
+    history = long_history(events)
+    archived = [ArchivedEvent(Position(TOPIC, 0, i), e) for i, e in enumerate(history)]
+    codec = SnapshotCodec()
+    result: dict[str, Any] = {"events": len(history), "every": every}
+    for backend in backends:
+        rng = random.Random(seed)
+        if backend == "memory":
+            store, index = MemorySnapshotStore(), MemorySnapshotIndex()
+            count, raw, stored, full = await _snapshot_every(
+                archived, every, SnapshotWriter(store, codec), index
+            )
+            restorer = Restorer(
+                store=store, index=index, archive=MemoryEventArchive(archived), codec=codec
+            )
+            result[backend] = await _measure(restorer, full, samples, rng)
+        else:
+            async with _database(dsn) as db:
+                conn = await asyncpg.connect(db)
+                try:
+                    await migrate(conn)
+                    await _archive_rows(conn, archived)
+                finally:
+                    await conn.close()
+                pool = await asyncpg.create_pool(db, min_size=1, max_size=2)
+                try:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        store_fs = FilesystemSnapshotStore(tmp)
+                        index_pg = PostgresSnapshotIndex(pool)
+                        count, raw, stored, full = await _snapshot_every(
+                            archived, every, SnapshotWriter(store_fs, codec), index_pg
+                        )
+                        restorer = Restorer(
+                            store=store_fs,
+                            index=index_pg,
+                            archive=PostgresEventArchive(pool, default_codec()),
+                            codec=codec,
+                        )
+                        result[backend] = await _measure(restorer, full, samples, rng)
+                finally:
+                    await pool.close()
+        result["snapshots"] = count
+        result["raw_bytes_per_snapshot"] = raw // max(1, count)
+        result["stored_bytes_per_snapshot"] = stored // max(1, count)
+        result["tasks"] = len(full.tasks)
+        result["checkpoints"] = len(full.checkpoints)
+    return result
+
+
+def render(result: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"restore: one execution, {result['events']:,} events, a snapshot every "
+        f"{result['every']} ({result['snapshots']:,} snapshots; state of {result['tasks']} "
+        f"tasks, {result['checkpoints']} checkpoints; {result['raw_bytes_per_snapshot']:,} B "
+        f"Avro -> {result['stored_bytes_per_snapshot']:,} B zstd per snapshot)"
+    )
+    for column in (
+        "backend",
+        "latest p50 ms",
+        "latest p99 ms",
+        "at sequence p50 ms",
+        "at sequence p99 ms",
+        "full replay ms",
+        "replay / latest p50",
+    ):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for backend in ("memory", "postgres"):
+        figures = result.get(backend)
+        if figures is None:
+            continue
+        (lp50, lp99), (sp50, sp99) = figures["latest"], figures["at_sequence"]
+        table.add_row(
+            backend,
+            f"{lp50:.2f}",
+            f"{lp99:.2f}",
+            f"{sp50:.2f}",
+            f"{sp99:.2f}",
+            f"{figures['replay_ms']:.0f}",
+            f"{figures['replay_ms'] / lp50:.0f}x",
+        )
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m bench.restore [--events N] [--every N] [--samples N] [--backend B]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--every", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--backend", choices=["memory", "postgres", "both"], default="both")
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args(argv)
+    backends = ("memory", "postgres") if args.backend == "both" else (args.backend,)
+    result = asyncio.run(
+        run_restore_bench(
+            events=args.events,
+            every=args.every,
+            samples=args.samples,
+            backends=backends,
+            dsn=args.database_url,
+        )
+    )
+    Console().print(render(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,423 @@
+"""``orchestrator-state snapshots ...``: run the snapshotter, restore, list, prune.
+
+* ``run``: the snapshotter process (its own consumer group) until SIGTERM/Ctrl-C;
+* ``restore EXECUTION``: a state at its latest event, ``--sequence``, ``--at`` or
+  ``--checkpoint``, printed as JSON, with the snapshot it started from;
+* ``list EXECUTION``: the indexed snapshots of an execution;
+* ``prune``: what retention would delete (a table); deletes only with ``--yes``;
+* ``lifecycle``: applies the S3 ``lifecycle`` block where the store supports it.
+
+Settings come from ``--config FILE`` (the seed's blocks: ``state_management.snapshots``,
+the backend's ``organization`` / S3 settings, ``checkpointing``, ``compression``),
+flags override; PostgreSQL, Kafka and S3 from ``DATABASE_URL``,
+``KAFKA_BOOTSTRAP_SERVERS``, ``S3_ENDPOINT_URL``; keys from
+``ORCHESTRATOR_SNAPSHOT_KEYS`` / ``ORCHESTRATOR_SNAPSHOT_ACTIVE_KEY``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from events.codec import default_codec
+from events.errors import OrchestratorStateError
+from orchestrator.config import ConfigError, Settings, load_config_file
+from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
+from projections.migrate import TableNames
+from snapshots import (
+    KeyLayout,
+    KeyRing,
+    Lifecycle,
+    Restorer,
+    RetentionPolicy,
+    SnapshotConfigError,
+    SnapshotPolicy,
+    SnapshotStore,
+    apply_plan,
+    codec_from_settings,
+    open_store,
+    plan_retention,
+)
+from snapshots.codec import SnapshotCodec
+from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex, create_pool
+from snapshots.retention import earliest_offsets
+from snapshots.snapshotter import Snapshotter, SnapshotterSettings, run_snapshotter
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="snapshots", help="Snapshots: run, restore, list, prune.", no_args_is_help=True
+)
+
+_DB = typer.Option(
+    None,
+    "--database-url",
+    envvar="DATABASE_URL",
+    show_default=False,
+    help="PostgreSQL DSN (snapshot index, event archive, offsets).",
+)
+_KAFKA = typer.Option(
+    None,
+    "--bootstrap-servers",
+    envvar="KAFKA_BOOTSTRAP_SERVERS",
+    show_default=False,
+    help="Kafka bootstrap servers.",
+)
+_CONFIG = typer.Option(None, "--config", help="YAML with the seed's configuration blocks.")
+_STORE = typer.Option(
+    None,
+    "--store",
+    help="s3://bucket[/prefix], file://path or a path "
+    "(default: state_management.snapshots.storage).",
+)
+_S3 = typer.Option(
+    None,
+    "--s3-endpoint-url",
+    envvar="S3_ENDPOINT_URL",
+    show_default=False,
+    help="Endpoint of an S3-compatible store.",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """Everything the seed's configuration says about snapshots, resolved."""
+
+    store_url: str
+    layout: KeyLayout
+    policy: SnapshotPolicy
+    retention: RetentionPolicy
+    codec: SnapshotCodec
+    lifecycle: Lifecycle
+    tables: TableNames
+    topic: str
+    dsn: str | None
+    s3: S3Backend | None
+
+
+def _load(config: Path | None) -> Settings:
+    if config is None:
+        return Settings()
+    try:
+        return load_config_file(config).settings
+    except ConfigError as exc:
+        Console(stderr=True).print(f"[bold red]{config}:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _setup(config: Path | None, store: str | None) -> _Setup:
+    s = _load(config)
+    sm, cp, comp = s.state_management, s.checkpointing, s.compression
+    backend = s.backend()
+    layout, retention_days = KeyLayout(), None
+    if isinstance(backend, FilesystemBackend):
+        org = backend.organization
+        layout = KeyLayout(by_pipeline=org.by_pipeline, by_date=org.by_date)
+        retention_days = org.retention_days
+    if comp.enabled and comp.algorithm != "zstd":
+        raise SnapshotConfigError("compression.algorithm", "snapshots are compressed with zstd")
+    s3 = backend if isinstance(backend, S3Backend) else None
+    tables = TableNames()
+    if isinstance(backend, PostgresBackend):
+        schema = backend.schema_
+        tables = TableNames(schema.pipeline_states, schema.task_states, schema.checkpoints)
+    return _Setup(
+        store_url=store or sm.snapshots.storage,
+        layout=layout,
+        policy=SnapshotPolicy(
+            frequency=sm.snapshots.frequency,
+            interval=cp.periodic.interval,
+            after_tasks=frozenset(cp.progressive.after_tasks),
+            min_interval=cp.progressive.min_interval,
+            on_success_tasks=frozenset(cp.on_success.tasks),
+        ),
+        retention=RetentionPolicy(
+            max_checkpoints=cp.storage.retention.max_checkpoints,
+            max_age_days=cp.storage.retention.max_age_days,
+            retention_days=retention_days,
+        ),
+        codec=codec_from_settings(
+            compress=cp.storage.compress and comp.enabled,
+            level=comp.level,
+            min_size=comp.selective.min_size,
+            encrypt=cp.storage.encrypt,
+            keys=KeyRing.from_env(),
+        ),
+        lifecycle=Lifecycle(s3.lifecycle.transition_to_glacier, s3.lifecycle.expiration)
+        if s3
+        else Lifecycle(),
+        tables=tables,
+        topic=sm.event_store.topics.pipeline_events,
+        dsn=backend.connection_string if isinstance(backend, PostgresBackend) else None,
+        s3=s3,
+    )
+
+
+def _store(setup: _Setup, endpoint_url: str | None) -> SnapshotStore:
+    s3 = setup.s3
+    return open_store(
+        setup.store_url,
+        endpoint_url=endpoint_url or (s3.endpoint_url if s3 else None),
+        region=s3.region if s3 else None,
+        kms_key_id=s3.encryption.kms_key if s3 and s3.encryption.enabled else None,
+        server_side_encryption="aws:kms" if s3 and s3.encryption.enabled else None,
+    )
+
+
+def _need(value: str | None, flag: str, env: str) -> str:
+    if not value:
+        Console(stderr=True).print(f"[bold red]error:[/] pass {flag} or set {env}")
+        raise typer.Exit(2)
+    return value
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except OrchestratorStateError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@app.command("run")
+def run(
+    database_url: str | None = _DB,
+    bootstrap_servers: str | None = _KAFKA,
+    config: Path | None = _CONFIG,
+    store: str | None = _STORE,
+    s3_endpoint_url: str | None = _S3,
+    topic: str | None = typer.Option(None, "--topic", help="Override the pipeline topic."),
+    name: str = typer.Option("snapshotter", "--name", help="Consumer group / offsets name."),
+    frequency: int | None = typer.Option(None, "--frequency", help="Snapshot every N events."),
+    batch_size: int = typer.Option(2000, "--batch-size", help="Records per batch."),
+    archive_projection: str = typer.Option(
+        "read_models",
+        "--archive-projection",
+        help="Projection whose execution_events archive rebuilds what no snapshot serves.",
+    ),
+    session_timeout_ms: int = typer.Option(10_000, "--session-timeout-ms"),
+) -> None:
+    """Run the snapshotter until SIGTERM/Ctrl-C (migrations applied at start)."""
+    from events.consumer import ConsumerSettings
+
+    setup = _setup(config, store)
+    policy = (
+        setup.policy
+        if frequency is None
+        else dataclasses.replace(setup.policy, frequency=frequency)
+    )
+    settings = SnapshotterSettings(
+        name=name,
+        topic=topic or setup.topic,
+        batch_size=batch_size,
+        tables=setup.tables,
+        archive_projection=archive_projection or None,
+    )
+    snapshotter = Snapshotter(
+        settings,
+        dsn=_need(database_url or setup.dsn, "--database-url", "DATABASE_URL"),
+        bootstrap=_need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
+        store=_store(setup, s3_endpoint_url),
+        codec=setup.codec,
+        policy=policy,
+        layout=setup.layout,
+        consumer_settings=ConsumerSettings(
+            client_id=settings.client_id,
+            fetch_max_wait_ms=50,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(500, session_timeout_ms // 3),
+        ),
+    )
+    asyncio.run(run_snapshotter(snapshotter))
+
+
+def _restorer(pool: Any, setup: _Setup, endpoint_url: str | None) -> Restorer:
+    return Restorer(
+        store=_store(setup, endpoint_url),
+        index=PostgresSnapshotIndex(pool),
+        archive=PostgresEventArchive(
+            pool, default_codec(), checkpoints_table=setup.tables.checkpoints
+        ),
+        codec=setup.codec,
+    )
+
+
+@app.command("restore")
+def restore(
+    execution_id: str | None = typer.Argument(None, help="The execution (not with --checkpoint)."),
+    sequence: int | None = typer.Option(None, "--sequence", help="State at this sequence."),
+    at: datetime | None = typer.Option(None, "--at", help="State at this time (UTC if naive)."),
+    checkpoint: str | None = typer.Option(None, "--checkpoint", help="State at a checkpoint."),
+    database_url: str | None = _DB,
+    config: Path | None = _CONFIG,
+    store: str | None = _STORE,
+    s3_endpoint_url: str | None = _S3,
+) -> None:
+    """Print a restored state as JSON, and where it came from (on stderr)."""
+    setup = _setup(config, store)
+    dsn = _need(database_url or setup.dsn, "--database-url", "DATABASE_URL")
+    if (checkpoint is None) == (execution_id is None):
+        raise typer.BadParameter("give an EXECUTION_ID or --checkpoint, not both")
+
+    async def go() -> Any:
+        pool = await create_pool(dsn, max_size=2)
+        try:
+            r = _restorer(pool, setup, s3_endpoint_url)
+            if checkpoint is not None:
+                return await r.at_checkpoint(checkpoint)
+            assert execution_id is not None
+            if sequence is not None:
+                return await r.at_sequence(execution_id, sequence)
+            if at is not None:
+                return await r.at_time(execution_id, at if at.tzinfo else at.replace(tzinfo=UTC))
+            return await r.latest(execution_id)
+        finally:
+            await pool.close()
+
+    restored = _run(go())
+    err = Console(stderr=True)
+    err.print(
+        f"from {restored.snapshot_key or 'the first event'} + "
+        f"{restored.events_folded} event(s); last position {restored.position}"
+    )
+    for uri in restored.skipped:
+        err.print(f"[yellow]skipped unusable snapshot {uri}[/]")
+    Console().print_json(json.dumps(dataclasses.asdict(restored.state), default=str))
+
+
+@app.command("list")
+def list_snapshots(
+    execution_id: str = typer.Argument(..., help="The execution."),
+    database_url: str | None = _DB,
+    config: Path | None = _CONFIG,
+) -> None:
+    """The indexed snapshots of an execution, newest first."""
+    dsn = _need(database_url or _setup(config, None).dsn, "--database-url", "DATABASE_URL")
+
+    async def go() -> Any:
+        pool = await create_pool(dsn, max_size=1)
+        try:
+            return await PostgresSnapshotIndex(pool).candidates(execution_id)
+        finally:
+            await pool.close()
+
+    table = Table("sequence", "epoch", "status", "position", "bytes", "raw", "created", "key")
+    for r in _run(go()):
+        table.add_row(
+            str(r.sequence),
+            str(r.epoch),
+            r.status,
+            r.position.token(),
+            str(r.size_bytes),
+            str(r.raw_size_bytes),
+            f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+            r.object_key,
+        )
+    Console().print(table)
+
+
+@app.command("prune")
+def prune(
+    yes: bool = typer.Option(False, "--yes", help="Delete; without it, only print the plan."),
+    max_checkpoints: int | None = typer.Option(None, "--max-checkpoints"),
+    max_age_days: float | None = typer.Option(None, "--max-age-days"),
+    retention_days: float | None = typer.Option(None, "--retention-days"),
+    database_url: str | None = _DB,
+    bootstrap_servers: str | None = _KAFKA,
+    config: Path | None = _CONFIG,
+    store: str | None = _STORE,
+    s3_endpoint_url: str | None = _S3,
+) -> None:
+    """Apply retention (max_checkpoints, max_age_days, retention_days): print, then delete
+    with --yes. Never deletes an execution's newest snapshot or the one covering history
+    Kafka has already deleted (Kafka is asked when --bootstrap-servers is given)."""
+    setup = _setup(config, store)
+    dsn = _need(database_url or setup.dsn, "--database-url", "DATABASE_URL")
+    overrides = {
+        k: v
+        for k, v in (
+            ("max_checkpoints", max_checkpoints),
+            ("max_age_days", max_age_days),
+            ("retention_days", retention_days),
+        )
+        if v
+    }
+    policy = dataclasses.replace(setup.retention, **overrides)  # type: ignore[arg-type]
+    snapshot_store = _store(setup, s3_endpoint_url)
+    console = Console()
+
+    async def go() -> int:
+        pool = await create_pool(dsn, max_size=2)
+        try:
+            index = PostgresSnapshotIndex(pool)
+            records = await index.all()
+            earliest = None
+            if bootstrap_servers:
+                earliest = await earliest_offsets(
+                    bootstrap_servers, {(r.position.topic, r.position.partition) for r in records}
+                )
+            plan = plan_retention(records, policy, now=datetime.now(UTC), earliest_offsets=earliest)
+            table = Table(
+                "execution",
+                "sequence",
+                "created",
+                "bytes",
+                "reason",
+                title=f"{len(plan.delete)} snapshot(s) to delete",
+            )
+            for d in plan.delete:
+                r = d.record
+                table.add_row(
+                    r.execution_id,
+                    str(r.sequence),
+                    f"{r.created_at:%Y-%m-%d %H:%M}",
+                    str(r.size_bytes),
+                    d.reason,
+                )
+            console.print(table)
+            console.print(
+                f"{plan.kept} kept by the rules, {len(plan.protected)} protected, "
+                f"{plan.bytes_freed} bytes to free"
+                + (
+                    ""
+                    if earliest is not None
+                    else " (Kafka not asked: pass --bootstrap-servers to protect the"
+                    " snapshots covering deleted log history)"
+                )
+            )
+            if not yes:
+                console.print("[yellow]nothing deleted: run again with --yes to delete[/]")
+                return 0
+            return await apply_plan(plan, index=index, store=snapshot_store)
+        finally:
+            await pool.close()
+
+    deleted = _run(go())
+    if yes:
+        console.print(f"deleted {deleted} snapshot(s)")
+
+
+@app.command("lifecycle")
+def lifecycle(
+    config: Path | None = _CONFIG,
+    store: str | None = _STORE,
+    s3_endpoint_url: str | None = _S3,
+) -> None:
+    """Apply the S3 backend's lifecycle block; print what was and was not applied."""
+    setup = _setup(config, store)
+    report = _run(_store(setup, s3_endpoint_url).apply_lifecycle(setup.lifecycle))
+    Console().print(
+        f"{report.store}: applied {list(report.applied)}, "
+        f"NOT applied {list(report.not_applied)}\n{report.detail}"
+    )
+    if report.not_applied:
+        raise typer.Exit(3)

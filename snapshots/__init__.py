@@ -1,0 +1,90 @@
+"""Snapshots: the snapshotter, stores, codec, restore and retention (design §5).
+
+A snapshot is one execution's folded state at a known sequence and Kafka position,
+Avro-encoded, zstd-compressed above a size, optionally AES-256-GCM encrypted, stored
+under a deterministic key and indexed in PostgreSQL. Restore = newest usable snapshot
+at or before the target + the archived events after it, folded: always equal to the
+full fold. ``S3SnapshotStore`` (``snapshots.s3``), the PostgreSQL adapters
+(``snapshots.postgres``) and the snapshotter (``snapshots.snapshotter``) import their
+drivers, so they are imported from their modules, not from here.
+"""
+
+from snapshots.codec import (
+    AesGcmEncryption,
+    AvroStateConverter,
+    EncodedSnapshot,
+    Snapshot,
+    SnapshotCodec,
+    SnapshotHeader,
+    ZstdCompression,
+    codec_from_settings,
+)
+from snapshots.errors import (
+    NothingToRestore,
+    SnapshotConfigError,
+    SnapshotCorrupt,
+    SnapshotError,
+    SnapshotNotFound,
+    SnapshotStoreError,
+    SnapshotterFailed,
+)
+from snapshots.filesystem import FilesystemSnapshotStore
+from snapshots.index import MemorySnapshotIndex, SnapshotIndex, SnapshotRecord
+from snapshots.keys import ACTIVE_KEY_ENV, KEYS_ENV, KeyRing, generate_key
+from snapshots.policy import RetentionPolicy, SnapshotPolicy
+from snapshots.restore import ArchivedEvent, EventArchive, MemoryEventArchive, Restored, Restorer
+from snapshots.retention import Decision, RetentionPlan, apply_plan, plan_retention
+from snapshots.store import (
+    KeyLayout,
+    Lifecycle,
+    LifecycleReport,
+    MemorySnapshotStore,
+    SnapshotStore,
+    open_store,
+)
+from snapshots.writer import PendingSnapshot, SnapshotWriter
+
+__all__ = [
+    "ACTIVE_KEY_ENV",
+    "KEYS_ENV",
+    "AesGcmEncryption",
+    "ArchivedEvent",
+    "AvroStateConverter",
+    "Decision",
+    "EncodedSnapshot",
+    "EventArchive",
+    "FilesystemSnapshotStore",
+    "KeyLayout",
+    "KeyRing",
+    "Lifecycle",
+    "LifecycleReport",
+    "MemoryEventArchive",
+    "MemorySnapshotIndex",
+    "MemorySnapshotStore",
+    "NothingToRestore",
+    "PendingSnapshot",
+    "Restored",
+    "Restorer",
+    "RetentionPlan",
+    "RetentionPolicy",
+    "Snapshot",
+    "SnapshotCodec",
+    "SnapshotConfigError",
+    "SnapshotCorrupt",
+    "SnapshotError",
+    "SnapshotHeader",
+    "SnapshotIndex",
+    "SnapshotNotFound",
+    "SnapshotPolicy",
+    "SnapshotRecord",
+    "SnapshotStore",
+    "SnapshotStoreError",
+    "SnapshotWriter",
+    "SnapshotterFailed",
+    "ZstdCompression",
+    "apply_plan",
+    "codec_from_settings",
+    "generate_key",
+    "open_store",
+    "plan_retention",
+]

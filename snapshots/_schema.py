@@ -1,0 +1,233 @@
+"""The Avro schemas of a snapshot: the state body and the header (``schemas/snapshot``).
+
+Kept apart from the event schemas (``schemas/current``): a snapshot is a cache of the
+fold, not part of the log, so its schema may change in ways the event schemas may not.
+Every state schema that ever wrote snapshots stays readable as long as its directory is
+kept under ``schemas/snapshot/releases/vN``; a fingerprint matching none of them makes
+the snapshot unusable (restore then replays instead).
+
+The state mirrors ``events.state`` field by field; user data (arbitrary JSON) travels as
+JSON text, so the schema never has to describe what users put in it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastavro.repository.base import AbstractSchemaRepository, SchemaRepositoryError
+from fastavro.schema import load_schema, parse_schema, to_parsing_canonical_form
+from fastavro.types import Schema
+
+from events.schemas import rabin_fingerprint, schemas_root
+from events.state import CheckpointRef, ExecutionState, TaskState
+
+NAMESPACE = "orchestrator.snapshot"
+STATE_RECORD = "ExecutionState"
+HEADER_RECORD = "SnapshotHeader"
+
+
+def snapshot_schemas_root() -> Path:
+    """``schemas/snapshot`` of this repository."""
+    return schemas_root() / "snapshot"
+
+
+class _SiblingFiles(AbstractSchemaRepository):
+    """fastavro repository resolving ``orchestrator.snapshot.X`` to ``<directory>/X.avsc``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def load(self, name: str) -> Any:
+        _, _, short = name.rpartition(".")
+        try:
+            return json.loads((self.directory / f"{short}.avsc").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SchemaRepositoryError(f"cannot read {short}.avsc: {exc}") from exc
+
+
+def _signed(value: int) -> int:
+    """An unsigned 64-bit fingerprint as the signed Avro ``long`` the header holds."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+@dataclass(frozen=True, slots=True)
+class StateSchema:
+    """One version of the ExecutionState schema, parsed, with its fingerprint."""
+
+    directory: Path
+    schema: Schema = field(repr=False, compare=False)
+    fingerprint: int
+    """CRC-64-AVRO of the Parsing Canonical Form, as a signed 64-bit integer."""
+
+    @classmethod
+    def load(cls, directory: Path) -> StateSchema:
+        schema = load_schema(f"{NAMESPACE}.{STATE_RECORD}", repo=_SiblingFiles(directory))
+        canonical = to_parsing_canonical_form(schema)
+        return cls(directory, schema, _signed(rabin_fingerprint(canonical)))
+
+
+@dataclass(frozen=True, slots=True)
+class StateSchemas:
+    """The current state schema (the reader) and every released one, by fingerprint."""
+
+    current: StateSchema
+    writers: Mapping[int, StateSchema]
+
+    @classmethod
+    def load(cls, root: Path | None = None) -> StateSchemas:
+        root = snapshot_schemas_root() if root is None else root
+        current = StateSchema.load(root / "current")
+        writers = {current.fingerprint: current}
+        for directory in sorted((root / "releases").glob("v*")):
+            release = StateSchema.load(directory)
+            writers.setdefault(release.fingerprint, release)
+        return cls(current, writers)
+
+
+@functools.cache
+def default_state_schemas() -> StateSchemas:
+    """The repository's snapshot state schemas, loaded once."""
+    return StateSchemas.load()
+
+
+@functools.cache
+def header_schema() -> Schema:
+    """The parsed ``SnapshotHeader`` schema of the current format version."""
+    path = snapshot_schemas_root() / "current" / f"{HEADER_RECORD}.avsc"
+    return parse_schema(json.loads(path.read_text(encoding="utf-8")))
+
+
+# --- ExecutionState <-> Avro record ---------------------------------------------------
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+
+
+_DECODE = json.JSONDecoder().decode
+_CONSTANTS: dict[str, Any] = {"null": None, "true": True, "false": False}
+
+
+def _unjson(text: str) -> Any:
+    # Most user-data fields of a pending task are null: skip the parser for constants.
+    if text in _CONSTANTS:
+        return _CONSTANTS[text]
+    return _DECODE(text)
+
+
+def _checkpoint_record(ref: CheckpointRef) -> dict[str, Any]:
+    return {
+        "checkpoint_id": ref.checkpoint_id,
+        "name": ref.name,
+        "task_id": ref.task_id,
+        "timestamp": ref.timestamp,
+        "sequence": ref.sequence,
+        "progress": ref.progress,
+    }
+
+
+def _task_record(task: TaskState) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "status": task.status,
+        "attempts": task.attempts,
+        "depends_on": list(task.depends_on),
+        "started_at": task.started_at,
+        "completed_at": task.completed_at,
+        "inputs": _json(task.inputs),
+        "outputs": _json(task.outputs),
+        "metadata": _json(task.metadata),
+        "execution_details": _json(dict(task.execution_details)),
+        "error": task.error,
+        "retryable": task.retryable,
+        "retry_delay_seconds": task.retry_delay_seconds,
+    }
+
+
+def state_to_record(state: ExecutionState) -> dict[str, Any]:
+    """The Avro record of ``state`` (tasks as an array, in the state's task order)."""
+    return {
+        "execution_id": state.execution_id,
+        "pipeline_id": state.pipeline_id,
+        "status": state.status,
+        "epoch": state.epoch,
+        "owner": state.owner,
+        "last_sequence": state.last_sequence,
+        "created_at": state.created_at,
+        "started_at": state.started_at,
+        "updated_at": state.updated_at,
+        "completed_at": state.completed_at,
+        "progress": state.progress,
+        "current_task": state.current_task,
+        "completed_tasks": list(state.completed_tasks),
+        "pending_tasks": list(state.pending_tasks),
+        "context": _json(dict(state.context)),
+        "checkpoints": [_checkpoint_record(ref) for ref in state.checkpoints],
+        "tasks": [_task_record(task) for task in state.tasks.values()],
+        "error": state.error,
+        "outputs": _json(state.outputs),
+        "forked_from": state.forked_from,
+        "fork_sequence": state.fork_sequence,
+        "root_execution_id": state.root_execution_id,
+    }
+
+
+def _task(record: Mapping[str, Any]) -> TaskState:
+    return TaskState(
+        task_id=record["task_id"],
+        status=record["status"],
+        attempts=record["attempts"],
+        depends_on=tuple(record["depends_on"]),
+        started_at=record["started_at"],
+        completed_at=record["completed_at"],
+        inputs=_unjson(record["inputs"]),
+        outputs=_unjson(record["outputs"]),
+        metadata=_unjson(record["metadata"]),
+        execution_details=_unjson(record["execution_details"]),
+        error=record["error"],
+        retryable=record["retryable"],
+        retry_delay_seconds=record["retry_delay_seconds"],
+    )
+
+
+def record_to_state(record: Mapping[str, Any]) -> ExecutionState:
+    """The ``ExecutionState`` an Avro record (read with the current schema) describes."""
+    return ExecutionState(
+        execution_id=record["execution_id"],
+        pipeline_id=record["pipeline_id"],
+        status=record["status"],
+        epoch=record["epoch"],
+        owner=record["owner"],
+        last_sequence=record["last_sequence"],
+        created_at=record["created_at"],
+        started_at=record["started_at"],
+        updated_at=record["updated_at"],
+        completed_at=record["completed_at"],
+        progress=record["progress"],
+        current_task=record["current_task"],
+        completed_tasks=tuple(record["completed_tasks"]),
+        pending_tasks=tuple(record["pending_tasks"]),
+        context=_unjson(record["context"]),
+        checkpoints=tuple(
+            CheckpointRef(
+                checkpoint_id=cp["checkpoint_id"],
+                name=cp["name"],
+                task_id=cp["task_id"],
+                timestamp=cp["timestamp"],
+                sequence=cp["sequence"],
+                progress=cp["progress"],
+            )
+            for cp in record["checkpoints"]
+        ),
+        tasks={task["task_id"]: _task(task) for task in record["tasks"]},
+        error=record["error"],
+        outputs=_unjson(record["outputs"]),
+        forked_from=record["forked_from"],
+        fork_sequence=record["fork_sequence"],
+        root_execution_id=record["root_execution_id"],
+    )

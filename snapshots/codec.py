@@ -1,0 +1,365 @@
+"""The snapshot codec: an execution state <-> the bytes of a snapshot object.
+
+Composed like Temporal's DataConverter from small frozen steps: an Avro converter
+(state <-> Avro bytes), optional zstd compression (only above ``min_size``, the seed's
+``compression.selective.min_size``), optional AES-256-GCM encryption. The object::
+
+    b"OSNP" | format version (1 byte) | header length (u32, big-endian) | header (Avro)
+    | CRC-32 of everything before it (u32) | body
+
+The header says what the body is and where it came from (state schema fingerprint,
+compression, key id and nonce, execution, sequence, epoch, Kafka position, times,
+sizes, SHA-256 of the Avro bytes). Everything before the CRC is the AES-GCM associated
+data, so an encrypted snapshot cannot be moved to another execution or position
+unnoticed. Anything that does not check out raises :class:`SnapshotCorrupt` naming the
+object: restore then uses an older snapshot or replays, never a wrong state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from fastavro import schemaless_reader, schemaless_writer
+
+from events.envelope import Position
+from events.state import ExecutionState
+from snapshots._schema import (
+    StateSchemas,
+    default_state_schemas,
+    header_schema,
+    record_to_state,
+    state_to_record,
+)
+from snapshots.errors import SnapshotConfigError, SnapshotCorrupt
+from snapshots.keys import KeyRing
+
+MAGIC = b"OSNP"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct(">4sBI")  # magic, format version, header length
+_CRC = struct.Struct(">I")
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+
+Compression = Literal["none", "zstd"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotHeader:
+    """What a snapshot object says about itself (readable without keys)."""
+
+    format_version: int
+    schema_fingerprint: int
+    compression: Compression
+    key_id: str | None
+    nonce: bytes | None = field(repr=False)
+    execution_id: str
+    pipeline_id: str
+    sequence: int
+    epoch: int
+    status: str
+    position: Position
+    occurred_at: datetime | None
+    created_at: datetime
+    raw_size: int
+    body_size: int
+    body_sha256: bytes = field(repr=False)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "schema_fingerprint": self.schema_fingerprint,
+            "compression": self.compression,
+            "key_id": self.key_id,
+            "nonce": self.nonce,
+            "execution_id": self.execution_id,
+            "pipeline_id": self.pipeline_id,
+            "sequence": self.sequence,
+            "epoch": self.epoch,
+            "status": self.status,
+            "topic": self.position.topic,
+            "partition": self.position.partition,
+            "offset": self.position.offset,
+            "occurred_at": self.occurred_at,
+            "created_at": self.created_at,
+            "raw_size": self.raw_size,
+            "body_size": self.body_size,
+            "body_sha256": self.body_sha256,
+        }
+
+    @classmethod
+    def from_record(cls, version: int, r: dict[str, Any]) -> SnapshotHeader:
+        return cls(
+            format_version=version,
+            schema_fingerprint=r["schema_fingerprint"],
+            compression=r["compression"],
+            key_id=r["key_id"],
+            nonce=r["nonce"],
+            execution_id=r["execution_id"],
+            pipeline_id=r["pipeline_id"],
+            sequence=r["sequence"],
+            epoch=r["epoch"],
+            status=r["status"],
+            position=Position(r["topic"], r["partition"], r["offset"]),
+            occurred_at=r["occurred_at"],
+            created_at=r["created_at"],
+            raw_size=r["raw_size"],
+            body_size=r["body_size"],
+            body_sha256=bytes(r["body_sha256"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A decoded snapshot: its header and the execution state it holds."""
+
+    header: SnapshotHeader
+    state: ExecutionState
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedSnapshot:
+    """The bytes of a snapshot object and its header (sizes for the index)."""
+
+    data: bytes = field(repr=False)
+    header: SnapshotHeader
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+# --- steps ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AvroStateConverter:
+    """ExecutionState <-> Avro bytes, written with the current state schema and read
+    with whichever known schema (current or released) wrote them."""
+
+    schemas: StateSchemas = field(default_factory=default_state_schemas)
+
+    @property
+    def fingerprint(self) -> int:
+        return self.schemas.current.fingerprint
+
+    def to_bytes(self, state: ExecutionState) -> bytes:
+        out = io.BytesIO()
+        schemaless_writer(out, self.schemas.current.schema, state_to_record(state))
+        return out.getvalue()
+
+    def from_bytes(self, data: bytes, fingerprint: int, object_key: str) -> ExecutionState:
+        writer = self.schemas.writers.get(fingerprint)
+        if writer is None:
+            raise SnapshotCorrupt(
+                object_key, f"unknown state schema fingerprint 0x{fingerprint & (2**64 - 1):016x}"
+            )
+        try:
+            buf = io.BytesIO(data)
+            current = self.schemas.current
+            # Same schema: no resolution step (it costs as much as the decode itself).
+            reader = None if writer.fingerprint == current.fingerprint else current.schema
+            record = schemaless_reader(buf, writer.schema, reader)
+            if buf.tell() != len(data):
+                raise ValueError(f"{len(data) - buf.tell()} bytes left after the state")
+            return record_to_state(record)  # type: ignore[arg-type]
+        except (ValueError, TypeError, KeyError, EOFError, IndexError, UnicodeDecodeError) as exc:
+            raise SnapshotCorrupt(object_key, f"state does not decode: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class ZstdCompression:
+    """zstd at ``level``, applied only to bodies larger than ``min_size`` bytes."""
+
+    level: int = 3
+    min_size: int = 1024
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.level <= 22:
+            raise SnapshotConfigError("compression.level", f"{self.level} is not in 1..22")
+        if self.min_size < 0:
+            raise SnapshotConfigError("compression.selective.min_size", "must be >= 0")
+
+    def compress(self, raw: bytes) -> tuple[Compression, bytes]:
+        if len(raw) <= self.min_size:
+            return "none", raw
+        packed = zstandard.ZstdCompressor(level=self.level).compress(raw)
+        return ("zstd", packed) if len(packed) < len(raw) else ("none", raw)
+
+
+def _decompress(kind: Compression, body: bytes, raw_size: int, object_key: str) -> bytes:
+    if kind == "none":
+        return body
+    try:
+        return zstandard.ZstdDecompressor().decompress(body, max_output_size=raw_size)
+    except zstandard.ZstdError as exc:
+        raise SnapshotCorrupt(object_key, f"body does not decompress: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class AesGcmEncryption:
+    """AES-256-GCM with the key ring's active key; the header is the associated data."""
+
+    keys: KeyRing
+
+    def encrypt(self, nonce: bytes, plain: bytes, aad: bytes) -> bytes:
+        return AESGCM(self.keys.keys[self.keys.active]).encrypt(nonce, plain, aad)
+
+
+def _decrypt(
+    encryption: AesGcmEncryption | None,
+    header: SnapshotHeader,
+    body: bytes,
+    aad: bytes,
+    object_key: str,
+) -> bytes:
+    assert header.key_id is not None
+    key = None if encryption is None else encryption.keys.key(header.key_id)
+    if key is None:
+        raise SnapshotCorrupt(
+            object_key, f"encrypted with key {header.key_id!r}, which is not in the key ring"
+        )
+    if header.nonce is None or len(header.nonce) != _NONCE_BYTES:
+        raise SnapshotCorrupt(object_key, "encrypted without a 96-bit nonce")
+    try:
+        return AESGCM(key).decrypt(header.nonce, body, aad)
+    except InvalidTag:
+        raise SnapshotCorrupt(
+            object_key, f"authentication tag check failed (key {header.key_id!r})"
+        ) from None
+
+
+# --- the codec ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotCodec:
+    """Avro, then optional zstd, then optional AES-GCM: encode and check-and-decode."""
+
+    converter: AvroStateConverter = field(default_factory=AvroStateConverter)
+    compression: ZstdCompression | None = field(default_factory=ZstdCompression)
+    encryption: AesGcmEncryption | None = None
+
+    def encode(
+        self,
+        state: ExecutionState,
+        position: Position,
+        *,
+        occurred_at: datetime | None,
+        created_at: datetime | None = None,
+    ) -> EncodedSnapshot:
+        """The snapshot object of ``state``, whose last folded event sits at ``position``."""
+        raw = self.converter.to_bytes(state)
+        kind: Compression = "none"
+        body = raw
+        if self.compression is not None:
+            kind, body = self.compression.compress(raw)
+        key_id = nonce = None
+        if self.encryption is not None:
+            key_id, nonce = self.encryption.keys.active, os.urandom(_NONCE_BYTES)
+        header = SnapshotHeader(
+            format_version=FORMAT_VERSION,
+            schema_fingerprint=self.converter.fingerprint,
+            compression=kind,
+            key_id=key_id,
+            nonce=nonce,
+            execution_id=state.execution_id,
+            pipeline_id=state.pipeline_id,
+            sequence=state.last_sequence,
+            epoch=state.epoch,
+            status=state.status,
+            position=position,
+            occurred_at=occurred_at,
+            created_at=created_at or datetime.now(UTC),
+            raw_size=len(raw),
+            body_size=len(body) + (_TAG_BYTES if self.encryption is not None else 0),
+            body_sha256=hashlib.sha256(raw).digest(),
+        )
+        out = io.BytesIO()
+        schemaless_writer(out, header_schema(), header.to_record())
+        header_bytes = out.getvalue()
+        prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)) + header_bytes
+        if self.encryption is not None:
+            assert nonce is not None
+            body = self.encryption.encrypt(nonce, body, prefix)
+        data = prefix + _CRC.pack(zlib.crc32(prefix)) + body
+        return EncodedSnapshot(data, header)
+
+    def read_header(self, data: bytes, object_key: str) -> SnapshotHeader:
+        """The header alone, checked (magic, version, CRC); the body is not looked at."""
+        return _split(data, object_key)[0]
+
+    def decode(self, data: bytes, object_key: str) -> Snapshot:
+        """The snapshot in ``data``, every check passed, or :class:`SnapshotCorrupt`."""
+        header, prefix, body = _split(data, object_key)
+        if len(body) != header.body_size:
+            problem = "truncated" if len(body) < header.body_size else "has trailing bytes"
+            raise SnapshotCorrupt(
+                object_key, f"body {problem}: {len(body)} bytes, header says {header.body_size}"
+            )
+        if header.schema_fingerprint not in self.converter.schemas.writers:
+            unsigned = header.schema_fingerprint & (2**64 - 1)
+            raise SnapshotCorrupt(object_key, f"unknown state schema fingerprint 0x{unsigned:016x}")
+        if header.key_id is not None:
+            body = _decrypt(self.encryption, header, body, prefix, object_key)
+        raw = _decompress(header.compression, body, header.raw_size, object_key)
+        if len(raw) != header.raw_size or hashlib.sha256(raw).digest() != header.body_sha256:
+            raise SnapshotCorrupt(object_key, "body checksum (SHA-256) mismatch")
+        state = self.converter.from_bytes(raw, header.schema_fingerprint, object_key)
+        if (state.execution_id, state.last_sequence) != (header.execution_id, header.sequence):
+            raise SnapshotCorrupt(object_key, "header and body name different states")
+        return Snapshot(header, state)
+
+
+def _split(data: bytes, object_key: str) -> tuple[SnapshotHeader, bytes, bytes]:
+    if len(data) < _PREFIX.size:
+        raise SnapshotCorrupt(object_key, f"truncated: {len(data)} bytes")
+    magic, version, header_len = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise SnapshotCorrupt(object_key, "not a snapshot (bad magic bytes)")
+    if version != FORMAT_VERSION:
+        raise SnapshotCorrupt(object_key, f"unsupported format version {version}")
+    end = _PREFIX.size + header_len
+    if len(data) < end + _CRC.size:
+        raise SnapshotCorrupt(object_key, f"truncated inside the header ({len(data)} bytes)")
+    prefix = data[:end]
+    (crc,) = _CRC.unpack_from(data, end)
+    if zlib.crc32(prefix) != crc:
+        raise SnapshotCorrupt(object_key, "header checksum (CRC-32) mismatch")
+    try:
+        record = schemaless_reader(io.BytesIO(prefix[_PREFIX.size :]), header_schema(), None)
+        header = SnapshotHeader.from_record(version, record)  # type: ignore[arg-type]
+    except (ValueError, TypeError, KeyError, EOFError, IndexError, UnicodeDecodeError) as exc:
+        raise SnapshotCorrupt(object_key, f"header does not decode: {exc}") from exc
+    return header, prefix, data[end + _CRC.size :]
+
+
+def codec_from_settings(
+    *,
+    compress: bool = True,
+    level: int = 3,
+    min_size: int = 1024,
+    encrypt: bool = False,
+    keys: KeyRing | None = None,
+) -> SnapshotCodec:
+    """The codec the seed's ``checkpointing.storage`` and ``compression`` blocks describe.
+
+    ``encrypt=True`` without keys fails here, at startup, naming the setting.
+    """
+    if encrypt and keys is None:
+        raise SnapshotConfigError(
+            "checkpointing.storage.encrypt",
+            "true, but ORCHESTRATOR_SNAPSHOT_KEYS is not set",
+        )
+    return SnapshotCodec(
+        compression=ZstdCompression(level, min_size) if compress else None,
+        encryption=AesGcmEncryption(keys) if encrypt and keys is not None else None,
+    )

@@ -1,0 +1,134 @@
+"""Retention: which snapshots ``snapshots prune`` deletes, and deleting them.
+
+The plan is pure (records, policy, now, Kafka's earliest offsets in, decisions out) so
+it can be printed before anything is deleted. Rules (``RetentionPolicy``) mark
+snapshots; two per execution are protected whatever the rules say:
+
+* its newest snapshot: the snapshotter and restore start from it;
+* its newest snapshot at or before the earliest offset Kafka still holds for its
+  partition: the events before that offset are gone from the log, so this snapshot is
+  the last point from which the execution can be rebuilt with Kafka alone.
+
+When Kafka's earliest offsets are unknown, the newest snapshot (always kept) is the
+only one assumed to be needed for that.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from snapshots.index import SnapshotIndex, SnapshotRecord
+from snapshots.policy import TERMINAL_STATUSES, RetentionPolicy
+from snapshots.store import SnapshotStore
+
+logger = logging.getLogger(__name__)
+
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A snapshot and why the plan deletes or keeps it."""
+
+    record: SnapshotRecord
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPlan:
+    """What a prune would do."""
+
+    delete: tuple[Decision, ...]
+    protected: tuple[Decision, ...]
+    """Snapshots a rule marked, kept because they are protected (the reason says which)."""
+    kept: int
+    """How many snapshots no rule marked."""
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(d.record.size_bytes for d in self.delete)
+
+
+def _newest_first(records: list[SnapshotRecord]) -> list[SnapshotRecord]:
+    return sorted(records, key=lambda r: (r.sequence, r.log_order), reverse=True)
+
+
+def plan_retention(
+    records: Iterable[SnapshotRecord],
+    policy: RetentionPolicy,
+    *,
+    now: datetime,
+    earliest_offsets: Mapping[TP, int] | None = None,
+) -> RetentionPlan:
+    """Decide, per execution, which snapshots go."""
+    by_execution: dict[str, list[SnapshotRecord]] = defaultdict(list)
+    for record in records:
+        by_execution[record.execution_id].append(record)
+    earliest = earliest_offsets or {}
+    delete: list[Decision] = []
+    protected: list[Decision] = []
+    kept = 0
+    for execution_id in sorted(by_execution):
+        ordered = _newest_first(by_execution[execution_id])
+        newest = ordered[0]
+        guards = {newest.object_key: "newest snapshot of the execution"}
+        tp = (newest.position.topic, newest.position.partition)
+        if tp in earliest:
+            covering = next((r for r in ordered if r.position.offset <= earliest[tp]), None)
+            if covering is not None:
+                guards.setdefault(
+                    covering.object_key,
+                    f"newest at or before Kafka's earliest offset {earliest[tp]} of "
+                    f"{tp[0]}[{tp[1]}]",
+                )
+        finished_long_ago = (
+            policy.retention_days is not None
+            and newest.status in TERMINAL_STATUSES
+            and (newest.occurred_at or newest.created_at)
+            < now - timedelta(days=policy.retention_days)
+        )
+        for rank, record in enumerate(ordered):
+            reasons = []
+            if policy.max_checkpoints is not None and rank >= policy.max_checkpoints:
+                reasons.append(f"beyond the newest {policy.max_checkpoints}")
+            if policy.max_age_days is not None and record.created_at < now - timedelta(
+                days=policy.max_age_days
+            ):
+                reasons.append(f"older than {policy.max_age_days:g} days")
+            if finished_long_ago:
+                reasons.append(f"execution finished over {policy.retention_days:g} days ago")
+            if not reasons:
+                kept += 1
+            elif record.object_key in guards:
+                protected.append(Decision(record, f"kept: {guards[record.object_key]}"))
+            else:
+                delete.append(Decision(record, "; ".join(reasons)))
+    return RetentionPlan(tuple(delete), tuple(protected), kept)
+
+
+async def apply_plan(plan: RetentionPlan, *, index: SnapshotIndex, store: SnapshotStore) -> int:
+    """Delete the plan's snapshots: index rows first, then objects, so the index never
+    names a missing object (a crash in between leaves only unindexed objects)."""
+    records = [d.record for d in plan.delete]
+    if not records:
+        return 0
+    await index.remove(records)
+    await store.delete([r.object_key for r in records])
+    logger.info("pruned %s snapshot(s), %s bytes", len(records), plan.bytes_freed)
+    return len(records)
+
+
+async def earliest_offsets(bootstrap: str, partitions: Iterable[TP]) -> dict[TP, int]:
+    """The earliest offset Kafka still holds for each of these partitions."""
+    from events.consumer import EventConsumer, TopicPartition  # the Kafka client, only here
+
+    tps = [TopicPartition(t, p) for t, p in set(partitions)]
+    if not tps:
+        return {}
+    async with EventConsumer(bootstrap) as consumer:
+        found = await consumer.beginning_offsets(tps)
+    return {(tp.topic, tp.partition): offset for tp, offset in found.items()}

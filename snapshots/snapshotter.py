@@ -1,0 +1,350 @@
+"""The snapshotter: its own consumer group, folding the log and writing snapshots.
+
+Each batch: decode, fold into the executions held in memory (restoring an execution
+met for the first time from its latest snapshot), ask the policy which snapshots are
+due, write those objects, then in ONE PostgreSQL transaction upsert their index rows
+and move this group's offsets (``projection_offsets`` under the snapshotter's name) to
+the low watermark of ``snapshots._tracker``: the lowest offset from which every
+execution held in memory can be rebuilt from its last snapshot. A SIGKILL anywhere
+therefore loses nothing: the restart reads from that offset, restores each execution
+it meets from its newest snapshot, skips the events that snapshot covers, and writes
+the same objects under the same keys again if it must.
+
+Offsets move by compare-and-set: a member that lost a partition in a rebalance it did
+not hear about cannot move them; it forgets what it held and re-reads its assignment.
+An execution whose own snapshot is unusable, or whose first events are gone from the
+log, is rebuilt from the projection's archive (``execution_events``) once that
+projection has caught up to where the snapshotter reads, then snapshotted at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from events.codec import default_codec
+from events.consumer import (
+    ConsumerSettings,
+    DecodedRecord,
+    EventConsumer,
+    RawRecord,
+    TopicPartition,
+    decode_records,
+)
+from events.errors import LogError
+from events.log import EventCodecLike
+from events.topics import DEFAULT_PIPELINE_TOPIC
+from projections.migrate import TableNames, migrate
+from snapshots._meeting import Meeting
+from snapshots._tracker import TP, SnapshotTracker
+from snapshots.codec import SnapshotCodec
+from snapshots.errors import SnapshotterFailed
+from snapshots.policy import SnapshotPolicy
+from snapshots.postgres import (
+    add_rows,
+    create_pool,
+    init_offsets,
+    move_offsets,
+    read_offsets,
+)
+from snapshots.store import KeyLayout, SnapshotStore
+from snapshots.writer import SnapshotWriter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotterSettings:
+    """The snapshotter process: group name, topic, batch size, tables, fallbacks."""
+
+    name: str = "snapshotter"
+    """Consumer group and ``projection_offsets`` name."""
+    topic: str = DEFAULT_PIPELINE_TOPIC
+    batch_size: int = 2000
+    poll_timeout_ms: int = 200
+    clean_cache: int = 10_000
+    write_concurrency: int = 8
+    index_table: str = "snapshots"
+    tables: TableNames = field(default_factory=TableNames)
+    events_table: str = "public.execution_events"
+    archive_projection: str | None = "read_models"
+    """Projection whose archive rebuilds an execution no snapshot can serve (None: none)."""
+    archive_wait_s: float = 60.0
+    kafka_commit_interval_s: float = 1.0
+    client_id: str = "orchestrator-snapshotter"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+
+
+class _Fenced(Exception):
+    """Internal: another member moved offsets of partitions this one thought it owned."""
+
+    def __init__(self, lost: set[TP]) -> None:
+        self.lost = lost
+        super().__init__(f"fenced off {sorted(lost)}")
+
+
+class Snapshotter:
+    """One member of the snapshotter group; ``async with`` it and ``run()`` it."""
+
+    def __init__(
+        self,
+        settings: SnapshotterSettings,
+        *,
+        dsn: str,
+        bootstrap: str,
+        store: SnapshotStore,
+        codec: SnapshotCodec | None = None,
+        policy: SnapshotPolicy | None = None,
+        layout: KeyLayout | None = None,
+        event_codec: EventCodecLike | None = None,
+        consumer_settings: ConsumerSettings | None = None,
+    ) -> None:
+        self.settings = settings
+        self.dsn = dsn
+        self.bootstrap_servers = bootstrap
+        self.store = store
+        self.codec = codec or SnapshotCodec()
+        self.policy = policy or SnapshotPolicy()
+        self._writer = SnapshotWriter(
+            store, self.codec, layout or KeyLayout(), settings.write_concurrency
+        )
+        self._event_codec = event_codec or default_codec()
+        self._consumer_settings = consumer_settings or ConsumerSettings(
+            client_id=settings.client_id, fetch_max_wait_ms=50
+        )
+        self.tracker = SnapshotTracker(self.policy, clean_cache=settings.clean_cache)
+        self._pool: Any = None
+        self._meeting: Any = None
+        self._consumer: EventConsumer | None = None
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._committed: dict[TP, int] = {}
+        self._next: dict[TP, int] = {}
+        self._last_kafka_commit = 0.0
+        self.batches = 0
+        self.records = 0
+        self.snapshots_written = 0
+        self.poison_records = 0
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to PostgreSQL and Kafka and subscribe; the group is joined by ``run``."""
+        self._pool = await create_pool(self.dsn)
+        self._meeting = Meeting(
+            self._pool, self.store, self.codec, self.settings, self.tracker, self._event_codec
+        )
+        self._consumer = EventConsumer(
+            self.bootstrap_servers, self._consumer_settings, group_id=self.settings.name
+        )
+        await self._consumer.start()
+        self._consumer.subscribe([self.settings.topic], listener=self)
+
+    async def stop(self) -> None:
+        """Leave the group and close connections; safe to call twice."""
+        consumer, self._consumer = self._consumer, None
+        pool, self._pool = self._pool, None
+        try:
+            if consumer is not None:
+                await consumer.stop()
+        finally:
+            if pool is not None:
+                await pool.close()
+
+    async def __aenter__(self) -> Snapshotter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def request_stop(self) -> None:
+        """Finish the batch in hand, then return from ``run`` (what SIGTERM does)."""
+        self._stopping.set()
+
+    @property
+    def positions(self) -> dict[TP, int]:
+        """The committed offsets (low watermarks) of the owned partitions."""
+        return dict(self._committed)
+
+    # --- the rebalance listener ----------------------------------------------------
+
+    async def on_partitions_revoked(self, revoked: frozenset[TopicPartition]) -> None:
+        async with self._lock:
+            self._forget({(tp.topic, tp.partition) for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: frozenset[TopicPartition]) -> None:
+        async with self._lock:
+            await self._claim({(tp.topic, tp.partition) for tp in assigned})
+
+    def _forget(self, tps: set[TP]) -> None:
+        self.tracker.release(tps)
+        for tp in tps:
+            self._committed.pop(tp, None)
+            self._next.pop(tp, None)
+
+    async def _claim(self, tps: set[TP]) -> None:
+        consumer = self._consumer
+        if consumer is None or not tps:
+            return
+        name = self.settings.name
+        stored = await read_offsets(self._pool, name, tps)
+        missing = [TopicPartition(t, p) for t, p in tps if (t, p) not in stored]
+        if missing:
+            earliest = await consumer.beginning_offsets(missing)
+            await init_offsets(
+                self._pool, name, {(tp.topic, tp.partition): o for tp, o in earliest.items()}
+            )
+            stored = await read_offsets(self._pool, name, tps)
+        for (topic, partition), offset in stored.items():
+            consumer.seek(TopicPartition(topic, partition), offset)
+            self._committed[(topic, partition)] = self._next[(topic, partition)] = offset
+        logger.info(
+            "snapshotter %s: reading %s",
+            name,
+            {f"{t}[{p}]": o for (t, p), o in sorted(stored.items())},
+        )
+
+    # --- the loop ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume, fold, snapshot and commit until ``request_stop``; errors propagate."""
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("Snapshotter is not started: call start() or use async with")
+        s = self.settings
+        while not self._stopping.is_set():
+            records = await consumer.getmany(max_records=s.batch_size, timeout_ms=s.poll_timeout_ms)
+            async with self._lock:
+                try:
+                    await self._process(records)
+                except _Fenced as fenced:
+                    logger.warning(
+                        "snapshotter %s: %s moved by another member; re-reading assignment",
+                        s.name,
+                        sorted(fenced.lost),
+                    )
+                    owned = set(self._committed)
+                    self._forget(owned)
+                    await self._claim({(tp.topic, tp.partition) for tp in consumer.assignment()})
+            await self._commit_for_lag()
+        logger.info(
+            "snapshotter %s: stopping after %s batch(es), %s snapshot(s)",
+            s.name,
+            self.batches,
+            self.snapshots_written,
+        )
+
+    async def _process(self, raw: list[RawRecord]) -> None:
+        decoded = [
+            r
+            for r in decode_records(self._event_codec, raw)
+            if (r.position.topic, r.position.partition) in self._committed
+        ]
+        firsts: dict[str, DecodedRecord] = {}
+        for rec in decoded:
+            tp = (rec.position.topic, rec.position.partition)
+            self._next[tp] = max(self._next[tp], rec.position.offset + 1)
+            if rec.envelope is None:
+                self.poison_records += 1
+                logger.warning("snapshotter: skipping a poison record: %s", rec.error)
+                continue
+            eid = rec.envelope.execution_id
+            if eid is not None and not self.tracker.knows(eid) and eid not in firsts:
+                firsts[eid] = rec
+        await self._meeting.meet(firsts)
+        for rec in decoded:
+            if rec.envelope is not None and rec.envelope.execution_id is not None:
+                self.tracker.fold(rec.position, rec.envelope)
+        reasons = self.tracker.reasons()
+        pending = self.tracker.take_pending()
+        rows = await self._writer.write_many(pending)
+        moves: dict[TP, tuple[int, int]] = {}
+        for tp, committed in self._committed.items():
+            low = self.tracker.watermark(tp, self._next[tp])
+            if low != committed:
+                moves[tp] = (committed, low)
+        if rows or moves:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await add_rows(conn, rows, self.settings.index_table)
+                lost = await move_offsets(conn, self.settings.name, moves)
+                if lost:
+                    raise _Fenced(lost)
+        self.tracker.committed()
+        for tp, (_, low) in moves.items():
+            self._committed[tp] = low
+        self.records += len(raw)
+        self.snapshots_written += len(rows)
+        if raw:
+            self.batches += 1
+        if rows:
+            logger.info(
+                "snapshotter %s: %s snapshot(s) %s; offsets %s",
+                self.settings.name,
+                len(rows),
+                reasons,
+                {f"{t}[{p}]": o for (t, p), o in sorted(self._committed.items())},
+            )
+
+    async def _commit_for_lag(self) -> None:
+        """Kafka offsets, for lag metrics only (at most every ``kafka_commit_interval_s``)."""
+        now = time.monotonic()
+        consumer = self._consumer
+        if consumer is None or not self._committed:
+            return
+        if now - self._last_kafka_commit < self.settings.kafka_commit_interval_s:
+            return
+        self._last_kafka_commit = now
+        try:
+            await consumer.commit(
+                {TopicPartition(t, p): o for (t, p), o in self._committed.items()}
+            )
+        except LogError as exc:
+            logger.debug("snapshotter: lag commit skipped: %s", exc)
+
+
+async def run_snapshotter(
+    snapshotter: Snapshotter,
+    *,
+    handle_signals: bool = True,
+) -> None:
+    """Migrate, then run until SIGTERM/SIGINT (a clean stop) or an unexpected error,
+    which is logged once with its context and raised (the process exits non-zero)."""
+    pool = await create_pool(snapshotter.dsn, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, snapshotter.settings.tables)
+    finally:
+        await pool.close()
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, snapshotter.request_stop)
+    try:
+        async with snapshotter:
+            await snapshotter.run()
+    except SnapshotterFailed as exc:
+        logger.error("%s", exc, exc_info=exc.__cause__)
+        raise
+    except Exception as exc:
+        logger.error(
+            "snapshotter %s failed (offsets %s): %s",
+            snapshotter.settings.name,
+            snapshotter.positions,
+            exc,
+            exc_info=True,
+        )
+        raise
+    finally:
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(ValueError, RuntimeError):
+                    loop.remove_signal_handler(sig)

@@ -1,0 +1,140 @@
+"""``orchestrator-state snapshots prune / list / restore`` as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+
+from events.codec import default_codec
+from events.envelope import Envelope, Position
+from events.fold import fold, step
+from events.simulate import simulate_execution
+from projections.migrate import migrate
+from snapshots.filesystem import FilesystemSnapshotStore
+from snapshots.postgres import PostgresSnapshotIndex
+from snapshots.writer import PendingSnapshot, SnapshotWriter
+from tests.integration._projector_support import CLI, fresh_database
+
+TOPIC = "orchestrator.pipeline.events"
+
+
+async def _cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *CLI,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def _seed(dsn: str, store_dir: Path) -> list[Envelope]:
+    """One execution archived as the projection would, snapshotted every 5 events."""
+    rng = random.Random(3)
+    events = [
+        replace(e, event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)))
+        for e in simulate_execution("exec_cli", rng, tasks=8, takeovers=False)
+    ]
+    codec = default_codec()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        state = None
+        rows = []
+        writer = SnapshotWriter(FilesystemSnapshotStore(store_dir))
+        records = []
+        for offset, e in enumerate(events):
+            result = step(state, e)
+            state = result.state
+            rows.append(
+                (
+                    TOPIC,
+                    0,
+                    offset,
+                    e.execution_id,
+                    e.pipeline_id,
+                    e.sequence,
+                    e.epoch,
+                    e.event_id,
+                    e.event_type,
+                    e.occurred_at,
+                    result.outcome.value,
+                    "{}",
+                    codec.encode(e),
+                )
+            )
+            if (offset + 1) % 5 == 0 and state is not None:
+                records.append(
+                    await writer.write(
+                        PendingSnapshot(state, Position(TOPIC, 0, offset), e.occurred_at)
+                    )
+                )
+        await conn.copy_records_to_table(
+            "execution_events",
+            records=rows,
+            columns=[
+                "topic",
+                "partition",
+                "offset",
+                "execution_id",
+                "pipeline_id",
+                "sequence",
+                "epoch",
+                "event_id",
+                "event_type",
+                "occurred_at",
+                "outcome",
+                "payload",
+                "raw",
+            ],
+        )
+        await PostgresSnapshotIndex(conn).add(records)
+    finally:
+        await conn.close()
+    return events
+
+
+async def test_prune_prints_first_and_deletes_only_with_yes(postgres: str, tmp_path: Path) -> None:
+    async with fresh_database(postgres, "snapcli") as dsn:
+        events = await _seed(dsn, tmp_path)
+        store = FilesystemSnapshotStore(tmp_path)
+        before = await store.list()
+        assert len(before) >= 4
+        common = ("--database-url", dsn, "--store", f"file://{tmp_path}")
+
+        code, out, err = await _cli("snapshots", "prune", "--max-checkpoints", "2", *common)
+        assert code == 0, err
+        assert f"{len(before) - 2} snapshot(s) to delete" in out and "--yes" in out
+        assert await store.list() == before  # nothing deleted without --yes
+
+        code, out, err = await _cli(
+            "snapshots", "prune", "--max-checkpoints", "2", "--yes", *common
+        )
+        assert code == 0, err
+        assert f"deleted {len(before) - 2} snapshot(s)" in out
+        assert await store.list() == before[-2:]
+
+        code, out, err = await _cli("snapshots", "list", "exec_cli", "--database-url", dsn)
+        assert code == 0 and out.count(".snap") == 2, out
+
+        code, out, err = await _cli("snapshots", "restore", "exec_cli", *common)
+        assert code == 0, err
+        restored = json.loads(out)
+        full = fold(events)
+        assert full is not None
+        assert restored["last_sequence"] == full.last_sequence
+        assert restored["status"] == full.status
+        assert before[-1] in err  # says which snapshot it started from
+
+        code, out, err = await _cli("snapshots", "restore", "exec_cli", "--sequence", "3", *common)
+        assert code == 0, err
+        assert json.loads(out)["last_sequence"] == 3 and "the first event" in err

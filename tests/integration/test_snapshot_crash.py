@@ -1,0 +1,178 @@
+"""SIGKILL the snapshotter at random points: every snapshot stays exact, every restore
+equals the full fold, and no restart ever folds an execution from a hole.
+
+The snapshotter runs as a real subprocess (``orchestrator-state snapshots run``, filesystem
+store) over 50,000+ events of 700 executions, is killed at five random points of its
+progress and restarted; the projection processor archives the log in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from events.codec import default_codec
+from events.envelope import Envelope
+from events.fold import fold
+from projections.processor import Projector, prepare
+from snapshots.codec import SnapshotCodec
+from snapshots.filesystem import FilesystemSnapshotStore
+from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from snapshots.restore import Restorer
+from tests.integration._projector_support import (
+    CLI,
+    applied_total,
+    event_log,
+    fresh_database,
+    fresh_topics,
+    histories,
+    mixed,
+    produce,
+    settings_for,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+EVENTS = 50_000
+EXECUTIONS = 700  # >= 500; simulated runs end early on fatal failures
+KILLS = 5
+NAME = "crash_snapshotter"
+
+
+async def _start(dsn: str, bootstrap: str, topic: str, store: Path, log: Path) -> Any:
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            *CLI,
+            "-v",
+            "snapshots",
+            "run",
+            "--database-url",
+            dsn,
+            "--bootstrap-servers",
+            bootstrap,
+            "--topic",
+            topic,
+            "--store",
+            f"file://{store}",
+            "--name",
+            NAME,
+            "--frequency",
+            "40",
+            "--batch-size",
+            "500",
+            "--session-timeout-ms",
+            "6000",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=sink,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+async def _count(dsn: str, sql: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(sql) or 0)
+    except asyncpg.UndefinedTableError:
+        return 0
+    finally:
+        await conn.close()
+
+
+@pytest.mark.timeout(400)
+async def test_sigkill_at_random_points_keeps_every_snapshot_exact(
+    kafka: Any, postgres: str, tmp_path: Path
+) -> None:
+    bootstrap = kafka.bootstrap_servers
+    stderr, store_dir = tmp_path / "snapshotter.log", tmp_path / "snapshots"
+    rng = random.Random(20240116)
+    hist = histories(EXECUTIONS, seed=41, tasks=40)
+    events = mixed(hist, seed=42)
+    assert len(events) >= EVENTS
+    topics = await fresh_topics(bootstrap, partitions=6)
+    settings = settings_for(topics, batch_size=2000)
+    async with fresh_database(postgres, "snapcrash") as dsn:
+        await prepare(settings, dsn, bootstrap)
+        async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+            await produce(log, events)
+        projector = Projector(settings, dsn, bootstrap)
+        await projector.start()
+        projecting = asyncio.create_task(projector.run())
+        try:
+            # Kill once the snapshot count passes each threshold: mid-stream, never at the end.
+            expected = len(events) // 40 + EXECUTIONS
+            thresholds = sorted(rng.uniform(0.05, 0.85) * expected for _ in range(KILLS))
+            for threshold in thresholds:
+                proc = await _start(dsn, bootstrap, topics.pipeline.name, store_dir, stderr)
+
+                async def past(threshold: float = threshold, proc: Any = proc) -> bool:
+                    if proc.returncode is not None:
+                        tail = stderr.read_text(errors="replace")[-3000:]
+                        raise AssertionError(f"snapshotter exited {proc.returncode}:\n{tail}")
+                    return await _count(dsn, "SELECT count(*) FROM snapshots") >= threshold
+
+                await wait_until(past, 120, f"{int(threshold)} snapshots", interval=0.02)
+                await asyncio.sleep(rng.uniform(0, 0.3))
+                proc.send_signal(signal.SIGKILL)
+                await proc.wait()
+
+            proc = await _start(dsn, bootstrap, topics.pipeline.name, store_dir, stderr)
+
+            async def done() -> bool:
+                assert proc.returncode is None, stderr.read_text(errors="replace")[-3000:]
+                committed = await _count(
+                    dsn,
+                    f"SELECT sum(next_offset) FROM projection_offsets WHERE projection = '{NAME}'",
+                )
+                return committed == len(events) and (
+                    await applied_total(dsn, settings.name) == len(events)
+                )
+
+            await wait_until(done, 150, "the snapshotter to cover every event")
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+        finally:
+            projector.request_stop()
+            await projecting
+            await projector.stop()
+
+        log_text = stderr.read_text(errors="replace")
+        # The low watermark held: no restart met an execution it could not continue
+        # from its own snapshot (that would have needed a rebuild from the archive).
+        assert "rebuilt from" not in log_text and "unusable" not in log_text
+        await _check(dsn, FilesystemSnapshotStore(store_dir), hist)
+
+
+async def _check(dsn: str, store: FilesystemSnapshotStore, hist: dict[str, list[Envelope]]) -> None:
+    codec = SnapshotCodec()
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        index = PostgresSnapshotIndex(pool)
+        archive = PostgresEventArchive(pool, default_codec())
+        rows = await index.all()
+        keys = await store.list()
+        assert sorted(r.object_key for r in rows) == keys  # nothing unindexed, nothing missing
+        by_execution: dict[str, list[Any]] = defaultdict(list)
+        for row in rows:
+            by_execution[row.execution_id].append(row)
+        assert set(by_execution) == set(hist)  # every execution ended: all snapshotted
+        restorer = Restorer(store=store, index=index, archive=archive, codec=codec)
+        for eid, events in hist.items():
+            archived = await archive.events(eid)
+            for row in by_execution[eid]:
+                snap = codec.decode(await store.get(row.object_key), row.object_key)
+                assert snap.header.position == row.position
+                prefix = [a.envelope for a in archived if a.position.offset <= row.position.offset]
+                assert snap.state == fold(prefix), row.object_key
+            restored = await restorer.latest(eid)
+            assert restored.state == fold(events), eid
+    finally:
+        await pool.close()

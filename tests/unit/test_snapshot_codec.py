@@ -1,0 +1,280 @@
+"""The snapshot codec: states round-trip exactly, and nothing damaged decodes."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import random
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events.envelope import Position
+from events.fold import fold
+from events.simulate import simulate_execution
+from events.state import CheckpointRef, ExecutionState, TaskState
+from snapshots._schema import StateSchemas, snapshot_schemas_root
+from snapshots.codec import (
+    AesGcmEncryption,
+    AvroStateConverter,
+    SnapshotCodec,
+    ZstdCompression,
+    codec_from_settings,
+)
+from snapshots.errors import SnapshotConfigError, SnapshotCorrupt
+from snapshots.keys import KeyRing, generate_key
+
+POS = Position("orchestrator.pipeline.events", 3, 1207)
+
+
+def _state(seed: int = 1, tasks: int = 5, payload_bytes: int = 64) -> ExecutionState:
+    events = simulate_execution(
+        f"exec_{seed}", random.Random(seed), tasks=tasks, payload_bytes=payload_bytes
+    )
+    state = fold(events)
+    assert state is not None
+    return state
+
+
+def _ring(*kids: str, active: str | None = None) -> KeyRing:
+    return KeyRing.parse(",".join(f"{k}:{generate_key()}" for k in kids), active)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), tasks=st.integers(1, 12))
+def test_every_simulated_state_round_trips_exactly(seed: int, tasks: int) -> None:
+    state = _state(seed, tasks)
+    codec = SnapshotCodec()
+    snapshot = codec.decode(codec.encode(state, POS, occurred_at=state.updated_at).data, "k")
+    assert snapshot.state == state
+    assert list(snapshot.state.tasks) == list(state.tasks)  # task order drives summaries
+    assert snapshot.header.position == POS
+    assert snapshot.header.sequence == state.last_sequence
+
+
+def test_arbitrary_user_json_round_trips() -> None:
+    odd = {"ünï": ["x", 1, 2.5, None, True, {"nested": [1e300, -0.0]}], "": {}}
+    task = TaskState(task_id="t/1", inputs=odd, outputs=[odd], metadata="plain", attempts=2)
+    state = ExecutionState(
+        execution_id="e",
+        pipeline_id="p",
+        context={"input_data": odd},
+        outputs=odd,
+        tasks={"t/1": task},
+    )
+    codec = SnapshotCodec()
+    assert codec.decode(codec.encode(state, POS, occurred_at=None).data, "k").state == state
+
+
+@pytest.mark.parametrize(
+    ("record", "cls"),
+    [
+        ("ExecutionState", ExecutionState),
+        ("TaskState", TaskState),
+        ("CheckpointRef", CheckpointRef),
+    ],
+)
+def test_state_schema_has_every_field_of_the_state_dataclasses(record: str, cls: type) -> None:
+    # A field added to events.state without a schema change would silently vanish
+    # from snapshots; this fails first.
+    avsc = json.loads((snapshot_schemas_root() / "current" / f"{record}.avsc").read_text())
+    assert [f["name"] for f in avsc["fields"]] == [f.name for f in dataclasses.fields(cls)]
+
+
+def test_small_bodies_stay_uncompressed_and_large_ones_are_zstd() -> None:
+    codec = SnapshotCodec(compression=ZstdCompression(level=3, min_size=1024))
+    small = codec.encode(_state(tasks=1, payload_bytes=8), POS, occurred_at=None)
+    large = codec.encode(_state(tasks=12, payload_bytes=4000), POS, occurred_at=None)
+    assert small.header.raw_size <= 1024 and small.header.compression == "none"
+    assert large.header.raw_size > 1024 and large.header.compression == "zstd"
+    assert large.header.body_size < large.header.raw_size / 5
+    for encoded in (small, large):
+        assert SnapshotCodec(compression=None).decode(encoded.data, "k").state is not None
+
+
+def test_compression_off_writes_raw_bodies() -> None:
+    encoded = SnapshotCodec(compression=None).encode(
+        _state(tasks=12, payload_bytes=4000), POS, occurred_at=None
+    )
+    assert encoded.header.compression == "none"
+
+
+@pytest.mark.parametrize(("level", "min_size"), [(0, 10), (23, 10), (3, -1)])
+def test_bad_compression_settings_fail_naming_the_setting(level: int, min_size: int) -> None:
+    with pytest.raises(SnapshotConfigError, match="compression"):
+        ZstdCompression(level, min_size)
+
+
+def test_encrypted_snapshots_decrypt_after_key_rotation() -> None:
+    state = _state()
+    old = _ring("kid1")
+    before = SnapshotCodec(encryption=AesGcmEncryption(old)).encode(state, POS, occurred_at=None)
+    assert before.header.key_id == "kid1"
+    rotated = KeyRing({**old.keys, "kid2": base64.b64decode(generate_key())}, "kid2")
+    codec = SnapshotCodec(encryption=AesGcmEncryption(rotated))
+    after = codec.encode(state, POS, occurred_at=None)
+    assert after.header.key_id == "kid2"
+    assert codec.decode(before.data, "old").state == state
+    assert codec.decode(after.data, "new").state == state
+    plain = SnapshotCodec(compression=None).encode(state, POS, occurred_at=None).data
+    sealed = (
+        SnapshotCodec(compression=None, encryption=AesGcmEncryption(rotated))
+        .encode(state, POS, occurred_at=None)
+        .data
+    )
+    assert b"user_123" in plain and b"user_123" not in sealed
+
+
+def test_a_key_missing_from_the_ring_is_a_clear_corrupt_snapshot() -> None:
+    encoded = SnapshotCodec(encryption=AesGcmEncryption(_ring("kid1"))).encode(
+        _state(), POS, occurred_at=None
+    )
+    for reader in (SnapshotCodec(), SnapshotCodec(encryption=AesGcmEncryption(_ring("other")))):
+        with pytest.raises(SnapshotCorrupt, match="kid1") as info:
+            reader.decode(encoded.data, "a/b.snap")
+        assert info.value.object_key == "a/b.snap"
+
+
+def test_a_wrong_key_under_the_same_id_fails_the_auth_tag() -> None:
+    encoded = SnapshotCodec(encryption=AesGcmEncryption(_ring("kid1"))).encode(
+        _state(), POS, occurred_at=None
+    )
+    with pytest.raises(SnapshotCorrupt, match="authentication tag"):
+        SnapshotCodec(encryption=AesGcmEncryption(_ring("kid1"))).decode(encoded.data, "k")
+
+
+def _rewrite_header(data: bytes, old: bytes, new: bytes) -> bytes:
+    """Edit header bytes and recompute the CRC, as a deliberate tamperer would."""
+    _magic, _version, length = struct.unpack_from(">4sBI", data)
+    end = 9 + length
+    prefix = data[:end].replace(old, new, 1)
+    assert prefix != data[:end]
+    return prefix + struct.pack(">I", zlib.crc32(prefix)) + data[end + 4 :]
+
+
+def test_the_header_is_authenticated_when_encrypted() -> None:
+    ring = _ring("kid1")
+    codec = SnapshotCodec(encryption=AesGcmEncryption(ring))
+    encoded = codec.encode(_state(), POS, occurred_at=None)
+    moved = _rewrite_header(encoded.data, b"exec_1", b"exec_9")
+    with pytest.raises(SnapshotCorrupt, match="authentication tag"):
+        codec.decode(moved, "k")
+
+
+def test_an_unencrypted_header_edit_is_caught_by_the_crc() -> None:
+    codec = SnapshotCodec()
+    data = bytearray(codec.encode(_state(), POS, occurred_at=None).data)
+    data[12] ^= 0x01
+    with pytest.raises(SnapshotCorrupt, match="CRC"):
+        codec.decode(bytes(data), "k")
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), encrypt=st.booleans(), payload=st.sampled_from([8, 4000]))
+def test_every_single_byte_change_or_truncation_is_detected(
+    data: st.DataObject, encrypt: bool, payload: int
+) -> None:
+    ring = _ring("kid1")
+    codec = SnapshotCodec(encryption=AesGcmEncryption(ring) if encrypt else None)
+    blob = codec.encode(_state(tasks=4, payload_bytes=payload), POS, occurred_at=None).data
+    if data.draw(st.booleans(), label="truncate"):
+        damaged = blob[: data.draw(st.integers(0, len(blob) - 1), label="length")]
+    else:
+        at = data.draw(st.integers(0, len(blob) - 1), label="at")
+        flip = data.draw(st.integers(1, 255), label="xor")
+        damaged = blob[:at] + bytes([blob[at] ^ flip]) + blob[at + 1 :]
+    with pytest.raises(SnapshotCorrupt) as info:
+        codec.decode(damaged, "p/e/000000000001.snap")
+    assert info.value.object_key == "p/e/000000000001.snap"
+
+
+def test_trailing_bytes_are_refused() -> None:
+    codec = SnapshotCodec()
+    blob = codec.encode(_state(), POS, occurred_at=None).data
+    with pytest.raises(SnapshotCorrupt, match="trailing"):
+        codec.decode(blob + b"\0", "k")
+
+
+def _schema_copy(tmp_path: Path, extra_field: dict[str, object] | None) -> Path:
+    root = tmp_path / "snapshot"
+    shutil.copytree(snapshot_schemas_root() / "current", root / "current")
+    if extra_field is not None:
+        path = root / "current" / "ExecutionState.avsc"
+        avsc = json.loads(path.read_text())
+        avsc["fields"].append(extra_field)
+        path.write_text(json.dumps(avsc))
+    return root
+
+
+def test_an_unknown_state_schema_fingerprint_is_refused(tmp_path: Path) -> None:
+    root = _schema_copy(tmp_path, {"name": "future", "type": "string", "default": ""})
+    writer = SnapshotCodec(AvroStateConverter(StateSchemas.load(root)))
+    blob = writer.encode(_state(), POS, occurred_at=None).data
+    with pytest.raises(SnapshotCorrupt, match="unknown state schema fingerprint"):
+        SnapshotCodec().decode(blob, "k")
+
+
+def test_a_released_state_schema_still_decodes(tmp_path: Path) -> None:
+    old_root = _schema_copy(tmp_path / "old", {"name": "legacy", "type": "long", "default": 0})
+    old = SnapshotCodec(AvroStateConverter(StateSchemas.load(old_root)))
+    blob = old.encode(_state(), POS, occurred_at=None).data
+    root = _schema_copy(tmp_path / "new", None)
+    shutil.copytree(old_root / "current", root / "releases" / "v1")
+    reader = SnapshotCodec(AvroStateConverter(StateSchemas.load(root)))
+    assert reader.decode(blob, "k").state == _state()
+
+
+def test_the_header_reads_without_keys() -> None:
+    encoded = SnapshotCodec(encryption=AesGcmEncryption(_ring("kid1"))).encode(
+        _state(), POS, occurred_at=None
+    )
+    header = SnapshotCodec().read_header(encoded.data, "k")
+    assert header == encoded.header
+
+
+def test_key_ring_from_environment() -> None:
+    k1, k2 = generate_key(), generate_key()
+    env = {
+        "ORCHESTRATOR_SNAPSHOT_KEYS": f"kid1:{k1}, kid2:{k2}",
+        "ORCHESTRATOR_SNAPSHOT_ACTIVE_KEY": "kid1",
+    }
+    ring = KeyRing.from_env(env)
+    assert ring is not None and ring.active == "kid1" and set(ring.keys) == {"kid1", "kid2"}
+    assert KeyRing.from_env({}) is None
+    default_active = KeyRing.from_env({"ORCHESTRATOR_SNAPSHOT_KEYS": f"a:{k1},b:{k2}"})
+    assert default_active is not None and default_active.active == "b"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ORCHESTRATOR_SNAPSHOT_KEYS": "kid1:not-base64!"}, "not base64"),
+        ({"ORCHESTRATOR_SNAPSHOT_KEYS": "kid1:" + base64.b64encode(b"short").decode()}, "32"),
+        (
+            {
+                "ORCHESTRATOR_SNAPSHOT_KEYS": f"kid1:{generate_key()}",
+                "ORCHESTRATOR_SNAPSHOT_ACTIVE_KEY": "kid9",
+            },
+            "kid9",
+        ),
+        ({"ORCHESTRATOR_SNAPSHOT_ACTIVE_KEY": "kid1"}, "no keys"),
+        ({"ORCHESTRATOR_SNAPSHOT_KEYS": "justtext"}, "kid:base64key"),
+    ],
+)
+def test_bad_key_configuration_fails_naming_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SnapshotConfigError, match=message) as info:
+        KeyRing.from_env(env)
+    assert info.value.key.startswith("ORCHESTRATOR_SNAPSHOT_")
+
+
+def test_encrypt_without_keys_fails_at_startup() -> None:
+    with pytest.raises(SnapshotConfigError, match="encrypt"):
+        codec_from_settings(encrypt=True, keys=None)
+    codec = codec_from_settings(compress=False, encrypt=True, keys=_ring("k"))
+    assert codec.compression is None and codec.encryption is not None

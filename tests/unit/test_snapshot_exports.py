@@ -1,0 +1,95 @@
+"""The public face of ``snapshots``: the names other folders may use, and nothing heavy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import snapshots
+
+EXPORTED = {
+    "ACTIVE_KEY_ENV",
+    "KEYS_ENV",
+    "AesGcmEncryption",
+    "ArchivedEvent",
+    "AvroStateConverter",
+    "Decision",
+    "EncodedSnapshot",
+    "EventArchive",
+    "FilesystemSnapshotStore",
+    "KeyLayout",
+    "KeyRing",
+    "Lifecycle",
+    "LifecycleReport",
+    "MemoryEventArchive",
+    "MemorySnapshotIndex",
+    "MemorySnapshotStore",
+    "NothingToRestore",
+    "PendingSnapshot",
+    "Restored",
+    "Restorer",
+    "RetentionPlan",
+    "RetentionPolicy",
+    "Snapshot",
+    "SnapshotCodec",
+    "SnapshotConfigError",
+    "SnapshotCorrupt",
+    "SnapshotError",
+    "SnapshotHeader",
+    "SnapshotIndex",
+    "SnapshotNotFound",
+    "SnapshotPolicy",
+    "SnapshotRecord",
+    "SnapshotStore",
+    "SnapshotStoreError",
+    "SnapshotWriter",
+    "SnapshotterFailed",
+    "ZstdCompression",
+    "apply_plan",
+    "codec_from_settings",
+    "generate_key",
+    "open_store",
+    "plan_retention",
+}
+
+
+def test_exported_names_are_pinned() -> None:
+    assert set(snapshots.__all__) == EXPORTED
+    assert all(hasattr(snapshots, name) for name in EXPORTED)
+
+
+def test_errors_hang_under_the_product_root() -> None:
+    from events.errors import OrchestratorStateError
+
+    for name in (
+        "SnapshotCorrupt",
+        "SnapshotNotFound",
+        "SnapshotStoreError",
+        "SnapshotConfigError",
+        "NothingToRestore",
+        "SnapshotterFailed",
+    ):
+        assert issubclass(getattr(snapshots, name), snapshots.SnapshotError)
+    assert issubclass(snapshots.SnapshotError, OrchestratorStateError)
+
+
+def test_importing_snapshots_loads_neither_boto3_nor_asyncpg() -> None:
+    # boto3 and asyncpg belong to the S3 and PostgreSQL adapters, imported on demand
+    # (aiokafka comes with ``events``, whichever snapshot module is imported).
+    code = (
+        "import sys, snapshots; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'asyncpg'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_open_store_reads_the_seed_storage_urls(tmp_path: object) -> None:
+    from snapshots.s3 import S3SnapshotStore
+
+    s3 = snapshots.open_store("s3://orchestrator-snapshots", endpoint_url="http://127.0.0.1:1")
+    assert isinstance(s3, S3SnapshotStore) and s3.name == "s3://orchestrator-snapshots/"
+    prefixed = snapshots.open_store("s3://bucket/states/", endpoint_url="http://127.0.0.1:1")
+    assert prefixed.uri("p/e/1.snap") == "s3://bucket/states/p/e/1.snap"
+    assert isinstance(snapshots.open_store(f"file://{tmp_path}"), snapshots.FilesystemSnapshotStore)
+    assert isinstance(snapshots.open_store("memory://x"), snapshots.MemorySnapshotStore)
