@@ -251,23 +251,34 @@ def _task_step(state: ExecutionState, event: Envelope) -> dict[str, TaskState]:
 
 
 def _summarise(state: ExecutionState) -> ExecutionState:
-    """Recompute the seed's summary fields from the tasks."""
-    done = tuple(t.task_id for t in state.tasks.values() if t.status in TASK_MACHINE.terminal)
-    completed = tuple(t.task_id for t in state.tasks.values() if t.status == "completed")
-    running = [t for t in state.tasks.values() if t.status == "running"]
-    pending = tuple(t.task_id for t in state.tasks.values() if t.status in ("pending", "scheduled"))
-    current = (
-        max(running, key=lambda t: (t.started_at is not None, t.started_at)).task_id
-        if (running)
-        else None
-    )
-    progress = round(len(done) / len(state.tasks), 4) if state.tasks else 0.0
+    """Recompute the seed's summary fields from the tasks, in one pass (a hot path)."""
+    completed: list[str] = []
+    pending: list[str] = []
+    done = 0
+    current: TaskState | None = None
+    for task in state.tasks.values():
+        status = task.status
+        if status == "completed":
+            completed.append(task.task_id)
+            done += 1
+        elif status == "skipped":
+            done += 1
+        elif status == "pending" or status == "scheduled":
+            pending.append(task.task_id)
+        elif status == "running" and (
+            current is None
+            or (
+                task.started_at is not None
+                and (current.started_at is None or task.started_at > current.started_at)
+            )
+        ):
+            current = task
     return replace(
         state,
-        completed_tasks=completed,
-        pending_tasks=pending,
-        current_task=current,
-        progress=progress,
+        completed_tasks=tuple(completed),
+        pending_tasks=tuple(pending),
+        current_task=None if current is None else current.task_id,
+        progress=round(done / len(state.tasks), 4) if state.tasks else 0.0,
     )
 
 
