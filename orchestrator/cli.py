@@ -19,6 +19,7 @@ from orchestrator import cli_api, cli_bench, cli_snapshots
 from orchestrator._cli import config as config_cli
 from orchestrator._cli import demo as demo_cli
 from orchestrator._cli import dev as dev_cli
+from orchestrator._cli import history as history_cli
 from orchestrator._cli import projections as projections_cli
 from orchestrator._cli import services as services_cli
 
@@ -38,6 +39,7 @@ app.add_typer(projections_cli.projections_app, name="projections")
 app.add_typer(projections_cli.dlq_app, name="dlq")
 app.add_typer(cli_bench.app, name="bench")
 app.add_typer(cli_snapshots.app, name="snapshots")
+app.add_typer(history_cli.app)  # replay, trace, check, bottlenecks, fork
 
 
 @app.callback()

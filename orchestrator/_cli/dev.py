@@ -1,0 +1,169 @@
+"""``orchestrator-state dev``: the whole stack in one process, data in one folder.
+
+Kafka is the one ``KAFKA_BOOTSTRAP_SERVERS`` names, else Apache Kafka from its jars
+when Java is present, else the bundled Tansu broker (with a warning: in memory only);
+PostgreSQL is ``DATABASE_URL`` or an embedded server; snapshots and claim-checked
+blobs go to the local filesystem (or, when the configuration puts them in S3, to
+``S3_ENDPOINT_URL`` or a local S3 server, with the buckets created). In the same
+process: the projection processor, the snapshotter, the recovery supervisor (with the
+node heartbeat) and the query API.
+
+Everything lives under ``--data-dir`` (default ``./.orchestrator-state``: ``kafka/``,
+``postgres/``, ``snapshots/``, ``blobs/``), so a restart finds its state again as long
+as the broker keeps its data (Apache Kafka does; Tansu does not). Ctrl-C or SIGTERM
+stops everything cleanly; an unexpected failure of a component is logged once and
+exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from events.errors import OrchestratorStateError
+from orchestrator.app import App, AppOptions, AppPlan, plan_app
+from orchestrator.config import ConfigError, Settings, load_config_file
+from orchestrator.devstack import (
+    DEVSTACK_KAFKA,
+    DevStack,
+    DevstackError,
+    KafkaChoice,
+    ServiceEndpoints,
+)
+
+log = logging.getLogger(__name__)
+
+_EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
+
+
+def dev(
+    data_dir: Path = typer.Option(
+        Path(".orchestrator-state"), "--data-dir", help="Where all data lives (kept)."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="YAML with the seed's blocks."),
+    api_port: int = typer.Option(8080, "--api-port", min=0, max=65535, help="0: any free port."),
+    api_host: str = typer.Option("127.0.0.1", "--api-host"),
+    kafka: str = typer.Option(
+        "auto", "--kafka", envvar=DEVSTACK_KAFKA, help="auto | apache | tansu (when started here)."
+    ),
+    node_id: str = typer.Option("dev", "--node-id", help="This node's id in leases and events."),
+) -> None:
+    """Run Kafka, PostgreSQL, processors, snapshotter, supervisor and the API in one process."""
+    err = Console(stderr=True)
+    if kafka not in ("auto", "apache", "tansu"):
+        raise typer.BadParameter("auto, apache or tansu", param_hint="--kafka")
+    try:
+        settings = load_config_file(config).settings if config else Settings()
+    except ConfigError as exc:
+        err.print(f"[bold red]{config}:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    data_dir = data_dir.expanduser().resolve()
+    err.print(f"data directory: [bold]{data_dir}[/]", highlight=False)
+    try:
+        code = asyncio.run(_dev(settings, data_dir, api_host, api_port, kafka, node_id, err))  # type: ignore[arg-type]
+    except (DevstackError, OrchestratorStateError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+async def _dev(
+    settings: Settings,
+    data_dir: Path,
+    api_host: str,
+    api_port: int,
+    kafka: KafkaChoice,
+    node_id: str,
+    err: Console,
+) -> int:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    stack = DevStack(data_dir, s3=_needs_s3(settings), kafka_impl=kafka)
+    try:
+        endpoints = await stack.start()
+        err.print(stack.summary(), highlight=False)
+        plan = plan_app(
+            settings,
+            bootstrap=endpoints.kafka_bootstrap,
+            dsn=endpoints.database_url,
+            node_id=node_id,
+            s3_endpoint=endpoints.s3_endpoint_url,
+            supports_idempotence=endpoints.kafka_supports_idempotence,
+            data_dir=data_dir,
+            max_replication=1 if stack.kafka is not None else None,
+        )
+        if endpoints.s3_endpoint_url is not None:
+            await asyncio.to_thread(_make_buckets, endpoints, plan)
+        for note in plan.notes:
+            err.print(f"[yellow]note:[/] {note}", highlight=False)
+        options = AppOptions(api_host=api_host, api_port=api_port)
+        async with App(plan, settings, options, endpoints=endpoints) as app:
+            _summary(err, app)
+            waiting = asyncio.ensure_future(app.wait())
+            stop = asyncio.ensure_future(stopping.wait())
+            done, _ = await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if waiting in done:
+                stop.cancel()
+                try:
+                    waiting.result()
+                except Exception as exc:
+                    log.error("dev stack: a component failed: %r", exc, exc_info=exc)
+                    return 1
+            waiting.cancel()
+            err.print("stopping…")
+        return 0
+    finally:
+        await stack.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _needs_s3(settings: Settings) -> bool:
+    """The configuration puts snapshots or blobs in S3 (the s3 backend, or s3:// storage)."""
+    sm = settings.state_management
+    explicit = "storage" in sm.snapshots.model_fields_set
+    return sm.backend == "s3" or (explicit and sm.snapshots.storage.startswith("s3://"))
+
+
+def _make_buckets(endpoints: ServiceEndpoints, plan: AppPlan) -> None:
+    """Create the buckets the plan writes to on the dev S3 server (they may not exist)."""
+    buckets = set()
+    if plan.snapshots.store_url.startswith("s3://"):
+        buckets.add(plan.snapshots.store_url.removeprefix("s3://").partition("/")[0])
+    if plan.blobs is not None and plan.blobs.bucket is not None:
+        buckets.add(plan.blobs.bucket)
+    from botocore.exceptions import ClientError
+
+    client = endpoints.s3.client()
+    for bucket in sorted(buckets):
+        try:
+            client.create_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _EXISTS:
+                raise
+
+
+def _summary(err: Console, app: App) -> None:
+    plan = app.plan
+    lines = [
+        f"topics: {plan.topics.pipeline.name} ({plan.topics.pipeline.partitions} partitions), "
+        f"{plan.topics.shared.name}",
+        f"read models: {plan.projection.tables.pipeline_states} … "
+        f"(projection {plan.projection.name})",
+        f"snapshots: {plan.snapshots.store_url if plan.snapshots.enabled else 'off'}",
+        f"recovery: supervisor on node {plan.node_id} "
+        f"(crash timeout {plan.policies.recovery.crash_timeout:g}s, "
+        f"failover {plan.policies.recovery.failover_timeout:g}s)",
+        f"query API: {app.api_url} (docs at {app.api_url}/docs)",
+        f"workers: export KAFKA_BOOTSTRAP_SERVERS={plan.bootstrap} DATABASE_URL={plan.dsn}",
+        "ready; Ctrl-C to stop",
+    ]
+    for line in lines:
+        err.print(line, highlight=False, markup=False)

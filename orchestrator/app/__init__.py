@@ -1,0 +1,31 @@
+"""The stack of one process, built from the configuration: ``plan_app`` then ``App``.
+
+``plan_app(settings, bootstrap=..., dsn=..., node_id=...)`` maps the loaded settings to
+what each component is built with (the mapping is tabled in ``orchestrator.app.plan``);
+``App(plan, settings, AppOptions(...))`` starts the pieces this process runs.
+"""
+
+from orchestrator.app.app import App, AppOptions
+from orchestrator.app.consistency import ConfiguredStateManager
+from orchestrator.app.plan import (
+    AppPlan,
+    BlobPlan,
+    PlanError,
+    SnapshotPlan,
+    lease_ttl_for,
+    plan_app,
+    policies_from,
+)
+
+__all__ = [
+    "App",
+    "AppOptions",
+    "AppPlan",
+    "BlobPlan",
+    "ConfiguredStateManager",
+    "PlanError",
+    "SnapshotPlan",
+    "lease_ttl_for",
+    "plan_app",
+    "policies_from",
+]

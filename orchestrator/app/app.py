@@ -1,0 +1,379 @@
+"""``App``: one process of the stack, built from an :class:`AppPlan`.
+
+Start order (``stop`` runs it backwards): pool → topics (``ensure_topics``: created as
+planned, existing ones verified) → migrations and the runtime's tables → event log →
+state runtime (made the process default, so the seed's module-level API works) →
+projection processor → snapshotter → orchestrator (heartbeat, recovery supervisor) →
+query API → retention pruning. Each piece is optional (``AppOptions``) so a worker
+process runs only the runtime while another runs processors and the API.
+
+``wait()`` returns when a background component fails, raising its error: the caller
+(``orchestrator-state dev``) logs it once and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import uvicorn
+from pydantic import SecretStr
+
+from commands import leases as lease_defaults
+from commands.errors import StaleExpectedVersion
+from events.codec import default_codec
+from events.log import EventLog
+from events.topics import ensure_topics
+from events.userdata import BlobStore
+from orchestrator.app.consistency import ConfiguredStateManager
+from orchestrator.app.plan import AppPlan
+from orchestrator.config.models import Settings
+from orchestrator.devstack import ServiceEndpoints
+from orchestrator.runtime import Orchestrator, Pipeline, set_default_policies
+from orchestrator.runtime._schema import ensure_runtime_tables
+from orchestrator.state import runtime as state_runtime
+from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
+from orchestrator.state.errors import NotConfigured
+from orchestrator.state.runtime import StateRuntime
+from projections.api import ApiSettings, create_app
+from projections.migrate import migrate
+from projections.processor import Projector
+from snapshots import KeyRing, SnapshotStore, codec_from_settings, open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppOptions:
+    """Which components this process runs."""
+
+    run_projector: bool = True
+    run_snapshotter: bool = True
+    join_recovery: bool = True
+    """Heartbeat and claim recovery work (``Orchestrator.start``)."""
+    supervise: bool = True
+    """Campaign for the recovery supervisor's leadership."""
+    api_port: int | None = None
+    api_host: str = "127.0.0.1"
+    prune_every: float = 3600.0
+    pipelines: Sequence[Pipeline] = ()
+    discover_pipelines: bool = True
+    """Also run pipelines defined in this process but not listed in ``pipelines``."""
+    configure_process: bool = True
+    """Make this app's runtime, leases and policies the process defaults."""
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the app's owner handles Ctrl-C."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class App:
+    """See the module docstring; ``async with App(...)`` or ``start()``/``stop()``."""
+
+    def __init__(
+        self,
+        plan: AppPlan,
+        settings: Settings,
+        options: AppOptions | None = None,
+        *,
+        endpoints: ServiceEndpoints | None = None,
+    ) -> None:
+        self.plan = plan
+        self.settings = settings
+        self.options = options or AppOptions()
+        self.endpoints = endpoints or ServiceEndpoints()
+        self.pool: asyncpg.Pool | None = None
+        self.log: EventLog | None = None
+        self.runtime: StateRuntime | None = None
+        self.orchestrator: Orchestrator | None = None
+        self.projector: Projector | None = None
+        self.snapshotter: Any = None
+        self.snapshot_store: SnapshotStore | None = None
+        self.api_url: str | None = None
+        self._server: _EmbeddedServer | None = None
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._cleanup: list[Callable[[], Awaitable[None]]] = []
+
+    # --- start / stop ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        plan, opts = self.plan, self.options
+        self.pool = pool = await asyncpg.create_pool(plan.dsn, min_size=1, max_size=plan.pool_size)
+        self._cleanup.append(pool.close)
+        await ensure_topics(plan.bootstrap, plan.topics.specs())
+        async with pool.acquire() as conn:
+            await migrate(conn, plan.table_names)
+        await ensure_runtime_tables(pool)
+        self.log = event_log = EventLog(
+            plan.bootstrap,
+            default_codec(),
+            topics=plan.topics,
+            supports_idempotence=plan.supports_idempotence,
+        )
+        await event_log.start()
+        self._cleanup.append(event_log.stop)
+        self.runtime = runtime = StateRuntime(
+            pool=pool, log=event_log, blob_store=self._blob_store(), settings=plan.state
+        )
+        self._cleanup.append(runtime.close)
+        if opts.configure_process:
+            state_runtime.configure(runtime)
+            lease_defaults.configure(pool)
+            set_default_policies(plan.policies)
+            self._cleanup.append(self._unconfigure)
+        if opts.run_projector:
+            await self._start_projector()
+        if opts.run_snapshotter and plan.snapshots.enabled:
+            await self._start_snapshotter()
+        await self._seed_shared_state()
+        self.orchestrator = Orchestrator(
+            runtime,
+            pipelines=opts.pipelines,
+            policies=plan.policies,
+            supervise=opts.supervise,
+            discover=opts.discover_pipelines,
+        )
+        if opts.join_recovery:
+            await self.orchestrator.start()
+        self._cleanup.append(self.orchestrator.stop)
+        if opts.api_port is not None:
+            await self._start_api()
+        if self.snapshot_store is not None and opts.prune_every > 0:
+            self._spawn("retention", self._prune_forever())
+
+    async def stop(self) -> None:
+        """Stop everything started, newest first (safe to call twice)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        cleanup, self._cleanup = self._cleanup, []
+        tasks, self._tasks = self._tasks, {}
+        errors: list[BaseException] = []
+        stoppers = {"projector": self.projector, "snapshotter": self.snapshotter}
+        for step in reversed(cleanup):
+            try:
+                await step()
+            except Exception as exc:  # keep stopping the rest; raised below
+                errors.append(exc)
+        for name, task in tasks.items():
+            stopper = stoppers.get(name)
+            if stopper is not None:
+                stopper.request_stop()
+            elif name != "api":
+                task.cancel()
+        for name, task in tasks.items():
+            try:
+                await asyncio.wait_for(task, 15)
+            except (asyncio.CancelledError, TimeoutError):
+                pass
+            except Exception as exc:
+                errors.append(exc)
+                log.error("%s failed while stopping: %r", name, exc)
+        for component in (self.projector, self.snapshotter):
+            if component is not None:
+                await component.stop()
+        self.projector = self.snapshotter = None
+        if errors:
+            raise errors[0]
+
+    async def __aenter__(self) -> App:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def wait(self) -> None:
+        """Until a background component ends (which raises its error) or cancelled."""
+        while True:
+            for name, task in self._tasks.items():
+                if task.done():
+                    if task.cancelled():
+                        raise RuntimeError(f"{name} was cancelled")
+                    task.result()
+                    raise RuntimeError(f"{name} stopped")
+            if self.orchestrator is not None:
+                self.orchestrator.check()
+            await asyncio.sleep(0.5)
+
+    def state_manager(self) -> ConfiguredStateManager:
+        """A ``StateManager`` with ``synchronization``'s strategy and conflict resolution."""
+        return ConfiguredStateManager(
+            self.runtime,
+            strategy=self.plan.consistency,
+            conflict_resolution=self.plan.conflict_resolution,
+        )
+
+    # --- components --------------------------------------------------------------------
+
+    def _spawn(self, name: str, work: Awaitable[Any]) -> None:
+        self._tasks[name] = asyncio.ensure_future(work)
+
+    async def _unconfigure(self) -> None:
+        try:
+            current = state_runtime.current_runtime()
+        except NotConfigured:
+            current = None
+        if current is self.runtime:  # only undo our own setting
+            state_runtime.configure(None)
+            lease_defaults.configure(None)
+            set_default_policies(None)
+
+    def _s3_client(self, endpoint_url: str | None) -> Any:
+        from snapshots.s3 import make_client
+
+        ep = self.endpoints
+        return make_client(
+            endpoint_url=endpoint_url,
+            region=ep.s3_region,
+            access_key=ep.s3_access_key,
+            secret_key=ep.s3_secret_key,
+        )
+
+    def _blob_store(self) -> BlobStore | None:
+        blobs = self.plan.blobs
+        if blobs is None:
+            return None
+        if blobs.root is not None:
+            return FilesystemBlobStore(blobs.root)
+        assert blobs.bucket is not None
+        return S3BlobStore(self._s3_client(blobs.endpoint_url), blobs.bucket, blobs.prefix)
+
+    async def _start_projector(self) -> None:
+        plan = self.plan
+        self.projector = projector = Projector(
+            plan.projection,
+            plan.dsn,
+            plan.bootstrap,
+            supports_idempotence=plan.supports_idempotence,
+        )
+        await projector.start()
+        self._spawn("projector", projector.run())
+
+    def _open_snapshot_store(self) -> SnapshotStore:
+        sp = self.plan.snapshots
+        if sp.store_url.startswith("s3://"):
+            from snapshots.s3 import S3SnapshotStore
+
+            bucket, _, prefix = sp.store_url.removeprefix("s3://").partition("/")
+            return S3SnapshotStore(
+                bucket,
+                prefix,
+                client=self._s3_client(sp.endpoint_url),
+                server_side_encryption="aws:kms" if sp.kms_key else None,
+                kms_key_id=sp.kms_key,
+            )
+        return open_store(sp.store_url)
+
+    async def _start_snapshotter(self) -> None:
+        from snapshots.snapshotter import Snapshotter, SnapshotterSettings
+
+        plan, sp = self.plan, self.plan.snapshots
+        codec = codec_from_settings(
+            compress=sp.compress,
+            level=sp.level,
+            min_size=sp.min_size,
+            encrypt=sp.encrypt,
+            keys=KeyRing.from_env() if sp.encrypt else None,
+        )
+        self.snapshot_store = store = self._open_snapshot_store()
+        if not sp.lifecycle.empty:
+            report = await store.apply_lifecycle(sp.lifecycle)
+            log.info("snapshot store lifecycle: %s", report.detail)
+        settings = SnapshotterSettings(
+            name=f"{plan.projection.name}_snapshotter",
+            topic=plan.topics.pipeline.name,
+            tables=plan.table_names,
+            events_table=plan.projection.tables.execution_events,
+            archive_projection=plan.projection.name,
+        )
+        self.snapshotter = snapshotter = Snapshotter(
+            settings,
+            dsn=plan.dsn,
+            bootstrap=plan.bootstrap,
+            store=store,
+            codec=codec,
+            policy=sp.policy,
+            layout=sp.layout,
+        )
+        await snapshotter.start()
+        self._spawn("snapshotter", snapshotter.run())
+
+    async def _start_api(self) -> None:
+        plan, opts = self.plan, self.options
+        api = ApiSettings(
+            database_url=SecretStr(plan.dsn),
+            tables=plan.projection.tables,
+            projection=plan.projection.name,
+        )
+        config = uvicorn.Config(
+            create_app(api),
+            host=opts.api_host,
+            port=opts.api_port or 0,
+            log_config=None,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
+        self._server = server = _EmbeddedServer(config)
+        self._spawn("api", server.serve())
+        while not server.started:
+            task = self._tasks["api"]
+            if task.done():
+                task.result()
+                raise RuntimeError("the query API did not start")
+            await asyncio.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        self.api_url = f"http://{opts.api_host}:{port}"
+
+    async def _seed_shared_state(self) -> None:
+        seed = self.settings.shared_state
+        if seed is None or self.runtime is None:
+            return
+        for name, var in seed.variables.items():
+            try:
+                await self.runtime.shared.set(
+                    seed.namespace,
+                    name,
+                    var.value,
+                    type=var.type,
+                    expected_version=0,
+                    immutable=var.immutable,
+                    updated_by=var.updated_by or "configuration",
+                )
+            except StaleExpectedVersion:
+                pass  # set before (by an earlier start): the log's value stands
+
+    async def _prune_forever(self) -> None:
+        from snapshots.postgres import PostgresSnapshotIndex
+        from snapshots.retention import apply_plan, earliest_offsets, plan_retention
+
+        assert self.pool is not None and self.snapshot_store is not None
+        index = PostgresSnapshotIndex(self.pool)
+        while True:
+            await asyncio.sleep(self.options.prune_every)
+            records = await index.all()
+            tps = {(r.position.topic, r.position.partition) for r in records}
+            earliest = await earliest_offsets(self.plan.bootstrap, tps)
+            decided = plan_retention(
+                records,
+                self.plan.snapshots.retention,
+                now=datetime.now(UTC),
+                earliest_offsets=earliest,
+            )
+            await apply_plan(decided, index=index, store=self.snapshot_store)

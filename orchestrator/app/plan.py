@@ -1,0 +1,399 @@
+"""From loaded ``Settings`` and service endpoints to what every component is built with.
+
+Pure: no connection is made here, so the mapping is testable and printable
+(``AppPlan.notes`` lists what a setting does *not* do here). ``orchestrator.app.App``
+builds the components from the plan.
+
+=================================================  =====================================
+setting                                            becomes
+=================================================  =====================================
+``distributed.synchronization.replication``        both event topics (and DLQs):
+  ``factor`` / ``min_replicas``                    replication factor / ``min.insync.replicas``
+                                                   (producer acks=all); capped at the broker
+                                                   count when ``max_replication`` is given (dev)
+``...synchronization.strategy``                    ``App.state_manager()`` reads: ``strong``
+                                                   waits for every write of this process,
+                                                   ``causal`` for the manager's own writes and
+                                                   the positions it was shown, ``eventual``
+                                                   for nothing
+``...synchronization.conflict_resolution``         ``last_write_wins``: shared-variable writes
+                                                   without an expected version; ``reject``:
+                                                   a write expects the version last read
+``state_management.event_store.topics``            topic names; ``partitions``: partitions
+``state_management.event_store.retention``         ``retention.ms`` (days) and
+                                                   ``retention.bytes`` (size / partitions)
+                                                   of the pipeline topic
+``state_management.snapshots``                     snapshotter on/off, ``frequency`` (every N
+  ``enabled`` / ``frequency`` / ``storage``        events), snapshot store URL
+``state_management.config`` (``backend``)          filesystem ``base_path``: snapshot store and
+                                                   blobs there, ``organization`` → key layout
+                                                   and ``retention_days``; s3 ``bucket`` /
+                                                   ``prefix`` / ``lifecycle`` /
+                                                   ``encryption.kms_key``: S3 store (SSE-KMS)
+                                                   and blobs; postgresql ``connection_string``
+                                                   (DATABASE_URL wins), ``pool_size`` → pool
+                                                   max_size, ``schema`` → read-model tables;
+                                                   memory: in-memory snapshot store
+``checkpointing``                                  ``CheckpointPolicy`` of the runtime, and
+                                                   the snapshotter's triggers
+``checkpointing.storage.compress`` / ``encrypt``   snapshot codec: zstd / AES-256-GCM (keys
+                                                   from ``ORCHESTRATOR_SNAPSHOT_KEYS``)
+``checkpointing.storage.retention``                ``RetentionPolicy`` applied by the app's
+                                                   pruning loop (hourly)
+``recovery``                                       ``RetryPolicy`` (task_failure),
+                                                   ``RecoveryPolicy`` (pipeline_crash,
+                                                   node_failure, health_checks); execution
+                                                   lease ttl = min(timeouts)/2 in [1, 30] s
+``compression``                                    user data (task I/O, checkpoint data):
+                                                   zstd ``level`` above ``selective.min_size``
+                                                   bytes; snapshots: same level and min_size
+``shared_state``                                   variables created at start when absent
+=================================================  =====================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from commands.ports import UserDataSettings
+from commands.shared import SharedSettings
+from commands.writer import WriterSettings
+from events.topics import FOREVER, TopicsConfig, TopicSpec
+from orchestrator.config.models import (
+    FilesystemBackend,
+    MemoryBackend,
+    PostgresBackend,
+    S3Backend,
+    Settings,
+    parse_size,
+)
+from orchestrator.runtime.orchestrator import Policies
+from orchestrator.runtime.policy import CheckpointPolicy, RecoveryPolicy, RetryPolicy
+from orchestrator.state.runtime import StateSettings
+from projections.migrate import TableNames
+from projections.settings import ProjectionSettings, ReadModelTables
+from snapshots.policy import RetentionPolicy, SnapshotPolicy
+from snapshots.store import KeyLayout, Lifecycle
+
+_NEVER = 2**62  # a compression threshold no value reaches
+
+Consistency = Literal["strong", "eventual", "causal"]
+
+
+class PlanError(ValueError):
+    """The settings and endpoints do not describe a runnable stack (names the setting)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlobPlan:
+    """Where claim-checked user data goes: a folder, or an S3 bucket and prefix."""
+
+    root: str | None = None
+    bucket: str | None = None
+    prefix: str = ""
+    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotPlan:
+    """The snapshotter: store URL, codec options, triggers, key layout, retention."""
+
+    enabled: bool
+    store_url: str
+    endpoint_url: str | None = None
+    kms_key: str | None = None
+    compress: bool = True
+    level: int = 3
+    min_size: int = 1024
+    encrypt: bool = False
+    policy: SnapshotPolicy = field(default_factory=SnapshotPolicy)
+    layout: KeyLayout = field(default_factory=KeyLayout)
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppPlan:
+    """Everything the app builds, derived from settings (see the module docstring)."""
+
+    dsn: str
+    bootstrap: str
+    supports_idempotence: bool | None
+    pool_size: int
+    topics: TopicsConfig
+    projection: ProjectionSettings
+    state: StateSettings
+    policies: Policies
+    consistency: Consistency
+    conflict_resolution: str
+    snapshots: SnapshotPlan
+    blobs: BlobPlan | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def node_id(self) -> str:
+        return self.state.node_id
+
+    @property
+    def table_names(self) -> TableNames:
+        t = self.projection.tables
+        return TableNames(t.pipeline_states, t.task_states, t.checkpoints)
+
+
+def _under(prefix: str, name: str) -> str:
+    stripped = prefix.strip("/")
+    return f"{stripped}/{name}/" if stripped else f"{name}/"
+
+
+def lease_ttl_for(recovery: RecoveryPolicy) -> float:
+    """An execution lease expires well before the supervisor would act on it."""
+    timeouts = [t for t in (recovery.crash_timeout, recovery.failover_timeout) if t > 0]
+    return min(30.0, max(1.0, min(timeouts, default=60.0) / 2))
+
+
+def policies_from(settings: Settings) -> Policies:
+    """The runtime's policies from ``checkpointing`` and ``recovery``."""
+    ck, rec = settings.checkpointing, settings.recovery
+    tf, hc = rec.strategies.task_failure, rec.health_checks
+    return Policies(
+        retry=RetryPolicy(
+            max_attempts=tf.max_attempts,
+            backoff=tf.backoff,
+            base_delay=tf.base_delay,
+            max_delay=tf.max_delay,
+        ),
+        checkpoints=CheckpointPolicy.of(
+            ck.strategy,
+            enabled=ck.enabled,
+            after_tasks=ck.progressive.after_tasks,
+            min_interval=ck.progressive.min_interval,
+            interval=ck.periodic.interval,
+            on_success_tasks=ck.on_success.tasks,
+        ),
+        recovery=RecoveryPolicy(
+            enabled=rec.enabled,
+            crash_timeout=rec.strategies.pipeline_crash.timeout,
+            failover_timeout=rec.strategies.node_failure.failover_timeout,
+            health_interval=hc.interval,
+            health_timeout=hc.timeout,
+            failure_threshold=hc.failure_threshold,
+        ),
+    )
+
+
+def _topics(settings: Settings, max_replication: int | None, notes: list[str]) -> TopicsConfig:
+    es = settings.state_management.event_store
+    rep = settings.distributed.synchronization.replication
+    factor, min_isr = rep.factor, rep.min_replicas
+    if max_replication is not None and factor > max_replication:
+        notes.append(
+            f"distributed.synchronization.replication.factor {factor} capped at "
+            f"{max_replication} (brokers available here)"
+        )
+        factor = max_replication
+    if min_isr > factor:
+        notes.append(
+            f"replication.min_replicas {min_isr} > factor {factor}: min.insync.replicas "
+            f"set to {factor}, or no write could ever be acknowledged"
+        )
+        min_isr = factor
+    retention_ms = FOREVER if es.retention.days is None else int(es.retention.days * 86_400_000)
+    configs = {}
+    if es.retention.size is not None:
+        configs["retention.bytes"] = str(parse_size(es.retention.size) // es.partitions)
+    pipeline = TopicSpec(
+        name=es.topics.pipeline_events,
+        partitions=es.partitions,
+        replication_factor=factor,
+        min_insync_replicas=min_isr,
+        retention_ms=retention_ms,
+        configs=configs,
+    )
+    shared = TopicSpec(
+        name=es.topics.shared_events,
+        partitions=min(3, es.partitions),
+        replication_factor=factor,
+        min_insync_replicas=min_isr,
+    )
+    return TopicsConfig(pipeline=pipeline, shared=shared)
+
+
+def _user_data(settings: Settings, notes: list[str]) -> UserDataSettings:
+    comp = settings.compression
+    if comp.algorithm != "zstd":
+        notes.append(f"compression.algorithm {comp.algorithm!r}: user data and snapshots use zstd")
+    if comp.selective.exclude_fields:
+        notes.append("compression.selective.exclude_fields: not used (values are compressed whole)")
+    if not settings.checkpointing.storage.compress and comp.enabled:
+        notes.append(
+            "checkpointing.storage.compress false: snapshots are not compressed; checkpoint "
+            "data in events follows the `compression` block"
+        )
+    return UserDataSettings(
+        compress_threshold=comp.selective.min_size if comp.enabled else _NEVER,
+        compression_level=comp.level,
+    )
+
+
+def _storage(
+    settings: Settings, data_dir: Path | None, s3_endpoint: str | None
+) -> tuple[SnapshotPlan, BlobPlan | None, list[str]]:
+    sm, ck, comp = settings.state_management, settings.checkpointing, settings.compression
+    backend = settings.backend()
+    notes: list[str] = []
+    layout, retention_days, lifecycle, kms = KeyLayout(), None, Lifecycle(), None
+    blobs: BlobPlan | None = None
+    explicit = "storage" in sm.snapshots.model_fields_set
+    url = sm.snapshots.storage
+    if isinstance(backend, FilesystemBackend):
+        org = backend.organization
+        layout = KeyLayout(by_pipeline=org.by_pipeline, by_date=org.by_date)
+        retention_days = org.retention_days
+        base = Path(backend.base_path)
+        url = url if explicit else f"file://{base}"
+        blobs = BlobPlan(root=str(base / "blobs"))
+        if backend.format != "json" or backend.compression != "zstd":
+            notes.append(
+                f"filesystem format {backend.format!r} / compression {backend.compression!r}: "
+                "snapshots are Avro + zstd (the codec decides), not re-encoded"
+            )
+    elif isinstance(backend, S3Backend):
+        endpoint = backend.endpoint_url or s3_endpoint
+        url = url if explicit else f"s3://{backend.bucket}/{backend.prefix.strip('/')}"
+        lifecycle = Lifecycle(backend.lifecycle.transition_to_glacier, backend.lifecycle.expiration)
+        kms = backend.encryption.kms_key if backend.encryption.enabled else None
+        blobs = BlobPlan(
+            bucket=backend.bucket,
+            prefix=_under(backend.prefix, "blobs"),
+            endpoint_url=endpoint,
+        )
+        s3_endpoint = endpoint
+    elif isinstance(backend, MemoryBackend):
+        url = url if explicit else "memory://snapshots"
+        notes.append(
+            "memory backend: snapshots in process memory, unbounded; max_size, "
+            "eviction_policy and persistence are not used"
+        )
+    elif not explicit and data_dir is not None:
+        url = f"file://{data_dir / 'snapshots'}"
+    if blobs is None:
+        if data_dir is not None:
+            blobs = BlobPlan(root=str(data_dir / "blobs"))
+        elif url.startswith("file://"):
+            blobs = BlobPlan(root=str(Path(url.removeprefix("file://")) / "blobs"))
+        elif url.startswith("s3://"):
+            bucket, _, prefix = url.removeprefix("s3://").partition("/")
+            blobs = BlobPlan(
+                bucket=bucket,
+                prefix=_under(prefix, "blobs"),
+                endpoint_url=s3_endpoint,
+            )
+    strategy = ck.strategy
+    policy = SnapshotPolicy(
+        frequency=sm.snapshots.frequency,
+        interval=ck.periodic.interval if ck.enabled and strategy == "periodic" else 300.0,
+        after_tasks=frozenset(ck.progressive.after_tasks)
+        if strategy == "progressive"
+        else frozenset(),
+        min_interval=ck.progressive.min_interval,
+        on_success_tasks=frozenset(ck.on_success.tasks)
+        if strategy == "on_success"
+        else frozenset(),
+    )
+    ret = ck.storage.retention
+    plan = SnapshotPlan(
+        enabled=sm.snapshots.enabled,
+        store_url=url,
+        endpoint_url=s3_endpoint if url.startswith("s3://") else None,
+        kms_key=kms,
+        compress=comp.enabled and ck.storage.compress,
+        level=comp.level,
+        min_size=comp.selective.min_size,
+        encrypt=ck.storage.encrypt,
+        policy=policy,
+        layout=layout,
+        retention=RetentionPolicy(
+            max_checkpoints=ret.max_checkpoints,
+            max_age_days=ret.max_age_days,
+            retention_days=retention_days,
+        ),
+        lifecycle=lifecycle,
+    )
+    return plan, blobs, notes
+
+
+def plan_app(
+    settings: Settings,
+    *,
+    bootstrap: str | None,
+    dsn: str | None,
+    node_id: str,
+    s3_endpoint: str | None = None,
+    supports_idempotence: bool | None = None,
+    data_dir: Path | None = None,
+    projection_name: str = "read_models",
+    max_replication: int | None = None,
+) -> AppPlan:
+    """The plan for one process of the stack (see the module docstring's table)."""
+    notes: list[str] = []
+    backend = settings.backend()
+    tables = ReadModelTables()
+    pool_size = 10
+    if isinstance(backend, PostgresBackend):
+        s = backend.schema_
+        tables = replace(
+            tables,
+            pipeline_states=s.pipeline_states,
+            task_states=s.task_states,
+            checkpoints=s.checkpoints,
+        )
+        pool_size = backend.pool_size
+        dsn = dsn or backend.connection_string
+    if not dsn:
+        raise PlanError(
+            "no PostgreSQL: set DATABASE_URL or state_management.config.connection_string"
+        )
+    if not bootstrap:
+        raise PlanError("no Kafka: set KAFKA_BOOTSTRAP_SERVERS")
+    topics = _topics(settings, max_replication, notes)
+    projection = ProjectionSettings(
+        name=projection_name,
+        pipeline_topic=topics.pipeline.name,
+        shared_topic=topics.shared.name,
+        tables=tables,
+    )
+    policies = policies_from(settings)
+    writer = WriterSettings(
+        lease_ttl=lease_ttl_for(policies.recovery), user_data=_user_data(settings, notes)
+    )
+    state = StateSettings(
+        node_id=node_id,
+        projection=projection,
+        writer=writer,
+        shared=SharedSettings(user_data=writer.user_data),
+    )
+    snapshots, blobs, storage_notes = _storage(settings, data_dir, s3_endpoint)
+    notes.extend(storage_notes)
+    if settings.caching.levels:
+        notes.append(
+            "caching: reads come from the PostgreSQL read models (kept current by "
+            "NOTIFY); the cache levels are not built"
+        )
+    sync = settings.distributed.synchronization
+    return AppPlan(
+        dsn=dsn,
+        bootstrap=bootstrap,
+        supports_idempotence=supports_idempotence,
+        pool_size=pool_size,
+        topics=topics,
+        projection=projection,
+        state=state,
+        policies=policies,
+        consistency=sync.strategy,
+        conflict_resolution=sync.conflict_resolution,
+        snapshots=snapshots,
+        blobs=blobs,
+        notes=tuple(notes),
+    )

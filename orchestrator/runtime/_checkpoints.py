@@ -1,0 +1,128 @@
+"""Checkpoints a run reads and writes by itself: a task's last one, and automatic ones.
+
+``last(task_id)`` is what ``context.last_checkpoint`` holds: the newest checkpoint the
+task saved (its data read back from the read model once it has applied the writer's
+last event, claim-checked data fetched and verified), or the checkpoint handed to
+``resume_pipeline(from_checkpoint=)`` unless the task saved a newer one since.
+
+Automatic checkpoints are named ``auto/<strategy>[/<task>]`` with metadata
+``{"automatic": true, "strategy": ...}``; their data is the execution's progress, or,
+for a periodic checkpoint of a running task, that task's ``context.state``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from commands.decide import Command, SaveCheckpoint
+from commands.errors import ExecutionNotOwned, LeaseLost
+from commands.writer import ExecutionWriter
+from events.errors import InvalidTransition
+from events.state import CheckpointRef
+from events.userdata import resolve_blob_markers
+from orchestrator.runtime.context import TaskContext
+from orchestrator.state.checkpoint import RestoredCheckpoint
+from orchestrator.state.runtime import StateRuntime
+
+AUTO_PREFIX = "auto/"
+
+
+def plain(value: Any) -> Any:
+    """The value as it will read back from state (JSON round trip, datetimes as str)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+@dataclass(eq=False)
+class Checkpoints:
+    """The checkpoint side of one ``ExecutionRun``."""
+
+    writer: ExecutionWriter
+    runtime: StateRuntime
+    do: Callable[[Command], Awaitable[None]]
+    from_checkpoint: RestoredCheckpoint | None
+    contexts: Mapping[str, TaskContext]
+
+    async def last(self, tid: str) -> tuple[CheckpointRef | None, Any]:
+        """The task's newest checkpoint and its data."""
+        refs = [r for r in self.writer.state.checkpoints if r.task_id == tid]
+        given = self.from_checkpoint
+        if given is not None and given.task_id == tid:
+            newer = [r for r in refs if r.sequence > given.sequence]
+            if not newer:
+                ref = next((r for r in refs if r.checkpoint_id == given.id), None)
+                return ref or _ref_of(given), given.data
+        if not refs:
+            return None, None
+        ref = refs[-1]
+        return ref, await self.data(ref)
+
+    async def data(self, ref: CheckpointRef) -> Any:
+        rt = self.runtime
+        if self.writer.last_position is not None:
+            await rt.read_model.wait_for(self.writer.last_position, rt.settings.read_timeout)
+        raw = await rt.pool.fetchval(
+            f"SELECT data FROM {rt.read_model.tables.checkpoints} WHERE checkpoint_id = $1",
+            ref.checkpoint_id,
+        )
+        value = None if raw is None else json.loads(raw)
+        if rt.blob_store is not None and isinstance(value, dict) and set(value) == {"$blob"}:
+            value = await asyncio.to_thread(resolve_blob_markers, value, rt.blob_store)
+        return value
+
+    async def save_auto(self, strategy: str, tid: str | None, data: Any = None) -> None:
+        state = self.writer.state
+        if data is None:
+            data = {"completed_tasks": list(state.completed_tasks), "progress": state.progress}
+        name = f"{AUTO_PREFIX}{strategy}" + (f"/{tid}" if tid and strategy != "periodic" else "")
+        await self.do(
+            SaveCheckpoint(
+                name=name,
+                task_id=tid,
+                data=plain(data),
+                metadata={"automatic": True, "strategy": strategy},
+                progress=state.progress,
+            )
+        )
+
+    async def periodic(self, interval: float) -> None:
+        """Every ``interval``: each running task's ``context.state`` if it changed (as a
+        checkpoint of that task), else one execution-level checkpoint if anything moved."""
+        last_sequence = self.writer.state.last_sequence
+        saved_states: dict[str, Any] = {}
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                wrote = False
+                for tid, context in list(self.contexts.items()):
+                    current = plain(context.state)
+                    if current and current != saved_states.get(tid):
+                        await self.save_auto("periodic", tid, current)
+                        saved_states[tid] = current
+                        wrote = True
+                if not wrote and self.writer.state.last_sequence != last_sequence:
+                    await self.save_auto("periodic", None)
+                last_sequence = self.writer.state.last_sequence
+            except InvalidTransition:
+                return  # the execution ended between the check and the save
+            except (LeaseLost, ExecutionNotOwned):
+                return  # the task loop hits the same error and stops the run
+
+
+def is_task_state(ref: CheckpointRef | None, data: Any) -> bool:
+    """A periodic checkpoint of a task holds its ``context.state``: hand it back."""
+    return ref is not None and ref.name == f"{AUTO_PREFIX}periodic" and isinstance(data, dict)
+
+
+def _ref_of(restored: RestoredCheckpoint) -> CheckpointRef:
+    return CheckpointRef(
+        checkpoint_id=restored.id,
+        name=restored.name,
+        task_id=restored.task_id,
+        timestamp=restored.created_at,
+        sequence=restored.sequence,
+        progress=restored.progress,
+    )

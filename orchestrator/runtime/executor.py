@@ -1,0 +1,354 @@
+"""Driving one execution to its end through its writer: the task loop.
+
+Every state change is a command on the execution's ``ExecutionWriter`` (fenced by its
+lease), so the log says exactly what happened and a crash at any point leaves a state
+another node can continue from:
+
+* lifecycle: ``StartValidation`` → (pipeline's validator) → ``SucceedValidation`` or
+  ``FailValidation``; a failed or paused execution being resumed gets ``Resume``;
+* each task whose dependencies are done: ``ScheduleTask`` → ``StartTask(attempt n)`` →
+  the code runs inside ``checkpoint.task_scope`` (so ``checkpoint.save`` works) →
+  ``CompleteTask`` with outputs and execution details, or ``FailTask`` then, while the
+  retry policy allows, ``ScheduleRetry(delay)`` and ``StartTask(attempt n+1)`` with the
+  task's last checkpoint in ``context.last_checkpoint`` (``retry_from_checkpoint``);
+* automatic checkpoints as the :class:`CheckpointPolicy` says;
+* ``Complete`` with the outputs of the sink tasks, or ``Fail``.
+
+Independent tasks run concurrently. When a task fails for good, running siblings are
+cancelled and recorded as failed (retryable) before the execution fails, so a later
+resume re-runs them. A task found ``running`` when an execution is resumed was
+interrupted by a crash: it runs again as the next attempt; one interrupted
+``max_attempts`` times is failed instead of crash-looping its node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from commands.decide import (
+    Command,
+    Complete,
+    CompleteTask,
+    Fail,
+    FailTask,
+    FailValidation,
+    RestoreCheckpoint,
+    Resume,
+    ScheduleRetry,
+    ScheduleTask,
+    StartTask,
+    StartValidation,
+    SucceedValidation,
+)
+from commands.errors import ExecutionNotOwned, LeaseLost
+from commands.writer import ExecutionWriter
+from events.catalogue import ExecutionDetails
+from events.state import CheckpointRef, ExecutionState
+from orchestrator.runtime._checkpoints import Checkpoints, is_task_state, plain
+from orchestrator.runtime._resume import DONE
+from orchestrator.runtime.context import TaskContext, running
+from orchestrator.runtime.errors import PipelineFailed
+from orchestrator.runtime.pipeline import Pipeline, TaskDefinition
+from orchestrator.runtime.policy import CheckpointPolicy, RetryPolicy, is_retryable
+from orchestrator.state.checkpoint import RestoredCheckpoint, task_scope
+from orchestrator.state.runtime import StateRuntime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipelineResult:
+    """How an execution ended: its id, status, every task's output, and ``result``
+    (the only sink task's output, or ``{sink: output}`` for several)."""
+
+    execution_id: str
+    pipeline_id: str
+    status: str
+    result: Any
+    outputs: Mapping[str, Any]
+    attempts: Mapping[str, int]
+    resumed: bool = False
+    reused_tasks: tuple[str, ...] = ()
+    node_id: str = ""
+
+
+class _GaveUp(Exception):
+    """Internal: a task failed for good (its FailTask is already written)."""
+
+    def __init__(self, task_id: str, error: str, retryable: bool) -> None:
+        self.task_id = task_id
+        self.error = error
+        self.retryable = retryable
+        super().__init__(f"{task_id}: {error}")
+
+
+@dataclass(eq=False, kw_only=True)
+class ExecutionRun:
+    """One run of one execution on this node (create or resume), until it ends."""
+
+    pipeline: Pipeline
+    writer: ExecutionWriter
+    runtime: StateRuntime
+    retry: RetryPolicy
+    checkpoints: CheckpointPolicy
+    outputs: dict[str, Any] = field(default_factory=dict)
+    from_checkpoint: RestoredCheckpoint | None = None
+    budget_base: dict[str, int] = field(default_factory=dict)
+    resumed: bool = False
+    _contexts: dict[str, TaskContext] = field(default_factory=dict)
+    _last_auto: float | None = None
+    _saved: Checkpoints | None = None
+
+    @property
+    def saved(self) -> Checkpoints:
+        if self._saved is None:
+            self._saved = Checkpoints(
+                self.writer, self.runtime, self._do, self.from_checkpoint, self._contexts
+            )
+        return self._saved
+
+    @property
+    def execution_id(self) -> str:
+        return self.writer.execution_id
+
+    @property
+    def state(self) -> ExecutionState:
+        return self.writer.state
+
+    async def _do(self, command: Command) -> None:
+        position = await self.writer.execute(command)
+        self.runtime.record([position])
+
+    # --- the whole run ----------------------------------------------------------------
+
+    async def run(self) -> PipelineResult:
+        reused = tuple(t for t, ts in self.state.tasks.items() if ts.status in DONE)
+        await self._lifecycle()
+        interval = self.checkpoints.periodic_interval
+        timer = asyncio.create_task(self.saved.periodic(interval)) if interval else None
+        try:
+            await self._run_tasks(timer)
+        except _GaveUp as gave_up:
+            await self._do(Fail(error=f"task {gave_up.task_id} failed: {gave_up.error}"))
+            log.warning(
+                "execution %s failed: task %s: %s",
+                self.execution_id,
+                gave_up.task_id,
+                gave_up.error,
+            )
+            raise PipelineFailed(
+                self.execution_id,
+                self.pipeline.pipeline_id,
+                gave_up.task_id,
+                gave_up.error,
+                retryable=gave_up.retryable,
+            ) from gave_up.__cause__
+        finally:
+            if timer is not None:
+                timer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await timer
+        sinks = self.pipeline.sinks()
+        result = self.outputs[sinks[0]] if len(sinks) == 1 else {s: self.outputs[s] for s in sinks}
+        await self._do(Complete(outputs=result))
+        log.info("execution %s of %s completed", self.execution_id, self.pipeline.pipeline_id)
+        return PipelineResult(
+            execution_id=self.execution_id,
+            pipeline_id=self.pipeline.pipeline_id,
+            status=self.state.status,
+            result=result,
+            outputs=dict(self.outputs),
+            attempts={t: ts.attempts for t, ts in self.state.tasks.items()},
+            resumed=self.resumed,
+            reused_tasks=reused,
+            node_id=self.writer.node_id,
+        )
+
+    async def _lifecycle(self) -> None:
+        status = self.state.status
+        if status == "initialized":
+            await self._do(StartValidation())
+            status = "validating"
+        if status == "validating":
+            try:
+                await self.pipeline.validate(self.state.context)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                await self._do(FailValidation(error=error))
+                raise PipelineFailed(
+                    self.execution_id, self.pipeline.pipeline_id, None, error, retryable=False
+                ) from exc
+            await self._do(SucceedValidation())
+            return
+        restored = self.from_checkpoint.id if self.from_checkpoint is not None else None
+        if status in ("failed", "paused"):
+            reason = "recover" if status == "failed" else "resume"
+            await self._do(
+                Resume(from_checkpoint=restored, reason=f"{reason} on {self.writer.node_id}")
+            )
+        elif restored is not None:
+            await self._do(RestoreCheckpoint(checkpoint_id=restored))
+
+    async def _run_tasks(self, timer: asyncio.Task[None] | None) -> None:
+        running: dict[str, asyncio.Task[Any]] = {}
+        try:
+            while True:
+                tasks = self.state.tasks
+                done = {t for t, ts in tasks.items() if ts.status in DONE}
+                if len(done) == len(tasks):
+                    return
+                for definition in self.pipeline.tasks:
+                    tid = definition.task_id
+                    if tid in done or tid in running:
+                        continue
+                    if all(d in done for d in definition.depends_on):
+                        running[tid] = asyncio.create_task(
+                            self._run_task(definition), name=f"{self.execution_id}/{tid}"
+                        )
+                if not running:
+                    raise RuntimeError(
+                        f"execution {self.execution_id}: no task can run: {dict(tasks)}"
+                    )
+                watch: set[asyncio.Future[Any]] = set(running.values())
+                if timer is not None:
+                    watch.add(timer)
+                finished, _ = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
+                if timer is not None and timer in finished:
+                    timer.result()  # raises what stopped the timer, if anything
+                    timer = None
+                for tid, task in list(running.items()):
+                    if task in finished:
+                        del running[tid]
+                        task.result()  # raises the task's failure
+        except BaseException as exc:
+            await self._stop_siblings(running, exc)
+            raise
+
+    async def _stop_siblings(
+        self, running: dict[str, asyncio.Task[Any]], cause: BaseException
+    ) -> None:
+        for task in running.values():
+            task.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)
+        if not isinstance(cause, _GaveUp):
+            return  # cancelled or fenced: leave the tasks running, the next owner resumes them
+        for tid in running:
+            if self.state.tasks[tid].status == "running":
+                await self._do(
+                    FailTask(
+                        task_id=tid, error=f"cancelled: task {cause.task_id} failed", retryable=True
+                    )
+                )
+
+    # --- one task -----------------------------------------------------------------------
+
+    async def _run_task(self, definition: TaskDefinition) -> Any:
+        tid = definition.task_id
+        base = self.budget_base.get(tid, 0)
+        loop = asyncio.get_running_loop()
+        first = True
+        while True:
+            ts = self.state.tasks[tid]
+            if ts.status == "pending":
+                await self._do(ScheduleTask(task_id=tid))
+            elif first and ts.status == "running" and ts.attempts - base >= self.retry.max_attempts:
+                limit = self.retry.max_attempts
+                error = f"interrupted in attempt {ts.attempts} of {limit} (node crash?)"
+                await self._do(FailTask(task_id=tid, error=error, retryable=False))
+                raise _GaveUp(tid, error, retryable=False)
+            interrupted = first and ts.status == "running"
+            first = False
+            ref, data = await self.saved.last(tid)
+            inputs = {d: self.outputs[d] for d in definition.depends_on}
+            await self._do(
+                StartTask(task_id=tid, inputs=inputs or None, node_id=self.writer.node_id)
+            )
+            attempt = self.state.tasks[tid].attempts
+            context = self._context(
+                tid, attempt, inputs, ref, data, resumed=interrupted or attempt > 1
+            )
+            if ref is not None:
+                log.info(
+                    "execution %s: task %s attempt %s resumes from checkpoint %s",
+                    self.execution_id,
+                    tid,
+                    attempt,
+                    ref.name,
+                )
+            self._contexts[tid] = context
+            started = loop.time()
+            try:
+                with task_scope(self.writer, tid), running(context):
+                    output = await definition.run(context)
+            except (LeaseLost, ExecutionNotOwned):
+                raise
+            except Exception as exc:
+                retryable = is_retryable(exc)
+                error = f"{type(exc).__name__}: {exc}"
+                await self._do(
+                    FailTask(task_id=tid, error=error, retryable=retryable, attempt=attempt)
+                )
+                used = attempt - base
+                if not self.retry.should_retry(used, retryable):
+                    raise _GaveUp(tid, error, retryable) from exc
+                delay = self.retry.delay(used)
+                log.info(
+                    "execution %s: task %s attempt %s failed (%s); retry in %.2fs",
+                    self.execution_id,
+                    tid,
+                    attempt,
+                    error,
+                    delay,
+                )
+                await self._do(ScheduleRetry(task_id=tid, delay_seconds=round(delay, 3)))
+                await asyncio.sleep(delay)
+                continue
+            finally:
+                self._contexts.pop(tid, None)
+            output = plain(output)
+            details = ExecutionDetails(
+                duration=round(loop.time() - started, 3),
+                memory_used=context.memory_used,
+                model_calls=context.model_calls or None,
+                tokens_used=context.tokens_used or None,
+            )
+            await self._do(CompleteTask(task_id=tid, outputs=output, details=details))
+            self.outputs[tid] = output
+            now = loop.time()
+            if self.checkpoints.after_task(tid, now, self._last_auto):
+                self._last_auto = now
+                await self.saved.save_auto(self.checkpoints.strategy, tid)
+            return output
+
+    def _context(
+        self,
+        tid: str,
+        attempt: int,
+        inputs: dict[str, Any],
+        ref: CheckpointRef | None,
+        data: Any,
+        *,
+        resumed: bool,
+    ) -> TaskContext:
+        ctx = self.state.context
+        return TaskContext(
+            execution_id=self.execution_id,
+            pipeline_id=self.pipeline.pipeline_id,
+            task_id=tid,
+            attempt=attempt,
+            node_id=self.writer.node_id,
+            inputs=inputs,
+            input_data=ctx.get("input_data"),
+            configuration=ctx.get("configuration"),
+            user_id=ctx.get("user_id"),
+            last_checkpoint=data,
+            last_checkpoint_id=None if ref is None else ref.checkpoint_id,
+            last_checkpoint_name=None if ref is None else ref.name,
+            resumed=resumed,
+            state=dict(data) if is_task_state(ref, data) else {},
+        )

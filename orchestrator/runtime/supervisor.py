@@ -1,0 +1,251 @@
+"""The recovery supervisor: one leader finds orphaned executions and gets them resumed.
+
+Every node runs a :class:`RecoverySupervisor`. It campaigns in the election
+``leader/recovery_supervisor`` (ttl = ``health_checks.interval * failure_threshold``)
+and, while leading, scans ``pipeline_states`` every ``scan_every`` seconds for
+executions that are not finished (``initialized``, ``validating``, ``running``) and
+whose lease ``execution:<id>`` is free or expired, and that either
+
+* made no progress for ``pipeline_crash.timeout`` seconds (``updated_at``), or
+* belong to a node whose heartbeat lease ``node:<owner>`` expired at least
+  ``node_failure.failover_timeout`` seconds ago (``redistribute_tasks``).
+
+All times are compared on the database's clock. For each one the leader picks a live,
+healthy node that has the pipeline registered (fewest running executions first, itself
+on a tie): itself, and it resumes the execution in the background; or another node, and
+it writes a row in ``recovery_assignments`` that the node claims on its next poll.
+Whoever resumes takes the execution's lease first (design §3), so two nodes can never
+both resume it: a stale assignment or a deposed leader costs nothing but a refused lease.
+Paused executions are left alone: someone paused them on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from commands.leader import LeaderElection
+from commands.leases import TRANSIENT_ERRORS
+from orchestrator.runtime.health import NODE_PREFIX
+from orchestrator.runtime.policy import RecoveryPolicy
+
+log = logging.getLogger(__name__)
+
+ELECTION = "recovery_supervisor"
+ACTIVE = ["initialized", "validating", "running"]
+
+Recover = Callable[[str, str], Awaitable[None]]
+"""``recover(execution_id, reason)``: start resuming in the background; return at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """An execution the leader decided to have resumed, and why."""
+
+    execution_id: str
+    pipeline_id: str
+    owner: str | None
+    reason: str  # "pipeline_crash" or "node_failure"
+
+
+class RecoverySupervisor:
+    """Leader-elected scanner plus this node's claim loop (see the module docstring)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        node_id: str,
+        policy: RecoveryPolicy,
+        *,
+        pipeline_states: str,
+        recover: Recover,
+        busy: Callable[[], set[str]],
+        healthy: Callable[[], bool] = lambda: True,
+        supervise: bool = True,
+    ) -> None:
+        self.pool = pool
+        self.node_id = node_id
+        self.policy = policy
+        self.recover = recover
+        self.busy = busy
+        self.healthy = healthy
+        self.supervise = supervise
+        self.election = LeaderElection(ELECTION, node_id, ttl=policy.node_ttl, pool=pool)
+        self.scans = 0
+        self.decisions: list[Orphan] = []
+        self._unplaceable: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._scan_sql = f"""
+            SELECT p.execution_id, p.pipeline_id, p.owner,
+                   CASE WHEN nl.name IS NOT NULL
+                         AND nl.expires_at <= now() - make_interval(secs => $2)
+                        THEN 'node_failure' ELSE 'pipeline_crash' END AS reason
+            FROM {pipeline_states} p
+            LEFT JOIN leases l ON l.name = 'execution:' || p.execution_id
+            LEFT JOIN leases nl ON nl.name = '{NODE_PREFIX}' || p.owner
+            WHERE p.status = ANY($3::text[])
+              AND (l.name IS NULL OR l.holder IS NULL OR l.expires_at <= now())
+              AND (p.updated_at <= now() - make_interval(secs => $1)
+                   OR (nl.name IS NOT NULL
+                       AND nl.expires_at <= now() - make_interval(secs => $2)))
+              AND NOT EXISTS (
+                  SELECT 1 FROM recovery_assignments a
+                  WHERE a.execution_id = p.execution_id
+                    AND a.assigned_at > now() - make_interval(secs => $4))
+            ORDER BY p.updated_at
+            LIMIT 500"""
+
+    @property
+    def claim_grace(self) -> float:
+        """How long an assignment stands before the leader may place the execution again."""
+        return max(2.0, 3 * self.policy.scan_every)
+
+    async def start(self) -> None:
+        if self.supervise:
+            await self.election.start()
+            self._tasks.append(asyncio.create_task(self._lead(), name="recovery supervisor"))
+        self._tasks.append(asyncio.create_task(self._claim(), name=f"claims {self.node_id}"))
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.supervise:
+            await self.election.stop()
+
+    def check(self) -> None:
+        """Re-raise what ended a supervisor loop, if one ended."""
+        for task in self._tasks:
+            if task.done():
+                task.result()
+
+    @property
+    def leading(self) -> bool:
+        return self.supervise and self.election.leading
+
+    # --- the leader -------------------------------------------------------------------
+
+    async def _lead(self) -> None:
+        while True:
+            # is_leader() re-raises what ended the background campaign, if anything did.
+            if await self.election.is_leader() and self.healthy():
+                try:
+                    await self.scan_once()
+                except TRANSIENT_ERRORS as exc:
+                    log.warning("recovery scan failed, retrying: %r", exc)
+            await asyncio.sleep(self.policy.scan_every)
+
+    async def scan_once(self) -> list[Orphan]:
+        """Find orphans and place each one; returns what was placed."""
+        p = self.policy
+        rows = await self.pool.fetch(
+            self._scan_sql, p.crash_timeout, p.failover_timeout, ACTIVE, self.claim_grace
+        )
+        self.scans += 1
+        if not rows:
+            return []
+        nodes = await self._live_nodes()
+        busy = self.busy()
+        placed: list[Orphan] = []
+        for row in rows:
+            orphan = Orphan(row["execution_id"], row["pipeline_id"], row["owner"], row["reason"])
+            if orphan.execution_id in busy:
+                continue
+            target = self._choose(orphan, nodes)
+            if target is None:
+                if orphan.execution_id not in self._unplaceable:
+                    self._unplaceable.add(orphan.execution_id)
+                    log.warning(
+                        "execution %s (%s) needs recovery (%s) but no live node has pipeline %r",
+                        orphan.execution_id,
+                        orphan.owner,
+                        orphan.reason,
+                        orphan.pipeline_id,
+                    )
+                continue
+            self._unplaceable.discard(orphan.execution_id)
+            nodes[target] = (nodes[target][0], nodes[target][1] + 1)
+            log.warning(
+                "execution %s of %s: %s (owner %s); resuming on %s",
+                orphan.execution_id,
+                orphan.pipeline_id,
+                orphan.reason,
+                orphan.owner,
+                target,
+            )
+            if target == self.node_id:
+                await self.recover(orphan.execution_id, orphan.reason)
+            else:
+                await self._assign(orphan, target)
+            placed.append(orphan)
+        self.decisions.extend(placed)
+        return placed
+
+    async def _live_nodes(self) -> dict[str, tuple[set[str], int]]:
+        rows = await self.pool.fetch(
+            f"""SELECT n.node_id, n.pipelines, n.active FROM runtime_nodes n
+                JOIN leases l ON l.name = '{NODE_PREFIX}' || n.node_id
+                WHERE n.healthy AND l.holder IS NOT NULL AND l.expires_at > now()"""
+        )
+        return {r["node_id"]: (set(r["pipelines"]), r["active"]) for r in rows}
+
+    def _choose(self, orphan: Orphan, nodes: dict[str, tuple[set[str], int]]) -> str | None:
+        able = [
+            (load, node != self.node_id, node)
+            for node, (pipelines, load) in nodes.items()
+            if orphan.pipeline_id in pipelines and node != orphan.owner
+        ]
+        if not able and orphan.owner in nodes and orphan.pipeline_id in nodes[orphan.owner][0]:
+            able = [(0, False, orphan.owner)]  # the owner is back (restarted): its turn
+        return min(able)[2] if able else None
+
+    async def _assign(self, orphan: Orphan, node: str) -> None:
+        epoch = self.election.fencing_token or 0
+        await self.pool.execute(
+            """INSERT INTO recovery_assignments
+                   (execution_id, pipeline_id, node_id, reason, assigned_by, leader_epoch)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (execution_id) DO UPDATE SET node_id = EXCLUDED.node_id,
+                   reason = EXCLUDED.reason, assigned_by = EXCLUDED.assigned_by,
+                   leader_epoch = EXCLUDED.leader_epoch, assigned_at = now()""",
+            orphan.execution_id,
+            orphan.pipeline_id,
+            node,
+            orphan.reason,
+            self.node_id,
+            epoch,
+        )
+
+    # --- every node -------------------------------------------------------------------
+
+    async def _claim(self) -> None:
+        every = min(self.policy.health_interval, self.policy.scan_every)
+        while True:
+            await asyncio.sleep(every)
+            if not self.healthy():
+                continue
+            try:
+                rows = await self.pool.fetch(
+                    "DELETE FROM recovery_assignments WHERE node_id = $1 "
+                    "RETURNING execution_id, reason",
+                    self.node_id,
+                )
+            except TRANSIENT_ERRORS as exc:
+                log.warning("node %s: reading assignments failed, retrying: %r", self.node_id, exc)
+                continue
+            for row in rows:
+                log.warning(
+                    "node %s: claiming execution %s (%s)",
+                    self.node_id,
+                    row["execution_id"],
+                    row["reason"],
+                )
+                await self.recover(row["execution_id"], row["reason"])

@@ -1,0 +1,211 @@
+"""A worker node in its own process, for the crash and node-failure tests.
+
+    python _worker.py SPEC.json
+
+SPEC: ``config`` (YAML text of the seed's blocks), ``env`` (service endpoints),
+``node_id``, ``projection``, ``marks`` (a folder), ``supervise`` (campaign for the
+supervisor's leadership), ``submit`` (a list of ``input_data`` dicts: one execution of
+``crash_pipeline`` each). The worker runs no processor: the test process does.
+
+It prints one JSON object per line on stdout (``ready``, ``submitted``) and runs until
+killed. Tasks record their side effects as lines ``<task>:<part> <attempt> <node>`` in
+``<marks>/<execution_id>.log``, so a test can count what ran, and where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from orchestrator.app import App, AppOptions, plan_app
+from orchestrator.config import load_config
+from orchestrator.devstack import ServiceEndpoints
+from orchestrator.runtime import Pipeline, TaskContext
+from orchestrator.state import checkpoint
+
+
+def mark(marks: Path, context: TaskContext, what: str) -> None:
+    with (marks / f"{context.execution_id}.log").open("a") as f:
+        f.write(f"{what} {context.attempt} {context.node_id}\n")
+        f.flush()
+
+
+def make_pipeline(marks: Path) -> Pipeline:
+    """``init`` → ``fetch`` (checkpoints after part 1, then holds) → ``report``."""
+    pipeline = Pipeline("crash_pipeline")
+
+    @pipeline.task()
+    async def init(context: TaskContext) -> dict[str, Any]:
+        mark(marks, context, "init:done")
+        return {"pages": 3}
+
+    @pipeline.task(depends_on=["init"])
+    async def fetch(init: dict[str, Any], context: TaskContext) -> dict[str, Any]:
+        done = context.last_checkpoint
+        if done is None:
+            mark(marks, context, "fetch:part1")
+            await checkpoint.save(name="after_part_1", data={"part1": "page-1", "progress": 0.5})
+            mark(marks, context, "fetch:checkpointed")
+            await asyncio.sleep(float(context.input_data.get("hold", 0)))
+            done = {"part1": "page-1"}
+        mark(marks, context, "fetch:part2")
+        return {"pages": [done["part1"], "page-2", "page-3"][: init["pages"]]}
+
+    @pipeline.task(depends_on=["fetch"])
+    async def report(fetch: dict[str, Any], context: TaskContext) -> str:
+        mark(marks, context, "report:done")
+        return f"{len(fetch['pages'])} pages"
+
+    return pipeline
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+async def main(spec: dict[str, Any]) -> None:
+    settings = load_config(spec["config"]).settings
+    endpoints = ServiceEndpoints.from_env(spec["env"])
+    marks = Path(spec["marks"])
+    pipeline = make_pipeline(marks)
+    plan = plan_app(
+        settings,
+        bootstrap=endpoints.kafka_bootstrap,
+        dsn=endpoints.database_url,
+        node_id=spec["node_id"],
+        supports_idempotence=endpoints.kafka_supports_idempotence,
+        data_dir=marks / "data",
+        projection_name=spec["projection"],
+    )
+    options = AppOptions(
+        run_projector=False,
+        run_snapshotter=False,
+        supervise=spec.get("supervise", False),
+        pipelines=[pipeline],
+    )
+    async with App(plan, settings, options, endpoints=endpoints) as app:
+        assert app.orchestrator is not None
+        emit("ready", node_id=spec["node_id"])
+        for input_data in spec.get("submit", []):
+            eid = await app.orchestrator.submit(pipeline, {"input_data": input_data})
+            emit("submitted", execution_id=eid)
+        await app.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(json.loads(Path(sys.argv[1]).read_text())))
+
+
+# --- the test side: the config and the process ---------------------------------------
+
+
+def config_yaml(prefix: str, *, crash_timeout: float, failover_timeout: float) -> str:
+    """The seed's blocks with fresh topics and timeouts short enough for a test."""
+    return f"""
+state_management:
+  event_store:
+    topics:
+      pipeline_events: "{prefix}.pipeline.events"
+      shared_events: "{prefix}.shared.events"
+    partitions: 2
+  snapshots:
+    enabled: false
+checkpointing:
+  enabled: true
+  strategy: "progressive"
+  progressive:
+    after_tasks: ["init"]
+    min_interval: 0
+recovery:
+  enabled: true
+  strategies:
+    task_failure:
+      action: "retry_from_checkpoint"
+      max_attempts: 3
+      backoff: "exponential"
+      base_delay: 0.05
+    pipeline_crash:
+      action: "resume_from_last_checkpoint"
+      timeout: {crash_timeout}
+    node_failure:
+      action: "redistribute_tasks"
+      failover_timeout: {failover_timeout}
+  health_checks:
+    interval: 0.5
+    timeout: 0.5
+    failure_threshold: 2
+"""
+
+
+class WorkerProcess:
+    """One ``_worker.py`` subprocess; ``await start()`` returns once it is ready."""
+
+    def __init__(self, spec: dict[str, Any], folder: Path) -> None:
+        self.spec = spec
+        self.folder = folder
+        self.node_id: str = spec["node_id"]
+        self.proc: asyncio.subprocess.Process | None = None
+        self.submitted: list[str] = []
+        self.stderr_path = folder / f"{self.node_id}.stderr"
+
+    async def start(self) -> None:
+        spec_path = self.folder / f"{self.node_id}.json"
+        spec_path.write_text(json.dumps(self.spec))
+        with self.stderr_path.open("w") as stderr:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(Path(__file__)),
+                str(spec_path),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+            )
+        want = len(self.spec.get("submit", []))
+        while len(self.submitted) < want or want == 0:
+            event = await self._next()
+            if event["event"] == "submitted":
+                self.submitted.append(event["execution_id"])
+            if event["event"] == "ready" and want == 0:
+                return
+
+    async def _next(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+        if not line:
+            await self.proc.wait()
+            raise RuntimeError(
+                f"worker {self.node_id} exited ({self.proc.returncode}):\n"
+                + self.stderr_path.read_text()[-4000:]
+            )
+        parsed: dict[str, Any] = json.loads(line)
+        return parsed
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no lease release: a crash."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
+    async def close(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+def marks_of(marks: Path, execution_id: str) -> list[tuple[str, int, str]]:
+    """``(task:part, attempt, node)`` lines an execution's tasks wrote, in order."""
+    path = marks / f"{execution_id}.log"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        what, attempt, node = line.split(" ")
+        out.append((what, int(attempt), node))
+    return out

@@ -1,0 +1,132 @@
+"""A worker SIGKILLed inside a task: the supervisor resumes the execution by itself.
+
+The worker (``_worker.py``, its own process) runs ``crash_pipeline``; the test process
+runs the projection processor and the recovery supervisor (the leader), with the
+pipeline's code. The worker is killed right after ``fetch`` saved its checkpoint; after
+``pipeline_crash.timeout`` without progress and with the execution's lease expired, the
+supervisor takes the execution over and finishes it. Side effects are counted from the
+lines the tasks append to a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _api_support import fresh_database
+from _worker import WorkerProcess, config_yaml, make_pipeline, marks_of
+
+from events.fold import fold
+from events.state import ExecutionState
+from orchestrator.app import App, AppOptions, plan_app
+from orchestrator.config import load_config
+from orchestrator.devstack import ServiceEndpoints
+
+CRASH_TIMEOUT = 3.0
+
+
+@pytest.fixture
+async def app(services: ServiceEndpoints, tmp_path: Path) -> AsyncIterator[App]:
+    prefix = f"test-crash-{uuid.uuid4().hex[:8]}"
+    text = config_yaml(prefix, crash_timeout=CRASH_TIMEOUT, failover_timeout=60)
+    settings = load_config(text).settings
+    async with fresh_database(services.database_url or "", "crash", migrated=False) as dsn:
+        plan = plan_app(
+            settings,
+            bootstrap=services.kafka_bootstrap,
+            dsn=dsn,
+            node_id="supervisor-node",
+            supports_idempotence=services.kafka_supports_idempotence,
+            data_dir=tmp_path / "data",
+            projection_name=f"rm_{uuid.uuid4().hex[:8]}",
+        )
+        options = AppOptions(
+            run_snapshotter=False, pipelines=[make_pipeline(tmp_path)], discover_pipelines=False
+        )
+        async with App(plan, settings, options, endpoints=services) as running:
+            running.config_text = text  # type: ignore[attr-defined]
+            yield running
+
+
+async def wait_status(app: App, execution_id: str, status: str, patience: float) -> ExecutionState:
+    assert app.runtime is not None
+    deadline = time.monotonic() + patience
+    while True:
+        state = await app.runtime.read_model.load_execution(execution_id)
+        if state is not None and state.status == status:
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{execution_id} is {state and state.status}, not {status}")
+        await asyncio.sleep(0.1)
+
+
+async def full_fold(app: App, execution_id: str, partition_of: Any) -> ExecutionState | None:
+    """The execution folded from the first event of its partition in Kafka."""
+    assert app.log is not None
+    topic, partition = partition_of
+    events = [
+        e async for _, e in app.log.read_range(topic, partition) if e.execution_id == execution_id
+    ]
+    return fold(events)
+
+
+async def test_killed_worker_is_resumed_from_its_checkpoint_by_the_supervisor(
+    app: App, services: ServiceEndpoints, tmp_path: Path
+) -> None:
+    assert app.runtime is not None and app.orchestrator is not None
+    worker = WorkerProcess(
+        {
+            "config": app.config_text,  # type: ignore[attr-defined]
+            "env": {**services.as_env(), "DATABASE_URL": app.plan.dsn},
+            "node_id": "worker-node",
+            "projection": app.plan.projection.name,
+            "marks": str(tmp_path),
+            "supervise": False,
+            "submit": [{"hold": 120}],
+        },
+        tmp_path,
+    )
+    try:
+        await worker.start()
+        [eid] = worker.submitted
+        deadline = time.monotonic() + 30
+        while ("fetch:checkpointed", 1, "worker-node") not in marks_of(tmp_path, eid):
+            assert time.monotonic() < deadline, marks_of(tmp_path, eid)
+            await asyncio.sleep(0.05)
+        worker.kill()
+        killed_at = time.monotonic()
+
+        lease_ttl = app.plan.state.writer.lease_ttl
+        state = await wait_status(app, eid, "completed", CRASH_TIMEOUT + lease_ttl + 15)
+        took = time.monotonic() - killed_at
+    finally:
+        worker.kill()
+        await worker.close()
+
+    assert took < CRASH_TIMEOUT + lease_ttl + 5, f"resumed after {took:.1f}s"
+    assert (eid, "pipeline_crash", "completed") in app.orchestrator.recoveries
+    # What ran where: init once (worker), fetch's part 1 once (worker), the rest once
+    # on the supervisor's node, fetch as attempt 2 from its checkpoint.
+    assert marks_of(tmp_path, eid) == [
+        ("init:done", 1, "worker-node"),
+        ("fetch:part1", 1, "worker-node"),
+        ("fetch:checkpointed", 1, "worker-node"),
+        ("fetch:part2", 2, "supervisor-node"),
+        ("report:done", 1, "supervisor-node"),
+    ]
+    assert state.owner == "supervisor-node" and state.epoch >= 2
+    assert {t: s.attempts for t, s in state.tasks.items()} == {"init": 1, "fetch": 2, "report": 1}
+    assert state.outputs == "3 pages"
+    # The read model equals the full fold of the log.
+    row = await app.runtime.pool.fetchrow(
+        f"SELECT last_topic, last_partition FROM {app.plan.projection.tables.pipeline_states}"
+        " WHERE execution_id = $1",
+        eid,
+    )
+    folded = await full_fold(app, eid, (row["last_topic"], row["last_partition"]))
+    assert folded == state
