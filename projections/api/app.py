@@ -24,6 +24,7 @@ from projections.api._metrics import ApiMetrics, MetricsMiddleware
 from projections.api._queries import Queries
 from projections.api.errors import ApiError, ReadModelUnavailable
 from projections.api.models import ErrorOut
+from projections.api import routes_timeline
 from projections.api.routes import executions, history, stream, system, variables
 from projections.api.settings import ApiSettings
 from projections.migrate import TableNames, migrate
@@ -135,6 +136,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     read_errors = {**_READ_ERRORS, **errors}
     for router in (executions.router, history.router, variables.router, stream.router):
         app.include_router(router, dependencies=[*guard, barrier], responses=read_errors)
+    routes_timeline.include(app, dependencies=[*guard, barrier], responses=read_errors)
     app.include_router(system.metrics_router, dependencies=guard, responses=errors)
     app.include_router(system.health_router, responses=_ERRORS)
     if guarded:

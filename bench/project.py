@@ -1,0 +1,323 @@
+"""Projection throughput of one processor, and append→visible latency at a steady rate.
+
+What it measures (the processor runs as its own process, ``orchestrator-state
+project``, as in production):
+
+- ``events_per_s``: events folded into PostgreSQL per second by one processor,
+  catching up on ``--events`` valid events (``events.simulate``, ~10 tasks per
+  execution) already in the log: rows, archive and offsets in one transaction per batch;
+- ``latency_ms_p50/p99/max``: from calling ``append`` to receiving the NOTIFY that the
+  execution changed (after the commit, so the row is readable), with ``--rate`` events/s
+  appended steadily for ``--seconds`` seconds.
+
+Kafka and PostgreSQL come from ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` when
+set, else they are started locally (``orchestrator.devstack``). Each run uses fresh
+topics and a fresh database. Prints figures; asserts nothing.
+Run ``python -m bench.project`` or ``orchestrator-state bench project``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from rich.console import Console
+from rich.table import Table
+
+from events.codec import default_codec
+from events.envelope import Envelope
+from events.log import EventLog
+from events.simulate import interleave, simulate_execution
+from events.topics import TopicsConfig, TopicSpec, ensure_topics
+from orchestrator.devstack import local_services
+from projections.store import STATE_CHANGES_CHANNEL
+
+CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
+
+
+def make_histories(events: int, *, seed: int, tasks: int = 10) -> list[list[Envelope]]:
+    """Valid executions until there are at least ``events`` events (UUID event ids)."""
+    rng = random.Random(seed)
+    out: list[list[Envelope]] = []
+    total = 0
+    while total < events:
+        eid = f"bench-{seed}-{len(out)}"
+        history = [
+            replace(e, event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)))
+            for e in simulate_execution(eid, rng, tasks=tasks)
+        ]
+        out.append(history)
+        total += len(history)
+    return out
+
+
+@asynccontextmanager
+async def _database(server_dsn: str) -> AsyncIterator[str]:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _topics(bootstrap: str, partitions: int) -> TopicsConfig:
+    topics = TopicsConfig(
+        pipeline=TopicSpec(name="orchestrator.pipeline.events", partitions=partitions),
+        shared=TopicSpec(name="orchestrator.shared.events", partitions=1),
+    ).with_prefix(f"bench-{uuid.uuid4().hex[:8]}.")
+    await ensure_topics(bootstrap, topics.specs())
+    return topics
+
+
+@asynccontextmanager
+async def _processor(
+    dsn: str, bootstrap: str, topics: TopicsConfig, batch_size: int, log_path: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    with log_path.open("ab") as sink:
+        proc = await asyncio.create_subprocess_exec(
+            *CLI,
+            "project",
+            "--database-url", dsn,
+            "--bootstrap-servers", bootstrap,
+            "--projection", "bench",
+            "--pipeline-topic", topics.pipeline.name,
+            "--shared-topic", topics.shared.name,
+            "--batch-size", str(batch_size),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=sink,
+        )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+
+
+def _died(log: Path) -> RuntimeError:
+    return RuntimeError(f"processor exited:\n{log.read_text(errors='replace')[-2000:]}")
+
+
+async def _offsets(conn: asyncpg.Connection) -> tuple[int, int]:
+    """(partitions assigned, sum of next offsets) of the bench projection."""
+    try:
+        row = await conn.fetchrow(
+            "SELECT count(*) AS n, coalesce(sum(next_offset), 0) AS s"
+            " FROM projection_offsets WHERE projection = 'bench'"
+        )
+    except asyncpg.UndefinedTableError:
+        return 0, 0
+    assert row is not None
+    return int(row["n"]), int(row["s"])
+
+
+async def _wait_ready(conn: asyncpg.Connection, partitions: int, proc: Any, log: Path) -> None:
+    while (await _offsets(conn))[0] < partitions:
+        if proc.returncode is not None:
+            raise _died(log)
+        await asyncio.sleep(0.05)
+
+
+async def throughput(
+    bootstrap: str,
+    server_dsn: str,
+    events: int,
+    batch_size: int,
+    partitions: int,
+    log: Path,
+    processors: int = 1,
+) -> dict[str, Any]:
+    """Catch up on ``events`` events already in the log; events/s of the processor(s)."""
+    histories = make_histories(events, seed=1)
+    mixed = list(interleave(histories, random.Random(2)))
+    topics = await _topics(bootstrap, partitions)
+    async with EventLog(bootstrap, default_codec(), topics=topics) as event_log:
+        for i in range(0, len(mixed), 5000):
+            await event_log.append_batch(mixed[i : i + 5000])
+    async with _database(server_dsn) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                procs = [
+                    await stack.enter_async_context(
+                        _processor(dsn, bootstrap, topics, batch_size, log)
+                    )
+                    for _ in range(processors)
+                ]
+                start_at: float | None = None
+                start_done = 0
+                while True:
+                    _, done = await _offsets(conn)
+                    now = time.perf_counter()
+                    if start_at is None and done > 0:
+                        start_at, start_done = now, done
+                    if done >= len(mixed):
+                        break
+                    if any(proc.returncode is not None for proc in procs):
+                        raise _died(log)
+                    await asyncio.sleep(0.01)
+            assert start_at is not None
+            elapsed = now - start_at
+            archived = await conn.fetchval("SELECT count(*) FROM execution_events")
+        finally:
+            await conn.close()
+    return {
+        "processors": processors,
+        "events": len(mixed),
+        "executions": len(histories),
+        "events_per_s": round((len(mixed) - start_done) / elapsed) if elapsed > 0 else None,
+        "catch_up_s": round(elapsed, 2),
+        "archived": archived,
+    }
+
+
+async def latency(
+    bootstrap: str, server_dsn: str, rate: int, seconds: float, partitions: int, log: Path
+) -> dict[str, Any]:
+    """Append ``rate`` events/s for ``seconds``; time append -> NOTIFY per event."""
+    tick = 0.01
+    per_tick = max(1, round(rate * tick))
+    wanted = int(rate * seconds)
+    histories = make_histories(wanted + 2000, seed=3)
+    queue: deque[deque[Envelope]] = deque(deque(h) for h in histories)
+    topics = await _topics(bootstrap, partitions)
+    sent: dict[str, deque[float]] = defaultdict(deque)
+    latencies: list[float] = []
+
+    def on_notify(_c: Any, _pid: int, _channel: str, payload: str) -> None:
+        now = time.perf_counter()
+        for eid in json.loads(payload):
+            pending = sent.get(eid)
+            while pending:
+                latencies.append(now - pending.popleft())
+
+    async with (
+        _database(server_dsn) as dsn,
+        EventLog(bootstrap, default_codec(), topics=topics) as event_log,
+    ):
+        listener = await asyncpg.connect(dsn)
+        try:
+            async with _processor(dsn, bootstrap, topics, 2000, log) as proc:
+                await _wait_ready(listener, partitions + 1, proc, log)
+                await listener.add_listener(STATE_CHANGES_CHANNEL, on_notify)
+                started = time.perf_counter()
+                appended = 0
+                k = 0
+                while appended < wanted:
+                    batch: list[Envelope] = []
+                    for _ in range(per_tick):  # the next event of the next executions
+                        history = queue.popleft()
+                        batch.append(history.popleft())
+                        if history:
+                            queue.append(history)
+                    now = time.perf_counter()
+                    for e in batch:
+                        sent[e.execution_id or ""].append(now)
+                    await event_log.append_batch(batch)
+                    appended += len(batch)
+                    k += 1
+                    delay = started + k * tick - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                achieved = appended / (time.perf_counter() - started)
+                await asyncio.sleep(2)  # the last notifications
+        finally:
+            await listener.close()
+    ms = sorted(x * 1000 for x in latencies)
+    missing = sum(len(v) for v in sent.values())
+
+    def pct(p: float) -> float | None:
+        return round(ms[min(len(ms) - 1, int(p * len(ms)))], 1) if ms else None
+
+    return {
+        "rate_target": rate,
+        "rate_achieved": round(achieved),
+        "measured": len(ms),
+        "not_seen": missing,
+        "latency_ms_p50": pct(0.50),
+        "latency_ms_p99": pct(0.99),
+        "latency_ms_max": round(ms[-1], 1) if ms else None,
+        "latency_ms_mean": round(statistics.fmean(ms), 1) if ms else None,
+    }
+
+
+async def run_project_bench(
+    events: int = 100_000,
+    rate: int = 2000,
+    seconds: float = 10.0,
+    batch_size: int = 5000,
+    partitions: int = 12,
+    processors: int = 1,
+) -> dict[str, Any]:
+    """Both measurements on env-named services, else on locally started ones.
+    ``processors`` > 1 runs the catch-up with that many group members (scaling)."""
+    async with local_services(s3=False) as endpoints:
+        bootstrap, dsn = endpoints.kafka_bootstrap, endpoints.database_url
+        assert bootstrap is not None and dsn is not None
+        log = Path(tempfile.mkdtemp(prefix="bench-project-")) / "processor.log"
+        result: dict[str, Any] = {"processor_log": str(log)}
+        result.update(
+            await throughput(bootstrap, dsn, events, batch_size, partitions, log, processors)
+        )
+        result.update(await latency(bootstrap, dsn, rate, seconds, partitions, log))
+        return result
+
+
+def render(result: dict[str, Any]) -> Table:
+    table = Table(title="projection: one processor")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        table.add_row(key, f"{value:,}" if number else str(value))
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m bench.project [--events N] [--rate R] [--seconds S]``."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rate", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--processors", type=int, default=1, help="group members (catch-up)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    result = asyncio.run(
+        run_project_bench(
+            args.events,
+            args.rate,
+            args.seconds,
+            args.batch_size,
+            args.partitions,
+            args.processors,
+        )
+    )
+    Console().print(render(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""``orchestrator-state project``, ``projections ...`` and ``dlq ...``: the read side.
+
+``project`` runs a processor (migrations applied at start) until SIGTERM/Ctrl-C;
+``projections rebuild`` replays the log into fresh tables and swaps them in;
+``projections status`` shows the stored offsets; ``dlq list`` / ``dlq replay ID``
+inspect and re-submit poison records. PostgreSQL and Kafka come from
+``--database-url`` / ``--bootstrap-servers`` or ``DATABASE_URL`` /
+``KAFKA_BOOTSTRAP_SERVERS``; table names and topics from ``--config FILE`` (the
+seed's ``state_management`` block) or the defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from events.codec import default_codec
+from events.log import EventLog, ProducerSettings
+from orchestrator.config import ConfigError, load_config_file
+from orchestrator.config.models import PostgresBackend
+from projections.deadletters import DeadLetterRow, list_dead_letters, replay_dead_letter
+from projections.errors import ProjectionError
+from projections.processor import run_processor
+from projections.rebuild import RebuildProgress, rebuild
+from projections.settings import ProjectionSettings, ReadModelTables
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+projections_app = typer.Typer(help="Rebuild and inspect projections.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: poison records and their replay.", no_args_is_help=True)
+
+_DB = typer.Option(
+    None,
+    "--database-url",
+    envvar="DATABASE_URL",
+    show_default=False,
+    help="PostgreSQL DSN of the read models.",
+)
+_KAFKA = typer.Option(
+    None,
+    "--bootstrap-servers",
+    envvar="KAFKA_BOOTSTRAP_SERVERS",
+    show_default=False,
+    help="Kafka bootstrap servers.",
+)
+_CONFIG = typer.Option(None, "--config", help="YAML with the seed's state_management block.")
+_NAME = typer.Option("read_models", "--projection", help="Projection (consumer group) name.")
+_PIPELINE = typer.Option(None, "--pipeline-topic", help="Override the pipeline events topic.")
+_SHARED = typer.Option(None, "--shared-topic", help="Override the shared-state events topic.")
+
+
+def _need(value: str | None, flag: str, env: str) -> str:
+    if not value:
+        Console(stderr=True).print(f"[bold red]error:[/] pass {flag} or set {env}")
+        raise typer.Exit(2)
+    return value
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a database command; a missing schema or an unreachable server is one red line."""
+    err = Console(stderr=True)
+    try:
+        return asyncio.run(coro)
+    except asyncpg.UndefinedTableError as exc:
+        err.print(
+            f"[bold red]error:[/] {exc} — no read-model tables in this database yet "
+            "(`orchestrator-state project` applies the migrations)",
+            highlight=False,
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+    except ProjectionError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _settings(
+    name: str,
+    config: Path | None,
+    batch_size: int | None = None,
+    pipeline_topic: str | None = None,
+    shared_topic: str | None = None,
+) -> tuple[ProjectionSettings, str | None]:
+    """Projection settings (and a DSN, if the config names one) from ``--config``."""
+    kwargs: dict[str, object] = {"name": name}
+    dsn: str | None = None
+    if config is not None:
+        try:
+            loaded = load_config_file(config).settings
+        except ConfigError as exc:
+            Console(stderr=True).print(f"[bold red]{config}:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        sm = loaded.state_management
+        kwargs["pipeline_topic"] = sm.event_store.topics.pipeline_events
+        kwargs["shared_topic"] = sm.event_store.topics.shared_events
+        backend = loaded.backend()
+        if isinstance(backend, PostgresBackend):
+            s = backend.schema_
+            kwargs["tables"] = ReadModelTables(
+                pipeline_states=s.pipeline_states,
+                task_states=s.task_states,
+                checkpoints=s.checkpoints,
+            )
+            dsn = backend.connection_string
+    if batch_size is not None:
+        kwargs["batch_size"] = batch_size
+    if pipeline_topic:
+        kwargs["pipeline_topic"] = pipeline_topic
+    if shared_topic:
+        kwargs["shared_topic"] = shared_topic
+    return ProjectionSettings(**kwargs), dsn  # type: ignore[arg-type]
+
+
+def project(
+    database_url: str | None = _DB,
+    bootstrap_servers: str | None = _KAFKA,
+    name: str = _NAME,
+    config: Path | None = _CONFIG,
+    pipeline_topic: str | None = _PIPELINE,
+    shared_topic: str | None = _SHARED,
+    batch_size: int = typer.Option(2000, "--batch-size", min=1, help="Max records per batch."),
+    session_timeout_ms: int = typer.Option(
+        10_000, "--session-timeout-ms", min=1000, help="Group session timeout."
+    ),
+) -> None:
+    """Run a projection processor until SIGTERM / Ctrl-C (migrations applied at start)."""
+    settings, config_dsn = _settings(name, config, batch_size, pipeline_topic, shared_topic)
+    settings = replace(settings, session_timeout_ms=session_timeout_ms)
+    dsn = _need(database_url or config_dsn, "--database-url", "DATABASE_URL")
+    bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
+    logging.getLogger("projections").setLevel(logging.INFO)
+    try:
+        asyncio.run(run_processor(settings, dsn, bootstrap))
+    except Exception:  # run_processor logged it once, with its context
+        raise typer.Exit(1) from None
+
+
+@projections_app.command("rebuild")
+def rebuild_command(
+    database_url: str | None = _DB,
+    bootstrap_servers: str | None = _KAFKA,
+    name: str = _NAME,
+    config: Path | None = _CONFIG,
+    pipeline_topic: str | None = _PIPELINE,
+    shared_topic: str | None = _SHARED,
+    swap: bool = typer.Option(True, help="Swap the rebuilt tables in when caught up."),
+) -> None:
+    """Replay the log from offset zero into fresh tables; swap them in when caught up."""
+    settings, config_dsn = _settings(name, config, None, pipeline_topic, shared_topic)
+    dsn = _need(database_url or config_dsn, "--database-url", "DATABASE_URL")
+    bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("offsets · {task.fields[records]} records · {task.fields[phase]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task(f"rebuild {settings.name}", total=None, records=0, phase="starting")
+
+        def show(p: RebuildProgress) -> None:
+            bar.update(task, completed=p.done, total=p.total, records=p.records, phase=p.phase)
+
+        report = asyncio.run(rebuild(settings, dsn, bootstrap, on_progress=show, swap=swap))
+    verb = "swapped in" if report.swapped else "built (not swapped)"
+    console.print(
+        f"[green]✓[/] {settings.name}: {report.records} records folded in "
+        f"{report.elapsed_s:.1f}s, {verb}"
+    )
+
+
+@projections_app.command("status")
+def status(database_url: str | None = _DB) -> None:
+    """The stored offsets of every projection."""
+    dsn = _need(database_url, "--database-url", "DATABASE_URL")
+
+    async def fetch() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(
+                "SELECT projection, topic, partition, next_offset, generation, updated_at"
+                " FROM projection_offsets ORDER BY projection, topic, partition"
+            )
+            return rows
+        finally:
+            await conn.close()
+
+    table = Table("projection", "topic", "partition", "next offset", "generation", "updated")
+    for r in _run(fetch()):
+        table.add_row(
+            r["projection"],
+            r["topic"],
+            str(r["partition"]),
+            str(r["next_offset"]),
+            str(r["generation"]),
+            f"{r['updated_at']:%Y-%m-%d %H:%M:%S}",
+        )
+    Console().print(table)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    database_url: str | None = _DB,
+    projection: str | None = typer.Option(None, "--projection", help="Only this projection."),
+    pending: bool = typer.Option(False, "--pending", help="Only letters not yet replayed."),
+    limit: int = typer.Option(100, "--limit", min=1),
+) -> None:
+    """Dead letters, newest first."""
+    dsn = _need(database_url, "--database-url", "DATABASE_URL")
+
+    async def fetch() -> list[DeadLetterRow]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await list_dead_letters(
+                conn, projection=projection, include_replayed=not pending, limit=limit
+            )
+        finally:
+            await conn.close()
+
+    table = Table(
+        "id",
+        "projection",
+        "position",
+        "error",
+        "reason",
+        "execution",
+        "event",
+        "bytes",
+        "created",
+        "replayed",
+    )
+    for d in _run(fetch()):
+        table.add_row(
+            str(d.id),
+            d.projection,
+            f"{d.topic}[{d.partition}]@{d.offset}",
+            d.error_class,
+            d.reason,
+            d.execution_id or "",
+            d.event_type or "",
+            str(d.size),
+            f"{d.created_at:%Y-%m-%d %H:%M:%S}",
+            "" if d.replayed_at is None else f"{d.replayed_at:%Y-%m-%d %H:%M:%S}",
+        )
+    Console().print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    dead_letter_id: int = typer.Argument(..., help="The id shown by `dlq list`."),
+    database_url: str | None = _DB,
+    bootstrap_servers: str | None = _KAFKA,
+) -> None:
+    """Re-submit a dead letter's original bytes to its original topic (after a fix)."""
+    dsn = _need(database_url, "--database-url", "DATABASE_URL")
+    bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
+
+    async def replay() -> str:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with EventLog(
+                bootstrap, default_codec(), ProducerSettings(client_id="orchestrator-dlq-replay")
+            ) as log:
+                return (await replay_dead_letter(conn, log, dead_letter_id)).token()
+        finally:
+            await conn.close()
+
+    token = _run(replay())
+    Console().print(f"[green]✓[/] dead letter {dead_letter_id} re-submitted at {token}")

@@ -1,0 +1,85 @@
+"""``orchestrator-state bench ...``: benchmarks that print figures (they never assert).
+
+Each command wraps a module of ``bench/``; Kafka and PostgreSQL come from the usual
+env vars (``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``) or are started locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(name="bench", help="Benchmarks (print figures).", no_args_is_help=True)
+
+
+@app.command("checkpoint")
+def checkpoint(
+    saves: int = typer.Option(2000, help="Saves in the one-execution run."),
+    executions: int = typer.Option(100, help="Executions saving concurrently."),
+    per_execution: int = typer.Option(50, help="Saves per execution in the concurrent run."),
+    payload_bytes: int = typer.Option(10_240, help="Size of each checkpoint's data."),
+) -> None:
+    """``checkpoint.save`` saves/s and p50/p99 latency, durable (acks=all)."""
+    try:
+        from bench.checkpoint import render, run_checkpoint_bench
+    except ModuleNotFoundError as exc:  # bench/ ships with the source tree, not the wheel
+        raise typer.BadParameter(
+            f"{exc}: run from a source checkout (the repository root on PYTHONPATH)"
+        ) from exc
+
+    result = asyncio.run(
+        run_checkpoint_bench(
+            saves=saves,
+            executions=executions,
+            saves_per_execution=per_execution,
+            payload_bytes=payload_bytes,
+        )
+    )
+    Console().print(render(result))
+
+
+@app.command("project")
+def project(
+    events: int = typer.Option(100_000, help="Events the processor catches up on."),
+    rate: int = typer.Option(2000, help="Events/s appended in the latency run."),
+    seconds: float = typer.Option(10.0, help="Length of the latency run."),
+    batch_size: int = typer.Option(5000, help="The processor's max records per batch."),
+    partitions: int = typer.Option(12, help="Partitions of the pipeline topic."),
+    processors: int = typer.Option(1, help="Group members in the catch-up run (scaling)."),
+) -> None:
+    """Events/s folded into PostgreSQL by one processor; append→visible p50/p99 latency."""
+    try:
+        from bench.project import render, run_project_bench
+    except ModuleNotFoundError as exc:  # bench/ ships with the source tree, not the wheel
+        raise typer.BadParameter(
+            f"{exc}: run from a source checkout (the repository root on PYTHONPATH)"
+        ) from exc
+
+    result = asyncio.run(
+        run_project_bench(events, rate, seconds, batch_size, partitions, processors)
+    )
+    Console().print(render(result))
+
+
+@app.command("restore")
+def restore(
+    events: int = typer.Option(100_000, help="Events of the one long execution."),
+    every: int = typer.Option(100, help="A snapshot every N events."),
+    samples: int = typer.Option(200, help="Restores measured per scenario."),
+    backend: str = typer.Option("both", help="memory, postgres or both."),
+) -> None:
+    """Restore latency (latest, at random sequences) vs a full replay; snapshot bytes."""
+    try:
+        from bench.restore import render, run_restore_bench
+    except ModuleNotFoundError as exc:  # bench/ ships with the source tree, not the wheel
+        raise typer.BadParameter(
+            f"{exc}: run from a source checkout (the repository root on PYTHONPATH)"
+        ) from exc
+
+    backends = ("memory", "postgres") if backend == "both" else (backend,)
+    result = asyncio.run(
+        run_restore_bench(events=events, every=every, samples=samples, backends=backends)
+    )
+    Console().print(render(result))

@@ -1,0 +1,51 @@
+"""The read side: processors folding the log into PostgreSQL read models.
+
+``run_processor(ProjectionSettings(...), dsn, bootstrap)`` runs one consumer-group
+member (``Projector``); ``wait_for_position`` gives read-your-writes on an append's
+position; ``rebuild`` replays a projection into fresh tables and swaps them in; dead
+letters are listed and replayed with ``list_dead_letters`` / ``replay_dead_letter``.
+The row <-> state mapping is ``projections.readmodel``; the query API is
+``projections.api``.
+"""
+
+from projections.deadletters import DeadLetterRow, list_dead_letters, replay_dead_letter
+from projections.errors import DeadLetterNotFound, ProcessorFailed, ProjectionError, RebuildError
+from projections.migrate import TableNames, migrate
+from projections.positions import applied_offset, wait_for_position
+from projections.processor import Projector, prepare, run_processor
+from projections.rebuild import SWAPPED_CHANNEL, Rebuilder, RebuildProgress, RebuildReport, rebuild
+from projections.settings import ProjectionSettings, ReadModelTables
+from projections.store import (
+    OFFSETS_CHANNEL,
+    SHARED_CHANGES_CHANNEL,
+    STATE_CHANGES_CHANNEL,
+    ReadModelStore,
+)
+
+__all__ = [
+    "OFFSETS_CHANNEL",
+    "SHARED_CHANGES_CHANNEL",
+    "STATE_CHANGES_CHANNEL",
+    "SWAPPED_CHANNEL",
+    "DeadLetterNotFound",
+    "DeadLetterRow",
+    "ProcessorFailed",
+    "ProjectionError",
+    "ProjectionSettings",
+    "Projector",
+    "ReadModelStore",
+    "ReadModelTables",
+    "RebuildError",
+    "RebuildProgress",
+    "RebuildReport",
+    "Rebuilder",
+    "TableNames",
+    "applied_offset",
+    "list_dead_letters",
+    "migrate",
+    "prepare",
+    "rebuild",
+    "replay_dead_letter",
+    "run_processor",
+    "wait_for_position",
+]

@@ -1,0 +1,321 @@
+"""Folding one batch of records into row changes: pure, no I/O.
+
+The processor decodes a batch, loads the current states of the executions (and
+shared variables) it touches, and hands everything to :func:`fold_batch`, which
+returns exactly what the PostgreSQL transaction must write: the changed rows, the
+archive rows of every event (duplicates and zombie writes included, with the fold's
+verdict), the dead letters, and the next offset of each partition. Keeping this pure
+lets the unit tests check it without Kafka or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from events.catalogue import SHARED_EVENT_TYPES, CheckpointSaved
+from events.consumer import DecodedRecord, RawRecord
+from events.envelope import Envelope
+from events.errors import OrchestratorStateError
+from events.fold import Outcome, Step, step, step_shared
+from events.state import ExecutionState, NamespaceState, SharedVariable
+from projections import readmodel as rm
+
+TP = tuple[str, int]
+VarKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter:
+    """A poison record: where it was, why, and its bytes as read."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    raw: bytes
+    reason: str
+    error_class: str
+    execution_id: str | None = None
+    event_type: str | None = None
+
+
+@dataclass(slots=True)
+class ExecutionEntry:
+    """An execution's folded state with the bookkeeping its row carries."""
+
+    state: ExecutionState
+    event_count: int
+    tp: TP
+    last_position: tuple[str, int, int] | None = None
+
+
+@dataclass(slots=True)
+class BatchChanges:
+    """Everything one batch writes, in one transaction."""
+
+    executions: dict[str, ExecutionEntry] = field(default_factory=dict)
+    new_executions: set[str] = field(default_factory=set)
+    task_updates: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
+    checkpoints: list[rm.Row] = field(default_factory=list)
+    events: list[rm.Row] = field(default_factory=list)
+    shared_events: list[rm.Row] = field(default_factory=list)
+    variables: dict[VarKey, SharedVariable] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    next_offsets: dict[TP, int] = field(default_factory=dict)
+    changed_executions: set[str] = field(default_factory=set)
+    changed_namespaces: set[str] = field(default_factory=set)
+
+    def pipeline_rows(self) -> list[rm.Row]:
+        """``pipeline_states`` rows of every execution the batch touched."""
+        return [
+            rm.pipeline_row(e.state, event_count=e.event_count, last_position=e.last_position)
+            for e in self.executions.values()
+        ]
+
+    def task_rows(self) -> list[rm.Row]:
+        """``task_states`` rows of the tasks the batch changed."""
+        rows: list[rm.Row] = []
+        for (execution_id, task_id), updated_at in self.task_updates.items():
+            state = self.executions[execution_id].state
+            for ordinal, (tid, task) in enumerate(state.tasks.items()):
+                if tid == task_id:
+                    rows.append(rm.task_row(state, task, ordinal, updated_at))
+                    break
+        return rows
+
+    def variable_rows(self) -> list[rm.Row]:
+        """``shared_variables`` rows of the variables the batch changed."""
+        return [rm.shared_variable_row(ns, var) for (ns, _), var in self.variables.items()]
+
+
+def touched_keys(batch: Iterable[DecodedRecord]) -> tuple[dict[str, TP], set[VarKey]]:
+    """The executions (with the partition they were read from) and the shared
+    ``(namespace, name)`` keys a batch needs loaded."""
+    executions: dict[str, TP] = {}
+    variables: set[VarKey] = set()
+    for item in batch:
+        event = item.envelope
+        if event is None:
+            continue
+        if event.event_type in SHARED_EVENT_TYPES:
+            p: Any = event.payload
+            variables.add((p.namespace, p.name))
+        elif event.execution_id is not None:
+            pos = item.record.position
+            executions[event.execution_id] = (pos.topic, pos.partition)
+    return executions, variables
+
+
+class RecordFailed(Exception):
+    """Internal: folding one record raised an unexpected error (a bug); names the record."""
+
+    def __init__(self, topic: str, partition: int, offset: int, execution_id: str | None) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.execution_id = execution_id
+        super().__init__(f"{topic}[{partition}]@{offset} (execution {execution_id})")
+
+
+def _safe_step(fn: Any, state: Any, event: Envelope) -> tuple[Step, str | None]:
+    """Run a fold step; an error of ours (corrupt user data) refuses the event instead."""
+    try:
+        result: Step = fn(state, event)
+        return result, None
+    except OrchestratorStateError as exc:
+        return Step(state, Outcome.REJECTED, f"{type(exc).__name__}: {exc}"), type(exc).__name__
+
+
+UNSTORABLE = "UnstorableEvent"
+"""``error_class`` of an event whose rows PostgreSQL refused (see ``refused``)."""
+
+
+def fold_batch(
+    batch: Iterable[DecodedRecord],
+    executions: Mapping[str, ExecutionEntry | None],
+    variables: Mapping[VarKey, SharedVariable | None],
+    refused: Mapping[tuple[str, int, int], str] | None = None,
+) -> BatchChanges:
+    """Fold ``batch`` (records of each partition in offset order) on top of the loaded
+    states; ``executions``/``variables`` must hold every key of :func:`touched_keys`
+    (``None`` when there is no row yet).
+
+    ``refused`` names records (by position) that PostgreSQL could not store: they are
+    refused as the fold refuses an event (dead letter; an execution event still takes
+    its sequence slot) and archived without their payload."""
+    out = BatchChanges()
+    # Copies: the caller's entries (a cache) must not change if the transaction fails.
+    live: dict[str, ExecutionEntry | None] = {
+        k: None if v is None else replace(v) for k, v in executions.items()
+    }
+    shared: dict[VarKey, SharedVariable | None] = dict(variables)
+    for item in batch:
+        rec = item.record
+        pos = rec.position
+        out.next_offsets[(pos.topic, pos.partition)] = pos.offset + 1
+        event = item.envelope
+        if event is None:
+            error = item.error
+            out.dead_letters.append(
+                DeadLetter(
+                    topic=pos.topic,
+                    partition=pos.partition,
+                    offset=pos.offset,
+                    key=rec.key,
+                    raw=rec.value,
+                    reason=error.reason if error is not None else "not decoded",
+                    error_class=type(error).__name__ if error is not None else "DecodeError",
+                )
+            )
+            continue
+        forced = None if refused is None else refused.get((pos.topic, pos.partition, pos.offset))
+        try:
+            if event.event_type in SHARED_EVENT_TYPES:
+                _fold_shared(out, shared, rec, event, forced)
+            else:
+                _fold_execution(out, live, rec, event, forced)
+        except Exception as exc:
+            raise RecordFailed(pos.topic, pos.partition, pos.offset, event.execution_id) from exc
+    return out
+
+
+def _dead_letter(rec: RawRecord, event: Envelope, reason: str, error_class: str) -> DeadLetter:
+    return DeadLetter(
+        topic=rec.position.topic,
+        partition=rec.position.partition,
+        offset=rec.position.offset,
+        key=rec.key,
+        raw=rec.value,
+        reason=reason,
+        error_class=error_class,
+        execution_id=event.execution_id,
+        event_type=event.event_type,
+    )
+
+
+def _refuse_execution_event(state: ExecutionState | None, event: Envelope, reason: str) -> Step:
+    """What ``step`` does with an event the state machines refuse: the sequence slot is
+    taken (so the events after it still apply), nothing else changes."""
+    seq = event.sequence
+    if state is None or seq is None or seq != state.last_sequence + 1 or event.epoch < state.epoch:
+        return Step(state, Outcome.REJECTED, reason)
+    return Step(
+        replace(state, last_sequence=seq, epoch=max(state.epoch, event.epoch)),
+        Outcome.REJECTED,
+        reason,
+    )
+
+
+def _payload_text(event: Envelope, forced: str | None) -> str | None:
+    if forced is not None:
+        return rm.dumps({"$unstorable": forced})
+    return rm.dumps(rm.payload_json(event))
+
+
+def _fold_execution(
+    out: BatchChanges,
+    live: dict[str, ExecutionEntry | None],
+    rec: RawRecord,
+    event: Envelope,
+    forced: str | None = None,
+) -> None:
+    execution_id = event.execution_id or ""
+    entry = live.get(execution_id)
+    before = None if entry is None else entry.state
+    if forced is None:
+        result, error_class = _safe_step(step, before, event)
+    else:
+        result, error_class = _refuse_execution_event(before, event, forced), UNSTORABLE
+    after: ExecutionState | None = result.state
+    out.events.append(
+        (
+            rec.position.topic,
+            rec.position.partition,
+            rec.position.offset,
+            execution_id,
+            event.pipeline_id,
+            event.sequence,
+            event.epoch,
+            event.event_id,
+            event.event_type,
+            event.occurred_at,
+            result.outcome.value,
+            result.reason,
+            _payload_text(event, forced),
+            rec.value,
+        )
+    )
+    if result.outcome is Outcome.REJECTED:
+        out.dead_letters.append(
+            _dead_letter(rec, event, result.reason or "rejected", error_class or "FoldRejected")
+        )
+    if after is None:
+        return
+    tp = (rec.position.topic, rec.position.partition)
+    if entry is None:
+        entry = ExecutionEntry(state=after, event_count=0, tp=tp)
+        live[execution_id] = entry
+        out.new_executions.add(execution_id)
+        for task_id in after.tasks:
+            out.task_updates[(execution_id, task_id)] = event.occurred_at
+    elif after is not before:
+        if after.tasks is not before.tasks:  # type: ignore[union-attr]
+            old_tasks = before.tasks  # type: ignore[union-attr]
+            for task_id, task in after.tasks.items():
+                if old_tasks.get(task_id) is not task:
+                    out.task_updates[(execution_id, task_id)] = event.occurred_at
+        entry.state = after
+    entry.event_count += 1
+    entry.last_position = (rec.position.topic, rec.position.partition, rec.position.offset)
+    entry.tp = tp
+    out.executions[execution_id] = entry
+    if result.outcome is Outcome.APPLIED:
+        out.changed_executions.add(execution_id)
+        if isinstance(event.payload, CheckpointSaved):
+            out.checkpoints.append(rm.checkpoint_row(after, event))
+
+
+def _fold_shared(
+    out: BatchChanges,
+    shared: dict[VarKey, SharedVariable | None],
+    rec: RawRecord,
+    event: Envelope,
+    forced: str | None = None,
+) -> None:
+    p: Any = event.payload
+    key: VarKey = (p.namespace, p.name)
+    current = shared.get(key)
+    ns = NamespaceState(namespace=p.namespace, variables={p.name: current} if current else {})
+    if forced is None:
+        result, error_class = _safe_step(step_shared, ns, event)
+    else:
+        result, error_class = Step(ns, Outcome.REJECTED, forced), UNSTORABLE
+    out.shared_events.append(
+        (
+            rec.position.topic,
+            rec.position.partition,
+            rec.position.offset,
+            p.namespace,
+            p.name,
+            p.version,
+            event.event_id,
+            event.event_type,
+            event.occurred_at,
+            result.outcome.value,
+            result.reason,
+            _payload_text(event, forced),
+            rec.value,
+        )
+    )
+    if result.outcome is Outcome.REJECTED:
+        out.dead_letters.append(
+            _dead_letter(rec, event, result.reason or "rejected", error_class or "FoldRejected")
+        )
+    if result.outcome is Outcome.APPLIED:
+        var = result.state.variables[p.name]
+        shared[key] = var
+        out.variables[key] = var
+        out.changed_namespaces.add(p.namespace)

@@ -1,0 +1,245 @@
+"""The timeline of one execution (pure), and its state at an event (from the archive).
+
+:func:`build_timeline` turns the archived events of an execution (rows of
+``execution_events``: sequence, type, time, the fold's verdict, payload) into what the
+timeline page draws: each task's attempts as spans, waits, retries and checkpoints,
+the execution's status phases and owner changes, and a compact event list for the
+slider. Only applied events shape the spans; every event is listed.
+
+:class:`ArchiveStateSource` answers "the state at sequence s" by folding the archive
+in keyset pages (``events.fold.step``, the processor's own fold). A process that has
+snapshots (the orchestrator layer) installs a faster source with
+:func:`set_state_source`; both answer the same state by design §5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import asyncpg
+from fastapi import FastAPI
+
+from events.codec import default_codec
+from events.envelope import Envelope, Position
+from events.fold import step
+from events.state import ExecutionState
+
+EVENT_LIST_LIMIT = 20_000
+"""Events listed in full for the slider; longer histories list the applied ones only."""
+
+_PHASE = {
+    "ExecutionCreated": "initialized",
+    "ExecutionValidationStarted": "validating",
+    "ExecutionValidationSucceeded": "running",
+    "ExecutionValidationFailed": "failed",
+    "ExecutionPaused": "paused",
+    "ExecutionResumed": "running",
+    "ExecutionCompleted": "completed",
+    "ExecutionFailed": "failed",
+    "ExecutionCancelled": "cancelled",
+}
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+class _Spans:
+    """Attempts of one task, opened by TaskStarted and closed by what ends them."""
+
+    def __init__(self, task_id: str, depends_on: list[str]) -> None:
+        self.task_id = task_id
+        self.depends_on = depends_on
+        self.status = "pending"
+        self.spans: list[dict[str, Any]] = []
+        self.scheduled: list[dict[str, Any]] = []
+        self.retries: list[dict[str, Any]] = []
+        self.open: dict[str, Any] | None = None
+
+    def close(self, at: str, seq: int | None, outcome: str, error: str | None = None) -> None:
+        if self.open is not None:
+            self.open.update(end=at, end_seq=seq, outcome=outcome, error=error)
+            self.open = None
+
+    def apply(self, kind: str, at: str, seq: int | None, p: Mapping[str, Any]) -> None:
+        if kind == "TaskScheduled":
+            self.status = "scheduled"
+            self.scheduled.append({"at": at, "seq": seq})
+        elif kind == "TaskStarted":
+            self.close(at, seq, "interrupted")
+            self.status = "running"
+            self.open = {"attempt": p.get("attempt"), "start": at, "start_seq": seq}
+            self.open.update(end=None, end_seq=None, outcome="running", error=None)
+            self.spans.append(self.open)
+        elif kind == "TaskCompleted":
+            self.status = "completed"
+            self.close(at, seq, "completed")
+        elif kind == "TaskFailed":
+            self.status = "failed"
+            self.close(at, seq, "failed", p.get("error"))
+        elif kind == "TaskRetryScheduled":
+            self.status = "retrying"
+            self.retries.append(
+                {"at": at, "seq": seq, "attempt": p.get("attempt"), "delay": p.get("delay_seconds")}
+            )
+        elif kind == "TaskSkipped":
+            self.status = "skipped"
+            self.close(at, seq, "skipped", p.get("reason"))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "depends_on": self.depends_on,
+            "status": self.status,
+            "spans": self.spans,
+            "scheduled": self.scheduled,
+            "retries": self.retries,
+        }
+
+
+def build_timeline(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The page's data from archive rows in log order (columns ``sequence``,
+    ``event_type``, ``occurred_at``, ``outcome``, ``epoch``, ``payload`` (decoded),
+    ``partition``, ``offset``)."""
+    tasks: dict[str, _Spans] = {}
+    phases: list[dict[str, Any]] = []
+    owners: list[dict[str, Any]] = []
+    checkpoints: list[dict[str, Any]] = []
+    events: list[list[Any]] = []
+    applied: list[list[Any]] = []
+    first: str | None = None
+    last: str | None = None
+    count = 0
+    for row in rows:
+        count += 1
+        kind: str = row["event_type"]
+        at = row["occurred_at"].isoformat()
+        seq = row["sequence"]
+        p: Mapping[str, Any] = row["payload"] or {}
+        subject = p.get("task_id") or p.get("name") or p.get("node_id")
+        item = [seq, kind, subject, at, row["outcome"], row["offset"]]
+        if len(events) < EVENT_LIST_LIMIT:
+            events.append(item)
+        if row["outcome"] != "applied":
+            continue
+        applied.append(item)
+        first = first or at
+        last = at
+        if kind == "ExecutionCreated":
+            for spec in p.get("tasks") or ():
+                tasks[spec["task_id"]] = _Spans(spec["task_id"], list(spec.get("depends_on") or ()))
+        if kind in _PHASE:
+            if phases:
+                phases[-1]["end"] = at
+            phases.append({"status": _PHASE[kind], "start": at, "end": None, "seq": seq})
+        elif kind == "ExecutionOwnershipTaken":
+            owners.append({"at": at, "epoch": p.get("epoch"), "node": p.get("node_id")})
+        elif kind == "CheckpointSaved":
+            checkpoints.append(
+                {
+                    "at": at,
+                    "seq": seq,
+                    "name": p.get("name"),
+                    "task_id": p.get("task_id"),
+                    "checkpoint_id": p.get("checkpoint_id"),
+                    "progress": p.get("progress"),
+                }
+            )
+        elif kind.startswith("Task") and p.get("task_id") in tasks:
+            tasks[p["task_id"]].apply(kind, at, seq, p)
+    truncated = count > len(events)
+    return {
+        "start": first,
+        "end": last,
+        "tasks": [t.as_json() for t in tasks.values()],
+        "phases": phases,
+        "owners": owners,
+        "checkpoints": checkpoints,
+        "events": applied if truncated else events,
+        "events_total": count,
+        "events_truncated": truncated,
+    }
+
+
+# --- the state at an event -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StateAt:
+    """The state after the event at a sequence, the state before it, and that event."""
+
+    state: ExecutionState
+    before: ExecutionState | None
+    event: Envelope | None
+    position: Position | None
+    source: str
+
+
+class StateSource(Protocol):
+    """Answers the state of an execution at a sequence (``None``: latest)."""
+
+    async def state_at(
+        self, pool: asyncpg.Pool, execution_id: str, sequence: int | None
+    ) -> StateAt | None:
+        """``None`` when the execution has no events."""
+        ...
+
+
+class ArchiveStateSource:
+    """Folds the archive from the first event, ``page_size`` rows at a time."""
+
+    def __init__(self, events_table: str, page_size: int = 2000) -> None:
+        self._page = (
+            f'SELECT topic, partition, "offset", raw FROM {events_table} WHERE execution_id = $1'
+            ' AND (partition, "offset") > ($2::int, $3::bigint)'
+            ' ORDER BY partition, "offset" LIMIT $4'
+        )
+        self._size = page_size
+
+    async def state_at(
+        self, pool: asyncpg.Pool, execution_id: str, sequence: int | None
+    ) -> StateAt | None:
+        codec = default_codec()
+        state: ExecutionState | None = None
+        before: ExecutionState | None = None
+        event: Envelope | None = None
+        position: Position | None = None
+        after = (-1, -1)
+        while True:
+            rows = await pool.fetch(self._page, execution_id, after[0], after[1], self._size)
+            for row in rows:
+                envelope = codec.decode(bytes(row["raw"]))
+                result = step(state, envelope)
+                nxt: ExecutionState | None = result.state
+                if sequence is not None and nxt is not None and nxt.last_sequence > sequence:
+                    return _answer(state, before, event, position)
+                if result.applied and envelope.sequence is not None:
+                    before, event = state, envelope
+                    position = Position(row["topic"], row["partition"], row["offset"])
+                state = nxt
+            if len(rows) < self._size:
+                return _answer(state, before, event, position)
+            after = (rows[-1]["partition"], rows[-1]["offset"])
+
+
+def _answer(
+    state: ExecutionState | None,
+    before: ExecutionState | None,
+    event: Envelope | None,
+    position: Position | None,
+) -> StateAt | None:
+    return None if state is None else StateAt(state, before, event, position, "archive")
+
+
+def set_state_source(app: FastAPI, source: StateSource) -> None:
+    """Serve ``GET /executions/{id}/state`` from ``source`` (e.g. snapshots + archive)."""
+    app.state.state_source = source
+
+
+def state_source(app: FastAPI, events_table: str) -> StateSource:
+    """The app's state source: the one installed, else a fold of the archive."""
+    source: StateSource | None = getattr(app.state, "state_source", None)
+    return source if source is not None else ArchiveStateSource(events_table)

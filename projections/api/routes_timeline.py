@@ -1,0 +1,136 @@
+"""The timeline page of one execution, and the JSON it reads.
+
+* ``GET /executions/{id}/timeline``: a self-contained HTML page (inline JS and CSS,
+  nothing from a CDN): tasks on a time axis with their attempts, waits, retries and
+  checkpoints, the execution's status phases and owners, and a slider / event list
+  that shows the state at any event. It holds no data, so it is served without the
+  bearer token; it reads the two JSON endpoints below, sending the token it finds in
+  the page's fragment (``#token=...``), which never leaves the browser.
+* ``GET /executions/{id}/timeline.json``: the page's data (``_timeline.build_timeline``).
+* ``GET /executions/{id}/state?at=SEQ``: the state after the event at ``SEQ``, the
+  state before it, and the event, from the app's state source (snapshots + archive
+  when the process installed one with ``set_state_source``, else the archive).
+
+:func:`include` adds ``page_router`` without auth and ``router`` with the app's auth
+and read-your-writes dependencies, like the other readers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse
+
+from projections.api._deps import Context
+from projections.api._timeline import build_timeline, state_source
+from projections.api.errors import ExecutionNotFound
+from projections.api.routes._common import NOT_FOUND, ExecutionId
+from projections.readmodel import payload_json
+
+router = APIRouter(tags=["timeline"])
+page_router = APIRouter(tags=["timeline"])
+
+_INT64_MAX = 2**63 - 1
+
+
+def include(app: FastAPI, *, dependencies: Sequence[Any], responses: dict[int | str, Any]) -> None:
+    """Add the page (no auth: it holds no data) and its JSON endpoints (``dependencies``:
+    the app's auth and read barrier) to ``app``."""
+    app.include_router(page_router)
+    app.include_router(router, dependencies=list(dependencies), responses=responses)
+
+
+@functools.cache
+def _page() -> str:
+    return resources.files("projections.api").joinpath("static/timeline.html").read_text("utf-8")
+
+
+@page_router.get(
+    "/executions/{execution_id}/timeline",
+    response_class=HTMLResponse,
+    summary="The timeline page of one execution (HTML)",
+)
+async def timeline_page(execution_id: ExecutionId) -> HTMLResponse:
+    """Tasks on a time axis, and the state at any event (reads the JSON endpoints)."""
+    return HTMLResponse(_page(), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/executions/{execution_id}/timeline.json", responses=NOT_FOUND)
+async def timeline_data(ctx: Context, execution_id: ExecutionId) -> dict[str, Any]:
+    """Spans of every task attempt, waits, retries, checkpoints, status phases, owners,
+    and the event list, from the archived events."""
+    row = await ctx.queries.execution(ctx.pool, execution_id)
+    if row is None:
+        raise ExecutionNotFound(execution_id)
+    rows = await ctx.pool.fetch(
+        'SELECT sequence, event_type, occurred_at, outcome, epoch, payload, partition, "offset"'
+        f" FROM {ctx.settings.tables.execution_events} WHERE execution_id = $1"
+        ' ORDER BY partition, "offset"',
+        execution_id,
+    )
+    body = build_timeline(rows)
+    body["execution"] = jsonable_encoder(
+        {
+            key: row[key]
+            for key in (
+                "execution_id",
+                "pipeline_id",
+                "status",
+                "progress",
+                "created_at",
+                "completed_at",
+                "last_sequence",
+                "event_count",
+                "epoch",
+                "forked_from",
+                "fork_sequence",
+                "root_execution_id",
+                "error",
+            )
+        }
+    )
+    return body
+
+
+@router.get("/executions/{execution_id}/state", responses=NOT_FOUND)
+async def state_at(
+    ctx: Context,
+    request: Request,
+    execution_id: ExecutionId,
+    at: Annotated[
+        int | None,
+        Query(ge=1, le=_INT64_MAX, description="Sequence of the event (default: the latest)."),
+    ] = None,
+) -> dict[str, Any]:
+    """The state after the event at sequence ``at``, the state before it, and the event."""
+    source = state_source(request.app, ctx.settings.tables.execution_events)
+    found = await source.state_at(ctx.pool, execution_id, at)
+    if found is None:
+        raise ExecutionNotFound(execution_id)
+    event = found.event
+    return {
+        "execution_id": execution_id,
+        "at": found.state.last_sequence,
+        "source": found.source,
+        "state": jsonable_encoder(dataclasses.asdict(found.state)),
+        "before": None
+        if found.before is None
+        else jsonable_encoder(dataclasses.asdict(found.before)),
+        "event": None
+        if event is None
+        else {
+            "sequence": event.sequence,
+            "event_type": event.event_type,
+            "occurred_at": event.occurred_at.isoformat(),
+            "epoch": event.epoch,
+            "producer": event.producer,
+            "position": None if found.position is None else found.position.token(),
+            "payload": jsonable_encoder(payload_json(event)),
+        },
+    }

@@ -1,0 +1,286 @@
+"""The processor runtime: a consumer-group member folding the log into PostgreSQL.
+
+Each member of the group named after the projection owns some partitions. On
+assignment it seeks each to the offset stored in ``projection_offsets`` (design §4);
+it consumes batches, folds them, and writes the read-model rows **and** the next
+offsets in one PostgreSQL transaction, so a kill at any instant loses nothing and
+applies nothing twice. Kafka's committed offsets are written too, for lag metrics
+only.
+
+Revocation waits for the batch in hand to commit (the batch lock), and every write is
+fenced (see ``projections.store``), so a member that lost a partition without hearing
+about it cannot write it either. SIGTERM finishes the batch in hand and leaves the
+group; an unexpected error is logged once, with where it happened, and
+:func:`run_processor` raises it so the process exits non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from typing import Any
+
+import asyncpg
+
+from events.codec import default_codec
+from events.consumer import ConsumerSettings, EventConsumer, TopicPartition
+from events.errors import LogError
+from events.log import EventCodecLike, EventLog, ProducerSettings
+from events.topics import TopicsConfig, TopicSpec, ensure_topics
+from projections._engine import BatchEngine, BatchResult
+from projections.deadletters import DeadLetterSink
+from projections.errors import ProcessorFailed
+from projections.migrate import TableNames, migrate
+from projections.settings import ProjectionSettings
+
+logger = logging.getLogger(__name__)
+
+
+async def create_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:
+    """The one asyncpg pool of a processor process."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size)
+    return pool
+
+
+async def prepare(settings: ProjectionSettings, dsn: str, bootstrap: str) -> None:
+    """Apply the migrations and make sure the DLQ topics exist (idempotent)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        t = settings.tables
+        await migrate(conn, TableNames(t.pipeline_states, t.task_states, t.checkpoints))
+    finally:
+        await conn.close()
+    layout = TopicsConfig(dlq_partitions=settings.dlq_partitions)
+    await ensure_topics(bootstrap, [layout.dlq(TopicSpec(name=topic)) for topic in settings.topics])
+
+
+class Projector:
+    """One consumer-group member of a projection; ``async with`` it and ``run()`` it."""
+
+    def __init__(
+        self,
+        settings: ProjectionSettings,
+        dsn: str,
+        bootstrap: str,
+        *,
+        codec: EventCodecLike | None = None,
+        consumer_settings: ConsumerSettings | None = None,
+        producer_settings: ProducerSettings | None = None,
+        supports_idempotence: bool | None = None,
+    ) -> None:
+        self.settings = settings
+        self._dsn = dsn
+        self._bootstrap = bootstrap
+        self._codec = codec or default_codec()
+        self._consumer_settings = consumer_settings or ConsumerSettings(
+            client_id=settings.client_id,
+            fetch_max_wait_ms=50,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=max(100, settings.session_timeout_ms // 3),
+        )
+        self._producer_settings = producer_settings or ProducerSettings(
+            client_id=f"{settings.client_id}-dlq", compression_type=None
+        )
+        self._supports_idempotence = supports_idempotence
+        self._pool: asyncpg.Pool | None = None
+        self._consumer: EventConsumer | None = None
+        self._dlq: EventLog | None = None
+        self._engine: BatchEngine | None = None
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._last_kafka_commit = 0.0
+        self.batches = 0
+        self.records = 0
+
+    async def start(self) -> None:
+        """Connect to PostgreSQL and Kafka and subscribe; the group is joined by ``run``.
+        A failure closes whatever was opened."""
+        try:
+            self._pool = await create_pool(self._dsn)
+            self._dlq = EventLog(
+                self._bootstrap,
+                self._codec,
+                self._producer_settings,
+                supports_idempotence=self._supports_idempotence,
+            )
+            await self._dlq.start()
+            self._engine = BatchEngine(
+                self.settings, self._pool, self._codec, DeadLetterSink(self.settings, self._dlq)
+            )
+            self._consumer = EventConsumer(
+                self._bootstrap, self._consumer_settings, group_id=self.settings.name
+            )
+            await self._consumer.start()
+            self._consumer.subscribe(self.settings.topics, listener=self)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Leave the group cleanly and close everything; safe to call twice."""
+        consumer, self._consumer = self._consumer, None
+        dlq, self._dlq = self._dlq, None
+        pool, self._pool = self._pool, None
+        try:
+            if consumer is not None:
+                await consumer.stop()
+        finally:
+            try:
+                if dlq is not None:
+                    await dlq.stop()
+            finally:
+                if pool is not None:
+                    await pool.close()
+
+    async def __aenter__(self) -> Projector:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def request_stop(self) -> None:
+        """Finish the batch in hand, then return from ``run`` (what SIGTERM does)."""
+        self._stopping.set()
+
+    @property
+    def positions(self) -> dict[tuple[str, int], int]:
+        """Next offsets committed to PostgreSQL, per owned partition."""
+        return {} if self._engine is None else self._engine.positions
+
+    # --- the rebalance listener ----------------------------------------------------
+
+    async def on_partitions_revoked(self, revoked: frozenset[TopicPartition]) -> None:
+        """Wait for the batch in hand to commit, then forget the partitions."""
+        async with self._lock:
+            if self._engine is not None:
+                self._engine.release((tp.topic, tp.partition) for tp in revoked)
+        if revoked:
+            logger.info("projection %s: revoked %s", self.settings.name, _names(revoked))
+
+    async def on_partitions_assigned(self, assigned: frozenset[TopicPartition]) -> None:
+        """Seek each new partition to the offset stored with the read model."""
+        offsets: dict[tuple[str, int], int] = {}
+        async with self._lock:
+            if self._engine is None or self._consumer is None:
+                return
+            offsets = await self._engine.claim((tp.topic, tp.partition) for tp in assigned)
+            for (topic, partition), offset in offsets.items():
+                self._consumer.seek(TopicPartition(topic, partition), offset)
+        if assigned:
+            logger.info(
+                "projection %s: assigned %s",
+                self.settings.name,
+                ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(offsets.items())),
+            )
+
+    # --- the loop ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume, fold and write batches until ``request_stop``; errors propagate."""
+        consumer, engine = self._consumer, self._engine
+        if consumer is None or engine is None:
+            raise RuntimeError("Projector is not started: call start() or use async with")
+        s = self.settings
+        while not self._stopping.is_set():
+            records = await consumer.getmany(max_records=s.batch_size, timeout_ms=s.poll_timeout_ms)
+            if records:
+                async with self._lock:
+                    started = time.perf_counter()
+                    result = await engine.process(records)
+                    self._after(result)
+                logger.debug(
+                    "projection %s: %d record(s) in %.1f ms (%s)",
+                    s.name,
+                    len(records),
+                    (time.perf_counter() - started) * 1000,
+                    "committed" if result.committed else "fenced off",
+                )
+            await self._commit_for_lag()
+        logger.info("projection %s: stopping after %s batch(es)", s.name, self.batches)
+
+    def _after(self, result: BatchResult) -> None:
+        if result.committed:
+            self.batches += 1
+            self.records += result.records
+            return
+        consumer = self._consumer
+        assert consumer is not None
+        owned = consumer.assignment()
+        for (topic, partition), offset in result.seek.items():
+            tp = TopicPartition(topic, partition)
+            if tp in owned:
+                consumer.seek(tp, offset)
+
+    async def _commit_for_lag(self) -> None:
+        """Kafka offsets, for lag metrics only (at most every ``kafka_commit_interval_s``)."""
+        now = time.monotonic()
+        if now - self._last_kafka_commit < self.settings.kafka_commit_interval_s:
+            return
+        self._last_kafka_commit = now
+        consumer, engine = self._consumer, self._engine
+        if consumer is None or engine is None:
+            return
+        positions = engine.positions
+        if not positions:
+            return
+        try:
+            await consumer.commit({TopicPartition(t, p): o for (t, p), o in positions.items()})
+        except LogError as exc:
+            # Lag metrics only: a commit refused during a rebalance is retried next time.
+            logger.debug("projection %s: lag commit skipped: %s", self.settings.name, exc)
+
+
+def _names(tps: frozenset[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(tps))
+
+
+async def run_processor(
+    settings: ProjectionSettings,
+    dsn: str,
+    bootstrap: str,
+    *,
+    handle_signals: bool = True,
+    **options: Any,
+) -> None:
+    """Migrate, then run one processor until SIGTERM/SIGINT (a clean stop) or an
+    unexpected error, which is logged once with its context and raised."""
+    projector = Projector(settings, dsn, bootstrap, **options)
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, projector.request_stop)
+    try:
+        await prepare(settings, dsn, bootstrap)
+        async with projector:
+            await projector.run()
+    except ProcessorFailed as exc:
+        logger.error("%s", exc, exc_info=exc.__cause__)
+        raise
+    except (OSError, LogError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # The environment, not a bug: one line (no traceback) naming what failed.
+        logger.error(
+            "projection %s stopped: %s: %s (partitions %s)",
+            settings.name,
+            type(exc).__name__,
+            exc,
+            projector.positions,
+        )
+        raise
+    except Exception as exc:
+        logger.error(
+            "projection %s failed (partitions %s): %s",
+            settings.name,
+            projector.positions,
+            exc,
+            exc_info=True,
+        )
+        raise
+    finally:
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(ValueError, RuntimeError):
+                    loop.remove_signal_handler(sig)

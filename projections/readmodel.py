@@ -1,0 +1,415 @@
+"""The read-model rows, and the lossless mapping between them and the folded state.
+
+The processor folds a batch on top of the states *read back from its own tables*
+(design §4: the read model's transaction is the source of truth), so
+``execution_from_rows(pipeline_row(s), task_rows(s)) == s`` must hold for every
+state the fold can produce; ``tests/unit/test_readmodel.py`` pins that. Task order
+matters (the fold's summaries list tasks in declaration order), so ``task_states``
+keeps an ``ordinal``.
+
+Everything here is pure: rows are tuples in the column order of the ``*_COLUMNS``
+constants, JSON columns as ``str`` (what asyncpg sends for ``jsonb``), so the
+PostgreSQL adapter (``projections.store``) only moves them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from events.envelope import Envelope
+from events.errors import UserDataError
+from events.state import CheckpointRef, ExecutionState, SharedVariable, TaskState
+from events.userdata import UserData, decode_user_data
+
+PIPELINE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("execution_id", "text"),
+    ("pipeline_id", "text"),
+    ("status", "text"),
+    ("epoch", "bigint"),
+    ("owner", "text"),
+    ("last_sequence", "bigint"),
+    ("created_at", "timestamptz"),
+    ("started_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+    ("completed_at", "timestamptz"),
+    ("progress", "float8"),
+    ("current_task", "text"),
+    ("completed_tasks", "jsonb"),
+    ("pending_tasks", "jsonb"),
+    ("context", "jsonb"),
+    ("checkpoints", "jsonb"),
+    ("error", "text"),
+    ("outputs", "jsonb"),
+    ("forked_from", "text"),
+    ("fork_sequence", "bigint"),
+    ("root_execution_id", "text"),
+    ("event_count", "bigint"),
+    ("last_topic", "text"),
+    ("last_partition", "int4"),
+    ("last_offset", "bigint"),
+)
+"""``pipeline_states``: the execution without its tasks, plus where it was last seen."""
+
+TASK_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("execution_id", "text"),
+    ("task_id", "text"),
+    ("pipeline_id", "text"),
+    ("ordinal", "int4"),
+    ("status", "text"),
+    ("attempts", "int4"),
+    ("depends_on", "jsonb"),
+    ("started_at", "timestamptz"),
+    ("completed_at", "timestamptz"),
+    ("inputs", "jsonb"),
+    ("outputs", "jsonb"),
+    ("metadata", "jsonb"),
+    ("execution_details", "jsonb"),
+    ("error", "text"),
+    ("retryable", "bool"),
+    ("retry_delay_seconds", "float8"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+"""``task_states``: one row per task; ``updated_at`` is when the fold last changed it."""
+
+CHECKPOINT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("checkpoint_id", "text"),
+    ("execution_id", "text"),
+    ("pipeline_id", "text"),
+    ("name", "text"),
+    ("task_id", "text"),
+    ("sequence", "bigint"),
+    ("progress", "float8"),
+    ("data", "jsonb"),
+    ("metadata", "jsonb"),
+    ("created_at", "timestamptz"),
+)
+
+SHARED_VARIABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("namespace", "text"),
+    ("name", "text"),
+    ("type", "text"),
+    ("value", "jsonb"),
+    ("immutable", "bool"),
+    ("updated_by", "text"),
+    ("updated_at", "timestamptz"),
+    ("version", "bigint"),
+    ("deleted", "bool"),
+)
+
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("topic", "text"),
+    ("partition", "int4"),
+    ("offset", "bigint"),
+    ("execution_id", "text"),
+    ("pipeline_id", "text"),
+    ("sequence", "bigint"),
+    ("epoch", "bigint"),
+    ("event_id", "text"),
+    ("event_type", "text"),
+    ("occurred_at", "timestamptz"),
+    ("outcome", "text"),
+    ("reason", "text"),
+    ("payload", "jsonb"),
+    ("raw", "bytea"),
+)
+"""``execution_events``: every event read from the pipeline topic, with the fold's verdict."""
+
+SHARED_EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("topic", "text"),
+    ("partition", "int4"),
+    ("offset", "bigint"),
+    ("namespace", "text"),
+    ("name", "text"),
+    ("version", "bigint"),
+    ("event_id", "text"),
+    ("event_type", "text"),
+    ("occurred_at", "timestamptz"),
+    ("outcome", "text"),
+    ("reason", "text"),
+    ("payload", "jsonb"),
+    ("raw", "bytea"),
+)
+"""``shared_events``: every shared-state event, with the fold's verdict."""
+
+Row = tuple[Any, ...]
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dumps(value: Any) -> str | None:
+    """JSON text for a ``jsonb`` column; ``None`` stays SQL ``NULL``.
+
+    PostgreSQL's ``jsonb`` refuses NaN, Infinity and the NUL character, which user data
+    (JSON from Python) may hold; one such value must not wedge the processor, so they
+    are stored as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` and as U+FFFD.
+    """
+    if value is None:
+        return None
+    try:
+        text = _ENCODE(value)
+    except ValueError:
+        text = _ENCODE(_finite(value))
+    if "\\u0000" in text:
+        text = _NUL.sub(r"\1\\ufffd", text)
+    return text
+
+
+def loads(text: str | None) -> Any:
+    """The inverse of :func:`dumps`."""
+    return None if text is None else json.loads(text)
+
+
+# --- executions ----------------------------------------------------------------------
+
+
+def _checkpoint_json(ref: CheckpointRef) -> dict[str, Any]:
+    return {
+        "checkpoint_id": ref.checkpoint_id,
+        "name": ref.name,
+        "task_id": ref.task_id,
+        "timestamp": ref.timestamp.isoformat(),
+        "sequence": ref.sequence,
+        "progress": ref.progress,
+    }
+
+
+def _checkpoint_ref(obj: Mapping[str, Any]) -> CheckpointRef:
+    return CheckpointRef(
+        checkpoint_id=obj["checkpoint_id"],
+        name=obj["name"],
+        task_id=obj["task_id"],
+        timestamp=datetime.fromisoformat(obj["timestamp"]),
+        sequence=obj["sequence"],
+        progress=obj["progress"],
+    )
+
+
+def pipeline_row(
+    state: ExecutionState,
+    *,
+    event_count: int,
+    last_position: tuple[str, int, int] | None,
+) -> Row:
+    """The ``pipeline_states`` row of ``state`` (column order of ``PIPELINE_COLUMNS``)."""
+    topic, partition, offset = last_position or (None, None, None)
+    return (
+        state.execution_id,
+        state.pipeline_id,
+        state.status,
+        state.epoch,
+        state.owner,
+        state.last_sequence,
+        state.created_at,
+        state.started_at,
+        state.updated_at,
+        state.completed_at,
+        state.progress,
+        state.current_task,
+        dumps(list(state.completed_tasks)),
+        dumps(list(state.pending_tasks)),
+        dumps(dict(state.context)),
+        dumps([_checkpoint_json(ref) for ref in state.checkpoints]),
+        state.error,
+        dumps(state.outputs),
+        state.forked_from,
+        state.fork_sequence,
+        state.root_execution_id,
+        event_count,
+        topic,
+        partition,
+        offset,
+    )
+
+
+def task_row(
+    state: ExecutionState, task: TaskState, ordinal: int, updated_at: datetime | None
+) -> Row:
+    """The ``task_states`` row of one task of ``state``."""
+    return (
+        state.execution_id,
+        task.task_id,
+        state.pipeline_id,
+        ordinal,
+        task.status,
+        task.attempts,
+        dumps(list(task.depends_on)),
+        task.started_at,
+        task.completed_at,
+        dumps(task.inputs),
+        dumps(task.outputs),
+        dumps(task.metadata),
+        dumps(dict(task.execution_details)),
+        task.error,
+        task.retryable,
+        task.retry_delay_seconds,
+        state.created_at,
+        updated_at,
+    )
+
+
+def task_rows(state: ExecutionState, updated_at: datetime | None = None) -> list[Row]:
+    """Every task row of ``state`` (all stamped ``updated_at``)."""
+    return [task_row(state, t, i, updated_at) for i, t in enumerate(state.tasks.values())]
+
+
+def task_from_row(row: Mapping[str, Any]) -> TaskState:
+    """A ``TaskState`` from its ``task_states`` row (a mapping by column name)."""
+    return TaskState(
+        task_id=row["task_id"],
+        status=row["status"],
+        attempts=row["attempts"],
+        depends_on=tuple(loads(row["depends_on"])),
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        inputs=loads(row["inputs"]),
+        outputs=loads(row["outputs"]),
+        metadata=loads(row["metadata"]),
+        execution_details=loads(row["execution_details"]),
+        error=row["error"],
+        retryable=row["retryable"],
+        retry_delay_seconds=row["retry_delay_seconds"],
+    )
+
+
+def execution_from_rows(
+    pipeline: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]
+) -> ExecutionState:
+    """The ``ExecutionState`` a ``pipeline_states`` row and its task rows hold.
+
+    ``tasks`` may come in any order; they are put back in ``ordinal`` order.
+    """
+    ordered = sorted(tasks, key=lambda r: r["ordinal"])
+    return ExecutionState(
+        execution_id=pipeline["execution_id"],
+        pipeline_id=pipeline["pipeline_id"],
+        status=pipeline["status"],
+        epoch=pipeline["epoch"],
+        owner=pipeline["owner"],
+        last_sequence=pipeline["last_sequence"],
+        created_at=pipeline["created_at"],
+        started_at=pipeline["started_at"],
+        updated_at=pipeline["updated_at"],
+        completed_at=pipeline["completed_at"],
+        progress=pipeline["progress"],
+        current_task=pipeline["current_task"],
+        completed_tasks=tuple(loads(pipeline["completed_tasks"])),
+        pending_tasks=tuple(loads(pipeline["pending_tasks"])),
+        context=loads(pipeline["context"]),
+        checkpoints=tuple(_checkpoint_ref(c) for c in loads(pipeline["checkpoints"])),
+        tasks={r["task_id"]: task_from_row(r) for r in ordered},
+        error=pipeline["error"],
+        outputs=loads(pipeline["outputs"]),
+        forked_from=pipeline["forked_from"],
+        fork_sequence=pipeline["fork_sequence"],
+        root_execution_id=pipeline["root_execution_id"],
+    )
+
+
+def as_mapping(columns: Sequence[tuple[str, str]], row: Row) -> dict[str, Any]:
+    """A row tuple as ``{column: value}`` (tests, and rows built rather than read)."""
+    return {name: value for (name, _), value in zip(columns, row, strict=True)}
+
+
+# --- shared variables ----------------------------------------------------------------
+
+
+def shared_variable_row(namespace: str, var: SharedVariable) -> Row:
+    """The ``shared_variables`` row of one variable."""
+    return (
+        namespace,
+        var.name,
+        var.type,
+        dumps(var.value),
+        var.immutable,
+        var.updated_by,
+        var.updated_at,
+        var.version,
+        var.deleted,
+    )
+
+
+def shared_variable_from_row(row: Mapping[str, Any]) -> SharedVariable:
+    """A ``SharedVariable`` from its row."""
+    return SharedVariable(
+        name=row["name"],
+        type=row["type"],
+        value=loads(row["value"]),
+        immutable=row["immutable"],
+        updated_by=row["updated_by"],
+        updated_at=row["updated_at"],
+        version=row["version"],
+        deleted=row["deleted"],
+    )
+
+
+# --- the event archive ---------------------------------------------------------------
+
+
+_SCALARS = (str, int, float, bool, type(None))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, UserData):
+        try:
+            return decode_user_data(value)
+        except UserDataError as exc:
+            return {"$undecodable": str(exc)}
+    if isinstance(value, tuple | list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _json_value(getattr(value, name)) for name in _field_names(type(value))}
+    return value
+
+
+def payload_json(event: Envelope) -> dict[str, Any]:
+    """The payload as JSON, user data decoded (a claim-checked value as its marker)."""
+    out: dict[str, Any] = _json_value(event.payload)
+    return out
+
+
+def checkpoint_row(state: ExecutionState, event: Envelope) -> Row:
+    """The ``checkpoints`` row of an applied ``CheckpointSaved`` (data decoded)."""
+    p: Any = event.payload
+    return (
+        p.checkpoint_id,
+        state.execution_id,
+        state.pipeline_id,
+        p.name,
+        p.task_id,
+        event.sequence,
+        p.progress,
+        dumps(_json_value(p.data)),
+        dumps(_json_value(p.metadata)),
+        event.occurred_at,
+    )

@@ -1,0 +1,302 @@
+"""The PostgreSQL side of a processor: fenced offsets, state loads, bulk writes.
+
+Every batch is one transaction (design §4)::
+
+    lock_offsets   SELECT ... FOR UPDATE the partitions' offset rows, check the fence
+    load_*         read back the states the batch touches (one query per table)
+    write          a binary COPY of the archive rows, then ONE statement: unnest()
+                   upserts of the state tables, the next offsets and the NOTIFYs as
+                   data-modifying CTEs — two round trips per batch, never one per event
+
+The fence: a processor writes a partition only while its offset row still holds the
+``(next_offset, generation)`` it last saw. Another member that took the partition, or
+a rebuild swap, changes it; the stale writer then rolls back instead of writing.
+Rows lock in (topic, partition) order, so concurrent writers and the swap cannot
+deadlock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+
+from events.state import SharedVariable
+from projections import readmodel as rm
+from projections._batch import TP, BatchChanges, ExecutionEntry, VarKey
+from projections.settings import ProjectionSettings, ReadModelTables
+
+STATE_CHANGES_CHANNEL = "orchestrator_state_changes"
+"""NOTIFY channel: a JSON array of the execution ids a commit changed."""
+SHARED_CHANGES_CHANNEL = "orchestrator_shared_changes"
+"""NOTIFY channel: a JSON array of the shared-state namespaces a commit changed."""
+OFFSETS_CHANNEL = "orchestrator_projection_offsets"
+"""NOTIFY channel: the name of a projection whose stored offsets advanced."""
+# NOTIFYs queued in the transaction are delivered when (and only if) it commits.
+
+_NOTIFY_LIMIT = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
+
+Fence = tuple[int, int]
+"""What a processor expects in an offset row: ``(next_offset, generation)``."""
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def upsert_sql(
+    table: str, columns: Sequence[tuple[str, str]], key: Sequence[str], *, update: bool = True
+) -> str:
+    """``INSERT ... SELECT FROM unnest($1::t1[], ...) ON CONFLICT``: one statement per table."""
+    return _insert_sql(table, columns, key, update, first=1)
+
+
+def _insert_sql(
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    key: Sequence[str] | None,
+    update: bool,
+    *,
+    first: int,
+) -> str:
+    names = ", ".join(_q(c) for c, _ in columns)
+    arrays = ", ".join(f"${i}::{t}[]" for i, (_, t) in enumerate(columns, start=first))
+    sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
+    if key is None:
+        return sql
+    conflict = ", ".join(_q(k) for k in key)
+    if update:
+        sets = ", ".join(f"{_q(c)} = EXCLUDED.{_q(c)}" for c, _ in columns if c not in key)
+        return f"{sql} ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
+    return f"{sql} ON CONFLICT ({conflict}) DO NOTHING"
+
+
+def columns_of(rows: Sequence[rm.Row], width: int) -> list[list[Any]]:
+    """Rows transposed into one list per column (the unnest arguments)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(col) for col in zip(*rows, strict=True)]
+
+
+def notify_payloads(values: Iterable[str]) -> list[str]:
+    """JSON arrays of ``values``, each small enough for one NOTIFY."""
+    payloads: list[str] = []
+    chunk: list[str] = []
+    size = 2
+    for value in sorted(values):
+        cost = len(json.dumps(value, ensure_ascii=False).encode()) + 1  # and a comma
+        if chunk and size + cost > _NOTIFY_LIMIT:
+            payloads.append(_compact(chunk))
+            chunk, size = [], 2
+        chunk.append(value)
+        size += cost
+    if chunk:
+        payloads.append(_compact(chunk))
+    return payloads
+
+
+def _compact(values: list[str]) -> str:
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+
+
+class ReadModelStore:
+    """SQL of one projection over its tables; every method runs on a caller's connection."""
+
+    def __init__(self, settings: ProjectionSettings) -> None:
+        self.settings = settings
+        self.tables: ReadModelTables = settings.tables
+        self._write_cache: dict[tuple[str, ...], str] = {}
+
+    # --- offsets -------------------------------------------------------------------
+
+    async def claim_offsets(self, conn: asyncpg.Connection, tps: Iterable[TP]) -> dict[TP, Fence]:
+        """Make sure each partition has an offset row (from 0), and return what they hold."""
+        tps = sorted(tps)
+        if not tps:
+            return {}
+        await conn.execute(
+            "INSERT INTO projection_offsets (projection, topic, partition, next_offset)"
+            " SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int4[]) AS u(t, p)"
+            " ON CONFLICT DO NOTHING",
+            self.settings.name,
+            [t for t, _ in tps],
+            [p for _, p in tps],
+        )
+        return await self._read_offsets(conn, tps, lock=False)
+
+    async def lock_offsets(self, conn: asyncpg.Connection, tps: Iterable[TP]) -> dict[TP, Fence]:
+        """Lock the partitions' offset rows for this transaction and return them."""
+        return await self._read_offsets(conn, sorted(tps), lock=True)
+
+    async def _read_offsets(
+        self, conn: asyncpg.Connection, tps: list[TP], *, lock: bool
+    ) -> dict[TP, Fence]:
+        rows = await conn.fetch(
+            "SELECT topic, partition, next_offset, generation FROM projection_offsets"
+            " WHERE projection = $1 AND (topic, partition) IN"
+            " (SELECT * FROM unnest($2::text[], $3::int4[]))"
+            " ORDER BY topic, partition" + (" FOR UPDATE" if lock else ""),
+            self.settings.name,
+            [t for t, _ in tps],
+            [p for _, p in tps],
+        )
+        return {(r["topic"], r["partition"]): (r["next_offset"], r["generation"]) for r in rows}
+
+    # --- loads ---------------------------------------------------------------------
+
+    async def load_executions(
+        self, conn: asyncpg.Connection, execution_ids: Iterable[str]
+    ) -> dict[str, ExecutionEntry]:
+        """The stored states of these executions (missing ones are absent)."""
+        ids = list(execution_ids)
+        if not ids:
+            return {}
+        t = self.tables
+        pipelines = await conn.fetch(
+            f"SELECT * FROM {t.pipeline_states} WHERE execution_id = ANY($1::text[])", ids
+        )
+        if not pipelines:
+            return {}
+        tasks = await conn.fetch(
+            f"SELECT * FROM {t.task_states} WHERE execution_id = ANY($1::text[])",
+            [p["execution_id"] for p in pipelines],
+        )
+        by_execution: dict[str, list[Any]] = {}
+        for row in tasks:
+            by_execution.setdefault(row["execution_id"], []).append(row)
+        out: dict[str, ExecutionEntry] = {}
+        for p in pipelines:
+            eid = p["execution_id"]
+            last = (
+                None
+                if p["last_topic"] is None
+                else (p["last_topic"], p["last_partition"], p["last_offset"])
+            )
+            out[eid] = ExecutionEntry(
+                state=rm.execution_from_rows(p, by_execution.get(eid, [])),
+                event_count=p["event_count"],
+                tp=(p["last_topic"] or "", p["last_partition"] or 0),
+                last_position=last,
+            )
+        return out
+
+    async def load_variables(
+        self, conn: asyncpg.Connection, keys: Iterable[VarKey]
+    ) -> dict[VarKey, SharedVariable]:
+        """The stored shared variables with these ``(namespace, name)`` keys."""
+        keys = list(keys)
+        if not keys:
+            return {}
+        rows = await conn.fetch(
+            f"SELECT * FROM {self.tables.shared_variables} WHERE (namespace, name) IN"
+            " (SELECT * FROM unnest($1::text[], $2::text[]))",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+        return {(r["namespace"], r["name"]): rm.shared_variable_from_row(r) for r in rows}
+
+    # --- the write -----------------------------------------------------------------
+
+    async def write(self, conn: asyncpg.Connection, changes: BatchChanges) -> None:
+        """Write every row of ``changes``, the next offsets and the NOTIFYs (inside the
+        caller's transaction, after :meth:`lock_offsets`) in two round trips whatever the
+        batch holds: a binary COPY of the archive, then ONE statement for the rest."""
+        # The fence makes these positions new to the archive: a plain COPY (about twice
+        # as fast as unnest here), and a duplicate would fail loudly on the primary key.
+        t = self.tables
+        await _copy(conn, t.execution_events, rm.EVENT_COLUMNS, changes.events)
+        await _copy(conn, t.shared_events, rm.SHARED_EVENT_COLUMNS, changes.shared_events)
+        parts: list[tuple[str, Sequence[tuple[str, str]], list[rm.Row]]] = [
+            ("pipeline", rm.PIPELINE_COLUMNS, changes.pipeline_rows()),
+            ("task", rm.TASK_COLUMNS, changes.task_rows()),
+            ("checkpoint", rm.CHECKPOINT_COLUMNS, changes.checkpoints),
+            ("variable", rm.SHARED_VARIABLE_COLUMNS, changes.variable_rows()),
+        ]
+        present = tuple(name for name, _, rows in parts if rows)
+        args: list[Any] = []
+        for _, columns, rows in parts:
+            if rows:
+                args.extend(columns_of(rows, len(columns)))
+        offsets = sorted(changes.next_offsets.items())
+        args += [
+            self.settings.name,
+            [tp[0] for tp, _ in offsets],
+            [tp[1] for tp, _ in offsets],
+            [n for _, n in offsets],
+        ]
+        channels, payloads = self._notifications(changes)
+        args += [channels, payloads]
+        updated = await conn.fetchval(self._write_sql(present), *args)
+        if updated != len(offsets):
+            raise RuntimeError(
+                f"projection {self.settings.name}: {updated} offset rows updated, "
+                f"expected {len(offsets)} (were they locked with lock_offsets?)"
+            )
+
+    def _write_sql(self, present: tuple[str, ...]) -> str:
+        sql = self._write_cache.get(present)
+        if sql is None:
+            sql = self._write_cache[present] = self._build_write_sql(present)
+        return sql
+
+    def _build_write_sql(self, present: tuple[str, ...]) -> str:
+        t = self.tables
+        targets = {
+            "pipeline": (t.pipeline_states, rm.PIPELINE_COLUMNS, ["execution_id"], True),
+            "task": (t.task_states, rm.TASK_COLUMNS, ["execution_id", "task_id"], True),
+            "checkpoint": (t.checkpoints, rm.CHECKPOINT_COLUMNS, ["checkpoint_id"], False),
+            "variable": (
+                t.shared_variables,
+                rm.SHARED_VARIABLE_COLUMNS,
+                ["namespace", "name"],
+                True,
+            ),
+        }
+        ctes: list[str] = []
+        n = 1
+        for name in present:
+            table, columns, key, update = targets[name]
+            ctes.append(f"w_{name} AS ({_insert_sql(table, columns, key, update, first=n)})")
+            n += len(columns)
+        ctes.append(
+            "w_offsets AS (UPDATE projection_offsets AS o SET next_offset = u.n,"
+            f" updated_at = now() FROM unnest(${n + 1}::text[], ${n + 2}::int4[],"
+            f" ${n + 3}::int8[]) AS u(t, p, n) WHERE o.projection = ${n} AND o.topic = u.t"
+            " AND o.partition = u.p RETURNING 1)"
+        )
+        ctes.append(
+            f"w_notify AS (SELECT pg_notify(c, p) FROM unnest(${n + 4}::text[],"
+            f" ${n + 5}::text[]) AS u(c, p))"
+        )
+        return (
+            "WITH " + ", ".join(ctes) + " SELECT (SELECT count(*) FROM w_offsets)"
+            " + 0 * (SELECT count(*) FROM w_notify)"
+        )
+
+    def _notifications(self, changes: BatchChanges) -> tuple[list[str], list[str]]:
+        channels: list[str] = []
+        payloads: list[str] = []
+        if not self.settings.notify:
+            return channels, payloads
+        for channel, values in (
+            (STATE_CHANGES_CHANNEL, changes.changed_executions),
+            (SHARED_CHANGES_CHANNEL, changes.changed_namespaces),
+        ):
+            for payload in notify_payloads(values):
+                channels.append(channel)
+                payloads.append(payload)
+        channels.append(OFFSETS_CHANNEL)
+        payloads.append(self.settings.name)
+        return channels, payloads
+
+
+async def _copy(
+    conn: asyncpg.Connection, table: str, columns: Sequence[tuple[str, str]], rows: list[rm.Row]
+) -> None:
+    if rows:
+        schema, _, name = table.rpartition(".")
+        await conn.copy_records_to_table(
+            name, records=rows, columns=[c for c, _ in columns], schema_name=schema or None
+        )

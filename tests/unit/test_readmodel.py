@@ -1,0 +1,319 @@
+"""The read-model rows hold the folded state losslessly, and batches fold exactly once.
+
+The processor folds each batch on top of states *read back from its rows*; if a row
+lost anything (a field, the task order) the read model would drift from the log. The
+batch tests run the processor's pure core against an in-memory table and cut the
+log into random batches: the result must not depend on where the cuts fall.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events import catalogue as c
+from events.codec import default_codec
+from events.consumer import DecodedRecord, RawRecord
+from events.envelope import Envelope, Position
+from events.errors import DecodeError
+from events.fold import fold, step, step_shared
+from events.simulate import interleave, simulate_execution
+from events.state import ExecutionState, SharedVariable
+from events.userdata import encode_user_data
+from projections import readmodel as rm
+from projections._batch import ExecutionEntry, fold_batch, touched_keys
+
+TOPIC = "pipeline"
+
+
+def _uuid_ids(events: list[Envelope]) -> list[Envelope]:
+    """The codec wants UUID event ids; ``simulate_execution`` makes readable ones."""
+    return [replace(e, event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, e.event_id))) for e in events]
+
+
+def _rows_roundtrip(state: ExecutionState) -> ExecutionState:
+    pipeline = rm.as_mapping(
+        rm.PIPELINE_COLUMNS, rm.pipeline_row(state, event_count=1, last_position=None)
+    )
+    tasks = [rm.as_mapping(rm.TASK_COLUMNS, r) for r in rm.task_rows(state)]
+    random.Random(0).shuffle(tasks)  # rows come back in any order
+    return rm.execution_from_rows(pipeline, tasks)
+
+
+def _dirty(clean: list[Envelope], rng: random.Random) -> list[Envelope]:
+    """A flaky log: producer retries (duplicates) and zombie writes of an old epoch."""
+    out: list[Envelope] = []
+    epoch = clean[0].epoch
+    for i, event in enumerate(clean):
+        out.append(event)
+        if isinstance(event.payload, c.ExecutionOwnershipTaken):
+            epoch = event.payload.epoch
+        if rng.random() < 0.1:
+            out.append(event)
+        if epoch > clean[0].epoch and rng.random() < 0.1:
+            nxt = clean[min(i + 1, len(clean) - 1)]
+            out.append(
+                replace(
+                    nxt,
+                    epoch=epoch - 1,
+                    sequence=(event.sequence or 0) + 1,
+                    event_id=str(uuid.uuid4()),
+                )
+            )
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_every_state_of_a_history_survives_its_rows(seed: int) -> None:
+    rng = random.Random(seed)
+    history = simulate_execution("exec_1", rng, tasks=rng.randint(1, 8))
+    state = None
+    for event in history:
+        state = step(state, event).state
+        assert state is not None
+        assert _rows_roundtrip(state) == state
+
+
+def test_unusual_values_survive_their_rows() -> None:
+    at = datetime(2024, 1, 15, 10, 0, 0, 123456, tzinfo=UTC)
+    history = simulate_execution("exec_x", random.Random(7), tasks=3)
+    state = fold(history)
+    assert state is not None
+    state = replace(
+        state,
+        outputs={"nested": [1, 2.5, None, {"ü": "ñ"}], "empty": {}},
+        context={"user_id": None, "input_data": [], "configuration": {"a": {"b": 1e-7}}},
+        error="boom",
+        forked_from="exec_0",
+        fork_sequence=12,
+        updated_at=at,
+    )
+    assert _rows_roundtrip(state) == state
+
+
+def test_shared_variables_survive_their_rows() -> None:
+    var = SharedVariable(
+        name="quality_threshold",
+        type="float",
+        value=0.8,
+        immutable=True,
+        updated_by="web_search",
+        updated_at=datetime(2024, 1, 15, 10, 12, 30, tzinfo=UTC),
+        version=3,
+    )
+    row = rm.as_mapping(rm.SHARED_VARIABLE_COLUMNS, rm.shared_variable_row("ns", var))
+    assert rm.shared_variable_from_row(row) == var
+
+
+# --- batches -------------------------------------------------------------------------
+
+
+class MemoryReadModel:
+    """The tables as dicts, written the way the store upserts them."""
+
+    def __init__(self) -> None:
+        self.pipelines: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[tuple[str, str], dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.variables: dict[tuple[str, str], dict[str, Any]] = {}
+        self.dead_letters: list[Any] = []
+
+    def load(self, ids: set[str]) -> dict[str, ExecutionEntry | None]:
+        out: dict[str, ExecutionEntry | None] = {}
+        for eid in ids:
+            row = self.pipelines.get(eid)
+            if row is None:
+                out[eid] = None
+                continue
+            tasks = [r for (e, _), r in self.tasks.items() if e == eid]
+            out[eid] = ExecutionEntry(
+                state=rm.execution_from_rows(row, tasks),
+                event_count=row["event_count"],
+                tp=(TOPIC, 0),
+            )
+        return out
+
+    def write(self, changes: Any) -> None:
+        for row in changes.pipeline_rows():
+            m = rm.as_mapping(rm.PIPELINE_COLUMNS, row)
+            self.pipelines[m["execution_id"]] = m
+        for row in changes.task_rows():
+            m = rm.as_mapping(rm.TASK_COLUMNS, row)
+            self.tasks[(m["execution_id"], m["task_id"])] = m
+        for row in changes.variable_rows():
+            m = rm.as_mapping(rm.SHARED_VARIABLE_COLUMNS, row)
+            self.variables[(m["namespace"], m["name"])] = m
+        self.events.extend(rm.as_mapping(rm.EVENT_COLUMNS, r) for r in changes.events)
+        self.dead_letters.extend(changes.dead_letters)
+
+
+def _records(raw: list[bytes]) -> list[RawRecord]:
+    return [
+        RawRecord(position=Position(TOPIC, 0, i), key=b"k", value=v, timestamp_ms=0)
+        for i, v in enumerate(raw)
+    ]
+
+
+def _decode(records: list[RawRecord]) -> list[DecodedRecord]:
+    codec = default_codec()
+    out = []
+    for r in records:
+        try:
+            out.append(DecodedRecord(r, codec.decode(r.value), None))
+        except DecodeError as exc:
+            out.append(DecodedRecord(r, None, exc))
+    return out
+
+
+def _project(records: list[RawRecord], rng: random.Random) -> MemoryReadModel:
+    table = MemoryReadModel()
+    i = 0
+    while i < len(records):
+        size = rng.randint(1, 40)
+        batch = _decode(records[i : i + size])
+        i += size
+        executions, variables = touched_keys(batch)
+        shared = {
+            k: (rm.shared_variable_from_row(table.variables[k]) if k in table.variables else None)
+            for k in variables
+        }
+        table.write(fold_batch(batch, table.load(set(executions)), shared))
+    return table
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_batches_fold_to_the_pure_fold_wherever_the_cuts_fall(seed: int) -> None:
+    rng = random.Random(seed)
+    clean = {
+        f"exec_{n}": _uuid_ids(simulate_execution(f"exec_{n}", rng, tasks=rng.randint(1, 5)))
+        for n in range(4)
+    }
+    log = list(interleave([_dirty(h, rng) for h in clean.values()], rng))
+    codec = default_codec()
+    table = _project(_records([codec.encode(e) for e in log]), rng)
+
+    by_execution: dict[str | None, list[Envelope]] = defaultdict(list)
+    for event in log:
+        by_execution[event.execution_id].append(event)
+    for eid, history in by_execution.items():
+        assert eid is not None
+        expected = fold(history)
+        assert expected is not None
+        row = table.pipelines[eid]
+        tasks = [r for (e, _), r in table.tasks.items() if e == eid]
+        assert rm.execution_from_rows(row, tasks) == expected
+        assert row["event_count"] == len(history)
+        assert row["last_sequence"] == len(clean[eid]) - sum(
+            1 for e in clean[eid] if e.sequence is None
+        )
+    assert len(table.events) == len(log)
+    assert [e["offset"] for e in table.events] == list(range(len(log)))
+    assert table.dead_letters == []  # duplicates and zombies are dropped, not poison
+
+
+def test_poison_records_become_dead_letters_and_the_rest_flows() -> None:
+    rng = random.Random(3)
+    history = _uuid_ids(simulate_execution("exec_p", rng, tasks=3, takeovers=False))
+    codec = default_codec()
+    raw = [codec.encode(e) for e in history]
+    unknown_fingerprint = b"\xc3\x01" + b"\x00" * 8 + raw[1][10:]
+    rejected = Envelope(  # a task that was never declared: the fold refuses it
+        execution_id="exec_p",
+        pipeline_id="research_assistant",
+        sequence=4,
+        epoch=1,
+        payload=c.TaskScheduled(task_id="no_such_task"),
+    )
+    # The rejected event takes sequence slot 4, so the rest move up by one.
+    shifted = [replace(e, sequence=(e.sequence or 0) + 1) for e in history[3:]]
+    log = [
+        raw[0],
+        b"garbage",
+        raw[1],
+        unknown_fingerprint,
+        raw[2],
+        codec.encode(rejected),
+        *(codec.encode(e) for e in shifted),
+    ]
+    table = _project(_records(log), random.Random(1))
+
+    reasons = {d.offset: (d.error_class, d.reason) for d in table.dead_letters}
+    assert set(reasons) == {1, 3, 5}
+    assert reasons[1][0] == "DecodeError"
+    assert "unknown schema fingerprint" in reasons[3][1]
+    assert reasons[5][0] == "FoldRejected" and "no_such_task" in reasons[5][1]
+    assert table.dead_letters[2].execution_id == "exec_p"
+    assert table.dead_letters[2].event_type == "TaskScheduled"
+
+    expected = fold([*history[:3], rejected, *shifted])
+    assert expected is not None and expected.status == "completed"
+    row = table.pipelines["exec_p"]
+    tasks = [r for (e, _), r in table.tasks.items() if e == "exec_p"]
+    assert rm.execution_from_rows(row, tasks) == expected
+    outcomes = [e["outcome"] for e in table.events]
+    assert outcomes.count("rejected") == 1 and len(outcomes) == len(log) - 2
+
+
+def test_shared_events_fold_like_step_shared() -> None:
+    def ev(payload: Any) -> Envelope:
+        return Envelope(
+            execution_id=None, pipeline_id=None, sequence=None, epoch=0, payload=payload
+        )
+
+    events = [
+        ev(
+            c.SharedVariableSet(
+                namespace="ns", name="a", type="int", value=encode_user_data(1), version=1
+            )
+        ),
+        ev(
+            c.SharedVariableSet(
+                namespace="ns", name="a", type="int", value=encode_user_data(2), version=2
+            )
+        ),
+        ev(
+            c.SharedVariableSet(
+                namespace="ns", name="a", type="int", value=encode_user_data(2), version=2
+            )
+        ),
+        ev(
+            c.SharedVariableSet(
+                namespace="ns",
+                name="b",
+                type="float",
+                value=encode_user_data(0.8),
+                immutable=True,
+                version=1,
+            )
+        ),
+        ev(
+            c.SharedVariableSet(
+                namespace="ns", name="b", type="float", value=encode_user_data(0.9), version=2
+            )
+        ),
+    ]
+    codec = default_codec()
+    table = _project(_records([codec.encode(e) for e in events]), random.Random(2))
+    state = None
+    for e in events:
+        state = step_shared(state, e).state
+    assert state is not None
+    for name, var in state.variables.items():
+        assert rm.shared_variable_from_row(table.variables[("ns", name)]) == var
+    assert [d.offset for d in table.dead_letters] == [4]  # the write to an immutable variable
+
+
+def test_values_jsonb_cannot_hold_are_stored_instead_of_wedging_the_processor() -> None:
+    text = rm.dumps({"score": float("nan"), "top": [float("inf")], "s": "a\x00b", "t": "\\u0000"})
+    assert text is not None
+    assert rm.loads(text) == {"score": "NaN", "top": ["Infinity"], "s": "a\ufffdb", "t": "\\u0000"}
+    assert rm.dumps(None) is None

@@ -1,0 +1,52 @@
+"""The names ``projections`` exports: what the query API, the write side and the
+snapshotter build on. Removing one is a breaking change; this test makes it a choice."""
+
+from __future__ import annotations
+
+import projections
+
+EXPORTED = {
+    "OFFSETS_CHANNEL",
+    "SHARED_CHANGES_CHANNEL",
+    "STATE_CHANGES_CHANNEL",
+    "SWAPPED_CHANNEL",
+    "DeadLetterNotFound",
+    "DeadLetterRow",
+    "ProcessorFailed",
+    "ProjectionError",
+    "ProjectionSettings",
+    "Projector",
+    "ReadModelStore",
+    "ReadModelTables",
+    "RebuildError",
+    "RebuildProgress",
+    "RebuildReport",
+    "Rebuilder",
+    "TableNames",
+    "applied_offset",
+    "list_dead_letters",
+    "migrate",
+    "prepare",
+    "rebuild",
+    "replay_dead_letter",
+    "run_processor",
+    "wait_for_position",
+}
+
+
+def test_the_public_names_are_exported_and_resolve() -> None:
+    assert set(projections.__all__) == EXPORTED
+    for name in EXPORTED:
+        assert getattr(projections, name) is not None
+
+
+def test_errors_hang_under_the_product_root() -> None:
+    from events.errors import OrchestratorStateError
+
+    for error in (
+        projections.ProcessorFailed,
+        projections.DeadLetterNotFound,
+        projections.RebuildError,
+    ):
+        assert issubclass(error, projections.ProjectionError)
+    assert issubclass(projections.ProjectionError, OrchestratorStateError)
