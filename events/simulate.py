@@ -8,6 +8,7 @@ machines the fold checks, keeps every such stream valid by construction.
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,7 +45,7 @@ class HistoryWriter:
             epoch=self.epoch,
             payload=payload,
             producer=self.node,
-            event_id=f"{self.execution_id}-{len(self.events)}",
+            event_id=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
             occurred_at=self.clock,
         )
         self.events.append(event)
