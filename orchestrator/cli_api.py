@@ -15,6 +15,7 @@ import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
 
+from orchestrator.debug.web import install_snapshot_states
 from projections.api import ApiSettings, create_app
 
 _GRACEFUL_SHUTDOWN_S = 5  # SSE streams never end by themselves: cut them after this
@@ -53,8 +54,12 @@ def serve(
             "anyone who reaches the port reads every pipeline's state",
             highlight=False,
         )
+    app = create_app(settings)
+    # The timeline's "state at event" uses snapshots + archive (projections may not
+    # import snapshots, so the top layer installs it).
+    install_snapshot_states(app, settings.tables)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_config=None,  # keep the CLI's logging setup

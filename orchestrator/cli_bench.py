@@ -83,3 +83,34 @@ def restore(
         run_restore_bench(events=events, every=every, samples=samples, backends=backends)
     )
     Console().print(render(result))
+
+
+@app.command("append")
+def append(
+    events: int = typer.Option(100_000, help="Events appended in the timed run."),
+    batch_size: int = typer.Option(1000, help="Events per append_batch call."),
+    concurrency: int = typer.Option(4, help="append_batch calls in flight."),
+    warmup: int = typer.Option(20_000, help="Events appended first, untimed."),
+) -> None:
+    """Append throughput (acks=all, idempotent) and codec cost per ~300-byte event."""
+    from bench.append import render, run_append_bench
+
+    result = asyncio.run(
+        run_append_bench(
+            None, events, batch_size=batch_size, concurrency=concurrency, warmup_events=warmup
+        )
+    )
+    Console().print(render(result))
+
+
+@app.command("replay")
+def replay(
+    events: int = typer.Option(100_000, help="Events of the one long execution."),
+    every: int = typer.Option(100, help="A snapshot every N events."),
+    runs: int = typer.Option(5, help="CLI runs timed per scenario."),
+) -> None:
+    """Wall time of `orchestrator-state replay` on a long execution (snapshot + archive)."""
+    from bench.replay import render, run_replay_bench
+
+    result = asyncio.run(run_replay_bench(events=events, every=every, runs=runs, dsn=None))
+    Console().print(render(result))

@@ -15,6 +15,7 @@ from commands.errors import ImmutableVariable, LeaseLost, StaleExpectedVersion
 from commands.leader import LeaderElection
 from commands.lock import DistributedLock
 from events.errors import InvalidTransition
+from orchestrator.debug.debugger import StateDebugger
 from orchestrator.state import checkpoint
 from orchestrator.state.batch import BatchStateManager, StateBatch
 from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
@@ -62,6 +63,7 @@ __all__ = [
     "SharedStateView",
     "StaleExpectedVersion",
     "StateBatch",
+    "StateDebugger",
     "StateError",
     "StateMachine",
     "StateManager",

@@ -28,7 +28,8 @@ from events.fold import step
 from events.state import ExecutionState
 
 EVENT_LIST_LIMIT = 20_000
-"""Events listed in full for the slider; longer histories list the applied ones only."""
+"""Events listed for the slider; a longer history lists its first applied ones only (the
+page still shows the state at any sequence)."""
 
 _PHASE = {
     "ExecutionCreated": "initialized",
@@ -158,7 +159,7 @@ def build_timeline(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "phases": phases,
         "owners": owners,
         "checkpoints": checkpoints,
-        "events": applied if truncated else events,
+        "events": applied[:EVENT_LIST_LIMIT] if truncated else events,
         "events_total": count,
         "events_truncated": truncated,
     }

@@ -28,10 +28,27 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse
 
 from projections.api._deps import Context
-from projections.api._timeline import build_timeline, state_source
+from projections.api._timeline import (
+    ArchiveStateSource,
+    StateAt,
+    StateSource,
+    build_timeline,
+    set_state_source,
+    state_source,
+)
 from projections.api.errors import ExecutionNotFound
 from projections.api.routes._common import NOT_FOUND, ExecutionId
 from projections.readmodel import payload_json
+
+__all__ = [
+    "ArchiveStateSource",
+    "StateAt",
+    "StateSource",
+    "include",
+    "page_router",
+    "router",
+    "set_state_source",
+]
 
 router = APIRouter(tags=["timeline"])
 page_router = APIRouter(tags=["timeline"])

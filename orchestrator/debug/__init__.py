@@ -1,0 +1,62 @@
+"""See history: replay, trace, consistency check, bottlenecks, fork (design §6).
+
+* :class:`StateDebugger`: the seed's ``check_consistency``, ``trace_state_changes``,
+  ``analyze_bottlenecks``, plus ``replay`` / ``replay_steps``;
+* :class:`Replayer`: an execution's state at a sequence, time or checkpoint (newest
+  snapshot + the events after it), or every step to it, streamed from the event
+  archive or the Kafka log;
+* :func:`fork_execution`: a new execution from another one's state;
+* :func:`diff` and :func:`analyze`: the pure helpers the above are built on.
+"""
+
+# ``orchestrator.state`` re-exports ``StateDebugger``: import it completely first, so
+# that importing this package first does not meet it half-initialized.
+import orchestrator.state  # noqa: F401
+from orchestrator.debug.bottlenecks import (
+    BottleneckReport,
+    RetriedTask,
+    TaskTiming,
+    Wait,
+    analyze,
+)
+from orchestrator.debug.consistency import ConsistencyReport, DeadLetterSummary
+from orchestrator.debug.debugger import StateDebugger
+from orchestrator.debug.diff import Change, diff, to_jsonable
+from orchestrator.debug.errors import ForkError, HistoryError, HistoryNotFound, PartitionUnknown
+from orchestrator.debug.folding import Mismatch, SequenceGap
+from orchestrator.debug.fork import ForkResult, fork_execution, plan_fork
+from orchestrator.debug.replay import Replayed, Replayer, ReplayStep, SnapshotSource, Target
+from orchestrator.debug.sources import ArchiveReader, LogReader
+from orchestrator.debug.trace import StateTrace, TraceEntry
+
+__all__ = [
+    "ArchiveReader",
+    "BottleneckReport",
+    "Change",
+    "ConsistencyReport",
+    "DeadLetterSummary",
+    "ForkError",
+    "ForkResult",
+    "HistoryError",
+    "HistoryNotFound",
+    "LogReader",
+    "Mismatch",
+    "PartitionUnknown",
+    "ReplayStep",
+    "Replayed",
+    "Replayer",
+    "RetriedTask",
+    "SequenceGap",
+    "SnapshotSource",
+    "StateDebugger",
+    "StateTrace",
+    "Target",
+    "TaskTiming",
+    "TraceEntry",
+    "Wait",
+    "analyze",
+    "diff",
+    "fork_execution",
+    "plan_fork",
+    "to_jsonable",
+]

@@ -1,0 +1,92 @@
+"""The seed's ``trace_state_changes``: each event since a time, with what it changed.
+
+A trace starts from the state the execution had at ``from_time`` (restored from the
+snapshot before it) and lists every later event in log order with the fold's verdict
+and the changed fields, so "why is this task still pending?" has an answer that
+names the event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from events.envelope import Position
+from events.state import ExecutionState
+from orchestrator.debug.diff import Change
+from orchestrator.debug.replay import ReplayStep
+from projections.readmodel import payload_json
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    """One event of a trace and the state changes it made."""
+
+    position: Position
+    sequence: int | None
+    epoch: int
+    event_type: str
+    occurred_at: datetime
+    producer: str
+    outcome: str
+    reason: str | None
+    payload: dict[str, Any]
+    changes: tuple[Change, ...]
+
+    @classmethod
+    def of(cls, item: ReplayStep) -> TraceEntry:
+        e = item.event
+        return cls(
+            position=item.position,
+            sequence=e.sequence,
+            epoch=e.epoch,
+            event_type=e.event_type,
+            occurred_at=e.occurred_at,
+            producer=e.producer,
+            outcome=item.outcome.value,
+            reason=item.reason,
+            payload=payload_json(e),
+            changes=tuple(item.changes()),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as one JSON object (``--json`` prints one per line)."""
+        return {
+            "position": self.position.token(),
+            "sequence": self.sequence,
+            "epoch": self.epoch,
+            "event_type": self.event_type,
+            "occurred_at": self.occurred_at.isoformat(),
+            "producer": self.producer,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "payload": self.payload,
+            "changes": [c.as_json() for c in self.changes],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StateTrace:
+    """The events of ``execution_id`` after ``from_time`` (up to ``to_time``), with the
+    state at ``from_time`` (``None`` if the execution did not exist yet) and after."""
+
+    execution_id: str
+    from_time: datetime
+    to_time: datetime | None
+    initial: ExecutionState | None
+    final: ExecutionState | None
+    entries: tuple[TraceEntry, ...]
+    truncated: bool = False
+    """More events followed than ``limit`` allowed."""
+
+
+async def trace_entries(
+    steps: AsyncGenerator[ReplayStep, None],
+) -> AsyncGenerator[TraceEntry, None]:
+    """Each step as a :class:`TraceEntry`, streamed."""
+    async with contextlib.aclosing(steps) as stream:
+        async for item in stream:
+            yield TraceEntry.of(item)
