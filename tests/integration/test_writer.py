@@ -1,4 +1,5 @@
-"""The single writer on real Kafka and PostgreSQL: takeover, fencing, all-or-nothing.
+"""The single writer on real Kafka and PostgreSQL: takeover, fencing, all-or-nothing;
+a zombie writer's late events in no read model, snapshot, restore or replay.
 
 Each test runs its own stack (fresh database, fresh topics, the projection processor
 folding in the background); see ``_state_stack``.
@@ -7,10 +8,17 @@ folding in the background); see ``_state_stack``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from _history_support import at_sequence, cli, log_events
+from _projector_support import wait_until
 from _state_stack import Stack, state_stack
 
 from commands import (
@@ -26,10 +34,20 @@ from commands import (
     SucceedValidation,
 )
 from events import catalogue as c
-from events.envelope import Envelope
+from events.codec import default_codec
+from events.envelope import Envelope, Position
 from events.errors import InvalidTransition
-from events.fold import fold
+from events.fold import Outcome, fold
+from events.state import ExecutionState
 from events.userdata import encode_user_data
+from orchestrator.debug import ReplayStep, StateDebugger, Target, to_jsonable
+from orchestrator.debug.replay import Source
+from orchestrator.state import StateRuntime
+from snapshots import FilesystemSnapshotStore, SnapshotCodec, SnapshotStore
+from snapshots.policy import SnapshotPolicy
+from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from snapshots.restore import Restorer
+from snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
 
 @pytest.fixture
@@ -122,57 +140,79 @@ async def _wait_expired_per_db(stack: Stack, lease_name: str) -> None:
         await asyncio.sleep(0.05)
 
 
+@dataclass
+class _Zombie:
+    """The zombie scenario's actors and what each wrote."""
+
+    execution_id: str
+    a: ExecutionWriter
+    b: ExecutionWriter
+    other: StateRuntime
+    zombie: list[Envelope]
+    positions: list[Position]
+    """Where the zombie's and B's writes sit in the log."""
+
+
+async def _zombie_writes(stack: Stack) -> _Zombie:
+    """A's lease expires while A is paused (the stack never renews); B takes over and
+    writes; A wakes: its own check refuses, but a send that slipped past the check
+    appends three events with A's old epoch; then B writes three more."""
+    execution_id = _id()
+    a = await _running(stack, execution_id, "init", "web_search")
+    await a.execute_many([ScheduleTask(task_id="init"), StartTask(task_id="init")])
+    await _wait_expired_per_db(stack, a.lease_name)
+
+    other = stack.new_runtime("node-b")
+    b = await other.open_execution(execution_id)
+    assert (b.epoch, b.state.last_sequence) == (2, a.state.last_sequence)
+    await b.execute(CompleteTask(task_id="init", outputs={"by": "B"}))
+
+    # A wakes. Its own check refuses and writes nothing...
+    before = await stack.end_offsets()
+    with pytest.raises(LeaseLost):
+        await a.execute(CompleteTask(task_id="init", outputs={"by": "A"}))
+    assert await stack.end_offsets() == before
+    # ...but a zombie that slipped past its check (a GC pause between check and
+    # send) appends with its old epoch, at what it believes are the next sequences.
+    seq = a.state.last_sequence
+    zombie = [
+        Envelope(
+            execution_id=execution_id,
+            pipeline_id="research_pipeline",
+            sequence=seq + i,
+            epoch=a.epoch,
+            payload=payload,
+            producer="node-a",
+        )
+        for i, payload in enumerate(
+            [
+                c.TaskCompleted(task_id="init", outputs=encode_user_data({"by": "A"})),
+                c.TaskScheduled(task_id="web_search"),
+                c.ExecutionCompleted(outputs=encode_user_data({"by": "A"})),
+            ],
+            start=1,
+        )
+    ]
+    zombie_positions = await stack.log.append_batch(zombie)
+    # B goes on after the zombie's writes.
+    last = await b.execute_many(
+        [
+            ScheduleTask(task_id="web_search"),
+            StartTask(task_id="web_search"),
+            CompleteTask(task_id="web_search", outputs={"by": "B"}),
+        ]
+    )
+    return _Zombie(execution_id, a, b, other, zombie, [*zombie_positions, *last])
+
+
 async def test_zombie_writer_is_fenced_off_everywhere(kafka: Any, postgres: str) -> None:
     """A's lease expires while A is paused; B takes over and writes; A wakes and writes
     with its old epoch. A's late events are in Kafka but in no read model or replay."""
-    execution_id = _id()
     # A never renews (its renewal is "paused" with it).
     async with state_stack(kafka, postgres, lease_ttl=1.0, renew_interval=3600) as stack:
-        a = await _running(stack, execution_id, "init", "web_search")
-        await a.execute_many([ScheduleTask(task_id="init"), StartTask(task_id="init")])
-        await _wait_expired_per_db(stack, a.lease_name)
-
-        other = stack.new_runtime("node-b")
-        b = await other.open_execution(execution_id)
-        assert (b.epoch, b.state.last_sequence) == (2, a.state.last_sequence)
-        await b.execute(CompleteTask(task_id="init", outputs={"by": "B"}))
-
-        # A wakes. Its own check refuses and writes nothing...
-        before = await stack.end_offsets()
-        with pytest.raises(LeaseLost):
-            await a.execute(CompleteTask(task_id="init", outputs={"by": "A"}))
-        assert await stack.end_offsets() == before
-        # ...but a zombie that slipped past its check (a GC pause between check and
-        # send) appends with its old epoch, at what it believes are the next sequences.
-        seq = a.state.last_sequence
-        zombie = [
-            Envelope(
-                execution_id=execution_id,
-                pipeline_id="research_pipeline",
-                sequence=seq + i,
-                epoch=a.epoch,
-                payload=payload,
-                producer="node-a",
-            )
-            for i, payload in enumerate(
-                [
-                    c.TaskCompleted(task_id="init", outputs=encode_user_data({"by": "A"})),
-                    c.TaskScheduled(task_id="web_search"),
-                    c.ExecutionCompleted(outputs=encode_user_data({"by": "A"})),
-                ],
-                start=1,
-            )
-        ]
-        zombie_positions = await stack.log.append_batch(zombie)
-        # B goes on after the zombie's writes.
-        last = await b.execute_many(
-            [
-                ScheduleTask(task_id="web_search"),
-                StartTask(task_id="web_search"),
-                CompleteTask(task_id="web_search", outputs={"by": "B"}),
-            ]
-        )
-        await stack.runtime.wait_for([*zombie_positions, *last])
+        z = await _zombie_writes(stack)
+        execution_id, b, other, zombie = z.execution_id, z.b, z.other, z.zombie
+        await stack.runtime.wait_for(z.positions)
 
         # In Kafka: A's late events are there.
         log_history = await _history(stack, b)
@@ -206,3 +246,152 @@ async def test_zombie_writer_is_fenced_off_everywhere(kafka: Any, postgres: str)
         )
         assert {r["outcome"] for r in verdicts} == {"stale_epoch"} and len(verdicts) == 3
         await other.close()
+
+
+@contextlib.asynccontextmanager
+async def _snapshotting(stack: Stack, store: SnapshotStore) -> AsyncIterator[Snapshotter]:
+    """The real snapshotter (its own consumer group) over the stack's pipeline topic:
+    a snapshot every 2 events and at a terminal status."""
+    snapshotter = Snapshotter(
+        SnapshotterSettings(
+            topic=stack.topics.pipeline.name,
+            poll_timeout_ms=20,
+            archive_projection=stack.projection.name,
+        ),
+        dsn=stack.dsn,
+        bootstrap=stack.kafka.bootstrap_servers,
+        store=store,
+        policy=SnapshotPolicy(frequency=2, on_terminal=True, interval=None),
+    )
+    async with snapshotter:
+        task = asyncio.create_task(snapshotter.run(), name="snapshotter")
+        try:
+            yield snapshotter
+        finally:
+            snapshotter.request_stop()
+            await asyncio.wait_for(task, 30)  # a snapshotter error fails the test here
+
+
+def _jsonable(state: ExecutionState | None) -> Any:
+    return json.loads(json.dumps(to_jsonable(state), default=str))
+
+
+async def test_zombie_writes_are_in_no_snapshot_restore_or_replay(
+    kafka: Any, postgres: str, tmp_path: Path
+) -> None:
+    """The same zombie, with the real snapshotter running: every snapshot, every restore
+    and every replay (archive or log, API or CLI) is B's history, never A's."""
+    store, codec = FilesystemSnapshotStore(tmp_path), SnapshotCodec()
+    async with (
+        state_stack(kafka, postgres, lease_ttl=1.0, renew_interval=3600) as stack,
+        _snapshotting(stack, store) as snapshotter,
+    ):
+        z = await _zombie_writes(stack)
+        eid, b = z.execution_id, z.b
+        z.positions.append(await b.execute(Complete()))  # terminal: a snapshot is due
+        await stack.runtime.wait_for(z.positions)
+        end = await stack.log.end_offsets(stack.topics.pipeline.name)
+        done = {(stack.topics.pipeline.name, p): o for p, o in end.items()}
+
+        async def snapshotted() -> bool:
+            return snapshotter.positions == done
+
+        await wait_until(snapshotted, 60, "the snapshotter to cover the whole topic")
+
+        log = await log_events(stack, eid, z.positions[-1])
+        zombie_ids = {e.event_id for e in z.zombie}
+        zombie_at = {e.position for e in log if e.envelope.event_id in zombie_ids}
+        assert len(zombie_at) == 3  # A's late events are in Kafka...
+        clean = [e for e in log if e.envelope.event_id not in zombie_ids]
+        sequenced = [e.envelope.sequence for e in clean if e.envelope.sequence is not None]
+        final = b.state
+        assert sequenced == list(range(1, final.last_sequence + 1)) == list(range(1, 11))
+        assert at_sequence(log, None) == at_sequence(clean, None) == final
+        assert final.status == "completed" and final.tasks["init"].outputs == {"by": "B"}
+        # What a reader that took A's writes at their word would show: A's history.
+        naive = [e for e in log if e.envelope.epoch == z.a.epoch]
+        claimed = [e.sequence for e in z.zombie if e.sequence is not None]
+        assert claimed == [6, 7, 8]
+        for sequence in [*claimed, None]:
+            assert at_sequence(naive, sequence) != at_sequence(clean, sequence), sequence
+        assert _a_wrote(at_sequence(naive, None))
+
+        def expected(sequence: int | None) -> ExecutionState | None:
+            return at_sequence(clean, sequence)
+
+        # Snapshots: every 2 sequences and the terminal one; A's writes neither trigger
+        # one nor show in one.
+        index = PostgresSnapshotIndex(stack.pool)
+        rows = sorted(
+            (r for r in await index.all() if r.execution_id == eid), key=lambda r: r.sequence
+        )
+        assert [r.sequence for r in rows] == [2, 4, 6, 8, 10]
+        for row in rows:
+            snap = codec.decode(await store.get(row.object_key), store.uri(row.object_key))
+            assert (snap.header.sequence, snap.header.position) == (row.sequence, row.position)
+            assert row.position not in zombie_at
+            assert snap.state == expected(row.sequence), row.sequence
+            assert snap.state.epoch == (1 if row.sequence < 6 else 2)
+            assert not _a_wrote(snap.state)
+
+        # Restore: snapshot + archive (which holds A's events) at every sequence.
+        restorer = Restorer(
+            store=store,
+            index=index,
+            archive=PostgresEventArchive(stack.pool, default_codec()),
+            codec=codec,
+        )
+        latest = await restorer.latest(eid)
+        assert latest.state == final and latest.snapshot_key is not None
+        for sequence in range(1, final.last_sequence + 1):
+            restored = await restorer.at_sequence(eid, sequence)
+            assert restored.state == expected(sequence), sequence
+
+        # Replay tool, from the archive and from the log, with and without snapshots.
+        for use_snapshots in (True, False):
+            debugger = StateDebugger(
+                pool=stack.pool,
+                projection=stack.projection,
+                bootstrap_servers=stack.kafka.bootstrap_servers,
+                use_snapshots=use_snapshots,
+                snapshot_store=store,
+            )
+            sources: tuple[Source, ...] = ("archive", "log")
+            for source in sources:
+                for sequence in [*range(5, 11), None]:
+                    target = Target(sequence=sequence)
+                    replayed = await debugger.replay(eid, target, source=source)
+                    assert replayed.state == expected(sequence), (use_snapshots, source, sequence)
+                steps = [s async for s in debugger.replay_steps(eid, source=source)]
+                assert [s.event.event_id for s in steps] == [e.envelope.event_id for e in log]
+                assert _stale(steps) == [e.event_id for e in z.zombie]
+        db = ["--database-url", stack.dsn, "--projection", stack.projection.name]
+        kafka_args = [
+            "--bootstrap-servers",
+            stack.kafka.bootstrap_servers,
+            "--pipeline-topic",
+            stack.topics.pipeline.name,
+        ]
+        for args, sequence in (
+            (["--store", str(store.base_path)], None),
+            (["--store", str(store.base_path), "--at", "7"], 7),
+            (["--source", "log", *kafka_args], None),
+            (["--source", "log", "--no-snapshots", "--at", "7", *kafka_args], 7),
+        ):
+            result = await cli("replay", eid, "--json", *db, *args)
+            assert result.exit_code == 0, result.output
+            assert json.loads(result.stdout) == _jsonable(expected(sequence)), args
+        await z.other.close()
+
+
+def _a_wrote(state: ExecutionState | None) -> bool:
+    """Whether any of A's late writes shows in ``state``."""
+    assert state is not None
+    return bool(state.outputs == {"by": "A"} or state.tasks["init"].outputs == {"by": "A"})
+
+
+def _stale(steps: Sequence[ReplayStep]) -> list[str]:
+    """Event ids the replay folded as stale-epoch writes; each must change nothing."""
+    stale = [s for s in steps if s.outcome is Outcome.STALE_EPOCH]
+    assert all(s.before == s.after and not list(s.changes()) for s in stale)
+    return [s.event.event_id for s in stale]
