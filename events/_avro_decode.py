@@ -9,6 +9,7 @@ the codec turns all of them into ``DecodeError``. Arrays become tuples.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from events._avro import Compiler, Decoder, init_fields, short_name
@@ -158,20 +159,42 @@ def decode_value(c: Compiler, schema: Any, v: str, i: str) -> list[str]:
     return generator(c, c.resolve(schema), v, i)
 
 
+def _slot_setters(cls: type, given: list[str]) -> dict[str, Any] | None:
+    """The slot of each field, when building ``cls`` field by field is what its
+    ``__init__`` would do: a slots dataclass without ``__post_init__`` whose every
+    field is an init field the schema gives. ``None`` otherwise (call ``__init__``)."""
+    fields = dataclass_fields(cls)
+    names = {f.name for f in fields}
+    if (
+        hasattr(cls, "__post_init__")
+        or any(not f.init for f in fields)
+        or set(getattr(cls, "__slots__", ())) != names
+        or set(given) != names
+    ):
+        return None
+    return {name: getattr(cls, name).__set__ for name in given}
+
+
 def _record_function(c: Compiler, record: Mapping[str, Any]) -> list[str]:
     """Read every field, build the dataclass; a field that is a property must agree."""
     cls = c.cls(record)
     takes = init_fields(cls)
     lines = [f"def {c.prefix}{short_name(record['name'])}(b, p):", "    L = len(b)"]
-    kwargs, checks = [], []
+    kwargs, checks, given = [], [], []
     for field in record["fields"]:
         name, v = c.field_name(field), c.var("v")
         lines += decode_value(c, field["type"], v, "    ")
         if name in takes:
             kwargs.append(f"{name}={v}")
+            given.append((name, v))
         elif isinstance(getattr(cls, name, None), property):
             checks.append((name, v))
-    lines.append(f"    o = {c.const(cls)}({', '.join(kwargs)})")
+    setters = _slot_setters(cls, [name for name, _ in given])
+    if setters is None:
+        lines.append(f"    o = {c.const(cls)}({', '.join(kwargs)})")
+    else:  # the frozen __init__ assigns through object.__setattr__: this is ~2x faster
+        lines.append(f"    o = {c.const(object.__new__)}({c.const(cls)})")
+        lines += [f"    {c.const(setters[name])}(o, {v})" for name, v in given]
     for name, v in checks:
         lines += [
             f"    if o.{name} != {v}:",
