@@ -14,7 +14,6 @@ PostgreSQL adapter (``projections.store``) only moves them.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -23,9 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from events.envelope import Envelope
-from events.errors import UserDataError
 from events.state import CheckpointRef, ExecutionState, SharedVariable, TaskState
-from events.userdata import UserData, decode_user_data
+from projections._payload import json_value
 
 PIPELINE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("execution_id", "text"),
@@ -364,32 +362,7 @@ def shared_variable_from_row(row: Mapping[str, Any]) -> SharedVariable:
 # --- the event archive ---------------------------------------------------------------
 
 
-_SCALARS = (str, int, float, bool, type(None))
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return names
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, _SCALARS):
-        return value
-    if isinstance(value, UserData):
-        try:
-            return decode_user_data(value)
-        except UserDataError as exc:
-            return {"$undecodable": str(exc)}
-    if isinstance(value, tuple | list):
-        return [_json_value(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: _json_value(getattr(value, name)) for name in _field_names(type(value))}
-    return value
+_json_value = json_value
 
 
 def payload_json(event: Envelope) -> dict[str, Any]:

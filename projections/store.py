@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -99,6 +100,18 @@ def notify_payloads(values: Iterable[str]) -> list[str]:
 
 def _compact(values: list[str]) -> str:
     return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedWrite:
+    """What :meth:`ReadModelStore.write_prepared` sends: the archive rows to COPY, the
+    one statement with its arguments, and how many offset rows it must update."""
+
+    events: list[rm.Row]
+    shared_events: list[rm.Row]
+    sql: str
+    args: list[Any]
+    offsets: int
 
 
 class ReadModelStore:
@@ -203,11 +216,25 @@ class ReadModelStore:
         """Write every row of ``changes``, the next offsets and the NOTIFYs (inside the
         caller's transaction, after :meth:`lock_offsets`) in two round trips whatever the
         batch holds: a binary COPY of the archive, then ONE statement for the rest."""
+        await self.write_prepared(conn, self.prepare(changes))
+
+    async def write_prepared(self, conn: asyncpg.Connection, prepared: PreparedWrite) -> None:
+        """:meth:`write` of rows built beforehand by :meth:`prepare`."""
         # The fence makes these positions new to the archive: a plain COPY (about twice
         # as fast as unnest here), and a duplicate would fail loudly on the primary key.
         t = self.tables
-        await _copy(conn, t.execution_events, rm.EVENT_COLUMNS, changes.events)
-        await _copy(conn, t.shared_events, rm.SHARED_EVENT_COLUMNS, changes.shared_events)
+        await _copy(conn, t.execution_events, rm.EVENT_COLUMNS, prepared.events)
+        await _copy(conn, t.shared_events, rm.SHARED_EVENT_COLUMNS, prepared.shared_events)
+        updated = await conn.fetchval(prepared.sql, *prepared.args)
+        if updated != prepared.offsets:
+            raise RuntimeError(
+                f"projection {self.settings.name}: {updated} offset rows updated, "
+                f"expected {prepared.offsets} (were they locked with lock_offsets?)"
+            )
+
+    def prepare(self, changes: BatchChanges) -> PreparedWrite:
+        """The statement and arguments that write ``changes``: pure CPU, no I/O (the
+        processor builds them with the collector paused; see ``projections._engine``)."""
         parts: list[tuple[str, Sequence[tuple[str, str]], list[rm.Row]]] = [
             ("pipeline", rm.PIPELINE_COLUMNS, changes.pipeline_rows()),
             ("task", rm.TASK_COLUMNS, changes.task_rows()),
@@ -228,12 +255,13 @@ class ReadModelStore:
         ]
         channels, payloads = self._notifications(changes)
         args += [channels, payloads]
-        updated = await conn.fetchval(self._write_sql(present), *args)
-        if updated != len(offsets):
-            raise RuntimeError(
-                f"projection {self.settings.name}: {updated} offset rows updated, "
-                f"expected {len(offsets)} (were they locked with lock_offsets?)"
-            )
+        return PreparedWrite(
+            events=changes.events,
+            shared_events=changes.shared_events,
+            sql=self._write_sql(present),
+            args=args,
+            offsets=len(offsets),
+        )
 
     def _write_sql(self, present: tuple[str, ...]) -> str:
         sql = self._write_cache.get(present)
