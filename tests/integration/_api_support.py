@@ -1,4 +1,4 @@
-"""Shared helpers of the query-API tests: a fresh database, read-model rows, a running app.
+"""Shared helpers of the query-API tests: read-model rows and a running app.
 
 Rows are written with the processor's own row builders (``projections.readmodel``)
 from states folded by ``events.fold``, so the API reads exactly the shapes the
@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -27,35 +25,12 @@ from events.simulate import HistoryWriter
 from events.state import ExecutionState, SharedVariable
 from events.userdata import encode_user_data
 from projections import readmodel as rm
-from projections.migrate import migrate
 from projections.settings import ReadModelTables
 from projections.store import OFFSETS_CHANNEL, STATE_CHANGES_CHANNEL, upsert_sql
 
 TOPIC = "orchestrator.pipeline.events"
 TABLES = ReadModelTables()
 T0 = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
-
-
-@asynccontextmanager
-async def fresh_database(
-    server_dsn: str, prefix: str, *, migrated: bool = True
-) -> AsyncIterator[str]:
-    """A new database (with the read-model tables unless not ``migrated``); dropped after."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        dsn = urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
-        if migrated:
-            conn = await asyncpg.connect(dsn)
-            try:
-                await migrate(conn)
-            finally:
-                await conn.close()
-        yield dsn
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @asynccontextmanager

@@ -1,5 +1,5 @@
-"""Shared helpers of the processor tests: databases, histories, the log, and the check
-that the read model equals the pure fold of the log.
+"""Shared helpers of the processor tests: topics and settings, histories, the log, and
+the check that the read model equals the pure fold of the log.
 """
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ import random
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit, urlunsplit
+from typing import NamedTuple
 
 import asyncpg
 
@@ -28,17 +27,17 @@ from projections.settings import ProjectionSettings
 CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
 
 
-@asynccontextmanager
-async def fresh_database(server_dsn: str, prefix: str = "proj") -> AsyncIterator[str]:
-    """A new, empty database on the session's server; dropped afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+class Projection(NamedTuple):
+    """A test's projection (see the `make_projection` fixture): fresh topics, settings
+    naming them, and a fresh database."""
+
+    topics: TopicsConfig
+    settings: ProjectionSettings
+    dsn: str
+
+
+MakeProjection = Callable[..., Awaitable[Projection]]
+"""The `make_projection` fixture: `await make_projection(partitions, prepared, **settings)`."""
 
 
 async def fresh_topics(bootstrap: str, partitions: int = 6) -> TopicsConfig:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from _api_support import fresh_database
+from _databases import fresh_database
 
 from commands.writer import WriterSettings
 from events.codec import default_codec

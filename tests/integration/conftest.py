@@ -6,6 +6,11 @@ service the collected tests ask for (through the `kafka`, `postgres`, `s3` or
 S3_ENDPOINT_URL, ...) point at external services instead. Kafka is Apache Kafka
 from its jars when Java is available. When a test fails, the tail of each
 service log it used is attached to its report.
+
+Fresh state on those services: a topic name per test (`topic`, `make_topic`); a
+database with the read-model tables per module (`dsn`, with `pool` and `db` on it);
+databases and whole projections (topics, settings, database) per test
+(`make_database`, `make_projection`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from pathlib import Path
 
+import asyncpg
 import pytest
+from _databases import MakeDatabase, database_prefix, fresh_database
+from _projector_support import MakeProjection, Projection, fresh_topics, settings_for
 
 from orchestrator.devstack import (
     DevStack,
@@ -26,6 +34,7 @@ from orchestrator.devstack import (
     create_topic,
     describe_kafka,
 )
+from projections.processor import prepare
 
 HERE = Path(__file__).parent
 _STACK = pytest.StashKey[DevStack]()
@@ -147,6 +156,67 @@ def make_topic(kafka: KafkaEndpoint, request: pytest.FixtureRequest) -> MakeTopi
 def _topic_name(test_name: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", test_name).strip("-")[:60]
     return f"test-{slug}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def make_database(
+    postgres: str, request: pytest.FixtureRequest
+) -> AsyncIterator[MakeDatabase]:
+    """`await make_database(migrated=True)` creates a database on the session's server and
+    returns its DSN (read-model tables unless not `migrated`); all dropped after the test."""
+    async with contextlib.AsyncExitStack() as databases:
+
+        async def make(*, migrated: bool = True) -> str:
+            prefix = database_prefix(request.node.name)
+            return await databases.enter_async_context(
+                fresh_database(postgres, prefix, migrated=migrated)
+            )
+
+        yield make
+
+
+@pytest.fixture(scope="module")
+async def dsn(postgres: str, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A fresh database with the read-model tables, shared by the module's tests.
+
+    A module that needs rows or tables in it overrides `dsn` with a module fixture that
+    requests `dsn`, adds them and returns it."""
+    async with fresh_database(postgres, database_prefix(request.module.__name__)) as created:
+        yield created
+
+
+@pytest.fixture(scope="module")
+async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the module's `dsn`, large enough for the tests' concurrent holders."""
+    async with asyncpg.create_pool(dsn, min_size=1, max_size=14) as created:
+        yield created
+
+
+@pytest.fixture
+async def db(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the module's `dsn`, closed after the test."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def make_projection(kafka: KafkaEndpoint, make_database: MakeDatabase) -> MakeProjection:
+    """`await make_projection(partitions=6, prepared=True, **settings)`: fresh topics (and
+    DLQs), a fresh empty database, and the projection's settings over them; `prepared`
+    runs the processor's `prepare` (migrations, offsets) as a deployment would."""
+
+    async def make(partitions: int = 6, *, prepared: bool = True, **settings: object) -> Projection:
+        topics = await fresh_topics(kafka.bootstrap_servers, partitions)
+        projection = settings_for(topics, **settings)  # type: ignore[arg-type]
+        dsn = await make_database(migrated=False)
+        if prepared:
+            await prepare(projection, dsn, kafka.bootstrap_servers)
+        return Projection(topics, projection, dsn)
+
+    return make
 
 
 @pytest.hookimpl(wrapper=True)

@@ -18,7 +18,6 @@ from _api_support import (
     T0,
     TOPIC,
     FixedClock,
-    fresh_database,
     rich_history,
     running,
     write_history,
@@ -80,12 +79,6 @@ class Seeded:
 
 
 @pytest.fixture(scope="module")
-async def dsn(postgres: str) -> AsyncIterator[str]:
-    async with fresh_database(postgres, "api") as created:
-        yield created
-
-
-@pytest.fixture(scope="module")
 async def seeded(dsn: str) -> Seeded:
     conn = await asyncpg.connect(dsn)
     try:
@@ -129,15 +122,6 @@ async def client(dsn: str, seeded: Seeded) -> AsyncIterator[httpx.AsyncClient]:
     settings = ApiSettings(database_url=dsn, api_token=None)
     async with running(create_app(settings)) as http:
         yield http
-
-
-@pytest.fixture
-async def db(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 # --- executions ------------------------------------------------------------------------

@@ -14,11 +14,11 @@ import pytest
 from _api_support import (
     TOPIC,
     advance_offsets,
-    fresh_database,
     rich_history,
     running,
     write_history,
 )
+from _databases import MakeDatabase
 from prometheus_client.parser import text_string_to_metric_families
 
 from projections.api import ApiSettings, create_app
@@ -30,14 +30,14 @@ TOKEN = "s3cret-token-value"
 
 
 @pytest.fixture(scope="module")
-async def dsn(postgres: str) -> AsyncIterator[str]:
-    async with fresh_database(postgres, "api_access") as created:
-        conn = await asyncpg.connect(created)
-        try:
-            await write_history(conn, rich_history(), first_offset=40)
-        finally:
-            await conn.close()
-        yield created
+async def dsn(dsn: str) -> str:
+    """The module's database, holding the rich history."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await write_history(conn, rich_history(), first_offset=40)
+    finally:
+        await conn.close()
+    return dsn
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +52,6 @@ async def guarded(dsn: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = ApiSettings(database_url=dsn, api_token=TOKEN)
     async with running(create_app(settings)) as http:
         yield http
-
-
-@pytest.fixture
-async def db(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 # --- read-your-writes --------------------------------------------------------------------
@@ -208,11 +199,11 @@ async def test_the_token_never_shows_in_reprs_or_logs(
     assert TOKEN not in caplog.text
 
 
-async def test_missing_read_model_tables_are_a_clear_503(postgres: str) -> None:
-    async with fresh_database(postgres, "api_empty", migrated=False) as empty:
-        async with running(create_app(ApiSettings(database_url=empty))) as http:
-            response = await http.get("/executions")
-            health = await http.get("/health")
+async def test_missing_read_model_tables_are_a_clear_503(make_database: MakeDatabase) -> None:
+    empty = await make_database(migrated=False)
+    async with running(create_app(ApiSettings(database_url=empty))) as http:
+        response = await http.get("/executions")
+        health = await http.get("/health")
 
     assert response.status_code == 503
     assert "run the migrations" in response.json()["detail"]

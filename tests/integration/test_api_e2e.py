@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from _api_support import fresh_database, sse_events
+from _api_support import sse_events
+from _databases import fresh_database
 
 from events import catalogue as c
 from events.codec import default_codec

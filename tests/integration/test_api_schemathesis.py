@@ -10,12 +10,12 @@ covers it).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
 import schemathesis
-from _api_support import fresh_database, write_history, write_variables
+from _api_support import write_history, write_variables
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
@@ -47,23 +47,23 @@ schema = schemathesis.openapi.from_dict(
 
 
 @pytest.fixture(scope="module")
-async def dsn(postgres: str) -> AsyncIterator[str]:
+async def dsn(dsn: str) -> str:
+    """The module's database, holding three executions and a shared variable."""
     import random
 
-    async with fresh_database(postgres, "api_fuzz") as created:
-        conn = await asyncpg.connect(created)
-        try:
-            rng = random.Random(7)
-            for i in range(3):
-                await write_history(
-                    conn, simulate_execution(f"exec_{i}", rng, tasks=3), first_offset=100 * i
-                )
-            await write_variables(
-                conn, "ns", [SharedVariable(name="v", type="int", value=1, version=1)]
+    conn = await asyncpg.connect(dsn)
+    try:
+        rng = random.Random(7)
+        for i in range(3):
+            await write_history(
+                conn, simulate_execution(f"exec_{i}", rng, tasks=3), first_offset=100 * i
             )
-        finally:
-            await conn.close()
-        yield created
+        await write_variables(
+            conn, "ns", [SharedVariable(name="v", type="int", value=1, version=1)]
+        )
+    finally:
+        await conn.close()
+    return dsn
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
-from _api_support import fresh_database, notify_changed, sse_events, write_history
+from _api_support import notify_changed, sse_events, write_history
 from fastapi import FastAPI
 
 from events import catalogue as c
@@ -33,21 +33,21 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-async def dsn(postgres: str) -> AsyncIterator[str]:
-    async with fresh_database(postgres, "api_server") as created:
-        conn = await asyncpg.connect(created)
-        try:
-            for execution_id in ("stream-1", "stream-2"):
-                w = HistoryWriter(
-                    execution_id, "p", random.Random(0), clock=datetime(2024, 1, 1, tzinfo=UTC)
-                )
-                w.emit(c.ExecutionCreated(pipeline_id="p", tasks=(c.TaskSpec(task_id="t"),)))
-                w.emit(c.ExecutionValidationStarted())
-                w.emit(c.ExecutionValidationSucceeded())
-                await write_history(conn, w.events)
-        finally:
-            await conn.close()
-        yield created
+async def dsn(dsn: str) -> str:
+    """The module's database, holding two running executions to stream."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for execution_id in ("stream-1", "stream-2"):
+            w = HistoryWriter(
+                execution_id, "p", random.Random(0), clock=datetime(2024, 1, 1, tzinfo=UTC)
+            )
+            w.emit(c.ExecutionCreated(pipeline_id="p", tasks=(c.TaskSpec(task_id="t"),)))
+            w.emit(c.ExecutionValidationStarted())
+            w.emit(c.ExecutionValidationSucceeded())
+            await write_history(conn, w.events)
+    finally:
+        await conn.close()
+    return dsn
 
 
 @pytest.fixture(scope="module")

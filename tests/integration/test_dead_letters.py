@@ -18,13 +18,11 @@ import asyncpg
 import pytest
 from _projector_support import (
     CLI,
+    MakeProjection,
     applied_total,
     compare_with_fold,
     event_log,
-    fresh_database,
-    fresh_topics,
     histories,
-    settings_for,
     wait_until,
 )
 
@@ -36,7 +34,7 @@ from events.fold import fold
 from events.topics import dlq_name
 from events.userdata import encode_user_data
 from projections.deadletters import replay_dead_letter
-from projections.processor import Projector, prepare
+from projections.processor import Projector
 
 
 def _shared(name: str, value: object, version: int, immutable: bool = False) -> Envelope:
@@ -71,7 +69,7 @@ async def _dlq_records(bootstrap: str, topic: str, count: int) -> list[Any]:
 
 @pytest.mark.timeout(120)
 async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
-    kafka: Any, postgres: str
+    kafka: Any, make_projection: MakeProjection
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     codec = default_codec()
@@ -87,133 +85,128 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
     victim_log = [*clean[:3], rejected, *shifted]
     unknown = b"\xc3\x01" + bytes(8) + codec.encode(clean[0])[10:]
 
-    topics = await fresh_topics(bootstrap, partitions=1)
-    settings = settings_for(topics, name="poison")
+    topics, settings, dsn = await make_projection(1, name="poison")
     pipeline = topics.pipeline.name
-    async with fresh_database(postgres, "poison") as dsn:
-        await prepare(settings, dsn, bootstrap)
-        async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-            await log.append_batch(victim_log[:2])
-            garbage_at = await log.append_raw(pipeline, b"\x00garbage", key=victim.encode())
-            await log.append_batch(victim_log[2:3])
-            unknown_at = await log.append_raw(pipeline, unknown, key=victim.encode())
-            rejected_at = await log.append(rejected)
-            await log.append_batch(victim_log[4:])
-            for eid in others:
-                await log.append_batch(hist[eid])
-            await log.append_batch(
-                [
-                    _shared("quality_threshold", 0.8, 1, immutable=True),
-                    _shared("quality_threshold", 0.9, 2),
-                ]
-            )
-            ends = sum((await log.end_offsets(pipeline)).values()) + sum(
-                (await log.end_offsets(topics.shared.name)).values()
-            )
-
-            projector = Projector(settings, dsn, bootstrap)
-            await projector.start()
-            run = asyncio.create_task(projector.run())
-            try:
-
-                async def caught_up() -> bool:
-                    return await applied_total(dsn, settings.name) == ends
-
-                await wait_until(caught_up, 60, "the processor to pass every record")
-
-                conn = await asyncpg.connect(dsn)
-                try:
-                    letters = await conn.fetch(
-                        'SELECT * FROM dead_letters ORDER BY topic, "offset"'
-                    )
-                    by_offset = {(r["topic"], r["offset"]): r for r in letters}
-                    assert set(by_offset) == {
-                        (pipeline, garbage_at.offset),
-                        (pipeline, unknown_at.offset),
-                        (pipeline, rejected_at.offset),
-                        (topics.shared.name, 1),
-                    }
-                    garbage = by_offset[(pipeline, garbage_at.offset)]
-                    assert garbage["error_class"] == "DecodeError"
-                    assert garbage["raw"] == b"\x00garbage"
-                    assert (
-                        "unknown schema fingerprint"
-                        in by_offset[(pipeline, unknown_at.offset)]["reason"]
-                    )
-                    refused = by_offset[(pipeline, rejected_at.offset)]
-                    assert refused["error_class"] == "FoldRejected"
-                    assert "no_such_task" in refused["reason"]
-                    assert refused["execution_id"] == victim
-                    assert refused["event_type"] == "TaskScheduled"
-                    immutable = by_offset[(topics.shared.name, 1)]
-                    assert "immutable" in immutable["reason"]
-                    assert {r["dlq_topic"] for r in letters} == {
-                        dlq_name(pipeline),
-                        dlq_name(topics.shared.name),
-                    }
-                    variable = await conn.fetchrow(
-                        "SELECT value, version FROM shared_variables WHERE name = $1",
-                        "quality_threshold",
-                    )
-                    assert variable is not None and variable["version"] == 1
-                finally:
-                    await conn.close()
-
-                dlq = await _dlq_records(bootstrap, pipeline, 3)
-                assert [r.value for r in dlq] == [b"\x00garbage", unknown, codec.encode(rejected)]
-                headers = dict(dlq[2].headers)
-                assert headers["dlq.reason"].decode() == refused["reason"]
-                assert headers["dlq.original.topic"].decode() == pipeline
-                assert int(headers["dlq.original.offset"]) == rejected_at.offset
-                assert headers["dlq.error.class"] == b"FoldRejected"
-
-                # Everything else flowed: the victim as the fold sees its log, the others whole.
-                expected = {victim: victim_log, **{eid: hist[eid] for eid in others}}
-                assert await compare_with_fold(dsn, expected, settings) == []
-                assert fold(victim_log) is not None
-
-                # Replay: the same bytes go back to the original topic and are read again.
-                conn = await asyncpg.connect(dsn)
-                try:
-                    again = await replay_dead_letter(conn, log, garbage["id"])
-                    assert again.topic == pipeline and again.offset > garbage_at.offset
-
-                    async def replayed() -> bool:
-                        return await applied_total(dsn, settings.name) == ends + 1
-
-                    await wait_until(replayed, 30, "the replayed record to be read")
-                    assert await conn.fetchval(
-                        "SELECT replayed_at IS NOT NULL FROM dead_letters WHERE id = $1",
-                        garbage["id"],
-                    )
-                    # Still garbage: a new letter at the new position, the old one kept.
-                    assert (
-                        await conn.fetchval(
-                            'SELECT count(*) FROM dead_letters WHERE "offset" = $1', again.offset
-                        )
-                        == 1
-                    )
-                finally:
-                    await conn.close()
-            finally:
-                projector.request_stop()
-                await run
-                await projector.stop()
-
-        proc = await asyncio.create_subprocess_exec(
-            *CLI,
-            "dlq",
-            "list",
-            "--database-url",
-            dsn,
-            stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "COLUMNS": "250"},
+    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        await log.append_batch(victim_log[:2])
+        garbage_at = await log.append_raw(pipeline, b"\x00garbage", key=victim.encode())
+        await log.append_batch(victim_log[2:3])
+        unknown_at = await log.append_raw(pipeline, unknown, key=victim.encode())
+        rejected_at = await log.append(rejected)
+        await log.append_batch(victim_log[4:])
+        for eid in others:
+            await log.append_batch(hist[eid])
+        await log.append_batch(
+            [
+                _shared("quality_threshold", 0.8, 1, immutable=True),
+                _shared("quality_threshold", 0.9, 2),
+            ]
         )
-        out, _ = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode == 0
-        listed = out.decode()
-        assert "FoldRejected" in listed and "no_such_task" in listed
-        assert "unknown schema fingerprint" in listed
+        ends = sum((await log.end_offsets(pipeline)).values()) + sum(
+            (await log.end_offsets(topics.shared.name)).values()
+        )
+
+        projector = Projector(settings, dsn, bootstrap)
+        await projector.start()
+        run = asyncio.create_task(projector.run())
+        try:
+
+            async def caught_up() -> bool:
+                return await applied_total(dsn, settings.name) == ends
+
+            await wait_until(caught_up, 60, "the processor to pass every record")
+
+            conn = await asyncpg.connect(dsn)
+            try:
+                letters = await conn.fetch('SELECT * FROM dead_letters ORDER BY topic, "offset"')
+                by_offset = {(r["topic"], r["offset"]): r for r in letters}
+                assert set(by_offset) == {
+                    (pipeline, garbage_at.offset),
+                    (pipeline, unknown_at.offset),
+                    (pipeline, rejected_at.offset),
+                    (topics.shared.name, 1),
+                }
+                garbage = by_offset[(pipeline, garbage_at.offset)]
+                assert garbage["error_class"] == "DecodeError"
+                assert garbage["raw"] == b"\x00garbage"
+                assert (
+                    "unknown schema fingerprint"
+                    in by_offset[(pipeline, unknown_at.offset)]["reason"]
+                )
+                refused = by_offset[(pipeline, rejected_at.offset)]
+                assert refused["error_class"] == "FoldRejected"
+                assert "no_such_task" in refused["reason"]
+                assert refused["execution_id"] == victim
+                assert refused["event_type"] == "TaskScheduled"
+                immutable = by_offset[(topics.shared.name, 1)]
+                assert "immutable" in immutable["reason"]
+                assert {r["dlq_topic"] for r in letters} == {
+                    dlq_name(pipeline),
+                    dlq_name(topics.shared.name),
+                }
+                variable = await conn.fetchrow(
+                    "SELECT value, version FROM shared_variables WHERE name = $1",
+                    "quality_threshold",
+                )
+                assert variable is not None and variable["version"] == 1
+            finally:
+                await conn.close()
+
+            dlq = await _dlq_records(bootstrap, pipeline, 3)
+            assert [r.value for r in dlq] == [b"\x00garbage", unknown, codec.encode(rejected)]
+            headers = dict(dlq[2].headers)
+            assert headers["dlq.reason"].decode() == refused["reason"]
+            assert headers["dlq.original.topic"].decode() == pipeline
+            assert int(headers["dlq.original.offset"]) == rejected_at.offset
+            assert headers["dlq.error.class"] == b"FoldRejected"
+
+            # Everything else flowed: the victim as the fold sees its log, the others whole.
+            expected = {victim: victim_log, **{eid: hist[eid] for eid in others}}
+            assert await compare_with_fold(dsn, expected, settings) == []
+            assert fold(victim_log) is not None
+
+            # Replay: the same bytes go back to the original topic and are read again.
+            conn = await asyncpg.connect(dsn)
+            try:
+                again = await replay_dead_letter(conn, log, garbage["id"])
+                assert again.topic == pipeline and again.offset > garbage_at.offset
+
+                async def replayed() -> bool:
+                    return await applied_total(dsn, settings.name) == ends + 1
+
+                await wait_until(replayed, 30, "the replayed record to be read")
+                assert await conn.fetchval(
+                    "SELECT replayed_at IS NOT NULL FROM dead_letters WHERE id = $1",
+                    garbage["id"],
+                )
+                # Still garbage: a new letter at the new position, the old one kept.
+                assert (
+                    await conn.fetchval(
+                        'SELECT count(*) FROM dead_letters WHERE "offset" = $1', again.offset
+                    )
+                    == 1
+                )
+            finally:
+                await conn.close()
+        finally:
+            projector.request_stop()
+            await run
+            await projector.stop()
+
+    proc = await asyncio.create_subprocess_exec(
+        *CLI,
+        "dlq",
+        "list",
+        "--database-url",
+        dsn,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0
+    listed = out.decode()
+    assert "FoldRejected" in listed and "no_such_task" in listed
+    assert "unknown schema fingerprint" in listed
 
 
 def _crafted(execution_id: str) -> list[Envelope]:
@@ -236,50 +229,47 @@ def _crafted(execution_id: str) -> list[Envelope]:
 
 @pytest.mark.timeout(120)
 async def test_a_value_postgresql_cannot_store_is_dead_lettered_not_wedging(
-    kafka: Any, postgres: str
+    kafka: Any, make_projection: MakeProjection
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     hist = histories(3, seed=61)
     crafted = _crafted("exec_nul")
-    topics = await fresh_topics(bootstrap, partitions=1)
-    settings = settings_for(topics, name="unstorable", batch_size=5000)
-    async with fresh_database(postgres, "unstorable") as dsn:
-        await prepare(settings, dsn, bootstrap)
-        async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-            for events in (*hist.values(), crafted):
-                await log.append_batch(events)
-            total = sum(len(h) for h in hist.values()) + len(crafted)
-            projector = Projector(settings, dsn, bootstrap)
-            await projector.start()
-            run = asyncio.create_task(projector.run())
-            try:
-
-                async def caught_up() -> bool:
-                    return await applied_total(dsn, settings.name) == total
-
-                await wait_until(caught_up, 60, "the processor to pass every record")
-            finally:
-                projector.request_stop()
-                await run
-                await projector.stop()
-        assert await compare_with_fold(dsn, hist, settings, exhaustive=False) == []
-        conn = await asyncpg.connect(dsn)
+    topics, settings, dsn = await make_projection(1, name="unstorable", batch_size=5000)
+    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        for events in (*hist.values(), crafted):
+            await log.append_batch(events)
+        total = sum(len(h) for h in hist.values()) + len(crafted)
+        projector = Projector(settings, dsn, bootstrap)
+        await projector.start()
+        run = asyncio.create_task(projector.run())
         try:
-            letters = await conn.fetch("SELECT * FROM dead_letters")
-            row = await conn.fetchrow(
-                "SELECT status, last_sequence FROM pipeline_states WHERE execution_id = $1",
-                "exec_nul",
-            )
-            archived = await conn.fetchval(
-                "SELECT payload FROM execution_events WHERE execution_id = $1 AND sequence = 6",
-                "exec_nul",
-            )
+
+            async def caught_up() -> bool:
+                return await applied_total(dsn, settings.name) == total
+
+            await wait_until(caught_up, 60, "the processor to pass every record")
         finally:
-            await conn.close()
-        assert [(r["error_class"], r["execution_id"], r["event_type"]) for r in letters] == [
-            ("UnstorableEvent", "exec_nul", "TaskFailed")
-        ]
-        assert "not storable" in letters[0]["reason"]
-        # The refused event kept its sequence slot: the events after it were applied.
-        assert row is not None and (row["status"], row["last_sequence"]) == ("completed", 8)
-        assert "$unstorable" in archived
+            projector.request_stop()
+            await run
+            await projector.stop()
+    assert await compare_with_fold(dsn, hist, settings, exhaustive=False) == []
+    conn = await asyncpg.connect(dsn)
+    try:
+        letters = await conn.fetch("SELECT * FROM dead_letters")
+        row = await conn.fetchrow(
+            "SELECT status, last_sequence FROM pipeline_states WHERE execution_id = $1",
+            "exec_nul",
+        )
+        archived = await conn.fetchval(
+            "SELECT payload FROM execution_events WHERE execution_id = $1 AND sequence = 6",
+            "exec_nul",
+        )
+    finally:
+        await conn.close()
+    assert [(r["error_class"], r["execution_id"], r["event_type"]) for r in letters] == [
+        ("UnstorableEvent", "exec_nul", "TaskFailed")
+    ]
+    assert "not storable" in letters[0]["reason"]
+    # The refused event kept its sequence slot: the events after it were applied.
+    assert row is not None and (row["status"], row["last_sequence"]) == ("completed", 8)
+    assert "$unstorable" in archived

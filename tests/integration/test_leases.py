@@ -4,34 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from commands.errors import LeaseLost, LockTimeout
 from commands.leases import LeaseStore
-from projections.migrate import migrate
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-async def pool(postgres: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on a fresh database with the read-model tables (leases among them)."""
-    name = f"leases_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = urlunsplit(urlsplit(postgres)._replace(path=f"/{name}"))
-    try:
-        async with asyncpg.create_pool(dsn, min_size=1, max_size=12) as created:
-            async with created.acquire() as conn:
-                await migrate(conn)
-            yield created
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ import json
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -18,7 +16,6 @@ from commands import leases
 from commands.errors import LeaseLost, LockNotConfigured, LockTimeout
 from commands.leases import LeaseStore
 from commands.lock import DistributedLock, list_locks
-from projections.migrate import migrate
 
 pytestmark = pytest.mark.integration
 
@@ -27,27 +24,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-async def dsn(postgres: str) -> AsyncIterator[str]:
-    """A fresh database with the read-model tables and a counters table."""
-    name = f"lock_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(postgres)._replace(path=f"/{name}"))
+async def dsn(dsn: str) -> str:
+    """The module's database (read-model tables), with a counters table."""
+    conn = await asyncpg.connect(dsn)
     try:
-        conn = await asyncpg.connect(url)
-        await migrate(conn)
         await conn.execute("CREATE TABLE counters (id text PRIMARY KEY, value integer NOT NULL)")
-        await conn.close()
-        yield url
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-@pytest.fixture(scope="module")
-async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(dsn, min_size=1, max_size=14) as created:
-        yield created
+        await conn.close()
+    return dsn
 
 
 @pytest.fixture

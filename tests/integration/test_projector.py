@@ -14,16 +14,14 @@ from typing import Any
 import asyncpg
 import pytest
 from _projector_support import (
+    MakeProjection,
     applied_total,
     by_execution,
     compare_with_fold,
     event_log,
-    fresh_database,
-    fresh_topics,
     histories,
     mixed,
     produce,
-    settings_for,
     wait_until,
 )
 
@@ -32,148 +30,143 @@ from events.consumer import RawRecord
 from projections._engine import BatchEngine
 from projections.deadletters import DeadLetterSink
 from projections.positions import wait_for_position
-from projections.processor import Projector, create_pool, prepare
+from projections.processor import Projector, create_pool
 from projections.store import STATE_CHANGES_CHANNEL
 
 
 @pytest.mark.timeout(180)
 async def test_members_joining_and_leaving_lose_and_duplicate_nothing(
-    kafka: Any, postgres: str
+    kafka: Any, make_projection: MakeProjection
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     events = mixed(histories(300, seed=11), seed=12)
     half = len(events) // 2
-    topics = await fresh_topics(bootstrap, partitions=6)
-    settings = settings_for(topics, name="rebalance", batch_size=200, session_timeout_ms=6000)
-    async with fresh_database(postgres, "rebalance") as dsn:
-        await prepare(settings, dsn, bootstrap)
-        async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-            await produce(log, events[:half])
-            first = Projector(settings, dsn, bootstrap)
-            second = Projector(settings, dsn, bootstrap)
-            await first.start()
-            first_run = asyncio.create_task(first.run())
+    topics, settings, dsn = await make_projection(
+        6, name="rebalance", batch_size=200, session_timeout_ms=6000
+    )
+    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        await produce(log, events[:half])
+        first = Projector(settings, dsn, bootstrap)
+        second = Projector(settings, dsn, bootstrap)
+        await first.start()
+        first_run = asyncio.create_task(first.run())
 
-            async def progressed() -> bool:
-                return await applied_total(dsn, settings.name) >= half // 4
+        async def progressed() -> bool:
+            return await applied_total(dsn, settings.name) >= half // 4
 
-            await wait_until(progressed, 60, "the first member to start folding")
-            await second.start()  # joins mid-stream: a rebalance while records flow
-            second_run = asyncio.create_task(second.run())
+        await wait_until(progressed, 60, "the first member to start folding")
+        await second.start()  # joins mid-stream: a rebalance while records flow
+        second_run = asyncio.create_task(second.run())
 
-            async def second_assigned() -> bool:
-                return bool(second.positions)
+        async def second_assigned() -> bool:
+            return bool(second.positions)
 
-            await wait_until(second_assigned, 60, "the second member to get partitions")
+        await wait_until(second_assigned, 60, "the second member to get partitions")
 
-            async def write_second_half() -> None:
-                for i in range(half, len(events), 250):
-                    await produce(log, events[i : i + 250])
-                    await asyncio.sleep(0.05)
+        async def write_second_half() -> None:
+            for i in range(half, len(events), 250):
+                await produce(log, events[i : i + 250])
+                await asyncio.sleep(0.05)
 
-            writer = asyncio.create_task(write_second_half())
+        writer = asyncio.create_task(write_second_half())
 
-            async def second_working() -> bool:
-                return second.records > 0
+        async def second_working() -> bool:
+            return second.records > 0
 
-            await wait_until(second_working, 60, "the second member to fold something")
-            first.request_stop()  # leaves mid-stream: the second takes every partition
-            await first_run
-            await first.stop()
-            await writer
+        await wait_until(second_working, 60, "the second member to fold something")
+        first.request_stop()  # leaves mid-stream: the second takes every partition
+        await first_run
+        await first.stop()
+        await writer
 
-            async def all_applied() -> bool:
-                return await applied_total(dsn, settings.name) == len(events)
+        async def all_applied() -> bool:
+            return await applied_total(dsn, settings.name) == len(events)
 
-            await wait_until(all_applied, 90, "every event to be applied")
-            second.request_stop()
-            await second_run
-            await second.stop()
+        await wait_until(all_applied, 90, "every event to be applied")
+        second.request_stop()
+        await second_run
+        await second.stop()
 
-        assert first.records > 0 and second.records > 0
-        assert first.records + second.records == len(events)  # each committed exactly once
-        assert await compare_with_fold(dsn, by_execution(events), settings) == []
+    assert first.records > 0 and second.records > 0
+    assert first.records + second.records == len(events)  # each committed exactly once
+    assert await compare_with_fold(dsn, by_execution(events), settings) == []
 
 
-async def test_a_member_that_lost_its_partition_cannot_write_it(kafka: Any, postgres: str) -> None:
+async def test_a_member_that_lost_its_partition_cannot_write_it(
+    kafka: Any, make_projection: MakeProjection
+) -> None:
     bootstrap = kafka.bootstrap_servers
     events = mixed(histories(5, seed=21), seed=22)
-    topics = await fresh_topics(bootstrap, partitions=1)
-    settings = settings_for(topics, name="fenced")
+    topics, settings, dsn = await make_projection(1, name="fenced")
     tp = (topics.pipeline.name, 0)
-    async with fresh_database(postgres, "fenced") as dsn:
-        await prepare(settings, dsn, bootstrap)
-        async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-            positions = await log.append_batch(events)
-            records = [
-                RawRecord(position=p, key=e.key(), value=default_codec().encode(e), timestamp_ms=0)
-                for p, e in zip(positions, events, strict=True)
-            ]
-            pool = await create_pool(dsn)
-            try:
-                codec = default_codec()
-                stale = BatchEngine(settings, pool, codec, DeadLetterSink(settings, log))
-                owner = BatchEngine(settings, pool, codec, DeadLetterSink(settings, log))
-                assert await stale.claim([tp]) == {tp: 0}
-                assert await owner.claim([tp]) == {tp: 0}  # the partition moved on
+    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        positions = await log.append_batch(events)
+        records = [
+            RawRecord(position=p, key=e.key(), value=default_codec().encode(e), timestamp_ms=0)
+            for p, e in zip(positions, events, strict=True)
+        ]
+        pool = await create_pool(dsn)
+        try:
+            codec = default_codec()
+            stale = BatchEngine(settings, pool, codec, DeadLetterSink(settings, log))
+            owner = BatchEngine(settings, pool, codec, DeadLetterSink(settings, log))
+            assert await stale.claim([tp]) == {tp: 0}
+            assert await owner.claim([tp]) == {tp: 0}  # the partition moved on
 
-                assert (await owner.process(records[:10])).committed
-                fenced = await stale.process(records[:20])
-                assert not fenced.committed
-                assert fenced.seek == {tp: 10}  # re-read from what the owner stored
-                async with pool.acquire() as conn:
-                    archived = await conn.fetchval("SELECT count(*) FROM execution_events")
-                assert archived == 10  # nothing of the stale batch was written
+            assert (await owner.process(records[:10])).committed
+            fenced = await stale.process(records[:20])
+            assert not fenced.committed
+            assert fenced.seek == {tp: 10}  # re-read from what the owner stored
+            async with pool.acquire() as conn:
+                archived = await conn.fetchval("SELECT count(*) FROM execution_events")
+            assert archived == 10  # nothing of the stale batch was written
 
-                # Having re-read the stored offset, it continues exactly where the owner was.
-                assert (await stale.process(records[10:])).committed
-            finally:
-                await pool.close()
-        assert await compare_with_fold(dsn, by_execution(events), settings) == []
+            # Having re-read the stored offset, it continues exactly where the owner was.
+            assert (await stale.process(records[10:])).committed
+        finally:
+            await pool.close()
+    assert await compare_with_fold(dsn, by_execution(events), settings) == []
 
 
 async def test_commits_notify_and_wait_for_position_sees_an_append(
-    kafka: Any, postgres: str
+    kafka: Any, make_projection: MakeProjection
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     hist = histories(3, seed=31)
-    topics = await fresh_topics(bootstrap, partitions=2)
-    settings = settings_for(topics, name="notify")
-    async with fresh_database(postgres, "notify") as dsn:
-        await prepare(settings, dsn, bootstrap)
-        listener = await asyncpg.connect(dsn)
-        changed: asyncio.Queue[list[str]] = asyncio.Queue()
-        await listener.add_listener(
-            STATE_CHANGES_CHANNEL, lambda *args: changed.put_nowait(json.loads(args[3]))
-        )
-        pool = await create_pool(dsn)
-        projector = Projector(settings, dsn, bootstrap)
-        try:
-            async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-                first = await log.append_batch(next(iter(hist.values())))
-                # Not applied yet (no processor): a short wait says so.
-                assert not await wait_for_position(pool, settings.name, first[-1], 0.3)
-                await projector.start()
-                run = asyncio.create_task(projector.run())
-                assert await wait_for_position(pool, settings.name, first[-1], 30)
-                seen: set[str] = set()
-                while next(iter(hist)) not in seen:
-                    seen.update(await asyncio.wait_for(changed.get(), 10))
-                # Read-your-writes on another execution, through a plain connection too.
-                last = (await log.append_batch(list(hist.values())[1]))[-1]
-                conn = await asyncpg.connect(dsn)
-                try:
-                    assert await wait_for_position(conn, settings.name, last, 30)
-                    row = await conn.fetchrow(
-                        "SELECT last_sequence FROM pipeline_states WHERE execution_id = $1",
-                        list(hist)[1],
-                    )
-                finally:
-                    await conn.close()
-                assert row is not None and row["last_sequence"] > 0
-                projector.request_stop()
-                await run
-        finally:
-            await projector.stop()
-            await pool.close()
-            await listener.close()
+    topics, settings, dsn = await make_projection(2, name="notify")
+    listener = await asyncpg.connect(dsn)
+    changed: asyncio.Queue[list[str]] = asyncio.Queue()
+    await listener.add_listener(
+        STATE_CHANGES_CHANNEL, lambda *args: changed.put_nowait(json.loads(args[3]))
+    )
+    pool = await create_pool(dsn)
+    projector = Projector(settings, dsn, bootstrap)
+    try:
+        async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+            first = await log.append_batch(next(iter(hist.values())))
+            # Not applied yet (no processor): a short wait says so.
+            assert not await wait_for_position(pool, settings.name, first[-1], 0.3)
+            await projector.start()
+            run = asyncio.create_task(projector.run())
+            assert await wait_for_position(pool, settings.name, first[-1], 30)
+            seen: set[str] = set()
+            while next(iter(hist)) not in seen:
+                seen.update(await asyncio.wait_for(changed.get(), 10))
+            # Read-your-writes on another execution, through a plain connection too.
+            last = (await log.append_batch(list(hist.values())[1]))[-1]
+            conn = await asyncpg.connect(dsn)
+            try:
+                assert await wait_for_position(conn, settings.name, last, 30)
+                row = await conn.fetchrow(
+                    "SELECT last_sequence FROM pipeline_states WHERE execution_id = $1",
+                    list(hist)[1],
+                )
+            finally:
+                await conn.close()
+            assert row is not None and row["last_sequence"] > 0
+            projector.request_stop()
+            await run
+    finally:
+        await projector.stop()
+        await pool.close()
+        await listener.close()

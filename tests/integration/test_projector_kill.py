@@ -19,16 +19,14 @@ from typing import Any
 import pytest
 from _projector_support import (
     CLI,
+    MakeProjection,
     applied_total,
     by_execution,
     compare_with_fold,
     event_log,
-    fresh_database,
-    fresh_topics,
     histories,
     mixed,
     produce,
-    settings_for,
     wait_until,
 )
 
@@ -65,49 +63,47 @@ async def _start(dsn: str, kafka: Any, settings: Any, stderr: Path) -> asyncio.s
 
 @pytest.mark.timeout(400)
 async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
-    kafka: Any, postgres: str, tmp_path: Path
+    kafka: Any, make_projection: MakeProjection, tmp_path: Path
 ) -> None:
     stderr = tmp_path / "processor.log"
     rng = random.Random(20240115)
     hist = histories(1400, seed=7, tasks=10)
     events = mixed(hist, seed=8)
     assert len(events) >= EVENTS and len(hist) >= 500
-    topics = await fresh_topics(kafka.bootstrap_servers, partitions=6)
-    settings = settings_for(topics, name="kill_test")
-    async with fresh_database(postgres, "kill") as dsn:
-        async with event_log(kafka.bootstrap_servers, topics, kafka.supports_idempotence) as log:
-            await produce(log, events)
-        total = len(events)
-        # Kill once progress passes each threshold: always mid-stream, never at the end.
-        thresholds = sorted(rng.uniform(0.05, 0.9) * total for _ in range(KILLS))
-        kills = 0
-        for threshold in thresholds:
-            proc = await _start(dsn, kafka, settings, stderr)
-
-            async def past(
-                threshold: float = threshold, proc: asyncio.subprocess.Process = proc
-            ) -> bool:
-                if proc.returncode is not None:
-                    log_tail = stderr.read_text(errors="replace")[-3000:]
-                    raise AssertionError(f"processor exited {proc.returncode}:\n{log_tail}")
-                return await applied_total(dsn, settings.name) >= threshold
-
-            await wait_until(past, 120, f"progress past {int(threshold)}", interval=0.02)
-            await asyncio.sleep(rng.uniform(0, 0.3))  # somewhere inside the next batch
-            proc.send_signal(signal.SIGKILL)
-            await proc.wait()
-            kills += 1
-        assert kills >= KILLS
-
+    topics, settings, dsn = await make_projection(6, name="kill_test", prepared=False)
+    async with event_log(kafka.bootstrap_servers, topics, kafka.supports_idempotence) as log:
+        await produce(log, events)
+    total = len(events)
+    # Kill once progress passes each threshold: always mid-stream, never at the end.
+    thresholds = sorted(rng.uniform(0.05, 0.9) * total for _ in range(KILLS))
+    kills = 0
+    for threshold in thresholds:
         proc = await _start(dsn, kafka, settings, stderr)
 
-        async def done() -> bool:
-            assert proc.returncode is None, stderr.read_text(errors="replace")[-3000:]
-            return await applied_total(dsn, settings.name) == total
+        async def past(
+            threshold: float = threshold, proc: asyncio.subprocess.Process = proc
+        ) -> bool:
+            if proc.returncode is not None:
+                log_tail = stderr.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"processor exited {proc.returncode}:\n{log_tail}")
+            return await applied_total(dsn, settings.name) >= threshold
 
-        await wait_until(done, 150, "the processor to catch up")
-        proc.send_signal(signal.SIGTERM)  # a clean stop: finish the batch, leave the group
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        await wait_until(past, 120, f"progress past {int(threshold)}", interval=0.02)
+        await asyncio.sleep(rng.uniform(0, 0.3))  # somewhere inside the next batch
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        kills += 1
+    assert kills >= KILLS
 
-        mismatches = await compare_with_fold(dsn, by_execution(events), settings)
-        assert mismatches == []
+    proc = await _start(dsn, kafka, settings, stderr)
+
+    async def done() -> bool:
+        assert proc.returncode is None, stderr.read_text(errors="replace")[-3000:]
+        return await applied_total(dsn, settings.name) == total
+
+    await wait_until(done, 150, "the processor to catch up")
+    proc.send_signal(signal.SIGTERM)  # a clean stop: finish the batch, leave the group
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+    mismatches = await compare_with_fold(dsn, by_execution(events), settings)
+    assert mismatches == []

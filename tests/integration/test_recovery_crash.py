@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _api_support import fresh_database
+from _databases import fresh_database
 from _worker import WorkerProcess, config_yaml, make_pipeline, marks_of
 
 from events.fold import fold

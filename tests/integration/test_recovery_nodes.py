@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from _api_support import fresh_database
+from _databases import fresh_database
 from _worker import WorkerProcess, config_yaml, marks_of
 
 from orchestrator.app import App, AppOptions, plan_app

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from _api_support import fresh_database
+from _databases import fresh_database
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from _api_support import fresh_database
+from _databases import fresh_database
 
 from commands.decide import CreateExecution, StartTask, StartValidation, SucceedValidation
 from events.errors import InvalidTransition

@@ -11,16 +11,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
+from _databases import MakeDatabase
+from _projector_support import CLI
 
 from events.codec import default_codec
 from events.envelope import Envelope, Position
 from events.fold import fold, step
 from events.simulate import simulate_execution
-from projections.migrate import migrate
 from snapshots.filesystem import FilesystemSnapshotStore
 from snapshots.postgres import PostgresSnapshotIndex
 from snapshots.writer import PendingSnapshot, SnapshotWriter
-from tests.integration._projector_support import CLI, fresh_database
 
 TOPIC = "orchestrator.pipeline.events"
 
@@ -47,7 +47,6 @@ async def _seed(dsn: str, store_dir: Path) -> list[Envelope]:
     codec = default_codec()
     conn = await asyncpg.connect(dsn)
     try:
-        await migrate(conn)
         state = None
         rows = []
         writer = SnapshotWriter(FilesystemSnapshotStore(store_dir))
@@ -103,38 +102,38 @@ async def _seed(dsn: str, store_dir: Path) -> list[Envelope]:
     return events
 
 
-async def test_prune_prints_first_and_deletes_only_with_yes(postgres: str, tmp_path: Path) -> None:
-    async with fresh_database(postgres, "snapcli") as dsn:
-        events = await _seed(dsn, tmp_path)
-        store = FilesystemSnapshotStore(tmp_path)
-        before = await store.list()
-        assert len(before) >= 4
-        common = ("--database-url", dsn, "--store", f"file://{tmp_path}")
+async def test_prune_prints_first_and_deletes_only_with_yes(
+    make_database: MakeDatabase, tmp_path: Path
+) -> None:
+    dsn = await make_database()
+    events = await _seed(dsn, tmp_path)
+    store = FilesystemSnapshotStore(tmp_path)
+    before = await store.list()
+    assert len(before) >= 4
+    common = ("--database-url", dsn, "--store", f"file://{tmp_path}")
 
-        code, out, err = await _cli("snapshots", "prune", "--max-checkpoints", "2", *common)
-        assert code == 0, err
-        assert f"{len(before) - 2} snapshot(s) to delete" in out and "--yes" in out
-        assert await store.list() == before  # nothing deleted without --yes
+    code, out, err = await _cli("snapshots", "prune", "--max-checkpoints", "2", *common)
+    assert code == 0, err
+    assert f"{len(before) - 2} snapshot(s) to delete" in out and "--yes" in out
+    assert await store.list() == before  # nothing deleted without --yes
 
-        code, out, err = await _cli(
-            "snapshots", "prune", "--max-checkpoints", "2", "--yes", *common
-        )
-        assert code == 0, err
-        assert f"deleted {len(before) - 2} snapshot(s)" in out
-        assert await store.list() == before[-2:]
+    code, out, err = await _cli("snapshots", "prune", "--max-checkpoints", "2", "--yes", *common)
+    assert code == 0, err
+    assert f"deleted {len(before) - 2} snapshot(s)" in out
+    assert await store.list() == before[-2:]
 
-        code, out, err = await _cli("snapshots", "list", "exec_cli", "--database-url", dsn)
-        assert code == 0 and out.count(".snap") == 2, out
+    code, out, err = await _cli("snapshots", "list", "exec_cli", "--database-url", dsn)
+    assert code == 0 and out.count(".snap") == 2, out
 
-        code, out, err = await _cli("snapshots", "restore", "exec_cli", *common)
-        assert code == 0, err
-        restored = json.loads(out)
-        full = fold(events)
-        assert full is not None
-        assert restored["last_sequence"] == full.last_sequence
-        assert restored["status"] == full.status
-        assert before[-1] in err  # says which snapshot it started from
+    code, out, err = await _cli("snapshots", "restore", "exec_cli", *common)
+    assert code == 0, err
+    restored = json.loads(out)
+    full = fold(events)
+    assert full is not None
+    assert restored["last_sequence"] == full.last_sequence
+    assert restored["status"] == full.status
+    assert before[-1] in err  # says which snapshot it started from
 
-        code, out, err = await _cli("snapshots", "restore", "exec_cli", "--sequence", "3", *common)
-        assert code == 0, err
-        assert json.loads(out)["last_sequence"] == 3 and "the first event" in err
+    code, out, err = await _cli("snapshots", "restore", "exec_cli", "--sequence", "3", *common)
+    assert code == 0, err
+    assert json.loads(out)["last_sequence"] == 3 and "the first event" in err

@@ -18,27 +18,25 @@ from typing import Any
 
 import asyncpg
 import pytest
+from _projector_support import (
+    CLI,
+    MakeProjection,
+    applied_total,
+    event_log,
+    histories,
+    mixed,
+    produce,
+    wait_until,
+)
 
 from events.codec import default_codec
 from events.envelope import Envelope
 from events.fold import fold
-from projections.processor import Projector, prepare
+from projections.processor import Projector
 from snapshots.codec import SnapshotCodec
 from snapshots.filesystem import FilesystemSnapshotStore
 from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
 from snapshots.restore import Restorer
-from tests.integration._projector_support import (
-    CLI,
-    applied_total,
-    event_log,
-    fresh_database,
-    fresh_topics,
-    histories,
-    mixed,
-    produce,
-    settings_for,
-    wait_until,
-)
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +87,7 @@ async def _count(dsn: str, sql: str) -> int:
 
 @pytest.mark.timeout(400)
 async def test_sigkill_at_random_points_keeps_every_snapshot_exact(
-    kafka: Any, postgres: str, tmp_path: Path
+    kafka: Any, make_projection: MakeProjection, tmp_path: Path
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     stderr, store_dir = tmp_path / "snapshotter.log", tmp_path / "snapshots"
@@ -97,58 +95,55 @@ async def test_sigkill_at_random_points_keeps_every_snapshot_exact(
     hist = histories(EXECUTIONS, seed=41, tasks=40)
     events = mixed(hist, seed=42)
     assert len(events) >= EVENTS
-    topics = await fresh_topics(bootstrap, partitions=6)
-    settings = settings_for(topics, batch_size=2000)
-    async with fresh_database(postgres, "snapcrash") as dsn:
-        await prepare(settings, dsn, bootstrap)
-        async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-            await produce(log, events)
-        projector = Projector(settings, dsn, bootstrap)
-        await projector.start()
-        projecting = asyncio.create_task(projector.run())
-        try:
-            # Kill once the snapshot count passes each threshold: mid-stream, never at the end.
-            expected = len(events) // 40 + EXECUTIONS
-            thresholds = sorted(rng.uniform(0.05, 0.85) * expected for _ in range(KILLS))
-            for threshold in thresholds:
-                proc = await _start(dsn, bootstrap, topics.pipeline.name, store_dir, stderr)
-
-                async def past(threshold: float = threshold, proc: Any = proc) -> bool:
-                    if proc.returncode is not None:
-                        tail = stderr.read_text(errors="replace")[-3000:]
-                        raise AssertionError(f"snapshotter exited {proc.returncode}:\n{tail}")
-                    return await _count(dsn, "SELECT count(*) FROM snapshots") >= threshold
-
-                await wait_until(past, 120, f"{int(threshold)} snapshots", interval=0.02)
-                await asyncio.sleep(rng.uniform(0, 0.3))
-                proc.send_signal(signal.SIGKILL)
-                await proc.wait()
-
+    topics, settings, dsn = await make_projection(6, batch_size=2000)
+    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        await produce(log, events)
+    projector = Projector(settings, dsn, bootstrap)
+    await projector.start()
+    projecting = asyncio.create_task(projector.run())
+    try:
+        # Kill once the snapshot count passes each threshold: mid-stream, never at the end.
+        expected = len(events) // 40 + EXECUTIONS
+        thresholds = sorted(rng.uniform(0.05, 0.85) * expected for _ in range(KILLS))
+        for threshold in thresholds:
             proc = await _start(dsn, bootstrap, topics.pipeline.name, store_dir, stderr)
 
-            async def done() -> bool:
-                assert proc.returncode is None, stderr.read_text(errors="replace")[-3000:]
-                committed = await _count(
-                    dsn,
-                    f"SELECT sum(next_offset) FROM projection_offsets WHERE projection = '{NAME}'",
-                )
-                return committed == len(events) and (
-                    await applied_total(dsn, settings.name) == len(events)
-                )
+            async def past(threshold: float = threshold, proc: Any = proc) -> bool:
+                if proc.returncode is not None:
+                    tail = stderr.read_text(errors="replace")[-3000:]
+                    raise AssertionError(f"snapshotter exited {proc.returncode}:\n{tail}")
+                return await _count(dsn, "SELECT count(*) FROM snapshots") >= threshold
 
-            await wait_until(done, 150, "the snapshotter to cover every event")
-            proc.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(proc.wait(), 30) == 0
-        finally:
-            projector.request_stop()
-            await projecting
-            await projector.stop()
+            await wait_until(past, 120, f"{int(threshold)} snapshots", interval=0.02)
+            await asyncio.sleep(rng.uniform(0, 0.3))
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
 
-        log_text = stderr.read_text(errors="replace")
-        # The low watermark held: no restart met an execution it could not continue
-        # from its own snapshot (that would have needed a rebuild from the archive).
-        assert "rebuilt from" not in log_text and "unusable" not in log_text
-        await _check(dsn, FilesystemSnapshotStore(store_dir), hist)
+        proc = await _start(dsn, bootstrap, topics.pipeline.name, store_dir, stderr)
+
+        async def done() -> bool:
+            assert proc.returncode is None, stderr.read_text(errors="replace")[-3000:]
+            committed = await _count(
+                dsn,
+                f"SELECT sum(next_offset) FROM projection_offsets WHERE projection = '{NAME}'",
+            )
+            return committed == len(events) and (
+                await applied_total(dsn, settings.name) == len(events)
+            )
+
+        await wait_until(done, 150, "the snapshotter to cover every event")
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        projector.request_stop()
+        await projecting
+        await projector.stop()
+
+    log_text = stderr.read_text(errors="replace")
+    # The low watermark held: no restart met an execution it could not continue
+    # from its own snapshot (that would have needed a rebuild from the archive).
+    assert "rebuilt from" not in log_text and "unusable" not in log_text
+    await _check(dsn, FilesystemSnapshotStore(store_dir), hist)
 
 
 async def _check(dsn: str, store: FilesystemSnapshotStore, hist: dict[str, list[Envelope]]) -> None:

@@ -16,29 +16,27 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from _projector_support import (
+    MakeProjection,
+    applied_total,
+    event_log,
+    histories,
+    mixed,
+    produce,
+    wait_until,
+)
 
 from events.codec import default_codec
 from events.envelope import Envelope
 from events.fold import fold, step
 from orchestrator.devstack import S3Endpoint
-from projections.processor import Projector, prepare
+from projections.processor import Projector
 from snapshots.codec import SnapshotCodec
 from snapshots.policy import SnapshotPolicy
 from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
 from snapshots.restore import Restorer
 from snapshots.s3 import S3SnapshotStore
 from snapshots.snapshotter import Snapshotter, SnapshotterSettings
-from tests.integration._projector_support import (
-    applied_total,
-    event_log,
-    fresh_database,
-    fresh_topics,
-    histories,
-    mixed,
-    produce,
-    settings_for,
-    wait_until,
-)
 
 
 @asynccontextmanager
@@ -107,7 +105,7 @@ async def _check_restores(
 
 
 async def test_snapshots_and_restore_equal_the_fold_across_a_restart(
-    kafka: Any, postgres: str, s3: S3Endpoint
+    kafka: Any, make_projection: MakeProjection, s3: S3Endpoint
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     hist = histories(40, seed=31, tasks=12)
@@ -120,60 +118,57 @@ async def test_snapshots_and_restore_equal_the_fold_across_a_restart(
         first[eid] = events[: rng.randint(3, len(events) - 1)] if cut else events
     rest = [e for eid, events in hist.items() for e in events[len(first[eid]) :]]
     part1 = mixed(first, seed=33)
-    topics = await fresh_topics(bootstrap, partitions=3)
-    settings = settings_for(topics, batch_size=500)
+    topics, settings, dsn = await make_projection(3, batch_size=500)
     store = S3SnapshotStore(s3.bucket, f"pipeline-{uuid.uuid4().hex[:8]}", client=s3.client())
     codec = SnapshotCodec()
     snap_settings = SnapshotterSettings(topic=topics.pipeline.name, batch_size=300)
     policy = SnapshotPolicy(frequency=7, interval=None)
-    async with fresh_database(postgres, "snap") as dsn:
-        await prepare(settings, dsn, bootstrap)
-        async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-            await produce(log, part1)
-            async with _running(Projector(settings, dsn, bootstrap)):
-                async with _running(
-                    Snapshotter(
-                        snap_settings,
-                        dsn=dsn,
-                        bootstrap=bootstrap,
-                        store=store,
-                        codec=codec,
-                        policy=policy,
+    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        await produce(log, part1)
+        async with _running(Projector(settings, dsn, bootstrap)):
+            async with _running(
+                Snapshotter(
+                    snap_settings,
+                    dsn=dsn,
+                    bootstrap=bootstrap,
+                    store=store,
+                    codec=codec,
+                    policy=policy,
+                )
+            ) as snapshotter:
+
+                async def caught_up() -> bool:
+                    return snapshotter.records >= len(part1) and await applied_total(
+                        dsn, settings.name
+                    ) >= len(part1)
+
+                await wait_until(caught_up, 90, "both consumers to read the first half")
+                held = snapshotter.tracker.dirty_count
+                watermark = snapshotter.positions
+            assert held > 0, "some running executions hold events since their snapshot"
+            assert sum(watermark.values()) < len(part1)  # held back, not at the end
+            await _check_restores(dsn, store, codec, first)
+
+            await produce(log, rest)
+            async with _running(
+                Snapshotter(
+                    snap_settings,
+                    dsn=dsn,
+                    bootstrap=bootstrap,
+                    store=store,
+                    codec=codec,
+                    policy=policy,
+                )
+            ) as again:
+
+                async def all_read() -> bool:
+                    total = len(part1) + len(rest)
+                    return (
+                        await applied_total(dsn, settings.name) >= total
+                        and sum(again.positions.values()) >= total
                     )
-                ) as snapshotter:
 
-                    async def caught_up() -> bool:
-                        return snapshotter.records >= len(part1) and await applied_total(
-                            dsn, settings.name
-                        ) >= len(part1)
-
-                    await wait_until(caught_up, 90, "both consumers to read the first half")
-                    held = snapshotter.tracker.dirty_count
-                    watermark = snapshotter.positions
-                assert held > 0, "some running executions hold events since their snapshot"
-                assert sum(watermark.values()) < len(part1)  # held back, not at the end
-                await _check_restores(dsn, store, codec, first)
-
-                await produce(log, rest)
-                async with _running(
-                    Snapshotter(
-                        snap_settings,
-                        dsn=dsn,
-                        bootstrap=bootstrap,
-                        store=store,
-                        codec=codec,
-                        policy=policy,
-                    )
-                ) as again:
-
-                    async def all_read() -> bool:
-                        total = len(part1) + len(rest)
-                        return (
-                            await applied_total(dsn, settings.name) >= total
-                            and sum(again.positions.values()) >= total
-                        )
-
-                    await wait_until(all_read, 90, "the restarted snapshotter to finish")
-                    assert again.tracker.dirty_count == 0  # every execution ended: all snapshotted
-            count = await _check_restores(dsn, store, codec, hist)
+                await wait_until(all_read, 90, "the restarted snapshotter to finish")
+                assert again.tracker.dirty_count == 0  # every execution ended: all snapshotted
+        count = await _check_restores(dsn, store, codec, hist)
     assert count >= len(hist)
