@@ -1,5 +1,5 @@
-"""Shared helpers of the processor tests: topics and settings, histories, the log, and
-the check that the read model equals the pure fold of the log.
+"""Shared helpers of the processor tests: topics and settings, histories, the log,
+running workers, and the check that the read model equals the pure fold of the log.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import random
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, TypeVar
 
 import asyncpg
 
@@ -23,6 +24,18 @@ from events.simulate import interleave, simulate_execution
 from events.topics import TopicsConfig, TopicSpec, ensure_topics
 from projections import readmodel as rm
 from projections.settings import ProjectionSettings
+
+
+class Worker(Protocol):
+    """What `running_worker` drives: the processor and the snapshotter."""
+
+    async def start(self) -> None: ...
+    async def run(self) -> None: ...
+    def request_stop(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+W = TypeVar("W", bound=Worker)
 
 CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
 
@@ -60,6 +73,22 @@ def settings_for(
         shared_topic=topics.shared.name,
         **kw,  # type: ignore[arg-type]
     )
+
+
+@asynccontextmanager
+async def running_worker(worker: W) -> AsyncIterator[W]:
+    """A processor or snapshotter started and running in a task; on exit asked to stop,
+    awaited (a run that failed fails the test here) and stopped."""
+    await worker.start()
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.request_stop()
+        try:
+            await asyncio.wait_for(task, 30)
+        finally:
+            await worker.stop()
 
 
 def histories(

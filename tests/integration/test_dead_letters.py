@@ -23,6 +23,7 @@ from _projector_support import (
     compare_with_fold,
     event_log,
     histories,
+    running_worker,
     wait_until,
 )
 
@@ -106,10 +107,7 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
             (await log.end_offsets(topics.shared.name)).values()
         )
 
-        projector = Projector(settings, dsn, bootstrap)
-        await projector.start()
-        run = asyncio.create_task(projector.run())
-        try:
+        async with running_worker(Projector(settings, dsn, bootstrap)):
 
             async def caught_up() -> bool:
                 return await applied_total(dsn, settings.name) == ends
@@ -188,10 +186,6 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
                 )
             finally:
                 await conn.close()
-        finally:
-            projector.request_stop()
-            await run
-            await projector.stop()
 
     proc = await asyncio.create_subprocess_exec(
         *CLI,
@@ -239,19 +233,12 @@ async def test_a_value_postgresql_cannot_store_is_dead_lettered_not_wedging(
         for events in (*hist.values(), crafted):
             await log.append_batch(events)
         total = sum(len(h) for h in hist.values()) + len(crafted)
-        projector = Projector(settings, dsn, bootstrap)
-        await projector.start()
-        run = asyncio.create_task(projector.run())
-        try:
+        async with running_worker(Projector(settings, dsn, bootstrap)):
 
             async def caught_up() -> bool:
                 return await applied_total(dsn, settings.name) == total
 
             await wait_until(caught_up, 60, "the processor to pass every record")
-        finally:
-            projector.request_stop()
-            await run
-            await projector.stop()
     assert await compare_with_fold(dsn, hist, settings, exhaustive=False) == []
     conn = await asyncpg.connect(dsn)
     try:

@@ -26,6 +26,7 @@ from _projector_support import (
     histories,
     mixed,
     produce,
+    running_worker,
     wait_until,
 )
 
@@ -98,10 +99,7 @@ async def test_sigkill_at_random_points_keeps_every_snapshot_exact(
     topics, settings, dsn = await make_projection(6, batch_size=2000)
     async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
         await produce(log, events)
-    projector = Projector(settings, dsn, bootstrap)
-    await projector.start()
-    projecting = asyncio.create_task(projector.run())
-    try:
+    async with running_worker(Projector(settings, dsn, bootstrap)):
         # Kill once the snapshot count passes each threshold: mid-stream, never at the end.
         expected = len(events) // 40 + EXECUTIONS
         thresholds = sorted(rng.uniform(0.05, 0.85) * expected for _ in range(KILLS))
@@ -134,10 +132,6 @@ async def test_sigkill_at_random_points_keeps_every_snapshot_exact(
         await wait_until(done, 150, "the snapshotter to cover every event")
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
-    finally:
-        projector.request_stop()
-        await projecting
-        await projector.stop()
 
     log_text = stderr.read_text(errors="replace")
     # The low watermark held: no restart met an execution it could not continue

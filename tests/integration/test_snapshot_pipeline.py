@@ -8,11 +8,8 @@ snapshotter is stopped and restarted mid-history.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -23,6 +20,7 @@ from _projector_support import (
     histories,
     mixed,
     produce,
+    running_worker,
     wait_until,
 )
 
@@ -37,20 +35,6 @@ from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
 from snapshots.restore import Restorer
 from snapshots.s3 import S3SnapshotStore
 from snapshots.snapshotter import Snapshotter, SnapshotterSettings
-
-
-@asynccontextmanager
-async def _running(worker: Any) -> AsyncIterator[Any]:
-    await worker.start()
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.request_stop()
-        try:
-            await asyncio.wait_for(task, 30)
-        finally:
-            await worker.stop()
 
 
 def _at_sequence(events: list[Envelope], sequence: int) -> Any:
@@ -123,19 +107,17 @@ async def test_snapshots_and_restore_equal_the_fold_across_a_restart(
     codec = SnapshotCodec()
     snap_settings = SnapshotterSettings(topic=topics.pipeline.name, batch_size=300)
     policy = SnapshotPolicy(frequency=7, interval=None)
+
+    def new_snapshotter() -> Snapshotter:
+        """The snapshotter of this store (a new one is a restart)."""
+        return Snapshotter(
+            snap_settings, dsn=dsn, bootstrap=bootstrap, store=store, codec=codec, policy=policy
+        )
+
     async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
         await produce(log, part1)
-        async with _running(Projector(settings, dsn, bootstrap)):
-            async with _running(
-                Snapshotter(
-                    snap_settings,
-                    dsn=dsn,
-                    bootstrap=bootstrap,
-                    store=store,
-                    codec=codec,
-                    policy=policy,
-                )
-            ) as snapshotter:
+        async with running_worker(Projector(settings, dsn, bootstrap)):
+            async with running_worker(new_snapshotter()) as snapshotter:
 
                 async def caught_up() -> bool:
                     return snapshotter.records >= len(part1) and await applied_total(
@@ -150,16 +132,7 @@ async def test_snapshots_and_restore_equal_the_fold_across_a_restart(
             await _check_restores(dsn, store, codec, first)
 
             await produce(log, rest)
-            async with _running(
-                Snapshotter(
-                    snap_settings,
-                    dsn=dsn,
-                    bootstrap=bootstrap,
-                    store=store,
-                    codec=codec,
-                    policy=policy,
-                )
-            ) as again:
+            async with running_worker(new_snapshotter()) as again:
 
                 async def all_read() -> bool:
                     total = len(part1) + len(rest)
