@@ -17,11 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from orchestrator.app import App, AppOptions, plan_app
-from orchestrator.config import load_config
+from orchestrator.app import App, AppOptions, AppPlan, plan_app
+from orchestrator.config import Settings, load_config
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.runtime import Pipeline, TaskContext
 from orchestrator.state import checkpoint
@@ -99,7 +102,53 @@ if __name__ == "__main__":
     asyncio.run(main(json.loads(Path(sys.argv[1]).read_text())))
 
 
-# --- the test side: the config and the process ---------------------------------------
+# --- the test side: the config, the test process's app and the workers -----------------
+
+
+def plan_on(
+    services: ServiceEndpoints,
+    settings: Settings,
+    *,
+    dsn: str,
+    node_id: str,
+    data_dir: Path,
+    **overrides: Any,
+) -> AppPlan:
+    """``plan_app`` on the session's services, with a projection name no other test uses."""
+    return plan_app(
+        settings,
+        bootstrap=services.kafka_bootstrap,
+        dsn=dsn,
+        node_id=node_id,
+        supports_idempotence=services.kafka_supports_idempotence,
+        data_dir=data_dir,
+        projection_name=f"rm_{uuid.uuid4().hex[:8]}",
+        **overrides,
+    )
+
+
+@asynccontextmanager
+async def supervising_app(
+    services: ServiceEndpoints,
+    dsn: str,
+    tmp_path: Path,
+    *,
+    name: str,
+    node_id: str,
+    crash_timeout: float,
+    failover_timeout: float,
+    **options: Any,
+) -> AsyncIterator[App]:
+    """The test process's App (processor and recovery supervisor, no snapshotter) on fresh
+    topics configured by `config_yaml`; its ``config_text`` is that YAML, for the workers."""
+    prefix = f"test-{name}-{uuid.uuid4().hex[:8]}"
+    text = config_yaml(prefix, crash_timeout=crash_timeout, failover_timeout=failover_timeout)
+    settings = load_config(text).settings
+    plan = plan_on(services, settings, dsn=dsn, node_id=node_id, data_dir=tmp_path / "data")
+    app_options = AppOptions(run_snapshotter=False, discover_pipelines=False, **options)
+    async with App(plan, settings, app_options, endpoints=services) as running:
+        running.config_text = text  # type: ignore[attr-defined]
+        yield running
 
 
 def config_yaml(prefix: str, *, crash_timeout: float, failover_timeout: float) -> str:

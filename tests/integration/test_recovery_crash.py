@@ -12,45 +12,37 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _databases import fresh_database
-from _worker import WorkerProcess, config_yaml, make_pipeline, marks_of
+from _databases import MakeDatabase
+from _worker import WorkerProcess, make_pipeline, marks_of, supervising_app
 
 from events.fold import fold
 from events.state import ExecutionState
-from orchestrator.app import App, AppOptions, plan_app
-from orchestrator.config import load_config
+from orchestrator.app import App
 from orchestrator.devstack import ServiceEndpoints
 
 CRASH_TIMEOUT = 3.0
 
 
 @pytest.fixture
-async def app(services: ServiceEndpoints, tmp_path: Path) -> AsyncIterator[App]:
-    prefix = f"test-crash-{uuid.uuid4().hex[:8]}"
-    text = config_yaml(prefix, crash_timeout=CRASH_TIMEOUT, failover_timeout=60)
-    settings = load_config(text).settings
-    async with fresh_database(services.database_url or "", "crash", migrated=False) as dsn:
-        plan = plan_app(
-            settings,
-            bootstrap=services.kafka_bootstrap,
-            dsn=dsn,
-            node_id="supervisor-node",
-            supports_idempotence=services.kafka_supports_idempotence,
-            data_dir=tmp_path / "data",
-            projection_name=f"rm_{uuid.uuid4().hex[:8]}",
-        )
-        options = AppOptions(
-            run_snapshotter=False, pipelines=[make_pipeline(tmp_path)], discover_pipelines=False
-        )
-        async with App(plan, settings, options, endpoints=services) as running:
-            running.config_text = text  # type: ignore[attr-defined]
-            yield running
+async def app(
+    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
+) -> AsyncIterator[App]:
+    async with supervising_app(
+        services,
+        await make_database(migrated=False),
+        tmp_path,
+        name="crash",
+        node_id="supervisor-node",
+        crash_timeout=CRASH_TIMEOUT,
+        failover_timeout=60,
+        pipelines=[make_pipeline(tmp_path)],
+    ) as running:
+        yield running
 
 
 async def wait_status(app: App, execution_id: str, status: str, patience: float) -> ExecutionState:

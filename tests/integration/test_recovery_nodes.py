@@ -11,40 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from _databases import fresh_database
-from _worker import WorkerProcess, config_yaml, marks_of
+from _databases import MakeDatabase
+from _worker import WorkerProcess, marks_of, supervising_app
 
-from orchestrator.app import App, AppOptions, plan_app
-from orchestrator.config import load_config
+from orchestrator.app import App
 from orchestrator.devstack import ServiceEndpoints
 
 FAILOVER = 1.0
 
 
 @pytest.fixture
-async def app(services: ServiceEndpoints, tmp_path: Path) -> AsyncIterator[App]:
-    prefix = f"test-nodes-{uuid.uuid4().hex[:8]}"
-    text = config_yaml(prefix, crash_timeout=120, failover_timeout=FAILOVER)
-    settings = load_config(text).settings
-    async with fresh_database(services.database_url or "", "nodes", migrated=False) as dsn:
-        plan = plan_app(
-            settings,
-            bootstrap=services.kafka_bootstrap,
-            dsn=dsn,
-            node_id="leader-node",
-            supports_idempotence=services.kafka_supports_idempotence,
-            data_dir=tmp_path / "data",
-            projection_name=f"rm_{uuid.uuid4().hex[:8]}",
-        )
-        options = AppOptions(run_snapshotter=False, discover_pipelines=False)
-        async with App(plan, settings, options, endpoints=services) as running:
-            running.config_text = text  # type: ignore[attr-defined]
-            yield running
+async def app(
+    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
+) -> AsyncIterator[App]:
+    async with supervising_app(
+        services,
+        await make_database(migrated=False),
+        tmp_path,
+        name="nodes",
+        node_id="leader-node",
+        crash_timeout=120,
+        failover_timeout=FAILOVER,
+    ) as running:
+        yield running
 
 
 async def test_executions_of_a_killed_node_finish_on_the_other_node(

@@ -14,7 +14,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from _databases import fresh_database
+from _databases import MakeDatabase
+from _worker import plan_on
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -149,7 +150,7 @@ async def topic_configs(bootstrap: str, topic: str) -> Mapping[str, str]:
 
 
 async def test_an_app_applies_topic_configs_table_names_and_pool_size(
-    services: ServiceEndpoints, tmp_path: Path
+    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
 ) -> None:
     prefix = f"test-wiring-{uuid.uuid4().hex[:8]}"
     text = f"""
@@ -178,42 +179,35 @@ distributed:
       min_replicas: 2
 """
     settings = load_config(text).settings
-    async with fresh_database(services.database_url or "", "wiring", migrated=False) as dsn:
-        plan = plan_app(
-            settings,
-            bootstrap=services.kafka_bootstrap,
-            dsn=dsn,
-            node_id="wiring-node",
-            supports_idempotence=services.kafka_supports_idempotence,
-            data_dir=tmp_path,
-            projection_name=f"rm_{uuid.uuid4().hex[:8]}",
-            max_replication=1,
+    dsn = await make_database(migrated=False)
+    plan = plan_on(
+        services, settings, dsn=dsn, node_id="wiring-node", data_dir=tmp_path, max_replication=1
+    )
+    pipeline = Pipeline("wiring_pipeline")
+
+    @pipeline.task()
+    async def only() -> str:
+        return "ok"
+
+    options = AppOptions(join_recovery=False)
+    async with App(plan, settings, options, endpoints=services) as app:
+        assert app.pool is not None and app.orchestrator is not None
+        assert app.pool.get_max_size() == 3
+        result = await app.orchestrator.run_pipeline(pipeline)
+        state = await app.state_manager().get_pipeline_state(
+            result.execution_id, consistency="strong"
         )
-        pipeline = Pipeline("wiring_pipeline")
+        assert state.status == "completed"
 
-        @pipeline.task()
-        async def only() -> str:
-            return "ok"
-
-        options = AppOptions(join_recovery=False)
-        async with App(plan, settings, options, endpoints=services) as app:
-            assert app.pool is not None and app.orchestrator is not None
-            assert app.pool.get_max_size() == 3
-            result = await app.orchestrator.run_pipeline(pipeline)
-            state = await app.state_manager().get_pipeline_state(
-                result.execution_id, consistency="strong"
-            )
-            assert state.status == "completed"
-
-        conn = await asyncpg.connect(dsn)
-        try:
-            status = await conn.fetchval(
-                "SELECT status FROM public.my_pipeline_states WHERE execution_id = $1",
-                result.execution_id,
-            )
-            tasks = await conn.fetchval("SELECT count(*) FROM public.my_task_states")
-        finally:
-            await conn.close()
+    conn = await asyncpg.connect(dsn)
+    try:
+        status = await conn.fetchval(
+            "SELECT status FROM public.my_pipeline_states WHERE execution_id = $1",
+            result.execution_id,
+        )
+        tasks = await conn.fetchval("SELECT count(*) FROM public.my_task_states")
+    finally:
+        await conn.close()
     assert (status, tasks) == ("completed", 1)
     configs = await topic_configs(services.kafka_bootstrap or "", f"{prefix}.pipeline.events")
     assert configs["min.insync.replicas"] == "1"  # min_replicas 2, capped at the 1 broker here

@@ -27,10 +27,11 @@ from typing import Any
 import pytest
 import yaml
 from _databases import fresh_database
+from _worker import plan_on
 
 from commands.decide import CreateExecution, StartTask, StartValidation, SucceedValidation
 from events.errors import InvalidTransition
-from orchestrator.app import App, AppOptions, plan_app
+from orchestrator.app import App, AppOptions
 from orchestrator.config import load_config
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.runtime import Pipeline, PipelineFailed, TaskError, current_context
@@ -76,15 +77,8 @@ async def app(
     os.environ[KEYS_ENV] = f"k1:{generate_key()}"  # checkpointing.storage.encrypt: true
     try:
         async with fresh_database(services.database_url or "", "seed", migrated=False) as dsn:
-            plan = plan_app(
-                settings,
-                bootstrap=services.kafka_bootstrap,
-                dsn=dsn,
-                node_id="seed-node",
-                supports_idempotence=services.kafka_supports_idempotence,
-                data_dir=data,
-                projection_name=f"rm_{uuid.uuid4().hex[:8]}",
-                max_replication=1,
+            plan = plan_on(
+                services, settings, dsn=dsn, node_id="seed-node", data_dir=data, max_replication=1
             )
             async with App(plan, settings, AppOptions(), endpoints=services) as running:
                 yield running
