@@ -28,6 +28,7 @@ from orchestrator.cli import app
 from snapshots import ArchivedEvent, SnapshotStore, SnapshotWriter
 from snapshots.postgres import PostgresSnapshotIndex
 from snapshots.writer import PendingSnapshot
+from tests.histories import fold_to_sequence
 
 
 def history(
@@ -121,13 +122,7 @@ async def log_events(stack: Stack, execution_id: str, position: Position) -> lis
 
 def at_sequence(events: Sequence[ArchivedEvent], sequence: int | None) -> ExecutionState | None:
     """Reference: the fold of the longest log prefix whose last_sequence stays <= sequence."""
-    state: ExecutionState | None = None
-    for item in events:
-        nxt = step(state, item.envelope).state
-        if sequence is not None and nxt is not None and nxt.last_sequence > sequence:
-            break
-        state = nxt
-    return state
+    return fold_to_sequence((item.envelope for item in events), sequence)
 
 
 async def write_snapshots(

@@ -26,7 +26,7 @@ from _projector_support import (
 
 from events.codec import default_codec
 from events.envelope import Envelope
-from events.fold import fold, step
+from events.fold import fold
 from orchestrator.devstack import S3Endpoint
 from projections.processor import Projector
 from snapshots.codec import SnapshotCodec
@@ -35,17 +35,7 @@ from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
 from snapshots.restore import Restorer
 from snapshots.s3 import S3SnapshotStore
 from snapshots.snapshotter import Snapshotter, SnapshotterSettings
-
-
-def _at_sequence(events: list[Envelope], sequence: int) -> Any:
-    """Reference: the fold of the longest prefix whose last_sequence stays <= sequence."""
-    state = None
-    for event in events:
-        nxt = step(state, event).state
-        if nxt is not None and nxt.last_sequence > sequence:
-            break
-        state = nxt
-    return state
+from tests.histories import fold_to_sequence as _at_sequence
 
 
 async def _check_restores(

@@ -30,6 +30,7 @@ from snapshots import (
     SnapshotWriter,
 )
 from snapshots.writer import PendingSnapshot
+from tests.histories import fold_to_sequence
 
 TOPIC = "orchestrator.pipeline.events"
 
@@ -79,13 +80,7 @@ def _histories(seed: int = 7) -> tuple[list[ArchivedEvent], dict[str, list[Archi
 
 
 def _prefix(events: list[ArchivedEvent], sequence: int | None) -> ExecutionState | None:
-    state: ExecutionState | None = None
-    for item in events:
-        nxt = step(state, item.envelope).state
-        if sequence is not None and nxt is not None and nxt.last_sequence > sequence:
-            break
-        state = nxt
-    return state
+    return fold_to_sequence((item.envelope for item in events), sequence)
 
 
 async def _snapshots(events: list[ArchivedEvent], every: int) -> SnapshotSource:

@@ -29,6 +29,7 @@ from events.state import ExecutionState, SharedVariable
 from events.userdata import encode_user_data
 from projections import readmodel as rm
 from projections._batch import ExecutionEntry, fold_batch, touched_keys
+from tests.histories import flaky_log
 
 TOPIC = "pipeline"
 
@@ -45,29 +46,6 @@ def _rows_roundtrip(state: ExecutionState) -> ExecutionState:
     tasks = [rm.as_mapping(rm.TASK_COLUMNS, r) for r in rm.task_rows(state)]
     random.Random(0).shuffle(tasks)  # rows come back in any order
     return rm.execution_from_rows(pipeline, tasks)
-
-
-def _dirty(clean: list[Envelope], rng: random.Random) -> list[Envelope]:
-    """A flaky log: producer retries (duplicates) and zombie writes of an old epoch."""
-    out: list[Envelope] = []
-    epoch = clean[0].epoch
-    for i, event in enumerate(clean):
-        out.append(event)
-        if isinstance(event.payload, c.ExecutionOwnershipTaken):
-            epoch = event.payload.epoch
-        if rng.random() < 0.1:
-            out.append(event)
-        if epoch > clean[0].epoch and rng.random() < 0.1:
-            nxt = clean[min(i + 1, len(clean) - 1)]
-            out.append(
-                replace(
-                    nxt,
-                    epoch=epoch - 1,
-                    sequence=(event.sequence or 0) + 1,
-                    event_id=str(uuid.uuid4()),
-                )
-            )
-    return out
 
 
 @settings(max_examples=60, deadline=None)
@@ -197,7 +175,9 @@ def test_batches_fold_to_the_pure_fold_wherever_the_cuts_fall(seed: int) -> None
         f"exec_{n}": _uuid_ids(simulate_execution(f"exec_{n}", rng, tasks=rng.randint(1, 5)))
         for n in range(4)
     }
-    log = list(interleave([_dirty(h, rng) for h in clean.values()], rng))
+    log = list(
+        interleave([flaky_log(h, rng, retries=0.1, zombies=0.1) for h in clean.values()], rng)
+    )
     codec = default_codec()
     table = _project(_records([codec.encode(e) for e in log]), rng)
 

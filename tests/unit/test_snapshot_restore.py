@@ -7,15 +7,13 @@ import logging
 import random
 import zlib
 from collections import defaultdict
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events import catalogue as c
-from events.envelope import Envelope, Position
+from events.envelope import Position
 from events.fold import fold, step
 from events.simulate import interleave, simulate_execution
 from events.state import ExecutionState
@@ -26,34 +24,20 @@ from snapshots.keys import KeyRing, generate_key
 from snapshots.restore import ArchivedEvent, MemoryEventArchive, Restorer
 from snapshots.store import MemorySnapshotStore
 from snapshots.writer import PendingSnapshot, SnapshotWriter
+from tests.histories import flaky_log
 
 TOPIC = "orchestrator.pipeline.events"
-
-
-def _dirty(clean: list[Envelope], rng: random.Random) -> list[Envelope]:
-    """The history as a flaky log delivers it: producer retries and zombie writes."""
-    out: list[Envelope] = []
-    epoch = clean[0].epoch
-    for i, event in enumerate(clean):
-        out.append(event)
-        if isinstance(event.payload, c.ExecutionOwnershipTaken):
-            epoch = event.payload.epoch
-        if rng.random() < 0.15:
-            out.append(event)
-        if epoch > clean[0].epoch and rng.random() < 0.2:
-            nxt = clean[min(i + 1, len(clean) - 1)]
-            out.append(
-                replace(
-                    nxt, epoch=epoch - 1, sequence=(event.sequence or 0) + 1, event_id=f"zombie-{i}"
-                )
-            )
-    return out
 
 
 def _log(seed: int, executions: int, partitions: int) -> list[ArchivedEvent]:
     rng = random.Random(seed)
     histories = [
-        _dirty(simulate_execution(f"exec_{n}", rng, tasks=rng.randint(1, 8)), rng)
+        flaky_log(
+            simulate_execution(f"exec_{n}", rng, tasks=rng.randint(1, 8)),
+            rng,
+            retries=0.15,
+            zombies=0.2,
+        )
         for n in range(executions)
     ]
     offsets = [0] * partitions
