@@ -129,6 +129,8 @@ def _safe_step(fn: Any, state: Any, event: Envelope) -> tuple[Step, str | None]:
         return Step(state, Outcome.REJECTED, f"{type(exc).__name__}: {exc}"), type(exc).__name__
 
 
+_OUTCOME_TEXT = {outcome: outcome.value for outcome in Outcome}
+
 UNSTORABLE = "UnstorableEvent"
 """``error_class`` of an event whose rows PostgreSQL refused (see ``refused``)."""
 
@@ -222,6 +224,7 @@ def _fold_execution(
     event: Envelope,
     forced: str | None = None,
 ) -> None:
+    # A hot path (every event of the log): attributes read once into locals.
     execution_id = event.execution_id or ""
     entry = live.get(execution_id)
     before = None if entry is None else entry.state
@@ -230,11 +233,14 @@ def _fold_execution(
     else:
         result, error_class = _refuse_execution_event(before, event, forced), UNSTORABLE
     after: ExecutionState | None = result.state
+    outcome = result.outcome
+    pos = rec.position
+    topic, partition, offset = pos.topic, pos.partition, pos.offset
     out.events.append(
         (
-            rec.position.topic,
-            rec.position.partition,
-            rec.position.offset,
+            topic,
+            partition,
+            offset,
             execution_id,
             event.pipeline_id,
             event.sequence,
@@ -242,19 +248,19 @@ def _fold_execution(
             event.event_id,
             event.event_type,
             event.occurred_at,
-            result.outcome.value,
+            _OUTCOME_TEXT[outcome],
             result.reason,
             _payload_text(event, forced),
             rec.value,
         )
     )
-    if result.outcome is Outcome.REJECTED:
+    if outcome is Outcome.REJECTED:
         out.dead_letters.append(
             _dead_letter(rec, event, result.reason or "rejected", error_class or "FoldRejected")
         )
     if after is None:
         return
-    tp = (rec.position.topic, rec.position.partition)
+    tp = (topic, partition)
     if entry is None:
         entry = ExecutionEntry(state=after, event_count=0, tp=tp)
         live[execution_id] = entry
@@ -262,17 +268,17 @@ def _fold_execution(
         for task_id in after.tasks:
             out.task_updates[(execution_id, task_id)] = event.occurred_at
     elif after is not before:
-        if after.tasks is not before.tasks:  # type: ignore[union-attr]
-            old_tasks = before.tasks  # type: ignore[union-attr]
+        old_tasks = before.tasks  # type: ignore[union-attr]
+        if after.tasks is not old_tasks:
             for task_id, task in after.tasks.items():
                 if old_tasks.get(task_id) is not task:
                     out.task_updates[(execution_id, task_id)] = event.occurred_at
         entry.state = after
     entry.event_count += 1
-    entry.last_position = (rec.position.topic, rec.position.partition, rec.position.offset)
+    entry.last_position = (topic, partition, offset)
     entry.tp = tp
     out.executions[execution_id] = entry
-    if result.outcome is Outcome.APPLIED:
+    if outcome is Outcome.APPLIED:
         out.changed_executions.add(execution_id)
         if isinstance(event.payload, CheckpointSaved):
             out.checkpoints.append(rm.checkpoint_row(after, event))

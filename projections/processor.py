@@ -30,7 +30,7 @@ from events.consumer import ConsumerSettings, EventConsumer, TopicPartition
 from events.errors import LogError
 from events.log import EventCodecLike, EventLog, ProducerSettings
 from events.topics import TopicsConfig, TopicSpec, ensure_topics
-from projections._engine import BatchEngine, BatchResult
+from projections._engine import BatchEngine, BatchResult, collector_paused
 from projections.deadletters import DeadLetterSink
 from projections.errors import ProcessorFailed
 from projections.migrate import TableNames, migrate
@@ -186,19 +186,22 @@ class Projector:
             raise RuntimeError("Projector is not started: call start() or use async with")
         s = self.settings
         while not self._stopping.is_set():
-            records = await consumer.getmany(max_records=s.batch_size, timeout_ms=s.poll_timeout_ms)
-            if records:
-                async with self._lock:
-                    started = time.perf_counter()
-                    result = await engine.process(records)
-                    self._after(result)
-                logger.debug(
-                    "projection %s: %d record(s) in %.1f ms (%s)",
-                    s.name,
-                    len(records),
-                    (time.perf_counter() - started) * 1000,
-                    "committed" if result.committed else "fenced off",
+            with collector_paused():  # it collects once per batch (see collector_paused)
+                records = await consumer.getmany(
+                    max_records=s.batch_size, timeout_ms=s.poll_timeout_ms
                 )
+                if records:
+                    async with self._lock:
+                        started = time.perf_counter()
+                        result = await engine.process(records)
+                        self._after(result)
+                    logger.debug(
+                        "projection %s: %d record(s) in %.1f ms (%s)",
+                        s.name,
+                        len(records),
+                        (time.perf_counter() - started) * 1000,
+                        "committed" if result.committed else "fenced off",
+                    )
             await self._commit_for_lag()
         logger.info("projection %s: stopping after %s batch(es)", s.name, self.batches)
 

@@ -139,7 +139,23 @@ SHARED_EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
 Row = tuple[Any, ...]
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_ENCODE = _ENCODER.encode
+
+
+def _one_shot_encoder() -> Any:
+    """What ``_ENCODE`` runs, made once instead of per call (a hot path: a few calls per
+    event): the C encoder with the same settings, without the circular-reference
+    markers (JSON values decoded from text cannot hold cycles)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or basestring is None:
+        return None
+    encode = make(None, _ENCODER.default, basestring, None, ":", ",", False, False, False)
+    return lambda value: "".join(encode(value, 0))
+
+
+_ENCODE = _one_shot_encoder() or _ENCODE
 _NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
