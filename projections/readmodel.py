@@ -217,6 +217,35 @@ def _checkpoint_ref(obj: Mapping[str, Any]) -> CheckpointRef:
     )
 
 
+def _context_json(context: Mapping[str, Any]) -> str | None:
+    return dumps(dict(context))
+
+
+def _checkpoints_json(checkpoints: tuple[CheckpointRef, ...]) -> str | None:
+    return dumps([_checkpoint_json(ref) for ref in checkpoints])
+
+
+_DUMPED: dict[int, tuple[Any, str | None]] = {}
+_DUMPED_MAX = 8192
+
+
+def _dumps_once(value: Any, to_json: Any) -> str | None:
+    """``to_json(value)``, remembered by identity for values the fold never changes but
+    carries from state to state (an execution's context; its checkpoint list until the
+    next checkpoint): a pipeline row is written in every batch that touches the
+    execution. The entry keeps ``value`` alive, so its id cannot be reused while
+    remembered."""
+    key = id(value)
+    hit = _DUMPED.get(key)
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    text: str | None = to_json(value)
+    if len(_DUMPED) >= _DUMPED_MAX:
+        _DUMPED.clear()
+    _DUMPED[key] = (value, text)
+    return text
+
+
 def pipeline_row(
     state: ExecutionState,
     *,
@@ -240,8 +269,8 @@ def pipeline_row(
         state.current_task,
         dumps(list(state.completed_tasks)),
         dumps(list(state.pending_tasks)),
-        dumps(dict(state.context)),
-        dumps([_checkpoint_json(ref) for ref in state.checkpoints]),
+        _dumps_once(state.context, _context_json),
+        _dumps_once(state.checkpoints, _checkpoints_json),
         state.error,
         dumps(state.outputs),
         state.forked_from,
