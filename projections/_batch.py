@@ -51,6 +51,10 @@ class ExecutionEntry:
     tp: TP
     last_position: tuple[str, int, int] | None = None
 
+    def copy(self) -> ExecutionEntry:
+        """A shallow copy (``dataclasses.replace`` without its per-call field walk)."""
+        return ExecutionEntry(self.state, self.event_count, self.tp, self.last_position)
+
 
 @dataclass(slots=True)
 class BatchChanges:
@@ -151,7 +155,7 @@ def fold_batch(
     out = BatchChanges()
     # Copies: the caller's entries (a cache) must not change if the transaction fails.
     live: dict[str, ExecutionEntry | None] = {
-        k: None if v is None else replace(v) for k, v in executions.items()
+        k: None if v is None else v.copy() for k, v in executions.items()
     }
     shared: dict[VarKey, SharedVariable | None] = dict(variables)
     for item in batch:
