@@ -4,9 +4,12 @@ Every batch is one transaction (design §4)::
 
     lock_offsets   SELECT ... FOR UPDATE the partitions' offset rows, check the fence
     load_*         read back the states the batch touches (one query per table)
-    write          a binary COPY of the archive rows, then ONE statement: unnest()
-                   upserts of the state tables, the next offsets and the NOTIFYs as
-                   data-modifying CTEs — two round trips per batch, never one per event
+    write          binary COPYs of the archive rows and of the state rows (into
+                   per-session temporary staging tables), then ONE statement: the
+                   ``INSERT ... SELECT ... ON CONFLICT`` upserts of the state tables
+                   from the staging tables, the next offsets and the NOTIFYs as
+                   data-modifying CTEs — a fixed number of round trips per batch,
+                   never one per event
 
 The fence: a processor writes a partition only while its offset row still holds the
 ``(next_offset, generation)`` it last saw. Another member that took the partition, or
@@ -74,6 +77,45 @@ def _insert_sql(
     return f"{sql} ON CONFLICT ({conflict}) DO NOTHING"
 
 
+_STAGES: dict[str, Sequence[tuple[str, str]]] = {
+    "pipeline": rm.PIPELINE_COLUMNS,
+    "task": rm.TASK_COLUMNS,
+    "checkpoint": rm.CHECKPOINT_COLUMNS,
+    "variable": rm.SHARED_VARIABLE_COLUMNS,
+}
+
+
+def stage_table(kind: str) -> str:
+    """The temporary staging table of one kind of state row: one per session, emptied
+    at every commit (``ON COMMIT DELETE ROWS``) and by a rollback, so it never carries
+    rows from one batch into another; its columns are those of the row, whatever the
+    projection's table names."""
+    return f"_orchestrator_stage_{kind}"
+
+
+STAGE_DDL = "; ".join(
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage_table(kind)} ("
+    + ", ".join(f"{_q(c)} {t}" for c, t in columns)
+    + ") ON COMMIT DELETE ROWS"
+    for kind, columns in _STAGES.items()
+)
+"""Creates the staging tables of this session if need be. Sent with each write: a
+table created in a transaction that rolls back is gone again, and a pooled
+connection may be new."""
+
+
+def _staged_insert_sql(
+    table: str, kind: str, columns: Sequence[tuple[str, str]], key: Sequence[str], update: bool
+) -> str:
+    names = ", ".join(_q(c) for c, _ in columns)
+    sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage_table(kind)}"
+    conflict = ", ".join(_q(k) for k in key)
+    if update:
+        sets = ", ".join(f"{_q(c)} = EXCLUDED.{_q(c)}" for c, _ in columns if c not in key)
+        return f"{sql} ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
+    return f"{sql} ON CONFLICT ({conflict}) DO NOTHING"
+
+
 def columns_of(rows: Sequence[rm.Row], width: int) -> list[list[Any]]:
     """Rows transposed into one list per column (the unnest arguments)."""
     if not rows:
@@ -105,10 +147,12 @@ def _compact(values: list[str]) -> str:
 @dataclass(frozen=True, slots=True)
 class PreparedWrite:
     """What :meth:`ReadModelStore.write_prepared` sends: the archive rows to COPY, the
-    one statement with its arguments, and how many offset rows it must update."""
+    state rows to COPY into the staging tables (by kind), the one statement with its
+    arguments, and how many offset rows it must update."""
 
     events: list[rm.Row]
     shared_events: list[rm.Row]
+    staged: list[tuple[str, list[rm.Row]]]
     sql: str
     args: list[Any]
     offsets: int
@@ -225,6 +269,12 @@ class ReadModelStore:
         t = self.tables
         await _copy(conn, t.execution_events, rm.EVENT_COLUMNS, prepared.events)
         await _copy(conn, t.shared_events, rm.SHARED_EVENT_COLUMNS, prepared.shared_events)
+        # State rows go through binary COPY too: encoding them as unnest() array
+        # arguments cost about as much as the statement itself.
+        if prepared.staged:
+            await conn.execute(STAGE_DDL)
+            for kind, rows in prepared.staged:
+                await _copy(conn, stage_table(kind), _STAGES[kind], rows)
         updated = await conn.fetchval(prepared.sql, *prepared.args)
         if updated != prepared.offsets:
             raise RuntimeError(
@@ -243,9 +293,6 @@ class ReadModelStore:
         ]
         present = tuple(name for name, _, rows in parts if rows)
         args: list[Any] = []
-        for _, columns, rows in parts:
-            if rows:
-                args.extend(columns_of(rows, len(columns)))
         offsets = sorted(changes.next_offsets.items())
         args += [
             self.settings.name,
@@ -258,6 +305,7 @@ class ReadModelStore:
         return PreparedWrite(
             events=changes.events,
             shared_events=changes.shared_events,
+            staged=[(name, rows) for name, _, rows in parts if rows],
             sql=self._write_sql(present),
             args=args,
             offsets=len(offsets),
@@ -286,8 +334,7 @@ class ReadModelStore:
         n = 1
         for name in present:
             table, columns, key, update = targets[name]
-            ctes.append(f"w_{name} AS ({_insert_sql(table, columns, key, update, first=n)})")
-            n += len(columns)
+            ctes.append(f"w_{name} AS ({_staged_insert_sql(table, name, columns, key, update)})")
         ctes.append(
             "w_offsets AS (UPDATE projection_offsets AS o SET next_offset = u.n,"
             f" updated_at = now() FROM unnest(${n + 1}::text[], ${n + 2}::int4[],"
