@@ -15,13 +15,15 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from events.errors import OrchestratorStateError
-from orchestrator import cli_api, cli_bench, cli_snapshots
+from orchestrator._cli import api as api_cli
+from orchestrator._cli import bench as bench_cli
 from orchestrator._cli import config as config_cli
 from orchestrator._cli import demo as demo_cli
 from orchestrator._cli import dev as dev_cli
 from orchestrator._cli import history as history_cli
 from orchestrator._cli import projections as projections_cli
 from orchestrator._cli import services as services_cli
+from orchestrator._cli import snapshots as snapshots_cli
 
 app = typer.Typer(
     name="orchestrator-state",
@@ -33,12 +35,12 @@ app.add_typer(services_cli.app, name="services")
 app.add_typer(config_cli.app, name="config")
 app.command("demo")(demo_cli.demo)
 app.command("dev")(dev_cli.dev)
-app.command("api")(cli_api.serve)
+app.command("api")(api_cli.serve)
 app.command("project")(projections_cli.project)
 app.add_typer(projections_cli.projections_app, name="projections")
 app.add_typer(projections_cli.dlq_app, name="dlq")
-app.add_typer(cli_bench.app, name="bench")
-app.add_typer(cli_snapshots.app, name="snapshots")
+app.add_typer(bench_cli.app, name="bench")
+app.add_typer(snapshots_cli.app, name="snapshots")
 app.add_typer(history_cli.app)  # replay, trace, check, bottlenecks, fork
 
 
