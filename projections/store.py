@@ -93,6 +93,11 @@ def stage_table(kind: str) -> str:
     return f"_orchestrator_stage_{kind}"
 
 
+STAGE_MIN_ROWS = 100
+"""Rows of one kind from which a batch stages them with COPY rather than sending them
+as ``unnest()`` arrays. COPY wins by far at thousands of rows (the catch-up batches);
+for a few rows its extra round trips cost more than the encoding it saves."""
+
 STAGE_DDL = "; ".join(
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage_table(kind)} ("
     + ", ".join(f"{_q(c)} {t}" for c, t in columns)
@@ -164,7 +169,7 @@ class ReadModelStore:
     def __init__(self, settings: ProjectionSettings) -> None:
         self.settings = settings
         self.tables: ReadModelTables = settings.tables
-        self._write_cache: dict[tuple[str, ...], str] = {}
+        self._write_cache: dict[tuple[tuple[str, bool], ...], str] = {}
 
     # --- offsets -------------------------------------------------------------------
 
@@ -258,8 +263,9 @@ class ReadModelStore:
 
     async def write(self, conn: asyncpg.Connection, changes: BatchChanges) -> None:
         """Write every row of ``changes``, the next offsets and the NOTIFYs (inside the
-        caller's transaction, after :meth:`lock_offsets`) in two round trips whatever the
-        batch holds: a binary COPY of the archive, then ONE statement for the rest."""
+        caller's transaction, after :meth:`lock_offsets`) in a few round trips whatever
+        the batch holds: binary COPYs of the archive (and of the state rows of a large
+        batch into the staging tables), then ONE statement for the rest."""
         await self.write_prepared(conn, self.prepare(changes))
 
     async def write_prepared(self, conn: asyncpg.Connection, prepared: PreparedWrite) -> None:
@@ -269,8 +275,9 @@ class ReadModelStore:
         t = self.tables
         await _copy(conn, t.execution_events, rm.EVENT_COLUMNS, prepared.events)
         await _copy(conn, t.shared_events, rm.SHARED_EVENT_COLUMNS, prepared.shared_events)
-        # State rows go through binary COPY too: encoding them as unnest() array
-        # arguments cost about as much as the statement itself.
+        # Many state rows go through binary COPY too: encoding them as unnest() array
+        # arguments cost about as much as the statement itself. A few (a small batch,
+        # the steady state) stay arguments: fewer round trips, a lower latency.
         if prepared.staged:
             await conn.execute(STAGE_DDL)
             for kind, rows in prepared.staged:
@@ -291,8 +298,11 @@ class ReadModelStore:
             ("checkpoint", rm.CHECKPOINT_COLUMNS, changes.checkpoints),
             ("variable", rm.SHARED_VARIABLE_COLUMNS, changes.variable_rows()),
         ]
-        present = tuple(name for name, _, rows in parts if rows)
+        present = tuple((name, len(rows) >= STAGE_MIN_ROWS) for name, _, rows in parts if rows)
         args: list[Any] = []
+        for _, columns, rows in parts:
+            if 0 < len(rows) < STAGE_MIN_ROWS:
+                args.extend(columns_of(rows, len(columns)))
         offsets = sorted(changes.next_offsets.items())
         args += [
             self.settings.name,
@@ -305,19 +315,19 @@ class ReadModelStore:
         return PreparedWrite(
             events=changes.events,
             shared_events=changes.shared_events,
-            staged=[(name, rows) for name, _, rows in parts if rows],
+            staged=[(name, rows) for name, _, rows in parts if len(rows) >= STAGE_MIN_ROWS],
             sql=self._write_sql(present),
             args=args,
             offsets=len(offsets),
         )
 
-    def _write_sql(self, present: tuple[str, ...]) -> str:
+    def _write_sql(self, present: tuple[tuple[str, bool], ...]) -> str:
         sql = self._write_cache.get(present)
         if sql is None:
             sql = self._write_cache[present] = self._build_write_sql(present)
         return sql
 
-    def _build_write_sql(self, present: tuple[str, ...]) -> str:
+    def _build_write_sql(self, present: tuple[tuple[str, bool], ...]) -> str:
         t = self.tables
         targets = {
             "pipeline": (t.pipeline_states, rm.PIPELINE_COLUMNS, ["execution_id"], True),
@@ -332,9 +342,14 @@ class ReadModelStore:
         }
         ctes: list[str] = []
         n = 1
-        for name in present:
+        for name, staged in present:
             table, columns, key, update = targets[name]
-            ctes.append(f"w_{name} AS ({_staged_insert_sql(table, name, columns, key, update)})")
+            if staged:
+                insert = _staged_insert_sql(table, name, columns, key, update)
+            else:
+                insert = _insert_sql(table, columns, key, update, first=n)
+                n += len(columns)
+            ctes.append(f"w_{name} AS ({insert})")
         ctes.append(
             "w_offsets AS (UPDATE projection_offsets AS o SET next_offset = u.n,"
             f" updated_at = now() FROM unnest(${n + 1}::text[], ${n + 2}::int4[],"
