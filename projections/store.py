@@ -4,12 +4,9 @@ Every batch is one transaction (design §4)::
 
     lock_offsets   SELECT ... FOR UPDATE the partitions' offset rows, check the fence
     load_*         read back the states the batch touches (one query per table)
-    write          binary COPYs of the archive rows and of the state rows (into
-                   per-session temporary staging tables), then ONE statement: the
-                   ``INSERT ... SELECT ... ON CONFLICT`` upserts of the state tables
-                   from the staging tables, the next offsets and the NOTIFYs as
-                   data-modifying CTEs — a fixed number of round trips per batch,
-                   never one per event
+    write          a binary COPY of the archive rows, then ONE statement: unnest()
+                   upserts of the state tables, the next offsets and the NOTIFYs as
+                   data-modifying CTEs — two round trips per batch, never one per event
 
 The fence: a processor writes a partition only while its offset row still holds the
 ``(next_offset, generation)`` it last saw. Another member that took the partition, or
@@ -77,50 +74,6 @@ def _insert_sql(
     return f"{sql} ON CONFLICT ({conflict}) DO NOTHING"
 
 
-_STAGES: dict[str, Sequence[tuple[str, str]]] = {
-    "pipeline": rm.PIPELINE_COLUMNS,
-    "task": rm.TASK_COLUMNS,
-    "checkpoint": rm.CHECKPOINT_COLUMNS,
-    "variable": rm.SHARED_VARIABLE_COLUMNS,
-}
-
-
-def stage_table(kind: str) -> str:
-    """The temporary staging table of one kind of state row: one per session, emptied
-    at every commit (``ON COMMIT DELETE ROWS``) and by a rollback, so it never carries
-    rows from one batch into another; its columns are those of the row, whatever the
-    projection's table names."""
-    return f"_orchestrator_stage_{kind}"
-
-
-STAGE_MIN_ROWS = 100
-"""Rows of one kind from which a batch stages them with COPY rather than sending them
-as ``unnest()`` arrays. COPY wins by far at thousands of rows (the catch-up batches);
-for a few rows its extra round trips cost more than the encoding it saves."""
-
-STAGE_DDL = "; ".join(
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage_table(kind)} ("
-    + ", ".join(f"{_q(c)} {t}" for c, t in columns)
-    + ") ON COMMIT DELETE ROWS"
-    for kind, columns in _STAGES.items()
-)
-"""Creates the staging tables of this session if need be. Sent with each write: a
-table created in a transaction that rolls back is gone again, and a pooled
-connection may be new."""
-
-
-def _staged_insert_sql(
-    table: str, kind: str, columns: Sequence[tuple[str, str]], key: Sequence[str], update: bool
-) -> str:
-    names = ", ".join(_q(c) for c, _ in columns)
-    sql = f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage_table(kind)}"
-    conflict = ", ".join(_q(k) for k in key)
-    if update:
-        sets = ", ".join(f"{_q(c)} = EXCLUDED.{_q(c)}" for c, _ in columns if c not in key)
-        return f"{sql} ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
-    return f"{sql} ON CONFLICT ({conflict}) DO NOTHING"
-
-
 def columns_of(rows: Sequence[rm.Row], width: int) -> list[list[Any]]:
     """Rows transposed into one list per column (the unnest arguments)."""
     if not rows:
@@ -152,12 +105,10 @@ def _compact(values: list[str]) -> str:
 @dataclass(frozen=True, slots=True)
 class PreparedWrite:
     """What :meth:`ReadModelStore.write_prepared` sends: the archive rows to COPY, the
-    state rows to COPY into the staging tables (by kind), the one statement with its
-    arguments, and how many offset rows it must update."""
+    one statement with its arguments, and how many offset rows it must update."""
 
     events: list[rm.Row]
     shared_events: list[rm.Row]
-    staged: list[tuple[str, list[rm.Row]]]
     sql: str
     args: list[Any]
     offsets: int
@@ -169,7 +120,7 @@ class ReadModelStore:
     def __init__(self, settings: ProjectionSettings) -> None:
         self.settings = settings
         self.tables: ReadModelTables = settings.tables
-        self._write_cache: dict[tuple[tuple[str, bool], ...], str] = {}
+        self._write_cache: dict[tuple[str, ...], str] = {}
 
     # --- offsets -------------------------------------------------------------------
 
@@ -263,9 +214,8 @@ class ReadModelStore:
 
     async def write(self, conn: asyncpg.Connection, changes: BatchChanges) -> None:
         """Write every row of ``changes``, the next offsets and the NOTIFYs (inside the
-        caller's transaction, after :meth:`lock_offsets`) in a few round trips whatever
-        the batch holds: binary COPYs of the archive (and of the state rows of a large
-        batch into the staging tables), then ONE statement for the rest."""
+        caller's transaction, after :meth:`lock_offsets`) in two round trips whatever the
+        batch holds: a binary COPY of the archive, then ONE statement for the rest."""
         await self.write_prepared(conn, self.prepare(changes))
 
     async def write_prepared(self, conn: asyncpg.Connection, prepared: PreparedWrite) -> None:
@@ -275,13 +225,6 @@ class ReadModelStore:
         t = self.tables
         await _copy(conn, t.execution_events, rm.EVENT_COLUMNS, prepared.events)
         await _copy(conn, t.shared_events, rm.SHARED_EVENT_COLUMNS, prepared.shared_events)
-        # Many state rows go through binary COPY too: encoding them as unnest() array
-        # arguments cost about as much as the statement itself. A few (a small batch,
-        # the steady state) stay arguments: fewer round trips, a lower latency.
-        if prepared.staged:
-            await conn.execute(STAGE_DDL)
-            for kind, rows in prepared.staged:
-                await _copy(conn, stage_table(kind), _STAGES[kind], rows)
         updated = await conn.fetchval(prepared.sql, *prepared.args)
         if updated != prepared.offsets:
             raise RuntimeError(
@@ -298,10 +241,10 @@ class ReadModelStore:
             ("checkpoint", rm.CHECKPOINT_COLUMNS, changes.checkpoints),
             ("variable", rm.SHARED_VARIABLE_COLUMNS, changes.variable_rows()),
         ]
-        present = tuple((name, len(rows) >= STAGE_MIN_ROWS) for name, _, rows in parts if rows)
+        present = tuple(name for name, _, rows in parts if rows)
         args: list[Any] = []
         for _, columns, rows in parts:
-            if 0 < len(rows) < STAGE_MIN_ROWS:
+            if rows:
                 args.extend(columns_of(rows, len(columns)))
         offsets = sorted(changes.next_offsets.items())
         args += [
@@ -315,19 +258,18 @@ class ReadModelStore:
         return PreparedWrite(
             events=changes.events,
             shared_events=changes.shared_events,
-            staged=[(name, rows) for name, _, rows in parts if len(rows) >= STAGE_MIN_ROWS],
             sql=self._write_sql(present),
             args=args,
             offsets=len(offsets),
         )
 
-    def _write_sql(self, present: tuple[tuple[str, bool], ...]) -> str:
+    def _write_sql(self, present: tuple[str, ...]) -> str:
         sql = self._write_cache.get(present)
         if sql is None:
             sql = self._write_cache[present] = self._build_write_sql(present)
         return sql
 
-    def _build_write_sql(self, present: tuple[tuple[str, bool], ...]) -> str:
+    def _build_write_sql(self, present: tuple[str, ...]) -> str:
         t = self.tables
         targets = {
             "pipeline": (t.pipeline_states, rm.PIPELINE_COLUMNS, ["execution_id"], True),
@@ -342,14 +284,10 @@ class ReadModelStore:
         }
         ctes: list[str] = []
         n = 1
-        for name, staged in present:
+        for name in present:
             table, columns, key, update = targets[name]
-            if staged:
-                insert = _staged_insert_sql(table, name, columns, key, update)
-            else:
-                insert = _insert_sql(table, columns, key, update, first=n)
-                n += len(columns)
-            ctes.append(f"w_{name} AS ({insert})")
+            ctes.append(f"w_{name} AS ({_insert_sql(table, columns, key, update, first=n)})")
+            n += len(columns)
         ctes.append(
             "w_offsets AS (UPDATE projection_offsets AS o SET next_offset = u.n,"
             f" updated_at = now() FROM unnest(${n + 1}::text[], ${n + 2}::int4[],"
