@@ -15,6 +15,18 @@ Upper layers add their own subtrees under ``OrchestratorStateError``.
 from __future__ import annotations
 
 
+def where(
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+    execution_id: str | None = None,
+) -> str:
+    """`` at topic[p]@o (execution x)``: the record an error is about, for its message."""
+    at = "" if topic is None else f" at {topic}[{partition}]@{offset}"
+    who = "" if execution_id is None else f" (execution {execution_id})"
+    return at + who
+
+
 class OrchestratorStateError(Exception):
     """Root of every error raised by this product."""
 
@@ -50,8 +62,7 @@ class DecodeError(EventsError):
         self.topic = topic
         self.partition = partition
         self.offset = offset
-        where = "" if topic is None else f" at {topic}[{partition}]@{offset}"
-        super().__init__(f"cannot decode event{where}: {reason}")
+        super().__init__(f"cannot decode event{where(topic, partition, offset)}: {reason}")
 
     def at(self, topic: str, partition: int, offset: int) -> DecodeError:
         """The same error, now naming where the record was read."""

@@ -12,7 +12,7 @@ the processor rolls back, re-seeks and goes on.
 
 from __future__ import annotations
 
-from events.errors import OrchestratorStateError
+from events.errors import OrchestratorStateError, where
 
 
 class ProjectionError(OrchestratorStateError):
@@ -38,9 +38,8 @@ class ProcessorFailed(ProjectionError):
         self.partition = partition
         self.offset = offset
         self.execution_id = execution_id
-        where = "" if topic is None else f" at {topic}[{partition}]@{offset}"
-        who = "" if execution_id is None else f" (execution {execution_id})"
-        super().__init__(f"projection {projection} failed{where}{who}: {reason}")
+        context = where(topic, partition, offset, execution_id)
+        super().__init__(f"projection {projection} failed{context}: {reason}")
 
 
 class DeadLetterNotFound(ProjectionError):

@@ -16,7 +16,7 @@ replay": a damaged snapshot costs time, never a wrong state.
 
 from __future__ import annotations
 
-from events.errors import OrchestratorStateError
+from events.errors import OrchestratorStateError, where
 
 
 class SnapshotError(OrchestratorStateError):
@@ -92,6 +92,5 @@ class SnapshotterFailed(SnapshotError):
         self.partition = partition
         self.offset = offset
         self.execution_id = execution_id
-        where = "" if topic is None else f" at {topic}[{partition}]@{offset}"
-        who = "" if execution_id is None else f" (execution {execution_id})"
-        super().__init__(f"snapshotter failed{where}{who}: {reason}")
+        context = where(topic, partition, offset, execution_id)
+        super().__init__(f"snapshotter failed{context}: {reason}")
