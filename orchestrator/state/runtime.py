@@ -174,6 +174,9 @@ class StateRuntime:
         """Close the execution's writer and release its lease."""
         writer = self.writers.pop(execution_id, None)
         if writer is not None:
+            # Its writes still count for read-your-writes after the writer is gone.
+            if writer.last_position is not None:
+                self.record([writer.last_position])
             await writer.close()
 
     # --- read-your-writes ----------------------------------------------------------

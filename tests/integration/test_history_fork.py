@@ -128,6 +128,7 @@ async def test_a_fork_runs_to_completion_without_rerunning_tasks_done_before_it(
     settings = ApiSettings(
         database_url=stack.dsn, tables=stack.projection.tables, projection=stack.projection.name
     )
+    await stack.runtime.wait_for(stack.runtime.written())  # the forks' last writes applied
     async with running(create_app(settings)) as client:
         body = (await client.get(f"/executions/{second.execution_id}")).json()
     assert body["forked_from"] == fork.execution_id
