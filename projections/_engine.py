@@ -4,35 +4,53 @@
 expects in each offset row and a cache of folded states. The cache is a speed-up
 only and never outlives the fence that made it valid: entries of a partition are
 dropped when the partition is revoked or claimed, and when a write is fenced off.
+
+A batch goes through two steps. :meth:`BatchEngine.stage` decodes it, reads the
+states it touches, folds it and builds its rows: CPU, plus reads outside any
+transaction. :meth:`BatchEngine.commit` writes it in one fenced transaction. The
+group member overlaps them (it stages batch N+1 while N is written; see
+``projections.processor``): N+1 is staged *ahead* on top of N's folded states, and is
+thrown away unless N commits exactly as staged. Reading states outside the
+transaction is safe because of the fence: a write by anyone else to a partition
+moves its offset row, so a batch folded on states read before that write is
+refused at commit time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import asyncpg
 
-from events.consumer import RawRecord, decode_records
+from events.consumer import DecodedRecord, RawRecord, decode_records
 from events.log import EventCodecLike
+from events.state import SharedVariable
 from projections._batch import (
     TP,
     BatchChanges,
     ExecutionEntry,
     RecordFailed,
+    VarKey,
     fold_batch,
     touched_keys,
 )
 from projections.deadletters import DeadLetterSink
 from projections.errors import ProcessorFailed
 from projections.settings import ProjectionSettings
-from projections.store import Fence, ReadModelStore
+from projections.store import Fence, PreparedWrite, ReadModelStore
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_THREAD_FROM = 500
+"""Batches of at least this many records are staged in a worker thread (see ``_cpu``)."""
 
 
 @dataclass(slots=True)
@@ -46,10 +64,18 @@ class BatchResult:
     changes: BatchChanges | None
     seek: dict[TP, int] = field(default_factory=dict)
     records: int = 0
+    as_staged: bool = True
+    """False when the rows written differ from the staged ones (a value PostgreSQL
+    refused was split out): a batch staged ahead on top of this one is stale."""
 
     @property
     def committed(self) -> bool:
         return self.changes is not None
+
+    @property
+    def clean(self) -> bool:
+        """Committed exactly as staged: a batch staged ahead on top of it may follow."""
+        return self.changes is not None and self.as_staged
 
 
 @contextmanager
@@ -72,6 +98,20 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+@dataclass(slots=True)
+class StagedBatch:
+    """A batch folded into rows, not yet written: what :meth:`BatchEngine.commit` takes."""
+
+    owned: list[RawRecord]
+    changes: BatchChanges
+    prepared: PreparedWrite
+    tps: list[TP]
+    ahead: StagedBatch | None = None
+    """The uncommitted batch this one was folded on top of (until this one commits)."""
+    result: BatchResult | None = None
+    """What :meth:`BatchEngine.commit` made of it, once it ran."""
 
 
 class _Fenced(Exception):
@@ -125,44 +165,90 @@ class BatchEngine:
         for eid in [eid for eid, e in self._cache.items() if e.tp in tps]:
             del self._cache[eid]
 
-    def _owned(self, records: Iterable[RawRecord]) -> list[RawRecord]:
+    def _owned(
+        self, records: Iterable[RawRecord], ahead: StagedBatch | None = None
+    ) -> list[RawRecord]:
         """Records of owned partitions at or after the expected offset (a fetch from
-        before a seek or a revoke may still hand over older ones)."""
+        before a seek or a revoke may still hand over older ones); after ``ahead``'s
+        offsets when staging on top of it."""
         expected = self._expected
+        after = {} if ahead is None else ahead.changes.next_offsets
         out = []
         for r in records:
-            fence = expected.get((r.position.topic, r.position.partition))
-            if fence is not None and r.position.offset >= fence[0]:
+            tp = (r.position.topic, r.position.partition)
+            fence = expected.get(tp)
+            if fence is not None and r.position.offset >= after.get(tp, fence[0]):
                 out.append(r)
         return out
 
     async def process(self, records: Iterable[RawRecord]) -> BatchResult:
-        """Fold and write one batch in one transaction; see :class:`BatchResult`.
-
-        If PostgreSQL refuses the batch's data (``DataError``: a value ``jsonb`` or
-        ``text`` cannot hold), the batch is split in halves until the record at fault
-        is alone; that record is then refused like a poison event (dead letter) and
-        everything else is written: one bad value never wedges a partition.
-        """
+        """Stage and commit one batch; see :class:`BatchResult`."""
         owned = self._owned(records)
         if not owned:
             return BatchResult(None, {}, 0)
         return await self._process(owned, {})
 
+    async def stage(
+        self, records: Iterable[RawRecord], *, ahead: StagedBatch | None = None
+    ) -> StagedBatch | None:
+        """Fold a batch into rows without writing them (``None``: nothing of it is ours).
+
+        With ``ahead`` (a batch staged but not yet committed) the batch is folded on
+        top of ahead's states and offsets; commit it after ``ahead``. If ``ahead`` did
+        not commit exactly as staged, :meth:`commit` writes nothing of it and answers
+        "not committed" with the stored offsets to read its partitions from again."""
+        owned = self._owned(records, ahead)
+        if not owned:
+            return None
+        staged = await self._stage(owned, {}, ahead)
+        staged.ahead = ahead
+        return staged
+
+    async def commit(self, staged: StagedBatch) -> BatchResult:
+        """Write a staged batch in one fenced transaction.
+
+        If PostgreSQL refuses the batch's data (``DataError``: a value ``jsonb`` or
+        ``text`` cannot hold), the batch is split in halves until the record at fault
+        is alone; that record is then refused like a poison event (dead letter) and
+        everything else is written (``as_staged`` is then False): one bad value never
+        wedges a partition.
+        """
+        ahead, staged.ahead = staged.ahead, None
+        if ahead is not None and (ahead.result is None or not ahead.result.clean):
+            if ahead.result is None:
+                raise RuntimeError("a batch staged ahead was committed before the one under it")
+            return BatchResult(None, {tp: self._expected[tp][0] for tp in staged.tps}, 0, False)
+        try:
+            staged.result = await self._write(staged)
+        except asyncpg.DataError as exc:
+            staged.result = await self._isolate(staged.owned, {}, exc)
+            staged.result.as_staged = False
+        return staged.result
+
     async def _process(
         self, owned: list[RawRecord], refused: dict[tuple[str, int, int], str]
     ) -> BatchResult:
+        staged = await self._stage(owned, refused, None)
         try:
-            return await self._process_once(owned, refused)
+            return await self._write(staged)
         except asyncpg.DataError as exc:
-            if len(owned) == 1:
-                pos = owned[0].position
-                key = (pos.topic, pos.partition, pos.offset)
-                if key in refused:
-                    raise self._failed(owned, exc) from exc
-                reason = f"not storable in PostgreSQL: {type(exc).__name__}: {exc}"
-                logger.warning("projection %s: %s[%s]@%s %s", self.settings.name, *key, reason)
-                return await self._process(owned, {**refused, key: reason})
+            return await self._isolate(owned, refused, exc)
+
+    async def _isolate(
+        self,
+        owned: list[RawRecord],
+        refused: dict[tuple[str, int, int], str],
+        exc: asyncpg.DataError,
+    ) -> BatchResult:
+        """``owned`` failed with ``exc``: refuse the record at fault, write the others."""
+        if len(owned) == 1:
+            pos = owned[0].position
+            key = (pos.topic, pos.partition, pos.offset)
+            if key in refused:
+                raise self._failed(owned, exc) from exc
+            reason = f"not storable in PostgreSQL: {type(exc).__name__}: {exc}"
+            logger.warning("projection %s: %s[%s]@%s %s", self.settings.name, *key, reason)
+            return await self._process(owned, {**refused, key: reason})
         middle = len(owned) // 2
         first = await self._process(owned[:middle], refused)
         if not first.committed:
@@ -191,61 +277,104 @@ class BatchEngine:
             offset=first.offset,
         )
 
-    async def _process_once(
-        self, owned: list[RawRecord], refused: dict[tuple[str, int, int], str]
-    ) -> BatchResult:
+    async def _stage(
+        self,
+        owned: list[RawRecord],
+        refused: dict[tuple[str, int, int], str],
+        ahead: StagedBatch | None,
+    ) -> StagedBatch:
         with collector_paused():
-            return await self._process_paused(owned, refused)
-
-    async def _process_paused(
-        self, owned: list[RawRecord], refused: dict[tuple[str, int, int], str]
-    ) -> BatchResult:
-        decoded = decode_records(self._codec, owned)
-        executions, variables = touched_keys(decoded)
+            decoded, (executions, variables) = await self._cpu(self._decode, owned)
+            pending = {} if ahead is None else ahead.changes.executions
+            pending_vars = {} if ahead is None else ahead.changes.variables
+            states: dict[str, ExecutionEntry | None] = {}
+            missing = []
+            for eid, tp in executions.items():
+                entry = pending.get(eid)
+                if entry is None:
+                    entry = self._cache.get(eid)
+                if entry is not None and entry.tp == tp:
+                    states[eid] = entry
+                else:
+                    missing.append(eid)
+            shared: dict[VarKey, SharedVariable | None] = {
+                k: pending_vars.get(k) for k in variables
+            }
+            absent = [k for k, v in shared.items() if v is None]
+            if missing or absent:
+                try:
+                    async with self._pool.acquire() as conn:
+                        loaded = await self.store.load_executions(conn, missing)
+                        shared.update(await self.store.load_variables(conn, absent))
+                except (asyncpg.PostgresError, OSError) as exc:
+                    raise self._failed(owned, exc) from exc
+                for eid in missing:
+                    states[eid] = loaded.get(eid)
+            try:
+                changes, prepared = await self._cpu(
+                    self._fold, decoded, states, shared, refused or None
+                )
+            except RecordFailed as exc:
+                raise ProcessorFailed(
+                    self.settings.name,
+                    f"{type(exc.__cause__).__name__}: {exc.__cause__}",
+                    topic=exc.topic,
+                    partition=exc.partition,
+                    offset=exc.offset,
+                    execution_id=exc.execution_id,
+                ) from exc
         tps = sorted({(r.position.topic, r.position.partition) for r in owned})
+        return StagedBatch(owned, changes, prepared, tps)
+
+    async def _cpu(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a pure CPU step of staging, in a worker thread when the batch is big.
+
+        Not for parallelism (the GIL allows none) but for fairness: the interpreter
+        hands the GIL back to the event loop every few milliseconds, so the batch being
+        written meanwhile gets each PostgreSQL answer promptly instead of after the
+        whole fold. Small batches (steady state) stay inline: a thread hop costs more
+        than they do. The steps touch no shared mutable state of the engine.
+        """
+        if len(args[0]) < _THREAD_FROM:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    def _decode(
+        self, owned: list[RawRecord]
+    ) -> tuple[list[DecodedRecord], tuple[dict[str, TP], set[VarKey]]]:
+        decoded = decode_records(self._codec, owned)
+        return decoded, touched_keys(decoded)
+
+    def _fold(
+        self,
+        decoded: list[DecodedRecord],
+        states: dict[str, ExecutionEntry | None],
+        shared: dict[VarKey, SharedVariable | None],
+        refused: dict[tuple[str, int, int], str] | None,
+    ) -> tuple[BatchChanges, PreparedWrite]:
+        changes = fold_batch(decoded, states, shared, refused)
+        return changes, self.store.prepare(changes)
+
+    async def _write(self, staged: StagedBatch) -> BatchResult:
+        tps, changes = staged.tps, staged.changes
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 stored = await self.store.lock_offsets(conn, tps)
                 stale = [tp for tp in tps if stored.get(tp) != self._expected.get(tp)]
                 if stale:
                     raise _Fenced(stale, stored)
-                states: dict[str, ExecutionEntry | None] = {}
-                missing = []
-                for eid, tp in executions.items():
-                    entry = self._cache.get(eid)
-                    if entry is not None and entry.tp == tp:
-                        states[eid] = entry
-                    else:
-                        missing.append(eid)
-                loaded = await self.store.load_executions(conn, missing)
-                for eid in missing:
-                    states[eid] = loaded.get(eid)
-                shared = await self.store.load_variables(conn, variables)
-                changes = fold_batch(
-                    decoded, states, {k: shared.get(k) for k in variables}, refused or None
-                )
-                prepared = self.store.prepare(changes)
                 await self._sink.publish(conn, changes.dead_letters)
-                await self.store.write_prepared(conn, prepared)
+                await self.store.write_prepared(conn, staged.prepared)
         except _Fenced as fenced:
             return await self._fenced_off(tps, fenced)
-        except RecordFailed as exc:
-            raise ProcessorFailed(
-                self.settings.name,
-                f"{type(exc.__cause__).__name__}: {exc.__cause__}",
-                topic=exc.topic,
-                partition=exc.partition,
-                offset=exc.offset,
-                execution_id=exc.execution_id,
-            ) from exc
         except asyncpg.DataError:
             raise  # the caller isolates the record at fault
         except (asyncpg.PostgresError, OSError) as exc:
-            raise self._failed(owned, exc) from exc
+            raise self._failed(staged.owned, exc) from exc
         for tp, offset in changes.next_offsets.items():
             self._expected[tp] = (offset, self._expected[tp][1])
         self._remember(changes)
-        return BatchResult(changes, {}, len(owned))
+        return BatchResult(changes, {}, len(staged.owned))
 
     def _remember(self, changes: BatchChanges) -> None:
         cache = self._cache

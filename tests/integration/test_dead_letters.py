@@ -222,13 +222,18 @@ def _crafted(execution_id: str) -> list[Envelope]:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("batch_size", [5000, 1], ids=["one-batch", "one-record-batches"])
 async def test_a_value_postgresql_cannot_store_is_dead_lettered_not_wedging(
-    kafka: Any, make_projection: MakeProjection
+    kafka: Any, make_projection: MakeProjection, batch_size: int
 ) -> None:
+    """With one record a batch, the record after the refused value was already folded
+    (ahead, on the value as if stored) when the refusal came: it must be folded again."""
     bootstrap = kafka.bootstrap_servers
     hist = histories(3, seed=61)
     crafted = _crafted("exec_nul")
-    topics, settings, dsn = await make_projection(1, name="unstorable", batch_size=5000)
+    topics, settings, dsn = await make_projection(
+        1, name=f"unstorable_{batch_size}", batch_size=batch_size
+    )
     async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
         for events in (*hist.values(), crafted):
             await log.append_batch(events)

@@ -2,6 +2,8 @@
 
 - Members join and leave mid-stream: every event is applied exactly once.
 - A member that lost a partition without noticing cannot write it (the fence).
+- A batch folded ahead, on top of the batch being written, writes what one batch at a
+  time would, and nothing when the batch under it was fenced off.
 - A commit NOTIFYs the changed executions, and ``wait_for_position`` sees an append.
 """
 
@@ -123,6 +125,80 @@ async def test_a_member_that_lost_its_partition_cannot_write_it(
 
             # Having re-read the stored offset, it continues exactly where the owner was.
             assert (await stale.process(records[10:])).committed
+        finally:
+            await pool.close()
+    assert await compare_with_fold(dsn, by_execution(events), settings) == []
+
+
+def _raw_records(positions: list[Any], events: list[Any]) -> list[RawRecord]:
+    codec = default_codec()
+    return [
+        RawRecord(position=p, key=e.key(), value=codec.encode(e), timestamp_ms=0)
+        for p, e in zip(positions, events, strict=True)
+    ]
+
+
+async def test_a_batch_staged_ahead_is_folded_on_the_batch_being_written(
+    kafka: Any, make_projection: MakeProjection
+) -> None:
+    """The processor folds batch N+1 while N is written: the read model is the same as
+    one batch at a time, including executions that span both batches."""
+    bootstrap = kafka.bootstrap_servers
+    events = mixed(histories(40, seed=41), seed=42)  # executions span every cut below
+    topics, settings, dsn = await make_projection(2, name="ahead")
+    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        records = _raw_records(await log.append_batch(events), events)
+        pool = await create_pool(dsn)
+        try:
+            engine = BatchEngine(settings, pool, default_codec(), DeadLetterSink(settings, log))
+            await engine.claim({(r.position.topic, r.position.partition) for r in records})
+            third = len(records) // 3
+            first = await engine.stage(records[:third])
+            assert first is not None
+            second = await engine.stage(records[third : 2 * third], ahead=first)
+            assert second is not None
+            writing = asyncio.create_task(engine.commit(first))
+            third_batch = await engine.stage(records[2 * third :], ahead=second)
+            assert third_batch is not None
+            assert (await writing).clean
+            assert (await engine.commit(second)).clean
+            assert (await engine.commit(third_batch)).clean
+        finally:
+            await pool.close()
+    assert await applied_total(dsn, settings.name) == len(events)
+    assert await compare_with_fold(dsn, by_execution(events), settings) == []
+
+
+async def test_a_batch_staged_on_a_fenced_off_batch_writes_nothing(
+    kafka: Any, make_projection: MakeProjection
+) -> None:
+    bootstrap = kafka.bootstrap_servers
+    events = mixed(histories(5, seed=43), seed=44)
+    topics, settings, dsn = await make_projection(1, name="ahead_fenced")
+    tp = (topics.pipeline.name, 0)
+    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        records = _raw_records(await log.append_batch(events), events)
+        pool = await create_pool(dsn)
+        try:
+            codec = default_codec()
+            stale = BatchEngine(settings, pool, codec, DeadLetterSink(settings, log))
+            owner = BatchEngine(settings, pool, codec, DeadLetterSink(settings, log))
+            await stale.claim([tp])
+            await owner.claim([tp])
+            under = await stale.stage(records[:10])
+            assert under is not None
+            over = await stale.stage(records[10:20], ahead=under)
+            assert over is not None
+
+            assert (await owner.process(records[:15])).committed  # the partition moved on
+            assert not (await stale.commit(under)).committed
+            refused = await stale.commit(over)
+            assert not refused.committed
+            assert refused.seek == {tp: 15}  # from what the owner stored
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SELECT count(*) FROM execution_events") == 15
+
+            assert (await stale.process(records[15:])).committed
         finally:
             await pool.close()
     assert await compare_with_fold(dsn, by_execution(events), settings) == []
