@@ -8,7 +8,7 @@ project``, as in production):
   execution) already in the log: rows, archive and offsets in one transaction per batch;
 - ``latency_ms_p50/p99/max``: from calling ``append`` to receiving the NOTIFY that the
   execution changed (after the commit, so the row is readable), with ``--rate`` events/s
-  appended steadily for ``--seconds`` seconds.
+  appended steadily for ``--seconds`` seconds after ``--warmup`` seconds not measured.
 
 Kafka and PostgreSQL come from ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` when
 set, else they are started locally (``orchestrator.devstack``). Each run uses fresh
@@ -193,12 +193,21 @@ async def throughput(
 
 
 async def latency(
-    bootstrap: str, server_dsn: str, rate: int, seconds: float, partitions: int, log: Path
+    bootstrap: str,
+    server_dsn: str,
+    rate: int,
+    seconds: float,
+    partitions: int,
+    log: Path,
+    warmup: float = 1.0,
 ) -> dict[str, Any]:
-    """Append ``rate`` events/s for ``seconds``; time append -> NOTIFY per event."""
+    """Append ``rate`` events/s for ``warmup + seconds``; time append -> NOTIFY per event
+    appended after the first ``warmup`` seconds (the producer's first sends to each
+    partition fetch metadata and take 100+ ms: start-up, not the steady state)."""
     tick = 0.01
     per_tick = max(1, round(rate * tick))
-    wanted = int(rate * seconds)
+    unmeasured = int(rate * warmup)
+    wanted = unmeasured + int(rate * seconds)
     histories = make_histories(wanted + 2000, seed=3)
     queue: deque[deque[Envelope]] = deque(deque(h) for h in histories)
     topics = await _topics(bootstrap, partitions)
@@ -233,7 +242,8 @@ async def latency(
                             queue.append(history)
                     now = time.perf_counter()
                     for e in batch:
-                        sent[e.execution_id or ""].append(now)
+                        if appended >= unmeasured:
+                            sent[e.execution_id or ""].append(now)
                     await event_log.append_batch(batch)
                     appended += len(batch)
                     k += 1
@@ -251,6 +261,7 @@ async def latency(
         return round(ms[min(len(ms) - 1, int(p * len(ms)))], 1) if ms else None
 
     return {
+        "warmup_s": warmup,
         "rate_target": rate,
         "rate_achieved": round(achieved),
         "measured": len(ms),
@@ -269,6 +280,7 @@ async def run_project_bench(
     batch_size: int = 5000,
     partitions: int = 12,
     processors: int = 1,
+    warmup: float = 1.0,
 ) -> dict[str, Any]:
     """Both measurements on env-named services, else on locally started ones.
     ``processors`` > 1 runs the catch-up with that many group members (scaling)."""
@@ -280,7 +292,7 @@ async def run_project_bench(
         result.update(
             await throughput(bootstrap, dsn, events, batch_size, partitions, log, processors)
         )
-        result.update(await latency(bootstrap, dsn, rate, seconds, partitions, log))
+        result.update(await latency(bootstrap, dsn, rate, seconds, partitions, log, warmup))
         return result
 
 
@@ -303,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--processors", type=int, default=1, help="group members (catch-up)")
+    parser.add_argument(
+        "--warmup", type=float, default=1.0, help="seconds appended before latency is measured"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
@@ -314,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.batch_size,
             args.partitions,
             args.processors,
+            args.warmup,
         )
     )
     Console().print(render(result))

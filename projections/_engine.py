@@ -19,11 +19,9 @@ refused at commit time.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -41,6 +39,7 @@ from projections._batch import (
     fold_batch,
     touched_keys,
 )
+from projections._collector import collector_paused
 from projections.deadletters import DeadLetterSink
 from projections.errors import ProcessorFailed
 from projections.settings import ProjectionSettings
@@ -76,28 +75,6 @@ class BatchResult:
     def clean(self) -> bool:
         """Committed exactly as staged: a batch staged ahead on top of it may follow."""
         return self.changes is not None and self.as_staged
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a batch is fetched, folded and written.
-
-    A batch allocates hundreds of thousands of objects that live until it is written
-    (Kafka records, envelopes, states, rows), so the collector would run every few
-    hundred allocations and traverse them again and again: about a fifth of a
-    processor's time. Paused, it runs once per batch, right after. The pause spans
-    ``await``s, so other tasks of the process run with it too, for one batch at most;
-    a nested pause (the processor's loop around the engine's) leaves it to the outer one.
-    Reference counting frees everything acyclic as usual, so memory does not grow.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @dataclass(slots=True)

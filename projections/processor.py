@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -30,7 +31,8 @@ from events.consumer import ConsumerSettings, EventConsumer, RawRecord, TopicPar
 from events.errors import LogError
 from events.log import EventCodecLike, EventLog, ProducerSettings
 from events.topics import TopicsConfig, TopicSpec, ensure_topics
-from projections._engine import BatchEngine, BatchResult, StagedBatch, collector_paused
+from projections._collector import CollectorSchedule
+from projections._engine import BatchEngine, BatchResult, StagedBatch
 from projections.deadletters import DeadLetterSink
 from projections.errors import ProcessorFailed
 from projections.migrate import TableNames, migrate
@@ -195,9 +197,10 @@ class Projector:
         if consumer is None or engine is None:
             raise RuntimeError("Projector is not started: call start() or use async with")
         s = self.settings
+        collector = CollectorSchedule()
         try:
             while not self._stopping.is_set():
-                with collector_paused():  # it collects once per batch (see collector_paused)
+                with collector.batch():  # see CollectorSchedule
                     records = await consumer.getmany(
                         max_records=s.batch_size, timeout_ms=s.poll_timeout_ms
                     )
@@ -209,6 +212,7 @@ class Projector:
             if self._failure is not None:
                 raise self._failure
         finally:
+            collector.resume()
             await self._abandon()
         logger.info("projection %s: stopping after %s batch(es)", s.name, self.batches)
 
@@ -324,6 +328,9 @@ async def run_processor(
     try:
         await prepare(settings, dsn, bootstrap)
         async with projector:
+            # What start-up made (modules, clients) lives as long as the process: full
+            # collections need not traverse it again and again.
+            gc.freeze()
             await projector.run()
     except ProcessorFailed as exc:
         logger.error("%s", exc, exc_info=exc.__cause__)

@@ -48,6 +48,7 @@ def project(
     batch_size: int = typer.Option(5000, help="The processor's max records per batch."),
     partitions: int = typer.Option(12, help="Partitions of the pipeline topic."),
     processors: int = typer.Option(1, help="Group members in the catch-up run (scaling)."),
+    warmup: float = typer.Option(1.0, help="Seconds appended before latency is measured."),
 ) -> None:
     """Events/s folded into PostgreSQL by one processor; append→visible p50/p99 latency."""
     try:
@@ -58,7 +59,7 @@ def project(
         ) from exc
 
     result = asyncio.run(
-        run_project_bench(events, rate, seconds, batch_size, partitions, processors)
+        run_project_bench(events, rate, seconds, batch_size, partitions, processors, warmup)
     )
     Console().print(render(result))
 
