@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import time
@@ -328,9 +327,6 @@ async def run_processor(
     try:
         await prepare(settings, dsn, bootstrap)
         async with projector:
-            # What start-up made (modules, clients) lives as long as the process: full
-            # collections need not traverse it again and again.
-            gc.freeze()
             await projector.run()
     except ProcessorFailed as exc:
         logger.error("%s", exc, exc_info=exc.__cause__)

@@ -12,6 +12,7 @@ seed's ``state_management`` block) or the defaults.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -140,6 +141,9 @@ def project(
     dsn = _need(database_url or config_dsn, "--database-url", "DATABASE_URL")
     bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
     logging.getLogger("projections").setLevel(logging.INFO)
+    # This process only runs the processor: what start-up made (modules, settings) lives
+    # as long as it does, so full garbage collections need not traverse it again.
+    gc.freeze()
     try:
         asyncio.run(run_processor(settings, dsn, bootstrap))
     except Exception:  # run_processor logged it once, with its context
