@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -94,19 +97,40 @@ async def test_members_joining_and_leaving_lose_and_duplicate_nothing(
     assert await compare_with_fold(dsn, by_execution(events), settings) == []
 
 
-async def test_a_member_that_lost_its_partition_cannot_write_it(
-    kafka: Any, make_projection: MakeProjection
-) -> None:
-    bootstrap = kafka.bootstrap_servers
-    events = mixed(histories(5, seed=21), seed=22)
-    topics, settings, dsn = await make_projection(1, name="fenced")
+def _raw_records(positions: list[Any], events: list[Any]) -> list[RawRecord]:
+    codec = default_codec()
+    return [
+        RawRecord(position=p, key=e.key(), value=codec.encode(e), timestamp_ms=0)
+        for p, e in zip(positions, events, strict=True)
+    ]
+
+
+@dataclass
+class _Contest:
+    """Two engines that both claimed partition ``tp``: ``owner`` took it after ``stale``."""
+
+    tp: tuple[str, int]
+    records: list[RawRecord]
+    stale: BatchEngine
+    owner: BatchEngine
+    pool: asyncpg.Pool
+
+    async def archived(self) -> int:
+        async with self.pool.acquire() as conn:
+            count: int = await conn.fetchval("SELECT count(*) FROM execution_events")
+        return count
+
+
+@asynccontextmanager
+async def _contest(
+    kafka: Any, make_projection: MakeProjection, name: str, seed: int
+) -> AsyncIterator[_Contest]:
+    """A contest over one partition; on the way out, the read model must equal the fold."""
+    events = mixed(histories(5, seed=seed), seed=seed + 1)
+    topics, settings, dsn = await make_projection(1, name=name)
     tp = (topics.pipeline.name, 0)
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        positions = await log.append_batch(events)
-        records = [
-            RawRecord(position=p, key=e.key(), value=default_codec().encode(e), timestamp_ms=0)
-            for p, e in zip(positions, events, strict=True)
-        ]
+    async with event_log(kafka.bootstrap_servers, topics, kafka.supports_idempotence) as log:
+        records = _raw_records(await log.append_batch(events), events)
         pool = await create_pool(dsn)
         try:
             codec = default_codec()
@@ -114,28 +138,24 @@ async def test_a_member_that_lost_its_partition_cannot_write_it(
             owner = BatchEngine(settings, pool, codec, DeadLetterSink(settings, log))
             assert await stale.claim([tp]) == {tp: 0}
             assert await owner.claim([tp]) == {tp: 0}  # the partition moved on
-
-            assert (await owner.process(records[:10])).committed
-            fenced = await stale.process(records[:20])
-            assert not fenced.committed
-            assert fenced.seek == {tp: 10}  # re-read from what the owner stored
-            async with pool.acquire() as conn:
-                archived = await conn.fetchval("SELECT count(*) FROM execution_events")
-            assert archived == 10  # nothing of the stale batch was written
-
-            # Having re-read the stored offset, it continues exactly where the owner was.
-            assert (await stale.process(records[10:])).committed
+            yield _Contest(tp, records, stale, owner, pool)
         finally:
             await pool.close()
     assert await compare_with_fold(dsn, by_execution(events), settings) == []
 
 
-def _raw_records(positions: list[Any], events: list[Any]) -> list[RawRecord]:
-    codec = default_codec()
-    return [
-        RawRecord(position=p, key=e.key(), value=codec.encode(e), timestamp_ms=0)
-        for p, e in zip(positions, events, strict=True)
-    ]
+async def test_a_member_that_lost_its_partition_cannot_write_it(
+    kafka: Any, make_projection: MakeProjection
+) -> None:
+    async with _contest(kafka, make_projection, "fenced", seed=21) as c:
+        assert (await c.owner.process(c.records[:10])).committed
+        fenced = await c.stale.process(c.records[:20])
+        assert not fenced.committed
+        assert fenced.seek == {c.tp: 10}  # re-read from what the owner stored
+        assert await c.archived() == 10  # nothing of the stale batch was written
+
+        # Having re-read the stored offset, it continues exactly where the owner was.
+        assert (await c.stale.process(c.records[10:])).committed
 
 
 async def test_a_batch_staged_ahead_is_folded_on_the_batch_being_written(
@@ -172,36 +192,20 @@ async def test_a_batch_staged_ahead_is_folded_on_the_batch_being_written(
 async def test_a_batch_staged_on_a_fenced_off_batch_writes_nothing(
     kafka: Any, make_projection: MakeProjection
 ) -> None:
-    bootstrap = kafka.bootstrap_servers
-    events = mixed(histories(5, seed=43), seed=44)
-    topics, settings, dsn = await make_projection(1, name="ahead_fenced")
-    tp = (topics.pipeline.name, 0)
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        records = _raw_records(await log.append_batch(events), events)
-        pool = await create_pool(dsn)
-        try:
-            codec = default_codec()
-            stale = BatchEngine(settings, pool, codec, DeadLetterSink(settings, log))
-            owner = BatchEngine(settings, pool, codec, DeadLetterSink(settings, log))
-            await stale.claim([tp])
-            await owner.claim([tp])
-            under = await stale.stage(records[:10])
-            assert under is not None
-            over = await stale.stage(records[10:20], ahead=under)
-            assert over is not None
+    async with _contest(kafka, make_projection, "ahead_fenced", seed=43) as c:
+        under = await c.stale.stage(c.records[:10])
+        assert under is not None
+        over = await c.stale.stage(c.records[10:20], ahead=under)
+        assert over is not None
 
-            assert (await owner.process(records[:15])).committed  # the partition moved on
-            assert not (await stale.commit(under)).committed
-            refused = await stale.commit(over)
-            assert not refused.committed
-            assert refused.seek == {tp: 15}  # from what the owner stored
-            async with pool.acquire() as conn:
-                assert await conn.fetchval("SELECT count(*) FROM execution_events") == 15
+        assert (await c.owner.process(c.records[:15])).committed
+        assert not (await c.stale.commit(under)).committed
+        refused = await c.stale.commit(over)
+        assert not refused.committed
+        assert refused.seek == {c.tp: 15}  # from what the owner stored
+        assert await c.archived() == 15
 
-            assert (await stale.process(records[15:])).committed
-        finally:
-            await pool.close()
-    assert await compare_with_fold(dsn, by_execution(events), settings) == []
+        assert (await c.stale.process(c.records[15:])).committed
 
 
 async def test_commits_notify_and_wait_for_position_sees_an_append(
