@@ -26,12 +26,13 @@ from typing import Any
 import asyncpg
 
 from events.codec import default_codec
-from events.consumer import ConsumerSettings, EventConsumer, RawRecord, TopicPartition
+from events.consumer import ConsumerSettings, EventConsumer, TopicPartition
 from events.errors import LogError
 from events.log import EventCodecLike, EventLog, ProducerSettings
 from events.topics import TopicsConfig, TopicSpec, ensure_topics
 from projections._collector import CollectorSchedule
-from projections._engine import BatchEngine, BatchResult, StagedBatch
+from projections._engine import BatchEngine
+from projections._pipeline import BatchPipeline
 from projections.deadletters import DeadLetterSink
 from projections.errors import ProcessorFailed
 from projections.migrate import TableNames, migrate
@@ -91,12 +92,10 @@ class Projector:
         self._dlq: EventLog | None = None
         self._engine: BatchEngine | None = None
         self._lock = asyncio.Lock()
-        self._writing: tuple[StagedBatch, asyncio.Task[BatchResult]] | None = None
+        self._pipeline: BatchPipeline | None = None
         self._failure: Exception | None = None
         self._stopping = asyncio.Event()
         self._last_kafka_commit = 0.0
-        self.batches = 0
-        self.records = 0
 
     async def start(self) -> None:
         """Connect to PostgreSQL and Kafka and subscribe; the group is joined by ``run``.
@@ -187,15 +186,13 @@ class Projector:
     async def run(self) -> None:
         """Consume, fold and write batches until ``request_stop``; errors propagate.
 
-        Two batches are in hand at a time: while batch N is written (a task, mostly
-        PostgreSQL's work), batch N+1 is fetched, decoded and folded on top of N's
-        states (this process's work), so both run at once. N+1 is written only after N
-        committed exactly as staged; otherwise it is dropped and its partitions are
-        read again from the stored offsets."""
+        Two batches are in hand at a time (see ``projections._pipeline``): batch N+1 is
+        folded on top of N while N is written."""
         consumer, engine = self._consumer, self._engine
         if consumer is None or engine is None:
             raise RuntimeError("Projector is not started: call start() or use async with")
         s = self.settings
+        pipeline = self._pipeline = BatchPipeline(engine, consumer)
         collector = CollectorSchedule()
         try:
             while not self._stopping.is_set():
@@ -204,87 +201,40 @@ class Projector:
                         max_records=s.batch_size, timeout_ms=s.poll_timeout_ms
                     )
                     async with self._lock:
-                        await self._advance(engine, records)
+                        if self._failure is not None:
+                            raise self._failure
+                        await pipeline.advance(records)
                 await self._commit_for_lag()
             async with self._lock:
-                await self._settle()
+                await pipeline.settle()
             if self._failure is not None:
                 raise self._failure
         finally:
             collector.resume()
-            await self._abandon()
-        logger.info("projection %s: stopping after %s batch(es)", s.name, self.batches)
+            await pipeline.abandon()
+        logger.info("projection %s: stopping after %s batch(es)", s.name, pipeline.batches)
 
-    async def _advance(self, engine: BatchEngine, records: list[RawRecord]) -> None:
-        """Stage ``records`` ahead of the batch being written, then hand them over."""
-        if self._failure is not None:
-            raise self._failure
-        ahead = None if self._writing is None else self._writing[0]
-        staged = await engine.stage(records, ahead=ahead) if records else None
-        settled = await self._settle()
-        if settled is not None and not settled.clean:
-            staged = None  # folded on rows that were not written as staged (see commit)
-        if staged is not None:
-            self._writing = (staged, asyncio.create_task(self._commit(engine, staged)))
+    @property
+    def batches(self) -> int:
+        """Batches committed by ``run`` so far."""
+        return 0 if self._pipeline is None else self._pipeline.batches
 
-    async def _commit(self, engine: BatchEngine, staged: StagedBatch) -> BatchResult:
-        started = time.perf_counter()
-        result = await engine.commit(staged)
-        logger.debug(
-            "projection %s: %d record(s) written in %.1f ms (%s)",
-            self.settings.name,
-            len(staged.owned),
-            (time.perf_counter() - started) * 1000,
-            "committed" if result.committed else "fenced off",
-        )
-        return result
-
-    async def _settle(self) -> BatchResult | None:
-        """Wait for the batch being written (if any) and act on its result."""
-        if self._writing is None:
-            return None
-        _, task = self._writing
-        try:
-            result = await task
-        finally:
-            self._writing = None
-        if result.committed:
-            self.batches += 1
-            self.records += result.records
-        if not result.clean:
-            self._rewind()
-        return result
+    @property
+    def records(self) -> int:
+        """Records committed by ``run`` so far."""
+        return 0 if self._pipeline is None else self._pipeline.records
 
     async def _settle_in_callback(self) -> None:
-        """:meth:`_settle` from a rebalance callback: aiokafka logs and drops what a
-        callback raises, so a failed write is kept for the loop to raise instead (it
-        then writes nothing more)."""
+        """Wait for the batch being written, from a rebalance callback: aiokafka logs
+        and drops what a callback raises, so a failed write is kept for the loop to
+        raise instead (it then writes nothing more)."""
+        if self._pipeline is None:
+            return
         try:
-            await self._settle()
+            await self._pipeline.settle()
         except Exception as exc:
             self._failure = exc
             self._stopping.set()
-
-    def _rewind(self) -> None:
-        """Read every owned partition again from its stored offset (drops what was
-        fetched or staged past it)."""
-        consumer, engine = self._consumer, self._engine
-        if consumer is None or engine is None:
-            return
-        positions = engine.positions
-        for tp in consumer.assignment():
-            offset = positions.get((tp.topic, tp.partition))
-            if offset is not None:
-                consumer.seek(tp, offset)
-
-    async def _abandon(self) -> None:
-        """After an error: let the batch being written finish (or fail) quietly."""
-        if self._writing is None:
-            return
-        _, task = self._writing
-        self._writing = None
-        with contextlib.suppress(Exception):
-            await task
 
     async def _commit_for_lag(self) -> None:
         """Kafka offsets, for lag metrics only (at most every ``kafka_commit_interval_s``)."""

@@ -33,7 +33,8 @@ import asyncpg
 from events.codec import default_codec
 from events.consumer import ConsumerSettings, EventConsumer, TopicPartition
 from events.log import EventCodecLike, EventLog, ProducerSettings
-from projections._engine import BatchEngine
+from projections._engine import BatchEngine, BatchResult
+from projections._pipeline import BatchPipeline
 from projections.deadletters import DeadLetterSink
 from projections.errors import RebuildError
 from projections.processor import create_pool, prepare
@@ -149,41 +150,51 @@ class Rebuilder:
                 consumer.assign(TopicPartition(t, p) for t, p in ends)
                 for (t, p), offset in (await engine.claim(ends)).items():
                     consumer.seek(TopicPartition(t, p), offset)
-                records = 0
-                last_report = 0.0
-                while True:
-                    batch = await consumer.getmany(
-                        max_records=self.target.batch_size, timeout_ms=self.target.poll_timeout_ms
+                pipeline = BatchPipeline(engine, consumer)
+                try:
+                    return await self._fold_until_swapped(
+                        pool, dlq, consumer, pipeline, ends, started
                     )
-                    if batch:
-                        result = await engine.process(batch)
-                        if not result.committed:
-                            raise RebuildError(
-                                self.settings.name, "folding", "another process wrote the rebuild"
-                            )
-                        records += result.records
-                    positions = engine.positions
-                    caught_up = all(positions[tp] >= end for tp, end in ends.items())
-                    now = time.monotonic()
-                    if now - last_report >= self._progress_interval_s or caught_up:
-                        last_report = now
-                        self._report(positions, ends, records, now - started, caught_up)
-                    if not caught_up:
-                        continue
-                    if not self._swap:
-                        return RebuildReport(
-                            self.settings.name, records, now - started, positions, False
-                        )
-                    if await self._try_swap(pool):
-                        self._report(positions, ends, records, now - started, True, "swapped")
-                        return RebuildReport(
-                            self.settings.name,
-                            records,
-                            time.monotonic() - started,
-                            positions,
-                            True,
-                        )
-                    ends = await _end_offsets(dlq, self.settings.topics)  # the live one is ahead
+                finally:
+                    await pipeline.abandon()
+
+    async def _fold_until_swapped(
+        self,
+        pool: asyncpg.Pool,
+        dlq: EventLog,
+        consumer: EventConsumer,
+        pipeline: BatchPipeline,
+        ends: dict[tuple[str, int], int],
+        started: float,
+    ) -> RebuildReport:
+        engine = pipeline.engine
+        last_report = 0.0
+        while True:
+            batch = await consumer.getmany(
+                max_records=self.target.batch_size, timeout_ms=self.target.poll_timeout_ms
+            )
+            self._check(await pipeline.advance(batch))
+            caught_up = all(engine.positions[tp] >= end for tp, end in ends.items())
+            if caught_up:  # nothing may be in flight past a swap (or a report of the end)
+                self._check(await pipeline.settle())
+            positions, records, now = engine.positions, pipeline.records, time.monotonic()
+            if now - last_report >= self._progress_interval_s or caught_up:
+                last_report = now
+                self._report(positions, ends, records, now - started, caught_up)
+            if not caught_up:
+                continue
+            if not self._swap:
+                return RebuildReport(self.settings.name, records, now - started, positions, False)
+            if await self._try_swap(pool):
+                self._report(positions, ends, records, now - started, True, "swapped")
+                return RebuildReport(
+                    self.settings.name, records, time.monotonic() - started, positions, True
+                )
+            ends = await _end_offsets(dlq, self.settings.topics)  # the live one is ahead
+
+    def _check(self, settled: BatchResult | None) -> None:
+        if settled is not None and not settled.committed:
+            raise RebuildError(self.settings.name, "folding", "another process wrote the rebuild")
 
     def _report(
         self,
