@@ -49,6 +49,7 @@ def project(
     partitions: int = typer.Option(12, help="Partitions of the pipeline topic."),
     processors: int = typer.Option(1, help="Group members in the catch-up run (scaling)."),
     warmup: float = typer.Option(1.0, help="Seconds appended before latency is measured."),
+    warmup_events: int = typer.Option(20_000, help="An unreported catch-up run first."),
 ) -> None:
     """Events/s folded into PostgreSQL by one processor; append→visible p50/p99 latency."""
     try:
@@ -59,7 +60,9 @@ def project(
         ) from exc
 
     result = asyncio.run(
-        run_project_bench(events, rate, seconds, batch_size, partitions, processors, warmup)
+        run_project_bench(
+            events, rate, seconds, batch_size, partitions, processors, warmup, warmup_events
+        )
     )
     Console().print(render(result))
 
