@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
@@ -85,13 +86,27 @@ async def _database(server_dsn: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def _topics(bootstrap: str, partitions: int) -> TopicsConfig:
+@asynccontextmanager
+async def _topics(bootstrap: str, partitions: int) -> AsyncIterator[TopicsConfig]:
+    """Fresh topics for one measurement, deleted after it with their DLQ topics: a
+    broker that keeps every run's partitions gets slower and noisier run after run."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
     topics = TopicsConfig(
         pipeline=TopicSpec(name="orchestrator.pipeline.events", partitions=partitions),
         shared=TopicSpec(name="orchestrator.shared.events", partitions=1),
-    ).with_prefix(f"bench-{uuid.uuid4().hex[:8]}.")
+    ).with_prefix(prefix)
     await ensure_topics(bootstrap, topics.specs())
-    return topics
+    try:
+        yield topics
+    finally:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            ours = [t for t in await admin.list_topics() if t.startswith(prefix)]
+            if ours:
+                await admin.delete_topics(ours)
+        finally:
+            await admin.close()
 
 
 @asynccontextmanager
@@ -155,37 +170,37 @@ async def throughput(
     """Catch up on ``events`` events already in the log; events/s of the processor(s)."""
     histories = make_histories(events, seed=1)
     mixed = list(interleave(histories, random.Random(2)))
-    topics = await _topics(bootstrap, partitions)
-    async with EventLog(bootstrap, default_codec(), topics=topics) as event_log:
-        for i in range(0, len(mixed), 5000):
-            await event_log.append_batch(mixed[i : i + 5000])
-    async with _database(server_dsn) as dsn:
-        conn = await asyncpg.connect(dsn)
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                procs = [
-                    await stack.enter_async_context(
-                        _processor(dsn, bootstrap, topics, batch_size, log)
-                    )
-                    for _ in range(processors)
-                ]
-                start_at: float | None = None
-                start_done = 0
-                while True:
-                    _, done = await _offsets(conn)
-                    now = time.perf_counter()
-                    if start_at is None and done > 0:
-                        start_at, start_done = now, done
-                    if done >= len(mixed):
-                        break
-                    if any(proc.returncode is not None for proc in procs):
-                        raise _died(log)
-                    await asyncio.sleep(0.01)
-            assert start_at is not None
-            elapsed = now - start_at
-            archived = await conn.fetchval("SELECT count(*) FROM execution_events")
-        finally:
-            await conn.close()
+    async with _topics(bootstrap, partitions) as topics:
+        async with EventLog(bootstrap, default_codec(), topics=topics) as event_log:
+            for i in range(0, len(mixed), 5000):
+                await event_log.append_batch(mixed[i : i + 5000])
+        async with _database(server_dsn) as dsn:
+            conn = await asyncpg.connect(dsn)
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    procs = [
+                        await stack.enter_async_context(
+                            _processor(dsn, bootstrap, topics, batch_size, log)
+                        )
+                        for _ in range(processors)
+                    ]
+                    start_at: float | None = None
+                    start_done = 0
+                    while True:
+                        _, done = await _offsets(conn)
+                        now = time.perf_counter()
+                        if start_at is None and done > 0:
+                            start_at, start_done = now, done
+                        if done >= len(mixed):
+                            break
+                        if any(proc.returncode is not None for proc in procs):
+                            raise _died(log)
+                        await asyncio.sleep(0.01)
+                assert start_at is not None
+                elapsed = now - start_at
+                archived = await conn.fetchval("SELECT count(*) FROM execution_events")
+            finally:
+                await conn.close()
     return {
         "processors": processors,
         "events": len(mixed),
@@ -214,7 +229,6 @@ async def latency(
     wanted = unmeasured + int(rate * seconds)
     histories = make_histories(wanted + 2000, seed=3)
     queue: deque[deque[Envelope]] = deque(deque(h) for h in histories)
-    topics = await _topics(bootstrap, partitions)
     sent: dict[str, deque[float]] = defaultdict(deque)
     latencies: list[float] = []
 
@@ -226,6 +240,7 @@ async def latency(
                 latencies.append(now - pending.popleft())
 
     async with (
+        _topics(bootstrap, partitions) as topics,
         _database(server_dsn) as dsn,
         EventLog(bootstrap, default_codec(), topics=topics) as event_log,
     ):
