@@ -5,7 +5,8 @@ Every batch is one transaction (design §4)::
     lock_offsets   SELECT ... FOR UPDATE the partitions' offset rows, check the fence
     load_*         read back the states the batch touches (one query per table)
     write          a binary COPY of the archive rows, then ONE statement: unnest()
-                   upserts of the state tables, the next offsets and the NOTIFYs as
+                   upserts of the state tables (each table's rows as one array of its
+                   row type, migration 0004), the next offsets and the NOTIFYs as
                    data-modifying CTEs — two round trips per batch, never one per event
 
 The fence: a processor writes a partition only while its offset row still holds the
@@ -50,35 +51,32 @@ def _q(name: str) -> str:
 def upsert_sql(
     table: str, columns: Sequence[tuple[str, str]], key: Sequence[str], *, update: bool = True
 ) -> str:
-    """``INSERT ... SELECT FROM unnest($1::t1[], ...) ON CONFLICT``: one statement per table."""
-    return _insert_sql(table, columns, key, update, first=1)
+    """``INSERT ... SELECT FROM unnest($1::t1[], ...) ON CONFLICT``: one array per column
+    (for tools and tests; the processor sends rows, see :data:`ROW_TYPES`)."""
+    arrays = ", ".join(f"${i}::{t}[]" for i, (_, t) in enumerate(columns, start=1))
+    return _insert_sql(table, columns, key, update, f"unnest({arrays})")
+
+
+ROW_TYPES = {
+    "pipeline": "orchestrator_pipeline_row",
+    "task": "orchestrator_task_row",
+    "checkpoint": "orchestrator_checkpoint_row",
+    "variable": "orchestrator_shared_variable_row",
+}
+"""The composite type (migration 0004) of each upserted row shape, by part name: the
+processor sends a table's rows as ONE array of it (the migration says why)."""
 
 
 def _insert_sql(
-    table: str,
-    columns: Sequence[tuple[str, str]],
-    key: Sequence[str] | None,
-    update: bool,
-    *,
-    first: int,
+    table: str, columns: Sequence[tuple[str, str]], key: Sequence[str], update: bool, source: str
 ) -> str:
     names = ", ".join(_q(c) for c, _ in columns)
-    arrays = ", ".join(f"${i}::{t}[]" for i, (_, t) in enumerate(columns, start=first))
-    sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
-    if key is None:
-        return sql
+    sql = f"INSERT INTO {table} ({names}) SELECT * FROM {source}"
     conflict = ", ".join(_q(k) for k in key)
     if update:
         sets = ", ".join(f"{_q(c)} = EXCLUDED.{_q(c)}" for c, _ in columns if c not in key)
         return f"{sql} ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
     return f"{sql} ON CONFLICT ({conflict}) DO NOTHING"
-
-
-def columns_of(rows: Sequence[rm.Row], width: int) -> list[list[Any]]:
-    """Rows transposed into one list per column (the unnest arguments)."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(col) for col in zip(*rows, strict=True)]
 
 
 def notify_payloads(values: Iterable[str]) -> list[str]:
@@ -242,10 +240,7 @@ class ReadModelStore:
             ("variable", rm.SHARED_VARIABLE_COLUMNS, changes.variable_rows()),
         ]
         present = tuple(name for name, _, rows in parts if rows)
-        args: list[Any] = []
-        for _, columns, rows in parts:
-            if rows:
-                args.extend(columns_of(rows, len(columns)))
+        args: list[Any] = [rows for _, _, rows in parts if rows]  # one row-type array each
         offsets = sorted(changes.next_offsets.items())
         args += [
             self.settings.name,
@@ -286,8 +281,9 @@ class ReadModelStore:
         n = 1
         for name in present:
             table, columns, key, update = targets[name]
-            ctes.append(f"w_{name} AS ({_insert_sql(table, columns, key, update, first=n)})")
-            n += len(columns)
+            rows = f"unnest(${n}::{ROW_TYPES[name]}[])"
+            ctes.append(f"w_{name} AS ({_insert_sql(table, columns, key, update, rows)})")
+            n += 1
         ctes.append(
             "w_offsets AS (UPDATE projection_offsets AS o SET next_offset = u.n,"
             f" updated_at = now() FROM unnest(${n + 1}::text[], ${n + 2}::int4[],"
