@@ -45,7 +45,7 @@ def project(
     events: int = typer.Option(100_000, help="Events the processor catches up on."),
     rate: int = typer.Option(2000, help="Events/s appended in the latency run."),
     seconds: float = typer.Option(10.0, help="Length of the latency run."),
-    batch_size: int = typer.Option(5000, help="The processor's max records per batch."),
+    batch_size: int = typer.Option(10_000, help="Max records per batch (catch-up run)."),
     partitions: int = typer.Option(12, help="Partitions of the pipeline topic."),
     processors: int = typer.Option(1, help="Group members in the catch-up run (scaling)."),
     warmup: float = typer.Option(1.0, help="Seconds appended before latency is measured."),
