@@ -32,12 +32,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from events.catalogue import ExecutionDetails, TaskCompleted
-from events.codec import default_codec
-from events.envelope import Envelope
-from events.log import EventLog, ProducerSettings
-from events.topics import TopicsConfig, TopicSpec, ensure_topics
-from events.userdata import encode_user_data
+from orchestrator.events.catalogue import ExecutionDetails, TaskCompleted
+from orchestrator.events.codec import default_codec
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.log import EventLog, ProducerSettings
+from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
+from orchestrator.events.userdata import encode_user_data
 
 EVENT_BYTES = 300
 

@@ -37,13 +37,19 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from commands import CreateExecution, ExecutionWriter, StartTask, StartValidation, SucceedValidation
-from events.codec import default_codec
-from events.log import EventLog
-from events.topics import TopicsConfig, TopicSpec, ensure_topics
+from orchestrator.commands import (
+    CreateExecution,
+    ExecutionWriter,
+    StartTask,
+    StartValidation,
+    SucceedValidation,
+)
+from orchestrator.events.codec import default_codec
+from orchestrator.events.log import EventLog
+from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
+from orchestrator.projections.migrate import migrate
+from orchestrator.projections.settings import ProjectionSettings
 from orchestrator.state import StateRuntime, StateSettings, checkpoint
-from projections.migrate import migrate
-from projections.settings import ProjectionSettings
 
 
 @asynccontextmanager

@@ -18,10 +18,10 @@ from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from events.catalogue import TaskStarted
-from events.codec import HEADER_SIZE, default_codec
-from events.envelope import Envelope
-from events.userdata import UserData
+from orchestrator.events.catalogue import TaskStarted
+from orchestrator.events.codec import HEADER_SIZE, default_codec
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.userdata import UserData
 
 ROUNDS = 5
 

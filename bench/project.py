@@ -51,13 +51,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
-from events.codec import default_codec
-from events.envelope import Envelope
-from events.log import EventLog
-from events.simulate import interleave, simulate_execution
-from events.topics import TopicsConfig, TopicSpec, ensure_topics
 from orchestrator.devstack import local_services
-from projections.store import STATE_CHANGES_CHANNEL
+from orchestrator.events.codec import default_codec
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.log import EventLog
+from orchestrator.events.simulate import interleave, simulate_execution
+from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
+from orchestrator.projections.store import STATE_CHANGES_CHANNEL
 
 CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
 

@@ -34,17 +34,17 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from bench.restore import EXECUTION, TOPIC, _database, long_history
-from events.codec import default_codec
-from events.envelope import Position
-from events.fold import step
-from events.state import ExecutionState
+from orchestrator.bench.restore import EXECUTION, TOPIC, _database, long_history
 from orchestrator.debug import StateDebugger, Target
-from projections import readmodel as rm
-from projections.migrate import migrate
-from snapshots import ArchivedEvent, FilesystemSnapshotStore, SnapshotWriter
-from snapshots.postgres import PostgresSnapshotIndex
-from snapshots.writer import PendingSnapshot
+from orchestrator.events.codec import default_codec
+from orchestrator.events.envelope import Position
+from orchestrator.events.fold import step
+from orchestrator.events.state import ExecutionState
+from orchestrator.projections import readmodel as rm
+from orchestrator.projections.migrate import migrate
+from orchestrator.snapshots import ArchivedEvent, FilesystemSnapshotStore, SnapshotWriter
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
+from orchestrator.snapshots.writer import PendingSnapshot
 
 CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
 

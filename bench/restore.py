@@ -34,15 +34,15 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from events import catalogue as c
-from events.codec import default_codec
-from events.envelope import Envelope, Position
-from events.fold import step
-from events.simulate import HistoryWriter
-from events.state import ExecutionState
-from events.userdata import encode_user_data
-from projections.migrate import migrate
-from snapshots import (
+from orchestrator.events import catalogue as c
+from orchestrator.events.codec import default_codec
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.fold import step
+from orchestrator.events.simulate import HistoryWriter
+from orchestrator.events.state import ExecutionState
+from orchestrator.events.userdata import encode_user_data
+from orchestrator.projections.migrate import migrate
+from orchestrator.snapshots import (
     ArchivedEvent,
     FilesystemSnapshotStore,
     MemoryEventArchive,
@@ -52,8 +52,8 @@ from snapshots import (
     SnapshotCodec,
     SnapshotWriter,
 )
-from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from snapshots.writer import PendingSnapshot
+from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from orchestrator.snapshots.writer import PendingSnapshot
 
 TOPIC = "orchestrator.pipeline.events"
 EXECUTION = "exec_long"

@@ -11,7 +11,7 @@
 :class:`ReadModel` port, which ``orchestrator.state`` wires to the projection.
 """
 
-from commands.decide import (
+from orchestrator.commands.decide import (
     Cancel,
     Command,
     Complete,
@@ -35,7 +35,7 @@ from commands.decide import (
     encode_fields,
     evolve,
 )
-from commands.errors import (
+from orchestrator.commands.errors import (
     CommandError,
     ExecutionNotOwned,
     ImmutableVariable,
@@ -45,10 +45,10 @@ from commands.errors import (
     LockTimeout,
     StaleExpectedVersion,
 )
-from commands.leader import LeaderElection
-from commands.leases import Lease, LeaseStore, configure
-from commands.lock import DistributedLock, LockInfo, list_locks
-from commands.ports import (
+from orchestrator.commands.leader import LeaderElection
+from orchestrator.commands.leases import Lease, LeaseStore, configure
+from orchestrator.commands.lock import DistributedLock, LockInfo, list_locks
+from orchestrator.commands.ports import (
     Appender,
     InMemoryReadModel,
     Leases,
@@ -57,7 +57,7 @@ from commands.ports import (
     UserDataSettings,
     encode_value,
 )
-from commands.shared import (
+from orchestrator.commands.shared import (
     DeleteVariable,
     SetVariable,
     SharedSettings,
@@ -66,7 +66,7 @@ from commands.shared import (
     VariableTypeMismatch,
     decide_shared,
 )
-from commands.writer import (
+from orchestrator.commands.writer import (
     ExecutionExists,
     ExecutionNotFound,
     ExecutionWriter,

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from events import catalogue as c
-from events.envelope import Envelope
-from events.errors import InvalidTransition
-from events.fold import Outcome, step
-from events.machines import ACTIVE_STATUSES
-from events.state import ExecutionState
-from events.userdata import UserData, encode_user_data
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.errors import InvalidTransition
+from orchestrator.events.fold import Outcome, step
+from orchestrator.events.machines import ACTIVE_STATUSES
+from orchestrator.events.state import ExecutionState
+from orchestrator.events.userdata import UserData, encode_user_data
 
 
 class InvalidCommand(InvalidTransition):

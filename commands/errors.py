@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from events.errors import OrchestratorStateError
+from orchestrator.events.errors import OrchestratorStateError
 
 
 class CommandError(OrchestratorStateError):

@@ -39,8 +39,8 @@ from typing import Self
 
 import asyncpg
 
-from commands.errors import LeaseLost
-from commands.leases import (
+from orchestrator.commands.errors import LeaseLost
+from orchestrator.commands.leases import (
     TRANSIENT_ERRORS,
     Lease,
     LeaseStore,

@@ -37,7 +37,7 @@ from typing import Any
 
 import asyncpg
 
-from commands.errors import LeaseLost, LockNotConfigured, LockTimeout
+from orchestrator.commands.errors import LeaseLost, LockNotConfigured, LockTimeout
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from typing import Self
 
 import asyncpg
 
-from commands.errors import LeaseLost, LockTimeout
-from commands.leases import (
+from orchestrator.commands.errors import LeaseLost, LockTimeout
+from orchestrator.commands.leases import (
     TRANSIENT_ERRORS,
     Lease,
     LeaseStore,

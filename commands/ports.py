@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from commands.errors import CommandError
-from commands.leases import Lease, default_margin
-from events.envelope import Envelope, Position
-from events.fold import step, step_shared
-from events.state import ExecutionState, NamespaceState
-from events.userdata import (
+from orchestrator.commands.errors import CommandError
+from orchestrator.commands.leases import Lease, default_margin
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.fold import step, step_shared
+from orchestrator.events.state import ExecutionState, NamespaceState
+from orchestrator.events.userdata import (
     DEFAULT_CLAIM_CHECK_THRESHOLD,
     DEFAULT_COMPRESS_THRESHOLD,
     BlobStore,

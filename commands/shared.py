@@ -22,20 +22,27 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from commands.errors import (
+from orchestrator.commands.errors import (
     CommandError,
     ImmutableVariable,
     LeaseLost,
     LockTimeout,
     StaleExpectedVersion,
 )
-from commands.leases import unique_holder
-from commands.ports import Appender, Leases, ReadModel, UserDataSettings, encode_value, take_lease
-from events import catalogue as c
-from events.envelope import Envelope, Position
-from events.fold import Outcome, step_shared
-from events.state import NamespaceState, SharedVariable
-from events.userdata import BlobStore, UserData, encode_user_data
+from orchestrator.commands.leases import unique_holder
+from orchestrator.commands.ports import (
+    Appender,
+    Leases,
+    ReadModel,
+    UserDataSettings,
+    encode_value,
+    take_lease,
+)
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.fold import Outcome, step_shared
+from orchestrator.events.state import NamespaceState, SharedVariable
+from orchestrator.events.userdata import BlobStore, UserData, encode_user_data
 
 log = logging.getLogger(__name__)
 

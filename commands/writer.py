@@ -33,10 +33,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from commands.decide import Command, CreateExecution, InvalidCommand, decide
-from commands.errors import CommandError, ExecutionNotOwned, LeaseLost
-from commands.leases import TRANSIENT_ERRORS, Lease, default_margin
-from commands.ports import (
+from orchestrator.commands.decide import Command, CreateExecution, InvalidCommand, decide
+from orchestrator.commands.errors import CommandError, ExecutionNotOwned, LeaseLost
+from orchestrator.commands.leases import TRANSIENT_ERRORS, Lease, default_margin
+from orchestrator.commands.ports import (
     Appender,
     Leases,
     ReadModel,
@@ -44,11 +44,11 @@ from commands.ports import (
     encode_value,
     take_lease,
 )
-from events import catalogue as c
-from events.envelope import Envelope, Position
-from events.fold import Outcome, step
-from events.state import ExecutionState
-from events.userdata import BlobStore, UserData
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.fold import Outcome, step
+from orchestrator.events.state import ExecutionState
+from orchestrator.events.userdata import BlobStore, UserData
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ Everything above (commands, projections, snapshots, orchestrator) imports from h
 this package imports nothing of ours.
 """
 
-from events.catalogue import PAYLOAD_TYPES, Payload
-from events.codec import EventCodec, default_codec
-from events.consumer import (
+from orchestrator.events.catalogue import PAYLOAD_TYPES, Payload
+from orchestrator.events.codec import EventCodec, default_codec
+from orchestrator.events.consumer import (
     ConsumerSettings,
     DecodedRecord,
     EventConsumer,
@@ -15,8 +15,8 @@ from events.consumer import (
     TopicPartition,
     decode_records,
 )
-from events.envelope import Envelope, Position
-from events.errors import (
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.errors import (
     DecodeError,
     EventsError,
     InvalidEvent,
@@ -25,11 +25,17 @@ from events.errors import (
     OrchestratorStateError,
     UserDataError,
 )
-from events.fold import Outcome, Step, apply, fold, step, step_shared
-from events.log import EventLog, ProducerSettings
-from events.machines import PIPELINE_MACHINE, TASK_MACHINE, Machine
-from events.state import CheckpointRef, ExecutionState, NamespaceState, SharedVariable, TaskState
-from events.topics import (
+from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
+from orchestrator.events.log import EventLog, ProducerSettings
+from orchestrator.events.machines import PIPELINE_MACHINE, TASK_MACHINE, Machine
+from orchestrator.events.state import (
+    CheckpointRef,
+    ExecutionState,
+    NamespaceState,
+    SharedVariable,
+    TaskState,
+)
+from orchestrator.events.topics import (
     DEFAULT_PIPELINE_TOPIC,
     DEFAULT_SHARED_TOPIC,
     TopicMismatch,
@@ -38,7 +44,13 @@ from events.topics import (
     dlq_name,
     ensure_topics,
 )
-from events.userdata import BlobRef, BlobStore, UserData, decode_user_data, encode_user_data
+from orchestrator.events.userdata import (
+    BlobRef,
+    BlobStore,
+    UserData,
+    decode_user_data,
+    encode_user_data,
+)
 
 __all__ = [
     "DEFAULT_PIPELINE_TOPIC",

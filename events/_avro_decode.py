@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
-from events._avro import Compiler, Decoder, init_fields, short_name
+from orchestrator.events._avro import Compiler, Decoder, init_fields, short_name
 
 _Generator = Callable[[Compiler, Any, str, str], list[str]]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from events._avro import INT_RANGE, Compiler, Encoder, short_name, zigzag
+from orchestrator.events._avro import INT_RANGE, Compiler, Encoder, short_name, zigzag
 
 
 class _Value:

@@ -23,7 +23,7 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.transaction import InitProducerIdRequest
 
-from events.errors import LogError
+from orchestrator.events.errors import LogError
 
 logger = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Any
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
-from events._kafka import log_error, translated
-from events.envelope import Position
-from events.errors import LogError
+from orchestrator.events._kafka import log_error, translated
+from orchestrator.events.envelope import Position
+from orchestrator.events.errors import LogError
 
 logger = logging.getLogger(__name__)
 

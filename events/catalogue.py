@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from events.userdata import UserData
+from orchestrator.events.userdata import UserData
 
 # --- execution lifecycle -------------------------------------------------------------
 

@@ -24,19 +24,24 @@ from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from events import _avro
-from events._avro_decode import compile_decoder
-from events._avro_encode import compile_encoder
-from events.catalogue import (
+from orchestrator.events import _avro
+from orchestrator.events._avro_decode import compile_decoder
+from orchestrator.events._avro_encode import compile_encoder
+from orchestrator.events.catalogue import (
     PAYLOAD_TYPES,
     ExecutionContext,
     ExecutionDetails,
     TaskSpec,
 )
-from events.envelope import Envelope
-from events.errors import DecodeError, InvalidEvent
-from events.schemas import SINGLE_OBJECT_MAGIC, SchemaRegistry, SchemaSet, default_registry
-from events.userdata import BlobRef, UserData
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.errors import DecodeError, InvalidEvent
+from orchestrator.events.schemas import (
+    SINGLE_OBJECT_MAGIC,
+    SchemaRegistry,
+    SchemaSet,
+    default_registry,
+)
+from orchestrator.events.userdata import BlobRef, UserData
 
 HEADER_SIZE = 10
 

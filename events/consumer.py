@@ -25,9 +25,9 @@ import aiokafka
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 
-from events._kafka import translated
-from events.envelope import Envelope, Position
-from events.errors import DecodeError
+from orchestrator.events._kafka import translated
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.errors import DecodeError
 
 IsolationLevel = Literal["read_uncommitted", "read_committed"]
 OffsetReset = Literal["earliest", "latest", "none"]

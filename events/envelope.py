@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from events.catalogue import Payload
+from orchestrator.events.catalogue import Payload
 
 
 def _now() -> datetime:

@@ -23,24 +23,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from events import catalogue as c
-from events.envelope import Envelope
-from events.errors import InvalidTransition
-from events.machines import (
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.errors import InvalidTransition
+from orchestrator.events.machines import (
     ACTIVE_STATUSES,
     PIPELINE_ACTIONS,
     PIPELINE_MACHINE,
     TASK_ACTIONS,
     TASK_MACHINE,
 )
-from events.state import (
+from orchestrator.events.state import (
     CheckpointRef,
     ExecutionState,
     NamespaceState,
     SharedVariable,
     TaskState,
 )
-from events.userdata import UserData, decode_user_data
+from orchestrator.events.userdata import UserData, decode_user_data
 
 _loads = json.loads
 

@@ -28,12 +28,18 @@ from typing import Any, Literal, Protocol
 import aiokafka
 from aiokafka import codec as kafka_codecs
 
-from events._kafka import broker_supports_idempotence, translated
-from events._produce import KeyPartitioner, Record, check_sizes, send_batched, send_each
-from events.consumer import ConsumerSettings, EventConsumer, TopicPartition
-from events.envelope import Envelope, Position
-from events.errors import DecodeError, LogError
-from events.topics import TopicsConfig
+from orchestrator.events._kafka import broker_supports_idempotence, translated
+from orchestrator.events._produce import (
+    KeyPartitioner,
+    Record,
+    check_sizes,
+    send_batched,
+    send_each,
+)
+from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.errors import DecodeError, LogError
+from orchestrator.events.topics import TopicsConfig
 
 logger = logging.getLogger(__name__)
 

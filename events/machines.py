@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from events.errors import InvalidTransition
+from orchestrator.events.errors import InvalidTransition
 
 
 @dataclass(frozen=True, slots=True)

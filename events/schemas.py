@@ -26,6 +26,7 @@ import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -40,7 +41,7 @@ from fastavro.schema import (
 )
 from fastavro.types import DictSchema, Schema
 
-from events.errors import EventsError
+from orchestrator.events.errors import EventsError
 
 NAMESPACE = "orchestrator.events"
 ENVELOPE = "Envelope"
@@ -62,8 +63,13 @@ class SchemaError(EventsError):
 
 
 def schemas_root() -> Path:
-    """The repository's ``schemas/`` folder (a sibling of the ``events`` package)."""
-    return Path(__file__).resolve().parent.parent / "schemas"
+    """The ``schemas/`` folder shipped inside the ``orchestrator`` package.
+
+    Read through ``importlib.resources`` so an installed wheel finds it; a wheel is
+    installed unpacked, so the resource is a real directory and ``Path`` is safe.
+    """
+    package = (__package__ or "orchestrator.events").rpartition(".")[0]
+    return Path(str(resources.files(package).joinpath("schemas")))
 
 
 def rabin_fingerprint(canonical_form: str) -> int:

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from events import catalogue as c
-from events.envelope import Envelope
-from events.userdata import encode_user_data
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.userdata import encode_user_data
 
 _EPOCH_START = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 _ID_NAMESPACE = uuid.UUID("6f726368-6573-7472-6174-6f722d737461")

@@ -22,9 +22,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, NoError, TopicAlreadyExistsError, for_code
 
-from events._kafka import translated
-from events.catalogue import SHARED_EVENT_TYPES
-from events.errors import LogError
+from orchestrator.events._kafka import translated
+from orchestrator.events.catalogue import SHARED_EVENT_TYPES
+from orchestrator.events.errors import LogError
 
 logger = logging.getLogger(__name__)
 

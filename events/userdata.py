@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 import zstandard
 
-from events.errors import UserDataError
+from orchestrator.events.errors import UserDataError
 
 Encoding = Literal["json", "json_zstd"]
 

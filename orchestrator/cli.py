@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from events.errors import OrchestratorStateError
 from orchestrator._cli import api as api_cli
 from orchestrator._cli import bench as bench_cli
 from orchestrator._cli import config as config_cli
@@ -24,6 +23,7 @@ from orchestrator._cli import history as history_cli
 from orchestrator._cli import projections as projections_cli
 from orchestrator._cli import services as services_cli
 from orchestrator._cli import snapshots as snapshots_cli
+from orchestrator.events.errors import OrchestratorStateError
 
 app = typer.Typer(
     name="orchestrator-state",

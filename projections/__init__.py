@@ -8,14 +8,29 @@ The row <-> state mapping is ``projections.readmodel``; the query API is
 ``projections.api``.
 """
 
-from projections.deadletters import DeadLetterRow, list_dead_letters, replay_dead_letter
-from projections.errors import DeadLetterNotFound, ProcessorFailed, ProjectionError, RebuildError
-from projections.migrate import TableNames, migrate
-from projections.positions import applied_offset, wait_for_position
-from projections.processor import Projector, prepare, run_processor
-from projections.rebuild import SWAPPED_CHANNEL, Rebuilder, RebuildProgress, RebuildReport, rebuild
-from projections.settings import ProjectionSettings, ReadModelTables
-from projections.store import (
+from orchestrator.projections.deadletters import (
+    DeadLetterRow,
+    list_dead_letters,
+    replay_dead_letter,
+)
+from orchestrator.projections.errors import (
+    DeadLetterNotFound,
+    ProcessorFailed,
+    ProjectionError,
+    RebuildError,
+)
+from orchestrator.projections.migrate import TableNames, migrate
+from orchestrator.projections.positions import applied_offset, wait_for_position
+from orchestrator.projections.processor import Projector, prepare, run_processor
+from orchestrator.projections.rebuild import (
+    SWAPPED_CHANNEL,
+    Rebuilder,
+    RebuildProgress,
+    RebuildReport,
+    rebuild,
+)
+from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
+from orchestrator.projections.store import (
     OFFSETS_CHANNEL,
     SHARED_CHANGES_CHANNEL,
     STATE_CHANGES_CHANNEL,

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from events.catalogue import SHARED_EVENT_TYPES, CheckpointSaved
-from events.consumer import DecodedRecord, RawRecord
-from events.envelope import Envelope
-from events.errors import OrchestratorStateError
-from events.fold import Outcome, Step, step, step_shared
-from events.state import ExecutionState, NamespaceState, SharedVariable
-from projections import readmodel as rm
+from orchestrator.events.catalogue import SHARED_EVENT_TYPES, CheckpointSaved
+from orchestrator.events.consumer import DecodedRecord, RawRecord
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events.fold import Outcome, Step, step, step_shared
+from orchestrator.events.state import ExecutionState, NamespaceState, SharedVariable
+from orchestrator.projections import readmodel as rm
 
 TP = tuple[str, int]
 VarKey = tuple[str, str]

@@ -27,10 +27,10 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from events.consumer import DecodedRecord, RawRecord, decode_records
-from events.log import EventCodecLike
-from events.state import SharedVariable
-from projections._batch import (
+from orchestrator.events.consumer import DecodedRecord, RawRecord, decode_records
+from orchestrator.events.log import EventCodecLike
+from orchestrator.events.state import SharedVariable
+from orchestrator.projections._batch import (
     TP,
     BatchChanges,
     ExecutionEntry,
@@ -39,11 +39,11 @@ from projections._batch import (
     fold_batch,
     touched_keys,
 )
-from projections._collector import collector_paused
-from projections.deadletters import DeadLetterSink
-from projections.errors import ProcessorFailed
-from projections.settings import ProjectionSettings
-from projections.store import Fence, PreparedWrite, ReadModelStore
+from orchestrator.projections._collector import collector_paused
+from orchestrator.projections.deadletters import DeadLetterSink
+from orchestrator.projections.errors import ProcessorFailed
+from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.projections.store import Fence, PreparedWrite, ReadModelStore
 
 logger = logging.getLogger(__name__)
 

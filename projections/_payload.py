@@ -17,8 +17,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from events.errors import UserDataError
-from events.userdata import UserData, decode_user_data
+from orchestrator.events.errors import UserDataError
+from orchestrator.events.userdata import UserData, decode_user_data
 
 _SCALARS = (str, int, float, bool, type(None))
 _SCALAR_CLASSES = frozenset(_SCALARS)

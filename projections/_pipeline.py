@@ -16,8 +16,8 @@ import contextlib
 import logging
 import time
 
-from events.consumer import EventConsumer, RawRecord
-from projections._engine import BatchEngine, BatchResult, StagedBatch
+from orchestrator.events.consumer import EventConsumer, RawRecord
+from orchestrator.projections._engine import BatchEngine, BatchResult, StagedBatch
 
 logger = logging.getLogger(__name__)
 

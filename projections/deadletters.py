@@ -25,10 +25,10 @@ from typing import Protocol
 
 import asyncpg
 
-from events.envelope import Position
-from projections._batch import DeadLetter
-from projections.errors import DeadLetterNotFound
-from projections.settings import ProjectionSettings
+from orchestrator.events.envelope import Position
+from orchestrator.projections._batch import DeadLetter
+from orchestrator.projections.errors import DeadLetterNotFound
+from orchestrator.projections.settings import ProjectionSettings
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ the processor rolls back, re-seeks and goes on.
 
 from __future__ import annotations
 
-from events.errors import OrchestratorStateError, where
+from orchestrator.events.errors import OrchestratorStateError, where
 
 
 class ProjectionError(OrchestratorStateError):

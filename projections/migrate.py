@@ -52,7 +52,7 @@ class TableNames:
 
 def _migration_files() -> list[tuple[int, str, str]]:
     found = []
-    for entry in resources.files("projections.migrations").iterdir():
+    for entry in resources.files("orchestrator.projections.migrations").iterdir():
         match = re.match(r"^(\d{4})_.*\.sql$", entry.name)
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text()))

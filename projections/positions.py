@@ -17,8 +17,8 @@ from typing import Any
 
 import asyncpg
 
-from events.envelope import Position
-from projections.store import OFFSETS_CHANNEL
+from orchestrator.events.envelope import Position
+from orchestrator.projections.store import OFFSETS_CHANNEL
 
 _POLL_S = 0.25
 

@@ -25,18 +25,18 @@ from typing import Any
 
 import asyncpg
 
-from events.codec import default_codec
-from events.consumer import ConsumerSettings, EventConsumer, TopicPartition
-from events.errors import LogError
-from events.log import EventCodecLike, EventLog, ProducerSettings
-from events.topics import TopicsConfig, TopicSpec, ensure_topics
-from projections._collector import CollectorSchedule
-from projections._engine import BatchEngine
-from projections._pipeline import BatchPipeline
-from projections.deadletters import DeadLetterSink
-from projections.errors import ProcessorFailed
-from projections.migrate import TableNames, migrate
-from projections.settings import ProjectionSettings
+from orchestrator.events.codec import default_codec
+from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
+from orchestrator.events.errors import LogError
+from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
+from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
+from orchestrator.projections._collector import CollectorSchedule
+from orchestrator.projections._engine import BatchEngine
+from orchestrator.projections._pipeline import BatchPipeline
+from orchestrator.projections.deadletters import DeadLetterSink
+from orchestrator.projections.errors import ProcessorFailed
+from orchestrator.projections.migrate import TableNames, migrate
+from orchestrator.projections.settings import ProjectionSettings
 
 logger = logging.getLogger(__name__)
 

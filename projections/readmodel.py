@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from events.envelope import Envelope
-from events.state import CheckpointRef, ExecutionState, SharedVariable, TaskState
-from projections._payload import json_value
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.state import CheckpointRef, ExecutionState, SharedVariable, TaskState
+from orchestrator.projections._payload import json_value
 
 PIPELINE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("execution_id", "text"),

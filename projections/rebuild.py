@@ -30,16 +30,16 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from events.codec import default_codec
-from events.consumer import ConsumerSettings, EventConsumer, TopicPartition
-from events.log import EventCodecLike, EventLog, ProducerSettings
-from projections._engine import BatchEngine, BatchResult
-from projections._pipeline import BatchPipeline
-from projections.deadletters import DeadLetterSink
-from projections.errors import RebuildError
-from projections.processor import create_pool, prepare
-from projections.settings import OLD_SUFFIX, REBUILD_SUFFIX, ProjectionSettings
-from projections.store import OFFSETS_CHANNEL
+from orchestrator.events.codec import default_codec
+from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
+from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
+from orchestrator.projections._engine import BatchEngine, BatchResult
+from orchestrator.projections._pipeline import BatchPipeline
+from orchestrator.projections.deadletters import DeadLetterSink
+from orchestrator.projections.errors import RebuildError
+from orchestrator.projections.processor import create_pool, prepare
+from orchestrator.projections.settings import OLD_SUFFIX, REBUILD_SUFFIX, ProjectionSettings
+from orchestrator.projections.store import OFFSETS_CHANNEL
 
 logger = logging.getLogger(__name__)
 

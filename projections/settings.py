@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from events.topics import DEFAULT_PIPELINE_TOPIC, DEFAULT_SHARED_TOPIC, dlq_name
+from orchestrator.events.topics import DEFAULT_PIPELINE_TOPIC, DEFAULT_SHARED_TOPIC, dlq_name
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")

@@ -25,10 +25,10 @@ from typing import Any
 
 import asyncpg
 
-from events.state import SharedVariable
-from projections import readmodel as rm
-from projections._batch import TP, BatchChanges, ExecutionEntry, VarKey
-from projections.settings import ProjectionSettings, ReadModelTables
+from orchestrator.events.state import SharedVariable
+from orchestrator.projections import readmodel as rm
+from orchestrator.projections._batch import TP, BatchChanges, ExecutionEntry, VarKey
+from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 
 STATE_CHANGES_CHANNEL = "orchestrator_state_changes"
 """NOTIFY channel: a JSON array of the execution ids a commit changed."""

@@ -9,7 +9,7 @@ full fold. ``S3SnapshotStore`` (``snapshots.s3``), the PostgreSQL adapters
 drivers, so they are imported from their modules, not from here.
 """
 
-from snapshots.codec import (
+from orchestrator.snapshots.codec import (
     AesGcmEncryption,
     AvroStateConverter,
     EncodedSnapshot,
@@ -19,7 +19,7 @@ from snapshots.codec import (
     ZstdCompression,
     codec_from_settings,
 )
-from snapshots.errors import (
+from orchestrator.snapshots.errors import (
     NothingToRestore,
     SnapshotConfigError,
     SnapshotCorrupt,
@@ -28,13 +28,19 @@ from snapshots.errors import (
     SnapshotStoreError,
     SnapshotterFailed,
 )
-from snapshots.filesystem import FilesystemSnapshotStore
-from snapshots.index import MemorySnapshotIndex, SnapshotIndex, SnapshotRecord
-from snapshots.keys import ACTIVE_KEY_ENV, KEYS_ENV, KeyRing, generate_key
-from snapshots.policy import RetentionPolicy, SnapshotPolicy
-from snapshots.restore import ArchivedEvent, EventArchive, MemoryEventArchive, Restored, Restorer
-from snapshots.retention import Decision, RetentionPlan, apply_plan, plan_retention
-from snapshots.store import (
+from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
+from orchestrator.snapshots.index import MemorySnapshotIndex, SnapshotIndex, SnapshotRecord
+from orchestrator.snapshots.keys import ACTIVE_KEY_ENV, KEYS_ENV, KeyRing, generate_key
+from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
+from orchestrator.snapshots.restore import (
+    ArchivedEvent,
+    EventArchive,
+    MemoryEventArchive,
+    Restored,
+    Restorer,
+)
+from orchestrator.snapshots.retention import Decision, RetentionPlan, apply_plan, plan_retention
+from orchestrator.snapshots.store import (
     KeyLayout,
     Lifecycle,
     LifecycleReport,
@@ -42,7 +48,7 @@ from snapshots.store import (
     SnapshotStore,
     open_store,
 )
-from snapshots.writer import PendingSnapshot, SnapshotWriter
+from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
 
 __all__ = [
     "ACTIVE_KEY_ENV",

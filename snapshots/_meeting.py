@@ -12,20 +12,25 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from events import catalogue as c
-from events.consumer import DecodedRecord
-from events.envelope import Position
-from events.log import EventCodecLike
-from projections.positions import wait_for_position
-from snapshots._tracker import SnapshotTracker
-from snapshots.codec import Snapshot, SnapshotCodec
-from snapshots.errors import NothingToRestore, SnapshotCorrupt, SnapshotNotFound, SnapshotterFailed
-from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from snapshots.restore import Restorer
-from snapshots.store import SnapshotStore
+from orchestrator.events import catalogue as c
+from orchestrator.events.consumer import DecodedRecord
+from orchestrator.events.envelope import Position
+from orchestrator.events.log import EventCodecLike
+from orchestrator.projections.positions import wait_for_position
+from orchestrator.snapshots._tracker import SnapshotTracker
+from orchestrator.snapshots.codec import Snapshot, SnapshotCodec
+from orchestrator.snapshots.errors import (
+    NothingToRestore,
+    SnapshotCorrupt,
+    SnapshotNotFound,
+    SnapshotterFailed,
+)
+from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.store import SnapshotStore
 
 if TYPE_CHECKING:
-    from snapshots.snapshotter import SnapshotterSettings
+    from orchestrator.snapshots.snapshotter import SnapshotterSettings
 
 logger = logging.getLogger(__name__)
 

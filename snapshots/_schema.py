@@ -23,8 +23,8 @@ from fastavro.repository.base import AbstractSchemaRepository, SchemaRepositoryE
 from fastavro.schema import load_schema, parse_schema, to_parsing_canonical_form
 from fastavro.types import Schema
 
-from events.schemas import rabin_fingerprint, schemas_root
-from events.state import CheckpointRef, ExecutionState, TaskState
+from orchestrator.events.schemas import rabin_fingerprint, schemas_root
+from orchestrator.events.state import CheckpointRef, ExecutionState, TaskState
 
 NAMESPACE = "orchestrator.snapshot"
 STATE_RECORD = "ExecutionState"

@@ -23,12 +23,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from events import catalogue as c
-from events.envelope import Envelope, Position
-from events.fold import step
-from events.state import ExecutionState
-from snapshots.policy import TERMINAL_STATUSES, SnapshotPolicy
-from snapshots.writer import PendingSnapshot
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.fold import step
+from orchestrator.events.state import ExecutionState
+from orchestrator.snapshots.policy import TERMINAL_STATUSES, SnapshotPolicy
+from orchestrator.snapshots.writer import PendingSnapshot
 
 TP = tuple[str, int]
 

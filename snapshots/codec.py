@@ -31,17 +31,17 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastavro import schemaless_reader, schemaless_writer
 
-from events.envelope import Position
-from events.state import ExecutionState
-from snapshots._schema import (
+from orchestrator.events.envelope import Position
+from orchestrator.events.state import ExecutionState
+from orchestrator.snapshots._schema import (
     StateSchemas,
     default_state_schemas,
     header_schema,
     record_to_state,
     state_to_record,
 )
-from snapshots.errors import SnapshotConfigError, SnapshotCorrupt
-from snapshots.keys import KeyRing
+from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotCorrupt
+from orchestrator.snapshots.keys import KeyRing
 
 MAGIC = b"OSNP"
 FORMAT_VERSION = 1

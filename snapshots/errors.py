@@ -16,7 +16,7 @@ replay": a damaged snapshot costs time, never a wrong state.
 
 from __future__ import annotations
 
-from events.errors import OrchestratorStateError, where
+from orchestrator.events.errors import OrchestratorStateError, where
 
 
 class SnapshotError(OrchestratorStateError):

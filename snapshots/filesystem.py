@@ -15,8 +15,13 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from snapshots.errors import SnapshotNotFound, SnapshotStoreError
-from snapshots.store import Lifecycle, LifecycleReport, check_key, unsupported_lifecycle
+from orchestrator.snapshots.errors import SnapshotNotFound, SnapshotStoreError
+from orchestrator.snapshots.store import (
+    Lifecycle,
+    LifecycleReport,
+    check_key,
+    unsupported_lifecycle,
+)
 
 _TRANSIENT = {errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ENOSPC, errno.EIO}
 

@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from snapshots.errors import SnapshotConfigError
+from orchestrator.snapshots.errors import SnapshotConfigError
 
 KEYS_ENV = "ORCHESTRATOR_SNAPSHOT_KEYS"
 ACTIVE_KEY_ENV = "ORCHESTRATOR_SNAPSHOT_ACTIVE_KEY"

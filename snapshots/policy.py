@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from snapshots.errors import SnapshotConfigError
+from orchestrator.snapshots.errors import SnapshotConfigError
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 

@@ -18,10 +18,10 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from events.envelope import Envelope, Position
-from events.log import EventCodecLike
-from snapshots.index import SnapshotRecord
-from snapshots.restore import ArchivedEvent
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.log import EventCodecLike
+from orchestrator.snapshots.index import SnapshotRecord
+from orchestrator.snapshots.restore import ArchivedEvent
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from events.envelope import Envelope, Position
-from events.fold import step
-from events.state import ExecutionState
-from snapshots.codec import Snapshot, SnapshotCodec
-from snapshots.errors import NothingToRestore, SnapshotCorrupt, SnapshotNotFound
-from snapshots.index import SnapshotIndex, SnapshotRecord
-from snapshots.store import SnapshotStore
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.fold import step
+from orchestrator.events.state import ExecutionState
+from orchestrator.snapshots.codec import Snapshot, SnapshotCodec
+from orchestrator.snapshots.errors import NothingToRestore, SnapshotCorrupt, SnapshotNotFound
+from orchestrator.snapshots.index import SnapshotIndex, SnapshotRecord
+from orchestrator.snapshots.store import SnapshotStore
 
 logger = logging.getLogger(__name__)
 

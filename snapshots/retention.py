@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from snapshots.index import SnapshotIndex, SnapshotRecord
-from snapshots.policy import TERMINAL_STATUSES, RetentionPolicy
-from snapshots.store import SnapshotStore
+from orchestrator.snapshots.index import SnapshotIndex, SnapshotRecord
+from orchestrator.snapshots.policy import TERMINAL_STATUSES, RetentionPolicy
+from orchestrator.snapshots.store import SnapshotStore
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,10 @@ async def apply_plan(plan: RetentionPlan, *, index: SnapshotIndex, store: Snapsh
 
 async def earliest_offsets(bootstrap: str, partitions: Iterable[TP]) -> dict[TP, int]:
     """The earliest offset Kafka still holds for each of these partitions."""
-    from events.consumer import EventConsumer, TopicPartition  # the Kafka client, only here
+    from orchestrator.events.consumer import (
+        EventConsumer,
+        TopicPartition,
+    )  # the Kafka client, only here
 
     tps = [TopicPartition(t, p) for t, p in set(partitions)]
     if not tps:

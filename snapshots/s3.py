@@ -21,8 +21,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from snapshots.errors import SnapshotConfigError, SnapshotNotFound, SnapshotStoreError
-from snapshots.store import Lifecycle, LifecycleReport, check_key
+from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotNotFound, SnapshotStoreError
+from orchestrator.snapshots.store import Lifecycle, LifecycleReport, check_key
 
 logger = logging.getLogger(__name__)
 

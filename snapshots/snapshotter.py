@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from events.codec import default_codec
-from events.consumer import (
+from orchestrator.events.codec import default_codec
+from orchestrator.events.consumer import (
     ConsumerSettings,
     DecodedRecord,
     EventConsumer,
@@ -36,24 +36,24 @@ from events.consumer import (
     TopicPartition,
     decode_records,
 )
-from events.errors import LogError
-from events.log import EventCodecLike
-from events.topics import DEFAULT_PIPELINE_TOPIC
-from projections.migrate import TableNames, migrate
-from snapshots._meeting import Meeting
-from snapshots._tracker import TP, SnapshotTracker
-from snapshots.codec import SnapshotCodec
-from snapshots.errors import SnapshotterFailed
-from snapshots.policy import SnapshotPolicy
-from snapshots.postgres import (
+from orchestrator.events.errors import LogError
+from orchestrator.events.log import EventCodecLike
+from orchestrator.events.topics import DEFAULT_PIPELINE_TOPIC
+from orchestrator.projections.migrate import TableNames, migrate
+from orchestrator.snapshots._meeting import Meeting
+from orchestrator.snapshots._tracker import TP, SnapshotTracker
+from orchestrator.snapshots.codec import SnapshotCodec
+from orchestrator.snapshots.errors import SnapshotterFailed
+from orchestrator.snapshots.policy import SnapshotPolicy
+from orchestrator.snapshots.postgres import (
     add_rows,
     create_pool,
     init_offsets,
     move_offsets,
     read_offsets,
 )
-from snapshots.store import KeyLayout, SnapshotStore
-from snapshots.writer import SnapshotWriter
+from orchestrator.snapshots.store import KeyLayout, SnapshotStore
+from orchestrator.snapshots.writer import SnapshotWriter
 
 logger = logging.getLogger(__name__)
 

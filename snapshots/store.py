@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
-from snapshots.errors import SnapshotConfigError, SnapshotNotFound
+from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def open_store(
     """The store a URL names, as the seed writes it: ``s3://bucket[/prefix]``,
     ``file://path`` (or a plain path), ``memory://label``. S3 options apply to S3 only."""
     if url.startswith("s3://"):
-        from snapshots.s3 import S3SnapshotStore
+        from orchestrator.snapshots.s3 import S3SnapshotStore
 
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
         return S3SnapshotStore(
@@ -222,7 +222,7 @@ def open_store(
     if url.startswith("memory://"):
         return MemorySnapshotStore(url.removeprefix("memory://") or "default")
     if url.startswith("file://") or "://" not in url:
-        from snapshots.filesystem import FilesystemSnapshotStore
+        from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
 
         path = url.removeprefix("file://")
         if not path:

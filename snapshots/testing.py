@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from snapshots.errors import SnapshotNotFound
-from snapshots.store import KeyLayout, Lifecycle, LifecycleReport, SnapshotStore
+from orchestrator.snapshots.errors import SnapshotNotFound
+from orchestrator.snapshots.store import KeyLayout, Lifecycle, LifecycleReport, SnapshotStore
 
 
 class SnapshotStoreContract:

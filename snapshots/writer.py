@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from events.envelope import Position
-from events.state import ExecutionState
-from snapshots.codec import SnapshotCodec
-from snapshots.index import SnapshotRecord
-from snapshots.store import KeyLayout, SnapshotStore
+from orchestrator.events.envelope import Position
+from orchestrator.events.state import ExecutionState
+from orchestrator.snapshots.codec import SnapshotCodec
+from orchestrator.snapshots.index import SnapshotRecord
+from orchestrator.snapshots.store import KeyLayout, SnapshotStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from events import catalogue as c
-from events.envelope import Envelope
-from events.fold import step
-from events.state import ExecutionState
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.fold import step
+from orchestrator.events.state import ExecutionState
 
 
 def flaky_log(

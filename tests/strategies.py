@@ -13,7 +13,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from events.catalogue import (
+from orchestrator.events.catalogue import (
     PAYLOAD_TYPES,
     CheckpointRestored,
     CheckpointSaved,
@@ -40,8 +40,8 @@ from events.catalogue import (
     TaskSpec,
     TaskStarted,
 )
-from events.envelope import Envelope
-from events.userdata import BlobRef, UserData
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.userdata import BlobRef, UserData
 
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 

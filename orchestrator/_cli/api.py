@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from orchestrator.debug.web import install_snapshot_states
-from projections.api import ApiSettings, create_app
+from orchestrator.projections.api import ApiSettings, create_app
 
 _GRACEFUL_SHUTDOWN_S = 5  # SSE streams never end by themselves: cut them after this
 

@@ -23,7 +23,7 @@ def checkpoint(
 ) -> None:
     """``checkpoint.save`` saves/s and p50/p99 latency, durable (acks=all)."""
     try:
-        from bench.checkpoint import render, run_checkpoint_bench
+        from orchestrator.bench.checkpoint import render, run_checkpoint_bench
     except ModuleNotFoundError as exc:  # bench/ ships with the source tree, not the wheel
         raise typer.BadParameter(
             f"{exc}: run from a source checkout (the repository root on PYTHONPATH)"
@@ -53,7 +53,7 @@ def project(
 ) -> None:
     """Events/s folded into PostgreSQL by one processor; append→visible p50/p99 latency."""
     try:
-        from bench.project import render, run_project_bench
+        from orchestrator.bench.project import render, run_project_bench
     except ModuleNotFoundError as exc:  # bench/ ships with the source tree, not the wheel
         raise typer.BadParameter(
             f"{exc}: run from a source checkout (the repository root on PYTHONPATH)"
@@ -76,7 +76,7 @@ def restore(
 ) -> None:
     """Restore latency (latest, at random sequences) vs a full replay; snapshot bytes."""
     try:
-        from bench.restore import render, run_restore_bench
+        from orchestrator.bench.restore import render, run_restore_bench
     except ModuleNotFoundError as exc:  # bench/ ships with the source tree, not the wheel
         raise typer.BadParameter(
             f"{exc}: run from a source checkout (the repository root on PYTHONPATH)"
@@ -97,7 +97,7 @@ def append(
     warmup: int = typer.Option(20_000, help="Events appended first, untimed."),
 ) -> None:
     """Append throughput (acks=all, idempotent) and codec cost per ~300-byte event."""
-    from bench.append import render, run_append_bench
+    from orchestrator.bench.append import render, run_append_bench
 
     result = asyncio.run(
         run_append_bench(
@@ -114,7 +114,7 @@ def replay(
     runs: int = typer.Option(5, help="CLI runs timed per scenario."),
 ) -> None:
     """Wall time of `orchestrator-state replay` on a long execution (snapshot + archive)."""
-    from bench.replay import render, run_replay_bench
+    from orchestrator.bench.replay import render, run_replay_bench
 
     result = asyncio.run(run_replay_bench(events=events, every=every, runs=runs, dsn=None))
     Console().print(render(result))

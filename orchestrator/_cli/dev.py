@@ -25,7 +25,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from events.errors import OrchestratorStateError
 from orchestrator.app import App, AppOptions, AppPlan, plan_app
 from orchestrator.config import ConfigError, Settings, load_config_file
 from orchestrator.devstack import (
@@ -35,6 +34,7 @@ from orchestrator.devstack import (
     KafkaChoice,
     ServiceEndpoints,
 )
+from orchestrator.events.errors import OrchestratorStateError
 
 log = logging.getLogger(__name__)
 

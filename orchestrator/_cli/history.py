@@ -32,15 +32,15 @@ import asyncpg
 import typer
 from rich.console import Console
 
-from events.errors import OrchestratorStateError
 from orchestrator.config import ConfigError, load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.debug import render
 from orchestrator.debug.debugger import StateDebugger
 from orchestrator.debug.diff import to_jsonable
 from orchestrator.debug.replay import Source, Target
-from projections.settings import ProjectionSettings, ReadModelTables
-from snapshots import open_store
+from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
+from orchestrator.snapshots import open_store
 
 T = TypeVar("T")
 

@@ -25,15 +25,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from events.codec import default_codec
-from events.log import EventLog, ProducerSettings
 from orchestrator.config import ConfigError, load_config_file
 from orchestrator.config.models import PostgresBackend
-from projections.deadletters import DeadLetterRow, list_dead_letters, replay_dead_letter
-from projections.errors import ProjectionError
-from projections.processor import run_processor
-from projections.rebuild import RebuildProgress, rebuild
-from projections.settings import ProjectionSettings, ReadModelTables
+from orchestrator.events.codec import default_codec
+from orchestrator.events.log import EventLog, ProducerSettings
+from orchestrator.projections.deadletters import (
+    DeadLetterRow,
+    list_dead_letters,
+    replay_dead_letter,
+)
+from orchestrator.projections.errors import ProjectionError
+from orchestrator.projections.processor import run_processor
+from orchestrator.projections.rebuild import RebuildProgress, rebuild
+from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -28,12 +28,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from events.codec import default_codec
-from events.errors import OrchestratorStateError
 from orchestrator.config import ConfigError, Settings, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
-from projections.migrate import TableNames
-from snapshots import (
+from orchestrator.events.codec import default_codec
+from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.projections.migrate import TableNames
+from orchestrator.snapshots import (
     KeyLayout,
     KeyRing,
     Lifecycle,
@@ -47,10 +47,10 @@ from snapshots import (
     open_store,
     plan_retention,
 )
-from snapshots.codec import SnapshotCodec
-from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex, create_pool
-from snapshots.retention import earliest_offsets
-from snapshots.snapshotter import Snapshotter, SnapshotterSettings, run_snapshotter
+from orchestrator.snapshots.codec import SnapshotCodec
+from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex, create_pool
+from orchestrator.snapshots.retention import earliest_offsets
+from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings, run_snapshotter
 
 T = TypeVar("T")
 
@@ -207,7 +207,7 @@ def run(
     session_timeout_ms: int = typer.Option(10_000, "--session-timeout-ms"),
 ) -> None:
     """Run the snapshotter until SIGTERM/Ctrl-C (migrations applied at start)."""
-    from events.consumer import ConsumerSettings
+    from orchestrator.events.consumer import ConsumerSettings
 
     setup = _setup(config, store)
     policy = (

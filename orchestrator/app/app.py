@@ -25,26 +25,26 @@ import asyncpg
 import uvicorn
 from pydantic import SecretStr
 
-from commands import leases as lease_defaults
-from commands.errors import StaleExpectedVersion
-from events.codec import default_codec
-from events.log import EventLog
-from events.topics import ensure_topics
-from events.userdata import BlobStore
 from orchestrator.app.consistency import ConfiguredStateManager
 from orchestrator.app.plan import AppPlan
+from orchestrator.commands import leases as lease_defaults
+from orchestrator.commands.errors import StaleExpectedVersion
 from orchestrator.config.models import Settings
 from orchestrator.devstack import ServiceEndpoints
+from orchestrator.events.codec import default_codec
+from orchestrator.events.log import EventLog
+from orchestrator.events.topics import ensure_topics
+from orchestrator.events.userdata import BlobStore
+from orchestrator.projections.api import ApiSettings, create_app
+from orchestrator.projections.migrate import migrate
+from orchestrator.projections.processor import Projector
 from orchestrator.runtime import Orchestrator, Pipeline, set_default_policies
 from orchestrator.runtime._schema import ensure_runtime_tables
+from orchestrator.snapshots import KeyRing, SnapshotStore, codec_from_settings, open_store
 from orchestrator.state import runtime as state_runtime
 from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
 from orchestrator.state.errors import NotConfigured
 from orchestrator.state.runtime import StateRuntime
-from projections.api import ApiSettings, create_app
-from projections.migrate import migrate
-from projections.processor import Projector
-from snapshots import KeyRing, SnapshotStore, codec_from_settings, open_store
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ class App:
             set_default_policies(None)
 
     def _s3_client(self, endpoint_url: str | None) -> Any:
-        from snapshots.s3 import make_client
+        from orchestrator.snapshots.s3 import make_client
 
         ep = self.endpoints
         return make_client(
@@ -269,7 +269,7 @@ class App:
     def _open_snapshot_store(self) -> SnapshotStore:
         sp = self.plan.snapshots
         if sp.store_url.startswith("s3://"):
-            from snapshots.s3 import S3SnapshotStore
+            from orchestrator.snapshots.s3 import S3SnapshotStore
 
             bucket, _, prefix = sp.store_url.removeprefix("s3://").partition("/")
             return S3SnapshotStore(
@@ -282,7 +282,7 @@ class App:
         return open_store(sp.store_url)
 
     async def _start_snapshotter(self) -> None:
-        from snapshots.snapshotter import Snapshotter, SnapshotterSettings
+        from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
         plan, sp = self.plan, self.plan.snapshots
         codec = codec_from_settings(
@@ -360,8 +360,8 @@ class App:
                 pass  # set before (by an earlier start): the log's value stands
 
     async def _prune_forever(self) -> None:
-        from snapshots.postgres import PostgresSnapshotIndex
-        from snapshots.retention import apply_plan, earliest_offsets, plan_retention
+        from orchestrator.snapshots.postgres import PostgresSnapshotIndex
+        from orchestrator.snapshots.retention import apply_plan, earliest_offsets, plan_retention
 
         assert self.pool is not None and self.snapshot_store is not None
         index = PostgresSnapshotIndex(self.pool)

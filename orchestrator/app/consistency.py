@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.envelope import Position
-from events.state import ExecutionState, SharedVariable, TaskState
+from orchestrator.events.envelope import Position
+from orchestrator.events.state import ExecutionState, SharedVariable, TaskState
 from orchestrator.state.manager import Consistency, StateManager
 from orchestrator.state.runtime import StateRuntime
 

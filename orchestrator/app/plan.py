@@ -57,10 +57,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from commands.ports import UserDataSettings
-from commands.shared import SharedSettings
-from commands.writer import WriterSettings
-from events.topics import FOREVER, TopicsConfig, TopicSpec
+from orchestrator.commands.ports import UserDataSettings
+from orchestrator.commands.shared import SharedSettings
+from orchestrator.commands.writer import WriterSettings
 from orchestrator.config.models import (
     FilesystemBackend,
     MemoryBackend,
@@ -69,13 +68,14 @@ from orchestrator.config.models import (
     Settings,
     parse_size,
 )
+from orchestrator.events.topics import FOREVER, TopicsConfig, TopicSpec
+from orchestrator.projections.migrate import TableNames
+from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 from orchestrator.runtime.orchestrator import Policies
 from orchestrator.runtime.policy import CheckpointPolicy, RecoveryPolicy, RetryPolicy
+from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
+from orchestrator.snapshots.store import KeyLayout, Lifecycle
 from orchestrator.state.runtime import StateSettings
-from projections.migrate import TableNames
-from projections.settings import ProjectionSettings, ReadModelTables
-from snapshots.policy import RetentionPolicy, SnapshotPolicy
-from snapshots.store import KeyLayout, Lifecycle
 
 _NEVER = 2**62  # a compression threshold no value reaches
 

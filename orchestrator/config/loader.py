@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from events.errors import OrchestratorStateError
 from orchestrator.config._yaml import Location, Mark, PositionedDocument, load_positioned
 from orchestrator.config.models import BACKEND_MODELS, Settings
 from orchestrator.config.notices import find_notices
+from orchestrator.events.errors import OrchestratorStateError
 
 log = logging.getLogger(__name__)
 ENV_PREFIX = "ORCHESTRATOR_"

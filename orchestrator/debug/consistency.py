@@ -24,17 +24,17 @@ from typing import Any
 
 import asyncpg
 
-from events.codec import EventCodec
-from events.envelope import Position
-from events.errors import DecodeError
-from events.log import EventLog
 from orchestrator.debug.folding import (
     FoldedExecution,
     Mismatch,
     SequenceGap,
     compare_execution,
 )
-from projections.settings import ProjectionSettings
+from orchestrator.events.codec import EventCodec
+from orchestrator.events.envelope import Position
+from orchestrator.events.errors import DecodeError
+from orchestrator.events.log import EventLog
+from orchestrator.projections.settings import ProjectionSettings
 
 _BATCH = 200
 

@@ -23,9 +23,6 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from events.codec import EventCodec, default_codec
-from events.log import EventLog
-from events.state import ExecutionState
 from orchestrator.debug.bottlenecks import BottleneckReport, analyze
 from orchestrator.debug.consistency import ConsistencyChecker, ConsistencyReport
 from orchestrator.debug.errors import HistoryNotFound
@@ -39,11 +36,14 @@ from orchestrator.debug.replay import (
 )
 from orchestrator.debug.sources import ArchiveReader, LogReader, reading_log
 from orchestrator.debug.trace import StateTrace, TraceEntry, trace_entries
+from orchestrator.events.codec import EventCodec, default_codec
+from orchestrator.events.log import EventLog
+from orchestrator.events.state import ExecutionState
+from orchestrator.projections import readmodel as rm
+from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.snapshots import SnapshotCodec, SnapshotStore
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.state.runtime import StateRuntime, current_runtime
-from projections import readmodel as rm
-from projections.settings import ProjectionSettings
-from snapshots import SnapshotCodec, SnapshotStore
-from snapshots.postgres import PostgresSnapshotIndex
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from events.envelope import Envelope, Position
-from events.errors import OrchestratorStateError
-from events.fold import Outcome, Step, step
-from events.state import ExecutionState
-from projections import readmodel as rm
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events.fold import Outcome, Step, step
+from orchestrator.events.state import ExecutionState
+from orchestrator.projections import readmodel as rm
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from commands.decide import (
+from orchestrator.commands.decide import (
     Command,
     CompleteTask,
     CreateExecution,
@@ -41,13 +41,13 @@ from commands.decide import (
     StartValidation,
     SucceedValidation,
 )
-from events import catalogue as c
-from events.envelope import Position
-from events.state import ExecutionState
-from events.userdata import UserData, decode_user_data
 from orchestrator.debug.debugger import StateDebugger
 from orchestrator.debug.errors import ForkError
 from orchestrator.debug.replay import Target
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Position
+from orchestrator.events.state import ExecutionState
+from orchestrator.events.userdata import UserData, decode_user_data
 from orchestrator.state.runtime import StateRuntime, current_runtime
 
 _COPIED = ("ExecutionCreated", "TaskCompleted", "TaskSkipped", "CheckpointSaved")

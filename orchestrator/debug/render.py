@@ -16,13 +16,13 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from events.state import ExecutionState
 from orchestrator.debug.bottlenecks import BottleneckReport
 from orchestrator.debug.consistency import ConsistencyReport
 from orchestrator.debug.diff import Change, to_jsonable
 from orchestrator.debug.folding import Mismatch
 from orchestrator.debug.replay import Replayed, ReplayStep
 from orchestrator.debug.trace import TraceEntry
+from orchestrator.events.state import ExecutionState
 
 STATUS_STYLE = {
     "initialized": "white",

@@ -27,14 +27,13 @@ from typing import Literal
 
 import asyncpg
 
-from events.envelope import Envelope, Position
-from events.fold import Outcome, step
-from events.state import ExecutionState
 from orchestrator.debug.diff import Change, diff
 from orchestrator.debug.errors import HistoryNotFound, PartitionUnknown
 from orchestrator.debug.sources import EventHistory, LogReader, _EmptyAfterSnapshot
-from orchestrator.state.errors import CheckpointNotFound
-from snapshots import (
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.fold import Outcome, step
+from orchestrator.events.state import ExecutionState
+from orchestrator.snapshots import (
     ArchivedEvent,
     NothingToRestore,
     Restored,
@@ -44,6 +43,7 @@ from snapshots import (
     SnapshotStore,
     open_store,
 )
+from orchestrator.state.errors import CheckpointNotFound
 
 logger = logging.getLogger(__name__)
 

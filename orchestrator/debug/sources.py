@@ -23,13 +23,13 @@ from typing import Any, Protocol, cast
 import asyncpg
 from aiokafka.partitioner import murmur2
 
-from events.codec import EventCodec, default_codec
-from events.consumer import ConsumerSettings, EventConsumer, TopicPartition
-from events.envelope import Envelope, Position
-from events.errors import DecodeError, LogError
-from events.log import EventLog, ProducerSettings
-from projections.settings import ReadModelTables
-from snapshots import ArchivedEvent
+from orchestrator.events.codec import EventCodec, default_codec
+from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.errors import DecodeError, LogError
+from orchestrator.events.log import EventLog, ProducerSettings
+from orchestrator.projections.settings import ReadModelTables
+from orchestrator.snapshots import ArchivedEvent
 
 logger = logging.getLogger(__name__)
 

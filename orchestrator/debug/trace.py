@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from events.envelope import Position
-from events.state import ExecutionState
 from orchestrator.debug.diff import Change
 from orchestrator.debug.replay import ReplayStep
-from projections.readmodel import payload_json
+from orchestrator.events.envelope import Position
+from orchestrator.events.state import ExecutionState
+from orchestrator.projections.readmodel import payload_json
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncpg
 from fastapi import FastAPI
 
-from events.fold import Outcome
 from orchestrator.debug.debugger import StateDebugger
 from orchestrator.debug.errors import HistoryNotFound
 from orchestrator.debug.replay import Target
-from projections.api.routes_timeline import StateAt, set_state_source
-from projections.settings import ProjectionSettings, ReadModelTables
-from snapshots import SnapshotStore
+from orchestrator.events.fold import Outcome
+from orchestrator.projections.api.routes_timeline import StateAt, set_state_source
+from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
+from orchestrator.snapshots import SnapshotStore
 
 
 class SnapshotStateSource:

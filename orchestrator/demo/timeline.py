@@ -11,8 +11,8 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from events.codec import default_codec
-from events.state import ExecutionState
+from orchestrator.events.codec import default_codec
+from orchestrator.events.state import ExecutionState
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Apache Kafka's broker jars, resolved once from Maven Central into a user cache.
 
 The broker runs from the jars of `org.apache.kafka:kafka_2.13` (plus a logging
-binding) as listed in `deploy/kafka/pom.xml`; no tarball, no Docker. Maven does
+binding) as listed in `kafka/pom.xml`, shipped in this package; no tarball, no Docker. Maven does
 the download and checksum work. The jars land in a temporary sibling directory
 that is renamed into place, and a marker file written last records which pom and
 version produced them, so a half-finished or stale download is never used.
@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import subprocess
+from importlib import resources
 from pathlib import Path
 
 from ._errors import DevstackError, ToolMissingError
@@ -25,8 +26,10 @@ log = logging.getLogger(__name__)
 KAFKA_VERSION = "4.1.1"
 
 _MARKER = ".complete"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_POM = _REPO_ROOT / "deploy" / "kafka" / "pom.xml"
+#: Shipped as package data, so an installed wheel resolves the same jars as a checkout.
+DEFAULT_POM = Path(
+    str(resources.files(__package__ or "orchestrator.devstack").joinpath("kafka/pom.xml"))
+)
 
 
 def default_kafka_cache_dir(version: str = KAFKA_VERSION) -> Path:
@@ -66,8 +69,8 @@ def ensure_kafka_jars(
     pom = (pom or DEFAULT_POM).resolve()
     if not pom.is_file():
         raise DevstackError(
-            f"Kafka pom not found at {pom}; install the project from its source checkout "
-            "(pip install -e .) or pass pom=..."
+            f"Kafka pom not found at {pom}; reinstall orchestrator-state (the pom ships in "
+            "its wheel) or pass pom=..."
         )
     cache_dir = (cache_dir or default_kafka_cache_dir(version)).expanduser().resolve()
     if kafka_jars_ready(cache_dir, version=version, pom=pom):

@@ -18,12 +18,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from commands.decide import Command, SaveCheckpoint
-from commands.errors import ExecutionNotOwned, LeaseLost
-from commands.writer import ExecutionWriter
-from events.errors import InvalidTransition
-from events.state import CheckpointRef
-from events.userdata import resolve_blob_markers
+from orchestrator.commands.decide import Command, SaveCheckpoint
+from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
+from orchestrator.commands.writer import ExecutionWriter
+from orchestrator.events.errors import InvalidTransition
+from orchestrator.events.state import CheckpointRef
+from orchestrator.events.userdata import resolve_blob_markers
 from orchestrator.runtime.context import TaskContext
 from orchestrator.state.checkpoint import RestoredCheckpoint
 from orchestrator.state.runtime import StateRuntime

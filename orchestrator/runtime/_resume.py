@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from events.state import ExecutionState
-from events.userdata import BlobStore, resolve_blob_markers
+from orchestrator.events.state import ExecutionState
+from orchestrator.events.userdata import BlobStore, resolve_blob_markers
 from orchestrator.runtime.pipeline import Pipeline
 from orchestrator.state.checkpoint import RestoredCheckpoint
 from orchestrator.state.errors import RecoveryError

@@ -21,7 +21,7 @@ execution now and this one must stop.
 
 from __future__ import annotations
 
-from events.errors import OrchestratorStateError
+from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.state.errors import RecoveryError
 
 __all__ = [

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from commands.decide import (
+from orchestrator.commands.decide import (
     Command,
     Complete,
     CompleteTask,
@@ -45,10 +45,10 @@ from commands.decide import (
     StartValidation,
     SucceedValidation,
 )
-from commands.errors import ExecutionNotOwned, LeaseLost
-from commands.writer import ExecutionWriter
-from events.catalogue import ExecutionDetails
-from events.state import CheckpointRef, ExecutionState
+from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
+from orchestrator.commands.writer import ExecutionWriter
+from orchestrator.events.catalogue import ExecutionDetails
+from orchestrator.events.state import CheckpointRef, ExecutionState
 from orchestrator.runtime._checkpoints import Checkpoints, is_task_state, plain
 from orchestrator.runtime._resume import DONE
 from orchestrator.runtime.context import TaskContext, running

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import asyncpg
 
-from commands.errors import LeaseLost
-from commands.leases import TRANSIENT_ERRORS, Lease, LeaseStore
+from orchestrator.commands.errors import LeaseLost
+from orchestrator.commands.leases import TRANSIENT_ERRORS, Lease, LeaseStore
 from orchestrator.runtime.policy import RecoveryPolicy
 
 log = logging.getLogger(__name__)

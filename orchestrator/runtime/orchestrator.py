@@ -31,12 +31,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from commands.decide import CreateExecution
-from commands.errors import ExecutionNotOwned, LeaseLost
-from commands.leases import TRANSIENT_ERRORS
-from commands.ports import ReadModelTimeout
-from commands.writer import ExecutionNotFound, ExecutionWriter
-from events.state import ExecutionState
+from orchestrator.commands.decide import CreateExecution
+from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
+from orchestrator.commands.leases import TRANSIENT_ERRORS
+from orchestrator.commands.ports import ReadModelTimeout
+from orchestrator.commands.writer import ExecutionNotFound, ExecutionWriter
+from orchestrator.events.state import ExecutionState
 from orchestrator.runtime._resume import (
     DONE,
     check_resumable,

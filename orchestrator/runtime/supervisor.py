@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from commands.leader import LeaderElection
-from commands.leases import TRANSIENT_ERRORS
+from orchestrator.commands.leader import LeaderElection
+from orchestrator.commands.leases import TRANSIENT_ERRORS
 from orchestrator.runtime.health import NODE_PREFIX
 from orchestrator.runtime.policy import RecoveryPolicy
 

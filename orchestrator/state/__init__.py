@@ -11,11 +11,11 @@ Configure once per process (the orchestrator's entry point does this)::
 ``checkpoint`` is a module: ``checkpoint.save / list / restore / task_scope``.
 """
 
-from commands.errors import ImmutableVariable, LeaseLost, StaleExpectedVersion
-from commands.leader import LeaderElection
-from commands.lock import DistributedLock
-from events.errors import InvalidTransition
+from orchestrator.commands.errors import ImmutableVariable, LeaseLost, StaleExpectedVersion
+from orchestrator.commands.leader import LeaderElection
+from orchestrator.commands.lock import DistributedLock
 from orchestrator.debug.debugger import StateDebugger
+from orchestrator.events.errors import InvalidTransition
 from orchestrator.state import checkpoint
 from orchestrator.state.batch import BatchStateManager, StateBatch
 from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore

@@ -25,7 +25,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from commands.decide import (
+from orchestrator.commands.decide import (
     Command,
     CompleteTask,
     FailTask,
@@ -35,10 +35,10 @@ from commands.decide import (
     StartTask,
     evolve,
 )
-from commands.writer import ExecutionWriter, execute_together
-from events.catalogue import ExecutionDetails
-from events.envelope import Position
-from events.state import ExecutionState
+from orchestrator.commands.writer import ExecutionWriter, execute_together
+from orchestrator.events.catalogue import ExecutionDetails
+from orchestrator.events.envelope import Position
+from orchestrator.events.state import ExecutionState
 from orchestrator.state.runtime import StateRuntime, current_runtime, current_task
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from events.errors import UserDataError
+from orchestrator.events.errors import UserDataError
 
 
 class FilesystemBlobStore:

@@ -29,13 +29,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from commands.decide import SaveCheckpoint
-from events import catalogue as c
-from events.envelope import Position
-from events.errors import UserDataError
-from events.fold import Outcome, step
-from events.state import ExecutionState
-from events.userdata import UserData, decode_user_data
+from orchestrator.commands.decide import SaveCheckpoint
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Position
+from orchestrator.events.errors import UserDataError
+from orchestrator.events.fold import Outcome, step
+from orchestrator.events.state import ExecutionState
+from orchestrator.events.userdata import UserData, decode_user_data
 from orchestrator.state.errors import (
     CheckpointCorrupt,
     CheckpointNotFound,

@@ -17,7 +17,7 @@ Write-side errors (``InvalidTransition``, ``ImmutableVariable``, ``StaleExpected
 
 from __future__ import annotations
 
-from events.errors import OrchestratorStateError
+from orchestrator.events.errors import OrchestratorStateError
 
 
 class StateError(OrchestratorStateError):

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from events.errors import InvalidTransition
-from events.machines import PIPELINE_MACHINE, Machine, Transition
+from orchestrator.events.errors import InvalidTransition
+from orchestrator.events.machines import PIPELINE_MACHINE, Machine, Transition
 
 
 def _sources(spec: Mapping[str, Any]) -> list[str]:

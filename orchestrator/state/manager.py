@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from commands.lock import LockInfo, list_locks
-from events.envelope import Position
-from events.state import ExecutionState, SharedVariable, TaskState
-from events.userdata import BlobStore, resolve_blob_markers
+from orchestrator.commands.lock import LockInfo, list_locks
+from orchestrator.events.envelope import Position
+from orchestrator.events.state import ExecutionState, SharedVariable, TaskState
+from orchestrator.events.userdata import BlobStore, resolve_blob_markers
 from orchestrator.state.errors import StateNotFound
 from orchestrator.state.runtime import StateRuntime, current_runtime, current_task
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import asyncpg
 
-from commands.ports import ReadModelTimeout
-from events.envelope import Position
-from events.state import ExecutionState, NamespaceState
-from projections import readmodel as rm
-from projections.positions import applied_offset, wait_for_position
-from projections.settings import ProjectionSettings
-from projections.store import ReadModelStore
+from orchestrator.commands.ports import ReadModelTimeout
+from orchestrator.events.envelope import Position
+from orchestrator.events.state import ExecutionState, NamespaceState
+from orchestrator.projections import readmodel as rm
+from orchestrator.projections.positions import applied_offset, wait_for_position
+from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.projections.store import ReadModelStore
 
 
 class PostgresReadModel:

@@ -19,18 +19,18 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from commands.decide import CreateExecution
-from commands.leases import LeaseStore, node_label
-from commands.shared import SharedSettings, SharedStateWriter
-from commands.writer import ExecutionWriter, WriterSettings
-from events.codec import EventCodec, default_codec
-from events.envelope import Position
-from events.log import EventLog
-from events.topics import TopicsConfig, TopicSpec
-from events.userdata import BlobStore
+from orchestrator.commands.decide import CreateExecution
+from orchestrator.commands.leases import LeaseStore, node_label
+from orchestrator.commands.shared import SharedSettings, SharedStateWriter
+from orchestrator.commands.writer import ExecutionWriter, WriterSettings
+from orchestrator.events.codec import EventCodec, default_codec
+from orchestrator.events.envelope import Position
+from orchestrator.events.log import EventLog
+from orchestrator.events.topics import TopicsConfig, TopicSpec
+from orchestrator.events.userdata import BlobStore
+from orchestrator.projections.settings import ProjectionSettings
 from orchestrator.state.errors import NotConfigured, NoWriter
 from orchestrator.state.readmodel import PostgresReadModel
-from projections.settings import ProjectionSettings
 
 log = logging.getLogger(__name__)
 

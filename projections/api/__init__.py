@@ -4,14 +4,14 @@
 one LISTEN connection. Reads accept ``position`` + ``wait_ms`` for read-your-writes.
 """
 
-from projections.api.app import create_app
-from projections.api.errors import (
+from orchestrator.projections.api.app import create_app
+from orchestrator.projections.api.errors import (
     ApiError,
     ExecutionNotFound,
     ReadModelBehind,
     ReadModelUnavailable,
 )
-from projections.api.settings import ApiSettings
+from orchestrator.projections.api.settings import ApiSettings
 
 __all__ = [
     "ApiError",

@@ -6,8 +6,8 @@ from typing import Any
 
 import asyncpg
 
-from events.envelope import Position
-from projections.api.models import (
+from orchestrator.events.envelope import Position
+from orchestrator.projections.api.models import (
     EventOut,
     ExecutionOut,
     ExecutionSummary,

@@ -20,14 +20,14 @@ from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
-from events.envelope import Position
-from projections.api._listener import StateChangeListener
-from projections.api._metrics import ApiMetrics
-from projections.api._params import parse_position
-from projections.api._queries import Queries
-from projections.api.errors import ReadModelBehind
-from projections.api.settings import ApiSettings
-from projections.positions import applied_offset
+from orchestrator.events.envelope import Position
+from orchestrator.projections.api._listener import StateChangeListener
+from orchestrator.projections.api._metrics import ApiMetrics
+from orchestrator.projections.api._params import parse_position
+from orchestrator.projections.api._queries import Queries
+from orchestrator.projections.api.errors import ReadModelBehind
+from orchestrator.projections.api.settings import ApiSettings
+from orchestrator.projections.positions import applied_offset
 
 Dependency = Callable[..., Awaitable[None]]
 

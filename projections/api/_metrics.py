@@ -14,7 +14,7 @@ import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from projections.api._queries import Queries
+from orchestrator.projections.api._queries import Queries
 
 
 class ApiMetrics:

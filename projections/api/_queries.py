@@ -13,7 +13,7 @@ from datetime import datetime
 
 import asyncpg
 
-from projections.settings import ReadModelTables
+from orchestrator.projections.settings import ReadModelTables
 
 _EXECUTION_COLUMNS = """
     execution_id, pipeline_id, status, epoch, owner, last_sequence, created_at,

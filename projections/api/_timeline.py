@@ -22,10 +22,10 @@ from typing import Any, Protocol
 import asyncpg
 from fastapi import FastAPI
 
-from events.codec import default_codec
-from events.envelope import Envelope, Position
-from events.fold import step
-from events.state import ExecutionState
+from orchestrator.events.codec import default_codec
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.fold import step
+from orchestrator.events.state import ExecutionState
 
 EVENT_LIST_LIMIT = 20_000
 """Events listed for the slider; a longer history lists its first applied ones only (the

@@ -18,16 +18,16 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse
 
-from projections.api import routes_timeline
-from projections.api._deps import ApiContext, make_auth, make_read_barrier
-from projections.api._listener import StateChangeListener
-from projections.api._metrics import ApiMetrics, MetricsMiddleware
-from projections.api._queries import Queries
-from projections.api.errors import ApiError, ReadModelUnavailable
-from projections.api.models import ErrorOut
-from projections.api.routes import executions, history, stream, system, variables
-from projections.api.settings import ApiSettings
-from projections.migrate import TableNames, migrate
+from orchestrator.projections.api import routes_timeline
+from orchestrator.projections.api._deps import ApiContext, make_auth, make_read_barrier
+from orchestrator.projections.api._listener import StateChangeListener
+from orchestrator.projections.api._metrics import ApiMetrics, MetricsMiddleware
+from orchestrator.projections.api._queries import Queries
+from orchestrator.projections.api.errors import ApiError, ReadModelUnavailable
+from orchestrator.projections.api.models import ErrorOut
+from orchestrator.projections.api.routes import executions, history, stream, system, variables
+from orchestrator.projections.api.settings import ApiSettings
+from orchestrator.projections.migrate import TableNames, migrate
 
 log = logging.getLogger(__name__)
 

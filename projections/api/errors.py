@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from projections.errors import ProjectionError
+from orchestrator.projections.errors import ProjectionError
 
 
 class ApiError(ProjectionError):

@@ -27,8 +27,8 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse
 
-from projections.api._deps import Context
-from projections.api._timeline import (
+from orchestrator.projections.api._deps import Context
+from orchestrator.projections.api._timeline import (
     ArchiveStateSource,
     StateAt,
     StateSource,
@@ -36,9 +36,9 @@ from projections.api._timeline import (
     set_state_source,
     state_source,
 )
-from projections.api.errors import ExecutionNotFound
-from projections.api.routes._common import NOT_FOUND, ExecutionId
-from projections.readmodel import payload_json
+from orchestrator.projections.api.errors import ExecutionNotFound
+from orchestrator.projections.api.routes._common import NOT_FOUND, ExecutionId
+from orchestrator.projections.readmodel import payload_json
 
 __all__ = [
     "ArchiveStateSource",
@@ -65,7 +65,11 @@ def include(app: FastAPI, *, dependencies: Sequence[Any], responses: dict[int | 
 
 @functools.cache
 def _page() -> str:
-    return resources.files("projections.api").joinpath("static/timeline.html").read_text("utf-8")
+    return (
+        resources.files("orchestrator.projections.api")
+        .joinpath("static/timeline.html")
+        .read_text("utf-8")
+    )
 
 
 @page_router.get(

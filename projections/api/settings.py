@@ -13,8 +13,8 @@ from typing import Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from projections.settings import ReadModelTables
-from projections.store import OFFSETS_CHANNEL, STATE_CHANGES_CHANNEL
+from orchestrator.projections.settings import ReadModelTables
+from orchestrator.projections.store import OFFSETS_CHANNEL, STATE_CHANGES_CHANNEL
 
 _DEFAULT_WAIT_MS = 5_000
 

@@ -17,16 +17,16 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
-from events import catalogue as c
-from events.catalogue import CheckpointSaved
-from events.envelope import Envelope
-from events.fold import Outcome, step
-from events.simulate import HistoryWriter
-from events.state import ExecutionState, SharedVariable
-from events.userdata import encode_user_data
-from projections import readmodel as rm
-from projections.settings import ReadModelTables
-from projections.store import OFFSETS_CHANNEL, STATE_CHANGES_CHANNEL, upsert_sql
+from orchestrator.events import catalogue as c
+from orchestrator.events.catalogue import CheckpointSaved
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.fold import Outcome, step
+from orchestrator.events.simulate import HistoryWriter
+from orchestrator.events.state import ExecutionState, SharedVariable
+from orchestrator.events.userdata import encode_user_data
+from orchestrator.projections import readmodel as rm
+from orchestrator.projections.settings import ReadModelTables
+from orchestrator.projections.store import OFFSETS_CHANNEL, STATE_CHANGES_CHANNEL, upsert_sql
 
 TOPIC = "orchestrator.pipeline.events"
 TABLES = ReadModelTables()

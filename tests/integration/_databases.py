@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from projections.migrate import migrate
+from orchestrator.projections.migrate import migrate
 
 MakeDatabase = Callable[..., Awaitable[str]]
 """The `make_database` fixture: `await make_database(migrated=True)` -> a new DSN."""

@@ -16,7 +16,7 @@ import sys
 
 import asyncpg
 
-from commands.lock import DistributedLock
+from orchestrator.commands.lock import DistributedLock
 
 
 async def increment(pool: asyncpg.Pool, lock_name: str, counter_id: str, tokens: list[int]) -> None:

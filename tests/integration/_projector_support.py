@@ -16,14 +16,14 @@ from typing import NamedTuple, Protocol, TypeVar
 
 import asyncpg
 
-from events.codec import default_codec
-from events.envelope import Envelope
-from events.fold import Outcome, fold, step
-from events.log import EventLog
-from events.simulate import interleave, simulate_execution
-from events.topics import TopicsConfig, TopicSpec, ensure_topics
-from projections import readmodel as rm
-from projections.settings import ProjectionSettings
+from orchestrator.events.codec import default_codec
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.fold import Outcome, fold, step
+from orchestrator.events.log import EventLog
+from orchestrator.events.simulate import interleave, simulate_execution
+from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
+from orchestrator.projections import readmodel as rm
+from orchestrator.projections.settings import ProjectionSettings
 
 
 class Worker(Protocol):

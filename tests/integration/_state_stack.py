@@ -17,15 +17,15 @@ from typing import Any
 import asyncpg
 from _databases import fresh_database
 
-from commands.writer import WriterSettings
-from events.codec import default_codec
-from events.envelope import Envelope, Position
-from events.log import EventLog
-from events.topics import TopicsConfig, TopicSpec, ensure_topics
-from events.userdata import BlobStore
+from orchestrator.commands.writer import WriterSettings
+from orchestrator.events.codec import default_codec
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.log import EventLog
+from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
+from orchestrator.events.userdata import BlobStore
+from orchestrator.projections.processor import Projector, prepare
+from orchestrator.projections.settings import ProjectionSettings
 from orchestrator.state import StateRuntime, StateSettings
-from projections.processor import Projector, prepare
-from projections.settings import ProjectionSettings
 
 
 @dataclass

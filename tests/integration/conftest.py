@@ -34,7 +34,7 @@ from orchestrator.devstack import (
     create_topic,
     describe_kafka,
 )
-from projections.processor import prepare
+from orchestrator.projections.processor import prepare
 
 HERE = Path(__file__).parent
 _STACK = pytest.StashKey[DevStack]()

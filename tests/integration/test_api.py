@@ -24,12 +24,12 @@ from _api_support import (
 )
 from _api_support import write_variables as write_vars
 
-from events import catalogue as c
-from events.envelope import Envelope
-from events.simulate import HistoryWriter
-from events.state import ExecutionState, SharedVariable
-from events.userdata import encode_user_data
-from projections.api import ApiSettings, create_app
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.simulate import HistoryWriter
+from orchestrator.events.state import ExecutionState, SharedVariable
+from orchestrator.events.userdata import encode_user_data
+from orchestrator.projections.api import ApiSettings, create_app
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from _api_support import (
 from _databases import MakeDatabase
 from prometheus_client.parser import text_string_to_metric_families
 
-from projections.api import ApiSettings, create_app
+from orchestrator.projections.api import ApiSettings, create_app
 
 pytestmark = pytest.mark.integration
 

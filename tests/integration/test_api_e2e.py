@@ -19,15 +19,15 @@ import uvicorn
 from _api_support import sse_events
 from _databases import fresh_database
 
-from events import catalogue as c
-from events.codec import default_codec
-from events.envelope import Envelope, Position
-from events.log import EventLog
-from events.topics import TopicsConfig, TopicSpec, ensure_topics
-from events.userdata import encode_user_data
-from projections.api import ApiSettings, create_app
-from projections.processor import Projector, prepare
-from projections.settings import ProjectionSettings
+from orchestrator.events import catalogue as c
+from orchestrator.events.codec import default_codec
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.log import EventLog
+from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
+from orchestrator.events.userdata import encode_user_data
+from orchestrator.projections.api import ApiSettings, create_app
+from orchestrator.projections.processor import Projector, prepare
+from orchestrator.projections.settings import ProjectionSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -26,9 +26,9 @@ from schemathesis.checks import (
 )
 from schemathesis.python import asgi
 
-from events.simulate import simulate_execution
-from events.state import SharedVariable
-from projections.api import ApiSettings, create_app
+from orchestrator.events.simulate import simulate_execution
+from orchestrator.events.state import SharedVariable
+from orchestrator.projections.api import ApiSettings, create_app
 
 pytestmark = pytest.mark.integration
 

@@ -25,9 +25,9 @@ import uvicorn
 from _api_support import notify_changed, sse_events, write_history
 from fastapi import FastAPI
 
-from events import catalogue as c
-from events.simulate import HistoryWriter
-from projections.api import ApiSettings, create_app
+from orchestrator.events import catalogue as c
+from orchestrator.events.simulate import HistoryWriter
+from orchestrator.projections.api import ApiSettings, create_app
 
 pytestmark = pytest.mark.integration
 

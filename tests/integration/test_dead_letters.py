@@ -27,15 +27,15 @@ from _projector_support import (
     wait_until,
 )
 
-from events import catalogue as c
-from events.codec import default_codec
-from events.consumer import EventConsumer, TopicPartition
-from events.envelope import Envelope
-from events.fold import fold
-from events.topics import dlq_name
-from events.userdata import encode_user_data
-from projections.deadletters import replay_dead_letter
-from projections.processor import Projector
+from orchestrator.events import catalogue as c
+from orchestrator.events.codec import default_codec
+from orchestrator.events.consumer import EventConsumer, TopicPartition
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.fold import fold
+from orchestrator.events.topics import dlq_name
+from orchestrator.events.userdata import encode_user_data
+from orchestrator.projections.deadletters import replay_dead_letter
+from orchestrator.projections.processor import Projector
 
 
 def _shared(name: str, value: object, version: int, immutable: bool = False) -> Envelope:

@@ -14,14 +14,20 @@ from typing import Any
 
 import pytest
 
-from events.catalogue import SharedVariableSet, TaskScheduled, TaskStarted
-from events.codec import default_codec
-from events.consumer import EventConsumer, RawRecord, TopicPartition, decode_records
-from events.envelope import Envelope, Position
-from events.errors import DecodeError, InvalidEvent
-from events.log import EventLog
-from events.topics import TopicMismatch, TopicsConfig, TopicSpec, dlq_name, ensure_topics
-from events.userdata import encode_user_data
+from orchestrator.events.catalogue import SharedVariableSet, TaskScheduled, TaskStarted
+from orchestrator.events.codec import default_codec
+from orchestrator.events.consumer import EventConsumer, RawRecord, TopicPartition, decode_records
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.errors import DecodeError, InvalidEvent
+from orchestrator.events.log import EventLog
+from orchestrator.events.topics import (
+    TopicMismatch,
+    TopicsConfig,
+    TopicSpec,
+    dlq_name,
+    ensure_topics,
+)
+from orchestrator.events.userdata import encode_user_data
 
 pytestmark = pytest.mark.integration
 
@@ -201,7 +207,7 @@ async def test_without_idempotence_the_log_warns_and_still_appends(
     kafka: Any, topics: TopicsConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
     await ensure_topics(kafka.bootstrap_servers, [topics.pipeline])
-    caplog.set_level(logging.WARNING, logger="events.log")
+    caplog.set_level(logging.WARNING, logger="orchestrator.events.log")
     async with EventLog(
         kafka.bootstrap_servers, default_codec(), topics=topics, supports_idempotence=False
     ) as plain:

@@ -20,11 +20,11 @@ from _history_support import append, at_sequence, cli, history, log_events, uniq
 from _history_support import write_snapshots as snapshot_every
 from _state_stack import Stack, state_stack
 
-from events.fold import step
-from events.state import ExecutionState
 from orchestrator.debug import StateDebugger, Target, to_jsonable
 from orchestrator.debug.sources import LogReader
-from snapshots import ArchivedEvent, FilesystemSnapshotStore
+from orchestrator.events.fold import step
+from orchestrator.events.state import ExecutionState
+from orchestrator.snapshots import ArchivedEvent, FilesystemSnapshotStore
 
 
 @dataclass

@@ -18,8 +18,8 @@ import pytest
 from _history_support import append, cli, history, unique_ids
 from _state_stack import Stack, state_stack
 
-from events.simulate import simulate_execution
 from orchestrator.debug import StateDebugger
+from orchestrator.events.simulate import simulate_execution
 from orchestrator.state import use_runtime
 
 

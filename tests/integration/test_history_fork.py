@@ -20,8 +20,9 @@ from _api_support import running
 from _history_support import cli
 from _state_stack import Stack, state_stack
 
-from events.envelope import Position
 from orchestrator.debug import fork_execution
+from orchestrator.events.envelope import Position
+from orchestrator.projections.api import ApiSettings, create_app
 from orchestrator.runtime import (
     CheckpointPolicy,
     Orchestrator,
@@ -31,7 +32,6 @@ from orchestrator.runtime import (
     TaskContext,
 )
 from orchestrator.state import checkpoint, use_runtime
-from projections.api import ApiSettings, create_app
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import uuid
 import asyncpg
 import pytest
 
-from commands.leader import LeaderElection, OnElected, OnRevoked
-from commands.leases import Lease
+from orchestrator.commands.leader import LeaderElection, OnElected, OnRevoked
+from orchestrator.commands.leases import Lease
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import uuid
 import asyncpg
 import pytest
 
-from commands.errors import LeaseLost, LockTimeout
-from commands.leases import LeaseStore
+from orchestrator.commands.errors import LeaseLost, LockTimeout
+from orchestrator.commands.leases import LeaseStore
 
 pytestmark = pytest.mark.integration
 

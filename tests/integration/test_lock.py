@@ -12,10 +12,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from commands import leases
-from commands.errors import LeaseLost, LockNotConfigured, LockTimeout
-from commands.leases import LeaseStore
-from commands.lock import DistributedLock, list_locks
+from orchestrator.commands import leases
+from orchestrator.commands.errors import LeaseLost, LockNotConfigured, LockTimeout
+from orchestrator.commands.leases import LeaseStore
+from orchestrator.commands.lock import DistributedLock, list_locks
 
 pytestmark = pytest.mark.integration
 

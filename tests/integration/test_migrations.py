@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 from _databases import MakeDatabase
 
-from projections import readmodel as rm
-from projections.migrate import migrate
-from projections.store import ROW_TYPES
+from orchestrator.projections import readmodel as rm
+from orchestrator.projections.migrate import migrate
+from orchestrator.projections.store import ROW_TYPES
 
 _COLUMNS = {
     "pipeline": rm.PIPELINE_COLUMNS,

@@ -30,13 +30,13 @@ from _projector_support import (
     wait_until,
 )
 
-from events.codec import default_codec
-from events.consumer import RawRecord
-from projections._engine import BatchEngine
-from projections.deadletters import DeadLetterSink
-from projections.positions import wait_for_position
-from projections.processor import Projector, create_pool
-from projections.store import STATE_CHANGES_CHANNEL
+from orchestrator.events.codec import default_codec
+from orchestrator.events.consumer import RawRecord
+from orchestrator.projections._engine import BatchEngine
+from orchestrator.projections.deadletters import DeadLetterSink
+from orchestrator.projections.positions import wait_for_position
+from orchestrator.projections.processor import Projector, create_pool
+from orchestrator.projections.store import STATE_CHANGES_CHANNEL
 
 
 @pytest.mark.timeout(180)

@@ -24,8 +24,8 @@ from _projector_support import (
     wait_until,
 )
 
-from projections.processor import Projector
-from projections.rebuild import Rebuilder, RebuildProgress
+from orchestrator.projections.processor import Projector
+from orchestrator.projections.rebuild import Rebuilder, RebuildProgress
 
 TABLES = ("pipeline_states", "task_states", "checkpoints", "execution_events")
 

@@ -20,10 +20,10 @@ import pytest
 from _databases import MakeDatabase
 from _worker import WorkerProcess, make_pipeline, marks_of, supervising_app
 
-from events.fold import fold
-from events.state import ExecutionState
 from orchestrator.app import App
 from orchestrator.devstack import ServiceEndpoints
+from orchestrator.events.fold import fold
+from orchestrator.events.state import ExecutionState
 
 CRASH_TIMEOUT = 3.0
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from _state_stack import Stack, state_stack
 
-from commands.decide import CreateExecution
+from orchestrator.commands.decide import CreateExecution
 from orchestrator.runtime import (
     CheckpointPolicy,
     Orchestrator,

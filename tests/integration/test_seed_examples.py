@@ -29,8 +29,13 @@ import yaml
 from _databases import fresh_database
 from _worker import plan_on
 
-from commands.decide import CreateExecution, StartTask, StartValidation, SucceedValidation
-from events.errors import InvalidTransition
+from orchestrator.commands.decide import (
+    CreateExecution,
+    StartTask,
+    StartValidation,
+    SucceedValidation,
+)
+from orchestrator.events.errors import InvalidTransition
 from orchestrator.app import App, AppOptions
 from orchestrator.config import load_config
 from orchestrator.devstack import ServiceEndpoints
@@ -45,7 +50,7 @@ from orchestrator.state import (
     checkpoint,
     task_scope,
 )
-from snapshots import KEYS_ENV, generate_key
+from orchestrator.snapshots import KEYS_ENV, generate_key
 
 SEED = Path(__file__).parents[2] / "examples" / "seed"
 logger = logging.getLogger(__name__)  # the seed's examples log through `logger`

@@ -14,13 +14,13 @@ import asyncpg
 from _databases import MakeDatabase
 from _projector_support import CLI
 
-from events.codec import default_codec
-from events.envelope import Envelope, Position
-from events.fold import fold, step
-from events.simulate import simulate_execution
-from snapshots.filesystem import FilesystemSnapshotStore
-from snapshots.postgres import PostgresSnapshotIndex
-from snapshots.writer import PendingSnapshot, SnapshotWriter
+from orchestrator.events.codec import default_codec
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.fold import fold, step
+from orchestrator.events.simulate import simulate_execution
+from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
+from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
 
 TOPIC = "orchestrator.pipeline.events"
 

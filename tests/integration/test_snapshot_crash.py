@@ -30,14 +30,14 @@ from _projector_support import (
     wait_until,
 )
 
-from events.codec import default_codec
-from events.envelope import Envelope
-from events.fold import fold
-from projections.processor import Projector
-from snapshots.codec import SnapshotCodec
-from snapshots.filesystem import FilesystemSnapshotStore
-from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from snapshots.restore import Restorer
+from orchestrator.events.codec import default_codec
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.fold import fold
+from orchestrator.projections.processor import Projector
+from orchestrator.snapshots.codec import SnapshotCodec
+from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
+from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from orchestrator.snapshots.restore import Restorer
 
 pytestmark = pytest.mark.slow
 

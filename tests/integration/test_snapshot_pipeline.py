@@ -24,17 +24,17 @@ from _projector_support import (
     wait_until,
 )
 
-from events.codec import default_codec
-from events.envelope import Envelope
-from events.fold import fold
 from orchestrator.devstack import S3Endpoint
-from projections.processor import Projector
-from snapshots.codec import SnapshotCodec
-from snapshots.policy import SnapshotPolicy
-from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from snapshots.restore import Restorer
-from snapshots.s3 import S3SnapshotStore
-from snapshots.snapshotter import Snapshotter, SnapshotterSettings
+from orchestrator.events.codec import default_codec
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.fold import fold
+from orchestrator.projections.processor import Projector
+from orchestrator.snapshots.codec import SnapshotCodec
+from orchestrator.snapshots.policy import SnapshotPolicy
+from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.s3 import S3SnapshotStore
+from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 from tests.histories import fold_to_sequence as _at_sequence
 
 

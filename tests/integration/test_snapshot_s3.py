@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from orchestrator.devstack import S3Endpoint
-from snapshots.errors import SnapshotStoreError
-from snapshots.s3 import S3SnapshotStore
-from snapshots.store import Lifecycle, SnapshotStore
-from snapshots.testing import SnapshotStoreContract
+from orchestrator.snapshots.errors import SnapshotStoreError
+from orchestrator.snapshots.s3 import S3SnapshotStore
+from orchestrator.snapshots.store import Lifecycle, SnapshotStore
+from orchestrator.snapshots.testing import SnapshotStoreContract
 
 
 def _store(s3: S3Endpoint, **options: Any) -> S3SnapshotStore:

@@ -17,8 +17,14 @@ from urllib.parse import urlsplit
 import pytest
 from _state_stack import Stack, state_stack
 
-from commands import CreateExecution, ExecutionWriter, StartTask, StartValidation, SucceedValidation
-from events.errors import InvalidTransition
+from orchestrator.commands import (
+    CreateExecution,
+    ExecutionWriter,
+    StartTask,
+    StartValidation,
+    SucceedValidation,
+)
+from orchestrator.events.errors import InvalidTransition
 from orchestrator.state import (
     BatchStateManager,
     CheckpointCorrupt,

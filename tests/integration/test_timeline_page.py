@@ -28,9 +28,10 @@ from _api_support import running
 from _history_support import log_events, write_snapshots
 from _state_stack import Stack, state_stack
 
-from events.envelope import Position
 from orchestrator.debug import StateDebugger, Target, to_jsonable
 from orchestrator.debug.web import install_snapshot_states
+from orchestrator.events.envelope import Position
+from orchestrator.projections.api import ApiSettings, create_app
 from orchestrator.runtime import (
     CheckpointPolicy,
     Orchestrator,
@@ -39,9 +40,8 @@ from orchestrator.runtime import (
     RetryPolicy,
     TaskContext,
 )
+from orchestrator.snapshots import FilesystemSnapshotStore
 from orchestrator.state import checkpoint, use_runtime
-from projections.api import ApiSettings, create_app
-from snapshots import FilesystemSnapshotStore
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / ".orchestrator-state" / "screenshots"

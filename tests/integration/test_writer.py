@@ -21,7 +21,7 @@ from _history_support import at_sequence, cli, log_events
 from _projector_support import wait_until
 from _state_stack import Stack, state_stack
 
-from commands import (
+from orchestrator.commands import (
     Complete,
     CompleteTask,
     CreateExecution,
@@ -33,21 +33,21 @@ from commands import (
     StartValidation,
     SucceedValidation,
 )
-from events import catalogue as c
-from events.codec import default_codec
-from events.envelope import Envelope, Position
-from events.errors import InvalidTransition
-from events.fold import Outcome, fold
-from events.state import ExecutionState
-from events.userdata import encode_user_data
 from orchestrator.debug import ReplayStep, StateDebugger, Target, to_jsonable
 from orchestrator.debug.replay import Source
+from orchestrator.events import catalogue as c
+from orchestrator.events.codec import default_codec
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.errors import InvalidTransition
+from orchestrator.events.fold import Outcome, fold
+from orchestrator.events.state import ExecutionState
+from orchestrator.events.userdata import encode_user_data
+from orchestrator.snapshots import FilesystemSnapshotStore, SnapshotCodec, SnapshotStore
+from orchestrator.snapshots.policy import SnapshotPolicy
+from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 from orchestrator.state import StateRuntime
-from snapshots import FilesystemSnapshotStore, SnapshotCodec, SnapshotStore
-from snapshots.policy import SnapshotPolicy
-from snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from snapshots.restore import Restorer
-from snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from events.envelope import Position
-from events.machines import PIPELINE_MACHINE
-from projections.api import ApiSettings, create_app
-from projections.api._listener import StateChangeListener, _keys
-from projections.api._params import decode_cursor, encode_cursor, parse_position, utc
-from projections.api.models import PipelineStatus
+from orchestrator.events.envelope import Position
+from orchestrator.events.machines import PIPELINE_MACHINE
+from orchestrator.projections.api import ApiSettings, create_app
+from orchestrator.projections.api._listener import StateChangeListener, _keys
+from orchestrator.projections.api._params import decode_cursor, encode_cursor, parse_position, utc
+from orchestrator.projections.api.models import PipelineStatus
 
 
 def _parameter(error: RequestValidationError) -> str:

@@ -13,9 +13,9 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from events._avro import Corrupt, Mismatch
-from events._avro_decode import compile_decoder
-from events._avro_encode import compile_encoder
+from orchestrator.events._avro import Corrupt, Mismatch
+from orchestrator.events._avro_decode import compile_decoder
+from orchestrator.events._avro_encode import compile_encoder
 
 
 @dataclass(frozen=True)

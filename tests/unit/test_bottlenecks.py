@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from events.state import ExecutionState, TaskState
 from orchestrator.debug.bottlenecks import analyze
+from orchestrator.events.state import ExecutionState, TaskState
 
 T0 = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 

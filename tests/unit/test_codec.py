@@ -13,7 +13,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events.catalogue import (
+from orchestrator.events.catalogue import (
     PAYLOAD_TYPES,
     ExecutionCreated,
     ExecutionDetails,
@@ -22,11 +22,11 @@ from events.catalogue import (
     TaskSpec,
     TaskStarted,
 )
-from events.codec import HEADER_SIZE, EventCodec, default_codec
-from events.envelope import Envelope
-from events.errors import DecodeError, InvalidEvent
-from events.schemas import default_registry
-from events.userdata import UserData
+from orchestrator.events.codec import HEADER_SIZE, EventCodec, default_codec
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.errors import DecodeError, InvalidEvent
+from orchestrator.events.schemas import default_registry
+from orchestrator.events.userdata import UserData
 from tests.strategies import PAYLOADS, envelopes
 
 EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

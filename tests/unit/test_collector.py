@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from projections._collector import CollectorSchedule, collector_paused
+from orchestrator.projections._collector import CollectorSchedule, collector_paused
 
 
 @pytest.fixture(autouse=True)

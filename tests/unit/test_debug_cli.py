@@ -10,12 +10,12 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from events.fold import fold
-from events.simulate import simulate_execution
 from orchestrator._cli.history import parse_when
 from orchestrator.cli import app
 from orchestrator.debug import ConsistencyReport, Mismatch
 from orchestrator.debug.render import consistency_view, state_view
+from orchestrator.events.fold import fold
+from orchestrator.events.simulate import simulate_execution
 
 NOW = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 

@@ -16,14 +16,14 @@ from dataclasses import replace
 
 import pytest
 
-from events import catalogue as c
-from events.codec import default_codec
-from events.consumer import DecodedRecord, RawRecord
-from events.envelope import Envelope, Position
-from events.simulate import simulate_execution
 from orchestrator.debug.folding import FoldedExecution, compare_execution, compare_row
-from projections import readmodel as rm
-from projections._batch import fold_batch
+from orchestrator.events import catalogue as c
+from orchestrator.events.codec import default_codec
+from orchestrator.events.consumer import DecodedRecord, RawRecord
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.simulate import simulate_execution
+from orchestrator.projections import readmodel as rm
+from orchestrator.projections._batch import fold_batch
 
 TOPIC = "pipeline"
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import random
 
-from commands.decide import Pause, SaveCheckpoint, evolve
-from events import catalogue as c
-from events.fold import fold
-from events.simulate import simulate_execution
-from events.state import ExecutionState
+from orchestrator.commands.decide import Pause, SaveCheckpoint, evolve
 from orchestrator.debug import plan_fork
+from orchestrator.events import catalogue as c
+from orchestrator.events.fold import fold
+from orchestrator.events.simulate import simulate_execution
+from orchestrator.events.state import ExecutionState
 
 
 def _source(seed: int, upto: int | None = None) -> tuple[ExecutionState, list[c.Payload]]:

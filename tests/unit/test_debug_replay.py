@@ -15,21 +15,21 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from events.envelope import Envelope, Position
-from events.fold import step
-from events.simulate import interleave, simulate_execution
-from events.state import ExecutionState
 from orchestrator.debug import HistoryNotFound, Replayer, SnapshotSource, Target
 from orchestrator.debug.sources import Located
-from orchestrator.state.errors import CheckpointNotFound
-from snapshots import (
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.fold import step
+from orchestrator.events.simulate import interleave, simulate_execution
+from orchestrator.events.state import ExecutionState
+from orchestrator.snapshots import (
     ArchivedEvent,
     MemorySnapshotIndex,
     MemorySnapshotStore,
     SnapshotCodec,
     SnapshotWriter,
 )
-from snapshots.writer import PendingSnapshot
+from orchestrator.snapshots.writer import PendingSnapshot
+from orchestrator.state.errors import CheckpointNotFound
 from tests.histories import fold_to_sequence
 
 TOPIC = "orchestrator.pipeline.events"

@@ -10,14 +10,14 @@ import random
 from dataclasses import replace
 from typing import Any
 
-from events import catalogue as c
-from events.envelope import Envelope
-from events.fold import step
-from events.simulate import HistoryWriter
-from events.state import ExecutionState
-from projections import readmodel as rm
-from projections.api import _timeline
-from projections.api._timeline import build_timeline
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.fold import step
+from orchestrator.events.simulate import HistoryWriter
+from orchestrator.events.state import ExecutionState
+from orchestrator.projections import readmodel as rm
+from orchestrator.projections.api import _timeline
+from orchestrator.projections.api._timeline import build_timeline
 
 
 def _rows(events: list[Envelope]) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from commands.decide import (
+from orchestrator.commands.decide import (
     Cancel,
     Complete,
     CompleteTask,
@@ -26,20 +26,20 @@ from commands.decide import (
     encode_fields,
     evolve,
 )
-from commands.errors import ImmutableVariable, StaleExpectedVersion
-from commands.shared import (
+from orchestrator.commands.errors import ImmutableVariable, StaleExpectedVersion
+from orchestrator.commands.shared import (
     DeleteVariable,
     SetVariable,
     VariableNotFound,
     VariableTypeMismatch,
     decide_shared,
 )
-from events import catalogue as c
-from events.envelope import Envelope
-from events.errors import InvalidTransition, UserDataError
-from events.fold import step_shared
-from events.state import ExecutionState, NamespaceState
-from events.userdata import UserData, decode_user_data, encode_user_data
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.errors import InvalidTransition, UserDataError
+from orchestrator.events.fold import step_shared
+from orchestrator.events.state import ExecutionState, NamespaceState
+from orchestrator.events.userdata import UserData, decode_user_data, encode_user_data
 
 
 def running(*tasks: str) -> ExecutionState:

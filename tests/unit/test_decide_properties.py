@@ -10,14 +10,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commands.decide import Command
-from events import catalogue as c
-from events.fold import Outcome, fold, step
-from events.simulate import simulate_execution
-from events.state import ExecutionState
+from orchestrator.commands.decide import Command
+from orchestrator.events import catalogue as c
+from orchestrator.events.fold import Outcome, fold, step
+from orchestrator.events.simulate import simulate_execution
+from orchestrator.events.state import ExecutionState
 
 # The module (``commands.decide`` the attribute is the function, re-exported).
-d = importlib.import_module("commands.decide")
+d = importlib.import_module("orchestrator.commands.decide")
 
 
 def _random_command(state: ExecutionState | None, rng: random.Random) -> Command:

@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from events.errors import InvalidTransition
-from events.machines import PIPELINE_MACHINE
+from orchestrator.events.errors import InvalidTransition
+from orchestrator.events.machines import PIPELINE_MACHINE
 from orchestrator.state import PipelineStateMachine, StateMachine
 
 

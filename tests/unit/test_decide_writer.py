@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from commands import (
+from orchestrator.commands import (
     CreateExecution,
     ExecutionWriter,
     InMemoryReadModel,
@@ -26,9 +26,9 @@ from commands import (
     WriterSettings,
     execute_together,
 )
-from commands.leases import Lease
-from events.envelope import Envelope, Position
-from events.errors import LogError
+from orchestrator.commands.leases import Lease
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.errors import LogError
 
 
 class MemoryLog:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from events._produce import KeyPartitioner, check_sizes
-from events.errors import LogError
-from events.log import ProducerSettings
-from events.topics import (
+from orchestrator.events._produce import KeyPartitioner, check_sizes
+from orchestrator.events.errors import LogError
+from orchestrator.events.log import ProducerSettings
+from orchestrator.events.topics import (
     DEFAULT_PIPELINE_TOPIC,
     DEFAULT_SHARED_TOPIC,
     FOREVER,

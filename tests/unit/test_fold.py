@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from events import catalogue as c
-from events.envelope import Envelope
-from events.errors import InvalidTransition
-from events.fold import Outcome, fold, step, step_shared
-from events.machines import PIPELINE_MACHINE, TASK_MACHINE
-from events.userdata import encode_user_data
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.errors import InvalidTransition
+from orchestrator.events.fold import Outcome, fold, step, step_shared
+from orchestrator.events.machines import PIPELINE_MACHINE, TASK_MACHINE
+from orchestrator.events.userdata import encode_user_data
 
 T0 = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events import catalogue as c
-from events.envelope import Envelope
-from events.fold import Outcome, fold, step
-from events.simulate import interleave, simulate_execution
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.fold import Outcome, fold, step
+from orchestrator.events.simulate import interleave, simulate_execution
 
 
 def _dirty(clean: list[Envelope], rng: random.Random) -> list[Envelope]:

@@ -1,7 +1,10 @@
-"""The design's layout: import arrows point one way, and our package names are ours.
+"""The design's layout: one import name, and the repository's folders beneath it.
 
-Walks every module's imports with ``ast`` (no import side effects), so a sideways or
-upward import fails here with the file and line that made it.
+The arrows between folders are import-linter's job (``[tool.importlinter]`` in
+pyproject.toml, run by ``make lint``): this module does not keep a second copy of
+them. It checks what import-linter cannot see: that each repository folder is the
+package a user imports, and that no module imports a folder by its bare name (which
+would load a second copy of it, and fail in an installed wheel).
 """
 
 from __future__ import annotations
@@ -13,16 +16,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("events", "commands", "projections", "snapshots", "orchestrator")
-
-# Who may import whom (design §1). ``orchestrator`` is the top and may import all.
-ALLOWED: dict[str, set[str]] = {
-    "events": set(),
-    "commands": {"events"},
-    "projections": {"events"},
-    "snapshots": {"events", "projections"},
-    "orchestrator": {"events", "commands", "projections", "snapshots"},
-}
+FOLDERS = ("events", "commands", "projections", "snapshots", "bench")
+SOURCES = (*FOLDERS, "orchestrator", "tests", "examples")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -36,23 +31,33 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-def test_import_arrows_point_one_way(package: str) -> None:
-    offences = []
-    for path in sorted((REPO / package).rglob("*.py")):
-        for line, module in _imports(path):
-            top = module.split(".")[0]
-            if top in PACKAGES and top != package and top not in ALLOWED[package]:
-                offences.append(f"{path.relative_to(REPO)}:{line} imports {module}")
-    assert not offences, f"{package} may import only {sorted(ALLOWED[package])}:\n" + "\n".join(
-        offences
-    )
+def _python_files() -> list[Path]:
+    files: list[Path] = []
+    for source in SOURCES:
+        root = REPO / source
+        # orchestrator/ links to the other folders: walk only its own files.
+        files.extend(p for p in root.rglob("*.py") if p.resolve().is_relative_to(root))
+    return files
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-def test_package_names_resolve_to_this_repository(package: str) -> None:
-    # ``events`` and friends are common names: a same-named package installed from
-    # PyPI must never shadow ours.
-    module = importlib.import_module(package)
+def test_no_module_imports_a_folder_by_its_bare_name() -> None:
+    offences = [
+        f"{path.relative_to(REPO)}:{line} imports {module}"
+        for path in _python_files()
+        for line, module in _imports(path)
+        if module.split(".")[0] in FOLDERS
+    ]
+    assert not offences, "import them as orchestrator.<folder>:\n" + "\n".join(offences)
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_each_folder_installs_under_orchestrator(folder: str) -> None:
+    module = importlib.import_module(f"orchestrator.{folder}")
     assert module.__file__ is not None
-    assert Path(module.__file__).resolve().parent == REPO / package
+    assert Path(module.__file__).resolve().parent == REPO / folder
+
+
+def test_schemas_are_read_from_the_package() -> None:
+    from orchestrator.events.schemas import schemas_root
+
+    assert schemas_root().resolve() == REPO / "schemas"

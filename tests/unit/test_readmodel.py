@@ -18,17 +18,17 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events import catalogue as c
-from events.codec import default_codec
-from events.consumer import DecodedRecord, RawRecord
-from events.envelope import Envelope, Position
-from events.errors import DecodeError
-from events.fold import fold, step, step_shared
-from events.simulate import interleave, simulate_execution
-from events.state import ExecutionState, SharedVariable
-from events.userdata import encode_user_data
-from projections import readmodel as rm
-from projections._batch import ExecutionEntry, fold_batch, touched_keys
+from orchestrator.events import catalogue as c
+from orchestrator.events.codec import default_codec
+from orchestrator.events.consumer import DecodedRecord, RawRecord
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.errors import DecodeError
+from orchestrator.events.fold import fold, step, step_shared
+from orchestrator.events.simulate import interleave, simulate_execution
+from orchestrator.events.state import ExecutionState, SharedVariable
+from orchestrator.events.userdata import encode_user_data
+from orchestrator.projections import readmodel as rm
+from orchestrator.projections._batch import ExecutionEntry, fold_batch, touched_keys
 from tests.histories import flaky_log
 
 TOPIC = "pipeline"

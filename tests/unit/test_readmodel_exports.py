@@ -3,7 +3,7 @@ snapshotter build on. Removing one is a breaking change; this test makes it a ch
 
 from __future__ import annotations
 
-import projections
+from orchestrator import projections
 
 EXPORTED = {
     "OFFSETS_CHANNEL",
@@ -41,7 +41,7 @@ def test_the_public_names_are_exported_and_resolve() -> None:
 
 
 def test_errors_hang_under_the_product_root() -> None:
-    from events.errors import OrchestratorStateError
+    from orchestrator.events.errors import OrchestratorStateError
 
     for error in (
         projections.ProcessorFailed,

@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events.catalogue import PAYLOAD_TYPES, TaskStarted
-from events.codec import RECORD_CLASSES, EventCodec
-from events.envelope import Envelope
-from events.errors import DecodeError
-from events.schemas import (
+from orchestrator.events.catalogue import PAYLOAD_TYPES, TaskStarted
+from orchestrator.events.codec import RECORD_CLASSES, EventCodec
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.errors import DecodeError
+from orchestrator.events.schemas import (
     ENVELOPE,
     FINGERPRINT_FILE,
     NAMESPACE,
@@ -36,7 +36,7 @@ from events.schemas import (
     load_schema_set,
     schemas_root,
 )
-from events.schemas import release as publish_release
+from orchestrator.events.schemas import release as publish_release
 from tests.strategies import PAYLOADS, envelopes
 
 REGISTRY = default_registry()

@@ -15,20 +15,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.envelope import Position
-from events.fold import fold
-from events.simulate import simulate_execution
-from events.state import CheckpointRef, ExecutionState, TaskState
-from snapshots._schema import StateSchemas, snapshot_schemas_root
-from snapshots.codec import (
+from orchestrator.events.envelope import Position
+from orchestrator.events.fold import fold
+from orchestrator.events.simulate import simulate_execution
+from orchestrator.events.state import CheckpointRef, ExecutionState, TaskState
+from orchestrator.snapshots._schema import StateSchemas, snapshot_schemas_root
+from orchestrator.snapshots.codec import (
     AesGcmEncryption,
     AvroStateConverter,
     SnapshotCodec,
     ZstdCompression,
     codec_from_settings,
 )
-from snapshots.errors import SnapshotConfigError, SnapshotCorrupt
-from snapshots.keys import KeyRing, generate_key
+from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotCorrupt
+from orchestrator.snapshots.keys import KeyRing, generate_key
 
 POS = Position("orchestrator.pipeline.events", 3, 1207)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import snapshots
+from orchestrator import snapshots
 
 EXPORTED = {
     "ACTIVE_KEY_ENV",
@@ -59,7 +59,7 @@ def test_exported_names_are_pinned() -> None:
 
 
 def test_errors_hang_under_the_product_root() -> None:
-    from events.errors import OrchestratorStateError
+    from orchestrator.events.errors import OrchestratorStateError
 
     for name in (
         "SnapshotCorrupt",
@@ -85,7 +85,7 @@ def test_importing_snapshots_loads_neither_boto3_nor_asyncpg() -> None:
 
 
 def test_open_store_reads_the_seed_storage_urls(tmp_path: object) -> None:
-    from snapshots.s3 import S3SnapshotStore
+    from orchestrator.snapshots.s3 import S3SnapshotStore
 
     s3 = snapshots.open_store("s3://orchestrator-snapshots", endpoint_url="http://127.0.0.1:1")
     assert isinstance(s3, S3SnapshotStore) and s3.name == "s3://orchestrator-snapshots/"

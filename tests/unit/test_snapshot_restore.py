@@ -13,17 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.envelope import Position
-from events.fold import fold, step
-from events.simulate import interleave, simulate_execution
-from events.state import ExecutionState
-from snapshots.codec import AesGcmEncryption, SnapshotCodec
-from snapshots.errors import NothingToRestore
-from snapshots.index import MemorySnapshotIndex, SnapshotRecord
-from snapshots.keys import KeyRing, generate_key
-from snapshots.restore import ArchivedEvent, MemoryEventArchive, Restorer
-from snapshots.store import MemorySnapshotStore
-from snapshots.writer import PendingSnapshot, SnapshotWriter
+from orchestrator.events.envelope import Position
+from orchestrator.events.fold import fold, step
+from orchestrator.events.simulate import interleave, simulate_execution
+from orchestrator.events.state import ExecutionState
+from orchestrator.snapshots.codec import AesGcmEncryption, SnapshotCodec
+from orchestrator.snapshots.errors import NothingToRestore
+from orchestrator.snapshots.index import MemorySnapshotIndex, SnapshotRecord
+from orchestrator.snapshots.keys import KeyRing, generate_key
+from orchestrator.snapshots.restore import ArchivedEvent, MemoryEventArchive, Restorer
+from orchestrator.snapshots.store import MemorySnapshotStore
+from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
 from tests.histories import flaky_log
 
 TOPIC = "orchestrator.pipeline.events"
@@ -187,7 +187,7 @@ async def test_a_damaged_snapshot_is_skipped_with_a_warning_naming_it(
         await store.put(newest.object_key, b"not a snapshot at all")
     else:
         await store.delete([newest.object_key])
-    with caplog.at_level(logging.WARNING, logger="snapshots.restore"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.snapshots.restore"):
         restored = await restorer.latest("exec_0")
     assert restored.state == fold(e.envelope for e in log)
     assert restored.skipped == (store.uri(newest.object_key),)
@@ -202,7 +202,7 @@ async def test_when_every_snapshot_is_damaged_restore_replays_from_the_first_eve
     log, store, _, restorer, snapshots = await _corrupt_setup()
     for record in snapshots:
         await store.put(record.object_key, (await store.get(record.object_key))[:-1])
-    with caplog.at_level(logging.WARNING, logger="snapshots.restore"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.snapshots.restore"):
         restored = await restorer.latest("exec_0")
     assert restored.state == fold(e.envelope for e in log)
     assert restored.snapshot_key is None and restored.events_folded == len(log)

@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from events.envelope import Position
-from snapshots.errors import SnapshotConfigError
-from snapshots.index import MemorySnapshotIndex, SnapshotRecord
-from snapshots.policy import RetentionPolicy
-from snapshots.retention import RetentionPlan, apply_plan, plan_retention
-from snapshots.store import MemorySnapshotStore
+from orchestrator.events.envelope import Position
+from orchestrator.snapshots.errors import SnapshotConfigError
+from orchestrator.snapshots.index import MemorySnapshotIndex, SnapshotRecord
+from orchestrator.snapshots.policy import RetentionPolicy
+from orchestrator.snapshots.retention import RetentionPlan, apply_plan, plan_retention
+from orchestrator.snapshots.store import MemorySnapshotStore
 
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
 TOPIC = "orchestrator.pipeline.events"

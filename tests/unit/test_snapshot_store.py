@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from snapshots.filesystem import FilesystemSnapshotStore
-from snapshots.store import KeyLayout, MemorySnapshotStore, SnapshotStore
-from snapshots.testing import SnapshotStoreContract
+from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
+from orchestrator.snapshots.store import KeyLayout, MemorySnapshotStore, SnapshotStore
+from orchestrator.snapshots.testing import SnapshotStoreContract
 
 
 class TestMemorySnapshotStore(SnapshotStoreContract):
@@ -52,7 +52,7 @@ async def test_filesystem_ignores_temporary_files_left_by_a_crash(tmp_path: Path
 
 
 async def test_filesystem_put_failure_is_a_store_error(tmp_path: Path) -> None:
-    from snapshots.errors import SnapshotStoreError
+    from orchestrator.snapshots.errors import SnapshotStoreError
 
     (tmp_path / "p").write_bytes(b"a file where a folder should be")
     store = FilesystemSnapshotStore(tmp_path)

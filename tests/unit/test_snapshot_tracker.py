@@ -10,13 +10,13 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events import catalogue as c
-from events.envelope import Envelope, Position
-from events.fold import fold
-from events.simulate import interleave, simulate_execution
-from events.state import ExecutionState
-from snapshots._tracker import SnapshotTracker
-from snapshots.policy import SnapshotPolicy
+from orchestrator.events import catalogue as c
+from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.fold import fold
+from orchestrator.events.simulate import interleave, simulate_execution
+from orchestrator.events.state import ExecutionState
+from orchestrator.snapshots._tracker import SnapshotTracker
+from orchestrator.snapshots.policy import SnapshotPolicy
 
 TOPIC = "orchestrator.pipeline.events"
 

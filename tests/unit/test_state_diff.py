@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from events.fold import fold, step
-from events.simulate import simulate_execution
 from orchestrator.debug.diff import diff
+from orchestrator.events.fold import fold, step
+from orchestrator.events.simulate import simulate_execution
 
 
 def test_diff_of_a_task_completion_names_its_fields() -> None:

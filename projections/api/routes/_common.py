@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Path
 
-from projections.api.models import ErrorOut
+from orchestrator.projections.api.models import ErrorOut
 
 ExecutionId = Annotated[str, Path(description="The execution's id, e.g. `exec_12345`.")]
 

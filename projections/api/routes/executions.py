@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from projections.api._convert import execution_out, summary_out
-from projections.api._deps import Context
-from projections.api._params import decode_cursor, encode_cursor, utc
-from projections.api._queries import ExecutionFilter
-from projections.api.errors import ExecutionNotFound
-from projections.api.models import ExecutionOut, ExecutionPage, PipelineStatus
-from projections.api.routes._common import NOT_FOUND, ExecutionId
+from orchestrator.projections.api._convert import execution_out, summary_out
+from orchestrator.projections.api._deps import Context
+from orchestrator.projections.api._params import decode_cursor, encode_cursor, utc
+from orchestrator.projections.api._queries import ExecutionFilter
+from orchestrator.projections.api.errors import ExecutionNotFound
+from orchestrator.projections.api.models import ExecutionOut, ExecutionPage, PipelineStatus
+from orchestrator.projections.api.routes._common import NOT_FOUND, ExecutionId
 
 router = APIRouter(tags=["executions"])
 

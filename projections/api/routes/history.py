@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from projections.api._convert import event_out, task_out
-from projections.api._deps import ApiContext, Context
-from projections.api.errors import ExecutionNotFound
-from projections.api.models import CheckpointList, CheckpointOut, EventPage, TaskList
-from projections.api.routes._common import NOT_FOUND, ExecutionId
+from orchestrator.projections.api._convert import event_out, task_out
+from orchestrator.projections.api._deps import ApiContext, Context
+from orchestrator.projections.api.errors import ExecutionNotFound
+from orchestrator.projections.api.models import CheckpointList, CheckpointOut, EventPage, TaskList
+from orchestrator.projections.api.routes._common import NOT_FOUND, ExecutionId
 
 router = APIRouter(tags=["executions"])
 

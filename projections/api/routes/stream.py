@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from projections.api._convert import execution_out
-from projections.api._deps import ApiContext, Context
-from projections.api._listener import Subscription
-from projections.api.errors import ExecutionNotFound
-from projections.api.models import ExecutionOut
-from projections.api.routes._common import ExecutionId
+from orchestrator.projections.api._convert import execution_out
+from orchestrator.projections.api._deps import ApiContext, Context
+from orchestrator.projections.api._listener import Subscription
+from orchestrator.projections.api.errors import ExecutionNotFound
+from orchestrator.projections.api.models import ExecutionOut
+from orchestrator.projections.api.routes._common import ExecutionId
 
 router = APIRouter(tags=["executions"])
 

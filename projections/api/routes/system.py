@@ -11,8 +11,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from projections.api._deps import Context
-from projections.api.models import HealthOut
+from orchestrator.projections.api._deps import Context
+from orchestrator.projections.api.models import HealthOut
 
 log = logging.getLogger(__name__)
 

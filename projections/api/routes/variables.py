@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from projections.api._convert import variable_out
-from projections.api._deps import Context
-from projections.api.models import NamespaceOut
+from orchestrator.projections.api._convert import variable_out
+from orchestrator.projections.api._deps import Context
+from orchestrator.projections.api.models import NamespaceOut
 
 router = APIRouter(tags=["shared state"])
 
