@@ -14,34 +14,21 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse
 
-from orchestrator.projections.api import routes_timeline
+from orchestrator.projections.api import _problems, routes_timeline
 from orchestrator.projections.api._deps import ApiContext, make_auth, make_read_barrier
 from orchestrator.projections.api._listener import StateChangeListener
 from orchestrator.projections.api._metrics import ApiMetrics, MetricsMiddleware
 from orchestrator.projections.api._queries import Queries
-from orchestrator.projections.api.errors import ApiError, ReadModelUnavailable
 from orchestrator.projections.api.models import ErrorOut
 from orchestrator.projections.api.routes import executions, history, stream, system, variables
 from orchestrator.projections.api.settings import ApiSettings
 from orchestrator.projections.migrate import TableNames, migrate
 
 log = logging.getLogger(__name__)
-
-# Failures of the database, not of the request: answered 503 (retriable), logged once.
-_UNAVAILABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.QueryCanceledError,
-    asyncpg.UndefinedTableError,
-)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -83,21 +70,6 @@ def _lifespan(settings: ApiSettings, metrics: ApiMetrics) -> Any:
     return lifespan
 
 
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    return JSONResponse(status_code=exc.status_code, content=exc.body())
-
-
-async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, asyncpg.UndefinedTableError):
-        reason = f"read-model tables missing ({exc}); run the migrations"
-    else:
-        reason = f"database error: {exc!r}"
-    log.warning("%s %s: %s", request.method, request.url.path, reason)
-    error = ReadModelUnavailable(reason)
-    return JSONResponse(status_code=error.status_code, content=error.body())
-
-
 _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "The read model's database is unavailable."},
 }
@@ -123,9 +95,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_exception_handler(ApiError, _api_error)
-    for error_type in _UNAVAILABLE:
-        app.add_exception_handler(error_type, _unavailable)
+    _problems.install(app)
 
     guard: list[DependsParam] = []
     errors = dict(_ERRORS)

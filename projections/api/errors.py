@@ -19,12 +19,19 @@ from orchestrator.projections.errors import ProjectionError
 
 
 class ApiError(ProjectionError):
-    """An error with an HTTP status and a JSON body ``{"detail": message, ...fields}``."""
+    """An error with an HTTP status, answered as RFC 9457 ``application/problem+json``.
+
+    ``body()`` gives the error's own fields (``detail`` plus any it adds); the app's
+    handler adds ``type``, ``title`` and ``status`` from the class.
+    """
 
     status_code: ClassVar[int] = 500
+    #: The last part of the problem's ``type`` URI (``urn:orchestrator-state:problem:...``).
+    problem: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
 
     def body(self) -> dict[str, Any]:
-        """The JSON body of the response."""
+        """The error's fields: ``detail`` and any the error adds."""
         return {"detail": str(self)}
 
 
@@ -32,6 +39,8 @@ class ExecutionNotFound(ApiError):
     """The read model has no execution with this id (yet: pass ``position`` to wait)."""
 
     status_code = 404
+    problem = "execution-not-found"
+    title = "Execution not found"
 
     def __init__(self, execution_id: str) -> None:
         self.execution_id = execution_id
@@ -45,6 +54,8 @@ class ReadModelBehind(ApiError):
     """A read-your-writes wait that timed out; retrying later can succeed."""
 
     status_code = 504
+    problem = "read-model-behind"
+    title = "Read model behind the requested position"
     retriable = True
 
     def __init__(self, position: str, wait_ms: int) -> None:
@@ -60,6 +71,8 @@ class ReadModelUnavailable(ApiError):
     """PostgreSQL cannot answer: down, overloaded, or the read models not migrated."""
 
     status_code = 503
+    problem = "read-model-unavailable"
+    title = "Read model unavailable"
     retriable = True
 
     def __init__(self, reason: str) -> None:

@@ -180,8 +180,13 @@ class HealthOut(_Out):
 
 
 class ErrorOut(_Out):
-    """An error body; some errors add fields (``execution_id``, ``position``, ``wait_ms``)."""
+    """An RFC 9457 problem (``application/problem+json``); some problems add fields
+    (``execution_id``, ``position``, ``wait_ms``, ``errors``)."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
+    type: str
+    title: str
+    status: int
     detail: str
+    instance: str | None = None

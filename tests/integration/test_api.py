@@ -163,8 +163,13 @@ async def test_an_unknown_execution_is_404_naming_it(client: httpx.AsyncClient) 
     response = await client.get("/executions/exec_nope")
 
     assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
     assert response.json() == {
+        "type": "urn:orchestrator-state:problem:execution-not-found",
+        "title": "Execution not found",
+        "status": 404,
         "detail": "execution 'exec_nope' not found",
+        "instance": "/executions/exec_nope",
         "execution_id": "exec_nope",
     }
 
@@ -241,7 +246,8 @@ async def test_a_bad_query_parameter_is_422_naming_it(
     response = await client.get(path, params=params)  # type: ignore[arg-type]
 
     assert response.status_code == 422
-    assert [e["loc"][:2] for e in response.json()["detail"]] == [["query", parameter]]
+    assert [e["loc"][:2] for e in response.json()["errors"]] == [["query", parameter]]
+    assert parameter in response.json()["detail"]
 
 
 @pytest.mark.parametrize(

@@ -80,8 +80,13 @@ async def test_an_unreached_position_is_504_with_a_clear_error(
     )
 
     assert response.status_code == 504
+    assert response.headers["content-type"] == "application/problem+json"
     assert response.json() == {
+        "type": "urn:orchestrator-state:problem:read-model-behind",
+        "title": "Read model behind the requested position",
+        "status": 504,
         "detail": f"read model has not reached position {TOPIC}:3:50 within 150 ms",
+        "instance": "/executions",
         "position": f"{TOPIC}:3:50",
         "wait_ms": 150,
     }
@@ -173,7 +178,8 @@ async def test_a_configured_token_is_required_everywhere_but_health(
 
     assert [missing.status_code, wrong.status_code, basic.status_code] == [401, 401, 401]
     assert missing.headers["www-authenticate"] == "Bearer"
-    assert missing.json() == {"detail": "missing or invalid bearer token"}
+    assert missing.json()["detail"] == "missing or invalid bearer token"
+    assert missing.json()["status"] == 401
     assert right.status_code == 200
     assert health.status_code == 200
 
