@@ -7,6 +7,7 @@ processor writes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import AsyncIterator, Sequence
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import httpx
+import uvicorn
 from fastapi import FastAPI
 
 from orchestrator.events import catalogue as c
@@ -31,6 +33,26 @@ from orchestrator.projections.store import OFFSETS_CHANNEL, STATE_CHANGES_CHANNE
 TOPIC = "orchestrator.pipeline.events"
 TABLES = ReadModelTables()
 T0 = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """``app`` served for real by uvicorn on a loopback port; yields its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, timeout_graceful_shutdown=1)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise AssertionError("uvicorn stopped before it started")
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
 
 
 @asynccontextmanager

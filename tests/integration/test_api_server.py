@@ -21,8 +21,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-import uvicorn
-from _api_support import notify_changed, sse_events, write_history
+from _api_support import notify_changed, serving, sse_events, write_history
 from fastapi import FastAPI
 
 from orchestrator.events import catalogue as c
@@ -57,21 +56,8 @@ async def app(dsn: str) -> FastAPI:
 
 @pytest.fixture(scope="module")
 async def base_url(app: FastAPI) -> AsyncIterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, timeout_graceful_shutdown=1)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise AssertionError("uvicorn stopped before it started")
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=10)
+    async with serving(app) as url:
+        yield url
 
 
 async def test_the_api_serves_over_http(base_url: str) -> None:

@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
-import uvicorn
-from _api_support import TOPIC, advance_offsets, notify_changed, write_history
+from _api_support import TOPIC, advance_offsets, notify_changed, serving, write_history
 
 from orchestrator.client import (
     ApiConnectionError,
@@ -55,21 +54,8 @@ async def dsn(dsn: str) -> str:
 @pytest.fixture(scope="module")
 async def base_url(dsn: str) -> AsyncIterator[str]:
     app = create_app(ApiSettings(database_url=dsn, api_token=TOKEN, stream_heartbeat_seconds=0.2))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, timeout_graceful_shutdown=1)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise AssertionError("uvicorn stopped before it started")
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=10)
+    async with serving(app) as url:
+        yield url
 
 
 async def test_reads_come_back_as_the_servers_models(base_url: str) -> None:
