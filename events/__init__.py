@@ -21,8 +21,10 @@ from orchestrator.events.errors import (
     EventsError,
     InvalidEvent,
     InvalidTransition,
+    KafkaUnreachable,
     LogError,
     OrchestratorStateError,
+    ServerUnreachable,
     UserDataError,
 )
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
@@ -78,6 +80,7 @@ __all__ = [
     "ExecutionState",
     "InvalidEvent",
     "InvalidTransition",
+    "KafkaUnreachable",
     "LogError",
     "Machine",
     "NamespaceState",
@@ -88,6 +91,7 @@ __all__ = [
     "ProducerSettings",
     "RawRecord",
     "RebalanceListener",
+    "ServerUnreachable",
     "SharedVariable",
     "Step",
     "TaskState",

@@ -18,7 +18,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, NoError, TopicAlreadyExistsError, for_code
 
 from orchestrator.events._kafka import translated
-from orchestrator.events.errors import LogError
+from orchestrator.events.errors import KafkaUnreachable, LogError
 
 logger = logging.getLogger(__name__)
 
@@ -27,17 +27,27 @@ TOPIC_CONFIG_KEYS = ("retention.ms", "retention.bytes", "min.insync.replicas")
 
 @contextlib.asynccontextmanager
 async def admin_client(
-    bootstrap_servers: str, *, client_id: str, request_timeout_ms: int
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    request_timeout_ms: int,
+    connect_timeout_ms: int | None = None,
 ) -> AsyncIterator[Any]:
-    """A started admin client; connecting fails within ``request_timeout_ms``."""
+    """A started admin client; connecting fails within ``connect_timeout_ms`` (default:
+    ``request_timeout_ms``) with ``KafkaUnreachable``."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         request_timeout_ms=request_timeout_ms,
     )
     try:
-        with translated(f"connecting to Kafka at {bootstrap_servers}"):
-            await asyncio.wait_for(admin.start(), request_timeout_ms / 1000)
+        try:
+            await asyncio.wait_for(admin.start(), (connect_timeout_ms or request_timeout_ms) / 1000)
+        except TimeoutError as exc:
+            raise KafkaUnreachable(bootstrap_servers, "no answer within the deadline") from exc
+        except (KafkaError, OSError) as exc:
+            reason = str(exc).strip() or type(exc).__name__
+            raise KafkaUnreachable(bootstrap_servers, reason) from exc
         yield admin
     finally:
         await admin.close()

@@ -347,6 +347,7 @@ async def ensure_topics_report(
     *,
     client_id: str = "orchestrator-state-admin",
     request_timeout_ms: int = 30_000,
+    connect_timeout_ms: int | None = None,
 ) -> TopicReport:
     """Create the missing topics, verify the existing ones; report what was found.
 
@@ -356,7 +357,10 @@ async def ensure_topics_report(
     """
     wanted = list(specs)
     async with _admin.admin_client(
-        bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms
+        bootstrap_servers,
+        client_id=client_id,
+        request_timeout_ms=request_timeout_ms,
+        connect_timeout_ms=connect_timeout_ms,
     ) as admin:
         brokers, states = await _inspect(admin, bootstrap_servers, wanted)
         problems = [p for s in states if s.exists for p in _problems(s, bootstrap_servers)]

@@ -116,9 +116,13 @@ class App:
 
     async def _start(self) -> None:
         plan, opts = self.plan, self.options
-        self.pool = pool = await open_pool(plan.dsn, max_size=plan.pool_size)
+        self.pool = pool = await open_pool(
+            plan.dsn, max_size=plan.pool_size, deadline_s=plan.connect_timeout
+        )
         self._cleanup.append(pool.close)
-        self.topic_report = await ensure_configured_topics(plan.bootstrap, plan.topics)
+        self.topic_report = await ensure_configured_topics(
+            plan.bootstrap, plan.topics, connect_deadline_s=plan.connect_timeout
+        )
         await apply_migrations(pool, plan.table_names)
         self.log = event_log = EventLog(
             plan.bootstrap,

@@ -14,23 +14,19 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
-from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events.errors import ServerUnreachable
 from orchestrator.projections.migrate import TableNames, migrate
 from orchestrator.runtime._schema import ensure_runtime_tables
 
 CONNECT_DEADLINE_S = 10.0
 
-
-class ServerUnreachable(OrchestratorStateError):
-    """Kafka, PostgreSQL or S3 could not be reached (or refused us) in time."""
-
-    retriable = True
-
-    def __init__(self, server: str, address: str, reason: str) -> None:
-        self.server = server
-        self.address = address
-        self.reason = reason
-        super().__init__(f"cannot reach {server} at {address}: {reason}")
+__all__ = [
+    "CONNECT_DEADLINE_S",
+    "ServerUnreachable",
+    "apply_migrations",
+    "dsn_address",
+    "open_pool",
+]
 
 
 def dsn_address(dsn: str) -> str:

@@ -131,6 +131,8 @@ class AppPlan:
     snapshots: SnapshotPlan
     blobs: BlobPlan | None
     notes: tuple[str, ...] = ()
+    connect_timeout: float = 10.0
+    """Seconds each connection attempt (PostgreSQL, Kafka) may take before failing."""
 
     @property
     def node_id(self) -> str:
@@ -298,6 +300,7 @@ def plan_app(
     data_dir: Path | None = None,
     projection_name: str = "read_models",
     max_replication: int | None = None,
+    connect_timeout: float = 10.0,
 ) -> AppPlan:
     """The plan for one process of the stack (see the module docstring's table)."""
     notes: list[str] = []
@@ -359,4 +362,5 @@ def plan_app(
         snapshots=snapshots,
         blobs=blobs,
         notes=tuple(notes),
+        connect_timeout=connect_timeout,
     )

@@ -92,15 +92,23 @@ def weaker_than_default(settings: Settings) -> list[str]:
 
 
 async def ensure_configured_topics(
-    bootstrap: str, topics: TopicsConfig, *, deadline_s: float = 30.0
+    bootstrap: str,
+    topics: TopicsConfig,
+    *,
+    deadline_s: float = 30.0,
+    connect_deadline_s: float | None = None,
 ) -> TopicReport:
     """Create or verify every topic of ``topics`` (events and DLQs).
 
     A blocking mismatch (a partition count) raises ``TopicMismatch`` before anything is
     created; weaker durability or another retention is logged with its fix.
     """
+    connect_ms = None if connect_deadline_s is None else int(connect_deadline_s * 1000)
     return await ensure_topics_report(
-        bootstrap, topics.specs(), request_timeout_ms=int(deadline_s * 1000)
+        bootstrap,
+        topics.specs(),
+        request_timeout_ms=int(deadline_s * 1000),
+        connect_timeout_ms=connect_ms,
     )
 
 
