@@ -24,6 +24,7 @@ from orchestrator.app.topics import (
     describe_configured_topics,
     ensure_configured_topics,
     topics_from,
+    weaker_than_default,
 )
 from orchestrator.config import ConfigError, Settings, load_config_file
 from orchestrator.events.errors import OrchestratorStateError
@@ -57,6 +58,21 @@ def configured_topics(
             )
             raise typer.Exit(2) from None
     return topics_from(settings, pipeline_topic=pipeline_topic, shared_topic=shared_topic)
+
+
+def topic_warnings(settings: Settings, bootstrap: str | None) -> list[str]:
+    """What ``config check`` reports about durability: settings weaker than the defaults,
+    and (given a broker) existing topics that differ from the file, each with its fix."""
+    found = weaker_than_default(settings)
+    if bootstrap:
+        try:
+            report = asyncio.run(
+                describe_configured_topics(bootstrap, topics_from(settings), deadline_s=10)
+            )
+        except OrchestratorStateError as exc:
+            return [*found, f"topics not compared: {exc}"]
+        found.extend(str(p) for p in report.problems)
+    return found
 
 
 def _bootstrap(value: str | None) -> str:

@@ -118,6 +118,16 @@ async def test_weaker_settings_on_an_existing_topic_are_reported_not_fatal(
     assert "retention.ms is 60000" in result.output
     assert f"kafka-configs.sh --bootstrap-server {kafka.bootstrap_servers}" in result.output
     assert (await _in_thread(*args, "--strict")).exit_code == 1
+    check = await _in_thread(
+        "config",
+        "check",
+        str(config),
+        "--no-effective",
+        "--bootstrap-servers",
+        kafka.bootstrap_servers,
+    )
+    assert check.exit_code == 0, check.output
+    assert "retention.ms is 60000" in check.output and "min_replicas 1" in check.output
 
 
 async def test_migrate_applies_then_reports_status(make_database: Any) -> None:
