@@ -78,9 +78,12 @@ class Projector:
         consumer_settings: ConsumerSettings | None = None,
         producer_settings: ProducerSettings | None = None,
         supports_idempotence: bool | None = None,
+        pool: asyncpg.Pool | None = None,
     ) -> None:
+        """``pool``: the process's pool, borrowed (not closed); else one of its own."""
         self.settings = settings
         self._dsn = dsn
+        self._borrowed_pool = pool
         self._bootstrap = bootstrap
         self._codec = codec or default_codec()
         self._consumer_settings = consumer_settings or ConsumerSettings(
@@ -107,7 +110,7 @@ class Projector:
         """Connect to PostgreSQL and Kafka and subscribe; the group is joined by ``run``.
         A failure closes whatever was opened."""
         try:
-            self._pool = await create_pool(self._dsn)
+            self._pool = self._borrowed_pool or await create_pool(self._dsn)
             self._dlq = EventLog(
                 self._bootstrap,
                 self._codec,
@@ -140,7 +143,7 @@ class Projector:
                 if dlq is not None:
                     await dlq.stop()
             finally:
-                if pool is not None:
+                if pool is not None and pool is not self._borrowed_pool:
                     await pool.close()
 
     async def __aenter__(self) -> Projector:

@@ -1,6 +1,7 @@
 """``App``: one process of the stack, built from an :class:`AppPlan`.
 
-Start order (``stop`` runs it backwards): pool → topics (``ensure_topics``: created as
+Start order (``stop`` runs it backwards): pool (the process's one pool: the runtime,
+the projection processor and the snapshotter all borrow it) → topics (``ensure_topics``: created as
 planned, existing ones verified) → migrations and the runtime's tables → event log →
 state runtime (made the process default, so the seed's module-level API works) →
 projection processor → snapshotter → orchestrator (heartbeat, recovery supervisor) →
@@ -265,6 +266,7 @@ class App:
             plan.dsn,
             plan.bootstrap,
             supports_idempotence=plan.supports_idempotence,
+            pool=self.pool,
         )
         await projector.start()
         self._spawn("projector", projector.run())
@@ -314,6 +316,7 @@ class App:
             codec=codec,
             policy=sp.policy,
             layout=sp.layout,
+            pool=self.pool,
         )
         await snapshotter.start()
         self._spawn("snapshotter", snapshotter.run())
