@@ -7,6 +7,7 @@ it and its address, raised within the deadline (no hang)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from orchestrator.app.topics import topics_from
 from orchestrator.commands.errors import LockTimeout
 from orchestrator.config import load_config_file
 from orchestrator.events.topics import describe_topics
+from orchestrator.projections import ProjectionSettings, run_processor
 from orchestrator.state import DistributedLock, NotConfigured, checkpoint
 
 
@@ -156,3 +158,39 @@ async def test_silent_servers_fail_within_the_deadline(
     }
     error = await _refused(env, tmp_path, deadline=1.0)
     assert (error.server, error.address) == ("PostgreSQL", f"{address}/db")
+
+
+async def test_a_processor_started_before_its_topics_exist_sees_them_promptly(
+    kafka: Any, make_database: Any, tmp_path: Path, topic: str
+) -> None:
+    """A processor started first (its event topics missing) picks them up once another
+    process creates them: the consumer refreshes metadata within seconds, not 5 min."""
+    dsn = await make_database(migrated=False)
+    projection = ProjectionSettings(
+        name=f"{topic}-group", pipeline_topic=f"{topic}.pipeline", shared_topic=f"{topic}.shared"
+    )
+    processor = asyncio.ensure_future(
+        run_processor(projection, dsn, kafka.bootstrap_servers, handle_signals=False)
+    )
+    pipeline = Pipeline(f"late-{uuid.uuid4().hex[:8]}")
+
+    @pipeline.task()
+    async def only(context: Any) -> str:
+        return "done"
+
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "DATABASE_URL": dsn}
+    try:
+        await asyncio.sleep(2)  # the processor has subscribed to topics that do not exist
+        async with orchestrator.connect(
+            config=_config(tmp_path, topic),
+            environ=env,
+            run_projector=False,
+            run_snapshotter=False,
+            supervise=False,
+        ) as state:
+            result = await state.run(pipeline)  # each step waits for the processor's read model
+            assert result.result == "done"
+    finally:
+        processor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await processor
