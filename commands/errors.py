@@ -86,8 +86,8 @@ class LockNotConfigured(LeaseError):
     def __init__(self, what: str) -> None:
         self.what = what
         super().__init__(
-            f"{what}: no PostgreSQL pool given and no default configured; "
-            "pass pool=... or call commands.leases.configure(pool) at startup"
+            f"{what}: not connected to PostgreSQL; use it inside "
+            "`async with orchestrator.connect(...)`, or pass pool=..."
         )
 
 

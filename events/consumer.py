@@ -115,6 +115,8 @@ class ConsumerSettings:
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000
+    metadata_max_age_ms: int = 5_000
+    """How soon a topic created after start is seen (aiokafka's default waits 5 min)."""
 
 
 class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
@@ -180,6 +182,7 @@ class EventConsumer:
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_poll_interval_ms=s.max_poll_interval_ms,
+            metadata_max_age_ms=s.metadata_max_age_ms,
         )
         with translated(f"starting a consumer on {self._bootstrap}"):
             await consumer.start()

@@ -6,7 +6,9 @@
     │   ├── DecodeError           bytes that are not a known event (names topic, partition, offset)
     │   ├── UserDataError         user data that cannot be read back (bad checksum, missing blob)
     │   └── LogError              the broker refused or failed (``retriable`` says whether to retry)
-    │       └── TopicMismatch     an existing topic differs from its spec (events.topics)
+    │       ├── TopicMismatch     an existing topic differs from its spec (events.topics)
+    │       └── KafkaUnreachable  no answer from the bootstrap servers in time (also ↓)
+    ├── ServerUnreachable         Kafka, PostgreSQL or S3 not reachable: names server and address
     └── InvalidTransition         a command or event not allowed from the current status
 
 Upper layers add their own subtrees under ``OrchestratorStateError``.
@@ -79,6 +81,29 @@ class LogError(EventsError):
     def __init__(self, message: str, *, retriable: bool) -> None:
         self.retriable = retriable
         super().__init__(message)
+
+
+class ServerUnreachable(OrchestratorStateError):
+    """A server could not be reached (or refused us) within the deadline."""
+
+    retriable = True
+
+    def __init__(self, server: str, address: str, reason: str) -> None:
+        self.server = server
+        self.address = address
+        self.reason = reason
+        super().__init__(f"cannot reach {server} at {address}: {reason}")
+
+
+class KafkaUnreachable(LogError, ServerUnreachable):
+    """No Kafka broker answered at the bootstrap servers within the deadline."""
+
+    def __init__(self, bootstrap_servers: str, reason: str) -> None:
+        self.server = "Kafka"
+        self.address = bootstrap_servers
+        self.reason = reason
+        self.retriable = True
+        Exception.__init__(self, f"cannot reach Kafka at {bootstrap_servers}: {reason}")
 
 
 class InvalidTransition(OrchestratorStateError):

@@ -3,8 +3,16 @@
 Topic layout is part of correctness, not tuning: an execution's events are totally
 ordered only because its key always hashes to the same partition, and that holds only
 while the partition count stays what it was. So :func:`ensure_topics` creates what is
-missing and *refuses* (``TopicMismatch``) an existing topic whose partition count,
-replication or declared configs differ, instead of silently running on it.
+missing and *refuses* (``TopicMismatch``) an existing topic whose partition count
+differs, before creating anything. A weaker durability setting (fewer replicas, a lower
+``min.insync.replicas``) or another retention on an existing topic is reported
+(``TopicProblem``, with the command that fixes it) and logged once, not a crash.
+
+:func:`effective_spec` is the one place that turns a declaration into the settings a
+topic gets: replication ``min(3, brokers)`` and ``min.insync.replicas``
+``min(2, replication)`` unless declared otherwise. Every path that creates topics
+(the app, ``project``, ``snapshots run``, ``topics ensure``, ``orchestrator.connect``)
+goes through :func:`ensure_topics`, so events and DLQs always agree.
 
 Listing uses a metadata request for *all* topics: asking for named topics would make a
 broker with ``auto.create.topics.enable`` create them with its own defaults.
@@ -12,17 +20,11 @@ broker with ``auto.create.topics.enable`` create them with its own defaults.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, NoError, TopicAlreadyExistsError, for_code
-
-from orchestrator.events._kafka import translated
+from orchestrator.events import _topic_admin as _admin
 from orchestrator.events.catalogue import SHARED_EVENT_TYPES
 from orchestrator.events.errors import LogError
 
@@ -42,17 +44,59 @@ def dlq_name(topic: str) -> str:
 class TopicMismatch(LogError):
     """A topic exists (or would be created) with a setting other than the declared one.
 
-    Not retriable: an operator has to change the topic or the configuration.
+    Not retriable: an operator has to change the topic or the configuration. ``fix`` is
+    the command (or setting) that resolves it; ``problems`` every mismatch found at once.
     """
 
-    def __init__(self, topic: str, setting: str, expected: object, actual: object) -> None:
+    def __init__(
+        self,
+        topic: str,
+        setting: str,
+        expected: object,
+        actual: object,
+        *,
+        fix: str | None = None,
+        problems: Sequence[TopicProblem] = (),
+    ) -> None:
         self.topic = topic
         self.setting = setting
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"topic {topic!r}: {setting} is {actual}, expected {expected}",
-            retriable=False,
+        self.fix = fix
+        self.problems = tuple(problems)
+        message = f"topic {topic!r}: {setting} is {actual}, expected {expected}"
+        if fix:
+            message += f"; fix: {fix}"
+        for more in self.problems[1:]:
+            message += f"\n{more}"
+        super().__init__(message, retriable=False)
+
+    @classmethod
+    def of(cls, problems: Sequence[TopicProblem]) -> TopicMismatch:
+        """One error for every problem found (the first gives the fields)."""
+        p = problems[0]
+        return cls(p.topic, p.setting, p.expected, p.actual, fix=p.fix, problems=problems)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicProblem:
+    """An existing topic differs from its declaration: what, and the command that fixes it.
+
+    ``blocking`` problems (a partition count) stop start-up; the others (weaker
+    durability, another retention) are reported and logged, and the topic is used.
+    """
+
+    topic: str
+    setting: str
+    expected: object
+    actual: object
+    fix: str
+    blocking: bool = False
+
+    def __str__(self) -> str:
+        return (
+            f"topic {self.topic!r}: {self.setting} is {self.actual}, expected "
+            f"{self.expected}; fix: {self.fix}"
         )
 
 
@@ -61,9 +105,9 @@ class TopicSpec:
     """One topic as declared in configuration.
 
     ``replication_factor=None`` means min(3, brokers in the cluster), so one
-    declaration serves a one-broker dev stack and a three-broker cluster.
+    declaration serves a one-broker dev stack and a three-broker cluster;
+    ``min_insync_replicas=None`` means min(2, replication) (see :func:`effective_spec`).
     ``retention_ms=None`` leaves the broker default; ``FOREVER`` (-1) keeps everything.
-    ``min_insync_replicas=None`` leaves the broker default.
     """
 
     name: str
@@ -125,6 +169,238 @@ class TopicsConfig:
         return self.shared.name if event_type in SHARED_EVENT_TYPES else self.pipeline.name
 
 
+def effective_spec(spec: TopicSpec, brokers: int) -> TopicSpec:
+    """The settings ``spec`` gets on a cluster of ``brokers``: the one computation.
+
+    Replication ``min(3, brokers)`` and ``min.insync.replicas`` ``min(2, replication)``
+    unless declared; a declared replication above ``brokers`` or a ``min.insync.replicas``
+    above the replication (no write could ever be acknowledged) is a ``TopicMismatch``.
+    """
+    replication = spec.replication_factor
+    if replication is None:
+        replication = min(3, max(1, brokers))
+    elif replication > brokers:
+        # Some brokers (Tansu) accept any factor and ignore it: check here, for all.
+        raise TopicMismatch(
+            spec.name,
+            "replication_factor",
+            f"at most {brokers} (the number of brokers in the cluster)",
+            replication,
+            fix="lower distributed.synchronization.replication.factor or add brokers",
+        )
+    min_isr = spec.min_insync_replicas
+    if min_isr is None:
+        min_isr = min(2, replication)
+    elif min_isr > replication:
+        raise TopicMismatch(
+            spec.name,
+            "min.insync.replicas",
+            f"at most {replication} (the replication factor)",
+            min_isr,
+            fix="lower distributed.synchronization.replication.min_replicas",
+        )
+    return replace(spec, replication_factor=replication, min_insync_replicas=min_isr)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicState:
+    """A declared topic as the cluster has it (``exists=False``: not created yet).
+
+    ``expected`` is the declaration after :func:`effective_spec`; the ``None`` fields
+    are what the broker would not tell.
+    """
+
+    expected: TopicSpec
+    exists: bool
+    partitions: int | None = None
+    replication_factor: int | None = None
+    min_insync_replicas: int | None = None
+    retention_ms: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.expected.name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicReport:
+    """What :func:`describe_topics` / :func:`ensure_topics` found and did."""
+
+    bootstrap_servers: str
+    brokers: int
+    topics: tuple[TopicState, ...]
+    problems: tuple[TopicProblem, ...] = ()
+    created: tuple[str, ...] = ()
+
+    @property
+    def blocking(self) -> tuple[TopicProblem, ...]:
+        return tuple(p for p in self.problems if p.blocking)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
+
+
+def _problems(state: TopicState, bootstrap: str) -> list[TopicProblem]:
+    """How an existing topic differs from its declaration, each with its fix."""
+    spec, name, out = state.expected, state.name, []
+    configs = f"kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type topics"
+    if state.partitions is not None and state.partitions != spec.partitions:
+        out.append(
+            TopicProblem(
+                topic=name,
+                setting="partitions",
+                expected=spec.partitions,
+                actual=state.partitions,
+                blocking=True,
+                fix=f"declare partitions {state.partitions} for this topic (for the events "
+                "topic: state_management.event_store.partitions), or delete the topic and "
+                "let `orchestrator-state topics ensure` recreate it: changing the count "
+                "moves executions to other partitions",
+            )
+        )
+    wanted_rf = spec.replication_factor or 1
+    if state.replication_factor is not None and state.replication_factor < wanted_rf:
+        out.append(
+            TopicProblem(
+                topic=name,
+                setting="replication_factor",
+                expected=wanted_rf,
+                actual=state.replication_factor,
+                fix=f"kafka-reassign-partitions.sh --bootstrap-server {bootstrap} --execute "
+                f"--reassignment-json-file <a plan giving each partition of {name} "
+                f"{wanted_rf} replicas>",
+            )
+        )
+    declared = spec.topic_configs()
+    for key, actual in (
+        ("min.insync.replicas", state.min_insync_replicas),
+        ("retention.ms", state.retention_ms),
+    ):
+        if key in declared and actual is not None and str(actual) != declared[key]:
+            out.append(
+                TopicProblem(
+                    topic=name,
+                    setting=key,
+                    expected=int(declared[key]),
+                    actual=actual,
+                    fix=f"{configs} --entity-name {name} --add-config {key}={declared[key]}",
+                )
+            )
+    return out
+
+
+async def _inspect(
+    admin: object, bootstrap: str, specs: Sequence[TopicSpec]
+) -> tuple[int, list[TopicState]]:
+    brokers = await _admin.count_brokers(admin)
+    resolved = [effective_spec(spec, brokers) for spec in specs]
+    existing = await _admin.describe_all(admin)
+    states = []
+    for spec in resolved:
+        found = existing.get(spec.name)
+        if found is None:
+            states.append(TopicState(expected=spec, exists=False))
+            continue
+        parts = found["partitions"]
+        configs = await _admin.describe_configs(admin, spec.name, _admin.TOPIC_CONFIG_KEYS)
+        states.append(
+            TopicState(
+                expected=spec,
+                exists=True,
+                partitions=len(parts),
+                replication_factor=min((len(p["replicas"]) for p in parts), default=0),
+                min_insync_replicas=_int(configs.get("min.insync.replicas")),
+                retention_ms=_int(configs.get("retention.ms")),
+            )
+        )
+    return brokers, states
+
+
+async def describe_topics(
+    bootstrap_servers: str,
+    specs: Iterable[TopicSpec],
+    *,
+    client_id: str = "orchestrator-state-admin",
+    request_timeout_ms: int = 30_000,
+) -> TopicReport:
+    """The declared topics as the cluster has them, with every problem; creates nothing."""
+    async with _admin.admin_client(
+        bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms
+    ) as admin:
+        brokers, states = await _inspect(admin, bootstrap_servers, list(specs))
+    problems = [p for s in states if s.exists for p in _problems(s, bootstrap_servers)]
+    return TopicReport(
+        bootstrap_servers=bootstrap_servers,
+        brokers=brokers,
+        topics=tuple(states),
+        problems=tuple(problems),
+    )
+
+
+async def ensure_topics_report(
+    bootstrap_servers: str,
+    specs: Iterable[TopicSpec],
+    *,
+    client_id: str = "orchestrator-state-admin",
+    request_timeout_ms: int = 30_000,
+    connect_timeout_ms: int | None = None,
+) -> TopicReport:
+    """Create the missing topics, verify the existing ones; report what was found.
+
+    Raises ``TopicMismatch`` (listing every blocking problem) *before creating anything*
+    when a partition count differs, or a declaration cannot be met on this cluster.
+    Non-blocking problems are logged once each, with their fix, and returned.
+    """
+    wanted = list(specs)
+    async with _admin.admin_client(
+        bootstrap_servers,
+        client_id=client_id,
+        request_timeout_ms=request_timeout_ms,
+        connect_timeout_ms=connect_timeout_ms,
+    ) as admin:
+        brokers, states = await _inspect(admin, bootstrap_servers, wanted)
+        problems = [p for s in states if s.exists for p in _problems(s, bootstrap_servers)]
+        blocking = [p for p in problems if p.blocking]
+        if blocking:
+            raise TopicMismatch.of(blocking)
+        missing = [s.expected for s in states if not s.exists]
+        created = await _admin.create(
+            admin,
+            [(s.name, s.partitions, s.replication_factor or 1, s.topic_configs()) for s in missing],
+            request_timeout_ms,
+        )
+        raced = [s for s in missing if s.name not in created]
+        if raced:  # created concurrently by another process: verify them too
+            names = {r.name for r in raced}
+            _, again = await _inspect(
+                admin, bootstrap_servers, [s for s in wanted if s.name in names]
+            )
+            for state in again:
+                if not state.exists:
+                    raise LogError(
+                        f"topic {state.name!r} neither created nor found", retriable=True
+                    )
+                found = _problems(state, bootstrap_servers)
+                if any(p.blocking for p in found):
+                    raise TopicMismatch.of([p for p in found if p.blocking])
+                problems.extend(found)
+        if created:
+            await _admin.wait_for_leaders(admin, created, request_timeout_ms)
+    for problem in problems:
+        logger.warning("%s", problem)
+    return TopicReport(
+        bootstrap_servers=bootstrap_servers,
+        brokers=brokers,
+        topics=tuple(states),
+        problems=tuple(problems),
+        created=tuple(created),
+    )
+
+
 async def ensure_topics(
     bootstrap_servers: str,
     specs: Iterable[TopicSpec],
@@ -132,137 +408,8 @@ async def ensure_topics(
     client_id: str = "orchestrator-state-admin",
     request_timeout_ms: int = 30_000,
 ) -> list[str]:
-    """Create the missing topics and verify the existing ones; return the names created.
-
-    Raises ``TopicMismatch`` for a partition count, replication factor or declared
-    config that differs from the spec, or a replication factor larger than the number
-    of brokers; ``LogError`` for anything else the broker refuses.
-    """
-    wanted = list(specs)
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers,
-        client_id=client_id,
-        request_timeout_ms=request_timeout_ms,
+    """:func:`ensure_topics_report`, returning only the names created."""
+    report = await ensure_topics_report(
+        bootstrap_servers, specs, client_id=client_id, request_timeout_ms=request_timeout_ms
     )
-    with translated(f"connecting to Kafka at {bootstrap_servers}"):
-        await admin.start()
-    try:
-        with translated("describing the cluster"):
-            brokers = len((await admin.describe_cluster())["brokers"])
-        resolved = [_resolve_replication(spec, brokers) for spec in wanted]
-        existing = await _describe_all(admin)
-        missing = [spec for spec in resolved if spec.name not in existing]
-        created = await _create(admin, missing, request_timeout_ms)
-        for spec in resolved:
-            if spec.name not in created:
-                await _verify(admin, spec, existing.get(spec.name))
-        if created:
-            await _wait_for_leaders(admin, created, request_timeout_ms)
-        return created
-    finally:
-        await admin.close()
-
-
-def _resolve_replication(spec: TopicSpec, brokers: int) -> TopicSpec:
-    if spec.replication_factor is None:
-        return replace(spec, replication_factor=min(3, brokers))
-    if spec.replication_factor > brokers:
-        # Some brokers (Tansu) accept any factor and ignore it: check here, for all.
-        raise TopicMismatch(
-            spec.name,
-            "replication_factor",
-            f"at most {brokers} (the number of brokers in the cluster)",
-            spec.replication_factor,
-        )
-    return spec
-
-
-async def _describe_all(admin: Any) -> dict[str, dict[str, Any]]:
-    with translated("listing topics"):
-        topics = await admin.describe_topics()  # no names: never auto-creates
-    return {t["topic"]: t for t in topics if t["error_code"] == 0}
-
-
-async def _create(admin: Any, specs: Sequence[TopicSpec], timeout_ms: int) -> list[str]:
-    if not specs:
-        return []
-    new = [
-        NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.topic_configs())
-        for s in specs
-    ]
-    with translated("creating topics " + ", ".join(s.name for s in specs)):
-        response = await admin.create_topics(new, timeout_ms=timeout_ms)
-    created: list[str] = []
-    for topic, code, message, *_ in response.topic_errors:
-        error_type = for_code(code)
-        if error_type is NoError:
-            created.append(topic)
-            logger.info("created topic %s", topic)
-        elif error_type is not TopicAlreadyExistsError:  # lost a race: verified below
-            raise LogError(
-                f"cannot create topic {topic!r}: {error_type.__name__}: {message}",
-                retriable=bool(error_type.retriable),
-            )
-    return created
-
-
-async def _verify(admin: Any, spec: TopicSpec, described: dict[str, Any] | None) -> None:
-    if described is None:  # created concurrently by someone else
-        described = (await _describe_all(admin)).get(spec.name)
-        if described is None:
-            raise LogError(f"topic {spec.name!r} neither created nor found", retriable=True)
-    partitions = described["partitions"]
-    if len(partitions) != spec.partitions:
-        raise TopicMismatch(spec.name, "partitions", spec.partitions, len(partitions))
-    replicas = min(len(p["replicas"]) for p in partitions)
-    if replicas != spec.replication_factor:
-        raise TopicMismatch(spec.name, "replication_factor", spec.replication_factor, replicas)
-    declared = spec.topic_configs()
-    if not declared:
-        return
-    actual = await _describe_configs(admin, spec.name, declared)
-    for key, value in declared.items():
-        if key in actual and actual[key] != value:
-            raise TopicMismatch(spec.name, key, value, actual[key])
-
-
-async def _describe_configs(admin: Any, topic: str, keys: Mapping[str, str]) -> dict[str, str]:
-    resource = ConfigResource(ConfigResourceType.TOPIC, topic, dict.fromkeys(keys))
-    try:
-        responses = await admin.describe_configs([resource])
-    except KafkaError as exc:
-        # Tansu closes the connection on DescribeConfigs: verify what we can.
-        logger.warning("cannot describe configs of topic %s (%s): not verified", topic, exc)
-        return {}
-    out: dict[str, str] = {}
-    for response in responses:
-        for error_code, error_message, _type, _name, entries, *_ in response.resources:
-            if error_code:
-                logger.warning(
-                    "cannot describe configs of topic %s: %s %s",
-                    topic,
-                    for_code(error_code).__name__,
-                    error_message,
-                )
-                continue
-            for name, value, *_ in entries:
-                out[name] = value
-    return out
-
-
-async def _wait_for_leaders(admin: Any, topics: Sequence[str], timeout_ms: int) -> None:
-    """Wait until every new partition has a leader, so the first append does not fail."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_ms / 1000
-    while True:
-        described = await _describe_all(admin)
-        if all(
-            t in described and all(p["leader"] >= 0 for p in described[t]["partitions"])
-            for t in topics
-        ):
-            return
-        if loop.time() > deadline:
-            raise LogError(
-                f"topics {list(topics)} have no leader after {timeout_ms} ms", retriable=True
-            )
-        await asyncio.sleep(0.05)
+    return list(report.created)

@@ -20,9 +20,11 @@ from orchestrator._cli import config as config_cli
 from orchestrator._cli import demo as demo_cli
 from orchestrator._cli import dev as dev_cli
 from orchestrator._cli import history as history_cli
+from orchestrator._cli import migrate as migrate_cli
 from orchestrator._cli import projections as projections_cli
 from orchestrator._cli import services as services_cli
 from orchestrator._cli import snapshots as snapshots_cli
+from orchestrator._cli import topics as topics_cli
 from orchestrator.events.errors import OrchestratorStateError
 
 app = typer.Typer(
@@ -42,6 +44,8 @@ app.add_typer(projections_cli.dlq_app, name="dlq")
 app.add_typer(bench_cli.app, name="bench")
 app.add_typer(snapshots_cli.app, name="snapshots")
 app.add_typer(history_cli.app)  # replay, trace, check, bottlenecks, fork
+app.command("migrate")(migrate_cli.migrate)
+app.add_typer(topics_cli.app, name="topics")
 
 
 @app.callback()

@@ -19,7 +19,12 @@ from orchestrator.projections.errors import (
     ProjectionError,
     RebuildError,
 )
-from orchestrator.projections.migrate import TableNames, migrate
+from orchestrator.projections.migrate import (
+    MigrationStatus,
+    TableNames,
+    migrate,
+    migration_status,
+)
 from orchestrator.projections.positions import applied_offset, wait_for_position
 from orchestrator.projections.processor import Projector, prepare, run_processor
 from orchestrator.projections.rebuild import (
@@ -44,6 +49,7 @@ __all__ = [
     "SWAPPED_CHANNEL",
     "DeadLetterNotFound",
     "DeadLetterRow",
+    "MigrationStatus",
     "ProcessorFailed",
     "ProjectionError",
     "ProjectionSettings",
@@ -58,6 +64,7 @@ __all__ = [
     "applied_offset",
     "list_dead_letters",
     "migrate",
+    "migration_status",
     "prepare",
     "rebuild",
     "replay_dead_letter",

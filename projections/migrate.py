@@ -92,3 +92,24 @@ async def migrate(conn: asyncpg.Connection, tables: TableNames | None = None) ->
             applied.append(name)
             log.info("applied migration %s", name)
     return applied
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationStatus:
+    """One migration file and when it was applied (``None``: pending)."""
+
+    version: int
+    name: str
+    applied_at: object | None
+
+
+async def migration_status(conn: asyncpg.Connection) -> list[MigrationStatus]:
+    """Every migration this package ships, applied or pending (reads only)."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done: dict[int, object] = {}
+    if exists:
+        rows = await conn.fetch("SELECT version, applied_at FROM schema_migrations")
+        done = {r["version"]: r["applied_at"] for r in rows}
+    return [
+        MigrationStatus(version, name, done.get(version)) for version, name, _ in _migration_files()
+    ]

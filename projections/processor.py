@@ -47,14 +47,20 @@ async def create_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:
     return pool
 
 
-async def prepare(settings: ProjectionSettings, dsn: str, bootstrap: str) -> None:
-    """Apply the migrations and make sure the DLQ topics exist (idempotent)."""
+async def prepare(
+    settings: ProjectionSettings, dsn: str, bootstrap: str, topics: TopicsConfig | None = None
+) -> None:
+    """Apply the migrations and create or verify ``topics`` (events and DLQs); without
+    ``topics``, the DLQ topics of the projection's topics (idempotent)."""
     conn = await asyncpg.connect(dsn)
     try:
         t = settings.tables
         await migrate(conn, TableNames(t.pipeline_states, t.task_states, t.checkpoints))
     finally:
         await conn.close()
+    if topics is not None:
+        await ensure_topics(bootstrap, topics.specs())
+        return
     layout = TopicsConfig(dlq_partitions=settings.dlq_partitions)
     await ensure_topics(bootstrap, [layout.dlq(TopicSpec(name=topic)) for topic in settings.topics])
 
@@ -72,9 +78,12 @@ class Projector:
         consumer_settings: ConsumerSettings | None = None,
         producer_settings: ProducerSettings | None = None,
         supports_idempotence: bool | None = None,
+        pool: asyncpg.Pool | None = None,
     ) -> None:
+        """``pool``: the process's pool, borrowed (not closed); else one of its own."""
         self.settings = settings
         self._dsn = dsn
+        self._borrowed_pool = pool
         self._bootstrap = bootstrap
         self._codec = codec or default_codec()
         self._consumer_settings = consumer_settings or ConsumerSettings(
@@ -101,7 +110,7 @@ class Projector:
         """Connect to PostgreSQL and Kafka and subscribe; the group is joined by ``run``.
         A failure closes whatever was opened."""
         try:
-            self._pool = await create_pool(self._dsn)
+            self._pool = self._borrowed_pool or await create_pool(self._dsn)
             self._dlq = EventLog(
                 self._bootstrap,
                 self._codec,
@@ -134,7 +143,7 @@ class Projector:
                 if dlq is not None:
                     await dlq.stop()
             finally:
-                if pool is not None:
+                if pool is not None and pool is not self._borrowed_pool:
                     await pool.close()
 
     async def __aenter__(self) -> Projector:
@@ -265,17 +274,19 @@ async def run_processor(
     bootstrap: str,
     *,
     handle_signals: bool = True,
+    topics: TopicsConfig | None = None,
     **options: Any,
 ) -> None:
-    """Migrate, then run one processor until SIGTERM/SIGINT (a clean stop) or an
-    unexpected error, which is logged once with its context and raised."""
+    """Migrate and create or verify the topics (:func:`prepare`), then run one processor
+    until SIGTERM/SIGINT (a clean stop) or an unexpected error, which is logged once
+    with its context and raised."""
     projector = Projector(settings, dsn, bootstrap, **options)
     loop = asyncio.get_running_loop()
     if handle_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, projector.request_stop)
     try:
-        await prepare(settings, dsn, bootstrap)
+        await prepare(settings, dsn, bootstrap, topics)
         async with projector:
             await projector.run()
     except ProcessorFailed as exc:

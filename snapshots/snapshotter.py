@@ -106,9 +106,12 @@ class Snapshotter:
         layout: KeyLayout | None = None,
         event_codec: EventCodecLike | None = None,
         consumer_settings: ConsumerSettings | None = None,
+        pool: Any = None,
     ) -> None:
+        """``pool``: the process's asyncpg pool, borrowed (not closed); else its own."""
         self.settings = settings
         self.dsn = dsn
+        self._borrowed_pool = pool
         self.bootstrap_servers = bootstrap
         self.store = store
         self.codec = codec or SnapshotCodec()
@@ -138,7 +141,7 @@ class Snapshotter:
 
     async def start(self) -> None:
         """Connect to PostgreSQL and Kafka and subscribe; the group is joined by ``run``."""
-        self._pool = await create_pool(self.dsn)
+        self._pool = self._borrowed_pool or await create_pool(self.dsn)
         self._meeting = Meeting(
             self._pool, self.store, self.codec, self.settings, self.tracker, self._event_codec
         )
@@ -156,7 +159,7 @@ class Snapshotter:
             if consumer is not None:
                 await consumer.stop()
         finally:
-            if pool is not None:
+            if pool is not None and pool is not self._borrowed_pool:
                 await pool.close()
 
     async def __aenter__(self) -> Snapshotter:

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator._cli.topics import configured_topics
 from orchestrator.config import ConfigError, load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.events.codec import default_codec
@@ -144,12 +145,13 @@ def project(
     settings = replace(settings, session_timeout_ms=session_timeout_ms)
     dsn = _need(database_url or config_dsn, "--database-url", "DATABASE_URL")
     bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
+    topics = configured_topics(config, settings.pipeline_topic, settings.shared_topic)
     logging.getLogger("projections").setLevel(logging.INFO)
     # This process only runs the processor: what start-up made (modules, settings) lives
     # as long as it does, so full garbage collections need not traverse it again.
     gc.freeze()
     try:
-        asyncio.run(run_processor(settings, dsn, bootstrap))
+        asyncio.run(run_processor(settings, dsn, bootstrap, topics=topics))
     except Exception:  # run_processor logged it once, with its context
         raise typer.Exit(1) from None
 

@@ -28,6 +28,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator._cli.topics import configured_topics
+from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.config import ConfigError, Settings, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
 from orchestrator.events.codec import default_codec
@@ -237,7 +239,13 @@ def run(
             heartbeat_interval_ms=max(500, session_timeout_ms // 3),
         ),
     )
-    asyncio.run(run_snapshotter(snapshotter))
+    topics = configured_topics(config, settings.topic)
+
+    async def main() -> None:
+        await ensure_configured_topics(snapshotter.bootstrap_servers, topics)
+        await run_snapshotter(snapshotter)
+
+    _run(main())
 
 
 def _restorer(pool: Any, setup: _Setup, endpoint_url: str | None) -> Restorer:

@@ -1,6 +1,7 @@
 """``App``: one process of the stack, built from an :class:`AppPlan`.
 
-Start order (``stop`` runs it backwards): pool → topics (``ensure_topics``: created as
+Start order (``stop`` runs it backwards): pool (the process's one pool: the runtime,
+the projection processor and the snapshotter all borrow it) → topics (``ensure_topics``: created as
 planned, existing ones verified) → migrations and the runtime's tables → event log →
 state runtime (made the process default, so the seed's module-level API works) →
 projection processor → snapshotter → orchestrator (heartbeat, recovery supervisor) →
@@ -25,21 +26,21 @@ import asyncpg
 import uvicorn
 from pydantic import SecretStr
 
+from orchestrator.app.connections import apply_migrations, open_pool
 from orchestrator.app.consistency import ConfiguredStateManager
 from orchestrator.app.plan import AppPlan
+from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.commands import leases as lease_defaults
 from orchestrator.commands.errors import StaleExpectedVersion
 from orchestrator.config.models import Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog
-from orchestrator.events.topics import ensure_topics
+from orchestrator.events.topics import TopicReport
 from orchestrator.events.userdata import BlobStore
 from orchestrator.projections.api import ApiSettings, create_app
-from orchestrator.projections.migrate import migrate
 from orchestrator.projections.processor import Projector
 from orchestrator.runtime import Orchestrator, Pipeline, set_default_policies
-from orchestrator.runtime._schema import ensure_runtime_tables
 from orchestrator.snapshots import KeyRing, SnapshotStore, codec_from_settings, open_store
 from orchestrator.state import runtime as state_runtime
 from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
@@ -93,6 +94,7 @@ class App:
         self.options = options or AppOptions()
         self.endpoints = endpoints or ServiceEndpoints()
         self.pool: asyncpg.Pool | None = None
+        self.topic_report: TopicReport | None = None
         self.log: EventLog | None = None
         self.runtime: StateRuntime | None = None
         self.orchestrator: Orchestrator | None = None
@@ -115,12 +117,14 @@ class App:
 
     async def _start(self) -> None:
         plan, opts = self.plan, self.options
-        self.pool = pool = await asyncpg.create_pool(plan.dsn, min_size=1, max_size=plan.pool_size)
+        self.pool = pool = await open_pool(
+            plan.dsn, max_size=plan.pool_size, deadline_s=plan.connect_timeout
+        )
         self._cleanup.append(pool.close)
-        await ensure_topics(plan.bootstrap, plan.topics.specs())
-        async with pool.acquire() as conn:
-            await migrate(conn, plan.table_names)
-        await ensure_runtime_tables(pool)
+        self.topic_report = await ensure_configured_topics(
+            plan.bootstrap, plan.topics, connect_deadline_s=plan.connect_timeout
+        )
+        await apply_migrations(pool, plan.table_names)
         self.log = event_log = EventLog(
             plan.bootstrap,
             default_codec(),
@@ -262,6 +266,7 @@ class App:
             plan.dsn,
             plan.bootstrap,
             supports_idempotence=plan.supports_idempotence,
+            pool=self.pool,
         )
         await projector.start()
         self._spawn("projector", projector.run())
@@ -311,6 +316,7 @@ class App:
             codec=codec,
             policy=sp.policy,
             layout=sp.layout,
+            pool=self.pool,
         )
         await snapshotter.start()
         self._spawn("snapshotter", snapshotter.run())

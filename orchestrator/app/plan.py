@@ -57,6 +57,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from orchestrator.app.topics import topics_from
 from orchestrator.commands.ports import UserDataSettings
 from orchestrator.commands.shared import SharedSettings
 from orchestrator.commands.writer import WriterSettings
@@ -66,9 +67,8 @@ from orchestrator.config.models import (
     PostgresBackend,
     S3Backend,
     Settings,
-    parse_size,
 )
-from orchestrator.events.topics import FOREVER, TopicsConfig, TopicSpec
+from orchestrator.events.topics import TopicsConfig
 from orchestrator.projections.migrate import TableNames
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 from orchestrator.runtime.orchestrator import Policies
@@ -131,6 +131,8 @@ class AppPlan:
     snapshots: SnapshotPlan
     blobs: BlobPlan | None
     notes: tuple[str, ...] = ()
+    connect_timeout: float = 10.0
+    """Seconds each connection attempt (PostgreSQL, Kafka) may take before failing."""
 
     @property
     def node_id(self) -> str:
@@ -181,43 +183,6 @@ def policies_from(settings: Settings) -> Policies:
             failure_threshold=hc.failure_threshold,
         ),
     )
-
-
-def _topics(settings: Settings, max_replication: int | None, notes: list[str]) -> TopicsConfig:
-    es = settings.state_management.event_store
-    rep = settings.distributed.synchronization.replication
-    factor, min_isr = rep.factor, rep.min_replicas
-    if max_replication is not None and factor > max_replication:
-        notes.append(
-            f"distributed.synchronization.replication.factor {factor} capped at "
-            f"{max_replication} (brokers available here)"
-        )
-        factor = max_replication
-    if min_isr > factor:
-        notes.append(
-            f"replication.min_replicas {min_isr} > factor {factor}: min.insync.replicas "
-            f"set to {factor}, or no write could ever be acknowledged"
-        )
-        min_isr = factor
-    retention_ms = FOREVER if es.retention.days is None else int(es.retention.days * 86_400_000)
-    configs = {}
-    if es.retention.size is not None:
-        configs["retention.bytes"] = str(parse_size(es.retention.size) // es.partitions)
-    pipeline = TopicSpec(
-        name=es.topics.pipeline_events,
-        partitions=es.partitions,
-        replication_factor=factor,
-        min_insync_replicas=min_isr,
-        retention_ms=retention_ms,
-        configs=configs,
-    )
-    shared = TopicSpec(
-        name=es.topics.shared_events,
-        partitions=min(3, es.partitions),
-        replication_factor=factor,
-        min_insync_replicas=min_isr,
-    )
-    return TopicsConfig(pipeline=pipeline, shared=shared)
 
 
 def _user_data(settings: Settings, notes: list[str]) -> UserDataSettings:
@@ -335,6 +300,7 @@ def plan_app(
     data_dir: Path | None = None,
     projection_name: str = "read_models",
     max_replication: int | None = None,
+    connect_timeout: float = 10.0,
 ) -> AppPlan:
     """The plan for one process of the stack (see the module docstring's table)."""
     notes: list[str] = []
@@ -357,7 +323,7 @@ def plan_app(
         )
     if not bootstrap:
         raise PlanError("no Kafka: set KAFKA_BOOTSTRAP_SERVERS")
-    topics = _topics(settings, max_replication, notes)
+    topics = topics_from(settings, max_replication=max_replication, notes=notes)
     projection = ProjectionSettings(
         name=projection_name,
         pipeline_topic=topics.pipeline.name,
@@ -396,4 +362,5 @@ def plan_app(
         snapshots=snapshots,
         blobs=blobs,
         notes=tuple(notes),
+        connect_timeout=connect_timeout,
     )

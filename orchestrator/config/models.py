@@ -260,8 +260,11 @@ class Coordination(_Model):
 
 
 class Replication(_Model):
-    factor: int = Field(1, ge=1, description="Kafka topics' replication factor")
-    min_replicas: int = Field(1, ge=1, description="Kafka topics' min.insync.replicas")
+    """Kafka topics' durability; unset: replication min(3, brokers) and
+    min.insync.replicas min(2, replication) (``events.topics.effective_spec``)."""
+
+    factor: int | None = Field(None, ge=1, description="Kafka topics' replication factor")
+    min_replicas: int | None = Field(None, ge=1, description="Kafka topics' min.insync.replicas")
     sync_interval: int | None = Field(None, ge=1, description="milliseconds")
 
 

@@ -3,10 +3,13 @@
     from orchestrator.state import checkpoint, StateManager, DistributedLock, \\
         LeaderElection, StateMachine, BatchStateManager, RecoveryError
 
-Configure once per process (the orchestrator's entry point does this)::
+Connect once per process; inside, these names use that connection::
 
-    runtime = await StateRuntime.connect(dsn=..., bootstrap_servers=..., blob_store=...)
-    configure(runtime)
+    async with orchestrator.connect(config="orchestrator.yaml") as state:
+        ...
+
+(``StateRuntime(...)`` + ``configure`` remain for tests and embedding: they assume
+the tables and topics exist.)
 
 ``checkpoint`` is a module: ``checkpoint.save / list / restore / task_scope``.
 """

@@ -59,8 +59,8 @@ class NotConfigured(StateError):
     def __init__(self, what: str) -> None:
         self.what = what
         super().__init__(
-            f"{what}: no state runtime configured; call "
-            "orchestrator.state.configure(StateRuntime(...)) at startup or pass runtime=..."
+            f"{what}: not connected; use it inside `async with orchestrator.connect(...)` "
+            "(it reads KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL), or pass runtime=..."
         )
 
 

@@ -26,6 +26,8 @@ EXPORTED = {
     "applied_offset",
     "list_dead_letters",
     "migrate",
+    "migration_status",
+    "MigrationStatus",
     "prepare",
     "rebuild",
     "replay_dead_letter",

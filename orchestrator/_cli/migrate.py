@@ -1,0 +1,107 @@
+"""``orchestrator-state migrate``: apply the SQL migrations (``--status``: list them).
+
+The database comes from ``--database-url`` / ``DATABASE_URL`` (or the config's
+``connection_string``), table names from ``--config`` (the seed's postgresql
+``schema`` block). Safe to run from several processes at once (an advisory lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.app.connections import apply_migrations, open_pool
+from orchestrator.config import ConfigError, Settings, load_config_file
+from orchestrator.config.models import PostgresBackend
+from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.projections.migrate import MigrationStatus, TableNames, migration_status
+
+
+def _load(config: Path | None) -> tuple[TableNames, str | None]:
+    settings = Settings()
+    if config is not None:
+        try:
+            settings = load_config_file(config).settings
+        except ConfigError as exc:
+            Console(stderr=True).print(
+                f"[bold red]{config}:[/] {exc}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(2) from None
+    backend = settings.backend()
+    if isinstance(backend, PostgresBackend):
+        s = backend.schema_
+        return TableNames(s.pipeline_states, s.task_states, s.checkpoints), (
+            backend.connection_string
+        )
+    return TableNames(), None
+
+
+async def _migrate(dsn: str, tables: TableNames, status: bool) -> tuple[list[str], Any]:
+    pool = await open_pool(dsn, max_size=1)
+    try:
+        applied = [] if status else await apply_migrations(pool, tables)
+        async with pool.acquire() as conn:
+            return applied, await migration_status(conn)
+    finally:
+        await pool.close()
+
+
+def migrate(
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        envvar="DATABASE_URL",
+        show_default=False,
+        help="PostgreSQL DSN of the read models.",
+    ),
+    config: Path | None = typer.Option(None, "--config", help="YAML with the seed's blocks."),
+    status: bool = typer.Option(False, "--status", help="Show applied/pending; change nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the migrations as JSON."),
+) -> None:
+    """Apply the pending SQL migrations (read models and runtime tables)."""
+    tables, config_dsn = _load(config)
+    dsn = database_url or config_dsn
+    err = Console(stderr=True)
+    if not dsn:
+        err.print("[bold red]error:[/] pass --database-url or set DATABASE_URL")
+        raise typer.Exit(2)
+    try:
+        applied, rows = asyncio.run(_migrate(dsn, tables, status))
+    except (OrchestratorStateError, RuntimeError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    _show(rows, applied, as_json, status)
+
+
+def _show(rows: list[MigrationStatus], applied: list[str], as_json: bool, status: bool) -> None:
+    if as_json:
+        items = [
+            {
+                "version": r.version,
+                "name": r.name,
+                "applied_at": None if r.applied_at is None else str(r.applied_at),
+                "applied_now": r.name in applied,
+            }
+            for r in rows
+        ]
+        typer.echo(json.dumps(items, indent=2))
+        return
+    if status:
+        table = Table("version", "migration", "applied at")
+        for r in rows:
+            table.add_row(
+                str(r.version), r.name, "pending" if r.applied_at is None else str(r.applied_at)
+            )
+        Console().print(table)
+        return
+    pending = sum(r.applied_at is None for r in rows)
+    Console().print(
+        f"[green]✓[/] {len(applied)} migration(s) applied, {len(rows) - len(applied) - pending} "
+        f"already there; runtime tables ready"
+    )

@@ -1,0 +1,198 @@
+"""``orchestrator-state topics ensure|describe``: the topics the configuration implies.
+
+Both read the same layout (``orchestrator.app.topics.topics_from``: the two event
+topics and their ``.dlq`` companions) from ``--config`` (or the defaults) and the
+broker from ``--bootstrap-servers`` / ``KAFKA_BOOTSTRAP_SERVERS``. ``ensure`` creates
+what is missing and verifies the rest: a partition-count mismatch exits 1 before
+anything is created; weaker durability or another retention is printed with the
+command that fixes it (exit 0, or 1 with ``--strict``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator.app.topics import (
+    describe_configured_topics,
+    ensure_configured_topics,
+    topics_from,
+    weaker_than_default,
+)
+from orchestrator.config import ConfigError, Settings, load_config_file
+from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events.topics import TopicReport, TopicsConfig
+
+app = typer.Typer(help="Create or verify the Kafka topics (events and DLQs).", no_args_is_help=True)
+
+_KAFKA = typer.Option(
+    None,
+    "--bootstrap-servers",
+    envvar="KAFKA_BOOTSTRAP_SERVERS",
+    show_default=False,
+    help="Kafka bootstrap servers.",
+)
+_CONFIG = typer.Option(None, "--config", help="YAML with the seed's blocks (topics, replication).")
+_PIPELINE = typer.Option(None, "--pipeline-topic", help="Override the pipeline events topic.")
+_SHARED = typer.Option(None, "--shared-topic", help="Override the shared-state events topic.")
+
+
+def configured_topics(
+    config: Path | None, pipeline_topic: str | None = None, shared_topic: str | None = None
+) -> TopicsConfig:
+    """The topics ``--config`` (or the defaults) implies; a bad file exits 2."""
+    settings = Settings()
+    if config is not None:
+        try:
+            settings = load_config_file(config).settings
+        except ConfigError as exc:
+            Console(stderr=True).print(
+                f"[bold red]{config}:[/] {exc}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(2) from None
+    return topics_from(settings, pipeline_topic=pipeline_topic, shared_topic=shared_topic)
+
+
+def topic_warnings(settings: Settings, bootstrap: str | None) -> list[str]:
+    """What ``config check`` reports about durability: settings weaker than the defaults,
+    and (given a broker) existing topics that differ from the file, each with its fix."""
+    found = weaker_than_default(settings)
+    if bootstrap:
+        try:
+            report = asyncio.run(
+                describe_configured_topics(bootstrap, topics_from(settings), deadline_s=10)
+            )
+        except OrchestratorStateError as exc:
+            return [*found, f"topics not compared: {exc}"]
+        found.extend(str(p) for p in report.problems)
+    return found
+
+
+def _bootstrap(value: str | None) -> str:
+    if not value:
+        Console(stderr=True).print(
+            "[bold red]error:[/] pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS"
+        )
+        raise typer.Exit(2)
+    return value
+
+
+def _report(coro: Any) -> TopicReport:
+    try:
+        report: TopicReport = asyncio.run(coro)
+    except OrchestratorStateError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    return report
+
+
+def report_json(report: TopicReport) -> dict[str, Any]:
+    """The report as ``topics describe --json`` prints it."""
+    return {
+        "bootstrap_servers": report.bootstrap_servers,
+        "brokers": report.brokers,
+        "topics": [
+            {
+                "name": t.name,
+                "exists": t.exists,
+                "created": t.name in report.created,
+                "expected": {
+                    "partitions": t.expected.partitions,
+                    "replication_factor": t.expected.replication_factor,
+                    "min_insync_replicas": t.expected.min_insync_replicas,
+                    "retention_ms": t.expected.retention_ms,
+                },
+                "actual": None
+                if not t.exists
+                else {
+                    "partitions": t.partitions,
+                    "replication_factor": t.replication_factor,
+                    "min_insync_replicas": t.min_insync_replicas,
+                    "retention_ms": t.retention_ms,
+                },
+            }
+            for t in report.topics
+        ],
+        "problems": [
+            {
+                "topic": p.topic,
+                "setting": p.setting,
+                "expected": p.expected,
+                "actual": p.actual,
+                "blocking": p.blocking,
+                "fix": p.fix,
+            }
+            for p in report.problems
+        ],
+    }
+
+
+def _print(report: TopicReport) -> None:
+    table = Table(title=f"{report.brokers} broker(s) at {report.bootstrap_servers}")
+    for column in ("topic", "state", "partitions", "replication", "min.insync", "retention.ms"):
+        table.add_column(column)
+    for t in report.topics:
+        e = t.expected
+        state = "created" if t.name in report.created else ("ok" if t.exists else "missing")
+
+        def cell(actual: object, expected: object, exists: bool = t.exists) -> str:
+            if not exists or actual is None or actual == expected:
+                return str(expected)
+            return f"{actual} (expected {expected})"
+
+        table.add_row(
+            t.name,
+            state,
+            cell(t.partitions, e.partitions),
+            cell(t.replication_factor, e.replication_factor),
+            cell(t.min_insync_replicas, e.min_insync_replicas),
+            cell(t.retention_ms, e.retention_ms),
+        )
+    Console().print(table)
+    err = Console(stderr=True)
+    for problem in report.problems:
+        err.print(f"[yellow]![/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+
+
+@app.command("ensure")
+def ensure(
+    bootstrap_servers: str | None = _KAFKA,
+    config: Path | None = _CONFIG,
+    pipeline_topic: str | None = _PIPELINE,
+    shared_topic: str | None = _SHARED,
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 on any problem reported."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Create the missing topics (events and DLQs) and verify the existing ones."""
+    topics = configured_topics(config, pipeline_topic, shared_topic)
+    report = _report(ensure_configured_topics(_bootstrap(bootstrap_servers), topics))
+    if as_json:
+        typer.echo(json.dumps(report_json(report), indent=2))
+    else:
+        _print(report)
+    if strict and report.problems:
+        raise typer.Exit(1)
+
+
+@app.command("describe")
+def describe(
+    bootstrap_servers: str | None = _KAFKA,
+    config: Path | None = _CONFIG,
+    pipeline_topic: str | None = _PIPELINE,
+    shared_topic: str | None = _SHARED,
+    as_json: bool = typer.Option(False, "--json", help="Print the topics as JSON."),
+) -> None:
+    """Show every topic the configuration implies: expected and actual settings."""
+    topics = configured_topics(config, pipeline_topic, shared_topic)
+    report = _report(describe_configured_topics(_bootstrap(bootstrap_servers), topics))
+    if as_json:
+        typer.echo(json.dumps(report_json(report), indent=2))
+    else:
+        _print(report)

@@ -1,0 +1,262 @@
+"""``orchestrator.connect()``: the one way in from Python.
+
+    async with orchestrator.connect(config="orchestrator.yaml") as state:
+        result = await state.run(pipeline, {"input_data": {...}})
+
+It reads the configuration file (or none: the defaults), the servers from the
+environment (``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``, ``S3_ENDPOINT_URL``, ``S3_BUCKET``
+and the ``AWS_*`` credentials: what ``orchestrator-state services up`` prints), then
+builds the process's stack with the same wiring as every command (``plan_app`` →
+``App``): one asyncpg pool, the topics created or verified
+(``orchestrator.app.topics``), the migrations applied, the event log, the projection
+processor and snapshotter, and the ``Orchestrator`` with its recovery supervisor. The
+seed's module-level API (``checkpoint.save``, ``StateManager()``,
+``DistributedLock(...)``) uses this connection until it closes.
+
+A server that does not answer is a ``ServerUnreachable`` naming it and its address,
+raised within ``connect_timeout`` seconds per connection attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestrator.app.app import App, AppOptions
+from orchestrator.app.consistency import ConfiguredStateManager
+from orchestrator.app.plan import AppPlan, PlanError, plan_app
+from orchestrator.commands.leader import LeaderElection
+from orchestrator.commands.leases import node_label
+from orchestrator.commands.lock import DistributedLock
+from orchestrator.config import Settings, load_config, load_config_file
+from orchestrator.debug.debugger import StateDebugger
+from orchestrator.devstack import ServiceEndpoints
+from orchestrator.events.errors import OrchestratorStateError, ServerUnreachable
+from orchestrator.runtime import Orchestrator, Pipeline, PipelineResult
+from orchestrator.state import checkpoint as checkpoint_module
+from orchestrator.state.checkpoint import RestoredCheckpoint
+from orchestrator.state.runtime import StateRuntime
+
+CONFIG_ENV = "ORCHESTRATOR_CONFIG"
+_EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
+
+
+class NotConnected(OrchestratorStateError):
+    """``connect()`` was not given what it needs (a server address), or is not open."""
+
+
+def connect(
+    config: str | os.PathLike[str] | Settings | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    node_id: str | None = None,
+    pipelines: Sequence[Pipeline] = (),
+    run_projector: bool = True,
+    run_snapshotter: bool = True,
+    supervise: bool = True,
+    api_port: int | None = None,
+    connect_timeout: float = 10.0,
+) -> Connection:
+    """A connection to the configured servers; use it as ``async with connect(...) as state``.
+
+    ``config``: a YAML file with the seed's blocks (default: ``$ORCHESTRATOR_CONFIG``,
+    else the defaults), or ``Settings``. ``environ``: where the server addresses come
+    from (default ``os.environ``). ``run_projector`` / ``run_snapshotter``: run the
+    read-model processor and the snapshotter in this process (leave them on unless
+    ``orchestrator-state project`` and ``snapshots run`` run elsewhere); ``supervise``:
+    take part in resuming crashed executions; ``api_port``: also serve the query API.
+    """
+    return Connection(
+        config,
+        environ=os.environ if environ is None else environ,
+        node_id=node_id,
+        options=AppOptions(
+            run_projector=run_projector,
+            run_snapshotter=run_snapshotter,
+            supervise=supervise,
+            api_port=api_port,
+            pipelines=tuple(pipelines),
+        ),
+        connect_timeout=connect_timeout,
+    )
+
+
+def _settings(
+    config: str | os.PathLike[str] | Settings | None, environ: Mapping[str, str]
+) -> Settings:
+    if isinstance(config, Settings):
+        return config
+    path = config if config is not None else environ.get(CONFIG_ENV)
+    if path:
+        return load_config_file(Path(path), environ).settings
+    return load_config("{}", "<environment>", environ).settings
+
+
+def _with_s3(settings: Settings, endpoints: ServiceEndpoints) -> Settings:
+    """Snapshots and blobs in ``S3_BUCKET`` when ``S3_ENDPOINT_URL`` is set and the file
+    does not choose a storage itself."""
+    sm = settings.state_management
+    if endpoints.s3_endpoint_url is None or sm.backend is not None:
+        return settings
+    if "storage" in sm.snapshots.model_fields_set:
+        return settings
+    data = settings.model_dump(by_alias=True, exclude_unset=True)
+    snapshots = data.setdefault("state_management", {}).setdefault("snapshots", {})
+    snapshots["storage"] = f"s3://{endpoints.s3.bucket}/states"
+    return Settings.model_validate(data)
+
+
+class Connection:
+    """The process's connection (see the module docstring); made by :func:`connect`."""
+
+    def __init__(
+        self,
+        config: str | os.PathLike[str] | Settings | None,
+        *,
+        environ: Mapping[str, str],
+        node_id: str | None,
+        options: AppOptions,
+        connect_timeout: float,
+    ) -> None:
+        self._config = config
+        self._environ = dict(environ)
+        self._node_id = node_id
+        self._options = options
+        self._timeout = connect_timeout
+        self._app: App | None = None
+        self.checkpoint = checkpoint_module
+        """The seed's ``checkpoint`` module (``save`` / ``list`` / ``restore``)."""
+
+    # --- open / close --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, apply migrations, create or verify topics, start the runtime."""
+        if self._app is not None:
+            return
+        endpoints = ServiceEndpoints.from_env(self._environ)
+        settings = _with_s3(_settings(self._config, self._environ), endpoints)
+        try:
+            plan = plan_app(
+                settings,
+                bootstrap=endpoints.kafka_bootstrap,
+                dsn=endpoints.database_url,
+                node_id=self._node_id or node_label(),
+                s3_endpoint=endpoints.s3_endpoint_url,
+                supports_idempotence=None
+                if "KAFKA_SUPPORTS_IDEMPOTENCE" not in self._environ
+                else endpoints.kafka_supports_idempotence,
+                connect_timeout=self._timeout,
+            )
+        except PlanError as exc:
+            raise NotConnected(f"orchestrator.connect: {exc}") from None
+        if endpoints.s3_endpoint_url is not None:
+            await self._make_buckets(endpoints, plan)
+        app = App(plan, settings, self._options, endpoints=endpoints)
+        await app.start()
+        self._app = app
+
+    async def close(self) -> None:
+        """Stop everything :meth:`start` started (the runtime first, then the servers')."""
+        app, self._app = self._app, None
+        if app is not None:
+            await app.stop()
+
+    async def __aenter__(self) -> Connection:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _make_buckets(self, endpoints: ServiceEndpoints, plan: AppPlan) -> None:
+        buckets = set()
+        if plan.snapshots.store_url.startswith("s3://"):
+            buckets.add(plan.snapshots.store_url.removeprefix("s3://").partition("/")[0])
+        if plan.blobs is not None and plan.blobs.bucket is not None:
+            buckets.add(plan.blobs.bucket)
+        if not buckets:
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        s3 = endpoints.s3
+        client = s3.client()  # short connect/read timeouts, two attempts
+
+        def make() -> None:
+            for bucket in sorted(buckets):
+                try:
+                    client.create_bucket(Bucket=bucket)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") not in _EXISTS:
+                        raise
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(make), self._timeout * 2)
+        except (TimeoutError, BotoCoreError, ClientError) as exc:
+            reason = str(exc) or "no answer within the deadline"
+            raise ServerUnreachable("S3", s3.endpoint_url, reason) from exc
+
+    # --- what the connection serves ----------------------------------------------------
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            raise NotConnected("orchestrator.connect: not open (use `async with connect(...)`)")
+        return self._app
+
+    @property
+    def runtime(self) -> StateRuntime:
+        runtime = self.app.runtime
+        assert runtime is not None
+        return runtime
+
+    @property
+    def pool(self) -> Any:
+        """The process's asyncpg pool (every component below uses it)."""
+        return self.runtime.pool
+
+    @property
+    def orchestrator(self) -> Orchestrator:
+        orchestrator = self.app.orchestrator
+        assert orchestrator is not None
+        return orchestrator
+
+    async def run(
+        self,
+        pipeline: Pipeline,
+        context: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+    ) -> PipelineResult:
+        """Run ``pipeline`` to its end (``Orchestrator.run_pipeline``)."""
+        return await self.orchestrator.run_pipeline(pipeline, context, execution_id=execution_id)
+
+    async def resume(
+        self,
+        execution_id: str | None = None,
+        *,
+        pipeline_id: str | None = None,
+        from_checkpoint: RestoredCheckpoint | None = None,
+    ) -> PipelineResult:
+        """Resume an execution: completed tasks keep their outputs, the rest run."""
+        return await self.orchestrator.resume_pipeline(
+            pipeline_id, from_checkpoint, execution_id=execution_id
+        )
+
+    def state_manager(self) -> ConfiguredStateManager:
+        """The seed's ``StateManager`` with the configured consistency."""
+        return self.app.state_manager()
+
+    def lock(self, name: str, ttl: float = 30.0, **options: Any) -> DistributedLock:
+        """A ``DistributedLock`` on this connection's pool."""
+        return DistributedLock(name, ttl, pool=self.pool, **options)
+
+    def leader_election(self, name: str, ttl: float = 15.0, **options: Any) -> LeaderElection:
+        """A ``LeaderElection`` for this node on this connection's pool."""
+        return LeaderElection(name, self.runtime.node_id, ttl, pool=self.pool, **options)
+
+    def debugger(self) -> StateDebugger:
+        """The seed's ``StateDebugger`` over this connection's log, archive and snapshots."""
+        return StateDebugger(self.runtime, snapshot_store=self.app.snapshot_store)
