@@ -8,12 +8,17 @@ group by writing that module and one `add_typer` line below.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import traceback
+from importlib import metadata
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
+from orchestrator._cli import _errors
 from orchestrator._cli import api as api_cli
 from orchestrator._cli import bench as bench_cli
 from orchestrator._cli import config as config_cli
@@ -23,13 +28,17 @@ from orchestrator._cli import history as history_cli
 from orchestrator._cli import projections as projections_cli
 from orchestrator._cli import services as services_cli
 from orchestrator._cli import snapshots as snapshots_cli
-from orchestrator.events.errors import OrchestratorStateError
+
+DEBUG_ENV = "ORCHESTRATOR_DEBUG"
+_debug = [os.environ.get(DEBUG_ENV, "") not in ("", "0", "false")]
 
 app = typer.Typer(
     name="orchestrator-state",
     help="Event-sourced state management for AI pipelines (Kafka, PostgreSQL, S3).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    # Help text is plain text, for the whole tree: `s3://bucket[/prefix]` is not markup.
+    rich_markup_mode=None,
 )
 app.add_typer(services_cli.app, name="services")
 app.add_typer(config_cli.app, name="config")
@@ -44,10 +53,35 @@ app.add_typer(snapshots_cli.app, name="snapshots")
 app.add_typer(history_cli.app)  # replay, trace, check, bottlenecks, fork
 
 
+def version() -> str:
+    """The installed distribution's version."""
+    try:
+        return metadata.version("orchestrator-state")
+    except metadata.PackageNotFoundError:  # imported from a checkout that was not installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"orchestrator-state {version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+    debug: bool = typer.Option(
+        False, "--debug", envvar=DEBUG_ENV, help="Show the traceback of a failure."
+    ),
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
 ) -> None:
+    _debug[0] = debug
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
@@ -57,9 +91,16 @@ def _root(
 
 
 def main() -> None:
-    """Console-script entry point; our own errors end as one red line on stderr, exit 1."""
+    """Console-script entry point: an expected failure is one line per problem on stderr
+    and exit 1 (the mapping is ``orchestrator/_cli/_errors.py``); ``--debug`` adds the
+    traceback."""
     try:
         app()
-    except OrchestratorStateError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+    except Exception as exc:  # click already handled usage errors, --help and Ctrl-C
+        if _debug[0] or "--debug" in sys.argv[1:]:
+            traceback.print_exc()
+        lines = _errors.explain(exc) or [_errors.unexpected(exc)]
+        err = Console(stderr=True, soft_wrap=True)
+        for line in lines:
+            err.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
         sys.exit(1)

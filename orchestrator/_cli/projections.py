@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.config import ConfigError, load_config_file
+from orchestrator.config import load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog, ProducerSettings
@@ -34,7 +34,6 @@ from orchestrator.projections.deadletters import (
     list_dead_letters,
     replay_dead_letter,
 )
-from orchestrator.projections.errors import ProjectionError
 from orchestrator.projections.processor import run_processor
 from orchestrator.projections.rebuild import RebuildProgress, rebuild
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
@@ -73,21 +72,8 @@ def _need(value: str | None, flag: str, env: str) -> str:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a database command; a missing schema or an unreachable server is one red line."""
-    err = Console(stderr=True)
-    try:
-        return asyncio.run(coro)
-    except asyncpg.UndefinedTableError as exc:
-        err.print(
-            f"[bold red]error:[/] {exc} — no read-model tables in this database yet "
-            "(`orchestrator-state project` applies the migrations)",
-            highlight=False,
-        )
-    except (OSError, asyncpg.PostgresError) as exc:
-        err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
-    except ProjectionError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    raise typer.Exit(1)
+    """Run a database command; failures are rendered once, by ``orchestrator.cli.main``."""
+    return asyncio.run(coro)
 
 
 def _settings(
@@ -101,11 +87,7 @@ def _settings(
     kwargs: dict[str, object] = {"name": name}
     dsn: str | None = None
     if config is not None:
-        try:
-            loaded = load_config_file(config).settings
-        except ConfigError as exc:
-            Console(stderr=True).print(f"[bold red]{config}:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+        loaded = load_config_file(config).settings
         sm = loaded.state_management
         kwargs["pipeline_topic"] = sm.event_store.topics.pipeline_events
         kwargs["shared_topic"] = sm.event_store.topics.shared_events

@@ -28,10 +28,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.config import ConfigError, Settings, load_config_file
+from orchestrator.config import Settings, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
 from orchestrator.events.codec import default_codec
-from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.projections.migrate import TableNames
 from orchestrator.snapshots import (
     KeyLayout,
@@ -107,11 +106,7 @@ class _Setup:
 def _load(config: Path | None) -> Settings:
     if config is None:
         return Settings()
-    try:
-        return load_config_file(config).settings
-    except ConfigError as exc:
-        Console(stderr=True).print(f"[bold red]{config}:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    return load_config_file(config).settings
 
 
 def _setup(config: Path | None, store: str | None) -> _Setup:
@@ -181,11 +176,8 @@ def _need(value: str | None, flag: str, env: str) -> str:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except OrchestratorStateError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    """Run a command; failures are rendered once, by ``orchestrator.cli.main``."""
+    return asyncio.run(coro)
 
 
 @app.command("run")
