@@ -30,6 +30,7 @@ from orchestrator._cli import services as services_cli
 from orchestrator._cli import snapshots as snapshots_cli
 
 DEBUG_ENV = "ORCHESTRATOR_DEBUG"
+_NOISY_LIBRARIES = ("aiokafka", "kafka", "asyncpg", "botocore", "urllib3")
 _debug = [os.environ.get(DEBUG_ENV, "") not in ("", "0", "false")]
 
 app = typer.Typer(
@@ -82,6 +83,9 @@ def _root(
     ),
 ) -> None:
     _debug[0] = debug
+    if not verbose:  # their per-attempt errors end up as one of ours, said once
+        for name in _NOISY_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",

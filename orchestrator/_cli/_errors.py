@@ -14,6 +14,7 @@ cannot have raised, and the CLI's start stays fast.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,15 @@ class Unreachable(OrchestratorStateError):
         super().__init__(f"cannot reach {server} at {address}: {reason}; {hint}")
 
 
+_REPEATED = re.compile(r"\b(\w+): \1: ")
+_SOCKADDR = re.compile(r"\('([^']*)', (\d+), <AddressFamily\.\w+: \d+>\)")
+
+
+def _tidy(text: str) -> str:
+    """Drop library noise: a class name said twice, socket-address reprs."""
+    return _SOCKADDR.sub(r"\1:\2", _REPEATED.sub(r"\1: ", text))
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
@@ -53,7 +63,8 @@ def _ours(exc: BaseException) -> list[str] | None:
         return [str(i) for i in issues]
     text = str(exc).strip() or type(exc).__name__
     if isinstance(exc, LogError) and "KAFKA_BOOTSTRAP_SERVERS" not in text:
-        text = f"Kafka: {text.splitlines()[0]}; {KAFKA_HINT}"
+        text = text.splitlines()[0]
+        text = f"{text}; {KAFKA_HINT}" if "Kafka" in text else f"Kafka: {text}; {KAFKA_HINT}"
     return [text]
 
 
@@ -148,7 +159,7 @@ def explain(exc: BaseException) -> list[str] | None:
                 break
         else:
             return None
-    return [redact_text(line) for line in lines]
+    return [redact_text(_tidy(line)) for line in lines]
 
 
 def unexpected(exc: BaseException) -> str:

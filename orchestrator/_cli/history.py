@@ -28,10 +28,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import typer
 from rich.console import Console
 
+from orchestrator._cli._connect import pg_pool
 from orchestrator.config import load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.debug import render
@@ -156,7 +156,7 @@ def _need_kafka(conn: _Conn, why: str) -> str:
 
 @contextlib.asynccontextmanager
 async def _debugger(conn: _Conn) -> AsyncIterator[StateDebugger]:
-    pool = await asyncpg.create_pool(conn.dsn, min_size=1, max_size=4)
+    pool = await pg_pool(conn.dsn, max_size=4)
     try:
         yield StateDebugger(
             pool=pool,

@@ -25,6 +25,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator._cli._connect import pg_connect
+from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator.config import load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.events.codec import default_codec
@@ -173,12 +175,12 @@ def rebuild_command(
 
 
 @projections_app.command("status")
-def status(database_url: str | None = _DB) -> None:
+def status(database_url: str | None = _DB, as_json: bool = JSON_OPTION) -> None:
     """The stored offsets of every projection."""
     dsn = _need(database_url, "--database-url", "DATABASE_URL")
 
     async def fetch() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(dsn)
+        conn = await pg_connect(dsn)
         try:
             rows: list[asyncpg.Record] = await conn.fetch(
                 "SELECT projection, topic, partition, next_offset, generation, updated_at"
@@ -188,8 +190,12 @@ def status(database_url: str | None = _DB) -> None:
         finally:
             await conn.close()
 
+    rows = _run(fetch())
+    if as_json:
+        emit_json([dict(r) for r in rows])
+        return
     table = Table("projection", "topic", "partition", "next offset", "generation", "updated")
-    for r in _run(fetch()):
+    for r in rows:
         table.add_row(
             r["projection"],
             r["topic"],
@@ -207,12 +213,13 @@ def dlq_list(
     projection: str | None = typer.Option(None, "--projection", help="Only this projection."),
     pending: bool = typer.Option(False, "--pending", help="Only letters not yet replayed."),
     limit: int = typer.Option(100, "--limit", min=1),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Dead letters, newest first."""
     dsn = _need(database_url, "--database-url", "DATABASE_URL")
 
     async def fetch() -> list[DeadLetterRow]:
-        conn = await asyncpg.connect(dsn)
+        conn = await pg_connect(dsn)
         try:
             return await list_dead_letters(
                 conn, projection=projection, include_replayed=not pending, limit=limit
@@ -220,6 +227,10 @@ def dlq_list(
         finally:
             await conn.close()
 
+    letters = _run(fetch())
+    if as_json:
+        emit_json(letters)
+        return
     table = Table(
         "id",
         "projection",
@@ -232,7 +243,7 @@ def dlq_list(
         "created",
         "replayed",
     )
-    for d in _run(fetch()):
+    for d in letters:
         table.add_row(
             str(d.id),
             d.projection,
@@ -259,7 +270,7 @@ def dlq_replay(
     bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
 
     async def replay() -> str:
-        conn = await asyncpg.connect(dsn)
+        conn = await pg_connect(dsn)
         try:
             async with EventLog(
                 bootstrap, default_codec(), ProducerSettings(client_id="orchestrator-dlq-replay")

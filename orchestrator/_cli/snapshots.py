@@ -28,6 +28,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator._cli._connect import pg_pool
+from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator.config import Settings, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
 from orchestrator.events.codec import default_codec
@@ -47,7 +49,7 @@ from orchestrator.snapshots import (
     plan_retention,
 )
 from orchestrator.snapshots.codec import SnapshotCodec
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex, create_pool
+from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
 from orchestrator.snapshots.retention import earliest_offsets
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings, run_snapshotter
 
@@ -261,7 +263,7 @@ def restore(
         raise typer.BadParameter("give an EXECUTION_ID or --checkpoint, not both")
 
     async def go() -> Any:
-        pool = await create_pool(dsn, max_size=2)
+        pool = await pg_pool(dsn, max_size=2)
         try:
             r = _restorer(pool, setup, s3_endpoint_url)
             if checkpoint is not None:
@@ -291,19 +293,24 @@ def list_snapshots(
     execution_id: str = typer.Argument(..., help="The execution."),
     database_url: str | None = _DB,
     config: Path | None = _CONFIG,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """The indexed snapshots of an execution, newest first."""
     dsn = _need(database_url or _setup(config, None).dsn, "--database-url", "DATABASE_URL")
 
     async def go() -> Any:
-        pool = await create_pool(dsn, max_size=1)
+        pool = await pg_pool(dsn, max_size=1)
         try:
             return await PostgresSnapshotIndex(pool).candidates(execution_id)
         finally:
             await pool.close()
 
+    records = _run(go())
+    if as_json:
+        emit_json([{**dataclasses.asdict(r), "position": r.position.token()} for r in records])
+        return
     table = Table("sequence", "epoch", "status", "position", "bytes", "raw", "created", "key")
-    for r in _run(go()):
+    for r in records:
         table.add_row(
             str(r.sequence),
             str(r.epoch),
@@ -348,7 +355,7 @@ def prune(
     console = Console()
 
     async def go() -> int:
-        pool = await create_pool(dsn, max_size=2)
+        pool = await pg_pool(dsn, max_size=2)
         try:
             index = PostgresSnapshotIndex(pool)
             records = await index.all()
