@@ -61,9 +61,11 @@ def _ours(exc: BaseException) -> list[str] | None:
     issues = getattr(exc, "issues", None)  # ConfigError: one line per issue
     if issues:
         return [str(i) for i in issues]
-    text = str(exc).strip() or type(exc).__name__
+    text = _first_line(exc)  # --debug shows the rest (a server's log tail, say)
+    log_path = getattr(exc, "log_path", None)
+    if log_path is not None:
+        text = f"{text}; its log: {log_path}"
     if isinstance(exc, LogError) and "KAFKA_BOOTSTRAP_SERVERS" not in text:
-        text = text.splitlines()[0]
         text = f"{text}; {KAFKA_HINT}" if "Kafka" in text else f"Kafka: {text}; {KAFKA_HINT}"
     return [text]
 

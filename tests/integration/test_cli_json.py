@@ -97,7 +97,7 @@ async def test_kafka_down_with_postgres_up_is_one_line(make_database: MakeDataba
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{s.getsockname()[1]}"
-    code, out, err = await _cli(
+    code, _, err = await _cli(
         "dlq", "replay", "1", "--database-url", dsn, "--bootstrap-servers", address
     )
     lines = [line for line in err.splitlines() if line.strip()]
