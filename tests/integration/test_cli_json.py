@@ -46,7 +46,7 @@ async def _seed(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(
-            "INSERT INTO dead_letters (projection, topic, partition, \"offset\", reason,"
+            'INSERT INTO dead_letters (projection, topic, partition, "offset", reason,'
             " error_class, execution_id, event_type, raw, dlq_topic)"
             " VALUES ('read_models', 't', 0, 7, 'cannot decode', 'DecodeError', 'exec_j',"
             " NULL, '\\x00ff'::bytea, 't.dlq')"
