@@ -12,11 +12,14 @@ import os
 import sys
 import traceback
 from importlib import metadata
+from typing import Any
 
+import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from orchestrator._cli import _errors
 from orchestrator._cli import api as api_cli
@@ -33,7 +36,27 @@ DEBUG_ENV = "ORCHESTRATOR_DEBUG"
 _NOISY_LIBRARIES = ("aiokafka", "kafka", "asyncpg", "botocore", "urllib3")
 _debug = [os.environ.get(DEBUG_ENV, "") not in ("", "0", "false")]
 
+
+class _Root(TyperGroup):
+    """The root group: whatever a command raises is reported here, once, for the whole
+    tree (and for any caller of ``app``, CliRunner included): an expected failure is one
+    line per problem on stderr, exit 1 (the mapping: ``orchestrator/_cli/_errors.py``);
+    ``--debug`` adds the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort, click.ClickException):
+            raise  # usage errors, --help, exit codes: click renders them
+        except click.exceptions.Exit:
+            raise
+        except Exception as exc:
+            _report(exc)
+            raise typer.Exit(1) from None
+
+
 app = typer.Typer(
+    cls=_Root,
     name="orchestrator-state",
     help="Event-sourced state management for AI pipelines (Kafka, PostgreSQL, S3).",
     no_args_is_help=True,
@@ -94,17 +117,21 @@ def _root(
     )
 
 
+def _report(exc: BaseException) -> None:
+    """One line per problem on stderr (the traceback first with --debug)."""
+    if _debug[0]:
+        traceback.print_exception(exc)
+    lines = _errors.explain(exc) or [_errors.unexpected(exc)]
+    err = Console(stderr=True, soft_wrap=True)
+    for line in lines:
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
+
+
 def main() -> None:
-    """Console-script entry point: an expected failure is one line per problem on stderr
-    and exit 1 (the mapping is ``orchestrator/_cli/_errors.py``); ``--debug`` adds the
-    traceback."""
+    """Console-script entry point (the root group already reported what a command raised;
+    this catches what escapes before a command runs)."""
     try:
         app()
-    except Exception as exc:  # click already handled usage errors, --help and Ctrl-C
-        if _debug[0] or "--debug" in sys.argv[1:]:
-            traceback.print_exc()
-        lines = _errors.explain(exc) or [_errors.unexpected(exc)]
-        err = Console(stderr=True, soft_wrap=True)
-        for line in lines:
-            err.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
+    except Exception as exc:
+        _report(exc)
         sys.exit(1)

@@ -1,13 +1,15 @@
-"""Where the CLI opens its PostgreSQL connections: with a deadline, naming the server.
+"""Where the CLI opens its connections: with a deadline, naming the server.
 
-Every command connects through ``pg_connect`` / ``pg_pool``, so a server that is down
-or does not answer fails the command within ``connect_timeout()`` seconds
-(``ORCHESTRATOR_CONNECT_TIMEOUT``, default 10) with one line naming PostgreSQL and its
-address (never its password), instead of hanging for asyncpg's 60 s default.
+Every command connects to PostgreSQL through ``pg_connect`` / ``pg_pool``, and the
+short-lived commands that use Kafka first pass ``kafka_reachable``, so a server that is
+down or does not answer fails the command within ``connect_timeout()`` seconds
+(``ORCHESTRATOR_CONNECT_TIMEOUT``, default 10) with one line naming the server and its
+address (never a password), instead of hanging for asyncpg's 60 s or Kafka's 30 s.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
-from orchestrator._cli._errors import PG_HINT, Unreachable
+from orchestrator._cli._errors import KAFKA_HINT, PG_HINT, Unreachable
 
 CONNECT_TIMEOUT_ENV = "ORCHESTRATOR_CONNECT_TIMEOUT"
 
@@ -69,3 +71,31 @@ async def pg_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:
             dsn, min_size=1, max_size=max_size, timeout=timeout
         )
     return pool
+
+
+async def _probe_kafka(bootstrap: str, deadline: float) -> None:
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.errors import KafkaError
+
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap,
+        client_id="orchestrator-state-cli",
+        request_timeout_ms=int(deadline * 1000),
+    )
+    try:
+        async with asyncio.timeout(deadline + 1):
+            await client.bootstrap()
+    except TimeoutError:
+        reason = f"no answer within {deadline:g}s"
+        raise Unreachable("Kafka", bootstrap, reason, KAFKA_HINT) from None
+    except (KafkaError, OSError) as exc:
+        reason = "no broker answered (refused, unknown host or silent)"
+        raise Unreachable("Kafka", bootstrap, reason, KAFKA_HINT) from exc
+    finally:
+        await client.close()
+
+
+def kafka_reachable(bootstrap: str) -> str:
+    """``bootstrap`` once a broker there answered, or ``Unreachable`` within the deadline."""
+    asyncio.run(_probe_kafka(bootstrap, connect_timeout()))
+    return bootstrap

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from orchestrator._cli._connect import pg_pool
+from orchestrator._cli._connect import kafka_reachable, pg_pool
 from orchestrator.config import load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.debug import render
@@ -151,7 +151,7 @@ def _need_kafka(conn: _Conn, why: str) -> str:
             "KAFKA_BOOTSTRAP_SERVERS"
         )
         raise typer.Exit(2)
-    return conn.bootstrap
+    return kafka_reachable(conn.bootstrap)
 
 
 @contextlib.asynccontextmanager

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator._cli._connect import pg_connect
+from orchestrator._cli._connect import kafka_reachable, pg_connect
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator.config import load_config_file
 from orchestrator.config.models import PostgresBackend
@@ -268,6 +268,7 @@ def dlq_replay(
     """Re-submit a dead letter's original bytes to its original topic (after a fix)."""
     dsn = _need(database_url, "--database-url", "DATABASE_URL")
     bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
+    kafka_reachable(bootstrap)
 
     async def replay() -> str:
         conn = await pg_connect(dsn)

@@ -28,7 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator._cli._connect import pg_pool
+from orchestrator._cli._connect import kafka_reachable, pg_pool
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator.config import Settings, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
@@ -351,6 +351,8 @@ def prune(
         if v
     }
     policy = dataclasses.replace(setup.retention, **overrides)  # type: ignore[arg-type]
+    if bootstrap_servers:
+        kafka_reachable(bootstrap_servers)
     snapshot_store = _store(setup, s3_endpoint_url)
     console = Console()
 

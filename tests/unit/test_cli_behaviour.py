@@ -112,16 +112,19 @@ def test_postgres_down_is_one_line_without_the_password() -> None:
     assert PASSWORD not in proc.stderr + proc.stdout, line
 
 
-def test_a_server_that_never_answers_fails_within_the_deadline() -> None:
+@pytest.mark.parametrize("server", ["PostgreSQL", "Kafka"])
+def test_a_server_that_never_answers_fails_within_the_deadline(server: str) -> None:
     with socket.socket() as silent:  # accepts connections, never says a word
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         address = f"127.0.0.1:{silent.getsockname()[1]}"
-        proc = _run(
-            "dlq", "list", "--database-url", f"postgresql://u@{address}/db",
-            env={"ORCHESTRATOR_CONNECT_TIMEOUT": "1"},
-        )  # fmt: skip
-    _one_clear_line(proc, "cannot reach PostgreSQL", address, "no answer within 1s")
+        if server == "PostgreSQL":
+            args = ["dlq", "list", "--database-url", f"postgresql://u@{address}/db"]
+        else:  # a command that needs both asks Kafka first
+            args = ["replay", "e-1", "--source", "log", "--bootstrap-servers", address]
+            args += ["--database-url", "postgresql://u@127.0.0.1:1/db"]
+        proc = _run(*args, env={"ORCHESTRATOR_CONNECT_TIMEOUT": "1"})
+    _one_clear_line(proc, f"cannot reach {server} at {address}")
 
 
 def test_a_bad_dsn_is_one_line() -> None:
