@@ -31,6 +31,7 @@ from orchestrator._cli import history as history_cli
 from orchestrator._cli import projections as projections_cli
 from orchestrator._cli import services as services_cli
 from orchestrator._cli import snapshots as snapshots_cli
+from orchestrator.config import redact_text
 
 DEBUG_ENV = "ORCHESTRATOR_DEBUG"
 _NOISY_LIBRARIES = ("aiokafka", "kafka", "asyncpg", "botocore", "urllib3")
@@ -109,12 +110,24 @@ def _root(
     if not verbose:  # their per-attempt errors end up as one of ours, said once
         for name in _NOISY_LIBRARIES:
             logging.getLogger(name).setLevel(logging.CRITICAL)
+    handler = RichHandler(console=Console(stderr=True), show_path=False)
+    handler.addFilter(_redacted)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+        handlers=[handler],
         force=True,
     )
+
+
+def _redacted(record: logging.LogRecord) -> bool:
+    """No secret reaches the log: a DSN's password, a token=... in any message."""
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):
+        return True
+    record.msg, record.args = redact_text(message), None
+    return True
 
 
 def _report(exc: BaseException) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import asyncpg
@@ -129,3 +130,13 @@ def test_redact_by_name() -> None:
         "enabled": True,
         "password": None,
     }
+
+
+def test_log_lines_are_redacted() -> None:
+    from orchestrator.cli import _redacted
+
+    record = logging.LogRecord(
+        "x", logging.WARNING, __file__, 1, "connecting to %s", ("postgresql://u:pw5@h/db",), None
+    )
+    assert _redacted(record)
+    assert record.getMessage() == "connecting to postgresql://u:***@h/db"
