@@ -3,6 +3,11 @@
 This module only assembles the app. Each sub-command group is a typer app in its
 own module under `orchestrator/_cli/` (`services.py`, `config.py`, ...); add a
 group by writing that module and one `add_typer` line below.
+
+Commands raise; they do not print their own failures. The root group reports what
+escapes a command as one line per problem on stderr, exit 1 (`_cli/_errors.py` maps
+errors to lines; `--debug` adds the traceback). Commands connect through
+`_cli/_connect.py` (deadlines) and print `--json` through `_cli/_output.py`.
 """
 
 from __future__ import annotations
