@@ -3,17 +3,30 @@
 This module only assembles the app. Each sub-command group is a typer app in its
 own module under `orchestrator/_cli/` (`services.py`, `config.py`, ...); add a
 group by writing that module and one `add_typer` line below.
+
+Commands raise; they do not print their own failures. The root group reports what
+escapes a command as one line per problem on stderr, exit 1 (`_cli/_errors.py` maps
+errors to lines; `--debug` adds the traceback). Commands connect through
+`_cli/_connect.py` (deadlines) and print `--json` through `_cli/_output.py`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import traceback
+from importlib import metadata
+from typing import Any
 
+import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
+from typer.core import TyperGroup
 
+from orchestrator._cli import _errors
 from orchestrator._cli import api as api_cli
 from orchestrator._cli import bench as bench_cli
 from orchestrator._cli import config as config_cli
@@ -25,13 +38,39 @@ from orchestrator._cli import projections as projections_cli
 from orchestrator._cli import services as services_cli
 from orchestrator._cli import snapshots as snapshots_cli
 from orchestrator._cli import topics as topics_cli
-from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.config import redact_text
+
+DEBUG_ENV = "ORCHESTRATOR_DEBUG"
+_NOISY_LIBRARIES = ("aiokafka", "kafka", "asyncpg", "botocore", "urllib3")
+_debug = [os.environ.get(DEBUG_ENV, "") not in ("", "0", "false")]
+
+
+class _Root(TyperGroup):
+    """The root group: whatever a command raises is reported here, once, for the whole
+    tree (and for any caller of ``app``, CliRunner included): an expected failure is one
+    line per problem on stderr, exit 1 (the mapping: ``orchestrator/_cli/_errors.py``);
+    ``--debug`` adds the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort, click.ClickException):
+            raise  # usage errors, --help, exit codes: click renders them
+        except click.exceptions.Exit:
+            raise
+        except Exception as exc:
+            _report(exc)
+            raise typer.Exit(1) from None
+
 
 app = typer.Typer(
+    cls=_Root,
     name="orchestrator-state",
     help="Event-sourced state management for AI pipelines (Kafka, PostgreSQL, S3).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    # Help text is plain text, for the whole tree: `s3://bucket[/prefix]` is not markup.
+    rich_markup_mode=None,
 )
 app.add_typer(services_cli.app, name="services")
 app.add_typer(config_cli.app, name="config")
@@ -48,22 +87,73 @@ app.command("migrate")(migrate_cli.migrate)
 app.add_typer(topics_cli.app, name="topics")
 
 
+def version() -> str:
+    """The installed distribution's version."""
+    try:
+        return metadata.version("orchestrator-state")
+    except metadata.PackageNotFoundError:  # imported from a checkout that was not installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"orchestrator-state {version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+    debug: bool = typer.Option(
+        False, "--debug", envvar=DEBUG_ENV, help="Show the traceback of a failure."
+    ),
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
 ) -> None:
+    _debug[0] = debug
+    if not verbose:  # their per-attempt errors end up as one of ours, said once
+        for name in _NOISY_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    handler = RichHandler(console=Console(stderr=True), show_path=False)
+    handler.addFilter(_redacted)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+        handlers=[handler],
         force=True,
     )
 
 
+def _redacted(record: logging.LogRecord) -> bool:
+    """No secret reaches the log: a DSN's password, a token=... in any message."""
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):
+        return True
+    record.msg, record.args = redact_text(message), None
+    return True
+
+
+def _report(exc: BaseException) -> None:
+    """One line per problem on stderr (the traceback first with --debug)."""
+    if _debug[0]:
+        traceback.print_exception(exc)
+    lines = _errors.explain(exc) or [_errors.unexpected(exc)]
+    err = Console(stderr=True, soft_wrap=True)
+    for line in lines:
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
+
+
 def main() -> None:
-    """Console-script entry point; our own errors end as one red line on stderr, exit 1."""
+    """Console-script entry point (the root group already reported what a command raised;
+    this catches what escapes before a command runs)."""
     try:
         app()
-    except OrchestratorStateError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+    except Exception as exc:
+        _report(exc)
         sys.exit(1)

@@ -7,11 +7,25 @@ env vars (``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``) or are started locally.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+
+from orchestrator._cli._output import JSON_OPTION, emit_json
 
 app = typer.Typer(name="bench", help="Benchmarks (print figures).", no_args_is_help=True)
+
+
+def _show(
+    result: dict[str, Any], render: Callable[[dict[str, Any]], RenderableType], as_json: bool
+) -> None:
+    """The figures: a table for people, or one JSON object with ``--json``."""
+    if as_json:
+        emit_json(result)
+    else:
+        Console().print(render(result))
 
 
 @app.command("checkpoint")
@@ -20,6 +34,7 @@ def checkpoint(
     executions: int = typer.Option(100, help="Executions saving concurrently."),
     per_execution: int = typer.Option(50, help="Saves per execution in the concurrent run."),
     payload_bytes: int = typer.Option(10_240, help="Size of each checkpoint's data."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """``checkpoint.save`` saves/s and p50/p99 latency, durable (acks=all)."""
     try:
@@ -37,7 +52,7 @@ def checkpoint(
             payload_bytes=payload_bytes,
         )
     )
-    Console().print(render(result))
+    _show(result, render, as_json)
 
 
 @app.command("project")
@@ -50,6 +65,7 @@ def project(
     processors: int = typer.Option(1, help="Group members in the catch-up run (scaling)."),
     warmup: float = typer.Option(1.0, help="Seconds appended before latency is measured."),
     warmup_events: int = typer.Option(20_000, help="An unreported catch-up run first."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Events/s folded into PostgreSQL by one processor; append→visible p50/p99 latency."""
     try:
@@ -64,7 +80,7 @@ def project(
             events, rate, seconds, batch_size, partitions, processors, warmup, warmup_events
         )
     )
-    Console().print(render(result))
+    _show(result, render, as_json)
 
 
 @app.command("restore")
@@ -73,6 +89,7 @@ def restore(
     every: int = typer.Option(100, help="A snapshot every N events."),
     samples: int = typer.Option(200, help="Restores measured per scenario."),
     backend: str = typer.Option("both", help="memory, postgres or both."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Restore latency (latest, at random sequences) vs a full replay; snapshot bytes."""
     try:
@@ -86,7 +103,7 @@ def restore(
     result = asyncio.run(
         run_restore_bench(events=events, every=every, samples=samples, backends=backends)
     )
-    Console().print(render(result))
+    _show(result, render, as_json)
 
 
 @app.command("append")
@@ -95,6 +112,7 @@ def append(
     batch_size: int = typer.Option(1000, help="Events per append_batch call."),
     concurrency: int = typer.Option(4, help="append_batch calls in flight."),
     warmup: int = typer.Option(20_000, help="Events appended first, untimed."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Append throughput (acks=all, idempotent) and codec cost per ~300-byte event."""
     from orchestrator.bench.append import render, run_append_bench
@@ -104,7 +122,7 @@ def append(
             None, events, batch_size=batch_size, concurrency=concurrency, warmup_events=warmup
         )
     )
-    Console().print(render(result))
+    _show(result, render, as_json)
 
 
 @app.command("replay")
@@ -112,9 +130,10 @@ def replay(
     events: int = typer.Option(100_000, help="Events of the one long execution."),
     every: int = typer.Option(100, help="A snapshot every N events."),
     runs: int = typer.Option(5, help="CLI runs timed per scenario."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Wall time of `orchestrator-state replay` on a long execution (snapshot + archive)."""
     from orchestrator.bench.replay import render, run_replay_bench
 
     result = asyncio.run(run_replay_bench(events=events, every=every, runs=runs, dsn=None))
-    Console().print(render(result))
+    _show(result, render, as_json)

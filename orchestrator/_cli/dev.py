@@ -26,15 +26,13 @@ import typer
 from rich.console import Console
 
 from orchestrator.app import App, AppOptions, AppPlan, plan_app
-from orchestrator.config import ConfigError, Settings, load_config_file
+from orchestrator.config import Settings, load_config_file
 from orchestrator.devstack import (
     DEVSTACK_KAFKA,
     DevStack,
-    DevstackError,
     KafkaChoice,
     ServiceEndpoints,
 )
-from orchestrator.events.errors import OrchestratorStateError
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +55,10 @@ def dev(
     err = Console(stderr=True)
     if kafka not in ("auto", "apache", "tansu"):
         raise typer.BadParameter("auto, apache or tansu", param_hint="--kafka")
-    try:
-        settings = load_config_file(config).settings if config else Settings()
-    except ConfigError as exc:
-        err.print(f"[bold red]{config}:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    settings = load_config_file(config).settings if config else Settings()  # errors: cli.main
     data_dir = data_dir.expanduser().resolve()
     err.print(f"data directory: [bold]{data_dir}[/]", highlight=False)
-    try:
-        code = asyncio.run(_dev(settings, data_dir, api_host, api_port, kafka, node_id, err))  # type: ignore[arg-type]
-    except (DevstackError, OrchestratorStateError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    code = asyncio.run(_dev(settings, data_dir, api_host, api_port, kafka, node_id, err))  # type: ignore[arg-type]
     raise typer.Exit(code)
 
 

@@ -28,17 +28,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import typer
 from rich.console import Console
 
-from orchestrator.config import ConfigError, load_config_file
+from orchestrator._cli._connect import kafka_reachable, pg_pool
+from orchestrator.config import load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.debug import render
 from orchestrator.debug.debugger import StateDebugger
 from orchestrator.debug.diff import to_jsonable
 from orchestrator.debug.replay import Source, Target
-from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 from orchestrator.snapshots import open_store
 
@@ -120,11 +119,7 @@ def _resolve(
     settings = ProjectionSettings(name=projection)
     dsn = database_url
     if config is not None:
-        try:
-            loaded = load_config_file(config).settings
-        except ConfigError as exc:
-            Console(stderr=True).print(f"[bold red]{config}:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+        loaded = load_config_file(config).settings
         topics = loaded.state_management.event_store.topics
         settings = replace(
             settings, pipeline_topic=topics.pipeline_events, shared_topic=topics.shared_events
@@ -156,12 +151,12 @@ def _need_kafka(conn: _Conn, why: str) -> str:
             "KAFKA_BOOTSTRAP_SERVERS"
         )
         raise typer.Exit(2)
-    return conn.bootstrap
+    return kafka_reachable(conn.bootstrap)
 
 
 @contextlib.asynccontextmanager
 async def _debugger(conn: _Conn) -> AsyncIterator[StateDebugger]:
-    pool = await asyncpg.create_pool(conn.dsn, min_size=1, max_size=4)
+    pool = await pg_pool(conn.dsn, max_size=4)
     try:
         yield StateDebugger(
             pool=pool,
@@ -178,19 +173,8 @@ async def _debugger(conn: _Conn) -> AsyncIterator[StateDebugger]:
 
 
 def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a command; our errors and an unreachable database end as one red line, exit 1."""
-    err = Console(stderr=True)
-    try:
-        return asyncio.run(work())
-    except OrchestratorStateError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    except asyncpg.UndefinedTableError as exc:
-        err.print(
-            f"[bold red]error:[/] {exc} — no read-model tables in this database", highlight=False
-        )
-    except (OSError, asyncpg.PostgresError) as exc:
-        err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
-    raise typer.Exit(1)
+    """Run a command; failures are rendered once, by ``orchestrator.cli.main``."""
+    return asyncio.run(work())
 
 
 def _target(at: int | None, until: str | None, checkpoint: str | None) -> Target:

@@ -25,8 +25,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator._cli._connect import kafka_reachable, pg_connect
+from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.topics import configured_topics
-from orchestrator.config import ConfigError, load_config_file
+from orchestrator.config import load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog, ProducerSettings
@@ -35,7 +37,6 @@ from orchestrator.projections.deadletters import (
     list_dead_letters,
     replay_dead_letter,
 )
-from orchestrator.projections.errors import ProjectionError
 from orchestrator.projections.processor import run_processor
 from orchestrator.projections.rebuild import RebuildProgress, rebuild
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
@@ -74,21 +75,8 @@ def _need(value: str | None, flag: str, env: str) -> str:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a database command; a missing schema or an unreachable server is one red line."""
-    err = Console(stderr=True)
-    try:
-        return asyncio.run(coro)
-    except asyncpg.UndefinedTableError as exc:
-        err.print(
-            f"[bold red]error:[/] {exc} — no read-model tables in this database yet "
-            "(`orchestrator-state project` applies the migrations)",
-            highlight=False,
-        )
-    except (OSError, asyncpg.PostgresError) as exc:
-        err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
-    except ProjectionError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    raise typer.Exit(1)
+    """Run a database command; failures are rendered once, by ``orchestrator.cli.main``."""
+    return asyncio.run(coro)
 
 
 def _settings(
@@ -102,11 +90,7 @@ def _settings(
     kwargs: dict[str, object] = {"name": name}
     dsn: str | None = None
     if config is not None:
-        try:
-            loaded = load_config_file(config).settings
-        except ConfigError as exc:
-            Console(stderr=True).print(f"[bold red]{config}:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+        loaded = load_config_file(config).settings
         sm = loaded.state_management
         kwargs["pipeline_topic"] = sm.event_store.topics.pipeline_events
         kwargs["shared_topic"] = sm.event_store.topics.shared_events
@@ -193,12 +177,12 @@ def rebuild_command(
 
 
 @projections_app.command("status")
-def status(database_url: str | None = _DB) -> None:
+def status(database_url: str | None = _DB, as_json: bool = JSON_OPTION) -> None:
     """The stored offsets of every projection."""
     dsn = _need(database_url, "--database-url", "DATABASE_URL")
 
     async def fetch() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(dsn)
+        conn = await pg_connect(dsn)
         try:
             rows: list[asyncpg.Record] = await conn.fetch(
                 "SELECT projection, topic, partition, next_offset, generation, updated_at"
@@ -208,8 +192,12 @@ def status(database_url: str | None = _DB) -> None:
         finally:
             await conn.close()
 
+    rows = _run(fetch())
+    if as_json:
+        emit_json([dict(r) for r in rows])
+        return
     table = Table("projection", "topic", "partition", "next offset", "generation", "updated")
-    for r in _run(fetch()):
+    for r in rows:
         table.add_row(
             r["projection"],
             r["topic"],
@@ -227,12 +215,13 @@ def dlq_list(
     projection: str | None = typer.Option(None, "--projection", help="Only this projection."),
     pending: bool = typer.Option(False, "--pending", help="Only letters not yet replayed."),
     limit: int = typer.Option(100, "--limit", min=1),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Dead letters, newest first."""
     dsn = _need(database_url, "--database-url", "DATABASE_URL")
 
     async def fetch() -> list[DeadLetterRow]:
-        conn = await asyncpg.connect(dsn)
+        conn = await pg_connect(dsn)
         try:
             return await list_dead_letters(
                 conn, projection=projection, include_replayed=not pending, limit=limit
@@ -240,6 +229,10 @@ def dlq_list(
         finally:
             await conn.close()
 
+    letters = _run(fetch())
+    if as_json:
+        emit_json(letters)
+        return
     table = Table(
         "id",
         "projection",
@@ -252,7 +245,7 @@ def dlq_list(
         "created",
         "replayed",
     )
-    for d in _run(fetch()):
+    for d in letters:
         table.add_row(
             str(d.id),
             d.projection,
@@ -277,9 +270,10 @@ def dlq_replay(
     """Re-submit a dead letter's original bytes to its original topic (after a fix)."""
     dsn = _need(database_url, "--database-url", "DATABASE_URL")
     bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
+    kafka_reachable(bootstrap)
 
     async def replay() -> str:
-        conn = await asyncpg.connect(dsn)
+        conn = await pg_connect(dsn)
         try:
             async with EventLog(
                 bootstrap, default_codec(), ProducerSettings(client_id="orchestrator-dlq-replay")

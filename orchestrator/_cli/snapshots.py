@@ -28,12 +28,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator._cli._connect import kafka_reachable, pg_pool
+from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.topics import configured_topics
 from orchestrator.app.topics import ensure_configured_topics
-from orchestrator.config import ConfigError, Settings, load_config_file
+from orchestrator.config import Settings, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
 from orchestrator.events.codec import default_codec
-from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.projections.migrate import TableNames
 from orchestrator.snapshots import (
     KeyLayout,
@@ -50,7 +51,7 @@ from orchestrator.snapshots import (
     plan_retention,
 )
 from orchestrator.snapshots.codec import SnapshotCodec
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex, create_pool
+from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
 from orchestrator.snapshots.retention import earliest_offsets
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings, run_snapshotter
 
@@ -109,11 +110,7 @@ class _Setup:
 def _load(config: Path | None) -> Settings:
     if config is None:
         return Settings()
-    try:
-        return load_config_file(config).settings
-    except ConfigError as exc:
-        Console(stderr=True).print(f"[bold red]{config}:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    return load_config_file(config).settings
 
 
 def _setup(config: Path | None, store: str | None) -> _Setup:
@@ -183,11 +180,8 @@ def _need(value: str | None, flag: str, env: str) -> str:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except OrchestratorStateError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    """Run a command; failures are rendered once, by ``orchestrator.cli.main``."""
+    return asyncio.run(coro)
 
 
 @app.command("run")
@@ -277,7 +271,7 @@ def restore(
         raise typer.BadParameter("give an EXECUTION_ID or --checkpoint, not both")
 
     async def go() -> Any:
-        pool = await create_pool(dsn, max_size=2)
+        pool = await pg_pool(dsn, max_size=2)
         try:
             r = _restorer(pool, setup, s3_endpoint_url)
             if checkpoint is not None:
@@ -307,19 +301,24 @@ def list_snapshots(
     execution_id: str = typer.Argument(..., help="The execution."),
     database_url: str | None = _DB,
     config: Path | None = _CONFIG,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """The indexed snapshots of an execution, newest first."""
     dsn = _need(database_url or _setup(config, None).dsn, "--database-url", "DATABASE_URL")
 
     async def go() -> Any:
-        pool = await create_pool(dsn, max_size=1)
+        pool = await pg_pool(dsn, max_size=1)
         try:
             return await PostgresSnapshotIndex(pool).candidates(execution_id)
         finally:
             await pool.close()
 
+    records = _run(go())
+    if as_json:
+        emit_json([{**dataclasses.asdict(r), "position": r.position.token()} for r in records])
+        return
     table = Table("sequence", "epoch", "status", "position", "bytes", "raw", "created", "key")
-    for r in _run(go()):
+    for r in records:
         table.add_row(
             str(r.sequence),
             str(r.epoch),
@@ -360,11 +359,13 @@ def prune(
         if v
     }
     policy = dataclasses.replace(setup.retention, **overrides)  # type: ignore[arg-type]
+    if bootstrap_servers:
+        kafka_reachable(bootstrap_servers)
     snapshot_store = _store(setup, s3_endpoint_url)
     console = Console()
 
     async def go() -> int:
-        pool = await create_pool(dsn, max_size=2)
+        pool = await pg_pool(dsn, max_size=2)
         try:
             index = PostgresSnapshotIndex(pool)
             records = await index.all()

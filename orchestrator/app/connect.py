@@ -20,6 +20,7 @@ raised within ``connect_timeout`` seconds per connection attempt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -159,9 +160,20 @@ class Connection:
         self._app = app
 
     async def close(self) -> None:
-        """Stop everything :meth:`start` started (the runtime first, then the servers')."""
+        """Stop everything :meth:`start` started (the runtime first, then the servers').
+
+        When this process runs the projection processor, it first lets the read model
+        apply what this process wrote (at most ``connect_timeout`` seconds), so reads
+        made after the ``async with`` block see this block's writes."""
         app, self._app = self._app, None
-        if app is not None:
+        if app is None:
+            return
+        try:
+            if app.projector is not None and app.runtime is not None:
+                runtime = app.runtime
+                with contextlib.suppress(TimeoutError, OrchestratorStateError):
+                    await runtime.wait_for(runtime.written(), timeout=self._timeout)
+        finally:
             await app.stop()
 
     async def __aenter__(self) -> Connection:

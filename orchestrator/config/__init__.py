@@ -8,6 +8,7 @@ from orchestrator.config.loader import (
     load_config_file,
 )
 from orchestrator.config.models import Settings, parse_size
+from orchestrator.config.redact import redact, redact_text
 
 __all__ = [
     "ConfigError",
@@ -17,4 +18,6 @@ __all__ = [
     "load_config",
     "load_config_file",
     "parse_size",
+    "redact",
+    "redact_text",
 ]

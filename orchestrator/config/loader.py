@@ -65,7 +65,11 @@ def _env_overrides(environ: Mapping[str, str]) -> list[tuple[Location, Any]]:
         if not key.startswith(ENV_PREFIX) or "__" not in key:
             continue
         path = tuple(part.lower() for part in key[len(ENV_PREFIX) :].split("__"))
-        out.append((path, yaml.safe_load(raw) if raw else raw))
+        try:
+            out.append((path, load_positioned(raw, key).data if raw else raw))
+        except yaml.YAMLError as exc:
+            issue = _yaml_issue(exc, key)
+            raise ConfigError([ConfigIssue(key, None, issue.message)]) from exc
     return out
 
 
@@ -91,20 +95,28 @@ def _validation_issues(
     return issues
 
 
+def _yaml_issue(exc: yaml.YAMLError, file: str) -> ConfigIssue:
+    """The YAML error as one issue: where, and what the parser expected."""
+    mark = getattr(exc, "problem_mark", None)
+    where = Mark(file, mark.line + 1, mark.column + 1) if mark else None
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    text = ": ".join(p for p in parts if p) or str(exc).splitlines()[0]
+    return ConfigIssue("<yaml>", where, "invalid YAML: " + text)
+
+
 def load_config(
     text: str, file: str = "<string>", environ: Mapping[str, str] | None = None
 ) -> LoadedConfig:
     """Validate ``text``; raise ``ConfigError`` listing every error with its position."""
     try:
         doc = load_positioned(text, file)
+        overrides = _env_overrides(os.environ if environ is None else environ)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = Mark(file, mark.line + 1, mark.column + 1) if mark else None
-        raise ConfigError([ConfigIssue("<yaml>", where, str(exc).splitlines()[0])]) from exc
+        raise ConfigError([_yaml_issue(exc, file)]) from exc
     if not isinstance(doc.data, dict):
         raise ConfigError([ConfigIssue("<root>", doc.mark_of(()), "expected a mapping")])
     data = dict(doc.data)
-    for path, value in _env_overrides(os.environ if environ is None else environ):
+    for path, value in overrides:
         _set(data, path, value)
 
     issues: list[ConfigIssue] = []
