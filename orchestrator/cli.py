@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from importlib import metadata
 
 import typer
 from rich.console import Console
@@ -44,9 +45,18 @@ app.add_typer(snapshots_cli.app, name="snapshots")
 app.add_typer(history_cli.app)  # replay, trace, check, bottlenecks, fork
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"orchestrator-state {metadata.version('orchestrator-state')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,

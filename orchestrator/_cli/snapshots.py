@@ -76,7 +76,7 @@ _CONFIG = typer.Option(None, "--config", help="YAML with the seed's configuratio
 _STORE = typer.Option(
     None,
     "--store",
-    help="s3://bucket[/prefix], file://path or a path "
+    help="s3://bucket, s3://bucket/prefix, file://path or a path "
     "(default: state_management.snapshots.storage).",
 )
 _S3 = typer.Option(
