@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator.config import ConfigError, load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.events.codec import default_codec
@@ -138,6 +139,7 @@ def project(
     session_timeout_ms: int = typer.Option(
         10_000, "--session-timeout-ms", min=1000, help="Group session timeout."
     ),
+    health_file: Path | None = HEALTH_FILE,
 ) -> None:
     """Run a projection processor until SIGTERM / Ctrl-C (migrations applied at start)."""
     settings, config_dsn = _settings(name, config, batch_size, pipeline_topic, shared_topic)
@@ -149,7 +151,7 @@ def project(
     # as long as it does, so full garbage collections need not traverse it again.
     gc.freeze()
     try:
-        asyncio.run(run_processor(settings, dsn, bootstrap))
+        asyncio.run(alive_while(run_processor(settings, dsn, bootstrap), health_file))
     except Exception:  # run_processor logged it once, with its context
         raise typer.Exit(1) from None
 

@@ -28,6 +28,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator._cli._buckets import ensure_store_bucket
+from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator.config import ConfigError, Settings, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
 from orchestrator.events.codec import default_codec
@@ -205,8 +207,9 @@ def run(
         help="Projection whose execution_events archive rebuilds what no snapshot serves.",
     ),
     session_timeout_ms: int = typer.Option(10_000, "--session-timeout-ms"),
+    health_file: Path | None = HEALTH_FILE,
 ) -> None:
-    """Run the snapshotter until SIGTERM/Ctrl-C (migrations applied at start)."""
+    """Run the snapshotter until SIGTERM/Ctrl-C (migrations applied; bucket made if missing)."""
     from orchestrator.events.consumer import ConsumerSettings
 
     setup = _setup(config, store)
@@ -237,7 +240,10 @@ def run(
             heartbeat_interval_ms=max(500, session_timeout_ms // 3),
         ),
     )
-    asyncio.run(run_snapshotter(snapshotter))
+    s3 = setup.s3
+    endpoint = s3_endpoint_url or (s3.endpoint_url if s3 else None)
+    ensure_store_bucket(snapshotter.store, endpoint, s3.region if s3 else None)
+    asyncio.run(alive_while(run_snapshotter(snapshotter), health_file))
 
 
 def _restorer(pool: Any, setup: _Setup, endpoint_url: str | None) -> Restorer:
