@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator._cli.health import HEALTH_FILE, alive_while
-from orchestrator.config import ConfigError, load_config_file
+from orchestrator.config import ConfigError, load_config, load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog, ProducerSettings
@@ -98,27 +98,32 @@ def _settings(
     pipeline_topic: str | None = None,
     shared_topic: str | None = None,
 ) -> tuple[ProjectionSettings, str | None]:
-    """Projection settings (and a DSN, if the config names one) from ``--config``."""
+    """Projection settings (and a DSN, if the config names one) from ``--config``, or
+    from the ``ORCHESTRATOR_*`` overrides alone when no file is given."""
     kwargs: dict[str, object] = {"name": name}
     dsn: str | None = None
-    if config is not None:
-        try:
+    try:
+        if config is not None:
             loaded = load_config_file(config).settings
-        except ConfigError as exc:
-            Console(stderr=True).print(f"[bold red]{config}:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
-        sm = loaded.state_management
-        kwargs["pipeline_topic"] = sm.event_store.topics.pipeline_events
-        kwargs["shared_topic"] = sm.event_store.topics.shared_events
-        backend = loaded.backend()
-        if isinstance(backend, PostgresBackend):
-            s = backend.schema_
-            kwargs["tables"] = ReadModelTables(
-                pipeline_states=s.pipeline_states,
-                task_states=s.task_states,
-                checkpoints=s.checkpoints,
-            )
-            dsn = backend.connection_string
+        else:
+            loaded = load_config("{}", "<environment>").settings
+    except ConfigError as exc:
+        Console(stderr=True).print(
+            f"[bold red]{config or 'environment'}:[/] {exc}", highlight=False
+        )
+        raise typer.Exit(2) from None
+    sm = loaded.state_management
+    kwargs["pipeline_topic"] = sm.event_store.topics.pipeline_events
+    kwargs["shared_topic"] = sm.event_store.topics.shared_events
+    backend = loaded.backend()
+    if isinstance(backend, PostgresBackend):
+        s = backend.schema_
+        kwargs["tables"] = ReadModelTables(
+            pipeline_states=s.pipeline_states,
+            task_states=s.task_states,
+            checkpoints=s.checkpoints,
+        )
+        dsn = backend.connection_string
     if batch_size is not None:
         kwargs["batch_size"] = batch_size
     if pipeline_topic:

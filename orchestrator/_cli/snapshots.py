@@ -30,7 +30,7 @@ from rich.table import Table
 
 from orchestrator._cli._buckets import ensure_store_bucket
 from orchestrator._cli.health import HEALTH_FILE, alive_while
-from orchestrator.config import ConfigError, Settings, load_config_file
+from orchestrator.config import ConfigError, Settings, load_config, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
 from orchestrator.events.codec import default_codec
 from orchestrator.events.errors import OrchestratorStateError
@@ -107,12 +107,15 @@ class _Setup:
 
 
 def _load(config: Path | None) -> Settings:
-    if config is None:
-        return Settings()
+    """``--config``, or the ``ORCHESTRATOR_*`` overrides alone when no file is given."""
     try:
+        if config is None:
+            return load_config("{}", "<environment>").settings
         return load_config_file(config).settings
     except ConfigError as exc:
-        Console(stderr=True).print(f"[bold red]{config}:[/] {exc}", highlight=False)
+        Console(stderr=True).print(
+            f"[bold red]{config or 'environment'}:[/] {exc}", highlight=False
+        )
         raise typer.Exit(2) from None
 
 
