@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo dev test lint unit bench
+.PHONY: setup demo dev test lint unit bench wheel-test
 
 $(BIN)/orchestrator-state: pyproject.toml
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ unit: setup
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The built wheel installed into a new venv and used from a user's project (not the checkout).
+wheel-test: setup
+	$(BIN)/python tests/wheel/check_wheel.py
 
 bench: setup
 	$(BIN)/orchestrator-state bench append

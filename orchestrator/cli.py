@@ -32,11 +32,13 @@ from orchestrator._cli import bench as bench_cli
 from orchestrator._cli import config as config_cli
 from orchestrator._cli import demo as demo_cli
 from orchestrator._cli import dev as dev_cli
+from orchestrator._cli import health as health_cli
 from orchestrator._cli import history as history_cli
 from orchestrator._cli import migrate as migrate_cli
 from orchestrator._cli import projections as projections_cli
 from orchestrator._cli import services as services_cli
 from orchestrator._cli import snapshots as snapshots_cli
+from orchestrator._cli import supervise as supervise_cli
 from orchestrator._cli import topics as topics_cli
 from orchestrator.config import redact_text
 
@@ -78,6 +80,8 @@ app.command("demo")(demo_cli.demo)
 app.command("dev")(dev_cli.dev)
 app.command("api")(api_cli.serve)
 app.command("project")(projections_cli.project)
+app.command("supervise")(supervise_cli.supervise)
+app.command("health")(health_cli.health)
 app.add_typer(projections_cli.projections_app, name="projections")
 app.add_typer(projections_cli.dlq_app, name="dlq")
 app.add_typer(bench_cli.app, name="bench")

@@ -8,13 +8,19 @@ the rest of ``ApiSettings`` from ``ORCHESTRATOR_*`` variables.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
+import signal
+from collections.abc import Iterator
+from pathlib import Path
 
 import typer
 import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
 
+from orchestrator._cli.health import HEALTH_FILE, Liveness
 from orchestrator.debug.web import install_snapshot_states
 from orchestrator.projections.api import ApiSettings, create_app
 
@@ -34,6 +40,7 @@ def serve(
     migrate: bool = typer.Option(
         False, "--migrate", help="Apply the read-model migrations before serving."
     ),
+    health_file: Path | None = HEALTH_FILE,
 ) -> None:
     """Serve the query API: executions, tasks, checkpoints, events, shared variables."""
     err = Console(stderr=True)
@@ -65,13 +72,35 @@ def serve(
         log_config=None,  # keep the CLI's logging setup
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     access = "bearer token required" if settings.api_token else "docs at /docs"
     err.print(f"query API on http://{host}:{port} ({access})", highlight=False)
-    server.run()  # on SIGTERM/SIGINT: graceful stop, then uvicorn re-raises the signal
+    asyncio.run(_serve(server, health_file))  # SIGTERM/SIGINT: graceful stop, exit 0
     if not server.started:
         err.print("[bold red]error:[/] the API did not start (see the log above)")
         raise typer.Exit(3)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn whose SIGTERM/SIGINT stop it gracefully and let the command exit 0 (uvicorn
+    itself re-raises the signal afterwards, which a container reports as killed)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+async def _serve(server: uvicorn.Server, health_file: Path | None) -> None:
+    """Serve; the liveness file is touched from the server's loop once it has started."""
+    async with Liveness(health_file, lambda: server.started and not server.should_exit):
+        await server.serve()
 
 
 def _is_loopback(host: str) -> bool:

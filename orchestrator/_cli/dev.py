@@ -19,24 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from orchestrator.app import App, AppOptions, AppPlan, plan_app
+from orchestrator._cli._buckets import make_buckets
+from orchestrator._cli._run_app import run_until_stopped, stop_signals
+from orchestrator._cli.health import HEALTH_FILE
+from orchestrator.app import App, AppOptions, plan_app
 from orchestrator.config import Settings, load_config_file
 from orchestrator.devstack import (
     DEVSTACK_KAFKA,
     DevStack,
     KafkaChoice,
-    ServiceEndpoints,
 )
 
 log = logging.getLogger(__name__)
-
-_EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
 
 
 def dev(
@@ -50,6 +49,7 @@ def dev(
         "auto", "--kafka", envvar=DEVSTACK_KAFKA, help="auto | apache | tansu (when started here)."
     ),
     node_id: str = typer.Option("dev", "--node-id", help="This node's id in leases and events."),
+    health_file: Path | None = HEALTH_FILE,
 ) -> None:
     """Run Kafka, PostgreSQL, processors, snapshotter, supervisor and the API in one process."""
     err = Console(stderr=True)
@@ -58,7 +58,9 @@ def dev(
     settings = load_config_file(config).settings if config else Settings()  # errors: cli.main
     data_dir = data_dir.expanduser().resolve()
     err.print(f"data directory: [bold]{data_dir}[/]", highlight=False)
-    code = asyncio.run(_dev(settings, data_dir, api_host, api_port, kafka, node_id, err))  # type: ignore[arg-type]
+    code = asyncio.run(
+        _dev(settings, data_dir, api_host, api_port, kafka, node_id, err, health_file)  # type: ignore[arg-type]
+    )
     raise typer.Exit(code)
 
 
@@ -70,49 +72,38 @@ async def _dev(
     kafka: KafkaChoice,
     node_id: str,
     err: Console,
+    health_file: Path | None = None,
 ) -> int:
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
-    stack = DevStack(data_dir, s3=_needs_s3(settings), kafka_impl=kafka)
-    try:
-        endpoints = await stack.start()
-        err.print(stack.summary(), highlight=False)
-        plan = plan_app(
-            settings,
-            bootstrap=endpoints.kafka_bootstrap,
-            dsn=endpoints.database_url,
-            node_id=node_id,
-            s3_endpoint=endpoints.s3_endpoint_url,
-            supports_idempotence=endpoints.kafka_supports_idempotence,
-            data_dir=data_dir,
-            max_replication=1 if stack.kafka is not None else None,
-        )
-        if endpoints.s3_endpoint_url is not None:
-            await asyncio.to_thread(_make_buckets, endpoints, plan)
-        for note in plan.notes:
-            err.print(f"[yellow]note:[/] {note}", highlight=False)
-        options = AppOptions(api_host=api_host, api_port=api_port)
-        async with App(plan, settings, options, endpoints=endpoints) as app:
-            _summary(err, app)
-            waiting = asyncio.ensure_future(app.wait())
-            stop = asyncio.ensure_future(stopping.wait())
-            done, _ = await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
-            if waiting in done:
-                stop.cancel()
-                try:
-                    waiting.result()
-                except Exception as exc:
-                    log.error("dev stack: a component failed: %r", exc, exc_info=exc)
-                    return 1
-            waiting.cancel()
-            err.print("stopping…")
-        return 0
-    finally:
-        await stack.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    with stop_signals() as stopping:
+        stack = DevStack(data_dir, s3=_needs_s3(settings), kafka_impl=kafka)
+        try:
+            endpoints = await stack.start()
+            err.print(stack.summary(), highlight=False)
+            plan = plan_app(
+                settings,
+                bootstrap=endpoints.kafka_bootstrap,
+                dsn=endpoints.database_url,
+                node_id=node_id,
+                s3_endpoint=endpoints.s3_endpoint_url,
+                supports_idempotence=endpoints.kafka_supports_idempotence,
+                data_dir=data_dir,
+                max_replication=1 if stack.kafka is not None else None,
+            )
+            if endpoints.s3_endpoint_url is not None:
+                await asyncio.to_thread(make_buckets, endpoints.s3.client(), plan)
+            for note in plan.notes:
+                err.print(f"[yellow]note:[/] {note}", highlight=False)
+            options = AppOptions(api_host=api_host, api_port=api_port)
+            async with App(plan, settings, options, endpoints=endpoints) as app:
+                _summary(err, app)
+                code = await run_until_stopped(
+                    app, stopping, what="dev stack", health_file=health_file
+                )
+                if code == 0:
+                    err.print("stopping…")
+            return code
+        finally:
+            await stack.stop()
 
 
 def _needs_s3(settings: Settings) -> bool:
@@ -120,24 +111,6 @@ def _needs_s3(settings: Settings) -> bool:
     sm = settings.state_management
     explicit = "storage" in sm.snapshots.model_fields_set
     return sm.backend == "s3" or (explicit and sm.snapshots.storage.startswith("s3://"))
-
-
-def _make_buckets(endpoints: ServiceEndpoints, plan: AppPlan) -> None:
-    """Create the buckets the plan writes to on the dev S3 server (they may not exist)."""
-    buckets = set()
-    if plan.snapshots.store_url.startswith("s3://"):
-        buckets.add(plan.snapshots.store_url.removeprefix("s3://").partition("/")[0])
-    if plan.blobs is not None and plan.blobs.bucket is not None:
-        buckets.add(plan.blobs.bucket)
-    from botocore.exceptions import ClientError
-
-    client = endpoints.s3.client()
-    for bucket in sorted(buckets):
-        try:
-            client.create_bucket(Bucket=bucket)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in _EXISTS:
-                raise
 
 
 def _summary(err: Console, app: App) -> None:

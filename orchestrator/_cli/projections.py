@@ -27,8 +27,9 @@ from rich.table import Table
 
 from orchestrator._cli._connect import kafka_reachable, pg_connect
 from orchestrator._cli._output import JSON_OPTION, emit_json
+from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_topics
-from orchestrator.config import load_config_file
+from orchestrator.config import load_config, load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog, ProducerSettings
@@ -86,23 +87,26 @@ def _settings(
     pipeline_topic: str | None = None,
     shared_topic: str | None = None,
 ) -> tuple[ProjectionSettings, str | None]:
-    """Projection settings (and a DSN, if the config names one) from ``--config``."""
+    """Projection settings (and a DSN, if the config names one) from ``--config``, or
+    from the ``ORCHESTRATOR_*`` overrides alone when no file is given."""
     kwargs: dict[str, object] = {"name": name}
     dsn: str | None = None
-    if config is not None:
+    if config is not None:  # errors: one line each, by cli.main
         loaded = load_config_file(config).settings
-        sm = loaded.state_management
-        kwargs["pipeline_topic"] = sm.event_store.topics.pipeline_events
-        kwargs["shared_topic"] = sm.event_store.topics.shared_events
-        backend = loaded.backend()
-        if isinstance(backend, PostgresBackend):
-            s = backend.schema_
-            kwargs["tables"] = ReadModelTables(
-                pipeline_states=s.pipeline_states,
-                task_states=s.task_states,
-                checkpoints=s.checkpoints,
-            )
-            dsn = backend.connection_string
+    else:
+        loaded = load_config("{}", "<environment>").settings
+    sm = loaded.state_management
+    kwargs["pipeline_topic"] = sm.event_store.topics.pipeline_events
+    kwargs["shared_topic"] = sm.event_store.topics.shared_events
+    backend = loaded.backend()
+    if isinstance(backend, PostgresBackend):
+        s = backend.schema_
+        kwargs["tables"] = ReadModelTables(
+            pipeline_states=s.pipeline_states,
+            task_states=s.task_states,
+            checkpoints=s.checkpoints,
+        )
+        dsn = backend.connection_string
     if batch_size is not None:
         kwargs["batch_size"] = batch_size
     if pipeline_topic:
@@ -123,6 +127,7 @@ def project(
     session_timeout_ms: int = typer.Option(
         10_000, "--session-timeout-ms", min=1000, help="Group session timeout."
     ),
+    health_file: Path | None = HEALTH_FILE,
 ) -> None:
     """Run a projection processor until SIGTERM / Ctrl-C (migrations applied at start)."""
     settings, config_dsn = _settings(name, config, batch_size, pipeline_topic, shared_topic)
@@ -135,7 +140,9 @@ def project(
     # as long as it does, so full garbage collections need not traverse it again.
     gc.freeze()
     try:
-        asyncio.run(run_processor(settings, dsn, bootstrap, topics=topics))
+        asyncio.run(
+            alive_while(run_processor(settings, dsn, bootstrap, topics=topics), health_file)
+        )
     except Exception:  # run_processor logged it once, with its context
         raise typer.Exit(1) from None
 

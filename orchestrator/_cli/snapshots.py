@@ -28,11 +28,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator._cli._buckets import ensure_store_bucket
 from orchestrator._cli._connect import kafka_reachable, pg_pool
 from orchestrator._cli._output import JSON_OPTION, emit_json
+from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_topics
 from orchestrator.app.topics import ensure_configured_topics
-from orchestrator.config import Settings, load_config_file
+from orchestrator.config import Settings, load_config, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
 from orchestrator.events.codec import default_codec
 from orchestrator.projections.migrate import TableNames
@@ -79,7 +81,7 @@ _CONFIG = typer.Option(None, "--config", help="YAML with the seed's configuratio
 _STORE = typer.Option(
     None,
     "--store",
-    help="s3://bucket[/prefix], file://path or a path "
+    help="s3://bucket, s3://bucket/prefix, file://path or a path "
     "(default: state_management.snapshots.storage).",
 )
 _S3 = typer.Option(
@@ -108,8 +110,10 @@ class _Setup:
 
 
 def _load(config: Path | None) -> Settings:
+    """``--config``, or the ``ORCHESTRATOR_*`` overrides alone when no file is given
+    (a bad one: one line per issue, by ``cli.main``)."""
     if config is None:
-        return Settings()
+        return load_config("{}", "<environment>").settings
     return load_config_file(config).settings
 
 
@@ -201,8 +205,9 @@ def run(
         help="Projection whose execution_events archive rebuilds what no snapshot serves.",
     ),
     session_timeout_ms: int = typer.Option(10_000, "--session-timeout-ms"),
+    health_file: Path | None = HEALTH_FILE,
 ) -> None:
-    """Run the snapshotter until SIGTERM/Ctrl-C (migrations applied at start)."""
+    """Run the snapshotter until SIGTERM/Ctrl-C (migrations applied; bucket made if missing)."""
     from orchestrator.events.consumer import ConsumerSettings
 
     setup = _setup(config, store)
@@ -234,12 +239,15 @@ def run(
         ),
     )
     topics = configured_topics(config, settings.topic)
+    s3 = setup.s3
+    endpoint = s3_endpoint_url or (s3.endpoint_url if s3 else None)
+    ensure_store_bucket(snapshotter.store, endpoint, s3.region if s3 else None)
 
     async def main() -> None:
         await ensure_configured_topics(snapshotter.bootstrap_servers, topics)
         await run_snapshotter(snapshotter)
 
-    _run(main())
+    _run(alive_while(main(), health_file))
 
 
 def _restorer(pool: Any, setup: _Setup, endpoint_url: str | None) -> Restorer:

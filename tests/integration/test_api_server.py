@@ -11,7 +11,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -159,8 +158,8 @@ async def test_the_cli_serves_on_loopback_with_the_token_from_the_environment(ds
     assert unauthorised.status_code == 401
     assert [e["execution_id"] for e in authorised.json()["items"]] == ["stream-2", "stream-1"]
     assert f"http://127.0.0.1:{port}" in output
-    # A graceful stop: uvicorn re-raises SIGTERM once shut down, and nothing crashed.
-    assert process.returncode == -signal.SIGTERM, output
+    # A graceful stop on SIGTERM ends with exit 0 (what a container reports as clean).
+    assert process.returncode == 0, output
     assert "Traceback" not in output and "cli-token" not in output
 
 
