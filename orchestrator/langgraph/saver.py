@@ -36,6 +36,7 @@ from orchestrator.commands import (
     Command,
     CreateExecution,
     DeleteCheckpoints,
+    ExecutionNotOwned,
     ExecutionWriter,
     SaveCheckpoint,
     SaveCheckpointWrites,
@@ -86,7 +87,9 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
         return cls._planned(path, options)
 
     @classmethod
-    def _planned(cls, path: str | os.PathLike[str] | None, options: dict[str, Any]) -> Any:
+    def _planned(
+        cls, path: str | os.PathLike[str] | None, options: dict[str, Any]
+    ) -> AsyncKafkaSaver:
         serde, lease_wait = options.pop("serde", None), options.pop("lease_wait", None)
         app = _wiring.open_app(_wiring.connection(path, **options))
         return cls(serde=serde, lease_wait=lease_wait, app=app)
@@ -136,8 +139,8 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
                 )
                 try:
                     writer = await rt.create_execution(create)
-                except ExecutionExists:
-                    pass
+                except (ExecutionExists, ExecutionNotOwned):
+                    pass  # created elsewhere, not yet in our read model: take it over
                 else:
                     rt.record(await writer.execute_many([StartValidation(), SucceedValidation()]))
                     return writer
