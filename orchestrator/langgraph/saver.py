@@ -44,6 +44,7 @@ from orchestrator.commands import (
     SucceedValidation,
 )
 from orchestrator.commands.writer import ExecutionExists
+from orchestrator.events.envelope import Position
 from orchestrator.langgraph import _codec as codec
 from orchestrator.langgraph import _wiring
 from orchestrator.langgraph._reads import Listed, Saved, ThreadReader
@@ -98,7 +99,16 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
         if self._app is not None and self._runtime is None:
             await self._app.start()  # pool, topics ensured, migrations, log, projector
             self._runtime = self._app.runtime
+        await self._catch_up_with_log()
         return self
+
+    async def _catch_up_with_log(self) -> None:
+        """Reads wait for everything in the log now (written by any process, e.g. one
+        that crashed), so a thread resumed here starts from its true last checkpoint."""
+        rt = self.runtime
+        topic = rt.log.topics.pipeline.name
+        ends = await rt.log.end_offsets(topic)
+        rt.record(Position(topic, p, end - 1) for p, end in ends.items() if end > 0)
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._app is not None:
