@@ -1,4 +1,5 @@
-"""LangGraph on the event log: ``AsyncKafkaSaver`` (a checkpointer).
+"""LangGraph on the event log: ``AsyncKafkaSaver`` (a checkpointer) and
+``AsyncKafkaStore`` (long-term memory on shared state).
 
 Needs the optional extra: ``pip install 'orchestrator-state[langgraph]'``.
 """
@@ -13,5 +14,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from orchestrator.langgraph.saver import AsyncKafkaSaver
+from orchestrator.langgraph.store import AsyncKafkaStore
 
-__all__ = ["AsyncKafkaSaver"]
+__all__ = ["AsyncKafkaSaver", "AsyncKafkaStore"]
