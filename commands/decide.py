@@ -214,6 +214,25 @@ class RestoreCheckpoint(Command):
     checkpoint_id: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaveCheckpointWrites(Command):
+    """Record pending writes of one task against a saved checkpoint."""
+
+    user_data_fields: ClassVar[tuple[str, ...]] = ("writes",)
+    checkpoint_id: str
+    task_id: str
+    task_path: str | None = None
+    writes: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteCheckpoints(Command):
+    """Withdraw checkpoints from the execution's list (history keeps their events)."""
+
+    checkpoint_ids: Sequence[str]
+    reason: str | None = None
+
+
 # --- decide --------------------------------------------------------------------------
 
 _PLAIN: dict[type[Command], Callable[[Any], c.Payload]] = {
@@ -226,6 +245,15 @@ _PLAIN: dict[type[Command], Callable[[Any], c.Payload]] = {
     ScheduleTask: lambda cmd: c.TaskScheduled(task_id=cmd.task_id),
     SkipTask: lambda cmd: c.TaskSkipped(task_id=cmd.task_id, reason=cmd.reason),
     RestoreCheckpoint: lambda cmd: c.CheckpointRestored(checkpoint_id=cmd.checkpoint_id),
+    SaveCheckpointWrites: lambda cmd: c.CheckpointWritesSaved(
+        checkpoint_id=cmd.checkpoint_id,
+        task_id=cmd.task_id,
+        task_path=cmd.task_path,
+        writes=_data(cmd.writes),
+    ),
+    DeleteCheckpoints: lambda cmd: c.CheckpointsDeleted(
+        checkpoint_ids=tuple(cmd.checkpoint_ids), reason=cmd.reason
+    ),
 }
 
 

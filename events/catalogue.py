@@ -205,6 +205,26 @@ class CheckpointRestored:
     checkpoint_id: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointWritesSaved:
+    """Pending writes of one task against a saved checkpoint (LangGraph's ``put_writes``)."""
+
+    event_type: ClassVar[str] = "CheckpointWritesSaved"
+    checkpoint_id: str
+    task_id: str
+    task_path: str | None = None
+    writes: UserData | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointsDeleted:
+    """Checkpoints withdrawn from the execution's list; their events stay in history."""
+
+    event_type: ClassVar[str] = "CheckpointsDeleted"
+    checkpoint_ids: tuple[str, ...]
+    reason: str | None = None
+
+
 # --- shared state --------------------------------------------------------------------
 
 
@@ -266,6 +286,8 @@ Payload = (
     | SharedVariableSet
     | SharedVariableDeleted
     | ExecutionOwnershipTaken
+    | CheckpointWritesSaved
+    | CheckpointsDeleted
 )
 
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
@@ -291,6 +313,8 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         SharedVariableSet,
         SharedVariableDeleted,
         ExecutionOwnershipTaken,
+        CheckpointWritesSaved,
+        CheckpointsDeleted,
     )
 }
 

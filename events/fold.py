@@ -266,6 +266,12 @@ def _transition(state: ExecutionState, event: Envelope) -> dict[str, Any]:
         if all(ref.checkpoint_id != payload.checkpoint_id for ref in state.checkpoints):
             raise _Refused(f"{subject}: unknown checkpoint {payload.checkpoint_id!r}")
         return {"updated_at": at}
+    if isinstance(payload, c.CheckpointWritesSaved):
+        return {"updated_at": at}
+    if isinstance(payload, c.CheckpointsDeleted):
+        gone = frozenset(payload.checkpoint_ids)
+        kept = tuple(ref for ref in state.checkpoints if ref.checkpoint_id not in gone)
+        return {"checkpoints": kept, "updated_at": at}
     raise _Refused(f"{name} is not an execution event")
 
 

@@ -17,6 +17,8 @@ from orchestrator.events.catalogue import (
     PAYLOAD_TYPES,
     CheckpointRestored,
     CheckpointSaved,
+    CheckpointsDeleted,
+    CheckpointWritesSaved,
     ExecutionCancelled,
     ExecutionCompleted,
     ExecutionContext,
@@ -161,6 +163,18 @@ PAYLOADS: dict[str, st.SearchStrategy[Any]] = {
         version=positive,
     ),
     "ExecutionOwnershipTaken": st.builds(ExecutionOwnershipTaken, epoch=counts, node_id=ids),
+    "CheckpointWritesSaved": st.builds(
+        CheckpointWritesSaved,
+        checkpoint_id=ids,
+        task_id=ids,
+        task_path=optional_texts,
+        writes=optional_user_data,
+    ),
+    "CheckpointsDeleted": st.builds(
+        CheckpointsDeleted,
+        checkpoint_ids=st.lists(ids, max_size=3).map(tuple),
+        reason=optional_texts,
+    ),
 }
 """One strategy per payload record, by event type."""
 

@@ -257,8 +257,11 @@ def _make_older(root: Path) -> SchemaRegistry:
     v1 = root / "releases" / "v1"
     shutil.copytree(schemas_root() / "current", v1)
     _edit(v1 / "TaskStarted.avsc", lambda r: r.update(fields=r["fields"][:-1]))
-    _edit(v1 / "Envelope.avsc", lambda r: r["fields"][-1].update(type=r["fields"][-1]["type"][:-1]))
-    (v1 / "ExecutionOwnershipTaken.avsc").unlink()
+    union = json.loads((v1 / "Envelope.avsc").read_text())["fields"][-1]["type"]
+    cut = union.index("ExecutionOwnershipTaken")  # it and every payload added after it
+    _edit(v1 / "Envelope.avsc", lambda r: r["fields"][-1].update(type=union[:cut]))
+    for name in union[cut:]:
+        (v1 / f"{name}.avsc").unlink()
     return SchemaRegistry.load(root)
 
 
@@ -330,7 +333,8 @@ def test_structural_check_catches_breaking_changes(tmp_path: Path) -> None:
 
 def test_release_publishes_current_as_the_next_version(tmp_path: Path) -> None:
     shutil.copytree(schemas_root() / "current", tmp_path / "current")
-    shutil.copytree(schemas_root() / "releases" / "v1", tmp_path / "releases" / "v1")
+    shutil.copytree(schemas_root() / "releases", tmp_path / "releases")
+    released = sorted(p.name for p in (tmp_path / "releases").iterdir())
     with pytest.raises(SchemaError, match="nothing to release"):
         publish_release(tmp_path)
     _edit(
@@ -340,12 +344,13 @@ def test_release_publishes_current_as_the_next_version(tmp_path: Path) -> None:
         ),
     )
     published = publish_release(tmp_path)
-    assert published.name == "v2"
-    assert (tmp_path / "releases" / "v2" / FINGERPRINT_FILE).read_text().strip() == (
+    next_name = f"v{len(released) + 1}"
+    assert published.name == next_name
+    assert (tmp_path / "releases" / next_name / FINGERPRINT_FILE).read_text().strip() == (
         published.fingerprint_hex
     )
     registry = SchemaRegistry.load(tmp_path)
-    assert [s.name for s in registry.releases] == ["v1", "v2"]
+    assert [s.name for s in registry.releases] == [*released, next_name]
     assert registry.current.fingerprint == published.fingerprint
     assert compatibility_problems(registry.releases[0], registry.current) == []
 
