@@ -32,6 +32,7 @@ unit: setup
 
 test: lint
 	$(BIN)/python -m pytest
+	$(BIN)/python tests/wheel/check_wheel.py
 
 # The built wheel installed into a new venv and used from a user's project (not the checkout).
 wheel-test: setup
