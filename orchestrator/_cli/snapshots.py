@@ -32,6 +32,7 @@ from orchestrator.config import ConfigError, Settings, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
 from orchestrator.events.codec import default_codec
 from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events.state import state_dict
 from orchestrator.projections.migrate import TableNames
 from orchestrator.snapshots import (
     KeyLayout,
@@ -291,7 +292,7 @@ def restore(
     )
     for uri in restored.skipped:
         err.print(f"[yellow]skipped unusable snapshot {uri}[/]")
-    Console().print_json(json.dumps(dataclasses.asdict(restored.state), default=str))
+    Console().print_json(json.dumps(state_dict(restored.state), default=str))
 
 
 @app.command("list")

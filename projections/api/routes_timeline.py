@@ -17,7 +17,6 @@ and read-your-writes dependencies, like the other readers.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Sequence
 from importlib import resources
@@ -27,6 +26,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse
 
+from orchestrator.events.state import state_dict
 from orchestrator.projections.api._deps import Context
 from orchestrator.projections.api._timeline import (
     ArchiveStateSource,
@@ -139,10 +139,8 @@ async def state_at(
         "execution_id": execution_id,
         "at": found.state.last_sequence,
         "source": found.source,
-        "state": jsonable_encoder(dataclasses.asdict(found.state)),
-        "before": None
-        if found.before is None
-        else jsonable_encoder(dataclasses.asdict(found.before)),
+        "state": jsonable_encoder(state_dict(found.state)),
+        "before": None if found.before is None else jsonable_encoder(state_dict(found.before)),
         "event": None
         if event is None
         else {
