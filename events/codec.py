@@ -224,3 +224,13 @@ def _invalid(envelope: Any, parts: list[str], reason: str) -> InvalidEvent:
 def default_codec() -> EventCodec:
     """The codec of the repository's schemas (write current, read any release), built once."""
     return EventCodec(default_registry())
+
+
+def codec_for(limits: InputLimits) -> EventCodec:
+    """The default codec with these input limits (the shared one for the defaults)."""
+    return default_codec() if limits == DEFAULT_LIMITS else _limited_codec(limits)
+
+
+@functools.cache
+def _limited_codec(limits: InputLimits) -> EventCodec:
+    return EventCodec(default_registry(), limits=limits)

@@ -40,6 +40,8 @@ class DeadLetter:
     error_class: str
     execution_id: str | None = None
     event_type: str | None = None
+    by_reference: int | None = None
+    """The original size when the bytes were too big to copy (``raw`` is then empty)."""
 
 
 @dataclass(slots=True)

@@ -31,7 +31,7 @@ from orchestrator.commands import leases as lease_defaults
 from orchestrator.commands.errors import StaleExpectedVersion
 from orchestrator.config.models import Settings
 from orchestrator.devstack import ServiceEndpoints
-from orchestrator.events.codec import default_codec
+from orchestrator.events.codec import codec_for
 from orchestrator.events.log import EventLog
 from orchestrator.events.topics import ensure_topics
 from orchestrator.events.userdata import BlobStore
@@ -123,7 +123,7 @@ class App:
         await ensure_runtime_tables(pool)
         self.log = event_log = EventLog(
             plan.bootstrap,
-            default_codec(),
+            codec_for(plan.projection.limits),
             topics=plan.topics,
             supports_idempotence=plan.supports_idempotence,
         )
@@ -309,6 +309,7 @@ class App:
             bootstrap=plan.bootstrap,
             store=store,
             codec=codec,
+            event_codec=codec_for(plan.projection.limits),
             policy=sp.policy,
             layout=sp.layout,
         )
