@@ -82,6 +82,10 @@ async def timeline_page(execution_id: ExecutionId) -> HTMLResponse:
     return HTMLResponse(_page(), headers={"Cache-Control": "no-cache"})
 
 
+TIMELINE_MAX_EVENTS = 10_000
+"""The timeline draws at most this many events (the oldest; ``truncated`` says so)."""
+
+
 @router.get("/executions/{execution_id}/timeline.json", responses=NOT_FOUND)
 async def timeline_data(ctx: Context, execution_id: ExecutionId) -> dict[str, Any]:
     """Spans of every task attempt, waits, retries, checkpoints, status phases, owners,
@@ -92,10 +96,12 @@ async def timeline_data(ctx: Context, execution_id: ExecutionId) -> dict[str, An
     rows = await ctx.pool.fetch(
         'SELECT sequence, event_type, occurred_at, outcome, epoch, payload, partition, "offset"'
         f" FROM {ctx.settings.tables.execution_events} WHERE execution_id = $1"
-        ' ORDER BY partition, "offset"',
+        f' ORDER BY partition, "offset" LIMIT {TIMELINE_MAX_EVENTS + 1}',
         execution_id,
     )
-    body = build_timeline(rows)
+    truncated = len(rows) > TIMELINE_MAX_EVENTS
+    body = build_timeline(rows[:TIMELINE_MAX_EVENTS])
+    body["truncated"] = truncated
     body["execution"] = jsonable_encoder(
         {
             key: row[key]
@@ -130,6 +136,8 @@ async def state_at(
     ] = None,
 ) -> dict[str, Any]:
     """The state after the event at sequence ``at``, the state before it, and the event."""
+    if "\x00" in execution_id:  # PostgreSQL text cannot hold NUL: no execution has it
+        raise ExecutionNotFound(execution_id)
     source = state_source(request.app, ctx.settings.tables.execution_events)
     found = await source.state_at(ctx.pool, execution_id, at)
     if found is None:

@@ -13,12 +13,7 @@ from orchestrator.projections.api._params import decode_cursor, encode_cursor, u
 from orchestrator.projections.api._queries import ExecutionFilter
 from orchestrator.projections.api.errors import ExecutionNotFound
 from orchestrator.projections.api.models import ExecutionOut, ExecutionPage, PipelineStatus
-from orchestrator.projections.api.routes._common import (
-    IDENTIFIER_MAX,
-    IDENTIFIER_PATTERN,
-    NOT_FOUND,
-    ExecutionId,
-)
+from orchestrator.projections.api.routes._common import NOT_FOUND, ExecutionId
 
 router = APIRouter(tags=["executions"])
 
@@ -27,12 +22,7 @@ router = APIRouter(tags=["executions"])
 async def list_executions(
     ctx: Context,
     pipeline_id: Annotated[
-        str | None,
-        Query(
-            description="Only this pipeline's executions.",
-            max_length=IDENTIFIER_MAX,
-            pattern=IDENTIFIER_PATTERN,
-        ),
+        str | None, Query(description="Only this pipeline's executions.")
     ] = None,
     status: Annotated[
         list[PipelineStatus] | None, Query(description="Only these statuses (repeatable).")

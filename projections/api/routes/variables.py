@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path
 from orchestrator.projections.api._convert import variable_out
 from orchestrator.projections.api._deps import Context
 from orchestrator.projections.api.models import NamespaceOut
-from orchestrator.projections.api.routes._common import IDENTIFIER_MAX, IDENTIFIER_PATTERN
 
 router = APIRouter(tags=["shared state"])
 
@@ -17,14 +16,7 @@ router = APIRouter(tags=["shared state"])
 @router.get("/namespaces/{namespace}/variables", response_model=NamespaceOut)
 async def get_variables(
     ctx: Context,
-    namespace: Annotated[
-        str,
-        Path(
-            description="The namespace, e.g. `research_pipeline`.",
-            max_length=IDENTIFIER_MAX,
-            pattern=IDENTIFIER_PATTERN,
-        ),
-    ],
+    namespace: Annotated[str, Path(description="The namespace, e.g. `research_pipeline`.")],
 ) -> NamespaceOut:
     """The namespace's live variables by name; a namespace never written to is empty."""
     rows = await ctx.queries.variables(ctx.pool, namespace)
