@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from orchestrator.events.errors import OrchestratorStateError
@@ -84,14 +83,34 @@ _IDENTIFIER_FIELDS = frozenset(
 """Fields (of the envelope and any payload record) that become keys or id columns;
 ``name`` too where it sits beside a ``namespace`` (a shared variable's name)."""
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
+_ID, _IDS, _TEXT, _DATA, _RECORD, _RECORDS = range(6)
+_PLANS: dict[type, tuple[tuple[str, int], ...]] = {}
 
 
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return names
+def _plan(cls: type) -> tuple[tuple[str, int], ...]:
+    """What to check in each field of ``cls``, from its annotations (compiled once)."""
+    plan = _PLANS.get(cls)
+    if plan is not None:
+        return plan
+    out: list[tuple[str, int]] = []
+    has_namespace = any(f.name == "namespace" for f in dataclasses.fields(cls))
+    for f in dataclasses.fields(cls):
+        kind = str(f.type)
+        identifier = f.name in _IDENTIFIER_FIELDS or (f.name == "name" and has_namespace)
+        if "UserData" in kind:
+            out.append((f.name, _DATA))
+        elif kind.startswith("tuple[str"):
+            out.append((f.name, _IDS if identifier else _TEXT))
+        elif kind.startswith("tuple["):
+            out.append((f.name, _RECORDS))
+        elif kind.startswith("str"):
+            out.append((f.name, _ID if identifier else _TEXT))
+        elif kind[:1].isupper() and kind not in ("Payload",):
+            out.append((f.name, _RECORD))
+        elif kind == "Payload":
+            out.append((f.name, _RECORD))
+    plan = _PLANS[cls] = tuple(out)
+    return plan
 
 
 def event_problem(envelope: Any, limits: InputLimits = DEFAULT_LIMITS) -> str | None:
@@ -101,46 +120,66 @@ def event_problem(envelope: Any, limits: InputLimits = DEFAULT_LIMITS) -> str | 
     (PostgreSQL cannot store it); compressed user data that declares a decompressed
     size must declare one within ``limits.max_user_data_bytes``. User data that is
     corrupt otherwise is the fold's to refuse (``REJECTED``), not the codec's."""
-    return _walk(envelope, "", limits)
+    return _check(envelope, "", limits)
 
 
-def _walk(value: Any, path: str, limits: InputLimits) -> str | None:
-    if value is None or value.__class__ in (int, float, bool, datetime):
-        return None
-    if value.__class__ is str:
-        return f"{path}: contains a NUL character" if "\x00" in value else None
-    if value.__class__ is UserData:
-        if value.inline is not None and value.encoding == "json_zstd":
-            try:
-                size = zstd_content_size(value.inline)
-            except OrchestratorStateError:
-                size = 0  # corrupt, or no declared size: the fold refuses it (a verdict)
-            if size > limits.max_user_data_bytes:
-                return (
-                    f"{path}: user data of {size} bytes decompressed is over the limit "
-                    f"{limits.max_user_data_bytes} (limits.max_user_data_bytes)"
-                )
-        return None if value.ref is None else _walk(value.ref, f"{path}.ref", limits)
-    if isinstance(value, tuple):
-        for index, item in enumerate(value):
-            problem = _walk(item, f"{path}[{index}]", limits)
+def _check(record: Any, path: str, limits: InputLimits) -> str | None:
+    plan = _PLANS.get(record.__class__)
+    if plan is None:
+        if not dataclasses.is_dataclass(record) or isinstance(record, type):
+            return None
+        plan = _plan(record.__class__)
+    max_id = limits.max_identifier_bytes
+    quick = max_id // 4  # a str this short is within max_id bytes whatever it holds
+    for name, kind in plan:
+        value = getattr(record, name)
+        if value is None:
+            continue
+        if kind == _ID:
+            if value.__class__ is str and 0 < len(value) <= quick and value.isprintable():
+                continue  # the common case, without the full check
+            problem = identifier_problem(value, max_id)
+            if problem is not None:
+                return f"{path}{name}: identifier {problem}"
+        elif kind == _TEXT:
+            texts = value if isinstance(value, tuple) else (value,)
+            if any("\x00" in t for t in texts if isinstance(t, str)):
+                return f"{path}{name}: contains a NUL character"
+        elif kind == _IDS:
+            for one in value:
+                problem = identifier_problem(one, max_id)
+                if problem is not None:
+                    return f"{path}{name}: identifier {problem}"
+        elif kind == _DATA:
+            problem = _data_problem(value, f"{path}{name}", limits)
             if problem is not None:
                 return problem
-        return None
-    if dataclasses.is_dataclass(value):
-        for name in _field_names(value.__class__):
-            item = getattr(value, name)
-            where = f"{path}.{name}" if path else name
-            if item is not None and (
-                name in _IDENTIFIER_FIELDS or (name == "name" and hasattr(value, "namespace"))
-            ):
-                items = item if isinstance(item, tuple) else (item,)
-                for one in items:
-                    problem = identifier_problem(one, limits.max_identifier_bytes)
-                    if problem is not None:
-                        return f"{where}: identifier {problem}"
-                continue
-            problem = _walk(item, where, limits)
+        elif kind == _RECORD:
+            problem = _check(value, f"{path}{name}.", limits)
             if problem is not None:
                 return problem
+        else:
+            for index, item in enumerate(value):
+                problem = _check(item, f"{path}{name}[{index}].", limits)
+                if problem is not None:
+                    return problem
+    return None
+
+
+def _data_problem(value: Any, where: str, limits: InputLimits) -> str | None:
+    if value.__class__ is not UserData:
+        return None
+    if value.encoding == "json_zstd" and value.inline is not None:
+        try:
+            size = zstd_content_size(value.inline)
+        except OrchestratorStateError:
+            size = 0  # corrupt, or no declared size: the fold refuses it (a verdict)
+        if size > limits.max_user_data_bytes:
+            return (
+                f"{where}: user data of {size} bytes decompressed is over the limit "
+                f"{limits.max_user_data_bytes} (limits.max_user_data_bytes)"
+            )
+    ref = value.ref
+    if ref is not None and ("\x00" in ref.uri or "\x00" in ref.sha256):
+        return f"{where}.ref: contains a NUL character"
     return None
