@@ -13,6 +13,7 @@ from __future__ import annotations
 import resource
 import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -37,6 +38,11 @@ from orchestrator.events.envelope import Envelope
 from orchestrator.events.fold import fold
 from orchestrator.events.userdata import UserData
 from orchestrator.projections.processor import Projector
+from orchestrator.snapshots import FilesystemSnapshotStore, SnapshotCodec
+from orchestrator.snapshots.policy import SnapshotPolicy
+from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
 
 def _rss_mb() -> float:
@@ -45,7 +51,7 @@ def _rss_mb() -> float:
 
 @pytest.mark.timeout(180)
 async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
-    kafka: Any, make_projection: MakeProjection
+    kafka: Any, make_projection: MakeProjection, tmp_path: Path
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     codec = default_codec()
@@ -113,13 +119,28 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
         ends = sum((await log.end_offsets(pipeline)).values())
 
         rss_before = _rss_mb()
-        async with running_worker(Projector(settings, dsn, bootstrap)):
+        store, snap_codec = FilesystemSnapshotStore(tmp_path), SnapshotCodec()
+        snapshotter = Snapshotter(
+            SnapshotterSettings(topic=pipeline, batch_size=5),
+            dsn=dsn,
+            bootstrap=bootstrap,
+            store=store,
+            codec=snap_codec,
+            policy=SnapshotPolicy(frequency=3, interval=None),
+        )
+        async with (
+            running_worker(Projector(settings, dsn, bootstrap)),
+            running_worker(snapshotter),
+        ):
 
             async def caught_up() -> bool:
-                return await applied_total(dsn, settings.name) == ends
+                return (
+                    await applied_total(dsn, settings.name) == ends and snapshotter.records >= ends
+                )
 
-            await wait_until(caught_up, 90, "the processor to move past every record")
-        print(f"\nprocessor process max RSS: {rss_before:.0f} MB -> {_rss_mb():.0f} MB")
+            await wait_until(caught_up, 90, "the processor and snapshotter to move past all")
+            poison = snapshotter.poison_records
+        print(f"\nprocessor + snapshotter process max RSS: {rss_before:.0f} -> {_rss_mb():.0f} MB")
 
     conn = await asyncpg.connect(dsn)
     try:
@@ -163,6 +184,20 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
     assert fold(victim_log) == fold(genuine)
     expected = {victim: victim_log, other: hist[other], third: [*hist[third], forged_owner]}
     assert await compare_with_fold(dsn, expected, settings) == []
+    assert poison == 6  # the undecodable ones; the snapshotter skipped them and went on
+    # Restore (newest snapshot + archive) reaches the same state as the genuine fold.
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        restorer = Restorer(
+            store=store,
+            index=PostgresSnapshotIndex(pool),
+            archive=PostgresEventArchive(pool, codec),
+            codec=snap_codec,
+        )
+        for eid, events in ((victim, genuine), (other, hist[other])):
+            assert (await restorer.latest(eid)).state == fold(events), eid
+    finally:
+        await pool.close()
     final = fold(genuine)
     assert final is not None and final.status in ("completed", "failed", "cancelled")
     # The forged ownership applied (nothing tells it from a real one without SASL),
