@@ -2,14 +2,17 @@
 
 Forged and replayed records with taken sequences, a forged ownership event, corrupt
 user data, a decompression bomb, garbage bytes, an unknown schema fingerprint, an
-oversized undecodable record, and identifiers PostgreSQL cannot store: each gets its
-dead-letter reason (or its verdict in the archive), the processor keeps running and
-moves past it, the genuine history still applies, and the read model equals the fold.
-A forged ownership event cannot wedge an execution: the next takeover goes above it.
+oversized undecodable record, a valid record over the record limit, and identifiers
+PostgreSQL cannot store: each gets its dead-letter reason (or its verdict in the
+archive), the processor and the snapshotter keep running and move past it, the genuine
+history still applies, and the read model and restore equal the fold of the genuine
+log. A forged ownership event cannot wedge an execution: the next takeover goes above.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import resource
 import uuid
 from dataclasses import replace
@@ -33,9 +36,10 @@ from test_dead_letters import raw_encode
 
 from orchestrator.commands import CreateExecution, ScheduleTask, StartValidation, SucceedValidation
 from orchestrator.events import catalogue as c
-from orchestrator.events.codec import default_codec
+from orchestrator.events.codec import codec_for, default_codec
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.fold import fold
+from orchestrator.events.limits import InputLimits
 from orchestrator.events.userdata import UserData
 from orchestrator.projections.processor import Projector
 from orchestrator.snapshots import FilesystemSnapshotStore, SnapshotCodec
@@ -92,7 +96,19 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
     unknown = b"\xc3\x01" + bytes(8) + codec.encode(genuine[0])[10:]
     oversized = b"\x00" * (700 * 1024)
 
-    topics, settings, dsn = await make_projection(1, name="adversarial")
+    # A valid event over the record limit (configured low here so the broker takes it).
+    limits = InputLimits(max_record_bytes=256 * 1024)
+    big_value = json.dumps({"blob": os.urandom(150 * 1024).hex()}).encode()
+    big = replace(
+        genuine[0],
+        execution_id="exec_big",
+        event_id=fresh(),
+        payload=c.ExecutionCreated(
+            pipeline_id="p",
+            context=c.ExecutionContext(input_data=UserData(encoding="json", inline=big_value)),
+        ),
+    )
+    topics, settings, dsn = await make_projection(1, name="adversarial", limits=limits)
     pipeline = topics.pipeline.name
     key = victim.encode()
     async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
@@ -112,6 +128,7 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
         await raw("oversized", oversized)
         await raw("nul_id", raw_encode(nul_id), b"exec")
         await raw("long_id", raw_encode(long_id), b"x")
+        await raw("big_valid", codec.encode(big), b"exec_big")
         await log.append_batch(suffix)
         await log.append_batch(hist[other])
         await log.append_batch(hist[third])
@@ -126,6 +143,7 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
             bootstrap=bootstrap,
             store=store,
             codec=snap_codec,
+            event_codec=codec_for(limits),
             policy=SnapshotPolicy(frequency=3, interval=None),
         )
         async with (
@@ -150,7 +168,7 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
         )
         victims = await conn.fetchval(
             "SELECT count(*) FROM pipeline_states WHERE execution_id LIKE 'exec%nul'"
-            " OR length(execution_id) > 256"
+            " OR length(execution_id) > 256 OR execution_id = 'exec_big'"
         )
         duplicate = await conn.fetchval(
             'SELECT outcome FROM execution_events WHERE "offset" = $1', at["replayed"]
@@ -169,6 +187,7 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
         "oversized": "by reference",
         "nul_id": "control character",
         "long_id": "over the limit",
+        "big_valid": "over limits.max_record_bytes",
     }
     for name, fragment in expect.items():
         assert at[name] in reasons, f"{name} not dead-lettered"
@@ -184,7 +203,7 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
     assert fold(victim_log) == fold(genuine)
     expected = {victim: victim_log, other: hist[other], third: [*hist[third], forged_owner]}
     assert await compare_with_fold(dsn, expected, settings) == []
-    assert poison == 6  # the undecodable ones; the snapshotter skipped them and went on
+    assert poison == 7  # the undecodable ones; the snapshotter skipped them and went on
     # Restore (newest snapshot + archive) reaches the same state as the genuine fold.
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
