@@ -107,10 +107,10 @@ class LeaseStore:
         # The same holder may take it again, starting a new tenure (epoch + 1).
         self._sql_acquire = f"""
             INSERT INTO {t} AS l (name, holder, epoch, acquired_at, expires_at, ttl_seconds)
-            VALUES ($1, $2, 1, now(), now() + make_interval(secs => $3), $3)
+            VALUES ($1, $2, GREATEST(1, $4::bigint), now(), now() + make_interval(secs => $3), $3)
             ON CONFLICT (name) DO UPDATE SET
                 holder = EXCLUDED.holder,
-                epoch = l.epoch + 1,
+                epoch = GREATEST(l.epoch + 1, $4::bigint),
                 acquired_at = EXCLUDED.acquired_at,
                 expires_at = EXCLUDED.expires_at,
                 ttl_seconds = EXCLUDED.ttl_seconds
@@ -144,15 +144,18 @@ class LeaseStore:
         """The ``[schema.]table`` holding the leases."""
         return self._table
 
-    async def acquire(self, name: str, holder: str, ttl: float) -> Lease | None:
+    async def acquire(
+        self, name: str, holder: str, ttl: float, *, min_epoch: int = 0
+    ) -> Lease | None:
         """Take the lease if it is free, expired, or already ``holder``'s; else ``None``.
 
         Success always starts a new tenure: the returned epoch is one more than
-        the previous holder's.
+        the previous holder's, and at least ``min_epoch`` (a writer taking an execution
+        over passes one above every epoch its log holds, so its takeover always wins).
         """
         ttl = _check_ttl(ttl)
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(self._sql_acquire, name, holder, ttl)
+            row = await conn.fetchrow(self._sql_acquire, name, holder, ttl, min_epoch)
         if row is None:
             return None
         lease = _lease(name, holder, row)

@@ -83,8 +83,11 @@ class Appender(Protocol):
 class Leases(Protocol):
     """What a writer needs from ``commands.leases.LeaseStore``."""
 
-    async def acquire(self, name: str, holder: str, ttl: float) -> Lease | None:
-        """Take the lease (a new tenure, epoch + 1) if free, expired or ours; else None."""
+    async def acquire(
+        self, name: str, holder: str, ttl: float, *, min_epoch: int = 0
+    ) -> Lease | None:
+        """Take the lease (a new tenure, epoch + 1 and >= ``min_epoch``) if free, expired
+        or ours; else None."""
         ...
 
     async def renew(self, lease: Lease, ttl: float | None = None) -> Lease:
@@ -140,7 +143,13 @@ async def encode_value(
 
 
 async def take_lease(
-    leases: Leases, name: str, holder: str, ttl: float, *, wait: float = 0.0
+    leases: Leases,
+    name: str,
+    holder: str,
+    ttl: float,
+    *,
+    wait: float = 0.0,
+    min_epoch: int = 0,
 ) -> tuple[Lease | None, float]:
     """Try to take ``name`` for up to ``wait`` seconds (0: once): the lease (or ``None``)
     and the loop time until which to believe it is ours.
@@ -154,7 +163,7 @@ async def take_lease(
     retry = min(0.5, ttl / 3)
     while True:
         started = loop.time()
-        lease = await leases.acquire(name, holder, ttl)
+        lease = await leases.acquire(name, holder, ttl, min_epoch=min_epoch)
         if lease is not None:
             return lease, started + lease.ttl - default_margin(lease.ttl)
         if loop.time() + retry > give_up:

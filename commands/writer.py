@@ -52,6 +52,15 @@ from orchestrator.events.userdata import BlobStore, UserData
 
 log = logging.getLogger(__name__)
 
+_TAKEOVER_ATTEMPTS = 3
+
+
+class _EpochBelowLog(Exception):
+    """Internal: the log holds an epoch above our lease's (written without a lease)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
 
 class ExecutionNotFound(CommandError):
     """Ownership of an execution the read model does not know (never created, or the
@@ -194,14 +203,38 @@ class ExecutionWriter:
     async def open(self, *, wait: float = 0.0) -> ExecutionState:
         """Take over the execution (design §3); wait up to ``wait`` s for a live lease."""
         async with self.lock:
-            await self._take_lease(wait=wait)
-            try:
-                state = await self._take_ownership()
-            except BaseException:
-                await self._drop_lease()
-                raise
+            state = await self._take_over(wait=wait)
             self._start_renewal()
             return state
+
+    async def _take_over(self, *, wait: float = 0.0, drop: bool = True) -> ExecutionState:
+        """Lease + ownership event, at an epoch above every epoch the log holds.
+
+        The floor comes from the state the read model serves; if the ownership event
+        finds an even higher epoch there (written without a lease), the lease is taken
+        again above it, so nothing written without a lease can wedge an execution."""
+        seen = await self._read_model.load_execution(self.execution_id)
+        floor = 0 if seen is None else seen.epoch + 1
+        for attempt in range(_TAKEOVER_ATTEMPTS):
+            await self._take_lease(wait=wait, min_epoch=floor)
+            try:
+                return await self._take_ownership()
+            except _EpochBelowLog as below:
+                floor = below.epoch + 1
+                log.warning(
+                    "execution %s: the log holds epoch %s above our lease's; taking over "
+                    "again above it (attempt %s)",
+                    self.execution_id,
+                    below.epoch,
+                    attempt + 1,
+                )
+            except BaseException:
+                if drop:
+                    await self._drop_lease()
+                raise
+        if drop:
+            await self._drop_lease()
+        raise ExecutionNotOwned(self.execution_id, self.node_id, floor)
 
     async def close(self) -> None:
         """Stop renewing and release the lease (safe to call twice)."""
@@ -218,9 +251,14 @@ class ExecutionWriter:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _take_lease(self, *, wait: float = 0.0) -> Lease:
+    async def _take_lease(self, *, wait: float = 0.0, min_epoch: int = 0) -> Lease:
         lease, self._valid_until = await take_lease(
-            self._leases, self.lease_name, self.node_id, self.settings.lease_ttl, wait=wait
+            self._leases,
+            self.lease_name,
+            self.node_id,
+            self.settings.lease_ttl,
+            wait=wait,
+            min_epoch=min_epoch,
         )
         if lease is None:
             current = await self._leases.current(self.lease_name)
@@ -248,6 +286,12 @@ class ExecutionWriter:
             raise ExecutionNotFound(self.execution_id)
         if state.epoch != self.epoch:
             current = await self._leases.current(self.lease_name)
+            ours = current is not None and (current.holder, current.epoch) == (
+                self.node_id,
+                self.epoch,
+            )
+            if ours and state.epoch > self.epoch:
+                raise _EpochBelowLog(state.epoch)
             raise LeaseLost(
                 self.lease_name,
                 self.node_id,
@@ -361,8 +405,7 @@ class ExecutionWriter:
         """Validate ``commands`` over the running state; call with :attr:`lock` held."""
         self._check_writable()
         if self._resync:
-            await self._take_lease()
-            await self._take_ownership()
+            await self._take_over(drop=False)
         state = self.state
         envelopes: list[Envelope] = []
         per_command: list[int] = []

@@ -35,6 +35,7 @@ from orchestrator.events.catalogue import (
 )
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.errors import DecodeError, InvalidEvent
+from orchestrator.events.limits import DEFAULT_LIMITS, InputLimits, event_problem
 from orchestrator.events.schemas import (
     SINGLE_OBJECT_MAGIC,
     SchemaRegistry,
@@ -93,11 +94,14 @@ class EventCodec:
 
     Both default to the registry's current schema. A codec writing an older release
     (``writer=registry.release("v1")``) serves rolling upgrades and compatibility tests.
+    ``limits`` bound what it reads and writes (``events.limits``): a record over them
+    does not decode, the same way in every reader.
     """
 
     registry: SchemaRegistry
     writer: SchemaSet
     reader: SchemaSet
+    limits: InputLimits
     _encode_body: _avro.Encoder = field(repr=False, compare=False)
     _decoders: Mapping[bytes, _avro.Decoder] = field(repr=False, compare=False)
 
@@ -107,6 +111,7 @@ class EventCodec:
         *,
         writer: SchemaSet | None = None,
         reader: SchemaSet | None = None,
+        limits: InputLimits = DEFAULT_LIMITS,
     ) -> None:
         registry = default_registry() if registry is None else registry
         writer = registry.current if writer is None else writer
@@ -121,6 +126,7 @@ class EventCodec:
         object.__setattr__(self, "registry", registry)
         object.__setattr__(self, "writer", writer)
         object.__setattr__(self, "reader", reader)
+        object.__setattr__(self, "limits", limits)
         object.__setattr__(self, "_encode_body", compile_encoder(writer.schema, RECORD_CLASSES))
         object.__setattr__(self, "_decoders", decoders)
 
@@ -138,12 +144,24 @@ class EventCodec:
             raise _invalid(envelope, exc.parts, exc.reason) from None
         except AttributeError as exc:  # e.g. a payload that is not a dataclass
             raise _invalid(envelope, ["payload"], f"expected a payload record: {exc}") from None
+        # What readers would refuse is refused before anything is sent.
+        problem = event_problem(envelope, self.limits)
+        if problem is None and len(out) > self.limits.max_record_bytes:
+            limit = self.limits.max_record_bytes
+            problem = f"{len(out)} bytes, over limits.max_record_bytes {limit}"
+        if problem is not None:
+            raise _invalid(envelope, [], problem)
         return bytes(out)
 
     def decode(self, data: bytes) -> Envelope:
         """The event in a message; ``DecodeError`` (without a position) if it is not one."""
         if data.__class__ is not bytes:
             data = bytes(data)
+        if len(data) > self.limits.max_record_bytes:
+            raise DecodeError(
+                f"record of {len(data)} bytes is over limits.max_record_bytes "
+                f"{self.limits.max_record_bytes}"
+            )
         decoder = self._decoders.get(data[:HEADER_SIZE])
         if decoder is None:
             raise DecodeError(self._bad_header(data))
@@ -153,6 +171,9 @@ class EventCodec:
             raise DecodeError(_corrupt_reason(exc)) from exc
         if end != len(data):
             raise DecodeError(f"{len(data) - end} trailing bytes after the event")
+        problem = event_problem(envelope, self.limits)
+        if problem is not None:
+            raise DecodeError(problem)
         result: Envelope = envelope
         return result
 
@@ -203,3 +224,13 @@ def _invalid(envelope: Any, parts: list[str], reason: str) -> InvalidEvent:
 def default_codec() -> EventCodec:
     """The codec of the repository's schemas (write current, read any release), built once."""
     return EventCodec(default_registry())
+
+
+def codec_for(limits: InputLimits) -> EventCodec:
+    """The default codec with these input limits (the shared one for the defaults)."""
+    return default_codec() if limits == DEFAULT_LIMITS else _limited_codec(limits)
+
+
+@functools.cache
+def _limited_codec(limits: InputLimits) -> EventCodec:
+    return EventCodec(default_registry(), limits=limits)

@@ -1,16 +1,23 @@
 """The pure fold: ``state = apply(state, event)``, the one function every reader uses.
 
-The projector, the snapshotter and the replay tool all fold with :func:`step`, so a
-restored state always equals the read model. Each step first applies the fencing
-rules of design §3, then the state machines:
+The projector, the snapshotter, restore, replay and ``check`` all fold with
+:func:`step`, so they reach the same verdict on every record and a restored state
+always equals the read model. Each step first applies the rules of design §3, then
+the state machines:
 
+* A sequenced event already applied (the same ``event_id`` at its sequence) is a
+  ``DUPLICATE``: dropped, state unchanged.
 * ``ExecutionOwnershipTaken(e)`` raises the execution's epoch to ``e``; any later
   event with a lower epoch is a zombie write and is dropped (``STALE_EPOCH``).
-* A sequenced event must carry ``last_sequence + 1``: a lower one is a duplicate
-  (``DUPLICATE``, dropped); a higher one is a gap (``REJECTED``, state unchanged).
-* An event the state machines refuse is ``REJECTED``: it still takes its sequence
-  slot (so the events after it keep flowing) but changes nothing else. Callers send
+* A sequenced event must carry ``last_sequence + 1``; another record at a sequence
+  already taken (another ``event_id``) or beyond the next one is ``REJECTED``.
+* An event the state machines refuse, or whose user data cannot be read (corrupt,
+  over a limit), is ``REJECTED``. A rejected event never takes a sequence: the
+  genuine event with that sequence still applies when it comes. Callers send
   rejected events to the dead-letter queue: nothing is dropped silently.
+
+The fold is total: whatever an envelope holds, :func:`step` returns a verdict and
+never raises.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import Any, TypeVar
 
 from orchestrator.events import catalogue as c
 from orchestrator.events.envelope import Envelope
-from orchestrator.events.errors import InvalidTransition
+from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.events.machines import (
     ACTIVE_STATUSES,
     PIPELINE_ACTIONS,
@@ -34,6 +41,7 @@ from orchestrator.events.machines import (
     TASK_MACHINE,
 )
 from orchestrator.events.state import (
+    AppliedIds,
     CheckpointRef,
     ExecutionState,
     NamespaceState,
@@ -41,6 +49,9 @@ from orchestrator.events.state import (
     TaskState,
 )
 from orchestrator.events.userdata import UserData, decode_user_data
+
+MAX_EPOCH = 2**62
+"""Epochs above this are refused: a takeover must always be able to go higher."""
 
 _loads = json.loads
 
@@ -67,7 +78,7 @@ class Step:
         return self.outcome is Outcome.APPLIED
 
 
-class _Refused(Exception):
+class _Refused(OrchestratorStateError):
     """Internal: the event is not allowed from the current state."""
 
 
@@ -75,12 +86,12 @@ def _data(value: UserData | None) -> Any:
     if value is None:
         return None
     inline = value.inline
-    if inline is not None and value.encoding == "json":
+    if inline is not None and value.encoding == "json" and b"\\u0000" not in inline:
         # decode_user_data of plain JSON without its encoding sniffing (a hot path);
         # whatever does not parse this way takes the full path, errors included.
         try:
             return _loads(inline.decode())
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return decode_user_data(value)
 
@@ -134,37 +145,59 @@ def _replace(obj: _T, /, **changes: Any) -> _T:
 
 
 def step(state: ExecutionState | None, event: Envelope) -> Step:
-    """Fold one execution-scoped event into ``state`` (``None`` before creation)."""
+    """Fold one execution-scoped event into ``state`` (``None`` before creation).
+
+    Total: corrupt user data, an unknown payload or a refused transition come back as
+    ``REJECTED`` with the reason, and ``state`` unchanged."""
+    try:
+        return _step(state, event)
+    except OrchestratorStateError as exc:
+        reason = str(exc) if isinstance(exc, _Refused) else f"{type(exc).__name__}: {exc}"
+        return Step(state, Outcome.REJECTED, reason)
+    except (AttributeError, TypeError, ValueError, RecursionError) as exc:
+        # An envelope no codec would produce (built in memory with wrong types).
+        return Step(state, Outcome.REJECTED, f"malformed {event.event_type!s}: {exc}")
+
+
+def _step(state: ExecutionState | None, event: Envelope) -> Step:
     payload = event.payload
+    if not 0 <= event.epoch <= MAX_EPOCH:
+        return Step(state, Outcome.REJECTED, f"epoch {event.epoch} out of range")
     if isinstance(payload, c.ExecutionOwnershipTaken):
         return _take_ownership(state, event, payload)
+    seq = event.sequence
     if state is None:
         if not isinstance(payload, c.ExecutionCreated):
             return Step(None, Outcome.REJECTED, f"{event.event_type} for unknown execution")
-        if event.sequence != 1:
-            return Step(None, Outcome.REJECTED, f"ExecutionCreated at sequence {event.sequence}")
+        if seq != 1:
+            return Step(None, Outcome.REJECTED, f"ExecutionCreated at sequence {seq}")
         return Step(_created(event, payload), Outcome.APPLIED)
+    if seq is None:
+        return Step(state, Outcome.REJECTED, f"{event.event_type} without a sequence")
+    last = state.last_sequence
+    taken_by = state.applied.get(seq) if seq <= last else None
+    if seq <= last and (taken_by is None or taken_by == event.event_id):
+        return Step(state, Outcome.DUPLICATE, f"sequence {seq} already applied")
     if event.epoch < state.epoch:
         return Step(state, Outcome.STALE_EPOCH, f"epoch {event.epoch} < {state.epoch}")
-    if event.sequence is None:
-        return Step(state, Outcome.REJECTED, f"{event.event_type} without a sequence")
-    if event.sequence <= state.last_sequence:
-        return Step(state, Outcome.DUPLICATE, f"sequence {event.sequence} already applied")
-    if event.sequence != state.last_sequence + 1:
-        return Step(
-            state,
-            Outcome.REJECTED,
-            f"sequence gap: got {event.sequence}, expected {state.last_sequence + 1}",
-        )
+    if taken_by is not None:
+        # Another record at a taken sequence: not a duplicate, and it takes nothing.
+        return Step(state, Outcome.REJECTED, f"sequence {seq} is already taken by event {taken_by}")
+    if seq != last + 1:
+        return Step(state, Outcome.REJECTED, f"sequence gap: got {seq}, expected {last + 1}")
     # One copy per event: the transition returns its changes, applied with the
-    # sequence and epoch; a refused event takes the sequence slot only.
-    sequence, epoch = event.sequence, max(state.epoch, event.epoch)
-    try:
-        changes = _transition(state, event)
-    except (_Refused, InvalidTransition) as exc:
-        advanced = _replace(state, last_sequence=sequence, epoch=epoch)
-        return Step(advanced, Outcome.REJECTED, str(exc))
-    return Step(_replace(state, last_sequence=sequence, epoch=epoch, **changes), Outcome.APPLIED)
+    # sequence, epoch and event id; a refused one raises and changes nothing.
+    changes = _transition(state, event)
+    return Step(
+        _replace(
+            state,
+            last_sequence=seq,
+            epoch=max(state.epoch, event.epoch),
+            applied=state.applied.add(seq, event.event_id),
+            **changes,
+        ),
+        Outcome.APPLIED,
+    )
 
 
 def apply(state: ExecutionState | None, event: Envelope) -> ExecutionState | None:
@@ -184,8 +217,16 @@ def _take_ownership(
 ) -> Step:
     if state is None:
         return Step(None, Outcome.REJECTED, "ownership taken of an unknown execution")
+    if event.epoch < state.epoch:  # a zombie's write
+        return Step(state, Outcome.STALE_EPOCH, f"epoch {event.epoch} < {state.epoch}")
     if payload.epoch <= state.epoch:
         return Step(state, Outcome.STALE_EPOCH, f"ownership epoch {payload.epoch} <= {state.epoch}")
+    if payload.epoch != event.epoch:
+        return Step(
+            state,
+            Outcome.REJECTED,
+            f"ownership epoch {payload.epoch} differs from its envelope's epoch {event.epoch}",
+        )
     return Step(_replace(state, epoch=payload.epoch, owner=payload.node_id), Outcome.APPLIED)
 
 
@@ -212,6 +253,7 @@ def _created(event: Envelope, p: c.ExecutionCreated) -> ExecutionState:
         forked_from=p.forked_from,
         fork_sequence=p.fork_sequence,
         root_execution_id=p.root_execution_id or event.execution_id,
+        applied=AppliedIds([event.event_id]),
         **_summary(tasks),
     )
 

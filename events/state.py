@@ -7,10 +7,69 @@ claim-checked value as its ``{"$blob": ...}`` marker.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+
+class AppliedIds:
+    """The event ids of an execution's applied sequenced events, by sequence.
+
+    What lets the fold tell a duplicate (the same ``event_id`` again) from another
+    record claiming a sequence already taken. Successive states share one append-only
+    list, each seeing its own prefix (``n`` ids after ``base``), so a fold appends in
+    O(1); folding a different event on an older state copies the prefix first. A state
+    rebuilt from a snapshot or a table row knows no ids (``base`` = its last sequence)
+    until a reader supplies them (the processor loads them from the archive).
+    """
+
+    __slots__ = ("_base", "_ids", "_n")
+
+    def __init__(self, ids: list[str] | None = None, base: int = 0) -> None:
+        self._ids: list[str] = [] if ids is None else ids
+        self._base = base
+        self._n = len(self._ids)
+
+    def get(self, sequence: int) -> str | None:
+        """The event id applied at ``sequence``, or ``None`` if this state does not know it."""
+        index = sequence - self._base - 1
+        if 0 <= index < self._n:
+            return self._ids[index]
+        return None
+
+    def add(self, sequence: int, event_id: str) -> AppliedIds:
+        """These ids plus ``event_id`` applied at ``sequence`` (the next one)."""
+        if sequence != self._base + self._n + 1:
+            return AppliedIds([event_id], sequence - 1)
+        ids = self._ids
+        if len(ids) != self._n:
+            ids = ids[: self._n]
+        ids.append(event_id)
+        out = AppliedIds.__new__(AppliedIds)
+        out._ids, out._base, out._n = ids, self._base, self._n + 1
+        return out
+
+    def known(self) -> range:
+        """The sequences whose ids these hold."""
+        return range(self._base + 1, self._base + self._n + 1)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AppliedIds):
+            return NotImplemented
+        return self._base == other._base and self._ids[: self._n] == other._ids[: other._n]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"AppliedIds(sequences {self._base + 1}..{self._base + self._n})"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AppliedIds:
+        return AppliedIds(self._ids[: self._n], self._base)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +129,9 @@ class ExecutionState:
     forked_from: str | None = None
     fork_sequence: int | None = None
     root_execution_id: str | None = None
+    applied: AppliedIds = field(default_factory=AppliedIds, compare=False, repr=False)
+    """The ids of the events applied (bookkeeping of the fold, not part of the state:
+    equality, snapshots and read models leave it out)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,3 +154,10 @@ class NamespaceState:
 
     namespace: str
     variables: Mapping[str, SharedVariable] = field(default_factory=dict)
+
+
+def state_dict(state: ExecutionState) -> dict[str, Any]:
+    """``dataclasses.asdict`` of a state without the fold's bookkeeping (``applied``)."""
+    out = dataclasses.asdict(state)
+    out.pop("applied", None)
+    return out

@@ -17,6 +17,10 @@ import zstandard
 
 from orchestrator.events.errors import UserDataError
 
+CEILING_USER_DATA_BYTES = 1024 * 1024 * 1024
+"""No user-data value decodes to more than this, whatever the limits say (the fold's
+own bound; the codec checks the configured, lower limit when it reads a record)."""
+
 Encoding = Literal["json", "json_zstd"]
 
 DEFAULT_COMPRESS_THRESHOLD = 1024
@@ -88,22 +92,71 @@ def encode_user_data(
     return UserData(encoding=encoding, inline=body)
 
 
-def _decode_body(encoding: Encoding, body: bytes) -> Any:
+def zstd_content_size(body: bytes) -> int:
+    """The decompressed size a zstd frame declares; ``UserDataError`` if it declares none."""
     try:
-        raw = zstandard.ZstdDecompressor().decompress(body) if encoding == "json_zstd" else body
+        size = zstandard.frame_content_size(body)
+    except zstandard.ZstdError as exc:
+        raise UserDataError(f"user data is corrupt (json_zstd): {exc}") from exc
+    if size < 0:
+        raise UserDataError("user data is corrupt (json_zstd): the frame declares no size")
+    return int(size)
+
+
+def has_nul_escape(raw: bytes) -> bool:
+    """Whether JSON text holds ``\\u0000`` (a NUL, which PostgreSQL cannot store)."""
+    start = raw.find(b"\\u0000")
+    while start >= 0:
+        slashes = 0
+        while start - slashes - 1 >= 0 and raw[start - slashes - 1] == 0x5C:
+            slashes += 1
+        if slashes % 2 == 0:
+            return True
+        start = raw.find(b"\\u0000", start + 1)
+    return False
+
+
+def _decode_body(encoding: str, body: bytes, max_bytes: int | None = None) -> Any:
+    """The JSON value of ``body``; any problem (corrupt, too big, a NUL) is ``UserDataError``.
+
+    A zstd frame is decompressed only after its declared size was checked against the
+    limit, and into at most that many bytes: a small bomb never allocates its claim."""
+    limit = CEILING_USER_DATA_BYTES if max_bytes is None else max_bytes
+    if encoding == "json_zstd":
+        size = zstd_content_size(body)
+        if size > limit:
+            raise UserDataError(f"user data of {size} bytes decompressed is over the limit {limit}")
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(body, max_output_size=max(size, 1))
+        except zstandard.ZstdError as exc:
+            raise UserDataError(f"user data is corrupt (json_zstd): {exc}") from exc
+    elif encoding == "json":
+        raw = body
+    else:
+        raise UserDataError(f"user data has an unknown encoding {encoding!r}")
+    if len(raw) > limit:
+        raise UserDataError(f"user data of {len(raw)} bytes is over the limit {limit}")
+    if has_nul_escape(raw):
+        raise UserDataError(f"user data ({encoding}) holds a NUL character (\\u0000)")
+    try:
         return json.loads(raw)
-    except (zstandard.ZstdError, ValueError) as exc:
-        raise UserDataError(f"user data is corrupt ({encoding}): {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise UserDataError(f"user data is corrupt ({encoding}): {type(exc).__name__}") from exc
 
 
-def decode_user_data(data: UserData, blob_store: BlobStore | None = None) -> Any:
+def decode_user_data(
+    data: UserData,
+    blob_store: BlobStore | None = None,
+    *,
+    max_bytes: int | None = None,
+) -> Any:
     """The JSON value; a claim-checked value without a blob store comes back as a marker.
 
     The marker ``{"$blob": {"uri", "sha256", "size", "encoding"}}`` keeps the fold pure
     (no I/O): read models and state hold the reference, and ``load_blob`` fetches it.
     """
     if data.inline is not None:
-        return _decode_body(data.encoding, data.inline)
+        return _decode_body(data.encoding, data.inline, max_bytes)
     if data.ref is None:
         return None
     if blob_store is None:
@@ -115,7 +168,7 @@ def decode_user_data(data: UserData, blob_store: BlobStore | None = None) -> Any
                 "encoding": data.encoding,
             }
         }
-    return _decode_body(data.encoding, fetch_verified(data.ref, blob_store))
+    return _decode_body(data.encoding, fetch_verified(data.ref, blob_store), max_bytes)
 
 
 def fetch_verified(ref: BlobRef, blob_store: BlobStore) -> bytes:
@@ -130,10 +183,10 @@ def fetch_verified(ref: BlobRef, blob_store: BlobStore) -> bytes:
     return body
 
 
-def resolve_blob_markers(value: Any, blob_store: BlobStore) -> Any:
+def resolve_blob_markers(value: Any, blob_store: BlobStore, *, max_bytes: int | None = None) -> Any:
     """Replace a top-level blob marker (as produced by the fold) with the verified value."""
     if isinstance(value, dict) and set(value) == {BLOB_MARKER}:
         marker = value[BLOB_MARKER]
         ref = BlobRef(uri=marker["uri"], sha256=marker["sha256"], size=marker["size"])
-        return _decode_body(marker["encoding"], fetch_verified(ref, blob_store))
+        return _decode_body(marker["encoding"], fetch_verified(ref, blob_store), max_bytes)
     return value

@@ -11,7 +11,7 @@ lets the unit tests check it without Kafka or PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,8 @@ class DeadLetter:
     error_class: str
     execution_id: str | None = None
     event_type: str | None = None
+    by_reference: int | None = None
+    """The original size when the bytes were too big to copy (``raw`` is then empty)."""
 
 
 @dataclass(slots=True)
@@ -150,8 +152,8 @@ def fold_batch(
     (``None`` when there is no row yet).
 
     ``refused`` names records (by position) that PostgreSQL could not store: they are
-    refused as the fold refuses an event (dead letter; an execution event still takes
-    its sequence slot) and archived without their payload."""
+    refused as the fold refuses an event (dead letter; the sequence stays free) and
+    archived without their payload."""
     out = BatchChanges()
     # Copies: the caller's entries (a cache) must not change if the transaction fails.
     live: dict[str, ExecutionEntry | None] = {
@@ -203,16 +205,9 @@ def _dead_letter(rec: RawRecord, event: Envelope, reason: str, error_class: str)
 
 
 def _refuse_execution_event(state: ExecutionState | None, event: Envelope, reason: str) -> Step:
-    """What ``step`` does with an event the state machines refuse: the sequence slot is
-    taken (so the events after it still apply), nothing else changes."""
-    seq = event.sequence
-    if state is None or seq is None or seq != state.last_sequence + 1 or event.epoch < state.epoch:
-        return Step(state, Outcome.REJECTED, reason)
-    return Step(
-        replace(state, last_sequence=seq, epoch=max(state.epoch, event.epoch)),
-        Outcome.REJECTED,
-        reason,
-    )
+    """What ``step`` does with an event it rejects: nothing changes, the sequence stays
+    free for the genuine event (design §3)."""
+    return Step(state, Outcome.REJECTED, reason)
 
 
 def _payload_text(event: Envelope, forced: str | None) -> str | None:

@@ -43,12 +43,12 @@ def _identity(value: Any) -> Any:
 
 def _user_data(value: UserData) -> Any:
     inline = value.inline
-    if inline is not None and value.encoding == "json":
+    if inline is not None and value.encoding == "json" and b"\\u0000" not in inline:
         # What decode_user_data does for plain JSON, without its encoding sniffing:
         # anything that does not parse this way takes the full path below.
         try:
             return _loads(inline.decode())
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     try:
         return decode_user_data(value)

@@ -10,8 +10,14 @@ commits. A crash in between produces it again on restart — a duplicate in the 
 topic is harmless, a missing one would be a silent drop; ``UNIQUE(projection, topic,
 partition, offset)`` keeps the table exact.
 
+A record too big to copy (over ``ProjectionSettings.max_dead_letter_bytes``, below the
+producer's ``max_request_size``) is dead-lettered *by reference*: the DLQ record and the
+row hold no bytes, only where it is (topic, partition, offset), its size and the reason
+(header ``dlq.by_reference``), so one huge record cannot stop a partition.
+
 ``replay`` re-submits a dead letter's original bytes to its original topic (after the
-bug or the schema that made it poison was fixed) and stamps ``replayed_at``.
+bug or the schema that made it poison was fixed) and stamps ``replayed_at``; bytes that
+do not decode (they would only be poison again) are refused with the reason.
 """
 
 from __future__ import annotations
@@ -19,15 +25,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 import asyncpg
 
+from orchestrator.events.codec import default_codec
+from orchestrator.events.consumer import Decoder
 from orchestrator.events.envelope import Position
+from orchestrator.events.errors import DecodeError
 from orchestrator.projections._batch import DeadLetter
-from orchestrator.projections.errors import DeadLetterNotFound
+from orchestrator.projections.errors import DeadLetterNotFound, DeadLetterRefused
 from orchestrator.projections.settings import ProjectionSettings
 
 logger = logging.getLogger(__name__)
@@ -38,6 +47,8 @@ HEADER_PARTITION = "dlq.original.partition"
 HEADER_OFFSET = "dlq.original.offset"
 HEADER_ERROR_CLASS = "dlq.error.class"
 HEADER_PROJECTION = "dlq.projection"
+HEADER_BY_REFERENCE = "dlq.by_reference"
+HEADER_SIZE = "dlq.original.size"
 
 _COLUMNS = (
     "projection",
@@ -75,7 +86,14 @@ class RawAppender(Protocol):
 
 def dlq_headers(projection: str, letter: DeadLetter) -> list[tuple[str, bytes]]:
     """The headers a DLQ record carries: why, and where it was read."""
+    extra = []
+    if letter.by_reference is not None:
+        extra = [
+            (HEADER_BY_REFERENCE, b"1"),
+            (HEADER_SIZE, str(letter.by_reference).encode()),
+        ]
     return [
+        *extra,
         (HEADER_REASON, letter.reason.encode()),
         (HEADER_TOPIC, letter.topic.encode()),
         (HEADER_PARTITION, str(letter.partition).encode()),
@@ -111,6 +129,7 @@ class DeadLetterSink:
                 [d.offset for d in letters],
             )
             known = {(r["topic"], r["partition"], r["offset"]) for r in rows}
+        letters = [self._fit(d) for d in letters]
         fresh = [d for d in letters if (d.topic, d.partition, d.offset) not in known]
         await asyncio.gather(
             *(
@@ -144,6 +163,19 @@ class DeadLetterSink:
             [d.event_type for d in letters],
             [d.raw for d in letters],
             [s.dlq_topic(d.topic) for d in letters],
+        )
+
+    def _fit(self, letter: DeadLetter) -> DeadLetter:
+        """The letter itself, or a reference to it when its bytes are too big to copy."""
+        limit = self._settings.max_dead_letter_bytes
+        if len(letter.raw) <= limit:
+            return letter
+        return replace(
+            letter,
+            raw=b"",
+            reason=f"{letter.reason} [by reference: {len(letter.raw)} bytes at "
+            f"{letter.topic}[{letter.partition}]@{letter.offset}, over {limit}]",
+            by_reference=len(letter.raw),
         )
 
 
@@ -205,15 +237,29 @@ async def list_dead_letters(
 
 
 async def replay_dead_letter(
-    conn: asyncpg.Connection, producer: RawAppender, dead_letter_id: int
+    conn: asyncpg.Connection,
+    producer: RawAppender,
+    dead_letter_id: int,
+    *,
+    codec: Decoder | None = None,
 ) -> Position:
     """Append the dead letter's original bytes (and key) to its original topic, then
-    stamp ``replayed_at``; return where the copy landed. The processor folds it anew."""
+    stamp ``replayed_at``; return where the copy landed. The processor folds it anew.
+
+    Bytes that ``codec`` (default: the repository's) cannot decode are refused
+    (``DeadLetterRefused`` with the reason): re-submitted, they would only be poison
+    again. A letter kept by reference has no bytes to re-submit."""
     row = await conn.fetchrow(
-        "SELECT topic, key, raw FROM dead_letters WHERE id = $1", dead_letter_id
+        "SELECT topic, key, raw, reason FROM dead_letters WHERE id = $1", dead_letter_id
     )
     if row is None:
         raise DeadLetterNotFound(dead_letter_id)
+    if not row["raw"]:
+        raise DeadLetterRefused(dead_letter_id, f"no bytes kept ({row['reason']})")
+    try:
+        (codec or default_codec()).decode(row["raw"])
+    except DecodeError as exc:
+        raise DeadLetterRefused(dead_letter_id, exc.reason) from exc
     position = await producer.append_raw(
         row["topic"],
         row["raw"],

@@ -4,6 +4,7 @@
     └── ProjectionError
         ├── ProcessorFailed       a processor stopped on an unexpected error (names where)
         ├── DeadLetterNotFound    ``dlq replay`` of an id that is not in ``dead_letters``
+        ├── DeadLetterRefused     ``dlq replay`` of bytes that do not decode (names why)
         └── RebuildError          a rebuild could not finish or swap (names the step)
 
 A fenced-off write (another member already advanced a partition) is not an error:
@@ -48,6 +49,17 @@ class DeadLetterNotFound(ProjectionError):
     def __init__(self, dead_letter_id: int) -> None:
         self.dead_letter_id = dead_letter_id
         super().__init__(f"no dead letter with id {dead_letter_id}")
+
+
+class DeadLetterRefused(ProjectionError):
+    """A dead letter that would only be poison again: its bytes do not decode."""
+
+    def __init__(self, dead_letter_id: int, reason: str) -> None:
+        self.dead_letter_id = dead_letter_id
+        self.reason = reason
+        super().__init__(
+            f"dead letter {dead_letter_id} not replayed: its bytes are not an event ({reason})"
+        )
 
 
 class RebuildError(ProjectionError):

@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.events.codec import default_codec
+from orchestrator.events.codec import codec_for
 from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
 from orchestrator.events.errors import LogError
 from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
@@ -85,7 +85,7 @@ class Projector:
         self._dsn = dsn
         self._borrowed_pool = pool
         self._bootstrap = bootstrap
-        self._codec = codec or default_codec()
+        self._codec = codec or codec_for(settings.limits)
         self._consumer_settings = consumer_settings or ConsumerSettings(
             client_id=settings.client_id,
             fetch_max_wait_ms=50,

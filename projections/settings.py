@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from orchestrator.events.limits import DEFAULT_LIMITS, InputLimits
 from orchestrator.events.topics import DEFAULT_PIPELINE_TOPIC, DEFAULT_SHARED_TOPIC, dlq_name
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -78,12 +79,19 @@ class ProjectionSettings:
     """How long the group waits for a member that stopped heartbeating (a killed
     processor's partitions move after this)."""
     client_id: str = "orchestrator-projector"
+    max_dead_letter_bytes: int = 512 * 1024
+    """A poison record bigger than this is dead-lettered by reference (where it is, its
+    size, why), not copied: below the DLQ producer's ``max_request_size`` (1 MiB)."""
+    limits: InputLimits = DEFAULT_LIMITS
+    """What a record may hold (``events.limits``); the processor's codec enforces them."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"projection name {self.name!r}: use letters, digits, _ . -")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.max_dead_letter_bytes < 0:
+            raise ValueError("max_dead_letter_bytes must be >= 0")
 
     @property
     def topics(self) -> tuple[str, ...]:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
 
-from orchestrator.events.state import SharedVariable
+from orchestrator.events.state import AppliedIds, SharedVariable
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections._batch import TP, BatchChanges, ExecutionEntry, VarKey
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
@@ -177,6 +177,7 @@ class ReadModelStore:
         by_execution: dict[str, list[Any]] = {}
         for row in tasks:
             by_execution.setdefault(row["execution_id"], []).append(row)
+        applied = await self._applied_ids(conn, [p["execution_id"] for p in pipelines])
         out: dict[str, ExecutionEntry] = {}
         for p in pipelines:
             eid = p["execution_id"]
@@ -185,12 +186,43 @@ class ReadModelStore:
                 if p["last_topic"] is None
                 else (p["last_topic"], p["last_partition"], p["last_offset"])
             )
+            state = rm.execution_from_rows(p, by_execution.get(eid, []))
+            known = applied.get(eid)
+            if known is not None and known.known().stop - 1 == state.last_sequence:
+                state = replace(state, applied=known)
             out[eid] = ExecutionEntry(
-                state=rm.execution_from_rows(p, by_execution.get(eid, [])),
+                state=state,
                 event_count=p["event_count"],
                 tp=(p["last_topic"] or "", p["last_partition"] or 0),
                 last_position=last,
             )
+        return out
+
+    async def _applied_ids(
+        self, conn: asyncpg.Connection, execution_ids: list[str]
+    ) -> dict[str, AppliedIds]:
+        """The ids of the events applied to each execution, from the archive (the fold
+        tells a duplicate from another record at a taken sequence by them)."""
+        rows = await conn.fetch(
+            f"SELECT execution_id, sequence, event_id FROM {self.tables.execution_events}"
+            " WHERE execution_id = ANY($1::text[]) AND outcome = 'applied'"
+            " AND sequence IS NOT NULL ORDER BY execution_id, sequence",
+            execution_ids,
+        )
+        out: dict[str, AppliedIds] = {}
+        run: list[str] = []
+        current: str | None = None
+        first = expected = 0
+        for r in rows:
+            eid, seq = r["execution_id"], r["sequence"]
+            if eid != current or seq != expected:  # a new execution, or a hole: restart
+                if current is not None and run:
+                    out[current] = AppliedIds(run, first - 1)
+                current, run, first = eid, [], seq
+            run.append(r["event_id"])
+            expected = seq + 1
+        if current is not None and run:
+            out[current] = AppliedIds(run, first - 1)
         return out
 
     async def load_variables(

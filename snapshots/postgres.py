@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.errors import DecodeError
 from orchestrator.events.log import EventCodecLike
 from orchestrator.snapshots.index import SnapshotRecord
 from orchestrator.snapshots.restore import ArchivedEvent
@@ -199,8 +200,9 @@ class PostgresEventArchive:
         )
         decode = self._codec.decode
         return [
-            ArchivedEvent(Position(r["topic"], r["partition"], r["offset"]), _decode(decode, r))
+            ArchivedEvent(Position(r["topic"], r["partition"], r["offset"]), envelope)
             for r in rows
+            if (envelope := _decode(decode, r)) is not None
         ]
 
     async def first_after(self, execution_id: str, when: datetime) -> tuple[int, int] | None:
@@ -220,13 +222,13 @@ class PostgresEventArchive:
         return None if row is None else (row["execution_id"], row["sequence"])
 
 
-def _decode(decode: Any, row: Mapping[str, Any]) -> Envelope:
+def _decode(decode: Any, row: Mapping[str, Any]) -> Envelope | None:
+    """The archived event, or ``None`` when the codec refuses it now (over a limit): the
+    processor would dead-letter it, so it is in no execution's fold."""
     try:
         envelope: Envelope = decode(bytes(row["raw"]))
-    except Exception as exc:
-        if hasattr(exc, "at"):
-            raise exc.at(row["topic"], row["partition"], row["offset"]) from exc
-        raise
+    except DecodeError:
+        return None
     return envelope
 
 

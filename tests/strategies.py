@@ -47,8 +47,15 @@ from orchestrator.events.userdata import BlobRef, UserData
 
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 
-texts = st.text(max_size=40)
-ids = st.one_of(st.uuids().map(str), st.text(min_size=1, max_size=20))
+# Any text PostgreSQL can store (no NUL); identifiers without control characters
+# (events.limits): what a codec accepts.
+texts = st.text(
+    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40
+)
+ids = st.one_of(
+    st.uuids().map(str),
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=20),
+)
 optional_texts = st.none() | texts
 counts = st.integers(min_value=0, max_value=LONG_MAX)  # small and huge: all varint lengths
 positive = st.integers(min_value=1, max_value=LONG_MAX)
@@ -148,7 +155,7 @@ PAYLOADS: dict[str, st.SearchStrategy[Any]] = {
     "SharedVariableSet": st.builds(
         SharedVariableSet,
         namespace=ids,
-        name=texts,
+        name=ids,
         type=texts,
         value=optional_user_data,
         immutable=st.booleans(),
@@ -158,7 +165,7 @@ PAYLOADS: dict[str, st.SearchStrategy[Any]] = {
     "SharedVariableDeleted": st.builds(
         SharedVariableDeleted,
         namespace=ids,
-        name=texts,
+        name=ids,
         deleted_by=optional_texts,
         version=positive,
     ),

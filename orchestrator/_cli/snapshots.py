@@ -37,6 +37,7 @@ from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.config import Settings, load_config, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
 from orchestrator.events.codec import default_codec
+from orchestrator.events.state import state_dict
 from orchestrator.projections.migrate import TableNames
 from orchestrator.snapshots import (
     KeyLayout,
@@ -301,7 +302,7 @@ def restore(
     )
     for uri in restored.skipped:
         err.print(f"[yellow]skipped unusable snapshot {uri}[/]")
-    Console().print_json(json.dumps(dataclasses.asdict(restored.state), default=str))
+    Console().print_json(json.dumps(state_dict(restored.state), default=str))
 
 
 @app.command("list")

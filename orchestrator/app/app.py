@@ -34,7 +34,7 @@ from orchestrator.commands import leases as lease_defaults
 from orchestrator.commands.errors import StaleExpectedVersion
 from orchestrator.config.models import Settings
 from orchestrator.devstack import ServiceEndpoints
-from orchestrator.events.codec import default_codec
+from orchestrator.events.codec import codec_for
 from orchestrator.events.log import EventLog
 from orchestrator.events.topics import TopicReport
 from orchestrator.events.userdata import BlobStore
@@ -127,7 +127,7 @@ class App:
         await apply_migrations(pool, plan.table_names)
         self.log = event_log = EventLog(
             plan.bootstrap,
-            default_codec(),
+            codec_for(plan.projection.limits),
             topics=plan.topics,
             supports_idempotence=plan.supports_idempotence,
         )
@@ -314,6 +314,7 @@ class App:
             bootstrap=plan.bootstrap,
             store=store,
             codec=codec,
+            event_codec=codec_for(plan.projection.limits),
             policy=sp.policy,
             layout=sp.layout,
             pool=self.pool,

@@ -67,7 +67,9 @@ from orchestrator.config.models import (
     PostgresBackend,
     S3Backend,
     Settings,
+    parse_size,
 )
+from orchestrator.events.limits import InputLimits
 from orchestrator.events.topics import TopicsConfig
 from orchestrator.projections.migrate import TableNames
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
@@ -324,11 +326,18 @@ def plan_app(
     if not bootstrap:
         raise PlanError("no Kafka: set KAFKA_BOOTSTRAP_SERVERS")
     topics = topics_from(settings, max_replication=max_replication, notes=notes)
+    lim = settings.state_management.limits
     projection = ProjectionSettings(
         name=projection_name,
         pipeline_topic=topics.pipeline.name,
         shared_topic=topics.shared.name,
         tables=tables,
+        limits=InputLimits(
+            max_record_bytes=parse_size(lim.max_record_size),
+            max_user_data_bytes=parse_size(lim.max_user_data_size),
+            max_identifier_bytes=lim.max_identifier_length,
+        ),
+        max_dead_letter_bytes=parse_size(lim.max_dead_letter_size),
     )
     policies = policies_from(settings)
     writer = WriterSettings(

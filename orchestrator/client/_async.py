@@ -14,6 +14,7 @@ from orchestrator.client._calls import READERS, Call, Position, call, checked, s
 from orchestrator.client._errors import ApiConnectionError
 from orchestrator.projections.api.models import (
     CheckpointList,
+    CheckpointOut,
     EventOut,
     EventPage,
     ExecutionOut,
@@ -110,12 +111,29 @@ class AsyncClient:
         out: TaskList = await self._get("tasks", **_args(locals()))
         return out
 
-    async def checkpoints(
-        self, execution_id: str, *, position: Position | None = None, wait_ms: int | None = None
+    async def checkpoints_page(
+        self,
+        execution_id: str,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        position: Position | None = None,
+        wait_ms: int | None = None,
     ) -> CheckpointList:
-        """An execution's checkpoints, oldest first."""
-        out: CheckpointList = await self._get("checkpoints", **_args(locals()))
-        return out
+        """One page of an execution's checkpoints, oldest first."""
+        page: CheckpointList = await self._get("checkpoints", **_args(locals()))
+        return page
+
+    async def checkpoints(self, execution_id: str, **options: Any) -> AsyncIterator[CheckpointOut]:
+        """Every checkpoint of an execution, page after page."""
+        after = options.pop("after", None)
+        while True:
+            page = await self.checkpoints_page(execution_id, after=after, **options)
+            for item in page.items:
+                yield item
+            if page.next_after is None:
+                return
+            after = page.next_after
 
     async def events_page(
         self,

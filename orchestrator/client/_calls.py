@@ -50,7 +50,9 @@ ROUTES: Mapping[str, Route] = {
     ),
     "execution": Route("GET", "/executions/{execution_id}", READ),
     "tasks": Route("GET", "/executions/{execution_id}/tasks", READ),
-    "checkpoints": Route("GET", "/executions/{execution_id}/checkpoints", READ),
+    "checkpoints": Route(
+        "GET", "/executions/{execution_id}/checkpoints", ("after", "limit", *READ)
+    ),
     "events": Route("GET", "/executions/{execution_id}/events", ("after", "limit", *READ)),
     "variables": Route("GET", "/namespaces/{namespace}/variables", READ),
     "stream": Route("GET", "/executions/{execution_id}/stream", READ),

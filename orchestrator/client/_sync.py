@@ -14,6 +14,7 @@ from orchestrator.client._calls import READERS, Call, Position, call, checked, s
 from orchestrator.client._errors import ApiConnectionError
 from orchestrator.projections.api.models import (
     CheckpointList,
+    CheckpointOut,
     EventOut,
     EventPage,
     ExecutionOut,
@@ -109,12 +110,29 @@ class Client:
         out: TaskList = self._get("tasks", **_args(locals()))
         return out
 
-    def checkpoints(
-        self, execution_id: str, *, position: Position | None = None, wait_ms: int | None = None
+    def checkpoints_page(
+        self,
+        execution_id: str,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        position: Position | None = None,
+        wait_ms: int | None = None,
     ) -> CheckpointList:
-        """An execution's checkpoints, oldest first."""
-        out: CheckpointList = self._get("checkpoints", **_args(locals()))
-        return out
+        """One page of an execution's checkpoints, oldest first."""
+        page: CheckpointList = self._get("checkpoints", **_args(locals()))
+        return page
+
+    def checkpoints(self, execution_id: str, **options: Any) -> Iterator[CheckpointOut]:
+        """Every checkpoint of an execution, page after page."""
+        after = options.pop("after", None)
+        while True:
+            page = self.checkpoints_page(execution_id, after=after, **options)
+            yield from page.items
+
+            if page.next_after is None:
+                return
+            after = page.next_after
 
     def events_page(
         self,

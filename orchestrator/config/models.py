@@ -160,12 +160,34 @@ class SnapshotsSettings(_Model):
         return value
 
 
+class InputLimitsSettings(_Model):
+    """What one record may hold (``orchestrator.events.limits``); over a limit → DLQ."""
+
+    max_record_size: int | str = Field("1MB", description="an encoded record, e.g. '1MB'")
+    max_user_data_size: int | str = Field(
+        "16MB", description="one user-data value once decompressed, e.g. '16MB'"
+    )
+    max_identifier_length: int = Field(256, ge=1, le=2000, description="bytes of an id")
+    max_dead_letter_size: int | str = Field(
+        "512KB", description="a poison record bigger than this is dead-lettered by reference"
+    )
+
+    @field_validator("max_record_size", "max_user_data_size", "max_dead_letter_size")
+    @classmethod
+    def _size(cls, value: int | str) -> int | str:
+        size = parse_size(value)
+        if not 1 <= size <= 1024**3:
+            raise ValueError(f"{value!r}: expected a size between 1B and 1GB")
+        return value
+
+
 class StateManagement(_Model):
     backend: Literal["memory", "filesystem", "postgresql", "redis", "s3"] | None = None
     pattern: Literal["event_sourcing"] | None = None
     config: dict[str, object] = {}
     event_store: EventStore = EventStore()
     snapshots: SnapshotsSettings = SnapshotsSettings()
+    limits: InputLimitsSettings = InputLimitsSettings()
 
 
 BACKEND_MODELS: dict[str, type[_Model]] = {

@@ -30,7 +30,11 @@ class Change:
 def to_jsonable(value: Any) -> Any:
     """States and their parts as plain JSON values (datetimes as ISO 8601)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: to_jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.compare  # not the fold's bookkeeping (ExecutionState.applied)
+        }
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -42,7 +46,7 @@ def to_jsonable(value: Any) -> Any:
 
 def _children(value: Any) -> Mapping[str, Any] | None:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.compare}
     if isinstance(value, Mapping):
         return {str(k): v for k, v in value.items()}
     return None

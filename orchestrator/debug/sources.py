@@ -54,11 +54,13 @@ def reading_log(bootstrap_servers: str, codec: EventCodec) -> EventLog:
     )
 
 
-def _decode(codec: EventCodec, row: Mapping[str, Any]) -> Envelope:
+def _decode(codec: EventCodec, row: Mapping[str, Any]) -> Envelope | None:
+    """The archived event, or ``None`` when the codec refuses it now (over a limit): the
+    processor would dead-letter it, so it is in no execution's fold."""
     try:
         return codec.decode(bytes(row["raw"]))
-    except DecodeError as exc:
-        raise exc.at(row["topic"], row["partition"], row["offset"]) from exc
+    except DecodeError:
+        return None
 
 
 class EventHistory(Protocol):
@@ -125,7 +127,9 @@ class ArchiveReader:
             self.rows_read += len(rows)
             for row in rows:
                 position = Position(row["topic"], row["partition"], row["offset"])
-                yield ArchivedEvent(position, _decode(self.codec, row))
+                envelope = _decode(self.codec, row)
+                if envelope is not None:
+                    yield ArchivedEvent(position, envelope)
             if len(rows) < self.page_size:
                 return
             last = rows[-1]
@@ -183,8 +187,9 @@ class ArchiveReader:
             max_sequence,
         )
         return [
-            ArchivedEvent(Position(r["topic"], r["partition"], r["offset"]), _decode(self.codec, r))
+            ArchivedEvent(Position(r["topic"], r["partition"], r["offset"]), envelope)
             for r in rows
+            if (envelope := _decode(self.codec, r)) is not None
         ]
 
 
@@ -311,7 +316,6 @@ class LogReader:
                         continue
                     try:
                         envelope = self.codec.decode(record.value)
-                    except DecodeError as exc:
-                        pos = record.position
-                        raise exc.at(pos.topic, pos.partition, pos.offset) from exc
+                    except DecodeError:
+                        continue  # poison: the processor dead-letters it, no fold has it
                     yield ArchivedEvent(record.position, envelope)

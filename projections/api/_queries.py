@@ -60,8 +60,8 @@ class Queries:
             f"SELECT * FROM {tables.task_states} WHERE execution_id = $1 ORDER BY ordinal, task_id"
         )
         self._checkpoints = (
-            f"SELECT * FROM {tables.checkpoints} WHERE execution_id = $1"
-            " ORDER BY sequence, created_at, checkpoint_id"
+            f"SELECT * FROM {tables.checkpoints} WHERE execution_id = $1 AND sequence > $2"
+            " ORDER BY sequence, created_at, checkpoint_id LIMIT $3"
         )
         self._events = (
             'SELECT topic, partition, "offset", sequence, epoch, event_id, event_type,'
@@ -135,11 +135,14 @@ class Queries:
             return []
         return list(await pool.fetch(self._tasks, execution_id))
 
-    async def checkpoints(self, pool: asyncpg.Pool, execution_id: str) -> list[asyncpg.Record]:
-        """The execution's checkpoints, oldest first."""
+    async def checkpoints(
+        self, pool: asyncpg.Pool, execution_id: str, after: int = -1, limit: int = 2**31 - 1
+    ) -> list[asyncpg.Record]:
+        """The execution's checkpoints after sequence ``after``, oldest first, at most
+        ``limit``."""
         if not _storable(execution_id):
             return []
-        return list(await pool.fetch(self._checkpoints, execution_id))
+        return list(await pool.fetch(self._checkpoints, execution_id, after, limit))
 
     async def events(
         self, pool: asyncpg.Pool, execution_id: str, after: int, limit: int

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.errors import DecodeError
 from orchestrator.events.fold import step
 from orchestrator.events.state import ExecutionState
 
@@ -203,6 +204,8 @@ class ArchiveStateSource:
     async def state_at(
         self, pool: asyncpg.Pool, execution_id: str, sequence: int | None
     ) -> StateAt | None:
+        if "\x00" in execution_id:  # PostgreSQL text cannot hold it: no such execution
+            return None
         codec = default_codec()
         state: ExecutionState | None = None
         before: ExecutionState | None = None
@@ -212,7 +215,10 @@ class ArchiveStateSource:
         while True:
             rows = await pool.fetch(self._page, execution_id, after[0], after[1], self._size)
             for row in rows:
-                envelope = codec.decode(bytes(row["raw"]))
+                try:
+                    envelope = codec.decode(bytes(row["raw"]))
+                except DecodeError:  # archived before a limit refused it: not an event now
+                    continue
                 result = step(state, envelope)
                 nxt: ExecutionState | None = result.state
                 if sequence is not None and nxt is not None and nxt.last_sequence > sequence:

@@ -122,10 +122,12 @@ class CheckpointOut(_Out):
 
 
 class CheckpointList(_Out):
-    """One execution's checkpoints, oldest first."""
+    """One execution's checkpoints, oldest first; pass ``next_after`` as ``after`` for
+    the next page (``None``: this was the last)."""
 
     execution_id: str
     items: list[CheckpointOut]
+    next_after: int | None = None
 
 
 class EventOut(_Out):

@@ -17,7 +17,6 @@ and read-your-writes dependencies, like the other readers.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Sequence
 from importlib import resources
@@ -27,6 +26,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse
 
+from orchestrator.events.state import state_dict
 from orchestrator.projections.api._deps import Context
 from orchestrator.projections.api._timeline import (
     ArchiveStateSource,
@@ -82,6 +82,10 @@ async def timeline_page(execution_id: ExecutionId) -> HTMLResponse:
     return HTMLResponse(_page(), headers={"Cache-Control": "no-cache"})
 
 
+TIMELINE_MAX_EVENTS = 10_000
+"""The timeline draws at most this many events (the oldest; ``truncated`` says so)."""
+
+
 @router.get("/executions/{execution_id}/timeline.json", responses=NOT_FOUND)
 async def timeline_data(ctx: Context, execution_id: ExecutionId) -> dict[str, Any]:
     """Spans of every task attempt, waits, retries, checkpoints, status phases, owners,
@@ -92,10 +96,12 @@ async def timeline_data(ctx: Context, execution_id: ExecutionId) -> dict[str, An
     rows = await ctx.pool.fetch(
         'SELECT sequence, event_type, occurred_at, outcome, epoch, payload, partition, "offset"'
         f" FROM {ctx.settings.tables.execution_events} WHERE execution_id = $1"
-        ' ORDER BY partition, "offset"',
+        f' ORDER BY partition, "offset" LIMIT {TIMELINE_MAX_EVENTS + 1}',
         execution_id,
     )
-    body = build_timeline(rows)
+    truncated = len(rows) > TIMELINE_MAX_EVENTS
+    body = build_timeline(rows[:TIMELINE_MAX_EVENTS])
+    body["truncated"] = truncated
     body["execution"] = jsonable_encoder(
         {
             key: row[key]
@@ -130,6 +136,8 @@ async def state_at(
     ] = None,
 ) -> dict[str, Any]:
     """The state after the event at sequence ``at``, the state before it, and the event."""
+    if "\x00" in execution_id:  # PostgreSQL text cannot hold NUL: no execution has it
+        raise ExecutionNotFound(execution_id)
     source = state_source(request.app, ctx.settings.tables.execution_events)
     found = await source.state_at(ctx.pool, execution_id, at)
     if found is None:
@@ -139,10 +147,8 @@ async def state_at(
         "execution_id": execution_id,
         "at": found.state.last_sequence,
         "source": found.source,
-        "state": jsonable_encoder(dataclasses.asdict(found.state)),
-        "before": None
-        if found.before is None
-        else jsonable_encoder(dataclasses.asdict(found.before)),
+        "state": jsonable_encoder(state_dict(found.state)),
+        "before": None if found.before is None else jsonable_encoder(state_dict(found.before)),
         "event": None
         if event is None
         else {

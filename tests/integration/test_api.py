@@ -256,6 +256,10 @@ async def test_a_bad_query_parameter_is_422_naming_it(
         ("/executions/a%00b", 404),
         ("/executions/a%00b/tasks", 404),
         ("/executions/a%00b/events", 404),
+        ("/executions/a%00b/checkpoints", 404),
+        ("/executions/a%00b/state", 404),
+        ("/executions/%00/state", 404),
+        ("/executions/a%00b/timeline.json", 404),
         ("/executions?pipeline_id=%00", 200),
         ("/namespaces/a%00b/variables", 200),
     ],
@@ -296,6 +300,18 @@ async def test_checkpoints_come_oldest_first_with_their_data(client: httpx.Async
     assert body["items"][0]["data"] == {"partial": [1, 2]}
     assert body["items"][0]["progress"] == 0.25
     assert body["items"][0]["sequence"] < body["items"][1]["sequence"]
+    assert body["next_after"] is None
+
+
+async def test_checkpoints_never_come_more_than_a_page_at_a_time(
+    client: httpx.AsyncClient,
+) -> None:
+    first = (await client.get("/executions/exec_12345/checkpoints", params={"limit": 1})).json()
+    assert [cp["checkpoint_id"] for cp in first["items"]] == ["cp-1"]
+    params = {"limit": 1, "after": first["next_after"]}
+    second = (await client.get("/executions/exec_12345/checkpoints", params=params)).json()
+    assert [cp["checkpoint_id"] for cp in second["items"]] == ["cp-2"]
+    assert second["next_after"] is None
 
 
 async def test_events_page_through_the_archive_in_log_order(

@@ -35,6 +35,7 @@ from orchestrator.events.fold import fold
 from orchestrator.events.topics import dlq_name
 from orchestrator.events.userdata import encode_user_data
 from orchestrator.projections.deadletters import replay_dead_letter
+from orchestrator.projections.errors import DeadLetterRefused
 from orchestrator.projections.processor import Projector
 
 
@@ -78,12 +79,12 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
     victim, *others = hist
     clean = [e for e in hist[victim] if e.sequence is not None]
     assert len(clean) > 5
-    # The fold refuses a task nobody declared; it still takes its sequence slot.
+    # The fold refuses a task nobody declared; it takes no sequence: the genuine
+    # event with that sequence still applies.
     rejected = replace(
         clean[3], payload=c.TaskScheduled(task_id="no_such_task"), event_id=str(uuid.uuid4())
     )
-    shifted = [replace(e, sequence=e.sequence + 1) for e in clean[3:]]  # type: ignore[operator]
-    victim_log = [*clean[:3], rejected, *shifted]
+    victim_log = [*clean[:3], rejected, *clean[3:]]
     unknown = b"\xc3\x01" + bytes(8) + codec.encode(clean[0])[10:]
 
     topics, settings, dsn = await make_projection(1, name="poison")
@@ -163,11 +164,14 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
             assert await compare_with_fold(dsn, expected, settings) == []
             assert fold(victim_log) is not None
 
-            # Replay: the same bytes go back to the original topic and are read again.
+            # Replay: bytes that do not decode are refused with the reason; an event the
+            # fold refused goes back to the original topic and is read again.
             conn = await asyncpg.connect(dsn)
             try:
-                again = await replay_dead_letter(conn, log, garbage["id"])
-                assert again.topic == pipeline and again.offset > garbage_at.offset
+                with pytest.raises(DeadLetterRefused, match="single-object header"):
+                    await replay_dead_letter(conn, log, garbage["id"])
+                again = await replay_dead_letter(conn, log, refused["id"])
+                assert again.topic == pipeline and again.offset > rejected_at.offset
 
                 async def replayed() -> bool:
                     return await applied_total(dsn, settings.name) == ends + 1
@@ -175,15 +179,18 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
                 await wait_until(replayed, 30, "the replayed record to be read")
                 assert await conn.fetchval(
                     "SELECT replayed_at IS NOT NULL FROM dead_letters WHERE id = $1",
+                    refused["id"],
+                )
+                assert not await conn.fetchval(
+                    "SELECT replayed_at IS NOT NULL FROM dead_letters WHERE id = $1",
                     garbage["id"],
                 )
-                # Still garbage: a new letter at the new position, the old one kept.
-                assert (
-                    await conn.fetchval(
-                        'SELECT count(*) FROM dead_letters WHERE "offset" = $1', again.offset
-                    )
-                    == 1
+                # Still not applied (its sequence is the genuine event's, and its epoch
+                # may be stale by now): archived with its verdict, the old letter kept.
+                outcome = await conn.fetchval(
+                    'SELECT outcome FROM execution_events WHERE "offset" = $1', again.offset
                 )
+                assert outcome in ("rejected", "stale_epoch")
             finally:
                 await conn.close()
 
@@ -203,8 +210,16 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
     assert "unknown schema fingerprint" in listed
 
 
+def raw_encode(envelope: Envelope) -> bytes:
+    """The envelope's bytes without the codec's checks, as a hostile producer writes them."""
+    codec = default_codec()
+    out = bytearray(codec.writer.header)
+    codec._encode_body(envelope, out)
+    return bytes(out)
+
+
 def _crafted(execution_id: str) -> list[Envelope]:
-    """A short execution whose TaskFailed carries a NUL character in its error text."""
+    """A short execution; a forged TaskFailed (sequence 6) carries a NUL in its error text."""
     payloads: list[Any] = [
         c.ExecutionCreated(pipeline_id="p", tasks=(c.TaskSpec(task_id="t1"),)),
         c.ExecutionValidationStarted(),
@@ -235,8 +250,13 @@ async def test_a_value_postgresql_cannot_store_is_dead_lettered_not_wedging(
         1, name=f"unstorable_{batch_size}", batch_size=batch_size
     )
     async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        for events in (*hist.values(), crafted):
+        for events in hist.values():
             await log.append_batch(events)
+        genuine = [e for e in crafted if e.sequence != 6]
+        genuine = [*genuine[:5], *(replace(e, sequence=e.sequence - 1) for e in genuine[5:])]  # type: ignore[operator]
+        await log.append_batch(genuine[:5])
+        await log.append_raw(topics.pipeline.name, raw_encode(crafted[5]), key=b"exec_nul")
+        await log.append_batch(genuine[5:])
         total = sum(len(h) for h in hist.values()) + len(crafted)
         async with running_worker(Projector(settings, dsn, bootstrap)):
 
@@ -258,10 +278,9 @@ async def test_a_value_postgresql_cannot_store_is_dead_lettered_not_wedging(
         )
     finally:
         await conn.close()
-    assert [(r["error_class"], r["execution_id"], r["event_type"]) for r in letters] == [
-        ("UnstorableEvent", "exec_nul", "TaskFailed")
-    ]
-    assert "not storable" in letters[0]["reason"]
-    # The refused event kept its sequence slot: the events after it were applied.
-    assert row is not None and (row["status"], row["last_sequence"]) == ("completed", 8)
-    assert "$unstorable" in archived
+    # A NUL in any text is refused when the record is decoded, in every reader.
+    assert [r["error_class"] for r in letters] == ["DecodeError"]
+    assert "NUL" in letters[0]["reason"]
+    # It took no sequence: the genuine events after it applied.
+    assert row is not None and (row["status"], row["last_sequence"]) == ("completed", 7)
+    assert archived is None or "$unstorable" not in archived

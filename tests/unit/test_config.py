@@ -91,3 +91,27 @@ def test_yaml_syntax_error_names_its_line() -> None:
     with pytest.raises(ConfigError) as info:
         load_config("recovery:\n  enabled: [true\n", "bad.yaml", environ={})
     assert "bad.yaml" in str(info.value)
+
+
+def test_input_limits_reach_the_processor_settings() -> None:
+    from orchestrator.app.plan import plan_app
+
+    text = (
+        "state_management:\n  limits:\n    max_record_size: 2MB\n"
+        "    max_user_data_size: 64MB\n    max_identifier_length: 128\n"
+        "    max_dead_letter_size: 256KB\n"
+    )
+    settings = load_config(text, "limits.yaml", environ={}).settings
+    plan = plan_app(settings, bootstrap="127.0.0.1:9092", dsn="postgresql://x", node_id="n")
+    limits = plan.projection.limits
+    assert (limits.max_record_bytes, limits.max_user_data_bytes) == (2 * 1024**2, 64 * 1024**2)
+    assert limits.max_identifier_bytes == 128
+    assert plan.projection.max_dead_letter_bytes == 256 * 1024
+
+
+def test_an_input_limit_out_of_range_is_refused_by_name() -> None:
+    text = "state_management:\n  limits:\n    max_user_data_size: 5GB\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(text, "limits.yaml", environ={})
+    [issue] = info.value.issues
+    assert issue.option == "state_management.limits.max_user_data_size"

@@ -72,13 +72,15 @@ class MemoryLeases:
     def __init__(self) -> None:
         self.rows: dict[str, Lease] = {}
 
-    async def acquire(self, name: str, holder: str, ttl: float) -> Lease | None:
+    async def acquire(
+        self, name: str, holder: str, ttl: float, *, min_epoch: int = 0
+    ) -> Lease | None:
         now = datetime.now(UTC)
         row = self.rows.get(name)
         if row is not None and row.holder not in ("", holder) and row.expires_at > now:
             return None
-        lease = Lease(name, holder, (row.epoch if row else 0) + 1, now + timedelta(seconds=ttl),
-                      now, ttl)  # fmt: skip
+        epoch = max((row.epoch if row else 0) + 1, min_epoch)
+        lease = Lease(name, holder, epoch, now + timedelta(seconds=ttl), now, ttl)
         self.rows[name] = lease
         return lease
 

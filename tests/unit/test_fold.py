@@ -72,15 +72,14 @@ def test_task_lifecycle_fills_the_seed_fields() -> None:
     assert init.execution_details["tokens_used"] == 1500
 
 
-def test_invalid_transition_is_rejected_but_keeps_the_stream_flowing() -> None:
+def test_invalid_transition_is_rejected_and_leaves_its_sequence_free() -> None:
     history = started()
     state = fold(history)
     bad = step(state, ev(4, c.ExecutionResumed()))  # running → resume is not allowed
     assert bad.outcome is Outcome.REJECTED
     assert "resume" in (bad.reason or "") and "running" in (bad.reason or "")
-    assert bad.state.status == "running"
-    assert bad.state.last_sequence == 4
-    after = step(bad.state, ev(5, c.ExecutionPaused()))
+    assert bad.state is state and bad.state.last_sequence == 3
+    after = step(bad.state, ev(4, c.ExecutionPaused()))  # the genuine event 4 still applies
     assert after.outcome is Outcome.APPLIED
     assert after.state.status == "paused"
 

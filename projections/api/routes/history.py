@@ -35,13 +35,22 @@ async def list_tasks(ctx: Context, execution_id: ExecutionId) -> TaskList:
 @router.get(
     "/executions/{execution_id}/checkpoints", response_model=CheckpointList, responses=NOT_FOUND
 )
-async def list_checkpoints(ctx: Context, execution_id: ExecutionId) -> CheckpointList:
-    """The execution's checkpoints with their data, oldest first."""
-    rows = await ctx.queries.checkpoints(ctx.pool, execution_id)
+async def list_checkpoints(
+    ctx: Context,
+    execution_id: ExecutionId,
+    after: Annotated[
+        int,
+        Query(ge=-1, le=_INT64_MAX, description="Sequence to start after (-1: the beginning)."),
+    ] = -1,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 100,
+) -> CheckpointList:
+    """The execution's checkpoints with their data, oldest first, a page at a time."""
+    rows = await ctx.queries.checkpoints(ctx.pool, execution_id, after, limit + 1)
     if not rows:
         await _require(ctx, execution_id)
-    items = [CheckpointOut.model_validate(dict(row)) for row in rows]
-    return CheckpointList(execution_id=execution_id, items=items)
+    items = [CheckpointOut.model_validate(dict(row)) for row in rows[:limit]]
+    next_after = items[-1].sequence if len(rows) > limit else None
+    return CheckpointList(execution_id=execution_id, items=items, next_after=next_after)
 
 
 @router.get("/executions/{execution_id}/events", response_model=EventPage, responses=NOT_FOUND)
