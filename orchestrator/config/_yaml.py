@@ -19,7 +19,7 @@ import yaml
 Location = tuple[str | int, ...]
 
 MAX_BYTES = 1024 * 1024
-MAX_NODES = 100_000
+MAX_NODES = 20_000
 MAX_DEPTH = 64
 
 

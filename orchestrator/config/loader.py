@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,20 @@ def _validation_issues(
     return issues
 
 
+def _blame_environment(issues: list[ConfigIssue], env_paths: list[Location]) -> list[ConfigIssue]:
+    """An issue about an option set from the environment names its variable, not the file."""
+    out = []
+    for issue in issues:
+        for path in env_paths:
+            dotted = _dotted(path)
+            if issue.option == dotted or issue.option.startswith(dotted + "."):
+                variable = ENV_PREFIX + "__".join(str(p).upper() for p in path)
+                issue = replace(issue, mark=None, message=f"{issue.message} (set by {variable})")
+                break
+        out.append(issue)
+    return out
+
+
 def _yaml_issue(exc: yaml.YAMLError, file: str) -> ConfigIssue:
     """The YAML error as one issue: where, and what the parser expected."""
     mark = getattr(exc, "problem_mark", None)
@@ -136,7 +150,7 @@ def load_config(
         except ValidationError as exc:
             issues.extend(_validation_issues(exc, doc, ("state_management", "config")))
     if issues or settings is None:
-        raise ConfigError(issues)
+        raise ConfigError(_blame_environment(issues, [path for path, _ in overrides]))
     for warning in warnings:
         log.warning("%s", warning)
     return LoadedConfig(settings=settings, warnings=warnings)

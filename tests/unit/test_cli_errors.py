@@ -140,3 +140,13 @@ def test_log_lines_are_redacted() -> None:
     )
     assert _redacted(record)
     assert record.getMessage() == "connecting to postgresql://u:***@h/db"
+
+
+def test_an_unknown_option_from_the_environment_names_its_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config("recovery:\n  enabled: true\n", "f.yaml", {"ORCHESTRATOR_RECOVERY__X": "1"})
+    (issue,) = caught.value.issues
+    assert issue.mark is None
+    assert str(issue) == "recovery.x: unknown option (check its spelling and level)" + (
+        " (set by ORCHESTRATOR_RECOVERY__X)"
+    )
