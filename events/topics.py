@@ -348,12 +348,15 @@ async def ensure_topics_report(
     client_id: str = "orchestrator-state-admin",
     request_timeout_ms: int = 30_000,
     connect_timeout_ms: int | None = None,
+    strict_partitions: bool = True,
 ) -> TopicReport:
     """Create the missing topics, verify the existing ones; report what was found.
 
     Raises ``TopicMismatch`` (listing every blocking problem) *before creating anything*
     when a partition count differs, or a declaration cannot be met on this cluster.
     Non-blocking problems are logged once each, with their fix, and returned.
+    ``strict_partitions=False`` (for consumers, which read whatever count a topic has)
+    reports a partition count that differs instead of refusing it.
     """
     wanted = list(specs)
     async with _admin.admin_client(
@@ -364,6 +367,8 @@ async def ensure_topics_report(
     ) as admin:
         brokers, states = await _inspect(admin, bootstrap_servers, wanted)
         problems = [p for s in states if s.exists for p in _problems(s, bootstrap_servers)]
+        if not strict_partitions:
+            problems = [replace(p, blocking=False) if _partitions(p) else p for p in problems]
         blocking = [p for p in problems if p.blocking]
         if blocking:
             raise TopicMismatch.of(blocking)
@@ -401,15 +406,24 @@ async def ensure_topics_report(
     )
 
 
+def _partitions(problem: TopicProblem) -> bool:
+    return problem.setting == "partitions"
+
+
 async def ensure_topics(
     bootstrap_servers: str,
     specs: Iterable[TopicSpec],
     *,
     client_id: str = "orchestrator-state-admin",
     request_timeout_ms: int = 30_000,
+    strict_partitions: bool = True,
 ) -> list[str]:
     """:func:`ensure_topics_report`, returning only the names created."""
     report = await ensure_topics_report(
-        bootstrap_servers, specs, client_id=client_id, request_timeout_ms=request_timeout_ms
+        bootstrap_servers,
+        specs,
+        client_id=client_id,
+        request_timeout_ms=request_timeout_ms,
+        strict_partitions=strict_partitions,
     )
     return list(report.created)

@@ -51,7 +51,8 @@ async def prepare(
     settings: ProjectionSettings, dsn: str, bootstrap: str, topics: TopicsConfig | None = None
 ) -> None:
     """Apply the migrations and create or verify ``topics`` (events and DLQs); without
-    ``topics``, the DLQ topics of the projection's topics (idempotent)."""
+    ``topics``, the DLQ topics of the projection's topics (idempotent). A consumer reads
+    whatever partition count a topic has: a count other than declared is reported."""
     conn = await asyncpg.connect(dsn)
     try:
         t = settings.tables
@@ -59,7 +60,7 @@ async def prepare(
     finally:
         await conn.close()
     if topics is not None:
-        await ensure_topics(bootstrap, topics.specs())
+        await ensure_topics(bootstrap, topics.specs(), strict_partitions=False)
         return
     layout = TopicsConfig(dlq_partitions=settings.dlq_partitions)
     await ensure_topics(bootstrap, [layout.dlq(TopicSpec(name=topic)) for topic in settings.topics])

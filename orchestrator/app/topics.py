@@ -97,6 +97,7 @@ async def ensure_configured_topics(
     *,
     deadline_s: float = 30.0,
     connect_deadline_s: float | None = None,
+    strict_partitions: bool = True,
 ) -> TopicReport:
     """Create or verify every topic of ``topics`` (events and DLQs).
 
@@ -109,6 +110,7 @@ async def ensure_configured_topics(
         topics.specs(),
         request_timeout_ms=int(deadline_s * 1000),
         connect_timeout_ms=connect_ms,
+        strict_partitions=strict_partitions,
     )
 
 
