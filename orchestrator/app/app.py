@@ -32,7 +32,7 @@ from orchestrator.commands.errors import StaleExpectedVersion
 from orchestrator.config.models import Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.codec import default_codec
-from orchestrator.events.log import EventLog
+from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.topics import ensure_topics
 from orchestrator.events.userdata import BlobStore
 from orchestrator.projections.api import ApiSettings, create_app
@@ -124,6 +124,7 @@ class App:
         self.log = event_log = EventLog(
             plan.bootstrap,
             default_codec(),
+            ProducerSettings(delivery_timeout_ms=plan.delivery_timeout_ms),
             topics=plan.topics,
             supports_idempotence=plan.supports_idempotence,
         )

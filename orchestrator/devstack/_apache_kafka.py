@@ -138,7 +138,8 @@ class ApacheKafkaServer(KafkaServer):
         libs = self.libs_dir
         if libs is None:
             libs = await asyncio.to_thread(ensure_kafka_jars, version=self._version)
-        self._port, self._controller_port = free_ports(2)
+        if self._port is None or self._controller_port is None:  # a restart keeps them
+            self._port, self._controller_port = free_ports(2)
         config = self.data_dir / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in self.server_properties().items()))
         log4j = self.data_dir / "log4j2.properties"
