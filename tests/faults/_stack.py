@@ -30,6 +30,7 @@ from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
+from orchestrator.projections.errors import POSTGRES_OUTAGE
 from orchestrator.projections.processor import Projector, prepare
 from orchestrator.projections.settings import ProjectionSettings
 from orchestrator.state import StateRuntime, StateSettings
@@ -157,7 +158,7 @@ class Load:
                     CreateExecution(execution_id=eid, pipeline_id="faults", tasks=("t",))
                 )
                 await writer.execute_many([StartValidation(), SucceedValidation()])
-            except OrchestratorStateError as exc:
+            except (OrchestratorStateError, *POSTGRES_OUTAGE) as exc:
                 self.failures.append(f"{type(exc).__name__}: {exc}")
                 writer = None
                 eid = f"exec-{n}-{uuid.uuid4().hex[:6]}"
@@ -168,7 +169,21 @@ class Load:
             try:
                 await writer.execute(SaveCheckpoint(name=f"ck{i}", data={"i": i}))  # type: ignore[union-attr]
                 self.acked += 1
-            except OrchestratorStateError as exc:
+            except (OrchestratorStateError, *POSTGRES_OUTAGE) as exc:
                 self.failures.append(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(0.5)
+                if writer.lost is not None:  # type: ignore[union-attr]
+                    writer = await self._reopen(eid, writer)
             await asyncio.sleep(0.01)
+
+    async def _reopen(self, eid: str, writer: Any) -> Any:
+        """The lease was lost (PostgreSQL away for longer than its ttl): take it again."""
+        with contextlib.suppress(Exception):
+            await writer.close()
+        while not self._stop.is_set():
+            try:
+                return await self.stack.runtime.open_execution(eid, wait=5.0)
+            except (OrchestratorStateError, *POSTGRES_OUTAGE) as exc:
+                self.failures.append(f"reopen: {type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.5)
+        return writer
