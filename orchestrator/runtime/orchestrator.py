@@ -238,7 +238,21 @@ class Orchestrator:
         finally:
             if self._active.get(eid) is current:
                 del self._active[eid]
+            await self._release(eid)
+
+    async def _release(self, eid: str) -> None:
+        """Release the execution's lease without hiding the run's outcome: the outcome
+        is on the log already, so a failed release (the database away) is logged, and
+        the lease then expires on its own (or is taken over once this owner is gone)."""
+        try:
             await self.runtime.release_execution(eid)
+        except Exception as exc:
+            log.warning(
+                "execution %s: releasing its lease failed (%s: %s); it expires on its own",
+                eid,
+                type(exc).__name__,
+                exc,
+            )
 
     # --- resuming ----------------------------------------------------------------------
 
