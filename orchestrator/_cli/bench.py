@@ -118,3 +118,11 @@ def replay(
 
     result = asyncio.run(run_replay_bench(events=events, every=every, runs=runs, dsn=None))
     Console().print(render(result))
+
+
+@app.command("resume")
+def resume(runs: int = typer.Option(3, help="Crash-and-resume cycles.")) -> None:
+    """Seconds from a new process's start to its resumed run finished, after a SIGKILL."""
+    from orchestrator.bench.resume import render, run_resume_bench
+
+    Console().print(render(asyncio.run(run_resume_bench(runs))))
