@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.devstack import ApacheKafkaServer, PostgresServer, S3Server
+from orchestrator.devstack import ApacheKafkaServer, KafkaCluster, PostgresServer, S3Server
 
 HERE = Path(__file__).parent
 
@@ -44,3 +44,10 @@ async def own_s3() -> AsyncIterator[S3Server]:
     """A SeaweedFS S3 of this test's own (killable)."""
     async with S3Server() as server:
         yield server
+
+
+@pytest.fixture
+async def kafka_cluster() -> AsyncIterator[KafkaCluster]:
+    """A 3-node Apache Kafka KRaft cluster of this test's own (3-voter quorum)."""
+    async with KafkaCluster(brokers=3) as cluster:
+        yield cluster
