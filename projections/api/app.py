@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse
 
+from orchestrator.events.outage import RepeatFilter
 from orchestrator.projections.api import routes_timeline
 from orchestrator.projections.api._deps import ApiContext, make_auth, make_read_barrier
 from orchestrator.projections.api._listener import StateChangeListener
@@ -30,6 +31,7 @@ from orchestrator.projections.api.settings import ApiSettings
 from orchestrator.projections.migrate import TableNames, migrate
 
 log = logging.getLogger(__name__)
+_ANSWERED_503 = RepeatFilter(quiet=60.0)
 
 # Failures of the database, not of the request: answered 503 (retriable), logged once.
 _UNAVAILABLE = (
@@ -93,7 +95,10 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         reason = f"read-model tables missing ({exc}); run the migrations"
     else:
         reason = f"database error: {exc!r}"
-    log.warning("%s %s: %s", request.method, request.url.path, reason)
+    # Once per outage, not once per request (the LISTEN connection logs the end).
+    probe = logging.LogRecord(log.name, logging.WARNING, "", 0, type(exc).__name__, None, None)
+    if _ANSWERED_503.filter(probe):
+        log.warning("%s %s: %s (repeats muted for 60 s)", request.method, request.url.path, reason)
     error = ReadModelUnavailable(reason)
     return JSONResponse(status_code=error.status_code, content=error.body())
 
