@@ -51,3 +51,10 @@ async def kafka_cluster() -> AsyncIterator[KafkaCluster]:
     """A 3-node Apache Kafka KRaft cluster of this test's own (3-voter quorum)."""
     async with KafkaCluster(brokers=3) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+async def steady_kafka() -> AsyncIterator[ApacheKafkaServer]:
+    """A broker of the fault suite that no test kills (for PostgreSQL and S3 faults)."""
+    async with ApacheKafkaServer(heap="384m") as server:
+        yield server

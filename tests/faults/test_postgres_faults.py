@@ -22,11 +22,11 @@ async def _until(condition: Callable[[], bool], within: float = 120.0) -> None:
 
 
 async def test_postgres_restarted_under_load_processor_rides_out(
-    own_kafka: ApacheKafkaServer,
+    steady_kafka: ApacheKafkaServer,
     own_postgres: PostgresServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    bootstrap = own_kafka.bootstrap_servers
+    bootstrap = steady_kafka.bootstrap_servers
     caplog.set_level(logging.WARNING, logger="orchestrator.projections.processor")
     async with fault_stack(bootstrap, own_postgres.dsn, lease_ttl=5.0) as stack:
         load = Load(stack, executions=4)

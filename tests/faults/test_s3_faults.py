@@ -28,12 +28,12 @@ async def _until(condition: Callable[[], bool], within: float = 120.0) -> None:
 
 
 async def test_s3_unreachable_for_30s_snapshotter_rides_out_and_catches_up(
-    own_kafka: ApacheKafkaServer,
+    steady_kafka: ApacheKafkaServer,
     own_postgres: PostgresServer,
     own_s3: S3Server,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    bootstrap = own_kafka.bootstrap_servers
+    bootstrap = steady_kafka.bootstrap_servers
     caplog.set_level(logging.WARNING, logger="orchestrator.snapshots.snapshotter")
     async with fault_stack(bootstrap, own_postgres.dsn) as stack:
         store = S3SnapshotStore(
