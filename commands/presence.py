@@ -80,20 +80,26 @@ class Presence:
         """Announce presence now (raises if the database is away); keep it announced."""
         if self._task is not None:
             return
-        await self._announce()
+        if not await self._announce():
+            log.debug("presence of %s is already held by another session", self._holder)
+            return  # another runtime with this node id (same process, or alive elsewhere)
         self._task = asyncio.create_task(self._keep(), name=f"presence {self._holder}")
 
-    async def _announce(self) -> None:
+    async def _announce(self) -> bool:
         conn = await self._pool.acquire()
         try:
-            await conn.execute(
-                "SELECT pg_advisory_lock($1, $2)", _CLASS_ID, presence_key(self._holder)
+            got = await conn.fetchval(
+                "SELECT pg_try_advisory_lock($1, $2)", _CLASS_ID, presence_key(self._holder)
             )
         except BaseException:
             await self._pool.release(conn)
             raise
+        if not got:
+            await self._pool.release(conn)
+            return False
         self._conn = conn
         await self._leases.acquire(marker_name(self._holder), self._holder, MARKER_TTL)
+        return True
 
     async def _keep(self) -> None:
         outage = Outage(f"presence of {self._holder}: PostgreSQL", log)
