@@ -38,6 +38,7 @@ from typing import Any
 import asyncpg
 
 from orchestrator.commands.errors import LeaseLost, LockNotConfigured, LockTimeout
+from orchestrator.commands.presence import holder_gone
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,11 @@ class LeaseStore:
             SELECT name, holder, epoch, acquired_at, expires_at, ttl_seconds FROM {t}
             WHERE name = $1 AND holder IS NOT NULL AND expires_at > now()"""
         self._sql_row = f"SELECT holder, epoch, expires_at FROM {t} WHERE name = $1"
+        self._sql_take_over = f"""
+            UPDATE {t} SET holder = $4, epoch = GREATEST(epoch + 1, $6::bigint),
+                acquired_at = now(), expires_at = now() + make_interval(secs => $5), ttl_seconds = $5
+            WHERE name = $1 AND holder = $2 AND epoch = $3
+            RETURNING epoch, acquired_at, expires_at, ttl_seconds"""
         self._sql_held = f"""
             SELECT name, holder, epoch, acquired_at, expires_at, ttl_seconds FROM {t}
             WHERE holder IS NOT NULL AND expires_at > now() AND name LIKE $1
@@ -156,11 +162,38 @@ class LeaseStore:
         ttl = _check_ttl(ttl)
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(self._sql_acquire, name, holder, ttl, min_epoch)
+            if row is None:
+                row = await self._take_from_gone(conn, name, holder, ttl, min_epoch)
         if row is None:
             return None
         lease = _lease(name, holder, row)
         log.debug("lease %s acquired by %s at epoch %s", name, holder, lease.epoch)
         return lease
+
+    async def _take_from_gone(
+        self, conn: asyncpg.Connection, name: str, holder: str, ttl: float, min_epoch: int
+    ) -> Any:
+        """The lease's row if its live holder is known dead (``commands.presence``) and
+        it was taken over now; else ``None``."""
+        current = await conn.fetchrow(self._sql_row, name)
+        if current is None or current["holder"] is None or current["holder"] == holder:
+            return None
+        gone = current["holder"]
+        if name.startswith("presence:") or not await holder_gone(conn, gone, self._table):
+            return None
+        row = await conn.fetchrow(
+            self._sql_take_over, name, gone, current["epoch"], holder, ttl, min_epoch
+        )
+        if row is not None:
+            log.info(
+                "lease %s: holder %s is gone (its database session ended); taken over by %s "
+                "at epoch %s without waiting for the ttl",
+                name,
+                gone,
+                holder,
+                row["epoch"],
+            )
+        return row
 
     async def acquire_wait(
         self,

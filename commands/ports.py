@@ -12,6 +12,7 @@ visible in one place.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +29,8 @@ from orchestrator.events.userdata import (
     UserData,
     encode_user_data,
 )
+
+_log = logging.getLogger(__name__)
 
 
 class ReadModelTimeout(CommandError):
@@ -161,6 +164,7 @@ async def take_lease(
     loop = asyncio.get_running_loop()
     give_up = loop.time() + wait
     retry = min(0.5, ttl / 3)
+    said = False
     while True:
         started = loop.time()
         lease = await leases.acquire(name, holder, ttl, min_epoch=min_epoch)
@@ -168,6 +172,20 @@ async def take_lease(
             return lease, started + lease.ttl - default_margin(lease.ttl)
         if loop.time() + retry > give_up:
             return None, 0.0
+        if not said:  # a waiting resume says what it waits for, once
+            said = True
+            current = await leases.current(name)
+            if current is not None:
+                _log.info(
+                    "%s is held by %s (epoch %s) until %s: waiting up to %.0f s for it to be "
+                    "released or to expire (taken at once if that holder's database "
+                    "session ends)",
+                    name,
+                    current.holder,
+                    current.epoch,
+                    current.expires_at.isoformat(timespec="seconds"),
+                    give_up - loop.time(),
+                )
         await asyncio.sleep(retry)
 
 

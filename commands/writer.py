@@ -47,6 +47,7 @@ from orchestrator.commands.ports import (
 from orchestrator.events import catalogue as c
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import Outcome, step
+from orchestrator.events.outage import Outage
 from orchestrator.events.state import ExecutionState
 from orchestrator.events.userdata import BlobStore, UserData
 
@@ -327,6 +328,7 @@ class ExecutionWriter:
         deadline, then (or on ``LeaseLost``, or anything unexpected) mark the lease lost."""
         loop = asyncio.get_running_loop()
         pause = self.settings.renew_every
+        outage = Outage(f"execution {self.execution_id}: renewing its lease, PostgreSQL", log)
         while True:
             await asyncio.sleep(min(pause, max(0.0, self._valid_until - loop.time())))
             lease = self._lease
@@ -338,13 +340,8 @@ class ExecutionWriter:
                     raise LeaseLost(lease.name, lease.holder, lease.epoch)
                 async with asyncio.timeout_at(self._valid_until):
                     renewed = await self._leases.renew(lease)
-            except TRANSIENT_ERRORS as exc:
-                log.warning(
-                    "execution %s: renewing %s failed, retrying: %r",
-                    self.execution_id,
-                    lease.name,
-                    exc,
-                )
+            except TRANSIENT_ERRORS as exc:  # retried until the local deadline, logged once
+                outage.failed(exc)
                 pause = min(1.0, self.settings.renew_every)
                 continue
             except LeaseLost as exc:
@@ -356,6 +353,7 @@ class ExecutionWriter:
                 )
                 self._lose(LeaseLost(lease.name, lease.holder, lease.epoch), cause=exc)
                 return
+            outage.recovered()
             pause = self.settings.renew_every
             if self._lease is not None and renewed.epoch == self._lease.epoch:
                 self._lease = renewed

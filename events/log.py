@@ -20,6 +20,7 @@ Every event is encoded before the first byte is sent, so an invalid event raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -87,8 +88,15 @@ class ProducerSettings:
     max_batch_size: int = 256 * 1024
     max_request_size: int = 1024 * 1024
     request_timeout_ms: int = 30_000
+    delivery_timeout_ms: int = 30_000
+    """The deadline of one append, from the call to the last acknowledgement (the Java
+    client's ``delivery.timeout.ms``): past it the append raises a retriable
+    ``LogError``. aiokafka itself retries a batch until it expires, which with brokers
+    down took minutes."""
 
     def __post_init__(self) -> None:
+        if self.delivery_timeout_ms <= 0:
+            raise ValueError(f"delivery_timeout_ms must be > 0, got {self.delivery_timeout_ms}")
         if self.enable_idempotence and self.acks != "all":
             raise ValueError(f"enable_idempotence needs acks='all', not acks={self.acks!r}")
         if self.max_batch_size > self.max_request_size:
@@ -229,15 +237,36 @@ class EventLog:
         ]
         check_sizes(records, self._settings.max_request_size)
         what = f"appending {len(records)} event(s)"
-        if len(records) >= BATCHED_FROM:
-            return await send_batched(
-                self._p,
-                self._partition,
-                records,
-                what=what,
-                timeout_ms=self._settings.request_timeout_ms,
-            )
-        return await send_each(self._p, self._partition, records, what=what)
+        async with self._deadline(what, records):
+            if len(records) >= BATCHED_FROM:
+                return await send_batched(
+                    self._p,
+                    self._partition,
+                    records,
+                    what=what,
+                    timeout_ms=self._settings.request_timeout_ms,
+                )
+            return await send_each(self._p, self._partition, records, what=what)
+        raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self, what: str, records: Sequence[Record]) -> AsyncIterator[None]:
+        """Bound an append by ``delivery_timeout_ms``; past it, a retriable ``LogError``
+        naming the topics and the bootstrap servers. What was handed to the producer may
+        still be written later: the caller must treat the outcome as unknown (the
+        execution writer re-takes ownership, so such late events carry a stale epoch)."""
+        seconds = self._settings.delivery_timeout_ms / 1000
+        try:
+            async with asyncio.timeout(seconds):
+                yield
+        except TimeoutError as exc:
+            topics = ", ".join(sorted({r[0] for r in records}))
+            raise LogError(
+                f"{what} to {topics}: not acknowledged by Kafka at {self._bootstrap} within "
+                f"{seconds:g} s (delivery_timeout_ms); the brokers may be down or without "
+                f"enough in-sync replicas; outcome unknown, retry",
+                retriable=True,
+            ) from exc
 
     async def append_raw(
         self,
@@ -251,9 +280,11 @@ class EventLog:
         records: list[Record] = [(topic, key, value)]
         check_sizes(records, self._settings.max_request_size)
         what = f"appending a raw record to {topic}"
-        return (
-            await send_each(self._p, self._partition, records, what=what, headers=list(headers))
-        )[0]
+        async with self._deadline(what, records):
+            return (
+                await send_each(self._p, self._partition, records, what=what, headers=list(headers))
+            )[0]
+        raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
 
     async def read_range(
         self, topic: str, partition: int, start: int | None = None, end: int | None = None

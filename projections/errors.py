@@ -13,7 +13,31 @@ the processor rolls back, re-seeks and goes on.
 
 from __future__ import annotations
 
-from orchestrator.events.errors import OrchestratorStateError, where
+import asyncpg
+
+from orchestrator.events.errors import LogError, OrchestratorStateError, where
+
+POSTGRES_OUTAGE: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, timed out (TimeoutError is an OSError)
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # the connection went away under a query
+    asyncpg.OperatorInterventionError,  # admin shutdown, "the database system is starting up"
+    asyncpg.TooManyConnectionsError,
+)
+"""PostgreSQL errors that waiting can cure (a restart, a failover, the network)."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps, a few causes deep) is an outage of PostgreSQL,
+    Kafka (a retriable ``LogError``) or the network: ride it out, do not exit."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, POSTGRES_OUTAGE) or (isinstance(seen, LogError) and seen.retriable):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 class ProjectionError(OrchestratorStateError):

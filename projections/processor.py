@@ -29,12 +29,13 @@ from orchestrator.events.codec import codec_for
 from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
 from orchestrator.events.errors import LogError
 from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
+from orchestrator.events.outage import Outage, quiet_client_logs, ride_out
 from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
 from orchestrator.projections._collector import CollectorSchedule
 from orchestrator.projections._engine import BatchEngine
 from orchestrator.projections._pipeline import BatchPipeline
 from orchestrator.projections.deadletters import DeadLetterSink
-from orchestrator.projections.errors import ProcessorFailed
+from orchestrator.projections.errors import ProcessorFailed, is_outage
 from orchestrator.projections.migrate import TableNames, migrate
 from orchestrator.projections.settings import ProjectionSettings
 
@@ -104,6 +105,7 @@ class Projector:
         self._lock = asyncio.Lock()
         self._pipeline: BatchPipeline | None = None
         self._failure: Exception | None = None
+        self._counted = (0, 0)  # batches and records of the loops before the last outage
         self._stopping = asyncio.Event()
         self._last_kafka_commit = 0.0
 
@@ -181,7 +183,15 @@ class Projector:
             await self._settle_in_callback()
             if self._engine is None or self._consumer is None:
                 return
-            offsets = await self._engine.claim((tp.topic, tp.partition) for tp in assigned)
+            try:
+                offsets = await self._engine.claim((tp.topic, tp.partition) for tp in assigned)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                # aiokafka drops what a callback raises: the loop rides the outage out
+                # and claims every assigned partition when PostgreSQL is back.
+                self._failure = exc
+                return
             for (topic, partition), offset in offsets.items():
                 self._consumer.seek(TopicPartition(topic, partition), offset)
         if assigned:
@@ -194,14 +204,45 @@ class Projector:
     # --- the loop ------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Consume, fold and write batches until ``request_stop``; errors propagate.
-
-        Two batches are in hand at a time (see ``projections._pipeline``): batch N+1 is
-        folded on top of N while N is written."""
-        consumer, engine = self._consumer, self._engine
-        if consumer is None or engine is None:
+        """Consume, fold and write batches until ``request_stop``; errors propagate,
+        except outages of PostgreSQL or Kafka: those are ridden out with bounded
+        backoff (logged once when they start and once when they end), and the loop
+        resumes from the offsets stored with the read model, so a batch whose commit
+        was lost with the connection is neither lost nor applied twice."""
+        if self._consumer is None or self._engine is None:
             raise RuntimeError("Projector is not started: call start() or use async with")
+        outage = Outage(f"projection {self.settings.name}: PostgreSQL or Kafka", logger)
+        while True:
+            try:
+                if outage.ongoing:
+                    await self._resume_from_stored()
+                    outage.recovered()
+                await self._consume()
+                return
+            except Exception as exc:
+                if not is_outage(exc) or self._stopping.is_set():
+                    raise
+                delay = outage.failed(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _resume_from_stored(self) -> None:
+        """After an outage: forget what was in flight, seek every assigned partition to
+        the offset stored with the read model (the truth, whatever the lost commit did)."""
+        consumer, engine = self._consumer, self._engine
+        assert consumer is not None and engine is not None
+        async with self._lock:
+            self._failure = None
+            offsets = await engine.claim((tp.topic, tp.partition) for tp in consumer.assignment())
+            for (topic, partition), offset in offsets.items():
+                consumer.seek(TopicPartition(topic, partition), offset)
+
+    async def _consume(self) -> None:
+        consumer, engine = self._consumer, self._engine
+        assert consumer is not None and engine is not None
         s = self.settings
+        if self._pipeline is not None:
+            self._counted = (self.batches, self.records)
         pipeline = self._pipeline = BatchPipeline(engine, consumer)
         collector = CollectorSchedule()
         try:
@@ -222,17 +263,17 @@ class Projector:
         finally:
             collector.resume()
             await pipeline.abandon()
-        logger.info("projection %s: stopping after %s batch(es)", s.name, pipeline.batches)
+        logger.info("projection %s: stopping after %s batch(es)", s.name, self.batches)
 
     @property
     def batches(self) -> int:
         """Batches committed by ``run`` so far."""
-        return 0 if self._pipeline is None else self._pipeline.batches
+        return self._counted[0] + (0 if self._pipeline is None else self._pipeline.batches)
 
     @property
     def records(self) -> int:
         """Records committed by ``run`` so far."""
-        return 0 if self._pipeline is None else self._pipeline.records
+        return self._counted[1] + (0 if self._pipeline is None else self._pipeline.records)
 
     async def _settle_in_callback(self) -> None:
         """Wait for the batch being written, from a rebalance callback: aiokafka logs
@@ -244,7 +285,8 @@ class Projector:
             await self._pipeline.settle()
         except Exception as exc:
             self._failure = exc
-            self._stopping.set()
+            if not is_outage(exc):  # an outage is ridden out by the loop instead
+                self._stopping.set()
 
     async def _commit_for_lag(self) -> None:
         """Kafka offsets, for lag metrics only (at most every ``kafka_commit_interval_s``)."""
@@ -282,14 +324,23 @@ async def run_processor(
     until SIGTERM/SIGINT (a clean stop) or an unexpected error, which is logged once
     with its context and raised."""
     projector = Projector(settings, dsn, bootstrap, **options)
+    quiet_client_logs()
     loop = asyncio.get_running_loop()
     if handle_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, projector.request_stop)
     try:
-        await prepare(settings, dsn, bootstrap, topics)
-        async with projector:
+        started = Outage(f"projection {settings.name}: starting, PostgreSQL or Kafka", logger)
+
+        async def start() -> None:
+            await prepare(settings, dsn, bootstrap, topics)
+            await projector.start()
+
+        await ride_out(start, outage=started, transient=is_outage)
+        try:
             await projector.run()
+        finally:
+            await projector.stop()
     except ProcessorFailed as exc:
         logger.error("%s", exc, exc_info=exc.__cause__)
         raise

@@ -38,12 +38,14 @@ from orchestrator.events.consumer import (
 )
 from orchestrator.events.errors import LogError
 from orchestrator.events.log import EventCodecLike
+from orchestrator.events.outage import Outage, quiet_client_logs, ride_out
 from orchestrator.events.topics import DEFAULT_PIPELINE_TOPIC
+from orchestrator.projections.errors import is_outage
 from orchestrator.projections.migrate import TableNames, migrate
 from orchestrator.snapshots._meeting import Meeting
 from orchestrator.snapshots._tracker import TP, SnapshotTracker
 from orchestrator.snapshots.codec import SnapshotCodec
-from orchestrator.snapshots.errors import SnapshotterFailed
+from orchestrator.snapshots.errors import SnapshotStoreError, SnapshotterFailed
 from orchestrator.snapshots.policy import SnapshotPolicy
 from orchestrator.snapshots.postgres import (
     add_rows,
@@ -81,6 +83,19 @@ class SnapshotterSettings:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+
+
+def is_snapshot_outage(exc: BaseException) -> bool:
+    """An outage of PostgreSQL or Kafka (``projections.errors.is_outage``), or a
+    retriable failure of the snapshot store (S3 unreachable, 5xx), a few causes deep."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            break
+        if isinstance(seen, SnapshotStoreError) and seen.retriable:
+            return True
+        seen = seen.__cause__
+    return is_outage(exc)
 
 
 class _Fenced(Exception):
@@ -132,6 +147,7 @@ class Snapshotter:
         self._committed: dict[TP, int] = {}
         self._next: dict[TP, int] = {}
         self._last_kafka_commit = 0.0
+        self._reread = False
         self.batches = 0
         self.records = 0
         self.snapshots_written = 0
@@ -186,7 +202,14 @@ class Snapshotter:
 
     async def on_partitions_assigned(self, assigned: frozenset[TopicPartition]) -> None:
         async with self._lock:
-            await self._claim({(tp.topic, tp.partition) for tp in assigned})
+            try:
+                await self._claim({(tp.topic, tp.partition) for tp in assigned})
+            except Exception as exc:
+                if not is_snapshot_outage(exc):
+                    raise
+                # aiokafka drops what a callback raises: the loop claims it again.
+                logger.debug("snapshotter: claim deferred by an outage: %s", exc)
+                self._reread = True
 
     def _forget(self, tps: set[TP]) -> None:
         self.tracker.release(tps)
@@ -219,25 +242,48 @@ class Snapshotter:
     # --- the loop ------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Consume, fold, snapshot and commit until ``request_stop``; errors propagate."""
+        """Consume, fold, snapshot and commit until ``request_stop``; errors propagate,
+        except outages of PostgreSQL, Kafka or the snapshot store: those are ridden out
+        with bounded backoff (logged once when they start and once when they end), then
+        every partition is read again from its committed low watermark, as after a
+        restart, so nothing is lost."""
         consumer = self._consumer
         if consumer is None:
             raise RuntimeError("Snapshotter is not started: call start() or use async with")
         s = self.settings
+        outage = Outage(f"snapshotter {s.name}: PostgreSQL, Kafka or the snapshot store", logger)
         while not self._stopping.is_set():
-            records = await consumer.getmany(max_records=s.batch_size, timeout_ms=s.poll_timeout_ms)
-            async with self._lock:
-                try:
+            delay = 0.0
+            try:
+                if self._reread:
+                    async with self._lock:
+                        self._forget(set(self._committed))
+                        await self._claim(
+                            {(tp.topic, tp.partition) for tp in consumer.assignment()}
+                        )
+                        self._reread = False
+                records = await consumer.getmany(
+                    max_records=s.batch_size, timeout_ms=s.poll_timeout_ms
+                )
+                async with self._lock:
                     await self._process(records)
-                except _Fenced as fenced:
-                    logger.warning(
-                        "snapshotter %s: %s moved by another member; re-reading assignment",
-                        s.name,
-                        sorted(fenced.lost),
-                    )
-                    owned = set(self._committed)
-                    self._forget(owned)
-                    await self._claim({(tp.topic, tp.partition) for tp in consumer.assignment()})
+                outage.recovered()
+            except _Fenced as fenced:
+                logger.warning(
+                    "snapshotter %s: %s moved by another member; re-reading assignment",
+                    s.name,
+                    sorted(fenced.lost),
+                )
+                self._reread = True
+            except Exception as exc:
+                if not is_snapshot_outage(exc):
+                    raise
+                delay = outage.failed(exc)
+                self._reread = True
+            if delay:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                continue
             await self._commit_for_lag()
         logger.info(
             "snapshotter %s: stopping after %s batch(es), %s snapshot(s)",
@@ -321,12 +367,18 @@ async def run_snapshotter(
 ) -> None:
     """Migrate, then run until SIGTERM/SIGINT (a clean stop) or an unexpected error,
     which is logged once with its context and raised (the process exits non-zero)."""
-    pool = await create_pool(snapshotter.dsn, max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn, snapshotter.settings.tables)
-    finally:
-        await pool.close()
+    quiet_client_logs()
+
+    async def migrated() -> None:
+        pool = await create_pool(snapshotter.dsn, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn, snapshotter.settings.tables)
+        finally:
+            await pool.close()
+
+    starting = Outage(f"snapshotter {snapshotter.settings.name}: starting, PostgreSQL", logger)
+    await ride_out(migrated, outage=starting, transient=is_outage)
     loop = asyncio.get_running_loop()
     if handle_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -137,3 +137,18 @@ def replay(
 
     result = asyncio.run(run_replay_bench(events=events, every=every, runs=runs, dsn=None))
     _show(result, render, as_json)
+
+
+@app.command("resume")
+def resume(
+    runs: int = typer.Option(3, help="Crash-and-resume cycles."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Seconds from a new process's start to its resumed run finished, after a SIGKILL."""
+    from orchestrator.bench.resume import render, run_resume_bench
+
+    results = asyncio.run(run_resume_bench(runs))
+    if as_json:
+        emit_json({"runs": [{"resumed_s": t, "imports_s": i} for t, i in results]})
+    else:
+        Console().print(render(results))

@@ -48,11 +48,14 @@ def up(
         envvar=DEVSTACK_KAFKA,
         help="auto: Apache Kafka if Java is available, else Tansu.",
     ),
+    kafka_brokers: int = typer.Option(
+        1, "--kafka-brokers", min=1, help="Brokers: 3 starts a 3-node KRaft cluster (Apache)."
+    ),
 ) -> None:
     """Start Kafka, PostgreSQL and S3, print their exports, stop them on Ctrl-C / SIGTERM."""
     err = Console(stderr=True)
     try:
-        code = asyncio.run(_up(data_dir, kafka.value, err))
+        code = asyncio.run(_up(data_dir, kafka.value, err, kafka_brokers))
     except DevstackError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -71,13 +74,15 @@ def jars() -> None:
     Console(soft_wrap=True).print(str(path), highlight=False, markup=False)
 
 
-async def _up(data_dir: Path | None, kafka: str, err: Console) -> int:
+async def _up(data_dir: Path | None, kafka: str, err: Console, brokers: int = 1) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     # All three are started here, even if the shell still exports an earlier run's env vars.
-    stack = DevStack(data_dir, kafka_impl=cast(KafkaChoice, kafka), environ={})
+    stack = DevStack(
+        data_dir, kafka_impl=cast(KafkaChoice, kafka), environ={}, kafka_brokers=brokers
+    )
     stopping = asyncio.create_task(stop.wait())
     try:
         with err.status("starting Kafka, PostgreSQL and S3…"):

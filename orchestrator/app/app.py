@@ -35,7 +35,7 @@ from orchestrator.commands.errors import StaleExpectedVersion
 from orchestrator.config.models import Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.codec import codec_for
-from orchestrator.events.log import EventLog
+from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.topics import TopicReport
 from orchestrator.events.userdata import BlobStore
 from orchestrator.projections.api import ApiSettings, create_app
@@ -128,6 +128,7 @@ class App:
         self.log = event_log = EventLog(
             plan.bootstrap,
             codec_for(plan.projection.limits),
+            ProducerSettings(delivery_timeout_ms=plan.delivery_timeout_ms),
             topics=plan.topics,
             supports_idempotence=plan.supports_idempotence,
         )

@@ -23,6 +23,7 @@ setting                                            becomes
 ``state_management.event_store.retention``         ``retention.ms`` (days) and
                                                    ``retention.bytes`` (size / partitions)
                                                    of the pipeline topic
+``...event_store.delivery_timeout_ms``             deadline of one append (``LogError``)
 ``state_management.snapshots``                     snapshotter on/off, ``frequency`` (every N
   ``enabled`` / ``frequency`` / ``storage``        events), snapshot store URL
 ``state_management.config`` (``backend``)          filesystem ``base_path``: snapshot store and
@@ -132,6 +133,7 @@ class AppPlan:
     conflict_resolution: str
     snapshots: SnapshotPlan
     blobs: BlobPlan | None
+    delivery_timeout_ms: int = 30_000
     notes: tuple[str, ...] = ()
     connect_timeout: float = 10.0
     """Seconds each connection attempt (PostgreSQL, Kafka) may take before failing."""
@@ -370,6 +372,7 @@ def plan_app(
         conflict_resolution=sync.conflict_resolution,
         snapshots=snapshots,
         blobs=blobs,
+        delivery_timeout_ms=settings.state_management.event_store.delivery_timeout_ms,
         notes=tuple(notes),
         connect_timeout=connect_timeout,
     )

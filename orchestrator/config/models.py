@@ -145,6 +145,9 @@ class EventStore(_Model):
     topics: EventStoreTopics = EventStoreTopics()
     retention: EventStoreRetention = EventStoreRetention()
     partitions: int = Field(6, ge=1)
+    delivery_timeout_ms: int = Field(
+        30_000, ge=1, description="deadline of one append; past it the append fails"
+    )
 
 
 class SnapshotsSettings(_Model):

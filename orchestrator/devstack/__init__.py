@@ -15,6 +15,7 @@ from ._apache_kafka import ApacheKafkaServer
 from ._endpoints import KafkaEndpoint, S3Endpoint, ServiceEndpoints
 from ._errors import DevstackError, ServiceStartError, ToolMissingError
 from ._kafka import KafkaServer, create_topic
+from ._kafka_cluster import KafkaCluster
 from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, ensure_kafka_jars
 from ._postgres import PostgresServer
 from ._s3 import DEFAULT_BUCKET, S3Server
@@ -38,6 +39,7 @@ __all__ = [
     "DevStack",
     "DevstackError",
     "KafkaChoice",
+    "KafkaCluster",
     "KafkaEndpoint",
     "KafkaServer",
     "PostgresServer",

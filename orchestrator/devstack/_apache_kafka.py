@@ -16,6 +16,7 @@ import base64
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -47,6 +48,19 @@ logger.metadata.level = WARN
 """
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterMember:
+    """This node's place in a multi-node KRaft cluster: its id and ports, the shared
+    cluster id and voter list, and the replication of the internal topics."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    cluster_id: str
+    voters: str
+    internal_replication: int
+
+
 def _cluster_id() -> str:
     """A random Kafka cluster id (base64url of a UUID, not starting with '-' as Kafka requires)."""
     while True:
@@ -76,8 +90,13 @@ class ApacheKafkaServer(KafkaServer):
         class_data_sharing: bool = True,
         startup_timeout: float = 120.0,
         stop_grace: float = 20.0,
+        node_id: int = _NODE_ID,
+        cluster: ClusterMember | None = None,
     ) -> None:
+        """``cluster`` makes this node one of several (see ``_kafka_cluster``)."""
         super().__init__(data_dir, startup_timeout=startup_timeout, stop_grace=stop_grace)
+        self.node_id = node_id if cluster is None else cluster.node_id
+        self.cluster = cluster
         self._version = kafka_version
         self.libs_dir = libs_dir
         self.java = java
@@ -87,6 +106,8 @@ class ApacheKafkaServer(KafkaServer):
         self.class_data_sharing = class_data_sharing
         self._controller_port: int | None = None
         self._cds: CdsArchive | None = None
+        if cluster is not None:
+            self._port, self._controller_port = cluster.port, cluster.controller_port
 
     @property
     def version(self) -> str:
@@ -99,10 +120,16 @@ class ApacheKafkaServer(KafkaServer):
     def server_properties(self) -> dict[str, str]:
         """The broker's server.properties for the ports picked at start."""
         assert self._port is not None and self._controller_port is not None
+        node, rf = self.node_id, 1 if self.cluster is None else self.cluster.internal_replication
+        voters = (
+            f"{node}@{LOOPBACK}:{self._controller_port}"
+            if self.cluster is None
+            else self.cluster.voters
+        )
         props = {
             "process.roles": "broker,controller",
-            "node.id": str(_NODE_ID),
-            "controller.quorum.voters": f"{_NODE_ID}@{LOOPBACK}:{self._controller_port}",
+            "node.id": str(node),
+            "controller.quorum.voters": voters,
             "listeners": (
                 f"PLAINTEXT://{LOOPBACK}:{self._port},CONTROLLER://{LOOPBACK}:{self._controller_port}"
             ),
@@ -114,13 +141,13 @@ class ApacheKafkaServer(KafkaServer):
             "num.partitions": "1",
             "default.replication.factor": "1",
             "min.insync.replicas": "1",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": str(rf),
             "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": str(rf),
+            "transaction.state.log.min.isr": str(min(2, rf)),
             "transaction.state.log.num.partitions": "10",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": str(rf),
+            "share.coordinator.state.topic.min.isr": str(min(2, rf)),
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
         }
@@ -138,7 +165,8 @@ class ApacheKafkaServer(KafkaServer):
         libs = self.libs_dir
         if libs is None:
             libs = await asyncio.to_thread(ensure_kafka_jars, version=self._version)
-        self._port, self._controller_port = free_ports(2)
+        if self._port is None or self._controller_port is None:  # a restart keeps them
+            self._port, self._controller_port = free_ports(2)
         config = self.data_dir / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in self.server_properties().items()))
         log4j = self.data_dir / "log4j2.properties"
@@ -153,7 +181,8 @@ class ApacheKafkaServer(KafkaServer):
         ]
         classpath = ["-cp", f"{libs}/*"]
         if not (self.data_dir / "kraft-logs" / "meta.properties").exists():
-            fmt = ["kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)]
+            cid = _cluster_id() if self.cluster is None else self.cluster.cluster_id
+            fmt = ["kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config)]
             await run_to_completion(
                 self.name, [*jvm, *classpath, *fmt], log_path=self.log_path, time_limit=60
             )

@@ -167,7 +167,8 @@ class PostgresServer(Service):
                 run_as=run_as,
                 env=env,
             )
-        self._port = free_port()
+        if self._port is None:  # a restart keeps its port: clients reconnect to it
+            self._port = free_port()
         argv = [
             str(bin_dir / "postgres"),
             "-D",

@@ -148,6 +148,17 @@ class ManagedProcess:
         self._killpg(popen.pid)
         return popen.returncode
 
+    async def kill(self) -> int | None:
+        """SIGKILL the child and its whole process group (a crash, for fault tests), and
+        reap it, so no zombie is left behind; return its exit status."""
+        popen = self._popen
+        if popen is None:
+            return None
+        self.killed = True
+        self._killpg(popen.pid)
+        await self.wait_exit(10.0)  # polling reaps the child
+        return popen.returncode
+
     @staticmethod
     def _signal(pid: int, sig: signal.Signals) -> None:
         try:

@@ -115,7 +115,9 @@ class S3Server(Service):
         binary = self._binary or find_weed()
         store = self.data_dir / "weed"
         store.mkdir(parents=True, exist_ok=True)
-        ports = self._ports = free_ports(8)
+        if not self._ports:  # a restart keeps its ports: clients reconnect to them
+            self._ports = free_ports(8)
+        ports = self._ports
         self._port = ports[0]
         names = [
             "s3.port",

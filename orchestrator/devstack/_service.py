@@ -75,6 +75,11 @@ class Service(abc.ABC):
     def ready(self) -> bool:
         return self._ready and self._process is not None and self._process.running
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs."""
+        return None if self._process is None else self._process.pid
+
     async def start(self) -> None:
         """Start the server and return once it is ready; on any failure, stop it again."""
         if self._process is not None:
@@ -99,6 +104,37 @@ class Service(abc.ABC):
             await process.stop()
         if self._owns_data_dir and self.data_dir.exists():
             await asyncio.to_thread(shutil.rmtree, self.data_dir, True)
+
+    async def kill(self) -> None:
+        """SIGKILL the server (and its children) as a crash would, and reap it; the data
+        directory and the ports stay, for :meth:`restart`."""
+        self._ready = False
+        process, self._process = self._process, None
+        if process is not None:
+            await process.kill()
+
+    async def restart(self, *, kill: bool = False) -> None:
+        """Stop the server (SIGKILL with ``kill``, else its clean stop) and start it again
+        in place: same data directory, same ports, so clients reconnect to it."""
+        if kill:
+            await self.kill()
+        else:
+            self._ready = False
+            process, self._process = self._process, None
+            if process is not None:
+                await process.stop()
+        await self.resume()
+
+    async def resume(self) -> None:
+        """Start a killed or stopped server again in place (same data directory, ports)."""
+        if self._process is not None and self._process.running:
+            raise RuntimeError(f"{self.name} is running")
+        self._process = None
+        began = time.monotonic()
+        self._process = await self._launch()
+        await self._wait_ready(time.monotonic() + self.startup_timeout)
+        self._ready = True
+        log.info("%s restarted in %.1fs", self.name, time.monotonic() - began)
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -23,6 +23,7 @@ from ._apache_kafka import ApacheKafkaServer
 from ._endpoints import KAFKA_BOOTSTRAP_SERVERS, ServiceEndpoints
 from ._errors import DevstackError
 from ._kafka import KafkaServer
+from ._kafka_cluster import KafkaCluster
 from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, kafka_jars_ready
 from ._postgres import PostgresServer
 from ._s3 import S3Server
@@ -97,11 +98,18 @@ class DevStack:
         s3: bool = True,
         kafka_impl: KafkaChoice | None = None,
         environ: Mapping[str, str] | None = None,
+        kafka_brokers: int = 1,
     ) -> None:
+        """``kafka_brokers`` > 1 starts a KRaft cluster of that many Apache Kafka nodes."""
         environ = os.environ if environ is None else environ
+        if kafka_brokers < 1:
+            raise DevstackError(f"kafka_brokers must be >= 1, not {kafka_brokers}")
+        self.kafka_brokers = kafka_brokers
         self.data_dir = None if data_dir is None else Path(data_dir).expanduser().resolve()
         self.external = ServiceEndpoints.from_env(environ)
         self.kafka_impl = _kafka_choice(environ, kafka_impl)
+        if kafka_brokers > 1 and self.kafka_impl == "tansu":
+            raise DevstackError("a multi-broker cluster needs Apache Kafka, not Tansu")
         self._wanted = {"kafka": kafka, "postgres": postgres, "s3": s3}
         self._used = {"kafka": False, "postgres": False, "s3": False}
         #: Servers this stack started (services given by env vars are not here).
@@ -133,7 +141,11 @@ class DevStack:
         """Make these services available (external or started here), concurrently; idempotent."""
         new: list[Service] = []
         if kafka and not self._used["kafka"] and self.external.kafka_bootstrap is None:
-            self.kafka = choose_kafka(self._subdir("kafka"), prefer=self.kafka_impl)
+            if self.kafka_brokers > 1:  # same interface as one server (duck-typed)
+                cluster = KafkaCluster(self._subdir("kafka"), brokers=self.kafka_brokers)
+                self.kafka = cast(KafkaServer, cluster)
+            else:
+                self.kafka = choose_kafka(self._subdir("kafka"), prefer=self.kafka_impl)
             new.append(self.kafka)
         if postgres and not self._used["postgres"] and self.external.database_url is None:
             self.postgres = PostgresServer(self._subdir("postgres"))

@@ -36,6 +36,7 @@ from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
 from orchestrator.commands.leases import TRANSIENT_ERRORS
 from orchestrator.commands.ports import ReadModelTimeout
 from orchestrator.commands.writer import ExecutionNotFound, ExecutionWriter
+from orchestrator.events.errors import LogError
 from orchestrator.events.state import ExecutionState
 from orchestrator.runtime._resume import (
     DONE,
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 _CONTEXT_KEYS = frozenset({"user_id", "input_data", "configuration"})
 _POSTPONE: tuple[type[BaseException], ...] = (ReadModelTimeout, *TRANSIENT_ERRORS)
+_POSTPONE_OR_KAFKA: tuple[type[BaseException], ...] = (*_POSTPONE, LogError)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -238,7 +240,21 @@ class Orchestrator:
         finally:
             if self._active.get(eid) is current:
                 del self._active[eid]
+            await self._release(eid)
+
+    async def _release(self, eid: str) -> None:
+        """Release the execution's lease without hiding the run's outcome: the outcome
+        is on the log already, so a failed release (the database away) is logged, and
+        the lease then expires on its own (or is taken over once this owner is gone)."""
+        try:
             await self.runtime.release_execution(eid)
+        except Exception as exc:
+            log.warning(
+                "execution %s: releasing its lease failed (%s: %s); it expires on its own",
+                eid,
+                type(exc).__name__,
+                exc,
+            )
 
     # --- resuming ----------------------------------------------------------------------
 
@@ -340,7 +356,9 @@ class Orchestrator:
             self.recoveries.append((execution_id, reason, f"refused: {exc}"))
             self._refused.add(execution_id)
             return
-        except _POSTPONE as exc:  # the next scan tries again
+        except _POSTPONE_OR_KAFKA as exc:  # the next scan tries again
+            if isinstance(exc, LogError) and not exc.retriable:
+                raise
             log.warning("recovery of %s (%s) postponed: %r", execution_id, reason, exc)
             return
         self._spawn(self._drive(pipeline, writer, run), execution_id, reason=reason)

@@ -31,6 +31,7 @@ import asyncpg
 
 from orchestrator.commands.leader import LeaderElection
 from orchestrator.commands.leases import TRANSIENT_ERRORS
+from orchestrator.events.outage import Outage
 from orchestrator.runtime.health import NODE_PREFIX
 from orchestrator.runtime.policy import RecoveryPolicy
 
@@ -134,14 +135,17 @@ class RecoverySupervisor:
     # --- the leader -------------------------------------------------------------------
 
     async def _lead(self) -> None:
+        outage = Outage(f"recovery supervisor on {self.node_id}: PostgreSQL", log)
         while True:
+            pause = self.policy.scan_every
             # is_leader() re-raises what ended the background campaign, if anything did.
             if await self.election.is_leader() and self.healthy():
                 try:
                     await self.scan_once()
-                except TRANSIENT_ERRORS as exc:
-                    log.warning("recovery scan failed, retrying: %r", exc)
-            await asyncio.sleep(self.policy.scan_every)
+                    outage.recovered()
+                except TRANSIENT_ERRORS as exc:  # ridden out, logged once per outage
+                    pause = max(pause, outage.failed(exc))
+            await asyncio.sleep(pause)
 
     async def scan_once(self) -> list[Orphan]:
         """Find orphans and place each one; returns what was placed."""
@@ -228,8 +232,11 @@ class RecoverySupervisor:
 
     async def _claim(self) -> None:
         every = min(self.policy.health_interval, self.policy.scan_every)
+        outage = Outage(f"node {self.node_id}: reading recovery assignments, PostgreSQL", log)
+        pause = every
         while True:
-            await asyncio.sleep(every)
+            await asyncio.sleep(pause)
+            pause = every
             if not self.healthy():
                 continue
             try:
@@ -238,8 +245,9 @@ class RecoverySupervisor:
                     "RETURNING execution_id, reason",
                     self.node_id,
                 )
-            except TRANSIENT_ERRORS as exc:
-                log.warning("node %s: reading assignments failed, retrying: %r", self.node_id, exc)
+                outage.recovered()
+            except TRANSIENT_ERRORS as exc:  # ridden out, logged once per outage
+                pause = max(every, outage.failed(exc))
                 continue
             for row in rows:
                 log.warning(

@@ -21,6 +21,7 @@ import asyncpg
 
 from orchestrator.commands.decide import CreateExecution
 from orchestrator.commands.leases import LeaseStore, node_label
+from orchestrator.commands.presence import Presence
 from orchestrator.commands.shared import SharedSettings, SharedStateWriter
 from orchestrator.commands.writer import ExecutionWriter, WriterSettings
 from orchestrator.events.codec import EventCodec, default_codec
@@ -80,6 +81,8 @@ class StateRuntime:
         self.writers: dict[str, ExecutionWriter] = {}
         self._written: dict[tuple[str, int], int] = {}
         self._owned = False
+        self._presence = Presence(pool, self.node_id, self.leases)
+        self._presence_tried = False
 
     @classmethod
     async def connect(
@@ -120,6 +123,7 @@ class StateRuntime:
         writers, self.writers = list(self.writers.values()), {}
         for writer in writers:
             await writer.close()
+        await self._presence.stop()
         if self._owned:
             self._owned = False
             try:
@@ -147,8 +151,27 @@ class StateRuntime:
             settings=self.settings.writer,
         )
 
+    async def announce_presence(self) -> None:
+        """Hold this node's presence lock (``commands.presence``), so that the leases it
+        holds are taken over at once if this process dies; done on its first writer."""
+        if self._presence_tried:
+            return
+        self._presence_tried = True
+        try:
+            await self._presence.start()
+        except Exception as exc:  # an optimisation: without it, leases expire by ttl
+            self._presence_tried = False
+            logging.getLogger(__name__).warning(
+                "node %s: cannot announce presence (%s: %s); a crash of this process is "
+                "then noticed only when its leases expire",
+                self.node_id,
+                type(exc).__name__,
+                exc,
+            )
+
     async def create_execution(self, command: CreateExecution) -> ExecutionWriter:
         """Create an execution; its writer is registered for this process."""
+        await self.announce_presence()
         writer = self.new_writer(command.execution_id)
         self.record([await writer.create(command)])
         self.writers[command.execution_id] = writer
@@ -156,6 +179,7 @@ class StateRuntime:
 
     async def open_execution(self, execution_id: str, *, wait: float = 0.0) -> ExecutionWriter:
         """Take over an existing execution (design §3); its writer is registered."""
+        await self.announce_presence()
         writer = self.new_writer(execution_id)
         await writer.open(wait=wait)
         if writer.last_position is not None:

@@ -19,6 +19,8 @@ from typing import Any
 
 import asyncpg
 
+from orchestrator.events.outage import Outage
+
 log = logging.getLogger(__name__)
 
 _RECONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -74,6 +76,11 @@ class StateChangeListener:
         self._dsn = dsn
         self._channels = channels
         self._max_delay = max_reconnect_delay
+        self.outage = Outage(
+            f"query API: PostgreSQL (LISTEN on {', '.join(channels)})",
+            log,
+            max_delay=max_reconnect_delay,
+        )
         self._conn: asyncpg.Connection | None = None
         self._subs: dict[Key, set[Subscription]] = {}
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -175,20 +182,13 @@ class StateChangeListener:
         self._conn = conn
 
     async def _reconnect(self) -> None:
-        delay = 0.1
         while not self._stopping:
             try:
                 await self._connect()
-            except _RECONNECT_ERRORS as exc:
-                log.warning(
-                    "LISTEN reconnect on %s failed (%s); retry in %.1fs",
-                    self._channels,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_delay)
+            except _RECONNECT_ERRORS as exc:  # bounded backoff, logged once per outage
+                await asyncio.sleep(self.outage.failed(exc))
                 continue
+            self.outage.recovered()
             log.info("LISTEN on %s restored", self._channels)
             self._wake(None, None)  # changes made while we were away: everyone re-reads
             return

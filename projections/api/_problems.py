@@ -21,9 +21,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from orchestrator.events.outage import RepeatFilter
 from orchestrator.projections.api.errors import ApiError, ReadModelUnavailable
 
 log = logging.getLogger(__name__)
+_ANSWERED_503 = RepeatFilter(quiet=60.0)
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:orchestrator-state:problem:"
@@ -93,7 +95,10 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         reason = f"read-model tables missing ({exc}); run the migrations"
     else:
         reason = f"database error: {exc!r}"
-    log.warning("%s %s: %s", request.method, request.url.path, reason)
+    # Once per outage, not once per request (the LISTEN connection logs the end).
+    probe = logging.LogRecord(log.name, logging.WARNING, "", 0, type(exc).__name__, None, None)
+    if _ANSWERED_503.filter(probe):
+        log.warning("%s %s: %s (repeats muted for 60 s)", request.method, request.url.path, reason)
     return await _api_error(request, ReadModelUnavailable(reason))
 
 

@@ -1,0 +1,134 @@
+"""A real multi-broker Apache Kafka cluster on loopback, in KRaft mode.
+
+Every node is both broker and controller, so three nodes make a 3-voter controller
+quorum (it survives one node down; with two down the quorum is lost and so is
+writing, which is what a fault test wants to see). Each node is an
+``ApacheKafkaServer`` with its own data directory and ports, formatted with the
+shared cluster id; internal topics (consumer offsets, transactions) are replicated
+to every node (``min.insync`` 2), so groups and idempotent producers survive a broker.
+
+    async with KafkaCluster(brokers=3) as cluster:
+        print(cluster.bootstrap_servers)      # 127.0.0.1:a,127.0.0.1:b,127.0.0.1:c
+        await cluster.kill(1); await cluster.resume(1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, Self
+
+from ._apache_kafka import ApacheKafkaServer, ClusterMember, _cluster_id
+from ._kafka_jars import KAFKA_VERSION
+from ._ports import LOOPBACK, free_ports
+
+
+class KafkaCluster:
+    """``brokers`` Apache Kafka nodes (broker + controller each) on loopback."""
+
+    name: ClassVar[str] = "kafka"
+    supports_idempotence: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        *,
+        brokers: int = 3,
+        heap: str = "256m",
+        startup_timeout: float = 180.0,
+    ) -> None:
+        if brokers < 1:
+            raise ValueError(f"brokers must be >= 1, got {brokers}")
+        self._owns_data_dir = data_dir is None
+        self.data_dir = (
+            Path(tempfile.mkdtemp(prefix="orchestrator-kafka-cluster-"))
+            if data_dir is None
+            else Path(data_dir).expanduser().resolve()
+        )
+        self.log_path = self.data_dir / "node-1" / "kafka.log"
+        ports = free_ports(2 * brokers)
+        cluster_id = _cluster_id()
+        voters = ",".join(f"{n + 1}@{LOOPBACK}:{ports[2 * n + 1]}" for n in range(brokers))
+        self.nodes = [
+            ApacheKafkaServer(
+                self.data_dir / f"node-{n + 1}",
+                heap=heap,
+                class_data_sharing=False,  # several JVMs would write one archive at once
+                startup_timeout=startup_timeout,
+                cluster=ClusterMember(
+                    node_id=n + 1,
+                    port=ports[2 * n],
+                    controller_port=ports[2 * n + 1],
+                    cluster_id=cluster_id,
+                    voters=voters,
+                    internal_replication=min(3, brokers),
+                ),
+            )
+            for n in range(brokers)
+        ]
+        self.startup_seconds: float | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(node.bootstrap_servers for node in self.nodes)
+
+    @property
+    def version(self) -> str:
+        return KAFKA_VERSION
+
+    @property
+    def description(self) -> str:
+        return f"Apache Kafka {KAFKA_VERSION} (jars), {len(self.nodes)}-node KRaft cluster"
+
+    @property
+    def ready(self) -> bool:
+        return all(node.ready for node in self.nodes)
+
+    def node_of(self, broker_id: int) -> ApacheKafkaServer:
+        """The node whose ``node.id`` (broker id) is ``broker_id``."""
+        return self.nodes[broker_id - 1]
+
+    async def start(self) -> None:
+        """Start every node at once (each needs the others for the quorum)."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            await asyncio.gather(*(node.start() for node in self.nodes))
+        except BaseException:
+            await self.stop()
+            raise
+        self.startup_seconds = loop.time() - began
+
+    async def kill(self, broker_id: int) -> None:
+        """SIGKILL one node (broker id 1..n); its data and ports stay for ``resume``."""
+        await self.node_of(broker_id).kill()
+
+    async def resume(self, broker_id: int) -> None:
+        """Start a killed node again in place. With the quorum lost it cannot become
+        ready alone: resume the nodes together (``asyncio.gather``)."""
+        await self.node_of(broker_id).resume()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(node.stop() for node in self.nodes), return_exceptions=True)
+        if self._owns_data_dir and self.data_dir.exists():
+            await asyncio.to_thread(shutil.rmtree, self.data_dir, True)
+
+    def log_tail(self, lines: int = 50) -> str:
+        return "\n".join(
+            f"--- node {node.node_id} ---\n{node.log_tail(lines)}" for node in self.nodes
+        )
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
