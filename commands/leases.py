@@ -132,7 +132,8 @@ class LeaseStore:
         self._sql_row = f"SELECT holder, epoch, expires_at FROM {t} WHERE name = $1"
         self._sql_take_over = f"""
             UPDATE {t} SET holder = $4, epoch = GREATEST(epoch + 1, $6::bigint),
-                acquired_at = now(), expires_at = now() + make_interval(secs => $5), ttl_seconds = $5
+                acquired_at = now(), expires_at = now() + make_interval(secs => $5),
+                ttl_seconds = $5
             WHERE name = $1 AND holder = $2 AND epoch = $3
             RETURNING epoch, acquired_at, expires_at, ttl_seconds"""
         self._sql_held = f"""
