@@ -21,6 +21,8 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from orchestrator._cli.health import HEALTH_FILE, Liveness
+from orchestrator._cli.topics import configured_topics
+from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.debug.web import install_snapshot_states
 from orchestrator.projections.api import ApiSettings, create_app
 
@@ -39,6 +41,16 @@ def serve(
     ),
     migrate: bool = typer.Option(
         False, "--migrate", help="Apply the read-model migrations before serving."
+    ),
+    bootstrap_servers: str | None = typer.Option(
+        None,
+        "--bootstrap-servers",
+        envvar="KAFKA_BOOTSTRAP_SERVERS",
+        show_default=False,
+        help="Verify (or create) the configured topics first, as every process does.",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="A YAML file with the seed's blocks (names the topics)."
     ),
     health_file: Path | None = HEALTH_FILE,
 ) -> None:
@@ -60,6 +72,13 @@ def serve(
             f"[yellow]warning:[/] serving on {host} without ORCHESTRATOR_API_TOKEN: "
             "anyone who reaches the port reads every pipeline's state",
             highlight=False,
+        )
+    if bootstrap_servers:
+        # Position tokens name topics: the same topics every process creates or verifies.
+        asyncio.run(
+            ensure_configured_topics(
+                bootstrap_servers, configured_topics(config), strict_partitions=False
+            )
         )
     app = create_app(settings)
     # The timeline's "state at event" uses snapshots + archive (projections may not
