@@ -242,7 +242,7 @@ def run(
     topics = configured_topics(config, settings.topic)
 
     async def main() -> None:
-        await ensure_configured_topics(snapshotter.bootstrap_servers, topics)
+        await ensure_configured_topics(snapshotter.bootstrap_servers, topics, consumer_only=True)
         await run_snapshotter(snapshotter)
 
     _run(main())
