@@ -20,6 +20,7 @@ raised within ``connect_timeout`` seconds per connection attempt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ from orchestrator.state.checkpoint import RestoredCheckpoint
 from orchestrator.state.runtime import StateRuntime
 
 CONFIG_ENV = "ORCHESTRATOR_CONFIG"
+DRAIN_S = 5.0
 _EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
 
 
@@ -161,8 +163,14 @@ class Connection:
     async def close(self) -> None:
         """Stop everything :meth:`start` started (the runtime first, then the servers')."""
         app, self._app = self._app, None
-        if app is not None:
-            await app.stop()
+        if app is None:
+            return
+        if app.runtime is not None and app.projector is not None:
+            # Let the in-process processor apply this process's own writes first, so the
+            # read models show how the last run ended (bounded: the log has it anyway).
+            with contextlib.suppress(OrchestratorStateError, TimeoutError):
+                await app.runtime.wait_for(app.runtime.written(), DRAIN_S)
+        await app.stop()
 
     async def __aenter__(self) -> Connection:
         await self.start()
