@@ -244,7 +244,9 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _problems(state: TopicState, bootstrap: str) -> list[TopicProblem]:
+def _problems(
+    state: TopicState, bootstrap: str, strict_partitions: bool = True
+) -> list[TopicProblem]:
     """How an existing topic differs from its declaration, each with its fix."""
     spec, name, out = state.expected, state.name, []
     configs = f"kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type topics"
@@ -255,7 +257,7 @@ def _problems(state: TopicState, bootstrap: str) -> list[TopicProblem]:
                 setting="partitions",
                 expected=spec.partitions,
                 actual=state.partitions,
-                blocking=True,
+                blocking=strict_partitions,
                 fix=f"declare partitions {state.partitions} for this topic (for the events "
                 "topic: state_management.event_store.partitions), or delete the topic and "
                 "let `orchestrator-state topics ensure` recreate it: changing the count "
@@ -348,15 +350,17 @@ async def ensure_topics_report(
     client_id: str = "orchestrator-state-admin",
     request_timeout_ms: int = 30_000,
     connect_timeout_ms: int | None = None,
-    strict_partitions: bool = True,
+    strict: bool = True,
 ) -> TopicReport:
     """Create the missing topics, verify the existing ones; report what was found.
+
+    ``strict=False`` (a process that only consumes: ``project``, ``snapshots run``)
+    reports another partition count instead of refusing it: a consumer folds whatever
+    partitions exist, only writers depend on the count.
 
     Raises ``TopicMismatch`` (listing every blocking problem) *before creating anything*
     when a partition count differs, or a declaration cannot be met on this cluster.
     Non-blocking problems are logged once each, with their fix, and returned.
-    ``strict_partitions=False`` (for consumers, which read whatever count a topic has)
-    reports a partition count that differs instead of refusing it.
     """
     wanted = list(specs)
     async with _admin.admin_client(
@@ -366,9 +370,7 @@ async def ensure_topics_report(
         connect_timeout_ms=connect_timeout_ms,
     ) as admin:
         brokers, states = await _inspect(admin, bootstrap_servers, wanted)
-        problems = [p for s in states if s.exists for p in _problems(s, bootstrap_servers)]
-        if not strict_partitions:
-            problems = [replace(p, blocking=False) if _partitions(p) else p for p in problems]
+        problems = [p for s in states if s.exists for p in _problems(s, bootstrap_servers, strict)]
         blocking = [p for p in problems if p.blocking]
         if blocking:
             raise TopicMismatch.of(blocking)
@@ -389,7 +391,7 @@ async def ensure_topics_report(
                     raise LogError(
                         f"topic {state.name!r} neither created nor found", retriable=True
                     )
-                found = _problems(state, bootstrap_servers)
+                found = _problems(state, bootstrap_servers, strict)
                 if any(p.blocking for p in found):
                     raise TopicMismatch.of([p for p in found if p.blocking])
                 problems.extend(found)
@@ -406,17 +408,13 @@ async def ensure_topics_report(
     )
 
 
-def _partitions(problem: TopicProblem) -> bool:
-    return problem.setting == "partitions"
-
-
 async def ensure_topics(
     bootstrap_servers: str,
     specs: Iterable[TopicSpec],
     *,
     client_id: str = "orchestrator-state-admin",
     request_timeout_ms: int = 30_000,
-    strict_partitions: bool = True,
+    strict: bool = True,
 ) -> list[str]:
     """:func:`ensure_topics_report`, returning only the names created."""
     report = await ensure_topics_report(
@@ -424,6 +422,6 @@ async def ensure_topics(
         specs,
         client_id=client_id,
         request_timeout_ms=request_timeout_ms,
-        strict_partitions=strict_partitions,
+        strict=strict,
     )
     return list(report.created)

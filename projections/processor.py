@@ -60,8 +60,8 @@ async def prepare(
         await migrate(conn, TableNames(t.pipeline_states, t.task_states, t.checkpoints))
     finally:
         await conn.close()
-    if topics is not None:
-        await ensure_topics(bootstrap, topics.specs(), strict_partitions=False)
+    if topics is not None:  # a consumer: another partition count is reported, not refused
+        await ensure_topics(bootstrap, topics.specs(), strict=False)
         return
     layout = TopicsConfig(dlq_partitions=settings.dlq_partitions)
     await ensure_topics(bootstrap, [layout.dlq(TopicSpec(name=topic)) for topic in settings.topics])

@@ -77,7 +77,7 @@ def serve(
         # Position tokens name topics: the same topics every process creates or verifies.
         asyncio.run(
             ensure_configured_topics(
-                bootstrap_servers, configured_topics(config), strict_partitions=False
+                bootstrap_servers, configured_topics(config), consumer_only=True
             )
         )
     app = create_app(settings)

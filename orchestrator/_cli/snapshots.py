@@ -245,9 +245,7 @@ def run(
     ensure_store_bucket(snapshotter.store, endpoint, s3.region if s3 else None)
 
     async def main() -> None:
-        await ensure_configured_topics(
-            snapshotter.bootstrap_servers, topics, strict_partitions=False
-        )
+        await ensure_configured_topics(snapshotter.bootstrap_servers, topics, consumer_only=True)
         await run_snapshotter(snapshotter)
 
     _run(alive_while(main(), health_file))

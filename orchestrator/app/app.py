@@ -105,6 +105,7 @@ class App:
         self._server: _EmbeddedServer | None = None
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._cleanup: list[Callable[[], Awaitable[None]]] = []
+        self._pool_to_close: asyncpg.Pool | None = None
 
     # --- start / stop ------------------------------------------------------------------
 
@@ -120,7 +121,7 @@ class App:
         self.pool = pool = await open_pool(
             plan.dsn, max_size=plan.pool_size, deadline_s=plan.connect_timeout
         )
-        self._cleanup.append(pool.close)
+        self._pool_to_close = pool  # closed last: the processor and snapshotter borrow it
         self.topic_report = await ensure_configured_topics(
             plan.bootstrap, plan.topics, connect_deadline_s=plan.connect_timeout
         )
@@ -194,6 +195,12 @@ class App:
             if component is not None:
                 await component.stop()
         self.projector = self.snapshotter = None
+        pool, self._pool_to_close = self._pool_to_close, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), 10)
+            except TimeoutError:  # a connection never came back: cut them all
+                pool.terminate()
         if errors:
             raise errors[0]
 

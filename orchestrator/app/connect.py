@@ -42,6 +42,7 @@ from orchestrator.state.checkpoint import RestoredCheckpoint
 from orchestrator.state.runtime import StateRuntime
 
 CONFIG_ENV = "ORCHESTRATOR_CONFIG"
+DRAIN_S = 5.0
 _EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
 
 
@@ -168,13 +169,12 @@ class Connection:
         app, self._app = self._app, None
         if app is None:
             return
-        try:
-            if app.projector is not None and app.runtime is not None:
-                runtime = app.runtime
-                with contextlib.suppress(TimeoutError, OrchestratorStateError):
-                    await runtime.wait_for(runtime.written(), timeout=self._timeout)
-        finally:
-            await app.stop()
+        if app.runtime is not None and app.projector is not None:
+            # Let the in-process processor apply this process's own writes first, so the
+            # read models show how the last run ended (bounded: the log has it anyway).
+            with contextlib.suppress(OrchestratorStateError, TimeoutError):
+                await app.runtime.wait_for(app.runtime.written(), DRAIN_S)
+        await app.stop()
 
     async def __aenter__(self) -> Connection:
         await self.start()

@@ -97,12 +97,14 @@ async def ensure_configured_topics(
     *,
     deadline_s: float = 30.0,
     connect_deadline_s: float | None = None,
-    strict_partitions: bool = True,
+    consumer_only: bool = False,
 ) -> TopicReport:
     """Create or verify every topic of ``topics`` (events and DLQs).
 
     A blocking mismatch (a partition count) raises ``TopicMismatch`` before anything is
     created; weaker durability or another retention is logged with its fix.
+    ``consumer_only``: another partition count is logged too, not refused (a consumer
+    folds whatever partitions exist; only writers depend on the count).
     """
     connect_ms = None if connect_deadline_s is None else int(connect_deadline_s * 1000)
     return await ensure_topics_report(
@@ -110,7 +112,7 @@ async def ensure_configured_topics(
         topics.specs(),
         request_timeout_ms=int(deadline_s * 1000),
         connect_timeout_ms=connect_ms,
-        strict_partitions=strict_partitions,
+        strict=not consumer_only,
     )
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from orchestrator.cli import app
 from orchestrator.devstack import create_topic
+from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics_report
 
 runner = CliRunner()
 
@@ -153,3 +154,13 @@ async def _in_thread(*args: str) -> Any:
     import asyncio
 
     return await asyncio.to_thread(_run, *args)
+
+
+async def test_a_consumer_reports_another_partition_count_and_runs(kafka: Any, topic: str) -> None:
+    """`project` and `snapshots run` only read: another count is reported, not refused."""
+    await create_topic(kafka.bootstrap_servers, f"{topic}.pipeline", partitions=5)
+    layout = TopicsConfig(pipeline=TopicSpec(name=f"{topic}.pipeline", partitions=2))
+    report = await ensure_topics_report(kafka.bootstrap_servers, layout.specs(), strict=False)
+    found = [p for p in report.problems if p.setting == "partitions"]
+    assert [(p.topic, p.actual, p.blocking) for p in found] == [(f"{topic}.pipeline", 5, False)]
+    assert f"{topic}.pipeline.dlq" in report.created
