@@ -179,7 +179,7 @@ async def storage(
             for i in range(steps):
                 history.append(chat_message(rng, i))
                 await checkpoint.save(name=f"step_{i}", data={"messages": history})
-        await rt.wait_for(rt.written(), timeout=120)
+        await rt.wait_for(rt.written(), timeout=900)  # ~1 MB checkpoints: slow to fold
         await asyncio.sleep(3)  # the snapshotter's last batch
         topic = load_config(text).settings.state_management.event_store.topics.pipeline_events
     pg = await public_bytes(dsn)

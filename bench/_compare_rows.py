@@ -117,7 +117,7 @@ def rows(samples: Samples, options: CompareOptions) -> list[dict[str, Any]]:
                     higher_is_better=False,
                 )
             )
-    if ("storage", "ours") in samples:
+    if ("storage", "ours") in samples and ("storage", "langgraph") in samples:
         mine = samples[("storage", "ours")][0]
         theirs = samples[("storage", "langgraph")][0]
         total = sum(mine.values())

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import os
 import statistics
 import tempfile
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,13 +100,19 @@ class _Run:
     options: CompareOptions
     samples: dict[tuple[str, str], list[dict[str, float]]]
     dbos_dsn: str = ""
+    failures: list[str] = field(default_factory=list)
 
     async def measure(
         self, key: tuple[str, str], work: Callable[[str], Awaitable[dict[str, float]]]
     ) -> None:
-        """Run ``work`` on a fresh database and keep its figures under ``key``."""
-        async with database(self.server_dsn, key[1]) as dsn:
-            self.samples[key].append(await work(dsn))
+        """Run ``work`` on a fresh database and keep its figures under ``key``; a
+        failure is reported in one line and leaves that sample out."""
+        try:
+            async with database(self.server_dsn, key[1]) as dsn:
+                self.samples[key].append(await work(dsn))
+        except Exception as exc:
+            logging.getLogger(__name__).error("bench compare: %s/%s failed: %s", *key, exc)
+            self.failures.append(f"{key[0]}/{key[1]}: {exc}")
 
 
 async def _round(run: _Run, number: int) -> None:
