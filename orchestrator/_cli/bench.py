@@ -174,4 +174,6 @@ def compare(
     if json_output:
         typer.echo(json.dumps(rows, indent=2))
     else:
-        Console().print(render(rows, rounds))
+        console = Console()
+        console.width = max(console.width, 150)  # the table's names stay whole in a pipe
+        console.print(render(rows, rounds))
