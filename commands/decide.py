@@ -416,6 +416,36 @@ def decide(state: ExecutionState | None, command: Command) -> list[c.Payload]:
 
     Raises :class:`InvalidCommand` when the fold would not apply them.
     """
+    payloads = _decided(state, command)
+    _check(state, command, payloads)
+    return payloads
+
+
+Stamp = Callable[[ExecutionState | None, Sequence[c.Payload]], list[Envelope]]
+"""A writer's envelopes for payloads decided from a state (its epoch, producer, time)."""
+
+
+def decide_stamped(
+    state: ExecutionState | None, command: Command, stamp: Stamp
+) -> tuple[list[Envelope], ExecutionState | None]:
+    """``decide`` for a writer: the payloads in the writer's own envelopes, folded once.
+
+    That one fold both checks them (:class:`InvalidCommand` unless every one is
+    applied, as ``decide``) and gives the state after them, where ``decide`` folds
+    placeholder envelopes and the writer would fold its real ones a second time.
+    """
+    envelopes = stamp(state, _decided(state, command))
+    current = state
+    for envelope in envelopes:
+        result = step(current, envelope)
+        if result.outcome is not Outcome.APPLIED:
+            raise _refuse(state, command, result.reason or result.outcome.value)
+        current = result.state
+    return envelopes, current
+
+
+def _decided(state: ExecutionState | None, command: Command) -> list[c.Payload]:
+    """``decide`` before the fold's check."""
     if state is None and not isinstance(command, CreateExecution):
         raise _refuse(state, command, "the execution does not exist")
     if state is not None and isinstance(command, CreateExecution):
@@ -426,9 +456,7 @@ def decide(state: ExecutionState | None, command: Command) -> list[c.Payload]:
         )
         if not known:
             raise _refuse(state, command, f"unknown checkpoint {command.from_checkpoint!r}")
-    payloads = _payloads(state, command)
-    _check(state, command, payloads)
-    return payloads
+    return _payloads(state, command)
 
 
 def evolve(state: ExecutionState | None, commands: Sequence[Command]) -> ExecutionState | None:

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from orchestrator.commands.decide import Command, CreateExecution, InvalidCommand, decide
+from orchestrator.commands.decide import decide_stamped as decide_in
 from orchestrator.commands.errors import CommandError, ExecutionNotOwned, LeaseLost
 from orchestrator.commands.leases import TRANSIENT_ERRORS, Lease, default_margin
 from orchestrator.commands.ports import (
@@ -46,7 +47,7 @@ from orchestrator.commands.ports import (
 )
 from orchestrator.events import catalogue as c
 from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.fold import Outcome, step
+from orchestrator.events.fold import step
 from orchestrator.events.outage import Outage
 from orchestrator.events.state import ExecutionState
 from orchestrator.events.userdata import BlobStore, UserData
@@ -407,6 +408,10 @@ class ExecutionWriter:
         state = self.state
         envelopes: list[Envelope] = []
         per_command: list[int] = []
+
+        def stamp(now: ExecutionState | None, payloads: Sequence[c.Payload]) -> list[Envelope]:
+            return self._envelopes(now, payloads, **ids)
+
         for command in commands:
             encoded = await self.encode(command)
             if isinstance(encoded, CreateExecution):
@@ -417,12 +422,9 @@ class ExecutionWriter:
                     "CreateExecution",
                     "the execution already exists",
                 )
-            batch = self._envelopes(state, decide(state, encoded), **ids)
-            for envelope in batch:
-                result = step(state, envelope)
-                if result.outcome is not Outcome.APPLIED:  # decide asked the fold already
-                    raise AssertionError(f"fold refused a decided event: {result.reason}")
-                state = result.state
+            batch, after = decide_in(state, encoded, stamp)
+            assert after is not None  # an existing execution stays one
+            state = after
             envelopes.extend(batch)
             per_command.append(len(batch))
         return Prepared(self, envelopes, state, per_command)

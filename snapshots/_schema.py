@@ -109,7 +109,9 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
 
 
-_DECODE = json.JSONDecoder().decode
+_DECODER = json.JSONDecoder()
+_DECODE = _DECODER.decode
+_SCAN: Any = getattr(_DECODER, "scan_once")  # noqa: B009 (untyped: the C scanner alone)
 _CONSTANTS: dict[str, Any] = {"null": None, "true": True, "false": False}
 
 
@@ -117,7 +119,14 @@ def _unjson(text: str) -> Any:
     # Most user-data fields of a pending task are null: skip the parser for constants.
     if text in _CONSTANTS:
         return _CONSTANTS[text]
-    return _DECODE(text)
+    # ``_json`` writes one value and no whitespace: the scanner reads it to the end.
+    # Anything else (whitespace, trailing text, an error) goes to the full decoder,
+    # which accepts or refuses it exactly as before.
+    try:
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError):
+        return _DECODE(text)
+    return value if end == len(text) else _DECODE(text)
 
 
 def _checkpoint_record(ref: CheckpointRef) -> dict[str, Any]:

@@ -152,3 +152,61 @@ def resume(
         emit_json({"runs": [{"resumed_s": t, "imports_s": i} for t, i in results]})
     else:
         Console().print(render(results))
+
+
+@app.command("compare")
+def compare(
+    rounds: int = typer.Option(3, min=1, help="Interleaved rounds (medians over them)."),
+    as_json: bool = JSON_OPTION,
+    checkpoint_saves: int = typer.Option(1000, help="Sequential 10 KB saves per round."),
+    checkpoint_executions: int = typer.Option(100, help="Executions saving concurrently."),
+    checkpoint_per_execution: int = typer.Option(20, help="Saves per concurrent execution."),
+    overhead_runs: int = typer.Option(10, help="Pipelines timed per size, per round."),
+    append_events: int = typer.Option(50_000, help="Events appended per round."),
+    append_warmup: int = typer.Option(10_000, help="Events appended first, untimed."),
+    restore_events: int = typer.Option(
+        100_000, help="Events of the long history (the restore_latest_100k row)."
+    ),
+    restore_small_events: int = typer.Option(
+        10_000, help="Events of the shorter history (restore_latest_10k; 0 skips it)."
+    ),
+    restore_samples: int = typer.Option(100, help="Restores timed per round."),
+    resume: bool = typer.Option(True, help="Run the kill-and-resume workload."),
+    storage_steps: int = typer.Option(1000, help="Steps of the growing run (0 skips it)."),
+    fold_events: int = typer.Option(50_000, help="Events folded, ours only (0 skips it)."),
+    fold_rate: int = typer.Option(5000, help="Events/s in the append→visible run."),
+    fold_seconds: float = typer.Option(5.0, help="Length of the append→visible run."),
+) -> None:
+    """Ours vs LangGraph, DBOS and eventsourcing on the same PostgreSQL: medians, ratio."""
+    import logging
+
+    from orchestrator.bench.compare import CompareOptions, PeersMissing, render, run_compare
+
+    logging.getLogger("dbos").setLevel(logging.WARNING)
+    options = CompareOptions(
+        rounds=rounds,
+        checkpoint_saves=checkpoint_saves,
+        checkpoint_executions=checkpoint_executions,
+        checkpoint_per_execution=checkpoint_per_execution,
+        overhead_runs=overhead_runs,
+        append_events=append_events,
+        append_warmup=append_warmup,
+        restore_events=restore_events,
+        restore_small_events=restore_small_events,
+        restore_samples=restore_samples,
+        resume=resume,
+        storage_steps=storage_steps,
+        fold_events=fold_events,
+        fold_rate=fold_rate,
+        fold_seconds=fold_seconds,
+    )
+    try:
+        rows = asyncio.run(run_compare(options))
+    except PeersMissing as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if as_json:
+        emit_json(rows)
+    else:
+        console = Console()
+        console.width = max(console.width, 150)  # the table's names stay whole in a pipe
+        console.print(render(rows, rounds))

@@ -124,6 +124,11 @@ class ExecutionRun:
         position = await self.writer.execute(command)
         self.runtime.record([position])
 
+    async def _do_many(self, commands: list[Command]) -> None:
+        """Several commands in one append (all or nothing)."""
+        positions = await self.writer.execute_many(commands)
+        self.runtime.record(positions[-1:])
+
     # --- the whole run ----------------------------------------------------------------
 
     async def run(self) -> PipelineResult:
@@ -254,9 +259,9 @@ class ExecutionRun:
         first = True
         while True:
             ts = self.state.tasks[tid]
-            if ts.status == "pending":
-                await self._do(ScheduleTask(task_id=tid))
-            elif first and ts.status == "running" and ts.attempts - base >= self.retry.max_attempts:
+            # A pending task's ScheduleTask goes out with its StartTask: one append.
+            schedule: list[Command] = [ScheduleTask(task_id=tid)] if ts.status == "pending" else []
+            if first and ts.status == "running" and ts.attempts - base >= self.retry.max_attempts:
                 limit = self.retry.max_attempts
                 error = f"interrupted in attempt {ts.attempts} of {limit} (node crash?)"
                 await self._do(FailTask(task_id=tid, error=error, retryable=False))
@@ -265,9 +270,8 @@ class ExecutionRun:
             first = False
             ref, data = await self.saved.last(tid)
             inputs = {d: self.outputs[d] for d in definition.depends_on}
-            await self._do(
-                StartTask(task_id=tid, inputs=inputs or None, node_id=self.writer.node_id)
-            )
+            start = StartTask(task_id=tid, inputs=inputs or None, node_id=self.writer.node_id)
+            await self._do_many([*schedule, start])
             attempt = self.state.tasks[tid].attempts
             context = self._context(
                 tid, attempt, inputs, ref, data, resumed=interrupted or attempt > 1
