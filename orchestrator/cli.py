@@ -32,6 +32,7 @@ from orchestrator._cli import bench as bench_cli
 from orchestrator._cli import config as config_cli
 from orchestrator._cli import demo as demo_cli
 from orchestrator._cli import dev as dev_cli
+from orchestrator._cli import executions as executions_cli
 from orchestrator._cli import health as health_cli
 from orchestrator._cli import history as history_cli
 from orchestrator._cli import migrate as migrate_cli
@@ -88,6 +89,7 @@ app.add_typer(bench_cli.app, name="bench")
 app.add_typer(snapshots_cli.app, name="snapshots")
 app.add_typer(history_cli.app)  # replay, trace, check, bottlenecks, fork
 app.command("migrate")(migrate_cli.migrate)
+app.command("executions")(executions_cli.executions)
 app.add_typer(topics_cli.app, name="topics")
 
 

@@ -9,16 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import socket
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from _api_support import write_history
 from _databases import MakeDatabase
 from _projector_support import CLI
 
 from orchestrator.devstack import KafkaEndpoint
+from orchestrator.events import catalogue as c
 from orchestrator.events.envelope import Position
+from orchestrator.events.simulate import HistoryWriter
 from orchestrator.snapshots.index import SnapshotRecord
 from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 
@@ -83,6 +87,29 @@ async def test_listings_print_json(make_database: MakeDatabase) -> None:
     snapshots = await _json("snapshots", "list", "exec_j", *db)
     assert [(s["sequence"], s["position"]) for s in snapshots] == [(5, "t:0:4")]
     assert await _json("projections", "status", *db) == []
+
+
+async def test_executions_list_as_the_api_does(make_database: MakeDatabase) -> None:
+    dsn = await make_database()
+    conn = await asyncpg.connect(dsn)
+    try:
+        for n, execution_id in enumerate(("exec_old", "exec_new")):
+            w = HistoryWriter(
+                execution_id, "p", random.Random(n), clock=datetime(2024, 1, 1 + n, tzinfo=UTC)
+            )
+            w.emit(c.ExecutionCreated(pipeline_id="p", tasks=(c.TaskSpec(task_id="t"),)))
+            if n:
+                w.emit(c.ExecutionValidationStarted())
+            await write_history(conn, w.events, first_offset=10 * n)
+    finally:
+        await conn.close()
+    db = ("--database-url", dsn)
+
+    listed = await _json("executions", *db)
+    validating = await _json("executions", "--status", "validating", *db)
+
+    assert [e["execution_id"] for e in listed] == ["exec_new", "exec_old"]
+    assert [e["execution_id"] for e in validating] == ["exec_new"]
 
 
 async def test_bench_prints_its_figures_as_json(kafka: KafkaEndpoint) -> None:
