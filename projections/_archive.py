@@ -73,6 +73,23 @@ async def archived_records(
             offset = rows[-1]["offset"] + 1
 
 
+async def skip_to(
+    conn: asyncpg.Connection, projection: str, ranges: Mapping[TP, tuple[int, int]]
+) -> None:
+    """Move ``projection``'s offsets up to the end of each range: where the archive ends
+    before Kafka's earliest offset (its last records were dead letters), Kafka may hold
+    nothing after it to move them, and a swap waits to reach the live offsets."""
+    await conn.execute(
+        "UPDATE projection_offsets SET next_offset = u.o, updated_at = now()"
+        " FROM unnest($2::text[], $3::int4[], $4::int8[]) AS u(t, p, o)"
+        " WHERE projection = $1 AND topic = u.t AND partition = u.p AND next_offset < u.o",
+        projection,
+        [t for t, _ in ranges],
+        [p for _, p in ranges],
+        [end for _, end in ranges.values()],
+    )
+
+
 async def dropped_executions(
     conn: asyncpg.Connection, live: ProjectionSettings, rebuilt: ProjectionSettings
 ) -> list[str]:

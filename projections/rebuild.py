@@ -41,6 +41,7 @@ from orchestrator.projections._archive import (
     archived_records,
     dropped_executions,
     name_some,
+    skip_to,
     truncated,
 )
 from orchestrator.projections._engine import BatchEngine, BatchResult
@@ -193,6 +194,11 @@ class Rebuilder:
                     self._check(await pipeline.advance(page))
                     self._archived += len(page)
             self._check(await pipeline.settle())
+            behind = {tp: r for tp, r in ranges.items() if pipeline.engine.positions[tp] < r[1]}
+            if behind:  # the archive ends before Kafka's earliest (dead letters there)
+                async with pool.acquire() as conn:
+                    await skip_to(conn, self.target.name, behind)
+                await pipeline.engine.claim(behind)  # expect the rows as they are now
         positions = pipeline.engine.positions
         for (t, p), start in starts.items():
             at = max(positions.get((t, p), start), earliest.get((t, p), 0))
