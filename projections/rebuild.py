@@ -8,11 +8,15 @@ How::
     1. create <table>__rebuild LIKE <table> for every read-model table
     2. fold every partition from offset 0 into them, as projection <name>__rebuild,
        with the same fenced batch writes as the live processor (crash-safe too)
+    2a. where Kafka's retention deleted the start of a partition, the records before
+       its earliest offset are folded from the live archive first (``_archive``)
     3. when caught up with the live projection's stored offsets, in ONE transaction:
        lock the live offset rows (the live processor's next write waits), rename
        live -> __old and __rebuild -> live, drop __old, move the rebuilt offsets to
        the live name with a new generation (every running processor's fence fails
-       once, so it drops its cache and re-reads the new tables), merge dead letters
+       once, so it drops its cache and re-reads the new tables), merge dead letters;
+       refuse (and name them) if an execution of the live tables is not in the
+       rebuilt ones: a rebuild never drops an execution
 
 The live tables keep serving reads and the live processor keeps writing them until
 the swap. A rebuild does not produce its poison records to the DLQ again when the
@@ -33,6 +37,13 @@ import asyncpg
 from orchestrator.events.codec import default_codec
 from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
 from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
+from orchestrator.projections._archive import (
+    archived_records,
+    dropped_executions,
+    name_some,
+    skip_to,
+    truncated,
+)
 from orchestrator.projections._engine import BatchEngine, BatchResult
 from orchestrator.projections._pipeline import BatchPipeline
 from orchestrator.projections.deadletters import DeadLetterSink
@@ -69,6 +80,8 @@ class RebuildReport:
     elapsed_s: float
     offsets: dict[tuple[str, int], int]
     swapped: bool
+    from_archive: int = 0
+    """Records folded from the live archive because Kafka no longer holds them."""
 
 
 def _split(table: str) -> tuple[str, str]:
@@ -114,6 +127,7 @@ class Rebuilder:
         self._on_progress = on_progress
         self._progress_interval_s = progress_interval_s
         self._lock_timeout_ms = lock_timeout_ms
+        self._archived = 0
 
     async def run(self) -> RebuildReport:
         """Rebuild, swap when caught up (unless ``swap=False``), return a report."""
@@ -148,15 +162,47 @@ class Rebuilder:
                 ConsumerSettings(client_id=f"{self.settings.client_id}-rebuild"),
             ) as consumer:
                 consumer.assign(TopicPartition(t, p) for t, p in ends)
-                for (t, p), offset in (await engine.claim(ends)).items():
-                    consumer.seek(TopicPartition(t, p), offset)
+                starts = await engine.claim(ends)
                 pipeline = BatchPipeline(engine, consumer)
                 try:
+                    await self._from_archive(pool, consumer, pipeline, starts)
                     return await self._fold_until_swapped(
                         pool, dlq, consumer, pipeline, ends, started
                     )
                 finally:
                     await pipeline.abandon()
+
+    async def _from_archive(
+        self,
+        pool: asyncpg.Pool,
+        consumer: EventConsumer,
+        pipeline: BatchPipeline,
+        starts: dict[tuple[str, int], int],
+    ) -> None:
+        """Fold the archived records Kafka no longer holds, then seek past them."""
+        found = await consumer.beginning_offsets(TopicPartition(t, p) for t, p in starts)
+        earliest = {(tp.topic, tp.partition): offset for tp, offset in found.items()}
+        ranges = truncated(starts, earliest)
+        if ranges:
+            logger.info(
+                "rebuild of %s: Kafka no longer holds %s; folding them from the archive",
+                self.settings.name,
+                ", ".join(f"{t}[{p}]@{a}..{b - 1}" for (t, p), (a, b) in sorted(ranges.items())),
+            )
+            async with pool.acquire() as conn:
+                async for page in archived_records(conn, self.settings, ranges):
+                    self._check(await pipeline.advance(page))
+                    self._archived += len(page)
+            self._check(await pipeline.settle())
+            behind = {tp: r for tp, r in ranges.items() if pipeline.engine.positions[tp] < r[1]}
+            if behind:  # the archive ends before Kafka's earliest (dead letters there)
+                async with pool.acquire() as conn:
+                    await skip_to(conn, self.target.name, behind)
+                await pipeline.engine.claim(behind)  # expect the rows as they are now
+        positions = pipeline.engine.positions
+        for (t, p), start in starts.items():
+            at = max(positions.get((t, p), start), earliest.get((t, p), 0))
+            consumer.seek(TopicPartition(t, p), at)
 
     async def _fold_until_swapped(
         self,
@@ -184,11 +230,18 @@ class Rebuilder:
             if not caught_up:
                 continue
             if not self._swap:
-                return RebuildReport(self.settings.name, records, now - started, positions, False)
+                return RebuildReport(
+                    self.settings.name, records, now - started, positions, False, self._archived
+                )
             if await self._try_swap(pool):
                 self._report(positions, ends, records, now - started, True, "swapped")
                 return RebuildReport(
-                    self.settings.name, records, time.monotonic() - started, positions, True
+                    self.settings.name,
+                    records,
+                    time.monotonic() - started,
+                    positions,
+                    True,
+                    self._archived,
                 )
             ends = await _end_offsets(dlq, self.settings.topics)  # the live one is ahead
 
@@ -244,6 +297,15 @@ class Rebuilder:
                             "rebuild of %s: behind the live projection on %s", live.name, behind
                         )
                         return False
+                    dropped = await dropped_executions(conn, live, target)
+                    if dropped:
+                        raise RebuildError(
+                            live.name,
+                            "swapping",
+                            "the rebuilt tables lack execution(s) the live ones hold"
+                            f" (their history is neither in Kafka nor in the archive):"
+                            f" {name_some(dropped)}; the live tables are untouched",
+                        )
                     generation = max(
                         (r["generation"] for r in rows if r["projection"] == live.name), default=0
                     )

@@ -22,7 +22,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotNotFound, SnapshotStoreError
-from orchestrator.snapshots.store import Lifecycle, LifecycleReport, check_key
+from orchestrator.snapshots.store import (
+    BLOBS,
+    Lifecycle,
+    LifecycleReport,
+    blob_prefix,
+    check_key,
+    lifecycle_covers_blobs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +200,8 @@ class S3SnapshotStore:
             raise self._error("list", prefix, exc) from exc
 
     def lifecycle_rule(self, lifecycle: Lifecycle) -> dict[str, Any]:
-        """The bucket lifecycle rule the seed's ``lifecycle`` block describes."""
+        """The bucket lifecycle rule the seed's ``lifecycle`` block describes: over the
+        snapshot prefix only (blobs live beside it, see :func:`blob_prefix`)."""
         rule: dict[str, Any] = {
             "ID": RULE_ID,
             "Filter": {"Prefix": self.prefix},
@@ -216,6 +224,15 @@ class S3SnapshotStore:
         """
         if lifecycle.empty:
             return LifecycleReport(self.name, (), (), "no lifecycle rules configured")
+        if lifecycle_covers_blobs(self.prefix):
+            detail = (
+                f"lifecycle rules NOT applied: a rule over {self.name} would also expire the "
+                f"claim-checked blobs under s3://{self.bucket}/{blob_prefix(self.prefix)}{BLOBS}"
+                " that live events reference; give the snapshots a prefix of their own "
+                "(e.g. states/)"
+            )
+            logger.warning("%s: %s", self.name, detail)
+            return LifecycleReport(self.name, (), lifecycle.rules(), detail)
         attempts = [lifecycle]
         if lifecycle.transition_to_glacier is not None and lifecycle.expiration is not None:
             attempts.append(Lifecycle(expiration=lifecycle.expiration))

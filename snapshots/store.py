@@ -231,3 +231,21 @@ def open_store(
     raise SnapshotConfigError(
         "snapshots.storage", f"{url!r}: expected s3://bucket[/prefix], file://path or memory://"
     )
+
+
+BLOBS = "blobs/"
+"""Claim-checked user data lives under ``<parent of the snapshot prefix>/blobs/``."""
+
+
+def blob_prefix(snapshot_prefix: str) -> str:
+    """Where the blob store of a bucket's snapshot prefix writes its ``blobs/...`` keys:
+    the parent of the snapshot prefix, so that the blobs live events still reference
+    sit beside the snapshots, never under the prefix a lifecycle rule expires."""
+    parent = snapshot_prefix.strip("/").rpartition("/")[0]
+    return f"{parent}/" if parent else ""
+
+
+def lifecycle_covers_blobs(snapshot_prefix: str) -> bool:
+    """True when a rule over ``snapshot_prefix`` would also match blob keys."""
+    prefix = snapshot_prefix.strip("/") + "/" if snapshot_prefix.strip("/") else ""
+    return (blob_prefix(prefix) + BLOBS).startswith(prefix)

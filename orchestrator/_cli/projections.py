@@ -157,7 +157,10 @@ def rebuild_command(
     shared_topic: str | None = _SHARED,
     swap: bool = typer.Option(True, help="Swap the rebuilt tables in when caught up."),
 ) -> None:
-    """Replay the log from offset zero into fresh tables; swap them in when caught up."""
+    """Replay the log from offset zero into fresh tables; swap them in when caught up.
+
+    Records Kafka's retention already deleted are folded from the live archive; if
+    an execution's history is in neither, the rebuild refuses and names it."""
     settings, config_dsn = _settings(name, config, None, pipeline_topic, shared_topic)
     dsn = _need(database_url or config_dsn, "--database-url", "DATABASE_URL")
     bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
@@ -177,8 +180,13 @@ def rebuild_command(
 
         report = asyncio.run(rebuild(settings, dsn, bootstrap, on_progress=show, swap=swap))
     verb = "swapped in" if report.swapped else "built (not swapped)"
+    archived = (
+        f" ({report.from_archive} of them from the archive: Kafka's retention deleted them)"
+        if report.from_archive
+        else ""
+    )
     console.print(
-        f"[green]✓[/] {settings.name}: {report.records} records folded in "
+        f"[green]✓[/] {settings.name}: {report.records} records folded{archived} in "
         f"{report.elapsed_s:.1f}s, {verb}"
     )
 

@@ -77,7 +77,7 @@ from orchestrator.projections.settings import ProjectionSettings, ReadModelTable
 from orchestrator.runtime.orchestrator import Policies
 from orchestrator.runtime.policy import CheckpointPolicy, RecoveryPolicy, RetryPolicy
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
-from orchestrator.snapshots.store import KeyLayout, Lifecycle
+from orchestrator.snapshots.store import KeyLayout, Lifecycle, blob_prefix
 from orchestrator.state.runtime import StateSettings
 
 _NEVER = 2**62  # a compression threshold no value reaches
@@ -146,11 +146,6 @@ class AppPlan:
     def table_names(self) -> TableNames:
         t = self.projection.tables
         return TableNames(t.pipeline_states, t.task_states, t.checkpoints)
-
-
-def _under(prefix: str, name: str) -> str:
-    stripped = prefix.strip("/")
-    return f"{stripped}/{name}/" if stripped else f"{name}/"
 
 
 def lease_ttl_for(recovery: RecoveryPolicy) -> float:
@@ -235,7 +230,7 @@ def _storage(
         kms = backend.encryption.kms_key if backend.encryption.enabled else None
         blobs = BlobPlan(
             bucket=backend.bucket,
-            prefix=_under(backend.prefix, "blobs"),
+            prefix=blob_prefix(backend.prefix),
             endpoint_url=endpoint,
         )
         s3_endpoint = endpoint
@@ -256,7 +251,7 @@ def _storage(
             bucket, _, prefix = url.removeprefix("s3://").partition("/")
             blobs = BlobPlan(
                 bucket=bucket,
-                prefix=_under(prefix, "blobs"),
+                prefix=blob_prefix(prefix),
                 endpoint_url=s3_endpoint,
             )
     strategy = ck.strategy

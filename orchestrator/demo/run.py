@@ -1,6 +1,9 @@
 """``orchestrator-state demo``: a pipeline survives the SIGKILL of its worker.
 
-1. Kafka and PostgreSQL: the ones the environment names, else started locally;
+1. Kafka and PostgreSQL: the ones the environment names, else started locally; the
+   demo keeps to its own topics (``orchestrator-demo.<run>.*``) and its own database
+   (``orchestrator_demo``, created on the same server), so it never writes into the
+   user's read models or topics (``check --source log`` stays consistent);
 2. this process runs the projection processor and the recovery supervisor, with the
    ``research_assistant`` code (so it can resume it);
 3. a worker *process* starts one execution; once ``web_search`` has saved its first
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sys
 import tempfile
@@ -23,7 +27,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from rich.console import Console
 
 from orchestrator.app import App, AppOptions, plan_app
@@ -33,6 +39,10 @@ from orchestrator.demo.timeline import history, print_final_state, print_timelin
 from orchestrator.devstack import KafkaChoice, ServiceEndpoints, local_services
 
 CRASH_TIMEOUT = 2.0
+DEMO_DATABASE = "orchestrator_demo"
+"""The demo's own database on the user's PostgreSQL server: its read models, offsets
+and leases never mix with the user's."""
+TOPIC_PREFIX = "orchestrator-demo"
 
 CONFIG = """
 state_management:
@@ -110,9 +120,10 @@ async def run_demo(
 async def _demo(
     console: Console, ep: ServiceEndpoints, base: Path, page_seconds: float, patience: float
 ) -> dict[str, float]:
-    prefix = f"demo-{uuid.uuid4().hex[:8]}"
-    text = CONFIG.format(prefix=prefix, timeout=CRASH_TIMEOUT)
+    run = uuid.uuid4().hex[:8]
+    text = CONFIG.format(prefix=f"{TOPIC_PREFIX}.{run}", timeout=CRASH_TIMEOUT)
     settings = load_config(text).settings
+    ep = dataclasses.replace(ep, database_url=await demo_database(ep.database_url))
     plan = plan_app(
         settings,
         bootstrap=ep.kafka_bootstrap,
@@ -120,7 +131,7 @@ async def _demo(
         node_id="supervisor",
         supports_idempotence=ep.kafka_supports_idempotence,
         data_dir=base / "data",
-        projection_name=f"demo_{prefix[5:]}",
+        projection_name=f"demo_{run}",
         max_replication=1,
     )
     pipeline = build_pipeline(page_seconds=page_seconds)
@@ -158,6 +169,27 @@ async def _demo(
             if worker.returncode is None:
                 worker.kill()
             await worker.wait()
+
+
+async def demo_database(dsn: str | None) -> str:
+    """The DSN of the demo's own database on ``dsn``'s server, created if missing."""
+    parts = urlsplit(dsn or "")
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise DemoFailed("the demo needs DATABASE_URL as a postgresql:// URL")
+    conn = await asyncpg.connect(dsn)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DEMO_DATABASE)
+        if not exists:
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):  # another demo won
+                await conn.execute(f"CREATE DATABASE {DEMO_DATABASE}")
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise DemoFailed(
+            f"cannot create the demo's database {DEMO_DATABASE!r} ({exc}); create it, or "
+            "run the demo with a role that may (CREATEDB)"
+        ) from None
+    finally:
+        await conn.close()
+    return urlunsplit(parts._replace(path=f"/{DEMO_DATABASE}"))
 
 
 async def _crash_and_recover(

@@ -67,7 +67,7 @@ def test_s3_backend_puts_snapshots_and_blobs_in_the_bucket_with_kms() -> None:
         365,
     )
     assert plan.blobs is not None
-    assert (plan.blobs.bucket, plan.blobs.prefix) == ("orchestrator-state", "states/blobs/")
+    assert (plan.blobs.bucket, plan.blobs.prefix) == ("orchestrator-state", "")
 
 
 def test_filesystem_backend_organizes_snapshots_and_retention() -> None:

@@ -12,8 +12,9 @@ import pytest
 from orchestrator.devstack import S3Endpoint
 from orchestrator.snapshots.errors import SnapshotStoreError
 from orchestrator.snapshots.s3 import S3SnapshotStore
-from orchestrator.snapshots.store import Lifecycle, SnapshotStore
+from orchestrator.snapshots.store import Lifecycle, SnapshotStore, blob_prefix
 from orchestrator.snapshots.testing import SnapshotStoreContract
+from orchestrator.state.blobs import S3BlobStore
 
 
 def _store(s3: S3Endpoint, **options: Any) -> S3SnapshotStore:
@@ -77,3 +78,34 @@ async def test_lifecycle_replaces_only_its_own_rule(s3: S3Endpoint) -> None:
     )
     ours = [r for r in rules["Rules"] if r["ID"] == "orchestrator-snapshots"]
     assert len(ours) == 1 and ours[0]["Expiration"]["Days"] == 90
+
+
+async def test_the_lifecycle_rule_never_covers_the_blobs_live_events_reference(
+    s3: S3Endpoint,
+) -> None:
+    """Blobs go beside the snapshot prefix (``blob_prefix``); the rule filters on the
+    snapshot prefix only, so expiring snapshots never expires a referenced blob."""
+    root = f"test-{uuid.uuid4().hex[:12]}/"
+    store = S3SnapshotStore(s3.bucket, root + "states/", client=s3.client())
+    blobs = S3BlobStore(s3.client(), s3.bucket, blob_prefix(store.prefix))
+    uri = await asyncio.to_thread(blobs.put_blob, "blobs/ab/" + "ab" * 32, b"user data")
+    await store.put("p/e/000000000001.snap", b"snapshot")
+    report = await store.apply_lifecycle(Lifecycle(transition_to_glacier=30, expiration=365))
+    assert "expiration=365d" in report.applied
+    rules = await asyncio.to_thread(
+        store._client.get_bucket_lifecycle_configuration, Bucket=store.bucket
+    )
+    (ours,) = [r for r in rules["Rules"] if r["ID"] == "orchestrator-snapshots"]
+    covered = ours["Filter"]["Prefix"]
+    assert covered == root + "states/"
+    assert store.uri("p/e/000000000001.snap").removeprefix(f"s3://{s3.bucket}/").startswith(covered)
+    assert not uri.removeprefix(f"s3://{s3.bucket}/").startswith(covered)
+
+    # A snapshot store at the bucket's root would cover the blobs: no rule is installed.
+    bare = S3SnapshotStore(s3.bucket, "", client=s3.client())
+    refused = await bare.apply_lifecycle(Lifecycle(expiration=30))
+    assert refused.applied == () and "blobs" in refused.detail
+    again = await asyncio.to_thread(
+        store._client.get_bucket_lifecycle_configuration, Bucket=store.bucket
+    )
+    assert [r for r in again["Rules"] if r["ID"] == "orchestrator-snapshots"] == [ours]

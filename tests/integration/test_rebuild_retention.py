@@ -1,0 +1,117 @@
+"""A rebuild after Kafka's retention deleted the oldest records loses no execution.
+
+The records before a partition's earliest offset exist only in the live archive; the
+rebuild folds them from there, so every execution is rebuilt equal to the fold of its
+full history and the archive keeps every row. If the archive lacks them too, the
+rebuild refuses, names the executions, and leaves the live tables as they were.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+from _projector_support import (
+    MakeProjection,
+    applied_total,
+    by_execution,
+    compare_with_fold,
+    event_log,
+    histories,
+    produce,
+    running_worker,
+    wait_until,
+)
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+from orchestrator.events.consumer import EventConsumer
+from orchestrator.events.consumer import TopicPartition as OurTP
+from orchestrator.projections.errors import RebuildError
+from orchestrator.projections.processor import Projector
+from orchestrator.projections.rebuild import Rebuilder
+
+
+async def _delete_first_half(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Kafka's retention at work: every partition's records before half its end go, and
+    all of partition 0's (whose last record is a dead letter, not in the archive)."""
+    async with EventConsumer(bootstrap) as consumer:
+        ends = await consumer.end_offsets(OurTP(topic, p) for p in range(partitions))
+    cut = {tp.partition: end if tp.partition == 0 else end // 2 for tp, end in ends.items()}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records(
+            {TopicPartition(topic, p): RecordsToDelete(before_offset=o) for p, o in cut.items()}
+        )
+    finally:
+        await admin.close()
+    async with EventConsumer(bootstrap) as consumer:
+        begins = await consumer.beginning_offsets(OurTP(topic, p) for p in range(partitions))
+    assert {tp.partition: o for tp, o in begins.items()} == cut
+    return cut
+
+
+async def _count(dsn: str, sql: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(sql))
+    finally:
+        await conn.close()
+
+
+@pytest.mark.timeout(240)
+async def test_rebuild_after_retention_keeps_every_execution_and_the_archive(
+    kafka: Any, make_projection: MakeProjection
+) -> None:
+    bootstrap = kafka.bootstrap_servers
+    hist = histories(15, seed=71, tasks=4)
+    events = [e for h in hist.values() for e in h]  # one after the other: the first go whole
+    topics, settings, dsn = await make_projection(3, name="retained")
+    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        await produce(log, events)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:  # a poison record ends partition 0: dead-lettered, so never archived
+        await producer.send_and_wait(topics.pipeline.name, b"\x00garbage", partition=0)
+    finally:
+        await producer.stop()
+    async with running_worker(Projector(settings, dsn, bootstrap)):
+        await wait_until(
+            lambda: _applied(dsn, settings.name, len(events) + 1), 60, "the live processor"
+        )
+    cut = await _delete_first_half(bootstrap, topics.pipeline.name, 3)
+    assert sum(cut.values()) > 0
+    archived = await _count(dsn, "SELECT count(*) FROM execution_events")
+    assert archived == len(events)
+
+    # The archive lost the oldest execution's rows too: the rebuild refuses, names it.
+    first = next(iter(hist))
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "CREATE TABLE held AS SELECT * FROM execution_events WHERE execution_id = $1", first
+        )
+        await conn.execute("DELETE FROM execution_events WHERE execution_id = $1", first)
+    finally:
+        await conn.close()
+    with pytest.raises(RebuildError, match=first):
+        await Rebuilder(settings, dsn, bootstrap).run()
+    assert await _count(dsn, "SELECT count(*) FROM pipeline_states") == len(hist)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("INSERT INTO execution_events SELECT * FROM held")
+        await conn.execute("DROP TABLE held")
+    finally:
+        await conn.close()
+
+    report = await Rebuilder(settings, dsn, bootstrap).run()
+    assert report.swapped
+    assert report.from_archive == sum(cut.values()) - 1  # all but the dead letter
+    assert await compare_with_fold(dsn, by_execution(events), settings) == []
+    assert await _count(dsn, "SELECT count(*) FROM execution_events") == archived
+
+
+async def _applied(dsn: str, name: str, n: int) -> bool:
+    return await applied_total(dsn, name) == n
