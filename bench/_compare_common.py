@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import statistics
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -91,3 +93,57 @@ def dir_bytes(path: Path, prefix: str = "") -> int:
         for f in ([top] if top.is_file() else top.rglob("*"))
         if f.is_file()
     )
+
+
+def saver_checkpoint(value: Any, step: int) -> Any:
+    """A LangGraph checkpoint as a graph's loop writes it (``create_checkpoint`` from the
+    previous step's channels), its ``data`` channel holding ``value``: what both
+    ``AsyncKafkaSaver.aput`` and ``AsyncPostgresSaver.aput`` are given."""
+    from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
+
+    base = empty_checkpoint()
+    base["channel_values"] = {"data": value, "step": step, "branch:to:node": None}
+    base["channel_versions"] = {"data": step + 1, "step": step + 1, "branch:to:node": step + 1}
+    base["versions_seen"] = {"node": {"data": step, "step": step}}
+    return create_checkpoint(base, None, step)
+
+
+async def saver_puts(saver: Any, thread: str, values: list[Any], first: int = 0) -> list[float]:
+    """Latencies (ms) of one LangGraph thread's sequential ``aput``, one per value."""
+    config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    latencies = []
+    for i, value in enumerate(values, start=first):
+        cp = saver_checkpoint(value, i)
+        metadata: Any = {"source": "loop", "step": i, "parents": {}}
+        t0 = time.perf_counter()
+        config = await saver.aput(config, cp, metadata, dict(cp["channel_versions"]))
+        latencies.append((time.perf_counter() - t0) * 1000)
+    return latencies
+
+
+async def saver_figures(
+    saver: Any, *, saves: int, threads: int, per_thread: int, size: int
+) -> dict[str, float]:
+    """``aput`` of ``size``-byte values: one thread sequential (c1), then ``threads``
+    threads at once (c100); throughput and p50/p99 of each."""
+    rng = random.Random(1)
+    await saver_puts(saver, "warm", [payload(rng, size, i) for i in range(20)])
+    values = [payload(rng, size, i) for i in range(saves)]
+    await saver_puts(saver, "one", values[:1])  # ours creates the execution on a first put
+    t0 = time.perf_counter()
+    single = await saver_puts(saver, "one", values, first=1)
+    single_s = time.perf_counter() - t0
+    batches = [
+        [payload(random.Random(100 + w), size, i) for i in range(per_thread)]
+        for w in range(threads)
+    ]
+    for w in range(threads):  # each thread's first checkpoint, untimed
+        await saver_puts(saver, f"t{w}", batches[w][:1])
+    t0 = time.perf_counter()
+    runs = await asyncio.gather(
+        *(saver_puts(saver, f"t{w}", b, first=1) for w, b in enumerate(batches))
+    )
+    many_s = time.perf_counter() - t0
+    c1 = figures(single, single_s)
+    c100 = figures([x for r in runs for x in r], many_s)
+    return {**{f"c1_{k}": v for k, v in c1.items()}, **{f"c100_{k}": v for k, v in c100.items()}}

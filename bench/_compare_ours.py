@@ -21,6 +21,7 @@ from orchestrator.bench._compare_common import (
     chat_message,
     dir_bytes,
     public_bytes,
+    saver_figures,
 )
 from orchestrator.bench.append import run_append_bench
 from orchestrator.bench.checkpoint import run_checkpoint_bench
@@ -264,3 +265,32 @@ async def ours_resume(endpoints: ServiceEndpoints, dsn: str, work: Path, *, run_
             "projection": running.plan.projection.name,
         }
         return await kill_and_resume(spec, work)
+
+
+def _saver_config(work: Path, prefix: str) -> Path:
+    """A config file of fresh topics for ``AsyncKafkaSaver.from_config``."""
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / f"{prefix}.yaml"
+    config.write_text(config_yaml(prefix))
+    return config
+
+
+async def kafka_saver(
+    dsn: str, work: Path, *, saves: int, threads: int, per_thread: int, size: int
+) -> dict[str, float]:
+    """``AsyncKafkaSaver.aput`` (fresh topics, the env's Kafka, ``dsn``): c1 and c100."""
+    from orchestrator.langgraph import AsyncKafkaSaver
+
+    config = _saver_config(work, f"cmp-lg-{uuid.uuid4().hex[:8]}")
+    saver = AsyncKafkaSaver.from_config(
+        config,
+        environ={**os.environ, "DATABASE_URL": dsn},
+        data_dir=work / "data",
+        run_projector=False,  # aput never reads: nothing waits on the read model
+        node_id="bench-compare",
+    )
+    async with saver:
+        await saver.setup()
+        return await saver_figures(
+            saver, saves=saves, threads=threads, per_thread=per_thread, size=size
+        )

@@ -22,6 +22,7 @@ from orchestrator.bench._compare_common import (
     median_ms,
     payload,
     public_bytes,
+    saver_figures,
 )
 
 __all__ = ["PEER_PACKAGES"]
@@ -95,6 +96,24 @@ async def langgraph_checkpoint(
     finally:
         await pool.close()
     return {"c1": figures(single, single_s), "c100": figures([x for r in runs for x in r], many_s)}
+
+
+async def postgres_saver(
+    dsn: str, *, saves: int, threads: int, per_thread: int, size: int, pool_size: int
+) -> dict[str, float]:
+    """``AsyncPostgresSaver.aput`` on a pool of ``pool_size``, the same checkpoints as
+    ``AsyncKafkaSaver`` gets (``saver_figures``): c1 and c100."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    pool = await _saver_pool(dsn, pool_size)
+    try:
+        saver = AsyncPostgresSaver(pool)
+        await saver.setup()
+        return await saver_figures(
+            saver, saves=saves, threads=threads, per_thread=per_thread, size=size
+        )
+    finally:
+        await pool.close()
 
 
 async def langgraph_storage(dsn: str, *, steps: int) -> dict[str, float]:

@@ -67,6 +67,7 @@ def rows(samples: Samples, options: CompareOptions) -> list[dict[str, Any]]:
                 "theirs_p50_ms": _med(samples, ("checkpoint", "langgraph"), "c100_p50_ms"),
             }
         out.append(_row(name, "langgraph", ours, theirs, unit, higher_is_better=better, **extra))
+    out.extend(_saver_rows(samples, options))
     out.append(
         _row(
             "task_overhead",
@@ -158,3 +159,37 @@ def rows(samples: Samples, options: CompareOptions) -> list[dict[str, Any]]:
             )
         )
     return out
+
+
+def _saver_rows(samples: Samples, options: CompareOptions) -> list[dict[str, Any]]:
+    """``AsyncKafkaSaver.aput`` against ``AsyncPostgresSaver.aput``, when measured."""
+    ours, theirs = ("saver", "ours"), ("saver", "langgraph")
+    if ours not in samples and theirs not in samples:
+        return []
+    sizes = {"checkpoint_bytes": options.saver_bytes}
+    return [
+        _row(
+            "langgraph_saver_c1_p50",
+            "langgraph",
+            _med(samples, ours, "c1_p50_ms"),
+            _med(samples, theirs, "c1_p50_ms"),
+            "ms",
+            higher_is_better=False,
+            ours_p99=_med(samples, ours, "c1_p99_ms"),
+            theirs_p99=_med(samples, theirs, "c1_p99_ms"),
+            saves=options.saver_saves,
+            **sizes,
+        ),
+        _row(
+            "langgraph_saver_c100_throughput",
+            "langgraph",
+            _med(samples, ours, "c100_per_s"),
+            _med(samples, theirs, "c100_per_s"),
+            "saves/s",
+            higher_is_better=True,
+            ours_p50_ms=_med(samples, ours, "c100_p50_ms"),
+            theirs_p50_ms=_med(samples, theirs, "c100_p50_ms"),
+            threads=options.saver_threads,
+            **sizes,
+        ),
+    ]

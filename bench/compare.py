@@ -9,6 +9,11 @@ the unit's direction (above 1: ours wins). Workloads, the same work on both side
 - ``checkpoint_c1_p50`` / ``checkpoint_c100_throughput``: 10 KB checkpoints saved one
   at a time, then by 100 executions at once (LangGraph ``aput`` on a pool sized like
   ours, 20);
+- ``langgraph_saver_c1_p50`` / ``langgraph_saver_c100_throughput``: LangGraph's own
+  checkpointer interface, ``AsyncKafkaSaver.aput`` against ``AsyncPostgresSaver.aput``:
+  the same checkpoints (``create_checkpoint``, a 10 KB channel value), one thread's
+  sequential puts, then 100 threads putting at once (LangGraph on a pool of 10, the
+  size of ours);
 - ``task_overhead``: a chain of 10 tasks returning 1 KB (DBOS ``@DBOS.step`` in a
   workflow): (wall of 10 tasks - wall of 1) / 9, ms per task;
 - ``append_throughput``: ~300-byte events in batches of 1,000 (eventsourcing: one
@@ -63,6 +68,11 @@ class CompareOptions:
     checkpoint_per_execution: int = 20
     payload_bytes: int = 10_240
     pool_size: int = 20
+    saver_saves: int = 500
+    saver_threads: int = 100
+    saver_per_thread: int = 10
+    saver_bytes: int = 10_240
+    saver_pool_size: int = 10
     overhead_runs: int = 10
     overhead_tasks: int = 10
     append_events: int = 50_000
@@ -141,6 +151,26 @@ async def _round(run: _Run, number: int) -> None:
         )
         return {f"{k}_{f}": v for k, figs in r.items() for f, v in figs.items()}
 
+    async def ours_saver(dsn: str) -> dict[str, float]:
+        return await ours.kafka_saver(
+            dsn,
+            work / "saver",
+            saves=o.saver_saves,
+            threads=o.saver_threads,
+            per_thread=o.saver_per_thread,
+            size=o.saver_bytes,
+        )
+
+    async def lg_saver(dsn: str) -> dict[str, float]:
+        return await peers.postgres_saver(
+            dsn,
+            saves=o.saver_saves,
+            threads=o.saver_threads,
+            per_thread=o.saver_per_thread,
+            size=o.saver_bytes,
+            pool_size=o.saver_pool_size,
+        )
+
     async def ours_overhead(dsn: str) -> dict[str, float]:
         return await ours.task_overhead(
             ep, dsn, work / "overhead", runs=o.overhead_runs, tasks=o.overhead_tasks
@@ -162,6 +192,7 @@ async def _round(run: _Run, number: int) -> None:
 
     pairs: list[tuple[str, Callable[..., Any], str, Callable[..., Any]]] = [
         ("checkpoint", ours_checkpoint, "langgraph", lg_checkpoint),
+        ("saver", ours_saver, "langgraph", lg_saver),
         ("overhead", ours_overhead, "dbos", dbos_overhead),
         ("append", ours_append, "eventsourcing", es_append),
     ]

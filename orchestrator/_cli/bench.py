@@ -161,6 +161,12 @@ def compare(
     checkpoint_saves: int = typer.Option(1000, help="Sequential 10 KB saves per round."),
     checkpoint_executions: int = typer.Option(100, help="Executions saving concurrently."),
     checkpoint_per_execution: int = typer.Option(20, help="Saves per concurrent execution."),
+    saver_saves: int = typer.Option(
+        500, help="Sequential AsyncKafkaSaver/AsyncPostgresSaver puts."
+    ),
+    saver_threads: int = typer.Option(100, help="LangGraph threads putting concurrently."),
+    saver_per_thread: int = typer.Option(10, help="Puts per concurrent LangGraph thread."),
+    saver_bytes: int = typer.Option(10_240, help="Size of the checkpoints' channel value."),
     overhead_runs: int = typer.Option(10, help="Pipelines timed per size, per round."),
     append_events: int = typer.Option(50_000, help="Events appended per round."),
     append_warmup: int = typer.Option(10_000, help="Events appended first, untimed."),
@@ -188,6 +194,10 @@ def compare(
         checkpoint_saves=checkpoint_saves,
         checkpoint_executions=checkpoint_executions,
         checkpoint_per_execution=checkpoint_per_execution,
+        saver_saves=saver_saves,
+        saver_threads=saver_threads,
+        saver_per_thread=saver_per_thread,
+        saver_bytes=saver_bytes,
         overhead_runs=overhead_runs,
         append_events=append_events,
         append_warmup=append_warmup,

@@ -23,6 +23,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 WORKLOADS = {
     "checkpoint_c1_p50",
     "checkpoint_c100_throughput",
+    "langgraph_saver_c1_p50",
+    "langgraph_saver_c100_throughput",
     "task_overhead",
     "append_throughput",
     "restore_latest_100k",
@@ -36,6 +38,9 @@ TINY = [
     "--checkpoint-saves", "30",
     "--checkpoint-executions", "5",
     "--checkpoint-per-execution", "4",
+    "--saver-saves", "20",
+    "--saver-threads", "5",
+    "--saver-per-thread", "3",
     "--overhead-runs", "2",
     "--append-events", "2000",
     "--append-warmup", "500",
