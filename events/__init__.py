@@ -30,6 +30,7 @@ from orchestrator.events.errors import (
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.machines import PIPELINE_MACHINE, TASK_MACHINE, Machine
+from orchestrator.events.security import KafkaSecurity, KafkaSecurityError
 from orchestrator.events.state import (
     CheckpointRef,
     ExecutionState,
@@ -80,6 +81,8 @@ __all__ = [
     "ExecutionState",
     "InvalidEvent",
     "InvalidTransition",
+    "KafkaSecurity",
+    "KafkaSecurityError",
     "KafkaUnreachable",
     "LogError",
     "Machine",

@@ -24,6 +24,7 @@ from aiokafka.errors import (
 from aiokafka.protocol.transaction import InitProducerIdRequest
 
 from orchestrator.events.errors import LogError
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ async def broker_supports_idempotence(
     *,
     client_id: str,
     request_timeout_ms: int,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> bool:
     """Ask the broker for a producer id, as an idempotent producer's first request does.
 
@@ -76,6 +78,7 @@ async def broker_supports_idempotence(
         bootstrap_servers=bootstrap_servers,
         client_id=f"{client_id}-probe",
         request_timeout_ms=request_timeout_ms,
+        **security.client_kwargs(),
     )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + request_timeout_ms / 1000

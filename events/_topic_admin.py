@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError, NoError, TopicAlreadyExistsError, for_co
 
 from orchestrator.events._kafka import translated
 from orchestrator.events.errors import KafkaUnreachable, LogError
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ async def admin_client(
     client_id: str,
     request_timeout_ms: int,
     connect_timeout_ms: int | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> AsyncIterator[Any]:
     """A started admin client; connecting fails within ``connect_timeout_ms`` (default:
     ``request_timeout_ms``) with ``KafkaUnreachable``."""
@@ -39,6 +41,7 @@ async def admin_client(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         request_timeout_ms=request_timeout_ms,
+        **security.client_kwargs(),
     )
     try:
         try:

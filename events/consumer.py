@@ -28,6 +28,7 @@ from aiokafka.structs import OffsetAndMetadata
 from orchestrator.events._kafka import translated
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import DecodeError
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 
 IsolationLevel = Literal["read_uncommitted", "read_committed"]
 OffsetReset = Literal["earliest", "latest", "none"]
@@ -117,6 +118,8 @@ class ConsumerSettings:
     max_poll_interval_ms: int = 300_000
     metadata_max_age_ms: int = 5_000
     """How soon a topic created after start is seen (aiokafka's default waits 5 min)."""
+    security: KafkaSecurity = PLAINTEXT
+    """SASL / TLS of the consumer."""
 
 
 class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
@@ -183,6 +186,7 @@ class EventConsumer:
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_poll_interval_ms=s.max_poll_interval_ms,
             metadata_max_age_ms=s.metadata_max_age_ms,
+            **s.security.client_kwargs(),
         )
         with translated(f"starting a consumer on {self._bootstrap}"):
             await consumer.start()
