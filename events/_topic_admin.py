@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, NoError, TopicAlreadyExistsError, for_code
 
-from orchestrator.events._kafka import translated
+from orchestrator.events._kafka import explained, translated
 from orchestrator.events.errors import KafkaUnreachable, LogError
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 
@@ -50,7 +50,9 @@ async def admin_client(
             raise KafkaUnreachable(bootstrap_servers, "no answer within the deadline") from exc
         except (KafkaError, OSError) as exc:
             reason = str(exc).strip() or type(exc).__name__
-            raise KafkaUnreachable(bootstrap_servers, reason) from exc
+            unreachable = KafkaUnreachable(bootstrap_servers, reason)
+            better = await explained(unreachable, bootstrap_servers, security)
+            raise better from exc
         yield admin
     finally:
         await admin.close()

@@ -17,6 +17,7 @@ aiokafka's types stay in this module.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
@@ -25,9 +26,9 @@ import aiokafka
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 
-from orchestrator.events._kafka import translated
+from orchestrator.events._kafka import explained, translated
 from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.errors import DecodeError
+from orchestrator.events.errors import DecodeError, LogError
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 
 IsolationLevel = Literal["read_uncommitted", "read_committed"]
@@ -188,8 +189,16 @@ class EventConsumer:
             metadata_max_age_ms=s.metadata_max_age_ms,
             **s.security.client_kwargs(),
         )
-        with translated(f"starting a consumer on {self._bootstrap}"):
-            await consumer.start()
+        try:
+            with translated(f"starting a consumer on {self._bootstrap}"):
+                await consumer.start()
+        except LogError as exc:
+            with contextlib.suppress(Exception):  # closing what never opened
+                await consumer.stop()
+            better = await explained(exc, self._bootstrap, s.security)
+            if better is exc:
+                raise
+            raise better from exc
         self._consumer = consumer
 
     async def stop(self) -> None:

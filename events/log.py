@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 import aiokafka
 from aiokafka import codec as kafka_codecs
 
-from orchestrator.events._kafka import broker_supports_idempotence, translated
+from orchestrator.events._kafka import broker_supports_idempotence, explained, translated
 from orchestrator.events._produce import (
     KeyPartitioner,
     Record,
@@ -145,7 +145,17 @@ class EventLog:
         return self._idempotent
 
     async def start(self) -> None:
-        """Connect the producer, choosing idempotence by what the broker supports."""
+        """Connect the producer, choosing idempotence by what the broker supports; a
+        refused login is named (``LogError``, not retriable)."""
+        try:
+            await self._start()
+        except LogError as exc:
+            better = await explained(exc, self._bootstrap, self._settings.security)
+            if better is exc:
+                raise
+            raise better from exc
+
+    async def _start(self) -> None:
         s = self._settings
         compression = s.compression_type
         if compression is not None and not _COMPRESSION_AVAILABLE[compression]():
