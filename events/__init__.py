@@ -4,6 +4,7 @@ Everything above (commands, projections, snapshots, orchestrator) imports from h
 this package imports nothing of ours.
 """
 
+from orchestrator.events._kafka import why_unreachable as why_kafka_unreachable
 from orchestrator.events.catalogue import PAYLOAD_TYPES, Payload
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.consumer import (
@@ -120,4 +121,5 @@ __all__ = [
     "fold",
     "step",
     "step_shared",
+    "why_kafka_unreachable",
 ]

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
+from orchestrator.events.errors import EventsError
+
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
 SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 
@@ -34,7 +36,7 @@ KAFKA_SSL_KEYFILE = "KAFKA_SSL_KEYFILE"
 KAFKA_SSL_CHECK_HOSTNAME = "KAFKA_SSL_CHECK_HOSTNAME"
 
 
-class KafkaSecurityError(ValueError):
+class KafkaSecurityError(EventsError, ValueError):
     """A security option that is unknown or does not fit the others; names the option."""
 
     def __init__(self, option: str, reason: str) -> None:
