@@ -87,8 +87,10 @@ class ServiceEndpoints:
         s3_url = environ.get(S3_ENDPOINT_URL) or None
         try:
             security = KafkaSecurity.from_env(environ)
-        except KafkaSecurityError as exc:
-            raise DevstackError(str(exc)) from None
+        except KafkaSecurityError:
+            # Half of it may be in the YAML block: the app merges both and refuses
+            # what is still inconsistent then (``config.kafka_security``).
+            security = PLAINTEXT
         return cls(
             kafka_security=security,
             kafka_password_file=environ.get(KAFKA_SASL_PASSWORD_FILE) or None,

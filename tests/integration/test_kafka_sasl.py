@@ -8,15 +8,21 @@ created at format time; the session's plain broker is not touched.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
 import uuid
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import aiokafka
 import pytest
 from _databases import MakeDatabase
-from _projector_support import compare_with_fold, running_worker, settings_for, wait_until
+from _projector_support import CLI, compare_with_fold, running_worker, settings_for, wait_until
 
+import orchestrator
+from orchestrator import Pipeline
 from orchestrator.devstack import DevStack
 from orchestrator.events import KafkaSecurity, LogError
 from orchestrator.events.codec import default_codec
@@ -135,3 +141,60 @@ async def test_a_user_without_an_acl_is_refused(sasl_kafka: DevStack) -> None:
     print("no ACL, append:", refused.value)
     assert "\n" not in str(refused.value)
     assert "authoriz" in str(refused.value).lower()
+
+
+def _secured_config(tmp_path: Path, prefix: str) -> Path:
+    """The non-secret half in YAML; the password comes from the environment."""
+    path = tmp_path / "orchestrator.yaml"
+    path.write_text(
+        "state_management:\n"
+        "  event_store:\n"
+        "    partitions: 2\n"
+        f"    topics:\n      pipeline_events: {prefix}.pipeline\n"
+        f"      shared_events: {prefix}.shared\n"
+        "    kafka_security:\n"
+        "      security_protocol: SASL_PLAINTEXT\n"
+        "      sasl_mechanism: SCRAM-SHA-512\n"
+        "      sasl_username: app\n"
+        f"  snapshots:\n    storage: file://{tmp_path / 'snapshots'}\n"
+    )
+    return path
+
+
+async def test_connect_runs_a_pipeline_on_the_secured_broker(
+    sasl_kafka: DevStack, make_database: MakeDatabase, tmp_path: Path
+) -> None:
+    ep = sasl_kafka.endpoints
+    assert ep.kafka_password_file is not None
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": ep.kafka.bootstrap_servers,
+        "KAFKA_SASL_PASSWORD_FILE": ep.kafka_password_file,
+        "DATABASE_URL": await make_database(migrated=False),
+    }
+    pipeline = Pipeline(f"sasl-{uuid.uuid4().hex[:8]}")
+
+    @pipeline.task()
+    async def double(context: Any) -> int:
+        return 21 * 2
+
+    config = _secured_config(tmp_path, f"test-{uuid.uuid4().hex[:10]}")
+    async with orchestrator.connect(config=config, environ=env) as state:
+        result = await state.run(pipeline, {})
+    assert (result.status, result.result) == ("completed", 42)
+
+
+def test_the_cli_logs_in_from_env_and_names_a_missing_login(
+    sasl_kafka: DevStack, tmp_path: Path
+) -> None:
+    ep = sasl_kafka.endpoints
+    config = _secured_config(tmp_path, f"test-{uuid.uuid4().hex[:10]}")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    ensure = [*CLI, "topics", "ensure", "--config", str(config)]
+    env = {**base, **ep.as_env()}
+    done = subprocess.run(ensure, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    plain = [*CLI, "topics", "describe", "--bootstrap-servers", ep.kafka.bootstrap_servers]
+    refused = subprocess.run(plain, env=base, capture_output=True, text=True, timeout=120)
+    print("cli without login:", refused.stderr)
+    assert refused.returncode != 0
+    assert "SASL" in refused.stderr and "Traceback" not in refused.stderr
