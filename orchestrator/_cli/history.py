@@ -406,6 +406,7 @@ def fork(
             dsn=conn.dsn,
             bootstrap_servers=bootstrap,
             settings=StateSettings(projection=conn.projection),
+            kafka_security=conn.security,
         )
         async with runtime:
             return await fork_execution(
