@@ -4,6 +4,7 @@ Everything above (commands, projections, snapshots, orchestrator) imports from h
 this package imports nothing of ours.
 """
 
+from orchestrator.events._kafka import why_unreachable as why_kafka_unreachable
 from orchestrator.events.catalogue import PAYLOAD_TYPES, Payload
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.consumer import (
@@ -30,6 +31,7 @@ from orchestrator.events.errors import (
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.machines import PIPELINE_MACHINE, TASK_MACHINE, Machine
+from orchestrator.events.security import KafkaSecurity, KafkaSecurityError
 from orchestrator.events.state import (
     CheckpointRef,
     ExecutionState,
@@ -80,6 +82,8 @@ __all__ = [
     "ExecutionState",
     "InvalidEvent",
     "InvalidTransition",
+    "KafkaSecurity",
+    "KafkaSecurityError",
     "KafkaUnreachable",
     "LogError",
     "Machine",
@@ -117,4 +121,5 @@ __all__ = [
     "fold",
     "step",
     "step_shared",
+    "why_kafka_unreachable",
 ]

@@ -14,16 +14,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from aiokafka.client import AIOKafkaClient
+from aiokafka.conn import create_conn
 from aiokafka.errors import (
+    IllegalSaslStateError,
     IncompatibleBrokerVersion,
     KafkaError,
     KafkaTimeoutError,
     NoError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
     for_code,
 )
+from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.protocol.transaction import InitProducerIdRequest
 
 from orchestrator.events.errors import LogError
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +69,7 @@ async def broker_supports_idempotence(
     *,
     client_id: str,
     request_timeout_ms: int,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> bool:
     """Ask the broker for a producer id, as an idempotent producer's first request does.
 
@@ -76,6 +83,7 @@ async def broker_supports_idempotence(
         bootstrap_servers=bootstrap_servers,
         client_id=f"{client_id}-probe",
         request_timeout_ms=request_timeout_ms,
+        **security.client_kwargs(),
     )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + request_timeout_ms / 1000
@@ -99,6 +107,13 @@ async def broker_supports_idempotence(
             error_type = for_code(response.error_code)
             if error_type is NoError:
                 return True
+            if "Authorization" in error_type.__name__:
+                raise LogError(
+                    f"broker at {bootstrap_servers} refused {security.describe()} an "
+                    f"idempotent producer id: {error_type.__name__} (grant the user "
+                    "IdempotentWrite on the cluster or Write on the topics)",
+                    retriable=False,
+                )
             if not error_type.retriable:
                 logger.info(
                     "broker at %s refused InitProducerId: %s",
@@ -115,3 +130,50 @@ async def broker_supports_idempotence(
             await asyncio.sleep(0.1)
     finally:
         await client.close()
+
+
+_LOGIN_REFUSED = (SaslAuthenticationFailed, UnsupportedSaslMechanismError, IllegalSaslStateError)
+
+
+async def why_unreachable(
+    bootstrap_servers: str, security: KafkaSecurity, *, timeout_s: float = 10.0
+) -> str | None:
+    """Why no broker took a client that could not bootstrap, when one connection says:
+    a login refused (named, as aiokafka only logs it), or a broker that closes a plain
+    connection (its listener wants SASL or TLS). ``None`` when nothing tells."""
+    for address in bootstrap_servers.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            conn = await asyncio.wait_for(
+                create_conn(
+                    host,
+                    int(port),
+                    request_timeout_ms=int(timeout_s * 1000),
+                    **security.client_kwargs(),
+                ),
+                timeout_s,
+            )
+        except _LOGIN_REFUSED as exc:
+            return f"login refused ({security.describe()}): {exc}"
+        except (KafkaError, OSError, ValueError):
+            continue
+        try:
+            await asyncio.wait_for(conn.send(MetadataRequest([])), timeout_s)
+        except (KafkaError, OSError):
+            if not security.sasl:
+                return (
+                    f"the broker closed an unauthenticated ({security.security_protocol}) "
+                    "connection: its listener may want SASL or TLS; set "
+                    "KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_* (or event_store.kafka_security)"
+                )
+        finally:
+            conn.close()
+    return None
+
+
+async def explained(exc: LogError, bootstrap_servers: str, security: KafkaSecurity) -> LogError:
+    """``exc``, or a non-retriable ``LogError`` naming the refused login behind it."""
+    reason = await why_unreachable(bootstrap_servers, security)
+    if reason is None:
+        return exc
+    return LogError(f"cannot use Kafka at {bootstrap_servers}: {reason}", retriable=False)

@@ -17,8 +17,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, NoError, TopicAlreadyExistsError, for_code
 
-from orchestrator.events._kafka import translated
+from orchestrator.events._kafka import explained, translated
 from orchestrator.events.errors import KafkaUnreachable, LogError
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ async def admin_client(
     client_id: str,
     request_timeout_ms: int,
     connect_timeout_ms: int | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> AsyncIterator[Any]:
     """A started admin client; connecting fails within ``connect_timeout_ms`` (default:
     ``request_timeout_ms``) with ``KafkaUnreachable``."""
@@ -39,6 +41,7 @@ async def admin_client(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         request_timeout_ms=request_timeout_ms,
+        **security.client_kwargs(),
     )
     try:
         try:
@@ -47,7 +50,9 @@ async def admin_client(
             raise KafkaUnreachable(bootstrap_servers, "no answer within the deadline") from exc
         except (KafkaError, OSError) as exc:
             reason = str(exc).strip() or type(exc).__name__
-            raise KafkaUnreachable(bootstrap_servers, reason) from exc
+            unreachable = KafkaUnreachable(bootstrap_servers, reason)
+            better = await explained(unreachable, bootstrap_servers, security)
+            raise better from exc
         yield admin
     finally:
         await admin.close()

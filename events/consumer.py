@@ -17,6 +17,7 @@ aiokafka's types stay in this module.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
@@ -25,9 +26,10 @@ import aiokafka
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 
-from orchestrator.events._kafka import translated
+from orchestrator.events._kafka import explained, translated
 from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.errors import DecodeError
+from orchestrator.events.errors import DecodeError, LogError
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 
 IsolationLevel = Literal["read_uncommitted", "read_committed"]
 OffsetReset = Literal["earliest", "latest", "none"]
@@ -117,6 +119,8 @@ class ConsumerSettings:
     max_poll_interval_ms: int = 300_000
     metadata_max_age_ms: int = 5_000
     """How soon a topic created after start is seen (aiokafka's default waits 5 min)."""
+    security: KafkaSecurity = PLAINTEXT
+    """SASL / TLS of the consumer."""
 
 
 class _ListenerAdapter(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
@@ -183,9 +187,18 @@ class EventConsumer:
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_poll_interval_ms=s.max_poll_interval_ms,
             metadata_max_age_ms=s.metadata_max_age_ms,
+            **s.security.client_kwargs(),
         )
-        with translated(f"starting a consumer on {self._bootstrap}"):
-            await consumer.start()
+        try:
+            with translated(f"starting a consumer on {self._bootstrap}"):
+                await consumer.start()
+        except LogError as exc:
+            with contextlib.suppress(Exception):  # closing what never opened
+                await consumer.stop()
+            better = await explained(exc, self._bootstrap, s.security)
+            if better is exc:
+                raise
+            raise better from exc
         self._consumer = consumer
 
     async def stop(self) -> None:

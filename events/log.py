@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 import aiokafka
 from aiokafka import codec as kafka_codecs
 
-from orchestrator.events._kafka import broker_supports_idempotence, translated
+from orchestrator.events._kafka import broker_supports_idempotence, explained, translated
 from orchestrator.events._produce import (
     KeyPartitioner,
     Record,
@@ -40,6 +40,7 @@ from orchestrator.events._produce import (
 from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import DecodeError, LogError
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.topics import TopicsConfig
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class ProducerSettings:
     max_batch_size: int = 256 * 1024
     max_request_size: int = 1024 * 1024
     request_timeout_ms: int = 30_000
+    security: KafkaSecurity = PLAINTEXT
+    """SASL / TLS of the producer (and of the probe and reader it opens)."""
     delivery_timeout_ms: int = 30_000
     """The deadline of one append, from the call to the last acknowledgement (the Java
     client's ``delivery.timeout.ms``): past it the append raises a retriable
@@ -123,7 +126,7 @@ class EventLog:
         self._topics = topics or TopicsConfig()
         self._supports_idempotence = supports_idempotence
         self._read_settings = read_settings or ConsumerSettings(
-            client_id=f"{self._settings.client_id}-reader"
+            client_id=f"{self._settings.client_id}-reader", security=self._settings.security
         )
         self._producer: Any = None
         self._offsets: EventConsumer | None = None
@@ -142,7 +145,17 @@ class EventLog:
         return self._idempotent
 
     async def start(self) -> None:
-        """Connect the producer, choosing idempotence by what the broker supports."""
+        """Connect the producer, choosing idempotence by what the broker supports; a
+        refused login is named (``LogError``, not retriable)."""
+        try:
+            await self._start()
+        except LogError as exc:
+            better = await explained(exc, self._bootstrap, self._settings.security)
+            if better is exc:
+                raise
+            raise better from exc
+
+    async def _start(self) -> None:
         s = self._settings
         compression = s.compression_type
         if compression is not None and not _COMPRESSION_AVAILABLE[compression]():
@@ -154,7 +167,10 @@ class EventLog:
         idempotent = s.enable_idempotence
         if idempotent and self._supports_idempotence is None:
             idempotent = await broker_supports_idempotence(
-                self._bootstrap, client_id=s.client_id, request_timeout_ms=s.request_timeout_ms
+                self._bootstrap,
+                client_id=s.client_id,
+                request_timeout_ms=s.request_timeout_ms,
+                security=s.security,
             )
         elif idempotent:
             idempotent = self._supports_idempotence is True
@@ -175,6 +191,7 @@ class EventLog:
             max_batch_size=s.max_batch_size,
             max_request_size=s.max_request_size,
             request_timeout_ms=s.request_timeout_ms,
+            **s.security.client_kwargs(),
         )
         try:
             with translated(f"starting the producer on {self._bootstrap}"):

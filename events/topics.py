@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from orchestrator.events import _topic_admin as _admin
 from orchestrator.events.catalogue import SHARED_EVENT_TYPES
 from orchestrator.events.errors import LogError
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 
 logger = logging.getLogger(__name__)
 
@@ -328,10 +329,14 @@ async def describe_topics(
     *,
     client_id: str = "orchestrator-state-admin",
     request_timeout_ms: int = 30_000,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> TopicReport:
     """The declared topics as the cluster has them, with every problem; creates nothing."""
     async with _admin.admin_client(
-        bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms
+        bootstrap_servers,
+        client_id=client_id,
+        request_timeout_ms=request_timeout_ms,
+        security=security,
     ) as admin:
         brokers, states = await _inspect(admin, bootstrap_servers, list(specs))
     problems = [p for s in states if s.exists for p in _problems(s, bootstrap_servers)]
@@ -351,6 +356,7 @@ async def ensure_topics_report(
     request_timeout_ms: int = 30_000,
     connect_timeout_ms: int | None = None,
     strict: bool = True,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> TopicReport:
     """Create the missing topics, verify the existing ones; report what was found.
 
@@ -368,6 +374,7 @@ async def ensure_topics_report(
         client_id=client_id,
         request_timeout_ms=request_timeout_ms,
         connect_timeout_ms=connect_timeout_ms,
+        security=security,
     ) as admin:
         brokers, states = await _inspect(admin, bootstrap_servers, wanted)
         problems = [p for s in states if s.exists for p in _problems(s, bootstrap_servers, strict)]
@@ -415,6 +422,7 @@ async def ensure_topics(
     client_id: str = "orchestrator-state-admin",
     request_timeout_ms: int = 30_000,
     strict: bool = True,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[str]:
     """:func:`ensure_topics_report`, returning only the names created."""
     report = await ensure_topics_report(
@@ -423,5 +431,6 @@ async def ensure_topics(
         client_id=client_id,
         request_timeout_ms=request_timeout_ms,
         strict=strict,
+        security=security,
     )
     return list(report.created)

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import signal
 import time
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -30,6 +31,7 @@ from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicP
 from orchestrator.events.errors import LogError
 from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
 from orchestrator.events.outage import Outage, quiet_client_logs, ride_out
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
 from orchestrator.projections._collector import CollectorSchedule
 from orchestrator.projections._engine import BatchEngine
@@ -49,7 +51,12 @@ async def create_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:
 
 
 async def prepare(
-    settings: ProjectionSettings, dsn: str, bootstrap: str, topics: TopicsConfig | None = None
+    settings: ProjectionSettings,
+    dsn: str,
+    bootstrap: str,
+    topics: TopicsConfig | None = None,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Apply the migrations and create or verify ``topics`` (events and DLQs); without
     ``topics``, the DLQ topics of the projection's topics (idempotent). A consumer reads
@@ -61,10 +68,11 @@ async def prepare(
     finally:
         await conn.close()
     if topics is not None:  # a consumer: another partition count is reported, not refused
-        await ensure_topics(bootstrap, topics.specs(), strict=False)
+        await ensure_topics(bootstrap, topics.specs(), strict=False, security=security)
         return
     layout = TopicsConfig(dlq_partitions=settings.dlq_partitions)
-    await ensure_topics(bootstrap, [layout.dlq(TopicSpec(name=topic)) for topic in settings.topics])
+    dlqs = [layout.dlq(TopicSpec(name=topic)) for topic in settings.topics]
+    await ensure_topics(bootstrap, dlqs, security=security)
 
 
 class Projector:
@@ -81,8 +89,10 @@ class Projector:
         producer_settings: ProducerSettings | None = None,
         supports_idempotence: bool | None = None,
         pool: asyncpg.Pool | None = None,
+        security: KafkaSecurity | None = None,
     ) -> None:
-        """``pool``: the process's pool, borrowed (not closed); else one of its own."""
+        """``pool``: the process's pool, borrowed (not closed); else one of its own.
+        ``security``: SASL / TLS of the consumer and the DLQ producer (replaces theirs)."""
         self.settings = settings
         self._dsn = dsn
         self._borrowed_pool = pool
@@ -97,6 +107,9 @@ class Projector:
         self._producer_settings = producer_settings or ProducerSettings(
             client_id=f"{settings.client_id}-dlq", compression_type=None
         )
+        if security is not None:
+            self._consumer_settings = replace(self._consumer_settings, security=security)
+            self._producer_settings = replace(self._producer_settings, security=security)
         self._supports_idempotence = supports_idempotence
         self._pool: asyncpg.Pool | None = None
         self._consumer: EventConsumer | None = None
@@ -318,12 +331,13 @@ async def run_processor(
     *,
     handle_signals: bool = True,
     topics: TopicsConfig | None = None,
+    security: KafkaSecurity = PLAINTEXT,
     **options: Any,
 ) -> None:
     """Migrate and create or verify the topics (:func:`prepare`), then run one processor
     until SIGTERM/SIGINT (a clean stop) or an unexpected error, which is logged once
     with its context and raised."""
-    projector = Projector(settings, dsn, bootstrap, **options)
+    projector = Projector(settings, dsn, bootstrap, security=security, **options)
     quiet_client_logs()
     loop = asyncio.get_running_loop()
     if handle_signals:
@@ -333,7 +347,7 @@ async def run_processor(
         started = Outage(f"projection {settings.name}: starting, PostgreSQL or Kafka", logger)
 
         async def start() -> None:
-            await prepare(settings, dsn, bootstrap, topics)
+            await prepare(settings, dsn, bootstrap, topics, security=security)
             await projector.start()
 
         await ride_out(start, outage=started, transient=is_outage)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from orchestrator.events.security import KafkaSecurity
 from orchestrator.snapshots.index import SnapshotIndex, SnapshotRecord
 from orchestrator.snapshots.policy import TERMINAL_STATUSES, RetentionPolicy
 from orchestrator.snapshots.store import SnapshotStore
@@ -122,9 +123,12 @@ async def apply_plan(plan: RetentionPlan, *, index: SnapshotIndex, store: Snapsh
     return len(records)
 
 
-async def earliest_offsets(bootstrap: str, partitions: Iterable[TP]) -> dict[TP, int]:
+async def earliest_offsets(
+    bootstrap: str, partitions: Iterable[TP], *, security: KafkaSecurity | None = None
+) -> dict[TP, int]:
     """The earliest offset Kafka still holds for each of these partitions."""
     from orchestrator.events.consumer import (
+        ConsumerSettings,
         EventConsumer,
         TopicPartition,
     )  # the Kafka client, only here
@@ -132,6 +136,7 @@ async def earliest_offsets(bootstrap: str, partitions: Iterable[TP]) -> dict[TP,
     tps = [TopicPartition(t, p) for t, p in set(partitions)]
     if not tps:
         return {}
-    async with EventConsumer(bootstrap) as consumer:
+    settings = ConsumerSettings() if security is None else ConsumerSettings(security=security)
+    async with EventConsumer(bootstrap, settings) as consumer:
         found = await consumer.beginning_offsets(tps)
     return {(tp.topic, tp.partition): offset for tp, offset in found.items()}

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.events.codec import default_codec
@@ -39,6 +39,7 @@ from orchestrator.events.consumer import (
 from orchestrator.events.errors import LogError
 from orchestrator.events.log import EventCodecLike
 from orchestrator.events.outage import Outage, quiet_client_logs, ride_out
+from orchestrator.events.security import KafkaSecurity
 from orchestrator.events.topics import DEFAULT_PIPELINE_TOPIC
 from orchestrator.projections.errors import is_outage
 from orchestrator.projections.migrate import TableNames, migrate
@@ -122,8 +123,10 @@ class Snapshotter:
         event_codec: EventCodecLike | None = None,
         consumer_settings: ConsumerSettings | None = None,
         pool: Any = None,
+        security: KafkaSecurity | None = None,
     ) -> None:
-        """``pool``: the process's asyncpg pool, borrowed (not closed); else its own."""
+        """``pool``: the process's asyncpg pool, borrowed (not closed); else its own.
+        ``security``: SASL / TLS of the consumer (replaces that of ``consumer_settings``)."""
         self.settings = settings
         self.dsn = dsn
         self._borrowed_pool = pool
@@ -138,6 +141,8 @@ class Snapshotter:
         self._consumer_settings = consumer_settings or ConsumerSettings(
             client_id=settings.client_id, fetch_max_wait_ms=50
         )
+        if security is not None:
+            self._consumer_settings = replace(self._consumer_settings, security=security)
         self.tracker = SnapshotTracker(self.policy, clean_cache=settings.clean_cache)
         self._pool: Any = None
         self._meeting: Any = None

@@ -18,6 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from orchestrator._cli._errors import KAFKA_HINT, PG_HINT, Unreachable
+from orchestrator.config import Settings
+from orchestrator.config.kafka_security import kafka_security
+from orchestrator.events import KafkaSecurity, why_kafka_unreachable
+from orchestrator.events.security import PLAINTEXT
 
 CONNECT_TIMEOUT_ENV = "ORCHESTRATOR_CONNECT_TIMEOUT"
 
@@ -73,7 +77,14 @@ async def pg_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:
     return pool
 
 
-async def _probe_kafka(bootstrap: str, deadline: float) -> None:
+def cli_kafka_security(settings: Settings | None = None) -> KafkaSecurity:
+    """The config's ``event_store.kafka_security`` merged with the ``KAFKA_*`` variables
+    (an inconsistent combination raises ``KafkaSecurityError``, naming the option)."""
+    block = None if settings is None else settings.state_management.event_store.kafka_security
+    return kafka_security(block, os.environ)
+
+
+async def _probe_kafka(bootstrap: str, deadline: float, security: KafkaSecurity) -> None:
     from aiokafka.client import AIOKafkaClient
     from aiokafka.errors import KafkaError
 
@@ -81,6 +92,7 @@ async def _probe_kafka(bootstrap: str, deadline: float) -> None:
         bootstrap_servers=bootstrap,
         client_id="orchestrator-state-cli",
         request_timeout_ms=int(deadline * 1000),
+        **security.client_kwargs(),
     )
     try:
         async with asyncio.timeout(deadline + 1):
@@ -89,13 +101,14 @@ async def _probe_kafka(bootstrap: str, deadline: float) -> None:
         reason = f"no answer within {deadline:g}s"
         raise Unreachable("Kafka", bootstrap, reason, KAFKA_HINT) from None
     except (KafkaError, OSError) as exc:
-        reason = "no broker answered (refused, unknown host or silent)"
+        why = await why_kafka_unreachable(bootstrap, security, timeout_s=deadline)
+        reason = why or "no broker answered (refused, unknown host or silent)"
         raise Unreachable("Kafka", bootstrap, reason, KAFKA_HINT) from exc
     finally:
         await client.close()
 
 
-def kafka_reachable(bootstrap: str) -> str:
+def kafka_reachable(bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> str:
     """``bootstrap`` once a broker there answered, or ``Unreachable`` within the deadline."""
-    asyncio.run(_probe_kafka(bootstrap, connect_timeout()))
+    asyncio.run(_probe_kafka(bootstrap, connect_timeout(), security))
     return bootstrap

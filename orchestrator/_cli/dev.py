@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import typer
@@ -88,6 +89,7 @@ async def _dev(
                 supports_idempotence=endpoints.kafka_supports_idempotence,
                 data_dir=data_dir,
                 max_replication=1 if stack.kafka is not None else None,
+                environ=endpoints.as_env() if stack.kafka is not None else os.environ,
             )
             if endpoints.s3_endpoint_url is not None:
                 await asyncio.to_thread(make_buckets, endpoints.s3.client(), plan)

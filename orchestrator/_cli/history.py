@@ -32,12 +32,14 @@ import typer
 from rich.console import Console
 
 from orchestrator._cli._connect import kafka_reachable, pg_pool
+from orchestrator._cli.topics import configured_security
 from orchestrator.config import load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.debug import render
 from orchestrator.debug.debugger import StateDebugger
 from orchestrator.debug.diff import to_jsonable
 from orchestrator.debug.replay import Source, Target
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 from orchestrator.snapshots import open_store
 
@@ -89,6 +91,7 @@ class _Conn:
     store: str | None
     s3_endpoint_url: str | None
     snapshots: bool
+    security: KafkaSecurity = PLAINTEXT
 
 
 def parse_when(text: str, *, now: datetime | None = None) -> datetime:
@@ -141,7 +144,10 @@ def _resolve(
     if not dsn:
         Console(stderr=True).print("[bold red]error:[/] pass --database-url or set DATABASE_URL")
         raise typer.Exit(2)
-    return _Conn(dsn, bootstrap_servers, settings, store, s3_endpoint_url, not no_snapshots)
+    security = configured_security(config) if bootstrap_servers else PLAINTEXT
+    return _Conn(
+        dsn, bootstrap_servers, settings, store, s3_endpoint_url, not no_snapshots, security
+    )
 
 
 def _need_kafka(conn: _Conn, why: str) -> str:
@@ -151,7 +157,7 @@ def _need_kafka(conn: _Conn, why: str) -> str:
             "KAFKA_BOOTSTRAP_SERVERS"
         )
         raise typer.Exit(2)
-    return kafka_reachable(conn.bootstrap)
+    return kafka_reachable(conn.bootstrap, conn.security)
 
 
 @contextlib.asynccontextmanager
@@ -167,6 +173,7 @@ async def _debugger(conn: _Conn) -> AsyncIterator[StateDebugger]:
             if conn.store
             else None,
             s3_endpoint_url=conn.s3_endpoint_url,
+            kafka_security=conn.security,
         )
     finally:
         await pool.close()
@@ -399,6 +406,7 @@ def fork(
             dsn=conn.dsn,
             bootstrap_servers=bootstrap,
             settings=StateSettings(projection=conn.projection),
+            kafka_security=conn.security,
         )
         async with runtime:
             return await fork_execution(

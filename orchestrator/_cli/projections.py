@@ -28,7 +28,7 @@ from rich.table import Table
 from orchestrator._cli._connect import kafka_reachable, pg_connect
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.health import HEALTH_FILE, alive_while
-from orchestrator._cli.topics import configured_topics
+from orchestrator._cli.topics import configured_security, configured_topics
 from orchestrator.config import load_config, load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.events.codec import default_codec
@@ -135,13 +135,17 @@ def project(
     dsn = _need(database_url or config_dsn, "--database-url", "DATABASE_URL")
     bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
     topics = configured_topics(config, settings.pipeline_topic, settings.shared_topic)
+    security = configured_security(config)
     logging.getLogger("projections").setLevel(logging.INFO)
     # This process only runs the processor: what start-up made (modules, settings) lives
     # as long as it does, so full garbage collections need not traverse it again.
     gc.freeze()
     try:
         asyncio.run(
-            alive_while(run_processor(settings, dsn, bootstrap, topics=topics), health_file)
+            alive_while(
+                run_processor(settings, dsn, bootstrap, topics=topics, security=security),
+                health_file,
+            )
         )
     except Exception:  # run_processor logged it once, with its context
         raise typer.Exit(1) from None
@@ -285,14 +289,14 @@ def dlq_replay(
     """Re-submit a dead letter's original bytes to its original topic (after a fix)."""
     dsn = _need(database_url, "--database-url", "DATABASE_URL")
     bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
-    kafka_reachable(bootstrap)
+    security = configured_security(None)
+    kafka_reachable(bootstrap, security)
 
     async def replay() -> str:
         conn = await pg_connect(dsn)
         try:
-            async with EventLog(
-                bootstrap, default_codec(), ProducerSettings(client_id="orchestrator-dlq-replay")
-            ) as log:
+            producer = ProducerSettings(client_id="orchestrator-dlq-replay", security=security)
+            async with EventLog(bootstrap, default_codec(), producer) as log:
                 return (await replay_dead_letter(conn, log, dead_letter_id)).token()
         finally:
             await conn.close()

@@ -51,11 +51,16 @@ def up(
     kafka_brokers: int = typer.Option(
         1, "--kafka-brokers", min=1, help="Brokers: 3 starts a 3-node KRaft cluster (Apache)."
     ),
+    kafka_sasl: bool = typer.Option(
+        False,
+        "--kafka-sasl",
+        help="Apache Kafka with SASL/SCRAM-SHA-512 and ACLs; exports log in as user 'app'.",
+    ),
 ) -> None:
     """Start Kafka, PostgreSQL and S3, print their exports, stop them on Ctrl-C / SIGTERM."""
     err = Console(stderr=True)
     try:
-        code = asyncio.run(_up(data_dir, kafka.value, err, kafka_brokers))
+        code = asyncio.run(_up(data_dir, kafka.value, err, kafka_brokers, kafka_sasl))
     except DevstackError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -74,14 +79,20 @@ def jars() -> None:
     Console(soft_wrap=True).print(str(path), highlight=False, markup=False)
 
 
-async def _up(data_dir: Path | None, kafka: str, err: Console, brokers: int = 1) -> int:
+async def _up(
+    data_dir: Path | None, kafka: str, err: Console, brokers: int = 1, sasl: bool = False
+) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     # All three are started here, even if the shell still exports an earlier run's env vars.
     stack = DevStack(
-        data_dir, kafka_impl=cast(KafkaChoice, kafka), environ={}, kafka_brokers=brokers
+        data_dir,
+        kafka_impl=cast(KafkaChoice, kafka),
+        environ={},
+        kafka_brokers=brokers,
+        kafka_sasl=sasl,
     )
     stopping = asyncio.create_task(stop.wait())
     try:

@@ -32,7 +32,7 @@ from orchestrator._cli._buckets import ensure_store_bucket
 from orchestrator._cli._connect import kafka_reachable, pg_pool
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.health import HEALTH_FILE, alive_while
-from orchestrator._cli.topics import configured_topics
+from orchestrator._cli.topics import configured_security, configured_topics
 from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.config import Settings, load_config, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
@@ -224,8 +224,10 @@ def run(
         tables=setup.tables,
         archive_projection=archive_projection or None,
     )
+    security = configured_security(config)
     snapshotter = Snapshotter(
         settings,
+        security=security,
         dsn=_need(database_url or setup.dsn, "--database-url", "DATABASE_URL"),
         bootstrap=_need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
         store=_store(setup, s3_endpoint_url),
@@ -245,7 +247,9 @@ def run(
     ensure_store_bucket(snapshotter.store, endpoint, s3.region if s3 else None)
 
     async def main() -> None:
-        await ensure_configured_topics(snapshotter.bootstrap_servers, topics, consumer_only=True)
+        await ensure_configured_topics(
+            snapshotter.bootstrap_servers, topics, consumer_only=True, security=security
+        )
         await run_snapshotter(snapshotter)
 
     _run(alive_while(main(), health_file))
@@ -368,8 +372,9 @@ def prune(
         if v
     }
     policy = dataclasses.replace(setup.retention, **overrides)  # type: ignore[arg-type]
+    security = configured_security(config)
     if bootstrap_servers:
-        kafka_reachable(bootstrap_servers)
+        kafka_reachable(bootstrap_servers, security)
     snapshot_store = _store(setup, s3_endpoint_url)
     console = Console()
 
@@ -381,7 +386,9 @@ def prune(
             earliest = None
             if bootstrap_servers:
                 earliest = await earliest_offsets(
-                    bootstrap_servers, {(r.position.topic, r.position.partition) for r in records}
+                    bootstrap_servers,
+                    {(r.position.topic, r.position.partition) for r in records},
+                    security=security,
                 )
             plan = plan_retention(records, policy, now=datetime.now(UTC), earliest_offsets=earliest)
             table = Table(

@@ -68,6 +68,7 @@ def supervise(
             node_id=node_id or f"supervisor-{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
             s3_endpoint=endpoints.s3_endpoint_url,
             supports_idempotence=endpoints.kafka_supports_idempotence,
+            environ=os.environ,
         )
     except (ConfigError, PlanError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)

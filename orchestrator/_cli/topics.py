@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrator._cli._connect import cli_kafka_security
 from orchestrator.app.topics import (
     describe_configured_topics,
     ensure_configured_topics,
@@ -27,6 +28,7 @@ from orchestrator.app.topics import (
     weaker_than_default,
 )
 from orchestrator.config import ConfigError, Settings, load_config_file
+from orchestrator.events import KafkaSecurity, KafkaSecurityError
 from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.events.topics import TopicReport, TopicsConfig
 
@@ -60,14 +62,29 @@ def configured_topics(
     return topics_from(settings, pipeline_topic=pipeline_topic, shared_topic=shared_topic)
 
 
+def configured_security(config: Path | None) -> KafkaSecurity:
+    """How to log in to Kafka: ``--config``'s ``event_store.kafka_security`` merged with
+    the ``KAFKA_*`` variables; a bad file or combination exits 2 with one line."""
+    try:
+        settings = load_config_file(config).settings if config is not None else None
+        return cli_kafka_security(settings)
+    except (ConfigError, KafkaSecurityError) as exc:
+        where = config if config is not None else "error"
+        Console(stderr=True).print(f"[bold red]{where}:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 def topic_warnings(settings: Settings, bootstrap: str | None) -> list[str]:
     """What ``config check`` reports about durability: settings weaker than the defaults,
     and (given a broker) existing topics that differ from the file, each with its fix."""
     found = weaker_than_default(settings)
     if bootstrap:
         try:
+            security = cli_kafka_security(settings)
             report = asyncio.run(
-                describe_configured_topics(bootstrap, topics_from(settings), deadline_s=10)
+                describe_configured_topics(
+                    bootstrap, topics_from(settings), deadline_s=10, security=security
+                )
             )
         except OrchestratorStateError as exc:
             return [*found, f"topics not compared: {exc}"]
@@ -172,7 +189,10 @@ def ensure(
 ) -> None:
     """Create the missing topics (events and DLQs) and verify the existing ones."""
     topics = configured_topics(config, pipeline_topic, shared_topic)
-    report = _report(ensure_configured_topics(_bootstrap(bootstrap_servers), topics))
+    security = configured_security(config)
+    report = _report(
+        ensure_configured_topics(_bootstrap(bootstrap_servers), topics, security=security)
+    )
     if as_json:
         typer.echo(json.dumps(report_json(report), indent=2))
     else:
@@ -191,7 +211,10 @@ def describe(
 ) -> None:
     """Show every topic the configuration implies: expected and actual settings."""
     topics = configured_topics(config, pipeline_topic, shared_topic)
-    report = _report(describe_configured_topics(_bootstrap(bootstrap_servers), topics))
+    security = configured_security(config)
+    report = _report(
+        describe_configured_topics(_bootstrap(bootstrap_servers), topics, security=security)
+    )
     if as_json:
         typer.echo(json.dumps(report_json(report), indent=2))
     else:

@@ -123,13 +123,18 @@ class App:
         )
         self._pool_to_close = pool  # closed last: the processor and snapshotter borrow it
         self.topic_report = await ensure_configured_topics(
-            plan.bootstrap, plan.topics, connect_deadline_s=plan.connect_timeout
+            plan.bootstrap,
+            plan.topics,
+            connect_deadline_s=plan.connect_timeout,
+            security=plan.kafka_security,
         )
         await apply_migrations(pool, plan.table_names)
         self.log = event_log = EventLog(
             plan.bootstrap,
             codec_for(plan.projection.limits),
-            ProducerSettings(delivery_timeout_ms=plan.delivery_timeout_ms),
+            ProducerSettings(
+                delivery_timeout_ms=plan.delivery_timeout_ms, security=plan.kafka_security
+            ),
             topics=plan.topics,
             supports_idempotence=plan.supports_idempotence,
         )
@@ -275,6 +280,7 @@ class App:
             plan.bootstrap,
             supports_idempotence=plan.supports_idempotence,
             pool=self.pool,
+            security=plan.kafka_security,
         )
         await projector.start()
         self._spawn("projector", projector.run())
@@ -320,6 +326,7 @@ class App:
             settings,
             dsn=plan.dsn,
             bootstrap=plan.bootstrap,
+            security=plan.kafka_security,
             store=store,
             codec=codec,
             event_codec=codec_for(plan.projection.limits),
@@ -384,7 +391,9 @@ class App:
             await asyncio.sleep(self.options.prune_every)
             records = await index.all()
             tps = {(r.position.topic, r.position.partition) for r in records}
-            earliest = await earliest_offsets(self.plan.bootstrap, tps)
+            earliest = await earliest_offsets(
+                self.plan.bootstrap, tps, security=self.plan.kafka_security
+            )
             decided = plan_retention(
                 records,
                 self.plan.snapshots.retention,

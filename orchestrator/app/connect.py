@@ -151,6 +151,7 @@ class Connection:
                 if "KAFKA_SUPPORTS_IDEMPOTENCE" not in self._environ
                 else endpoints.kafka_supports_idempotence,
                 connect_timeout=self._timeout,
+                environ=self._environ,
             )
         except PlanError as exc:
             raise NotConnected(f"orchestrator.connect: {exc}") from None

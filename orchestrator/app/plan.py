@@ -54,6 +54,7 @@ setting                                            becomes
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -62,6 +63,7 @@ from orchestrator.app.topics import topics_from
 from orchestrator.commands.ports import UserDataSettings
 from orchestrator.commands.shared import SharedSettings
 from orchestrator.commands.writer import WriterSettings
+from orchestrator.config.kafka_security import kafka_security
 from orchestrator.config.models import (
     FilesystemBackend,
     MemoryBackend,
@@ -71,6 +73,7 @@ from orchestrator.config.models import (
     parse_size,
 )
 from orchestrator.events.limits import InputLimits
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity, KafkaSecurityError
 from orchestrator.events.topics import TopicsConfig
 from orchestrator.projections.migrate import TableNames
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
@@ -134,6 +137,8 @@ class AppPlan:
     snapshots: SnapshotPlan
     blobs: BlobPlan | None
     delivery_timeout_ms: int = 30_000
+    kafka_security: KafkaSecurity = PLAINTEXT
+    """SASL / TLS of every Kafka client the app opens."""
     notes: tuple[str, ...] = ()
     connect_timeout: float = 10.0
     """Seconds each connection attempt (PostgreSQL, Kafka) may take before failing."""
@@ -300,8 +305,12 @@ def plan_app(
     projection_name: str = "read_models",
     max_replication: int | None = None,
     connect_timeout: float = 10.0,
+    environ: Mapping[str, str] | None = None,
 ) -> AppPlan:
-    """The plan for one process of the stack (see the module docstring's table)."""
+    """The plan for one process of the stack (see the module docstring's table).
+
+    ``environ``: the ``KAFKA_SECURITY_PROTOCOL`` / ``KAFKA_SASL_*`` / ``KAFKA_SSL_*``
+    variables, merged over ``event_store.kafka_security`` (none: that block alone)."""
     notes: list[str] = []
     backend = settings.backend()
     tables = ReadModelTables()
@@ -322,6 +331,12 @@ def plan_app(
         )
     if not bootstrap:
         raise PlanError("no Kafka: set KAFKA_BOOTSTRAP_SERVERS")
+    try:
+        security = kafka_security(
+            settings.state_management.event_store.kafka_security, environ or {}
+        )
+    except KafkaSecurityError as exc:
+        raise PlanError(str(exc)) from None
     topics = topics_from(settings, max_replication=max_replication, notes=notes)
     lim = settings.state_management.limits
     projection = ProjectionSettings(
@@ -370,4 +385,5 @@ def plan_app(
         delivery_timeout_ms=settings.state_management.event_store.delivery_timeout_ms,
         notes=tuple(notes),
         connect_timeout=connect_timeout,
+        kafka_security=security,
     )

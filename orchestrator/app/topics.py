@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from orchestrator.config.models import Settings, parse_size
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.topics import (
     FOREVER,
     TopicReport,
@@ -98,6 +99,7 @@ async def ensure_configured_topics(
     deadline_s: float = 30.0,
     connect_deadline_s: float | None = None,
     consumer_only: bool = False,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> TopicReport:
     """Create or verify every topic of ``topics`` (events and DLQs).
 
@@ -113,15 +115,20 @@ async def ensure_configured_topics(
         request_timeout_ms=int(deadline_s * 1000),
         connect_timeout_ms=connect_ms,
         strict=not consumer_only,
+        security=security,
     )
 
 
 async def describe_configured_topics(
-    bootstrap: str, topics: TopicsConfig, *, deadline_s: float = 30.0
+    bootstrap: str,
+    topics: TopicsConfig,
+    *,
+    deadline_s: float = 30.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> TopicReport:
     """Every topic of ``topics`` as the cluster has it, with its problems."""
     return await describe_topics(
-        bootstrap, topics.specs(), request_timeout_ms=int(deadline_s * 1000)
+        bootstrap, topics.specs(), request_timeout_ms=int(deadline_s * 1000), security=security
     )
 
 

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.config.kafka_security import KafkaSecurityConfig
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?B)\s*$", re.IGNORECASE)
 _UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 
@@ -148,6 +150,7 @@ class EventStore(_Model):
     delivery_timeout_ms: int = Field(
         30_000, ge=1, description="deadline of one append; past it the append fails"
     )
+    kafka_security: KafkaSecurityConfig = KafkaSecurityConfig()
 
 
 class SnapshotsSettings(_Model):

@@ -38,6 +38,7 @@ from orchestrator.debug.sources import ArchiveReader, LogReader, reading_log
 from orchestrator.debug.trace import StateTrace, TraceEntry, trace_entries
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.log import EventLog
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.state import ExecutionState
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections.settings import ProjectionSettings
@@ -72,8 +73,10 @@ class StateDebugger:
         snapshot_codec: SnapshotCodec | None = None,
         s3_endpoint_url: str | None = None,
         page_size: int = 1000,
+        kafka_security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self._runtime = runtime
+        self._security = kafka_security
         self._pool = pool
         self._projection = projection
         self._bootstrap = bootstrap_servers
@@ -102,7 +105,11 @@ class StateDebugger:
         log_reader = None
         if self._bootstrap is not None or log is not None:
             log_reader = LogReader(
-                projection.pipeline_topic, bootstrap_servers=self._bootstrap, log=log, codec=codec
+                projection.pipeline_topic,
+                bootstrap_servers=self._bootstrap,
+                log=log,
+                codec=codec,
+                security=self._security,
             )
         snapshots = None
         if self._use_snapshots:
@@ -178,7 +185,7 @@ class StateDebugger:
         if source == "log" and log is None:
             if self._bootstrap is None:
                 raise ValueError("check_consistency(source='log') needs Kafka (bootstrap_servers)")
-            async with reading_log(self._bootstrap, parts.codec) as log:
+            async with reading_log(self._bootstrap, parts.codec, self._security) as log:
                 checker = ConsistencyChecker(parts.pool, parts.projection, parts.codec, log=log)
                 return await checker.check(pipeline_id, source=source)
         checker = ConsistencyChecker(parts.pool, parts.projection, parts.codec, log=log)
@@ -261,7 +268,9 @@ class StateDebugger:
             if log is None:
                 if self._bootstrap is None:
                     return {}
-                log = await stack.enter_async_context(reading_log(self._bootstrap, parts.codec))
+                log = await stack.enter_async_context(
+                    reading_log(self._bootstrap, parts.codec, self._security)
+                )
             ends = {topic: await log.end_offsets(topic) for topic in topics}
         return {
             f"{topic}:{partition}": max(0, end - applied.get((topic, partition), 0))

@@ -28,6 +28,7 @@ from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicP
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import DecodeError, LogError
 from orchestrator.events.log import EventLog, ProducerSettings
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.projections.settings import ReadModelTables
 from orchestrator.snapshots import ArchivedEvent
 
@@ -44,12 +45,16 @@ class Located:
     last_sequence: int | None
 
 
-def reading_log(bootstrap_servers: str, codec: EventCodec) -> EventLog:
+def reading_log(
+    bootstrap_servers: str, codec: EventCodec, security: KafkaSecurity = PLAINTEXT
+) -> EventLog:
     """An ``EventLog`` for reading offsets only (it never appends: no idempotence asked)."""
     return EventLog(
         bootstrap_servers,
         codec,
-        ProducerSettings(enable_idempotence=False, client_id="orchestrator-history"),
+        ProducerSettings(
+            enable_idempotence=False, client_id="orchestrator-history", security=security
+        ),
         supports_idempotence=False,
     )
 
@@ -234,6 +239,7 @@ class LogReader:
         log: EventLog | None = None,
         codec: EventCodec | None = None,
         batch_size: int = 2000,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         if bootstrap_servers is None and log is None:
             raise ValueError("LogReader needs bootstrap_servers or a started EventLog")
@@ -242,14 +248,17 @@ class LogReader:
         self.log = log
         self.codec = codec or default_codec()
         self.batch_size = batch_size
-        self._settings = ConsumerSettings(client_id="orchestrator-replay", fetch_max_wait_ms=50)
+        self.security = security
+        self._settings = ConsumerSettings(
+            client_id="orchestrator-replay", fetch_max_wait_ms=50, security=security
+        )
 
     async def partitions(self) -> int:
         """How many partitions the topic has."""
         if self.log is not None:
             return len(await self.log.end_offsets(self.topic))
         assert self.bootstrap_servers is not None
-        async with reading_log(self.bootstrap_servers, self.codec) as log:
+        async with reading_log(self.bootstrap_servers, self.codec, self.security) as log:
             return len(await log.end_offsets(self.topic))
 
     async def partition_of(self, execution_id: str) -> int:

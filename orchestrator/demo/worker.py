@@ -31,6 +31,7 @@ async def main(spec: dict[str, Any]) -> None:
         supports_idempotence=endpoints.kafka_supports_idempotence,
         data_dir=Path(spec["data_dir"]),
         projection_name=spec["projection"],
+        environ=spec["env"],
     )
     options = AppOptions(
         run_projector=False, run_snapshotter=False, supervise=False, pipelines=[pipeline]

@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from orchestrator.events.security import KafkaSecurity
+
 from ._errors import ToolMissingError
 from ._jvm_cds import CdsArchive
 from ._kafka import KafkaServer
 from ._kafka_jars import KAFKA_VERSION, ensure_kafka_jars
+from ._kafka_sasl import ScramUsers
 from ._ports import LOOPBACK, free_ports
 from ._process import ManagedProcess, run_to_completion
 
@@ -92,11 +95,16 @@ class ApacheKafkaServer(KafkaServer):
         stop_grace: float = 20.0,
         node_id: int = _NODE_ID,
         cluster: ClusterMember | None = None,
+        sasl: ScramUsers | None = None,
     ) -> None:
-        """``cluster`` makes this node one of several (see ``_kafka_cluster``)."""
+        """``cluster`` makes this node one of several (see ``_kafka_cluster``); ``sasl``
+        makes clients log in with SCRAM and obey ACLs (see ``_kafka_sasl``)."""
+        if sasl is not None and cluster is not None:
+            raise ValueError("a SASL devstack broker is a single node, not a cluster member")
         super().__init__(data_dir, startup_timeout=startup_timeout, stop_grace=stop_grace)
         self.node_id = node_id if cluster is None else cluster.node_id
         self.cluster = cluster
+        self.sasl = sasl
         self._version = kafka_version
         self.libs_dir = libs_dir
         self.java = java
@@ -115,7 +123,12 @@ class ApacheKafkaServer(KafkaServer):
 
     @property
     def description(self) -> str:
-        return f"Apache Kafka {self._version} (jars)"
+        secured = f", SASL {self.sasl.security().sasl_mechanism} + ACLs" if self.sasl else ""
+        return f"Apache Kafka {self._version} (jars{secured})"
+
+    @property
+    def client_security(self) -> KafkaSecurity:
+        return self.sasl.security() if self.sasl is not None else super().client_security
 
     def server_properties(self) -> dict[str, str]:
         """The broker's server.properties for the ports picked at start."""
@@ -151,6 +164,8 @@ class ApacheKafkaServer(KafkaServer):
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
         }
+        if self.sasl is not None:
+            props.update(self.sasl.server_properties(self._port, self._controller_port))
         props.update(self.extra_properties)
         return props
 
@@ -183,6 +198,7 @@ class ApacheKafkaServer(KafkaServer):
         if not (self.data_dir / "kraft-logs" / "meta.properties").exists():
             cid = _cluster_id() if self.cluster is None else self.cluster.cluster_id
             fmt = ["kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config)]
+            fmt += self.sasl.format_args() if self.sasl is not None else []
             await run_to_completion(
                 self.name, [*jvm, *classpath, *fmt], log_path=self.log_path, time_limit=60
             )

@@ -11,6 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.events.security import (
+    KAFKA_SASL_MECHANISM,
+    KAFKA_SASL_PASSWORD_FILE,
+    KAFKA_SASL_USERNAME,
+    KAFKA_SECURITY_PROTOCOL,
+    PLAINTEXT,
+    KafkaSecurity,
+    KafkaSecurityError,
+)
+
 from ._errors import DevstackError
 from ._s3 import DEFAULT_BUCKET, s3_client
 
@@ -60,6 +70,9 @@ class ServiceEndpoints:
     kafka_bootstrap: str | None = None
     kafka_supports_idempotence: bool = False
     kafka_description: str | None = None
+    kafka_security: KafkaSecurity = PLAINTEXT
+    """How clients log in to Kafka (``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*``, ...)."""
+    kafka_password_file: str | None = None
     database_url: str | None = None
     s3_endpoint_url: str | None = None
     s3_bucket: str | None = None
@@ -72,7 +85,15 @@ class ServiceEndpoints:
         """The external services named in `environ` (unset ones stay None)."""
         bootstrap = environ.get(KAFKA_BOOTSTRAP_SERVERS) or None
         s3_url = environ.get(S3_ENDPOINT_URL) or None
+        try:
+            security = KafkaSecurity.from_env(environ)
+        except KafkaSecurityError:
+            # Half of it may be in the YAML block: the app merges both and refuses
+            # what is still inconsistent then (``config.kafka_security``).
+            security = PLAINTEXT
         return cls(
+            kafka_security=security,
+            kafka_password_file=environ.get(KAFKA_SASL_PASSWORD_FILE) or None,
             kafka_bootstrap=bootstrap,
             kafka_supports_idempotence=bootstrap is not None
             and _flag(environ.get(KAFKA_SUPPORTS_IDEMPOTENCE, "true")),
@@ -107,12 +128,27 @@ class ServiceEndpoints:
             self.s3_region or DEFAULT_REGION,
         )
 
+    def _kafka_security_env(self) -> dict[str, str]:
+        """The security variables; the password only by its file (exports are printed)."""
+        s = self.kafka_security
+        if not s.sasl:
+            return {}
+        env = {
+            KAFKA_SECURITY_PROTOCOL: s.security_protocol,
+            KAFKA_SASL_MECHANISM: s.sasl_mechanism or "",
+            KAFKA_SASL_USERNAME: s.username or "",
+        }
+        if self.kafka_password_file is not None:
+            env[KAFKA_SASL_PASSWORD_FILE] = self.kafka_password_file
+        return env
+
     def as_env(self) -> dict[str, str]:
         """The environment variables that reach these services (only the ones that are set)."""
         env: dict[str, str] = {}
         if self.kafka_bootstrap:
             env[KAFKA_BOOTSTRAP_SERVERS] = self.kafka_bootstrap
             env[KAFKA_SUPPORTS_IDEMPOTENCE] = "true" if self.kafka_supports_idempotence else "false"
+            env.update(self._kafka_security_env())
         if self.database_url:
             env[DATABASE_URL] = self.database_url
         if self.s3_endpoint_url:

@@ -16,6 +16,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
+
 from ._ports import LOOPBACK, port_accepts
 from ._service import Service
 
@@ -43,6 +45,11 @@ class KafkaServer(Service):
         """What this broker is, for logs and test headers, e.g. "Apache Kafka 4.1.1 (jars)"."""
 
     @property
+    def client_security(self) -> KafkaSecurity:
+        """How a client with every right logs in (plain text unless the broker is secured)."""
+        return PLAINTEXT
+
+    @property
     def bootstrap_servers(self) -> str:
         if self._port is None:
             raise RuntimeError(f"{self.name} is not started")
@@ -51,12 +58,14 @@ class KafkaServer(Service):
     async def _probe(self) -> None:
         if self._port is None or not await port_accepts(LOOPBACK, self._port):
             raise ConnectionError(f"nothing accepts connections on port {self._port} yet")
-        await create_topic(self.bootstrap_servers, READY_TOPIC, exist_ok=True)
+        security = self.client_security
+        await create_topic(self.bootstrap_servers, READY_TOPIC, exist_ok=True, security=security)
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
             enable_idempotence=self.supports_idempotence,
             acks="all",
             request_timeout_ms=5000,
+            **security.client_kwargs(),
         )
         await producer.start()
         try:
@@ -73,9 +82,12 @@ async def create_topic(
     replication_factor: int = 1,
     config: Mapping[str, str] | None = None,
     exist_ok: bool = False,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Create a topic and raise the broker's error if it refused (aiokafka only returns it)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=10000, **security.client_kwargs()
+    )
     await admin.start()
     try:
         topic = NewTopic(name, partitions, replication_factor, topic_configs=dict(config or {}))

@@ -25,6 +25,7 @@ from ._errors import DevstackError
 from ._kafka import KafkaServer
 from ._kafka_cluster import KafkaCluster
 from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, kafka_jars_ready
+from ._kafka_sasl import ScramUsers, grant_product_acls
 from ._postgres import PostgresServer
 from ._s3 import S3Server
 from ._service import Service
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 KafkaChoice = Literal["auto", "apache", "tansu"]
 #: Env var that forces a broker for locally started Kafka: auto | apache | tansu.
 DEVSTACK_KAFKA = "ORCHESTRATOR_DEVSTACK_KAFKA"
+#: The user a SASL devstack's endpoints log in as (granted the product's ACLs).
+SASL_APP_USER = "app"
 
 
 def choose_kafka(
@@ -99,15 +102,24 @@ class DevStack:
         kafka_impl: KafkaChoice | None = None,
         environ: Mapping[str, str] | None = None,
         kafka_brokers: int = 1,
+        kafka_sasl: bool = False,
     ) -> None:
-        """``kafka_brokers`` > 1 starts a KRaft cluster of that many Apache Kafka nodes."""
+        """``kafka_brokers`` > 1 starts a KRaft cluster of that many Apache Kafka nodes.
+        ``kafka_sasl`` starts Apache Kafka with SCRAM-SHA-512 users and ACLs: ``admin``
+        (super user), ``app`` (granted what the product needs; the endpoints log in as
+        it) and ``guest`` (no ACL); ``self.scram`` holds their passwords."""
         environ = os.environ if environ is None else environ
         if kafka_brokers < 1:
             raise DevstackError(f"kafka_brokers must be >= 1, not {kafka_brokers}")
+        if kafka_sasl and kafka_brokers > 1:
+            raise DevstackError("--kafka-sasl starts one broker, not a cluster")
+        self.scram = ScramUsers.generate(SASL_APP_USER, "guest") if kafka_sasl else None
         self.kafka_brokers = kafka_brokers
         self.data_dir = None if data_dir is None else Path(data_dir).expanduser().resolve()
         self.external = ServiceEndpoints.from_env(environ)
         self.kafka_impl = _kafka_choice(environ, kafka_impl)
+        if kafka_sasl and self.kafka_impl == "tansu":
+            raise DevstackError("a SASL devstack broker needs Apache Kafka, not Tansu")
         if kafka_brokers > 1 and self.kafka_impl == "tansu":
             raise DevstackError("a multi-broker cluster needs Apache Kafka, not Tansu")
         self._wanted = {"kafka": kafka, "postgres": postgres, "s3": s3}
@@ -117,6 +129,7 @@ class DevStack:
         self.postgres: PostgresServer | None = None
         self.s3: S3Server | None = None
         self._endpoints = ServiceEndpoints()
+        self._password_file: str | None = None
 
     def _subdir(self, name: str) -> Path | None:
         return None if self.data_dir is None else self.data_dir / name
@@ -144,6 +157,8 @@ class DevStack:
             if self.kafka_brokers > 1:  # same interface as one server (duck-typed)
                 cluster = KafkaCluster(self._subdir("kafka"), brokers=self.kafka_brokers)
                 self.kafka = cast(KafkaServer, cluster)
+            elif self.scram is not None:
+                self.kafka = ApacheKafkaServer(self._subdir("kafka"), sasl=self.scram)
             else:
                 self.kafka = choose_kafka(self._subdir("kafka"), prefer=self.kafka_impl)
             new.append(self.kafka)
@@ -164,10 +179,26 @@ class DevStack:
         if errors:
             await self._forget(new)
             raise errors[0]
+        if self.scram is not None and self.kafka in new:
+            await self._grant(new)
         for name, wanted in (("kafka", kafka), ("postgres", postgres), ("s3", s3)):
             self._used[name] = self._used[name] or wanted
         self._endpoints = self._combine()
         return self._endpoints
+
+    async def _grant(self, new: list[Service]) -> None:
+        """Give the ``app`` user its ACLs and write its password file."""
+        assert self.kafka is not None and self.scram is not None
+        try:
+            await grant_product_acls(
+                self.kafka.bootstrap_servers, self.kafka.client_security, SASL_APP_USER
+            )
+        except BaseException:
+            await self._forget(new)
+            raise
+        self._password_file = str(
+            self.scram.write_password_file(self.kafka.data_dir, SASL_APP_USER)
+        )
 
     async def _forget(self, servers: list[Service]) -> None:
         await asyncio.gather(*(server.stop() for server in servers))
@@ -184,6 +215,8 @@ class DevStack:
                 kafka_bootstrap=ext.kafka_bootstrap,
                 kafka_supports_idempotence=ext.kafka_supports_idempotence,
                 kafka_description=ext.kafka_description,
+                kafka_security=ext.kafka_security,
+                kafka_password_file=ext.kafka_password_file,
             )
         if self.kafka is not None:
             endpoints = replace(
@@ -192,6 +225,12 @@ class DevStack:
                 kafka_supports_idempotence=self.kafka.supports_idempotence,
                 kafka_description=self.kafka.description,
             )
+            if self.scram is not None:
+                endpoints = replace(
+                    endpoints,
+                    kafka_security=self.scram.security(SASL_APP_USER),
+                    kafka_password_file=self._password_file,
+                )
         if used["postgres"]:
             pg_url = self.postgres.dsn if self.postgres is not None else ext.database_url
             endpoints = replace(endpoints, database_url=pg_url)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ class Connection:
     data_dir: Path
     run_projector: bool = True
     projection_name: str = "read_models"
+    environ: Mapping[str, str] = field(default_factory=dict)
+    """The variables read (``KAFKA_SASL_*`` and the like are merged by ``plan_app``)."""
 
 
 def connection(
@@ -71,6 +73,7 @@ def connection(
         data_dir=base,
         run_projector=run_projector,
         projection_name=projection_name,
+        environ=dict(env),
     )
 
 
@@ -86,6 +89,7 @@ def open_app(conn: Connection) -> App:
         supports_idempotence=ep.kafka_supports_idempotence,
         data_dir=conn.data_dir,
         projection_name=conn.projection_name,
+        environ=conn.environ,
     )
     options = AppOptions(
         run_projector=conn.run_projector,

@@ -26,7 +26,8 @@ from orchestrator.commands.shared import SharedSettings, SharedStateWriter
 from orchestrator.commands.writer import ExecutionWriter, WriterSettings
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.envelope import Position
-from orchestrator.events.log import EventLog
+from orchestrator.events.log import EventLog, ProducerSettings
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.topics import TopicsConfig, TopicSpec
 from orchestrator.events.userdata import BlobStore
 from orchestrator.projections.settings import ProjectionSettings
@@ -94,6 +95,7 @@ class StateRuntime:
         settings: StateSettings | None = None,
         supports_idempotence: bool | None = None,
         pool_size: int = 10,
+        kafka_security: KafkaSecurity = PLAINTEXT,
     ) -> StateRuntime:
         """A runtime with its own pool and log, on the projection's topics."""
         settings = settings or StateSettings()
@@ -105,7 +107,11 @@ class StateRuntime:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
         codec = default_codec()
         event_log = EventLog(
-            bootstrap_servers, codec, topics=topics, supports_idempotence=supports_idempotence
+            bootstrap_servers,
+            codec,
+            ProducerSettings(security=kafka_security),
+            topics=topics,
+            supports_idempotence=supports_idempotence,
         )
         try:
             await event_log.start()

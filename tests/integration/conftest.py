@@ -95,6 +95,19 @@ async def devstack(request: pytest.FixtureRequest) -> AsyncIterator[DevStack]:
 
 
 @pytest.fixture(scope="session")
+async def sasl_kafka() -> AsyncIterator[DevStack]:
+    """A broker of its own that wants SASL/SCRAM-SHA-512 and enforces ACLs (the session's
+    broker stays plain): ``.endpoints`` log in as ``app`` (granted the product's ACLs),
+    ``.scram`` holds the passwords of ``admin``, ``app`` and ``guest`` (no ACL)."""
+    stack = DevStack(kafka=True, postgres=False, s3=False, kafka_sasl=True, environ={})
+    try:
+        await stack.start()
+        yield stack
+    finally:
+        await stack.stop()
+
+
+@pytest.fixture(scope="session")
 async def kafka(devstack: DevStack) -> KafkaEndpoint:
     """The broker: `.bootstrap_servers`, `.supports_idempotence`, `.description`."""
     return (await devstack.require(kafka=True)).kafka
