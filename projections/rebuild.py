@@ -37,6 +37,7 @@ import asyncpg
 from orchestrator.events.codec import default_codec
 from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
 from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
+from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.projections._archive import (
     archived_records,
     dropped_executions,
@@ -117,8 +118,10 @@ class Rebuilder:
         on_progress: Callable[[RebuildProgress], None] | None = None,
         progress_interval_s: float = 0.5,
         lock_timeout_ms: int = 5000,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.settings = settings
+        self._security = security
         self.target = settings.for_rebuild()
         self._dsn = dsn
         self._bootstrap = bootstrap
@@ -131,7 +134,7 @@ class Rebuilder:
 
     async def run(self) -> RebuildReport:
         """Rebuild, swap when caught up (unless ``swap=False``), return a report."""
-        await prepare(self.settings, self._dsn, self._bootstrap)
+        await prepare(self.settings, self._dsn, self._bootstrap, security=self._security)
         guard = await asyncpg.connect(self._dsn)
         try:
             key = zlib.crc32(self.settings.name.encode()) & 0x7FFF_FFFF
@@ -153,13 +156,19 @@ class Rebuilder:
         async with EventLog(
             self._bootstrap,
             self._codec,
-            ProducerSettings(client_id=f"{self.settings.client_id}-rebuild", compression_type=None),
+            ProducerSettings(
+                client_id=f"{self.settings.client_id}-rebuild",
+                compression_type=None,
+                security=self._security,
+            ),
         ) as dlq:
             engine = BatchEngine(self.target, pool, self._codec, DeadLetterSink(self.target, dlq))
             ends = await _end_offsets(dlq, self.settings.topics)
             async with EventConsumer(
                 self._bootstrap,
-                ConsumerSettings(client_id=f"{self.settings.client_id}-rebuild"),
+                ConsumerSettings(
+                    client_id=f"{self.settings.client_id}-rebuild", security=self._security
+                ),
             ) as consumer:
                 consumer.assign(TopicPartition(t, p) for t, p in ends)
                 starts = await engine.claim(ends)
@@ -381,6 +390,10 @@ async def rebuild(
     *,
     on_progress: Callable[[RebuildProgress], None] | None = None,
     swap: bool = True,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> RebuildReport:
     """Rebuild ``settings``' projection from offset zero and swap it in when caught up."""
-    return await Rebuilder(settings, dsn, bootstrap, on_progress=on_progress, swap=swap).run()
+    rebuilder = Rebuilder(
+        settings, dsn, bootstrap, on_progress=on_progress, swap=swap, security=security
+    )
+    return await rebuilder.run()

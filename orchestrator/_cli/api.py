@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from orchestrator._cli.health import HEALTH_FILE, Liveness
-from orchestrator._cli.topics import configured_topics
+from orchestrator._cli.topics import configured_security, configured_topics
 from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.debug.web import install_snapshot_states
 from orchestrator.projections.api import ApiSettings, create_app
@@ -77,7 +77,10 @@ def serve(
         # Position tokens name topics: the same topics every process creates or verifies.
         asyncio.run(
             ensure_configured_topics(
-                bootstrap_servers, configured_topics(config), consumer_only=True
+                bootstrap_servers,
+                configured_topics(config),
+                consumer_only=True,
+                security=configured_security(config),
             )
         )
     app = create_app(settings)

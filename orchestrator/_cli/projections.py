@@ -182,7 +182,10 @@ def rebuild_command(
         def show(p: RebuildProgress) -> None:
             bar.update(task, completed=p.done, total=p.total, records=p.records, phase=p.phase)
 
-        report = asyncio.run(rebuild(settings, dsn, bootstrap, on_progress=show, swap=swap))
+        security = configured_security(config)
+        report = asyncio.run(
+            rebuild(settings, dsn, bootstrap, on_progress=show, swap=swap, security=security)
+        )
     verb = "swapped in" if report.swapped else "built (not swapped)"
     archived = (
         f" ({report.from_archive} of them from the archive: Kafka's retention deleted them)"
