@@ -48,10 +48,11 @@ from orchestrator.events.envelope import Position
 from orchestrator.langgraph import _codec as codec
 from orchestrator.langgraph import _wiring
 from orchestrator.langgraph._reads import Listed, Saved, ThreadReader
+from orchestrator.langgraph._sync import BlockingCalls
 from orchestrator.state.runtime import StateRuntime
 
 
-class AsyncKafkaSaver(BaseCheckpointSaver[str]):
+class AsyncKafkaSaver(BlockingCalls, BaseCheckpointSaver[str]):
     """A LangGraph checkpointer on the event log; ``async with AsyncKafkaSaver.from_env()``
     or ``AsyncKafkaSaver(runtime)`` on a runtime you started."""
 
@@ -96,6 +97,7 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
         return cls(serde=serde, lease_wait=lease_wait, app=app)
 
     async def __aenter__(self) -> AsyncKafkaSaver:
+        self._loop = asyncio.get_running_loop()  # where the blocking calls run (_sync)
         if self._app is not None and self._runtime is None:
             await self._app.start()  # pool, topics ensured, migrations, log, projector
             self._runtime = self._app.runtime

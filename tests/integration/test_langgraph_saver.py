@@ -93,3 +93,22 @@ async def test_a_deleted_thread_is_gone_for_langgraph_but_its_history_stays(save
         ("applied", CheckpointsDeleted.__name__),
         ("applied", CheckpointSaved.__name__),
     ]
+
+
+async def test_the_blocking_api_works_from_another_thread(saver: Any) -> None:
+    import asyncio
+
+    thread = f"t-{uuid.uuid4().hex[:8]}"
+
+    def blocking() -> tuple[Any, Any, list[Any]]:
+        stored = saver.put(_config(thread), _checkpoint({"n": 1}), {"step": 0}, {"n": 1})
+        saver.put_writes(stored, [("n", 2)], "task-1")
+        return stored, saver.get_tuple(_config(thread)), list(saver.list(_config(thread)))
+
+    stored, found, listed = await asyncio.to_thread(blocking)
+    with pytest.raises(RuntimeError, match="would deadlock"):
+        saver.get_tuple(_config(thread))  # on the saver's own loop
+
+    assert found is not None and found.config == stored
+    assert found.pending_writes == [("task-1", "n", 2)]
+    assert [t.config for t in listed] == [stored]
