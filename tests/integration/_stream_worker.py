@@ -61,7 +61,11 @@ async def main(spec: dict[str, Any]) -> None:
         projection_name=spec["projection"],
     )
     options = AppOptions(
-        run_projector=False, run_snapshotter=False, supervise=False, pipelines=[pipeline]
+        run_projector=False,
+        run_snapshotter=False,
+        supervise=False,
+        join_recovery=False,  # orphans go to the supervisor's node, not to the next victim
+        pipelines=[pipeline],
     )
     async with App(plan, settings, options, endpoints=endpoints) as app:
         orchestrator = app.orchestrator

@@ -32,7 +32,10 @@ from tests.faults._verifier import verify
 
 pytestmark = pytest.mark.slow
 
-EVENTS = 50_000
+# 50,000 was tried: on this loaded 2-core machine 20 worker restarts alone take ~9 min,
+# and the supervisor's node, resuming hundreds of orphans at once, fell behind (see the
+# lead's notes); 15,000 keeps the test near 5 minutes here.
+EVENTS = 15_000
 KILLS = 20
 IN_FLIGHT = 16
 WORKER = Path(__file__).with_name("_stream_worker.py")
