@@ -49,6 +49,10 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     asyncpg.OperatorInterventionError,
     asyncpg.TooManyConnectionsError,
+    # What asyncpg raises when a connection broke mid-operation (e.g. "cannot switch to
+    # state 15; another operation is in progress" on release after a server SIGKILL):
+    # the pool discards that connection, so the next try gets a fresh one.
+    asyncpg.InternalClientError,
 )
 """Failures of a lease call that trying again later can cure (network, server restart)."""
 

@@ -33,7 +33,16 @@ log = logging.getLogger(__name__)
 _CLASS_ID = 0x4F53  # advisory-lock namespace of this product ("OS")
 MARKER_TTL = 365 * 24 * 3600.0
 """The marker lease outlives any process; a crashed holder's marker stays, harmless."""
-_TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+# As ``leases.TRANSIENT_ERRORS`` (which imports this module): a server restarting answers
+# "the database system is starting up" (OperatorInterventionError) for a while.
+_TRANSIENT = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InternalClientError,
+)
 
 
 def presence_key(holder: str) -> int:

@@ -349,7 +349,12 @@ class Orchestrator:
             return
         try:
             writer, pipeline, run = await self._take_over(None, None, execution_id, wait=0.0)
-        except (RecoveryError, LeaseLost) as exc:
+        except LeaseLost as exc:
+            # Not final: if the node that took it loses it too, a later scan must get it
+            # here, not leave it running under an owner that no longer drives it.
+            log.warning("recovery of %s (%s) postponed: %s", execution_id, reason, exc)
+            return
+        except RecoveryError as exc:
             # Said once: the supervisor asks again every scan, and only new code (a
             # restart) or another node can change the answer.
             log.warning("recovery of %s (%s) not possible here: %s", execution_id, reason, exc)

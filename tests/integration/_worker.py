@@ -54,6 +54,8 @@ def make_pipeline(marks: Path) -> Pipeline:
             mark(marks, context, "fetch:checkpointed")
             await asyncio.sleep(float(context.input_data.get("hold", 0)))
             done = {"part1": "page-1"}
+        else:  # resumed: ``resume_hold`` keeps a recovery in flight for a fault test
+            await asyncio.sleep(float(context.input_data.get("resume_hold", 0)))
         mark(marks, context, "fetch:part2")
         return {"pages": [done["part1"], "page-2", "page-3"][: init["pages"]]}
 
@@ -137,12 +139,18 @@ async def supervising_app(
     node_id: str,
     crash_timeout: float,
     failover_timeout: float,
+    max_attempts: int = 3,
     **options: Any,
 ) -> AsyncIterator[App]:
     """The test process's App (processor and recovery supervisor, no snapshotter) on fresh
     topics configured by `config_yaml`; its ``config_text`` is that YAML, for the workers."""
     prefix = f"test-{name}-{uuid.uuid4().hex[:8]}"
-    text = config_yaml(prefix, crash_timeout=crash_timeout, failover_timeout=failover_timeout)
+    text = config_yaml(
+        prefix,
+        crash_timeout=crash_timeout,
+        failover_timeout=failover_timeout,
+        max_attempts=max_attempts,
+    )
     settings = load_config(text).settings
     plan = plan_on(services, settings, dsn=dsn, node_id=node_id, data_dir=tmp_path / "data")
     app_options = AppOptions(run_snapshotter=False, discover_pipelines=False, **options)
@@ -151,7 +159,9 @@ async def supervising_app(
         yield running
 
 
-def config_yaml(prefix: str, *, crash_timeout: float, failover_timeout: float) -> str:
+def config_yaml(
+    prefix: str, *, crash_timeout: float, failover_timeout: float, max_attempts: int = 3
+) -> str:
     """The seed's blocks with fresh topics and timeouts short enough for a test."""
     return f"""
 state_management:
@@ -173,7 +183,7 @@ recovery:
   strategies:
     task_failure:
       action: "retry_from_checkpoint"
-      max_attempts: 3
+      max_attempts: {max_attempts}
       backoff: "exponential"
       base_delay: 0.05
     pipeline_crash:
