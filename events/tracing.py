@@ -31,11 +31,18 @@ _NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
 _tracer: tuple[object, trace.Tracer] | None = None
+_UNKNOWN = object()
 
 
 def enabled() -> bool:
-    """Whether an SDK tracer provider is installed (the one check the hot paths make)."""
-    return not isinstance(trace.get_tracer_provider(), _OFF)
+    """Whether an SDK tracer provider is installed (the one check the hot paths make).
+
+    Reads the API's global directly (~50 ns); ``get_tracer_provider()`` looks up the
+    environment on every call while none is set (~1-4 µs)."""
+    provider = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
+    if provider is _UNKNOWN:  # an API version without that global: the public way
+        provider = trace.get_tracer_provider()
+    return provider is not None and not isinstance(provider, _OFF)
 
 
 def tracer() -> trace.Tracer:
