@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.util._once import Once
 
 from orchestrator.events import tracing
+from orchestrator.events.envelope import Position
+from orchestrator.events.fold import fold
+from orchestrator.events.simulate import simulate_execution
+from orchestrator.snapshots.codec import SnapshotCodec
+from orchestrator.snapshots.index import MemorySnapshotIndex
+from orchestrator.snapshots.restore import ArchivedEvent, MemoryEventArchive, Restorer
+from orchestrator.snapshots.store import MemorySnapshotStore
+from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
 
 
 @contextlib.contextmanager
@@ -75,3 +84,36 @@ def test_a_garbled_traceparent_header_is_ignored() -> None:
     assert tracing.traceparent_of([("traceparent", b"\xff\xfe")]) is None
     assert tracing.traceparent_of([("other", b"x")]) is None
     assert not trace.get_current_span(tracing.context_of("garbage")).get_span_context().is_valid
+
+
+async def test_snapshot_write_continues_the_records_trace_and_restore_has_a_span() -> None:
+    events = simulate_execution("exec_t", random.Random(3), tasks=2)
+    log = [ArchivedEvent(Position("t", 0, i), e) for i, e in enumerate(events)]
+    state = fold(events)
+    assert state is not None
+    store, index = MemorySnapshotStore(), MemorySnapshotIndex()
+    writer = SnapshotWriter(store, SnapshotCodec())
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with installed(provider):
+        with tracing.span("append") as append:
+            assert append is not None
+            traceparent = tracing.current_traceparent()
+        pending = PendingSnapshot(state, log[-1].position, events[-1].occurred_at)
+        await index.add(await writer.write_many([pending], {log[-1].position: traceparent or ""}))
+        restorer = Restorer(
+            store=store, index=index, archive=MemoryEventArchive(log), codec=writer.codec
+        )
+        await restorer.latest("exec_t")
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    written = spans["orchestrator.snapshot_write"]
+    assert written.parent is not None
+    assert written.parent.span_id == append.get_span_context().span_id
+    assert dict(written.attributes or {}) == {
+        "execution_id": "exec_t",
+        "sequence": state.last_sequence,
+    }
+    restored = spans["orchestrator.restore"].attributes or {}
+    assert restored["execution_id"] == "exec_t"
+    assert restored["sequence"] == state.last_sequence
