@@ -46,6 +46,7 @@ from orchestrator.commands.ports import (
     take_lease,
 )
 from orchestrator.events import catalogue as c
+from orchestrator.events import tracing
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import step
 from orchestrator.events.outage import Outage
@@ -178,7 +179,10 @@ class ExecutionWriter:
                 if lease.epoch > 1 and await self._read_model.load_execution(self.execution_id):
                     raise ExecutionExists(self.execution_id)
                 encoded = await self.encode(command)
-                payloads = decide(None, encoded)
+                with tracing.span(
+                    "orchestrator.decide", execution_id=self.execution_id, command="CreateExecution"
+                ):
+                    payloads = decide(None, encoded)
                 envelopes = self._envelopes(None, payloads, pipeline_id=command.pipeline_id)
                 positions = await self._append(envelopes)
                 state = step(None, envelopes[0]).state
@@ -422,7 +426,13 @@ class ExecutionWriter:
                     "CreateExecution",
                     "the execution already exists",
                 )
-            batch, after = decide_in(state, encoded, stamp)
+            with tracing.span(
+                "orchestrator.decide",
+                execution_id=self.execution_id,
+                command=type(encoded).__name__,
+                sequence=state.last_sequence,
+            ):
+                batch, after = decide_in(state, encoded, stamp)
             assert after is not None  # an existing execution stays one
             state = after
             envelopes.extend(batch)

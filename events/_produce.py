@@ -108,11 +108,14 @@ async def send_batched(
     *,
     what: str,
     timeout_ms: int,
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> list[Position]:
     """Records grouped into per-partition batches; positions in record order.
 
-    ``timeout_ms`` bounds the wait for room in the producer's queues.
+    ``timeout_ms`` bounds the wait for room in the producer's queues; ``headers`` go
+    on every record (the trace context).
     """
+    extra: dict[str, Any] = {} if headers is None else {"headers": headers}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_ms / 1000
     groups: dict[tuple[str, int], list[int]] = {}
@@ -128,12 +131,12 @@ async def send_batched(
                 members: list[int] = []
                 for index in indexes:
                     _, key, value = records[index]
-                    if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                    if batch.append(key=key, value=value, timestamp=None, **extra) is None:  # full
                         future = await _enqueue(producer, batch, topic, partition, deadline)
                         sent.append((future, members))
                         batch = producer.create_batch()
                         members = []
-                        batch.append(key=key, value=value, timestamp=None)  # first always fits
+                        batch.append(key=key, value=value, timestamp=None, **extra)  # first fits
                     members.append(index)
                 future = await _enqueue(producer, batch, topic, partition, deadline)
                 sent.append((future, members))

@@ -29,6 +29,7 @@ from typing import Any, Literal, Protocol
 import aiokafka
 from aiokafka import codec as kafka_codecs
 
+from orchestrator.events import tracing
 from orchestrator.events._kafka import broker_supports_idempotence, explained, translated
 from orchestrator.events._produce import (
     KeyPartitioner,
@@ -253,6 +254,22 @@ class EventLog:
             (self._topic_for(e, topic), e.key(), self._codec.encode(e)) for e in envelopes
         ]
         check_sizes(records, self._settings.max_request_size)
+        if not tracing.enabled():
+            return await self._send(records, None)
+        first, last = (envelopes[0], envelopes[-1]) if envelopes else (None, None)
+        with tracing.span(
+            "orchestrator.append",
+            execution_id=None if first is None else first.execution_id,
+            first_sequence=None if first is None else first.sequence,
+            last_sequence=None if last is None else last.sequence,
+            topic=records[0][0] if records else None,
+            events=len(records),
+        ):
+            return await self._send(records, tracing.headers())
+
+    async def _send(
+        self, records: list[Record], headers: list[tuple[str, bytes]] | None
+    ) -> list[Position]:
         what = f"appending {len(records)} event(s)"
         async with self._deadline(what, records):
             if len(records) >= BATCHED_FROM:
@@ -262,8 +279,9 @@ class EventLog:
                     records,
                     what=what,
                     timeout_ms=self._settings.request_timeout_ms,
+                    headers=headers,
                 )
-            return await send_each(self._p, self._partition, records, what=what)
+            return await send_each(self._p, self._partition, records, what=what, headers=headers)
         raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
 
     @contextlib.asynccontextmanager

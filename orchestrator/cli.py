@@ -42,6 +42,7 @@ from orchestrator._cli import snapshots as snapshots_cli
 from orchestrator._cli import supervise as supervise_cli
 from orchestrator._cli import topics as topics_cli
 from orchestrator.config import redact_text
+from orchestrator.events import tracing
 
 DEBUG_ENV = "ORCHESTRATOR_DEBUG"
 _NOISY_LIBRARIES = ("aiokafka", "kafka", "asyncpg", "botocore", "urllib3")
@@ -159,6 +160,7 @@ def main() -> None:
     """Console-script entry point (the root group already reported what a command raised;
     this catches what escapes before a command runs)."""
     try:
+        tracing.configure_from_env()  # on with the standard OTEL_* variables, else a no-op
         app()
     except Exception as exc:
         _report(exc)

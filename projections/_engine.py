@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,9 +28,11 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from orchestrator.events import tracing
 from orchestrator.events.consumer import DecodedRecord, RawRecord, decode_records
 from orchestrator.events.log import EventCodecLike
 from orchestrator.events.state import SharedVariable
+from orchestrator.projections import _tracing
 from orchestrator.projections._batch import (
     TP,
     BatchChanges,
@@ -89,6 +92,8 @@ class StagedBatch:
     """The uncommitted batch this one was folded on top of (until this one commits)."""
     result: BatchResult | None = None
     """What :meth:`BatchEngine.commit` made of it, once it ran."""
+    traced_ns: int | None = None
+    """When staging began, if tracing is on (see ``projections._tracing``)."""
 
 
 class _Fenced(Exception):
@@ -260,6 +265,7 @@ class BatchEngine:
         refused: dict[tuple[str, int, int], str],
         ahead: StagedBatch | None,
     ) -> StagedBatch:
+        traced_ns = time.time_ns() if tracing.enabled() else None
         with collector_paused():
             decoded, (executions, variables) = await self._cpu(self._decode, owned)
             pending = {} if ahead is None else ahead.changes.executions
@@ -301,7 +307,7 @@ class BatchEngine:
                     execution_id=exc.execution_id,
                 ) from exc
         tps = sorted({(r.position.topic, r.position.partition) for r in owned})
-        return StagedBatch(owned, changes, prepared, tps)
+        return StagedBatch(owned, changes, prepared, tps, traced_ns=traced_ns)
 
     async def _cpu(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run a pure CPU step of staging, in a worker thread when the batch is big.
@@ -334,6 +340,7 @@ class BatchEngine:
 
     async def _write(self, staged: StagedBatch) -> BatchResult:
         tps, changes = staged.tps, staged.changes
+        traced = [] if staged.traced_ns is None else _tracing.traced_applied(staged.owned, changes)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 stored = await self.store.lock_offsets(conn, tps)
@@ -342,6 +349,8 @@ class BatchEngine:
                     raise _Fenced(stale, stored)
                 await self._sink.publish(conn, changes.dead_letters)
                 await self.store.write_prepared(conn, staged.prepared)
+                if traced:
+                    await _tracing.write_traces(conn, _tracing.trace_rows(traced))
         except _Fenced as fenced:
             return await self._fenced_off(tps, fenced)
         except asyncpg.DataError:
@@ -351,6 +360,8 @@ class BatchEngine:
         for tp, offset in changes.next_offsets.items():
             self._expected[tp] = (offset, self._expected[tp][1])
         self._remember(changes)
+        if staged.traced_ns is not None:
+            _tracing.batch_spans(staged.owned, traced, staged.traced_ns)
         return BatchResult(changes, {}, len(staged.owned))
 
     def _remember(self, changes: BatchChanges) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from orchestrator.events import tracing
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import step
 from orchestrator.events.state import ExecutionState
@@ -174,6 +175,14 @@ class Restorer:
         return await self.at_sequence(execution_id, sequence)
 
     async def _restore(self, execution_id: str, bound: _Bound) -> Restored:
+        with tracing.span("orchestrator.restore", execution_id=execution_id) as span:
+            restored = await self._replay(execution_id, bound)
+            if span is not None:
+                span.set_attribute("sequence", restored.state.last_sequence)
+                span.set_attribute("events_folded", restored.events_folded)
+            return restored
+
+    async def _replay(self, execution_id: str, bound: _Bound) -> Restored:
         skipped: list[str] = []
         base = await self._newest_usable(execution_id, bound, skipped)
         state = None if base is None else base.state

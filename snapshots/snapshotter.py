@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from orchestrator.events import tracing
 from orchestrator.events.codec import default_codec
 from orchestrator.events.consumer import (
     ConsumerSettings,
@@ -36,6 +37,7 @@ from orchestrator.events.consumer import (
     TopicPartition,
     decode_records,
 )
+from orchestrator.events.envelope import Position
 from orchestrator.events.errors import LogError
 from orchestrator.events.log import EventCodecLike
 from orchestrator.events.outage import Outage, quiet_client_logs, ride_out
@@ -320,7 +322,13 @@ class Snapshotter:
                 self.tracker.fold(rec.position, rec.envelope)
         reasons = self.tracker.reasons()
         pending = self.tracker.take_pending()
-        rows = await self._writer.write_many(pending)
+        parents: dict[Position, str] = {}
+        if pending and tracing.enabled():
+            for r in decoded:
+                found = tracing.traceparent_of(r.record.headers)
+                if found is not None:
+                    parents[r.position] = found
+        rows = await self._writer.write_many(pending, parents)
         moves: dict[TP, tuple[int, int]] = {}
         for tp, committed in self._committed.items():
             low = self.tracker.watermark(tp, self._next[tp])

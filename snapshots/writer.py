@@ -9,10 +9,11 @@ never a row pointing at nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from orchestrator.events import tracing
 from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState
 from orchestrator.snapshots.codec import SnapshotCodec
@@ -43,13 +44,24 @@ class SnapshotWriter:
             state.pipeline_id, state.execution_id, state.created_at, state.last_sequence
         )
 
-    async def write(self, pending: PendingSnapshot) -> SnapshotRecord:
-        """Write one snapshot object; return its index row (not yet indexed)."""
-        encoded = self.codec.encode(
-            pending.state, pending.position, occurred_at=pending.occurred_at
-        )
-        key = self.key_for(pending.state)
-        await self.store.put(key, encoded.data)
+    async def write(
+        self, pending: PendingSnapshot, traceparent: str | None = None
+    ) -> SnapshotRecord:
+        """Write one snapshot object; return its index row (not yet indexed).
+
+        ``traceparent``: the trace of the write the snapshot ends with (its span's parent).
+        """
+        with tracing.span(
+            "orchestrator.snapshot_write",
+            parent=None if traceparent is None else tracing.context_of(traceparent),
+            execution_id=pending.state.execution_id,
+            sequence=pending.state.last_sequence,
+        ):
+            encoded = self.codec.encode(
+                pending.state, pending.position, occurred_at=pending.occurred_at
+            )
+            key = self.key_for(pending.state)
+            await self.store.put(key, encoded.data)
         header = encoded.header
         return SnapshotRecord(
             execution_id=header.execution_id,
@@ -66,13 +78,20 @@ class SnapshotWriter:
             occurred_at=header.occurred_at,
         )
 
-    async def write_many(self, pending: Sequence[PendingSnapshot]) -> list[SnapshotRecord]:
-        """Write several objects concurrently; the first failure raises once all have ended."""
+    async def write_many(
+        self,
+        pending: Sequence[PendingSnapshot],
+        traceparents: Mapping[Position, str] | None = None,
+    ) -> list[SnapshotRecord]:
+        """Write several objects concurrently; the first failure raises once all have ended.
+
+        ``traceparents``: the trace context of records by position (tracing on)."""
         gate = asyncio.Semaphore(max(1, self.concurrency))
+        parents = traceparents or {}
 
         async def one(item: PendingSnapshot) -> SnapshotRecord:
             async with gate:
-                return await self.write(item)
+                return await self.write(item, parents.get(item.position))
 
         results = await asyncio.gather(*(one(item) for item in pending), return_exceptions=True)
         for result in results:

@@ -35,6 +35,7 @@ from orchestrator.commands.lock import DistributedLock
 from orchestrator.config import Settings, load_config, load_config_file
 from orchestrator.debug.debugger import StateDebugger
 from orchestrator.devstack import ServiceEndpoints
+from orchestrator.events import tracing
 from orchestrator.events.errors import OrchestratorStateError, ServerUnreachable
 from orchestrator.runtime import Orchestrator, Pipeline, PipelineResult
 from orchestrator.state import checkpoint as checkpoint_module
@@ -70,7 +71,9 @@ def connect(
     read-model processor and the snapshotter in this process (leave them on unless
     ``orchestrator-state project`` and ``snapshots run`` run elsewhere); ``supervise``:
     take part in resuming crashed executions; ``api_port``: also serve the query API.
+    Tracing turns on here when the standard ``OTEL_*`` variables ask for it.
     """
+    tracing.configure_from_env()
     return Connection(
         config,
         environ=os.environ if environ is None else environ,

@@ -23,6 +23,7 @@ from orchestrator.projections.api._deps import ApiContext, make_auth, make_read_
 from orchestrator.projections.api._listener import StateChangeListener
 from orchestrator.projections.api._metrics import ApiMetrics, MetricsMiddleware
 from orchestrator.projections.api._queries import Queries
+from orchestrator.projections.api._trace import NATIVE_TELEMETRY, TraceMiddleware
 from orchestrator.projections.api.models import ErrorOut
 from orchestrator.projections.api.routes import executions, history, stream, system, variables
 from orchestrator.projections.api.settings import ApiSettings
@@ -95,6 +96,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if not NATIVE_TELEMETRY:  # FastAPI traces requests itself from 0.16x on
+        app.add_middleware(TraceMiddleware)
     _problems.install(app)
 
     guard: list[DependsParam] = []

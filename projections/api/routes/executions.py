@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from orchestrator.projections.api._convert import execution_out, summary_out
 from orchestrator.projections.api._deps import Context
 from orchestrator.projections.api._params import decode_cursor, encode_cursor, utc
 from orchestrator.projections.api._queries import ExecutionFilter
+from orchestrator.projections.api._trace import last_traceparent
 from orchestrator.projections.api.errors import ExecutionNotFound
 from orchestrator.projections.api.models import ExecutionOut, ExecutionPage, PipelineStatus
 from orchestrator.projections.api.routes._common import NOT_FOUND, ExecutionId
@@ -56,9 +57,17 @@ async def list_executions(
 
 
 @router.get("/executions/{execution_id}", response_model=ExecutionOut, responses=NOT_FOUND)
-async def get_execution(ctx: Context, execution_id: ExecutionId) -> ExecutionOut:
-    """One execution's state, with fencing fields (epoch, last_sequence) and lineage."""
+async def get_execution(
+    ctx: Context, execution_id: ExecutionId, response: Response
+) -> ExecutionOut:
+    """One execution's state, with fencing fields (epoch, last_sequence) and lineage.
+
+    With tracing on, the ``traceparent`` response header is the trace context of the
+    last traced write applied to the execution."""
     row = await ctx.queries.execution(ctx.pool, execution_id)
     if row is None:
         raise ExecutionNotFound(execution_id)
+    traceparent = await last_traceparent(ctx.pool, execution_id)
+    if traceparent is not None:
+        response.headers["traceparent"] = traceparent
     return execution_out(row)
