@@ -3,7 +3,7 @@
 One execution per ``(thread_id, checkpoint_ns)``: its pipeline id is
 ``langgraph:<thread_id>`` (so every namespace of a thread is found by pipeline), its
 execution id ``langgraph:<thread_id>`` for the root namespace and
-``langgraph:<thread_id>/<hash of ns>`` for the others. A LangGraph checkpoint is one
+``langgraph:<thread_id>~<hash of ns>`` for the others. A LangGraph checkpoint is one
 ``CheckpointSaved`` (product id ``<execution_id>@<checkpoint id>``, name the LangGraph
 checkpoint id, which sorts by time); its data is LangGraph's own serde output, kept
 opaque (type tag + base64 bytes) inside our JSON user data, so it is claim-checked to
@@ -32,11 +32,12 @@ def pipeline_id(thread_id: str) -> str:
 
 
 def execution_id(thread_id: str, checkpoint_ns: str) -> str:
-    """The execution that holds ``(thread_id, checkpoint_ns)``."""
+    """The execution that holds ``(thread_id, checkpoint_ns)``; ``~`` (not ``/``) joins a
+    subgraph's namespace digest, so the id is one path segment of the query API's URLs."""
     if not checkpoint_ns:
         return pipeline_id(thread_id)
     digest = hashlib.sha256(checkpoint_ns.encode()).hexdigest()[:16]
-    return f"{pipeline_id(thread_id)}/{digest}"
+    return f"{pipeline_id(thread_id)}~{digest}"
 
 
 def product_checkpoint_id(execution: str, checkpoint_id: str) -> str:

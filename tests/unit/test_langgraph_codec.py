@@ -21,7 +21,8 @@ def test_each_thread_and_namespace_is_its_own_execution_of_the_threads_pipeline(
     root = codec.execution_id("t1", "")
     child = codec.execution_id("t1", "child:1")
     assert root == codec.pipeline_id("t1") == "langgraph:t1"
-    assert child.startswith("langgraph:t1/") and child != root
+    assert child.startswith("langgraph:t1~") and child != root
+    assert "/" not in child  # one path segment of /executions/{execution_id}/...
     assert codec.execution_id("t1", "child:2") != child
     assert codec.product_checkpoint_id(root, "abc") == "langgraph:t1@abc"
 
