@@ -295,7 +295,7 @@ class App:
                 bucket,
                 prefix,
                 client=self._s3_client(sp.endpoint_url),
-                server_side_encryption="aws:kms" if sp.kms_key else None,
+                server_side_encryption="aws:kms" if sp.sse_kms or sp.kms_key else None,
                 kms_key_id=sp.kms_key,
             )
         return open_store(sp.store_url)

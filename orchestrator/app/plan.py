@@ -109,6 +109,7 @@ class SnapshotPlan:
     enabled: bool
     store_url: str
     endpoint_url: str | None = None
+    sse_kms: bool = False  # S3 encryption.enabled: SSE-KMS, with kms_key or the default key
     kms_key: str | None = None
     compress: bool = True
     level: int = 3
@@ -212,7 +213,7 @@ def _storage(
     sm, ck, comp = settings.state_management, settings.checkpointing, settings.compression
     backend = settings.backend()
     notes: list[str] = []
-    layout, retention_days, lifecycle, kms = KeyLayout(), None, Lifecycle(), None
+    layout, retention_days, lifecycle, kms, sse_kms = KeyLayout(), None, Lifecycle(), None, False
     blobs: BlobPlan | None = None
     explicit = "storage" in sm.snapshots.model_fields_set
     url = sm.snapshots.storage
@@ -233,6 +234,7 @@ def _storage(
         url = url if explicit else f"s3://{backend.bucket}/{backend.prefix.strip('/')}"
         lifecycle = Lifecycle(backend.lifecycle.transition_to_glacier, backend.lifecycle.expiration)
         kms = backend.encryption.kms_key if backend.encryption.enabled else None
+        sse_kms = backend.encryption.enabled
         blobs = BlobPlan(
             bucket=backend.bucket,
             prefix=blob_prefix(backend.prefix),
@@ -276,6 +278,7 @@ def _storage(
         enabled=sm.snapshots.enabled,
         store_url=url,
         endpoint_url=s3_endpoint if url.startswith("s3://") else None,
+        sse_kms=sse_kms,
         kms_key=kms,
         compress=comp.enabled and ck.storage.compress,
         level=comp.level,

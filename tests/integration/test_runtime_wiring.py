@@ -70,6 +70,21 @@ def test_s3_backend_puts_snapshots_and_blobs_in_the_bucket_with_kms() -> None:
     assert (plan.blobs.bucket, plan.blobs.prefix) == ("orchestrator-state", "")
 
 
+def test_s3_encryption_without_a_key_still_asks_for_sse_kms() -> None:
+    from orchestrator.app import App
+
+    settings = load_config(
+        "state_management:\n  backend: s3\n  config:\n    bucket: b\n"
+        "    encryption:\n      enabled: true\n",
+        "<test>",
+    ).settings
+    plan = plan_app(settings, bootstrap="kafka:9092", dsn="postgresql://db/x", node_id="n1")
+    store = App(plan, settings)._open_snapshot_store()
+
+    assert (plan.snapshots.sse_kms, plan.snapshots.kms_key) == (True, None)
+    assert store.put_arguments == {"ServerSideEncryption": "aws:kms"}  # the default key
+
+
 def test_filesystem_backend_organizes_snapshots_and_retention() -> None:
     plan = plan_of("04_file_system_backend")
     assert plan.snapshots.store_url == "file:///var/lib/orchestrator/state"
