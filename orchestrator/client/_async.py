@@ -70,6 +70,19 @@ class AsyncClient:
     async def _get(self, name: str, **args: Any) -> Any:
         return await self._send(call(name, READERS[name], **args))
 
+    async def _pages(
+        self, fetch: Any, cursor: str, next_field: str, args: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        """Every item of a paged listing: ``fetch`` again with ``next_field`` as ``cursor``."""
+        args = dict(args)
+        while True:
+            page = await fetch(**args)
+            for item in page.items:
+                yield item
+            args[cursor] = getattr(page, next_field)
+            if args[cursor] is None:
+                return
+
     async def executions_page(
         self,
         *,
@@ -88,14 +101,8 @@ class AsyncClient:
 
     async def executions(self, **filters: Any) -> AsyncIterator[ExecutionSummary]:
         """Every execution matching ``filters`` (as ``executions_page``), page after page."""
-        cursor = filters.pop("cursor", None)
-        while True:
-            page = await self.executions_page(cursor=cursor, **filters)
-            for item in page.items:
-                yield item
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        async for item in self._pages(self.executions_page, "cursor", "next_cursor", filters):
+            yield item
 
     async def execution(
         self, execution_id: str, *, position: Position | None = None, wait_ms: int | None = None
@@ -126,14 +133,10 @@ class AsyncClient:
 
     async def checkpoints(self, execution_id: str, **options: Any) -> AsyncIterator[CheckpointOut]:
         """Every checkpoint of an execution, page after page."""
-        after = options.pop("after", None)
-        while True:
-            page = await self.checkpoints_page(execution_id, after=after, **options)
-            for item in page.items:
-                yield item
-            if page.next_after is None:
-                return
-            after = page.next_after
+        options["execution_id"] = execution_id
+        page = self.checkpoints_page
+        async for item in self._pages(page, "after", "next_after", options):
+            yield item
 
     async def events_page(
         self,
@@ -150,14 +153,10 @@ class AsyncClient:
 
     async def events(self, execution_id: str, **options: Any) -> AsyncIterator[EventOut]:
         """Every archived event of an execution, page after page."""
-        after = options.pop("after", None)
-        while True:
-            page = await self.events_page(execution_id, after=after, **options)
-            for item in page.items:
-                yield item
-            if page.next_after is None:
-                return
-            after = page.next_after
+        options["execution_id"] = execution_id
+        page = self.events_page
+        async for item in self._pages(page, "after", "next_after", options):
+            yield item
 
     async def variables(
         self, namespace: str, *, position: Position | None = None, wait_ms: int | None = None

@@ -70,6 +70,19 @@ class Client:
     def _get(self, name: str, **args: Any) -> Any:
         return self._send(call(name, READERS[name], **args))
 
+    def _pages(
+        self, fetch: Any, cursor: str, next_field: str, args: dict[str, Any]
+    ) -> Iterator[Any]:
+        """Every item of a paged listing: ``fetch`` again with ``next_field`` as ``cursor``."""
+        args = dict(args)
+        while True:
+            page = fetch(**args)
+            yield from page.items
+
+            args[cursor] = getattr(page, next_field)
+            if args[cursor] is None:
+                return
+
     def executions_page(
         self,
         *,
@@ -88,13 +101,7 @@ class Client:
 
     def executions(self, **filters: Any) -> Iterator[ExecutionSummary]:
         """Every execution matching ``filters`` (as ``executions_page``), page after page."""
-        cursor = filters.pop("cursor", None)
-        while True:
-            page = self.executions_page(cursor=cursor, **filters)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        yield from self._pages(self.executions_page, "cursor", "next_cursor", filters)
 
     def execution(
         self, execution_id: str, *, position: Position | None = None, wait_ms: int | None = None
@@ -125,14 +132,9 @@ class Client:
 
     def checkpoints(self, execution_id: str, **options: Any) -> Iterator[CheckpointOut]:
         """Every checkpoint of an execution, page after page."""
-        after = options.pop("after", None)
-        while True:
-            page = self.checkpoints_page(execution_id, after=after, **options)
-            yield from page.items
-
-            if page.next_after is None:
-                return
-            after = page.next_after
+        options["execution_id"] = execution_id
+        page = self.checkpoints_page
+        yield from self._pages(page, "after", "next_after", options)
 
     def events_page(
         self,
@@ -149,13 +151,9 @@ class Client:
 
     def events(self, execution_id: str, **options: Any) -> Iterator[EventOut]:
         """Every archived event of an execution, page after page."""
-        after = options.pop("after", None)
-        while True:
-            page = self.events_page(execution_id, after=after, **options)
-            yield from page.items
-            if page.next_after is None:
-                return
-            after = page.next_after
+        options["execution_id"] = execution_id
+        page = self.events_page
+        yield from self._pages(page, "after", "next_after", options)
 
     def variables(
         self, namespace: str, *, position: Position | None = None, wait_ms: int | None = None

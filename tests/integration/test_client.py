@@ -75,9 +75,11 @@ async def test_listings_iterate_every_page_exactly_once(base_url: str) -> None:
     async with AsyncClient(base_url, token=TOKEN) as api:
         executions = [e.execution_id async for e in api.executions(pipeline_id="client", limit=2)]
         events = [e.sequence async for e in api.events("cli-1", limit=1)]
+        checkpoints = [c async for c in api.checkpoints("cli-1", limit=1)]
 
     assert sorted(executions) == EXECUTIONS
     assert events == [1, 2, 3]
+    assert checkpoints == []  # the histories save none
 
 
 async def test_the_sync_client_reads_the_same(base_url: str) -> None:
