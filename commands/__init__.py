@@ -39,6 +39,7 @@ from orchestrator.commands.decide import (
 )
 from orchestrator.commands.errors import (
     CommandError,
+    CoordinationUnavailable,
     ExecutionNotOwned,
     ImmutableVariable,
     LeaseError,
@@ -47,8 +48,9 @@ from orchestrator.commands.errors import (
     LockTimeout,
     StaleExpectedVersion,
 )
+from orchestrator.commands.etcd_leases import EtcdLeaseStore
 from orchestrator.commands.leader import LeaderElection
-from orchestrator.commands.leases import Lease, LeaseStore, configure
+from orchestrator.commands.leases import CoordinationStore, Lease, LeaseStore, configure
 from orchestrator.commands.lock import DistributedLock, LockInfo, list_locks
 from orchestrator.commands.ports import (
     Appender,
@@ -84,10 +86,13 @@ __all__ = [
     "CommandError",
     "Complete",
     "CompleteTask",
+    "CoordinationStore",
+    "CoordinationUnavailable",
     "CreateExecution",
     "DeleteCheckpoints",
     "DeleteVariable",
     "DistributedLock",
+    "EtcdLeaseStore",
     "ExecutionExists",
     "ExecutionNotFound",
     "ExecutionNotOwned",

@@ -91,6 +91,23 @@ class LockNotConfigured(LeaseError):
         )
 
 
+class CoordinationUnavailable(LeaseError):
+    """No coordination endpoint (e.g. no etcd member) answered within the deadline.
+
+    Retriable: the callers that renew or campaign ride it out with backoff.
+    """
+
+    retriable = True
+
+    def __init__(self, backend: str, endpoints: list[str], reason: str) -> None:
+        self.backend = backend
+        self.endpoints = endpoints
+        super().__init__(
+            f"{backend} unreachable at {', '.join(endpoints)} ({reason}): "
+            "is the cluster up and the address right (distributed.coordination.endpoints)?"
+        )
+
+
 class StaleExpectedVersion(CommandError):
     """A write said which version it expected, and the current version differs.
 

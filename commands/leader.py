@@ -42,8 +42,8 @@ import asyncpg
 from orchestrator.commands.errors import LeaseLost
 from orchestrator.commands.leases import (
     TRANSIENT_ERRORS,
+    CoordinationStore,
     Lease,
-    LeaseStore,
     default_margin,
     holder_label,
     store_for,
@@ -78,6 +78,7 @@ class LeaderElection:
         ttl: float,
         *,
         pool: asyncpg.Pool | None = None,
+        store: CoordinationStore | None = None,
         retry_interval: float | None = None,
         safety_margin: float | None = None,
         on_elected: OnElected | None = None,
@@ -99,7 +100,7 @@ class LeaderElection:
         self.on_elected = on_elected
         self.on_revoked = on_revoked
         self._pool = pool
-        self._store: LeaseStore | None = None
+        self._store: CoordinationStore | None = store
         self._lease: Lease | None = None
         self._deadline = 0.0  # loop time until which we may believe we lead
         self._renew_at = 0.0
@@ -236,7 +237,7 @@ class LeaderElection:
 
     # --- internals ------------------------------------------------------------------
 
-    def _get_store(self) -> LeaseStore:
+    def _get_store(self) -> CoordinationStore:
         if self._store is None:
             self._store = store_for(self._pool, f"LeaderElection({self.name!r})")
         return self._store
@@ -272,7 +273,7 @@ class LeaderElection:
             self._renew_at = started + self.retry_interval
             self._set(lease)
 
-    async def _renew(self, store: LeaseStore, lease: Lease) -> None:
+    async def _renew(self, store: CoordinationStore, lease: Lease) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:

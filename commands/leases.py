@@ -33,11 +33,16 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
-from orchestrator.commands.errors import LeaseLost, LockNotConfigured, LockTimeout
+from orchestrator.commands.errors import (
+    CoordinationUnavailable,
+    LeaseLost,
+    LockNotConfigured,
+    LockTimeout,
+)
 from orchestrator.commands.presence import holder_gone
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,8 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     # state 15; another operation is in progress" on release after a server SIGKILL):
     # the pool discards that connection, so the next try gets a fresh one.
     asyncpg.InternalClientError,
+    # No etcd member answered (``commands.etcd_leases``).
+    CoordinationUnavailable,
 )
 """Failures of a lease call that trying again later can cure (network, server restart)."""
 
@@ -285,25 +292,53 @@ class LeaseStore:
         return [_lease(r["name"], r["holder"], r) for r in rows]
 
 
+class CoordinationStore(Protocol):
+    """The lease contract locks, elections and writers rely on: ``LeaseStore``
+    (PostgreSQL, the default) or ``commands.etcd_leases.EtcdLeaseStore``."""
+
+    async def acquire(
+        self, name: str, holder: str, ttl: float, *, min_epoch: int = 0
+    ) -> Lease | None: ...
+
+    async def renew(self, lease: Lease, ttl: float | None = None) -> Lease: ...
+
+    async def release(self, lease: Lease) -> bool: ...
+
+    async def current(self, name: str) -> Lease | None: ...
+
+    async def held(self, prefix: str = "") -> list[Lease]: ...
+
+
 # --- the process-wide default, for locks and elections built without a pool ---------
 
-_default: LeaseStore | None = None
+_default: CoordinationStore | None = None
 
 
-def configure(pool: asyncpg.Pool | None, *, table: str = "leases") -> None:
-    """Set (or, with ``None``, clear) the process-wide pool used by locks and elections.
+def configure(
+    pool: asyncpg.Pool | None, *, table: str = "leases", store: CoordinationStore | None = None
+) -> None:
+    """Set (or, with ``None``, clear) the process-wide store used by locks and elections.
 
     The seed's examples build ``DistributedLock(name=..., ttl=...)`` with no
-    connection: the orchestrator calls this once at startup with its pool.
+    connection: the orchestrator calls this once at startup with its pool, or with
+    the etcd store when ``distributed.coordination.backend`` is ``etcd``.
     """
     global _default
-    _default = None if pool is None else LeaseStore(pool, table=table)
+    if store is not None:
+        _default = store
+    else:
+        _default = None if pool is None else LeaseStore(pool, table=table)
 
 
-def store_for(pool: asyncpg.Pool | None, what: str) -> LeaseStore:
-    """A store over ``pool``, else the configured default; ``LockNotConfigured`` if neither."""
+def store_for(pool: asyncpg.Pool | None, what: str) -> CoordinationStore:
+    """The configured coordination store when it is not PostgreSQL's (configuration
+    chooses the backend for every lock), else a store over ``pool``, else the default;
+    ``LockNotConfigured`` if none."""
+    if _default is not None and not isinstance(_default, LeaseStore):
+        return _default
     if pool is not None:
-        return LeaseStore(pool, table="leases" if _default is None else _default.table)
+        table = _default.table if isinstance(_default, LeaseStore) else "leases"
+        return LeaseStore(pool, table=table)
     if _default is None:
         raise LockNotConfigured(what)
     return _default

@@ -37,8 +37,8 @@ import asyncpg
 from orchestrator.commands.errors import LeaseLost, LockTimeout
 from orchestrator.commands.leases import (
     TRANSIENT_ERRORS,
+    CoordinationStore,
     Lease,
-    LeaseStore,
     default_margin,
     holder_label,
     node_label,
@@ -70,9 +70,14 @@ class LockInfo:
         return {"resource": self.resource, "holder": self.holder, "acquired_at": at, "ttl": ttl}
 
 
-async def list_locks(pool: asyncpg.Pool | None = None, prefix: str | None = None) -> list[LockInfo]:
+async def list_locks(
+    pool: asyncpg.Pool | None = None,
+    prefix: str | None = None,
+    *,
+    store: CoordinationStore | None = None,
+) -> list[LockInfo]:
     """Locks held now (database clock), ordered by resource; ``prefix`` filters resources."""
-    store = store_for(pool, "list_locks")
+    store = store or store_for(pool, "list_locks")
     leases = await store.held(LOCK_PREFIX + (prefix or ""))
     return [
         LockInfo(
@@ -106,6 +111,7 @@ class DistributedLock:
         retry_interval: float = 1.0,
         *,
         pool: asyncpg.Pool | None = None,
+        store: CoordinationStore | None = None,
         holder: str | None = None,
         timeout: float | None = None,
         safety_margin: float | None = None,
@@ -122,7 +128,7 @@ class DistributedLock:
         self.lost = asyncio.Event()
         """Set as soon as the lease is known lost, or its local deadline has passed."""
         self._pool = pool
-        self._store: LeaseStore | None = None
+        self._store: CoordinationStore | None = store
         self._lease: Lease | None = None
         self._deadline = 0.0  # loop time after which we no longer claim to hold the lock
         self._error: LeaseLost | None = None
@@ -161,7 +167,9 @@ class DistributedLock:
         """Take the lock, retrying every ``retry_interval``; start renewing it."""
         if self._lease is not None:
             raise RuntimeError(f"lock {self.name!r} is already held by this object")
-        store = self._store = store_for(self._pool, f"DistributedLock({self.name!r})")
+        store = self._store = self._store or store_for(
+            self._pool, f"DistributedLock({self.name!r})"
+        )
         wait = self.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         give_up = None if wait is None else loop.time() + wait

@@ -30,6 +30,7 @@ from orchestrator.app.connections import apply_migrations, open_pool
 from orchestrator.app.consistency import ConfiguredStateManager
 from orchestrator.app.plan import AppPlan
 from orchestrator.app.topics import ensure_configured_topics
+from orchestrator.commands import EtcdLeaseStore
 from orchestrator.commands import leases as lease_defaults
 from orchestrator.commands.errors import StaleExpectedVersion
 from orchestrator.config.models import Settings
@@ -140,13 +141,18 @@ class App:
         )
         await event_log.start()
         self._cleanup.append(event_log.stop)
+        coordination = self._coordination()
         self.runtime = runtime = StateRuntime(
-            pool=pool, log=event_log, blob_store=self._blob_store(), settings=plan.state
+            pool=pool,
+            log=event_log,
+            blob_store=self._blob_store(),
+            settings=plan.state,
+            leases=coordination,
         )
         self._cleanup.append(runtime.close)
         if opts.configure_process:
             state_runtime.configure(runtime)
-            lease_defaults.configure(pool)
+            lease_defaults.configure(pool, store=coordination)
             set_default_policies(plan.policies)
             self._cleanup.append(self._unconfigure)
         if opts.run_projector:
@@ -238,6 +244,14 @@ class App:
         )
 
     # --- components --------------------------------------------------------------------
+
+    def _coordination(self) -> EtcdLeaseStore | None:
+        """etcd leases when configured (closed on stop), else None: PostgreSQL's."""
+        if not self.plan.etcd_endpoints:
+            return None
+        store = EtcdLeaseStore(self.plan.etcd_endpoints, timeout=self.plan.connect_timeout)
+        self._cleanup.append(store.close)
+        return store
 
     def _spawn(self, name: str, work: Awaitable[Any]) -> None:
         self._tasks[name] = asyncio.ensure_future(work)

@@ -266,12 +266,12 @@ class Connection:
         return self.app.state_manager()
 
     def lock(self, name: str, ttl: float = 30.0, **options: Any) -> DistributedLock:
-        """A ``DistributedLock`` on this connection's pool."""
-        return DistributedLock(name, ttl, pool=self.pool, **options)
+        """A ``DistributedLock`` on this connection's coordination (PostgreSQL or etcd)."""
+        return DistributedLock(name, ttl, store=self.runtime.leases, **options)
 
     def leader_election(self, name: str, ttl: float = 15.0, **options: Any) -> LeaderElection:
-        """A ``LeaderElection`` for this node on this connection's pool."""
-        return LeaderElection(name, self.runtime.node_id, ttl, pool=self.pool, **options)
+        """A ``LeaderElection`` for this node on this connection's coordination."""
+        return LeaderElection(name, self.runtime.node_id, ttl, store=self.runtime.leases, **options)
 
     def debugger(self) -> StateDebugger:
         """The seed's ``StateDebugger`` over this connection's log, archive and snapshots."""

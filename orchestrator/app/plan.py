@@ -143,6 +143,8 @@ class AppPlan:
     notes: tuple[str, ...] = ()
     connect_timeout: float = 10.0
     """Seconds each connection attempt (PostgreSQL, Kafka) may take before failing."""
+    etcd_endpoints: tuple[str, ...] = ()
+    """Coordination on etcd at these endpoints; empty: PostgreSQL leases."""
 
     @property
     def node_id(self) -> str:
@@ -389,4 +391,10 @@ def plan_app(
         notes=tuple(notes),
         connect_timeout=connect_timeout,
         kafka_security=security,
+        etcd_endpoints=_etcd_endpoints(settings),
     )
+
+
+def _etcd_endpoints(settings: Settings) -> tuple[str, ...]:
+    coordination = settings.distributed.coordination
+    return tuple(coordination.endpoints) if coordination.backend == "etcd" else ()

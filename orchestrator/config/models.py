@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.config.kafka_security import KafkaSecurityConfig
 
@@ -283,8 +283,25 @@ class Recovery(_Model):
 
 
 class Coordination(_Model):
+    """Where leases, locks and leader election live: PostgreSQL (the default) or etcd
+    (``commands.etcd_leases``); consul and zookeeper are refused (``config.notices``)."""
+
     backend: Literal["postgresql", "etcd", "consul", "zookeeper"] = "postgresql"
     endpoints: list[str] = []
+
+    @model_validator(mode="after")
+    def _etcd_needs_endpoints(self) -> Coordination:
+        if self.backend == "etcd" and not self.endpoints:
+            raise ValueError(
+                "backend 'etcd' needs endpoints (e.g. ['http://etcd-1:2379']); "
+                "or use backend 'postgresql'"
+            )
+        if self.backend == "postgresql" and self.endpoints:
+            raise ValueError(
+                "endpoints are for backend 'etcd'; PostgreSQL leases use the database's "
+                "address (DATABASE_URL)"
+            )
+        return self
 
 
 class Replication(_Model):

@@ -64,10 +64,10 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         ("distributed", "coordination", "backend"),
-        UNNECESSARY + "coordination (locks, leases, leader election) runs on PostgreSQL "
-        "leases with fencing epochs; etcd/consul/zookeeper endpoints are not contacted",
-        refuse=False,
-        when=lambda v: v != "postgresql",
+        UNSUPPORTED + "coordination runs on PostgreSQL leases (the default) or on etcd "
+        "(backend 'etcd' with endpoints); consul and zookeeper have no client here",
+        refuse=True,
+        when=lambda v: v in ("consul", "zookeeper"),
     ),
     Rule(
         ("distributed", "synchronization", "replication", "sync_interval"),

@@ -1,4 +1,4 @@
-"""Local Kafka, PostgreSQL and S3 servers for tests and `orchestrator-state services up`.
+"""Local Kafka, PostgreSQL, S3 and etcd servers for tests and `orchestrator-state services up`.
 
 Each server is an async context manager on free loopback ports that waits until
 it serves real requests, keeps its log in a file (`log_path`, `log_tail()`), and
@@ -14,6 +14,7 @@ stops cleanly (no orphan processes)::
 from ._apache_kafka import ApacheKafkaServer
 from ._endpoints import KafkaEndpoint, S3Endpoint, ServiceEndpoints
 from ._errors import DevstackError, ServiceStartError, ToolMissingError
+from ._etcd import EtcdCluster, EtcdServer
 from ._kafka import KafkaServer, create_topic
 from ._kafka_cluster import KafkaCluster
 from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, ensure_kafka_jars
@@ -38,6 +39,8 @@ __all__ = [
     "ApacheKafkaServer",
     "DevStack",
     "DevstackError",
+    "EtcdCluster",
+    "EtcdServer",
     "KafkaChoice",
     "KafkaCluster",
     "KafkaEndpoint",

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import asyncpg
 
 from orchestrator.commands.errors import LeaseLost
-from orchestrator.commands.leases import TRANSIENT_ERRORS, Lease, LeaseStore
+from orchestrator.commands.leases import TRANSIENT_ERRORS, CoordinationStore, Lease
 from orchestrator.runtime.policy import RecoveryPolicy
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class NodeHeartbeat:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        leases: LeaseStore,
+        leases: CoordinationStore,
         node_id: str,
         policy: RecoveryPolicy,
         describe: Describe,

@@ -33,7 +33,7 @@ from typing import Any
 
 from orchestrator.commands.decide import CreateExecution
 from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
-from orchestrator.commands.leases import TRANSIENT_ERRORS
+from orchestrator.commands.leases import TRANSIENT_ERRORS, LeaseStore
 from orchestrator.commands.ports import ReadModelTimeout
 from orchestrator.commands.writer import ExecutionNotFound, ExecutionWriter
 from orchestrator.events.errors import LogError
@@ -413,6 +413,7 @@ class Orchestrator:
                 busy=lambda: set(self._active),
                 healthy=lambda: heartbeat.healthy,
                 supervise=self.supervise,
+                leases=None if isinstance(rt.leases, LeaseStore) else rt.leases,
             )
             await self.supervisor.start()
 

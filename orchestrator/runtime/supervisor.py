@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import asyncpg
 
 from orchestrator.commands.leader import LeaderElection
-from orchestrator.commands.leases import TRANSIENT_ERRORS
+from orchestrator.commands.leases import TRANSIENT_ERRORS, CoordinationStore
 from orchestrator.events.outage import Outage
+from orchestrator.runtime._orphans import live_nodes_by_store, orphans_by_store
 from orchestrator.runtime.health import NODE_PREFIX
 from orchestrator.runtime.policy import RecoveryPolicy
 
@@ -68,15 +69,20 @@ class RecoverySupervisor:
         busy: Callable[[], set[str]],
         healthy: Callable[[], bool] = lambda: True,
         supervise: bool = True,
+        leases: CoordinationStore | None = None,
     ) -> None:
         self.pool = pool
+        self.pipeline_states = pipeline_states
+        self._leases = leases  # None: PostgreSQL's leases table, joined in SQL
         self.node_id = node_id
         self.policy = policy
         self.recover = recover
         self.busy = busy
         self.healthy = healthy
         self.supervise = supervise
-        self.election = LeaderElection(ELECTION, node_id, ttl=policy.node_ttl, pool=pool)
+        self.election = LeaderElection(
+            ELECTION, node_id, ttl=policy.node_ttl, pool=pool, store=leases
+        )
         self.scans = 0
         self.decisions: list[Orphan] = []
         self._unplaceable: set[str] = set()
@@ -150,9 +156,19 @@ class RecoverySupervisor:
     async def scan_once(self) -> list[Orphan]:
         """Find orphans and place each one; returns what was placed."""
         p = self.policy
-        rows = await self.pool.fetch(
-            self._scan_sql, p.crash_timeout, p.failover_timeout, ACTIVE, self.claim_grace
-        )
+        if self._leases is None:
+            rows = await self.pool.fetch(
+                self._scan_sql, p.crash_timeout, p.failover_timeout, ACTIVE, self.claim_grace
+            )
+        else:
+            rows = await orphans_by_store(
+                self.pool,
+                self._leases,
+                pipeline_states=self.pipeline_states,
+                crash_timeout=p.crash_timeout,
+                active=ACTIVE,
+                claim_grace=self.claim_grace,
+            )
         self.scans += 1
         if not rows:
             return []
@@ -194,6 +210,8 @@ class RecoverySupervisor:
         return placed
 
     async def _live_nodes(self) -> dict[str, tuple[set[str], int]]:
+        if self._leases is not None:
+            return await live_nodes_by_store(self.pool, self._leases)
         rows = await self.pool.fetch(
             f"""SELECT n.node_id, n.pipelines, n.active FROM runtime_nodes n
                 JOIN leases l ON l.name = '{NODE_PREFIX}' || n.node_id

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from orchestrator.commands.decide import CreateExecution
-from orchestrator.commands.leases import LeaseStore, node_label
+from orchestrator.commands.leases import CoordinationStore, LeaseStore, node_label
 from orchestrator.commands.presence import Presence
 from orchestrator.commands.shared import SharedSettings, SharedStateWriter
 from orchestrator.commands.writer import ExecutionWriter, WriterSettings
@@ -61,6 +61,7 @@ class StateRuntime:
         blob_store: BlobStore | None = None,
         settings: StateSettings | None = None,
         codec: EventCodec | None = None,
+        leases: CoordinationStore | None = None,
     ) -> None:
         self.pool = pool
         self.log = log
@@ -68,7 +69,7 @@ class StateRuntime:
         self.settings = settings or StateSettings()
         self.codec = codec or default_codec()
         self.node_id = self.settings.node_id
-        self.leases = LeaseStore(pool)
+        self.leases: CoordinationStore = LeaseStore(pool) if leases is None else leases
         self.read_model = PostgresReadModel(pool, self.settings.projection)
         self.shared = SharedStateWriter(
             log=log,
@@ -82,8 +83,14 @@ class StateRuntime:
         self.writers: dict[str, ExecutionWriter] = {}
         self._written: dict[tuple[str, int], int] = {}
         self._owned = False
-        self._presence = Presence(pool, self.node_id, self.leases)
-        self._presence_tried = False
+        # Presence is PostgreSQL's way to see a holder's death before its ttl; on etcd a
+        # dead holder's keep-alives stop and its leases lapse by themselves.
+        self._presence = (
+            Presence(pool, self.node_id, self.leases)
+            if isinstance(self.leases, LeaseStore)
+            else None
+        )
+        self._presence_tried = self._presence is None
 
     @classmethod
     async def connect(
@@ -129,7 +136,8 @@ class StateRuntime:
         writers, self.writers = list(self.writers.values()), {}
         for writer in writers:
             await writer.close()
-        await self._presence.stop()
+        if self._presence is not None:
+            await self._presence.stop()
         if self._owned:
             self._owned = False
             try:
@@ -164,6 +172,7 @@ class StateRuntime:
             return
         self._presence_tried = True
         try:
+            assert self._presence is not None  # tried is preset when there is none
             await self._presence.start()
         except Exception as exc:  # an optimisation: without it, leases expire by ttl
             self._presence_tried = False

@@ -28,6 +28,8 @@ from _projector_support import MakeProjection, Projection, fresh_topics, setting
 
 from orchestrator.devstack import (
     DevStack,
+    EtcdCluster,
+    EtcdServer,
     KafkaEndpoint,
     S3Endpoint,
     ServiceEndpoints,
@@ -105,6 +107,20 @@ async def sasl_kafka() -> AsyncIterator[DevStack]:
         yield stack
     finally:
         await stack.stop()
+
+
+@pytest.fixture(scope="session")
+async def etcd() -> AsyncIterator[EtcdServer]:
+    """One etcd member (Debian's etcd-server) on loopback, for coordination tests."""
+    async with EtcdServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def etcd_cluster() -> AsyncIterator[EtcdCluster]:
+    """A 3-member etcd cluster of the test's own (it may kill members)."""
+    async with EtcdCluster(members=3) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
