@@ -23,6 +23,8 @@ from orchestrator.devstack import (
     KAFKA_VERSION,
     DevStack,
     DevstackError,
+    EtcdCluster,
+    EtcdServer,
     KafkaChoice,
     ServiceEndpoints,
     ensure_kafka_jars,
@@ -56,11 +58,18 @@ def up(
         "--kafka-sasl",
         help="Apache Kafka with SASL/SCRAM-SHA-512 and ACLs; exports log in as user 'app'.",
     ),
+    etcd: int = typer.Option(
+        0,
+        "--etcd",
+        min=0,
+        help="Also start etcd (Debian's etcd-server): 1 member, or 3 for a cluster; "
+        "exports ETCD_ENDPOINTS for distributed.coordination.endpoints.",
+    ),
 ) -> None:
     """Start Kafka, PostgreSQL and S3, print their exports, stop them on Ctrl-C / SIGTERM."""
     err = Console(stderr=True)
     try:
-        code = asyncio.run(_up(data_dir, kafka.value, err, kafka_brokers, kafka_sasl))
+        code = asyncio.run(_up(data_dir, kafka.value, err, kafka_brokers, kafka_sasl, etcd))
     except DevstackError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -79,8 +88,20 @@ def jars() -> None:
     Console(soft_wrap=True).print(str(path), highlight=False, markup=False)
 
 
+def _etcd(members: int, data_dir: Path | None) -> EtcdServer | EtcdCluster | None:
+    where = None if data_dir is None else data_dir / "etcd"
+    if members == 0:
+        return None
+    return EtcdServer(where) if members == 1 else EtcdCluster(where, members=members)
+
+
 async def _up(
-    data_dir: Path | None, kafka: str, err: Console, brokers: int = 1, sasl: bool = False
+    data_dir: Path | None,
+    kafka: str,
+    err: Console,
+    brokers: int = 1,
+    sasl: bool = False,
+    etcd_members: int = 0,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -94,10 +115,11 @@ async def _up(
         kafka_brokers=brokers,
         kafka_sasl=sasl,
     )
+    etcd = _etcd(etcd_members, data_dir)
     stopping = asyncio.create_task(stop.wait())
     try:
         with err.status("starting Kafka, PostgreSQL and S3…"):
-            starting = asyncio.create_task(stack.start())
+            starting = asyncio.create_task(_start(stack, etcd))
             await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if not starting.done():
             starting.cancel()
@@ -109,6 +131,10 @@ async def _up(
         endpoints = starting.result()
         err.print(stack.summary(), highlight=False, markup=False, soft_wrap=True)
         _print_exports(endpoints)
+        if etcd is not None:
+            err.print(f"etcd: {etcd.description}", highlight=False, markup=False)
+            urls = ",".join(f"http://{e}" for e in etcd.endpoints)
+            Console(soft_wrap=True).print(f"export ETCD_ENDPOINTS={urls}", markup=False)
         err.print("[green]ready[/]; press Ctrl-C to stop")
         await stopping
         with err.status("stopping…"):
@@ -118,8 +144,16 @@ async def _up(
     finally:
         stopping.cancel()
         await stack.stop()
+        if etcd is not None:
+            await etcd.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _start(stack: DevStack, etcd: EtcdServer | EtcdCluster | None) -> ServiceEndpoints:
+    if etcd is not None:
+        await etcd.start()
+    return await stack.start()
 
 
 def _print_exports(endpoints: ServiceEndpoints) -> None:

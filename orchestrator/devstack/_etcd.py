@@ -56,7 +56,7 @@ class EtcdServer(Service):
         ports: tuple[int, int] | None = None,
         peers: _Peers | None = None,
         startup_timeout: float = 30.0,
-        stop_grace: float = 5.0,
+        stop_grace: float = 3.0,
     ) -> None:
         super().__init__(data_dir, startup_timeout=startup_timeout, stop_grace=stop_grace)
         self._client_port, self._peer_port = ports or tuple(free_ports(2))  # type: ignore[assignment]
@@ -99,8 +99,14 @@ class EtcdServer(Service):
             "--logger=zap",
             "--log-outputs=stderr",
         ]
+        # A member whose peers already stopped waits for a quorum that will not come
+        # back; SIGKILL after the grace is safe (etcd fsyncs its WAL on every commit).
         process = ManagedProcess(
-            argv, log_path=self.log_path, cwd=self.data_dir, stop_grace=self.stop_grace
+            argv,
+            log_path=self.log_path,
+            cwd=self.data_dir,
+            stop_grace=self.stop_grace,
+            kill_expected=True,
         )
         process.start()
         return process
