@@ -156,6 +156,7 @@ class EtcdLeaseStore:
             current = await self._call(lambda c: c.get(key))
             if current is not None:
                 if _decode(current.value).get("holder") != holder:
+                    log.debug("lease %s is held by %s", name, _decode(current.value))
                     return None
                 await self._end(key, current.create_revision, current.lease)
             granted = await self._grant(seconds)
@@ -172,6 +173,7 @@ class EtcdLeaseStore:
                 ],
             )
             if not ok:
+                log.debug("lease %s was taken by another holder meanwhile", name)
                 await self._revoke(granted.id)
                 return None
             created = responses[1][0][1].create_revision
@@ -254,10 +256,10 @@ class EtcdLeaseStore:
         if "epoch" not in value:  # a tenure being taken right now
             return None
         info = await self._call(lambda c: c.get_lease_info(kv.lease, keys=False))
-        if info.TTL <= 0:
+        if info.TTL < 0:  # the etcd lease is gone (-1); 0 is "under a second left"
             return None
         acquired = datetime.fromisoformat(value["acquired_at"])
-        expires = datetime.now(UTC) + timedelta(seconds=info.TTL)
+        expires = datetime.now(UTC) + timedelta(seconds=max(info.TTL, 0.5))
         epoch, ttl = int(value["epoch"]), float(value["ttl"])
         return Lease(name, value["holder"], epoch, expires, acquired, ttl)
 

@@ -3,12 +3,16 @@
 With PostgreSQL leases the supervisor finds orphans in one query that joins the
 ``leases`` table. With etcd the leases are not in the database, so the same rules
 are applied in two steps: the candidates come from the read model, and the leases
-held now come from the coordination store. A node whose lease is gone has been
-dead for at least its ttl already (etcd deleted the key when its keep-alives
-stopped), so its executions are recovered at once as a ``node_failure``.
+held now come from the coordination store. etcd deletes a dead node's lease key
+rather than keeping its expiry, so the leader remembers since when each owner's
+node lease has been missing: ``failover_timeout`` after that, its executions are a
+``node_failure``; before, an execution quiet for ``crash_timeout`` with its lease
+lapsed is a ``pipeline_crash``, as with PostgreSQL.
 """
 
 from __future__ import annotations
+
+import time
 
 import asyncpg
 
@@ -28,38 +32,53 @@ _CANDIDATES = """
     LIMIT 500"""
 
 
-async def orphans_by_store(
-    pool: asyncpg.Pool,
-    store: CoordinationStore,
-    *,
-    pipeline_states: str,
-    crash_timeout: float,
-    active: list[str],
-    claim_grace: float,
-) -> list[dict[str, object]]:
-    """Rows shaped like the supervisor's scan: execution_id, pipeline_id, owner, reason."""
-    rows = await pool.fetch(
-        _CANDIDATES.format(pipeline_states=pipeline_states), crash_timeout, active, claim_grace
-    )
-    if not rows:
-        return []
-    owned = {lease.name.removeprefix("execution:") for lease in await store.held("execution:")}
-    alive = {lease.name.removeprefix(NODE_PREFIX) for lease in await store.held(NODE_PREFIX)}
-    found = []
-    for row in rows:
-        if row["execution_id"] in owned:
-            continue
-        node_gone = row["owner"] is not None and row["owner"] not in alive
-        if row["quiet"] or node_gone:
-            reason = "node_failure" if node_gone else "pipeline_crash"
-            found.append({**dict(row), "reason": reason})
-    return found
+class StoreOrphans:
+    """The supervisor's orphan scan over a coordination store (see the module doc)."""
+
+    def __init__(self, pool: asyncpg.Pool, store: CoordinationStore, pipeline_states: str) -> None:
+        self.pool = pool
+        self.store = store
+        self._sql = _CANDIDATES.format(pipeline_states=pipeline_states)
+        self._missing_since: dict[str, float] = {}
+
+    async def scan(
+        self,
+        *,
+        crash_timeout: float,
+        failover_timeout: float,
+        active: list[str],
+        claim_grace: float,
+    ) -> list[dict[str, object]]:
+        """Rows shaped like the SQL scan's: execution_id, pipeline_id, owner, reason."""
+        rows = await self.pool.fetch(self._sql, crash_timeout, active, claim_grace)
+        if not rows:
+            return []
+        held = await self.store.held("execution:")
+        owned = {lease.name.removeprefix("execution:") for lease in held}
+        alive = await _alive(self.store)
+        now = time.monotonic()
+        owners = {row["owner"] for row in rows if row["owner"] is not None}
+        self._missing_since = {node: self._missing_since.get(node, now) for node in owners - alive}
+        found = []
+        for row in rows:
+            if row["execution_id"] in owned:
+                continue
+            gone = self._missing_since.get(row["owner"])
+            node_failed = gone is not None and now - gone >= failover_timeout
+            if row["quiet"] or node_failed:
+                reason = "node_failure" if node_failed else "pipeline_crash"
+                found.append({**dict(row), "reason": reason})
+        return found
+
+
+async def _alive(store: CoordinationStore) -> set[str]:
+    return {lease.name.removeprefix(NODE_PREFIX) for lease in await store.held(NODE_PREFIX)}
 
 
 async def live_nodes_by_store(
     pool: asyncpg.Pool, store: CoordinationStore
 ) -> dict[str, tuple[set[str], int]]:
     """Healthy registered nodes whose node lease is held now: pipelines and load."""
-    alive = {lease.name.removeprefix(NODE_PREFIX) for lease in await store.held(NODE_PREFIX)}
+    alive = await _alive(store)
     rows = await pool.fetch("SELECT node_id, pipelines, active FROM runtime_nodes WHERE healthy")
     return {r["node_id"]: (set(r["pipelines"]), r["active"]) for r in rows if r["node_id"] in alive}

@@ -32,7 +32,7 @@ import asyncpg
 from orchestrator.commands.leader import LeaderElection
 from orchestrator.commands.leases import TRANSIENT_ERRORS, CoordinationStore
 from orchestrator.events.outage import Outage
-from orchestrator.runtime._orphans import live_nodes_by_store, orphans_by_store
+from orchestrator.runtime._orphans import StoreOrphans, live_nodes_by_store
 from orchestrator.runtime.health import NODE_PREFIX
 from orchestrator.runtime.policy import RecoveryPolicy
 
@@ -72,8 +72,8 @@ class RecoverySupervisor:
         leases: CoordinationStore | None = None,
     ) -> None:
         self.pool = pool
-        self.pipeline_states = pipeline_states
         self._leases = leases  # None: PostgreSQL's leases table, joined in SQL
+        self._store_scan = None if leases is None else StoreOrphans(pool, leases, pipeline_states)
         self.node_id = node_id
         self.policy = policy
         self.recover = recover
@@ -156,16 +156,14 @@ class RecoverySupervisor:
     async def scan_once(self) -> list[Orphan]:
         """Find orphans and place each one; returns what was placed."""
         p = self.policy
-        if self._leases is None:
+        if self._store_scan is None:
             rows = await self.pool.fetch(
                 self._scan_sql, p.crash_timeout, p.failover_timeout, ACTIVE, self.claim_grace
             )
         else:
-            rows = await orphans_by_store(
-                self.pool,
-                self._leases,
-                pipeline_states=self.pipeline_states,
+            rows = await self._store_scan.scan(
                 crash_timeout=p.crash_timeout,
+                failover_timeout=p.failover_timeout,
                 active=ACTIVE,
                 claim_grace=self.claim_grace,
             )

@@ -140,16 +140,20 @@ async def supervising_app(
     crash_timeout: float,
     failover_timeout: float,
     max_attempts: int = 3,
+    extra_yaml: str = "",
     **options: Any,
 ) -> AsyncIterator[App]:
     """The test process's App (processor and recovery supervisor, no snapshotter) on fresh
     topics configured by `config_yaml`; its ``config_text`` is that YAML, for the workers."""
     prefix = f"test-{name}-{uuid.uuid4().hex[:8]}"
-    text = config_yaml(
-        prefix,
-        crash_timeout=crash_timeout,
-        failover_timeout=failover_timeout,
-        max_attempts=max_attempts,
+    text = (
+        config_yaml(
+            prefix,
+            crash_timeout=crash_timeout,
+            failover_timeout=failover_timeout,
+            max_attempts=max_attempts,
+        )
+        + extra_yaml
     )
     settings = load_config(text).settings
     plan = plan_on(services, settings, dsn=dsn, node_id=node_id, data_dir=tmp_path / "data")
@@ -157,6 +161,16 @@ async def supervising_app(
     async with App(plan, settings, app_options, endpoints=services) as running:
         running.config_text = text  # type: ignore[attr-defined]
         yield running
+
+
+def coordination_yaml(backend: str, etcd_endpoint: str) -> str:
+    """The ``distributed.coordination`` block for ``backend`` (postgresql: the default)."""
+    if backend == "postgresql":
+        return ""
+    return (
+        f'distributed:\n  coordination:\n    backend: "{backend}"\n'
+        f'    endpoints: ["http://{etcd_endpoint}"]\n'
+    )
 
 
 def config_yaml(

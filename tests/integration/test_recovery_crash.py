@@ -18,20 +18,26 @@ from typing import Any
 
 import pytest
 from _databases import MakeDatabase
-from _worker import WorkerProcess, make_pipeline, marks_of, supervising_app
+from _worker import WorkerProcess, coordination_yaml, make_pipeline, marks_of, supervising_app
 
 from orchestrator.app import App
-from orchestrator.devstack import ServiceEndpoints
+from orchestrator.devstack import EtcdServer, ServiceEndpoints
 from orchestrator.events.fold import fold
 from orchestrator.events.state import ExecutionState
 
 CRASH_TIMEOUT = 3.0
 
 
-@pytest.fixture
+@pytest.fixture(params=["postgresql", "etcd"])
 async def app(
-    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
+    services: ServiceEndpoints,
+    make_database: MakeDatabase,
+    tmp_path: Path,
+    etcd: EtcdServer,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[App]:
+    """The supervisor's app, with leases on PostgreSQL or (the worker too) on etcd."""
+    coordination = coordination_yaml(request.param, etcd.endpoint)
     async with supervising_app(
         services,
         await make_database(migrated=False),
@@ -41,6 +47,7 @@ async def app(
         crash_timeout=CRASH_TIMEOUT,
         failover_timeout=60,
         pipelines=[make_pipeline(tmp_path)],
+        extra_yaml=coordination,
     ) as running:
         yield running
 

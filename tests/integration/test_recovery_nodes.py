@@ -16,18 +16,24 @@ from pathlib import Path
 
 import pytest
 from _databases import MakeDatabase
-from _worker import WorkerProcess, marks_of, supervising_app
+from _worker import WorkerProcess, coordination_yaml, marks_of, supervising_app
 
 from orchestrator.app import App
-from orchestrator.devstack import ServiceEndpoints
+from orchestrator.devstack import EtcdServer, ServiceEndpoints
 
 FAILOVER = 1.0
 
 
-@pytest.fixture
+@pytest.fixture(params=["postgresql", "etcd"])
 async def app(
-    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
+    services: ServiceEndpoints,
+    make_database: MakeDatabase,
+    tmp_path: Path,
+    etcd: EtcdServer,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[App]:
+    """The leader's app, with leases on PostgreSQL or (the workers too) on etcd."""
+    coordination = coordination_yaml(request.param, etcd.endpoint)
     async with supervising_app(
         services,
         await make_database(migrated=False),
@@ -36,6 +42,7 @@ async def app(
         node_id="leader-node",
         crash_timeout=120,
         failover_timeout=FAILOVER,
+        extra_yaml=coordination,
     ) as running:
         yield running
 
