@@ -143,6 +143,8 @@ class TopicsConfig:
         default_factory=lambda: TopicSpec(name=DEFAULT_SHARED_TOPIC, partitions=3)
     )
     dlq_partitions: int = 1
+    tasks: TopicSpec | None = None
+    """The task-events feed (``events.task_feed``), when configured: derived, no DLQ."""
 
     def with_prefix(self, prefix: str) -> TopicsConfig:
         """The same layout under prefixed names (tests, or several stacks on one cluster)."""
@@ -150,6 +152,9 @@ class TopicsConfig:
             self,
             pipeline=replace(self.pipeline, name=prefix + self.pipeline.name),
             shared=replace(self.shared, name=prefix + self.shared.name),
+            tasks=None
+            if self.tasks is None
+            else replace(self.tasks, name=prefix + self.tasks.name),
         )
 
     def dlq(self, spec: TopicSpec) -> TopicSpec:
@@ -162,8 +167,10 @@ class TopicsConfig:
         )
 
     def specs(self) -> tuple[TopicSpec, ...]:
-        """Every topic the system needs: the two event topics and their DLQs."""
-        return (self.pipeline, self.dlq(self.pipeline), self.shared, self.dlq(self.shared))
+        """Every topic the system needs: the two event topics and their DLQs, and the
+        task-events feed when configured."""
+        events = (self.pipeline, self.dlq(self.pipeline), self.shared, self.dlq(self.shared))
+        return events if self.tasks is None else (*events, self.tasks)
 
     def topic_for(self, event_type: str) -> str:
         """Where an event of this type goes: shared-state events to the shared topic."""

@@ -32,6 +32,7 @@ from orchestrator.events.errors import LogError
 from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
 from orchestrator.events.outage import Outage, quiet_client_logs, ride_out
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
+from orchestrator.events.task_feed import feed_for
 from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
 from orchestrator.projections._collector import CollectorSchedule
 from orchestrator.projections._engine import BatchEngine
@@ -351,9 +352,21 @@ async def run_processor(
             await projector.start()
 
         await ride_out(start, outage=started, transient=is_outage)
+        feed = (
+            None
+            if topics is None
+            else feed_for(
+                bootstrap, topics, codec_for(settings.limits), name=settings.name, security=security
+            )
+        )
+        stop_feed = asyncio.Event()
+        feeding = None if feed is None else asyncio.create_task(feed.run(stop_feed))
         try:
             await projector.run()
         finally:
+            stop_feed.set()
+            if feeding is not None:
+                await feeding
             await projector.stop()
     except ProcessorFailed as exc:
         logger.error("%s", exc, exc_info=exc.__cause__)

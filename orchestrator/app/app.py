@@ -37,6 +37,7 @@ from orchestrator.config.models import Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.codec import codec_for
 from orchestrator.events.log import EventLog, ProducerSettings
+from orchestrator.events.task_feed import feed_for
 from orchestrator.events.topics import TopicReport
 from orchestrator.events.userdata import BlobStore
 from orchestrator.projections.api import ApiSettings, create_app
@@ -298,6 +299,15 @@ class App:
         )
         await projector.start()
         self._spawn("projector", projector.run())
+        feed = feed_for(
+            plan.bootstrap,
+            plan.topics,
+            codec_for(plan.projection.limits),
+            name=plan.projection.name,
+            security=plan.kafka_security,
+        )
+        if feed is not None:  # the seed's task_events topic, derived beside the read models
+            self._spawn("task feed", feed.run())
 
     def _open_snapshot_store(self) -> SnapshotStore:
         sp = self.plan.snapshots

@@ -72,7 +72,10 @@ def topics_from(
         replication_factor=factor,
         min_insync_replicas=min_isr,
     )
-    return TopicsConfig(pipeline=pipeline, shared=shared)
+    tasks = None
+    if es.topics.task_events is not None:  # the feed: same partitions, so order per execution
+        tasks = replace(pipeline, name=es.topics.task_events)
+    return TopicsConfig(pipeline=pipeline, shared=shared, tasks=tasks)
 
 
 def weaker_than_default(settings: Settings) -> list[str]:

@@ -42,13 +42,6 @@ RULES: tuple[Rule, ...] = (
         when=lambda v: bool(v),
     ),
     Rule(
-        ("state_management", "event_store", "topics", "task_events"),
-        UNNECESSARY + "task events stay in the execution's own stream "
-        "(state_management.event_store.topics.pipeline_events) to keep one total order "
-        "per execution; no separate task topic is created",
-        refuse=False,
-    ),
-    Rule(
         ("state_management", "backend"),
         UNNECESSARY + "state lives in Kafka with PostgreSQL read models; a Redis state "
         "store would be a second source of truth, so the redis settings are not used",

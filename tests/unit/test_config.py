@@ -21,7 +21,7 @@ def test_seed_yaml_block_loads_as_written(path: Path) -> None:
     assert loaded.settings is not None
 
 
-def test_event_sourcing_block_maps_to_settings_and_warns_about_task_topic() -> None:
+def test_event_sourcing_block_maps_to_settings_with_its_task_topic() -> None:
     path = next(p for p in SEED_BLOCKS if "event_sourcing" in p.name)
     loaded = load_config_file(path, environ={})
     sm = loaded.settings.state_management
@@ -29,10 +29,8 @@ def test_event_sourcing_block_maps_to_settings_and_warns_about_task_topic() -> N
     assert sm.event_store.topics.pipeline_events == "orchestrator.pipeline.events"
     assert sm.snapshots.frequency == 100
     assert sm.snapshots.storage == "s3://orchestrator-snapshots"
-    [warning] = loaded.warnings
-    assert warning.option == "state_management.event_store.topics.task_events"
-    assert "own stream" in warning.message
-    assert warning.mark is not None and warning.mark.line == 9
+    assert sm.event_store.topics.task_events == "orchestrator.task.events"
+    assert loaded.warnings == []
 
 
 def test_database_backend_is_typed() -> None:
