@@ -59,6 +59,7 @@ from orchestrator.events.upcast import (
     default_upcasters,
     register_upcaster,
     upcaster,
+    user_state_upcaster,
 )
 from orchestrator.events.userdata import (
     BlobRef,
@@ -131,5 +132,6 @@ __all__ = [
     "step",
     "step_shared",
     "upcaster",
+    "user_state_upcaster",
     "why_kafka_unreachable",
 ]

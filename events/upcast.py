@@ -27,6 +27,15 @@ dead-lettered with the reason, never half-applied.
 
 Register upcasters before the first event is read (at import of your application
 module); a version is ``N`` for the release ``schemas/releases/vN``.
+
+User state (checkpoint data, task outputs, variable values) is opaque JSON inside the
+payload; :func:`user_state_upcaster` registers a function over that JSON value for
+one user-data field, e.g. the checkpoint data of events written before a release::
+
+    user_state_upcaster("CheckpointSaved", 1, "data", lambda d: {"v": 2, **d})
+
+A claim-checked value cannot be reshaped on read (the fold does no I/O): such an event
+does not decode and is dead-lettered, naming the field.
 """
 
 from __future__ import annotations
@@ -35,6 +44,9 @@ import functools
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from orchestrator.events.errors import UserDataError
+from orchestrator.events.userdata import UserData, decode_user_data, encode_user_data
 
 UpcastFn = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -116,3 +128,42 @@ def upcaster(event_type: str, from_version: int | str) -> Callable[[UpcastFn], U
         return register_upcaster(event_type, from_version, fn)
 
     return decorate
+
+
+def reshape_user_data(value: Any, fn: Callable[[Any], Any]) -> Any:
+    """A user-data record (``{"encoding", "inline", "ref"}`` or ``None``) whose JSON value
+    went through ``fn``, encoded again inline with the same encoding."""
+    if value is None:
+        return None
+    data = UserData(encoding=value["encoding"], inline=value["inline"], ref=None)
+    if value.get("ref") is not None or data.inline is None:
+        raise UserDataError("a claim-checked user-data value cannot be reshaped on read")
+    reshaped = encode_user_data(
+        fn(decode_user_data(data)),
+        compress_threshold=0 if data.encoding == "json_zstd" else 2**62,
+        claim_check_threshold=2**62,
+    )
+    return {"encoding": reshaped.encoding, "inline": reshaped.inline, "ref": None}
+
+
+def user_state_upcaster(
+    event_type: str,
+    from_version: int | str,
+    field: str,
+    fn: Callable[[Any], Any],
+    *,
+    registry: UpcasterRegistry | None = None,
+) -> UpcastFn:
+    """Register an upcaster that passes the JSON value of the user-data ``field`` of
+    ``event_type`` (e.g. ``CheckpointSaved.data``) through ``fn``."""
+
+    def upcast(payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            payload[field] = reshape_user_data(payload.get(field), fn)
+        except UserDataError as exc:
+            raise UserDataError(f"{event_type}.{field}: {exc}") from exc
+        return payload
+
+    upcast.__qualname__ = f"user_state_upcaster({event_type}.{field}, v{from_version})"
+    target = default_upcasters() if registry is None else registry
+    return target.register(event_type, from_version, upcast)

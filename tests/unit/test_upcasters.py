@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastavro import schemaless_writer
 
-from orchestrator.events import register_upcaster, upcaster
+from orchestrator.events import register_upcaster, upcaster, user_state_upcaster
 from orchestrator.events.catalogue import (
     ExecutionCreated,
     ExecutionDetails,
@@ -195,3 +195,55 @@ def test_registration_rules() -> None:
             parse_version(bad)
     assert upcasters.registered() == [("TaskCompleted", 1)]
     assert register_upcaster is not None
+
+
+def _checkpoint(data: Any, n: int = 6) -> Envelope:
+    from orchestrator.events.catalogue import CheckpointSaved
+
+    first = _history()[0]
+    return Envelope(
+        **{f.name: getattr(first, f.name) for f in fields(first) if f.name != "payload"}
+        | {"sequence": n, "event_id": str(uuid.UUID(int=100 + n))},
+        payload=CheckpointSaved(
+            checkpoint_id="cp-1", name="after_part_1", task_id="fetch", data=data, progress=0.33
+        ),
+    )
+
+
+@pytest.mark.parametrize("size", [10, 5000], ids=["inline_json", "inline_zstd"])
+def test_user_state_upcaster_reshapes_old_checkpoint_data(size: int) -> None:
+    """The application's checkpoint data changed shape at release v2; checkpoints saved
+    before read in the new shape, and the fold holds what a new save would."""
+    registry = default_registry()
+    upcasters = UpcasterRegistry()
+    user_state_upcaster(
+        "CheckpointSaved",
+        1,
+        "data",
+        lambda old: {"results": {"part_1": old["result_1"]}, "progress": old["progress"]},
+        registry=upcasters,
+    )
+    old_writer = EventCodec(registry, writer=registry.release("v1"), upcasters=UpcasterRegistry())
+    reader = EventCodec(registry, upcasters=upcasters)
+    history = _history()[:4]
+    old_data = encode_user_data({"result_1": "x" * size, "progress": 0.33})
+    new_data = encode_user_data({"results": {"part_1": "x" * size}, "progress": 0.33})
+    old = [reader.decode(old_writer.encode(e)) for e in [*history, _checkpoint(old_data, 5)]]
+    native = [reader.decode(reader.encode(e)) for e in [*history, _checkpoint(new_data, 5)]]
+    assert old[-1].payload.data.encoding == new_data.encoding  # type: ignore[union-attr]
+    assert fold(old) == fold(native)
+    assert old == native  # what the read model's checkpoints table stores comes from here
+    saved = old[-1].payload.data  # type: ignore[union-attr]
+    assert decode_user_data(saved) == {"results": {"part_1": "x" * size}, "progress": 0.33}
+
+
+def test_a_claim_checked_value_cannot_be_reshaped_on_read() -> None:
+    from orchestrator.events.userdata import BlobRef, UserData
+
+    registry = default_registry()
+    upcasters = UpcasterRegistry()
+    user_state_upcaster("CheckpointSaved", 1, "data", lambda old: old, registry=upcasters)
+    old_writer = EventCodec(registry, writer=registry.release("v1"), upcasters=UpcasterRegistry())
+    ref = UserData(encoding="json", ref=BlobRef(uri="s3://b/blobs/aa/aa", sha256="aa", size=3))
+    with pytest.raises(DecodeError, match=r"CheckpointSaved\.data: a claim-checked"):
+        EventCodec(registry, upcasters=upcasters).decode(old_writer.encode(_checkpoint(ref)))
