@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 _NOTES = 20
+_FETCH_BATCH = 16
 
 
 @dataclass(slots=True)
@@ -236,22 +237,39 @@ class _Backup:
     async def _snapshots(self, conn: asyncpg.Connection, topic: str, ends: dict[int, int]) -> None:
         store = self.dep.snapshot_store()
         sql = "SELECT * FROM snapshots WHERE topic = $1 ORDER BY execution_id, sequence"
+        batch: list[Any] = []
         async for row in conn.cursor(sql, topic, prefetch=500):
             if row["offset"] >= ends.get(row["partition"], 0):
                 self.tally.add("snapshots_after_cut")
                 continue
+            batch.append(row)
+            if len(batch) >= _FETCH_BATCH:
+                await self._snapshot_batch(store, topic, batch)
+                batch = []
+        await self._snapshot_batch(store, topic, batch)
+        self.progress(f"snapshots: {self.tally.counts.get('snapshots', 0)}")
+
+    async def _snapshot_batch(self, store: SnapshotStore, topic: str, rows: list[Any]) -> None:
+        """Fetch a batch of objects concurrently (object stores answer one GET at a time
+        slowly), then write them in index order."""
+
+        async def get(row: Any) -> bytes | None:
             try:
-                data = await store.get(row["object_key"])
+                return await store.get(row["object_key"])
             except (SnapshotNotFound, SnapshotStoreError) as exc:
                 self.tally.add("snapshots_missing")
                 self.tally.note(f"snapshot {store.uri(row['object_key'])}: {exc}")
+                return None
+
+        fetched = await asyncio.gather(*(get(row) for row in rows))
+        names = ("execution_id", "pipeline_id", "sequence", "epoch", "status", "object_key")
+        for row, data in zip(rows, fetched, strict=True):
+            if data is None:
                 continue
-            fields_ = ("execution_id", "pipeline_id", "sequence", "epoch", "status", "object_key")
-            record = {name: row[name] for name in fields_}
+            record = {name: row[name] for name in names}
             record.update(topic=topic, partition=row["partition"], offset=row["offset"], data=data)
             await self.snapshots.add(record, len(data))
             self.tally.add("snapshots")
-        self.progress(f"snapshots: {self.tally.counts.get('snapshots', 0)}")
 
     async def _copy_schemas(self) -> list[FileEntry]:
         """``schemas/`` as the code has it, so the backup reads without the code."""

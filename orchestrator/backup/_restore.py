@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 _BATCH = 1000
 _NOTES = 20
+_SNAPSHOT_BATCH = 64
 OldPosition = tuple[str, int, int]
 
 
@@ -251,6 +252,7 @@ class _Restore:
         writer = SnapshotWriter(self.store, codec, dep.plan.snapshots.layout)
         index = PostgresSnapshotIndex(pool)
         for entry in manifest.of_kind("snapshots"):
+            pending: list[PendingSnapshot] = []
             for r in await read_file(self.src, entry):
                 name = f"snapshot of {r['execution_id']} at sequence {r['sequence']}"
                 position = moved.get((r["topic"], r["partition"], r["offset"]))
@@ -262,9 +264,16 @@ class _Restore:
                 except SnapshotCorrupt as exc:
                     self.report.skip("snapshots", f"{name}: {exc}")
                     continue
-                pending = PendingSnapshot(snapshot.state, position, snapshot.header.occurred_at)
-                await index.add([await writer.write(pending)])
-                self.report.snapshots += 1
+                pending.append(
+                    PendingSnapshot(snapshot.state, position, snapshot.header.occurred_at)
+                )
+                if len(pending) >= _SNAPSHOT_BATCH:
+                    await index.add(await writer.write_many(pending))
+                    self.report.snapshots += len(pending)
+                    pending = []
+            if pending:
+                await index.add(await writer.write_many(pending))
+                self.report.snapshots += len(pending)
         self.progress(f"snapshots: {self.report.snapshots} restored")
 
     async def _verify(self, manifest: Manifest, pool: asyncpg.Pool) -> None:
