@@ -272,11 +272,12 @@ class _Backup:
             self.tally.add("snapshots")
 
     async def _copy_schemas(self) -> list[FileEntry]:
-        """``schemas/`` as the code has it, so the backup reads without the code."""
+        """``schemas/`` as the code has it (events: current and releases; ``snapshot/``:
+        the snapshot objects' own), so the backup reads without the code."""
         root = schemas_root()
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             rel = path.relative_to(root).as_posix()
-            if rel.startswith(("current/", "releases/", "README")):
+            if path.suffix in (".avsc", ".md") or path.name == "FINGERPRINT":
                 await self.dest.put(f"schemas/{rel}", await asyncio.to_thread(path.read_bytes))
         return []
 
