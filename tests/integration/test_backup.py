@@ -261,3 +261,76 @@ async def test_a_backup_taken_while_writers_run_holds_a_prefix_of_each_execution
     for execution_id, ids in partial.items():
         assert complete[execution_id][: len(ids)] == ids, execution_id
     assert during.counts.get("from_log", 0) + during.counts.get("from_archive", 0) > 0
+
+
+async def test_an_upcaster_applies_in_the_processor_check_and_restore(
+    kafka: Any, s3: Any, make_database: Any, tmp_path: Path
+) -> None:
+    """Events written under release v1 go through a registered upcaster wherever they are
+    read: the processor's read model, ``check``'s fold and a restored deployment."""
+    from datetime import UTC, datetime
+
+    from orchestrator.events import catalogue as c
+    from orchestrator.events.codec import EventCodec
+    from orchestrator.events.envelope import Envelope
+    from orchestrator.events.schemas import default_registry
+    from orchestrator.events.upcast import UpcasterRegistry, default_upcasters, upcaster
+
+    run = uuid.uuid4().hex[:8]
+    execution_id = f"old-{run}"
+    payloads: list[Any] = [
+        c.ExecutionCreated(pipeline_id="old", tasks=(c.TaskSpec(task_id="t"),)),
+        c.ExecutionValidationStarted(),
+        c.ExecutionValidationSucceeded(),
+        c.TaskScheduled(task_id="t"),
+        c.TaskStarted(task_id="t", attempt=1),
+        c.TaskCompleted(task_id="t", details=c.ExecutionDetails(tokens_used=3)),
+    ]
+    events = [
+        Envelope(
+            execution_id=execution_id, pipeline_id="old", sequence=n, epoch=1, payload=p,
+            producer="old-node", occurred_at=datetime.now(UTC),
+        )
+        for n, p in enumerate(payloads, start=1)
+    ]  # fmt: skip
+    registry = default_registry()
+    v1 = EventCodec(registry, writer=registry.release("v1"), upcasters=UpcasterRegistry())
+
+    @upcaster("TaskCompleted", from_version=1)
+    def tokens_were_thousands(payload: dict[str, Any]) -> dict[str, Any]:
+        payload["details"]["tokens_used"] *= 1000
+        return payload
+
+    async def tokens(dsn: str) -> Any:
+        conn = await asyncpg.connect(dsn)
+        try:
+            details = await conn.fetchval(
+                "SELECT execution_details FROM task_states WHERE execution_id = $1", execution_id
+            )
+        finally:
+            await conn.close()
+        return json.loads(details)["tokens_used"]
+
+    try:
+        config = _config(tmp_path, "old", f"old-{run}", f"bk-{run}-old")
+        env = _env(kafka, s3, await make_database(migrated=False))
+        async with orchestrator.connect(config=config, environ=env, supervise=False) as state:
+            topic = state.runtime.log.topics.pipeline.name
+            positions = await state.runtime.log.append_raw_batch(
+                [(topic, e.key(), v1.encode(e)) for e in events]
+            )
+            await state.runtime.wait_for(positions[-1:], timeout=60)
+        assert await tokens(env["DATABASE_URL"]) == 3000
+        check = await _cli(env, "check", "--config", config, "--json")
+        assert check.exit_code == 0 and json.loads(check.stdout)["consistent"], check.output
+        backed = await _cli(env, "backup", "--to", tmp_path / "old-backup", "--config", config)
+        assert backed.exit_code == 0, backed.output
+        target = _config(tmp_path, "old-target", f"old2-{run}", f"bk-{run}-old2")
+        target_env = _env(kafka, s3, await make_database(migrated=False))
+        restored = await _cli(
+            target_env, "restore-backup", "--from", tmp_path / "old-backup", "--config", target
+        )
+        assert restored.exit_code == 0, restored.output
+        assert await tokens(target_env["DATABASE_URL"]) == 3000
+    finally:
+        default_upcasters().unregister("TaskCompleted", 1)
