@@ -54,6 +54,13 @@ from orchestrator.events.topics import (
     ensure_topics,
     ensure_topics_report,
 )
+from orchestrator.events.upcast import (
+    UpcasterRegistry,
+    default_upcasters,
+    register_upcaster,
+    upcaster,
+    user_state_upcaster,
+)
 from orchestrator.events.userdata import (
     BlobRef,
     BlobStore,
@@ -106,12 +113,14 @@ __all__ = [
     "TopicSpec",
     "TopicState",
     "TopicsConfig",
+    "UpcasterRegistry",
     "UserData",
     "UserDataError",
     "apply",
     "decode_records",
     "decode_user_data",
     "default_codec",
+    "default_upcasters",
     "describe_topics",
     "dlq_name",
     "effective_spec",
@@ -119,7 +128,10 @@ __all__ = [
     "ensure_topics",
     "ensure_topics_report",
     "fold",
+    "register_upcaster",
     "step",
     "step_shared",
+    "upcaster",
+    "user_state_upcaster",
     "why_kafka_unreachable",
 ]

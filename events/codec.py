@@ -27,6 +27,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from orchestrator.events import _avro
 from orchestrator.events._avro_decode import compile_decoder
 from orchestrator.events._avro_encode import compile_encoder
+from orchestrator.events._upcasting import Upcasting, schema_versions, version_of
 from orchestrator.events.catalogue import (
     PAYLOAD_TYPES,
     ExecutionContext,
@@ -42,6 +43,7 @@ from orchestrator.events.schemas import (
     SchemaSet,
     default_registry,
 )
+from orchestrator.events.upcast import UpcasterRegistry, default_upcasters
 from orchestrator.events.userdata import BlobRef, UserData
 
 HEADER_SIZE = 10
@@ -62,12 +64,18 @@ _CORRUPT = (IndexError, ValueError, struct.error, OverflowError, TypeError)
 
 
 def _resolving_decoder(
-    writer: SchemaSet, reader: SchemaSet, decoder: _avro.Decoder
+    writer: SchemaSet,
+    reader: SchemaSet,
+    decoder: _avro.Decoder,
+    upcasting: Upcasting | None = None,
 ) -> _avro.Decoder:
-    """Read with fastavro's schema resolution, re-encode as the reader schema, decode that."""
+    """Read with fastavro's schema resolution, re-encode as the reader schema, decode that;
+    through the registered upcasters when any apply (``events.upcast``)."""
     writer_schema, reader_schema = writer.schema, reader.schema
 
     def decode(data: bytes, pos: int) -> tuple[Any, int]:
+        if upcasting is not None and upcasting.applies():
+            return upcasting.decode(data, pos, decoder)
         fo = BytesIO(data)
         fo.seek(pos)
         try:
@@ -95,13 +103,16 @@ class EventCodec:
     Both default to the registry's current schema. A codec writing an older release
     (``writer=registry.release("v1")``) serves rolling upgrades and compatibility tests.
     ``limits`` bound what it reads and writes (``events.limits``): a record over them
-    does not decode, the same way in every reader.
+    does not decode, the same way in every reader. ``upcasters`` (default: the
+    process's registry, ``events.upcast``) turn older releases' payloads into the
+    current ones on read.
     """
 
     registry: SchemaRegistry
     writer: SchemaSet
     reader: SchemaSet
     limits: InputLimits
+    upcasters: UpcasterRegistry = field(repr=False, compare=False)
     _encode_body: _avro.Encoder = field(repr=False, compare=False)
     _decoders: Mapping[bytes, _avro.Decoder] = field(repr=False, compare=False)
 
@@ -112,21 +123,30 @@ class EventCodec:
         writer: SchemaSet | None = None,
         reader: SchemaSet | None = None,
         limits: InputLimits = DEFAULT_LIMITS,
+        upcasters: UpcasterRegistry | None = None,
     ) -> None:
         registry = default_registry() if registry is None else registry
         writer = registry.current if writer is None else writer
         reader = registry.reader if reader is None else reader
+        upcasters = default_upcasters() if upcasters is None else upcasters
         decode_reader = compile_decoder(reader.schema, RECORD_CLASSES)
+        versions = schema_versions(registry)
+        reader_version = version_of(versions, reader)
         decoders: dict[bytes, _avro.Decoder] = {}
         for known in {*registry.writers.values(), writer}:
             if known.fingerprint == reader.fingerprint:
                 decoders[known.header] = decode_reader
-            else:
-                decoders[known.header] = _resolving_decoder(known, reader, decode_reader)
+                continue
+            known_version = version_of(versions, known)
+            upcasting = None
+            if known_version is not None and reader_version is not None:
+                upcasting = Upcasting(upcasters, known_version, reader_version, versions)
+            decoders[known.header] = _resolving_decoder(known, reader, decode_reader, upcasting)
         object.__setattr__(self, "registry", registry)
         object.__setattr__(self, "writer", writer)
         object.__setattr__(self, "reader", reader)
         object.__setattr__(self, "limits", limits)
+        object.__setattr__(self, "upcasters", upcasters)
         object.__setattr__(self, "_encode_body", compile_encoder(writer.schema, RECORD_CLASSES))
         object.__setattr__(self, "_decoders", decoders)
 

@@ -321,6 +321,13 @@ class EventLog:
             )[0]
         raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
 
+    async def append_raw_batch(self, records: Sequence[Record]) -> list[Position]:
+        """Append ``(topic, key, value)`` records as they are, in order, and wait for all
+        (``restore-backup`` re-appends a backup's events, event ids and all, with this)."""
+        batch = list(records)
+        check_sizes(batch, self._settings.max_request_size)
+        return await self._send(batch, None)
+
     async def read_range(
         self, topic: str, partition: int, start: int | None = None, end: int | None = None
     ) -> AsyncIterator[tuple[Position, Envelope]]:

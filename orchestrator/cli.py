@@ -28,6 +28,7 @@ from typer.core import TyperGroup
 
 from orchestrator._cli import _errors
 from orchestrator._cli import api as api_cli
+from orchestrator._cli import backup as backup_cli
 from orchestrator._cli import bench as bench_cli
 from orchestrator._cli import config as config_cli
 from orchestrator._cli import demo as demo_cli
@@ -92,6 +93,8 @@ app.add_typer(history_cli.app)  # replay, trace, check, bottlenecks, fork
 app.command("migrate")(migrate_cli.migrate)
 app.command("executions")(executions_cli.executions)
 app.add_typer(topics_cli.app, name="topics")
+app.command("backup")(backup_cli.backup)
+app.command("restore-backup")(backup_cli.restore)
 
 
 def version() -> str:
