@@ -1,0 +1,77 @@
+"""Opening user data for a reader: blob markers fetched, sealed values decrypted.
+
+The fold keeps user data opaque (``events.crypto``): a claim-checked value is a
+``{"$blob": ...}`` marker and, with encryption on, an inline value is a
+``{"$sealed": ...}`` marker. Readers that hand values to users (``StateManager``,
+``checkpoint.restore``, resume) open them here with the execution's (or namespace's)
+data key. A value whose key was erased raises :class:`UserDataErased`: erased data is
+gone, and saying so is clearer than returning ``None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.events.crypto import SEALED_MARKER, DataKeySource, KeyLookup, is_sealed
+from orchestrator.events.errors import UserDataError
+from orchestrator.events.userdata import (
+    BLOB_MARKER,
+    BlobStore,
+    UserData,
+    decode_user_data,
+    resolve_blob_markers,
+)
+
+
+def is_marker(value: Any) -> bool:
+    """Whether ``value`` is a blob or sealed marker (something a reader must open)."""
+    return (
+        isinstance(value, dict)
+        and len(value) == 1
+        and (BLOB_MARKER in value or SEALED_MARKER in value)
+    )
+
+
+async def _keys(data_keys: DataKeySource | None, scope: str) -> KeyLookup | None:
+    return None if data_keys is None else await data_keys.lookup([scope])
+
+
+async def open_value(
+    value: Any, scope: str, blob_store: BlobStore | None, data_keys: DataKeySource | None
+) -> Any:
+    """``value`` as the fold holds it, with a top-level marker opened."""
+    if not is_marker(value):
+        return value
+    if BLOB_MARKER in value and blob_store is None:
+        return value  # as before encryption: a blob without a store stays a marker
+    keys = await _keys(data_keys, scope)
+    if BLOB_MARKER in value:
+        return await asyncio.to_thread(resolve_blob_markers, value, blob_store, keys=keys)
+    return resolve_blob_markers(value, blob_store, keys=keys)
+
+
+async def open_mapping(
+    values: Mapping[str, Any],
+    scope: str,
+    blob_store: BlobStore | None,
+    data_keys: DataKeySource | None,
+) -> dict[str, Any]:
+    """Every value of ``values`` opened (an execution's context, for instance)."""
+    return {k: await open_value(v, scope, blob_store, data_keys) for k, v in values.items()}
+
+
+async def decode_value(
+    value: UserData, scope: str, blob_store: BlobStore | None, data_keys: DataKeySource | None
+) -> Any:
+    """The JSON value of encoded user data, opened with the scope's data key."""
+    sealed = value.inline is not None and is_sealed(value.inline)
+    if value.ref is None and not sealed:
+        return decode_user_data(value)
+    keys = await _keys(data_keys, scope)
+    if keys is None and sealed:
+        raise UserDataError(f"user data of {scope} is encrypted and no data keys are configured")
+    if value.ref is None:
+        return decode_user_data(value, keys=keys)
+    return await asyncio.to_thread(decode_user_data, value, blob_store, keys=keys)
