@@ -90,7 +90,13 @@ app.add_typer(bench_cli.app, name="bench")
 app.add_typer(snapshots_cli.app, name="snapshots")
 app.add_typer(history_cli.app)  # replay, trace, check, bottlenecks, fork
 app.command("migrate")(migrate_cli.migrate)
-app.command("executions")(executions_cli.executions)
+executions_app = typer.Typer(
+    help="Executions in the read model, and the erasure of one's data.",
+    invoke_without_command=True,
+)
+executions_app.callback(invoke_without_command=True)(executions_cli.executions)
+executions_app.command("erase")(executions_cli.erase)
+app.add_typer(executions_app, name="executions")
 app.add_typer(topics_cli.app, name="topics")
 
 

@@ -13,18 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
 from orchestrator.events.crypto import (
+    SEALED_MARKER,
     KeyLookup,
     UserDataErased,
+    marker_scope,
     new_data_key,
     unwrap_key,
     wrap_key,
 )
 from orchestrator.events.errors import UserDataError
 from orchestrator.events.keys import KEYS_ENV, KeyRing
+from orchestrator.events.userdata import resolve_blob_markers
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,17 @@ class PostgresDataKeys:
 
         return get
 
+    async def open_markers(self, value: Any) -> Any:
+        """``value`` (JSON data) with every sealed marker in it opened, wherever it sits.
+
+        A marker whose key is erased becomes ``{"$erased": scope}``; one that cannot be
+        opened (its master key is not in the ring) ``{"$undecryptable": reason}``."""
+        scopes: set[str] = set()
+        _scopes(value, scopes)
+        if not scopes:
+            return value
+        return _open(value, await self.lookup(scopes))
+
     async def erase(self, scope: str) -> EraseResult:
         """Delete the scope's data key (crypto-shredding); a tombstone stays, so later
         writes under the scope are refused too. A scope without a key (its data was
@@ -154,3 +169,38 @@ class PostgresDataKeys:
                 )
                 moved += 1
         return moved
+
+
+def _is_marker(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and SEALED_MARKER in value
+
+
+def _scopes(value: Any, out: set[str]) -> None:
+    if _is_marker(value):
+        try:
+            scope = marker_scope(value)
+        except UserDataError:
+            return
+        if scope is not None:
+            out.add(scope)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _scopes(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _scopes(item, out)
+
+
+def _open(value: Any, keys: KeyLookup) -> Any:
+    if _is_marker(value):
+        try:
+            return resolve_blob_markers(value, None, keys=keys)
+        except UserDataErased as exc:
+            return {"$erased": exc.scope}
+        except UserDataError as exc:
+            return {"$undecryptable": str(exc)}
+    if isinstance(value, dict):
+        return {k: _open(v, keys) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_open(v, keys) for v in value]
+    return value

@@ -39,7 +39,9 @@ from orchestrator.debug import render
 from orchestrator.debug.debugger import StateDebugger
 from orchestrator.debug.diff import to_jsonable
 from orchestrator.debug.replay import Source, Target
+from orchestrator.events.keys import KeyRing
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
+from orchestrator.projections import PostgresDataKeys
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 from orchestrator.snapshots import open_store
 
@@ -179,6 +181,15 @@ async def _debugger(conn: _Conn) -> AsyncIterator[StateDebugger]:
         await pool.close()
 
 
+async def _open_sealed(conn: _Conn, value: Any) -> Any:
+    """Encrypted user data opened with the key ring (an erased one as ``$erased``)."""
+    pool = await pg_pool(conn.dsn, max_size=1)
+    try:
+        return await PostgresDataKeys(pool, KeyRing.from_env()).open_markers(value)
+    finally:
+        await pool.close()
+
+
 def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a command; failures are rendered once, by ``orchestrator.cli.main``."""
     return asyncio.run(work())
@@ -240,13 +251,14 @@ def replay(
     async def state() -> None:
         async with _debugger(conn) as debugger:
             replayed = await debugger.replay(execution_id, target, source=src)
+            opened = await _open_sealed(conn, to_jsonable(replayed.state)) if as_json else None
         if at is not None and replayed.state.last_sequence < at:
             err.print(
                 f"[yellow]sequence {at} is past the last one ({replayed.state.last_sequence})[/]"
             )
         if as_json:
             err.print(render.provenance(replayed), highlight=False)
-            _emit_json(to_jsonable(replayed.state))
+            _emit_json(opened)
         else:
             out.print(render.state_view(replayed.state, subtitle=target.describe()))
             out.print(render.provenance(replayed), style="dim", highlight=False)

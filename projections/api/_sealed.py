@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 from urllib.parse import unquote
 
 import asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.events.crypto import SEALED_MARKER, UserDataErased, marker_scope
-from orchestrator.events.errors import UserDataError
-from orchestrator.events.userdata import resolve_blob_markers
+from orchestrator.events.crypto import SEALED_MARKER
 from orchestrator.projections.api._problems import MEDIA_TYPE, TYPE_PREFIX
 from orchestrator.projections.datakeys import PostgresDataKeys
 
@@ -30,50 +27,12 @@ _EXECUTION_PATH = re.compile(r"^/executions/([^/]+)")
 _NEEDLE = b'"' + SEALED_MARKER.encode() + b'"'
 
 
-def _is_marker(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and SEALED_MARKER in value
-
-
-def _scopes(value: Any, out: set[str]) -> None:
-    if _is_marker(value):
-        try:
-            scope = marker_scope(value)
-        except UserDataError:
-            return
-        if scope is not None:
-            out.add(scope)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _scopes(item, out)
-    elif isinstance(value, list):
-        for item in value:
-            _scopes(item, out)
-
-
-def _open(value: Any, keys: Any) -> Any:
-    if _is_marker(value):
-        try:
-            return resolve_blob_markers(value, None, keys=keys)
-        except UserDataErased as exc:
-            return {"$erased": exc.scope}
-        except UserDataError as exc:
-            return {"$undecryptable": str(exc)}
-    if isinstance(value, dict):
-        return {k: _open(v, keys) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_open(v, keys) for v in value]
-    return value
-
-
 async def open_sealed(body: bytes, data_keys: PostgresDataKeys) -> bytes:
     """``body`` (JSON) with every sealed marker opened; unchanged if it holds none."""
     if _NEEDLE not in body:
         return body
-    value = json.loads(body)
-    scopes: set[str] = set()
-    _scopes(value, scopes)
-    keys = await data_keys.lookup(scopes)
-    return json.dumps(_open(value, keys), separators=(",", ":")).encode()
+    value = await data_keys.open_markers(json.loads(body))
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _gone(path: str, execution_id: str) -> bytes:
