@@ -200,10 +200,19 @@ async def list(
             sequence=r["sequence"],
             progress=r["progress"],
             created_at=r["created_at"],
-            metadata=_loads(r["metadata"]),
+            metadata=await _metadata(rt, r["execution_id"], _loads(r["metadata"])),
         )
         for r in rows
     ]
+
+
+async def _metadata(rt: StateRuntime, execution_id: str, value: Any) -> Any:
+    """Listed metadata, decrypted if sealed; an erased execution's as ``{"$erased": id}``
+    (a listing still shows that the checkpoint existed)."""
+    try:
+        return await rt.open_value(value, execution_id)
+    except UserDataErased:
+        return {"$erased": execution_id}
 
 
 def _loads(text: str | None) -> Any:

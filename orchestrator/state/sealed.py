@@ -14,13 +14,22 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.events.crypto import SEALED_MARKER, DataKeySource, KeyLookup, is_sealed
+from orchestrator.events.crypto import (
+    SEALED_MARKER,
+    DataKeySource,
+    KeyLookup,
+    is_sealed,
+    marker_scope,
+    sealed_scope,
+)
 from orchestrator.events.errors import UserDataError
 from orchestrator.events.userdata import (
     BLOB_MARKER,
+    BlobRef,
     BlobStore,
     UserData,
     decode_user_data,
+    fetch_verified,
     resolve_blob_markers,
 )
 
@@ -75,3 +84,41 @@ async def decode_value(
     if value.ref is None:
         return decode_user_data(value, keys=keys)
     return await asyncio.to_thread(decode_user_data, value, blob_store, keys=keys)
+
+
+async def decode_any(
+    value: UserData, blob_store: BlobStore | None, data_keys: DataKeySource | None
+) -> Any:
+    """Like :func:`decode_value` where the scope is not known up front: the sealed bytes
+    name it (LangGraph reads rows of many threads at once)."""
+    fetched = value.ref is not None
+    if value.ref is not None:
+        if blob_store is None:
+            raise UserDataError(f"user data is in {value.ref.uri} and no blob store is configured")
+        body = await asyncio.to_thread(fetch_verified, value.ref, blob_store)
+        value = UserData(encoding=value.encoding, inline=body)
+    keys = None
+    if value.inline is not None and is_sealed(value.inline):
+        keys = await _keys(data_keys, sealed_scope(value.inline))
+        if keys is None:
+            raise UserDataError("user data is encrypted and no data keys are configured")
+    if fetched:
+        return await asyncio.to_thread(decode_user_data, value, keys=keys)
+    return decode_user_data(value, keys=keys)
+
+
+async def open_any(
+    value: Any, blob_store: BlobStore | None, data_keys: DataKeySource | None
+) -> Any:
+    """Like :func:`open_value` where the scope is not known up front."""
+    if not is_marker(value):
+        return value
+    if SEALED_MARKER in value:
+        scope = marker_scope(value)
+        assert scope is not None
+        return await open_value(value, scope, blob_store, data_keys)
+    if blob_store is None:
+        return value
+    marker = value[BLOB_MARKER]
+    ref = BlobRef(uri=marker["uri"], sha256=marker["sha256"], size=marker["size"])
+    return await decode_any(UserData(encoding=marker["encoding"], ref=ref), blob_store, data_keys)
