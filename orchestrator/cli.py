@@ -96,6 +96,7 @@ executions_app = typer.Typer(
 )
 executions_app.callback(invoke_without_command=True)(executions_cli.executions)
 executions_app.command("erase")(executions_cli.erase)
+executions_app.command("rewrap-keys")(executions_cli.rewrap_keys)
 app.add_typer(executions_app, name="executions")
 app.add_typer(topics_cli.app, name="topics")
 

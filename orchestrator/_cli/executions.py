@@ -18,6 +18,7 @@ from rich.table import Table
 from orchestrator._cli._connect import pg_pool
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.projections import _CONFIG, _DB, _need, _run, _settings
+from orchestrator.events.keys import KEYS_ENV, KeyRing
 from orchestrator.projections import EraseResult, PostgresDataKeys
 from orchestrator.projections.api._queries import ExecutionFilter, Queries
 
@@ -107,3 +108,30 @@ def erase(
     else:
         err.print(f"[bold red]error:[/] no execution {execution_id} (nothing was changed)")
         raise typer.Exit(1)
+
+
+def rewrap_keys(
+    database_url: str | None = _DB,
+    config: Path | None = _CONFIG,
+) -> None:
+    """Re-wrap every execution's data key with the active master key (key rotation).
+
+    Rotate by adding a master key to ORCHESTRATOR_SNAPSHOT_KEYS and making it active
+    (ORCHESTRATOR_SNAPSHOT_ACTIVE_KEY), then run this: afterwards the old master key
+    may leave the ring (snapshots it encrypted still need it until they are pruned)."""
+    _, configured = _settings("read_models", config)
+    dsn = _need(database_url or configured, "--database-url", "DATABASE_URL")
+    ring = KeyRing.from_env()
+    if ring is None:
+        Console(stderr=True).print(f"[bold red]error:[/] set {KEYS_ENV} (the master key ring)")
+        raise typer.Exit(2)
+
+    async def go() -> int:
+        pool = await pg_pool(dsn, max_size=1)
+        try:
+            return await PostgresDataKeys(pool, ring).rewrap()
+        finally:
+            await pool.close()
+
+    moved = _run(go())
+    print(f"re-wrapped {moved} data key(s) with master key {ring.active!r}")

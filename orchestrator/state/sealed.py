@@ -50,15 +50,11 @@ async def _keys(data_keys: DataKeySource | None, scope: str) -> KeyLookup | None
 async def open_value(
     value: Any, scope: str, blob_store: BlobStore | None, data_keys: DataKeySource | None
 ) -> Any:
-    """``value`` as the fold holds it, with a top-level marker opened."""
-    if not is_marker(value):
-        return value
-    if BLOB_MARKER in value and blob_store is None:
-        return value  # as before encryption: a blob without a store stays a marker
-    keys = await _keys(data_keys, scope)
-    if BLOB_MARKER in value:
-        return await asyncio.to_thread(resolve_blob_markers, value, blob_store, keys=keys)
-    return resolve_blob_markers(value, blob_store, keys=keys)
+    """``value`` as the fold holds it, with a top-level marker opened.
+
+    ``scope`` is whose data the caller reads; the key used is the one the sealed bytes
+    name (a fork carries its source's values, sealed under the source's key)."""
+    return await open_any(value, blob_store, data_keys)
 
 
 async def open_mapping(
@@ -74,16 +70,8 @@ async def open_mapping(
 async def decode_value(
     value: UserData, scope: str, blob_store: BlobStore | None, data_keys: DataKeySource | None
 ) -> Any:
-    """The JSON value of encoded user data, opened with the scope's data key."""
-    sealed = value.inline is not None and is_sealed(value.inline)
-    if value.ref is None and not sealed:
-        return decode_user_data(value)
-    keys = await _keys(data_keys, scope)
-    if keys is None and sealed:
-        raise UserDataError(f"user data of {scope} is encrypted and no data keys are configured")
-    if value.ref is None:
-        return decode_user_data(value, keys=keys)
-    return await asyncio.to_thread(decode_user_data, value, blob_store, keys=keys)
+    """The JSON value of encoded user data, opened with the data key its bytes name."""
+    return await decode_any(value, blob_store, data_keys)
 
 
 async def decode_any(
@@ -116,7 +104,8 @@ async def open_any(
     if SEALED_MARKER in value:
         scope = marker_scope(value)
         assert scope is not None
-        return await open_value(value, scope, blob_store, data_keys)
+        keys = await _keys(data_keys, scope)
+        return resolve_blob_markers(value, blob_store, keys=keys)
     if blob_store is None:
         return value
     marker = value[BLOB_MARKER]

@@ -80,6 +80,8 @@ async def _erased(keys: PostgresDataKeys, execution_id: str) -> bool:
         return await keys.is_erased(execution_id)
     except asyncpg.UndefinedTableError:  # migrations before 0006: nothing was ever erased
         return False
+    except asyncpg.DataError:  # an id PostgreSQL cannot hold (a NUL): the route answers it
+        return False
 
 
 class _Buffer:

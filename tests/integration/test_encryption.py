@@ -311,6 +311,14 @@ async def test_encrypted_runs_leave_no_plaintext_and_erase_shreds_one_execution(
         assert _found(a, replay.output) == []
         assert f'"$erased": "{run_a.execution_id}"' in replay.output
 
+    # Key rotation: a new active master key, every data key re-wrapped, the old one gone.
+    old = os.environ[KEYS_ENV]
+    monkeypatch.setenv(KEYS_ENV, f"{old},m2:{generate_key()}")
+    rewrapped = await _cli("executions", "rewrap-keys", "--database-url", stack.dsn)
+    assert rewrapped.exit_code == 0, rewrapped.output
+    assert "with master key 'm2'" in rewrapped.output
+    monkeypatch.setenv(KEYS_ENV, os.environ[KEYS_ENV].removeprefix(old + ","))
+
     # Data written with encryption on reads with it off (the key ring is still set).
     async with stack.app(encrypt=False) as app:
         manager = app.state_manager()
