@@ -32,6 +32,7 @@ import typer
 from rich.console import Console
 
 from orchestrator._cli._connect import kafka_reachable, pg_pool
+from orchestrator._cli._sealed import open_sealed
 from orchestrator._cli.topics import configured_security
 from orchestrator.config import load_config_file
 from orchestrator.config.models import PostgresBackend
@@ -39,9 +40,7 @@ from orchestrator.debug import render
 from orchestrator.debug.debugger import StateDebugger
 from orchestrator.debug.diff import to_jsonable
 from orchestrator.debug.replay import Source, Target
-from orchestrator.events.keys import KeyRing
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
-from orchestrator.projections import PostgresDataKeys
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 from orchestrator.snapshots import open_store
 
@@ -181,15 +180,6 @@ async def _debugger(conn: _Conn) -> AsyncIterator[StateDebugger]:
         await pool.close()
 
 
-async def _open_sealed(conn: _Conn, value: Any) -> Any:
-    """Encrypted user data opened with the key ring (an erased one as ``$erased``)."""
-    pool = await pg_pool(conn.dsn, max_size=1)
-    try:
-        return await PostgresDataKeys(pool, KeyRing.from_env()).open_markers(value)
-    finally:
-        await pool.close()
-
-
 def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a command; failures are rendered once, by ``orchestrator.cli.main``."""
     return asyncio.run(work())
@@ -251,7 +241,7 @@ def replay(
     async def state() -> None:
         async with _debugger(conn) as debugger:
             replayed = await debugger.replay(execution_id, target, source=src)
-            opened = await _open_sealed(conn, to_jsonable(replayed.state)) if as_json else None
+            opened = await open_sealed(conn.dsn, to_jsonable(replayed.state)) if as_json else None
         if at is not None and replayed.state.last_sequence < at:
             err.print(
                 f"[yellow]sequence {at} is past the last one ({replayed.state.last_sequence})[/]"
