@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from orchestrator.commands.errors import CommandError
 from orchestrator.commands.leases import Lease, default_margin
+from orchestrator.events.crypto import DataKeySource, Sealer
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import step, step_shared
 from orchestrator.events.state import ExecutionState, NamespaceState
@@ -109,11 +110,13 @@ class Leases(Protocol):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserDataSettings:
     """How opaque user data is encoded: zstd above ``compress_threshold`` bytes of JSON,
-    into the blob store above ``claim_check_threshold`` bytes."""
+    into the blob store above ``claim_check_threshold`` bytes; sealed with the scope's
+    data key from ``data_keys`` when that is set (encryption on)."""
 
     compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD
     claim_check_threshold: int = DEFAULT_CLAIM_CHECK_THRESHOLD
     compression_level: int = 3
+    data_keys: DataKeySource | None = None
 
 
 class _NeedsBlobStore(Exception):
@@ -129,9 +132,14 @@ class _Probe:
 
 
 async def encode_value(
-    value: Any, blob_store: BlobStore | None, settings: UserDataSettings = UserDataSettings()
+    value: Any,
+    blob_store: BlobStore | None,
+    settings: UserDataSettings = UserDataSettings(),
+    *,
+    scope: str | None = None,
 ) -> UserData:
-    """Encode user data; only a claim-checked value (blob I/O) leaves the event loop."""
+    """Encode user data (sealed under ``scope``'s data key when encryption is on); only a
+    claim-checked value (blob I/O) leaves the event loop."""
     kwargs: dict[str, Any] = {
         "compress_threshold": settings.compress_threshold,
         "claim_check_threshold": settings.claim_check_threshold,
@@ -139,6 +147,8 @@ async def encode_value(
     }
     if isinstance(value, UserData):
         return value
+    if settings.data_keys is not None and scope is not None:
+        kwargs["sealer"] = Sealer(scope, await settings.data_keys.key_for_write(scope))
     try:
         return encode_user_data(value, blob_store=_Probe() if blob_store else None, **kwargs)
     except _NeedsBlobStore:

@@ -39,6 +39,7 @@ from orchestrator.commands.ports import (
     take_lease,
 )
 from orchestrator.events import catalogue as c
+from orchestrator.events.crypto import namespace_scope
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import Outcome, step_shared
 from orchestrator.events.state import NamespaceState, SharedVariable
@@ -284,7 +285,9 @@ class SharedStateWriter:
                 if isinstance(command, SetVariable) and not isinstance(command.value, UserData):
                     # Typed (and type-checked) before the value becomes opaque bytes.
                     declared = check_type(state, command)
-                    encoded = await encode_value(command.value, self.blob_store, s.user_data)
+                    encoded = await encode_value(
+                        command.value, self.blob_store, s.user_data, scope=namespace_scope(ns)
+                    )
                     command = replace(command, value=encoded, type=declared)
                 [payload] = decide_shared(state, command)
                 if asyncio.get_running_loop().time() >= valid_until:

@@ -401,7 +401,9 @@ class ExecutionWriter:
         for name in command.user_data_fields:
             value = getattr(command, name)
             if value is not None and not isinstance(value, UserData):
-                encoded[name] = await encode_value(value, self.blob_store, self.settings.user_data)
+                encoded[name] = await encode_value(
+                    value, self.blob_store, self.settings.user_data, scope=self.execution_id
+                )
         return replace(command, **encoded) if encoded else command
 
     async def prepare(self, commands: Sequence[Command], **ids: str | None) -> Prepared:

@@ -16,6 +16,7 @@ from orchestrator.events.consumer import (
     TopicPartition,
     decode_records,
 )
+from orchestrator.events.crypto import DataKeySource, Sealer, UserDataErased
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import (
     DecodeError,
@@ -29,6 +30,7 @@ from orchestrator.events.errors import (
     UserDataError,
 )
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
+from orchestrator.events.keys import KeyConfigError, KeyRing
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.machines import PIPELINE_MACHINE, TASK_MACHINE, Machine
 from orchestrator.events.security import KafkaSecurity, KafkaSecurityError
@@ -79,6 +81,7 @@ __all__ = [
     "BlobStore",
     "CheckpointRef",
     "ConsumerSettings",
+    "DataKeySource",
     "DecodeError",
     "DecodedRecord",
     "Envelope",
@@ -92,6 +95,8 @@ __all__ = [
     "KafkaSecurity",
     "KafkaSecurityError",
     "KafkaUnreachable",
+    "KeyConfigError",
+    "KeyRing",
     "LogError",
     "Machine",
     "NamespaceState",
@@ -102,6 +107,7 @@ __all__ = [
     "ProducerSettings",
     "RawRecord",
     "RebalanceListener",
+    "Sealer",
     "ServerUnreachable",
     "SharedVariable",
     "Step",
@@ -115,6 +121,7 @@ __all__ = [
     "TopicsConfig",
     "UpcasterRegistry",
     "UserData",
+    "UserDataErased",
     "UserDataError",
     "apply",
     "decode_records",

@@ -3,7 +3,9 @@
 The system never looks inside user data. It travels as JSON bytes, zstd-compressed
 above ``compress_threshold``; above ``claim_check_threshold`` the bytes go to a blob
 store and the event carries only a :class:`BlobRef` (uri, sha256, size), so Kafka
-messages stay small. Reading a reference back verifies the sha256.
+messages stay small. Reading a reference back verifies the sha256. With encryption on,
+the (compressed) bytes are sealed with the execution's data key before they are inlined
+or stored as a blob (``events.crypto``: compress, then encrypt; open, then decompress).
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ from typing import Any, Literal, Protocol
 
 import zstandard
 
+from orchestrator.events.crypto import (
+    KeyLookup,
+    Sealer,
+    is_sealed,
+    marker_parts,
+    sealed_marker,
+    unseal,
+)
 from orchestrator.events.errors import UserDataError
 
 CEILING_USER_DATA_BYTES = 1024 * 1024 * 1024
@@ -72,14 +82,18 @@ def encode_user_data(
     claim_check_threshold: int = DEFAULT_CLAIM_CHECK_THRESHOLD,
     blob_store: BlobStore | None = None,
     compression_level: int = 3,
+    sealer: Sealer | None = None,
 ) -> UserData:
-    """Encode a JSON-able value for an event, compressing and claim-checking by size."""
+    """Encode a JSON-able value for an event, compressing and claim-checking by size;
+    sealed with ``sealer`` (the execution's data key) after compression."""
     raw = _json_bytes(value)
     encoding: Encoding = "json"
     body = raw
     if len(raw) > compress_threshold:
         body = zstandard.ZstdCompressor(level=compression_level).compress(raw)
         encoding = "json_zstd"
+    if sealer is not None:
+        body = sealer.seal(body)
     if len(body) > claim_check_threshold:
         if blob_store is None:
             raise UserDataError(
@@ -116,12 +130,18 @@ def has_nul_escape(raw: bytes) -> bool:
     return False
 
 
-def _decode_body(encoding: str, body: bytes, max_bytes: int | None = None) -> Any:
+def _decode_body(
+    encoding: str, body: bytes, max_bytes: int | None = None, keys: KeyLookup | None = None
+) -> Any:
     """The JSON value of ``body``; any problem (corrupt, too big, a NUL) is ``UserDataError``.
+
+    Sealed bytes are opened first (``keys``; ``UserDataErased`` if the key is deleted).
 
     A zstd frame is decompressed only after its declared size was checked against the
     limit, and into at most that many bytes: a small bomb never allocates its claim."""
     limit = CEILING_USER_DATA_BYTES if max_bytes is None else max_bytes
+    if is_sealed(body):
+        body = unseal(body, keys)
     if encoding == "json_zstd":
         size = zstd_content_size(body)
         if size > limit:
@@ -149,14 +169,19 @@ def decode_user_data(
     blob_store: BlobStore | None = None,
     *,
     max_bytes: int | None = None,
+    keys: KeyLookup | None = None,
 ) -> Any:
     """The JSON value; a claim-checked value without a blob store comes back as a marker.
 
     The marker ``{"$blob": {"uri", "sha256", "size", "encoding"}}`` keeps the fold pure
     (no I/O): read models and state hold the reference, and ``load_blob`` fetches it.
+    Sealed inline bytes without ``keys`` come back as the ``{"$sealed": ...}`` marker
+    (the fold never decrypts); ``resolve_user_data`` opens both kinds.
     """
     if data.inline is not None:
-        return _decode_body(data.encoding, data.inline, max_bytes)
+        if keys is None and is_sealed(data.inline):
+            return sealed_marker(data.encoding, data.inline)
+        return _decode_body(data.encoding, data.inline, max_bytes, keys)
     if data.ref is None:
         return None
     if blob_store is None:
@@ -168,7 +193,7 @@ def decode_user_data(
                 "encoding": data.encoding,
             }
         }
-    return _decode_body(data.encoding, fetch_verified(data.ref, blob_store), max_bytes)
+    return _decode_body(data.encoding, fetch_verified(data.ref, blob_store), max_bytes, keys)
 
 
 def fetch_verified(ref: BlobRef, blob_store: BlobStore) -> bytes:
@@ -183,10 +208,22 @@ def fetch_verified(ref: BlobRef, blob_store: BlobStore) -> bytes:
     return body
 
 
-def resolve_blob_markers(value: Any, blob_store: BlobStore, *, max_bytes: int | None = None) -> Any:
-    """Replace a top-level blob marker (as produced by the fold) with the verified value."""
+def resolve_blob_markers(
+    value: Any,
+    blob_store: BlobStore | None,
+    *,
+    max_bytes: int | None = None,
+    keys: KeyLookup | None = None,
+) -> Any:
+    """Replace a top-level marker (as produced by the fold) with the verified value: a
+    blob marker (fetched from ``blob_store``) or a sealed marker (opened with ``keys``)."""
     if isinstance(value, dict) and set(value) == {BLOB_MARKER}:
+        if blob_store is None:
+            raise UserDataError("user data is claim-checked and no blob store is configured")
         marker = value[BLOB_MARKER]
         ref = BlobRef(uri=marker["uri"], sha256=marker["sha256"], size=marker["size"])
-        return _decode_body(marker["encoding"], fetch_verified(ref, blob_store), max_bytes)
+        return _decode_body(marker["encoding"], fetch_verified(ref, blob_store), max_bytes, keys)
+    parts = marker_parts(value)
+    if parts is not None:
+        return _decode_body(parts[0], parts[1], max_bytes, keys)
     return value

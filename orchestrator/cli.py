@@ -91,7 +91,14 @@ app.add_typer(bench_cli.app, name="bench")
 app.add_typer(snapshots_cli.app, name="snapshots")
 app.add_typer(history_cli.app)  # replay, trace, check, bottlenecks, fork
 app.command("migrate")(migrate_cli.migrate)
-app.command("executions")(executions_cli.executions)
+executions_app = typer.Typer(
+    help="Executions in the read model, and the erasure of one's data.",
+    invoke_without_command=True,
+)
+executions_app.callback(invoke_without_command=True)(executions_cli.executions)
+executions_app.command("erase")(executions_cli.erase)
+executions_app.command("rewrap-keys")(executions_cli.rewrap_keys)
+app.add_typer(executions_app, name="executions")
 app.add_typer(topics_cli.app, name="topics")
 app.command("backup")(backup_cli.backup)
 app.command("restore-backup")(backup_cli.restore)

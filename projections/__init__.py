@@ -8,6 +8,7 @@ The row <-> state mapping is ``projections.readmodel``; the query API is
 ``projections.api``.
 """
 
+from orchestrator.projections.datakeys import EraseResult, PostgresDataKeys
 from orchestrator.projections.deadletters import (
     DeadLetterRow,
     list_dead_letters,
@@ -49,7 +50,9 @@ __all__ = [
     "SWAPPED_CHANNEL",
     "DeadLetterNotFound",
     "DeadLetterRow",
+    "EraseResult",
     "MigrationStatus",
+    "PostgresDataKeys",
     "ProcessorFailed",
     "ProjectionError",
     "ProjectionSettings",

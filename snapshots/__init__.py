@@ -30,7 +30,13 @@ from orchestrator.snapshots.errors import (
 )
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
 from orchestrator.snapshots.index import MemorySnapshotIndex, SnapshotIndex, SnapshotRecord
-from orchestrator.snapshots.keys import ACTIVE_KEY_ENV, KEYS_ENV, KeyRing, generate_key
+from orchestrator.snapshots.keys import (
+    ACTIVE_KEY_ENV,
+    KEYS_ENV,
+    KeyConfigError,
+    KeyRing,
+    generate_key,
+)
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
 from orchestrator.snapshots.restore import (
     ArchivedEvent,
@@ -60,6 +66,7 @@ __all__ = [
     "EncodedSnapshot",
     "EventArchive",
     "FilesystemSnapshotStore",
+    "KeyConfigError",
     "KeyLayout",
     "KeyRing",
     "Lifecycle",

@@ -1,7 +1,10 @@
-"""``orchestrator-state executions``: the read model's executions, newest first.
+"""``orchestrator-state executions``: the read model's executions, newest first, and
+``executions erase ID --yes``, the crypto-shredding of one execution's data.
 
-The same query as ``GET /executions`` (``projections.api``'s ``Queries``), so the
-CLI and the API list the same rows in the same order.
+The listing runs the same query as ``GET /executions`` (``projections.api``'s
+``Queries``), so the CLI and the API list the same rows in the same order. ``erase``
+deletes the execution's data key (``projections.datakeys``): its user data, wherever it
+is (Kafka, read models, snapshots, blobs), can no longer be read; its events still fold.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from rich.table import Table
 from orchestrator._cli._connect import pg_pool
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.projections import _CONFIG, _DB, _need, _run, _settings
+from orchestrator.events.keys import KEYS_ENV, KeyRing
+from orchestrator.projections import EraseResult, PostgresDataKeys
 from orchestrator.projections.api._queries import ExecutionFilter, Queries
 
 
 def executions(
+    ctx: typer.Context,
     database_url: str | None = _DB,
     config: Path | None = _CONFIG,
     pipeline_id: str | None = typer.Option(None, "--pipeline-id", help="Only this pipeline."),
@@ -26,7 +32,9 @@ def executions(
     limit: int = typer.Option(50, "--limit", min=1, max=1000, help="At most this many rows."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Executions in the read model, newest first (as GET /executions)."""
+    """Executions in the read model, newest first (as GET /executions); see also erase."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings, configured = _settings("read_models", config)
     dsn = _need(database_url or configured, "--database-url", "DATABASE_URL")
     queries = Queries(settings.tables)
@@ -54,3 +62,76 @@ def executions(
             str(row["updated_at"] or ""),
         )
     Console().print(table)
+
+
+def erase(
+    execution_id: str = typer.Argument(..., help="The execution whose data to erase."),
+    database_url: str | None = _DB,
+    config: Path | None = _CONFIG,
+    yes: bool = typer.Option(False, "--yes", help="Confirm: this cannot be undone."),
+) -> None:
+    """Erase an execution's user data for good by deleting its data key (crypto-shredding).
+
+    Its checkpoint data, task inputs and outputs, context and blobs become unreadable in
+    Kafka, PostgreSQL, snapshots and S3 at once; its events still fold (statuses and
+    history stay), and reads of its data answer "erased" (API: 410 Gone)."""
+    settings, configured = _settings("read_models", config)
+    dsn = _need(database_url or configured, "--database-url", "DATABASE_URL")
+    err = Console(stderr=True)
+    if not yes:
+        err.print(f"[bold red]error:[/] erasing {execution_id} cannot be undone: pass --yes")
+        raise typer.Exit(2)
+
+    async def go() -> tuple[EraseResult, bool]:
+        pool = await pg_pool(dsn, max_size=1)
+        try:
+            result = await PostgresDataKeys(pool, None).erase(execution_id)
+            exists = await Queries(settings.tables).execution(pool, execution_id) is not None
+            return result, exists
+        finally:
+            await pool.close()
+
+    result, exists = _run(go())
+    if result.already:
+        print(f"execution {execution_id} was already erased")
+    elif result.had_key:
+        print(
+            f"erased execution {execution_id}: its data key is deleted, so its user data "
+            "in Kafka, PostgreSQL, snapshots and blobs can no longer be read"
+        )
+    elif exists:
+        err.print(
+            f"[bold red]error:[/] execution {execution_id} has no data key: it was written "
+            "with encryption off, so its data cannot be shredded (nothing was changed)"
+        )
+        raise typer.Exit(1)
+    else:
+        err.print(f"[bold red]error:[/] no execution {execution_id} (nothing was changed)")
+        raise typer.Exit(1)
+
+
+def rewrap_keys(
+    database_url: str | None = _DB,
+    config: Path | None = _CONFIG,
+) -> None:
+    """Re-wrap every execution's data key with the active master key (key rotation).
+
+    Rotate by adding a master key to ORCHESTRATOR_SNAPSHOT_KEYS and making it active
+    (ORCHESTRATOR_SNAPSHOT_ACTIVE_KEY), then run this: afterwards the old master key
+    may leave the ring (snapshots it encrypted still need it until they are pruned)."""
+    _, configured = _settings("read_models", config)
+    dsn = _need(database_url or configured, "--database-url", "DATABASE_URL")
+    ring = KeyRing.from_env()
+    if ring is None:
+        Console(stderr=True).print(f"[bold red]error:[/] set {KEYS_ENV} (the master key ring)")
+        raise typer.Exit(2)
+
+    async def go() -> int:
+        pool = await pg_pool(dsn, max_size=1)
+        try:
+            return await PostgresDataKeys(pool, ring).rewrap()
+        finally:
+            await pool.close()
+
+    moved = _run(go())
+    print(f"re-wrapped {moved} data key(s) with master key {ring.active!r}")

@@ -32,6 +32,7 @@ import typer
 from rich.console import Console
 
 from orchestrator._cli._connect import kafka_reachable, pg_pool
+from orchestrator._cli._sealed import open_sealed
 from orchestrator._cli.topics import configured_security
 from orchestrator.config import load_config_file
 from orchestrator.config.models import PostgresBackend
@@ -240,13 +241,14 @@ def replay(
     async def state() -> None:
         async with _debugger(conn) as debugger:
             replayed = await debugger.replay(execution_id, target, source=src)
+            opened = await open_sealed(conn.dsn, to_jsonable(replayed.state)) if as_json else None
         if at is not None and replayed.state.last_sequence < at:
             err.print(
                 f"[yellow]sequence {at} is past the last one ({replayed.state.last_sequence})[/]"
             )
         if as_json:
             err.print(render.provenance(replayed), highlight=False)
-            _emit_json(to_jsonable(replayed.state))
+            _emit_json(opened)
         else:
             out.print(render.state_view(replayed.state, subtitle=target.describe()))
             out.print(render.provenance(replayed), style="dim", highlight=False)

@@ -36,14 +36,16 @@ from orchestrator.commands.errors import StaleExpectedVersion
 from orchestrator.config.models import Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.codec import codec_for
+from orchestrator.events.keys import KEYS_ENV, KeyConfigError, KeyRing
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.task_feed import feed_for
 from orchestrator.events.topics import TopicReport
 from orchestrator.events.userdata import BlobStore
+from orchestrator.projections import PostgresDataKeys
 from orchestrator.projections.api import ApiSettings, create_app
 from orchestrator.projections.processor import Projector
 from orchestrator.runtime import Orchestrator, Pipeline, set_default_policies
-from orchestrator.snapshots import KeyRing, SnapshotStore, codec_from_settings, open_store
+from orchestrator.snapshots import SnapshotStore, codec_from_settings, open_store
 from orchestrator.state import runtime as state_runtime
 from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
 from orchestrator.state.errors import NotConfigured
@@ -70,6 +72,21 @@ class AppOptions:
     """Also run pipelines defined in this process but not listed in ``pipelines``."""
     configure_process: bool = True
     """Make this app's runtime, leases and policies the process defaults."""
+
+
+def _key_ring(encrypt: bool) -> KeyRing | None:
+    """The master key ring, if the environment sets one; with ``encrypt`` it must.
+
+    A ring without ``encrypt`` still opens data encrypted earlier (and the reverse: data
+    written unencrypted reads whatever the setting)."""
+    ring = KeyRing.from_env()
+    if encrypt and ring is None:
+        raise KeyConfigError(
+            KEYS_ENV,
+            "checkpointing.storage.encrypt is true (user data and snapshots are encrypted) "
+            f"but no key ring is set: set {KEYS_ENV}=<key id>:<base64 of 32 random bytes>",
+        )
+    return ring
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -120,6 +137,7 @@ class App:
 
     async def _start(self) -> None:
         plan, opts = self.plan, self.options
+        ring = _key_ring(plan.snapshots.encrypt)
         self.pool = pool = await open_pool(
             plan.dsn, max_size=plan.pool_size, deadline_s=plan.connect_timeout
         )
@@ -149,6 +167,8 @@ class App:
             blob_store=self._blob_store(),
             settings=plan.state,
             leases=coordination,
+            data_keys=None if ring is None else PostgresDataKeys(pool, ring),
+            encrypt=plan.snapshots.encrypt,
         )
         self._cleanup.append(runtime.close)
         if opts.configure_process:
@@ -285,7 +305,14 @@ class App:
         if blobs.root is not None:
             return FilesystemBlobStore(blobs.root)
         assert blobs.bucket is not None
-        return S3BlobStore(self._s3_client(blobs.endpoint_url), blobs.bucket, blobs.prefix)
+        sp = self.plan.snapshots  # the S3 backend's encryption block: blobs as snapshots
+        return S3BlobStore(
+            self._s3_client(blobs.endpoint_url),
+            blobs.bucket,
+            blobs.prefix,
+            server_side_encryption="aws:kms" if sp.sse_kms or sp.kms_key else None,
+            kms_key_id=sp.kms_key,
+        )
 
     async def _start_projector(self) -> None:
         plan = self.plan
@@ -333,7 +360,7 @@ class App:
             level=sp.level,
             min_size=sp.min_size,
             encrypt=sp.encrypt,
-            keys=KeyRing.from_env() if sp.encrypt else None,
+            keys=KeyRing.from_env() if sp.encrypt else None,  # checked in _start
         )
         self.snapshot_store = store = self._open_snapshot_store()
         if not sp.lifecycle.empty:

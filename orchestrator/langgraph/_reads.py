@@ -10,16 +10,16 @@ decoded with the blob store (sha256-verified) when it was claim-checked.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.events import catalogue as c
-from orchestrator.events.userdata import UserData, decode_user_data
+from orchestrator.events.userdata import UserData
 from orchestrator.langgraph._codec import PIPELINE_PREFIX
 from orchestrator.state.runtime import StateRuntime
+from orchestrator.state.sealed import decode_any
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +155,8 @@ class ThreadReader:
         return out
 
     async def user_data(self, value: UserData | None) -> Any:
-        """Decode user data; claim-checked values are fetched and verified off the loop."""
+        """Decode user data; claim-checked values are fetched and verified off the loop,
+        sealed ones decrypted with their thread's data key."""
         if value is None:
             return None
-        if value.ref is None:
-            return decode_user_data(value)
-        return await asyncio.to_thread(decode_user_data, value, self.rt.blob_store)
+        return await decode_any(value, self.rt.blob_store, self.rt.data_keys)

@@ -13,7 +13,6 @@ semantic search (an ``index``) is not supported.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -32,8 +31,8 @@ from langgraph.store.base import (
 )
 from langgraph.store.memory import _compare_values, _does_match  # LangGraph's own rules
 
-from orchestrator.events.userdata import resolve_blob_markers
 from orchestrator.state.runtime import StateRuntime
+from orchestrator.state.sealed import open_any
 
 PREFIX = "langgraph.store:"
 
@@ -127,8 +126,7 @@ class AsyncKafkaStore(BaseStore):
         items: list[Item] = []
         for r in rows:
             stored = json.loads(r["value"])
-            if self.rt.blob_store is not None and "$blob" in r["value"]:
-                stored = await asyncio.to_thread(resolve_blob_markers, stored, self.rt.blob_store)
+            stored = await open_any(stored, self.rt.blob_store, self.rt.data_keys)
             expires = stored.get("expires_at")
             if not include_expired and expires and datetime.fromisoformat(expires) <= now:
                 continue

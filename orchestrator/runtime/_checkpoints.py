@@ -23,7 +23,6 @@ from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
 from orchestrator.commands.writer import ExecutionWriter
 from orchestrator.events.errors import InvalidTransition
 from orchestrator.events.state import CheckpointRef
-from orchestrator.events.userdata import resolve_blob_markers
 from orchestrator.runtime.context import TaskContext
 from orchestrator.state.checkpoint import RestoredCheckpoint
 from orchestrator.state.runtime import StateRuntime
@@ -69,9 +68,7 @@ class Checkpoints:
             ref.checkpoint_id,
         )
         value = None if raw is None else json.loads(raw)
-        if rt.blob_store is not None and isinstance(value, dict) and set(value) == {"$blob"}:
-            value = await asyncio.to_thread(resolve_blob_markers, value, rt.blob_store)
-        return value
+        return await rt.open_value(value, self.writer.execution_id)
 
     async def save_auto(self, strategy: str, tid: str | None, data: Any = None) -> None:
         state = self.writer.state

@@ -9,14 +9,13 @@ fetched and verified), never recomputed.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from orchestrator.events.state import ExecutionState
-from orchestrator.events.userdata import BlobStore, resolve_blob_markers
 from orchestrator.runtime.pipeline import Pipeline
 from orchestrator.state.checkpoint import RestoredCheckpoint
 from orchestrator.state.errors import RecoveryError
+from orchestrator.state.runtime import StateRuntime
 
 DONE = ("completed", "skipped")
 
@@ -78,14 +77,12 @@ def check_resumable(
     return code
 
 
-async def completed_outputs(state: ExecutionState, store: BlobStore | None) -> dict[str, Any]:
-    """The outputs of the tasks already done, as the state holds them."""
+async def completed_outputs(state: ExecutionState, rt: StateRuntime) -> dict[str, Any]:
+    """The outputs of the tasks already done, claim-checked ones fetched, sealed ones
+    decrypted."""
     out: dict[str, Any] = {}
     for tid, ts in state.tasks.items():
         if ts.status not in DONE:
             continue
-        value = ts.outputs
-        if store is not None and isinstance(value, dict) and set(value) == {"$blob"}:
-            value = await asyncio.to_thread(resolve_blob_markers, value, store)
-        out[tid] = value
+        out[tid] = await rt.open_value(ts.outputs, state.execution_id)
     return out

@@ -102,6 +102,7 @@ class ExecutionRun:
     resumed: bool = False
     _contexts: dict[str, TaskContext] = field(default_factory=dict)
     _last_auto: float | None = None
+    _opened_context: dict[str, Any] | None = None
     _saved: Checkpoints | None = None
 
     @property
@@ -133,6 +134,10 @@ class ExecutionRun:
 
     async def run(self) -> PipelineResult:
         reused = tuple(t for t, ts in self.state.tasks.items() if ts.status in DONE)
+        # Input data and configuration opened once (claim-checked or sealed in the state).
+        self._opened_context = await self.runtime.open_context(
+            self.execution_id, self.state.context
+        )
         await self._lifecycle()
         interval = self.checkpoints.periodic_interval
         timer = asyncio.create_task(self.saved.periodic(interval)) if interval else None
@@ -181,7 +186,7 @@ class ExecutionRun:
             status = "validating"
         if status == "validating":
             try:
-                await self.pipeline.validate(self.state.context)
+                await self.pipeline.validate(self._opened_context or self.state.context)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 await self._do(FailValidation(error=error))
@@ -339,7 +344,7 @@ class ExecutionRun:
         *,
         resumed: bool,
     ) -> TaskContext:
-        ctx = self.state.context
+        ctx = self._opened_context or self.state.context
         return TaskContext(
             execution_id=self.execution_id,
             pipeline_id=self.pipeline.pipeline_id,

@@ -308,7 +308,7 @@ class Orchestrator:
         try:
             state = writer.state
             self._resumable(execution_id, state, pipeline_id)
-            outputs = await completed_outputs(state, rt.blob_store)
+            outputs = await completed_outputs(state, rt)
             budget = {}
             if state.status == "failed":  # a manual recovery: a fresh budget for failed tasks
                 budget = {t: ts.attempts for t, ts in state.tasks.items() if ts.status != "running"}

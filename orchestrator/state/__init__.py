@@ -18,6 +18,7 @@ from orchestrator.commands.errors import ImmutableVariable, LeaseLost, StaleExpe
 from orchestrator.commands.leader import LeaderElection
 from orchestrator.commands.lock import DistributedLock
 from orchestrator.debug.debugger import StateDebugger
+from orchestrator.events.crypto import UserDataErased
 from orchestrator.events.errors import InvalidTransition
 from orchestrator.state import checkpoint
 from orchestrator.state.batch import BatchStateManager, StateBatch
@@ -74,6 +75,7 @@ __all__ = [
     "StateRuntime",
     "StateSettings",
     "TaskContext",
+    "UserDataErased",
     "checkpoint",
     "configure",
     "current_runtime",

@@ -64,12 +64,28 @@ class FilesystemBlobStore:
 
 
 class S3BlobStore:
-    """Blobs as objects under ``s3://bucket/prefix``; ``client`` is a boto3 S3 client."""
+    """Blobs as objects under ``s3://bucket/prefix``; ``client`` is a boto3 S3 client.
 
-    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+    ``server_side_encryption`` / ``kms_key_id`` (the S3 backend's ``encryption`` block)
+    go on every put, as for snapshots."""
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str = "",
+        *,
+        server_side_encryption: str | None = None,
+        kms_key_id: str | None = None,
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix
+        self._sse: dict[str, str] = {}
+        if server_side_encryption or kms_key_id:
+            self._sse["ServerSideEncryption"] = server_side_encryption or "aws:kms"
+        if kms_key_id:
+            self._sse["SSEKMSKeyId"] = kms_key_id
 
     @classmethod
     def from_endpoint(
@@ -97,7 +113,7 @@ class S3BlobStore:
     def put_blob(self, key: str, data: bytes) -> str:
         name = self.prefix + key
         try:
-            self.client.put_object(Bucket=self.bucket, Key=name, Body=data)
+            self.client.put_object(Bucket=self.bucket, Key=name, Body=data, **self._sse)
         except Exception as exc:  # botocore's ClientError / connection errors
             raise UserDataError(f"cannot store blob s3://{self.bucket}/{name}: {exc}") from exc
         return f"s3://{self.bucket}/{name}"

@@ -31,11 +31,12 @@ from typing import Any, Literal
 
 from orchestrator.commands.decide import SaveCheckpoint
 from orchestrator.events import catalogue as c
+from orchestrator.events.crypto import UserDataErased
 from orchestrator.events.envelope import Position
 from orchestrator.events.errors import UserDataError
 from orchestrator.events.fold import Outcome, step
 from orchestrator.events.state import ExecutionState
-from orchestrator.events.userdata import UserData, decode_user_data
+from orchestrator.events.userdata import UserData
 from orchestrator.state.errors import (
     CheckpointCorrupt,
     CheckpointNotFound,
@@ -43,6 +44,7 @@ from orchestrator.state.errors import (
     NotInTask,
 )
 from orchestrator.state.runtime import StateRuntime, current_runtime, current_task, task_scope
+from orchestrator.state.sealed import decode_value
 
 __all__ = [
     "CheckpointInfo",
@@ -198,10 +200,19 @@ async def list(
             sequence=r["sequence"],
             progress=r["progress"],
             created_at=r["created_at"],
-            metadata=_loads(r["metadata"]),
+            metadata=await _metadata(rt, r["execution_id"], _loads(r["metadata"])),
         )
         for r in rows
     ]
+
+
+async def _metadata(rt: StateRuntime, execution_id: str, value: Any) -> Any:
+    """Listed metadata, decrypted if sealed; an erased execution's as ``{"$erased": id}``
+    (a listing still shows that the checkpoint existed)."""
+    try:
+        return await rt.open_value(value, execution_id)
+    except UserDataErased:
+        return {"$erased": execution_id}
 
 
 def _loads(text: str | None) -> Any:
@@ -216,8 +227,9 @@ async def restore(
 ) -> RestoredCheckpoint:
     """The execution's state at the checkpoint and its data (blob fetched and verified).
 
-    Raises ``CheckpointNotFound``, or ``CheckpointCorrupt`` when the data cannot be read
-    back intact (a missing or tampered blob).
+    Raises ``CheckpointNotFound``, ``CheckpointCorrupt`` when the data cannot be read
+    back intact (a missing or tampered blob), or ``UserDataErased`` when the execution's
+    data was erased (``orchestrator-state executions erase``).
     """
     rt = runtime or current_runtime("checkpoint.restore")
     if consistency == "strong":
@@ -250,7 +262,8 @@ async def restore(
     if state is None or saved is None:
         raise CheckpointCorrupt(checkpoint_id, "its event is not in the execution's archive")
     data, metadata = await asyncio.gather(
-        _read(rt, checkpoint_id, saved.data), _read(rt, checkpoint_id, saved.metadata)
+        _read(rt, checkpoint_id, state.execution_id, saved.data),
+        _read(rt, checkpoint_id, state.execution_id, saved.metadata),
     )
     return RestoredCheckpoint(
         id=checkpoint_id,
@@ -267,14 +280,16 @@ async def restore(
     )
 
 
-async def _read(rt: StateRuntime, checkpoint_id: str, value: UserData | None) -> Any:
+async def _read(
+    rt: StateRuntime, checkpoint_id: str, execution_id: str, value: UserData | None
+) -> Any:
     if value is None:
         return None
     if value.ref is not None and rt.blob_store is None:
         raise CheckpointCorrupt(checkpoint_id, f"data is in {value.ref.uri} and no blob store")
     try:
-        if value.ref is None:
-            return decode_user_data(value)
-        return await asyncio.to_thread(decode_user_data, value, rt.blob_store)
+        return await decode_value(value, execution_id, rt.blob_store, rt.data_keys)
+    except UserDataErased:
+        raise  # erased on request: not corrupt, gone
     except UserDataError as exc:
         raise CheckpointCorrupt(checkpoint_id, str(exc)) from exc

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from orchestrator.commands.lock import LockInfo, list_locks
+from orchestrator.events.crypto import namespace_scope
 from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState, SharedVariable, TaskState
-from orchestrator.events.userdata import BlobStore, resolve_blob_markers
 from orchestrator.state.errors import StateNotFound
 from orchestrator.state.runtime import StateRuntime, current_runtime, current_task
 
@@ -96,16 +96,15 @@ class StateManager:
         consistency: Consistency = "eventual",
         position: Position | str | None = None,
     ) -> TaskState:
-        """One task's state, its claim-checked inputs/outputs fetched and verified."""
+        """One task's state, its claim-checked inputs/outputs fetched and verified, sealed
+        ones decrypted (``UserDataErased`` if the execution's data was erased)."""
         state = await self.get_pipeline_state(execution_id, consistency, position)
         task = state.tasks.get(task_id)
         if task is None:
             raise StateNotFound("task", f"{task_id} of execution {execution_id}")
-        store = self.runtime.blob_store
-        if store is None:
-            return task
+        rt = self.runtime
         inputs, outputs = await asyncio.gather(
-            _resolve(task.inputs, store), _resolve(task.outputs, store)
+            rt.open_value(task.inputs, execution_id), rt.open_value(task.outputs, execution_id)
         )
         return replace(task, inputs=inputs, outputs=outputs)
 
@@ -118,13 +117,14 @@ class StateManager:
         consistency: Consistency = "eventual",
         position: Position | str | None = None,
     ) -> SharedVariable | None:
-        """The variable (value fetched if claim-checked), ``None`` if absent or deleted."""
+        """The variable (value fetched if claim-checked, decrypted if sealed), ``None`` if
+        absent or deleted."""
         await self._consistent(consistency, position)
         var = await self.runtime.shared.get(namespace, name)
-        store = self.runtime.blob_store
-        if var is None or store is None:
+        if var is None:
             return var
-        return replace(var, value=await _resolve(var.value, store))
+        scope = namespace_scope(namespace)
+        return replace(var, value=await self.runtime.open_value(var.value, scope))
 
     async def set_variable(
         self,
@@ -182,9 +182,3 @@ class StateManager:
         locks = await list_locks(rt.pool, prefix=f"{namespace}/")
         live = {k: v for k, v in ns.variables.items() if not v.deleted}
         return SharedStateView(namespace=namespace, variables=live, locks=locks)
-
-
-async def _resolve(value: Any, store: BlobStore) -> Any:
-    if isinstance(value, dict) and set(value) == {"$blob"}:
-        return await asyncio.to_thread(resolve_blob_markers, value, store)
-    return value

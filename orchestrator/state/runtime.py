@@ -15,7 +15,8 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import asyncpg
 
@@ -25,14 +26,18 @@ from orchestrator.commands.presence import Presence
 from orchestrator.commands.shared import SharedSettings, SharedStateWriter
 from orchestrator.commands.writer import ExecutionWriter, WriterSettings
 from orchestrator.events.codec import EventCodec, default_codec
+from orchestrator.events.crypto import DataKeySource
 from orchestrator.events.envelope import Position
+from orchestrator.events.keys import KeyRing
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.topics import TopicsConfig, TopicSpec
 from orchestrator.events.userdata import BlobStore
+from orchestrator.projections import PostgresDataKeys
 from orchestrator.projections.settings import ProjectionSettings
 from orchestrator.state.errors import NotConfigured, NoWriter
 from orchestrator.state.readmodel import PostgresReadModel
+from orchestrator.state.sealed import open_mapping, open_value
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +67,20 @@ class StateRuntime:
         settings: StateSettings | None = None,
         codec: EventCodec | None = None,
         leases: CoordinationStore | None = None,
+        data_keys: DataKeySource | None = None,
+        encrypt: bool = False,
     ) -> None:
         self.pool = pool
         self.log = log
         self.blob_store = blob_store
-        self.settings = settings or StateSettings()
+        self.data_keys = data_keys
+        """Opens sealed user data (set whenever a key ring is configured)."""
+        settings = settings or StateSettings()
+        if encrypt:
+            if data_keys is None:
+                raise ValueError("encrypt=True needs data_keys")
+            settings = _sealing(settings, data_keys)
+        self.settings = settings
         self.codec = codec or default_codec()
         self.node_id = self.settings.node_id
         self.leases: CoordinationStore = LeaseStore(pool) if leases is None else leases
@@ -78,7 +92,7 @@ class StateRuntime:
             topic=log.topics.shared.name,
             node_id=self.node_id,
             blob_store=blob_store,
-            settings=self.settings.shared,
+            settings=settings.shared,
         )
         self.writers: dict[str, ExecutionWriter] = {}
         self._written: dict[tuple[str, int], int] = {}
@@ -103,6 +117,8 @@ class StateRuntime:
         supports_idempotence: bool | None = None,
         pool_size: int = 10,
         kafka_security: KafkaSecurity = PLAINTEXT,
+        key_ring: KeyRing | None = None,
+        encrypt: bool = False,
     ) -> StateRuntime:
         """A runtime with its own pool and log, on the projection's topics."""
         settings = settings or StateSettings()
@@ -125,8 +141,15 @@ class StateRuntime:
         except BaseException:
             await pool.close()
             raise
+        data_keys = None if key_ring is None else PostgresDataKeys(pool, key_ring)
         runtime = cls(
-            pool=pool, log=event_log, blob_store=blob_store, settings=settings, codec=codec
+            pool=pool,
+            log=event_log,
+            blob_store=blob_store,
+            settings=settings,
+            codec=codec,
+            data_keys=data_keys,
+            encrypt=encrypt,
         )
         runtime._owned = True
         return runtime
@@ -150,6 +173,17 @@ class StateRuntime:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    # --- user data ------------------------------------------------------------------
+
+    async def open_value(self, value: Any, scope: str) -> Any:
+        """A value as the fold holds it, its blob or sealed marker opened
+        (``UserDataErased`` if ``scope``'s data key was erased)."""
+        return await open_value(value, scope, self.blob_store, self.data_keys)
+
+    async def open_context(self, execution_id: str, context: Any) -> dict[str, Any]:
+        """An execution's context with its input data and configuration opened."""
+        return await open_mapping(dict(context), execution_id, self.blob_store, self.data_keys)
 
     # --- writers -------------------------------------------------------------------
 
@@ -309,3 +343,13 @@ def task_scope(writer: ExecutionWriter, task_id: str) -> Iterator[TaskContext]:
 def current_task() -> TaskContext | None:
     """The task running in this context, if any."""
     return _task.get()
+
+
+def _sealing(settings: StateSettings, data_keys: DataKeySource) -> StateSettings:
+    """``settings`` with every writer sealing user data under its scope's data key."""
+    writer, shared = settings.writer, settings.shared
+    return replace(
+        settings,
+        writer=replace(writer, user_data=replace(writer.user_data, data_keys=data_keys)),
+        shared=replace(shared, user_data=replace(shared.user_data, data_keys=data_keys)),
+    )

@@ -18,15 +18,18 @@ from fastapi import Depends, FastAPI
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse
 
+from orchestrator.events.keys import KeyRing
 from orchestrator.projections.api import _problems, routes_timeline
 from orchestrator.projections.api._deps import ApiContext, make_auth, make_read_barrier
 from orchestrator.projections.api._listener import StateChangeListener
 from orchestrator.projections.api._metrics import ApiMetrics, MetricsMiddleware
 from orchestrator.projections.api._queries import Queries
+from orchestrator.projections.api._sealed import SealedDataMiddleware
 from orchestrator.projections.api._trace import NATIVE_TELEMETRY, TraceMiddleware
 from orchestrator.projections.api.models import ErrorOut
 from orchestrator.projections.api.routes import executions, history, stream, system, variables
 from orchestrator.projections.api.settings import ApiSettings
+from orchestrator.projections.datakeys import PostgresDataKeys
 from orchestrator.projections.migrate import TableNames, migrate
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,9 @@ def _lifespan(settings: ApiSettings, metrics: ApiMetrics) -> Any:
                     await migrate(conn, TableNames(t.pipeline_states, t.task_states, t.checkpoints))
             channels = (settings.state_channel, settings.offsets_channel)
             async with StateChangeListener(dsn, channels) as listener:
+                # Opens sealed user data (keys from ORCHESTRATOR_SNAPSHOT_KEYS, if set) and
+                # answers 410 for erased executions: see _sealed.
+                app.state.data_keys = PostgresDataKeys(pool, KeyRing.from_env())
                 app.state.api = ApiContext(
                     settings=settings,
                     pool=pool,
@@ -95,6 +101,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         docs_url=None if guarded else "/docs",
         redoc_url=None,
     )
+    app.add_middleware(SealedDataMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if not NATIVE_TELEMETRY:  # FastAPI traces requests itself from 0.16x on
         app.add_middleware(TraceMiddleware)

@@ -12,6 +12,8 @@ EXPORTED = {
     "SWAPPED_CHANNEL",
     "DeadLetterNotFound",
     "DeadLetterRow",
+    "EraseResult",
+    "PostgresDataKeys",
     "ProcessorFailed",
     "ProjectionError",
     "ProjectionSettings",

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from orchestrator.events.envelope import Position
 from orchestrator.events.fold import fold
+from orchestrator.events.keys import KeyConfigError
 from orchestrator.events.simulate import simulate_execution
 from orchestrator.events.state import CheckpointRef, ExecutionState, TaskState
 from orchestrator.snapshots._schema import StateSchemas, snapshot_schemas_root
@@ -270,7 +271,7 @@ def test_key_ring_from_environment() -> None:
     ],
 )
 def test_bad_key_configuration_fails_naming_the_variable(env: dict[str, str], message: str) -> None:
-    with pytest.raises(SnapshotConfigError, match=message) as info:
+    with pytest.raises(KeyConfigError, match=message) as info:
         KeyRing.from_env(env)
     assert info.value.key.startswith("ORCHESTRATOR_SNAPSHOT_")
 

@@ -18,6 +18,7 @@ EXPORTED = {
     "EventArchive",
     "FilesystemSnapshotStore",
     "KeyLayout",
+    "KeyConfigError",
     "KeyRing",
     "Lifecycle",
     "LifecycleReport",

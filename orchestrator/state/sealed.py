@@ -1,0 +1,113 @@
+"""Opening user data for a reader: blob markers fetched, sealed values decrypted.
+
+The fold keeps user data opaque (``events.crypto``): a claim-checked value is a
+``{"$blob": ...}`` marker and, with encryption on, an inline value is a
+``{"$sealed": ...}`` marker. Readers that hand values to users (``StateManager``,
+``checkpoint.restore``, resume) open them here with the execution's (or namespace's)
+data key. A value whose key was erased raises :class:`UserDataErased`: erased data is
+gone, and saying so is clearer than returning ``None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.events.crypto import (
+    SEALED_MARKER,
+    DataKeySource,
+    KeyLookup,
+    is_sealed,
+    marker_scope,
+    sealed_scope,
+)
+from orchestrator.events.errors import UserDataError
+from orchestrator.events.userdata import (
+    BLOB_MARKER,
+    BlobRef,
+    BlobStore,
+    UserData,
+    decode_user_data,
+    fetch_verified,
+    resolve_blob_markers,
+)
+
+
+def is_marker(value: Any) -> bool:
+    """Whether ``value`` is a blob or sealed marker (something a reader must open)."""
+    return (
+        isinstance(value, dict)
+        and len(value) == 1
+        and (BLOB_MARKER in value or SEALED_MARKER in value)
+    )
+
+
+async def _keys(data_keys: DataKeySource | None, scope: str) -> KeyLookup | None:
+    return None if data_keys is None else await data_keys.lookup([scope])
+
+
+async def open_value(
+    value: Any, scope: str, blob_store: BlobStore | None, data_keys: DataKeySource | None
+) -> Any:
+    """``value`` as the fold holds it, with a top-level marker opened.
+
+    ``scope`` is whose data the caller reads; the key used is the one the sealed bytes
+    name (a fork carries its source's values, sealed under the source's key)."""
+    return await open_any(value, blob_store, data_keys)
+
+
+async def open_mapping(
+    values: Mapping[str, Any],
+    scope: str,
+    blob_store: BlobStore | None,
+    data_keys: DataKeySource | None,
+) -> dict[str, Any]:
+    """Every value of ``values`` opened (an execution's context, for instance)."""
+    return {k: await open_value(v, scope, blob_store, data_keys) for k, v in values.items()}
+
+
+async def decode_value(
+    value: UserData, scope: str, blob_store: BlobStore | None, data_keys: DataKeySource | None
+) -> Any:
+    """The JSON value of encoded user data, opened with the data key its bytes name."""
+    return await decode_any(value, blob_store, data_keys)
+
+
+async def decode_any(
+    value: UserData, blob_store: BlobStore | None, data_keys: DataKeySource | None
+) -> Any:
+    """Like :func:`decode_value` where the scope is not known up front: the sealed bytes
+    name it (LangGraph reads rows of many threads at once)."""
+    fetched = value.ref is not None
+    if value.ref is not None:
+        if blob_store is None:
+            raise UserDataError(f"user data is in {value.ref.uri} and no blob store is configured")
+        body = await asyncio.to_thread(fetch_verified, value.ref, blob_store)
+        value = UserData(encoding=value.encoding, inline=body)
+    keys = None
+    if value.inline is not None and is_sealed(value.inline):
+        keys = await _keys(data_keys, sealed_scope(value.inline))
+        if keys is None:
+            raise UserDataError("user data is encrypted and no data keys are configured")
+    if fetched:
+        return await asyncio.to_thread(decode_user_data, value, keys=keys)
+    return decode_user_data(value, keys=keys)
+
+
+async def open_any(
+    value: Any, blob_store: BlobStore | None, data_keys: DataKeySource | None
+) -> Any:
+    """Like :func:`open_value` where the scope is not known up front."""
+    if not is_marker(value):
+        return value
+    if SEALED_MARKER in value:
+        scope = marker_scope(value)
+        assert scope is not None
+        keys = await _keys(data_keys, scope)
+        return resolve_blob_markers(value, blob_store, keys=keys)
+    if blob_store is None:
+        return value
+    marker = value[BLOB_MARKER]
+    ref = BlobRef(uri=marker["uri"], sha256=marker["sha256"], size=marker["size"])
+    return await decode_any(UserData(encoding=marker["encoding"], ref=ref), blob_store, data_keys)
