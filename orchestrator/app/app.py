@@ -144,6 +144,7 @@ class App:
             pool=pool, log=event_log, blob_store=self._blob_store(), settings=plan.state
         )
         self._cleanup.append(runtime.close)
+        await runtime.start_cache(plan.dsn, plan.connect_timeout)
         if opts.configure_process:
             state_runtime.configure(runtime)
             lease_defaults.configure(pool)

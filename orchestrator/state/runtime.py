@@ -31,8 +31,10 @@ from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.topics import TopicsConfig, TopicSpec
 from orchestrator.events.userdata import BlobStore
 from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.state.cache import CacheConfig, InvalidationListener, StateCache, open_cache
 from orchestrator.state.errors import NotConfigured, NoWriter
 from orchestrator.state.readmodel import PostgresReadModel
+from orchestrator.state.sync import SyncPolicy
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,10 @@ class StateSettings:
     writer: WriterSettings = field(default_factory=WriterSettings)
     shared: SharedSettings = field(default_factory=SharedSettings)
     read_timeout: float = 30.0
+    sync: SyncPolicy = field(default_factory=SyncPolicy)
+    """``distributed.synchronization``: what every read of this runtime must reflect."""
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    """``caching``: the levels in front of the read model (none: no cache)."""
 
 
 class StateRuntime:
@@ -81,6 +87,12 @@ class StateRuntime:
         )
         self.writers: dict[str, ExecutionWriter] = {}
         self._written: dict[tuple[str, int], int] = {}
+        self.sync = self.settings.sync
+        self.cache: StateCache = open_cache(
+            self.settings.cache, self.read_model, self.settings.read_timeout
+        )
+        self.cache.local_writer = self._local_write
+        self._listener: InvalidationListener | None = None
         self._owned = False
         self._presence = Presence(pool, self.node_id, self.leases)
         self._presence_tried = False
@@ -124,12 +136,27 @@ class StateRuntime:
         runtime._owned = True
         return runtime
 
+    def _local_write(self, key: tuple[str, str]) -> Position | None:
+        writer = self.writers.get(key[1]) if key[0] == "execution" else None
+        return None if writer is None else writer.last_position
+
+    async def start_cache(self, dsn: str, connect_timeout: float = 10.0) -> None:
+        """Listen for what the log applied (``invalidation.broadcast``) on ``dsn``."""
+        if not self.cache.levels or not self.cache.policy.broadcast or self._listener:
+            return
+        self._listener = InvalidationListener(self.cache, dsn, connect_timeout=connect_timeout)
+        await self._listener.start()
+
     async def close(self) -> None:
         """Close the writers (releasing their leases), then what :meth:`connect` opened."""
         writers, self.writers = list(self.writers.values()), {}
         for writer in writers:
             await writer.close()
         await self._presence.stop()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.stop()
+        await self.cache.close()
         if self._owned:
             self._owned = False
             try:
