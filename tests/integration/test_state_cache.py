@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ import pytest
 from _state_stack import Stack, state_stack
 
 from orchestrator.commands.errors import StaleExpectedVersion
-from orchestrator.devstack._ports import free_port
 from orchestrator.events.envelope import Position
 from orchestrator.projections.api import ApiSettings, create_app
 from orchestrator.state import StateManager, StateRuntime
@@ -31,41 +28,15 @@ from orchestrator.state.cache import CacheConfig, CachePolicy, LevelSpec, scope_
 from orchestrator.state.sync import SESSION_HEADER, SyncPolicy
 
 WORKER = Path(__file__).with_name("_cache_worker.py")
-REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 L1 = ("l1", "memory", 10_000_000, 60.0)
 L2 = ("l2", "redis", 1_000_000, 3600.0)
 L3 = ("l3", "disk", 50_000_000, 86400.0)
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Redis of this module's own on loopback (no persistence), stopped after."""
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    args += ["--dir", str(workdir), "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]
-    proc = subprocess.Popen(
-        [REDIS, *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        import redis
-
-        client = redis.Redis(port=port, socket_connect_timeout=0.5)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None:
-                    pytest.fail(f"redis-server exited with {proc.returncode}")
-                subprocess.run(["sleep", "0.1"], check=True)
-        client.close()
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+@pytest.fixture
+def redis_url(redis: str) -> str:
+    """The session's Redis (the devstack's); keys here are scoped to each test's database."""
+    return redis
 
 
 @pytest.fixture
