@@ -251,3 +251,52 @@ async def test_conflict_resolution_last_write_wins_and_compare_and_set(stack: St
     with pytest.raises(StaleExpectedVersion):  # reject: expects the version it last read
         await reject.set_variable("ns", "lww", "r1")
     assert (await a.get_variable("ns", "lww")).value == "a3"  # type: ignore[union-attr]
+
+
+async def test_connect_builds_the_configured_levels_and_reads_through_them(
+    kafka: Any, make_database: Any, redis_url: str, tmp_path: Path, topic: str
+) -> None:
+    import orchestrator
+    from orchestrator import Pipeline
+
+    config = tmp_path / "orchestrator.yaml"
+    config.write_text(
+        "state_management:\n  event_store:\n    partitions: 2\n"
+        f"    topics:\n      pipeline_events: {topic}.pipeline\n"
+        f"      shared_events: {topic}.shared\n"
+        f"  snapshots:\n    storage: file://{tmp_path / 'snapshots'}\n"
+        "distributed:\n  synchronization:\n    strategy: strong\n"
+        "    replication:\n      sync_interval: 1000\n"
+        "caching:\n  levels:\n"
+        "    l1: {type: memory, size: 10MB, ttl: 60}\n"
+        "    l2: {type: redis, size: 1MB, ttl: 3600}\n"
+        "    l3: {type: disk, size: 100MB, ttl: 86400}\n"
+        "  strategies: {read_through: true, write_through: true, cache_aside: false}\n"
+        "  invalidation: {on_write: true, broadcast: true}\n"
+    )
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "DATABASE_URL": await make_database(migrated=False),
+        "REDIS_URL": redis_url,
+        "ORCHESTRATOR_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    pipeline = Pipeline(f"cache-{uuid.uuid4().hex[:8]}")
+
+    @pipeline.task()
+    async def only() -> int:
+        return 1
+
+    async with orchestrator.connect(config=config, environ=env, supervise=False) as state:
+        result = await state.run(pipeline)
+        manager = state.state_manager()
+        first = await manager.get_pipeline_state(result.execution_id)
+        again = await manager.get_pipeline_state(result.execution_id)
+        assert first.status == again.status == "completed"
+        cache = state.runtime.cache
+        assert [level.type for level in cache.levels] == ["memory", "redis", "disk"]
+        assert state.runtime.sync.sync_interval == 1.0 and manager.strategy == "strong"
+        assert cache.stats()["l1"]["hits"] >= 1
+    del env["REDIS_URL"]
+    with pytest.raises(orchestrator.NotConnected, match="REDIS_URL"):
+        async with orchestrator.connect(config=config, environ=env):
+            pass
