@@ -171,3 +171,43 @@ def test_session_tokens_round_trip_and_keep_the_newest_per_partition() -> None:
     assert parse_session(token) == [Position("a:b", 2, 1), Position(T, 0, 5)]
     with pytest.raises(ValueError, match="malformed"):
         parse_session("nope")
+
+
+def test_execution_states_round_trip_through_the_shared_levels_codec() -> None:
+    import datetime as dt
+
+    from orchestrator.events.state import CheckpointRef, ExecutionState, TaskState
+    from orchestrator.state.cache import EXECUTION
+
+    now = dt.datetime(2026, 12, 3, 9, 30, tzinfo=dt.UTC)
+    task = TaskState(
+        task_id="a",
+        status="completed",
+        attempts=2,
+        depends_on=("z",),
+        started_at=now,
+        completed_at=now,
+        inputs={"q": [1, 2.5, None]},
+        outputs={"$blob": {"uri": "s3://b/k", "sha256": "00", "size": 9}},
+        execution_details={"node": "n1"},
+        retryable=True,
+        retry_delay_seconds=1.5,
+    )
+    cp = CheckpointRef(
+        checkpoint_id="c1", name="x", task_id="a", timestamp=now, sequence=3, progress=0.5
+    )
+    state = ExecutionState(
+        execution_id="e",
+        pipeline_id="p",
+        status="running",
+        epoch=2,
+        last_sequence=7,
+        created_at=now,
+        completed_tasks=("a",),
+        pending_tasks=("b",),
+        context={"k": {"nested": True}},
+        checkpoints=(cp,),
+        tasks={"a": task, "b": TaskState(task_id="b")},
+        outputs=[1, "two"],
+    )
+    assert EXECUTION.decode(EXECUTION.encode(state)) == state
