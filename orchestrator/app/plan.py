@@ -358,8 +358,6 @@ def plan_app(
     cache = cache_config_from(
         settings, environ=environ or {}, data_dir=data_dir, dsn=dsn, projection=projection_name
     )
-    if any(level.type == "redis" for level in cache.levels) and not cache.redis_url:
-        raise PlanError("caching: a redis level needs REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
     state = StateSettings(
         node_id=node_id,
         projection=projection,

@@ -13,13 +13,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.state.cache._levels import Level, MemoryLevel
 from orchestrator.state.cache._source import ReadModelSource
 from orchestrator.state.cache.cache import CachePolicy, StateCache
 from orchestrator.state.readmodel import PostgresReadModel
 
 
-class CacheConfigError(ValueError):
+class CacheConfigError(OrchestratorStateError, ValueError):
     """A cache level cannot be built as configured (names the level and the fix)."""
 
 
