@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import importlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -92,6 +93,7 @@ class StateRuntime:
             self.settings.cache, self.read_model, self.settings.read_timeout
         )
         self.cache.local_writer = self._local_write
+        self.cache.on_lookup = _cache_metrics_hook()
         self._listener: InvalidationListener | None = None
         self._owned = False
         self._presence = Presence(pool, self.node_id, self.leases)
@@ -261,6 +263,17 @@ class StateRuntime:
         """Wait until the read model has applied every one of ``positions``."""
         limit = self.settings.read_timeout if timeout is None else timeout
         await asyncio.gather(*(self.read_model.wait_for(p, limit) for p in positions))
+
+
+def _cache_metrics_hook() -> Callable[[str, bool], None] | None:
+    """``events.metrics.record_cache_request`` (``cache_hit_rate``) when that module
+    exists: the metrics registry is built in parallel with the cache."""
+    try:
+        module = importlib.import_module("orchestrator.events.metrics")
+    except ImportError:
+        return None
+    hook: Callable[[str, bool], None] | None = getattr(module, "record_cache_request", None)
+    return hook
 
 
 # --- the process's runtime and the running task ---------------------------------------

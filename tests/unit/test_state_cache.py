@@ -211,3 +211,12 @@ def test_execution_states_round_trip_through_the_shared_levels_codec() -> None:
         outputs=[1, "two"],
     )
     assert EXECUTION.decode(EXECUTION.encode(state)) == state
+
+
+async def test_every_lookup_reaches_the_metrics_hook() -> None:
+    seen: list[tuple[str, bool]] = []
+    cache = StateCache([MemoryLevel(name="l1", size=10_000, ttl=60)], Source())
+    cache.on_lookup = lambda level, hit: seen.append((level, hit))
+    await cache.read(NAMESPACE, "n", ReadNeed())
+    await cache.read(NAMESPACE, "n", ReadNeed())
+    assert seen == [("l1", False), ("l1", True)]

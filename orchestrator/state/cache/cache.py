@@ -98,6 +98,8 @@ class StateCache:
         """The position of this process's last write of a key made outside the cache's
         view (an execution writer); set by the runtime."""
         self._background: set[asyncio.Task[Any]] = set()
+        self.on_lookup: Callable[[str, bool], None] | None = None
+        """Called with (level name, hit) for every lookup: the metrics' hook."""
 
     # --- reads ---------------------------------------------------------------------
 
@@ -132,6 +134,8 @@ class StateCache:
             except Exception as exc:  # a level that fails is a miss, never a failed read
                 log.warning("cache %s unavailable (%s: %s)", level.name, type(exc).__name__, exc)
                 entry = None
+            if self.on_lookup is not None:
+                self.on_lookup(level.name, entry is not None)
             if entry is None:
                 level.stats.misses += 1
                 continue
