@@ -170,8 +170,8 @@ class StateManager:
         """The variable (value fetched if claim-checked), ``None`` if absent or deleted."""
         ns = await self._namespace(namespace, consistency, position)
         found = ns.variables.get(name)
-        self._versions[(namespace, name)] = 0 if found is None else found.version
         var = None if found is None or found.deleted else found
+        self._versions[(namespace, name)] = 0 if var is None else var.version
         store = self.runtime.blob_store
         if var is None or store is None:
             return var

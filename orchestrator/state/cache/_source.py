@@ -40,7 +40,9 @@ class ReadModelSource:
 
     async def load(self, kind: Kind[Any], key: str) -> Cached[Any] | None:
         fetched_at = time.time()
-        marks = await self.read_model.watermarks()
+        # Without levels an execution's entry is never stored: no watermarks needed.
+        cached = self.encode_sizes or kind.name == NAMESPACE.name
+        marks = await self.read_model.watermarks() if cached else {}
         if kind.name == EXECUTION.name:
             found = await self.read_model.load_execution_entry(key)
             if found is None:

@@ -220,9 +220,12 @@ class StateCache:
             if self.policy.broadcast:
                 self._pending[(kind.name, key)] = kind  # stored by applied()
             else:
-                task = asyncio.ensure_future(self._write_through(kind, key, [position]))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._spawn(self._write_through(kind, key, [position]))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _write_through(self, kind: Kind[Any], key: str, wait: Sequence[Position]) -> None:
         try:
@@ -242,8 +245,8 @@ class StateCache:
             kind = self._pending.pop(k, None)
             if kind is None and k[0] == EXECUTION.name and self.local_writer(k) is not None:
                 kind = EXECUTION
-            if kind is not None:
-                await self._write_through(kind, k[1], ())
+            if kind is not None:  # in the background: invalidations keep flowing
+                self._spawn(self._write_through(kind, k[1], ()))
 
     async def untrusted_before(self, when: float) -> None:
         """Refuse entries fetched before ``when``: invalidations may have been missed
