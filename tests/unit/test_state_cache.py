@@ -220,3 +220,50 @@ async def test_every_lookup_reaches_the_metrics_hook() -> None:
     await cache.read(NAMESPACE, "n", ReadNeed())
     await cache.read(NAMESPACE, "n", ReadNeed())
     assert seen == [("l1", False), ("l1", True)]
+
+
+class Flaky(MemoryLevel):
+    """A shared level whose server can go away (``down``)."""
+
+    down = False
+
+    async def get(self, kind: Any, key: str, accept: Any) -> Cached[Any] | None:
+        if self.down:
+            raise ConnectionError("connection refused")
+        return await super().get(kind, key, accept)
+
+    async def delete(self, keys: Any) -> None:
+        if self.down:
+            raise ConnectionError("connection refused")
+        await super().delete(keys)
+
+    async def put(self, kind: Any, key: str, entry: Cached[Any]) -> None:
+        if self.down:
+            raise ConnectionError("connection refused")
+        await super().put(kind, key, entry)
+
+
+async def test_a_level_that_fails_is_skipped_logged_once_and_distrusted_after(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.state.cache import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "_RETRY_S", 0.0)
+    l2 = Flaky(name="l2", size=10_000, ttl=60)
+    source = Source()
+    cache = StateCache([l2], source)
+    await cache.read(NAMESPACE, "n", ReadNeed())  # stored in l2 at version 1
+    l2.down = True
+    source.version = 2
+    for _ in range(3):
+        got = await cache.read(NAMESPACE, "n", ReadNeed())
+        assert got is not None and got.version == 2  # served from the read model
+    await cache.invalidate([(NAMESPACE.name, "n")])  # missed by the level
+    l2.down = False
+    l2.store(NAMESPACE, "n", entry(2, 1, fetched_at=time.time() - 10))  # from before
+    got = await cache.read(NAMESPACE, "n", ReadNeed())
+    assert got is not None and source.version == 2
+    assert cache.stats()["l2"]["stale"] >= 1
+    lines = [r.getMessage() for r in caplog.records if "cache l2" in r.getMessage()]
+    assert len([m for m in lines if "unavailable" in m]) == 1
+    assert len([m for m in lines if "available again" in m]) == 1

@@ -32,6 +32,7 @@ from orchestrator.state.sync import ReadNeed
 
 log = logging.getLogger(__name__)
 _TRACKED = 200_000  # keys whose newest version / invalidation count this process keeps
+_RETRY_S = 1.0  # a level that failed is skipped this long before it is tried again
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +99,8 @@ class StateCache:
         """The position of this process's last write of a key made outside the cache's
         view (an execution writer); set by the runtime."""
         self._background: set[asyncio.Task[Any]] = set()
+        self._down: dict[str, float] = {}  # level name -> monotonic time to retry it
+        self._trusted_from: dict[str, float] = {}  # level name -> wall time it came back
         self.on_lookup: Callable[[str, bool], None] | None = None
         """Called with (level name, hit) for every lookup: the metrics' hook."""
 
@@ -129,10 +132,15 @@ class StateCache:
         k = (kind.name, key)
         accept = self._accept(k, need)
         for i, level in enumerate(self.levels):
-            try:
-                entry = await level.get(kind, key, accept)
-            except Exception as exc:  # a level that fails is a miss, never a failed read
-                log.warning("cache %s unavailable (%s: %s)", level.name, type(exc).__name__, exc)
+            entry = None
+            if self._usable(level):
+                try:
+                    entry = await level.get(kind, key, accept)
+                    self._answered(level)
+                except Exception as exc:  # a level that fails is a miss, never a failed read
+                    self._failed(level, exc)
+            if entry is not None and entry.fetched_at < self._trusted_from.get(level.name, 0):
+                level.stats.stale += 1  # stored before an outage: invalidations were missed
                 entry = None
             if self.on_lookup is not None:
                 self.on_lookup(level.name, entry is not None)
@@ -175,11 +183,35 @@ class StateCache:
 
     # --- writes --------------------------------------------------------------------
 
+    def _usable(self, level: Level) -> bool:
+        until = self._down.get(level.name)
+        return until is None or time.monotonic() >= until
+
+    def _failed(self, level: Level, exc: Exception) -> None:
+        if level.name not in self._down:
+            log.warning(
+                "cache %s (%s) unavailable (%s: %s); reads skip it until it answers",
+                level.name,
+                level.type,
+                type(exc).__name__,
+                exc,
+            )
+        self._down[level.name] = time.monotonic() + _RETRY_S
+
+    def _answered(self, level: Level) -> None:
+        if self._down.pop(level.name, None) is not None:
+            # Invalidations may have been missed meanwhile: older entries are refused.
+            self._trusted_from[level.name] = time.time()
+            log.warning("cache %s (%s) available again", level.name, level.type)
+
     async def _put_one(self, level: Level, kind: Kind[Any], key: str, entry: Cached[Any]) -> None:
+        if not self._usable(level):
+            return
         try:
             await level.put(kind, key, entry)
+            self._answered(level)
         except Exception as exc:
-            log.warning("cache %s unavailable (%s: %s)", level.name, type(exc).__name__, exc)
+            self._failed(level, exc)
 
     async def put(self, kind: Kind[Any], key: str, entry: Cached[Any]) -> None:
         """Store ``entry`` in every level (each keeps a newer version it already has)."""
@@ -199,10 +231,13 @@ class StateCache:
             self._count += 1
             self._invalidated.put(k, self._count)
         for level in self.levels:
+            if not self._usable(level):
+                continue  # entries older than its return are refused (_answered)
             try:
                 await level.delete(keys)
+                self._answered(level)
             except Exception as exc:
-                log.warning("cache %s unavailable (%s: %s)", level.name, type(exc).__name__, exc)
+                self._failed(level, exc)
 
     async def wrote(self, kind: Kind[Any], key: str, position: Position) -> None:
         """This process wrote ``key`` at ``position``: drop it now (``on_write``), and with
