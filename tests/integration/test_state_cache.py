@@ -300,3 +300,41 @@ async def test_connect_builds_the_configured_levels_and_reads_through_them(
     with pytest.raises(orchestrator.NotConnected, match="REDIS_URL"):
         async with orchestrator.connect(config=config, environ=env):
             pass
+
+
+async def test_redis_killed_mid_test_never_serves_a_missed_invalidation(
+    stack: Stack, redis_url: str, devstack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.state.cache import cache as cache_module
+
+    if devstack.redis is None:
+        pytest.skip("REDIS_URL names an external Redis: it cannot be killed here")
+    monkeypatch.setattr(cache_module, "_RETRY_S", 0.0)
+    levels = (("l2", "redis", 1_000_000, 3600.0),)
+    writer = StateManager(stack.runtime)
+    await writer.set_variable("ns", "killed", "v1")
+    await stack.runtime.wait_for(stack.runtime.written())
+    a = cached_runtime(stack, "a", levels=levels, redis_url=redis_url)
+    b = cached_runtime(stack, "b", levels=levels, redis_url=redis_url)
+    async with a, b:
+        await a.start_cache(stack.dsn)
+        await b.start_cache(stack.dsn)
+        assert (await StateManager(a).get_variable("ns", "killed")).value == "v1"  # type: ignore[union-attr]
+        await devstack.redis.kill()  # AOF fsync always: the v1 entry survives
+        try:
+            await writer.set_variable("ns", "killed", "v2")
+            await stack.runtime.wait_for(stack.runtime.written())
+            for _ in range(100):  # both listeners tried (and failed) to drop the entry
+                if a.cache._missed and b.cache._missed:
+                    break
+                await asyncio.sleep(0.05)
+            down = await StateManager(b).get_variable("ns", "killed")
+            assert down is not None and down.value == "v2"  # from the read model
+        finally:
+            await devstack.redis.resume()
+        back = await StateManager(b).get_variable("ns", "killed")
+        assert back is not None and back.value == "v2"  # the surviving v1 is refused
+    c = cached_runtime(stack, "c", levels=levels, redis_url=redis_url)
+    async with c:  # a process that never saw the outage: the missed delete was replayed
+        fresh = await StateManager(c).get_variable("ns", "killed")
+        assert fresh is not None and fresh.value == "v2"

@@ -101,6 +101,7 @@ class StateCache:
         self._background: set[asyncio.Task[Any]] = set()
         self._down: dict[str, float] = {}  # level name -> monotonic time to retry it
         self._trusted_from: dict[str, float] = {}  # level name -> wall time it came back
+        self._missed: dict[str, set[Key]] = {}  # level name -> deletes that failed
         self.on_lookup: Callable[[str, bool], None] | None = None
         """Called with (level name, hit) for every lookup: the metrics' hook."""
 
@@ -136,7 +137,7 @@ class StateCache:
             if self._usable(level):
                 try:
                     entry = await level.get(kind, key, accept)
-                    self._answered(level)
+                    await self._answered(level)
                 except Exception as exc:  # a level that fails is a miss, never a failed read
                     self._failed(level, exc)
             if entry is not None and entry.fetched_at < self._trusted_from.get(level.name, 0):
@@ -198,18 +199,35 @@ class StateCache:
             )
         self._down[level.name] = time.monotonic() + _RETRY_S
 
-    def _answered(self, level: Level) -> None:
-        if self._down.pop(level.name, None) is not None:
-            # Invalidations may have been missed meanwhile: older entries are refused.
-            self._trusted_from[level.name] = time.time()
-            log.warning("cache %s (%s) available again", level.name, level.type)
+    async def _answered(self, level: Level) -> None:
+        if self._down.pop(level.name, None) is None:
+            return
+        # Invalidations were missed meanwhile: entries from before are refused here, and
+        # the deletes that failed are made now (a server with persistence kept them).
+        self._trusted_from[level.name] = time.time()
+        missed = self._missed.pop(level.name, set())
+        log.warning(
+            "cache %s (%s) available again; %d missed invalidations replayed",
+            level.name,
+            level.type,
+            len(missed),
+        )
+        if missed:
+            try:
+                if len(missed) > _TRACKED:
+                    await level.clear()
+                else:
+                    await level.delete(missed)
+            except Exception as exc:
+                self._missed[level.name] = missed
+                self._failed(level, exc)
 
     async def _put_one(self, level: Level, kind: Kind[Any], key: str, entry: Cached[Any]) -> None:
         if not self._usable(level):
             return
         try:
             await level.put(kind, key, entry)
-            self._answered(level)
+            await self._answered(level)
         except Exception as exc:
             self._failed(level, exc)
 
@@ -232,12 +250,19 @@ class StateCache:
             self._invalidated.put(k, self._count)
         for level in self.levels:
             if not self._usable(level):
-                continue  # entries older than its return are refused (_answered)
+                self._miss(level, keys)
+                continue
             try:
                 await level.delete(keys)
-                self._answered(level)
+                await self._answered(level)
             except Exception as exc:
+                self._miss(level, keys)
                 self._failed(level, exc)
+
+    def _miss(self, level: Level, keys: list[Key]) -> None:
+        """Remember deletes a level missed (beyond ``_TRACKED``: clear it on return)."""
+        missed = self._missed.setdefault(level.name, set())
+        missed.update(keys[: max(0, _TRACKED + 1 - len(missed))])
 
     async def wrote(self, kind: Kind[Any], key: str, position: Position) -> None:
         """This process wrote ``key`` at ``position``: drop it now (``on_write``), and with
