@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -72,3 +73,29 @@ class Position:
             return cls(topic2, int(partition), int(rest))
         except ValueError as exc:
             raise ValueError(f"malformed position token {token!r}: {exc}") from None
+
+
+def merge_positions(positions: Iterable[Position]) -> list[Position]:
+    """The highest offset per (topic, partition), sorted."""
+    best: dict[tuple[str, int], int] = {}
+    for p in positions:
+        key = (p.topic, p.partition)
+        if p.offset > best.get(key, -1):
+            best[key] = p.offset
+    return [Position(t, p, o) for (t, p), o in sorted(best.items())]
+
+
+def session_token(positions: Iterable[Position]) -> str:
+    """A causal session's token: the newest of ``positions`` per partition, ``,``-joined
+    position tokens (what the API's ``Orchestrator-Session`` header carries)."""
+    return ",".join(p.token() for p in merge_positions(positions))
+
+
+def parse_session(token: str | None) -> list[Position]:
+    """The positions of a :func:`session_token` or a single position token
+    (``ValueError`` if malformed)."""
+    if not token:
+        return []
+    return merge_positions(
+        Position.parse(part.strip()) for part in token.split(",") if part.strip()
+    )

@@ -106,6 +106,25 @@ def restore(
     _show(result, render, as_json)
 
 
+@app.command("cache")
+def cache(
+    executions: int = typer.Option(200, help="Executions in the read model."),
+    tasks: int = typer.Option(10, help="Tasks per execution (state size)."),
+    samples: int = typer.Option(5000, help="Reads measured per level."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Latest-state read p50/p99 from L1, L2 (Redis), L3 (disk) and uncached, with RSS."""
+    try:
+        from orchestrator.bench.cache import render, run_cache_bench
+    except ModuleNotFoundError as exc:  # bench/ ships with the source tree, not the wheel
+        raise typer.BadParameter(
+            f"{exc}: run from a source checkout (the repository root on PYTHONPATH)"
+        ) from exc
+
+    result = asyncio.run(run_cache_bench(executions=executions, tasks=tasks, samples=samples))
+    _show(result, render, as_json)
+
+
 @app.command("append")
 def append(
     events: int = typer.Option(100_000, help="Events appended in the timed run."),

@@ -171,6 +171,7 @@ class App:
             encrypt=plan.snapshots.encrypt,
         )
         self._cleanup.append(runtime.close)
+        await runtime.start_cache(plan.dsn, plan.connect_timeout)
         if opts.configure_process:
             state_runtime.configure(runtime)
             lease_defaults.configure(pool, store=coordination)

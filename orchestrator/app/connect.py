@@ -158,6 +158,12 @@ class Connection:
             )
         except PlanError as exc:
             raise NotConnected(f"orchestrator.connect: {exc}") from None
+        cache = plan.state.cache
+        if any(level.type == "redis" for level in cache.levels) and not cache.redis_url:
+            raise NotConnected(
+                "orchestrator.connect: caching has a redis level: set REDIS_URL "
+                "(e.g. redis://127.0.0.1:6379/0)"
+            )
         if endpoints.s3_endpoint_url is not None:
             await self._make_buckets(endpoints, plan)
         app = App(plan, settings, self._options, endpoints=endpoints)

@@ -11,14 +11,10 @@ setting                                            becomes
   ``factor`` / ``min_replicas``                    replication factor / ``min.insync.replicas``
                                                    (producer acks=all); capped at the broker
                                                    count when ``max_replication`` is given (dev)
-``...synchronization.strategy``                    ``App.state_manager()`` reads: ``strong``
-                                                   waits for every write of this process,
-                                                   ``causal`` for the manager's own writes and
-                                                   the positions it was shown, ``eventual``
-                                                   for nothing
-``...synchronization.conflict_resolution``         ``last_write_wins``: shared-variable writes
-                                                   without an expected version; ``reject``:
-                                                   a write expects the version last read
+``...synchronization.strategy``                    ``StateSettings.sync``: what every read
+  ``conflict_resolution`` / ``sync_interval``      reflects (``orchestrator.state.sync``)
+``caching``                                        ``StateSettings.cache``: the levels before
+                                                   the read model (``orchestrator.app.caching``)
 ``state_management.event_store.topics``            topic names; ``partitions``: partitions
 ``state_management.event_store.retention``         ``retention.ms`` (days) and
                                                    ``retention.bytes`` (size / partitions)
@@ -59,6 +55,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from orchestrator.app.caching import cache_config_from, sync_policy_from
 from orchestrator.app.topics import topics_from
 from orchestrator.commands.ports import UserDataSettings
 from orchestrator.commands.shared import SharedSettings
@@ -360,19 +357,19 @@ def plan_app(
     writer = WriterSettings(
         lease_ttl=lease_ttl_for(policies.recovery), user_data=_user_data(settings, notes)
     )
+    cache = cache_config_from(
+        settings, environ=environ or {}, data_dir=data_dir, dsn=dsn, projection=projection_name
+    )
     state = StateSettings(
         node_id=node_id,
         projection=projection,
         writer=writer,
         shared=SharedSettings(user_data=writer.user_data),
+        sync=sync_policy_from(settings),
+        cache=cache,
     )
     snapshots, blobs, storage_notes = _storage(settings, data_dir, s3_endpoint)
     notes.extend(storage_notes)
-    if settings.caching.levels:
-        notes.append(
-            "caching: reads come from the PostgreSQL read models (kept current by "
-            "NOTIFY); the cache levels are not built"
-        )
     sync = settings.distributed.synchronization
     return AppPlan(
         dsn=dsn,

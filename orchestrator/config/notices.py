@@ -63,18 +63,6 @@ RULES: tuple[Rule, ...] = (
         when=lambda v: v in ("consul", "zookeeper"),
     ),
     Rule(
-        ("distributed", "synchronization", "replication", "sync_interval"),
-        UNNECESSARY + "Kafka replicates every write before acknowledging it (acks=all, "
-        "min.insync.replicas = min_replicas); there is no periodic sync to time",
-        refuse=False,
-    ),
-    Rule(
-        ("caching",),
-        UNNECESSARY + "reads come from PostgreSQL read models kept current by NOTIFY "
-        "(and streamed over SSE); no cache levels are run, so these settings are not used",
-        refuse=False,
-    ),
-    Rule(
         ("state_management", "config", "compression"),
         "accepted with a substitution: snapshots are compressed with zstd (the "
         "`compression` block sets its level); gzip is not implemented",

@@ -45,6 +45,7 @@ from orchestrator.state.errors import (
 )
 from orchestrator.state.runtime import StateRuntime, current_runtime, current_task, task_scope
 from orchestrator.state.sealed import decode_value
+from orchestrator.state.sync import Session, parse_session
 
 __all__ = [
     "CheckpointInfo",
@@ -56,7 +57,18 @@ __all__ = [
     "task_scope",
 ]
 
-Consistency = Literal["eventual", "strong"]
+Consistency = Literal["eventual", "strong", "causal"]
+
+
+async def _honour(
+    rt: StateRuntime, consistency: Consistency | None, session: Session | str | None
+) -> None:
+    """Wait for what ``consistency`` (None: the configured strategy) needs, as every read
+    path does (``orchestrator.state.sync``); a causal ``session`` learns nothing here."""
+    if isinstance(session, str):
+        session = Session(seen={(p.topic, p.partition): p.offset for p in parse_session(session)})
+    need = rt.sync.need(consistency, process_writes=rt.written(), session=session)
+    await rt.wait_for(need.positions)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,17 +180,18 @@ async def list(
     pipeline_id: str | None = None,
     execution_id: str | None = None,
     *,
-    consistency: Consistency = "strong",
+    consistency: Consistency | None = "strong",
     runtime: StateRuntime | None = None,
+    session: Session | str | None = None,
 ) -> builtins.list[CheckpointInfo]:
     """Checkpoints of a pipeline and/or execution, oldest first.
 
     ``consistency="strong"`` (the default here) first waits until the read model has
-    applied this process's own writes, so a checkpoint just saved is listed.
+    applied this process's own writes, so a checkpoint just saved is listed; ``causal``
+    waits for ``session`` (a ``Session`` or token); ``None``: the configured strategy.
     """
     rt = runtime or current_runtime("checkpoint.list")
-    if consistency == "strong":
-        await rt.wait_for(rt.written())
+    await _honour(rt, consistency, session)
     table = rt.read_model.tables.checkpoints
     order = "sequence" if execution_id is not None else "created_at, execution_id, sequence"
     rows = await rt.pool.fetch(
@@ -222,8 +235,9 @@ def _loads(text: str | None) -> Any:
 async def restore(
     checkpoint_id: str,
     *,
-    consistency: Consistency = "strong",
+    consistency: Consistency | None = "strong",
     runtime: StateRuntime | None = None,
+    session: Session | str | None = None,
 ) -> RestoredCheckpoint:
     """The execution's state at the checkpoint and its data (blob fetched and verified).
 
@@ -232,8 +246,7 @@ async def restore(
     data was erased (``orchestrator-state executions erase``).
     """
     rt = runtime or current_runtime("checkpoint.restore")
-    if consistency == "strong":
-        await rt.wait_for(rt.written())
+    await _honour(rt, consistency, session)
     tables = rt.read_model.tables
     row = await rt.pool.fetchrow(
         f"SELECT execution_id, sequence, created_at FROM {tables.checkpoints}"

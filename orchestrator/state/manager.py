@@ -1,11 +1,23 @@
 """``StateManager``: reads of pipeline, task and shared state, and shared-state writes.
 
-Reads come from the read-model tables (what the projection committed). By default a
-read returns what is there now (``consistency="eventual"``); ``"strong"`` first waits
-until the read model has applied every write this manager made, and every write of
-its runtime (this process's writers, checkpoints, batches: read-your-writes),
-and ``position=`` (a :class:`Position` or its token) waits for that write. Writes
-return the position of their event.
+Reads come from the read-model tables (what the projection committed), through the
+runtime's state cache when ``caching`` configures levels. What a read must reflect is
+decided in one place, ``orchestrator.state.sync``, from ``consistency`` (default: the
+configured ``synchronization.strategy``):
+
+* ``"strong"``: every write this manager and its runtime made (read-your-writes);
+* ``"causal"``: this manager's session: its own writes and every position it has seen
+  (its reads, and tokens from elsewhere: :meth:`observe`; pass :meth:`session_token`
+  to another process or to the API's ``Orchestrator-Session`` header);
+* ``"eventual"``: what is there now, cached for at most ``sync_interval``.
+
+``position=`` (a :class:`Position`, its token or a session token) waits for that write
+whatever the strategy. Writes return the position of their event.
+
+``conflict_resolution``: ``last_write_wins`` writes a variable without a version check
+unless ``expected_version`` is given (compare-and-set); ``reject`` makes every write
+without ``expected_version`` expect the version this manager last read (0 if it never
+read it), so a concurrent write in between is refused with ``StaleExpectedVersion``.
 """
 
 from __future__ import annotations
@@ -18,11 +30,13 @@ from typing import Any, Literal
 from orchestrator.commands.lock import LockInfo, list_locks
 from orchestrator.events.crypto import namespace_scope
 from orchestrator.events.envelope import Position
-from orchestrator.events.state import ExecutionState, SharedVariable, TaskState
+from orchestrator.events.state import ExecutionState, NamespaceState, SharedVariable, TaskState
+from orchestrator.state.cache import EXECUTION, NAMESPACE
 from orchestrator.state.errors import StateNotFound
 from orchestrator.state.runtime import StateRuntime, current_runtime, current_task
+from orchestrator.state.sync import ReadNeed, Session
 
-Consistency = Literal["eventual", "strong"]
+Consistency = Literal["eventual", "strong", "causal"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,21 +52,53 @@ class SharedStateView:
 
 
 class StateManager:
-    """The seed's ``StateManager``; ``runtime`` defaults to the configured one."""
+    """The seed's ``StateManager``; ``runtime`` defaults to the configured one,
+    ``strategy`` and ``conflict_resolution`` to the runtime's ``synchronization``."""
 
-    def __init__(self, runtime: StateRuntime | None = None) -> None:
+    def __init__(
+        self,
+        runtime: StateRuntime | None = None,
+        *,
+        strategy: Consistency | None = None,
+        conflict_resolution: str | None = None,
+        session: Session | str | None = None,
+    ) -> None:
         self._runtime = runtime
+        self._strategy = strategy
+        self._conflict = conflict_resolution
         self._written: dict[tuple[str, int], int] = {}
+        self.session = session if isinstance(session, Session) else Session()
+        if isinstance(session, str):
+            self.session.observe(session)
+        self._versions: dict[tuple[str, str], int] = {}
 
     @property
     def runtime(self) -> StateRuntime:
         return self._runtime or current_runtime("StateManager")
+
+    @property
+    def strategy(self) -> Consistency:
+        return self._strategy or self.runtime.sync.strategy
+
+    @property
+    def conflict_resolution(self) -> str:
+        return self._conflict or self.runtime.sync.conflict_resolution
 
     # --- consistency ---------------------------------------------------------------
 
     def written(self) -> list[Position]:
         """The latest position this manager wrote, per partition."""
         return [Position(t, p, o) for (t, p), o in sorted(self._written.items())]
+
+    def observe(self, position: Position | str) -> None:
+        """Make this session depend on ``position`` (a position, its token, or another
+        session's token): later ``causal`` reads reflect it."""
+        self.session.observe(position)
+
+    def session_token(self) -> str:
+        """What this session has seen and written, for another process or the API."""
+        self.session.observe(self.written())
+        return self.session.token()
 
     def _record(self, position: Position) -> Position:
         key = (position.topic, position.partition)
@@ -65,35 +111,38 @@ class StateManager:
         parsed = [p if isinstance(p, Position) else Position.parse(p) for p in positions]
         await self.runtime.wait_for(parsed)
 
-    async def _consistent(self, consistency: Consistency, position: Position | str | None) -> None:
-        if consistency not in ("eventual", "strong"):
-            raise ValueError(f"consistency must be 'eventual' or 'strong', not {consistency!r}")
-        if position is not None:
-            await self.wait_for([position])
-        if consistency == "strong":
-            await self.wait_for([*self.written(), *self.runtime.written()])
+    def _need(self, consistency: Consistency | None, position: Position | str | None) -> ReadNeed:
+        rt = self.runtime
+        return rt.sync.need(
+            consistency or self.strategy,
+            process_writes=[*self.written(), *rt.written()],
+            own_writes=self.written(),
+            session=self.session,
+            position=position,
+        )
 
     # --- pipeline and task state ---------------------------------------------------
 
     async def get_pipeline_state(
         self,
         execution_id: str,
-        consistency: Consistency = "eventual",
+        consistency: Consistency | None = None,
         position: Position | str | None = None,
     ) -> ExecutionState:
         """The execution's state (``state.status``, ``state.tasks``...); ``StateNotFound``
         if the read model has no such execution."""
-        await self._consistent(consistency, position)
-        state = await self.runtime.read_model.load_execution(execution_id)
-        if state is None:
+        need = self._need(consistency, position)
+        entry = await self.runtime.cache.read(EXECUTION, execution_id, need)
+        if entry is None:
             raise StateNotFound("execution", execution_id)
+        state: ExecutionState = entry.value
         return state
 
     async def get_task_state(
         self,
         execution_id: str,
         task_id: str,
-        consistency: Consistency = "eventual",
+        consistency: Consistency | None = None,
         position: Position | str | None = None,
     ) -> TaskState:
         """One task's state, its claim-checked inputs/outputs fetched and verified, sealed
@@ -114,13 +163,15 @@ class StateManager:
         self,
         namespace: str,
         name: str,
-        consistency: Consistency = "eventual",
+        consistency: Consistency | None = None,
         position: Position | str | None = None,
     ) -> SharedVariable | None:
         """The variable (value fetched if claim-checked, decrypted if sealed), ``None`` if
         absent or deleted."""
-        await self._consistent(consistency, position)
-        var = await self.runtime.shared.get(namespace, name)
+        ns = await self._namespace(namespace, consistency, position)
+        found = ns.variables.get(name)
+        var = None if found is None or found.deleted else found
+        self._versions[(namespace, name)] = 0 if var is None else var.version
         if var is None:
             return var
         scope = namespace_scope(namespace)
@@ -139,6 +190,8 @@ class StateManager:
     ) -> Position:
         """Set a variable; with ``expected_version`` only if it is still that version
         (0: only if it does not exist). ``updated_by`` defaults to the running task."""
+        if self.conflict_resolution == "reject" and expected_version is None:
+            expected_version = self._versions.get((namespace, name), 0)
         task = current_task()
         position = await self.runtime.shared.set(
             namespace,
@@ -149,7 +202,25 @@ class StateManager:
             immutable=immutable,
             updated_by=updated_by or (task.task_id if task else None),
         )
-        return self._record(position)
+        self._versions.pop((namespace, name), None)
+        if expected_version is not None:
+            self._versions[(namespace, name)] = expected_version + 1
+        return await self._wrote(namespace, position)
+
+    async def _wrote(self, namespace: str, position: Position) -> Position:
+        self._record(position)
+        await self.runtime.cache.wrote(NAMESPACE, namespace, position)
+        return position
+
+    async def _namespace(
+        self, namespace: str, consistency: Consistency | None, position: Position | str | None
+    ) -> NamespaceState:
+        entry = await self.runtime.cache.read(
+            NAMESPACE, namespace, self._need(consistency, position)
+        )
+        assert entry is not None  # a namespace always loads (maybe empty)
+        ns: NamespaceState = entry.value
+        return ns
 
     async def delete_variable(
         self,
@@ -167,18 +238,17 @@ class StateManager:
             expected_version=expected_version,
             deleted_by=deleted_by or (task.task_id if task else None),
         )
-        return self._record(position)
+        self._versions.pop((namespace, name), None)
+        return await self._wrote(namespace, position)
 
     async def get_shared_state(
         self,
         namespace: str,
-        consistency: Consistency = "eventual",
+        consistency: Consistency | None = None,
         position: Position | str | None = None,
     ) -> SharedStateView:
         """The namespace's live variables and locks, as the seed's ``shared_state``."""
-        await self._consistent(consistency, position)
-        rt = self.runtime
-        ns = await rt.read_model.load_namespace(namespace)
-        locks = await list_locks(rt.pool, prefix=f"{namespace}/")
+        ns = await self._namespace(namespace, consistency, position)
+        locks = await list_locks(prefix=f"{namespace}/", store=self.runtime.leases)
         live = {k: v for k, v in ns.variables.items() if not v.deleted}
         return SharedStateView(namespace=namespace, variables=live, locks=locks)

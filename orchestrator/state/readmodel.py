@@ -37,6 +37,27 @@ class PostgresReadModel:
         entry = found.get(execution_id)
         return None if entry is None else entry.state
 
+    async def load_execution_entry(
+        self, execution_id: str
+    ) -> tuple[ExecutionState, Position | None] | None:
+        """The execution's state and the position of the last event applied to it."""
+        async with self.pool.acquire() as conn:
+            found = await self._store.load_executions(conn, [execution_id])
+        entry = found.get(execution_id)
+        if entry is None:
+            return None
+        last = entry.last_position
+        return entry.state, None if last is None else Position(*last)
+
+    async def watermarks(self) -> dict[tuple[str, int], int]:
+        """The next offset this projection will apply, per (topic, partition): every event
+        before it is readable."""
+        rows = await self.pool.fetch(
+            "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = $1",
+            self.settings.name,
+        )
+        return {(r["topic"], r["partition"]): int(r["next_offset"]) for r in rows}
+
     async def load_namespace(self, namespace: str) -> NamespaceState:
         rows = await self.pool.fetch(
             f"SELECT * FROM {self.tables.shared_variables} WHERE namespace = $1 ORDER BY name",

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import importlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,9 +36,11 @@ from orchestrator.events.topics import TopicsConfig, TopicSpec
 from orchestrator.events.userdata import BlobStore
 from orchestrator.projections import PostgresDataKeys
 from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.state.cache import CacheConfig, InvalidationListener, StateCache, open_cache
 from orchestrator.state.errors import NotConfigured, NoWriter
 from orchestrator.state.readmodel import PostgresReadModel
 from orchestrator.state.sealed import open_mapping, open_value
+from orchestrator.state.sync import SyncPolicy
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,10 @@ class StateSettings:
     writer: WriterSettings = field(default_factory=WriterSettings)
     shared: SharedSettings = field(default_factory=SharedSettings)
     read_timeout: float = 30.0
+    sync: SyncPolicy = field(default_factory=SyncPolicy)
+    """``distributed.synchronization``: what every read of this runtime must reflect."""
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    """``caching``: the levels in front of the read model (none: no cache)."""
 
 
 class StateRuntime:
@@ -96,6 +103,13 @@ class StateRuntime:
         )
         self.writers: dict[str, ExecutionWriter] = {}
         self._written: dict[tuple[str, int], int] = {}
+        self.sync = self.settings.sync
+        self.cache: StateCache = open_cache(
+            self.settings.cache, self.read_model, self.settings.read_timeout
+        )
+        self.cache.local_writer = self._local_write
+        self.cache.on_lookup = _cache_metrics_hook()
+        self._listener: InvalidationListener | None = None
         self._owned = False
         # Presence is PostgreSQL's way to see a holder's death before its ttl; on etcd a
         # dead holder's keep-alives stop and its leases lapse by themselves.
@@ -154,6 +168,17 @@ class StateRuntime:
         runtime._owned = True
         return runtime
 
+    def _local_write(self, key: tuple[str, str]) -> Position | None:
+        writer = self.writers.get(key[1]) if key[0] == "execution" else None
+        return None if writer is None else writer.last_position
+
+    async def start_cache(self, dsn: str, connect_timeout: float = 10.0) -> None:
+        """Listen for what the log applied (``invalidation.broadcast``) on ``dsn``."""
+        if not self.cache.levels or not self.cache.policy.broadcast or self._listener:
+            return
+        self._listener = InvalidationListener(self.cache, dsn, connect_timeout=connect_timeout)
+        await self._listener.start()
+
     async def close(self) -> None:
         """Close the writers (releasing their leases), then what :meth:`connect` opened."""
         writers, self.writers = list(self.writers.values()), {}
@@ -161,6 +186,10 @@ class StateRuntime:
             await writer.close()
         if self._presence is not None:
             await self._presence.stop()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.stop()
+        await self.cache.close()
         if self._owned:
             self._owned = False
             try:
@@ -277,6 +306,17 @@ class StateRuntime:
         """Wait until the read model has applied every one of ``positions``."""
         limit = self.settings.read_timeout if timeout is None else timeout
         await asyncio.gather(*(self.read_model.wait_for(p, limit) for p in positions))
+
+
+def _cache_metrics_hook() -> Callable[[str, bool], None] | None:
+    """``events.metrics.record_cache_request`` (``cache_hit_rate``) when that module
+    exists: the metrics registry is built in parallel with the cache."""
+    try:
+        module = importlib.import_module("orchestrator.events.metrics")
+    except ImportError:
+        return None
+    hook: Callable[[str, bool], None] | None = getattr(module, "record_cache_request", None)
+    return hook
 
 
 # --- the process's runtime and the running task ---------------------------------------

@@ -16,20 +16,23 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, Header, HTTPException, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
-from orchestrator.events.envelope import Position
+from orchestrator.events.envelope import Position, parse_session, session_token
 from orchestrator.projections.api._listener import StateChangeListener
 from orchestrator.projections.api._metrics import ApiMetrics
-from orchestrator.projections.api._params import parse_position
+from orchestrator.projections.api._params import invalid, parse_position
 from orchestrator.projections.api._queries import Queries
 from orchestrator.projections.api.errors import ReadModelBehind
 from orchestrator.projections.api.settings import ApiSettings
 from orchestrator.projections.positions import applied_offset
 
 Dependency = Callable[..., Awaitable[None]]
+SESSION_HEADER = "Orchestrator-Session"
+"""A causal session token (``orchestrator.state.sync``): in, positions the read waits
+for; out, those and what the response reflects (send it empty to start a session)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,16 @@ def make_read_barrier(settings: ApiSettings) -> Dependency:
 
     async def read_barrier(
         ctx: Context,
+        response: Response,
+        session: Annotated[
+            str | None,
+            Header(
+                alias=SESSION_HEADER,
+                description="Causal session token (`topic:partition:offset`, comma-"
+                "separated): the read waits until every position is applied; the response "
+                "carries the token extended by what it reflects.",
+            ),
+        ] = None,
         position: Annotated[
             str | None,
             Query(
@@ -120,11 +133,26 @@ def make_read_barrier(settings: ApiSettings) -> Dependency:
             ),
         ] = None,
     ) -> None:
-        if position is None:
-            return
-        target = parse_position(position)
+        targets = [] if position is None else [parse_position(position)]
+        try:
+            seen = parse_session(session)
+        except ValueError as exc:
+            error = invalid(SESSION_HEADER, str(exc), session)
+            error.errors()[0]["loc"] = ("header", SESSION_HEADER)
+            raise error from None
         budget = settings.wait_default_ms if wait_ms is None else wait_ms
-        if not await wait_for_position(ctx, target, budget / 1000):
-            raise ReadModelBehind(position, budget)
+        for target in [*targets, *seen]:
+            if not await wait_for_position(ctx, target, budget / 1000):
+                raise ReadModelBehind(target.token(), budget)
+        if session is not None:  # read before the route's query: it reflects at least this
+            applied = await ctx.pool.fetch(
+                "SELECT topic, partition, next_offset FROM projection_offsets"
+                " WHERE projection = $1 AND next_offset > 0",
+                ctx.settings.projection,
+            )
+            reflected = [
+                Position(r["topic"], r["partition"], r["next_offset"] - 1) for r in applied
+            ]
+            response.headers[SESSION_HEADER] = session_token([*seen, *targets, *reflected])
 
     return read_barrier
