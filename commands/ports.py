@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from orchestrator.commands.errors import CommandError
 from orchestrator.commands.leases import Lease, default_margin
+from orchestrator.events import CompressionAlgorithm as Algorithm
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import step, step_shared
 from orchestrator.events.state import ExecutionState, NamespaceState
@@ -108,12 +109,15 @@ class Leases(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserDataSettings:
-    """How opaque user data is encoded: zstd above ``compress_threshold`` bytes of JSON,
-    into the blob store above ``claim_check_threshold`` bytes."""
+    """How opaque user data is encoded: compressed with ``algorithm`` above
+    ``compress_threshold`` bytes of JSON (``exclude_fields`` kept out of it), into the
+    blob store above ``claim_check_threshold`` bytes."""
 
     compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD
     claim_check_threshold: int = DEFAULT_CLAIM_CHECK_THRESHOLD
     compression_level: int = 3
+    algorithm: Algorithm = "zstd"
+    exclude_fields: tuple[str, ...] = ()
 
 
 class _NeedsBlobStore(Exception):
@@ -136,6 +140,8 @@ async def encode_value(
         "compress_threshold": settings.compress_threshold,
         "claim_check_threshold": settings.claim_check_threshold,
         "compression_level": settings.compression_level,
+        "algorithm": settings.algorithm,
+        "exclude_fields": settings.exclude_fields,
     }
     if isinstance(value, UserData):
         return value

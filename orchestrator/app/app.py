@@ -298,7 +298,7 @@ class App:
                 server_side_encryption="aws:kms" if sp.sse_kms or sp.kms_key else None,
                 kms_key_id=sp.kms_key,
             )
-        return open_store(sp.store_url)
+        return open_store(sp.store_url, file_format=sp.file_format)
 
     async def _start_snapshotter(self) -> None:
         from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
@@ -308,6 +308,7 @@ class App:
             compress=sp.compress,
             level=sp.level,
             min_size=sp.min_size,
+            algorithm=sp.algorithm,
             encrypt=sp.encrypt,
             keys=KeyRing.from_env() if sp.encrypt else None,
         )

@@ -12,9 +12,10 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from orchestrator.config.kafka_security import KafkaSecurityConfig
+from orchestrator.events import check_level
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?B)\s*$", re.IGNORECASE)
 _UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
@@ -64,7 +65,7 @@ class FilesystemBackend(_Model):
 
     base_path: str = ".orchestrator-state/snapshots"
     format: Literal["json", "msgpack", "pickle"] = "json"
-    compression: Literal["gzip", "zstd", "none"] = "zstd"
+    compression: Literal["none", "zstd", "gzip", "lz4", "snappy"] = "zstd"
     organization: FilesystemOrganization = FilesystemOrganization()
 
 
@@ -341,10 +342,20 @@ class Selective(_Model):
 
 
 class Compression(_Model):
+    """User data, blobs and snapshots (``orchestrator.events.compression``)."""
+
     enabled: bool = True
     algorithm: Literal["zstd", "gzip", "lz4", "snappy"] = "zstd"
-    level: int = Field(3, ge=1, le=22)
+    level: int = Field(3, ge=1, le=22, description="zstd 1-22, gzip 1-9; lz4/snappy: none")
     selective: Selective = Selective()
+
+    @field_validator("level")
+    @classmethod
+    def _level_fits(cls, level: int, info: ValidationInfo) -> int:
+        problem = check_level(info.data.get("algorithm", "zstd"), level)
+        if problem is not None:
+            raise ValueError(problem)
+        return level
 
 
 KNOWN_METRICS = (

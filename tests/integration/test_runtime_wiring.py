@@ -91,7 +91,9 @@ def test_filesystem_backend_organizes_snapshots_and_retention() -> None:
     assert (plan.snapshots.layout.by_pipeline, plan.snapshots.layout.by_date) == (True, True)
     assert plan.snapshots.retention.retention_days == 30
     assert plan.blobs is not None and plan.blobs.root == "/var/lib/orchestrator/state/blobs"
-    assert any("gzip" in note for note in plan.notes)
+    # format and compression act on the files: a JSON envelope, gzip-compressed snapshots
+    assert (plan.snapshots.file_format, plan.snapshots.algorithm) == ("json", "gzip")
+    assert plan.snapshots.compress and not plan.notes
 
 
 def test_automatic_checkpointing_becomes_the_runtime_and_snapshot_policies() -> None:
@@ -150,7 +152,9 @@ def test_compression_sets_user_data_and_snapshot_compression() -> None:
     user_data = plan.state.writer.user_data
     assert (user_data.compress_threshold, user_data.compression_level) == (1024, 3)
     assert (plan.snapshots.level, plan.snapshots.min_size) == (3, 1024)
-    assert any("exclude_fields" in note for note in plan.notes)
+    assert (user_data.algorithm, plan.snapshots.algorithm) == ("zstd", "zstd")
+    assert user_data.exclude_fields == ("metadata", "small_values")
+    assert not any("exclude_fields" in note for note in plan.notes)
 
 
 async def topic_configs(bootstrap: str, topic: str) -> Mapping[str, str]:
