@@ -19,6 +19,13 @@ from orchestrator.projections.errors import (
     ProjectionError,
     RebuildError,
 )
+from orchestrator.projections.indexes import (
+    DEFAULT_INDEXES,
+    IndexConfigError,
+    IndexState,
+    ensure_indexes,
+    index_status,
+)
 from orchestrator.projections.migrate import (
     MigrationStatus,
     TableNames,
@@ -43,12 +50,15 @@ from orchestrator.projections.store import (
 )
 
 __all__ = [
+    "DEFAULT_INDEXES",
     "OFFSETS_CHANNEL",
     "SHARED_CHANGES_CHANNEL",
     "STATE_CHANGES_CHANNEL",
     "SWAPPED_CHANNEL",
     "DeadLetterNotFound",
     "DeadLetterRow",
+    "IndexConfigError",
+    "IndexState",
     "MigrationStatus",
     "ProcessorFailed",
     "ProjectionError",
@@ -62,6 +72,8 @@ __all__ = [
     "Rebuilder",
     "TableNames",
     "applied_offset",
+    "ensure_indexes",
+    "index_status",
     "list_dead_letters",
     "migrate",
     "migration_status",

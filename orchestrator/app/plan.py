@@ -79,6 +79,7 @@ from orchestrator.events import CompressionAlgorithm, check_level
 from orchestrator.events.limits import InputLimits
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity, KafkaSecurityError
 from orchestrator.events.topics import TopicsConfig
+from orchestrator.projections import DEFAULT_INDEXES
 from orchestrator.projections.migrate import TableNames
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 from orchestrator.runtime.orchestrator import Policies
@@ -152,6 +153,8 @@ class AppPlan:
     kafka_security: KafkaSecurity = PLAINTEXT
     """SASL / TLS of every Kafka client the app opens."""
     notes: tuple[str, ...] = ()
+    indexes: tuple[str, ...] = DEFAULT_INDEXES
+    """Columns of the state tables to index (postgresql ``indexes``), made by migrate."""
     connect_timeout: float = 10.0
     """Seconds each connection attempt (PostgreSQL, Kafka) may take before failing."""
 
@@ -162,7 +165,7 @@ class AppPlan:
     @property
     def table_names(self) -> TableNames:
         t = self.projection.tables
-        return TableNames(t.pipeline_states, t.task_states, t.checkpoints)
+        return TableNames(t.pipeline_states, t.task_states, t.checkpoints, indexes=self.indexes)
 
 
 def lease_ttl_for(recovery: RecoveryPolicy) -> float:
@@ -346,7 +349,7 @@ def plan_app(
     notes: list[str] = []
     backend = settings.backend()
     tables = ReadModelTables()
-    pool_size = 10
+    pool_size, indexes = 10, DEFAULT_INDEXES
     if isinstance(backend, PostgresBackend):
         s = backend.schema_
         tables = replace(
@@ -356,6 +359,7 @@ def plan_app(
             checkpoints=s.checkpoints,
         )
         pool_size = backend.pool_size
+        indexes = tuple(backend.indexes)
         dsn = dsn or backend.connection_string
     if not dsn:
         raise PlanError(
@@ -406,6 +410,7 @@ def plan_app(
         bootstrap=bootstrap,
         supports_idempotence=supports_idempotence,
         pool_size=pool_size,
+        indexes=indexes,
         topics=topics,
         projection=projection,
         state=state,

@@ -81,12 +81,18 @@ class PostgresBackend(_Model):
     connection_string: str | None = None
     pool_size: int = Field(10, ge=1, le=500)
     schema_: PostgresSchema = Field(PostgresSchema(), alias="schema")
-    indexes: list[Literal["pipeline_id", "execution_id", "status", "created_at"]] = [
-        "pipeline_id",
-        "execution_id",
-        "status",
-        "created_at",
-    ]
+    indexes: list[str] = Field(
+        ["pipeline_id", "execution_id", "status", "created_at"],
+        description="columns of the state tables to index; checked against them by migrate",
+    )
+
+    @field_validator("indexes")
+    @classmethod
+    def _column_names(cls, columns: list[str]) -> list[str]:
+        for column in columns:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", column):
+                raise ValueError(f"{column!r} is not a column name ([a-z_][a-z0-9_]*)")
+        return columns
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
