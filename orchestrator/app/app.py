@@ -258,7 +258,7 @@ class App:
         ep = self.endpoints
         return make_client(
             endpoint_url=endpoint_url,
-            region=ep.s3_region,
+            region=self.plan.s3_region or ep.s3_region,
             access_key=ep.s3_access_key,
             secret_key=ep.s3_secret_key,
         )

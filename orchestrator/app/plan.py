@@ -155,6 +155,9 @@ class AppPlan:
     notes: tuple[str, ...] = ()
     indexes: tuple[str, ...] = DEFAULT_INDEXES
     """Columns of the state tables to index (postgresql ``indexes``), made by migrate."""
+    s3_region: str | None = None
+    """The s3 backend's ``region`` when set: every S3 client the app builds uses it
+    (over ``AWS_DEFAULT_REGION``)."""
     connect_timeout: float = 10.0
     """Seconds each connection attempt (PostgreSQL, Kafka) may take before failing."""
 
@@ -411,6 +414,9 @@ def plan_app(
         supports_idempotence=supports_idempotence,
         pool_size=pool_size,
         indexes=indexes,
+        s3_region=backend.region
+        if isinstance(backend, S3Backend) and "region" in backend.model_fields_set
+        else None,
         topics=topics,
         projection=projection,
         state=state,

@@ -20,9 +20,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from orchestrator.app import App, AppOptions, AppPlan, plan_app
-from orchestrator.config import load_config, load_config_file
+from orchestrator.config import ConfigError, load_config, load_config_file
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.runtime import Pipeline
+from orchestrator.state import S3BlobStore
 
 SEED = Path(__file__).parents[2] / "examples" / "seed"
 DAYS = 86_400_000
@@ -232,3 +233,33 @@ distributed:
     assert configs["min.insync.replicas"] == "1"  # min_replicas 2, capped at the 1 broker here
     assert configs["retention.ms"] == str(30 * DAYS)
     assert configs["retention.bytes"] == str(100 * 1024**3 // 2)
+
+
+def test_s3_region_reaches_every_client_the_app_builds() -> None:
+    from orchestrator.app import App
+
+    settings = load_config(
+        "state_management:\n  backend: s3\n  config:\n    bucket: b\n    region: eu-west-3\n",
+        "<test>",
+    ).settings
+    plan = plan_app(settings, bootstrap="kafka:9092", dsn="postgresql://db/x", node_id="n1")
+    assert plan.s3_region == "eu-west-3"
+    app = App(plan, settings)
+    snapshots = app._open_snapshot_store()
+    blobs = app._blob_store()
+    assert snapshots._client.meta.region_name == "eu-west-3"  # type: ignore[attr-defined]
+    assert isinstance(blobs, S3BlobStore) and blobs.client.meta.region_name == "eu-west-3"
+    # Not set: the environment's region (AWS_DEFAULT_REGION, else us-east-1) is used.
+    unset = load_config("state_management:\n  backend: s3\n  config:\n    bucket: b\n", "<t>")
+    plan = plan_app(unset.settings, bootstrap="k:1", dsn="postgresql://d/x", node_id="n")
+    assert plan.s3_region is None
+
+
+def test_pattern_event_sourcing_is_accepted_and_anything_else_refused_by_name() -> None:
+    assert load_config("state_management:\n  pattern: event_sourcing\n", "<t>").settings
+    for other in ("crud", "cqrs", "state_store"):
+        with pytest.raises(ConfigError) as info:
+            load_config(f"state_management:\n  pattern: {other}\n", "<t>")
+        [issue] = info.value.issues
+        assert issue.option == "state_management.pattern"
+        assert "event_sourcing" in str(info.value)
