@@ -263,3 +263,23 @@ def test_pattern_event_sourcing_is_accepted_and_anything_else_refused_by_name() 
         [issue] = info.value.issues
         assert issue.option == "state_management.pattern"
         assert "event_sourcing" in str(info.value)
+
+
+def test_filesystem_format_and_compression_reach_the_store_and_codec(tmp_path: Path) -> None:
+    from orchestrator.snapshots import FilesystemSnapshotStore
+
+    settings = load_config(
+        f"state_management:\n  backend: filesystem\n  config:\n    base_path: {tmp_path}\n"
+        "    format: msgpack\n    compression: lz4\n",
+        "<test>",
+    ).settings
+    plan = plan_app(settings, bootstrap="kafka:9092", dsn="postgresql://db/x", node_id="n1")
+    store = App(plan, settings)._open_snapshot_store()
+    assert isinstance(store, FilesystemSnapshotStore) and store.file_format == "msgpack"
+    assert (plan.snapshots.algorithm, plan.snapshots.compress) == ("lz4", True)
+    off = load_config(
+        "state_management:\n  backend: filesystem\n  config:\n    compression: none\n", "<t>"
+    ).settings
+    assert not plan_app(
+        off, bootstrap="k:1", dsn="postgresql://d/x", node_id="n"
+    ).snapshots.compress
