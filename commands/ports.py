@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from orchestrator.commands.errors import CommandError
 from orchestrator.commands.leases import Lease, default_margin
+from orchestrator.events import CompressionAlgorithm as Algorithm
 from orchestrator.events.crypto import DataKeySource, Sealer
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import step, step_shared
@@ -109,13 +110,16 @@ class Leases(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserDataSettings:
-    """How opaque user data is encoded: zstd above ``compress_threshold`` bytes of JSON,
-    into the blob store above ``claim_check_threshold`` bytes; sealed with the scope's
-    data key from ``data_keys`` when that is set (encryption on)."""
+    """How opaque user data is encoded: compressed with ``algorithm`` above
+    ``compress_threshold`` bytes of JSON (``exclude_fields`` kept out of it), into the
+    blob store above ``claim_check_threshold`` bytes; sealed with the scope's data key
+    from ``data_keys`` when that is set (encryption on)."""
 
     compress_threshold: int = DEFAULT_COMPRESS_THRESHOLD
     claim_check_threshold: int = DEFAULT_CLAIM_CHECK_THRESHOLD
     compression_level: int = 3
+    algorithm: Algorithm = "zstd"
+    exclude_fields: tuple[str, ...] = ()
     data_keys: DataKeySource | None = None
 
 
@@ -144,6 +148,8 @@ async def encode_value(
         "compress_threshold": settings.compress_threshold,
         "claim_check_threshold": settings.claim_check_threshold,
         "compression_level": settings.compression_level,
+        "algorithm": settings.algorithm,
+        "exclude_fields": settings.exclude_fields,
     }
     if isinstance(value, UserData):
         return value

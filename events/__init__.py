@@ -7,6 +7,17 @@ this package imports nothing of ours.
 from orchestrator.events._kafka import why_unreachable as why_kafka_unreachable
 from orchestrator.events.catalogue import PAYLOAD_TYPES, Payload
 from orchestrator.events.codec import EventCodec, default_codec
+from orchestrator.events.compression import ALGORITHMS as COMPRESSION_ALGORITHMS
+from orchestrator.events.compression import Algorithm as CompressionAlgorithm
+from orchestrator.events.compression import (
+    CompressionError,
+    Compressor,
+    check_level,
+    decompress,
+    inspect,
+    pack,
+    unpack,
+)
 from orchestrator.events.consumer import (
     ConsumerSettings,
     DecodedRecord,
@@ -72,6 +83,7 @@ from orchestrator.events.userdata import (
 )
 
 __all__ = [
+    "COMPRESSION_ALGORITHMS",
     "DEFAULT_PIPELINE_TOPIC",
     "DEFAULT_SHARED_TOPIC",
     "PAYLOAD_TYPES",
@@ -80,6 +92,9 @@ __all__ = [
     "BlobRef",
     "BlobStore",
     "CheckpointRef",
+    "CompressionAlgorithm",
+    "CompressionError",
+    "Compressor",
     "ConsumerSettings",
     "DataKeySource",
     "DecodeError",
@@ -124,8 +139,10 @@ __all__ = [
     "UserDataErased",
     "UserDataError",
     "apply",
+    "check_level",
     "decode_records",
     "decode_user_data",
+    "decompress",
     "default_codec",
     "default_upcasters",
     "describe_topics",
@@ -135,9 +152,12 @@ __all__ = [
     "ensure_topics",
     "ensure_topics_report",
     "fold",
+    "inspect",
+    "pack",
     "register_upcaster",
     "step",
     "step_shared",
+    "unpack",
     "upcaster",
     "user_state_upcaster",
     "why_kafka_unreachable",

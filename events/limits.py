@@ -4,7 +4,7 @@ Every reader of the log (processor, snapshotter, restore, replay, check) decodes
 the same codec and limits, so a record over a limit gets the same verdict everywhere:
 it is not an event (``DecodeError`` naming the limit), never an exception further on
 and never an allocation of whatever size the record claims. The checks run before
-anything large is allocated: the record's length before decoding, a zstd frame's
+anything large is allocated: the record's length before decoding, a compressed payload's
 declared content size before decompressing it.
 
 Identifiers (execution, pipeline, task, checkpoint ids, namespaces, variable names) end
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.events.errors import OrchestratorStateError
-from orchestrator.events.userdata import UserData, zstd_content_size
+from orchestrator.events.userdata import UserData, declared_size
 
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 """Kafka's own default ``message.max.bytes`` (about 1 MiB)."""
@@ -171,7 +171,7 @@ def _data_problem(value: Any, where: str, limits: InputLimits) -> str | None:
         return None
     if value.encoding == "json_zstd" and value.inline is not None:
         try:
-            size = zstd_content_size(value.inline)
+            size = declared_size(value.inline)
         except OrchestratorStateError:
             size = 0  # corrupt, or no declared size: the fold refuses it (a verdict)
         if size > limits.max_user_data_bytes:

@@ -1,11 +1,19 @@
 """Opaque user data: task inputs and outputs, context, checkpoint data, variable values.
 
-The system never looks inside user data. It travels as JSON bytes, zstd-compressed
-above ``compress_threshold``; above ``claim_check_threshold`` the bytes go to a blob
-store and the event carries only a :class:`BlobRef` (uri, sha256, size), so Kafka
-messages stay small. Reading a reference back verifies the sha256. With encryption on,
-the (compressed) bytes are sealed with the execution's data key before they are inlined
-or stored as a blob (``events.crypto``: compress, then encrypt; open, then decompress).
+The system never looks inside user data. It travels as JSON bytes, compressed above
+``compress_threshold`` with the configured algorithm (``events.compression``: zstd,
+gzip, lz4 or snappy, named in the payload so any setting reads any other; encoding
+``json_zstd`` means "a compressed payload", a name kept for the schema's sake); above
+``claim_check_threshold`` the bytes go to a blob store and the event carries only a
+:class:`BlobRef` (uri, sha256, size), so Kafka messages stay small. Reading a
+reference back verifies the sha256. With encryption on, the (compressed) bytes are
+sealed with the execution's data key before they are inlined or stored as a blob
+(``events.crypto``: compress, then encrypt; open, then decompress).
+
+``exclude_fields`` (the seed's ``compression.selective.exclude_fields``): those
+top-level keys of a mapping stay outside the compressed part, as plain JSON at the
+front of the payload (readable without inflating anything, and not spent CPU on);
+the rest is compressed when it alone is above the threshold.
 """
 
 from __future__ import annotations
@@ -15,8 +23,13 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import zstandard
-
+from orchestrator.events.compression import (
+    Algorithm,
+    CompressionError,
+    inspect,
+    pack,
+    unpack,
+)
 from orchestrator.events.crypto import (
     KeyLookup,
     Sealer,
@@ -82,6 +95,8 @@ def encode_user_data(
     claim_check_threshold: int = DEFAULT_CLAIM_CHECK_THRESHOLD,
     blob_store: BlobStore | None = None,
     compression_level: int = 3,
+    algorithm: Algorithm = "zstd",
+    exclude_fields: tuple[str, ...] = (),
     sealer: Sealer | None = None,
 ) -> UserData:
     """Encode a JSON-able value for an event, compressing and claim-checking by size;
@@ -89,8 +104,14 @@ def encode_user_data(
     raw = _json_bytes(value)
     encoding: Encoding = "json"
     body = raw
-    if len(raw) > compress_threshold:
-        body = zstandard.ZstdCompressor(level=compression_level).compress(raw)
+    kept = _excluded(value, exclude_fields)
+    if kept is not None:
+        rest = _json_bytes({k: v for k, v in value.items() if k not in kept})
+        if len(rest) > compress_threshold:
+            body = _pack(algorithm, rest, compression_level, _json_bytes(kept))
+            encoding = "json_zstd"
+    elif len(raw) > compress_threshold:
+        body = _pack(algorithm, raw, compression_level)
         encoding = "json_zstd"
     if sealer is not None:
         body = sealer.seal(body)
@@ -106,15 +127,28 @@ def encode_user_data(
     return UserData(encoding=encoding, inline=body)
 
 
-def zstd_content_size(body: bytes) -> int:
-    """The decompressed size a zstd frame declares; ``UserDataError`` if it declares none."""
+def _excluded(value: Any, exclude_fields: tuple[str, ...]) -> dict[str, Any] | None:
+    """The top-level entries ``exclude_fields`` keeps out of compression, if any."""
+    if not exclude_fields or not isinstance(value, dict):
+        return None
+    kept = {k: value[k] for k in exclude_fields if k in value}
+    return kept or None
+
+
+def _pack(algorithm: Algorithm, raw: bytes, level: int, prefix: bytes = b"") -> bytes:
     try:
-        size = zstandard.frame_content_size(body)
-    except zstandard.ZstdError as exc:
-        raise UserDataError(f"user data is corrupt (json_zstd): {exc}") from exc
-    if size < 0:
-        raise UserDataError("user data is corrupt (json_zstd): the frame declares no size")
-    return int(size)
+        return pack(algorithm, raw, level, prefix)
+    except CompressionError as exc:
+        raise UserDataError(f"user data cannot be compressed: {exc.reason}") from exc
+
+
+def declared_size(body: bytes) -> int:
+    """The decompressed size a compressed payload declares (any algorithm), read from its
+    header alone; ``UserDataError`` if the payload is corrupt or declares none."""
+    try:
+        return inspect(body).total
+    except CompressionError as exc:
+        raise UserDataError(f"user data is corrupt (json_zstd): {exc.reason}") from exc
 
 
 def has_nul_escape(raw: bytes) -> bool:
@@ -137,31 +171,45 @@ def _decode_body(
 
     Sealed bytes are opened first (``keys``; ``UserDataErased`` if the key is deleted).
 
-    A zstd frame is decompressed only after its declared size was checked against the
-    limit, and into at most that many bytes: a small bomb never allocates its claim."""
+    A compressed payload (any algorithm) is inflated only after its declared size was
+    checked against the limit, and into at most that many bytes: a small bomb never
+    allocates its claim."""
     limit = CEILING_USER_DATA_BYTES if max_bytes is None else max_bytes
     if is_sealed(body):
         body = unseal(body, keys)
     if encoding == "json_zstd":
-        size = zstd_content_size(body)
+        size = declared_size(body)
         if size > limit:
             raise UserDataError(f"user data of {size} bytes decompressed is over the limit {limit}")
         try:
-            raw = zstandard.ZstdDecompressor().decompress(body, max_output_size=max(size, 1))
-        except zstandard.ZstdError as exc:
-            raise UserDataError(f"user data is corrupt (json_zstd): {exc}") from exc
+            prefix, raw = unpack(body, limit)
+        except CompressionError as exc:
+            raise UserDataError(f"user data is corrupt (json_zstd): {exc.reason}") from exc
+        if prefix:
+            return _merge(_loads(prefix, encoding), _loads(raw, encoding), encoding)
     elif encoding == "json":
         raw = body
     else:
         raise UserDataError(f"user data has an unknown encoding {encoding!r}")
     if len(raw) > limit:
         raise UserDataError(f"user data of {len(raw)} bytes is over the limit {limit}")
+    return _loads(raw, encoding)
+
+
+def _loads(raw: bytes, encoding: str) -> Any:
     if has_nul_escape(raw):
         raise UserDataError(f"user data ({encoding}) holds a NUL character (\\u0000)")
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise UserDataError(f"user data is corrupt ({encoding}): {type(exc).__name__}") from exc
+
+
+def _merge(kept: Any, rest: Any, encoding: str) -> dict[str, Any]:
+    """The mapping split by ``exclude_fields``, whole again (keys sorted, as written)."""
+    if not isinstance(kept, dict) or not isinstance(rest, dict) or kept.keys() & rest.keys():
+        raise UserDataError(f"user data is corrupt ({encoding}): its two parts do not merge")
+    return dict(sorted({**kept, **rest}.items()))
 
 
 def decode_user_data(

@@ -20,6 +20,13 @@ from orchestrator.projections.errors import (
     ProjectionError,
     RebuildError,
 )
+from orchestrator.projections.indexes import (
+    DEFAULT_INDEXES,
+    IndexConfigError,
+    IndexState,
+    ensure_indexes,
+    index_status,
+)
 from orchestrator.projections.migrate import (
     MigrationStatus,
     TableNames,
@@ -44,6 +51,7 @@ from orchestrator.projections.store import (
 )
 
 __all__ = [
+    "DEFAULT_INDEXES",
     "OFFSETS_CHANNEL",
     "SHARED_CHANGES_CHANNEL",
     "STATE_CHANGES_CHANNEL",
@@ -51,6 +59,8 @@ __all__ = [
     "DeadLetterNotFound",
     "DeadLetterRow",
     "EraseResult",
+    "IndexConfigError",
+    "IndexState",
     "MigrationStatus",
     "PostgresDataKeys",
     "ProcessorFailed",
@@ -65,6 +75,8 @@ __all__ = [
     "Rebuilder",
     "TableNames",
     "applied_offset",
+    "ensure_indexes",
+    "index_status",
     "list_dead_letters",
     "migrate",
     "migration_status",

@@ -15,6 +15,8 @@ from importlib import resources
 
 import asyncpg
 
+from orchestrator.projections.indexes import DEFAULT_INDEXES, ensure_indexes
+
 log = logging.getLogger(__name__)
 
 # Any constant will do; it only has to be the same for every process of this product.
@@ -30,6 +32,8 @@ class TableNames:
     pipeline_states: str = "public.pipeline_states"
     task_states: str = "public.task_states"
     checkpoints: str = "public.checkpoints"
+    indexes: tuple[str, ...] = DEFAULT_INDEXES
+    """The seed's ``indexes``: columns of these tables to index (``projections.indexes``)."""
 
     def __post_init__(self) -> None:
         for field, value in (
@@ -91,6 +95,9 @@ async def migrate(conn: asyncpg.Connection, tables: TableNames | None = None) ->
             )
             applied.append(name)
             log.info("applied migration %s", name)
+        for index in await ensure_indexes(conn, tables or TableNames()):
+            if index.state == "created":
+                log.info("created index %s on %s (%s)", index.index, index.table, index.column)
     return applied
 
 

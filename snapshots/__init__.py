@@ -1,12 +1,13 @@
 """Snapshots: the snapshotter, stores, codec, restore and retention (design §5).
 
 A snapshot is one execution's folded state at a known sequence and Kafka position,
-Avro-encoded, zstd-compressed above a size, optionally AES-256-GCM encrypted, stored
-under a deterministic key and indexed in PostgreSQL. Restore = newest usable snapshot
-at or before the target + the archived events after it, folded: always equal to the
-full fold. ``S3SnapshotStore`` (``snapshots.s3``), the PostgreSQL adapters
-(``snapshots.postgres``) and the snapshotter (``snapshots.snapshotter``) import their
-drivers, so they are imported from their modules, not from here.
+Avro-encoded, compressed above a size (zstd, gzip, lz4 or snappy), optionally
+AES-256-GCM encrypted, stored under a deterministic key and indexed in PostgreSQL.
+Restore = newest usable snapshot at or before the target + the archived events after
+it, folded: always equal to the full fold. ``S3SnapshotStore`` (``snapshots.s3``), the
+PostgreSQL adapters (``snapshots.postgres``) and the snapshotter
+(``snapshots.snapshotter``) import their drivers, so they are imported from their
+modules, not from here.
 """
 
 from orchestrator.snapshots.codec import (

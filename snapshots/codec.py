@@ -1,8 +1,10 @@
 """The snapshot codec: an execution state <-> the bytes of a snapshot object.
 
 Composed like Temporal's DataConverter from small frozen steps: an Avro converter
-(state <-> Avro bytes), optional zstd compression (only above ``min_size``, the seed's
-``compression.selective.min_size``), optional AES-256-GCM encryption. The object::
+(state <-> Avro bytes), optional compression (the seed's ``compression`` block: zstd,
+gzip, lz4 or snappy through ``events.compression``, only above ``min_size``), optional
+AES-256-GCM encryption. The header names the algorithm, so a snapshot written under one
+setting reads under any other. The object::
 
     b"OSNP" | format version (1 byte) | header length (u32, big-endian) | header (Avro)
     | CRC-32 of everything before it (u32) | body
@@ -26,11 +28,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastavro import schemaless_reader, schemaless_writer
 
+from orchestrator.events import (
+    CompressionAlgorithm,
+    CompressionError,
+    Compressor,
+    decompress,
+)
 from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState
 from orchestrator.snapshots._schema import (
@@ -50,7 +57,7 @@ _CRC = struct.Struct(">I")
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 
-Compression = Literal["none", "zstd"]
+Compression = Literal["none", "zstd", "gzip", "lz4", "snappy"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,33 +182,46 @@ class AvroStateConverter:
             raise SnapshotCorrupt(object_key, f"state does not decode: {exc}") from exc
 
 
+MAX_SNAPSHOT_BYTES = 4 * 1024**3
+"""No snapshot body inflates past this, whatever its header claims (the raw size is
+checked before anything is allocated, and the output is bounded by it)."""
+
+
 @dataclass(frozen=True, slots=True)
-class ZstdCompression:
-    """zstd at ``level``, applied only to bodies larger than ``min_size`` bytes."""
+class SnapshotCompression:
+    """``algorithm`` at ``level``, applied only to bodies larger than ``min_size`` bytes
+    (and kept only when it saves space)."""
 
     level: int = 3
     min_size: int = 1024
+    algorithm: CompressionAlgorithm = "zstd"
 
     def __post_init__(self) -> None:
-        if not 1 <= self.level <= 22:
-            raise SnapshotConfigError("compression.level", f"{self.level} is not in 1..22")
-        if self.min_size < 0:
-            raise SnapshotConfigError("compression.selective.min_size", "must be >= 0")
+        try:
+            Compressor(self.algorithm, self.level, self.min_size)
+        except ValueError as exc:
+            key, _, reason = str(exc).partition(" ")
+            raise SnapshotConfigError(key, reason) from None
 
     def compress(self, raw: bytes) -> tuple[Compression, bytes]:
-        if len(raw) <= self.min_size:
+        packer = Compressor(self.algorithm, self.level, self.min_size)
+        if not packer.wants(raw):
             return "none", raw
-        packed = zstandard.ZstdCompressor(level=self.level).compress(raw)
-        return ("zstd", packed) if len(packed) < len(raw) else ("none", raw)
+        packed = packer.compress(raw)
+        return (self.algorithm, packed) if len(packed) < len(raw) else ("none", raw)
+
+
+ZstdCompression = SnapshotCompression
+"""The name this step had when zstd was the only algorithm."""
 
 
 def _decompress(kind: Compression, body: bytes, raw_size: int, object_key: str) -> bytes:
     if kind == "none":
         return body
     try:
-        return zstandard.ZstdDecompressor().decompress(body, max_output_size=raw_size)
-    except zstandard.ZstdError as exc:
-        raise SnapshotCorrupt(object_key, f"body does not decompress: {exc}") from exc
+        return decompress(kind, body, raw_size, MAX_SNAPSHOT_BYTES)
+    except CompressionError as exc:
+        raise SnapshotCorrupt(object_key, f"body does not decompress: {exc.reason}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,10 +262,10 @@ def _decrypt(
 
 @dataclass(frozen=True, slots=True)
 class SnapshotCodec:
-    """Avro, then optional zstd, then optional AES-GCM: encode and check-and-decode."""
+    """Avro, then optional compression, then optional AES-GCM: encode and check-and-decode."""
 
     converter: AvroStateConverter = field(default_factory=AvroStateConverter)
-    compression: ZstdCompression | None = field(default_factory=ZstdCompression)
+    compression: SnapshotCompression | None = field(default_factory=SnapshotCompression)
     encryption: AesGcmEncryption | None = None
 
     def encode(
@@ -349,6 +369,7 @@ def codec_from_settings(
     min_size: int = 1024,
     encrypt: bool = False,
     keys: KeyRing | None = None,
+    algorithm: CompressionAlgorithm = "zstd",
 ) -> SnapshotCodec:
     """The codec the seed's ``checkpointing.storage`` and ``compression`` blocks describe.
 
@@ -360,6 +381,6 @@ def codec_from_settings(
             "true, but ORCHESTRATOR_SNAPSHOT_KEYS is not set",
         )
     return SnapshotCodec(
-        compression=ZstdCompression(level, min_size) if compress else None,
+        compression=SnapshotCompression(level, min_size, algorithm) if compress else None,
         encryption=AesGcmEncryption(keys) if encrypt and keys is not None else None,
     )

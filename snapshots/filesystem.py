@@ -4,6 +4,10 @@ A write goes to a temporary file in the target folder, is fsynced, renamed over 
 final name, and the folder is fsynced: after a crash the key holds the old object or
 the new one, never a torn file. Temporary files left by a crash start with ``.`` and
 are never listed; the next write of the same key replaces the object anyway.
+
+``file_format`` (the backend's ``config.format``: ``raw``, ``json`` or ``msgpack``)
+decides how each file lays its object out (``snapshots._fileformat``); every file
+says which layout it is in, so any store reads any file.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from orchestrator.snapshots.errors import SnapshotNotFound, SnapshotStoreError
+from orchestrator.snapshots._fileformat import FILE_FORMATS, FileFormat, unwrap, wrap
+from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotNotFound, SnapshotStoreError
 from orchestrator.snapshots.store import (
     Lifecycle,
     LifecycleReport,
@@ -29,8 +34,14 @@ _TRANSIENT = {errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ENOSPC, errno.EIO}
 class FilesystemSnapshotStore:
     """Objects as files under ``base_path``; keys are relative paths."""
 
-    def __init__(self, base_path: str | os.PathLike[str]) -> None:
+    def __init__(self, base_path: str | os.PathLike[str], file_format: FileFormat = "raw") -> None:
+        if file_format not in FILE_FORMATS:
+            raise SnapshotConfigError(
+                "state_management.config.format",
+                f"{file_format!r} is not one of json, msgpack (pickle would run code on load)",
+            )
         self.base_path = Path(base_path)
+        self.file_format = file_format
 
     @property
     def name(self) -> str:
@@ -49,19 +60,21 @@ class FilesystemSnapshotStore:
 
     async def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
+        content = wrap(data, self.file_format)
         try:
-            await asyncio.to_thread(_atomic_write, path, data)
+            await asyncio.to_thread(_atomic_write, path, content)
         except OSError as exc:
             raise self._error("put", key, exc) from exc
 
     async def get(self, key: str) -> bytes:
         path = self._path(key)
         try:
-            return await asyncio.to_thread(path.read_bytes)
+            content = await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             raise SnapshotNotFound(self.name, key) from None
         except OSError as exc:
             raise self._error("get", key, exc) from exc
+        return unwrap(content, key)
 
     async def delete(self, keys: Iterable[str]) -> None:
         paths = [(key, self._path(key)) for key in keys]

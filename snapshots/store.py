@@ -14,10 +14,13 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 from urllib.parse import quote
 
 from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotNotFound
+
+if TYPE_CHECKING:
+    from orchestrator.snapshots._fileformat import FileFormat
 
 logger = logging.getLogger(__name__)
 
@@ -204,9 +207,11 @@ def open_store(
     region: str | None = None,
     server_side_encryption: str | None = None,
     kms_key_id: str | None = None,
+    file_format: str = "raw",
 ) -> SnapshotStore:
     """The store a URL names, as the seed writes it: ``s3://bucket[/prefix]``,
-    ``file://path`` (or a plain path), ``memory://label``. S3 options apply to S3 only."""
+    ``file://path`` (or a plain path), ``memory://label``. S3 options apply to S3 only,
+    ``file_format`` (``raw``, ``json``, ``msgpack``) to the filesystem only."""
     if url.startswith("s3://"):
         from orchestrator.snapshots.s3 import S3SnapshotStore
 
@@ -227,7 +232,7 @@ def open_store(
         path = url.removeprefix("file://")
         if not path:
             raise SnapshotConfigError("snapshots.storage", f"{url!r} names no folder")
-        return FilesystemSnapshotStore(path)
+        return FilesystemSnapshotStore(path, cast("FileFormat", file_format))
     raise SnapshotConfigError(
         "snapshots.storage", f"{url!r}: expected s3://bucket[/prefix], file://path or memory://"
     )

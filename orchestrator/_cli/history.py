@@ -35,7 +35,7 @@ from orchestrator._cli._connect import kafka_reachable, pg_pool
 from orchestrator._cli._sealed import open_sealed
 from orchestrator._cli.topics import configured_security
 from orchestrator.config import load_config_file
-from orchestrator.config.models import PostgresBackend
+from orchestrator.config.models import PostgresBackend, S3Backend
 from orchestrator.debug import render
 from orchestrator.debug.debugger import StateDebugger
 from orchestrator.debug.diff import to_jsonable
@@ -93,6 +93,8 @@ class _Conn:
     s3_endpoint_url: str | None
     snapshots: bool
     security: KafkaSecurity = PLAINTEXT
+    s3_region: str | None = None
+    """The s3 backend's ``region`` from ``--config`` (else boto3's: AWS_DEFAULT_REGION)."""
 
 
 def parse_when(text: str, *, now: datetime | None = None) -> datetime:
@@ -121,7 +123,7 @@ def _resolve(
     pipeline_topic: str | None = None,
 ) -> _Conn:
     settings = ProjectionSettings(name=projection)
-    dsn = database_url
+    dsn, region = database_url, None
     if config is not None:
         loaded = load_config_file(config).settings
         topics = loaded.state_management.event_store.topics
@@ -129,6 +131,8 @@ def _resolve(
             settings, pipeline_topic=topics.pipeline_events, shared_topic=topics.shared_events
         )
         backend = loaded.backend()
+        if isinstance(backend, S3Backend) and "region" in backend.model_fields_set:
+            region = backend.region
         if isinstance(backend, PostgresBackend):
             s = backend.schema_
             settings = replace(
@@ -147,7 +151,7 @@ def _resolve(
         raise typer.Exit(2)
     security = configured_security(config) if bootstrap_servers else PLAINTEXT
     return _Conn(
-        dsn, bootstrap_servers, settings, store, s3_endpoint_url, not no_snapshots, security
+        dsn, bootstrap_servers, settings, store, s3_endpoint_url, not no_snapshots, security, region
     )
 
 
@@ -170,7 +174,9 @@ async def _debugger(conn: _Conn) -> AsyncIterator[StateDebugger]:
             projection=conn.projection,
             bootstrap_servers=conn.bootstrap,
             use_snapshots=conn.snapshots,
-            snapshot_store=open_store(conn.store, endpoint_url=conn.s3_endpoint_url)
+            snapshot_store=open_store(
+                conn.store, endpoint_url=conn.s3_endpoint_url, region=conn.s3_region
+            )
             if conn.store
             else None,
             s3_endpoint_url=conn.s3_endpoint_url,

@@ -1,4 +1,5 @@
-"""``orchestrator-state migrate``: apply the SQL migrations (``--status``: list them).
+"""``orchestrator-state migrate``: apply the SQL migrations (``--status``: list them,
+and the indexes the config's postgresql ``indexes`` asks for, with whether each exists).
 
 The database comes from ``--database-url`` / ``DATABASE_URL`` (or the config's
 ``connection_string``), table names from ``--config`` (the seed's postgresql
@@ -20,6 +21,7 @@ from orchestrator.app.connections import apply_migrations, open_pool
 from orchestrator.config import ConfigError, Settings, load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.projections import IndexState, index_status
 from orchestrator.projections.migrate import MigrationStatus, TableNames, migration_status
 
 
@@ -36,18 +38,21 @@ def _load(config: Path | None) -> tuple[TableNames, str | None]:
     backend = settings.backend()
     if isinstance(backend, PostgresBackend):
         s = backend.schema_
-        return TableNames(s.pipeline_states, s.task_states, s.checkpoints), (
-            backend.connection_string
+        tables = TableNames(
+            s.pipeline_states, s.task_states, s.checkpoints, indexes=tuple(backend.indexes)
         )
+        return tables, backend.connection_string
     return TableNames(), None
 
 
-async def _migrate(dsn: str, tables: TableNames, status: bool) -> tuple[list[str], Any]:
+async def _migrate(
+    dsn: str, tables: TableNames, status: bool
+) -> tuple[list[str], Any, list[IndexState]]:
     pool = await open_pool(dsn, max_size=1)
     try:
         applied = [] if status else await apply_migrations(pool, tables)
         async with pool.acquire() as conn:
-            return applied, await migration_status(conn)
+            return applied, await migration_status(conn), await index_status(conn, tables)
     finally:
         await pool.close()
 
@@ -72,11 +77,16 @@ def migrate(
         err.print("[bold red]error:[/] pass --database-url or set DATABASE_URL")
         raise typer.Exit(2)
     try:
-        applied, rows = asyncio.run(_migrate(dsn, tables, status))
+        applied, rows, indexes = asyncio.run(_migrate(dsn, tables, status))
     except (OrchestratorStateError, RuntimeError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     _show(rows, applied, as_json, status)
+    if status and not as_json and indexes:
+        table = Table("table", "column", "index (state_management.config.indexes)", "state")
+        for i in indexes:
+            table.add_row(i.table, i.column, i.index, i.state)
+        Console().print(table)
 
 
 def _show(rows: list[MigrationStatus], applied: list[str], as_json: bool, status: bool) -> None:

@@ -33,6 +33,7 @@ from orchestrator._cli._connect import kafka_reachable, pg_pool
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_security, configured_topics
+from orchestrator.app.plan import snapshot_encoding
 from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.config import Settings, load_config, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
@@ -45,7 +46,6 @@ from orchestrator.snapshots import (
     Lifecycle,
     Restorer,
     RetentionPolicy,
-    SnapshotConfigError,
     SnapshotPolicy,
     SnapshotStore,
     apply_plan,
@@ -108,6 +108,7 @@ class _Setup:
     topic: str
     dsn: str | None
     s3: S3Backend | None
+    file_format: str = "raw"
 
 
 def _load(config: Path | None) -> Settings:
@@ -127,8 +128,7 @@ def _setup(config: Path | None, store: str | None) -> _Setup:
         org = backend.organization
         layout = KeyLayout(by_pipeline=org.by_pipeline, by_date=org.by_date)
         retention_days = org.retention_days
-    if comp.enabled and comp.algorithm != "zstd":
-        raise SnapshotConfigError("compression.algorithm", "snapshots are compressed with zstd")
+    compress, algorithm, file_format = snapshot_encoding(s)
     s3 = backend if isinstance(backend, S3Backend) else None
     tables = TableNames()
     if isinstance(backend, PostgresBackend):
@@ -150,9 +150,10 @@ def _setup(config: Path | None, store: str | None) -> _Setup:
             retention_days=retention_days,
         ),
         codec=codec_from_settings(
-            compress=cp.storage.compress and comp.enabled,
+            compress=compress,
             level=comp.level,
             min_size=comp.selective.min_size,
+            algorithm=algorithm,
             encrypt=cp.storage.encrypt,
             keys=KeyRing.from_env(),
         ),
@@ -163,6 +164,7 @@ def _setup(config: Path | None, store: str | None) -> _Setup:
         topic=sm.event_store.topics.pipeline_events,
         dsn=backend.connection_string if isinstance(backend, PostgresBackend) else None,
         s3=s3,
+        file_format=file_format,
     )
 
 
@@ -174,6 +176,7 @@ def _store(setup: _Setup, endpoint_url: str | None) -> SnapshotStore:
         region=s3.region if s3 else None,
         kms_key_id=s3.encryption.kms_key if s3 and s3.encryption.enabled else None,
         server_side_encryption="aws:kms" if s3 and s3.encryption.enabled else None,
+        file_format=setup.file_format,
     )
 
 

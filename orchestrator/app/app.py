@@ -294,7 +294,7 @@ class App:
         ep = self.endpoints
         return make_client(
             endpoint_url=endpoint_url,
-            region=ep.s3_region,
+            region=self.plan.s3_region or ep.s3_region,
             access_key=ep.s3_access_key,
             secret_key=ep.s3_secret_key,
         )
@@ -350,7 +350,7 @@ class App:
                 server_side_encryption="aws:kms" if sp.sse_kms or sp.kms_key else None,
                 kms_key_id=sp.kms_key,
             )
-        return open_store(sp.store_url)
+        return open_store(sp.store_url, file_format=sp.file_format)
 
     async def _start_snapshotter(self) -> None:
         from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
@@ -360,6 +360,7 @@ class App:
             compress=sp.compress,
             level=sp.level,
             min_size=sp.min_size,
+            algorithm=sp.algorithm,
             encrypt=sp.encrypt,
             keys=KeyRing.from_env() if sp.encrypt else None,  # checked in _start
         )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -204,6 +205,8 @@ class Connection:
         from botocore.exceptions import BotoCoreError, ClientError
 
         s3 = endpoints.s3
+        if plan.s3_region:  # the s3 backend's region, over AWS_DEFAULT_REGION
+            s3 = dataclasses.replace(s3, region=plan.s3_region)
         client = s3.client()  # short connect/read timeouts, two attempts
 
         def make() -> None:

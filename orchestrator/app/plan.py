@@ -33,7 +33,7 @@ setting                                            becomes
                                                    memory: in-memory snapshot store
 ``checkpointing``                                  ``CheckpointPolicy`` of the runtime, and
                                                    the snapshotter's triggers
-``checkpointing.storage.compress`` / ``encrypt``   snapshot codec: zstd / AES-256-GCM (keys
+``checkpointing.storage.compress`` / ``encrypt``   snapshot codec: compression / AES-256-GCM (keys
                                                    from ``ORCHESTRATOR_SNAPSHOT_KEYS``)
 ``checkpointing.storage.retention``                ``RetentionPolicy`` applied by the app's
                                                    pruning loop (hourly)
@@ -41,9 +41,12 @@ setting                                            becomes
                                                    ``RecoveryPolicy`` (pipeline_crash,
                                                    node_failure, health_checks); execution
                                                    lease ttl = min(timeouts)/2 in [1, 30] s
-``compression``                                    user data (task I/O, checkpoint data):
-                                                   zstd ``level`` above ``selective.min_size``
-                                                   bytes; snapshots: same level and min_size
+``compression``                                    user data (task I/O, checkpoint data) and
+                                                   blobs: ``algorithm`` at ``level`` above
+                                                   ``selective.min_size`` bytes, with
+                                                   ``exclude_fields`` kept out; snapshots:
+                                                   same algorithm, level and min_size (a
+                                                   filesystem backend's ``compression`` wins)
 ``shared_state``                                   variables created at start when absent
 =================================================  =====================================
 """
@@ -69,9 +72,11 @@ from orchestrator.config.models import (
     Settings,
     parse_size,
 )
+from orchestrator.events import CompressionAlgorithm, check_level
 from orchestrator.events.limits import InputLimits
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity, KafkaSecurityError
 from orchestrator.events.topics import TopicsConfig
+from orchestrator.projections import DEFAULT_INDEXES
 from orchestrator.projections.migrate import TableNames
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 from orchestrator.runtime.orchestrator import Policies
@@ -83,6 +88,10 @@ from orchestrator.state.runtime import StateSettings
 _NEVER = 2**62  # a compression threshold no value reaches
 
 Consistency = Literal["strong", "eventual", "causal"]
+
+
+FileFormat = Literal["raw", "json", "msgpack"]
+"""How a filesystem store writes each snapshot file (see ``snapshots.filesystem``)."""
 
 
 class PlanError(ValueError):
@@ -111,6 +120,9 @@ class SnapshotPlan:
     compress: bool = True
     level: int = 3
     min_size: int = 1024
+    algorithm: CompressionAlgorithm = "zstd"
+    file_format: FileFormat = "raw"
+    """How a filesystem store writes its files (``config.format``); others ignore it."""
     encrypt: bool = False
     policy: SnapshotPolicy = field(default_factory=SnapshotPolicy)
     layout: KeyLayout = field(default_factory=KeyLayout)
@@ -138,6 +150,11 @@ class AppPlan:
     kafka_security: KafkaSecurity = PLAINTEXT
     """SASL / TLS of every Kafka client the app opens."""
     notes: tuple[str, ...] = ()
+    indexes: tuple[str, ...] = DEFAULT_INDEXES
+    """Columns of the state tables to index (postgresql ``indexes``), made by migrate."""
+    s3_region: str | None = None
+    """The s3 backend's ``region`` when set: every S3 client the app builds uses it
+    (over ``AWS_DEFAULT_REGION``)."""
     connect_timeout: float = 10.0
     """Seconds each connection attempt (PostgreSQL, Kafka) may take before failing."""
     etcd_endpoints: tuple[str, ...] = ()
@@ -150,7 +167,7 @@ class AppPlan:
     @property
     def table_names(self) -> TableNames:
         t = self.projection.tables
-        return TableNames(t.pipeline_states, t.task_states, t.checkpoints)
+        return TableNames(t.pipeline_states, t.task_states, t.checkpoints, indexes=self.indexes)
 
 
 def lease_ttl_for(recovery: RecoveryPolicy) -> float:
@@ -191,10 +208,6 @@ def policies_from(settings: Settings) -> Policies:
 
 def _user_data(settings: Settings, notes: list[str]) -> UserDataSettings:
     comp = settings.compression
-    if comp.algorithm != "zstd":
-        notes.append(f"compression.algorithm {comp.algorithm!r}: user data and snapshots use zstd")
-    if comp.selective.exclude_fields:
-        notes.append("compression.selective.exclude_fields: not used (values are compressed whole)")
     if not settings.checkpointing.storage.compress and comp.enabled:
         notes.append(
             "checkpointing.storage.compress false: snapshots are not compressed; checkpoint "
@@ -203,7 +216,31 @@ def _user_data(settings: Settings, notes: list[str]) -> UserDataSettings:
     return UserDataSettings(
         compress_threshold=comp.selective.min_size if comp.enabled else _NEVER,
         compression_level=comp.level,
+        algorithm=comp.algorithm,
+        exclude_fields=tuple(comp.selective.exclude_fields),
     )
+
+
+def snapshot_encoding(settings: Settings) -> tuple[bool, CompressionAlgorithm, FileFormat]:
+    """Whether snapshots are compressed, with which algorithm, and the file format.
+
+    The ``compression`` block decides, unless a filesystem backend sets its own
+    ``compression`` (``none`` turns it off); its ``format`` wraps each file (``raw``:
+    the snapshot object alone, for every other store)."""
+    comp, ck = settings.compression, settings.checkpointing
+    compress, algorithm = comp.enabled and ck.storage.compress, comp.algorithm
+    backend = settings.backend()
+    if not isinstance(backend, FilesystemBackend):
+        return compress, algorithm, "raw"
+    file_format: FileFormat = "msgpack" if backend.format == "msgpack" else "json"
+    if "compression" in backend.model_fields_set:
+        compress = backend.compression != "none" and ck.storage.compress
+        if backend.compression != "none":
+            algorithm = backend.compression
+            problem = check_level(algorithm, comp.level)
+            if problem is not None and compress:
+                raise PlanError(f"compression.level: {problem} (state_management.config)")
+    return compress, algorithm, file_format
 
 
 def _storage(
@@ -213,6 +250,7 @@ def _storage(
     backend = settings.backend()
     notes: list[str] = []
     layout, retention_days, lifecycle, kms, sse_kms = KeyLayout(), None, Lifecycle(), None, False
+    compress, algorithm, file_format = snapshot_encoding(settings)
     blobs: BlobPlan | None = None
     explicit = "storage" in sm.snapshots.model_fields_set
     url = sm.snapshots.storage
@@ -223,11 +261,6 @@ def _storage(
         base = Path(backend.base_path)
         url = url if explicit else f"file://{base}"
         blobs = BlobPlan(root=str(base / "blobs"))
-        if backend.format != "json" or backend.compression != "zstd":
-            notes.append(
-                f"filesystem format {backend.format!r} / compression {backend.compression!r}: "
-                "snapshots are Avro + zstd (the codec decides), not re-encoded"
-            )
     elif isinstance(backend, S3Backend):
         endpoint = backend.endpoint_url or s3_endpoint
         url = url if explicit else f"s3://{backend.bucket}/{backend.prefix.strip('/')}"
@@ -279,9 +312,11 @@ def _storage(
         endpoint_url=s3_endpoint if url.startswith("s3://") else None,
         sse_kms=sse_kms,
         kms_key=kms,
-        compress=comp.enabled and ck.storage.compress,
+        compress=compress,
         level=comp.level,
         min_size=comp.selective.min_size,
+        algorithm=algorithm,
+        file_format=file_format,
         encrypt=ck.storage.encrypt,
         policy=policy,
         layout=layout,
@@ -316,7 +351,7 @@ def plan_app(
     notes: list[str] = []
     backend = settings.backend()
     tables = ReadModelTables()
-    pool_size = 10
+    pool_size, indexes = 10, DEFAULT_INDEXES
     if isinstance(backend, PostgresBackend):
         s = backend.schema_
         tables = replace(
@@ -326,6 +361,7 @@ def plan_app(
             checkpoints=s.checkpoints,
         )
         pool_size = backend.pool_size
+        indexes = tuple(backend.indexes)
         dsn = dsn or backend.connection_string
     if not dsn:
         raise PlanError(
@@ -376,6 +412,10 @@ def plan_app(
         bootstrap=bootstrap,
         supports_idempotence=supports_idempotence,
         pool_size=pool_size,
+        indexes=indexes,
+        s3_region=backend.region
+        if isinstance(backend, S3Backend) and "region" in backend.model_fields_set
+        else None,
         topics=topics,
         projection=projection,
         state=state,

@@ -12,9 +12,10 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.config.kafka_security import KafkaSecurityConfig
+from orchestrator.events import check_level
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?B)\s*$", re.IGNORECASE)
 _UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
@@ -64,7 +65,7 @@ class FilesystemBackend(_Model):
 
     base_path: str = ".orchestrator-state/snapshots"
     format: Literal["json", "msgpack", "pickle"] = "json"
-    compression: Literal["gzip", "zstd", "none"] = "zstd"
+    compression: Literal["none", "zstd", "gzip", "lz4", "snappy"] = "zstd"
     organization: FilesystemOrganization = FilesystemOrganization()
 
 
@@ -80,12 +81,18 @@ class PostgresBackend(_Model):
     connection_string: str | None = None
     pool_size: int = Field(10, ge=1, le=500)
     schema_: PostgresSchema = Field(PostgresSchema(), alias="schema")
-    indexes: list[Literal["pipeline_id", "execution_id", "status", "created_at"]] = [
-        "pipeline_id",
-        "execution_id",
-        "status",
-        "created_at",
-    ]
+    indexes: list[str] = Field(
+        ["pipeline_id", "execution_id", "status", "created_at"],
+        description="columns of the state tables to index; checked against them by migrate",
+    )
+
+    @field_validator("indexes")
+    @classmethod
+    def _column_names(cls, columns: list[str]) -> list[str]:
+        for column in columns:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", column):
+                raise ValueError(f"{column!r} is not a column name ([a-z_][a-z0-9_]*)")
+        return columns
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -358,10 +365,20 @@ class Selective(_Model):
 
 
 class Compression(_Model):
+    """User data, blobs and snapshots (``orchestrator.events.compression``)."""
+
     enabled: bool = True
     algorithm: Literal["zstd", "gzip", "lz4", "snappy"] = "zstd"
-    level: int = Field(3, ge=1, le=22)
+    level: int = Field(3, ge=1, le=22, description="zstd 1-22, gzip 1-9; lz4/snappy: none")
     selective: Selective = Selective()
+
+    @field_validator("level")
+    @classmethod
+    def _level_fits(cls, level: int, info: ValidationInfo) -> int:
+        problem = check_level(info.data.get("algorithm", "zstd"), level)
+        if problem is not None:
+            raise ValueError(problem)
+        return level
 
 
 KNOWN_METRICS = (

@@ -63,35 +63,10 @@ RULES: tuple[Rule, ...] = (
         when=lambda v: v in ("consul", "zookeeper"),
     ),
     Rule(
-        ("state_management", "config", "compression"),
-        "accepted with a substitution: snapshots are compressed with zstd (the "
-        "`compression` block sets its level); gzip is not implemented",
-        refuse=False,
-        when=lambda v: v == "gzip",
-    ),
-    Rule(
-        ("compression", "algorithm"),
-        "accepted with a substitution: zstd is used; gzip is not implemented",
-        refuse=False,
-        when=lambda v: v == "gzip",
-    ),
-    Rule(
-        ("compression", "selective", "exclude_fields"),
-        "not implemented yet: the whole payload is compressed when above min_size",
-        refuse=False,
-        when=lambda v: bool(v),
-    ),
-    Rule(
         ("state_management", "config", "max_size"),
         "not implemented yet for the memory backend: snapshots in memory are not "
         "bounded or evicted, and persistence is not dumped to disk",
         refuse=False,
-    ),
-    Rule(
-        ("compression", "algorithm"),
-        UNSUPPORTED + "only 'zstd' and 'gzip' are implemented",
-        refuse=True,
-        when=lambda v: v in ("lz4", "snappy"),
     ),
 )
 

@@ -10,8 +10,8 @@ Used as the seed writes it::
 
 ``save`` appends ``CheckpointSaved`` through the running task's execution writer (the
 task scope, set by the orchestrator or :func:`task_scope`): it is fenced and ordered
-like every other event of the execution. Its data is JSON, zstd-compressed above a
-threshold and claim-checked into the blob store above 256 KiB (sha256-verified when
+like every other event of the execution. Its data is JSON, compressed (``compression.algorithm``)
+above a threshold and claim-checked into the blob store above 256 KiB (sha256-verified when
 read back). Metadata may hold datetimes (ISO 8601 strings once saved).
 
 ``restore`` rebuilds the execution's state *at* the checkpoint: the fold of the

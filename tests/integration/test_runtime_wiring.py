@@ -20,9 +20,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from orchestrator.app import App, AppOptions, AppPlan, plan_app
-from orchestrator.config import load_config, load_config_file
+from orchestrator.config import ConfigError, load_config, load_config_file
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.runtime import Pipeline
+from orchestrator.state import S3BlobStore
 
 SEED = Path(__file__).parents[2] / "examples" / "seed"
 DAYS = 86_400_000
@@ -91,7 +92,9 @@ def test_filesystem_backend_organizes_snapshots_and_retention() -> None:
     assert (plan.snapshots.layout.by_pipeline, plan.snapshots.layout.by_date) == (True, True)
     assert plan.snapshots.retention.retention_days == 30
     assert plan.blobs is not None and plan.blobs.root == "/var/lib/orchestrator/state/blobs"
-    assert any("gzip" in note for note in plan.notes)
+    # format and compression act on the files: a JSON envelope, gzip-compressed snapshots
+    assert (plan.snapshots.file_format, plan.snapshots.algorithm) == ("json", "gzip")
+    assert plan.snapshots.compress and not plan.notes
 
 
 def test_automatic_checkpointing_becomes_the_runtime_and_snapshot_policies() -> None:
@@ -150,7 +153,9 @@ def test_compression_sets_user_data_and_snapshot_compression() -> None:
     user_data = plan.state.writer.user_data
     assert (user_data.compress_threshold, user_data.compression_level) == (1024, 3)
     assert (plan.snapshots.level, plan.snapshots.min_size) == (3, 1024)
-    assert any("exclude_fields" in note for note in plan.notes)
+    assert (user_data.algorithm, plan.snapshots.algorithm) == ("zstd", "zstd")
+    assert user_data.exclude_fields == ("metadata", "small_values")
+    assert not any("exclude_fields" in note for note in plan.notes)
 
 
 async def topic_configs(bootstrap: str, topic: str) -> Mapping[str, str]:
@@ -228,3 +233,53 @@ distributed:
     assert configs["min.insync.replicas"] == "1"  # min_replicas 2, capped at the 1 broker here
     assert configs["retention.ms"] == str(30 * DAYS)
     assert configs["retention.bytes"] == str(100 * 1024**3 // 2)
+
+
+def test_s3_region_reaches_every_client_the_app_builds() -> None:
+    from orchestrator.app import App
+
+    settings = load_config(
+        "state_management:\n  backend: s3\n  config:\n    bucket: b\n    region: eu-west-3\n",
+        "<test>",
+    ).settings
+    plan = plan_app(settings, bootstrap="kafka:9092", dsn="postgresql://db/x", node_id="n1")
+    assert plan.s3_region == "eu-west-3"
+    app = App(plan, settings)
+    snapshots = app._open_snapshot_store()
+    blobs = app._blob_store()
+    assert snapshots._client.meta.region_name == "eu-west-3"  # type: ignore[attr-defined]
+    assert isinstance(blobs, S3BlobStore) and blobs.client.meta.region_name == "eu-west-3"
+    # Not set: the environment's region (AWS_DEFAULT_REGION, else us-east-1) is used.
+    unset = load_config("state_management:\n  backend: s3\n  config:\n    bucket: b\n", "<t>")
+    plan = plan_app(unset.settings, bootstrap="k:1", dsn="postgresql://d/x", node_id="n")
+    assert plan.s3_region is None
+
+
+def test_pattern_event_sourcing_is_accepted_and_anything_else_refused_by_name() -> None:
+    assert load_config("state_management:\n  pattern: event_sourcing\n", "<t>").settings
+    for other in ("crud", "cqrs", "state_store"):
+        with pytest.raises(ConfigError) as info:
+            load_config(f"state_management:\n  pattern: {other}\n", "<t>")
+        [issue] = info.value.issues
+        assert issue.option == "state_management.pattern"
+        assert "event_sourcing" in str(info.value)
+
+
+def test_filesystem_format_and_compression_reach_the_store_and_codec(tmp_path: Path) -> None:
+    from orchestrator.snapshots import FilesystemSnapshotStore
+
+    settings = load_config(
+        f"state_management:\n  backend: filesystem\n  config:\n    base_path: {tmp_path}\n"
+        "    format: msgpack\n    compression: lz4\n",
+        "<test>",
+    ).settings
+    plan = plan_app(settings, bootstrap="kafka:9092", dsn="postgresql://db/x", node_id="n1")
+    store = App(plan, settings)._open_snapshot_store()
+    assert isinstance(store, FilesystemSnapshotStore) and store.file_format == "msgpack"
+    assert (plan.snapshots.algorithm, plan.snapshots.compress) == ("lz4", True)
+    off = load_config(
+        "state_management:\n  backend: filesystem\n  config:\n    compression: none\n", "<t>"
+    ).settings
+    assert not plan_app(
+        off, bootstrap="k:1", dsn="postgresql://d/x", node_id="n"
+    ).snapshots.compress

@@ -57,7 +57,7 @@ def test_every_error_is_reported_at_once() -> None:
     text = (
         "checkpointing:\n  strategy: sometimes\n"
         "recovery:\n  strategies:\n    task_failure:\n      max_attempts: 0\n"
-        "compression:\n  algorithm: lz4\n"
+        "compression:\n  algorithm: brotli\n"
     )
     with pytest.raises(ConfigError) as info:
         load_config(text, "c.yaml", environ={})

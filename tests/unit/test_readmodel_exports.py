@@ -6,6 +6,11 @@ from __future__ import annotations
 from orchestrator import projections
 
 EXPORTED = {
+    "DEFAULT_INDEXES",
+    "IndexConfigError",
+    "IndexState",
+    "ensure_indexes",
+    "index_status",
     "OFFSETS_CHANNEL",
     "SHARED_CHANGES_CHANNEL",
     "STATE_CHANGES_CHANNEL",

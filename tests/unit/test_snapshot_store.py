@@ -27,9 +27,11 @@ class TestMemorySnapshotStore(SnapshotStoreContract):
 
 
 class TestFilesystemSnapshotStore(SnapshotStoreContract):
-    @pytest.fixture
-    async def store(self, tmp_path: Path) -> AsyncIterator[SnapshotStore]:
-        yield FilesystemSnapshotStore(tmp_path / "state")
+    @pytest.fixture(params=["raw", "json", "msgpack"])
+    async def store(
+        self, tmp_path: Path, request: pytest.FixtureRequest
+    ) -> AsyncIterator[SnapshotStore]:
+        yield FilesystemSnapshotStore(tmp_path / "state", request.param)
 
     @pytest.fixture
     def lifecycle_supported(self) -> tuple[str, ...]:
