@@ -35,7 +35,7 @@ import collections
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import asyncpg
 
@@ -78,6 +78,7 @@ class LeaderElection:
         ttl: float,
         *,
         pool: asyncpg.Pool | None = None,
+        store: Any = None,
         retry_interval: float | None = None,
         safety_margin: float | None = None,
         on_elected: OnElected | None = None,
@@ -99,7 +100,7 @@ class LeaderElection:
         self.on_elected = on_elected
         self.on_revoked = on_revoked
         self._pool = pool
-        self._store: LeaseStore | None = None
+        self._store: LeaseStore | None = store  # a lease store instead of ``pool``
         self._lease: Lease | None = None
         self._deadline = 0.0  # loop time until which we may believe we lead
         self._renew_at = 0.0

@@ -300,10 +300,21 @@ def configure(pool: asyncpg.Pool | None, *, table: str = "leases") -> None:
     _default = None if pool is None else LeaseStore(pool, table=table)
 
 
-def store_for(pool: asyncpg.Pool | None, what: str) -> LeaseStore:
-    """A store over ``pool``, else the configured default; ``LockNotConfigured`` if neither."""
+def configure_store(store: Any) -> None:
+    """Set (``None``: clear) the process-wide lease store itself: any object with
+    ``LeaseStore``'s methods (the memory backend's ``MemoryLeaseStore``)."""
+    global _default
+    _default = store
+
+
+def store_for(pool: asyncpg.Pool | None, what: str, store: Any = None) -> LeaseStore:
+    """``store`` if given, else a store over ``pool``, else the configured default;
+    ``LockNotConfigured`` if none."""
+    if store is not None:
+        return store  # type: ignore[no-any-return]
     if pool is not None:
-        return LeaseStore(pool, table="leases" if _default is None else _default.table)
+        table = getattr(_default, "table", "leases")
+        return LeaseStore(pool, table=table)
     if _default is None:
         raise LockNotConfigured(what)
     return _default

@@ -30,7 +30,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import asyncpg
 
@@ -70,9 +70,12 @@ class LockInfo:
         return {"resource": self.resource, "holder": self.holder, "acquired_at": at, "ttl": ttl}
 
 
-async def list_locks(pool: asyncpg.Pool | None = None, prefix: str | None = None) -> list[LockInfo]:
-    """Locks held now (database clock), ordered by resource; ``prefix`` filters resources."""
-    store = store_for(pool, "list_locks")
+async def list_locks(
+    pool: asyncpg.Pool | None = None, prefix: str | None = None, *, store: Any = None
+) -> list[LockInfo]:
+    """Locks held now (the store's clock), ordered by resource; ``prefix`` filters resources.
+    ``store``: a lease store instead of ``pool`` (the memory backend's)."""
+    store = store_for(pool, "list_locks", store)
     leases = await store.held(LOCK_PREFIX + (prefix or ""))
     return [
         LockInfo(
@@ -94,7 +97,8 @@ class DistributedLock:
     ``host:pid``); each lock object adds a unique token to it, so two objects
     never both hold the lock, even with the same label. ``timeout`` bounds the
     wait in ``__aenter__`` (``LockTimeout``); ``None`` waits forever, retrying
-    every ``retry_interval``. Without ``pool`` the default from
+    every ``retry_interval``. ``store`` is a lease store to use instead of ``pool`` (the
+    memory backend's). Without either the default from
     ``commands.leases.configure(pool)`` is used. One object may be used for several
     ``async with`` blocks in turn, not concurrently.
     """
@@ -106,6 +110,7 @@ class DistributedLock:
         retry_interval: float = 1.0,
         *,
         pool: asyncpg.Pool | None = None,
+        store: Any = None,
         holder: str | None = None,
         timeout: float | None = None,
         safety_margin: float | None = None,
@@ -122,6 +127,7 @@ class DistributedLock:
         self.lost = asyncio.Event()
         """Set as soon as the lease is known lost, or its local deadline has passed."""
         self._pool = pool
+        self._given_store = store
         self._store: LeaseStore | None = None
         self._lease: Lease | None = None
         self._deadline = 0.0  # loop time after which we no longer claim to hold the lock
@@ -161,7 +167,9 @@ class DistributedLock:
         """Take the lock, retrying every ``retry_interval``; start renewing it."""
         if self._lease is not None:
             raise RuntimeError(f"lock {self.name!r} is already held by this object")
-        store = self._store = store_for(self._pool, f"DistributedLock({self.name!r})")
+        store = self._store = store_for(
+            self._pool, f"DistributedLock({self.name!r})", self._given_store
+        )
         wait = self.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         give_up = None if wait is None else loop.time() + wait

@@ -64,11 +64,7 @@ class Checkpoints:
         rt = self.runtime
         if self.writer.last_position is not None:
             await rt.read_model.wait_for(self.writer.last_position, rt.settings.read_timeout)
-        raw = await rt.pool.fetchval(
-            f"SELECT data FROM {rt.read_model.tables.checkpoints} WHERE checkpoint_id = $1",
-            ref.checkpoint_id,
-        )
-        value = None if raw is None else json.loads(raw)
+        value = await rt.read_model.checkpoint_data(ref.checkpoint_id)
         if rt.blob_store is not None and isinstance(value, dict) and set(value) == {"$blob"}:
             value = await asyncio.to_thread(resolve_blob_markers, value, rt.blob_store)
         return value

@@ -179,7 +179,7 @@ class StateManager:
         await self._consistent(consistency, position)
         rt = self.runtime
         ns = await rt.read_model.load_namespace(namespace)
-        locks = await list_locks(rt.pool, prefix=f"{namespace}/")
+        locks = await list_locks(prefix=f"{namespace}/", store=rt.leases)
         live = {k: v for k, v in ns.variables.items() if not v.deleted}
         return SharedStateView(namespace=namespace, variables=live, locks=locks)
 

@@ -16,6 +16,7 @@ import contextvars
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
@@ -51,16 +52,22 @@ class StateSettings:
 
 class StateRuntime:
     """What the state API needs; built from a started pool and log (borrowed), or with
-    :meth:`connect` (owned, closed by :meth:`close`)."""
+    :meth:`connect` (owned, closed by :meth:`close`).
+
+    The memory backend passes its own adapters instead of a pool: ``log`` (a
+    ``MemoryEventLog``), ``leases`` (a ``MemoryLeaseStore``) and ``read_model`` (a
+    ``MemoryReadModel``); ``pool`` is then ``None`` and node presence is not used."""
 
     def __init__(
         self,
         *,
-        pool: asyncpg.Pool,
-        log: EventLog,
+        pool: asyncpg.Pool | None,
+        log: EventLog | Any,
         blob_store: BlobStore | None = None,
         settings: StateSettings | None = None,
         codec: EventCodec | None = None,
+        leases: Any = None,
+        read_model: Any = None,
     ) -> None:
         self.pool = pool
         self.log = log
@@ -68,8 +75,14 @@ class StateRuntime:
         self.settings = settings or StateSettings()
         self.codec = codec or default_codec()
         self.node_id = self.settings.node_id
-        self.leases = LeaseStore(pool)
-        self.read_model = PostgresReadModel(pool, self.settings.projection)
+        if pool is None and (leases is None or read_model is None):
+            raise ValueError("StateRuntime: give a pool, or both leases and read_model")
+        self.leases = leases if leases is not None else LeaseStore(pool)
+        self.read_model = (
+            read_model
+            if read_model is not None
+            else PostgresReadModel(pool, self.settings.projection, self.codec)
+        )
         self.shared = SharedStateWriter(
             log=log,
             leases=self.leases,
@@ -82,8 +95,8 @@ class StateRuntime:
         self.writers: dict[str, ExecutionWriter] = {}
         self._written: dict[tuple[str, int], int] = {}
         self._owned = False
-        self._presence = Presence(pool, self.node_id, self.leases)
-        self._presence_tried = False
+        self._presence = None if pool is None else Presence(pool, self.node_id, self.leases)
+        self._presence_tried = pool is None  # no database session to mark presence with
 
     @classmethod
     async def connect(
@@ -129,13 +142,15 @@ class StateRuntime:
         writers, self.writers = list(self.writers.values()), {}
         for writer in writers:
             await writer.close()
-        await self._presence.stop()
+        if self._presence is not None:
+            await self._presence.stop()
         if self._owned:
             self._owned = False
             try:
                 await self.log.stop()
             finally:
-                await self.pool.close()
+                if self.pool is not None:
+                    await self.pool.close()
 
     async def __aenter__(self) -> StateRuntime:
         return self
@@ -163,6 +178,8 @@ class StateRuntime:
         if self._presence_tried:
             return
         self._presence_tried = True
+        if self._presence is None:
+            return
         try:
             await self._presence.start()
         except Exception as exc:  # an optimisation: without it, leases expire by ttl
