@@ -101,12 +101,6 @@ RULES: tuple[Rule, ...] = (
         when=lambda v: bool(v),
     ),
     Rule(
-        ("state_management", "config", "max_size"),
-        "not implemented yet for the memory backend: snapshots in memory are not "
-        "bounded or evicted, and persistence is not dumped to disk",
-        refuse=False,
-    ),
-    Rule(
         ("compression", "algorithm"),
         UNSUPPORTED + "only 'zstd' and 'gzip' are implemented",
         refuse=True,
