@@ -12,10 +12,11 @@ What it keeps, and what ``max_bytes`` may evict (``eviction_policy: lru``):
 * the log itself is history: never evicted here (``MemoryEventLog`` refuses appends
   beyond its bound instead);
 * the archive is the list of an execution's offsets in the log: small, never evicted;
-* folded states of *finished* executions (completed, failed, cancelled) are a cache:
-  when the log's bytes plus the cached states' (estimated as the bytes of the events
-  they fold) exceed ``max_bytes``, the least recently used finished states are dropped
-  and folded again from the archive when next read. Running executions stay.
+* folded states and decoded events of *finished* executions (completed, failed,
+  cancelled) are a cache: when the log's bytes plus the cached executions' (estimated
+  as the bytes of their encoded events) exceed ``max_bytes``, the least recently used
+  finished executions' are dropped, and decoded and folded again from the log when
+  next read. Running executions stay.
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ log = logging.getLogger(__name__)
 class _Execution:
     """What the read model holds per execution: the archive and the cached state."""
 
-    __slots__ = ("bytes", "offsets", "partition", "pipeline_id", "state")
+    __slots__ = ("bytes", "envelopes", "offsets", "partition", "state")
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
         self.offsets: list[int] = []
         self.bytes = 0
         self.state: ExecutionState | None = None
-        self.pipeline_id: str | None = None
+        self.envelopes: list[Envelope] | None = []  # decoded archive; None once evicted
 
 
 class MemoryReadModel:
@@ -103,9 +104,10 @@ class MemoryReadModel:
         result = step(state, envelope)
         entry.offsets.append(p.offset)
         entry.bytes += size
+        if entry.envelopes is not None:
+            entry.envelopes.append(envelope)
         if result.state is not None:
             entry.state = result.state
-            entry.pipeline_id = result.state.pipeline_id
         if result.outcome is Outcome.APPLIED:
             payload = envelope.payload
             if isinstance(payload, c.CheckpointSaved):
@@ -133,9 +135,12 @@ class MemoryReadModel:
         return state
 
     def _archive(self, entry: _Execution) -> list[Envelope]:
-        topic = self._log.topics.pipeline.name
-        rows = self._log.records_of(topic, entry.partition)
-        return [self.codec.decode(rows[offset].value) for offset in entry.offsets]
+        """The execution's events, decoded again from the log if they were evicted."""
+        if entry.envelopes is None:
+            topic = self._log.topics.pipeline.name
+            rows = self._log.records_of(topic, entry.partition)
+            entry.envelopes = [self.codec.decode(rows[offset].value) for offset in entry.offsets]
+        return entry.envelopes
 
     def _account(self, eid: str, entry: _Execution) -> None:
         """Track finished states as evictable, and evict LRU ones above ``max_bytes``."""
@@ -162,7 +167,8 @@ class MemoryReadModel:
         while self._cached and self.size_bytes > self.max_bytes:
             eid, size = self._cached.popitem(last=False)
             self._cached_bytes -= size
-            self._executions[eid].state = None
+            entry = self._executions[eid]
+            entry.state, entry.envelopes = None, None
             self.evictions += 1
             log.debug("memory backend: evicted the folded state of finished %s", eid)
 
