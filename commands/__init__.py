@@ -48,8 +48,9 @@ from orchestrator.commands.errors import (
     StaleExpectedVersion,
 )
 from orchestrator.commands.leader import LeaderElection
-from orchestrator.commands.leases import Lease, LeaseStore, configure
+from orchestrator.commands.leases import Lease, LeaseStore, configure, configure_store
 from orchestrator.commands.lock import DistributedLock, LockInfo, list_locks
+from orchestrator.commands.memory import MemoryLeaseStore
 from orchestrator.commands.ports import (
     Appender,
     InMemoryReadModel,
@@ -107,6 +108,7 @@ __all__ = [
     "LockInfo",
     "LockNotConfigured",
     "LockTimeout",
+    "MemoryLeaseStore",
     "Pause",
     "Prepared",
     "ReadModel",
@@ -130,6 +132,7 @@ __all__ = [
     "VariableTypeMismatch",
     "WriterSettings",
     "configure",
+    "configure_store",
     "decide",
     "decide_shared",
     "encode_fields",

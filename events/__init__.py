@@ -31,6 +31,7 @@ from orchestrator.events.errors import (
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.machines import PIPELINE_MACHINE, TASK_MACHINE, Machine
+from orchestrator.events.memory import MemoryEventLog, MemoryRecord
 from orchestrator.events.security import KafkaSecurity, KafkaSecurityError
 from orchestrator.events.state import (
     CheckpointRef,
@@ -87,6 +88,8 @@ __all__ = [
     "KafkaUnreachable",
     "LogError",
     "Machine",
+    "MemoryEventLog",
+    "MemoryRecord",
     "NamespaceState",
     "OrchestratorStateError",
     "Outcome",

@@ -8,6 +8,7 @@ What it shares with every backend (state, checkpoints, fencing, resume, locks) i
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import uuid
 from pathlib import Path
@@ -210,3 +211,16 @@ def test_server_commands_refuse_the_memory_backend() -> None:
 def test_connect_names_a_backend_it_cannot_choose() -> None:
     with pytest.raises(ValueError, match="redis"):
         orchestrator.connect(backend="redis")
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+async def test_the_readme_memory_example_runs_as_printed() -> None:
+    readme = await asyncio.to_thread(README.read_text)
+    section = readme[readme.index("## Unit-test your pipeline with no servers") :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match, "no python block in README's memory section"
+    namespace: dict[str, Any] = {"__name__": "test_report"}
+    exec(compile(match.group(1), "README.md", "exec"), namespace)
+    await namespace["test_fetch_saves_a_checkpoint"]()
