@@ -39,6 +39,7 @@ from orchestrator.commands.leases import node_label
 from orchestrator.commands.lock import DistributedLock
 from orchestrator.config import Settings, load_config, load_config_file
 from orchestrator.debug.debugger import StateDebugger
+from orchestrator.debug.memory import MemoryHistory
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events import tracing
 from orchestrator.events.errors import OrchestratorStateError, ServerUnreachable
@@ -309,9 +310,7 @@ class Connection:
 
     def debugger(self) -> StateDebugger:
         """The seed's ``StateDebugger`` over this connection's log, archive and snapshots."""
-        if self.memory:
-            raise NotConnected(
-                "orchestrator.connect: the debugger reads the PostgreSQL archive; on the "
-                "memory backend use checkpoint.restore and state_manager() instead"
-            )
+        if isinstance(self.app, MemoryStack):
+            assert self.app.read_model is not None
+            return StateDebugger(self.runtime, history=MemoryHistory(self.app.read_model))
         return StateDebugger(self.runtime, snapshot_store=self.app.snapshot_store)

@@ -204,6 +204,18 @@ class MemoryReadModel:
 
     # --- the queries of orchestrator.state ----------------------------------------------
 
+    def history(self, execution_id: str) -> list[tuple[Position, Envelope]]:
+        """The execution's events with their positions, in log order (the archive)."""
+        entry = self._executions.get(execution_id)
+        if entry is None:
+            return []
+        topic = self._log.topics.pipeline.name
+        events = self._archive(entry)
+        return [
+            (Position(topic, entry.partition, o), e)
+            for o, e in zip(entry.offsets, events, strict=True)
+        ]
+
     async def list_checkpoints(
         self, pipeline_id: str | None, execution_id: str | None
     ) -> list[CheckpointRow]:

@@ -3,7 +3,8 @@
 One suite, run against each entry of ``_backends.BACKENDS`` (memory, the default
 Kafka + PostgreSQL, and the filesystem and S3 snapshot stores; adding a backend is one
 entry there): state written is read back; checkpoints save, list and restore, and a
-restore equals the fold of the log up to the checkpoint; a stale owner is refused and
+restore equals the fold of the log up to the checkpoint, and the history replays to it
+(and forks from it); a stale owner is refused and
 its late events change nothing; an execution interrupted in one connection resumes in
 the next, skipping completed tasks; locks are exclusive and their fencing tokens grow;
 one leader at a time. The memory entry needs no server (``-k memory``).
@@ -34,6 +35,7 @@ from orchestrator.commands import (
     WriterSettings,
     decide,
 )
+from orchestrator.debug import Target, fork_execution
 from orchestrator.events import Envelope, ExecutionState, fold
 from orchestrator.state import LeaderElection, checkpoint
 from orchestrator.state.runtime import StateRuntime
@@ -131,6 +133,38 @@ async def test_checkpoints_restore_equals_the_fold(backend: Backend) -> None:
             assert isinstance(folded, ExecutionState)
             assert restored.state == folded
             assert restored.sequence == info.sequence
+
+
+async def test_history_replays_to_each_checkpoint_and_forks(backend: Backend) -> None:
+    pipeline = _pipeline("history")
+
+    @pipeline.task()
+    async def work(context: Any) -> str:
+        for step in range(3):
+            await checkpoint.save(f"step-{step}", {"step": step})
+        return "done"
+
+    async with backend.open() as state:
+        result = await state.run(pipeline)
+        debugger = state.debugger()
+        saved = [
+            c
+            for c in await checkpoint.list(execution_id=result.execution_id)
+            if c.name.startswith("step-")
+        ]
+        for info in saved:
+            replayed = await debugger.replay(result.execution_id, Target(checkpoint=info.id))
+            assert replayed.state == (await checkpoint.restore(info.id)).state
+        latest = await debugger.replay(result.execution_id)
+        assert latest.state.status == "completed"
+        fork = await fork_execution(
+            result.execution_id, checkpoint_id=saved[1].id, debugger=debugger
+        )
+        forked = await state.state_manager().get_pipeline_state(
+            fork.execution_id, consistency="strong"
+        )
+        assert forked.forked_from == result.execution_id
+        assert [c.name for c in forked.checkpoints][:2] == ["step-0", "step-1"]
 
 
 async def test_a_stale_owner_is_refused(backend: Backend) -> None:
