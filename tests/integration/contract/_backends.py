@@ -49,7 +49,7 @@ class Backend:
     config: Path
     environ: Mapping[str, str] = field(default_factory=dict)
     snapshots: bool = False
-    """Whether snapshots are written to a store (filesystem, S3)."""
+    """Whether a snapshotter writes snapshots to a store (filesystem, S3)."""
 
     def open(self, **options: Any) -> orchestrator.Connection:
         options.setdefault("supervise", False)  # the suite resumes explicitly
@@ -119,7 +119,8 @@ def _prefix() -> str:
 
 @contextlib.asynccontextmanager
 async def postgresql_backend(fixtures: Fixtures, tmp_path: Path) -> AsyncIterator[Backend]:
-    """The default: events in Kafka, read models and leases in PostgreSQL."""
+    """The default: events in Kafka, read models and leases in PostgreSQL, snapshots
+    in a folder given as ``snapshots.storage``."""
     config = _write(
         tmp_path,
         'state_management:\n  backend: "postgresql"\n'
@@ -127,7 +128,7 @@ async def postgresql_backend(fixtures: Fixtures, tmp_path: Path) -> AsyncIterato
         + f"  snapshots:\n    storage: file://{tmp_path / 'snapshots'}\n",
     )
     async with _kafka_postgres(fixtures) as env:
-        yield Backend("postgresql", config, env)
+        yield Backend("postgresql", config, env, snapshots=True)
 
 
 @contextlib.asynccontextmanager

@@ -167,6 +167,31 @@ async def test_history_replays_to_each_checkpoint_and_forks(backend: Backend) ->
         assert [c.name for c in forked.checkpoints][:2] == ["step-0", "step-1"]
 
 
+async def test_a_snapshot_plus_later_events_equals_the_fold(backend: Backend) -> None:
+    if not backend.snapshots:
+        pytest.skip(f"{backend.name} writes no snapshots (its cached state is the fold)")
+    pipeline = _pipeline("snapshot")
+
+    @pipeline.task()
+    async def work(context: Any) -> int:
+        await checkpoint.save("half", {"progress": 0.5})
+        return 1
+
+    async with backend.open() as state:
+        result = await state.run(pipeline)
+        await state.runtime.wait_for(state.runtime.written())  # archived (read-your-writes)
+        debugger = state.debugger()
+        deadline = time.monotonic() + 120
+        while True:  # the snapshotter writes one on the terminal status, asynchronously
+            replayed = await debugger.replay(result.execution_id)
+            if replayed.snapshot_key is not None:
+                break
+            assert time.monotonic() < deadline, "no snapshot was written"
+            await asyncio.sleep(0.2)
+        assert replayed.state == fold(await _history(state.runtime, result.execution_id))
+        assert replayed.state.status == "completed"
+
+
 async def test_a_stale_owner_is_refused(backend: Backend) -> None:
     execution_id = f"exec-fence-{uuid.uuid4().hex[:8]}"
     async with backend.open() as state:
