@@ -50,8 +50,15 @@ from orchestrator.commands.errors import (
 )
 from orchestrator.commands.etcd_leases import EtcdLeaseStore
 from orchestrator.commands.leader import LeaderElection
-from orchestrator.commands.leases import CoordinationStore, Lease, LeaseStore, configure
+from orchestrator.commands.leases import (
+    CoordinationStore,
+    Lease,
+    LeaseStore,
+    configure,
+    configure_store,
+)
 from orchestrator.commands.lock import DistributedLock, LockInfo, list_locks
+from orchestrator.commands.memory import MemoryLeaseStore
 from orchestrator.commands.ports import (
     Appender,
     InMemoryReadModel,
@@ -112,6 +119,7 @@ __all__ = [
     "LockInfo",
     "LockNotConfigured",
     "LockTimeout",
+    "MemoryLeaseStore",
     "Pause",
     "Prepared",
     "ReadModel",
@@ -135,6 +143,7 @@ __all__ = [
     "VariableTypeMismatch",
     "WriterSettings",
     "configure",
+    "configure_store",
     "decide",
     "decide_shared",
     "encode_fields",

@@ -330,6 +330,13 @@ def configure(
         _default = None if pool is None else LeaseStore(pool, table=table)
 
 
+def configure_store(store: CoordinationStore | None) -> None:
+    """Set (``None``: clear) the process-wide store itself: etcd's, or the memory
+    backend's ``MemoryLeaseStore``."""
+    global _default
+    _default = store
+
+
 def store_for(pool: asyncpg.Pool | None, what: str) -> CoordinationStore:
     """The configured coordination store when it is not PostgreSQL's (configuration
     chooses the backend for every lock), else a store over ``pool``, else the default;

@@ -99,7 +99,8 @@ class DistributedLock:
     ``host:pid``); each lock object adds a unique token to it, so two objects
     never both hold the lock, even with the same label. ``timeout`` bounds the
     wait in ``__aenter__`` (``LockTimeout``); ``None`` waits forever, retrying
-    every ``retry_interval``. Without ``pool`` the default from
+    every ``retry_interval``. ``store`` is a lease store to use instead of ``pool`` (the
+    memory backend's). Without either the default from
     ``commands.leases.configure(pool)`` is used. One object may be used for several
     ``async with`` blocks in turn, not concurrently.
     """

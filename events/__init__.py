@@ -44,6 +44,7 @@ from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shar
 from orchestrator.events.keys import KeyConfigError, KeyRing
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.machines import PIPELINE_MACHINE, TASK_MACHINE, Machine
+from orchestrator.events.memory import MemoryEventLog, MemoryRecord
 from orchestrator.events.security import KafkaSecurity, KafkaSecurityError
 from orchestrator.events.state import (
     CheckpointRef,
@@ -114,6 +115,8 @@ __all__ = [
     "KeyRing",
     "LogError",
     "Machine",
+    "MemoryEventLog",
+    "MemoryRecord",
     "NamespaceState",
     "OrchestratorStateError",
     "Outcome",

@@ -173,6 +173,18 @@ def resume(
         Console().print(render(results))
 
 
+@app.command("memory")
+def memory(
+    tests: int = typer.Option(50, help="Unit-test-like runs (connect, run, restore, close)."),
+    saves: int = typer.Option(100, help="Checkpoints saved, then each restored."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The memory backend (no servers): a unit test's time, checkpoint saves and restores."""
+    from orchestrator.bench.memory import render, run_memory_bench
+
+    _show(asyncio.run(run_memory_bench(tests=tests, saves=saves)), render, as_json)
+
+
 @app.command("compare")
 def compare(
     rounds: int = typer.Option(3, min=1, help="Interleaved rounds (medians over them)."),

@@ -15,6 +15,10 @@ seed's module-level API (``checkpoint.save``, ``StateManager()``,
 
 A server that does not answer is a ``ServerUnreachable`` naming it and its address,
 raised within ``connect_timeout`` seconds per connection attempt.
+
+``connect(backend="memory")`` (or ``state_management.backend: "memory"`` in the file)
+needs no server at all: the same API over an in-process log, read models and leases
+(``orchestrator.app.memory``), for users' own unit tests.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from typing import Any
 
 from orchestrator.app.app import App, AppOptions
 from orchestrator.app.consistency import ConfiguredStateManager
+from orchestrator.app.memory import MemoryStack
 from orchestrator.app.plan import AppPlan, PlanError, plan_app
 from orchestrator.commands.leader import LeaderElection
 from orchestrator.commands.leases import node_label
 from orchestrator.commands.lock import DistributedLock
 from orchestrator.config import Settings, load_config, load_config_file
 from orchestrator.debug.debugger import StateDebugger
+from orchestrator.debug.memory import MemoryHistory
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events import tracing
 from orchestrator.events.errors import OrchestratorStateError, ServerUnreachable
@@ -63,8 +69,13 @@ def connect(
     supervise: bool = True,
     api_port: int | None = None,
     connect_timeout: float = 10.0,
+    backend: str | None = None,
 ) -> Connection:
     """A connection to the configured servers; use it as ``async with connect(...) as state``.
+
+    ``backend="memory"``: no servers, everything in this process (the file's
+    ``state_management.backend: "memory"`` does the same); other backends are chosen in
+    the configuration file.
 
     ``config``: a YAML file with the seed's blocks (default: ``$ORCHESTRATOR_CONFIG``,
     else the defaults), or ``Settings``. ``environ``: where the server addresses come
@@ -87,6 +98,7 @@ def connect(
             pipelines=tuple(pipelines),
         ),
         connect_timeout=connect_timeout,
+        backend=backend,
     )
 
 
@@ -126,13 +138,20 @@ class Connection:
         node_id: str | None,
         options: AppOptions,
         connect_timeout: float,
+        backend: str | None = None,
     ) -> None:
+        if backend not in (None, "memory"):
+            raise ValueError(
+                f"connect(backend={backend!r}): only 'memory' is chosen here; the servers' "
+                "backends are chosen by state_management.backend in the configuration file"
+            )
+        self._backend = backend
         self._config = config
         self._environ = dict(environ)
         self._node_id = node_id
         self._options = options
         self._timeout = connect_timeout
-        self._app: App | None = None
+        self._app: App | MemoryStack | None = None
         self.checkpoint = checkpoint_module
         """The seed's ``checkpoint`` module (``save`` / ``list`` / ``restore``)."""
 
@@ -142,8 +161,18 @@ class Connection:
         """Connect, apply migrations, create or verify topics, start the runtime."""
         if self._app is not None:
             return
+        settings = _settings(self._config, self._environ)
+        if self._backend == "memory" or settings.state_management.backend == "memory":
+            stack = MemoryStack(settings, self._options, node_id=self._node_id or node_label())
+            try:
+                await stack.start()
+            except BaseException:
+                await stack.stop()
+                raise
+            self._app = stack
+            return
         endpoints = ServiceEndpoints.from_env(self._environ)
-        settings = _with_s3(_settings(self._config, self._environ), endpoints)
+        settings = _with_s3(settings, endpoints)
         try:
             plan = plan_app(
                 settings,
@@ -226,7 +255,12 @@ class Connection:
     # --- what the connection serves ----------------------------------------------------
 
     @property
-    def app(self) -> App:
+    def memory(self) -> bool:
+        """Whether this connection is the in-process memory backend."""
+        return isinstance(self._app, MemoryStack)
+
+    @property
+    def app(self) -> App | MemoryStack:
         if self._app is None:
             raise NotConnected("orchestrator.connect: not open (use `async with connect(...)`)")
         return self._app
@@ -239,7 +273,8 @@ class Connection:
 
     @property
     def pool(self) -> Any:
-        """The process's asyncpg pool (every component below uses it)."""
+        """The process's asyncpg pool (every component below uses it); ``None`` on the
+        memory backend."""
         return self.runtime.pool
 
     @property
@@ -284,4 +319,7 @@ class Connection:
 
     def debugger(self) -> StateDebugger:
         """The seed's ``StateDebugger`` over this connection's log, archive and snapshots."""
+        if isinstance(self.app, MemoryStack):
+            assert self.app.read_model is not None
+            return StateDebugger(self.runtime, history=MemoryHistory(self.app.read_model))
         return StateDebugger(self.runtime, snapshot_store=self.app.snapshot_store)

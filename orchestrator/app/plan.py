@@ -30,7 +30,7 @@ setting                                            becomes
                                                    and blobs; postgresql ``connection_string``
                                                    (DATABASE_URL wins), ``pool_size`` → pool
                                                    max_size, ``schema`` → read-model tables;
-                                                   memory: in-memory snapshot store
+                                                   memory: refused (one process only)
 ``checkpointing``                                  ``CheckpointPolicy`` of the runtime, and
                                                    the snapshotter's triggers
 ``checkpointing.storage.compress`` / ``encrypt``   snapshot codec: compression / AES-256-GCM (keys
@@ -274,10 +274,10 @@ def _storage(
         )
         s3_endpoint = endpoint
     elif isinstance(backend, MemoryBackend):
-        url = url if explicit else "memory://snapshots"
-        notes.append(
-            "memory backend: snapshots in process memory, unbounded; max_size, "
-            "eviction_policy and persistence are not used"
+        raise PlanError(
+            'state_management.backend "memory" keeps everything in one process, with no '
+            'servers: use orchestrator.connect(backend="memory"); the server commands '
+            "need postgresql, filesystem or s3"
         )
     elif not explicit and data_dir is not None:
         url = f"file://{data_dir / 'snapshots'}"

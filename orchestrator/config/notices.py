@@ -62,12 +62,6 @@ RULES: tuple[Rule, ...] = (
         refuse=True,
         when=lambda v: v in ("consul", "zookeeper"),
     ),
-    Rule(
-        ("state_management", "config", "max_size"),
-        "not implemented yet for the memory backend: snapshots in memory are not "
-        "bounded or evicted, and persistence is not dumped to disk",
-        refuse=False,
-    ),
 )
 
 

@@ -25,7 +25,7 @@ import asyncpg
 
 from orchestrator.debug.bottlenecks import BottleneckReport, analyze
 from orchestrator.debug.consistency import ConsistencyChecker, ConsistencyReport
-from orchestrator.debug.errors import HistoryNotFound
+from orchestrator.debug.errors import HistoryError, HistoryNotFound
 from orchestrator.debug.replay import (
     Replayed,
     Replayer,
@@ -34,7 +34,7 @@ from orchestrator.debug.replay import (
     Source,
     Target,
 )
-from orchestrator.debug.sources import ArchiveReader, LogReader, reading_log
+from orchestrator.debug.sources import ArchiveReader, ForkableHistory, LogReader, reading_log
 from orchestrator.debug.trace import StateTrace, TraceEntry, trace_entries
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.log import EventLog
@@ -49,12 +49,22 @@ from orchestrator.state.runtime import StateRuntime, current_runtime
 
 @dataclass(frozen=True, slots=True)
 class _Parts:
-    pool: asyncpg.Pool
+    pool_or_none: asyncpg.Pool | None
     projection: ProjectionSettings
     codec: EventCodec
     log: EventLog | None
-    archive: ArchiveReader
+    archive: ForkableHistory
     replayer: Replayer
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self.pool_or_none is None:
+            raise HistoryError(
+                "this debugger reads an in-process history (the memory backend): replay, "
+                "replay_steps and trace_state_changes work; consistency checks, bottlenecks "
+                "and consumer lag read PostgreSQL"
+            )
+        return self.pool_or_none
 
 
 class StateDebugger:
@@ -74,7 +84,9 @@ class StateDebugger:
         s3_endpoint_url: str | None = None,
         page_size: int = 1000,
         kafka_security: KafkaSecurity = PLAINTEXT,
+        history: ForkableHistory | None = None,
     ) -> None:
+        self._history = history  # an in-process history instead of the PostgreSQL archive
         self._runtime = runtime
         self._security = kafka_security
         self._pool = pool
@@ -90,6 +102,12 @@ class StateDebugger:
 
     def _resolve(self) -> _Parts:
         if self._parts is not None:
+            return self._parts
+        if self._history is not None:
+            replayer = Replayer(self._history)
+            codec = default_codec()
+            settings = self._projection or ProjectionSettings()
+            self._parts = _Parts(None, settings, codec, None, self._history, replayer)
             return self._parts
         pool, projection, log = self._pool, self._projection, self._log
         codec = default_codec()
@@ -124,7 +142,7 @@ class StateDebugger:
         return self._parts
 
     @property
-    def archive(self) -> ArchiveReader:
+    def archive(self) -> ForkableHistory:
         """The event archive this debugger reads."""
         return self._resolve().archive
 

@@ -91,6 +91,16 @@ class EventHistory(Protocol):
         ...
 
 
+class ForkableHistory(EventHistory, Protocol):
+    """A history that also lists applied events (what ``fork`` copies)."""
+
+    async def applied_events(
+        self, execution_id: str, event_types: Sequence[str], max_sequence: int
+    ) -> list[ArchivedEvent]:
+        """Applied events of these types up to ``max_sequence``, in log order."""
+        ...
+
+
 class ArchiveReader:
     """Reads one projection's event archive (``tables.execution_events``) through ``pool``.
 

@@ -63,11 +63,7 @@ class Checkpoints:
         rt = self.runtime
         if self.writer.last_position is not None:
             await rt.read_model.wait_for(self.writer.last_position, rt.settings.read_timeout)
-        raw = await rt.pool.fetchval(
-            f"SELECT data FROM {rt.read_model.tables.checkpoints} WHERE checkpoint_id = $1",
-            ref.checkpoint_id,
-        )
-        value = None if raw is None else json.loads(raw)
+        value = await rt.read_model.checkpoint_data(ref.checkpoint_id)
         return await rt.open_value(value, self.writer.execution_id)
 
     async def save_auto(self, strategy: str, tid: str | None, data: Any = None) -> None:

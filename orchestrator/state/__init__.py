@@ -22,7 +22,7 @@ from orchestrator.events.crypto import UserDataErased
 from orchestrator.events.errors import InvalidTransition
 from orchestrator.state import checkpoint
 from orchestrator.state.batch import BatchStateManager, StateBatch
-from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
+from orchestrator.state.blobs import FilesystemBlobStore, MemoryBlobStore, S3BlobStore
 from orchestrator.state.errors import (
     CheckpointCorrupt,
     CheckpointNotFound,
@@ -35,7 +35,8 @@ from orchestrator.state.errors import (
 )
 from orchestrator.state.machine import PipelineStateMachine, StateMachine
 from orchestrator.state.manager import SharedStateView, StateManager
-from orchestrator.state.readmodel import PostgresReadModel
+from orchestrator.state.memory import MemoryReadModel
+from orchestrator.state.readmodel import CheckpointRow, PostgresReadModel
 from orchestrator.state.runtime import (
     StateRuntime,
     StateSettings,
@@ -51,12 +52,15 @@ __all__ = [
     "BatchStateManager",
     "CheckpointCorrupt",
     "CheckpointNotFound",
+    "CheckpointRow",
     "DistributedLock",
     "FilesystemBlobStore",
     "ImmutableVariable",
     "InvalidTransition",
     "LeaderElection",
     "LeaseLost",
+    "MemoryBlobStore",
+    "MemoryReadModel",
     "NoWriter",
     "NotConfigured",
     "NotInTask",

@@ -128,3 +128,21 @@ class S3BlobStore:
         except Exception as exc:  # NoSuchKey, access denied, connection errors
             raise UserDataError(f"blob {uri} cannot be read: {exc}") from exc
         return body
+
+
+class MemoryBlobStore:
+    """Blobs in a dict (the memory backend without persistence): ``memory://blobs/<key>``."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+
+    def put_blob(self, key: str, data: bytes) -> str:
+        uri = f"memory://blobs/{key}"
+        self._blobs[uri] = bytes(data)
+        return uri
+
+    def get_blob(self, uri: str) -> bytes:
+        try:
+            return self._blobs[uri]
+        except KeyError:
+            raise UserDataError(f"blob {uri} is not in this process's memory") from None

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -192,28 +191,18 @@ async def list(
     """
     rt = runtime or current_runtime("checkpoint.list")
     await _honour(rt, consistency, session)
-    table = rt.read_model.tables.checkpoints
-    order = "sequence" if execution_id is not None else "created_at, execution_id, sequence"
-    rows = await rt.pool.fetch(
-        f"SELECT checkpoint_id, name, pipeline_id, execution_id, task_id, sequence, progress,"
-        f" created_at, metadata FROM {table}"
-        " WHERE ($1::text IS NULL OR pipeline_id = $1)"
-        " AND ($2::text IS NULL OR execution_id = $2)"
-        f" ORDER BY {order}",
-        pipeline_id,
-        execution_id,
-    )
+    rows = await rt.read_model.list_checkpoints(pipeline_id, execution_id)
     return [
         CheckpointInfo(
-            id=r["checkpoint_id"],
-            name=r["name"],
-            pipeline_id=r["pipeline_id"],
-            execution_id=r["execution_id"],
-            task_id=r["task_id"],
-            sequence=r["sequence"],
-            progress=r["progress"],
-            created_at=r["created_at"],
-            metadata=await _metadata(rt, r["execution_id"], _loads(r["metadata"])),
+            id=r.id,
+            name=r.name,
+            pipeline_id=r.pipeline_id,
+            execution_id=r.execution_id,
+            task_id=r.task_id,
+            sequence=r.sequence,
+            progress=r.progress,
+            created_at=r.created_at,
+            metadata=await _metadata(rt, r.execution_id, r.metadata),
         )
         for r in rows
     ]
@@ -226,10 +215,6 @@ async def _metadata(rt: StateRuntime, execution_id: str, value: Any) -> Any:
         return await rt.open_value(value, execution_id)
     except UserDataErased:
         return {"$erased": execution_id}
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
 
 
 async def restore(
@@ -247,24 +232,13 @@ async def restore(
     """
     rt = runtime or current_runtime("checkpoint.restore")
     await _honour(rt, consistency, session)
-    tables = rt.read_model.tables
-    row = await rt.pool.fetchrow(
-        f"SELECT execution_id, sequence, created_at FROM {tables.checkpoints}"
-        " WHERE checkpoint_id = $1",
-        checkpoint_id,
-    )
+    row = await rt.read_model.find_checkpoint(checkpoint_id)
     if row is None:
         raise CheckpointNotFound(checkpoint_id)
-    events = await rt.pool.fetch(
-        f"SELECT raw FROM {tables.execution_events} WHERE execution_id = $1"
-        ' AND (sequence IS NULL OR sequence <= $2) ORDER BY partition, "offset"',
-        row["execution_id"],
-        row["sequence"],
-    )
+    events = await rt.read_model.archived_events(row.execution_id, row.sequence)
     state: ExecutionState | None = None
     saved: c.CheckpointSaved | None = None
-    for record in events:
-        envelope = rt.codec.decode(bytes(record["raw"]))
+    for envelope in events:
         result = step(state, envelope)
         state = result.state
         payload = envelope.payload
@@ -286,7 +260,7 @@ async def restore(
         task_id=saved.task_id,
         sequence=state.last_sequence,
         progress=saved.progress,
-        created_at=row["created_at"],
+        created_at=row.created_at,
         state=state,
         data=data,
         metadata=metadata,

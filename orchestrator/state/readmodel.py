@@ -9,12 +9,16 @@ exactly the state the processor committed.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from orchestrator.commands.ports import ReadModelTimeout
-from orchestrator.events.envelope import Position
+from orchestrator.events.codec import EventCodec, default_codec
+from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.state import ExecutionState, NamespaceState
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections.positions import applied_offset, wait_for_position
@@ -22,14 +26,100 @@ from orchestrator.projections.settings import ProjectionSettings
 from orchestrator.projections.store import ReadModelStore
 
 
-class PostgresReadModel:
-    """Reads of one projection's tables through ``pool``."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointRow:
+    """A checkpoint as the read model lists it (its data is read separately)."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: ProjectionSettings | None = None) -> None:
+    id: str
+    name: str
+    pipeline_id: str
+    execution_id: str
+    task_id: str | None
+    sequence: int
+    progress: float | None
+    created_at: dt.datetime
+    metadata: Any
+
+
+def _checkpoint_row(r: asyncpg.Record) -> CheckpointRow:
+    return CheckpointRow(
+        id=r["checkpoint_id"],
+        name=r["name"],
+        pipeline_id=r["pipeline_id"],
+        execution_id=r["execution_id"],
+        task_id=r["task_id"],
+        sequence=r["sequence"],
+        progress=r["progress"],
+        created_at=r["created_at"],
+        metadata=None if r["metadata"] is None else json.loads(r["metadata"]),
+    )
+
+
+_CHECKPOINT_COLUMNS = (
+    "checkpoint_id, name, pipeline_id, execution_id, task_id, sequence, progress,"
+    " created_at, metadata"
+)
+
+
+class PostgresReadModel:
+    """Reads of one projection's tables through ``pool``.
+
+    Besides the write side's port it answers the queries of ``orchestrator.state``
+    (``list_checkpoints``, ``find_checkpoint``, ``checkpoint_data``,
+    ``archived_events``), which the memory backend's ``MemoryReadModel`` answers too."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: ProjectionSettings | None = None,
+        codec: EventCodec | None = None,
+    ) -> None:
         self.pool = pool
         self.settings = settings or ProjectionSettings()
         self.tables = self.settings.tables
+        self.codec = codec or default_codec()
         self._store = ReadModelStore(self.settings)
+
+    async def list_checkpoints(
+        self, pipeline_id: str | None, execution_id: str | None
+    ) -> list[CheckpointRow]:
+        """Checkpoints of a pipeline and/or execution, oldest first."""
+        order = "sequence" if execution_id is not None else "created_at, execution_id, sequence"
+        rows = await self.pool.fetch(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM {self.tables.checkpoints}"
+            " WHERE ($1::text IS NULL OR pipeline_id = $1)"
+            " AND ($2::text IS NULL OR execution_id = $2)"
+            f" ORDER BY {order}",
+            pipeline_id,
+            execution_id,
+        )
+        return [_checkpoint_row(r) for r in rows]
+
+    async def find_checkpoint(self, checkpoint_id: str) -> CheckpointRow | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM {self.tables.checkpoints} WHERE checkpoint_id = $1",
+            checkpoint_id,
+        )
+        return None if row is None else _checkpoint_row(row)
+
+    async def checkpoint_data(self, checkpoint_id: str) -> Any:
+        """The checkpoint's data as JSON (a claim-checked value as its ``$blob`` marker)."""
+        raw = await self.pool.fetchval(
+            f"SELECT data FROM {self.tables.checkpoints} WHERE checkpoint_id = $1",
+            checkpoint_id,
+        )
+        return None if raw is None else json.loads(raw)
+
+    async def archived_events(self, execution_id: str, max_sequence: int) -> list[Envelope]:
+        """The execution's archived events up to ``max_sequence`` (control events
+        included), in log order."""
+        rows = await self.pool.fetch(
+            f"SELECT raw FROM {self.tables.execution_events} WHERE execution_id = $1"
+            ' AND (sequence IS NULL OR sequence <= $2) ORDER BY partition, "offset"',
+            execution_id,
+            max_sequence,
+        )
+        return [self.codec.decode(bytes(r["raw"])) for r in rows]
 
     async def load_execution(self, execution_id: str) -> ExecutionState | None:
         async with self.pool.acquire() as conn:

@@ -63,17 +63,22 @@ class StateSettings:
 
 class StateRuntime:
     """What the state API needs; built from a started pool and log (borrowed), or with
-    :meth:`connect` (owned, closed by :meth:`close`)."""
+    :meth:`connect` (owned, closed by :meth:`close`).
+
+    The memory backend passes its own adapters instead of a pool: ``log`` (a
+    ``MemoryEventLog``), ``leases`` (a ``MemoryLeaseStore``) and ``read_model`` (a
+    ``MemoryReadModel``); ``pool`` is then ``None`` and node presence is not used."""
 
     def __init__(
         self,
         *,
-        pool: asyncpg.Pool,
-        log: EventLog,
+        pool: asyncpg.Pool | None,
+        log: EventLog | Any,
         blob_store: BlobStore | None = None,
         settings: StateSettings | None = None,
         codec: EventCodec | None = None,
         leases: CoordinationStore | None = None,
+        read_model: Any = None,
         data_keys: DataKeySource | None = None,
         encrypt: bool = False,
     ) -> None:
@@ -90,8 +95,14 @@ class StateRuntime:
         self.settings = settings
         self.codec = codec or default_codec()
         self.node_id = self.settings.node_id
-        self.leases: CoordinationStore = LeaseStore(pool) if leases is None else leases
-        self.read_model = PostgresReadModel(pool, self.settings.projection)
+        if pool is None and (leases is None or read_model is None):
+            raise ValueError("StateRuntime: give a pool, or both leases and read_model")
+        self.leases: CoordinationStore = leases if leases is not None else LeaseStore(pool)
+        self.read_model = (
+            read_model
+            if read_model is not None
+            else PostgresReadModel(pool, self.settings.projection, self.codec)
+        )
         self.shared = SharedStateWriter(
             log=log,
             leases=self.leases,
@@ -111,11 +122,12 @@ class StateRuntime:
         self.cache.on_lookup = _cache_metrics_hook()
         self._listener: InvalidationListener | None = None
         self._owned = False
-        # Presence is PostgreSQL's way to see a holder's death before its ttl; on etcd a
-        # dead holder's keep-alives stop and its leases lapse by themselves.
+        # Presence is PostgreSQL's way to see a holder's death before its ttl (a database
+        # session); on etcd a dead holder's keep-alives stop and its leases lapse by
+        # themselves, and in memory there is no other process.
         self._presence = (
             Presence(pool, self.node_id, self.leases)
-            if isinstance(self.leases, LeaseStore)
+            if pool is not None and isinstance(self.leases, LeaseStore)
             else None
         )
         self._presence_tried = self._presence is None
@@ -195,7 +207,8 @@ class StateRuntime:
             try:
                 await self.log.stop()
             finally:
-                await self.pool.close()
+                if self.pool is not None:
+                    await self.pool.close()
 
     async def __aenter__(self) -> StateRuntime:
         return self
@@ -234,6 +247,8 @@ class StateRuntime:
         if self._presence_tried:
             return
         self._presence_tried = True
+        if self._presence is None:
+            return
         try:
             assert self._presence is not None  # tried is preset when there is none
             await self._presence.start()

@@ -19,7 +19,7 @@ from _worker import plan_on
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from orchestrator.app import App, AppOptions, AppPlan, plan_app
+from orchestrator.app import App, AppOptions, AppPlan, PlanError, plan_app
 from orchestrator.config import ConfigError, load_config, load_config_file
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.runtime import Pipeline
@@ -43,6 +43,10 @@ def plan_of(name: str, **overrides: Any) -> AppPlan:
 @pytest.mark.parametrize("path", sorted(SEED.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_seed_block_plans(path: Path) -> None:
     settings = load_config_file(path).settings
+    if settings.state_management.backend == "memory":  # in-process only: connect() runs it
+        with pytest.raises(PlanError, match=r'connect\(backend="memory"\)'):
+            plan_app(settings, bootstrap="kafka:9092", dsn="postgresql://db/x", node_id="n1")
+        return
     plan = plan_app(settings, bootstrap="kafka:9092", dsn="postgresql://db/x", node_id="n1")
     assert plan.topics.pipeline.name and plan.policies.retry.max_attempts >= 1
 
