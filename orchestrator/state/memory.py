@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.commands.ports import ReadModelTimeout
@@ -38,6 +39,11 @@ from orchestrator.events.userdata import UserData, decode_user_data
 from orchestrator.state.readmodel import CheckpointRow
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    shared_topic: str
 
 
 class _Execution:
@@ -187,6 +193,28 @@ class MemoryReadModel:
 
     async def load_namespace(self, namespace: str) -> NamespaceState:
         return self._namespaces.get(namespace) or NamespaceState(namespace=namespace)
+
+    # --- what the state cache's source asks (as of ``PostgresReadModel``) ---------------
+
+    @property
+    def settings(self) -> _Settings:
+        """The names the cache needs: the shared-state topic."""
+        return _Settings(shared_topic=self._log.topics.shared.name)
+
+    async def load_execution_entry(
+        self, execution_id: str
+    ) -> tuple[ExecutionState, Position | None] | None:
+        """The execution's state and the position of the last event folded into it."""
+        entry = self._executions.get(execution_id)
+        state = None if entry is None else self._state_of(execution_id, entry)
+        if entry is None or state is None:
+            return None
+        last = Position(self._log.topics.pipeline.name, entry.partition, entry.offsets[-1])
+        return state, last
+
+    async def watermarks(self) -> dict[tuple[str, int], int]:
+        """The next offset to fold, per (topic, partition): every event before it is read."""
+        return {key: offset + 1 for key, offset in self._applied.items()}
 
     async def wait_for(self, position: Position, timeout: float) -> None:  # noqa: ASYNC109
         key = (position.topic, position.partition)
