@@ -30,9 +30,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from orchestrator.commands._metrics import record_commands
 from orchestrator.commands.decide import Command, CreateExecution, InvalidCommand, decide
 from orchestrator.commands.decide import decide_stamped as decide_in
 from orchestrator.commands.errors import CommandError, ExecutionNotOwned, LeaseLost
@@ -46,7 +48,7 @@ from orchestrator.commands.ports import (
     take_lease,
 )
 from orchestrator.events import catalogue as c
-from orchestrator.events import tracing
+from orchestrator.events import metrics, tracing
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import step
 from orchestrator.events.outage import Outage
@@ -366,6 +368,8 @@ class ExecutionWriter:
 
     def _lose(self, error: LeaseLost, *, cause: BaseException | None = None) -> None:
         error.__cause__ = cause
+        if self._lost is None:
+            metrics.record_lease_lost()
         self._lost = error
         log.warning("execution %s: %s; refusing further commands", self.execution_id, error)
 
@@ -493,8 +497,22 @@ async def execute_together(
     """Validate commands for several executions, all or nothing, and send them in one
     ``append_batch`` when the writers share a log (else one per log, in order).
 
-    One list of positions per item, one position per command.
+    One list of positions per item, one position per command (each one is counted and
+    timed in ``orchestrator_state_operations_total``).
     """
+    started = time.perf_counter()
+    try:
+        result = await _execute_together(items, **ids)
+    except BaseException:
+        record_commands([c for _, c in items], time.perf_counter() - started, ok=False)
+        raise
+    record_commands([c for _, c in items], time.perf_counter() - started, ok=True)
+    return result
+
+
+async def _execute_together(
+    items: Sequence[tuple[ExecutionWriter, Sequence[Command]]], **ids: str | None
+) -> list[list[Position]]:
     writers = sorted((w for w, _ in items), key=lambda w: w.execution_id)
     if len({id(w) for w in writers}) != len(writers):
         raise ValueError("execute_together: give each writer once, with all its commands")

@@ -31,6 +31,7 @@ import asyncpg
 
 from orchestrator.commands.leader import LeaderElection
 from orchestrator.commands.leases import TRANSIENT_ERRORS
+from orchestrator.events import metrics
 from orchestrator.events.outage import Outage
 from orchestrator.runtime.health import NODE_PREFIX
 from orchestrator.runtime.policy import RecoveryPolicy
@@ -121,6 +122,7 @@ class RecoverySupervisor:
                 await task
         if self.supervise:
             await self.election.stop()
+            metrics.record_leader(ELECTION, self.node_id, False)
 
     def check(self) -> None:
         """Re-raise what ended a supervisor loop, if one ended."""
@@ -139,7 +141,9 @@ class RecoverySupervisor:
         while True:
             pause = self.policy.scan_every
             # is_leader() re-raises what ended the background campaign, if anything did.
-            if await self.election.is_leader() and self.healthy():
+            leading = await self.election.is_leader()
+            metrics.record_leader(ELECTION, self.node_id, leading)
+            if leading and self.healthy():
                 try:
                     await self.scan_once()
                     outage.recovered()
@@ -166,6 +170,7 @@ class RecoverySupervisor:
             target = self._choose(orphan, nodes)
             if target is None:
                 if orphan.execution_id not in self._unplaceable:
+                    metrics.record_decision(orphan.reason, "no_live_node")
                     self._unplaceable.add(orphan.execution_id)
                     log.warning(
                         "execution %s (%s) needs recovery (%s) but no live node has pipeline %r",
@@ -186,9 +191,11 @@ class RecoverySupervisor:
                 target,
             )
             if target == self.node_id:
+                metrics.record_decision(orphan.reason, "resume_here")
                 await self.recover(orphan.execution_id, orphan.reason)
             else:
                 await self._assign(orphan, target)
+                metrics.record_decision(orphan.reason, "assigned")
             placed.append(orphan)
         self.decisions.extend(placed)
         return placed

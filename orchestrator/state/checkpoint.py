@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from orchestrator.commands.decide import SaveCheckpoint
 from orchestrator.events import catalogue as c
+from orchestrator.events import metrics
 from orchestrator.events.envelope import Position
 from orchestrator.events.errors import UserDataError
 from orchestrator.events.fold import Outcome, step
@@ -162,6 +163,7 @@ def _runtime_or_none() -> StateRuntime | None:
         return None
 
 
+@metrics.timed_async("checkpoint")
 async def list(
     pipeline_id: str | None = None,
     execution_id: str | None = None,
@@ -208,6 +210,7 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+@metrics.timed_async("checkpoint")
 async def restore(
     checkpoint_id: str,
     *,

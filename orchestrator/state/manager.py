@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from orchestrator.commands.lock import LockInfo, list_locks
+from orchestrator.events import metrics
 from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState, SharedVariable, TaskState
 from orchestrator.events.userdata import BlobStore, resolve_blob_markers
@@ -75,6 +76,7 @@ class StateManager:
 
     # --- pipeline and task state ---------------------------------------------------
 
+    @metrics.timed_async("state_manager")
     async def get_pipeline_state(
         self,
         execution_id: str,
@@ -89,6 +91,7 @@ class StateManager:
             raise StateNotFound("execution", execution_id)
         return state
 
+    @metrics.timed_async("state_manager")
     async def get_task_state(
         self,
         execution_id: str,
@@ -111,6 +114,7 @@ class StateManager:
 
     # --- shared state --------------------------------------------------------------
 
+    @metrics.timed_async("state_manager")
     async def get_variable(
         self,
         namespace: str,
@@ -169,6 +173,7 @@ class StateManager:
         )
         return self._record(position)
 
+    @metrics.timed_async("state_manager")
     async def get_shared_state(
         self,
         namespace: str,

@@ -24,6 +24,7 @@ from orchestrator.commands.leases import LeaseStore, node_label
 from orchestrator.commands.presence import Presence
 from orchestrator.commands.shared import SharedSettings, SharedStateWriter
 from orchestrator.commands.writer import ExecutionWriter, WriterSettings
+from orchestrator.events import metrics
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.envelope import Position
 from orchestrator.events.log import EventLog, ProducerSettings
@@ -179,7 +180,8 @@ class StateRuntime:
         """Create an execution; its writer is registered for this process."""
         await self.announce_presence()
         writer = self.new_writer(command.execution_id)
-        self.record([await writer.create(command)])
+        with metrics.timed("writer", "create_execution"):
+            self.record([await writer.create(command)])
         self.writers[command.execution_id] = writer
         return writer
 
