@@ -157,6 +157,7 @@ class App:
         self._cleanup.append(runtime.close)
         if opts.configure_process:
             metrics.select(self.settings.monitoring.metrics)
+            metrics.start_cache(self.settings.caching.levels)  # the configured levels, at 0
             state_runtime.configure(runtime)
             lease_defaults.configure(pool)
             set_default_policies(plan.policies)
