@@ -27,6 +27,7 @@ from ._kafka_cluster import KafkaCluster
 from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, kafka_jars_ready
 from ._kafka_sasl import ScramUsers, grant_product_acls
 from ._postgres import PostgresServer
+from ._prometheus import PrometheusServer
 from ._s3 import S3Server
 from ._service import Service
 from ._tansu import TANSU_LIMITS, TansuServer
@@ -103,6 +104,7 @@ class DevStack:
         environ: Mapping[str, str] | None = None,
         kafka_brokers: int = 1,
         kafka_sasl: bool = False,
+        prometheus: bool = False,
     ) -> None:
         """``kafka_brokers`` > 1 starts a KRaft cluster of that many Apache Kafka nodes.
         ``kafka_sasl`` starts Apache Kafka with SCRAM-SHA-512 users and ACLs: ``admin``
@@ -122,12 +124,14 @@ class DevStack:
             raise DevstackError("a SASL devstack broker needs Apache Kafka, not Tansu")
         if kafka_brokers > 1 and self.kafka_impl == "tansu":
             raise DevstackError("a multi-broker cluster needs Apache Kafka, not Tansu")
-        self._wanted = {"kafka": kafka, "postgres": postgres, "s3": s3}
-        self._used = {"kafka": False, "postgres": False, "s3": False}
+        self._wanted = {"kafka": kafka, "postgres": postgres, "s3": s3, "prometheus": prometheus}
+        self._used = {"kafka": False, "postgres": False, "s3": False, "prometheus": False}
         #: Servers this stack started (services given by env vars are not here).
         self.kafka: KafkaServer | None = None
         self.postgres: PostgresServer | None = None
         self.s3: S3Server | None = None
+        #: Optional (``prometheus=True``): scrape targets are set on it, ``set_targets``.
+        self.prometheus: PrometheusServer | None = None
         self._endpoints = ServiceEndpoints()
         self._password_file: str | None = None
 
@@ -137,7 +141,8 @@ class DevStack:
     @property
     def servers(self) -> list[Service]:
         """The servers started locally."""
-        return [s for s in (self.kafka, self.postgres, self.s3) if s is not None]
+        servers = (self.kafka, self.postgres, self.s3, self.prometheus)
+        return [s for s in servers if s is not None]
 
     @property
     def endpoints(self) -> ServiceEndpoints:
@@ -149,7 +154,12 @@ class DevStack:
         return await self.require(**self._wanted)
 
     async def require(
-        self, *, kafka: bool = False, postgres: bool = False, s3: bool = False
+        self,
+        *,
+        kafka: bool = False,
+        postgres: bool = False,
+        s3: bool = False,
+        prometheus: bool = False,
     ) -> ServiceEndpoints:
         """Make these services available (external or started here), concurrently; idempotent."""
         new: list[Service] = []
@@ -168,6 +178,9 @@ class DevStack:
         if s3 and not self._used["s3"] and self.external.s3_endpoint_url is None:
             self.s3 = S3Server(self._subdir("s3"))
             new.append(self.s3)
+        if prometheus and not self._used["prometheus"]:
+            self.prometheus = PrometheusServer(self._subdir("prometheus"))
+            new.append(self.prometheus)
         try:
             results = await asyncio.gather(
                 *(server.start() for server in new), return_exceptions=True
@@ -181,7 +194,8 @@ class DevStack:
             raise errors[0]
         if self.scram is not None and self.kafka in new:
             await self._grant(new)
-        for name, wanted in (("kafka", kafka), ("postgres", postgres), ("s3", s3)):
+        wants = (("kafka", kafka), ("postgres", postgres), ("s3", s3), ("prometheus", prometheus))
+        for name, wanted in wants:
             self._used[name] = self._used[name] or wanted
         self._endpoints = self._combine()
         return self._endpoints
@@ -205,6 +219,7 @@ class DevStack:
         self.kafka = None if self.kafka in servers else self.kafka
         self.postgres = None if self.postgres in servers else self.postgres
         self.s3 = None if self.s3 in servers else self.s3
+        self.prometheus = None if self.prometheus in servers else self.prometheus
 
     def _combine(self) -> ServiceEndpoints:
         ext, used = self.external, self._used
@@ -273,6 +288,7 @@ class DevStack:
             ("kafka", self.kafka, ep.kafka_bootstrap),
             ("postgres", self.postgres, ep.database_url),
             ("s3", self.s3, ep.s3_endpoint_url),
+            ("prometheus", self.prometheus, self.prometheus and self.prometheus.url),
         ):
             if where is None:
                 continue

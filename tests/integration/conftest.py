@@ -29,6 +29,7 @@ from _projector_support import MakeProjection, Projection, fresh_topics, setting
 from orchestrator.devstack import (
     DevStack,
     KafkaEndpoint,
+    PrometheusServer,
     S3Endpoint,
     ServiceEndpoints,
     create_topic,
@@ -77,7 +78,8 @@ def _needed(items: list[pytest.Item]) -> dict[str, bool]:
     for item in items:
         names.update(getattr(item, "fixturenames", ()))
     every = "services" in names
-    return {service: every or fixture in names for service, fixture in _SERVICE_FIXTURES.items()}
+    needed = {service: every or fixture in names for service, fixture in _SERVICE_FIXTURES.items()}
+    return {**needed, "prometheus": "prometheus" in names}  # optional: only when asked for
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +127,15 @@ async def postgres(devstack: DevStack) -> str:
 async def s3(devstack: DevStack) -> S3Endpoint:
     """The S3 store: `.endpoint_url`, `.bucket` (exists), credentials, `.client()`."""
     return (await devstack.require(s3=True)).s3
+
+
+@pytest.fixture(scope="session")
+async def prometheus(devstack: DevStack) -> PrometheusServer:
+    """Debian's Prometheus, scraping every second what ``.set_targets(job, [...])`` names,
+    with the shipped alert rules loaded; ``.query(expr)``, ``.url``."""
+    await devstack.require(prometheus=True)
+    assert devstack.prometheus is not None
+    return devstack.prometheus
 
 
 @pytest.fixture(scope="session")
