@@ -20,12 +20,16 @@ def operation_name(type_name: str) -> str:
 def record_commands(
     batches: Sequence[Sequence[object]], seconds: float, *, ok: bool, component: str = "writer"
 ) -> None:
-    """Each command of one append (``seconds``: the whole append, decide to acknowledged)."""
-    saved = 0
+    """The commands of one append, counted by type (``seconds``: the whole append, from
+    decide to acknowledged; one duration sample per type in it)."""
+    counts: dict[str, int] = {}
     for commands in batches:
         for command in commands:
             name = operation_name(type(command).__name__)
-            metrics.record_operation(component, name, seconds, "ok" if ok else "error")
-            saved += name == "save_checkpoint"
+            counts[name] = counts.get(name, 0) + 1
+    outcome = "ok" if ok else "error"
+    for name, count in counts.items():
+        metrics.record_operation(component, name, seconds, outcome, count)
+    saved = counts.get("save_checkpoint", 0)
     if ok and saved:
         metrics.record_checkpoints_saved(saved)

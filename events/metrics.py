@@ -115,7 +115,8 @@ class _Families:
         )  # fmt: skip
         self.sync_lag = Histogram(
             f"{p}sync_lag_seconds",
-            "Seconds from a record's append (its Kafka timestamp) to its commit in a read model.",
+            "Seconds from append (Kafka timestamp) to read-model commit, per committed batch "
+            "(its oldest record).",
             ["projection"], buckets=_LAG_BUCKETS, registry=r,
         )  # fmt: skip
         self.consumer_lag = Gauge(
@@ -229,12 +230,25 @@ def render() -> bytes:
 # --- recording ----------------------------------------------------------------------
 
 
-def record_operation(component: str, operation: str, seconds: float, outcome: str = "ok") -> None:
-    """One state operation (a command, a read, an API request), its outcome (``ok``,
-    ``error``; the API adds ``client_error``) and how long it took."""
-    f = families()
-    f.operations.labels(component, operation, outcome).inc()
-    f.duration.labels(component, operation).observe(seconds)
+_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def record_operation(
+    component: str, operation: str, seconds: float, outcome: str = "ok", count: int = 1
+) -> None:
+    """``count`` state operations (commands of one append, a read, an API request), their
+    outcome (``ok``, ``error``; the API adds ``client_error``) and the seconds they took
+    together (one duration sample per call)."""
+    key = (component, operation, outcome)
+    pair = _children.get(key)
+    if pair is None:  # labels() costs more than the update itself: keep the children
+        f = families()
+        pair = _children[key] = (
+            f.operations.labels(component, operation, outcome),
+            f.duration.labels(component, operation),
+        )
+    pair[0].inc(count)
+    pair[1].observe(seconds)
 
 
 @contextlib.contextmanager
@@ -271,15 +285,17 @@ def record_checkpoints_saved(count: int = 1) -> None:
 
 
 def record_applied(projection: str, timestamps_ms: Sequence[int], dead_letters: int) -> None:
-    """A projection committed these records (their Kafka timestamps): count, lag, DLQ."""
+    """A projection committed these records (their Kafka timestamps): count, DLQ, and the
+    batch's sync lag: its oldest record's seconds from append to commit (one sample per
+    batch, the worst of the batch, so the histogram costs nothing per record)."""
+    if not timestamps_ms:
+        return
     f = families()
     f.applied.labels(projection).inc(len(timestamps_ms))
     if dead_letters:
         f.dead_letters.labels(projection).inc(dead_letters)
-    lag = f.sync_lag.labels(projection)
-    now_ms = time.time() * 1000.0
-    for ts in timestamps_ms:
-        lag.observe(max(0.0, (now_ms - ts) / 1000.0))
+    oldest = min(timestamps_ms)
+    f.sync_lag.labels(projection).observe(max(0.0, time.time() - oldest / 1000.0))
 
 
 def start_projection(projection: str) -> None:
