@@ -56,11 +56,14 @@ def up(
         "--kafka-sasl",
         help="Apache Kafka with SASL/SCRAM-SHA-512 and ACLs; exports log in as user 'app'.",
     ),
+    prometheus: bool = typer.Option(
+        False, "--prometheus", help="Also Prometheus, scraping the default metrics ports."
+    ),
 ) -> None:
     """Start Kafka, PostgreSQL and S3, print their exports, stop them on Ctrl-C / SIGTERM."""
     err = Console(stderr=True)
     try:
-        code = asyncio.run(_up(data_dir, kafka.value, err, kafka_brokers, kafka_sasl))
+        code = asyncio.run(_up(data_dir, kafka.value, err, kafka_brokers, kafka_sasl, prometheus))
     except DevstackError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -80,7 +83,12 @@ def jars() -> None:
 
 
 async def _up(
-    data_dir: Path | None, kafka: str, err: Console, brokers: int = 1, sasl: bool = False
+    data_dir: Path | None,
+    kafka: str,
+    err: Console,
+    brokers: int = 1,
+    sasl: bool = False,
+    prometheus: bool = False,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -93,6 +101,7 @@ async def _up(
         environ={},
         kafka_brokers=brokers,
         kafka_sasl=sasl,
+        prometheus=prometheus,
     )
     stopping = asyncio.create_task(stop.wait())
     try:
@@ -107,6 +116,8 @@ async def _up(
             err.print("interrupted during start-up; stopped what had started")
             return 130
         endpoints = starting.result()
+        if stack.prometheus is not None:
+            stack.prometheus.scrape_defaults()
         err.print(stack.summary(), highlight=False, markup=False, soft_wrap=True)
         _print_exports(endpoints)
         err.print("[green]ready[/]; press Ctrl-C to stop")

@@ -97,6 +97,13 @@ class PrometheusServer(Service):
         tmp.write_text(json.dumps(group))
         tmp.replace(folder / f"{job}.json")
 
+    def scrape_defaults(self) -> None:
+        """Scrape every command on its default metrics port and the API on 8080 (what
+        ``services up --prometheus`` does, for ``dev`` or the processes run by hand)."""
+        defaults = {"dev": 9470, "processor": 9471, "snapshotter": 9472, "supervisor": 9473}
+        for job, port in {**defaults, "api": 8080}.items():
+            self.set_targets(f"orchestrator-state-{job}", [f"{LOOPBACK}:{port}"])
+
     async def query(self, expr: str, params: Mapping[str, str] | None = None) -> Any:
         """``/api/v1/query``: the ``data`` of the answer (raises on an error status)."""
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
