@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from orchestrator.events import metrics
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+_T = TypeVar("_T")
 
 
 @functools.cache
@@ -33,3 +36,23 @@ def record_commands(
     saved = counts.get("save_checkpoint", 0)
     if ok and saved:
         metrics.record_checkpoints_saved(saved)
+
+
+def counted(
+    fn: Callable[..., Awaitable[_T]],
+) -> Callable[..., Awaitable[_T]]:
+    """Decorate ``execute_together(items, **ids)``: its commands are counted and timed."""
+
+    @functools.wraps(fn)
+    async def counting(items: Sequence[tuple[Any, Sequence[object]]], **ids: Any) -> _T:
+        started = time.perf_counter()
+        batches = [commands for _, commands in items]
+        try:
+            result = await fn(items, **ids)
+        except BaseException:
+            record_commands(batches, time.perf_counter() - started, ok=False)
+            raise
+        record_commands(batches, time.perf_counter() - started, ok=True)
+        return result
+
+    return counting

@@ -30,11 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from orchestrator.commands._metrics import record_commands
+from orchestrator.commands._metrics import counted
 from orchestrator.commands.decide import Command, CreateExecution, InvalidCommand, decide
 from orchestrator.commands.decide import decide_stamped as decide_in
 from orchestrator.commands.errors import CommandError, ExecutionNotOwned, LeaseLost
@@ -491,6 +490,7 @@ class ExecutionWriter:
         return positions
 
 
+@counted
 async def execute_together(
     items: Sequence[tuple[ExecutionWriter, Sequence[Command]]], **ids: str | None
 ) -> list[list[Position]]:
@@ -500,19 +500,6 @@ async def execute_together(
     One list of positions per item, one position per command (each one is counted and
     timed in ``orchestrator_state_operations_total``).
     """
-    started = time.perf_counter()
-    try:
-        result = await _execute_together(items, **ids)
-    except BaseException:
-        record_commands([c for _, c in items], time.perf_counter() - started, ok=False)
-        raise
-    record_commands([c for _, c in items], time.perf_counter() - started, ok=True)
-    return result
-
-
-async def _execute_together(
-    items: Sequence[tuple[ExecutionWriter, Sequence[Command]]], **ids: str | None
-) -> list[list[Position]]:
     writers = sorted((w for w, _ in items), key=lambda w: w.execution_id)
     if len({id(w) for w in writers}) != len(writers):
         raise ValueError("execute_together: give each writer once, with all its commands")

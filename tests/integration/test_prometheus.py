@@ -191,8 +191,26 @@ def test_promtool_accepts_the_rules_and_the_sample_config(prometheus: Prometheus
         assert done.returncode == 0, done.stdout + done.stderr
 
 
+# Recorded where it happens, not only created at zero: each must have counted something.
+COUNTED = (
+    'orchestrator_state_recovery_attempts_total{kind="task_retry",outcome="succeeded"}',
+    'orchestrator_state_operations_total{component="writer",operation="save_checkpoint"}',
+    'orchestrator_state_operations_total{component="state_manager"}',
+    'orchestrator_state_operations_total{component="api"}',
+    "orchestrator_state_checkpoints_saved_total",
+    "orchestrator_state_events_applied_total",
+    "orchestrator_state_snapshots_written_total",
+    "orchestrator_state_sync_lag_seconds_count",
+    'orchestrator_state_leader{election="recovery_supervisor"}',
+)
+
+
 async def _empty_queries(prometheus: PrometheusServer) -> list[str]:
     empty = []
+    for expr in COUNTED:
+        data = await prometheus.query(f"sum({expr}) > 0")
+        if not data["result"]:
+            empty.append(f"nothing counted: {expr}")
     for name in DASHBOARDS:
         for title, expr in panel_queries(dashboard(name)):
             data = await prometheus.query(expr.replace("$__rate_interval", RATE_INTERVAL))
