@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from orchestrator.commands._metrics import record_commands
 from orchestrator.commands.errors import (
     CommandError,
     ImmutableVariable,
@@ -270,6 +272,16 @@ class SharedStateWriter:
 
     async def execute(self, command: SharedCommand) -> Position:
         """Decide and append one shared-state command under the namespace's lease."""
+        started = time.perf_counter()
+        try:
+            position = await self._execute(command)
+        except BaseException:
+            record_commands([[command]], time.perf_counter() - started, ok=False)
+            raise
+        record_commands([[command]], time.perf_counter() - started, ok=True)
+        return position
+
+    async def _execute(self, command: SharedCommand) -> Position:
         ns = command.namespace
         async with self._local.setdefault(ns, asyncio.Lock()):
             name, holder = f"namespace:{ns}", unique_holder(self.node_id)

@@ -33,6 +33,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from orchestrator.commands._metrics import counted
 from orchestrator.commands.decide import Command, CreateExecution, InvalidCommand, decide
 from orchestrator.commands.decide import decide_stamped as decide_in
 from orchestrator.commands.errors import CommandError, ExecutionNotOwned, LeaseLost
@@ -46,7 +47,7 @@ from orchestrator.commands.ports import (
     take_lease,
 )
 from orchestrator.events import catalogue as c
-from orchestrator.events import tracing
+from orchestrator.events import metrics, tracing
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import step
 from orchestrator.events.outage import Outage
@@ -366,6 +367,8 @@ class ExecutionWriter:
 
     def _lose(self, error: LeaseLost, *, cause: BaseException | None = None) -> None:
         error.__cause__ = cause
+        if self._lost is None:
+            metrics.record_lease_lost()
         self._lost = error
         log.warning("execution %s: %s; refusing further commands", self.execution_id, error)
 
@@ -489,13 +492,15 @@ class ExecutionWriter:
         return positions
 
 
+@counted
 async def execute_together(
     items: Sequence[tuple[ExecutionWriter, Sequence[Command]]], **ids: str | None
 ) -> list[list[Position]]:
     """Validate commands for several executions, all or nothing, and send them in one
     ``append_batch`` when the writers share a log (else one per log, in order).
 
-    One list of positions per item, one position per command.
+    One list of positions per item, one position per command (each one is counted and
+    timed in ``orchestrator_state_operations_total``).
     """
     writers = sorted((w for w, _ in items), key=lambda w: w.execution_id)
     if len({id(w) for w in writers}) != len(writers):

@@ -37,6 +37,7 @@ from orchestrator._cli import executions as executions_cli
 from orchestrator._cli import health as health_cli
 from orchestrator._cli import history as history_cli
 from orchestrator._cli import migrate as migrate_cli
+from orchestrator._cli import monitoring as monitoring_cli
 from orchestrator._cli import projections as projections_cli
 from orchestrator._cli import services as services_cli
 from orchestrator._cli import snapshots as snapshots_cli
@@ -89,6 +90,7 @@ app.add_typer(projections_cli.projections_app, name="projections")
 app.add_typer(projections_cli.dlq_app, name="dlq")
 app.add_typer(bench_cli.app, name="bench")
 app.add_typer(snapshots_cli.app, name="snapshots")
+app.add_typer(monitoring_cli.app, name="monitoring")
 app.add_typer(history_cli.app)  # replay, trace, check, bottlenecks, fork
 app.command("migrate")(migrate_cli.migrate)
 executions_app = typer.Typer(

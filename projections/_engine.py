@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from orchestrator.events import tracing
+from orchestrator.events import metrics, tracing
 from orchestrator.events.consumer import DecodedRecord, RawRecord, decode_records
 from orchestrator.events.log import EventCodecLike
 from orchestrator.events.state import SharedVariable
@@ -360,6 +360,9 @@ class BatchEngine:
         for tp, offset in changes.next_offsets.items():
             self._expected[tp] = (offset, self._expected[tp][1])
         self._remember(changes)
+        metrics.record_applied(
+            self.settings.name, [r.timestamp_ms for r in staged.owned], len(changes.dead_letters)
+        )
         if staged.traced_ns is not None:
             _tracing.batch_spans(staged.owned, traced, staged.traced_ns)
         return BatchResult(changes, {}, len(staged.owned))

@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from orchestrator.events import metrics
 from orchestrator.events.codec import codec_for
 from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
 from orchestrator.events.errors import LogError
@@ -43,6 +44,7 @@ from orchestrator.projections.migrate import TableNames, migrate
 from orchestrator.projections.settings import ProjectionSettings
 
 logger = logging.getLogger(__name__)
+TP = tuple[str, int]
 
 
 async def create_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:
@@ -143,6 +145,7 @@ class Projector:
             )
             await self._consumer.start()
             self._consumer.subscribe(self.settings.topics, listener=self)
+            metrics.start_projection(self.settings.name)
         except BaseException:
             await self.stop()
             raise
@@ -187,6 +190,7 @@ class Projector:
             await self._settle_in_callback()
             if self._engine is not None:
                 self._engine.release((tp.topic, tp.partition) for tp in revoked)
+        metrics.forget_consumer_lag(self.settings.name, ((t.topic, t.partition) for t in revoked))
         if revoked:
             logger.info("projection %s: revoked %s", self.settings.name, _names(revoked))
 
@@ -314,11 +318,22 @@ class Projector:
         positions = engine.positions
         if not positions:
             return
+        metrics.record_consumer_lag(self.settings.name, _lags(consumer, positions))
         try:
             await consumer.commit({TopicPartition(t, p): o for (t, p), o in positions.items()})
         except LogError as exc:
             # Lag metrics only: a commit refused during a rebalance is retried next time.
             logger.debug("projection %s: lag commit skipped: %s", self.settings.name, exc)
+
+
+def _lags(consumer: EventConsumer, positions: dict[tuple[str, int], int]) -> dict[TP, int]:
+    """Records between each committed position and the log end the last fetch saw."""
+    lags: dict[TP, int] = {}
+    for (topic, partition), offset in positions.items():
+        end = consumer.highwater(TopicPartition(topic, partition))
+        if end is not None:
+            lags[(topic, partition)] = end - offset
+    return lags
 
 
 def _names(tps: frozenset[TopicPartition]) -> str:

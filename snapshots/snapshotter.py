@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from orchestrator.events import tracing
+from orchestrator.events import metrics, tracing
 from orchestrator.events.codec import default_codec
 from orchestrator.events.consumer import (
     ConsumerSettings,
@@ -173,6 +173,16 @@ class Snapshotter:
         )
         await self._consumer.start()
         self._consumer.subscribe([self.settings.topic], listener=self)
+        metrics.start_snapshotter(await self._newest_snapshot())
+
+    async def _newest_snapshot(self) -> float | None:
+        """Unix time of the newest snapshot in the index (None: no index or no row yet)."""
+        table = self.settings.index_table
+        if not await self._pool.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+            return None
+        newest = f"SELECT extract(epoch FROM max(created_at)) FROM {table}"
+        value = await self._pool.fetchval(newest)
+        return None if value is None else float(value)
 
     async def stop(self) -> None:
         """Leave the group and close connections; safe to call twice."""
@@ -206,6 +216,7 @@ class Snapshotter:
     async def on_partitions_revoked(self, revoked: frozenset[TopicPartition]) -> None:
         async with self._lock:
             self._forget({(tp.topic, tp.partition) for tp in revoked})
+        metrics.forget_consumer_lag(self.settings.name, ((t.topic, t.partition) for t in revoked))
 
     async def on_partitions_assigned(self, assigned: frozenset[TopicPartition]) -> None:
         async with self._lock:
@@ -345,6 +356,8 @@ class Snapshotter:
             self._committed[tp] = low
         self.records += len(raw)
         self.snapshots_written += len(rows)
+        if rows:
+            metrics.record_snapshots([(r.raw_size_bytes, r.size_bytes) for r in rows], reasons)
         if raw:
             self.batches += 1
         if rows:
@@ -365,6 +378,12 @@ class Snapshotter:
         if now - self._last_kafka_commit < self.settings.kafka_commit_interval_s:
             return
         self._last_kafka_commit = now
+        lags = {}  # from what was read: the committed watermark trails on purpose
+        for (t, p), o in self._next.items():
+            end = consumer.highwater(TopicPartition(t, p))
+            if end is not None:
+                lags[(t, p)] = end - o
+        metrics.record_consumer_lag(self.settings.name, lags)
         try:
             await consumer.commit(
                 {TopicPartition(t, p): o for (t, p), o in self._committed.items()}

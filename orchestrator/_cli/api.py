@@ -20,10 +20,12 @@ import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
 
+from orchestrator._cli._metrics import configured_metrics
 from orchestrator._cli.health import HEALTH_FILE, Liveness
 from orchestrator._cli.topics import configured_security, configured_topics
 from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.debug.web import install_snapshot_states
+from orchestrator.events.metrics import select as select_metrics
 from orchestrator.projections.api import ApiSettings, create_app
 
 _GRACEFUL_SHUTDOWN_S = 5  # SSE streams never end by themselves: cut them after this
@@ -83,6 +85,7 @@ def serve(
                 security=configured_security(config),
             )
         )
+    select_metrics(configured_metrics(config))  # /metrics shows what monitoring.metrics names
     app = create_app(settings)
     # The timeline's "state at event" uses snapshots + archive (projections may not
     # import snapshots, so the top layer installs it).

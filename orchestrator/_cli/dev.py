@@ -26,6 +26,7 @@ import typer
 from rich.console import Console
 
 from orchestrator._cli._buckets import make_buckets
+from orchestrator._cli._metrics import checked_address, metrics_option
 from orchestrator._cli._run_app import run_until_stopped, stop_signals
 from orchestrator._cli.health import HEALTH_FILE
 from orchestrator.app import App, AppOptions, plan_app
@@ -51,6 +52,7 @@ def dev(
     ),
     node_id: str = typer.Option("dev", "--node-id", help="This node's id in leases and events."),
     health_file: Path | None = HEALTH_FILE,
+    metrics_address: str = metrics_option("dev"),
 ) -> None:
     """Run Kafka, PostgreSQL, processors, snapshotter, supervisor and the API in one process."""
     err = Console(stderr=True)
@@ -59,8 +61,10 @@ def dev(
     settings = load_config_file(config).settings if config else Settings()  # errors: cli.main
     data_dir = data_dir.expanduser().resolve()
     err.print(f"data directory: [bold]{data_dir}[/]", highlight=False)
+    choice: KafkaChoice = kafka  # type: ignore[assignment]
+    at = metrics_address
     code = asyncio.run(
-        _dev(settings, data_dir, api_host, api_port, kafka, node_id, err, health_file)  # type: ignore[arg-type]
+        _dev(settings, data_dir, api_host, api_port, choice, node_id, err, health_file, at)
     )
     raise typer.Exit(code)
 
@@ -74,6 +78,7 @@ async def _dev(
     node_id: str,
     err: Console,
     health_file: Path | None = None,
+    metrics_address: str | None = None,
 ) -> int:
     with stop_signals() as stopping:
         stack = DevStack(data_dir, s3=_needs_s3(settings), kafka_impl=kafka)
@@ -95,7 +100,8 @@ async def _dev(
                 await asyncio.to_thread(make_buckets, endpoints.s3.client(), plan)
             for note in plan.notes:
                 err.print(f"[yellow]note:[/] {note}", highlight=False)
-            options = AppOptions(api_host=api_host, api_port=api_port)
+            metrics_at = None if metrics_address is None else checked_address(metrics_address)
+            options = AppOptions(api_host=api_host, api_port=api_port, metrics_address=metrics_at)
             async with App(plan, settings, options, endpoints=endpoints) as app:
                 _summary(err, app)
                 code = await run_until_stopped(
@@ -127,6 +133,7 @@ def _summary(err: Console, app: App) -> None:
         f"(crash timeout {plan.policies.recovery.crash_timeout:g}s, "
         f"failover {plan.policies.recovery.failover_timeout:g}s)",
         f"query API: {app.api_url} (docs at {app.api_url}/docs)",
+        f"metrics: {app.metrics.url if app.metrics else f'{app.api_url}/metrics'}",
         f"workers: export KAFKA_BOOTSTRAP_SERVERS={plan.bootstrap} DATABASE_URL={plan.dsn}",
         "ready; Ctrl-C to stop",
     ]

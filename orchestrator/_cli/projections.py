@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator._cli._connect import kafka_reachable, pg_connect
+from orchestrator._cli._metrics import metrics_option, with_metrics
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_security, configured_topics
@@ -128,6 +129,7 @@ def project(
         10_000, "--session-timeout-ms", min=1000, help="Group session timeout."
     ),
     health_file: Path | None = HEALTH_FILE,
+    metrics_address: str = metrics_option("project"),
 ) -> None:
     """Run a projection processor until SIGTERM / Ctrl-C (migrations applied at start)."""
     settings, config_dsn = _settings(name, config, batch_size, pipeline_topic, shared_topic)
@@ -140,13 +142,9 @@ def project(
     # This process only runs the processor: what start-up made (modules, settings) lives
     # as long as it does, so full garbage collections need not traverse it again.
     gc.freeze()
+    processor = run_processor(settings, dsn, bootstrap, topics=topics, security=security)
     try:
-        asyncio.run(
-            alive_while(
-                run_processor(settings, dsn, bootstrap, topics=topics, security=security),
-                health_file,
-            )
-        )
+        asyncio.run(alive_while(with_metrics(processor, metrics_address, config), health_file))
     except Exception:  # run_processor logged it once, with its context
         raise typer.Exit(1) from None
 

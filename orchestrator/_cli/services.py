@@ -86,13 +86,25 @@ def up(
         help="Also start etcd (Debian's etcd-server): 1 member, or 3 for a cluster; "
         "exports ETCD_ENDPOINTS for distributed.coordination.endpoints.",
     ),
+    prometheus: bool = typer.Option(
+        False, "--prometheus", help="Also Prometheus, scraping the default metrics ports."
+    ),
 ) -> None:
     """Start Kafka, PostgreSQL and S3, print their exports, stop them on Ctrl-C / SIGTERM."""
     err = Console(stderr=True)
     try:
         redis_opts = _RedisOptions(redis, redis_cluster, redis_aof, redis_snapshot_interval)
         code = asyncio.run(
-            _up(data_dir, kafka.value, err, kafka_brokers, kafka_sasl, redis_opts, etcd)
+            _up(
+                data_dir,
+                kafka.value,
+                err,
+                kafka_brokers,
+                kafka_sasl,
+                redis_opts,
+                etcd,
+                prometheus,
+            )
         )
     except DevstackError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
@@ -135,6 +147,7 @@ async def _up(
     sasl: bool = False,
     redis: _RedisOptions = _RedisOptions(),
     etcd_members: int = 0,
+    prometheus: bool = False,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -151,6 +164,7 @@ async def _up(
         redis_cluster=redis.cluster,
         redis_appendonly=redis.appendonly,
         redis_snapshot_interval=redis.snapshot_interval or None,
+        prometheus=prometheus,
     )
     etcd = _etcd(etcd_members, data_dir)
     stopping = asyncio.create_task(stop.wait())
@@ -166,6 +180,8 @@ async def _up(
             err.print("interrupted during start-up; stopped what had started")
             return 130
         endpoints = starting.result()
+        if stack.prometheus is not None:
+            stack.prometheus.scrape_defaults()
         err.print(stack.summary(), highlight=False, markup=False, soft_wrap=True)
         _print_exports(endpoints)
         if etcd is not None:

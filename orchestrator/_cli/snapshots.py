@@ -30,6 +30,7 @@ from rich.table import Table
 
 from orchestrator._cli._buckets import ensure_store_bucket
 from orchestrator._cli._connect import kafka_reachable, pg_pool
+from orchestrator._cli._metrics import metrics_option, with_metrics
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_security, configured_topics
@@ -210,6 +211,7 @@ def run(
     ),
     session_timeout_ms: int = typer.Option(10_000, "--session-timeout-ms"),
     health_file: Path | None = HEALTH_FILE,
+    metrics_address: str = metrics_option("snapshots"),
 ) -> None:
     """Run the snapshotter until SIGTERM/Ctrl-C (migrations applied; bucket made if missing)."""
     from orchestrator.events.consumer import ConsumerSettings
@@ -255,7 +257,7 @@ def run(
         )
         await run_snapshotter(snapshotter)
 
-    _run(alive_while(main(), health_file))
+    _run(alive_while(with_metrics(main(), metrics_address, config), health_file))
 
 
 def _restorer(pool: Any, setup: _Setup, endpoint_url: str | None) -> Restorer:

@@ -18,11 +18,13 @@ import logging
 import os
 import socket
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from orchestrator._cli._metrics import checked_address, metrics_option
 from orchestrator._cli._run_app import run_until_stopped, stop_signals
 from orchestrator._cli.health import HEALTH_FILE
 from orchestrator.app import App, AppOptions, AppPlan, PlanError, plan_app
@@ -55,6 +57,7 @@ def supervise(
         help="This node's id in leases (default: supervisor-<hostname>-<random>).",
     ),
     health_file: Path | None = HEALTH_FILE,
+    metrics_address: str = metrics_option("supervise"),
 ) -> None:
     """Run the recovery supervisor (leader-elected) until SIGTERM/Ctrl-C."""
     err = Console(stderr=True)
@@ -77,7 +80,8 @@ def supervise(
         err.print("[bold red]error:[/] recovery.enabled is false: nothing to supervise")
         raise typer.Exit(2)
     try:
-        code = asyncio.run(_supervise(plan, settings, endpoints, err, health_file))
+        options = replace(ONLY_RECOVERY, metrics_address=checked_address(metrics_address))
+        code = asyncio.run(_supervise(plan, settings, options, endpoints, err, health_file))
     except OrchestratorStateError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -92,12 +96,13 @@ def _env_settings() -> Settings:
 async def _supervise(
     plan: AppPlan,
     settings: Settings,
+    options: AppOptions,
     endpoints: ServiceEndpoints,
     err: Console,
     health_file: Path | None,
 ) -> int:
     with stop_signals() as stopping:
-        async with App(plan, settings, ONLY_RECOVERY, endpoints=endpoints) as app:
+        async with App(plan, settings, options, endpoints=endpoints) as app:
             orchestrator = app.orchestrator
             assert orchestrator is not None
             rec = plan.policies.recovery

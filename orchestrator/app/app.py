@@ -35,9 +35,11 @@ from orchestrator.commands import leases as lease_defaults
 from orchestrator.commands.errors import StaleExpectedVersion
 from orchestrator.config.models import Settings
 from orchestrator.devstack import ServiceEndpoints
+from orchestrator.events import metrics
 from orchestrator.events.codec import codec_for
 from orchestrator.events.keys import KEYS_ENV, KeyConfigError, KeyRing
 from orchestrator.events.log import EventLog, ProducerSettings
+from orchestrator.events.metrics_server import MetricsServer, serve_or_warn
 from orchestrator.events.task_feed import feed_for
 from orchestrator.events.topics import TopicReport
 from orchestrator.events.userdata import BlobStore
@@ -71,7 +73,11 @@ class AppOptions:
     discover_pipelines: bool = True
     """Also run pipelines defined in this process but not listed in ``pipelines``."""
     configure_process: bool = True
-    """Make this app's runtime, leases and policies the process defaults."""
+    """Make this app's runtime, leases and policies the process defaults (and its
+    ``monitoring.metrics`` the process's exported metrics)."""
+    metrics_address: str | None = None
+    """Serve Prometheus ``/metrics`` here (``HOST:PORT``, ``PORT`` on 127.0.0.1, ``0``: any
+    free port); ``None``: no metrics server (the API, if any, still has ``/metrics``)."""
 
 
 def _key_ring(encrypt: bool) -> KeyRing | None:
@@ -121,6 +127,8 @@ class App:
         self.snapshotter: Any = None
         self.snapshot_store: SnapshotStore | None = None
         self.api_url: str | None = None
+        self.metrics: MetricsServer | None = None
+        """The metrics server (``.url``), when ``metrics_address`` is set."""
         self._server: _EmbeddedServer | None = None
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._cleanup: list[Callable[[], Awaitable[None]]] = []
@@ -138,6 +146,9 @@ class App:
     async def _start(self) -> None:
         plan, opts = self.plan, self.options
         ring = _key_ring(plan.snapshots.encrypt)
+        self.metrics = serve_or_warn(opts.metrics_address, log)
+        if self.metrics is not None:
+            self._cleanup.append(self._close_metrics)
         self.pool = pool = await open_pool(
             plan.dsn, max_size=plan.pool_size, deadline_s=plan.connect_timeout
         )
@@ -173,6 +184,8 @@ class App:
         self._cleanup.append(runtime.close)
         await runtime.start_cache(plan.dsn, plan.connect_timeout)
         if opts.configure_process:
+            metrics.select(self.settings.monitoring.metrics)
+            metrics.start_cache(self.settings.caching.levels)  # the configured levels, at 0
             state_runtime.configure(runtime)
             lease_defaults.configure(pool, store=coordination)
             set_default_policies(plan.policies)
@@ -277,6 +290,11 @@ class App:
 
     def _spawn(self, name: str, work: Awaitable[Any]) -> None:
         self._tasks[name] = asyncio.ensure_future(work)
+
+    async def _close_metrics(self) -> None:
+        server, self.metrics = self.metrics, None
+        if server is not None:
+            server.close()
 
     async def _unconfigure(self) -> None:
         try:

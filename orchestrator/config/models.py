@@ -392,9 +392,19 @@ KNOWN_METRICS = (
 )
 
 
+KNOWN_DASHBOARDS = (
+    "state_overview",
+    "checkpoint_history",
+    "recovery_timeline",
+    "distributed_state_health",
+)
+
+
 class Monitoring(_Model):
+    """What every process exports on ``/metrics`` and which dashboards are provided."""
+
     metrics: list[Literal[KNOWN_METRICS]] = list(KNOWN_METRICS)  # type: ignore[valid-type]
-    dashboards: list[str] = []
+    dashboards: list[Literal[KNOWN_DASHBOARDS]] = list(KNOWN_DASHBOARDS)  # type: ignore[valid-type]
 
 
 # --- state documents (the seed's "Task State" and "Shared State" blocks) -------------

@@ -1,4 +1,4 @@
-"""Local Kafka, PostgreSQL, S3, Redis and etcd for tests and `orchestrator-state services up`.
+"""Local Kafka, PostgreSQL, S3, Redis, etcd (and Prometheus) for tests and `services up`.
 
 Each server is an async context manager on free loopback ports that waits until
 it serves real requests, keeps its log in a file (`log_path`, `log_tail()`), and
@@ -19,6 +19,7 @@ from ._kafka import KafkaServer, create_topic
 from ._kafka_cluster import KafkaCluster
 from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, ensure_kafka_jars
 from ._postgres import PostgresServer
+from ._prometheus import PrometheusServer
 from ._redis import RedisCluster, RedisServer
 from ._s3 import DEFAULT_BUCKET, S3Server
 from ._service import Service
@@ -47,6 +48,7 @@ __all__ = [
     "KafkaEndpoint",
     "KafkaServer",
     "PostgresServer",
+    "PrometheusServer",
     "RedisCluster",
     "RedisServer",
     "S3Endpoint",

@@ -27,6 +27,7 @@ from ._kafka_cluster import KafkaCluster
 from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, kafka_jars_ready
 from ._kafka_sasl import ScramUsers, grant_product_acls
 from ._postgres import PostgresServer
+from ._prometheus import PrometheusServer
 from ._redis import RedisCluster, RedisServer
 from ._s3 import S3Server
 from ._service import Service
@@ -108,6 +109,7 @@ class DevStack:
         redis_cluster: bool = False,
         redis_appendonly: bool = True,
         redis_snapshot_interval: int | None = 300,
+        prometheus: bool = False,
     ) -> None:
         """``kafka_brokers`` > 1 starts a KRaft cluster of that many Apache Kafka nodes.
         ``kafka_sasl`` starts Apache Kafka with SCRAM-SHA-512 users and ACLs: ``admin``
@@ -135,6 +137,7 @@ class DevStack:
             "s3": s3,
             "redis": redis,
             "redis_cluster": redis_cluster,
+            "prometheus": prometheus,
         }
         self._used = dict.fromkeys(self._wanted, False)
         self.redis_appendonly = redis_appendonly
@@ -145,6 +148,8 @@ class DevStack:
         self.s3: S3Server | None = None
         self.redis: RedisServer | None = None
         self.redis_cluster: RedisCluster | None = None
+        #: Optional (``prometheus=True``): scrape targets are set on it, ``set_targets``.
+        self.prometheus: PrometheusServer | None = None
         self._endpoints = ServiceEndpoints()
         self._password_file: str | None = None
 
@@ -155,7 +160,7 @@ class DevStack:
     def servers(self) -> list[Service]:
         """The servers started locally."""
         cluster = cast(Service | None, self.redis_cluster)  # same interface (duck-typed)
-        found = (self.kafka, self.postgres, self.s3, self.redis, cluster)
+        found = (self.kafka, self.postgres, self.s3, self.redis, cluster, self.prometheus)
         return [s for s in found if s is not None]
 
     @property
@@ -175,6 +180,7 @@ class DevStack:
         s3: bool = False,
         redis: bool = False,
         redis_cluster: bool = False,
+        prometheus: bool = False,
     ) -> ServiceEndpoints:
         """Make these services available (external or started here), concurrently; idempotent."""
         new: list[Service] = []
@@ -211,6 +217,9 @@ class DevStack:
                 snapshot_interval=self.redis_snapshot_interval,
             )
             new.append(cast(Service, self.redis_cluster))
+        if prometheus and not self._used["prometheus"]:
+            self.prometheus = PrometheusServer(self._subdir("prometheus"))
+            new.append(self.prometheus)
         try:
             results = await asyncio.gather(
                 *(server.start() for server in new), return_exceptions=True
@@ -230,6 +239,7 @@ class DevStack:
             "s3": s3,
             "redis": redis,
             "redis_cluster": redis_cluster,
+            "prometheus": prometheus,
         }
         for name, wanted in asked.items():
             self._used[name] = self._used[name] or wanted
@@ -258,6 +268,7 @@ class DevStack:
         self.redis = None if self.redis in servers else self.redis
         if cast(Service | None, self.redis_cluster) in servers:
             self.redis_cluster = None
+        self.prometheus = None if self.prometheus in servers else self.prometheus
 
     def _combine(self) -> ServiceEndpoints:
         ext, used = self.external, self._used
@@ -335,6 +346,7 @@ class DevStack:
             ("s3", self.s3, ep.s3_endpoint_url),
             ("redis", self.redis, ep.redis_url),
             ("redis-cluster", cast(Service | None, self.redis_cluster), ep.redis_cluster_url),
+            ("prometheus", self.prometheus, self.prometheus and self.prometheus.url),
         ):
             if where is None:
                 continue

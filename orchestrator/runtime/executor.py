@@ -47,6 +47,7 @@ from orchestrator.commands.decide import (
 )
 from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
 from orchestrator.commands.writer import ExecutionWriter
+from orchestrator.events import metrics
 from orchestrator.events.catalogue import ExecutionDetails
 from orchestrator.events.state import CheckpointRef, ExecutionState
 from orchestrator.runtime._checkpoints import Checkpoints, is_task_state, plain
@@ -262,6 +263,7 @@ class ExecutionRun:
         base = self.budget_base.get(tid, 0)
         loop = asyncio.get_running_loop()
         first = True
+        retrying = False  # this attempt is a retry from checkpoint (a recovery attempt)
         while True:
             ts = self.state.tasks[tid]
             # A pending task's ScheduleTask goes out with its StartTask: one append.
@@ -302,6 +304,8 @@ class ExecutionRun:
                 await self._do(
                     FailTask(task_id=tid, error=error, retryable=retryable, attempt=attempt)
                 )
+                if retrying:
+                    metrics.record_recovery("task_retry", "failed")
                 used = attempt - base
                 if not self.retry.should_retry(used, retryable):
                     raise _GaveUp(tid, error, retryable) from exc
@@ -316,9 +320,12 @@ class ExecutionRun:
                 )
                 await self._do(ScheduleRetry(task_id=tid, delay_seconds=round(delay, 3)))
                 await asyncio.sleep(delay)
+                retrying = True
                 continue
             finally:
                 self._contexts.pop(tid, None)
+            if retrying:
+                metrics.record_recovery("task_retry", "succeeded")
             output = plain(output)
             details = ExecutionDetails(
                 duration=round(loop.time() - started, 3),

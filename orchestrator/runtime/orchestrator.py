@@ -36,6 +36,7 @@ from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
 from orchestrator.commands.leases import TRANSIENT_ERRORS, LeaseStore
 from orchestrator.commands.ports import ReadModelTimeout
 from orchestrator.commands.writer import ExecutionNotFound, ExecutionWriter
+from orchestrator.events import metrics
 from orchestrator.events.errors import LogError
 from orchestrator.events.state import ExecutionState
 from orchestrator.runtime._resume import (
@@ -353,6 +354,7 @@ class Orchestrator:
             # Not final: if the node that took it loses it too, a later scan must get it
             # here, not leave it running under an owner that no longer drives it.
             log.warning("recovery of %s (%s) postponed: %s", execution_id, reason, exc)
+            metrics.record_recovery(reason, "postponed")
             return
         except RecoveryError as exc:
             # Said once: the supervisor asks again every scan, and only new code (a
@@ -360,11 +362,13 @@ class Orchestrator:
             log.warning("recovery of %s (%s) not possible here: %s", execution_id, reason, exc)
             self.recoveries.append((execution_id, reason, f"refused: {exc}"))
             self._refused.add(execution_id)
+            metrics.record_recovery(reason, "refused")
             return
         except _POSTPONE_OR_KAFKA as exc:  # the next scan tries again
             if isinstance(exc, LogError) and not exc.retriable:
                 raise
             log.warning("recovery of %s (%s) postponed: %r", execution_id, reason, exc)
+            metrics.record_recovery(reason, "postponed")
             return
         self._spawn(self._drive(pipeline, writer, run), execution_id, reason=reason)
 
@@ -389,6 +393,9 @@ class Orchestrator:
             log.error("execution %s (%s) crashed: %r", execution_id, reason, exc, exc_info=exc)
         else:
             outcome = "completed"
+        if reason != "submitted":
+            kind = "succeeded" if outcome == "completed" else outcome.partition(":")[0]
+            metrics.record_recovery(reason, "failed" if kind == "error" else kind)
         self.recoveries.append((execution_id, reason, outcome))
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -398,6 +405,7 @@ class Orchestrator:
         rt = self.runtime
         policy = self.policies.recovery
         await ensure_runtime_tables(rt.pool)
+        metrics.start_recovery()
         self._heartbeat = NodeHeartbeat(
             rt.pool, rt.leases, rt.node_id, policy, lambda: (self.pipeline_ids(), len(self._active))
         )

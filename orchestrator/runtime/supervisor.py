@@ -31,6 +31,7 @@ import asyncpg
 
 from orchestrator.commands.leader import LeaderElection
 from orchestrator.commands.leases import TRANSIENT_ERRORS, CoordinationStore
+from orchestrator.events import metrics
 from orchestrator.events.outage import Outage
 from orchestrator.runtime._orphans import StoreOrphans, live_nodes_by_store
 from orchestrator.runtime.health import NODE_PREFIX
@@ -127,6 +128,7 @@ class RecoverySupervisor:
                 await task
         if self.supervise:
             await self.election.stop()
+            metrics.record_leader(ELECTION, self.node_id, False)
 
     def check(self) -> None:
         """Re-raise what ended a supervisor loop, if one ended."""
@@ -145,7 +147,9 @@ class RecoverySupervisor:
         while True:
             pause = self.policy.scan_every
             # is_leader() re-raises what ended the background campaign, if anything did.
-            if await self.election.is_leader() and self.healthy():
+            leading = await self.election.is_leader()
+            metrics.record_leader(ELECTION, self.node_id, leading)
+            if leading and self.healthy():
                 try:
                     await self.scan_once()
                     outage.recovered()
@@ -180,6 +184,7 @@ class RecoverySupervisor:
             target = self._choose(orphan, nodes)
             if target is None:
                 if orphan.execution_id not in self._unplaceable:
+                    metrics.record_decision(orphan.reason, "no_live_node")
                     self._unplaceable.add(orphan.execution_id)
                     log.warning(
                         "execution %s (%s) needs recovery (%s) but no live node has pipeline %r",
@@ -200,9 +205,11 @@ class RecoverySupervisor:
                 target,
             )
             if target == self.node_id:
+                metrics.record_decision(orphan.reason, "resume_here")
                 await self.recover(orphan.execution_id, orphan.reason)
             else:
                 await self._assign(orphan, target)
+                metrics.record_decision(orphan.reason, "assigned")
             placed.append(orphan)
         self.decisions.extend(placed)
         return placed

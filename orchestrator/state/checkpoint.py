@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from orchestrator.commands.decide import SaveCheckpoint
 from orchestrator.events import catalogue as c
+from orchestrator.events import metrics
 from orchestrator.events.crypto import UserDataErased
 from orchestrator.events.envelope import Position
 from orchestrator.events.errors import UserDataError
@@ -175,6 +176,7 @@ def _runtime_or_none() -> StateRuntime | None:
         return None
 
 
+@metrics.timed_async("checkpoint")
 async def list(
     pipeline_id: str | None = None,
     execution_id: str | None = None,
@@ -217,6 +219,7 @@ async def _metadata(rt: StateRuntime, execution_id: str, value: Any) -> Any:
         return {"$erased": execution_id}
 
 
+@metrics.timed_async("checkpoint")
 async def restore(
     checkpoint_id: str,
     *,

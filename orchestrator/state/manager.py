@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from orchestrator.commands.lock import LockInfo, list_locks
+from orchestrator.events import metrics
 from orchestrator.events.crypto import namespace_scope
 from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState, NamespaceState, SharedVariable, TaskState
@@ -123,6 +124,7 @@ class StateManager:
 
     # --- pipeline and task state ---------------------------------------------------
 
+    @metrics.timed_async("state_manager")
     async def get_pipeline_state(
         self,
         execution_id: str,
@@ -138,6 +140,7 @@ class StateManager:
         state: ExecutionState = entry.value
         return state
 
+    @metrics.timed_async("state_manager")
     async def get_task_state(
         self,
         execution_id: str,
@@ -159,6 +162,7 @@ class StateManager:
 
     # --- shared state --------------------------------------------------------------
 
+    @metrics.timed_async("state_manager")
     async def get_variable(
         self,
         namespace: str,
@@ -241,6 +245,7 @@ class StateManager:
         self._versions.pop((namespace, name), None)
         return await self._wrote(namespace, position)
 
+    @metrics.timed_async("state_manager")
     async def get_shared_state(
         self,
         namespace: str,

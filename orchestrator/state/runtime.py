@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import importlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,6 +25,7 @@ from orchestrator.commands.leases import CoordinationStore, LeaseStore, node_lab
 from orchestrator.commands.presence import Presence
 from orchestrator.commands.shared import SharedSettings, SharedStateWriter
 from orchestrator.commands.writer import ExecutionWriter, WriterSettings
+from orchestrator.events import metrics
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.crypto import DataKeySource
 from orchestrator.events.envelope import Position
@@ -119,7 +119,7 @@ class StateRuntime:
             self.settings.cache, self.read_model, self.settings.read_timeout
         )
         self.cache.local_writer = self._local_write
-        self.cache.on_lookup = _cache_metrics_hook()
+        self.cache.on_lookup = metrics.record_cache_request  # cache_hit_rate
         self._listener: InvalidationListener | None = None
         self._owned = False
         # Presence is PostgreSQL's way to see a holder's death before its ttl (a database
@@ -266,7 +266,8 @@ class StateRuntime:
         """Create an execution; its writer is registered for this process."""
         await self.announce_presence()
         writer = self.new_writer(command.execution_id)
-        self.record([await writer.create(command)])
+        with metrics.timed("writer", "create_execution"):
+            self.record([await writer.create(command)])
         self.writers[command.execution_id] = writer
         return writer
 
@@ -321,17 +322,6 @@ class StateRuntime:
         """Wait until the read model has applied every one of ``positions``."""
         limit = self.settings.read_timeout if timeout is None else timeout
         await asyncio.gather(*(self.read_model.wait_for(p, limit) for p in positions))
-
-
-def _cache_metrics_hook() -> Callable[[str, bool], None] | None:
-    """``events.metrics.record_cache_request`` (``cache_hit_rate``) when that module
-    exists: the metrics registry is built in parallel with the cache."""
-    try:
-        module = importlib.import_module("orchestrator.events.metrics")
-    except ImportError:
-        return None
-    hook: Callable[[str, bool], None] | None = getattr(module, "record_cache_request", None)
-    return hook
 
 
 # --- the process's runtime and the running task ---------------------------------------

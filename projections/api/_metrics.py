@@ -1,8 +1,9 @@
-"""Prometheus metrics of one app, under the seed's names, in the app's own registry.
+"""The API's part of the process's metrics (``orchestrator.events.metrics``, one registry).
 
-Counters and the latency histogram are fed by an ASGI middleware; the gauges that
-describe the read model (sizes, checkpoint count, sync lag) are read from PostgreSQL
-when ``/metrics`` is scraped, so they are never staler than the scrape.
+Requests are counted and timed by an ASGI middleware (``component="api"``, the route
+name as ``operation``); the gauges that describe the read model (table sizes, the
+checkpoint count) are read from PostgreSQL when ``/metrics`` is scraped, so they are
+never staler than the scrape.
 """
 
 from __future__ import annotations
@@ -11,52 +12,25 @@ import time
 from typing import Any
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orchestrator.events import metrics as process_metrics
 from orchestrator.projections.api._queries import Queries
 
 
 class ApiMetrics:
-    """The seed's ``state_*`` metrics that a read API can observe."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.operations = Counter(
-            "state_operations_total",
-            "State read operations served, by operation and HTTP status.",
-            ["operation", "status"],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "state_operation_duration",
-            "Seconds from request to first response byte, by operation.",
-            ["operation"],
-            registry=self.registry,
-        )
-        self.size = Gauge(
-            "state_size_bytes",
-            "pg_total_relation_size of each read-model table (with indexes and TOAST).",
-            ["table"],
-            registry=self.registry,
-        )
-        self.checkpoints = Gauge(
-            "checkpoint_count", "Checkpoints in the read model.", registry=self.registry
-        )
-        self.sync_lag = Gauge(
-            "sync_lag_seconds",
-            "Seconds since the newest event the read model has applied was written.",
-            registry=self.registry,
-        )
+    """What ``/metrics`` serves: the process's registry, read-model gauges refreshed."""
 
     async def render(self, pool: asyncpg.Pool, queries: Queries) -> bytes:
         """Refresh the read-model gauges and return the text exposition."""
-        for table, size in (await queries.table_sizes(pool)).items():
-            self.size.labels(table=table).set(size)
-        self.checkpoints.set(await queries.checkpoint_count(pool))
-        lag = await queries.sync_lag_seconds(pool)
-        self.sync_lag.set(0.0 if lag is None else max(lag, 0.0))
-        return generate_latest(self.registry)
+        sizes = await queries.table_sizes(pool)
+        process_metrics.record_read_model(sizes, await queries.checkpoint_count(pool))
+        return process_metrics.render()
+
+    def request(self, operation: str, status: int, seconds: float) -> None:
+        """One HTTP request: ``ok`` below 400, ``client_error`` for 4xx, else ``error``."""
+        outcome = "ok" if status < 400 else "client_error" if status < 500 else "error"
+        process_metrics.record_operation("api", operation, seconds, outcome)
 
 
 class MetricsMiddleware:
@@ -86,8 +60,7 @@ class MetricsMiddleware:
         finally:
             operation = _operation(scope)
             ended = first_byte if first_byte is not None else time.perf_counter()
-            self.metrics.duration.labels(operation=operation).observe(ended - started)
-            self.metrics.operations.labels(operation=operation, status=str(status)).inc()
+            self.metrics.request(operation, status, ended - started)
 
 
 def _operation(scope: Scope) -> str:

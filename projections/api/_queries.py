@@ -72,9 +72,6 @@ class Queries:
             "SELECT name, type, value, updated_by, updated_at, immutable, version"
             f" FROM {tables.shared_variables} WHERE namespace = $1 AND NOT deleted ORDER BY name"
         )
-        self._sync_lag = (
-            f"SELECT extract(epoch FROM now() - max(occurred_at)) FROM {tables.execution_events}"
-        )
 
     async def execution(self, pool: asyncpg.Pool, execution_id: str) -> asyncpg.Record | None:
         """One execution's row, or ``None``."""
@@ -182,8 +179,3 @@ class Queries:
     async def checkpoint_count(self, pool: asyncpg.Pool) -> int:
         """How many checkpoints the read model holds."""
         return int(await pool.fetchval(f"SELECT count(*) FROM {self.tables.checkpoints}"))
-
-    async def sync_lag_seconds(self, pool: asyncpg.Pool) -> float | None:
-        """Seconds since the newest event the read model has applied; ``None`` if none."""
-        value = await pool.fetchval(self._sync_lag)
-        return None if value is None else float(value)

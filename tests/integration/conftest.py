@@ -32,6 +32,7 @@ from orchestrator.devstack import (
     EtcdCluster,
     EtcdServer,
     KafkaEndpoint,
+    PrometheusServer,
     S3Endpoint,
     ServiceEndpoints,
     create_topic,
@@ -45,7 +46,11 @@ _LOG_LINES = 40
 # Fixture that reaches each service, for "which services do the collected tests need".
 _SERVICE_FIXTURES = {"kafka": "kafka", "postgres": "postgres", "s3": "s3"}
 # Servers only a test that names them starts (`services` does not include them).
-_OPTIONAL_FIXTURES = {"redis": "redis", "redis_cluster": "redis_cluster"}
+_OPTIONAL_FIXTURES = {
+    "redis": "redis",
+    "redis_cluster": "redis_cluster",
+    "prometheus": "prometheus",
+}
 # A server's name (its log section) -> the fixture that uses it.
 _LOG_FIXTURES = {**_SERVICE_FIXTURES, "redis-cluster": "redis_cluster", "redis": "redis"}
 
@@ -166,6 +171,15 @@ async def redis_cluster(devstack: DevStack) -> str:
     url = (await devstack.require(redis_cluster=True)).redis_cluster_url
     assert url is not None
     return url
+
+
+@pytest.fixture(scope="session")
+async def prometheus(devstack: DevStack) -> PrometheusServer:
+    """Debian's Prometheus, scraping every second what ``.set_targets(job, [...])`` names,
+    with the shipped alert rules loaded; ``.query(expr)``, ``.url``."""
+    await devstack.require(prometheus=True)
+    assert devstack.prometheus is not None
+    return devstack.prometheus
 
 
 @pytest.fixture(scope="session")

@@ -150,15 +150,18 @@ async def test_metrics_use_the_seed_names(client: httpx.AsyncClient) -> None:
         for family in text_string_to_metric_families(response.text)
         for s in family.samples
     }
-    ops = "state_operations_total"
-    assert samples[(ops, (("operation", "get_execution"), ("status", "200")))] >= 1
-    assert samples[(ops, (("operation", "get_execution"), ("status", "404")))] >= 1
-    assert samples[("state_operation_duration_count", (("operation", "get_execution"),))] >= 2
-    assert samples[("checkpoint_count", ())] == 2
-    assert samples[("state_size_bytes", (("table", "public.pipeline_states"),))] > 0
-    assert samples[("state_size_bytes", (("table", "public.execution_events"),))] > 0
-    # The newest archived event was written in 2024: the read model is that far behind.
-    assert samples[("sync_lag_seconds", ())] > 86_400
+    ops = "orchestrator_state_operations_total"
+    api = ("component", "api")
+    ok = (api, ("operation", "get_execution"), ("outcome", "ok"))
+    missing = (api, ("operation", "get_execution"), ("outcome", "client_error"))
+    assert samples[(ops, ok)] >= 1
+    assert samples[(ops, missing)] >= 1
+    duration = "orchestrator_state_operation_duration_seconds_count"
+    assert samples[(duration, (api, ("operation", "get_execution")))] >= 2
+    assert samples[("orchestrator_state_checkpoints", ())] == 2
+    size = "orchestrator_state_read_model_size_bytes"
+    assert samples[(size, (("table", "public.pipeline_states"),))] > 0
+    assert samples[(size, (("table", "public.execution_events"),))] > 0
 
 
 # --- auth and failures -------------------------------------------------------------------
