@@ -1,4 +1,4 @@
-"""`orchestrator-state services`: local Kafka, PostgreSQL and S3 for development.
+"""`orchestrator-state services`: local Kafka, PostgreSQL, S3 (and Redis) for development.
 
 `services up` runs them in the foreground until Ctrl-C or SIGTERM. The `export`
 lines go to stdout and everything else to stderr, so `services up > env.sh`
@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import shlex
 import signal
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import cast
@@ -56,11 +57,32 @@ def up(
         "--kafka-sasl",
         help="Apache Kafka with SASL/SCRAM-SHA-512 and ACLs; exports log in as user 'app'.",
     ),
+    redis: bool = typer.Option(
+        False, "--redis", help="Also start a standalone Redis (exports REDIS_URL)."
+    ),
+    redis_cluster: bool = typer.Option(
+        False,
+        "--redis-cluster",
+        help="Also start a 3-node Redis cluster, no replicas (exports REDIS_CLUSTER_URL).",
+    ),
+    redis_aof: bool = typer.Option(
+        True,
+        "--redis-aof/--no-redis-aof",
+        help="Redis appendonly (fsync always): the seed's persistence.aof_enabled.",
+    ),
+    redis_snapshot_interval: int = typer.Option(
+        300,
+        "--redis-snapshot-interval",
+        min=0,
+        help="Redis RDB snapshot every N seconds if a key changed (0: off): "
+        "the seed's persistence.snapshot_interval.",
+    ),
 ) -> None:
     """Start Kafka, PostgreSQL and S3, print their exports, stop them on Ctrl-C / SIGTERM."""
     err = Console(stderr=True)
     try:
-        code = asyncio.run(_up(data_dir, kafka.value, err, kafka_brokers, kafka_sasl))
+        redis_opts = _RedisOptions(redis, redis_cluster, redis_aof, redis_snapshot_interval)
+        code = asyncio.run(_up(data_dir, kafka.value, err, kafka_brokers, kafka_sasl, redis_opts))
     except DevstackError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -79,8 +101,21 @@ def jars() -> None:
     Console(soft_wrap=True).print(str(path), highlight=False, markup=False)
 
 
+@dataclass(frozen=True)
+class _RedisOptions:
+    standalone: bool = False
+    cluster: bool = False
+    appendonly: bool = True
+    snapshot_interval: int = 300
+
+
 async def _up(
-    data_dir: Path | None, kafka: str, err: Console, brokers: int = 1, sasl: bool = False
+    data_dir: Path | None,
+    kafka: str,
+    err: Console,
+    brokers: int = 1,
+    sasl: bool = False,
+    redis: _RedisOptions = _RedisOptions(),
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -93,6 +128,10 @@ async def _up(
         environ={},
         kafka_brokers=brokers,
         kafka_sasl=sasl,
+        redis=redis.standalone,
+        redis_cluster=redis.cluster,
+        redis_appendonly=redis.appendonly,
+        redis_snapshot_interval=redis.snapshot_interval or None,
     )
     stopping = asyncio.create_task(stop.wait())
     try:

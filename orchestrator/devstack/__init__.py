@@ -1,4 +1,4 @@
-"""Local Kafka, PostgreSQL and S3 servers for tests and `orchestrator-state services up`.
+"""Local Kafka, PostgreSQL, S3 and Redis servers for tests and `orchestrator-state services up`.
 
 Each server is an async context manager on free loopback ports that waits until
 it serves real requests, keeps its log in a file (`log_path`, `log_tail()`), and
@@ -18,6 +18,7 @@ from ._kafka import KafkaServer, create_topic
 from ._kafka_cluster import KafkaCluster
 from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, ensure_kafka_jars
 from ._postgres import PostgresServer
+from ._redis import RedisCluster, RedisServer
 from ._s3 import DEFAULT_BUCKET, S3Server
 from ._service import Service
 from ._stack import (
@@ -43,6 +44,8 @@ __all__ = [
     "KafkaEndpoint",
     "KafkaServer",
     "PostgresServer",
+    "RedisCluster",
+    "RedisServer",
     "S3Endpoint",
     "S3Server",
     "Service",

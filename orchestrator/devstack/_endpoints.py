@@ -32,6 +32,8 @@ S3_BUCKET = "S3_BUCKET"
 AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
 AWS_SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+REDIS_URL = "REDIS_URL"
+REDIS_CLUSTER_URL = "REDIS_CLUSTER_URL"
 DEFAULT_REGION = "us-east-1"
 
 
@@ -65,7 +67,7 @@ class S3Endpoint:
 
 @dataclass(frozen=True)
 class ServiceEndpoints:
-    """Addresses of Kafka, PostgreSQL and S3; a service not asked for has None fields."""
+    """Addresses of Kafka, PostgreSQL, S3 and Redis; a service not asked for has None fields."""
 
     kafka_bootstrap: str | None = None
     kafka_supports_idempotence: bool = False
@@ -79,6 +81,10 @@ class ServiceEndpoints:
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     s3_region: str | None = None
+    redis_url: str | None = None
+    """A standalone Redis (``REDIS_URL``)."""
+    redis_cluster_url: str | None = None
+    """One node of a Redis cluster (``REDIS_CLUSTER_URL``); clients discover the rest."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ServiceEndpoints:
@@ -104,6 +110,8 @@ class ServiceEndpoints:
             s3_access_key=environ.get(AWS_ACCESS_KEY_ID) if s3_url else None,
             s3_secret_key=environ.get(AWS_SECRET_ACCESS_KEY) if s3_url else None,
             s3_region=(environ.get(AWS_DEFAULT_REGION) or DEFAULT_REGION) if s3_url else None,
+            redis_url=environ.get(REDIS_URL) or None,
+            redis_cluster_url=environ.get(REDIS_CLUSTER_URL) or None,
         )
 
     @property
@@ -159,4 +167,8 @@ class ServiceEndpoints:
             if self.s3_secret_key is not None:
                 env[AWS_SECRET_ACCESS_KEY] = self.s3_secret_key
             env[AWS_DEFAULT_REGION] = self.s3_region or DEFAULT_REGION
+        if self.redis_url:
+            env[REDIS_URL] = self.redis_url
+        if self.redis_cluster_url:
+            env[REDIS_CLUSTER_URL] = self.redis_cluster_url
         return env

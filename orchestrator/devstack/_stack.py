@@ -1,4 +1,4 @@
-"""Start what the environment does not provide: Kafka, PostgreSQL and S3 together.
+"""Start what the environment does not provide: Kafka, PostgreSQL, S3 (and Redis) together.
 
 Services named by env vars (see `_endpoints`) are used as they are; the others
 are started locally, concurrently (Kafka's JVM takes longest, the rest start in
@@ -27,6 +27,7 @@ from ._kafka_cluster import KafkaCluster
 from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, kafka_jars_ready
 from ._kafka_sasl import ScramUsers, grant_product_acls
 from ._postgres import PostgresServer
+from ._redis import RedisCluster, RedisServer
 from ._s3 import S3Server
 from ._service import Service
 from ._tansu import TANSU_LIMITS, TansuServer
@@ -103,11 +104,17 @@ class DevStack:
         environ: Mapping[str, str] | None = None,
         kafka_brokers: int = 1,
         kafka_sasl: bool = False,
+        redis: bool = False,
+        redis_cluster: bool = False,
+        redis_appendonly: bool = True,
+        redis_snapshot_interval: int | None = 300,
     ) -> None:
         """``kafka_brokers`` > 1 starts a KRaft cluster of that many Apache Kafka nodes.
         ``kafka_sasl`` starts Apache Kafka with SCRAM-SHA-512 users and ACLs: ``admin``
         (super user), ``app`` (granted what the product needs; the endpoints log in as
-        it) and ``guest`` (no ACL); ``self.scram`` holds their passwords."""
+        it) and ``guest`` (no ACL); ``self.scram`` holds their passwords.
+        ``redis`` starts a standalone Redis, ``redis_cluster`` a 3-node Redis cluster, both
+        with the seed's ``persistence`` (``redis_appendonly``, ``redis_snapshot_interval``)."""
         environ = os.environ if environ is None else environ
         if kafka_brokers < 1:
             raise DevstackError(f"kafka_brokers must be >= 1, not {kafka_brokers}")
@@ -122,12 +129,22 @@ class DevStack:
             raise DevstackError("a SASL devstack broker needs Apache Kafka, not Tansu")
         if kafka_brokers > 1 and self.kafka_impl == "tansu":
             raise DevstackError("a multi-broker cluster needs Apache Kafka, not Tansu")
-        self._wanted = {"kafka": kafka, "postgres": postgres, "s3": s3}
-        self._used = {"kafka": False, "postgres": False, "s3": False}
+        self._wanted = {
+            "kafka": kafka,
+            "postgres": postgres,
+            "s3": s3,
+            "redis": redis,
+            "redis_cluster": redis_cluster,
+        }
+        self._used = dict.fromkeys(self._wanted, False)
+        self.redis_appendonly = redis_appendonly
+        self.redis_snapshot_interval = redis_snapshot_interval
         #: Servers this stack started (services given by env vars are not here).
         self.kafka: KafkaServer | None = None
         self.postgres: PostgresServer | None = None
         self.s3: S3Server | None = None
+        self.redis: RedisServer | None = None
+        self.redis_cluster: RedisCluster | None = None
         self._endpoints = ServiceEndpoints()
         self._password_file: str | None = None
 
@@ -137,7 +154,9 @@ class DevStack:
     @property
     def servers(self) -> list[Service]:
         """The servers started locally."""
-        return [s for s in (self.kafka, self.postgres, self.s3) if s is not None]
+        cluster = cast(Service | None, self.redis_cluster)  # same interface (duck-typed)
+        found = (self.kafka, self.postgres, self.s3, self.redis, cluster)
+        return [s for s in found if s is not None]
 
     @property
     def endpoints(self) -> ServiceEndpoints:
@@ -149,7 +168,13 @@ class DevStack:
         return await self.require(**self._wanted)
 
     async def require(
-        self, *, kafka: bool = False, postgres: bool = False, s3: bool = False
+        self,
+        *,
+        kafka: bool = False,
+        postgres: bool = False,
+        s3: bool = False,
+        redis: bool = False,
+        redis_cluster: bool = False,
     ) -> ServiceEndpoints:
         """Make these services available (external or started here), concurrently; idempotent."""
         new: list[Service] = []
@@ -168,6 +193,24 @@ class DevStack:
         if s3 and not self._used["s3"] and self.external.s3_endpoint_url is None:
             self.s3 = S3Server(self._subdir("s3"))
             new.append(self.s3)
+        if redis and not self._used["redis"] and self.external.redis_url is None:
+            self.redis = RedisServer(
+                self._subdir("redis"),
+                appendonly=self.redis_appendonly,
+                snapshot_interval=self.redis_snapshot_interval,
+            )
+            new.append(self.redis)
+        if (
+            redis_cluster
+            and not self._used["redis_cluster"]
+            and self.external.redis_cluster_url is None
+        ):
+            self.redis_cluster = RedisCluster(
+                self._subdir("redis-cluster"),
+                appendonly=self.redis_appendonly,
+                snapshot_interval=self.redis_snapshot_interval,
+            )
+            new.append(cast(Service, self.redis_cluster))
         try:
             results = await asyncio.gather(
                 *(server.start() for server in new), return_exceptions=True
@@ -181,7 +224,14 @@ class DevStack:
             raise errors[0]
         if self.scram is not None and self.kafka in new:
             await self._grant(new)
-        for name, wanted in (("kafka", kafka), ("postgres", postgres), ("s3", s3)):
+        asked = {
+            "kafka": kafka,
+            "postgres": postgres,
+            "s3": s3,
+            "redis": redis,
+            "redis_cluster": redis_cluster,
+        }
+        for name, wanted in asked.items():
             self._used[name] = self._used[name] or wanted
         self._endpoints = self._combine()
         return self._endpoints
@@ -205,6 +255,9 @@ class DevStack:
         self.kafka = None if self.kafka in servers else self.kafka
         self.postgres = None if self.postgres in servers else self.postgres
         self.s3 = None if self.s3 in servers else self.s3
+        self.redis = None if self.redis in servers else self.redis
+        if cast(Service | None, self.redis_cluster) in servers:
+            self.redis_cluster = None
 
     def _combine(self) -> ServiceEndpoints:
         ext, used = self.external, self._used
@@ -252,6 +305,13 @@ class DevStack:
                 s3_secret_key=ext.s3_secret_key,
                 s3_region=ext.s3_region,
             )
+        if used["redis"]:
+            url = self.redis.url if self.redis is not None else ext.redis_url
+            endpoints = replace(endpoints, redis_url=url)
+        if used["redis_cluster"]:
+            cluster = self.redis_cluster
+            url = cluster.url if cluster is not None else ext.redis_cluster_url
+            endpoints = replace(endpoints, redis_cluster_url=url)
         return endpoints
 
     async def stop(self) -> None:
@@ -273,6 +333,8 @@ class DevStack:
             ("kafka", self.kafka, ep.kafka_bootstrap),
             ("postgres", self.postgres, ep.database_url),
             ("s3", self.s3, ep.s3_endpoint_url),
+            ("redis", self.redis, ep.redis_url),
+            ("redis-cluster", cast(Service | None, self.redis_cluster), ep.redis_cluster_url),
         ):
             if where is None:
                 continue

@@ -1,9 +1,10 @@
-"""Real Kafka, PostgreSQL and S3 for the integration tests.
+"""Real Kafka, PostgreSQL and S3 (and Redis, when asked) for the integration tests.
 
 One `DevStack` per session starts, concurrently and on free loopback ports, every
 service the collected tests ask for (through the `kafka`, `postgres`, `s3` or
-`services` fixtures); env vars (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL,
-S3_ENDPOINT_URL, ...) point at external services instead. Kafka is Apache Kafka
+`services` fixtures; Redis only for a test naming `redis` or `redis_cluster`); env
+vars (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, S3_ENDPOINT_URL, REDIS_URL,
+REDIS_CLUSTER_URL, ...) point at external services instead. Kafka is Apache Kafka
 from its jars when Java is available. When a test fails, the tail of each
 service log it used is attached to its report.
 
@@ -41,6 +42,10 @@ _STACK = pytest.StashKey[DevStack]()
 _LOG_LINES = 40
 # Fixture that reaches each service, for "which services do the collected tests need".
 _SERVICE_FIXTURES = {"kafka": "kafka", "postgres": "postgres", "s3": "s3"}
+# Servers only a test that names them starts (`services` does not include them).
+_OPTIONAL_FIXTURES = {"redis": "redis", "redis_cluster": "redis_cluster"}
+# A server's name (its log section) -> the fixture that uses it.
+_LOG_FIXTURES = {**_SERVICE_FIXTURES, "redis-cluster": "redis_cluster", "redis": "redis"}
 
 MakeTopic = Callable[..., Awaitable[str]]
 
@@ -77,7 +82,9 @@ def _needed(items: list[pytest.Item]) -> dict[str, bool]:
     for item in items:
         names.update(getattr(item, "fixturenames", ()))
     every = "services" in names
-    return {service: every or fixture in names for service, fixture in _SERVICE_FIXTURES.items()}
+    needed = {service: every or fixture in names for service, fixture in _SERVICE_FIXTURES.items()}
+    needed.update({service: fixture in names for service, fixture in _OPTIONAL_FIXTURES.items()})
+    return needed
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +132,24 @@ async def postgres(devstack: DevStack) -> str:
 async def s3(devstack: DevStack) -> S3Endpoint:
     """The S3 store: `.endpoint_url`, `.bucket` (exists), credentials, `.client()`."""
     return (await devstack.require(s3=True)).s3
+
+
+@pytest.fixture(scope="session")
+async def redis(devstack: DevStack) -> str:
+    """A standalone Redis's URL (AOF on). Use a fresh ``key_prefix`` per test; a test that
+    kills it uses ``devstack.redis.restart(kill=True)`` (None when REDIS_URL names one)."""
+    url = (await devstack.require(redis=True)).redis_url
+    assert url is not None
+    return url
+
+
+@pytest.fixture(scope="session")
+async def redis_cluster(devstack: DevStack) -> str:
+    """One node's URL of a 3-node Redis cluster (no replicas, AOF on); clients discover the
+    others. ``devstack.redis_cluster.kill(i)`` / ``.resume(i)`` for fault tests."""
+    url = (await devstack.require(redis_cluster=True)).redis_cluster_url
+    assert url is not None
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -242,6 +267,7 @@ def pytest_runtest_makereport(
     if report.failed and report.when in ("setup", "call") and stack is not None:
         used = set(getattr(item, "fixturenames", ()))
         for name, tail in stack.log_tails(_LOG_LINES).items():
-            if "services" in used or _SERVICE_FIXTURES[name] in used:
+            fixture = _LOG_FIXTURES.get(name, name)
+            if fixture in used or ("services" in used and fixture in _SERVICE_FIXTURES):
                 report.sections.append((f"{name} log (last {_LOG_LINES} lines)", tail))
     return report
