@@ -84,7 +84,7 @@ class StateManager:
         """The execution's state (``state.status``, ``state.tasks``...); ``StateNotFound``
         if the read model has no such execution."""
         await self._consistent(consistency, position)
-        state = await self.runtime.read_model.load_execution(execution_id)
+        state = await self.runtime.state_reader.load_execution(execution_id)
         if state is None:
             raise StateNotFound("execution", execution_id)
         return state

@@ -16,6 +16,7 @@ import contextvars
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import asyncpg
 
@@ -28,6 +29,7 @@ from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.envelope import Position
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
+from orchestrator.events.state import ExecutionState
 from orchestrator.events.topics import TopicsConfig, TopicSpec
 from orchestrator.events.userdata import BlobStore
 from orchestrator.projections.settings import ProjectionSettings
@@ -35,6 +37,14 @@ from orchestrator.state.errors import NotConfigured, NoWriter
 from orchestrator.state.readmodel import PostgresReadModel
 
 log = logging.getLogger(__name__)
+
+
+class ExecutionReader(Protocol):
+    """What ``StateManager`` reads execution state from (PostgreSQL or Redis)."""
+
+    async def load_execution(self, execution_id: str) -> ExecutionState | None: ...
+
+    async def wait_for(self, position: Position, timeout: float) -> None: ...  # noqa: ASYNC109
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +80,10 @@ class StateRuntime:
         self.node_id = self.settings.node_id
         self.leases = LeaseStore(pool)
         self.read_model = PostgresReadModel(pool, self.settings.projection)
+        #: Where ``StateManager`` reads execution and task state (and what its consistent
+        #: reads wait on, besides ``read_model``): the Redis read model with
+        #: ``backend: "redis"``, else ``read_model``.
+        self.state_reader: ExecutionReader = self.read_model
         self.shared = SharedStateWriter(
             log=log,
             leases=self.leases,
@@ -233,7 +247,10 @@ class StateRuntime:
     ) -> None:
         """Wait until the read model has applied every one of ``positions``."""
         limit = self.settings.read_timeout if timeout is None else timeout
+        positions = list(positions)
         await asyncio.gather(*(self.read_model.wait_for(p, limit) for p in positions))
+        if self.state_reader is not self.read_model:
+            await asyncio.gather(*(self.state_reader.wait_for(p, limit) for p in positions))
 
 
 # --- the process's runtime and the running task ---------------------------------------

@@ -1,0 +1,45 @@
+"""The ``StateManager``'s reads of execution and task state, served from Redis.
+
+With ``state_management.backend: "redis"`` the execution and task state users read
+comes from the Redis read model (``projections.redisstore``), kept by its own
+processor; strong and causal reads wait on the offsets that processor stores in
+Redis, so read-your-writes holds for Redis reads as it does for PostgreSQL ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from orchestrator.commands.ports import ReadModelTimeout
+from orchestrator.events.envelope import Position
+from orchestrator.events.state import ExecutionState
+from orchestrator.projections.redisstore import RedisReadModelStore
+
+_POLL_S = (0.002, 0.05)
+
+
+class RedisReadModel:
+    """Reads of one Redis read model (an execution's state; waiting for a position)."""
+
+    def __init__(self, store: RedisReadModelStore) -> None:
+        self.store = store
+
+    async def load_execution(self, execution_id: str) -> ExecutionState | None:
+        """The execution's state, ``None`` if Redis holds none (never seen, or expired)."""
+        found = await self.store.load(execution_id)
+        return None if found is None else found.entry.state
+
+    async def wait_for(self, position: Position, timeout: float) -> None:  # noqa: ASYNC109
+        """Return once the Redis processor has applied ``position``; ReadModelTimeout else."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = _POLL_S[0]
+        tp = (position.topic, position.partition)
+        while True:
+            done = (await self.store.offsets([tp]))[tp]
+            if done > position.offset:
+                return
+            if loop.time() >= deadline:
+                raise ReadModelTimeout(position, timeout, applied=done - 1)
+            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+            delay = min(delay * 2, _POLL_S[1])
