@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -38,7 +39,7 @@ from orchestrator.events.consumer import (
 )
 from orchestrator.events.envelope import Position
 from orchestrator.events.log import EventCodecLike
-from orchestrator.events.outage import Outage
+from orchestrator.events.outage import Outage, ride_out
 from orchestrator.events.security import KafkaSecurity
 from orchestrator.projections._batch import TP, fold_batch
 from orchestrator.projections.errors import is_outage
@@ -195,7 +196,7 @@ class RedisProjector:
                 await self._consume()
                 return
             except Exception as exc:
-                if not (is_redis_outage(exc) or is_outage(exc)) or self._stopping.is_set():
+                if not _transient(exc) or self._stopping.is_set():
                     raise
                 delay = outage.failed(exc)
             with contextlib.suppress(TimeoutError):
@@ -339,3 +340,38 @@ def _fresh(item: DecodedRecord, bases: dict[str, StoredExecution | None]) -> boo
         return False
     base = bases.get(event.execution_id)
     return base is None or item.record.position.offset > base.applied
+
+
+async def run_redis_processor(projector: RedisProjector, *, handle_signals: bool = True) -> None:
+    """Run ``projector`` until SIGTERM/SIGINT (a clean stop) or an unexpected error,
+    which is logged once with its context and raised; outages are ridden out."""
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, projector.request_stop)
+    try:
+        started = Outage(f"redis read model {projector.group}: starting", logger)
+        await ride_out(projector.start, outage=started, transient=_transient)
+        try:
+            await projector.run()
+        finally:
+            await projector.stop()
+    except Exception as exc:
+        logger.error(
+            "redis read model %s stopped (partitions %s): %s: %s",
+            projector.group,
+            projector.positions,
+            type(exc).__name__,
+            exc,
+            exc_info=not _transient(exc),
+        )
+        raise
+    finally:
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(ValueError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+
+
+def _transient(exc: BaseException) -> bool:
+    return is_redis_outage(exc) or is_outage(exc)

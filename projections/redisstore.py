@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,10 +94,27 @@ def is_redis_outage(exc: BaseException) -> bool:
     for _ in range(4):
         if seen is None:
             return False
-        if isinstance(seen, REDIS_OUTAGE):
+        if isinstance(seen, REDIS_OUTAGE) or _leaked_transport_error(seen):
             return True
         seen = seen.__cause__
     return False
+
+
+def _leaked_transport_error(exc: BaseException) -> bool:
+    """redis-py's asyncio connection can leak ``AttributeError`` / ``TypeError`` from a
+    socket the server closed (redis/redis-py#4287), instead of ``ConnectionError``:
+    raised inside its connection module, it is a lost connection, not a bug of ours."""
+    if not isinstance(exc, AttributeError | TypeError):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(_CONNECTION_MODULE):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+_CONNECTION_MODULE = os.path.join("redis", "asyncio", "connection.py")
 
 
 @dataclass(frozen=True, slots=True)
