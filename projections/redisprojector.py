@@ -232,6 +232,10 @@ class RedisProjector:
         tasks: dict[str, dict[str, datetime | None]] = {}
         for (eid, task_id), when in changes.task_updates.items():
             tasks.setdefault(eid, {})[task_id] = when
+        for eid, base in bases.items():  # loaded from elsewhere, already past the batch:
+            if base is not None and base.cas is not None and eid not in changes.executions:
+                changes.executions[eid] = base.entry  # put it back into Redis as it is
+                applied[eid] = base.applied
         order = list(changes.executions)
         writes = []
         for eid in order:

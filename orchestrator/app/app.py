@@ -291,6 +291,7 @@ class App:
             pool=self.pool,
             bootstrap=plan.bootstrap,
             run_projector=self.options.run_projector,
+            fallback=runtime.read_model,
             security=plan.kafka_security,
             connect_timeout=plan.connect_timeout,
         )

@@ -4,7 +4,8 @@ Kafka stays the source of truth and PostgreSQL keeps leases, locks and the write
 side's read model; Redis holds the read model users read (``StateManager``'s
 execution and task state), kept by its own processor (``projections.redisprojector``)
 with the seed's ``key_prefix`` and ``ttl``. An execution whose hash expired is
-reloaded from the PostgreSQL read model when its next event arrives.
+read from the PostgreSQL read model, and reloaded from it into Redis when its next
+event arrives.
 
 The server address: ``config.url`` when the file sets it, else ``REDIS_CLUSTER_URL``
 (with ``cluster_mode``) or ``REDIS_URL`` from the environment, else the default.
@@ -38,6 +39,7 @@ from orchestrator.projections.redisstore import (
     redis_client,
 )
 from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.state.readmodel import PostgresReadModel
 from orchestrator.state.redis_readmodel import RedisReadModel
 
 log = logging.getLogger(__name__)
@@ -99,11 +101,13 @@ async def start_redis_read_side(
     pool: asyncpg.Pool,
     bootstrap: str,
     run_projector: bool,
+    fallback: PostgresReadModel | None = None,
     security: KafkaSecurity = PLAINTEXT,
     connect_timeout: float = 10.0,
 ) -> RedisReadSide:
     """Connect to Redis (``ServerUnreachable`` if it does not answer), and run the Redis
-    read model's processor in this process when ``run_projector``."""
+    read model's processor in this process when ``run_projector``; reads Redis misses
+    (expired executions) go to ``fallback``."""
     url = redis_url(backend, endpoints)
     client = redis_client(url, cluster_mode=backend.cluster_mode)
     try:
@@ -114,11 +118,14 @@ async def start_redis_read_side(
             raise ServerUnreachable("Redis", url, str(exc) or "no answer") from exc
         raise
     store = redis_store(client, backend, projection)
-    side = RedisReadSide(client, RedisReadModel(store))
+    side = RedisReadSide(client, RedisReadModel(store, fallback))
     if run_projector:
-        fallback = postgres_fallback(pool, projection)
         side.projector = RedisProjector(
-            projection, store, bootstrap, security=security, fallback=fallback
+            projection,
+            store,
+            bootstrap,
+            security=security,
+            fallback=postgres_fallback(pool, projection),
         )
         try:
             await side.projector.start()

@@ -3,7 +3,9 @@
 With ``state_management.backend: "redis"`` the execution and task state users read
 comes from the Redis read model (``projections.redisstore``), kept by its own
 processor; strong and causal reads wait on the offsets that processor stores in
-Redis, so read-your-writes holds for Redis reads as it does for PostgreSQL ones.
+Redis, so read-your-writes holds for Redis reads as it does for PostgreSQL ones. An
+execution Redis no longer holds (its ``ttl`` ran out) is read from ``fallback`` (the
+PostgreSQL read model): the TTL bounds Redis's memory, not what users can read.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from orchestrator.commands.ports import ReadModelTimeout
 from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState
 from orchestrator.projections.redisstore import RedisReadModelStore
+from orchestrator.state.readmodel import PostgresReadModel
 
 _POLL_S = (0.002, 0.05)
 
@@ -21,13 +24,24 @@ _POLL_S = (0.002, 0.05)
 class RedisReadModel:
     """Reads of one Redis read model (an execution's state; waiting for a position)."""
 
-    def __init__(self, store: RedisReadModelStore) -> None:
+    def __init__(
+        self, store: RedisReadModelStore, fallback: PostgresReadModel | None = None
+    ) -> None:
         self.store = store
+        self.fallback = fallback
+        #: Reads Redis answered, and reads it missed (served by ``fallback``, if any).
+        self.hits = 0
+        self.misses = 0
 
     async def load_execution(self, execution_id: str) -> ExecutionState | None:
-        """The execution's state, ``None`` if Redis holds none (never seen, or expired)."""
+        """The execution's state from Redis; on a miss (never seen, or expired) from
+        ``fallback``; ``None`` if neither holds it."""
         found = await self.store.load(execution_id)
-        return None if found is None else found.entry.state
+        if found is not None:
+            self.hits += 1
+            return found.entry.state
+        self.misses += 1
+        return None if self.fallback is None else await self.fallback.load_execution(execution_id)
 
     async def wait_for(self, position: Position, timeout: float) -> None:  # noqa: ASYNC109
         """Return once the Redis processor has applied ``position``; ReadModelTimeout else."""
