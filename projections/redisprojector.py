@@ -47,6 +47,7 @@ from orchestrator.projections.positions import wait_for_position
 from orchestrator.projections.redisstore import (
     RedisReadModelStore,
     StoredExecution,
+    Write,
     is_redis_outage,
 )
 from orchestrator.projections.settings import ProjectionSettings
@@ -237,16 +238,14 @@ class RedisProjector:
                 changes.executions[eid] = base.entry  # put it back into Redis as it is
                 applied[eid] = base.applied
         order = list(changes.executions)
-        writes = []
+        writes: list[Write] = []
         for eid in order:
             base = bases.get(eid)
             full = base is None or base.cas is not None  # no hash, or a stale one
             expected = -1 if base is None else base.expected
             updates = None if full else tasks.get(eid, {})
-            writes.append(
-                self.store.write(changes.executions[eid], expected, applied[eid], updates)
-            )
-        found = await asyncio.gather(*writes)
+            writes.append((changes.executions[eid], expected, applied[eid], updates))
+        found = await self.store.write_many(writes)
         conflicts = {eid: f for eid, f in zip(order, found, strict=True) if f is not None}
         for eid in order:
             if eid not in conflicts:

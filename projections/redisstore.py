@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ClusterError, RedisClusterException, RedisError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.events.machines import PIPELINE_MACHINE
@@ -43,8 +43,11 @@ RedisClient = Redis | RedisCluster
 """What the store talks to: one server, or a cluster (``cluster_mode``)."""
 
 REDIS_OUTAGE: tuple[type[BaseException], ...] = (
-    RedisConnectionError,
+    RedisConnectionError,  # BusyLoadingError (loading its AOF after a restart) is one
     RedisTimeoutError,
+    ClusterError,  # ClusterDownError, "TTL exhausted" while a node is away
+    RedisClusterException,  # no node of the cluster reachable
+    TryAgainError,
     ConnectionError,
     TimeoutError,
 )
@@ -78,6 +81,10 @@ return 'ok'
 
 _TERMINAL = PIPELINE_MACHINE.terminal
 _CONCURRENCY = 64
+_PIPELINE = 500
+
+Write = tuple[ExecutionEntry, int, int, Mapping[str, datetime | None] | None]
+"""What :meth:`RedisReadModelStore.write_many` takes: entry, expected, applied, tasks."""
 
 
 def redis_client(url: str, *, cluster_mode: bool = False) -> RedisClient:
@@ -85,7 +92,10 @@ def redis_client(url: str, *, cluster_mode: bool = False) -> RedisClient:
     options: dict[str, Any] = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0}
     if cluster_mode:
         return RedisCluster.from_url(url, **options)
-    return Redis.from_url(url, **options)
+    # Blocking: a burst of reads beside the processor waits for a connection instead of
+    # failing with "Too many connections".
+    pool = BlockingConnectionPool.from_url(url, max_connections=128, timeout=10, **options)
+    return Redis.from_pool(pool)
 
 
 def is_redis_outage(exc: BaseException) -> bool:
@@ -243,7 +253,7 @@ class RedisReadModelStore:
 
     async def load_many(self, execution_ids: Iterable[str]) -> dict[str, StoredExecution | None]:
         ids = list(execution_ids)
-        found = await _bounded(self.load(eid) for eid in ids)
+        found = await bounded(self.load(eid) for eid in ids)
         return dict(zip(ids, found, strict=True))
 
     async def write(
@@ -263,8 +273,21 @@ class RedisReadModelStore:
             keys=[self.keys.execution(state.execution_id)],
             args=[str(expected), str(applied), str(ttl), *fields],
         )
-        text = result.decode() if isinstance(result, bytes) else str(result)
-        return None if text == "ok" else int(text)
+        return _verdict(result)
+
+    async def write_many(self, writes: Sequence[Write]) -> list[int | None]:
+        """:meth:`write` for many executions, pipelined (``_PIPELINE`` per round trip;
+        EVAL, so a cluster pipeline routes each to its slot's node): one answer each."""
+        out: list[int | None] = []
+        for start in range(0, len(writes), _PIPELINE):
+            pipe = self.client.pipeline(transaction=False)
+            for entry, expected, applied, task_updates in writes[start : start + _PIPELINE]:
+                ttl = ttl_for(entry.state, self.ttl_active, self.ttl_completed)
+                fields = execution_fields(entry, task_updates)
+                key = self.keys.execution(entry.state.execution_id)
+                pipe.eval(_APPLY, 1, key, str(expected), str(applied), str(ttl), *fields)
+            out += [_verdict(r) for r in await pipe.execute()]
+        return out
 
     async def offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
         """Where to resume each partition (0 where nothing was stored yet)."""
@@ -286,8 +309,14 @@ class RedisReadModelStore:
         await self._advance(keys=[self.keys.offsets(self.projection)], args=args)
 
 
-async def _bounded(coros: Iterable[Any]) -> list[Any]:
-    """Run ``coros`` concurrently, at most ``_CONCURRENCY`` at a time, results in order."""
+def _verdict(result: Any) -> int | None:
+    text = result.decode() if isinstance(result, bytes) else str(result)
+    return None if text == "ok" else int(text)
+
+
+async def bounded(coros: Iterable[Any]) -> list[Any]:
+    """Run ``coros`` concurrently, at most ``_CONCURRENCY`` at a time (a batch may touch
+    thousands of executions; a client's pool has a connection cap), results in order."""
     gate = asyncio.Semaphore(_CONCURRENCY)
 
     async def one(coro: Any) -> Any:
@@ -304,6 +333,8 @@ __all__ = [
     "RedisKeys",
     "RedisReadModelStore",
     "StoredExecution",
+    "Write",
+    "bounded",
     "execution_fields",
     "execution_from_hash",
     "is_redis_outage",

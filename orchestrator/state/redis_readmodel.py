@@ -15,7 +15,7 @@ import asyncio
 from orchestrator.commands.ports import ReadModelTimeout
 from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState
-from orchestrator.projections.redisstore import RedisReadModelStore
+from orchestrator.projections.redisstore import RedisReadModelStore, is_redis_outage
 from orchestrator.state.readmodel import PostgresReadModel
 
 _POLL_S = (0.002, 0.05)
@@ -34,9 +34,14 @@ class RedisReadModel:
         self.misses = 0
 
     async def load_execution(self, execution_id: str) -> ExecutionState | None:
-        """The execution's state from Redis; on a miss (never seen, or expired) from
-        ``fallback``; ``None`` if neither holds it."""
-        found = await self.store.load(execution_id)
+        """The execution's state from Redis; on a miss (never seen, or expired) or while
+        Redis is unreachable, from ``fallback``; ``None`` if neither holds it."""
+        try:
+            found = await self.store.load(execution_id)
+        except Exception as exc:  # Redis away: the same state is in PostgreSQL
+            if self.fallback is None or not is_redis_outage(exc):
+                raise
+            found = None
         if found is not None:
             self.hits += 1
             return found.entry.state
@@ -50,7 +55,12 @@ class RedisReadModel:
         delay = _POLL_S[0]
         tp = (position.topic, position.partition)
         while True:
-            done = (await self.store.offsets([tp]))[tp]
+            try:
+                done = (await self.store.offsets([tp]))[tp]
+            except Exception as exc:  # Redis away: keep waiting until the deadline
+                if not is_redis_outage(exc):
+                    raise
+                done = -1
             if done > position.offset:
                 return
             if loop.time() >= deadline:
