@@ -23,15 +23,16 @@ from rich.console import Console
 
 from orchestrator._cli.topics import configured_security
 from orchestrator.app.redis_backend import redis_store, redis_url
-from orchestrator.config import load_config, load_config_file
+from orchestrator.config import load_config, load_config_file, redact_text
 from orchestrator.config.models import RedisBackend
 from orchestrator.devstack import ServiceEndpoints
+from orchestrator.events.errors import ServerUnreachable
 from orchestrator.projections.redisprojector import (
     RedisProjector,
     postgres_fallback,
     run_redis_processor,
 )
-from orchestrator.projections.redisstore import redis_client
+from orchestrator.projections.redisstore import is_redis_outage, redis_client
 from orchestrator.projections.settings import ProjectionSettings
 
 app = typer.Typer(help="The Redis read model (backend: redis).", no_args_is_help=True)
@@ -126,6 +127,11 @@ def show(
         client = redis_client(target, cluster_mode=backend.cluster_mode)
         try:
             found = await redis_store(client, backend, settings).load(execution_id)
+        except Exception as exc:
+            if not is_redis_outage(exc):
+                raise
+            reason = redact_text(str(exc)) or "no answer"
+            raise ServerUnreachable("Redis", redact_text(target), reason) from exc
         finally:
             await client.aclose()
         if found is None:

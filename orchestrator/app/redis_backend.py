@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from orchestrator.config import redact_text
 from orchestrator.config.models import RedisBackend
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.errors import ServerUnreachable
@@ -115,7 +116,8 @@ async def start_redis_read_side(
     except Exception as exc:
         await client.aclose()
         if isinstance(exc, TimeoutError) or is_redis_outage(exc):
-            raise ServerUnreachable("Redis", url, str(exc) or "no answer") from exc
+            reason = redact_text(str(exc)) or "no answer"
+            raise ServerUnreachable("Redis", redact_text(url), reason) from exc
         raise
     store = redis_store(client, backend, projection)
     side = RedisReadSide(client, RedisReadModel(store, fallback))
@@ -133,5 +135,5 @@ async def start_redis_read_side(
             await side.stop()
             raise
         side.task = asyncio.ensure_future(side.projector.run())
-    log.info("redis read model at %s (cluster_mode=%s)", url, backend.cluster_mode)
+    log.info("redis read model at %s (cluster_mode=%s)", redact_text(url), backend.cluster_mode)
     return side
