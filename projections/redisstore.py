@@ -251,6 +251,18 @@ class RedisReadModelStore:
         found = await self.client.hgetall(self.keys.execution(execution_id))
         return execution_from_hash(cast(Mapping[bytes, bytes], found))
 
+    async def load_pipeline_row(self, execution_id: str) -> dict[str, Any] | None:
+        """The execution's ``pipeline_states`` row as Redis holds it (JSON columns
+        decoded, as the API's pool decodes ``jsonb``), ``None`` if absent or expired."""
+        text = await self.client.hget(self.keys.execution(execution_id), "pipeline")
+        if text is None:
+            return None
+        row = _decode_row(rm.PIPELINE_COLUMNS, text)
+        for name, kind in rm.PIPELINE_COLUMNS:
+            if kind == "jsonb" and isinstance(row.get(name), str):
+                row[name] = json.loads(row[name])
+        return row
+
     async def load_many(self, execution_ids: Iterable[str]) -> dict[str, StoredExecution | None]:
         ids = list(execution_ids)
         found = await bounded(self.load(eid) for eid in ids)

@@ -376,7 +376,7 @@ class App:
             projection=plan.projection.name,
         )
         config = uvicorn.Config(
-            create_app(api),
+            create_app(api, redis=None if self.redis is None else self.redis.reader.store),
             host=opts.api_host,
             port=opts.api_port or 0,
             log_config=None,

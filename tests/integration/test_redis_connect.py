@@ -1,10 +1,11 @@
 """``orchestrator.connect()`` with ``state_management.backend: "redis"``.
 
 A pipeline runs; ``StateManager`` reads its execution and task state from Redis
-(strong reads wait on the Redis processor's offsets). The execution's hash is
-deleted mid-run, as a TTL or a lost Redis would: the processor reloads it from the
-PostgreSQL read model and folds on, so Redis ends equal to PostgreSQL. A read after
-the hash expired is still answered (from PostgreSQL).
+(strong reads wait on the Redis processor's offsets), and so does the query API's
+``GET /executions/{id}`` (one with ``position`` waits on, and reads, PostgreSQL).
+The execution's hash is deleted mid-run, as a TTL or a lost Redis would: the
+processor reloads it from the PostgreSQL read model and folds on, so Redis ends equal
+to PostgreSQL. A read after the hash expired is still answered (from PostgreSQL).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import uuid
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 import orchestrator
 from orchestrator import Pipeline
@@ -59,7 +62,7 @@ async def test_state_is_served_from_redis_and_survives_a_lost_hash(
 
     eid = f"exec-{uuid.uuid4().hex[:8]}"
     config = _config(tmp_path, topic, redis, f"t{uuid.uuid4().hex[:6]}:")
-    async with orchestrator.connect(config=config, environ=env) as state:
+    async with orchestrator.connect(config=config, environ=env, api_port=0) as state:
         side = state.app.redis
         assert side is not None and state.runtime.state_reader is side.reader
         store = side.reader.store
@@ -91,6 +94,11 @@ async def test_state_is_served_from_redis_and_survives_a_lost_hash(
         pipeline_row["error"] = "only-in-redis"
         await store.client.hset(key, "pipeline", json.dumps(pipeline_row))  # type: ignore[misc]
         assert (await manager.get_pipeline_state(eid)).error == "only-in-redis"
+        async with httpx.AsyncClient(base_url=state.app.api_url or "") as api:
+            body = (await api.get(f"/executions/{eid}")).json()
+            assert (body["status"], body["error"]) == ("completed", "only-in-redis")
+            waited = await api.get(f"/executions/{eid}", params={"position": body["position"]})
+            assert waited.json()["error"] is None, "a read at a position comes from PostgreSQL"
         # Gone from Redis (expired): still readable, from PostgreSQL.
         await store.client.delete(key)
         assert (await manager.get_pipeline_state(eid)).error is None
