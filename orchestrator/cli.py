@@ -39,6 +39,7 @@ from orchestrator._cli import history as history_cli
 from orchestrator._cli import migrate as migrate_cli
 from orchestrator._cli import monitoring as monitoring_cli
 from orchestrator._cli import projections as projections_cli
+from orchestrator._cli import redis_cmd as redis_cli
 from orchestrator._cli import services as services_cli
 from orchestrator._cli import snapshots as snapshots_cli
 from orchestrator._cli import supervise as supervise_cli
@@ -88,6 +89,7 @@ app.command("supervise")(supervise_cli.supervise)
 app.command("health")(health_cli.health)
 app.add_typer(projections_cli.projections_app, name="projections")
 app.add_typer(projections_cli.dlq_app, name="dlq")
+app.add_typer(redis_cli.app, name="redis")
 app.add_typer(bench_cli.app, name="bench")
 app.add_typer(snapshots_cli.app, name="snapshots")
 app.add_typer(monitoring_cli.app, name="monitoring")

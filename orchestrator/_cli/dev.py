@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -31,6 +32,7 @@ from orchestrator._cli._run_app import run_until_stopped, stop_signals
 from orchestrator._cli.health import HEALTH_FILE
 from orchestrator.app import App, AppOptions, plan_app
 from orchestrator.config import Settings, load_config_file
+from orchestrator.config.models import RedisBackend
 from orchestrator.devstack import (
     DEVSTACK_KAFKA,
     DevStack,
@@ -81,7 +83,7 @@ async def _dev(
     metrics_address: str | None = None,
 ) -> int:
     with stop_signals() as stopping:
-        stack = DevStack(data_dir, s3=_needs_s3(settings), kafka_impl=kafka)
+        stack = DevStack(data_dir, s3=_needs_s3(settings), kafka_impl=kafka, **_redis(settings))
         try:
             endpoints = await stack.start()
             err.print(stack.summary(), highlight=False)
@@ -119,6 +121,20 @@ def _needs_s3(settings: Settings) -> bool:
     sm = settings.state_management
     explicit = "storage" in sm.snapshots.model_fields_set
     return sm.backend == "s3" or (explicit and sm.snapshots.storage.startswith("s3://"))
+
+
+def _redis(settings: Settings) -> dict[str, Any]:
+    """A Redis (or a 3-node cluster with ``cluster_mode``) for ``backend: "redis"`` when the
+    file names no server, run with the file's ``persistence`` (appendonly, save)."""
+    backend = settings.backend()
+    if not isinstance(backend, RedisBackend) or "url" in backend.model_fields_set:
+        return {}
+    return {
+        "redis": not backend.cluster_mode,
+        "redis_cluster": backend.cluster_mode,
+        "redis_appendonly": backend.persistence.aof_enabled,
+        "redis_snapshot_interval": backend.persistence.snapshot_interval or None,
+    }
 
 
 def _summary(err: Console, app: App) -> None:

@@ -29,11 +29,12 @@ from pydantic import SecretStr
 from orchestrator.app.connections import apply_migrations, open_pool
 from orchestrator.app.consistency import ConfiguredStateManager
 from orchestrator.app.plan import AppPlan
+from orchestrator.app.redis_backend import RedisReadSide, start_redis_read_side
 from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.commands import EtcdLeaseStore
 from orchestrator.commands import leases as lease_defaults
 from orchestrator.commands.errors import StaleExpectedVersion
-from orchestrator.config.models import Settings
+from orchestrator.config.models import RedisBackend, Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events import metrics
 from orchestrator.events.codec import codec_for
@@ -124,6 +125,8 @@ class App:
         self.runtime: StateRuntime | None = None
         self.orchestrator: Orchestrator | None = None
         self.projector: Projector | None = None
+        self.redis: RedisReadSide | None = None
+        """The Redis read model (``backend: "redis"``): client, reader, processor."""
         self.snapshotter: Any = None
         self.snapshot_store: SnapshotStore | None = None
         self.api_url: str | None = None
@@ -192,6 +195,7 @@ class App:
             self._cleanup.append(self._unconfigure)
         if opts.run_projector:
             await self._start_projector()
+        await self._start_redis(runtime)
         if opts.run_snapshotter and plan.snapshots.enabled:
             await self._start_snapshotter()
         await self._seed_shared_state()
@@ -268,6 +272,8 @@ class App:
                     raise RuntimeError(f"{name} stopped")
             if self.orchestrator is not None:
                 self.orchestrator.check()
+            if self.redis is not None:
+                await self.redis.wait()
             await asyncio.sleep(0.5)
 
     def state_manager(self) -> ConfiguredStateManager:
@@ -332,6 +338,31 @@ class App:
             server_side_encryption="aws:kms" if sp.sse_kms or sp.kms_key else None,
             kms_key_id=sp.kms_key,
         )
+
+    async def _start_redis(self, runtime: StateRuntime) -> None:
+        backend = self.settings.backend()
+        if not isinstance(backend, RedisBackend):
+            return
+        assert self.pool is not None
+        plan = self.plan
+        self.redis = side = await start_redis_read_side(
+            backend,
+            self.endpoints,
+            projection=plan.projection,
+            pool=self.pool,
+            bootstrap=plan.bootstrap,
+            run_projector=self.options.run_projector,
+            fallback=runtime.read_model,
+            security=plan.kafka_security,
+            connect_timeout=plan.connect_timeout,
+        )
+        self._cleanup.append(self._stop_redis)
+        runtime.state_reader = side.reader
+
+    async def _stop_redis(self) -> None:
+        side, self.redis = self.redis, None
+        if side is not None:
+            await side.stop()
 
     async def _start_projector(self) -> None:
         plan = self.plan
@@ -416,7 +447,7 @@ class App:
             projection=plan.projection.name,
         )
         config = uvicorn.Config(
-            create_app(api),
+            create_app(api, redis=None if self.redis is None else self.redis.reader.store),
             host=opts.api_host,
             port=opts.api_port or 0,
             log_config=None,

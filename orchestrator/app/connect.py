@@ -102,6 +102,30 @@ def connect(
     )
 
 
+def connect_redis(
+    redis_url: str,
+    *,
+    cluster_mode: bool = False,
+    key_prefix: str = "orchestrator:",
+    ttl_active: int = 3600,
+    ttl_completed: int = 86400,
+    environ: Mapping[str, str] | None = None,
+    **options: Any,
+) -> Connection:
+    """``connect()`` with ``state_management.backend: "redis"`` at ``redis_url``: Kafka and
+    PostgreSQL from ``environ`` as usual, execution and task state read from Redis."""
+    redis_config = {
+        "url": redis_url,
+        "cluster_mode": cluster_mode,
+        "key_prefix": key_prefix,
+        "ttl": {"active_states": ttl_active, "completed_states": ttl_completed},
+    }
+    settings = Settings.model_validate(
+        {"state_management": {"backend": "redis", "config": redis_config}}
+    )
+    return connect(settings, environ=environ, **options)
+
+
 def _settings(
     config: str | os.PathLike[str] | Settings | None, environ: Mapping[str, str]
 ) -> Settings:

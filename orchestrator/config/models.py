@@ -103,7 +103,7 @@ class RedisTtl(_Model):
 
 
 class RedisPersistence(_Model):
-    aof_enabled: bool = False
+    aof_enabled: bool = True
     snapshot_interval: int = 300
 
 

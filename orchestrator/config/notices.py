@@ -42,13 +42,6 @@ RULES: tuple[Rule, ...] = (
         when=lambda v: bool(v),
     ),
     Rule(
-        ("state_management", "backend"),
-        UNNECESSARY + "state lives in Kafka with PostgreSQL read models; a Redis state "
-        "store would be a second source of truth, so the redis settings are not used",
-        refuse=False,
-        when=lambda v: v == "redis",
-    ),
-    Rule(
         ("state_management", "config", "format"),
         UNSUPPORTED + "format 'pickle' would run arbitrary code when a snapshot is read "
         "back; use 'json' or 'msgpack'",

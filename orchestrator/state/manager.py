@@ -134,7 +134,14 @@ class StateManager:
         """The execution's state (``state.status``, ``state.tasks``...); ``StateNotFound``
         if the read model has no such execution."""
         need = self._need(consistency, position)
-        entry = await self.runtime.cache.read(EXECUTION, execution_id, need)
+        rt = self.runtime
+        if rt.state_reader is not rt.read_model:  # backend redis: Redis is the shared level
+            await rt.wait_for(need.positions)
+            found = await rt.state_reader.load_execution(execution_id)
+            if found is None:
+                raise StateNotFound("execution", execution_id)
+            return found
+        entry = await rt.cache.read(EXECUTION, execution_id, need)
         if entry is None:
             raise StateNotFound("execution", execution_id)
         state: ExecutionState = entry.value

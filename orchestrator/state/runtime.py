@@ -16,7 +16,7 @@ import contextvars
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -32,6 +32,7 @@ from orchestrator.events.envelope import Position
 from orchestrator.events.keys import KeyRing
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
+from orchestrator.events.state import ExecutionState
 from orchestrator.events.topics import TopicsConfig, TopicSpec
 from orchestrator.events.userdata import BlobStore
 from orchestrator.projections import PostgresDataKeys
@@ -43,6 +44,14 @@ from orchestrator.state.sealed import open_mapping, open_value
 from orchestrator.state.sync import SyncPolicy
 
 log = logging.getLogger(__name__)
+
+
+class ExecutionReader(Protocol):
+    """What ``StateManager`` reads execution state from (PostgreSQL or Redis)."""
+
+    async def load_execution(self, execution_id: str) -> ExecutionState | None: ...
+
+    async def wait_for(self, position: Position, timeout: float) -> None: ...  # noqa: ASYNC109
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +112,10 @@ class StateRuntime:
             if read_model is not None
             else PostgresReadModel(pool, self.settings.projection, self.codec)
         )
+        #: Where ``StateManager`` reads execution and task state (and what its consistent
+        #: reads wait on, besides ``read_model``): the Redis read model with
+        #: ``backend: "redis"``, else ``read_model``.
+        self.state_reader: ExecutionReader = self.read_model
         self.shared = SharedStateWriter(
             log=log,
             leases=self.leases,
@@ -321,7 +334,10 @@ class StateRuntime:
     ) -> None:
         """Wait until the read model has applied every one of ``positions``."""
         limit = self.settings.read_timeout if timeout is None else timeout
+        positions = list(positions)
         await asyncio.gather(*(self.read_model.wait_for(p, limit) for p in positions))
+        if self.state_reader is not self.read_model:
+            await asyncio.gather(*(self.state_reader.wait_for(p, limit) for p in positions))
 
 
 # --- the process's runtime and the running task ---------------------------------------

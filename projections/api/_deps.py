@@ -28,6 +28,7 @@ from orchestrator.projections.api._queries import Queries
 from orchestrator.projections.api.errors import ReadModelBehind
 from orchestrator.projections.api.settings import ApiSettings
 from orchestrator.projections.positions import applied_offset
+from orchestrator.projections.redisstore import RedisReadModelStore
 
 Dependency = Callable[..., Awaitable[None]]
 SESSION_HEADER = "Orchestrator-Session"
@@ -44,6 +45,9 @@ class ApiContext:
     queries: Queries
     listener: StateChangeListener
     metrics: ApiMetrics
+    redis: RedisReadModelStore | None = None
+    """The Redis read model (``backend: "redis"``): execution reads without a
+    ``position`` are served from it (borrowed from the app; not closed here)."""
 
 
 def api_context(request: Request) -> ApiContext:

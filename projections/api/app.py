@@ -31,6 +31,7 @@ from orchestrator.projections.api.routes import executions, history, stream, sys
 from orchestrator.projections.api.settings import ApiSettings
 from orchestrator.projections.datakeys import PostgresDataKeys
 from orchestrator.projections.migrate import TableNames, migrate
+from orchestrator.projections.redisstore import RedisReadModelStore
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-def _lifespan(settings: ApiSettings, metrics: ApiMetrics) -> Any:
+def _lifespan(settings: ApiSettings, metrics: ApiMetrics, redis: RedisReadModelStore | None) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dsn = settings.database_url.get_secret_value()
@@ -69,6 +70,7 @@ def _lifespan(settings: ApiSettings, metrics: ApiMetrics) -> Any:
                     queries=Queries(settings.tables),
                     listener=listener,
                     metrics=metrics,
+                    redis=redis,
                 )
                 yield
         finally:
@@ -86,15 +88,16 @@ _READ_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(settings: ApiSettings) -> FastAPI:
-    """A new query API app; serve it with uvicorn (``orchestrator-state api``)."""
+def create_app(settings: ApiSettings, *, redis: RedisReadModelStore | None = None) -> FastAPI:
+    """A new query API app; serve it with uvicorn (``orchestrator-state api``). With
+    ``redis`` (the app's Redis read model), execution reads come from Redis."""
     metrics = ApiMetrics()
     guarded = settings.api_token is not None
     app = FastAPI(
         title="orchestrator-state query API",
         version="1",
         summary="Read models of pipeline executions, tasks, checkpoints and shared state.",
-        lifespan=_lifespan(settings, metrics),
+        lifespan=_lifespan(settings, metrics, redis),
         # With a token, the schema is served below behind it, and the browser docs
         # (which cannot send a bearer token) are off.
         openapi_url=None if guarded else "/openapi.json",

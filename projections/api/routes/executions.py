@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from orchestrator.projections.api._convert import execution_out, summary_out
 from orchestrator.projections.api._deps import Context
@@ -15,6 +15,7 @@ from orchestrator.projections.api._trace import last_traceparent
 from orchestrator.projections.api.errors import ExecutionNotFound
 from orchestrator.projections.api.models import ExecutionOut, ExecutionPage, PipelineStatus
 from orchestrator.projections.api.routes._common import NOT_FOUND, ExecutionId
+from orchestrator.projections.redisstore import RedisReadModelStore, is_redis_outage
 
 router = APIRouter(tags=["executions"])
 
@@ -58,16 +59,30 @@ async def list_executions(
 
 @router.get("/executions/{execution_id}", response_model=ExecutionOut, responses=NOT_FOUND)
 async def get_execution(
-    ctx: Context, execution_id: ExecutionId, response: Response
+    ctx: Context, execution_id: ExecutionId, request: Request, response: Response
 ) -> ExecutionOut:
     """One execution's state, with fencing fields (epoch, last_sequence) and lineage.
 
     With tracing on, the ``traceparent`` response header is the trace context of the
     last traced write applied to the execution."""
-    row = await ctx.queries.execution(ctx.pool, execution_id)
+    row: Any = None
+    if ctx.redis is not None and "position" not in request.query_params:
+        row = await _from_redis(ctx.redis, execution_id)  # a position waited on PostgreSQL
+    if row is None:
+        row = await ctx.queries.execution(ctx.pool, execution_id)
     if row is None:
         raise ExecutionNotFound(execution_id)
     traceparent = await last_traceparent(ctx.pool, execution_id)
     if traceparent is not None:
         response.headers["traceparent"] = traceparent
     return execution_out(row)
+
+
+async def _from_redis(store: RedisReadModelStore, execution_id: str) -> dict[str, Any] | None:
+    """The execution's row from Redis; ``None`` (read PostgreSQL) if absent or unreachable."""
+    try:
+        return await store.load_pipeline_row(execution_id)
+    except Exception as exc:
+        if not is_redis_outage(exc):
+            raise
+        return None
