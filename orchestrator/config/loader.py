@@ -133,16 +133,27 @@ def load_config(
     for path, value in overrides:
         _set(data, path, value)
 
-    issues: list[ConfigIssue] = []
-    warnings: list[ConfigIssue] = []
-    for rule, path in find_notices(data):
-        target = issues if rule.refuse else warnings
-        target.append(ConfigIssue(_dotted(path), doc.mark_of(path), rule.message))
+    issues = [
+        ConfigIssue(_dotted(path), doc.mark_of(path), rule.message)
+        for rule, path in find_notices(data)
+    ]
+    warnings: list[ConfigIssue] = []  # none: every option acts or is refused
     settings: Settings | None = None
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         issues.extend(_validation_issues(exc, doc))
+    if settings is not None and settings.state_management.backend is None:
+        if "config" in settings.state_management.model_fields_set:
+            where = ("state_management", "config")
+            issues.append(
+                ConfigIssue(
+                    _dotted(where),
+                    doc.mark_of(where),
+                    "needs state_management.backend to say which backend it configures "
+                    "(memory, filesystem, postgresql, redis or s3)",
+                )
+            )
     if settings is not None and settings.state_management.backend is not None:
         backend = BACKEND_MODELS[settings.state_management.backend]
         try:

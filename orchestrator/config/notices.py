@@ -1,8 +1,10 @@
-"""Options that are refused, and options accepted with a warning, each with the reason.
+"""Options that are refused, each with the reason.
 
-A user copying the seed's YAML must learn what each option does here. Options our
-design makes unnecessary are accepted with a warning that says why; options not
-supported are refused. The rules are data so ``config check`` can list them.
+A user copying the seed's YAML must learn what each option does here: every option
+acts, or is refused here with an error naming it and why (nothing is accepted with a
+warning). Parts of the seed that describe state rather than configure it (a task
+state, held locks) are refused as "not a setting". The rules are data so
+``config check`` can list them.
 """
 
 from __future__ import annotations
@@ -16,43 +18,44 @@ from orchestrator.config._yaml import Location
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """``path`` (``*`` matches one key) whose value satisfies ``when`` gets ``message``."""
+    """``path`` (``*`` matches one key) whose value satisfies ``when`` is refused with
+    ``message``."""
 
     path: Location
     message: str
-    refuse: bool
     when: Callable[[Any], bool] = lambda value: value is not None
 
 
-UNNECESSARY = "accepted, but unnecessary in this design: "
+NOT_A_SETTING = "not a setting: "
 UNSUPPORTED = "not supported: "
 
 RULES: tuple[Rule, ...] = (
     Rule(
         ("task_state",),
-        UNNECESSARY + "a task state is written by the pipeline runtime, not configured; "
-        "this document is validated against the task state schema only",
-        refuse=False,
+        NOT_A_SETTING + "a task's state is written by the pipeline runtime as it runs "
+        "(read it with StateManager.get_task_state); remove this block",
     ),
     Rule(
         ("shared_state", "locks"),
-        UNNECESSARY + "locks are taken at run time with DistributedLock and listed by "
-        "StateManager; locks in a file are validated, not created",
-        refuse=False,
+        NOT_A_SETTING + "locks are taken at run time with DistributedLock(name, ttl) "
+        "and listed by StateManager.get_shared_state; a lock in a file would have no "
+        "holder to release it; remove `locks`",
         when=lambda v: bool(v),
+    ),
+    Rule(
+        ("shared_state", "variables", "*", "updated_at"),
+        NOT_A_SETTING + "a variable's updated_at is the time the log recorded its write; remove it",
     ),
     Rule(
         ("state_management", "config", "format"),
         UNSUPPORTED + "format 'pickle' would run arbitrary code when a snapshot is read "
         "back; use 'json' or 'msgpack'",
-        refuse=True,
         when=lambda v: v == "pickle",
     ),
     Rule(
         ("distributed", "coordination", "backend"),
         UNSUPPORTED + "coordination runs on PostgreSQL leases (the default) or on etcd "
         "(backend 'etcd' with endpoints); consul and zookeeper have no client here",
-        refuse=True,
         when=lambda v: v in ("consul", "zookeeper"),
     ),
 )

@@ -15,12 +15,6 @@ def test_every_seed_block_is_present() -> None:
     assert len(SEED_BLOCKS) == 14
 
 
-@pytest.mark.parametrize("path", SEED_BLOCKS, ids=lambda p: p.stem)
-def test_seed_yaml_block_loads_as_written(path: Path) -> None:
-    loaded = load_config_file(path, environ={})
-    assert loaded.settings is not None
-
-
 def test_event_sourcing_block_maps_to_settings_with_its_task_topic() -> None:
     path = next(p for p in SEED_BLOCKS if "event_sourcing" in p.name)
     loaded = load_config_file(path, environ={})
