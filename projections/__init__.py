@@ -34,6 +34,12 @@ from orchestrator.projections.rebuild import (
     RebuildReport,
     rebuild,
 )
+from orchestrator.projections.retention import (
+    Finished,
+    Retired,
+    finished_before,
+    retire_executions,
+)
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 from orchestrator.projections.store import (
     OFFSETS_CHANNEL,
@@ -49,6 +55,7 @@ __all__ = [
     "SWAPPED_CHANNEL",
     "DeadLetterNotFound",
     "DeadLetterRow",
+    "Finished",
     "MigrationStatus",
     "ProcessorFailed",
     "ProjectionError",
@@ -60,14 +67,17 @@ __all__ = [
     "RebuildProgress",
     "RebuildReport",
     "Rebuilder",
+    "Retired",
     "TableNames",
     "applied_offset",
+    "finished_before",
     "list_dead_letters",
     "migrate",
     "migration_status",
     "prepare",
     "rebuild",
     "replay_dead_letter",
+    "retire_executions",
     "run_processor",
     "wait_for_position",
 ]
