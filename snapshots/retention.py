@@ -24,21 +24,17 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.events.security import KafkaSecurity
-from orchestrator.projections import (
-    Finished,
-    ReadModelTables,
-    Retired,
-    finished_before,
-    retire_executions,
-)
 from orchestrator.snapshots.index import SnapshotIndex, SnapshotRecord
 from orchestrator.snapshots.policy import TERMINAL_STATUSES, RetentionPolicy
 from orchestrator.snapshots.store import SnapshotStore
+
+if TYPE_CHECKING:  # the read-model side (asyncpg) is imported only when a run needs it
+    from orchestrator.projections import Finished, ReadModelTables, Retired
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +181,8 @@ class RetentionRun:
     snapshots: RetentionPlan
     retirement: Retirement
     deleted_snapshots: int = 0
-    retired: Retired = field(default_factory=Retired)
+    retired: Retired | None = None
+    """Rows the retirement deleted (``None``: a dry run)."""
 
 
 async def run_retention(
@@ -201,6 +198,8 @@ async def run_retention(
 ) -> RetentionRun:
     """Prune snapshots (:func:`plan_retention`), then retire the executions that finished
     over ``retention_days`` ago and that a kept snapshot covers whole."""
+    from orchestrator.projections import finished_before, retire_executions
+
     records = await index.all()
     plan = plan_retention(records, policy, now=now, earliest_offsets=earliest)
     finished: list[Finished] = []
