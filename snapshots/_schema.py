@@ -192,7 +192,7 @@ def _applied_record(state: ExecutionState) -> dict[str, Any]:
     known = state.applied.known()
     if not known or known.stop - 1 != state.last_sequence:
         return {"applied_base": state.last_sequence, "applied_event_ids": ""}
-    ids = [state.applied.get(seq) or "" for seq in known]
+    ids = state.applied.ids()
     if any(not i or "\n" in i for i in ids):  # not joinable: leave them unknown
         return {"applied_base": state.last_sequence, "applied_event_ids": ""}
     return {"applied_base": known.start - 1, "applied_event_ids": "\n".join(ids)}
