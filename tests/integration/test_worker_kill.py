@@ -4,12 +4,14 @@ restore equal the full fold of the log, for every execution.
 
 Two worker nodes (``_stream_worker.py``, each its own process) run executions of a
 20-task pipeline, many at a time, and join the recovery ring. At 20 random points of the
-stream (right after some events were applied, or a little later) the older worker is
-SIGKILLed; its replacement is started first, so the stream never stops. The test process
-runs the projection processor, the snapshotter and the recovery supervisor, with the
-pipeline's code. The supervisor places the orphans of a killed worker on live nodes only
-(the dead one keeps a valid heartbeat lease for a while: its presence session tells it
-is gone), at most ``max_concurrent_recoveries`` per node at a time.
+stream (right after some events were written, or a little later) the older worker is
+SIGKILLed. Its replacement is started first; while it starts, the workers start no new
+execution but finish theirs, so a slow start-up cannot stretch the stream far past its
+length. The test process runs the projection processor, the snapshotter and the
+recovery supervisor, with the pipeline's code. The supervisor places the orphans of a
+killed worker on live nodes only (the dead one keeps a valid heartbeat lease for a
+while: its presence session tells it is gone), at most ``max_concurrent_recoveries``
+per node at a time.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class StreamWorker:
                     "count": 100_000,
                     "in_flight": IN_FLIGHT,
                     "stop_file": str(folder / "stop"),
+                    "pause_file": str(folder / "pause"),
                     "join_recovery": True,
                 }
             )
@@ -210,8 +213,14 @@ async def test_sigkilled_workers_lose_and_repeat_nothing(
                 ]
             assert time.monotonic() < deadline, f"stuck below {int(threshold)} events"
             await asyncio.sleep(0.02)
+        # The replacement starts first, so the stream never stops; meanwhile the workers
+        # start no new execution (they finish theirs), so a slow start-up cannot make
+        # the stream run far past EVENTS.
+        pause = tmp_path / "pause"
+        pause.touch()
         replacement = StreamWorker(app, services, tmp_path, n)
-        await replacement.start()  # first, so the stream never stops
+        await replacement.start()
+        pause.unlink()
         await asyncio.sleep(rng.choice([0.0, rng.uniform(0, 0.5)]))
         victim = workers.pop(0)
         await victim.kill()
