@@ -68,6 +68,7 @@ from orchestrator.commands.ports import (
     UserDataSettings,
     encode_value,
 )
+from orchestrator.commands.presence import live_holders
 from orchestrator.commands.shared import (
     DeleteVariable,
     SetVariable,
@@ -151,4 +152,5 @@ __all__ = [
     "evolve",
     "execute_together",
     "list_locks",
+    "live_holders",
 ]

@@ -70,6 +70,30 @@ async def holder_gone(conn: asyncpg.Connection, holder: str, table: str) -> bool
     return bool(free)
 
 
+async def live_holders(conn: asyncpg.Connection, holders: list[str], table: str) -> set[str]:
+    """Of ``holders``, those not known dead: never announced, or their session still
+    holds the advisory lock. Reads ``pg_locks`` only, so it takes no lock itself."""
+    if not holders:
+        return set()
+    announced = {
+        r["holder"]
+        for r in await conn.fetch(
+            f"SELECT holder FROM {table} WHERE name = ANY($1::text[])",
+            [marker_name(h) for h in holders],
+        )
+    }
+    held = {
+        r["objid"]
+        for r in await conn.fetch(
+            "SELECT objid::text::bigint AS objid FROM pg_locks WHERE locktype = 'advisory'"
+            " AND classid = $1::bigint::text::oid AND objsubid = 2 AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            _CLASS_ID,
+        )
+    }
+    return {h for h in holders if h not in announced or presence_key(h) & 0xFFFFFFFF in held}
+
+
 class Presence:
     """Holds ``holder``'s advisory lock on a connection of its own while it runs, and
     takes it again (with bounded backoff, logged once) after a database outage."""

@@ -55,6 +55,10 @@ class AppliedIds:
         """The sequences whose ids these hold."""
         return range(self._base + 1, self._base + self._n + 1)
 
+    def ids(self) -> list[str]:
+        """The ids of the sequences :meth:`known` covers, in order (a copy)."""
+        return self._ids[: self._n]
+
     def __len__(self) -> int:
         return self._n
 

@@ -42,6 +42,12 @@ from orchestrator.projections.rebuild import (
     RebuildReport,
     rebuild,
 )
+from orchestrator.projections.retention import (
+    Finished,
+    Retired,
+    finished_before,
+    retire_executions,
+)
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 from orchestrator.projections.store import (
     OFFSETS_CHANNEL,
@@ -59,6 +65,7 @@ __all__ = [
     "DeadLetterNotFound",
     "DeadLetterRow",
     "EraseResult",
+    "Finished",
     "IndexConfigError",
     "IndexState",
     "MigrationStatus",
@@ -73,9 +80,11 @@ __all__ = [
     "RebuildProgress",
     "RebuildReport",
     "Rebuilder",
+    "Retired",
     "TableNames",
     "applied_offset",
     "ensure_indexes",
+    "finished_before",
     "index_status",
     "list_dead_letters",
     "migrate",
@@ -83,6 +92,7 @@ __all__ = [
     "prepare",
     "rebuild",
     "replay_dead_letter",
+    "retire_executions",
     "run_processor",
     "wait_for_position",
 ]

@@ -24,7 +24,7 @@ from fastavro.schema import load_schema, parse_schema, to_parsing_canonical_form
 from fastavro.types import Schema
 
 from orchestrator.events.schemas import rabin_fingerprint, schemas_root
-from orchestrator.events.state import CheckpointRef, ExecutionState, TaskState
+from orchestrator.events.state import AppliedIds, CheckpointRef, ExecutionState, TaskState
 
 NAMESPACE = "orchestrator.snapshot"
 STATE_RECORD = "ExecutionState"
@@ -183,7 +183,31 @@ def state_to_record(state: ExecutionState) -> dict[str, Any]:
         "forked_from": state.forked_from,
         "fork_sequence": state.fork_sequence,
         "root_execution_id": state.root_execution_id,
+        **_applied_record(state),
     }
+
+
+def _applied_record(state: ExecutionState) -> dict[str, Any]:
+    """The applied event ids the state knows, if they reach its last sequence."""
+    known = state.applied.known()
+    if not known or known.stop - 1 != state.last_sequence:
+        return {"applied_base": state.last_sequence, "applied_event_ids": ""}
+    ids = state.applied.ids()
+    if any(not i or "\n" in i for i in ids):  # not joinable: leave them unknown
+        return {"applied_base": state.last_sequence, "applied_event_ids": ""}
+    return {"applied_base": known.start - 1, "applied_event_ids": "\n".join(ids)}
+
+
+def _applied(record: Mapping[str, Any]) -> AppliedIds:
+    text = record.get("applied_event_ids") or ""
+    last = record["last_sequence"]
+    if not text:
+        return AppliedIds(None, last)
+    ids = text.split("\n")
+    base = record.get("applied_base", 0)
+    if base + len(ids) != last:  # inconsistent: know none rather than wrong ones
+        return AppliedIds(None, last)
+    return AppliedIds(ids, base)
 
 
 def _task(record: Mapping[str, Any]) -> TaskState:
@@ -239,4 +263,5 @@ def record_to_state(record: Mapping[str, Any]) -> ExecutionState:
         forked_from=record["forked_from"],
         fork_sequence=record["fork_sequence"],
         root_execution_id=record["root_execution_id"],
+        applied=_applied(record),
     )

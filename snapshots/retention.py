@@ -11,6 +11,12 @@ snapshots; two per execution are protected whatever the rules say:
 
 When Kafka's earliest offsets are unknown, the newest snapshot (always kept) is the
 only one assumed to be needed for that.
+
+With ``retention_days``, an execution that finished longer ago than that is also
+*retired* (:func:`run_retention`): its read-model rows and archived events are deleted,
+but only when its newest kept snapshot is terminal and at its last sequence, so that
+snapshot (never deleted: it is the newest) restores it whole. One that no kept
+snapshot covers so stays, and the report says why.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.events.security import KafkaSecurity
 from orchestrator.snapshots.index import SnapshotIndex, SnapshotRecord
 from orchestrator.snapshots.policy import TERMINAL_STATUSES, RetentionPolicy
 from orchestrator.snapshots.store import SnapshotStore
+
+if TYPE_CHECKING:  # the read-model side (asyncpg) is imported only when a run needs it
+    from orchestrator.projections import Finished, ReadModelTables, Retired
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +131,96 @@ async def apply_plan(plan: RetentionPlan, *, index: SnapshotIndex, store: Snapsh
     await store.delete([r.object_key for r in records])
     logger.info("pruned %s snapshot(s), %s bytes", len(records), plan.bytes_freed)
     return len(records)
+
+
+@dataclass(frozen=True, slots=True)
+class Retirement:
+    """Which finished executions a retention run retires, and why the others stay."""
+
+    retire: tuple[str, ...]
+    stay: tuple[tuple[str, str], ...]
+    """``(execution_id, reason)`` of finished executions no kept snapshot covers whole."""
+
+
+def plan_retirement(
+    finished: Iterable[Finished], records: Iterable[SnapshotRecord], plan: RetentionPlan
+) -> Retirement:
+    """Retire a finished execution only if its newest snapshot the plan keeps is
+    terminal and at its last sequence: restore then needs nothing else."""
+    deleted = {d.record.object_key for d in plan.delete}
+    newest: dict[str, SnapshotRecord] = {}
+    for r in records:
+        if r.object_key in deleted:
+            continue
+        best = newest.get(r.execution_id)
+        if best is None or (r.sequence, r.log_order) > (best.sequence, best.log_order):
+            newest[r.execution_id] = r
+    retire: list[str] = []
+    stay: list[tuple[str, str]] = []
+    for f in finished:
+        snap = newest.get(f.execution_id)
+        if snap is None:
+            stay.append((f.execution_id, "no snapshot"))
+        elif snap.status not in TERMINAL_STATUSES or snap.sequence != f.last_sequence:
+            stay.append(
+                (
+                    f.execution_id,
+                    f"newest snapshot at sequence {snap.sequence} ({snap.status})"
+                    f" does not cover sequence {f.last_sequence}",
+                )
+            )
+        else:
+            retire.append(f.execution_id)
+    return Retirement(tuple(retire), tuple(stay))
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRun:
+    """What one retention run decided and (unless a dry run) did."""
+
+    snapshots: RetentionPlan
+    retirement: Retirement
+    deleted_snapshots: int = 0
+    retired: Retired | None = None
+    """Rows the retirement deleted (``None``: a dry run)."""
+
+
+async def run_retention(
+    pool: Any,
+    policy: RetentionPolicy,
+    *,
+    index: SnapshotIndex,
+    store: SnapshotStore,
+    tables: ReadModelTables,
+    now: datetime,
+    earliest: Mapping[TP, int] | None = None,
+    dry_run: bool = False,
+) -> RetentionRun:
+    """Prune snapshots (:func:`plan_retention`), then retire the executions that finished
+    over ``retention_days`` ago and that a kept snapshot covers whole."""
+    from orchestrator.projections import finished_before, retire_executions
+
+    records = await index.all()
+    plan = plan_retention(records, policy, now=now, earliest_offsets=earliest)
+    finished: list[Finished] = []
+    if policy.retention_days is not None:
+        async with pool.acquire() as conn:
+            cutoff = now - timedelta(days=policy.retention_days)
+            finished = await finished_before(conn, tables, cutoff)
+    retirement = plan_retirement(finished, records, plan)
+    if dry_run:
+        return RetentionRun(plan, retirement)
+    deleted = await apply_plan(plan, index=index, store=store)
+    async with pool.acquire() as conn:
+        retired = await retire_executions(conn, tables, list(retirement.retire))
+    if retired.executions:
+        logger.info(
+            "retired %s finished execution(s): %s archived event(s) deleted; %s stay",
+            retired.executions,
+            retired.archived_events,
+            len(retirement.stay),
+        )
+    return RetentionRun(plan, retirement, deleted, retired)
 
 
 async def earliest_offsets(

@@ -40,6 +40,7 @@ from orchestrator.config import Settings, load_config, load_config_file
 from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
 from orchestrator.events.codec import default_codec
 from orchestrator.events.state import state_dict
+from orchestrator.projections import ReadModelTables
 from orchestrator.projections.migrate import TableNames
 from orchestrator.snapshots import (
     KeyLayout,
@@ -49,14 +50,13 @@ from orchestrator.snapshots import (
     RetentionPolicy,
     SnapshotPolicy,
     SnapshotStore,
-    apply_plan,
     codec_from_settings,
     open_store,
     plan_retention,
 )
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.retention import earliest_offsets
+from orchestrator.snapshots.retention import earliest_offsets, run_retention
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings, run_snapshotter
 
 T = TypeVar("T")
@@ -364,7 +364,9 @@ def prune(
 ) -> None:
     """Apply retention (max_checkpoints, max_age_days, retention_days): print, then delete
     with --yes. Never deletes an execution's newest snapshot or the one covering history
-    Kafka has already deleted (Kafka is asked when --bootstrap-servers is given)."""
+    Kafka has already deleted (Kafka is asked when --bootstrap-servers is given). With
+    retention_days, also retires executions finished over N days ago that a kept
+    terminal snapshot covers: their read-model rows and archived events go."""
     setup = _setup(config, store)
     dsn = _need(database_url or setup.dsn, "--database-url", "DATABASE_URL")
     overrides = {
@@ -424,10 +426,30 @@ def prune(
                     " snapshots covering deleted log history)"
                 )
             )
+            tables = ReadModelTables(
+                pipeline_states=setup.tables.pipeline_states,
+                task_states=setup.tables.task_states,
+                checkpoints=setup.tables.checkpoints,
+            )
+            run = await run_retention(
+                pool,
+                policy,
+                index=index,
+                store=snapshot_store,
+                tables=tables,
+                now=datetime.now(UTC),
+                earliest=earliest,
+                dry_run=not yes,
+            )
+            console.print(
+                f"{len(run.retirement.retire)} finished execution(s) to retire (read-model"
+                f" rows and archive), {len(run.retirement.stay)} finished kept: no kept"
+                " terminal snapshot covers them"
+            )
             if not yes:
                 console.print("[yellow]nothing deleted: run again with --yes to delete[/]")
                 return 0
-            return await apply_plan(plan, index=index, store=snapshot_store)
+            return run.deleted_snapshots
         finally:
             await pool.close()
 

@@ -484,8 +484,11 @@ class App:
                 pass  # set before (by an earlier start): the log's value stands
 
     async def _prune_forever(self) -> None:
+        """The hourly retention run: snapshots (``checkpointing.storage.retention``), then
+        executions finished over ``retention_days`` ago that a kept snapshot covers
+        (``snapshots.retention.run_retention``)."""
         from orchestrator.snapshots.postgres import PostgresSnapshotIndex
-        from orchestrator.snapshots.retention import apply_plan, earliest_offsets, plan_retention
+        from orchestrator.snapshots.retention import earliest_offsets, run_retention
 
         assert self.pool is not None and self.snapshot_store is not None
         index = PostgresSnapshotIndex(self.pool)
@@ -496,10 +499,12 @@ class App:
             earliest = await earliest_offsets(
                 self.plan.bootstrap, tps, security=self.plan.kafka_security
             )
-            decided = plan_retention(
-                records,
+            await run_retention(
+                self.pool,
                 self.plan.snapshots.retention,
+                index=index,
+                store=self.snapshot_store,
+                tables=self.plan.projection.tables,
                 now=datetime.now(UTC),
-                earliest_offsets=earliest,
+                earliest=earliest,
             )
-            await apply_plan(decided, index=index, store=self.snapshot_store)

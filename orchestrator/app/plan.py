@@ -79,8 +79,7 @@ from orchestrator.events.topics import TopicsConfig
 from orchestrator.projections import DEFAULT_INDEXES
 from orchestrator.projections.migrate import TableNames
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
-from orchestrator.runtime.orchestrator import Policies
-from orchestrator.runtime.policy import CheckpointPolicy, RecoveryPolicy, RetryPolicy
+from orchestrator.runtime.policy import CheckpointPolicy, Policies, RecoveryPolicy, RetryPolicy
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
 from orchestrator.snapshots.store import KeyLayout, Lifecycle, blob_prefix
 from orchestrator.state.runtime import StateSettings
@@ -202,6 +201,7 @@ def policies_from(settings: Settings) -> Policies:
             health_interval=hc.interval,
             health_timeout=hc.timeout,
             failure_threshold=hc.failure_threshold,
+            max_concurrent=rec.max_concurrent_recoveries,
         ),
     )
 

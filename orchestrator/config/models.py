@@ -284,6 +284,9 @@ class Recovery(_Model):
     enabled: bool = True
     strategies: RecoveryStrategies = RecoveryStrategies()
     health_checks: HealthChecks = HealthChecks()
+    max_concurrent_recoveries: int = Field(
+        32, ge=1, description="(ours) recovered executions one node drives at once"
+    )
 
 
 # --- distributed ---------------------------------------------------------------------

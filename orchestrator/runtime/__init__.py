@@ -19,9 +19,16 @@ from orchestrator.runtime.errors import (
 )
 from orchestrator.runtime.executor import PipelineResult
 from orchestrator.runtime.health import NodeHeartbeat
-from orchestrator.runtime.orchestrator import Orchestrator, Policies, set_default_policies
+from orchestrator.runtime.orchestrator import Orchestrator
 from orchestrator.runtime.pipeline import Pipeline, TaskDefinition, registered_pipeline
-from orchestrator.runtime.policy import CheckpointPolicy, RecoveryPolicy, RetryPolicy, is_retryable
+from orchestrator.runtime.policy import (
+    CheckpointPolicy,
+    Policies,
+    RecoveryPolicy,
+    RetryPolicy,
+    is_retryable,
+    set_default_policies,
+)
 from orchestrator.runtime.supervisor import Orphan, RecoverySupervisor
 
 __all__ = [

@@ -76,9 +76,23 @@ async def _alive(store: CoordinationStore) -> set[str]:
 
 
 async def live_nodes_by_store(
-    pool: asyncpg.Pool, store: CoordinationStore
-) -> dict[str, tuple[set[str], int]]:
-    """Healthy registered nodes whose node lease is held now: pipelines and load."""
+    pool: asyncpg.Pool, store: CoordinationStore, max_concurrent: int
+) -> dict[str, tuple[set[str], int, int]]:
+    """Healthy registered nodes whose node lease is held now: pipelines, load and free
+    recovery slots (``max_concurrent`` less what they recover or are assigned)."""
     alive = await _alive(store)
-    rows = await pool.fetch("SELECT node_id, pipelines, active FROM runtime_nodes WHERE healthy")
-    return {r["node_id"]: (set(r["pipelines"]), r["active"]) for r in rows if r["node_id"] in alive}
+    rows = await pool.fetch(
+        """SELECT n.node_id, n.pipelines, n.active, n.recovering,
+                  (SELECT count(*) FROM recovery_assignments a
+                   WHERE a.node_id = n.node_id) AS pending
+           FROM runtime_nodes n WHERE n.healthy"""
+    )
+    return {
+        r["node_id"]: (
+            set(r["pipelines"]),
+            r["active"],
+            max_concurrent - r["recovering"] - r["pending"],
+        )
+        for r in rows
+        if r["node_id"] in alive
+    }

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS recovery_assignments (
     assigned_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS recovery_assignments_node_id ON recovery_assignments (node_id);
+ALTER TABLE runtime_nodes ADD COLUMN IF NOT EXISTS recovering integer NOT NULL DEFAULT 0;
 """
 
 

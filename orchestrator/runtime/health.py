@@ -30,8 +30,8 @@ NODE_PREFIX = "node:"
 
 _MISSED: tuple[type[BaseException], ...] = (TimeoutError, *TRANSIENT_ERRORS)
 
-Describe = Callable[[], tuple[list[str], int]]
-"""``() -> (pipeline ids registered here, executions running here)``."""
+Describe = Callable[[], tuple[list[str], int, int]]
+"""``() -> (pipeline ids registered here, executions running here, recoveries among them)``."""
 
 
 class NodeHeartbeat:
@@ -75,7 +75,8 @@ class NodeHeartbeat:
             with contextlib.suppress(*TRANSIENT_ERRORS):
                 await self.leases.release(lease)
                 await self.pool.execute(
-                    "UPDATE runtime_nodes SET healthy = false, active = 0 WHERE node_id = $1",
+                    "UPDATE runtime_nodes SET healthy = false, active = 0, recovering = 0"
+                    " WHERE node_id = $1",
                     self.node_id,
                 )
 
@@ -104,15 +105,18 @@ class NodeHeartbeat:
                     "node ids must be unique"
                 )
         self._lease = lease
-        pipelines, active = self.describe()
+        pipelines, active, recovering = self.describe()
         await self.pool.execute(
-            """INSERT INTO runtime_nodes (node_id, pipelines, active, healthy, heartbeat_at)
-               VALUES ($1, $2, $3, true, now())
+            """INSERT INTO runtime_nodes
+                   (node_id, pipelines, active, recovering, healthy, heartbeat_at)
+               VALUES ($1, $2, $3, $4, true, now())
                ON CONFLICT (node_id) DO UPDATE SET pipelines = EXCLUDED.pipelines,
-                   active = EXCLUDED.active, healthy = true, heartbeat_at = now()""",
+                   active = EXCLUDED.active, recovering = EXCLUDED.recovering,
+                   healthy = true, heartbeat_at = now()""",
             self.node_id,
             sorted(pipelines),
             active,
+            recovering,
         )
 
     async def _run(self) -> None:

@@ -28,7 +28,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.commands.decide import CreateExecution
@@ -50,7 +49,7 @@ from orchestrator.runtime.errors import PipelineFailed, RecoveryError
 from orchestrator.runtime.executor import ExecutionRun, PipelineResult
 from orchestrator.runtime.health import NodeHeartbeat
 from orchestrator.runtime.pipeline import Pipeline, registered_pipeline, registered_pipelines
-from orchestrator.runtime.policy import CheckpointPolicy, RecoveryPolicy, RetryPolicy
+from orchestrator.runtime.policy import Policies, default_policies
 from orchestrator.runtime.supervisor import RecoverySupervisor
 from orchestrator.state.checkpoint import RestoredCheckpoint
 from orchestrator.state.runtime import StateRuntime, current_runtime
@@ -60,25 +59,6 @@ log = logging.getLogger(__name__)
 _CONTEXT_KEYS = frozenset({"user_id", "input_data", "configuration"})
 _POSTPONE: tuple[type[BaseException], ...] = (ReadModelTimeout, *TRANSIENT_ERRORS)
 _POSTPONE_OR_KAFKA: tuple[type[BaseException], ...] = (*_POSTPONE, LogError)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Policies:
-    """The runtime's behaviour, from the seed's ``checkpointing`` and ``recovery`` blocks."""
-
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    checkpoints: CheckpointPolicy = field(default_factory=CheckpointPolicy)
-    recovery: RecoveryPolicy = field(default_factory=RecoveryPolicy)
-
-
-_default_policies: Policies | None = None
-
-
-def set_default_policies(policies: Policies | None) -> None:
-    """Policies for ``Orchestrator()`` built without any (the entry point sets them from
-    the configuration file; ``None`` restores the seed's defaults)."""
-    global _default_policies
-    _default_policies = policies
 
 
 def _split_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -114,6 +94,7 @@ class Orchestrator:
         self._policies = policies
         self.supervise = supervise
         self._active: dict[str, asyncio.Task[Any]] = {}
+        self._recovering: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._refused: set[str] = set()
         self._heartbeat: NodeHeartbeat | None = None
@@ -129,7 +110,7 @@ class Orchestrator:
 
     @property
     def policies(self) -> Policies:
-        return self._policies or _default_policies or Policies()
+        return self._policies or default_policies()
 
     @property
     def node_id(self) -> str:
@@ -344,9 +325,19 @@ class Orchestrator:
         code = self.pipeline(state.pipeline_id)
         return check_resumable(execution_id, state, pipeline_id, code, self.node_id)
 
+    @property
+    def free_recovery_slots(self) -> int:
+        """How many more recovered executions this node takes on now
+        (``recovery.max_concurrent_recoveries`` minus those it drives)."""
+        return self.policies.recovery.max_concurrent - len(self._recovering)
+
     async def recover(self, execution_id: str, reason: str) -> None:
-        """Resume ``execution_id`` in the background (what the supervisor calls)."""
+        """Resume ``execution_id`` in the background (what the supervisor calls); postponed
+        (a later scan asks again) while this node drives its maximum of recoveries."""
         if execution_id in self._active or execution_id in self._refused:
+            return
+        if self.free_recovery_slots <= 0:
+            log.info("recovery of %s (%s) postponed: this node is full", execution_id, reason)
             return
         try:
             writer, pipeline, run = await self._take_over(None, None, execution_id, wait=0.0)
@@ -370,6 +361,7 @@ class Orchestrator:
             log.warning("recovery of %s (%s) postponed: %r", execution_id, reason, exc)
             metrics.record_recovery(reason, "postponed")
             return
+        self._recovering.add(execution_id)
         self._spawn(self._drive(pipeline, writer, run), execution_id, reason=reason)
 
     def _spawn(self, work: Any, execution_id: str, *, reason: str) -> None:
@@ -380,6 +372,8 @@ class Orchestrator:
 
     def _finished(self, task: asyncio.Task[Any], execution_id: str, reason: str) -> None:
         self._background.discard(task)
+        if reason != "submitted":
+            self._recovering.discard(execution_id)
         if self._active.get(execution_id) is task:
             del self._active[execution_id]
         if task.cancelled():
@@ -407,7 +401,11 @@ class Orchestrator:
         await ensure_runtime_tables(rt.pool)
         metrics.start_recovery()
         self._heartbeat = NodeHeartbeat(
-            rt.pool, rt.leases, rt.node_id, policy, lambda: (self.pipeline_ids(), len(self._active))
+            rt.pool,
+            rt.leases,
+            rt.node_id,
+            policy,
+            lambda: (self.pipeline_ids(), len(self._active), len(self._recovering)),
         )
         await self._heartbeat.start()
         if policy.enabled:
@@ -422,6 +420,7 @@ class Orchestrator:
                 healthy=lambda: heartbeat.healthy,
                 supervise=self.supervise,
                 leases=None if isinstance(rt.leases, LeaseStore) else rt.leases,
+                free_slots=lambda: self.free_recovery_slots,
             )
             await self.supervisor.start()
 

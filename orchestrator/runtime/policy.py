@@ -144,7 +144,9 @@ class RecoveryPolicy:
     lease ``node:<id>`` every interval (each try bounded by the timeout); the lease's
     ttl is ``interval * failure_threshold``, so a node that missed that many
     heartbeats is failed on the database's clock. The supervisor's leader election
-    uses the same ttl.
+    uses the same ttl. ``max_concurrent``: how many recovered executions one node
+    drives at once (``recovery.max_concurrent_recoveries``, ours); the rest wait for
+    a later scan, so a node that inherits hundreds of orphans is not swamped.
     """
 
     enabled: bool = True
@@ -154,6 +156,11 @@ class RecoveryPolicy:
     health_timeout: float = 10.0
     failure_threshold: int = 3
     scan_interval: float | None = None
+    max_concurrent: int = 32
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be >= 1, got {self.max_concurrent}")
 
     @property
     def node_ttl(self) -> float:
@@ -167,3 +174,27 @@ class RecoveryPolicy:
         bounds = [self.health_interval]
         bounds += [t / 3 for t in (self.crash_timeout, self.failover_timeout) if t > 0]
         return max(0.1, min(bounds))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policies:
+    """The runtime's behaviour, from the seed's ``checkpointing`` and ``recovery`` blocks."""
+
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    checkpoints: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+    recovery: RecoveryPolicy = field(default_factory=RecoveryPolicy)
+
+
+_default_policies: Policies | None = None
+
+
+def set_default_policies(policies: Policies | None) -> None:
+    """Policies for ``Orchestrator()`` built without any (the entry point sets them from
+    the configuration file; ``None`` restores the seed's defaults)."""
+    global _default_policies
+    _default_policies = policies
+
+
+def default_policies() -> Policies:
+    """What ``set_default_policies`` set, else the seed's defaults."""
+    return _default_policies or Policies()

@@ -11,9 +11,14 @@ whose lease ``execution:<id>`` is free or expired, and that either
   ``node_failure.failover_timeout`` seconds ago (``redistribute_tasks``).
 
 All times are compared on the database's clock. For each one the leader picks a live,
-healthy node that has the pipeline registered (fewest running executions first, itself
-on a tie): itself, and it resumes the execution in the background; or another node, and
-it writes a row in ``recovery_assignments`` that the node claims on its next poll.
+healthy node that has the pipeline registered and a free recovery slot (fewest running
+executions first, itself on a tie): itself, and it resumes the execution in the
+background; or another node, and it writes a row in ``recovery_assignments`` that the
+node claims on its next poll. Live means its heartbeat lease is valid *and* its presence
+session (``commands.presence``) is still open: a node SIGKILLed a moment ago keeps a
+valid lease for a ttl, and must not be handed orphans it will never run. A node drives
+at most ``max_concurrent`` recovered executions at once (its claim loop claims only
+free slots); what does not fit waits for a later scan.
 Whoever resumes takes the execution's lease first (design §3), so two nodes can never
 both resume it: a stale assignment or a deposed leader costs nothing but a refused lease.
 Paused executions are left alone: someone paused them on purpose.
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from orchestrator.commands.leader import LeaderElection
+from orchestrator.commands import LeaderElection, live_holders
 from orchestrator.commands.leases import TRANSIENT_ERRORS, CoordinationStore
 from orchestrator.events import metrics
 from orchestrator.events.outage import Outage
@@ -71,6 +76,7 @@ class RecoverySupervisor:
         healthy: Callable[[], bool] = lambda: True,
         supervise: bool = True,
         leases: CoordinationStore | None = None,
+        free_slots: Callable[[], int] | None = None,
     ) -> None:
         self.pool = pool
         self._leases = leases  # None: PostgreSQL's leases table, joined in SQL
@@ -81,6 +87,7 @@ class RecoverySupervisor:
         self.busy = busy
         self.healthy = healthy
         self.supervise = supervise
+        self.free_slots = free_slots or (lambda: policy.max_concurrent)
         self.election = LeaderElection(
             ELECTION, node_id, ttl=policy.node_ttl, pool=pool, store=leases
         )
@@ -175,6 +182,12 @@ class RecoverySupervisor:
         if not rows:
             return []
         nodes = await self._live_nodes()
+        if self.node_id in nodes:
+            nodes[self.node_id] = (
+                nodes[self.node_id][0],
+                nodes[self.node_id][1],
+                self.free_slots(),
+            )
         busy = self.busy()
         placed: list[Orphan] = []
         for row in rows:
@@ -183,6 +196,8 @@ class RecoverySupervisor:
                 continue
             target = self._choose(orphan, nodes)
             if target is None:
+                if any(orphan.pipeline_id in n[0] for n in nodes.values()):
+                    continue  # every node that can run it is full: a later scan places it
                 if orphan.execution_id not in self._unplaceable:
                     metrics.record_decision(orphan.reason, "no_live_node")
                     self._unplaceable.add(orphan.execution_id)
@@ -195,7 +210,8 @@ class RecoverySupervisor:
                     )
                 continue
             self._unplaceable.discard(orphan.execution_id)
-            nodes[target] = (nodes[target][0], nodes[target][1] + 1)
+            pipelines, load, free = nodes[target]
+            nodes[target] = (pipelines, load + 1, free - 1)
             log.warning(
                 "execution %s of %s: %s (owner %s); resuming on %s",
                 orphan.execution_id,
@@ -214,24 +230,38 @@ class RecoverySupervisor:
         self.decisions.extend(placed)
         return placed
 
-    async def _live_nodes(self) -> dict[str, tuple[set[str], int]]:
+    async def _live_nodes(self) -> dict[str, tuple[set[str], int, int]]:
+        """``node -> (pipelines, running executions, free recovery slots)`` of the nodes
+        that are alive: heartbeat lease valid and presence session open (with etcd
+        leases: the node's lease held)."""
         if self._leases is not None:
-            return await live_nodes_by_store(self.pool, self._leases)
-        rows = await self.pool.fetch(
-            f"""SELECT n.node_id, n.pipelines, n.active FROM runtime_nodes n
-                JOIN leases l ON l.name = '{NODE_PREFIX}' || n.node_id
-                WHERE n.healthy AND l.holder IS NOT NULL AND l.expires_at > now()"""
-        )
-        return {r["node_id"]: (set(r["pipelines"]), r["active"]) for r in rows}
+            return await live_nodes_by_store(self.pool, self._leases, self.policy.max_concurrent)
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT n.node_id, n.pipelines, n.active, n.recovering,
+                       (SELECT count(*) FROM recovery_assignments a
+                        WHERE a.node_id = n.node_id) AS pending
+                   FROM runtime_nodes n
+                   JOIN leases l ON l.name = '{NODE_PREFIX}' || n.node_id
+                   WHERE n.healthy AND l.holder IS NOT NULL AND l.expires_at > now()"""
+            )
+            alive = await live_holders(conn, [r["node_id"] for r in rows], "leases")
+        cap = self.policy.max_concurrent
+        return {
+            r["node_id"]: (set(r["pipelines"]), r["active"], cap - r["recovering"] - r["pending"])
+            for r in rows
+            if r["node_id"] in alive
+        }
 
-    def _choose(self, orphan: Orphan, nodes: dict[str, tuple[set[str], int]]) -> str | None:
+    def _choose(self, orphan: Orphan, nodes: dict[str, tuple[set[str], int, int]]) -> str | None:
         able = [
             (load, node != self.node_id, node)
-            for node, (pipelines, load) in nodes.items()
-            if orphan.pipeline_id in pipelines and node != orphan.owner
+            for node, (pipelines, load, free) in nodes.items()
+            if orphan.pipeline_id in pipelines and node != orphan.owner and free > 0
         ]
-        if not able and orphan.owner in nodes and orphan.pipeline_id in nodes[orphan.owner][0]:
-            able = [(0, False, orphan.owner)]  # the owner is back (restarted): its turn
+        owner = nodes.get(orphan.owner or "")
+        if not able and owner is not None and orphan.pipeline_id in owner[0] and owner[2] > 0:
+            able = [(0, False, orphan.owner or "")]  # the owner is back (restarted): its turn
         return min(able)[2] if able else None
 
     async def _assign(self, orphan: Orphan, node: str) -> None:
@@ -260,13 +290,17 @@ class RecoverySupervisor:
         while True:
             await asyncio.sleep(pause)
             pause = every
-            if not self.healthy():
+            free = self.free_slots()
+            if not self.healthy() or free <= 0:
                 continue
-            try:
+            try:  # only as many as this node has free slots for; the rest stay assigned
                 rows = await self.pool.fetch(
-                    "DELETE FROM recovery_assignments WHERE node_id = $1 "
-                    "RETURNING execution_id, reason",
+                    """DELETE FROM recovery_assignments WHERE execution_id IN (
+                           SELECT execution_id FROM recovery_assignments WHERE node_id = $1
+                           ORDER BY assigned_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+                       RETURNING execution_id, reason""",
                     self.node_id,
+                    free,
                 )
                 outage.recovered()
             except TRANSIENT_ERRORS as exc:  # ridden out, logged once per outage

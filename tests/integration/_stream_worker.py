@@ -6,8 +6,11 @@ worker kill test.
 SPEC: ``config`` (YAML text of the seed's blocks), ``env`` (service endpoints),
 ``node_id``, ``projection``, ``prefix`` and ``count`` (it submits the executions
 ``<prefix>-0`` .. ``<prefix>-<count-1>`` of ``stream_pipeline``), ``in_flight`` (how many
-run at once). It prints ``{"event": "ready"}`` and, once all its executions ended,
-``{"event": "done"}`` on stdout, then runs until killed (a SIGKILL is the point).
+run at once), ``stop_file`` (once it exists, no new execution starts), ``pause_file``
+(while it exists, no new execution starts), ``join_recovery``
+(resume orphans the supervisor assigns here). It prints ``{"event": "ready"}`` and, once
+all its executions ended, ``{"event": "done"}`` on stdout, then runs until killed (a
+SIGKILL is the point).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ async def main(spec: dict[str, Any]) -> None:
         run_projector=False,
         run_snapshotter=False,
         supervise=False,
-        join_recovery=False,  # orphans go to the supervisor's node, not to the next victim
+        join_recovery=bool(spec.get("join_recovery", False)),
         pipelines=[pipeline],
     )
     async with App(plan, settings, options, endpoints=endpoints) as app:
@@ -72,9 +75,15 @@ async def main(spec: dict[str, Any]) -> None:
         assert orchestrator is not None
         emit("ready", node_id=spec["node_id"])
         numbers = iter(range(int(spec["count"])))
+        stop = Path(spec["stop_file"]) if spec.get("stop_file") else None
+        pause = Path(spec["pause_file"]) if spec.get("pause_file") else None
 
         async def lane() -> None:
             for n in numbers:  # the lanes share the iterator: each number runs once
+                while pause is not None and pause.exists():  # noqa: ASYNC110 (a file, set by
+                    await asyncio.sleep(0.05)  # another process: no event to wait on)
+                if stop is not None and stop.exists():
+                    return
                 eid = f"{spec['prefix']}-{n}"
                 try:
                     await orchestrator.run_pipeline(

@@ -141,10 +141,13 @@ async def supervising_app(
     failover_timeout: float,
     max_attempts: int = 3,
     extra_yaml: str = "",
+    snapshots: str | None = None,
+    health_interval: float = 0.5,
     **options: Any,
 ) -> AsyncIterator[App]:
-    """The test process's App (processor and recovery supervisor, no snapshotter) on fresh
-    topics configured by `config_yaml`; its ``config_text`` is that YAML, for the workers."""
+    """The test process's App (processor and recovery supervisor; a snapshotter writing to
+    the ``snapshots`` URL if given) on fresh topics configured by `config_yaml`; its
+    ``config_text`` is that YAML, for the workers."""
     prefix = f"test-{name}-{uuid.uuid4().hex[:8]}"
     text = (
         config_yaml(
@@ -152,12 +155,16 @@ async def supervising_app(
             crash_timeout=crash_timeout,
             failover_timeout=failover_timeout,
             max_attempts=max_attempts,
+            snapshots=snapshots,
+            health_interval=health_interval,
         )
         + extra_yaml
     )
     settings = load_config(text).settings
     plan = plan_on(services, settings, dsn=dsn, node_id=node_id, data_dir=tmp_path / "data")
-    app_options = AppOptions(run_snapshotter=False, discover_pipelines=False, **options)
+    app_options = AppOptions(
+        run_snapshotter=snapshots is not None, discover_pipelines=False, **options
+    )
     async with App(plan, settings, app_options, endpoints=services) as running:
         running.config_text = text  # type: ignore[attr-defined]
         yield running
@@ -174,9 +181,20 @@ def coordination_yaml(backend: str, etcd_endpoint: str) -> str:
 
 
 def config_yaml(
-    prefix: str, *, crash_timeout: float, failover_timeout: float, max_attempts: int = 3
+    prefix: str,
+    *,
+    crash_timeout: float,
+    failover_timeout: float,
+    max_attempts: int = 3,
+    snapshots: str | None = None,
+    health_interval: float = 0.5,
 ) -> str:
     """The seed's blocks with fresh topics and timeouts short enough for a test."""
+    snapshot_block = (
+        f'enabled: true\n    frequency: 50\n    storage: "{snapshots}"'
+        if snapshots
+        else "enabled: false"
+    )
     return f"""
 state_management:
   event_store:
@@ -185,7 +203,7 @@ state_management:
       shared_events: "{prefix}.shared.events"
     partitions: 2
   snapshots:
-    enabled: false
+    {snapshot_block}
 checkpointing:
   enabled: true
   strategy: "progressive"
@@ -207,8 +225,8 @@ recovery:
       action: "redistribute_tasks"
       failover_timeout: {failover_timeout}
   health_checks:
-    interval: 0.5
-    timeout: 0.5
+    interval: {health_interval}
+    timeout: {health_interval}
     failure_threshold: 2
 """
 

@@ -38,7 +38,7 @@ from orchestrator.commands import CreateExecution, ScheduleTask, StartValidation
 from orchestrator.events import catalogue as c
 from orchestrator.events.codec import codec_for, default_codec
 from orchestrator.events.envelope import Envelope
-from orchestrator.events.fold import fold
+from orchestrator.events.fold import fold, step
 from orchestrator.events.limits import InputLimits
 from orchestrator.events.userdata import UserData
 from orchestrator.projections.processor import Projector
@@ -215,6 +215,32 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
         )
         for eid, events in ((victim, genuine), (other, hist[other])):
             assert (await restorer.latest(eid)).state == fold(events), eid
+        # One verdict per record: restore (the newest snapshot before it + the archive)
+        # and the snapshotter (each of its snapshots + what followed) judge every record
+        # as the processor did, a forged record older than a snapshot included.
+        archive = PostgresEventArchive(pool, codec)
+        labels = {
+            (r["partition"], r["offset"]): r["outcome"]
+            for r in await pool.fetch(
+                'SELECT partition, "offset", outcome FROM execution_events WHERE execution_id = $1',
+                victim,
+            )
+        }
+        archived = [e for e in await archive.events(victim) if e.log_order in labels]
+        assert labels[(0, at["forged_taken"])] == "rejected"
+        for event in archived[1:]:
+            before = await restorer.before_position(victim, *event.log_order)
+            verdict = step(before.state, event.envelope).outcome.value
+            assert verdict == labels[event.log_order], (event.log_order, before.snapshot_key)
+        snapshots = await PostgresSnapshotIndex(pool).candidates(victim)
+        assert len(snapshots) >= 2
+        for row in snapshots:
+            state = snap_codec.decode(await store.get(row.object_key), row.object_key).state
+            for event in archived:
+                if event.log_order > row.log_order:
+                    result = step(state, event.envelope)
+                    assert result.outcome.value == labels[event.log_order], row.object_key
+                    state = result.state
     finally:
         await pool.close()
     final = fold(genuine)

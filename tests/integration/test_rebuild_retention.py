@@ -8,6 +8,8 @@ rebuild refuses, names the executions, and leaves the live tables as they were.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -26,11 +28,20 @@ from _projector_support import (
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
+from orchestrator.events.codec import default_codec
 from orchestrator.events.consumer import EventConsumer
 from orchestrator.events.consumer import TopicPartition as OurTP
+from orchestrator.events.fold import fold
 from orchestrator.projections.errors import RebuildError
 from orchestrator.projections.processor import Projector
 from orchestrator.projections.rebuild import Rebuilder
+from orchestrator.snapshots.codec import SnapshotCodec
+from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
+from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
+from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.retention import run_retention
+from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
 
 async def _delete_first_half(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
@@ -115,3 +126,69 @@ async def test_rebuild_after_retention_keeps_every_execution_and_the_archive(
 
 async def _applied(dsn: str, name: str, n: int) -> bool:
     return await applied_total(dsn, name) == n
+
+
+@pytest.mark.timeout(240)
+async def test_rebuild_after_a_retention_run_and_kafka_retention_loses_no_kept_execution(
+    kafka: Any, make_projection: MakeProjection, tmp_path: Path
+) -> None:
+    """Executions finished long ago are retired (read-model rows and archive deleted, the
+    terminal snapshot kept); Kafka's retention deletes the oldest records; a rebuild
+    then keeps every execution still in the read model, and each retired one still
+    restores from its snapshot to the fold of its whole history."""
+    bootstrap = kafka.bootstrap_servers
+    hist = histories(12, seed=72, tasks=4)
+    running = list(hist)[-4:]  # these never finish: they must survive everything
+    for eid in running:
+        hist[eid] = hist[eid][:-1]
+    events = [e for h in hist.values() for e in h]
+    topics, settings, dsn = await make_projection(3, name="retired")
+    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        await produce(log, events)
+    store, codec = FilesystemSnapshotStore(tmp_path / "snapshots"), SnapshotCodec()
+    snapshotter = Snapshotter(
+        SnapshotterSettings(topic=topics.pipeline.name, batch_size=100),
+        dsn=dsn,
+        bootstrap=bootstrap,
+        store=store,
+        codec=codec,
+        policy=SnapshotPolicy(frequency=5, interval=None),
+    )
+    async with running_worker(Projector(settings, dsn, bootstrap)), running_worker(snapshotter):
+
+        async def caught_up() -> bool:
+            return snapshotter.records >= len(events) and await _applied(
+                dsn, settings.name, len(events)
+            )
+
+        await wait_until(caught_up, 90, "the processor and the snapshotter")
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        index = PostgresSnapshotIndex(pool)
+        run = await run_retention(
+            pool,
+            RetentionPolicy(max_checkpoints=1, max_age_days=None, retention_days=1),
+            index=index,
+            store=store,
+            tables=settings.tables,
+            now=datetime.now(UTC) + timedelta(days=2),
+        )
+        retired = set(run.retirement.retire)
+        assert retired == set(hist) - set(running) and run.retirement.stay == ()
+        cut = await _delete_first_half(bootstrap, topics.pipeline.name, 3)
+        assert sum(cut.values()) > 0
+
+        report = await Rebuilder(settings, dsn, bootstrap).run()
+        assert report.swapped
+        kept = {eid: hist[eid] for eid in running}
+        assert await compare_with_fold(dsn, kept, settings, exhaustive=False) == []
+        restorer = Restorer(
+            store=store,
+            index=index,
+            archive=PostgresEventArchive(pool, default_codec()),
+            codec=codec,
+        )
+        for eid, history in hist.items():
+            assert (await restorer.latest(eid)).state == fold(history), eid
+    finally:
+        await pool.close()

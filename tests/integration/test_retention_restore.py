@@ -36,7 +36,12 @@ from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
 from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
 from orchestrator.snapshots.restore import Restorer
-from orchestrator.snapshots.retention import apply_plan, earliest_offsets, plan_retention
+from orchestrator.snapshots.retention import (
+    apply_plan,
+    earliest_offsets,
+    plan_retention,
+    run_retention,
+)
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 from tests.histories import fold_to_sequence
 
@@ -46,6 +51,8 @@ async def test_a_retention_run_leaves_every_kept_execution_restorable(
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     hist = histories(20, seed=81, tasks=8)
+    for eid in list(hist)[:3]:  # three still running: retention must leave them whole
+        hist[eid] = hist[eid][:-1]
     events = mixed(hist, seed=82)
     topics, settings, dsn = await make_projection(2)
     store = FilesystemSnapshotStore(tmp_path / "snapshots")
@@ -64,7 +71,7 @@ async def test_a_retention_run_leaves_every_kept_execution_restorable(
         async with running_worker(snapshotter):
 
             async def caught_up() -> bool:
-                return snapshotter.tracker.dirty_count == 0 and await applied_total(
+                return snapshotter.records >= len(events) and await applied_total(
                     dsn, settings.name
                 ) >= len(events)
 
@@ -126,8 +133,43 @@ async def test_a_retention_run_leaves_every_kept_execution_restorable(
             for ref in full.checkpoints:
                 cp = await restorer.at_checkpoint(ref.checkpoint_id)
                 assert cp.state == fold_to_sequence(history, ref.sequence)
+
+        # Read-model and archive retention: executions finished over retention_days
+        # ago are retired (rows and archived events deleted) where a kept terminal
+        # snapshot covers them whole; each still restores to its full fold.
+        finished = {e for e, h in hist.items() if _finished(h)}
+        assert finished
+        run = await run_retention(
+            pool,
+            RetentionPolicy(max_checkpoints=1, max_age_days=1, retention_days=1),
+            index=index,
+            store=store,
+            tables=settings.tables,
+            now=datetime.now(UTC) + timedelta(days=2),
+            earliest=earliest,
+        )
+        assert set(run.retirement.retire) == finished and run.retirement.stay == ()
+        assert run.retired.executions == len(finished) and run.retired.archived_events > 0
+        left = {
+            r["execution_id"]
+            for r in await pool.fetch(f"SELECT execution_id FROM {settings.tables.pipeline_states}")
+        }
+        assert left == set(hist) - finished  # the unfinished ones stay, whole
+        assert not await pool.fetchval(
+            f"SELECT count(*) FROM {settings.tables.execution_events}"
+            " WHERE execution_id = ANY($1::text[])",
+            list(finished),
+        )
+        for eid, history in hist.items():
+            restored = await restorer.latest(eid)
+            assert restored.state == fold(history), eid
     finally:
         await pool.close()
+
+
+def _finished(history: list[Any]) -> bool:
+    state = fold(history)
+    return state is not None and state.status in ("completed", "failed", "cancelled")
 
 
 async def _end_offsets(dsn: str, projection: str) -> dict[tuple[str, int], int]:

@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.events.envelope import Position
-from orchestrator.events.fold import fold
+from orchestrator.events.fold import Outcome, fold, step
 from orchestrator.events.keys import KeyConfigError
 from orchestrator.events.simulate import simulate_execution
-from orchestrator.events.state import CheckpointRef, ExecutionState, TaskState
+from orchestrator.events.state import AppliedIds, CheckpointRef, ExecutionState, TaskState
 from orchestrator.snapshots._schema import StateSchemas, snapshot_schemas_root
 from orchestrator.snapshots.codec import (
     AesGcmEncryption,
@@ -86,8 +86,10 @@ def test_state_schema_has_every_field_of_the_state_dataclasses(record: str, cls:
     # from snapshots; this fails first.
     avsc = json.loads((snapshot_schemas_root() / "current" / f"{record}.avsc").read_text())
     # ``applied`` (the fold's event ids, compare=False) is bookkeeping, not state.
+    # A snapshot keeps it in two fields of its own: applied_base, applied_event_ids.
     names = [f.name for f in dataclasses.fields(cls) if f.name != "applied"]
-    assert [f["name"] for f in avsc["fields"]] == names
+    bookkeeping = {"applied_base", "applied_event_ids"}
+    assert [f["name"] for f in avsc["fields"] if f["name"] not in bookkeeping] == names
 
 
 def test_small_bodies_stay_uncompressed_and_large_ones_are_zstd() -> None:
@@ -281,3 +283,22 @@ def test_encrypt_without_keys_fails_at_startup() -> None:
         codec_from_settings(encrypt=True, keys=None)
     codec = codec_from_settings(compress=False, encrypt=True, keys=_ring("k"))
     assert codec.compression is None and codec.encryption is not None
+
+
+def test_a_snapshot_keeps_the_applied_event_ids_so_its_readers_judge_as_the_processor() -> None:
+    """A forged record at a sequence the snapshot covers is REJECTED (another event id
+    at a taken sequence) and a replayed one a DUPLICATE, from the snapshot as from the
+    full fold: every reader reaches the processor's verdict."""
+    events = simulate_execution("exec_ids", random.Random(5), tasks=4, payload_bytes=16)
+    state = fold(events)
+    assert state is not None
+    codec = SnapshotCodec()
+    restored = codec.decode(codec.encode(state, POS, occurred_at=None).data, "k").state
+    forged = dataclasses.replace(events[2], event_id="forged", epoch=state.epoch)
+    for event, outcome in ((forged, Outcome.REJECTED), (events[2], Outcome.DUPLICATE)):
+        assert step(restored, event).outcome is outcome
+        assert step(restored, event).reason == step(state, event).reason
+    # A state that knows no ids (an older snapshot's) stays as it was: none known.
+    old = dataclasses.replace(state, applied=AppliedIds(None, state.last_sequence))
+    again = codec.decode(codec.encode(old, POS, occurred_at=None).data, "k").state
+    assert again.applied.get(2) is None and again == state
