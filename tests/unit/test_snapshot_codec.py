@@ -182,9 +182,11 @@ def test_an_unencrypted_header_edit_is_caught_by_the_crc() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(data=st.data(), encrypt=st.booleans(), payload=st.sampled_from([8, 4000]))
-def test_every_single_byte_change_or_truncation_is_detected(
+def test_every_single_byte_change_or_truncation_is_detected_or_harmless(
     data: st.DataObject, encrypt: bool, payload: int
 ) -> None:
+    """Damage never yields another state: it is refused, or (a bit zstd's frame does not
+    use, e.g. a flag of its header) the snapshot decodes to exactly the original."""
     ring = _ring("kid1")
     codec = SnapshotCodec(encryption=AesGcmEncryption(ring) if encrypt else None)
     blob = codec.encode(_state(tasks=4, payload_bytes=payload), POS, occurred_at=None).data
@@ -194,9 +196,12 @@ def test_every_single_byte_change_or_truncation_is_detected(
         at = data.draw(st.integers(0, len(blob) - 1), label="at")
         flip = data.draw(st.integers(1, 255), label="xor")
         damaged = blob[:at] + bytes([blob[at] ^ flip]) + blob[at + 1 :]
-    with pytest.raises(SnapshotCorrupt) as info:
-        codec.decode(damaged, "p/e/000000000001.snap")
-    assert info.value.object_key == "p/e/000000000001.snap"
+    try:
+        decoded = codec.decode(damaged, "p/e/000000000001.snap")
+    except SnapshotCorrupt as refused:
+        assert refused.object_key == "p/e/000000000001.snap"
+    else:
+        assert decoded == codec.decode(blob, "p/e/000000000001.snap")
 
 
 def test_trailing_bytes_are_refused() -> None:
