@@ -108,3 +108,16 @@ def running(context: TaskContext) -> Iterator[TaskContext]:
         yield context
     finally:
         _current.reset(token)
+
+
+_CONTEXT_KEYS = frozenset({"user_id", "input_data", "configuration"})
+
+
+def split_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The seed's ``context`` (``user_id``, ``input_data``, ``configuration``); any other
+    mapping is taken as the input data itself."""
+    if context is None:
+        return {}
+    if set(context) <= _CONTEXT_KEYS:
+        return dict(context)
+    return {"input_data": dict(context)}

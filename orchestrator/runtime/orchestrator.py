@@ -45,6 +45,7 @@ from orchestrator.runtime._resume import (
     resume_target,
 )
 from orchestrator.runtime._schema import ensure_runtime_tables
+from orchestrator.runtime.context import split_context
 from orchestrator.runtime.errors import PipelineFailed, RecoveryError
 from orchestrator.runtime.executor import ExecutionRun, PipelineResult
 from orchestrator.runtime.health import NodeHeartbeat
@@ -56,19 +57,8 @@ from orchestrator.state.runtime import StateRuntime, current_runtime
 
 log = logging.getLogger(__name__)
 
-_CONTEXT_KEYS = frozenset({"user_id", "input_data", "configuration"})
 _POSTPONE: tuple[type[BaseException], ...] = (ReadModelTimeout, *TRANSIENT_ERRORS)
 _POSTPONE_OR_KAFKA: tuple[type[BaseException], ...] = (*_POSTPONE, LogError)
-
-
-def _split_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The seed's ``context`` (``user_id``, ``input_data``, ``configuration``); any other
-    mapping is taken as the input data itself."""
-    if context is None:
-        return {}
-    if set(context) <= _CONTEXT_KEYS:
-        return dict(context)
-    return {"input_data": dict(context)}
 
 
 class Orchestrator:
@@ -204,7 +194,7 @@ class Orchestrator:
             execution_id=eid,
             pipeline_id=pipeline.pipeline_id,
             tasks=pipeline.specs(),
-            **_split_context(context),
+            **split_context(context),
         )
         writer = await rt.create_execution(command)
         log.info("execution %s of %s created on %s", eid, pipeline.pipeline_id, rt.node_id)
