@@ -14,7 +14,7 @@ from orchestrator.config import ConfigError, load_config_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_BLOCKS = sorted((ROOT / "examples" / "seed").glob("*.yaml"))
-TABLE = ROOT / "docs" / "seed-options.md"
+TABLE = ROOT / "README.md"
 _ROW = re.compile(r"^\| `([^`]+)` \| (.*) \| (.+) \|$")
 
 
