@@ -163,10 +163,27 @@ async def s3_backend(fixtures: Fixtures, tmp_path: Path) -> AsyncIterator[Backen
         yield Backend("s3", config, env, snapshots=True)
 
 
+@contextlib.asynccontextmanager
+async def redis_backend(fixtures: Fixtures, tmp_path: Path) -> AsyncIterator[Backend]:
+    """Kafka + PostgreSQL (leases, archive), execution and task state served from a
+    Redis read model (its own exactly-once processor), snapshots in a folder."""
+    prefix = _prefix()
+    config = _write(
+        tmp_path,
+        'state_management:\n  backend: "redis"\n'
+        f'  config:\n    url: "{fixtures["redis"]}"\n    key_prefix: "{prefix}:"\n'
+        + _topics(prefix)
+        + f"  snapshots:\n    storage: file://{tmp_path / 'snapshots'}\n",
+    )
+    async with _kafka_postgres(fixtures) as env:
+        yield Backend("redis", config, env, snapshots=True)
+
+
 BACKENDS: dict[str, Entry] = {
     "memory": Entry(memory_backend),
     "postgresql": Entry(postgresql_backend, needs=("kafka", "postgres")),
     "filesystem": Entry(filesystem_backend, needs=("kafka", "postgres")),
     "s3": Entry(s3_backend, needs=("kafka", "postgres", "s3")),
+    "redis": Entry(redis_backend, needs=("kafka", "postgres", "redis")),
 }
 """Every backend the contract suite runs: name -> factory (see the module docstring)."""
