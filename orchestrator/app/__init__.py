@@ -16,6 +16,7 @@ from orchestrator.app.plan import (
     plan_app,
     policies_from,
 )
+from orchestrator.app.stores import blob_store, key_ring, s3_client, snapshot_store
 
 __all__ = [
     "App",
@@ -25,7 +26,11 @@ __all__ = [
     "ConfiguredStateManager",
     "PlanError",
     "SnapshotPlan",
+    "blob_store",
+    "key_ring",
     "lease_ttl_for",
     "plan_app",
     "policies_from",
+    "s3_client",
+    "snapshot_store",
 ]

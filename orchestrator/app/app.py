@@ -30,27 +30,25 @@ from orchestrator.app.connections import apply_migrations, open_pool
 from orchestrator.app.consistency import ConfiguredStateManager
 from orchestrator.app.plan import AppPlan
 from orchestrator.app.redis_backend import RedisReadSide, start_redis_read_side
+from orchestrator.app.stores import blob_store, etcd_store, key_ring, snapshot_store
 from orchestrator.app.topics import ensure_configured_topics
-from orchestrator.commands import EtcdLeaseStore
 from orchestrator.commands import leases as lease_defaults
 from orchestrator.commands.errors import StaleExpectedVersion
 from orchestrator.config.models import RedisBackend, Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events import metrics
 from orchestrator.events.codec import codec_for
-from orchestrator.events.keys import KEYS_ENV, KeyConfigError, KeyRing
+from orchestrator.events.keys import KeyRing
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.metrics_server import MetricsServer, serve_or_warn
 from orchestrator.events.task_feed import feed_for
 from orchestrator.events.topics import TopicReport
-from orchestrator.events.userdata import BlobStore
 from orchestrator.projections import PostgresDataKeys
 from orchestrator.projections.api import ApiSettings, create_app
 from orchestrator.projections.processor import Projector
 from orchestrator.runtime import Orchestrator, Pipeline, set_default_policies
-from orchestrator.snapshots import SnapshotStore, codec_from_settings, open_store
+from orchestrator.snapshots import SnapshotStore, codec_from_settings
 from orchestrator.state import runtime as state_runtime
-from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
 from orchestrator.state.errors import NotConfigured
 from orchestrator.state.runtime import StateRuntime
 
@@ -79,21 +77,6 @@ class AppOptions:
     metrics_address: str | None = None
     """Serve Prometheus ``/metrics`` here (``HOST:PORT``, ``PORT`` on 127.0.0.1, ``0``: any
     free port); ``None``: no metrics server (the API, if any, still has ``/metrics``)."""
-
-
-def _key_ring(encrypt: bool) -> KeyRing | None:
-    """The master key ring, if the environment sets one; with ``encrypt`` it must.
-
-    A ring without ``encrypt`` still opens data encrypted earlier (and the reverse: data
-    written unencrypted reads whatever the setting)."""
-    ring = KeyRing.from_env()
-    if encrypt and ring is None:
-        raise KeyConfigError(
-            KEYS_ENV,
-            "checkpointing.storage.encrypt is true (user data and snapshots are encrypted) "
-            f"but no key ring is set: set {KEYS_ENV}=<key id>:<base64 of 32 random bytes>",
-        )
-    return ring
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -148,7 +131,7 @@ class App:
 
     async def _start(self) -> None:
         plan, opts = self.plan, self.options
-        ring = _key_ring(plan.snapshots.encrypt)
+        ring = key_ring(plan.snapshots.encrypt)
         self.metrics = serve_or_warn(opts.metrics_address, log)
         if self.metrics is not None:
             self._cleanup.append(self._close_metrics)
@@ -174,11 +157,13 @@ class App:
         )
         await event_log.start()
         self._cleanup.append(event_log.stop)
-        coordination = self._coordination()
+        coordination = etcd_store(self.plan)
+        if coordination is not None:
+            self._cleanup.append(coordination.close)
         self.runtime = runtime = StateRuntime(
             pool=pool,
             log=event_log,
-            blob_store=self._blob_store(),
+            blob_store=blob_store(self.plan, self.endpoints),
             settings=plan.state,
             leases=coordination,
             data_keys=None if ring is None else PostgresDataKeys(pool, ring),
@@ -286,14 +271,6 @@ class App:
 
     # --- components --------------------------------------------------------------------
 
-    def _coordination(self) -> EtcdLeaseStore | None:
-        """etcd leases when configured (closed on stop), else None: PostgreSQL's."""
-        if not self.plan.etcd_endpoints:
-            return None
-        store = EtcdLeaseStore(self.plan.etcd_endpoints, timeout=self.plan.connect_timeout)
-        self._cleanup.append(store.close)
-        return store
-
     def _spawn(self, name: str, work: Awaitable[Any]) -> None:
         self._tasks[name] = asyncio.ensure_future(work)
 
@@ -311,33 +288,6 @@ class App:
             state_runtime.configure(None)
             lease_defaults.configure(None)
             set_default_policies(None)
-
-    def _s3_client(self, endpoint_url: str | None) -> Any:
-        from orchestrator.snapshots.s3 import make_client
-
-        ep = self.endpoints
-        return make_client(
-            endpoint_url=endpoint_url,
-            region=self.plan.s3_region or ep.s3_region,
-            access_key=ep.s3_access_key,
-            secret_key=ep.s3_secret_key,
-        )
-
-    def _blob_store(self) -> BlobStore | None:
-        blobs = self.plan.blobs
-        if blobs is None:
-            return None
-        if blobs.root is not None:
-            return FilesystemBlobStore(blobs.root)
-        assert blobs.bucket is not None
-        sp = self.plan.snapshots  # the S3 backend's encryption block: blobs as snapshots
-        return S3BlobStore(
-            self._s3_client(blobs.endpoint_url),
-            blobs.bucket,
-            blobs.prefix,
-            server_side_encryption="aws:kms" if sp.sse_kms or sp.kms_key else None,
-            kms_key_id=sp.kms_key,
-        )
 
     async def _start_redis(self, runtime: StateRuntime) -> None:
         backend = self.settings.backend()
@@ -386,21 +336,6 @@ class App:
         if feed is not None:  # the seed's task_events topic, derived beside the read models
             self._spawn("task feed", feed.run())
 
-    def _open_snapshot_store(self) -> SnapshotStore:
-        sp = self.plan.snapshots
-        if sp.store_url.startswith("s3://"):
-            from orchestrator.snapshots.s3 import S3SnapshotStore
-
-            bucket, _, prefix = sp.store_url.removeprefix("s3://").partition("/")
-            return S3SnapshotStore(
-                bucket,
-                prefix,
-                client=self._s3_client(sp.endpoint_url),
-                server_side_encryption="aws:kms" if sp.sse_kms or sp.kms_key else None,
-                kms_key_id=sp.kms_key,
-            )
-        return open_store(sp.store_url, file_format=sp.file_format)
-
     async def _start_snapshotter(self) -> None:
         from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
@@ -413,7 +348,7 @@ class App:
             encrypt=sp.encrypt,
             keys=KeyRing.from_env() if sp.encrypt else None,  # checked in _start
         )
-        self.snapshot_store = store = self._open_snapshot_store()
+        self.snapshot_store = store = snapshot_store(self.plan, self.endpoints)
         if not sp.lifecycle.empty:
             report = await store.apply_lifecycle(sp.lifecycle)
             log.info("snapshot store lifecycle: %s", report.detail)

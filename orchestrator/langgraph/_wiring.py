@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.app import App, AppOptions, plan_app
+from orchestrator.app import App, AppOptions, plan_app, s3_client
 from orchestrator.commands.leases import node_label
 from orchestrator.config import Settings, load_config_file
 from orchestrator.devstack import ServiceEndpoints
@@ -108,7 +108,7 @@ async def ensure_bucket(app: App) -> None:
     blobs = app.plan.blobs
     if blobs is None or blobs.bucket is None:
         return
-    client: Any = app._s3_client(blobs.endpoint_url)
+    client: Any = s3_client(app.plan, app.endpoints, blobs.endpoint_url)
 
     def make() -> None:
         try:

@@ -19,7 +19,15 @@ from _worker import plan_on
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from orchestrator.app import App, AppOptions, AppPlan, PlanError, plan_app
+from orchestrator.app import (
+    App,
+    AppOptions,
+    AppPlan,
+    PlanError,
+    blob_store,
+    plan_app,
+    snapshot_store,
+)
 from orchestrator.config import ConfigError, load_config, load_config_file
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.runtime import Pipeline
@@ -80,7 +88,6 @@ def test_s3_backend_puts_snapshots_and_blobs_in_the_bucket_with_kms() -> None:
 
 
 def test_s3_encryption_without_a_key_still_asks_for_sse_kms() -> None:
-    from orchestrator.app import App
 
     settings = load_config(
         "state_management:\n  backend: s3\n  config:\n    bucket: b\n"
@@ -88,7 +95,7 @@ def test_s3_encryption_without_a_key_still_asks_for_sse_kms() -> None:
         "<test>",
     ).settings
     plan = plan_app(settings, bootstrap="kafka:9092", dsn="postgresql://db/x", node_id="n1")
-    store = App(plan, settings)._open_snapshot_store()
+    store = snapshot_store(plan, ServiceEndpoints())
 
     assert (plan.snapshots.sse_kms, plan.snapshots.kms_key) == (True, None)
     assert store.put_arguments == {"ServerSideEncryption": "aws:kms"}  # the default key
@@ -253,8 +260,8 @@ def test_s3_region_reaches_every_client_the_app_builds() -> None:
     plan = plan_app(settings, bootstrap="kafka:9092", dsn="postgresql://db/x", node_id="n1")
     assert plan.s3_region == "eu-west-3"
     app = App(plan, settings)
-    snapshots = app._open_snapshot_store()
-    blobs = app._blob_store()
+    snapshots = snapshot_store(app.plan, app.endpoints)
+    blobs = blob_store(app.plan, app.endpoints)
     assert snapshots._client.meta.region_name == "eu-west-3"  # type: ignore[attr-defined]
     assert isinstance(blobs, S3BlobStore) and blobs.client.meta.region_name == "eu-west-3"
     # Not set: the environment's region (AWS_DEFAULT_REGION, else us-east-1) is used.
@@ -282,7 +289,7 @@ def test_filesystem_format_and_compression_reach_the_store_and_codec(tmp_path: P
         "<test>",
     ).settings
     plan = plan_app(settings, bootstrap="kafka:9092", dsn="postgresql://db/x", node_id="n1")
-    store = App(plan, settings)._open_snapshot_store()
+    store = snapshot_store(plan, ServiceEndpoints())
     assert isinstance(store, FilesystemSnapshotStore) and store.file_format == "msgpack"
     assert (plan.snapshots.algorithm, plan.snapshots.compress) == ("lz4", True)
     off = load_config(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.app import App, plan_app
+from orchestrator.app import blob_store, plan_app
 from orchestrator.config import load_config
+from orchestrator.devstack import ServiceEndpoints
 from orchestrator.state.blobs import S3BlobStore
 
 
@@ -27,6 +28,6 @@ def test_blob_puts_carry_the_s3_encryption_block(block: str, expected: dict[str,
     )
     settings = load_config(text, "<test>").settings
     plan = plan_app(settings, bootstrap="kafka:9092", dsn="postgresql://db/x", node_id="n1")
-    store = App(plan, settings)._blob_store()
+    store = blob_store(plan, ServiceEndpoints())
     assert isinstance(store, S3BlobStore)
     assert store._sse == expected

@@ -1,0 +1,88 @@
+"""The app's stores, built from its plan: the S3 client, the blob store, the snapshot
+store, the master key ring of encrypted user data, and etcd's lease store.
+
+One place builds them, so ``App`` and the commands that open the same stores agree
+on region, endpoint and server-side encryption.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.app.plan import AppPlan
+from orchestrator.commands import EtcdLeaseStore
+from orchestrator.devstack import ServiceEndpoints
+from orchestrator.events.keys import KEYS_ENV, KeyConfigError, KeyRing
+from orchestrator.events.userdata import BlobStore
+from orchestrator.snapshots import SnapshotStore, open_store
+from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
+
+
+def key_ring(encrypt: bool) -> KeyRing | None:
+    """The master key ring, if the environment sets one; with ``encrypt`` it must.
+
+    A ring without ``encrypt`` still opens data encrypted earlier (and the reverse: data
+    written unencrypted reads whatever the setting)."""
+    ring = KeyRing.from_env()
+    if encrypt and ring is None:
+        raise KeyConfigError(
+            KEYS_ENV,
+            "checkpointing.storage.encrypt is true (user data and snapshots are encrypted) "
+            f"but no key ring is set: set {KEYS_ENV}=<key id>:<base64 of 32 random bytes>",
+        )
+    return ring
+
+
+def s3_client(plan: AppPlan, endpoints: ServiceEndpoints, endpoint_url: str | None) -> Any:
+    """A boto3 client with the configured region (else the environment's) and keys."""
+    from orchestrator.snapshots.s3 import make_client
+
+    return make_client(
+        endpoint_url=endpoint_url,
+        region=plan.s3_region or endpoints.s3_region,
+        access_key=endpoints.s3_access_key,
+        secret_key=endpoints.s3_secret_key,
+    )
+
+
+def blob_store(plan: AppPlan, endpoints: ServiceEndpoints) -> BlobStore | None:
+    """Where claim-checked user data goes (``None``: nowhere configured)."""
+    blobs = plan.blobs
+    if blobs is None:
+        return None
+    if blobs.root is not None:
+        return FilesystemBlobStore(blobs.root)
+    assert blobs.bucket is not None
+    sp = plan.snapshots  # the S3 backend's encryption block: blobs as snapshots
+    return S3BlobStore(
+        s3_client(plan, endpoints, blobs.endpoint_url),
+        blobs.bucket,
+        blobs.prefix,
+        server_side_encryption="aws:kms" if sp.sse_kms or sp.kms_key else None,
+        kms_key_id=sp.kms_key,
+    )
+
+
+def snapshot_store(plan: AppPlan, endpoints: ServiceEndpoints) -> SnapshotStore:
+    """The snapshot store of ``state_management.snapshots.storage`` (or the backend's)."""
+    sp = plan.snapshots
+    if sp.store_url.startswith("s3://"):
+        from orchestrator.snapshots.s3 import S3SnapshotStore
+
+        bucket, _, prefix = sp.store_url.removeprefix("s3://").partition("/")
+        return S3SnapshotStore(
+            bucket,
+            prefix,
+            client=s3_client(plan, endpoints, sp.endpoint_url),
+            server_side_encryption="aws:kms" if sp.sse_kms or sp.kms_key else None,
+            kms_key_id=sp.kms_key,
+        )
+    return open_store(sp.store_url, file_format=sp.file_format)
+
+
+def etcd_store(plan: AppPlan) -> EtcdLeaseStore | None:
+    """Leases on etcd when ``distributed.coordination`` says so (the caller closes it),
+    else ``None``: PostgreSQL's."""
+    if not plan.etcd_endpoints:
+        return None
+    return EtcdLeaseStore(plan.etcd_endpoints, timeout=plan.connect_timeout)
