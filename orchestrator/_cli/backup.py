@@ -75,10 +75,13 @@ def backup(
         emit_json(manifest)
         return
     c = manifest.counts
+    keys = c.get("data_keys", 0) + c.get("data_keys_erased", 0)
     Console().print(
         f"backed up {c.get('pipeline_events', 0)} event(s) of {c.get('executions', 0)} "
         f"execution(s), {c.get('shared_events', 0)} shared event(s), "
-        f"{c.get('snapshots', 0)} snapshot(s), {c.get('blobs', 0)} blob(s) to {dest.name}"
+        f"{c.get('snapshots', 0)} snapshot(s), {c.get('blobs', 0)} blob(s)"
+        + (f", {c.get('data_keys', 0)} wrapped data key(s)" if keys else "")
+        + f" to {dest.name}"
     )
     for note in manifest.notes:
         err.print(f"[yellow]{note}[/]")
@@ -104,8 +107,10 @@ def restore(
         skipped = ", ".join(f"{n} {what}" for what, n in sorted(report.skipped.items()))
         Console().print(
             f"restored {report.events} event(s), {report.shared_events} shared event(s), "
-            f"{report.blobs} blob(s), {report.snapshots} snapshot(s); read models rebuilt: "
-            f"{report.executions} execution(s)" + (f"; skipped {skipped}" if skipped else "")
+            f"{report.blobs} blob(s), {report.snapshots} snapshot(s)"
+            + (f", {report.data_keys} data key(s)" if report.data_keys else "")
+            + f"; read models rebuilt: {report.executions} execution(s)"
+            + (f"; skipped {skipped}" if skipped else "")
         )
         for note in report.notes:
             err.print(f"[yellow]{note}[/]")

@@ -1,9 +1,10 @@
 """Backup and restore of a deployment's history (the seed's "configure backup strategy").
 
 ``take_backup(deployment, dest)`` writes the event history (archive, falling back to
-the Kafka log), the snapshots and the claim-checked blobs the events reference as Avro
-object container files plus a manifest into a snapshot-store-like folder (``dest``: a
-directory or an S3 prefix, opened with ``snapshots.open_store``);
+the Kafka log), the snapshots, the claim-checked blobs the events reference and the
+wrapped data keys as Avro object container files plus a manifest into a
+snapshot-store-like folder (``dest``: a directory or an S3 prefix, opened with
+``snapshots.open_store``);
 ``restore_backup(deployment, src)`` rebuilds an empty deployment from it. The CLI's
 ``orchestrator-state backup`` and ``restore-backup`` call these.
 """
@@ -11,6 +12,7 @@ directory or an S3 prefix, opened with ``snapshots.open_store``);
 from orchestrator.backup._backup import blob_refs, take_backup
 from orchestrator.backup._format import (
     BLOB_SCHEMA,
+    DATA_KEY_SCHEMA,
     EVENT_SCHEMA,
     MANIFEST,
     SNAPSHOT_SCHEMA,
@@ -29,6 +31,7 @@ from orchestrator.backup._setup import Deployment, deployment
 
 __all__ = [
     "BLOB_SCHEMA",
+    "DATA_KEY_SCHEMA",
     "EVENT_SCHEMA",
     "MANIFEST",
     "SNAPSHOT_SCHEMA",

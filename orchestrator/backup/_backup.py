@@ -3,7 +3,7 @@
 What is read: the event archive in PostgreSQL (``execution_events``, ``shared_events``:
 the raw records exactly as the log delivered them), falling back to the Kafka log for
 the records the projection has not archived yet; the snapshot objects the index lists;
-the claim-checked blobs the events reference.
+the claim-checked blobs the events reference; the wrapped data keys (``data_keys``).
 
 Consistency (a backup taken while writers run): one REPEATABLE READ transaction reads
 the projection's committed offsets, the archive and the snapshot index from one
@@ -15,6 +15,11 @@ partition that is a prefix of the log (poison records, which no fold has, aside)
 every execution's events sit on one partition in order, so each execution's history in
 the backup is a prefix of its history. Snapshots past the cut are left out. Memory:
 rows come through a server-side cursor and records are written in chunks.
+
+Data keys are read after that transaction, once the end offsets are known: a key is
+stored before any event sealed with it reaches the log, so every execution in the cut
+has its key (or the tombstone of its erasure) in the backup. Keys stay wrapped by the
+master key ring; an erased execution's row holds no key, so it stays erased.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import asyncpg
 from orchestrator.app.connections import dsn_address, open_pool
 from orchestrator.backup._format import (
     BLOB_SCHEMA,
+    DATA_KEY_SCHEMA,
     EVENT_SCHEMA,
     MANIFEST,
     SNAPSHOT_SCHEMA,
@@ -121,6 +127,7 @@ class _Backup:
             async with log, pool.acquire() as conn:
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     files = await self._read(conn, log)
+                files += await self._data_keys(conn)
         finally:
             await pool.close()
         files += await self._copy_schemas()
@@ -270,6 +277,25 @@ class _Backup:
             record.update(topic=topic, partition=row["partition"], offset=row["offset"], data=data)
             await self.snapshots.add(record, len(data))
             self.tally.add("snapshots")
+
+    async def _data_keys(self, conn: asyncpg.Connection) -> list[FileEntry]:
+        """``data_keys`` as stored: wrapped keys and erasure tombstones, never unwrapped."""
+        if not await conn.fetchval("SELECT to_regclass('data_keys') IS NOT NULL"):
+            return []  # a database from before encryption existed
+        keys = ChunkWriter(self.dest, "keys/part", "data_keys", DATA_KEY_SCHEMA)
+        sql = (
+            "SELECT scope, master_key_id, wrapped_key, created_at, erased_at"
+            " FROM data_keys ORDER BY scope"
+        )
+        async with conn.transaction(readonly=True):
+            async for row in conn.cursor(sql, prefetch=1000):
+                wrapped = row["wrapped_key"]
+                record = dict(row) | {"wrapped_key": None if wrapped is None else bytes(wrapped)}
+                await keys.add(record, 200)
+                self.tally.add("data_keys" if wrapped is not None else "data_keys_erased")
+        await keys.flush()
+        self.progress(f"data keys: {self.tally.counts.get('data_keys', 0)} (wrapped)")
+        return keys.entries
 
     async def _copy_schemas(self) -> list[FileEntry]:
         """``schemas/`` as the code has it (events: current and releases; ``snapshot/``:

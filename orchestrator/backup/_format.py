@@ -8,6 +8,7 @@ A backup is a folder (a directory, or an S3 prefix) holding::
     events/shared-00000.avro      ... and the shared topic's, in offset order
     snapshots/part-00000.avro     snapshot objects with their index rows
     blobs/part-00000.avro         claim-checked user data the events reference
+    keys/part-00000.avro          the wrapped data keys of user-data encryption (``data_keys``)
 
 Every ``.avro`` file is a standard Avro object container file (its own schema in its
 header, deflate blocks). An event record's ``value`` is the event exactly as the log
@@ -99,6 +100,27 @@ BLOB_SCHEMA = parse_schema(
             {"name": "sha256", "type": "string"},
             {"name": "size", "type": "long"},
             {"name": "data", "type": "bytes"},
+        ],
+    }
+)
+
+
+DATA_KEY_SCHEMA = parse_schema(
+    {
+        "type": "record",
+        "name": "BackupDataKey",
+        "namespace": "orchestrator.backup",
+        "doc": "A row of data_keys: a data key wrapped by a master key of the key ring "
+        "(never the key itself), or the tombstone an erasure left.",
+        "fields": [
+            {"name": "scope", "type": "string", "doc": "An execution or a namespace."},
+            {"name": "master_key_id", "type": ["null", "string"]},
+            {"name": "wrapped_key", "type": ["null", "bytes"], "doc": "null once erased."},
+            {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+            {
+                "name": "erased_at",
+                "type": ["null", {"type": "long", "logicalType": "timestamp-micros"}],
+            },
         ],
     }
 )

@@ -5,7 +5,9 @@ archive and snapshot index (PostgreSQL), its event topics (Kafka) and its snapsh
 store. There is no ``--force``: appending a backup to a live history would mix two
 histories, and an interrupted restore is started over on a dropped target.
 
-Steps, each an existing path: migrations and ``topics ensure``; the events re-appended
+Steps, each an existing path: migrations and ``topics ensure``; the wrapped data keys
+of user-data encryption put back in ``data_keys`` as they were (an erased execution's
+tombstone too, so it stays erased), before anything reads user data; the events re-appended
 to the configured topics with their bytes unchanged (event ids, epochs, sequences,
 writer schema), partition by partition in offset order, so each execution's order is
 kept and a duplicate is still recognised by its event id; the blobs put back at the
@@ -76,6 +78,7 @@ class RestoreReport:
     shared_events: int = 0
     blobs: int = 0
     snapshots: int = 0
+    data_keys: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     executions: int = 0
     behind: list[str] = field(default_factory=list)
@@ -130,6 +133,7 @@ class _Restore:
                     plan.bootstrap, plan.topics, security=plan.kafka_security
                 )
                 await apply_migrations(pool, plan.table_names)
+                await self._data_keys(manifest, pool)
                 wanted = await self._snapshot_positions(manifest)
                 moved = await self._events(manifest, log, wanted)
             await self._blobs(manifest)
@@ -143,7 +147,7 @@ class _Restore:
 
     async def _refuse_unless_empty(self, pool: asyncpg.Pool, log: EventLog) -> None:
         plan, held = self.dep.plan, []
-        tables = [t for _, t in plan.projection.tables.items()] + ["snapshots"]
+        tables = [t for _, t in plan.projection.tables.items()] + ["snapshots", "data_keys"]
         for table in tables:
             if await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
                 if await pool.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
@@ -173,6 +177,22 @@ class _Restore:
                 client = self.dep.s3_client(self.dep.plan.snapshots.endpoint_url)
                 ensure_bucket(client, bucket)
                 self._buckets.add(bucket)
+
+    async def _data_keys(self, manifest: Manifest, pool: asyncpg.Pool) -> None:
+        """The rows of ``data_keys`` as backed up (still wrapped by the master key ring)."""
+        sql = (
+            "INSERT INTO data_keys (scope, master_key_id, wrapped_key, created_at, erased_at)"
+            " VALUES ($1, $2, $3, $4, $5)"
+        )
+        for entry in manifest.of_kind("data_keys"):
+            rows = [
+                (r["scope"], r["master_key_id"], r["wrapped_key"], r["created_at"], r["erased_at"])
+                for r in await read_file(self.src, entry)
+            ]
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.executemany(sql, rows)
+            self.report.data_keys += sum(1 for row in rows if row[2] is not None)
+        self.progress(f"data keys: {self.report.data_keys} restored")
 
     async def _snapshot_positions(self, manifest: Manifest) -> set[OldPosition]:
         wanted: set[OldPosition] = set()

@@ -5,7 +5,9 @@ shared variable, snapshots in S3); the history is backed up to S3 and to a direc
 everything is dropped (the database, the topics' names, the bucket with its snapshots
 and blobs); ``restore-backup`` rebuilds new, empty deployments from each backup, and
 ``check`` reports every execution consistent, with restore (snapshot + events) equal to
-the fold of the restored history, the read model equal to the original one.
+the fold of the restored history, the read model equal to the original one. With
+encryption on, the wrapped data keys travel with the backup: a kept execution reads back
+in plaintext after the restore, an execution erased before the backup stays erased.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from typer.testing import CliRunner, Result
 
 import orchestrator
@@ -37,7 +40,7 @@ _STATE_COLUMNS = (
 )
 
 
-def _config(tmp_path: Path, name: str, bucket: str, topics: str) -> Path:
+def _config(tmp_path: Path, name: str, bucket: str, topics: str, *, encrypt: bool = False) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(
         "state_management:\n"
@@ -49,6 +52,7 @@ def _config(tmp_path: Path, name: str, bucket: str, topics: str) -> Path:
         f"      shared_events: {topics}.shared\n"
         "  snapshots:\n    frequency: 4\n"
         "recovery:\n  strategies:\n    task_failure:\n      max_attempts: 1\n"
+        + ("checkpointing:\n  storage:\n    encrypt: true\n" if encrypt else "")
     )
     return path
 
@@ -334,3 +338,77 @@ async def test_an_upcaster_applies_in_the_processor_check_and_restore(
         assert await tokens(target_env["DATABASE_URL"]) == 3000
     finally:
         default_upcasters().unregister("TaskCompleted", 1)
+
+
+def _data_keys(path: Path) -> dict[str, dict[str, Any]]:
+    """The backed-up ``data_keys`` rows by scope, read with fastavro alone."""
+    from fastavro import reader
+
+    with open(path, "rb") as f:
+        return {r["scope"]: r for r in reader(f) if isinstance(r, dict)}
+
+
+def _secret_pipeline(name: str, token: str) -> Pipeline:
+    pipeline = Pipeline(name)
+
+    @pipeline.task()
+    async def fetch(context: Any) -> dict[str, str]:
+        await checkpoint.save("halfway", {"note": token, "progress": 0.5})
+        return {"doc": token}
+
+    return pipeline
+
+
+async def test_an_encrypted_deployment_restores_with_its_data_keys_and_erasures(
+    kafka: Any, s3: Any, make_database: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from orchestrator.events.crypto import UserDataErased
+    from orchestrator.events.keys import KEYS_ENV, generate_key
+
+    monkeypatch.setenv(KEYS_ENV, f"m1:{generate_key()}")  # the ring the App and the CLI see
+    run = uuid.uuid4().hex[:8]
+    bucket = f"enc-{run}"
+    source = _config(tmp_path, "enc-source", bucket, f"bk-{run}-enc", encrypt=True)
+    env = _env(kafka, s3, await make_database(migrated=False))
+    secret = {name: f"quokka-{name}-{run}" for name in ("kept", "erased")}
+    ids: dict[str, str] = {}
+    saved: dict[str, str] = {}
+    async with orchestrator.connect(config=source, environ=env, supervise=False) as state:
+        for name, token in secret.items():
+            result = await state.run(_secret_pipeline(f"enc-{name}-{run}", token))
+            ids[name] = result.execution_id
+            listed = await checkpoint.list(execution_id=result.execution_id)
+            saved[name] = next(info.id for info in listed if info.name == "halfway")
+    erased = await _cli(env, "executions", "erase", ids["erased"], "--yes",
+                        "--database-url", env["DATABASE_URL"])  # fmt: skip
+    assert erased.exit_code == 0, erased.output
+
+    backed = await _cli(env, "backup", "--to", tmp_path / "enc", "--config", source, "--json")
+    assert backed.exit_code == 0, backed.output
+    manifest = json.loads(backed.stdout)
+    assert manifest["counts"]["data_keys"] >= 1 and manifest["counts"]["data_keys_erased"] == 1
+    keys = [e for e in manifest["files"] if e["kind"] == "data_keys"]
+    assert [e["path"] for e in keys] == ["keys/part-00000.avro"] and keys[0]["sha256"]
+    rows = _data_keys(tmp_path / "enc" / keys[0]["path"])
+    assert rows[ids["erased"]]["wrapped_key"] is None  # the erasure travels, no key with it
+    assert rows[ids["kept"]]["master_key_id"] == "m1" and rows[ids["kept"]]["wrapped_key"]
+
+    # Drop everything: the bucket (snapshots), the database; new topics.
+    await _drop_bucket(s3, bucket)
+    target = _config(tmp_path, "enc-target", bucket, f"bk-{run}-enc2", encrypt=True)
+    target_env = _env(kafka, s3, await make_database(migrated=False))
+    restored = await _cli(target_env, "restore-backup", "--from", tmp_path / "enc",
+                          "--config", target)  # fmt: skip
+    assert restored.exit_code == 0, restored.output
+    check = await _cli(target_env, "check", "--config", target, "--json")
+    assert check.exit_code == 0 and json.loads(check.stdout)["consistent"] is True, check.output
+
+    async with orchestrator.connect(config=target, environ=target_env, supervise=False):
+        manager = StateManager()
+        task = await manager.get_task_state(ids["kept"], "fetch", consistency="strong")
+        assert task.outputs == {"doc": secret["kept"]}
+        assert (await checkpoint.restore(saved["kept"])).data["note"] == secret["kept"]
+        with pytest.raises(UserDataErased):
+            await manager.get_task_state(ids["erased"], "fetch")
+        with pytest.raises(UserDataErased):
+            await checkpoint.restore(saved["erased"])

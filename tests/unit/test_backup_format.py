@@ -64,3 +64,24 @@ async def test_the_manifest_names_what_it_is() -> None:
     )
     with pytest.raises(BackupFormatError, match="format version 9"):
         await read_manifest(store)
+
+
+async def test_data_keys_round_trip_wrapped_and_erased_rows_stay_keyless() -> None:
+    from datetime import UTC, datetime
+
+    from orchestrator.backup import DATA_KEY_SCHEMA
+
+    now = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    rows = [
+        {"scope": "exec-a", "master_key_id": "m1", "wrapped_key": b"\x01" * 60,
+         "created_at": now, "erased_at": None},
+        {"scope": "exec-b", "master_key_id": None, "wrapped_key": None,
+         "created_at": now, "erased_at": now},
+    ]  # fmt: skip
+    store = MemorySnapshotStore()
+    writer = ChunkWriter(store, "keys/part", "data_keys", DATA_KEY_SCHEMA)
+    for row in rows:
+        await writer.add(row, 100)
+    await writer.flush()
+    assert [e.path for e in writer.entries] == ["keys/part-00000.avro"]
+    assert [r for e in writer.entries for r in await read_file(store, e)] == rows
