@@ -35,6 +35,7 @@ from orchestrator.events.state import ExecutionState, NamespaceState, SharedVari
 from orchestrator.state.cache import EXECUTION, NAMESPACE
 from orchestrator.state.errors import StateNotFound
 from orchestrator.state.runtime import StateRuntime, current_runtime, current_task
+from orchestrator.state.sealed import open_state
 from orchestrator.state.sync import ReadNeed, Session
 
 Consistency = Literal["eventual", "strong", "causal"]
@@ -133,6 +134,16 @@ class StateManager:
     ) -> ExecutionState:
         """The execution's state (``state.status``, ``state.tasks``...); ``StateNotFound``
         if the read model has no such execution."""
+        state = await self._state(execution_id, consistency, position)
+        return await open_state(state, self.runtime.data_keys)
+
+    async def _state(
+        self,
+        execution_id: str,
+        consistency: Consistency | None,
+        position: Position | str | None,
+    ) -> ExecutionState:
+        """The state as the fold holds it (sealed and blob markers unopened)."""
         need = self._need(consistency, position)
         rt = self.runtime
         if rt.state_reader is not rt.read_model:  # backend redis: Redis is the shared level
@@ -157,7 +168,7 @@ class StateManager:
     ) -> TaskState:
         """One task's state, its claim-checked inputs/outputs fetched and verified, sealed
         ones decrypted (``UserDataErased`` if the execution's data was erased)."""
-        state = await self.get_pipeline_state(execution_id, consistency, position)
+        state = await self._state(execution_id, consistency, position)
         task = state.tasks.get(task_id)
         if task is None:
             raise StateNotFound("task", f"{task_id} of execution {execution_id}")

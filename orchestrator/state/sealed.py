@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from orchestrator.events.crypto import (
     SEALED_MARKER,
     DataKeySource,
     KeyLookup,
+    UserDataErased,
     is_sealed,
     marker_scope,
     sealed_scope,
 )
 from orchestrator.events.errors import UserDataError
+from orchestrator.events.state import ExecutionState
 from orchestrator.events.userdata import (
     BLOB_MARKER,
     BlobRef,
@@ -111,3 +114,28 @@ async def open_any(
     marker = value[BLOB_MARKER]
     ref = BlobRef(uri=marker["uri"], sha256=marker["sha256"], size=marker["size"])
     return await decode_any(UserData(encoding=marker["encoding"], ref=ref), blob_store, data_keys)
+
+
+async def open_state(state: ExecutionState, data_keys: DataKeySource | None) -> ExecutionState:
+    """The execution's state with its sealed values decrypted: context, outputs, each
+    task's inputs and outputs. Claim-checked values stay ``$blob`` markers, as they are
+    without encryption; an erased execution's values read ``{"$erased": id}`` (its
+    status and history still read)."""
+    if data_keys is None:
+        return state
+    erased = {"$erased": state.execution_id}
+
+    async def one(value: Any) -> Any:
+        if not (is_marker(value) and SEALED_MARKER in value):
+            return value
+        try:
+            return await open_any(value, None, data_keys)
+        except UserDataErased:
+            return erased
+
+    tasks = {
+        tid: replace(task, inputs=await one(task.inputs), outputs=await one(task.outputs))
+        for tid, task in state.tasks.items()
+    }
+    context = {k: await one(v) for k, v in state.context.items()}
+    return replace(state, tasks=tasks, context=context, outputs=await one(state.outputs))
