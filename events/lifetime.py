@@ -10,6 +10,17 @@ from collections.abc import Iterable
 
 from orchestrator.events import _topic_admin as _admin
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
+from orchestrator.events.topics import TopicsConfig, dlq_name
+
+
+def user_data_topics(topics: TopicsConfig) -> list[str]:
+    """Every topic whose records may name a blob: events, shared events, their DLQs,
+    and the task-events feed when configured."""
+    names = [topics.pipeline.name, topics.shared.name]
+    names += [dlq_name(n) for n in names]
+    if topics.tasks is not None:
+        names.append(topics.tasks.name)
+    return names
 
 
 def _int(value: str | None) -> int | None:

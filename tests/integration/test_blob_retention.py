@@ -236,5 +236,19 @@ async def test_blob_retention_keeps_every_kept_execution_restorable(
             assert bool(named) == any(isinstance(e.payload, TaskCompleted) for e in history)
             for ref in named:
                 await asyncio.to_thread(fetch_verified, ref, blobs)
+        # The reference lookup can use the index of migration 0013 (no archive scan).
+        async with pool.acquire() as conn:
+            await conn.execute("SET enable_seqscan = off")
+            expr = "jsonb_path_query_array(t.payload, 'strict $.**.\"$blob\".sha256')"
+            plan_text = "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    f"EXPLAIN SELECT 1 FROM {settings.tables.execution_events} AS t"
+                    f" WHERE {expr} ?| $1::text[]",
+                    [young.ref.sha256],
+                )
+            )
+            await conn.execute("RESET enable_seqscan")
+        assert "execution_events_blob_sha256" in plan_text, plan_text
     finally:
         await pool.close()
