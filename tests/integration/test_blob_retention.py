@@ -203,6 +203,16 @@ async def test_blob_retention_keeps_every_kept_execution_restorable(
                 blobs=retention,
             )
 
+        # A dead letter naming one of them (it may be replayed) keeps that blob.
+        gone = {r.sha256: r for eid in finished for r in _event_refs(hist[eid])}
+        held = sorted(retired_checkpoints)[0]
+        await pool.execute(
+            'INSERT INTO dead_letters (projection, topic, partition, "offset", reason,'
+            " error_class, raw, dlq_topic) VALUES ('p', 't', 0, 0, 'r', 'E', $1, 't.dlq')",
+            b"\x00\x01avro..." + gone[held].uri.encode() + b"\x02",
+        )
+        retired_checkpoints.discard(held)
+
         plan = await run(dry_run=True)
         assert plan.blobs is not None and plan.blobs.deleted == 0
         planned = {b.sha256 for b in plan.blobs.delete}
@@ -212,8 +222,8 @@ async def test_blob_retention_keeps_every_kept_execution_restorable(
         assert set(done.retirement.retire) == finished
         assert done.blobs.deleted == len(retired_checkpoints) and done.blobs.young == 1
 
-        # The retired executions' checkpoint data is gone ...
-        gone = {r.sha256: r for eid in finished for r in _event_refs(hist[eid])}
+        # The retired executions' checkpoint data is gone, but the dead letter's ...
+        await asyncio.to_thread(fetch_verified, gone[held], blobs)
         for digest in retired_checkpoints:
             with pytest.raises(UserDataError):
                 await asyncio.to_thread(fetch_verified, gone[digest], blobs)
