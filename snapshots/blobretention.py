@@ -31,7 +31,8 @@ A blob is deleted only when every one of these holds (the safety rule):
 Memory stays bounded: the store is listed a page at a time, each page is checked with
 indexed SQL (``projections.referenced_blobs``), and the digests kept snapshots
 reference go to a session table (read only when a page has a candidate the
-database does not already keep).
+database does not already keep, and before anything is deleted: if one cannot be
+read, the run deletes no blob and says why).
 """
 
 from __future__ import annotations
@@ -187,7 +188,13 @@ async def run_blob_retention(
                 continue
             found = await referenced_blobs(conn, tables, list(old), excluding=retiring)
             if len(found) < len(old) and not snapshots_read:
-                await _kept_snapshot_refs(conn, kept_snapshots, snapshot_store, settings.codec)
+                try:
+                    await _kept_snapshot_refs(conn, kept_snapshots, snapshot_store, settings.codec)
+                except Exception as exc:  # unreadable snapshot, store outage: fail closed
+                    logger.warning("blob retention skipped: %s", exc)
+                    run.note = f"no blob deleted: a kept snapshot cannot be read ({exc})"
+                    run.delete.clear()
+                    return run
                 snapshots_read = True
                 found |= await referenced_blobs(conn, tables, list(old), excluding=retiring)
             candidates = []
