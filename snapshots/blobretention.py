@@ -10,13 +10,15 @@ A blob is deleted only when every one of these holds (the safety rule):
    in flight or a processor lagging less than the grace keeps its blobs. Writing the
    same bytes again re-puts the object and so renews its time;
 3. it was last written before Kafka's horizon, ``now - grace - lifetime``, where
-   ``lifetime`` is the longest any record may stay in the event topics (``retention.ms``
-   plus ``segment.ms``, the largest over the pipeline and shared topics and their
-   DLQs). A record Kafka still holds can be read again (a rebuild folds the log again,
-   restore reads the tail after a snapshot, a processor may not have reached it yet),
-   and it names the blob written with it. With infinite Kafka retention
-   (``retention.ms`` -1), or when the lifetime is unknown (Kafka not asked), no blob is
-   old enough: nothing is deleted, and the plan says why;
+   ``lifetime`` is the longest any record may stay in a topic that can name a blob
+   (``retention.ms`` plus ``segment.ms``, the largest over the pipeline and shared
+   topics, their DLQs and the task feed). A record Kafka still holds can be read again
+   (a rebuild folds the log again, restore reads the tail after a snapshot, a
+   processor may not have reached it yet), and it was appended within the grace of
+   the put of each blob it names (every write puts, then appends; a marker copied
+   without a put, as a fork does, is covered by rule 4 once archived). With infinite
+   Kafka retention (``retention.ms`` -1), or when the lifetime is unknown (Kafka not
+   asked), no blob is old enough: nothing is deleted, and the plan says why;
 4. nothing still readable references its sha256: no ``$blob`` marker in the archive of
    an execution still in the read model (or the shared-event archive), in a shared
    variable's value, in a dead letter's raw record (it may be replayed), nor in the
@@ -24,9 +26,10 @@ A blob is deleted only when every one of these holds (the safety rule):
    its blobs: one still in the read model through its archive, a retired one through
    its kept terminal snapshot;
 5. just before deleting, its time is read again: one re-written since the listing
-   (the same content put by a new write) is kept. The window left between that check
-   and the delete is milliseconds, and rule 2's grace would have to be defeated by a
-   writer whose put and append straddle it.
+   (the same content put by a new write) is kept. What remains is a race of
+   milliseconds: a new write of the very same bytes landing between that check and
+   the delete loses its blob, and reading it then fails with an error (blobs are
+   sha256-verified), never with wrong data.
 
 Memory stays bounded: the store is listed a page at a time, each page is checked with
 indexed SQL (``projections.referenced_blobs``), and the digests kept snapshots
