@@ -42,6 +42,7 @@ from orchestrator.events.errors import (
 )
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
 from orchestrator.events.keys import KeyConfigError, KeyRing
+from orchestrator.events.lifetime import record_lifetime_ms, user_data_topics
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.machines import PIPELINE_MACHINE, TASK_MACHINE, Machine
 from orchestrator.events.memory import MemoryEventLog, MemoryRecord
@@ -157,11 +158,13 @@ __all__ = [
     "fold",
     "inspect",
     "pack",
+    "record_lifetime_ms",
     "register_upcaster",
     "step",
     "step_shared",
     "unpack",
     "upcaster",
+    "user_data_topics",
     "user_state_upcaster",
     "why_kafka_unreachable",
 ]

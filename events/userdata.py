@@ -49,6 +49,8 @@ Encoding = Literal["json", "json_zstd"]
 DEFAULT_COMPRESS_THRESHOLD = 1024
 DEFAULT_CLAIM_CHECK_THRESHOLD = 256 * 1024
 BLOB_MARKER = "$blob"
+BLOB_URI_PATTERN = r"blobs/[0-9a-f]{2}/([0-9a-f]{64})"
+"""A blob URI's content address (its sha256), wherever the URI appears as text."""
 
 
 @dataclass(frozen=True, slots=True)

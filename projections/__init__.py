@@ -8,6 +8,10 @@ The row <-> state mapping is ``projections.readmodel``; the query API is
 ``projections.api``.
 """
 
+from orchestrator.projections.blobrefs import add_kept as add_kept_blobs
+from orchestrator.projections.blobrefs import close_kept as close_kept_blobs
+from orchestrator.projections.blobrefs import open_kept as open_kept_blobs
+from orchestrator.projections.blobrefs import referenced as referenced_blobs
 from orchestrator.projections.datakeys import EraseResult, PostgresDataKeys
 from orchestrator.projections.deadletters import (
     DeadLetterRow,
@@ -82,15 +86,19 @@ __all__ = [
     "Rebuilder",
     "Retired",
     "TableNames",
+    "add_kept_blobs",
     "applied_offset",
+    "close_kept_blobs",
     "ensure_indexes",
     "finished_before",
     "index_status",
     "list_dead_letters",
     "migrate",
     "migration_status",
+    "open_kept_blobs",
     "prepare",
     "rebuild",
+    "referenced_blobs",
     "replay_dead_letter",
     "retire_executions",
     "run_processor",

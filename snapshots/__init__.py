@@ -10,6 +10,13 @@ PostgreSQL adapters (``snapshots.postgres``) and the snapshotter
 modules, not from here.
 """
 
+from orchestrator.snapshots.blobretention import (
+    BlobListing,
+    BlobRetention,
+    BlobRun,
+    StoredBlob,
+    run_blob_retention,
+)
 from orchestrator.snapshots.codec import (
     AesGcmEncryption,
     AvroStateConverter,
@@ -63,6 +70,9 @@ __all__ = [
     "AesGcmEncryption",
     "ArchivedEvent",
     "AvroStateConverter",
+    "BlobListing",
+    "BlobRetention",
+    "BlobRun",
     "Decision",
     "EncodedSnapshot",
     "EventArchive",
@@ -95,10 +105,12 @@ __all__ = [
     "SnapshotStoreError",
     "SnapshotWriter",
     "SnapshotterFailed",
+    "StoredBlob",
     "ZstdCompression",
     "apply_plan",
     "codec_from_settings",
     "generate_key",
     "open_store",
     "plan_retention",
+    "run_blob_retention",
 ]

@@ -63,8 +63,12 @@ class RetentionPolicy:
     max_checkpoints: int | None = 10
     max_age_days: float | None = 7.0
     retention_days: float | None = None
+    blob_grace_hours: float = 24.0
+    """Blob retention never deletes a blob written less than this long ago."""
 
     def __post_init__(self) -> None:
+        if self.blob_grace_hours <= 0:
+            raise SnapshotConfigError("retention.blob_grace_hours", "must be > 0")
         if self.max_checkpoints is not None and self.max_checkpoints < 1:
             raise SnapshotConfigError("retention.max_checkpoints", "must be >= 1")
         if self.max_age_days is not None and self.max_age_days <= 0:

@@ -17,6 +17,11 @@ With ``retention_days``, an execution that finished longer ago than that is also
 but only when its newest kept snapshot is terminal and at its last sequence, so that
 snapshot (never deleted: it is the newest) restores it whole. One that no kept
 snapshot covers so stays, and the report says why.
+
+Given a :class:`~orchestrator.snapshots.blobretention.BlobRetention`, the same run then
+deletes the claim-checked blobs nothing still readable references (the safety rule is
+in ``snapshots.blobretention``), after the prune and the retirement, so the snapshots
+and archive they deleted no longer count and the ones they keep always do.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from orchestrator.snapshots.store import SnapshotStore
 
 if TYPE_CHECKING:  # the read-model side (asyncpg) is imported only when a run needs it
     from orchestrator.projections import Finished, ReadModelTables, Retired
+    from orchestrator.snapshots.blobretention import BlobRetention, BlobRun
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +189,8 @@ class RetentionRun:
     deleted_snapshots: int = 0
     retired: Retired | None = None
     """Rows the retirement deleted (``None``: a dry run)."""
+    blobs: BlobRun | None = None
+    """What blob retention found and deleted (``None``: not asked for)."""
 
 
 async def run_retention(
@@ -195,10 +203,13 @@ async def run_retention(
     now: datetime,
     earliest: Mapping[TP, int] | None = None,
     dry_run: bool = False,
+    blobs: BlobRetention | None = None,
 ) -> RetentionRun:
-    """Prune snapshots (:func:`plan_retention`), then retire the executions that finished
-    over ``retention_days`` ago and that a kept snapshot covers whole."""
+    """Prune snapshots (:func:`plan_retention`), retire the executions that finished
+    over ``retention_days`` ago and that a kept snapshot covers whole, then (``blobs``)
+    delete the blobs nothing kept references."""
     from orchestrator.projections import finished_before, retire_executions
+    from orchestrator.snapshots.blobretention import run_blob_retention
 
     records = await index.all()
     plan = plan_retention(records, policy, now=now, earliest_offsets=earliest)
@@ -208,8 +219,26 @@ async def run_retention(
             cutoff = now - timedelta(days=policy.retention_days)
             finished = await finished_before(conn, tables, cutoff)
     retirement = plan_retirement(finished, records, plan)
+    deleting = {d.record.object_key for d in plan.delete}
+    kept = [r for r in records if r.object_key not in deleting]
+
+    async def blob_run() -> BlobRun | None:
+        if blobs is None:
+            return None
+        async with pool.acquire() as conn:
+            return await run_blob_retention(
+                conn,
+                blobs,
+                tables=tables,
+                kept_snapshots=kept,
+                snapshot_store=store,
+                now=now,
+                retiring=retirement.retire if dry_run else (),
+                dry_run=dry_run,
+            )
+
     if dry_run:
-        return RetentionRun(plan, retirement)
+        return RetentionRun(plan, retirement, blobs=await blob_run())
     deleted = await apply_plan(plan, index=index, store=store)
     async with pool.acquire() as conn:
         retired = await retire_executions(conn, tables, list(retirement.retire))
@@ -220,7 +249,7 @@ async def run_retention(
             retired.archived_events,
             len(retirement.stay),
         )
-    return RetentionRun(plan, retirement, deleted, retired)
+    return RetentionRun(plan, retirement, deleted, retired, await blob_run())
 
 
 async def earliest_offsets(

@@ -28,12 +28,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator._cli._blobplan import print_blob_run
 from orchestrator._cli._buckets import ensure_store_bucket
 from orchestrator._cli._connect import kafka_reachable, pg_pool
 from orchestrator._cli._metrics import metrics_option, with_metrics
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_security, configured_topics
+from orchestrator.app.blobretention import blob_retention, blob_store_beside
 from orchestrator.app.plan import snapshot_encoding
 from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.config import Settings, load_config, load_config_file
@@ -149,6 +151,7 @@ def _setup(config: Path | None, store: str | None) -> _Setup:
             max_checkpoints=cp.storage.retention.max_checkpoints,
             max_age_days=cp.storage.retention.max_age_days,
             retention_days=retention_days,
+            blob_grace_hours=cp.storage.retention.blob_grace_hours,
         ),
         codec=codec_from_settings(
             compress=compress,
@@ -356,6 +359,7 @@ def prune(
     max_checkpoints: int | None = typer.Option(None, "--max-checkpoints"),
     max_age_days: float | None = typer.Option(None, "--max-age-days"),
     retention_days: float | None = typer.Option(None, "--retention-days"),
+    blob_grace_hours: float | None = typer.Option(None, "--blob-grace-hours"),
     database_url: str | None = _DB,
     bootstrap_servers: str | None = _KAFKA,
     config: Path | None = _CONFIG,
@@ -366,7 +370,9 @@ def prune(
     with --yes. Never deletes an execution's newest snapshot or the one covering history
     Kafka has already deleted (Kafka is asked when --bootstrap-servers is given). With
     retention_days, also retires executions finished over N days ago that a kept
-    terminal snapshot covers: their read-model rows and archived events go."""
+    terminal snapshot covers: their read-model rows and archived events go. Then deletes
+    the blobs nothing kept references, written over --blob-grace-hours plus Kafka's
+    record lifetime ago (none without --bootstrap-servers)."""
     setup = _setup(config, store)
     dsn = _need(database_url or setup.dsn, "--database-url", "DATABASE_URL")
     overrides = {
@@ -375,6 +381,7 @@ def prune(
             ("max_checkpoints", max_checkpoints),
             ("max_age_days", max_age_days),
             ("retention_days", retention_days),
+            ("blob_grace_hours", blob_grace_hours),
         )
         if v
     }
@@ -431,6 +438,19 @@ def prune(
                 task_states=setup.tables.task_states,
                 checkpoints=setup.tables.checkpoints,
             )
+            s3 = setup.s3
+            blobs = await blob_retention(
+                blob_store_beside(
+                    setup.store_url,
+                    endpoint_url=s3_endpoint_url or (s3.endpoint_url if s3 else None),
+                    region=s3.region if s3 else None,
+                ),
+                setup.codec,
+                policy,
+                bootstrap=bootstrap_servers,
+                topics=configured_topics(config),
+                security=security,
+            )
             run = await run_retention(
                 pool,
                 policy,
@@ -440,12 +460,14 @@ def prune(
                 now=datetime.now(UTC),
                 earliest=earliest,
                 dry_run=not yes,
+                blobs=blobs,
             )
             console.print(
                 f"{len(run.retirement.retire)} finished execution(s) to retire (read-model"
                 f" rows and archive), {len(run.retirement.stay)} finished kept: no kept"
                 " terminal snapshot covers them"
             )
+            print_blob_run(console, run.blobs, deleting=yes)
             if not yes:
                 console.print("[yellow]nothing deleted: run again with --yes to delete[/]")
                 return 0

@@ -420,8 +420,9 @@ class App:
 
     async def _prune_forever(self) -> None:
         """The hourly retention run: snapshots (``checkpointing.storage.retention``), then
-        executions finished over ``retention_days`` ago that a kept snapshot covers
-        (``snapshots.retention.run_retention``)."""
+        executions finished over ``retention_days`` ago that a kept snapshot covers, then
+        the blobs nothing kept references (``snapshots.retention.run_retention``)."""
+        from orchestrator.app.blobretention import blob_retention
         from orchestrator.snapshots.postgres import PostgresSnapshotIndex
         from orchestrator.snapshots.retention import earliest_offsets, run_retention
 
@@ -434,12 +435,24 @@ class App:
             earliest = await earliest_offsets(
                 self.plan.bootstrap, tps, security=self.plan.kafka_security
             )
+            policy = self.plan.snapshots.retention
+            blobs = None
+            if self.snapshotter is not None:
+                blobs = await blob_retention(
+                    self._blob_store(),
+                    self.snapshotter.codec,
+                    policy,
+                    bootstrap=self.plan.bootstrap,
+                    topics=self.plan.topics,
+                    security=self.plan.kafka_security,
+                )
             await run_retention(
                 self.pool,
-                self.plan.snapshots.retention,
+                policy,
                 index=index,
                 store=self.snapshot_store,
                 tables=self.plan.projection.tables,
                 now=datetime.now(UTC),
                 earliest=earliest,
+                blobs=blobs,
             )

@@ -324,6 +324,7 @@ def _storage(
             max_checkpoints=ret.max_checkpoints,
             max_age_days=ret.max_age_days,
             retention_days=retention_days,
+            blob_grace_hours=ret.blob_grace_hours,
         ),
         lifecycle=lifecycle,
     )

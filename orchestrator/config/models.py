@@ -128,6 +128,7 @@ class OnSuccess(_Model):
 class CheckpointRetention(_Model):
     max_checkpoints: int | None = Field(10, ge=1)
     max_age_days: float | None = Field(7, gt=0)
+    blob_grace_hours: float = Field(24, gt=0)
 
 
 class CheckpointStorage(_Model):

@@ -7,18 +7,23 @@ the sha256 (``events.userdata.fetch_verified``). Keys are content addresses
 
 The ``BlobStore`` port is synchronous: callers on the event loop run it through
 ``asyncio.to_thread`` (``commands.ports.encode_value`` does). Only this module knows
-boto3; a missing object or an unreadable file becomes ``UserDataError``.
+boto3; a missing object or an unreadable file becomes ``UserDataError``. Blob
+retention (``snapshots.blobretention``) lists, re-checks and deletes through
+``list_blobs`` / ``blob_modified`` / ``delete_blobs``.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.events.errors import UserDataError
+from orchestrator.snapshots import StoredBlob
 
 
 class FilesystemBlobStore:
@@ -49,6 +54,43 @@ class FilesystemBlobStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return path.as_uri()
+
+    def list_blobs(self, page_size: int = 1000) -> Iterator[list[StoredBlob]]:
+        """Every file under ``blobs/``, one directory read at a time."""
+        page: list[StoredBlob] = []
+        top = self.root / "blobs"
+        if not top.is_dir():
+            return
+        with os.scandir(top) as shards:
+            dirs = sorted(e.name for e in shards if e.is_dir(follow_symlinks=False))
+        for shard in dirs:
+            with os.scandir(top / shard) as entries:
+                for entry in entries:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                    page.append(
+                        StoredBlob(
+                            f"blobs/{shard}/{entry.name}",
+                            datetime.fromtimestamp(st.st_mtime, UTC),
+                            st.st_size,
+                        )
+                    )
+                    if len(page) >= page_size:
+                        yield page
+                        page = []
+        if page:
+            yield page
+
+    def blob_modified(self, key: str) -> datetime | None:
+        try:
+            return datetime.fromtimestamp(self._path(key).stat().st_mtime, UTC)
+        except FileNotFoundError:
+            return None
+
+    def delete_blobs(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
 
     def get_blob(self, uri: str) -> bytes:
         parts = urlsplit(uri)
@@ -117,6 +159,44 @@ class S3BlobStore:
         except Exception as exc:  # botocore's ClientError / connection errors
             raise UserDataError(f"cannot store blob s3://{self.bucket}/{name}: {exc}") from exc
         return f"s3://{self.bucket}/{name}"
+
+    def list_blobs(self, page_size: int = 1000) -> Iterator[list[StoredBlob]]:
+        """Every object under ``<prefix>blobs/``, one ``list_objects_v2`` page at a time."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self.bucket,
+            Prefix=self.prefix + "blobs/",
+            PaginationConfig={"PageSize": min(page_size, 1000)},
+        )
+        for response in pages:
+            contents = response.get("Contents", [])
+            if contents:
+                yield [StoredBlob(o["Key"], o["LastModified"], o["Size"]) for o in contents]
+
+    def blob_modified(self, key: str) -> datetime | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:  # botocore's ClientError: 404 means gone
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise UserDataError(f"cannot read s3://{self.bucket}/{key}: {exc}") from exc
+        modified: datetime = head["LastModified"]
+        return modified
+
+    def delete_blobs(self, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = [{"Key": k} for k in keys[start : start + 1000]]
+            response = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
+            )
+            errors = response.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise UserDataError(
+                    f"cannot delete {len(errors)} blob(s) from s3://{self.bucket}, e.g."
+                    f" {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
 
     def get_blob(self, uri: str) -> bytes:
         parts = urlsplit(uri)

@@ -115,6 +115,7 @@ async def test_prune_prints_first_and_deletes_only_with_yes(
     code, out, err = await _cli("snapshots", "prune", "--max-checkpoints", "2", *common)
     assert code == 0, err
     assert f"{len(before) - 2} snapshot(s) to delete" in out and "--yes" in out
+    assert "blobs: no blob deleted" in out  # Kafka not asked: its retention is unknown
     assert await store.list() == before  # nothing deleted without --yes
 
     code, out, err = await _cli("snapshots", "prune", "--max-checkpoints", "2", "--yes", *common)

@@ -44,6 +44,10 @@ EXPORTED = {
     "retire_executions",
     "run_processor",
     "wait_for_position",
+    "add_kept_blobs",
+    "close_kept_blobs",
+    "open_kept_blobs",
+    "referenced_blobs",
 }
 
 
