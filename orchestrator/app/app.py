@@ -19,13 +19,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import uvicorn
 from pydantic import SecretStr
 
+from orchestrator.app.blobretention import retention_forever
 from orchestrator.app.connections import apply_migrations, open_pool
 from orchestrator.app.consistency import ConfiguredStateManager
 from orchestrator.app.plan import AppPlan
@@ -197,7 +197,7 @@ class App:
         if opts.api_port is not None:
             await self._start_api()
         if self.snapshot_store is not None and opts.prune_every > 0:
-            self._spawn("retention", self._prune_forever())
+            self._spawn("retention", self._retention_forever())
 
     async def stop(self) -> None:
         """Stop everything started, newest first (safe to call twice)."""
@@ -418,41 +418,13 @@ class App:
             except StaleExpectedVersion:
                 pass  # set before (by an earlier start): the log's value stands
 
-    async def _prune_forever(self) -> None:
-        """The hourly retention run: snapshots (``checkpointing.storage.retention``), then
-        executions finished over ``retention_days`` ago that a kept snapshot covers, then
-        the blobs nothing kept references (``snapshots.retention.run_retention``)."""
-        from orchestrator.app.blobretention import blob_retention
-        from orchestrator.snapshots.postgres import PostgresSnapshotIndex
-        from orchestrator.snapshots.retention import earliest_offsets, run_retention
-
+    async def _retention_forever(self) -> None:
         assert self.pool is not None and self.snapshot_store is not None
-        index = PostgresSnapshotIndex(self.pool)
-        while True:
-            await asyncio.sleep(self.options.prune_every)
-            records = await index.all()
-            tps = {(r.position.topic, r.position.partition) for r in records}
-            earliest = await earliest_offsets(
-                self.plan.bootstrap, tps, security=self.plan.kafka_security
-            )
-            policy = self.plan.snapshots.retention
-            blobs = None
-            if self.snapshotter is not None:
-                blobs = await blob_retention(
-                    self._blob_store(),
-                    self.snapshotter.codec,
-                    policy,
-                    bootstrap=self.plan.bootstrap,
-                    topics=self.plan.topics,
-                    security=self.plan.kafka_security,
-                )
-            await run_retention(
-                self.pool,
-                policy,
-                index=index,
-                store=self.snapshot_store,
-                tables=self.plan.projection.tables,
-                now=datetime.now(UTC),
-                earliest=earliest,
-                blobs=blobs,
-            )
+        await retention_forever(
+            self.pool,
+            self.plan,
+            self.snapshot_store,
+            blobs=blob_store(self.plan, self.endpoints),
+            codec=None if self.snapshotter is None else self.snapshotter.codec,
+            every=self.options.prune_every,
+        )

@@ -1,4 +1,5 @@
-"""The blob-retention inputs of a retention run (the hourly loop and ``snapshots prune``).
+"""The hourly retention run of an app, and the blob-retention inputs of a retention run
+(the hourly loop and ``snapshots prune``).
 
 Why here: they join three sides, the blob store (``orchestrator.state.blobs``), Kafka
 (how long it may still hold a record naming a blob) and the snapshot codec (kept
@@ -8,12 +9,16 @@ snapshots are read for the blobs they name). The safety rule itself is in
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
+
+from orchestrator.app.plan import AppPlan
 from orchestrator.events import KafkaSecurity, TopicsConfig, record_lifetime_ms, user_data_topics
 from orchestrator.events.userdata import BlobStore
-from orchestrator.snapshots import BlobListing, BlobRetention, RetentionPolicy
+from orchestrator.snapshots import BlobListing, BlobRetention, RetentionPolicy, SnapshotStore
 from orchestrator.snapshots.codec import SnapshotCodec
 
 
@@ -59,3 +64,47 @@ def blob_store_beside(
         client = make_client(endpoint_url=endpoint_url, region=region)
         return S3BlobStore(client, bucket, blob_prefix(prefix))
     return None
+
+
+async def retention_forever(
+    pool: asyncpg.Pool,
+    plan: AppPlan,
+    store: SnapshotStore,
+    *,
+    blobs: BlobStore | None,
+    codec: SnapshotCodec | None,
+    every: float,
+) -> None:
+    """Every ``every`` seconds: snapshots (``checkpointing.storage.retention``), then
+    executions finished over ``retention_days`` ago that a kept snapshot covers, then the
+    blobs nothing kept references (``snapshots.retention.run_retention``)."""
+    from orchestrator.snapshots.postgres import PostgresSnapshotIndex
+    from orchestrator.snapshots.retention import earliest_offsets, run_retention
+
+    index = PostgresSnapshotIndex(pool)
+    policy = plan.snapshots.retention
+    while True:
+        await asyncio.sleep(every)
+        records = await index.all()
+        tps = {(r.position.topic, r.position.partition) for r in records}
+        earliest = await earliest_offsets(plan.bootstrap, tps, security=plan.kafka_security)
+        retention = None
+        if codec is not None:
+            retention = await blob_retention(
+                blobs,
+                codec,
+                policy,
+                bootstrap=plan.bootstrap,
+                topics=plan.topics,
+                security=plan.kafka_security,
+            )
+        await run_retention(
+            pool,
+            policy,
+            index=index,
+            store=store,
+            tables=plan.projection.tables,
+            now=datetime.now(UTC),
+            earliest=earliest,
+            blobs=retention,
+        )
