@@ -11,6 +11,7 @@
 :class:`ReadModel` port, which ``orchestrator.state`` wires to the projection.
 """
 
+from orchestrator.commands._writer_parts import Prepared, WriterSettings
 from orchestrator.commands.decide import (
     Cancel,
     Command,
@@ -40,6 +41,8 @@ from orchestrator.commands.decide import (
 from orchestrator.commands.errors import (
     CommandError,
     CoordinationUnavailable,
+    ExecutionExists,
+    ExecutionNotFound,
     ExecutionNotOwned,
     ImmutableVariable,
     LeaseError,
@@ -78,14 +81,8 @@ from orchestrator.commands.shared import (
     VariableTypeMismatch,
     decide_shared,
 )
-from orchestrator.commands.writer import (
-    ExecutionExists,
-    ExecutionNotFound,
-    ExecutionWriter,
-    Prepared,
-    WriterSettings,
-    execute_together,
-)
+from orchestrator.commands.together import execute_together
+from orchestrator.commands.writer import ExecutionWriter
 
 __all__ = [
     "Appender",

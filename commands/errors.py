@@ -147,3 +147,20 @@ class ExecutionNotOwned(CommandError):
         who = "" if holder is None else f" by {holder!r}"
         at = "" if epoch is None else f" at epoch {epoch}"
         super().__init__(f"execution {execution_id} is not owned{who}{at}")
+
+
+class ExecutionNotFound(CommandError):
+    """Ownership of an execution the read model does not know (never created, or the
+    projection has not applied its creation)."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(f"execution {execution_id} does not exist in the read model")
+
+
+class ExecutionExists(CommandError):
+    """``create`` of an execution that already exists."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(f"execution {execution_id} already exists")

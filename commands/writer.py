@@ -9,8 +9,7 @@ Design §3, step by step:
    previous owner got acknowledged is in the state it serves;
 4. load the state and continue at ``last_sequence + 1``.
 
-A brand-new execution skips 2-4: the creator takes the lease (epoch 1) and appends
-``ExecutionCreated`` at sequence 1 (the fold refuses ownership of an unknown execution).
+A new execution skips 2-4: its creator takes the lease and appends ``ExecutionCreated``.
 
 The lease is renewed in the background. When renewal fails (or the local deadline,
 a margin before the lease's ttl, passes without a renewal) every further command
@@ -18,11 +17,10 @@ raises ``LeaseLost`` and writes nothing. A writer that does not notice (a GC pau
 between the check and the send) is a zombie: its events carry an old epoch and every
 fold drops them (``STALE_EPOCH``) once the next owner's ownership event is in the log.
 
-Commands are decided against the writer's running state (``commands.decide``) before
-anything is sent; ``execute_many`` and :func:`execute_together` validate a whole batch
-first and send it as one ``append_batch``. If an append fails, what reached the log is
-unknown, so the writer re-takes ownership (a new epoch) before its next command and
-continues from the state the read model holds.
+Commands are decided against the running state (``commands.decide``) before anything
+is sent; ``execute_many`` (and ``commands.together``) send a batch as one append. If an
+append fails, what reached the log is unknown, so the writer re-takes ownership (a new
+epoch) before its next command and continues from the state the read model holds.
 """
 
 from __future__ import annotations
@@ -31,18 +29,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-from orchestrator.commands._metrics import counted
+from orchestrator.commands._writer_parts import Prepared, WriterSettings
 from orchestrator.commands.decide import Command, CreateExecution, InvalidCommand, decide
 from orchestrator.commands.decide import decide_stamped as decide_in
-from orchestrator.commands.errors import CommandError, ExecutionNotOwned, LeaseLost
+from orchestrator.commands.errors import (
+    ExecutionExists,
+    ExecutionNotFound,
+    ExecutionNotOwned,
+    LeaseLost,
+)
 from orchestrator.commands.leases import TRANSIENT_ERRORS, Lease, default_margin
 from orchestrator.commands.ports import (
     Appender,
     Leases,
     ReadModel,
-    UserDataSettings,
     encode_value,
     take_lease,
 )
@@ -64,52 +66,6 @@ class _EpochBelowLog(Exception):
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
-
-
-class ExecutionNotFound(CommandError):
-    """Ownership of an execution the read model does not know (never created, or the
-    projection has not applied its creation)."""
-
-    def __init__(self, execution_id: str) -> None:
-        self.execution_id = execution_id
-        super().__init__(f"execution {execution_id} does not exist in the read model")
-
-
-class ExecutionExists(CommandError):
-    """``create`` of an execution that already exists."""
-
-    def __init__(self, execution_id: str) -> None:
-        self.execution_id = execution_id
-        super().__init__(f"execution {execution_id} already exists")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WriterSettings:
-    """``lease_ttl`` seconds per lease tenure, renewed every ``renew_interval`` (default a
-    third of the ttl); ``read_model_timeout`` bounds the takeover's wait."""
-
-    lease_ttl: float = 30.0
-    renew_interval: float | None = None
-    read_model_timeout: float = 30.0
-    user_data: UserDataSettings = field(default_factory=UserDataSettings)
-
-    def __post_init__(self) -> None:
-        if not self.lease_ttl > 0:
-            raise ValueError(f"lease_ttl must be > 0, got {self.lease_ttl!r}")
-
-    @property
-    def renew_every(self) -> float:
-        return self.renew_interval if self.renew_interval is not None else self.lease_ttl / 3
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A validated batch of one writer: its envelopes and the state after them."""
-
-    writer: ExecutionWriter
-    envelopes: list[Envelope]
-    state: ExecutionState
-    per_command: list[int]
 
 
 class ExecutionWriter:
@@ -394,6 +350,8 @@ class ExecutionWriter:
     async def execute_many(self, commands: Sequence[Command], **ids: str | None) -> list[Position]:
         """All or nothing: decide every command over the running state, then one
         ``append_batch``. One position per command (its last event's)."""
+        from orchestrator.commands.together import execute_together  # it drives writers
+
         [positions] = await execute_together([(self, commands)], **ids)
         return positions
 
@@ -490,44 +448,3 @@ class ExecutionWriter:
         if positions:
             self.last_position = positions[-1]
         return positions
-
-
-@counted
-async def execute_together(
-    items: Sequence[tuple[ExecutionWriter, Sequence[Command]]], **ids: str | None
-) -> list[list[Position]]:
-    """Validate commands for several executions, all or nothing, and send them in one
-    ``append_batch`` when the writers share a log (else one per log, in order).
-
-    One list of positions per item, one position per command (each one is counted and
-    timed in ``orchestrator_state_operations_total``).
-    """
-    writers = sorted((w for w, _ in items), key=lambda w: w.execution_id)
-    if len({id(w) for w in writers}) != len(writers):
-        raise ValueError("execute_together: give each writer once, with all its commands")
-    async with contextlib.AsyncExitStack() as stack:
-        for writer in writers:
-            await stack.enter_async_context(writer.lock)
-        prepared = [await writer.prepare(commands, **ids) for writer, commands in items]
-        by_log: dict[int, list[Prepared]] = {}
-        for p in prepared:
-            by_log.setdefault(id(p.writer.log), []).append(p)
-        results: dict[int, list[Position]] = {}
-        for group in by_log.values():
-            envelopes = [e for p in group for e in p.envelopes]
-            for p in group:
-                p.writer._check_writable()
-            if not envelopes:
-                continue
-            appender = group[0].writer
-            try:
-                positions = await appender.log.append_batch(envelopes, appender._topic)
-            except BaseException:
-                for p in group:
-                    p.writer._resync = True
-                raise
-            offset = 0
-            for p in group:
-                results[id(p)] = positions[offset : offset + len(p.envelopes)]
-                offset += len(p.envelopes)
-        return [p.writer.commit(p, results.get(id(p), [])) for p in prepared]

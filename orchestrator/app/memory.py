@@ -33,10 +33,10 @@ from orchestrator.app.app import AppOptions
 from orchestrator.app.consistency import ConfiguredStateManager
 from orchestrator.app.plan import _user_data, lease_ttl_for, policies_from
 from orchestrator.app.topics import topics_from
+from orchestrator.commands import WriterSettings
 from orchestrator.commands import leases as lease_defaults
 from orchestrator.commands.memory import MemoryLeaseStore
 from orchestrator.commands.shared import SharedSettings
-from orchestrator.commands.writer import WriterSettings
 from orchestrator.config.models import MemoryBackend, Settings, parse_size
 from orchestrator.events.codec import codec_for
 from orchestrator.events.limits import InputLimits

@@ -60,9 +60,9 @@ from typing import Literal
 
 from orchestrator.app.caching import cache_config_from, sync_policy_from
 from orchestrator.app.topics import topics_from
+from orchestrator.commands import WriterSettings
 from orchestrator.commands.ports import UserDataSettings
 from orchestrator.commands.shared import SharedSettings
-from orchestrator.commands.writer import WriterSettings
 from orchestrator.config.kafka_security import kafka_security
 from orchestrator.config.models import (
     FilesystemBackend,

@@ -36,6 +36,7 @@ from orchestrator.commands import (
     Command,
     CreateExecution,
     DeleteCheckpoints,
+    ExecutionExists,
     ExecutionNotOwned,
     ExecutionWriter,
     SaveCheckpoint,
@@ -43,7 +44,6 @@ from orchestrator.commands import (
     StartValidation,
     SucceedValidation,
 )
-from orchestrator.commands.writer import ExecutionExists
 from orchestrator.events.envelope import Position
 from orchestrator.langgraph import _codec as codec
 from orchestrator.langgraph import _wiring

@@ -30,11 +30,11 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from orchestrator.commands import ExecutionNotFound, ExecutionWriter
 from orchestrator.commands.decide import CreateExecution
 from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
 from orchestrator.commands.leases import TRANSIENT_ERRORS, LeaseStore
 from orchestrator.commands.ports import ReadModelTimeout
-from orchestrator.commands.writer import ExecutionNotFound, ExecutionWriter
 from orchestrator.events import metrics
 from orchestrator.events.errors import LogError
 from orchestrator.events.state import ExecutionState

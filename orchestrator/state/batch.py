@@ -12,7 +12,7 @@ execution's state plus the updates buffered before it), so an invalid one raises
 ``InvalidTransition`` right there; leaving the block with an error discards the
 buffer: nothing of it is written. A flush decides the buffered commands again under
 the writers' locks, all or nothing, and sends them as one produce batch
-(``commands.writer.execute_together``). ``batch_size`` and ``flush_interval`` bound the
+(``commands.together.execute_together``). ``batch_size`` and ``flush_interval`` bound the
 buffer: reaching either flushes what is buffered so far, so a batch larger than
 ``batch_size`` (or open longer than ``flush_interval``) is all-or-nothing per flush.
 """
@@ -25,6 +25,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from orchestrator.commands import ExecutionWriter, execute_together
 from orchestrator.commands.decide import (
     Command,
     CompleteTask,
@@ -35,7 +36,6 @@ from orchestrator.commands.decide import (
     StartTask,
     evolve,
 )
-from orchestrator.commands.writer import ExecutionWriter, execute_together
 from orchestrator.events.catalogue import ExecutionDetails
 from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState

@@ -20,11 +20,11 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from orchestrator.commands import ExecutionWriter, WriterSettings
 from orchestrator.commands.decide import CreateExecution
 from orchestrator.commands.leases import CoordinationStore, LeaseStore, node_label
 from orchestrator.commands.presence import Presence
 from orchestrator.commands.shared import SharedSettings, SharedStateWriter
-from orchestrator.commands.writer import ExecutionWriter, WriterSettings
 from orchestrator.events import metrics
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.crypto import DataKeySource

@@ -23,8 +23,8 @@ from orchestrator.commands import (
     SaveCheckpoint,
     StartValidation,
     SucceedValidation,
+    WriterSettings,
 )
-from orchestrator.commands.writer import WriterSettings
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import OrchestratorStateError

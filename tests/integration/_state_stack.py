@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from _databases import fresh_database
 
-from orchestrator.commands.writer import WriterSettings
+from orchestrator.commands import WriterSettings
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.log import EventLog

@@ -13,8 +13,7 @@ import asyncpg
 import pytest
 from _state_stack import Stack, state_stack
 
-from orchestrator.commands import CreateExecution, StartValidation
-from orchestrator.commands.writer import WriterSettings
+from orchestrator.commands import CreateExecution, StartValidation, WriterSettings
 from orchestrator.runtime import Orchestrator, Pipeline, Policies
 from orchestrator.state import StateRuntime, StateSettings
 

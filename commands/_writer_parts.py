@@ -1,0 +1,43 @@
+"""The writer's settings and a prepared batch (``commands.writer``), apart so the
+writer module holds only the write path itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from orchestrator.commands.ports import UserDataSettings
+from orchestrator.events.envelope import Envelope
+from orchestrator.events.state import ExecutionState
+
+if TYPE_CHECKING:
+    from orchestrator.commands.writer import ExecutionWriter
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriterSettings:
+    """``lease_ttl`` seconds per lease tenure, renewed every ``renew_interval`` (default a
+    third of the ttl); ``read_model_timeout`` bounds the takeover's wait."""
+
+    lease_ttl: float = 30.0
+    renew_interval: float | None = None
+    read_model_timeout: float = 30.0
+    user_data: UserDataSettings = field(default_factory=UserDataSettings)
+
+    def __post_init__(self) -> None:
+        if not self.lease_ttl > 0:
+            raise ValueError(f"lease_ttl must be > 0, got {self.lease_ttl!r}")
+
+    @property
+    def renew_every(self) -> float:
+        return self.renew_interval if self.renew_interval is not None else self.lease_ttl / 3
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated batch of one writer: its envelopes and the state after them."""
+
+    writer: ExecutionWriter
+    envelopes: list[Envelope]
+    state: ExecutionState
+    per_command: list[int]

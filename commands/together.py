@@ -1,0 +1,54 @@
+"""Commands for several executions validated together and sent in one append
+(``BatchStateManager``): all or nothing."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from orchestrator.commands._metrics import counted
+from orchestrator.commands._writer_parts import Prepared
+from orchestrator.commands.decide import Command
+from orchestrator.commands.writer import ExecutionWriter
+from orchestrator.events.envelope import Position
+
+
+@counted
+async def execute_together(
+    items: Sequence[tuple[ExecutionWriter, Sequence[Command]]], **ids: str | None
+) -> list[list[Position]]:
+    """Validate commands for several executions, all or nothing, and send them in one
+    ``append_batch`` when the writers share a log (else one per log, in order).
+
+    One list of positions per item, one position per command (each one is counted and
+    timed in ``orchestrator_state_operations_total``).
+    """
+    writers = sorted((w for w, _ in items), key=lambda w: w.execution_id)
+    if len({id(w) for w in writers}) != len(writers):
+        raise ValueError("execute_together: give each writer once, with all its commands")
+    async with contextlib.AsyncExitStack() as stack:
+        for writer in writers:
+            await stack.enter_async_context(writer.lock)
+        prepared = [await writer.prepare(commands, **ids) for writer, commands in items]
+        by_log: dict[int, list[Prepared]] = {}
+        for p in prepared:
+            by_log.setdefault(id(p.writer.log), []).append(p)
+        results: dict[int, list[Position]] = {}
+        for group in by_log.values():
+            envelopes = [e for p in group for e in p.envelopes]
+            for p in group:
+                p.writer._check_writable()
+            if not envelopes:
+                continue
+            appender = group[0].writer
+            try:
+                positions = await appender.log.append_batch(envelopes, appender._topic)
+            except BaseException:
+                for p in group:
+                    p.writer._resync = True
+                raise
+            offset = 0
+            for p in group:
+                results[id(p)] = positions[offset : offset + len(p.envelopes)]
+                offset += len(p.envelopes)
+        return [p.writer.commit(p, results.get(id(p), [])) for p in prepared]
