@@ -23,6 +23,10 @@ POSTGRES_OUTAGE: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,  # the connection went away under a query
     asyncpg.OperatorInterventionError,  # admin shutdown, "the database system is starting up"
     asyncpg.TooManyConnectionsError,
+    # What asyncpg raises on a connection that broke mid-operation (a server SIGKILLed
+    # under a query: "cannot switch to state 12; another operation is in progress"); the
+    # pool discards that connection, so a later try gets a fresh one.
+    asyncpg.InternalClientError,
 )
 """PostgreSQL errors that waiting can cure (a restart, a failover, the network)."""
 

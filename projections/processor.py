@@ -204,10 +204,10 @@ class Projector:
             try:
                 offsets = await self._engine.claim((tp.topic, tp.partition) for tp in assigned)
             except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                # aiokafka drops what a callback raises: the loop rides the outage out
-                # and claims every assigned partition when PostgreSQL is back.
+                # aiokafka drops what a callback raises, and would keep the partitions
+                # assigned but never claimed (a processor that applies nothing). So the
+                # loop gets every failure: an outage is ridden out and every assigned
+                # partition claimed when PostgreSQL is back; anything else stops it.
                 self._failure = exc
                 return
             for (topic, partition), offset in offsets.items():
