@@ -17,10 +17,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar
 
 from ._errors import ToolMissingError
+from ._group import ServerGroup
 from ._ports import LOOPBACK, free_ports
 from ._process import ManagedProcess
 from ._service import Service
@@ -128,7 +128,7 @@ class EtcdServer(Service):
             raise ConnectionError(f"etcd not ready: {err.decode(errors='replace').strip()}")
 
 
-class EtcdCluster:
+class EtcdCluster(ServerGroup):
     """``members`` etcd members on loopback forming one cluster."""
 
     name: ClassVar[str] = "etcd"
@@ -186,22 +186,9 @@ class EtcdCluster:
         """Start a killed member again in place; it rejoins from its data directory."""
         await self.members[member - 1].resume()
 
-    async def stop(self) -> None:
-        await asyncio.gather(*(m.stop() for m in self.members), return_exceptions=True)
-        if self._owns_data_dir and self.data_dir.exists():
-            await asyncio.to_thread(shutil.rmtree, self.data_dir, True)
+    @property
+    def _parts(self) -> list[Any]:
+        return list(self.members)
 
     def log_tail(self, lines: int = 50) -> str:
         return "\n".join(f"[{m.data_dir.name}] {m.log_tail(lines)}" for m in self.members)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -15,18 +15,17 @@ to every node (``min.insync`` 2), so groups and idempotent producers survive a b
 from __future__ import annotations
 
 import asyncio
-import shutil
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar
 
 from ._apache_kafka import ApacheKafkaServer, ClusterMember, _cluster_id
+from ._group import ServerGroup
 from ._kafka_jars import KAFKA_VERSION
 from ._ports import LOOPBACK, free_ports
 
 
-class KafkaCluster:
+class KafkaCluster(ServerGroup):
     """``brokers`` Apache Kafka nodes (broker + controller each) on loopback."""
 
     name: ClassVar[str] = "kafka"
@@ -111,24 +110,11 @@ class KafkaCluster:
         ready alone: resume the nodes together (``asyncio.gather``)."""
         await self.node_of(broker_id).resume()
 
-    async def stop(self) -> None:
-        await asyncio.gather(*(node.stop() for node in self.nodes), return_exceptions=True)
-        if self._owns_data_dir and self.data_dir.exists():
-            await asyncio.to_thread(shutil.rmtree, self.data_dir, True)
+    @property
+    def _parts(self) -> list[Any]:
+        return list(self.nodes)
 
     def log_tail(self, lines: int = 50) -> str:
         return "\n".join(
             f"--- node {node.node_id} ---\n{node.log_tail(lines)}" for node in self.nodes
         )
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

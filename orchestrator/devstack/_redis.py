@@ -21,10 +21,10 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar
 
 from ._errors import ServiceStartError, ToolMissingError
+from ._group import ServerGroup
 from ._ports import LOOPBACK, free_ports
 from ._process import ManagedProcess, run_to_completion
 from ._service import Service
@@ -142,7 +142,7 @@ class RedisServer(Service):
             raise ConnectionError("redis did not answer PING")
 
 
-class RedisCluster:
+class RedisCluster(ServerGroup):
     """``nodes`` Redis cluster nodes on loopback, every slot assigned, no replicas."""
 
     name: ClassVar[str] = "redis-cluster"
@@ -240,22 +240,9 @@ class RedisCluster:
         await self.nodes[index].resume()
         await self._wait_ok(loop.time() + self.startup_timeout)
 
-    async def stop(self) -> None:
-        await asyncio.gather(*(node.stop() for node in self.nodes), return_exceptions=True)
-        if self._owns_data_dir and self.data_dir.exists():
-            await asyncio.to_thread(shutil.rmtree, self.data_dir, True)
+    @property
+    def _parts(self) -> list[Any]:
+        return list(self.nodes)
 
     def log_tail(self, lines: int = 50) -> str:
         return "\n".join(f"--- {node.log_path} ---\n{node.log_tail(lines)}" for node in self.nodes)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
