@@ -120,14 +120,14 @@ def rows(samples: Samples, options: CompareOptions) -> list[dict[str, Any]]:
             )
     if ("storage", "ours") in samples and ("storage", "langgraph") in samples:
         mine = samples[("storage", "ours")][0]
-        theirs = samples[("storage", "langgraph")][0]
+        peer_sizes = samples[("storage", "langgraph")][0]
         total = sum(mine.values())
         out.append(
             _row(
                 "storage_growth",
                 "langgraph",
                 total / 1e6,
-                theirs["postgres_bytes"] / 1e6,
+                peer_sizes["postgres_bytes"] / 1e6,
                 "MB",
                 higher_is_better=False,
                 steps=options.storage_steps,

@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
+from typer import _click  # typer >= 0.23 runs on its vendored click: its Context
 from typer.core import TyperGroup
 
 from orchestrator._cli import _errors
@@ -58,7 +59,7 @@ class _Root(TyperGroup):
     line per problem on stderr, exit 1 (the mapping: ``orchestrator/_cli/_errors.py``);
     ``--debug`` adds the traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: _click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.TyperException, typer.Exit, typer.Abort, click.ClickException):

@@ -8,8 +8,14 @@ import dataclasses
 from pathlib import Path
 
 from orchestrator.app.plan import snapshot_encoding
-from orchestrator.config import Settings, load_config, load_config_file
-from orchestrator.config.models import FilesystemBackend, PostgresBackend, S3Backend
+from orchestrator.config import (
+    FilesystemBackend,
+    PostgresBackend,
+    S3Backend,
+    Settings,
+    load_config,
+    load_config_file,
+)
 from orchestrator.projections.migrate import TableNames
 from orchestrator.snapshots import (
     KeyLayout,

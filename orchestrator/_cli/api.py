@@ -90,14 +90,14 @@ def serve(
     # The timeline's "state at event" uses snapshots + archive (projections may not
     # import snapshots, so the top layer installs it).
     install_snapshot_states(app, settings.tables)
-    config = uvicorn.Config(
+    server_config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_config=None,  # keep the CLI's logging setup
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
     )
-    server = _Server(config)
+    server = _Server(server_config)
     access = "bearer token required" if settings.api_token else "docs at /docs"
     err.print(f"query API on http://{host}:{port} ({access})", highlight=False)
     asyncio.run(_serve(server, health_file))  # SIGTERM/SIGINT: graceful stop, exit 0

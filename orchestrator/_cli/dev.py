@@ -31,8 +31,7 @@ from orchestrator._cli._metrics import checked_address, metrics_option
 from orchestrator._cli._run_app import run_until_stopped, stop_signals
 from orchestrator._cli.health import HEALTH_FILE
 from orchestrator.app import App, AppOptions, plan_app
-from orchestrator.config import Settings, load_config_file
-from orchestrator.config.models import RedisBackend
+from orchestrator.config import RedisBackend, Settings, load_config_file
 from orchestrator.devstack import (
     DEVSTACK_KAFKA,
     DevStack,

@@ -53,11 +53,12 @@ def executions(
         return
     table = Table("execution", "pipeline", "status", "progress", "current task", "updated")
     for row in rows:
+        progress = row["progress"]  # double precision, NOT NULL
         table.add_row(
             str(row["execution_id"]),
             str(row["pipeline_id"]),
             str(row["status"]),
-            f"{float(row['progress'] or 0):.0%}",
+            f"{progress if isinstance(progress, float) else 0.0:.0%}",
             str(row["current_task"] or ""),
             str(row["updated_at"] or ""),
         )

@@ -34,8 +34,7 @@ from rich.console import Console
 from orchestrator._cli._connect import kafka_reachable, pg_pool
 from orchestrator._cli._sealed import open_sealed
 from orchestrator._cli.topics import configured_security
-from orchestrator.config import load_config_file
-from orchestrator.config.models import PostgresBackend, S3Backend
+from orchestrator.config import PostgresBackend, S3Backend, load_config_file
 from orchestrator.debug import render
 from orchestrator.debug.debugger import StateDebugger
 from orchestrator.debug.diff import to_jsonable

@@ -18,8 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.app.connections import apply_migrations, open_pool
-from orchestrator.config import ConfigError, Settings, load_config_file
-from orchestrator.config.models import PostgresBackend
+from orchestrator.config import ConfigError, PostgresBackend, Settings, load_config_file
 from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.projections import IndexState, index_status
 from orchestrator.projections.migrate import MigrationStatus, TableNames, migration_status

@@ -30,8 +30,7 @@ from orchestrator._cli._metrics import metrics_option, with_metrics
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_security, configured_topics
-from orchestrator.config import load_config, load_config_file
-from orchestrator.config.models import PostgresBackend
+from orchestrator.config import PostgresBackend, load_config, load_config_file
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.projections.deadletters import (

@@ -23,8 +23,7 @@ from rich.console import Console
 
 from orchestrator._cli.topics import configured_security
 from orchestrator.app.redis_backend import redis_store, redis_url
-from orchestrator.config import load_config, load_config_file, redact_text
-from orchestrator.config.models import RedisBackend
+from orchestrator.config import RedisBackend, load_config, load_config_file, redact_text
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.errors import ServerUnreachable
 from orchestrator.projections.redisprojector import (

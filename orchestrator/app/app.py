@@ -34,7 +34,7 @@ from orchestrator.app.stores import blob_store, etcd_store, key_ring, snapshot_s
 from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.commands import leases as lease_defaults
 from orchestrator.commands.errors import StaleExpectedVersion
-from orchestrator.config.models import RedisBackend, Settings
+from orchestrator.config import RedisBackend, Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events import metrics
 from orchestrator.events.codec import codec_for

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from orchestrator.config.models import Settings, parse_size
+from orchestrator.config import Settings, parse_size
 from orchestrator.state.cache import CacheConfig, CachePolicy, LevelSpec, scope_of
 from orchestrator.state.sync import SyncPolicy
 

@@ -23,5 +23,5 @@ class ConfiguredStateManager(StateManager):
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"synchronization.strategy {strategy!r}")
-        mode: Consistency = strategy  # type: ignore[assignment]
+        mode: Consistency = strategy
         super().__init__(runtime, strategy=mode, conflict_resolution=conflict_resolution)

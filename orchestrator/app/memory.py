@@ -37,7 +37,7 @@ from orchestrator.commands import WriterSettings
 from orchestrator.commands import leases as lease_defaults
 from orchestrator.commands.memory import MemoryLeaseStore
 from orchestrator.commands.shared import SharedSettings
-from orchestrator.config.models import MemoryBackend, Settings, parse_size
+from orchestrator.config import MemoryBackend, Settings, parse_size
 from orchestrator.events.codec import codec_for
 from orchestrator.events.limits import InputLimits
 from orchestrator.events.memory import MemoryEventLog

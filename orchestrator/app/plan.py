@@ -63,8 +63,7 @@ from orchestrator.app.topics import topics_from
 from orchestrator.commands import WriterSettings
 from orchestrator.commands.ports import UserDataSettings
 from orchestrator.commands.shared import SharedSettings
-from orchestrator.config.kafka_security import kafka_security
-from orchestrator.config.models import (
+from orchestrator.config import (
     FilesystemBackend,
     MemoryBackend,
     PostgresBackend,
@@ -72,6 +71,7 @@ from orchestrator.config.models import (
     Settings,
     parse_size,
 )
+from orchestrator.config.kafka_security import kafka_security
 from orchestrator.events import CompressionAlgorithm, check_level
 from orchestrator.events.limits import InputLimits
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity, KafkaSecurityError

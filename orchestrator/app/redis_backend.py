@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from orchestrator.config import redact_text
-from orchestrator.config.models import RedisBackend
+from orchestrator.config import RedisBackend, redact_text
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.errors import ServerUnreachable
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
@@ -112,7 +111,7 @@ async def start_redis_read_side(
     url = redis_url(backend, endpoints)
     client = redis_client(url, cluster_mode=backend.cluster_mode)
     try:
-        await asyncio.wait_for(client.ping(), connect_timeout)  # type: ignore[misc]
+        await asyncio.wait_for(client.ping(), connect_timeout)
     except Exception as exc:
         await client.aclose()
         if isinstance(exc, TimeoutError) or is_redis_outage(exc):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from orchestrator.config.models import Settings, parse_size
+from orchestrator.config import Settings, parse_size
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.topics import (
     FOREVER,

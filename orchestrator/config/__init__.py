@@ -1,5 +1,13 @@
 """Configuration: the seed's YAML blocks loaded as written into frozen, typed settings."""
 
+from orchestrator.config._base import parse_size
+from orchestrator.config.backends import (
+    FilesystemBackend,
+    MemoryBackend,
+    PostgresBackend,
+    RedisBackend,
+    S3Backend,
+)
 from orchestrator.config.loader import (
     ConfigError,
     ConfigIssue,
@@ -7,13 +15,18 @@ from orchestrator.config.loader import (
     load_config,
     load_config_file,
 )
-from orchestrator.config.models import Settings, parse_size
+from orchestrator.config.models import Settings
 from orchestrator.config.redact import redact, redact_text
 
 __all__ = [
     "ConfigError",
     "ConfigIssue",
+    "FilesystemBackend",
     "LoadedConfig",
+    "MemoryBackend",
+    "PostgresBackend",
+    "RedisBackend",
+    "S3Backend",
     "Settings",
     "load_config",
     "load_config_file",

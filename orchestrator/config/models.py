@@ -101,7 +101,7 @@ class StateManagement(_Model):
     limits: InputLimitsSettings = InputLimitsSettings()
 
 
-BACKEND_MODELS: dict[str, type[_Model]] = {
+BACKEND_MODELS: dict[str, type[BaseModel]] = {
     "memory": MemoryBackend,
     "filesystem": FilesystemBackend,
     "postgresql": PostgresBackend,

@@ -212,7 +212,7 @@ async def _crash_and_recover(
     checkpoints = app.plan.projection.tables.checkpoints
     name = await _poll(
         patience,
-        lambda: app.runtime.pool.fetchval(
+        lambda: app.runtime.postgres("the demo").fetchval(
             f"SELECT name FROM {checkpoints} WHERE execution_id = $1 AND task_id = 'web_search'"
             " ORDER BY sequence DESC LIMIT 1",
             eid,

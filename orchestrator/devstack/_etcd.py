@@ -59,7 +59,10 @@ class EtcdServer(Service):
         stop_grace: float = 3.0,
     ) -> None:
         super().__init__(data_dir, startup_timeout=startup_timeout, stop_grace=stop_grace)
-        self._client_port, self._peer_port = ports or tuple(free_ports(2))  # type: ignore[assignment]
+        if ports is None:
+            client_port, peer_port = free_ports(2)
+            ports = (client_port, peer_port)
+        self._client_port, self._peer_port = ports
         self._peers = peers
 
     @property

@@ -20,11 +20,11 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import NoError, for_code
 from aiokafka.protocol.admin import CreateAclsRequest
 
-from orchestrator.events.security import KafkaSecurity
+from orchestrator.events.security import KafkaSecurity, SaslMechanism
 
 from ._ports import LOOPBACK
 
-MECHANISM = "SCRAM-SHA-512"
+MECHANISM: SaslMechanism = "SCRAM-SHA-512"
 ADMIN = "admin"
 
 # Kafka's wire codes (org.apache.kafka.common.acl / resource).

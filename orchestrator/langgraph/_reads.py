@@ -71,7 +71,7 @@ class ThreadReader:
         limit: int | None = None,
     ) -> list[Saved]:
         """Live checkpoints matching every given condition, newest (by id) first."""
-        rows = await self.rt.pool.fetch(
+        rows = await self.rt.postgres("the LangGraph saver").fetch(
             f"SELECT c.execution_id, c.checkpoint_id, c.name, c.sequence, e.raw"
             f" FROM {self._ck} c JOIN {self._ps} p ON p.execution_id = c.execution_id"
             f" JOIN {self._ev} e ON e.execution_id = c.execution_id"
@@ -105,7 +105,7 @@ class ThreadReader:
         run_ids: Sequence[str] | None = None,
     ) -> list[Listed]:
         """Live checkpoints of some threads, or of some runs, oldest first."""
-        rows = await self.rt.pool.fetch(
+        rows = await self.rt.postgres("the LangGraph saver").fetch(
             "SELECT c.execution_id, c.pipeline_id, c.checkpoint_id, c.name, c.sequence,"
             f" c.metadata::text AS metadata FROM {self._ck} c"
             f" JOIN {self._ps} p ON p.execution_id = c.execution_id"
@@ -135,7 +135,7 @@ class ThreadReader:
         checkpoint id, in log order, with their writes decoded."""
         if not saved:
             return {}
-        rows = await self.rt.pool.fetch(
+        rows = await self.rt.postgres("the LangGraph saver").fetch(
             f"SELECT e.payload->>'checkpoint_id' AS checkpoint_id, e.raw FROM {self._ev} e"
             " JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS k(eid, cid, seq)"
             "  ON e.execution_id = k.eid AND e.payload->>'checkpoint_id' = k.cid"

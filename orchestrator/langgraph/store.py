@@ -113,7 +113,7 @@ class AsyncKafkaStore(BaseStore):
         key: str | None = None,
         include_expired: bool = False,
     ) -> list[Item]:
-        rows = await self.rt.pool.fetch(
+        rows = await self.rt.postgres("the LangGraph store").fetch(
             f"SELECT namespace, name, value::text AS value, updated_at FROM {self._table}"
             " WHERE NOT deleted AND starts_with(namespace, $1)"
             " AND ($2::text IS NULL OR namespace = $2)"

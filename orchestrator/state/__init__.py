@@ -26,6 +26,7 @@ from orchestrator.state.blobs import FilesystemBlobStore, MemoryBlobStore, S3Blo
 from orchestrator.state.errors import (
     CheckpointCorrupt,
     CheckpointNotFound,
+    NeedsPostgres,
     NotConfigured,
     NotInTask,
     NoWriter,
@@ -61,6 +62,7 @@ __all__ = [
     "LeaseLost",
     "MemoryBlobStore",
     "MemoryReadModel",
+    "NeedsPostgres",
     "NoWriter",
     "NotConfigured",
     "NotInTask",

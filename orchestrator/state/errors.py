@@ -64,6 +64,17 @@ class NotConfigured(StateError):
         )
 
 
+class NeedsPostgres(StateError):
+    """A feature that reads PostgreSQL directly, used on a runtime without a pool."""
+
+    def __init__(self, feature: str) -> None:
+        self.feature = feature
+        super().__init__(
+            f"{feature} needs the PostgreSQL backend; this runtime has no PostgreSQL pool "
+            "(the memory backend)"
+        )
+
+
 class NoWriter(StateError):
     """A write to an execution this process has no writer for (it does not own it)."""
 

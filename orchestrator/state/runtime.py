@@ -38,7 +38,7 @@ from orchestrator.events.userdata import BlobStore
 from orchestrator.projections import PostgresDataKeys
 from orchestrator.projections.settings import ProjectionSettings
 from orchestrator.state.cache import CacheConfig, InvalidationListener, StateCache, open_cache
-from orchestrator.state.errors import NotConfigured, NoWriter
+from orchestrator.state.errors import NeedsPostgres, NotConfigured, NoWriter
 from orchestrator.state.readmodel import PostgresReadModel
 from orchestrator.state.sealed import open_mapping, open_value
 from orchestrator.state.sync import SyncPolicy
@@ -222,6 +222,13 @@ class StateRuntime:
             finally:
                 if self.pool is not None:
                     await self.pool.close()
+
+    def postgres(self, feature: str) -> asyncpg.Pool:
+        """The pool, for ``feature`` that runs on PostgreSQL only; :class:`NeedsPostgres`
+        on a runtime without one (the memory backend)."""
+        if self.pool is None:
+            raise NeedsPostgres(feature)
+        return self.pool
 
     async def __aenter__(self) -> StateRuntime:
         return self
