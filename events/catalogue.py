@@ -3,14 +3,77 @@
 Field names and types match the ``.avsc`` files in ``schemas/`` one to one; the codec
 turns these into Avro records and back. ``UserData`` fields carry opaque user data
 (see ``events.userdata``). Times are timezone-aware UTC datetimes.
+
+Each payload class is registered with :func:`event` (its kind and, for a status
+change, the state machine's action); everything else that lists event types (the
+codec's classes, the Envelope's payload union, the state machines' actions, the
+shared, control and task sets, the task feed) is derived from :data:`CATALOGUE`.
+A new event type is three places: its ``schemas/current/<Name>.avsc``, its class
+here, and its fold case in ``events.fold``; ``python -m orchestrator.events.schemas
+sync`` then writes the Envelope's payload union, and
+``events.registry.check_catalogue`` refuses a type missing one of them.
+
+Registration order is the order of the Envelope's payload union, which is on the
+wire: a new type is appended at the end of this module.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from types import MappingProxyType
+from typing import ClassVar, Literal, TypeVar
 
 from orchestrator.events.userdata import UserData
+
+EventKind = Literal["execution", "task", "checkpoint", "shared", "control"]
+"""What an event is about: an execution's status, a task's status, its checkpoints,
+a shared-state namespace (topic ``shared``), or the writer's lease (no sequence)."""
+
+
+class Payload:
+    """Base of every payload record; ``event_type`` is the Avro record's name."""
+
+    __slots__ = ()
+    event_type: ClassVar[str]
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """One catalogue entry: the payload class, its kind and its state-machine action."""
+
+    cls: type[Payload]
+    kind: EventKind
+    action: str | None = None
+    """The pipeline (kind ``execution``) or task (kind ``task``) machine's action it
+    performs; ``None`` when its fold case decides (creation, resume, the others)."""
+
+    @property
+    def event_type(self) -> str:
+        return self.cls.event_type
+
+
+_CATALOGUE: dict[str, EventSpec] = {}
+_P = TypeVar("_P", bound=type[Payload])
+
+
+def event(kind: EventKind, *, action: str | None = None) -> Callable[[_P], _P]:
+    """Register a payload class in the catalogue (outermost decorator, above
+    ``@dataclass``, so the registered class is the final one)."""
+
+    def register(cls: _P) -> _P:
+        name = cls.event_type
+        if name != cls.__name__:
+            raise TypeError(f"{cls.__name__}: event_type {name!r} must be the class name")
+        if name in _CATALOGUE:
+            raise TypeError(f"event type {name} registered twice")
+        if action is not None and kind not in ("execution", "task"):
+            raise TypeError(f"{name}: only execution and task events have an action")
+        _CATALOGUE[name] = EventSpec(cls, kind, action)
+        return cls
+
+    return register
+
 
 # --- execution lifecycle -------------------------------------------------------------
 
@@ -32,8 +95,9 @@ class ExecutionContext:
     configuration: UserData | None = None
 
 
+@event("execution")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionCreated:
+class ExecutionCreated(Payload):
     """A new execution of a pipeline, with its task list; status ``initialized``."""
 
     event_type: ClassVar[str] = "ExecutionCreated"
@@ -45,38 +109,43 @@ class ExecutionCreated:
     root_execution_id: str | None = None
 
 
+@event("execution", action="start")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionValidationStarted:
+class ExecutionValidationStarted(Payload):
     """``start``: initialized → validating."""
 
     event_type: ClassVar[str] = "ExecutionValidationStarted"
 
 
+@event("execution", action="validation_success")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionValidationSucceeded:
+class ExecutionValidationSucceeded(Payload):
     """``validation_success``: validating → running."""
 
     event_type: ClassVar[str] = "ExecutionValidationSucceeded"
 
 
+@event("execution", action="validation_failure")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionValidationFailed:
+class ExecutionValidationFailed(Payload):
     """``validation_failure``: validating → failed."""
 
     event_type: ClassVar[str] = "ExecutionValidationFailed"
     error: str
 
 
+@event("execution", action="pause")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionPaused:
+class ExecutionPaused(Payload):
     """``pause``: running → paused."""
 
     event_type: ClassVar[str] = "ExecutionPaused"
     reason: str | None = None
 
 
+@event("execution")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionResumed:
+class ExecutionResumed(Payload):
     """``resume``: paused → running, or ``recover``: failed → running (resume after a crash)."""
 
     event_type: ClassVar[str] = "ExecutionResumed"
@@ -84,24 +153,27 @@ class ExecutionResumed:
     reason: str | None = None
 
 
+@event("execution", action="finish")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionCompleted:
+class ExecutionCompleted(Payload):
     """``finish``: running → completed."""
 
     event_type: ClassVar[str] = "ExecutionCompleted"
     outputs: UserData | None = None
 
 
+@event("execution", action="error")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionFailed:
+class ExecutionFailed(Payload):
     """``error``: running → failed."""
 
     event_type: ClassVar[str] = "ExecutionFailed"
     error: str
 
 
+@event("execution", action="cancel")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionCancelled:
+class ExecutionCancelled(Payload):
     """``cancel``: running or paused → cancelled."""
 
     event_type: ClassVar[str] = "ExecutionCancelled"
@@ -111,16 +183,18 @@ class ExecutionCancelled:
 # --- task lifecycle ------------------------------------------------------------------
 
 
+@event("task", action="schedule")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskScheduled:
+class TaskScheduled(Payload):
     """A task is ready to run (its dependencies completed)."""
 
     event_type: ClassVar[str] = "TaskScheduled"
     task_id: str
 
 
+@event("task", action="start")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskStarted:
+class TaskStarted(Payload):
     """An attempt of a task started, with its inputs."""
 
     event_type: ClassVar[str] = "TaskStarted"
@@ -140,8 +214,9 @@ class ExecutionDetails:
     tokens_used: int | None = None
 
 
+@event("task", action="complete")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskCompleted:
+class TaskCompleted(Payload):
     """A task attempt finished with outputs."""
 
     event_type: ClassVar[str] = "TaskCompleted"
@@ -151,8 +226,9 @@ class TaskCompleted:
     details: ExecutionDetails = field(default_factory=ExecutionDetails)
 
 
+@event("task", action="fail")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskFailed:
+class TaskFailed(Payload):
     """A task attempt failed; ``retryable`` says whether recovery may try again."""
 
     event_type: ClassVar[str] = "TaskFailed"
@@ -162,8 +238,9 @@ class TaskFailed:
     retryable: bool = True
 
 
+@event("task", action="retry")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskRetryScheduled:
+class TaskRetryScheduled(Payload):
     """A failed task will run again as ``attempt`` after ``delay_seconds``."""
 
     event_type: ClassVar[str] = "TaskRetryScheduled"
@@ -172,8 +249,9 @@ class TaskRetryScheduled:
     delay_seconds: float
 
 
+@event("task", action="skip")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaskSkipped:
+class TaskSkipped(Payload):
     """A task that will not run (already done before a fork or resume, or not needed)."""
 
     event_type: ClassVar[str] = "TaskSkipped"
@@ -184,8 +262,9 @@ class TaskSkipped:
 # --- checkpoints ---------------------------------------------------------------------
 
 
+@event("checkpoint")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CheckpointSaved:
+class CheckpointSaved(Payload):
     """A named checkpoint with its data (inline or claim-checked) and metadata."""
 
     event_type: ClassVar[str] = "CheckpointSaved"
@@ -197,39 +276,21 @@ class CheckpointSaved:
     progress: float | None = None
 
 
+@event("checkpoint")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CheckpointRestored:
+class CheckpointRestored(Payload):
     """The execution continued from a checkpoint."""
 
     event_type: ClassVar[str] = "CheckpointRestored"
     checkpoint_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckpointWritesSaved:
-    """Pending writes of one task against a saved checkpoint (LangGraph's ``put_writes``)."""
-
-    event_type: ClassVar[str] = "CheckpointWritesSaved"
-    checkpoint_id: str
-    task_id: str
-    task_path: str | None = None
-    writes: UserData | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckpointsDeleted:
-    """Checkpoints withdrawn from the execution's list; their events stay in history."""
-
-    event_type: ClassVar[str] = "CheckpointsDeleted"
-    checkpoint_ids: tuple[str, ...]
-    reason: str | None = None
-
-
 # --- shared state --------------------------------------------------------------------
 
 
+@event("shared")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SharedVariableSet:
+class SharedVariableSet(Payload):
     """A shared variable was set; ``version`` counts its writes from 1."""
 
     event_type: ClassVar[str] = "SharedVariableSet"
@@ -242,8 +303,9 @@ class SharedVariableSet:
     version: int = 1
 
 
+@event("shared")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SharedVariableDeleted:
+class SharedVariableDeleted(Payload):
     """A shared variable was deleted."""
 
     event_type: ClassVar[str] = "SharedVariableDeleted"
@@ -256,8 +318,9 @@ class SharedVariableDeleted:
 # --- control -------------------------------------------------------------------------
 
 
+@event("control")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionOwnershipTaken:
+class ExecutionOwnershipTaken(Payload):
     """A writer took the execution's lease at ``epoch``; older epochs are fenced off."""
 
     event_type: ClassVar[str] = "ExecutionOwnershipTaken"
@@ -265,58 +328,57 @@ class ExecutionOwnershipTaken:
     node_id: str
 
 
-Payload = (
-    ExecutionCreated
-    | ExecutionValidationStarted
-    | ExecutionValidationSucceeded
-    | ExecutionValidationFailed
-    | ExecutionPaused
-    | ExecutionResumed
-    | ExecutionCompleted
-    | ExecutionFailed
-    | ExecutionCancelled
-    | TaskScheduled
-    | TaskStarted
-    | TaskCompleted
-    | TaskFailed
-    | TaskRetryScheduled
-    | TaskSkipped
-    | CheckpointSaved
-    | CheckpointRestored
-    | SharedVariableSet
-    | SharedVariableDeleted
-    | ExecutionOwnershipTaken
-    | CheckpointWritesSaved
-    | CheckpointsDeleted
+# --- added in schema release v2 (appended: the order is the wire's) -----------------
+
+
+@event("checkpoint")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointWritesSaved(Payload):
+    """Pending writes of one task against a saved checkpoint (LangGraph's ``put_writes``)."""
+
+    event_type: ClassVar[str] = "CheckpointWritesSaved"
+    checkpoint_id: str
+    task_id: str
+    task_path: str | None = None
+    writes: UserData | None = None
+
+
+@event("checkpoint")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointsDeleted(Payload):
+    """Checkpoints withdrawn from the execution's list; their events stay in history."""
+
+    event_type: ClassVar[str] = "CheckpointsDeleted"
+    checkpoint_ids: tuple[str, ...]
+    reason: str | None = None
+
+
+# --- derived from the registrations above (append new types above this line) ----------
+
+CATALOGUE: Mapping[str, EventSpec] = MappingProxyType(_CATALOGUE)
+"""Every event type's entry, by name, in registration (= wire) order."""
+
+PAYLOAD_TYPES: Mapping[str, type[Payload]] = MappingProxyType(
+    {name: spec.cls for name, spec in CATALOGUE.items()}
 )
 
-PAYLOAD_TYPES: dict[str, type[Payload]] = {
-    cls.event_type: cls
-    for cls in (
-        ExecutionCreated,
-        ExecutionValidationStarted,
-        ExecutionValidationSucceeded,
-        ExecutionValidationFailed,
-        ExecutionPaused,
-        ExecutionResumed,
-        ExecutionCompleted,
-        ExecutionFailed,
-        ExecutionCancelled,
-        TaskScheduled,
-        TaskStarted,
-        TaskCompleted,
-        TaskFailed,
-        TaskRetryScheduled,
-        TaskSkipped,
-        CheckpointSaved,
-        CheckpointRestored,
-        SharedVariableSet,
-        SharedVariableDeleted,
-        ExecutionOwnershipTaken,
-        CheckpointWritesSaved,
-        CheckpointsDeleted,
-    )
-}
 
-SHARED_EVENT_TYPES = frozenset({"SharedVariableSet", "SharedVariableDeleted"})
-CONTROL_EVENT_TYPES = frozenset({"ExecutionOwnershipTaken"})
+def event_types(kind: EventKind) -> frozenset[str]:
+    """The names of the event types of one kind."""
+    return frozenset(name for name, spec in CATALOGUE.items() if spec.kind == kind)
+
+
+def actions(kind: EventKind) -> Mapping[str, str]:
+    """The state-machine action of each event type of ``kind`` that has one."""
+    return MappingProxyType(
+        {
+            name: spec.action
+            for name, spec in CATALOGUE.items()
+            if spec.kind == kind and spec.action is not None
+        }
+    )
+
+
+SHARED_EVENT_TYPES = event_types("shared")
+CONTROL_EVENT_TYPES = event_types("control")
+TASK_EVENT_TYPES = event_types("task")

@@ -37,6 +37,7 @@ from orchestrator.events.catalogue import (
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.errors import DecodeError, InvalidEvent
 from orchestrator.events.limits import DEFAULT_LIMITS, InputLimits, event_problem
+from orchestrator.events.registry import check_catalogue
 from orchestrator.events.schemas import (
     SINGLE_OBJECT_MAGIC,
     SchemaRegistry,
@@ -242,7 +243,9 @@ def _invalid(envelope: Any, parts: list[str], reason: str) -> InvalidEvent:
 
 @functools.cache
 def default_codec() -> EventCodec:
-    """The codec of the repository's schemas (write current, read any release), built once."""
+    """The codec of the repository's schemas (write current, read any release), built once;
+    refuses an incomplete event catalogue first (``events.registry``)."""
+    check_catalogue()
     return EventCodec(default_registry())
 
 

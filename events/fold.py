@@ -258,63 +258,125 @@ def _created(event: Envelope, p: c.ExecutionCreated) -> ExecutionState:
     )
 
 
+# One fold case per execution-scoped event type: the fields it changes in the state,
+# or ``_Refused``. Status changes declared in the catalogue (an ``action``) share the
+# machine-driven cases below; every other type registers its own with ``@_case``.
+# Task and checkpoint events apply only while the execution is active.
+Case = Callable[[ExecutionState, Envelope], dict[str, Any]]
+_CASES: dict[type[c.Payload], tuple[Case, bool]] = {}
+_ACTIVE_ONLY_KINDS = frozenset({"task", "checkpoint"})
+
+
+def _case(*types: type[c.Payload]) -> Callable[[Case], Case]:
+    """Register ``fn`` as the fold case of ``types``."""
+
+    def register(fn: Case) -> Case:
+        for cls in types:
+            kind = c.CATALOGUE[cls.event_type].kind
+            _CASES[cls] = (fn, kind in _ACTIVE_ONLY_KINDS)
+        return fn
+
+    return register
+
+
 def _transition(state: ExecutionState, event: Envelope) -> dict[str, Any]:
     """The fields ``event`` changes in ``state``; ``_Refused`` if it may not happen."""
+    entry = _CASES.get(type(event.payload))
+    if entry is None or (entry[1] and state.status not in ACTIVE_STATUSES):
+        name = event.event_type
+        if state.status not in ACTIVE_STATUSES:
+            raise _Refused(
+                f"execution {state.execution_id}: cannot record {name} while {state.status!r}"
+            )
+        raise _Refused(f"{name} is not an execution event")
+    return entry[0](state, event)
+
+
+@_case(c.ExecutionCreated)
+def _created_again(state: ExecutionState, event: Envelope) -> dict[str, Any]:
+    raise _Refused(f"execution {state.execution_id} already exists")
+
+
+@_case(c.ExecutionResumed)
+def _resumed(state: ExecutionState, event: Envelope) -> dict[str, Any]:
+    action = "recover" if state.status == "failed" else "resume"
+    subject = f"execution {state.execution_id}"
+    return {
+        "status": PIPELINE_MACHINE.next(state.status, action, subject=subject),
+        "updated_at": event.occurred_at,
+        "error": None,
+        "completed_at": None,
+    }
+
+
+def _pipeline_action(state: ExecutionState, event: Envelope) -> dict[str, Any]:
+    """An execution event with a pipeline action (``PIPELINE_ACTIONS``)."""
     payload = event.payload
     at = event.occurred_at
-    name = event.event_type
     subject = f"execution {state.execution_id}"
-    if isinstance(payload, c.ExecutionCreated):
-        raise _Refused(f"{subject} already exists")
-    if isinstance(payload, c.ExecutionResumed):
-        action = "recover" if state.status == "failed" else "resume"
-        return {
-            "status": PIPELINE_MACHINE.next(state.status, action, subject=subject),
-            "updated_at": at,
-            "error": None,
-            "completed_at": None,
-        }
-    if name in PIPELINE_ACTIONS:
-        status = PIPELINE_MACHINE.next(state.status, PIPELINE_ACTIONS[name], subject=subject)
-        changes: dict[str, Any] = {"status": status, "updated_at": at}
-        if status == "validating":
-            changes["started_at"] = at
-        if status in PIPELINE_MACHINE.terminal:
-            changes["completed_at"] = at
-            changes["current_task"] = None
-        if isinstance(payload, c.ExecutionValidationFailed | c.ExecutionFailed):
-            changes["error"] = payload.error
-        if isinstance(payload, c.ExecutionCompleted):
-            changes["outputs"] = _data(payload.outputs)
-        return changes
-    if state.status not in ACTIVE_STATUSES:
-        raise _Refused(f"{subject}: cannot record {name} while {state.status!r}")
-    if name in TASK_ACTIONS:
-        tasks = _task_step(state, event)
-        return {"tasks": tasks, "updated_at": at, **_summary(tasks)}
-    if isinstance(payload, c.CheckpointSaved):
-        if payload.task_id is not None and payload.task_id not in state.tasks:
-            raise _Refused(f"{subject}: checkpoint for unknown task {payload.task_id!r}")
-        ref = CheckpointRef(
-            checkpoint_id=payload.checkpoint_id,
-            name=payload.name,
-            task_id=payload.task_id,
-            timestamp=at,
-            sequence=event.sequence or 0,
-            progress=payload.progress,
+    action = PIPELINE_ACTIONS[event.event_type]
+    status = PIPELINE_MACHINE.next(state.status, action, subject=subject)
+    changes: dict[str, Any] = {"status": status, "updated_at": at}
+    if status == "validating":
+        changes["started_at"] = at
+    if status in PIPELINE_MACHINE.terminal:
+        changes["completed_at"] = at
+        changes["current_task"] = None
+    if isinstance(payload, c.ExecutionValidationFailed | c.ExecutionFailed):
+        changes["error"] = payload.error
+    if isinstance(payload, c.ExecutionCompleted):
+        changes["outputs"] = _data(payload.outputs)
+    return changes
+
+
+def _task_event(state: ExecutionState, event: Envelope) -> dict[str, Any]:
+    """A task event with a task action (``TASK_ACTIONS``)."""
+    tasks = _task_step(state, event)
+    return {"tasks": tasks, "updated_at": event.occurred_at, **_summary(tasks)}
+
+
+@_case(c.CheckpointSaved)
+def _checkpoint_saved(state: ExecutionState, event: Envelope) -> dict[str, Any]:
+    payload = event.payload
+    assert isinstance(payload, c.CheckpointSaved)
+    if payload.task_id is not None and payload.task_id not in state.tasks:
+        raise _Refused(
+            f"execution {state.execution_id}: checkpoint for unknown task {payload.task_id!r}"
         )
-        return {"checkpoints": (*state.checkpoints, ref), "updated_at": at}
-    if isinstance(payload, c.CheckpointRestored):
-        if all(ref.checkpoint_id != payload.checkpoint_id for ref in state.checkpoints):
-            raise _Refused(f"{subject}: unknown checkpoint {payload.checkpoint_id!r}")
-        return {"updated_at": at}
-    if isinstance(payload, c.CheckpointWritesSaved):
-        return {"updated_at": at}
-    if isinstance(payload, c.CheckpointsDeleted):
-        gone = frozenset(payload.checkpoint_ids)
-        kept = tuple(ref for ref in state.checkpoints if ref.checkpoint_id not in gone)
-        return {"checkpoints": kept, "updated_at": at}
-    raise _Refused(f"{name} is not an execution event")
+    ref = CheckpointRef(
+        checkpoint_id=payload.checkpoint_id,
+        name=payload.name,
+        task_id=payload.task_id,
+        timestamp=event.occurred_at,
+        sequence=event.sequence or 0,
+        progress=payload.progress,
+    )
+    return {"checkpoints": (*state.checkpoints, ref), "updated_at": event.occurred_at}
+
+
+@_case(c.CheckpointRestored)
+def _checkpoint_restored(state: ExecutionState, event: Envelope) -> dict[str, Any]:
+    payload = event.payload
+    assert isinstance(payload, c.CheckpointRestored)
+    if all(ref.checkpoint_id != payload.checkpoint_id for ref in state.checkpoints):
+        raise _Refused(
+            f"execution {state.execution_id}: unknown checkpoint {payload.checkpoint_id!r}"
+        )
+    return {"updated_at": event.occurred_at}
+
+
+@_case(c.CheckpointWritesSaved)
+def _checkpoint_writes_saved(state: ExecutionState, event: Envelope) -> dict[str, Any]:
+    return {"updated_at": event.occurred_at}
+
+
+@_case(c.CheckpointsDeleted)
+def _checkpoints_deleted(state: ExecutionState, event: Envelope) -> dict[str, Any]:
+    payload = event.payload
+    assert isinstance(payload, c.CheckpointsDeleted)
+    gone = frozenset(payload.checkpoint_ids)
+    kept = tuple(ref for ref in state.checkpoints if ref.checkpoint_id not in gone)
+    return {"checkpoints": kept, "updated_at": event.occurred_at}
 
 
 def _task_step(state: ExecutionState, event: Envelope) -> dict[str, TaskState]:
@@ -395,11 +457,14 @@ def _summary(tasks: dict[str, TaskState]) -> dict[str, Any]:
 
 # --- shared-state events -------------------------------------------------------------
 
+SHARED_CASES = (c.SharedVariableSet, c.SharedVariableDeleted)
+"""The shared-state event types :func:`step_shared` folds."""
+
 
 def step_shared(state: NamespaceState | None, event: Envelope) -> Step:
     """Fold one shared-state event; version and immutability are checked here too."""
     payload = event.payload
-    if not isinstance(payload, c.SharedVariableSet | c.SharedVariableDeleted):
+    if not isinstance(payload, SHARED_CASES):
         return Step(state, Outcome.REJECTED, f"{event.event_type} is not a shared-state event")
     ns = state or NamespaceState(namespace=payload.namespace)
     current = ns.variables.get(payload.name)
@@ -434,3 +499,19 @@ def step_shared(state: NamespaceState | None, event: Envelope) -> Step:
             version=payload.version,
         )
     return Step(_replace(ns, variables=variables), Outcome.APPLIED)
+
+
+# --- which event types the fold has a case for ----------------------------------------
+
+for _spec in c.CATALOGUE.values():  # the status changes declared in the catalogue
+    if _spec.action is not None and _spec.cls not in _CASES:
+        if _spec.kind == "task":
+            _CASES[_spec.cls] = (_task_event, True)
+        else:
+            _CASES[_spec.cls] = (_pipeline_action, False)
+
+
+def folded_types() -> frozenset[type[c.Payload]]:
+    """Every payload type the fold has a case for (``events.registry`` checks the
+    catalogue against it)."""
+    return frozenset(_CASES) | frozenset(SHARED_CASES) | {c.ExecutionOwnershipTaken}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from orchestrator.events.catalogue import actions
 from orchestrator.events.errors import InvalidTransition
 
 
@@ -92,25 +93,10 @@ TASK_MACHINE = Machine(
     ),
 )
 
-# Which pipeline action each execution event performs.
-PIPELINE_ACTIONS: Mapping[str, str] = {
-    "ExecutionValidationStarted": "start",
-    "ExecutionValidationSucceeded": "validation_success",
-    "ExecutionValidationFailed": "validation_failure",
-    "ExecutionPaused": "pause",
-    "ExecutionCompleted": "finish",
-    "ExecutionFailed": "error",
-    "ExecutionCancelled": "cancel",
-}
-
-TASK_ACTIONS: Mapping[str, str] = {
-    "TaskScheduled": "schedule",
-    "TaskStarted": "start",
-    "TaskCompleted": "complete",
-    "TaskFailed": "fail",
-    "TaskRetryScheduled": "retry",
-    "TaskSkipped": "skip",
-}
+# Which action each execution and task event performs (declared with the event in the
+# catalogue; ``events.registry`` checks each is an action of its machine).
+PIPELINE_ACTIONS: Mapping[str, str] = actions("execution")
+TASK_ACTIONS: Mapping[str, str] = actions("task")
 
 # Execution statuses in which work (task events, checkpoints) may be recorded.
 ACTIVE_STATUSES = frozenset({"running", "paused"})

@@ -13,8 +13,9 @@ its CRC-64-AVRO fingerprint of the Parsing Canonical Form. The :class:`SchemaReg
 maps every fingerprint (current and releases) to its writer schema, so a reader
 resolves any released writer schema to the current reader schema.
 
-Run ``python -m events.schemas`` to print each set's fingerprint, and
-``python -m events.schemas release`` to publish current as the next release.
+Run ``python -m orchestrator.events.schemas`` to print each set's fingerprint,
+``... sync`` to write the catalogue's event types as current's Envelope payload union,
+and ``... release`` to publish current as the next release.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from fastavro.schema import (
 )
 from fastavro.types import DictSchema, Schema
 
+from orchestrator.events.catalogue import PAYLOAD_TYPES
 from orchestrator.events.errors import EventsError
 
 NAMESPACE = "orchestrator.events"
@@ -166,6 +168,38 @@ def load_schema_set(directory: Path, name: str | None = None) -> SchemaSet:
     )
 
 
+def payload_names(schema_set: SchemaSet) -> list[str]:
+    """The Envelope's payload union, in order (the union index is on the wire)."""
+    fields = schema_set.records[ENVELOPE]["fields"]
+    return list(next(f for f in fields if f["name"] == "payload")["type"])
+
+
+_PAYLOAD_UNION = re.compile(r'(\{"name": "payload", "type": )\[[^\]]*\]')
+
+
+def sync_envelope(root: Path | None = None) -> list[str]:
+    """Write the catalogue's event types, in its order, as ``current/Envelope.avsc``'s
+    payload union (the catalogue is the one list of event types); returns the names
+    added. Refuses to drop or reorder a released name: the union index is on the wire."""
+    root = schemas_root() if root is None else root
+    path = root / CURRENT / f"{ENVELOPE}.avsc"
+    current = payload_names(load_schema_set(root / CURRENT, CURRENT))
+    wanted = list(PAYLOAD_TYPES)
+    if wanted[: len(current)] != current:
+        raise SchemaError(
+            path.parent,
+            "the catalogue does not start with the Envelope's payload union "
+            f"{current}: event types are appended, never removed or reordered",
+        )
+    text = path.read_text(encoding="utf-8")
+    synced, count = _PAYLOAD_UNION.subn(lambda m: m.group(1) + json.dumps(wanted), text, count=1)
+    if count != 1:
+        raise SchemaError(path.parent, f"{ENVELOPE}.avsc: no payload field on one line")
+    if synced != text:
+        path.write_text(synced, encoding="utf-8")
+    return wanted[len(current) :]
+
+
 def _release_number(path: Path) -> int:
     match = _RELEASE_NAME.fullmatch(path.name)
     return int(match.group(1)) if match else 0
@@ -240,8 +274,17 @@ def release(root: Path | None = None) -> SchemaSet:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m events.schemas [DIR...]`` prints fingerprints; ``... release`` publishes."""
+    """``python -m orchestrator.events.schemas [DIR...]`` prints fingerprints; ``... sync``
+    writes the Envelope's payload union from the catalogue; ``... release`` publishes."""
     args = sys.argv[1:] if argv is None else argv
+    if args == ["sync"]:
+        try:
+            added = sync_envelope()
+        except SchemaError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"Envelope payload union: added {', '.join(added)}" if added else "in sync")
+        return 0
     if args == ["release"]:
         try:
             published = release()

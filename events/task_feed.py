@@ -28,6 +28,7 @@ from aiokafka.structs import OffsetAndMetadata
 from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
 from orchestrator.events._kafka import translated
+from orchestrator.events.catalogue import TASK_EVENT_TYPES
 from orchestrator.events.consumer import (
     ConsumerSettings,
     Decoder,
@@ -42,16 +43,7 @@ from orchestrator.events.topics import TopicsConfig
 
 log = logging.getLogger(__name__)
 
-TASK_EVENTS = frozenset(
-    {
-        "TaskScheduled",
-        "TaskStarted",
-        "TaskCompleted",
-        "TaskFailed",
-        "TaskRetryScheduled",
-        "TaskSkipped",
-    }
-)
+TASK_EVENTS = TASK_EVENT_TYPES
 """The event types the feed carries (the catalogue's task transitions)."""
 
 
