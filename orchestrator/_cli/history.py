@@ -1,13 +1,13 @@
 """``orchestrator-state replay | trace | check | bottlenecks | fork``: see history.
 
-* ``replay EXECUTION [--at SEQ | --until TIME | --checkpoint ID]``: the state at that
+* ``replay EXECUTION [--seq N | --at-time T | --checkpoint ID]``: the state at that
   point (``--json`` for machines); ``--diff [--last N]`` streams each event with the
   state change it made;
 * ``trace EXECUTION --since 1h``: each event since then with its state changes;
 * ``check [--pipeline P]``: the read model against the fold of the history; exits 1
   when anything is inconsistent, 0 when clean;
 * ``bottlenecks``: slowest and most-retried tasks, longest waits, consumer lag;
-* ``fork EXECUTION --at SEQ | --checkpoint ID``: a new execution from that state.
+* ``fork EXECUTION --seq N | --checkpoint ID``: a new execution from that state.
 
 PostgreSQL and Kafka come from ``--database-url`` / ``--bootstrap-servers`` or
 ``DATABASE_URL`` / ``KAFKA_BOOTSTRAP_SERVERS``; table names and topics from
@@ -20,11 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +30,13 @@ import typer
 from rich.console import Console
 
 from orchestrator._cli._connect import kafka_reachable, pg_pool
+from orchestrator._cli._points import (
+    AT_RENAMED,
+    at_time_option,
+    parse_when,
+    renamed_option,
+    seq_option,
+)
 from orchestrator._cli._sealed import open_sealed
 from orchestrator._cli.topics import configured_security
 from orchestrator.config import PostgresBackend, S3Backend, load_config_file
@@ -78,8 +83,6 @@ _S3 = typer.Option(
 _NO_SNAPSHOTS = typer.Option(False, "--no-snapshots", help="Fold from the first event.")
 _TOPIC = typer.Option(None, "--pipeline-topic", help="Override the pipeline events topic.")
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-
 
 @dataclass(frozen=True)
 class _Conn:
@@ -94,21 +97,6 @@ class _Conn:
     security: KafkaSecurity = PLAINTEXT
     s3_region: str | None = None
     """The s3 backend's ``region`` from ``--config`` (else boto3's: AWS_DEFAULT_REGION)."""
-
-
-def parse_when(text: str, *, now: datetime | None = None) -> datetime:
-    """``1h``, ``30m``, ``2d``, ``1h30m``, ``45s`` (that long ago) or an ISO 8601 time
-    (UTC when it names no zone)."""
-    now = now or datetime.now(UTC)
-    match = _DURATION.match(text.strip())
-    if match and any(match.groups()):
-        d, h, m, s = (int(g or 0) for g in match.groups())
-        return now - timedelta(days=d, hours=h, minutes=m, seconds=s)
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise typer.BadParameter(f"{text!r}: expected e.g. 1h, 30m, 2d or an ISO time") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _resolve(
@@ -190,12 +178,12 @@ def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(work())
 
 
-def _target(at: int | None, until: str | None, checkpoint: str | None) -> Target:
-    if sum(x is not None for x in (at, until, checkpoint)) > 1:
-        raise typer.BadParameter("give one of --at, --until, --checkpoint")
+def _target(seq: int | None, at_time: str | None, checkpoint: str | None) -> Target:
+    if sum(x is not None for x in (seq, at_time, checkpoint)) > 1:
+        raise typer.BadParameter("give one of --seq, --at-time, --checkpoint")
     return Target(
-        sequence=at,
-        time=None if until is None else parse_when(until),
+        sequence=seq,
+        time=None if at_time is None else parse_when(at_time),
         checkpoint=checkpoint,
     )
 
@@ -208,8 +196,8 @@ def _emit_json(obj: Any) -> None:
 @app.command("replay")
 def replay(
     execution_id: str = typer.Argument(..., help="The execution."),
-    at: int | None = typer.Option(None, "--at", min=1, help="State at this sequence."),
-    until: str | None = typer.Option(None, "--until", help="State at this time (ISO, or 1h: ago)."),
+    seq: int | None = seq_option(),
+    at_time: str | None = at_time_option(),
     checkpoint: str | None = typer.Option(None, "--checkpoint", help="State at this checkpoint."),
     source: str = _SOURCE,
     as_json: bool = _JSON,
@@ -223,10 +211,12 @@ def replay(
     store: str | None = _STORE,
     s3_endpoint_url: str | None = _S3,
     no_snapshots: bool = _NO_SNAPSHOTS,
+    _at: str | None = renamed_option("--at", AT_RENAMED),
+    _until: str | None = renamed_option("--until", "--at-time T"),
 ) -> None:
     """Print an execution's state at a point of its history (default: latest)."""
     src = _source(source)
-    target = _target(at, until, checkpoint)
+    target = _target(seq, at_time, checkpoint)
     if last is not None and not show_diff:
         raise typer.BadParameter("--last goes with --diff")
     conn = _resolve(
@@ -247,9 +237,9 @@ def replay(
         async with _debugger(conn) as debugger:
             replayed = await debugger.replay(execution_id, target, source=src)
             opened = await open_sealed(conn.dsn, to_jsonable(replayed.state)) if as_json else None
-        if at is not None and replayed.state.last_sequence < at:
+        if seq is not None and replayed.state.last_sequence < seq:
             err.print(
-                f"[yellow]sequence {at} is past the last one ({replayed.state.last_sequence})[/]"
+                f"[yellow]sequence {seq} is past the last one ({replayed.state.last_sequence})[/]"
             )
         if as_json:
             err.print(render.provenance(replayed), highlight=False)
@@ -386,7 +376,7 @@ def bottlenecks(
 @app.command("fork")
 def fork(
     execution_id: str = typer.Argument(..., help="The execution to fork."),
-    at: int | None = typer.Option(None, "--at", min=1, help="Fork at this sequence."),
+    seq: int | None = seq_option("Fork at this sequence."),
     checkpoint: str | None = typer.Option(None, "--checkpoint", help="Fork at this checkpoint."),
     new_id: str | None = typer.Option(None, "--id", help="The new execution's id."),
     paused: bool = typer.Option(False, "--paused", help="Leave the fork paused."),
@@ -396,13 +386,14 @@ def fork(
     projection: str = _PROJECTION,
     config: Path | None = _CONFIG,
     pipeline_topic: str | None = _TOPIC,
+    _at: str | None = renamed_option("--at", "--seq N"),
 ) -> None:
     """Start a new execution from an execution's state at a sequence or checkpoint."""
     from orchestrator.debug.fork import fork_execution
     from orchestrator.state.runtime import StateRuntime, StateSettings
 
-    if at is not None and checkpoint is not None:
-        raise typer.BadParameter("give --at or --checkpoint, not both")
+    if seq is not None and checkpoint is not None:
+        raise typer.BadParameter("give --seq or --checkpoint, not both")
     conn = _resolve(
         database_url, bootstrap_servers, projection, config, pipeline_topic=pipeline_topic
     )
@@ -418,7 +409,7 @@ def fork(
         async with runtime:
             return await fork_execution(
                 execution_id,
-                at_sequence=at,
+                at_sequence=seq,
                 checkpoint_id=checkpoint,
                 new_execution_id=new_id,
                 paused=paused,

@@ -1,7 +1,7 @@
 """``orchestrator-state snapshots ...``: run the snapshotter, restore, list, prune.
 
 * ``run``: the snapshotter process (its own consumer group) until SIGTERM/Ctrl-C;
-* ``restore EXECUTION``: a state at its latest event, ``--sequence``, ``--at`` or
+* ``restore EXECUTION``: a state at its latest event, ``--seq``, ``--at-time`` or
   ``--checkpoint``, printed as JSON, with the snapshot it started from;
 * ``list EXECUTION``: the indexed snapshots of an execution;
 * ``prune``: what retention would delete (a table); deletes only with ``--yes``;
@@ -33,6 +33,13 @@ from orchestrator._cli._buckets import ensure_store_bucket
 from orchestrator._cli._connect import kafka_reachable, pg_pool
 from orchestrator._cli._metrics import metrics_option, with_metrics
 from orchestrator._cli._output import JSON_OPTION, emit_json
+from orchestrator._cli._points import (
+    AT_RENAMED,
+    at_time_option,
+    parse_when,
+    renamed_option,
+    seq_option,
+)
 from orchestrator._cli._snapshot_setup import SnapshotSetup as _Setup
 from orchestrator._cli._snapshot_setup import setup_store as _store
 from orchestrator._cli._snapshot_setup import snapshot_setup as _setup
@@ -180,19 +187,22 @@ def _restorer(pool: Any, setup: _Setup, endpoint_url: str | None) -> Restorer:
 @app.command("restore")
 def restore(
     execution_id: str | None = typer.Argument(None, help="The execution (not with --checkpoint)."),
-    sequence: int | None = typer.Option(None, "--sequence", help="State at this sequence."),
-    at: datetime | None = typer.Option(None, "--at", help="State at this time (UTC if naive)."),
+    seq: int | None = seq_option(),
+    at_time: str | None = at_time_option(),
     checkpoint: str | None = typer.Option(None, "--checkpoint", help="State at a checkpoint."),
     database_url: str | None = _DB,
     config: Path | None = _CONFIG,
     store: str | None = _STORE,
     s3_endpoint_url: str | None = _S3,
+    _at: str | None = renamed_option("--at", AT_RENAMED),
+    _sequence: str | None = renamed_option("--sequence", "--seq N"),
 ) -> None:
     """Print a restored state as JSON, and where it came from (on stderr)."""
     setup = _setup(config, store)
     dsn = _need(database_url or setup.dsn, "--database-url", "DATABASE_URL")
     if (checkpoint is None) == (execution_id is None):
         raise typer.BadParameter("give an EXECUTION_ID or --checkpoint, not both")
+    when = None if at_time is None else parse_when(at_time)
 
     async def go() -> Any:
         pool = await pg_pool(dsn, max_size=2)
@@ -201,10 +211,10 @@ def restore(
             if checkpoint is not None:
                 return await r.at_checkpoint(checkpoint)
             assert execution_id is not None
-            if sequence is not None:
-                return await r.at_sequence(execution_id, sequence)
-            if at is not None:
-                return await r.at_time(execution_id, at if at.tzinfo else at.replace(tzinfo=UTC))
+            if seq is not None:
+                return await r.at_sequence(execution_id, seq)
+            if when is not None:
+                return await r.at_time(execution_id, when)
             return await r.latest(execution_id)
         finally:
             await pool.close()

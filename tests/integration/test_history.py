@@ -78,7 +78,7 @@ async def test_replay_at_every_sequence_equals_the_fold_of_the_log_prefix(world:
         assert replayed.state.last_sequence == sequence
     # The command line prints the same state as JSON.
     for sequence in (1, 517, last.last_sequence):
-        result = await cli("replay", world.a, "--at", sequence, "--json", *world.db_args())
+        result = await cli("replay", world.a, "--seq", sequence, "--json", *world.db_args())
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout) == _jsonable(at_sequence(world.a_log, sequence))
 

@@ -125,7 +125,7 @@ def _between_checkpoints(thread: Thread) -> int:
 
 async def test_replay_travels_to_an_event_between_two_checkpoints(thread: Thread) -> None:
     at = _between_checkpoints(thread)
-    result = await cli("replay", thread.execution_id, "--at", at, "--json", *thread.args)
+    result = await cli("replay", thread.execution_id, "--seq", at, "--json", *thread.args)
     assert result.exit_code == 0, result.output
     state = json.loads(result.stdout)
     assert state["execution_id"] == thread.execution_id
@@ -158,7 +158,7 @@ async def test_fork_starts_a_new_execution_from_the_thread_at_a_sequence(thread:
     at = _between_checkpoints(thread)
     new_id = f"fork-{uuid.uuid4().hex[:8]}"
     result = await cli(
-        "fork", thread.execution_id, "--at", at, "--id", new_id, "--json", *thread.args
+        "fork", thread.execution_id, "--seq", at, "--id", new_id, "--json", *thread.args
     )
     assert result.exit_code == 0, result.output
     fork = json.loads(result.stdout)

@@ -135,6 +135,6 @@ async def test_prune_prints_first_and_deletes_only_with_yes(
     assert restored["status"] == full.status
     assert before[-1] in err  # says which snapshot it started from
 
-    code, out, err = await _cli("snapshots", "restore", "exec_cli", "--sequence", "3", *common)
+    code, out, err = await _cli("snapshots", "restore", "exec_cli", "--seq", "3", *common)
     assert code == 0, err
     assert json.loads(out)["last_sequence"] == 3 and "the first event" in err

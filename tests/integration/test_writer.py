@@ -374,7 +374,7 @@ async def test_zombie_writes_are_in_no_snapshot_restore_or_replay(
         ]
         for args, sequence in (
             (["--store", str(store.base_path)], None),
-            (["--store", str(store.base_path), "--at", "7"], 7),
+            (["--store", str(store.base_path), "--seq", "7"], 7),
             (["--source", "log", *kafka_args], None),
             (["--source", "log", "--no-snapshots", "--at", "7", *kafka_args], 7),
         ):

@@ -46,12 +46,29 @@ def test_commands_refuse_conflicting_targets_and_missing_database(
 ) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     runner = CliRunner()
-    both = runner.invoke(app, ["replay", "exec_1", "--at", "3", "--checkpoint", "c"])
-    assert both.exit_code == 2 and "one of --at, --until, --checkpoint" in both.output
+    both = runner.invoke(app, ["replay", "exec_1", "--seq", "3", "--checkpoint", "c"])
+    assert both.exit_code == 2 and "one of --seq, --at-time, --checkpoint" in both.output
     last = runner.invoke(app, ["replay", "exec_1", "--last", "5"])
     assert last.exit_code == 2 and "--last goes with --diff" in last.output
     no_db = runner.invoke(app, ["check"])
     assert no_db.exit_code == 2 and "DATABASE_URL" in no_db.output
+
+
+@pytest.mark.parametrize(
+    ("args", "new"),
+    [
+        (["replay", "exec_1", "--at", "3"], "--seq N (a sequence) or --at-time T (a time)"),
+        (["replay", "exec_1", "--until", "1h"], "--at-time T"),
+        (["fork", "exec_1", "--at", "3"], "--seq N"),
+        (["snapshots", "restore", "exec_1", "--at", "1h"], "--seq N (a sequence) or --at-time"),
+        (["snapshots", "restore", "exec_1", "--sequence", "3"], "--seq N"),
+    ],
+)
+def test_an_old_point_option_is_refused_naming_the_new_one(args: list[str], new: str) -> None:
+    # --at meant a sequence in replay/fork and a time in snapshots restore.
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert f"was renamed: use {new}" in " ".join(result.output.split())
 
 
 def test_views_show_the_state_and_the_findings() -> None:
