@@ -277,21 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m orchestrator.events.schemas [DIR...]`` prints fingerprints; ``... sync``
     writes the Envelope's payload union from the catalogue; ``... release`` publishes."""
     args = sys.argv[1:] if argv is None else argv
-    if args == ["sync"]:
+    if args in (["sync"], ["release"]):
         try:
-            added = sync_envelope()
+            if args == ["sync"]:
+                added = sync_envelope()
+                print(f"Envelope payload union: added {', '.join(added)}" if added else "in sync")
+            else:
+                published = release()
+                print(f"published {published.directory} {published.fingerprint_hex}")
         except SchemaError as exc:
             print(exc, file=sys.stderr)
             return 1
-        print(f"Envelope payload union: added {', '.join(added)}" if added else "in sync")
-        return 0
-    if args == ["release"]:
-        try:
-            published = release()
-        except SchemaError as exc:
-            print(exc, file=sys.stderr)
-            return 1
-        print(f"published {published.directory} {published.fingerprint_hex}")
         return 0
     if args:
         sets = [load_schema_set(Path(arg)) for arg in args]

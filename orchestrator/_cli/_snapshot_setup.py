@@ -7,10 +7,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from orchestrator.app.plan import snapshot_encoding
+from orchestrator.app import plan_postgres, plan_snapshots
 from orchestrator.config import (
-    FilesystemBackend,
-    PostgresBackend,
     S3Backend,
     Settings,
     load_config,
@@ -56,53 +54,34 @@ def load_settings(config: Path | None) -> Settings:
 
 
 def snapshot_setup(config: Path | None, store: str | None) -> SnapshotSetup:
-    """The snapshot settings of ``config`` (``store`` overrides the storage URL)."""
+    """The snapshot settings of ``config`` (``store`` overrides the storage URL), read
+    through the same plan as ``dev`` and ``connect()`` (``orchestrator.app.plan_snapshots``):
+    one store URL, trigger policy, layout, retention and codec for every process."""
     s = load_settings(config)
-    sm, cp, comp = s.state_management, s.checkpointing, s.compression
+    plan, _, _ = plan_snapshots(s)
     backend = s.backend()
-    layout, retention_days = KeyLayout(), None
-    if isinstance(backend, FilesystemBackend):
-        org = backend.organization
-        layout = KeyLayout(by_pipeline=org.by_pipeline, by_date=org.by_date)
-        retention_days = org.retention_days
-    compress, algorithm, file_format = snapshot_encoding(s)
     s3 = backend if isinstance(backend, S3Backend) else None
-    tables = TableNames()
-    if isinstance(backend, PostgresBackend):
-        schema = backend.schema_
-        tables = TableNames(schema.pipeline_states, schema.task_states, schema.checkpoints)
+    pg = plan_postgres(s)
+    tables = pg.table_names
     return SnapshotSetup(
-        store_url=store or sm.snapshots.storage,
-        layout=layout,
-        policy=SnapshotPolicy(
-            frequency=sm.snapshots.frequency,
-            interval=cp.periodic.interval,
-            after_tasks=frozenset(cp.progressive.after_tasks),
-            min_interval=cp.progressive.min_interval,
-            on_success_tasks=frozenset(cp.on_success.tasks),
-        ),
-        retention=RetentionPolicy(
-            max_checkpoints=cp.storage.retention.max_checkpoints,
-            max_age_days=cp.storage.retention.max_age_days,
-            retention_days=retention_days,
-            blob_grace_hours=cp.storage.retention.blob_grace_hours,
-        ),
+        store_url=store or plan.store_url,
+        layout=plan.layout,
+        policy=plan.policy,
+        retention=plan.retention,
         codec=codec_from_settings(
-            compress=compress,
-            level=comp.level,
-            min_size=comp.selective.min_size,
-            algorithm=algorithm,
-            encrypt=cp.storage.encrypt,
+            compress=plan.compress,
+            level=plan.level,
+            min_size=plan.min_size,
+            algorithm=plan.algorithm,
+            encrypt=plan.encrypt,
             keys=KeyRing.from_env(),
         ),
-        lifecycle=Lifecycle(s3.lifecycle.transition_to_glacier, s3.lifecycle.expiration)
-        if s3
-        else Lifecycle(),
+        lifecycle=plan.lifecycle,
         tables=tables,
-        topic=sm.event_store.topics.pipeline_events,
-        dsn=backend.connection_string if isinstance(backend, PostgresBackend) else None,
+        topic=s.state_management.event_store.topics.pipeline_events,
+        dsn=pg.dsn,
         s3=s3,
-        file_format=file_format,
+        file_format=plan.file_format,
     )
 
 

@@ -39,13 +39,14 @@ from orchestrator._cli._points import (
 )
 from orchestrator._cli._sealed import open_sealed
 from orchestrator._cli.topics import configured_security
-from orchestrator.config import PostgresBackend, S3Backend, load_config_file
+from orchestrator.app import plan_postgres
+from orchestrator.config import S3Backend, load_config_file
 from orchestrator.debug import render
 from orchestrator.debug.debugger import StateDebugger
 from orchestrator.debug.diff import to_jsonable
 from orchestrator.debug.replay import Source, Target
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
-from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
+from orchestrator.projections.settings import ProjectionSettings
 from orchestrator.snapshots import open_store
 
 T = TypeVar("T")
@@ -120,17 +121,9 @@ def _resolve(
         backend = loaded.backend()
         if isinstance(backend, S3Backend) and "region" in backend.model_fields_set:
             region = backend.region
-        if isinstance(backend, PostgresBackend):
-            s = backend.schema_
-            settings = replace(
-                settings,
-                tables=ReadModelTables(
-                    pipeline_states=s.pipeline_states,
-                    task_states=s.task_states,
-                    checkpoints=s.checkpoints,
-                ),
-            )
-            dsn = dsn or backend.connection_string
+        pg = plan_postgres(loaded)
+        settings = replace(settings, tables=pg.tables)
+        dsn = dsn or pg.dsn
     if pipeline_topic:
         settings = replace(settings, pipeline_topic=pipeline_topic)
     if not dsn:

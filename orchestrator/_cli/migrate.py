@@ -17,8 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.app import plan_postgres
 from orchestrator.app.connections import apply_migrations, open_pool
-from orchestrator.config import ConfigError, PostgresBackend, Settings, load_config_file
+from orchestrator.config import ConfigError, Settings, load_config_file
 from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.projections import IndexState, index_status
 from orchestrator.projections.migrate import MigrationStatus, TableNames, migration_status
@@ -34,14 +35,8 @@ def _load(config: Path | None) -> tuple[TableNames, str | None]:
                 f"[bold red]{config}:[/] {exc}", highlight=False, soft_wrap=True
             )
             raise typer.Exit(2) from None
-    backend = settings.backend()
-    if isinstance(backend, PostgresBackend):
-        s = backend.schema_
-        tables = TableNames(
-            s.pipeline_states, s.task_states, s.checkpoints, indexes=tuple(backend.indexes)
-        )
-        return tables, backend.connection_string
-    return TableNames(), None
+    pg = plan_postgres(settings)
+    return pg.table_names, pg.dsn
 
 
 async def _migrate(

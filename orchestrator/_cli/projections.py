@@ -30,6 +30,7 @@ from orchestrator._cli._metrics import metrics_option, with_metrics
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_security, configured_topics
+from orchestrator.app import plan_postgres
 from orchestrator.config import PostgresBackend, load_config, load_config_file
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog, ProducerSettings
@@ -40,7 +41,7 @@ from orchestrator.projections.deadletters import (
 )
 from orchestrator.projections.processor import run_processor
 from orchestrator.projections.rebuild import RebuildProgress, rebuild
-from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
+from orchestrator.projections.settings import ProjectionSettings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,15 +99,10 @@ def _settings(
     sm = loaded.state_management
     kwargs["pipeline_topic"] = sm.event_store.topics.pipeline_events
     kwargs["shared_topic"] = sm.event_store.topics.shared_events
-    backend = loaded.backend()
-    if isinstance(backend, PostgresBackend):
-        s = backend.schema_
-        kwargs["tables"] = ReadModelTables(
-            pipeline_states=s.pipeline_states,
-            task_states=s.task_states,
-            checkpoints=s.checkpoints,
-        )
-        dsn = backend.connection_string
+    if isinstance(loaded.backend(), PostgresBackend):
+        pg = plan_postgres(loaded)
+        kwargs["tables"] = pg.tables
+        dsn = pg.dsn
     if batch_size is not None:
         kwargs["batch_size"] = batch_size
     if pipeline_topic:

@@ -7,15 +7,16 @@ what each component is built with (the mapping is tabled in ``orchestrator.app.p
 
 from orchestrator.app.app import App, AppOptions
 from orchestrator.app.consistency import ConfiguredStateManager
+from orchestrator.app.errors import PlanError
 from orchestrator.app.plan import (
     AppPlan,
-    BlobPlan,
-    PlanError,
-    SnapshotPlan,
+    PostgresPlan,
     lease_ttl_for,
     plan_app,
+    plan_postgres,
     policies_from,
 )
+from orchestrator.app.snapshot_plan import BlobPlan, SnapshotPlan, plan_snapshots, snapshot_policy
 from orchestrator.app.stores import blob_store, key_ring, s3_client, snapshot_store
 
 __all__ = [
@@ -25,12 +26,16 @@ __all__ = [
     "BlobPlan",
     "ConfiguredStateManager",
     "PlanError",
+    "PostgresPlan",
     "SnapshotPlan",
     "blob_store",
     "key_ring",
     "lease_ttl_for",
     "plan_app",
+    "plan_postgres",
+    "plan_snapshots",
     "policies_from",
     "s3_client",
+    "snapshot_policy",
     "snapshot_store",
 ]

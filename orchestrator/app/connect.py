@@ -33,8 +33,9 @@ from typing import Any
 
 from orchestrator.app.app import App, AppOptions
 from orchestrator.app.consistency import ConfiguredStateManager
+from orchestrator.app.errors import PlanError
 from orchestrator.app.memory import MemoryStack
-from orchestrator.app.plan import AppPlan, PlanError, plan_app
+from orchestrator.app.plan import AppPlan, plan_app
 from orchestrator.commands.leader import LeaderElection
 from orchestrator.commands.leases import node_label
 from orchestrator.commands.lock import DistributedLock

@@ -54,25 +54,28 @@ setting                                            becomes
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from orchestrator.app.caching import cache_config_from, sync_policy_from
+from orchestrator.app.errors import PlanError
+from orchestrator.app.snapshot_plan import (
+    BlobPlan,
+    SnapshotPlan,
+    plan_snapshots,
+)
 from orchestrator.app.topics import topics_from
 from orchestrator.commands import WriterSettings
 from orchestrator.commands.ports import UserDataSettings
 from orchestrator.commands.shared import SharedSettings
 from orchestrator.config import (
-    FilesystemBackend,
-    MemoryBackend,
     PostgresBackend,
     S3Backend,
     Settings,
     parse_size,
 )
 from orchestrator.config.kafka_security import kafka_security
-from orchestrator.events import CompressionAlgorithm, check_level
 from orchestrator.events.limits import InputLimits
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity, KafkaSecurityError
 from orchestrator.events.topics import TopicsConfig
@@ -80,53 +83,11 @@ from orchestrator.projections import DEFAULT_INDEXES
 from orchestrator.projections.migrate import TableNames
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 from orchestrator.runtime.policy import CheckpointPolicy, Policies, RecoveryPolicy, RetryPolicy
-from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
-from orchestrator.snapshots.store import KeyLayout, Lifecycle, blob_prefix
 from orchestrator.state.runtime import StateSettings
 
 _NEVER = 2**62  # a compression threshold no value reaches
 
 Consistency = Literal["strong", "eventual", "causal"]
-
-
-FileFormat = Literal["raw", "json", "msgpack"]
-"""How a filesystem store writes each snapshot file (see ``snapshots.filesystem``)."""
-
-
-class PlanError(ValueError):
-    """The settings and endpoints do not describe a runnable stack (names the setting)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BlobPlan:
-    """Where claim-checked user data goes: a folder, or an S3 bucket and prefix."""
-
-    root: str | None = None
-    bucket: str | None = None
-    prefix: str = ""
-    endpoint_url: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SnapshotPlan:
-    """The snapshotter: store URL, codec options, triggers, key layout, retention."""
-
-    enabled: bool
-    store_url: str
-    endpoint_url: str | None = None
-    sse_kms: bool = False  # S3 encryption.enabled: SSE-KMS, with kms_key or the default key
-    kms_key: str | None = None
-    compress: bool = True
-    level: int = 3
-    min_size: int = 1024
-    algorithm: CompressionAlgorithm = "zstd"
-    file_format: FileFormat = "raw"
-    """How a filesystem store writes its files (``config.format``); others ignore it."""
-    encrypt: bool = False
-    policy: SnapshotPolicy = field(default_factory=SnapshotPolicy)
-    layout: KeyLayout = field(default_factory=KeyLayout)
-    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
-    lifecycle: Lifecycle = field(default_factory=Lifecycle)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +128,40 @@ class AppPlan:
     def table_names(self) -> TableNames:
         t = self.projection.tables
         return TableNames(t.pipeline_states, t.task_states, t.checkpoints, indexes=self.indexes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostgresPlan:
+    """The read model's PostgreSQL settings (the postgresql backend's ``schema``,
+    ``indexes``, ``pool_size``, ``connection_string``; defaults otherwise)."""
+
+    tables: ReadModelTables = field(default_factory=ReadModelTables)
+    indexes: tuple[str, ...] = DEFAULT_INDEXES
+    pool_size: int = 10
+    dsn: str | None = None
+    """The configured connection string (``DATABASE_URL`` wins where a command has it)."""
+
+    @property
+    def table_names(self) -> TableNames:
+        t = self.tables
+        return TableNames(t.pipeline_states, t.task_states, t.checkpoints, indexes=self.indexes)
+
+
+def plan_postgres(settings: Settings) -> PostgresPlan:
+    """The one reading of the read model's tables and connection, for ``plan_app`` and
+    the commands that need only PostgreSQL (``migrate``, ``project``, ``replay`` ...)."""
+    backend = settings.backend()
+    if not isinstance(backend, PostgresBackend):
+        return PostgresPlan()
+    s = backend.schema_
+    return PostgresPlan(
+        tables=ReadModelTables(
+            pipeline_states=s.pipeline_states, task_states=s.task_states, checkpoints=s.checkpoints
+        ),
+        indexes=tuple(backend.indexes),
+        pool_size=backend.pool_size,
+        dsn=backend.connection_string,
+    )
 
 
 def lease_ttl_for(recovery: RecoveryPolicy) -> float:
@@ -221,116 +216,6 @@ def _user_data(settings: Settings, notes: list[str]) -> UserDataSettings:
     )
 
 
-def snapshot_encoding(settings: Settings) -> tuple[bool, CompressionAlgorithm, FileFormat]:
-    """Whether snapshots are compressed, with which algorithm, and the file format.
-
-    The ``compression`` block decides, unless a filesystem backend sets its own
-    ``compression`` (``none`` turns it off); its ``format`` wraps each file (``raw``:
-    the snapshot object alone, for every other store)."""
-    comp, ck = settings.compression, settings.checkpointing
-    compress, algorithm = comp.enabled and ck.storage.compress, comp.algorithm
-    backend = settings.backend()
-    if not isinstance(backend, FilesystemBackend):
-        return compress, algorithm, "raw"
-    file_format: FileFormat = "msgpack" if backend.format == "msgpack" else "json"
-    if "compression" in backend.model_fields_set:
-        compress = backend.compression != "none" and ck.storage.compress
-        if backend.compression != "none":
-            algorithm = backend.compression
-            problem = check_level(algorithm, comp.level)
-            if problem is not None and compress:
-                raise PlanError(f"compression.level: {problem} (state_management.config)")
-    return compress, algorithm, file_format
-
-
-def _storage(
-    settings: Settings, data_dir: Path | None, s3_endpoint: str | None
-) -> tuple[SnapshotPlan, BlobPlan | None, list[str]]:
-    sm, ck, comp = settings.state_management, settings.checkpointing, settings.compression
-    backend = settings.backend()
-    notes: list[str] = []
-    layout, retention_days, lifecycle, kms, sse_kms = KeyLayout(), None, Lifecycle(), None, False
-    compress, algorithm, file_format = snapshot_encoding(settings)
-    blobs: BlobPlan | None = None
-    explicit = "storage" in sm.snapshots.model_fields_set
-    url = sm.snapshots.storage
-    if isinstance(backend, FilesystemBackend):
-        org = backend.organization
-        layout = KeyLayout(by_pipeline=org.by_pipeline, by_date=org.by_date)
-        retention_days = org.retention_days
-        base = Path(backend.base_path)
-        url = url if explicit else f"file://{base}"
-        blobs = BlobPlan(root=str(base / "blobs"))
-    elif isinstance(backend, S3Backend):
-        endpoint = backend.endpoint_url or s3_endpoint
-        url = url if explicit else f"s3://{backend.bucket}/{backend.prefix.strip('/')}"
-        lifecycle = Lifecycle(backend.lifecycle.transition_to_glacier, backend.lifecycle.expiration)
-        kms = backend.encryption.kms_key if backend.encryption.enabled else None
-        sse_kms = backend.encryption.enabled
-        blobs = BlobPlan(
-            bucket=backend.bucket,
-            prefix=blob_prefix(backend.prefix),
-            endpoint_url=endpoint,
-        )
-        s3_endpoint = endpoint
-    elif isinstance(backend, MemoryBackend):
-        raise PlanError(
-            'state_management.backend "memory" keeps everything in one process, with no '
-            'servers: use orchestrator.connect(backend="memory"); the server commands '
-            "need postgresql, filesystem or s3"
-        )
-    elif not explicit and data_dir is not None:
-        url = f"file://{data_dir / 'snapshots'}"
-    if blobs is None:
-        if data_dir is not None:
-            blobs = BlobPlan(root=str(data_dir / "blobs"))
-        elif url.startswith("file://"):
-            blobs = BlobPlan(root=str(Path(url.removeprefix("file://")) / "blobs"))
-        elif url.startswith("s3://"):
-            bucket, _, prefix = url.removeprefix("s3://").partition("/")
-            blobs = BlobPlan(
-                bucket=bucket,
-                prefix=blob_prefix(prefix),
-                endpoint_url=s3_endpoint,
-            )
-    strategy = ck.strategy
-    policy = SnapshotPolicy(
-        frequency=sm.snapshots.frequency,
-        interval=ck.periodic.interval if ck.enabled and strategy == "periodic" else 300.0,
-        after_tasks=frozenset(ck.progressive.after_tasks)
-        if strategy == "progressive"
-        else frozenset(),
-        min_interval=ck.progressive.min_interval,
-        on_success_tasks=frozenset(ck.on_success.tasks)
-        if strategy == "on_success"
-        else frozenset(),
-    )
-    ret = ck.storage.retention
-    plan = SnapshotPlan(
-        enabled=sm.snapshots.enabled,
-        store_url=url,
-        endpoint_url=s3_endpoint if url.startswith("s3://") else None,
-        sse_kms=sse_kms,
-        kms_key=kms,
-        compress=compress,
-        level=comp.level,
-        min_size=comp.selective.min_size,
-        algorithm=algorithm,
-        file_format=file_format,
-        encrypt=ck.storage.encrypt,
-        policy=policy,
-        layout=layout,
-        retention=RetentionPolicy(
-            max_checkpoints=ret.max_checkpoints,
-            max_age_days=ret.max_age_days,
-            retention_days=retention_days,
-            blob_grace_hours=ret.blob_grace_hours,
-        ),
-        lifecycle=lifecycle,
-    )
-    return plan, blobs, notes
-
-
 def plan_app(
     settings: Settings,
     *,
@@ -351,19 +236,9 @@ def plan_app(
     variables, merged over ``event_store.kafka_security`` (none: that block alone)."""
     notes: list[str] = []
     backend = settings.backend()
-    tables = ReadModelTables()
-    pool_size, indexes = 10, DEFAULT_INDEXES
-    if isinstance(backend, PostgresBackend):
-        s = backend.schema_
-        tables = replace(
-            tables,
-            pipeline_states=s.pipeline_states,
-            task_states=s.task_states,
-            checkpoints=s.checkpoints,
-        )
-        pool_size = backend.pool_size
-        indexes = tuple(backend.indexes)
-        dsn = dsn or backend.connection_string
+    pg = plan_postgres(settings)
+    tables, pool_size, indexes = pg.tables, pg.pool_size, pg.indexes
+    dsn = dsn or pg.dsn
     if not dsn:
         raise PlanError(
             "no PostgreSQL: set DATABASE_URL or state_management.config.connection_string"
@@ -405,7 +280,7 @@ def plan_app(
         sync=sync_policy_from(settings),
         cache=cache,
     )
-    snapshots, blobs, storage_notes = _storage(settings, data_dir, s3_endpoint)
+    snapshots, blobs, storage_notes = plan_snapshots(settings, data_dir, s3_endpoint)
     notes.extend(storage_notes)
     sync = settings.distributed.synchronization
     return AppPlan(
