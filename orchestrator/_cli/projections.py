@@ -30,8 +30,9 @@ from orchestrator._cli._metrics import metrics_option, with_metrics
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_security, configured_topics
-from orchestrator.app import plan_postgres
-from orchestrator.config import PostgresBackend, load_config, load_config_file
+from orchestrator.app import plan_postgres, plan_projection
+from orchestrator.app.topics import topics_from
+from orchestrator.config import load_config, load_config_file
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.projections.deadletters import (
@@ -90,26 +91,18 @@ def _settings(
 ) -> tuple[ProjectionSettings, str | None]:
     """Projection settings (and a DSN, if the config names one) from ``--config``, or
     from the ``ORCHESTRATOR_*`` overrides alone when no file is given."""
-    kwargs: dict[str, object] = {"name": name}
-    dsn: str | None = None
     if config is not None:  # errors: one line each, by cli.main
         loaded = load_config_file(config).settings
     else:
         loaded = load_config("{}", "<environment>").settings
-    sm = loaded.state_management
-    kwargs["pipeline_topic"] = sm.event_store.topics.pipeline_events
-    kwargs["shared_topic"] = sm.event_store.topics.shared_events
-    if isinstance(loaded.backend(), PostgresBackend):
-        pg = plan_postgres(loaded)
-        kwargs["tables"] = pg.tables
-        dsn = pg.dsn
+    # The same topics, tables and limits as plan_app gives the app's processor.
+    topics = topics_from(loaded, pipeline_topic=pipeline_topic, shared_topic=shared_topic)
+    settings = plan_projection(
+        loaded, name, pipeline_topic=topics.pipeline.name, shared_topic=topics.shared.name
+    )
     if batch_size is not None:
-        kwargs["batch_size"] = batch_size
-    if pipeline_topic:
-        kwargs["pipeline_topic"] = pipeline_topic
-    if shared_topic:
-        kwargs["shared_topic"] = shared_topic
-    return ProjectionSettings(**kwargs), dsn  # type: ignore[arg-type]
+        settings = replace(settings, batch_size=batch_size)
+    return settings, plan_postgres(loaded).dsn
 
 
 def project(

@@ -14,6 +14,7 @@ from orchestrator.app.plan import (
     lease_ttl_for,
     plan_app,
     plan_postgres,
+    plan_projection,
     policies_from,
 )
 from orchestrator.app.snapshot_plan import BlobPlan, SnapshotPlan, plan_snapshots, snapshot_policy
@@ -33,6 +34,7 @@ __all__ = [
     "lease_ttl_for",
     "plan_app",
     "plan_postgres",
+    "plan_projection",
     "plan_snapshots",
     "policies_from",
     "s3_client",

@@ -164,6 +164,32 @@ def plan_postgres(settings: Settings) -> PostgresPlan:
     )
 
 
+def plan_projection(
+    settings: Settings,
+    name: str,
+    *,
+    pipeline_topic: str,
+    shared_topic: str,
+    tables: ReadModelTables | None = None,
+) -> ProjectionSettings:
+    """A projection's settings: its topics, the read model's tables (``plan_postgres``)
+    and the input limits of ``state_management.limits``; for ``plan_app`` and the
+    ``project`` / ``projections`` commands alike."""
+    lim = settings.state_management.limits
+    return ProjectionSettings(
+        name=name,
+        pipeline_topic=pipeline_topic,
+        shared_topic=shared_topic,
+        tables=plan_postgres(settings).tables if tables is None else tables,
+        limits=InputLimits(
+            max_record_bytes=parse_size(lim.max_record_size),
+            max_user_data_bytes=parse_size(lim.max_user_data_size),
+            max_identifier_bytes=lim.max_identifier_length,
+        ),
+        max_dead_letter_bytes=parse_size(lim.max_dead_letter_size),
+    )
+
+
 def lease_ttl_for(recovery: RecoveryPolicy) -> float:
     """An execution lease expires well before the supervisor would act on it."""
     timeouts = [t for t in (recovery.crash_timeout, recovery.failover_timeout) if t > 0]
@@ -252,18 +278,12 @@ def plan_app(
     except KafkaSecurityError as exc:
         raise PlanError(str(exc)) from None
     topics = topics_from(settings, max_replication=max_replication, notes=notes)
-    lim = settings.state_management.limits
-    projection = ProjectionSettings(
-        name=projection_name,
+    projection = plan_projection(
+        settings,
+        projection_name,
         pipeline_topic=topics.pipeline.name,
         shared_topic=topics.shared.name,
         tables=tables,
-        limits=InputLimits(
-            max_record_bytes=parse_size(lim.max_record_size),
-            max_user_data_bytes=parse_size(lim.max_user_data_size),
-            max_identifier_bytes=lim.max_identifier_length,
-        ),
-        max_dead_letter_bytes=parse_size(lim.max_dead_letter_size),
     )
     policies = policies_from(settings)
     writer = WriterSettings(

@@ -1,5 +1,7 @@
-"""``snapshots run`` and ``dev``/``connect()`` read the snapshot settings through one
-plan (``orchestrator.app.plan_snapshots``): the same triggers, store, layout, codec."""
+"""The commands read the settings through the plan ``dev``/``connect()`` use
+(``orchestrator.app``): ``snapshots run`` the same triggers, store, layout and codec
+(``plan_snapshots``); ``project`` the same topics, tables and input limits
+(``plan_projection``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator._cli._snapshot_setup import snapshot_setup
+from orchestrator._cli.projections import _settings as project_settings
 from orchestrator.app import plan_app, plan_snapshots, snapshot_policy
 from orchestrator.config import load_config_file
 
@@ -56,3 +59,35 @@ def test_only_the_chosen_strategy_triggers(tmp_path: Path) -> None:
     assert policy.after_tasks == {"data_download", "preprocessing"}
     assert policy.on_success_tasks == frozenset()
     assert policy.interval == 300.0  # periodic's 30 s is not the chosen strategy
+
+
+PROJECT_CONFIG = """
+state_management:
+  backend: "postgresql"
+  config:
+    connection_string: "postgresql://db.example/orchestrator"
+    schema:
+      pipeline_states: "orch.pipeline_states"
+      task_states: "orch.task_states"
+      checkpoints: "orch.checkpoints"
+  event_store:
+    topics:
+      pipeline_events: "acme.pipeline"
+  limits:
+    max_record_size: "2MB"
+    max_identifier_length: 64
+"""
+
+
+def test_project_runs_the_projection_plan_app_gives_the_app(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(PROJECT_CONFIG)
+    settings = load_config_file(path).settings
+    app = plan_app(settings, bootstrap="127.0.0.1:9092", dsn=None, node_id="n")
+    projection, dsn = project_settings("read_models", path)
+    assert projection == app.projection
+    assert dsn == app.dsn == "postgresql://db.example/orchestrator"
+    assert projection.limits.max_record_bytes == 2 * 1024 * 1024
+    assert projection.limits.max_identifier_bytes == 64
+    assert projection.tables.checkpoints == "orch.checkpoints"
+    assert projection.pipeline_topic == "acme.pipeline"
