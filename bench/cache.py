@@ -8,29 +8,27 @@ L1 p50 <= 0.05 ms, L2 p50 <= 1 ms.
 PostgreSQL and Redis come from ``DATABASE_URL`` / ``REDIS_URL`` or are started locally;
 Kafka is not needed (the rows are written as the processor would write them).
 
-Run ``orchestrator-state bench cache`` or ``python -m bench.cache``.
+Run ``orchestrator-state bench cache``.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import datetime as dt
 import random
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from rich.console import Console
 from rich.table import Table
 
+from orchestrator.bench import _tables as tables
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog
 from orchestrator.events.state import ExecutionState, TaskState
@@ -198,13 +196,12 @@ async def _services(dsn: str | None, redis_url: str | None) -> AsyncIterator[tup
 
 
 def render(result: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"cache: latest-state reads of {result['executions']} executions "
+    title = (
+        f"cache: latest-state reads of {result['executions']} executions "
         f"({result['tasks']} tasks, {result['state_bytes']:,} B encoded each); "
         "targets p50: L1 <= 0.05 ms, L2 <= 1 ms"
     )
-    for column in ("level", "p50 ms", "p99 ms", "hit rate", "RSS MB"):
-        table.add_column(column, justify="left" if column == "level" else "right")
+    table = tables.table(title, "level", "p50 ms", "p99 ms", "hit rate", "RSS MB")
     for run, figures in result["runs"].items():
         rate = ", ".join(f"{v:.3f}" for v in figures["hit_rate"].values()) or "-"
         table.add_row(
@@ -215,20 +212,3 @@ def render(result: dict[str, Any]) -> Table:
             f"{figures['rss_mb']:.0f}",
         )
     return table
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m bench.cache [--executions N] [--tasks N] [--samples N]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--executions", type=int, default=200)
-    parser.add_argument("--tasks", type=int, default=10)
-    parser.add_argument("--samples", type=int, default=5000)
-    args = parser.parse_args(argv)
-    result = asyncio.run(
-        run_cache_bench(executions=args.executions, tasks=args.tasks, samples=args.samples)
-    )
-    Console().print(render(result))
-
-
-if __name__ == "__main__":
-    main()
