@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console, RenderableType
 
+from orchestrator._cli import _options as opts
 from orchestrator._cli._connect import kafka_reachable, pg_pool
 from orchestrator._cli.topics import configured_security
 from orchestrator.config import load_config_file
@@ -33,34 +33,16 @@ from orchestrator.snapshots import open_store
 T = TypeVar("T")
 Item = TypeVar("Item")
 
-DB = typer.Option(
-    None,
-    "--database-url",
-    envvar="DATABASE_URL",
-    show_default=False,
-    help="PostgreSQL DSN of the read models and the event archive.",
-)
-KAFKA = typer.Option(
-    None,
-    "--bootstrap-servers",
-    envvar="KAFKA_BOOTSTRAP_SERVERS",
-    show_default=False,
-    help="Kafka bootstrap servers (--source log, lag, fork).",
-)
-CONFIG = typer.Option(None, "--config", help="YAML with the seed's state_management block.")
+DB = opts.database_url("PostgreSQL DSN of the read models and the event archive.")
+KAFKA = opts.bootstrap_servers("Kafka bootstrap servers (--source log, lag, fork).")
+CONFIG = opts.config_file("YAML with the seed's state_management block.")
 PROJECTION = typer.Option("read_models", "--projection", help="Projection whose tables to read.")
 SOURCE = typer.Option("archive", "--source", help="archive (execution_events) or log (Kafka).")
 JSON_LINES = typer.Option(False, "--json", help="JSON for machines (JSON lines when streaming).")
 STORE = typer.Option(None, "--store", help="Snapshot store URL (default: the one the index names).")
-S3 = typer.Option(
-    None,
-    "--s3-endpoint-url",
-    envvar="S3_ENDPOINT_URL",
-    show_default=False,
-    help="Endpoint of an S3-compatible snapshot store.",
-)
+S3 = opts.s3_endpoint_url("Endpoint of an S3-compatible snapshot store.")
 NO_SNAPSHOTS = typer.Option(False, "--no-snapshots", help="Fold from the first event.")
-TOPIC = typer.Option(None, "--pipeline-topic", help="Override the pipeline events topic.")
+TOPIC = opts.PIPELINE_TOPIC
 
 
 @dataclass(frozen=True)
@@ -78,20 +60,17 @@ class Conn:
     """The s3 backend's ``region`` from ``--config`` (else boto3's: AWS_DEFAULT_REGION)."""
 
 
-def resolve(
-    database_url: str | None,
-    bootstrap_servers: str | None,
-    projection: str,
-    config: Path | None,
-    store: str | None = None,
-    s3_endpoint_url: str | None = None,
-    no_snapshots: bool = False,
-    pipeline_topic: str | None = None,
-    *,
-    source: Source = "archive",
-) -> Conn:
-    """The connection a command's options name; with ``source`` log, Kafka is required."""
-    settings = ProjectionSettings(name=projection)
+def resolve(options: Mapping[str, Any], *, source: Source = "archive") -> Conn:
+    """The connection a command's options name (its ``locals()``: ``database_url``,
+    ``bootstrap_servers``, ``projection``, ``config`` and, where it has them,
+    ``pipeline_topic``, ``store``, ``s3_endpoint_url``, ``no_snapshots``).
+
+    With ``source`` log, Kafka is required.
+    """
+    database_url, bootstrap_servers = options["database_url"], options["bootstrap_servers"]
+    config, pipeline_topic = options["config"], options.get("pipeline_topic")
+    store, s3_endpoint_url = options.get("store"), options.get("s3_endpoint_url")
+    settings = ProjectionSettings(name=options["projection"])
     dsn, region = database_url, None
     if config is not None:
         loaded = load_config_file(config).settings
@@ -120,7 +99,14 @@ def resolve(
         raise typer.Exit(2)
     security = configured_security(config) if bootstrap_servers else PLAINTEXT
     conn = Conn(
-        dsn, bootstrap_servers, settings, store, s3_endpoint_url, not no_snapshots, security, region
+        dsn,
+        bootstrap_servers,
+        settings,
+        store,
+        s3_endpoint_url,
+        not options.get("no_snapshots", False),
+        security,
+        region,
     )
     if source == "log":
         need_kafka(conn, "--source log")

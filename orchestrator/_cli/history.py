@@ -103,17 +103,7 @@ def replay(
     target = _target(at, until, checkpoint)
     if last is not None and not show_diff:
         raise typer.BadParameter("--last goes with --diff")
-    conn = resolve(
-        database_url,
-        bootstrap_servers,
-        projection,
-        config,
-        store,
-        s3_endpoint_url,
-        no_snapshots,
-        pipeline_topic,
-        source=src,
-    )
+    conn = resolve(locals(), source=src)
     out, err = Console(), Console(stderr=True)
 
     async def state() -> None:
@@ -157,15 +147,7 @@ def trace(
     """Each event of an execution since a time, with the state changes it made."""
     src = _source(source)
     start, end = parse_when(since), None if until is None else parse_when(until)
-    conn = resolve(
-        database_url,
-        bootstrap_servers,
-        projection,
-        config,
-        no_snapshots=no_snapshots,
-        pipeline_topic=pipeline_topic,
-        source=src,
-    )
+    conn = resolve(locals(), source=src)
 
     async def go() -> None:
         async with open_debugger(conn) as debugger:
@@ -191,14 +173,7 @@ def check(
 ) -> None:
     """Compare the read model with the fold of the history; exit 1 if inconsistent."""
     src = _source(source)
-    conn = resolve(
-        database_url,
-        bootstrap_servers,
-        projection,
-        config,
-        pipeline_topic=pipeline_topic,
-        source=src,
-    )
+    conn = resolve(locals(), source=src)
 
     report = ask(conn, lambda debugger: debugger.check_consistency(pipeline, source=src))
     if as_json:
@@ -224,9 +199,7 @@ def bottlenecks(
     pipeline_topic: str | None = TOPIC,
 ) -> None:
     """Slowest tasks (p50/p95), most-retried tasks, longest waits, consumer lag."""
-    conn = resolve(
-        database_url, bootstrap_servers, projection, config, pipeline_topic=pipeline_topic
-    )
+    conn = resolve(locals())
 
     report = ask(
         conn,
@@ -260,9 +233,7 @@ def fork(
 
     if at is not None and checkpoint is not None:
         raise typer.BadParameter("give --at or --checkpoint, not both")
-    conn = resolve(
-        database_url, bootstrap_servers, projection, config, pipeline_topic=pipeline_topic
-    )
+    conn = resolve(locals())
     bootstrap = need_kafka(conn, "fork")
 
     async def go() -> Any:

@@ -17,8 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator._cli import _options as opts
 from orchestrator.app.connections import apply_migrations, open_pool
-from orchestrator.config import ConfigError, Settings, load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.projections import IndexState, index_status
@@ -26,16 +26,7 @@ from orchestrator.projections.migrate import MigrationStatus, TableNames, migrat
 
 
 def _load(config: Path | None) -> tuple[TableNames, str | None]:
-    settings = Settings()
-    if config is not None:
-        try:
-            settings = load_config_file(config).settings
-        except ConfigError as exc:
-            Console(stderr=True).print(
-                f"[bold red]{config}:[/] {exc}", highlight=False, soft_wrap=True
-            )
-            raise typer.Exit(2) from None
-    backend = settings.backend()
+    backend = opts.settings_of(config).backend()
     if isinstance(backend, PostgresBackend):
         s = backend.schema_
         tables = TableNames(
@@ -58,14 +49,8 @@ async def _migrate(
 
 
 def migrate(
-    database_url: str | None = typer.Option(
-        None,
-        "--database-url",
-        envvar="DATABASE_URL",
-        show_default=False,
-        help="PostgreSQL DSN of the read models.",
-    ),
-    config: Path | None = typer.Option(None, "--config", help="YAML with the seed's blocks."),
+    database_url: str | None = opts.database_url(),
+    config: Path | None = opts.config_file("YAML with the seed's blocks."),
     status: bool = typer.Option(False, "--status", help="Show applied/pending; change nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the migrations as JSON."),
 ) -> None:
