@@ -101,15 +101,7 @@ class EtcdServer(Service):
         ]
         # A member whose peers already stopped waits for a quorum that will not come
         # back; SIGKILL after the grace is safe (etcd fsyncs its WAL on every commit).
-        process = ManagedProcess(
-            argv,
-            log_path=self.log_path,
-            cwd=self.data_dir,
-            stop_grace=self.stop_grace,
-            kill_expected=True,
-        )
-        process.start()
-        return process
+        return self._spawn(argv, kill_expected=True)
 
     async def _probe(self) -> None:
         proc = await asyncio.create_subprocess_exec(

@@ -7,11 +7,12 @@ import asyncio
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
+
+from orchestrator.events import Resource
 
 
-class ServerGroup:
+class ServerGroup(Resource):
     """Subclasses set ``data_dir`` and ``_owns_data_dir``, give their servers in
     ``_parts`` and start them in ``start``."""
 
@@ -29,15 +30,3 @@ class ServerGroup:
         await asyncio.gather(*(part.stop() for part in self._parts), return_exceptions=True)
         if self._owns_data_dir and self.data_dir.exists():
             await asyncio.to_thread(shutil.rmtree, self.data_dir, True)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -128,14 +128,7 @@ class RedisServer(Service):
         binary = self._binary or find_redis()
         if not self._ports:  # a restart keeps its ports: clients reconnect to them
             self._ports = free_ports(2 if self.cluster else 1)
-        process = ManagedProcess(
-            [binary, *self.server_args(), *self.extra_args],
-            log_path=self.log_path,
-            cwd=self.data_dir,
-            stop_grace=self.stop_grace,
-        )
-        process.start()
-        return process
+        return self._spawn([binary, *self.server_args(), *self.extra_args])
 
     async def _probe(self) -> None:
         if await redis_command(self.port, "PING") != "PONG":
