@@ -2,45 +2,24 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-
-from orchestrator.projections.migrate import migrate
+from orchestrator.devstack import fresh_database as _fresh
+from orchestrator.devstack import local_services
 
 
 @asynccontextmanager
 async def fresh_database(
     server_dsn: str | None, prefix: str = "run", *, migrated: bool = False
 ) -> AsyncIterator[str]:
-    """The DSN of a new database on the server, dropped (with its sessions) on exit.
-
-    ``server_dsn`` ``None`` starts an embedded PostgreSQL for the run; ``migrated``
-    applies the read models' migrations first.
-    """
+    """A new database ``bench_<prefix>_...`` on the server (an embedded PostgreSQL is
+    started for the run when ``server_dsn`` is None); ``migrated``: with the read models."""
     if server_dsn is None:
-        from orchestrator.devstack import local_services
-
         async with local_services(kafka=False, s3=False) as endpoints:
             assert endpoints.database_url is not None
-            async with fresh_database(endpoints.database_url, prefix, migrated=migrated) as dsn:
+            async with _fresh(endpoints.database_url, f"bench_{prefix}", migrated=migrated) as dsn:
                 yield dsn
         return
-    name = f"bench_{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        dsn = urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
-        if migrated:
-            conn = await asyncpg.connect(dsn)
-            try:
-                await migrate(conn)
-            finally:
-                await conn.close()
+    async with _fresh(server_dsn, f"bench_{prefix}", migrated=migrated) as dsn:
         yield dsn
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()

@@ -29,6 +29,7 @@ import asyncpg
 from rich.table import Table
 
 from orchestrator.bench import _tables as tables
+from orchestrator.bench._database import fresh_database
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog
 from orchestrator.events.state import ExecutionState, TaskState
@@ -184,15 +185,8 @@ async def _services(dsn: str | None, redis_url: str | None) -> AsyncIterator[tup
         database = dsn or stack.endpoints.database_url
         redis = redis_url or stack.endpoints.redis_url
         assert database is not None and redis is not None
-        name = f"bench_cache_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(database)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-            head, sep, query = database.partition("?")
-            yield head.rsplit("/", 1)[0] + f"/{name}" + sep + query, redis
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
+        async with fresh_database(database, "cache") as fresh:
+            yield fresh, redis
 
 
 def render(result: dict[str, Any]) -> Table:
