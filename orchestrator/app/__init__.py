@@ -16,7 +16,13 @@ from orchestrator.app.plan import (
     plan_app,
     policies_from,
 )
-from orchestrator.app.stores import blob_store, key_ring, s3_client, snapshot_store
+from orchestrator.app.stores import (
+    blob_store,
+    key_ring,
+    s3_client,
+    snapshot_store,
+    with_s3_storage,
+)
 
 __all__ = [
     "App",
@@ -33,4 +39,5 @@ __all__ = [
     "policies_from",
     "s3_client",
     "snapshot_store",
+    "with_s3_storage",
 ]
