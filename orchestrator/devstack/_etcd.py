@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -128,12 +127,7 @@ class EtcdCluster(ServerGroup):
     def __init__(self, data_dir: Path | str | None = None, *, members: int = 3) -> None:
         if members < 1:
             raise ValueError(f"members must be >= 1, got {members}")
-        self._owns_data_dir = data_dir is None
-        self.data_dir = (
-            Path(tempfile.mkdtemp(prefix="orchestrator-etcd-cluster-"))
-            if data_dir is None
-            else Path(data_dir).expanduser().resolve()
-        )
+        super().__init__(data_dir, "etcd-cluster")
         ports = free_ports(2 * members)
         names = [f"m{n + 1}" for n in range(members)]
         initial = ",".join(
@@ -157,10 +151,6 @@ class EtcdCluster(ServerGroup):
     @property
     def description(self) -> str:
         return f"etcd (Debian's etcd-server), {len(self.members)}-member cluster"
-
-    @property
-    def ready(self) -> bool:
-        return all(member.ready for member in self.members)
 
     async def start(self) -> None:
         """Start every member at once (each needs the others for the quorum)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,22 @@ from orchestrator.events import Resource
 
 
 class ServerGroup(Resource):
-    """Subclasses set ``data_dir`` and ``_owns_data_dir``, give their servers in
-    ``_parts`` and start them in ``start``."""
+    """Subclasses give their servers in ``_parts`` and start them in ``start``."""
 
-    data_dir: Path
-    _owns_data_dir: bool
+    def __init__(self, data_dir: Path | str | None, kind: str) -> None:
+        """In ``data_dir``, or in a new temporary ``orchestrator-<kind>-...`` directory
+        that ``stop`` removes."""
+        self._owns_data_dir = data_dir is None
+        self.data_dir = (
+            Path(tempfile.mkdtemp(prefix=f"orchestrator-{kind}-"))
+            if data_dir is None
+            else Path(data_dir).expanduser().resolve()
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Every server of the group is ready."""
+        return all(part.ready for part in self._parts)
 
     @property
     def _parts(self) -> Sequence[Any]:

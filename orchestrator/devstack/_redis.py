@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -151,12 +150,7 @@ class RedisCluster(ServerGroup):
     ) -> None:
         if nodes < 3:
             raise ValueError(f"a Redis cluster needs at least 3 masters, got {nodes}")
-        self._owns_data_dir = data_dir is None
-        self.data_dir = (
-            Path(tempfile.mkdtemp(prefix="orchestrator-redis-cluster-"))
-            if data_dir is None
-            else Path(data_dir).expanduser().resolve()
-        )
+        super().__init__(data_dir, "redis-cluster")
         self.log_path = self.data_dir / "cluster-create.log"
         self.startup_timeout = startup_timeout
         self.nodes = [
@@ -183,10 +177,6 @@ class RedisCluster(ServerGroup):
     @property
     def description(self) -> str:
         return f"Redis {len(self.nodes)}-node cluster (no replicas)"
-
-    @property
-    def ready(self) -> bool:
-        return all(node.ready for node in self.nodes)
 
     async def start(self) -> None:
         """Start every node, assign the slots, and wait until each reports cluster_state:ok."""

@@ -12,11 +12,11 @@ import asyncio
 import logging
 import os
 import shutil
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import Literal, ParamSpec, cast, get_args
 
 from orchestrator.events import Resource
 
@@ -35,6 +35,7 @@ from ._service import Service
 from ._tansu import TANSU_LIMITS, TansuServer
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 KafkaChoice = Literal["auto", "apache", "tansu"]
 #: Env var that forces a broker for locally started Kafka: auto | apache | tansu.
@@ -355,18 +356,17 @@ class DevStack(Resource):
         return "\n".join(rows)
 
 
-@asynccontextmanager
-async def local_services(
-    data_dir: Path | str | None = None,
-    *,
-    kafka: bool = True,
-    postgres: bool = True,
-    s3: bool = True,
-    kafka_impl: KafkaChoice | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> AsyncIterator[ServiceEndpoints]:
-    """Use the services the env vars name, start the missing ones, stop them on exit."""
-    async with DevStack(
-        data_dir, kafka=kafka, postgres=postgres, s3=s3, kafka_impl=kafka_impl, environ=environ
-    ) as stack:
-        yield stack.endpoints
+def _endpoints_of(
+    stack: Callable[P, DevStack],
+) -> Callable[P, AbstractAsyncContextManager[ServiceEndpoints]]:
+    @asynccontextmanager
+    async def endpoints(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[ServiceEndpoints]:
+        """``async with local_services(...) as endpoints``: a ``DevStack`` (same arguments)
+        for the block; the services the env vars name are used, the missing ones started."""
+        async with stack(*args, **kwargs) as running:
+            yield running.endpoints
+
+    return endpoints
+
+
+local_services = _endpoints_of(DevStack)
