@@ -38,7 +38,7 @@ from orchestrator.projections.settings import ProjectionSettings
 
 app = typer.Typer(help="The Redis read model (backend: redis).", no_args_is_help=True)
 
-_CONFIG = typer.Option(None, "--config", help="YAML with the seed's state_management block.")
+_CONFIG = opts.config_file("YAML with the seed's state_management block.")
 _URL = typer.Option(
     None, "--redis-url", show_default=False, help="Redis URL (else the config, REDIS_URL)."
 )
