@@ -10,8 +10,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from orchestrator.projections import migrate
-
 
 @asynccontextmanager
 async def fresh_database(
@@ -25,6 +23,8 @@ async def fresh_database(
         await admin.execute(f'CREATE DATABASE "{name}"')
         dsn = urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
         if migrated:
+            from orchestrator.projections import migrate  # only where tables are wanted
+
             conn = await asyncpg.connect(dsn)
             try:
                 await migrate(conn)
