@@ -6,12 +6,8 @@ import asyncio
 import random
 import statistics
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -49,19 +45,6 @@ def figures(latencies_ms: list[float], elapsed: float) -> dict[str, float]:
     """Throughput and p50/p99 of latencies already in ms."""
     p50, p99 = median_ms([x / 1000 for x in latencies_ms])
     return {"per_s": len(latencies_ms) / elapsed, "p50_ms": p50, "p99_ms": p99}
-
-
-@asynccontextmanager
-async def database(server_dsn: str, prefix: str = "cmp") -> AsyncIterator[str]:
-    """A fresh, empty database on the server; dropped on exit."""
-    name = f"bench_{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def public_bytes(dsn: str) -> int:

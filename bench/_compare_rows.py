@@ -46,78 +46,86 @@ def _row(
     }
 
 
+def _versus(
+    samples: Samples,
+    label: str,
+    peer: str,
+    workload: str,
+    field: str,
+    unit: str,
+    *,
+    higher_is_better: bool,
+    sides: dict[str, str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Ours against ``peer`` on ``label``'s samples: the medians of ``field``.
+
+    Each ``sides`` entry ``name: other_field`` adds ``ours_<name>``/``theirs_<name>``.
+    """
+    ours, theirs = (label, "ours"), (label, peer)
+    side_values = {}
+    for name, other in (sides or {}).items():
+        side_values[f"ours_{name}"] = _med(samples, ours, other)
+        side_values[f"theirs_{name}"] = _med(samples, theirs, other)
+    mine, their = _med(samples, ours, field), _med(samples, theirs, field)
+    extra = {**side_values, **extra}
+    return _row(workload, peer, mine, their, unit, higher_is_better=higher_is_better, **extra)
+
+
+def _c1_c100(
+    samples: Samples, label: str, prefix: str, c1: dict[str, Any], c100: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The one-at-a-time p50 row and the 100-at-once throughput row against LangGraph."""
+    return [
+        _versus(
+            samples, label, "langgraph", f"{prefix}_c1_p50", "c1_p50_ms", "ms",
+            higher_is_better=False, sides={"p99": "c1_p99_ms"}, **c1,
+        ),
+        _versus(
+            samples, label, "langgraph", f"{prefix}_c100_throughput", "c100_per_s", "saves/s",
+            higher_is_better=True, sides={"p50_ms": "c100_p50_ms"}, **c100,
+        ),
+    ]  # fmt: skip
+
+
 def rows(samples: Samples, options: CompareOptions) -> list[dict[str, Any]]:
     """One row per workload (and peer); ``ours``/``theirs`` are medians over the rounds."""
-    out = []
-    for name, field, unit, better in (
-        ("checkpoint_c1_p50", "c1_p50_ms", "ms", False),
-        ("checkpoint_c100_throughput", "c100_per_s", "saves/s", True),
-    ):
-        ours = _med(samples, ("checkpoint", "ours"), field)
-        theirs = _med(samples, ("checkpoint", "langgraph"), field)
-        extra = {}
-        if field.endswith("p50_ms"):
-            extra = {
-                "ours_p99": _med(samples, ("checkpoint", "ours"), "c1_p99_ms"),
-                "theirs_p99": _med(samples, ("checkpoint", "langgraph"), "c1_p99_ms"),
-            }
-        else:
-            extra = {
-                "ours_p50_ms": _med(samples, ("checkpoint", "ours"), "c100_p50_ms"),
-                "theirs_p50_ms": _med(samples, ("checkpoint", "langgraph"), "c100_p50_ms"),
-            }
-        out.append(_row(name, "langgraph", ours, theirs, unit, higher_is_better=better, **extra))
-    out.extend(_saver_rows(samples, options))
+    out = _c1_c100(samples, "checkpoint", "checkpoint", {}, {})
+    if ("saver", "ours") in samples or ("saver", "langgraph") in samples:
+        sizes = {"checkpoint_bytes": options.saver_bytes}
+        c1, c100 = {"saves": options.saver_saves}, {"threads": options.saver_threads}
+        out += _c1_c100(samples, "saver", "langgraph_saver", c1 | sizes, c100 | sizes)
     out.append(
-        _row(
-            "task_overhead",
-            "dbos",
-            _med(samples, ("overhead", "ours"), "per_task_ms"),
-            _med(samples, ("overhead", "dbos"), "per_task_ms"),
-            "ms/task",
+        _versus(
+            samples, "overhead", "dbos", "task_overhead", "per_task_ms", "ms/task",
             higher_is_better=False,
         )
-    )
+    )  # fmt: skip
     out.append(
-        _row(
-            "append_throughput",
-            "eventsourcing",
-            _med(samples, ("append", "ours"), "events_per_s"),
-            _med(samples, ("append", "eventsourcing"), "events_per_s"),
-            "events/s",
+        _versus(
+            samples, "append", "eventsourcing", "append_throughput", "events_per_s", "events/s",
             higher_is_better=True,
         )
-    )
+    )  # fmt: skip
     for label, name, events in (
         ("restore_small", "restore_latest_10k", options.restore_small_events),
         ("restore", "restore_latest_100k", options.restore_events),
     ):
         if (label, "ours") in samples:
             out.append(
-                _row(
-                    name,
-                    "eventsourcing",
-                    _med(samples, (label, "ours"), "p50_ms"),
-                    _med(samples, (label, "eventsourcing"), "p50_ms"),
-                    "ms",
-                    higher_is_better=False,
-                    ours_p99=_med(samples, (label, "ours"), "p99_ms"),
-                    theirs_p99=_med(samples, (label, "eventsourcing"), "p99_ms"),
-                    events=events,
+                _versus(
+                    samples, label, "eventsourcing", name, "p50_ms", "ms",
+                    higher_is_better=False, sides={"p99": "p99_ms"}, events=events,
                 )
-            )
+            )  # fmt: skip
     for peer in ("langgraph", "dbos"):
         if ("resume", "ours") in samples:
             out.append(
-                _row(
-                    "resume_after_kill",
-                    peer,
-                    _med(samples, ("resume", "ours"), "seconds"),
-                    _med(samples, ("resume", peer), "seconds"),
-                    "s",
+                _versus(
+                    samples, "resume", peer, "resume_after_kill", "seconds", "s",
                     higher_is_better=False,
                 )
-            )
+            )  # fmt: skip
     if ("storage", "ours") in samples and ("storage", "langgraph") in samples:
         mine = samples[("storage", "ours")][0]
         peer_sizes = samples[("storage", "langgraph")][0]
@@ -159,37 +167,3 @@ def rows(samples: Samples, options: CompareOptions) -> list[dict[str, Any]]:
             )
         )
     return out
-
-
-def _saver_rows(samples: Samples, options: CompareOptions) -> list[dict[str, Any]]:
-    """``AsyncKafkaSaver.aput`` against ``AsyncPostgresSaver.aput``, when measured."""
-    ours, theirs = ("saver", "ours"), ("saver", "langgraph")
-    if ours not in samples and theirs not in samples:
-        return []
-    sizes = {"checkpoint_bytes": options.saver_bytes}
-    return [
-        _row(
-            "langgraph_saver_c1_p50",
-            "langgraph",
-            _med(samples, ours, "c1_p50_ms"),
-            _med(samples, theirs, "c1_p50_ms"),
-            "ms",
-            higher_is_better=False,
-            ours_p99=_med(samples, ours, "c1_p99_ms"),
-            theirs_p99=_med(samples, theirs, "c1_p99_ms"),
-            saves=options.saver_saves,
-            **sizes,
-        ),
-        _row(
-            "langgraph_saver_c100_throughput",
-            "langgraph",
-            _med(samples, ours, "c100_per_s"),
-            _med(samples, theirs, "c100_per_s"),
-            "saves/s",
-            higher_is_better=True,
-            ours_p50_ms=_med(samples, ours, "c100_p50_ms"),
-            theirs_p50_ms=_med(samples, theirs, "c100_p50_ms"),
-            threads=options.saver_threads,
-            **sizes,
-        ),
-    ]

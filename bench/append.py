@@ -14,14 +14,12 @@ allows, zstd):
 - ``encode_us`` / ``decode_us``: the Avro codec alone, per event.
 
 Kafka comes from ``KAFKA_BOOTSTRAP_SERVERS`` when set, else a local broker is started
-(``orchestrator.devstack``). Run ``python -m bench.append --events 200000``.
+(``orchestrator.devstack``). Run ``orchestrator-state bench append --events 200000``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
 import statistics
 import time
 import uuid
@@ -29,9 +27,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
+from orchestrator.bench._tables import figures_table
 from orchestrator.events.catalogue import ExecutionDetails, TaskCompleted
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope
@@ -183,36 +181,4 @@ async def run_append_bench(
 
 def render(result: dict[str, Any]) -> Table:
     """The figures as a two-column rich table."""
-    table = Table(title="event log append (one process, acks=all)")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in result.items():
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        table.add_row(key, f"{value:,}" if number else str(value))
-    return table
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command-line entry: ``python -m bench.append [--bootstrap HOST:PORT] [--events N]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", default=None, help="Kafka (default: env or local)")
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--warmup", type=int, default=20_000, help="events appended first")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    result = asyncio.run(
-        run_append_bench(
-            args.bootstrap,
-            args.events,
-            batch_size=args.batch_size,
-            concurrency=args.concurrency,
-            warmup_events=args.warmup,
-        )
-    )
-    Console().print(render(result))
-
-
-if __name__ == "__main__":
-    main()
+    return figures_table("event log append (one process, acks=all)", result)

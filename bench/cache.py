@@ -8,29 +8,28 @@ L1 p50 <= 0.05 ms, L2 p50 <= 1 ms.
 PostgreSQL and Redis come from ``DATABASE_URL`` / ``REDIS_URL`` or are started locally;
 Kafka is not needed (the rows are written as the processor would write them).
 
-Run ``orchestrator-state bench cache`` or ``python -m bench.cache``.
+Run ``orchestrator-state bench cache``.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import datetime as dt
 import random
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from rich.console import Console
 from rich.table import Table
 
+from orchestrator.bench import _tables as tables
+from orchestrator.bench._database import fresh_database
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog
 from orchestrator.events.state import ExecutionState, TaskState
@@ -186,25 +185,17 @@ async def _services(dsn: str | None, redis_url: str | None) -> AsyncIterator[tup
         database = dsn or stack.endpoints.database_url
         redis = redis_url or stack.endpoints.redis_url
         assert database is not None and redis is not None
-        name = f"bench_cache_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(database)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-            head, sep, query = database.partition("?")
-            yield head.rsplit("/", 1)[0] + f"/{name}" + sep + query, redis
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
+        async with fresh_database(database, "cache") as fresh:
+            yield fresh, redis
 
 
 def render(result: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"cache: latest-state reads of {result['executions']} executions "
+    title = (
+        f"cache: latest-state reads of {result['executions']} executions "
         f"({result['tasks']} tasks, {result['state_bytes']:,} B encoded each); "
         "targets p50: L1 <= 0.05 ms, L2 <= 1 ms"
     )
-    for column in ("level", "p50 ms", "p99 ms", "hit rate", "RSS MB"):
-        table.add_column(column, justify="left" if column == "level" else "right")
+    table = tables.table(title, "level", "p50 ms", "p99 ms", "hit rate", "RSS MB")
     for run, figures in result["runs"].items():
         rate = ", ".join(f"{v:.3f}" for v in figures["hit_rate"].values()) or "-"
         table.add_row(
@@ -215,20 +206,3 @@ def render(result: dict[str, Any]) -> Table:
             f"{figures['rss_mb']:.0f}",
         )
     return table
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m bench.cache [--executions N] [--tasks N] [--samples N]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--executions", type=int, default=200)
-    parser.add_argument("--tasks", type=int, default=10)
-    parser.add_argument("--samples", type=int, default=5000)
-    args = parser.parse_args(argv)
-    result = asyncio.run(
-        run_cache_bench(executions=args.executions, tasks=args.tasks, samples=args.samples)
-    )
-    Console().print(render(result))
-
-
-if __name__ == "__main__":
-    main()

@@ -15,28 +15,26 @@ fenced writer. The projection processor is not running: the figures are the writ
 path's. Kafka / PostgreSQL come from ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL``
 when set, else local servers are started (``orchestrator.devstack``).
 
-Run ``orchestrator-state bench checkpoint`` or ``python -m bench.checkpoint``.
+Run ``orchestrator-state bench checkpoint``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
 import random
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from rich.console import Console
 from rich.table import Table
 
+from orchestrator.bench import _tables as tables
+from orchestrator.bench._database import fresh_database
 from orchestrator.commands import (
     CreateExecution,
     ExecutionWriter,
@@ -47,7 +45,6 @@ from orchestrator.commands import (
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog
 from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
-from orchestrator.projections.migrate import migrate
 from orchestrator.projections.settings import ProjectionSettings
 from orchestrator.state import StateRuntime, StateSettings, checkpoint
 
@@ -66,24 +63,6 @@ async def _services() -> AsyncIterator[tuple[str, bool, str, str]]:
             kafka.description,
             endpoints.database_url,
         )
-
-
-@asynccontextmanager
-async def _database(server_dsn: str) -> AsyncIterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        dsn = urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
-        conn = await asyncpg.connect(dsn)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        yield dsn
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def _payload(rng: random.Random, size: int, step: int) -> dict[str, Any]:
@@ -141,7 +120,7 @@ async def run_checkpoint_bench(
         projection = ProjectionSettings(
             pipeline_topic=topics.pipeline.name, shared_topic=topics.shared.name
         )
-        async with _database(server_dsn) as dsn:
+        async with fresh_database(server_dsn, "checkpoint", migrated=True) as dsn:
             pool = await asyncpg.create_pool(dsn, min_size=2, max_size=20)
             log = EventLog(
                 bootstrap, default_codec(), topics=topics, supports_idempotence=idempotence
@@ -183,12 +162,11 @@ async def run_checkpoint_bench(
 
 def render(result: dict[str, Any]) -> Table:
     """The figures as a rich table: one row per scenario."""
-    table = Table(
-        title=f"checkpoint.save, {result['payload_bytes']:,}-byte data, acks=all "
+    title = (
+        f"checkpoint.save, {result['payload_bytes']:,}-byte data, acks=all "
         f"({result['broker']}, idempotent={result['idempotent producer']})"
     )
-    for column in ("scenario", "saves", "saves/s", "p50 ms", "p99 ms"):
-        table.add_column(column, justify="left" if column == "scenario" else "right")
+    table = tables.table(title, "scenario", "saves", "saves/s", "p50 ms", "p99 ms")
     for name, figures in result.items():
         if isinstance(figures, dict):
             table.add_row(
@@ -199,27 +177,3 @@ def render(result: dict[str, Any]) -> Table:
                 f"{figures['latency_ms_p99']:.2f}",
             )
     return table
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m bench.checkpoint [--saves N] [--executions N] [--per-execution N]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--saves", type=int, default=2000)
-    parser.add_argument("--executions", type=int, default=100)
-    parser.add_argument("--per-execution", type=int, default=50)
-    parser.add_argument("--payload-bytes", type=int, default=10_240)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    result = asyncio.run(
-        run_checkpoint_bench(
-            saves=args.saves,
-            executions=args.executions,
-            saves_per_execution=args.per_execution,
-            payload_bytes=args.payload_bytes,
-        )
-    )
-    Console().print(render(result))
-
-
-if __name__ == "__main__":
-    main()

@@ -48,7 +48,8 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator.bench import _compare_ours as ours
-from orchestrator.bench._compare_common import PEER_PACKAGES, database
+from orchestrator.bench._compare_common import PEER_PACKAGES
+from orchestrator.bench._database import fresh_database
 from orchestrator.devstack import ServiceEndpoints, local_services
 
 INSTALL = "pip install 'orchestrator-state[compare]'"
@@ -118,7 +119,7 @@ class _Run:
         """Run ``work`` on a fresh database and keep its figures under ``key``; a
         failure is reported in one line and leaves that sample out."""
         try:
-            async with database(self.server_dsn, key[1]) as dsn:
+            async with fresh_database(self.server_dsn, key[1]) as dsn:
                 self.samples[key].append(await work(dsn))
         except Exception as exc:
             logging.getLogger(__name__).error("bench compare: %s/%s failed: %s", *key, exc)
@@ -131,45 +132,31 @@ async def _round(run: _Run, number: int) -> None:
     o = run.options
     ep, work = run.endpoints, run.work / f"round{number}"
 
+    # the same work on both sides: one definition of each workload's size
+    checkpoints = {
+        "saves": o.checkpoint_saves,
+        "executions": o.checkpoint_executions,
+        "per_execution": o.checkpoint_per_execution,
+        "size": o.payload_bytes,
+    }
+    savers = {
+        "saves": o.saver_saves,
+        "threads": o.saver_threads,
+        "per_thread": o.saver_per_thread,
+        "size": o.saver_bytes,
+    }
+
     async def ours_checkpoint(_: str) -> dict[str, float]:
-        r = await ours.checkpoint_saves(
-            saves=o.checkpoint_saves,
-            executions=o.checkpoint_executions,
-            per_execution=o.checkpoint_per_execution,
-            size=o.payload_bytes,
-        )
-        return {f"{k}_{f}": v for k, figs in r.items() for f, v in figs.items()}
+        return _flat(await ours.checkpoint_saves(**checkpoints))
 
     async def lg_checkpoint(dsn: str) -> dict[str, float]:
-        r = await peers.langgraph_checkpoint(
-            dsn,
-            saves=o.checkpoint_saves,
-            executions=o.checkpoint_executions,
-            per_execution=o.checkpoint_per_execution,
-            size=o.payload_bytes,
-            pool_size=o.pool_size,
-        )
-        return {f"{k}_{f}": v for k, figs in r.items() for f, v in figs.items()}
+        return _flat(await peers.langgraph_checkpoint(dsn, **checkpoints, pool_size=o.pool_size))
 
     async def ours_saver(dsn: str) -> dict[str, float]:
-        return await ours.kafka_saver(
-            dsn,
-            work / "saver",
-            saves=o.saver_saves,
-            threads=o.saver_threads,
-            per_thread=o.saver_per_thread,
-            size=o.saver_bytes,
-        )
+        return await ours.kafka_saver(dsn, work / "saver", **savers)
 
     async def lg_saver(dsn: str) -> dict[str, float]:
-        return await peers.postgres_saver(
-            dsn,
-            saves=o.saver_saves,
-            threads=o.saver_threads,
-            per_thread=o.saver_per_thread,
-            size=o.saver_bytes,
-            pool_size=o.saver_pool_size,
-        )
+        return await peers.postgres_saver(dsn, **savers, pool_size=o.saver_pool_size)
 
     async def ours_overhead(dsn: str) -> dict[str, float]:
         return await ours.task_overhead(
@@ -210,6 +197,11 @@ async def _round(run: _Run, number: int) -> None:
         resumes += [(peer, _peer_resume(peer, work)) for peer in ("langgraph", "dbos")]
         for side, fn in resumes if number % 2 == 0 else reversed(resumes):
             await run.measure(("resume", side), fn)
+
+
+def _flat(figures: dict[str, dict[str, float]]) -> dict[str, float]:
+    """``{scenario: {figure: value}}`` as ``{scenario_figure: value}``."""
+    return {f"{k}_{f}": v for k, figs in figures.items() for f, v in figs.items()}
 
 
 def _ours_restore(run: _Run, events: int) -> Callable[[str], Awaitable[dict[str, float]]]:
@@ -304,7 +296,7 @@ async def run_compare(options: CompareOptions) -> list[dict[str, Any]]:
                 defaultdict(list),
             )
             try:
-                async with database(run.server_dsn, "dbos") as run.dbos_dsn:
+                async with fresh_database(run.server_dsn, "dbos") as run.dbos_dsn:
                     try:
                         for number in range(options.rounds):
                             await _round(run, number)

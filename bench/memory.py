@@ -8,23 +8,20 @@ What it measures, with no server (``orchestrator.connect(backend="memory")``):
   decided, Avro-encoded, appended and folded before ``save`` returns), then every one
   restored (the fold of the archive up to it).
 
-Run ``orchestrator-state bench memory`` or ``python -m bench.memory``.
+Run ``orchestrator-state bench memory``.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 import orchestrator
+from orchestrator.bench import _tables as tables
 from orchestrator.runtime import Pipeline
 from orchestrator.state import checkpoint
 
@@ -116,24 +113,8 @@ async def run_memory_bench(*, tests: int = 50, saves: int = 100) -> dict[str, An
 
 def render(result: dict[str, Any]) -> Table:
     """A table of the figures."""
-    table = Table(title="memory backend (no servers)")
-    table.add_column("run")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
+    table = tables.table("memory backend (no servers)", "run", "figure", "value")
     for run, figures in result.items():
         for name, value in figures.items():
             table.add_row(run, name, f"{value}")
     return table
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tests", type=int, default=50)
-    parser.add_argument("--saves", type=int, default=100)
-    args = parser.parse_args(argv)
-    result = asyncio.run(run_memory_bench(tests=args.tests, saves=args.saves))
-    Console().print(render(result))
-
-
-if __name__ == "__main__":
-    main()

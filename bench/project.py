@@ -20,18 +20,15 @@ project``, as in production):
 Kafka and PostgreSQL come from ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` when
 set, else they are started locally (``orchestrator.devstack``). Each run uses fresh
 topics and a fresh database. Prints figures; asserts nothing.
-Run ``python -m bench.project`` or ``orchestrator-state bench project``.
+Run ``orchestrator-state bench project``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import gc
 import json
-import logging
-import os
 import random
 import statistics
 import sys
@@ -39,18 +36,18 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
-from rich.console import Console
 from rich.table import Table
 
+from orchestrator.bench._database import fresh_database
+from orchestrator.bench._tables import figures_table
 from orchestrator.devstack import local_services
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope
@@ -76,18 +73,6 @@ def make_histories(events: int, *, seed: int, tasks: int = 10) -> list[list[Enve
         out.append(history)
         total += len(history)
     return out
-
-
-@asynccontextmanager
-async def _database(server_dsn: str) -> AsyncIterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @asynccontextmanager
@@ -178,7 +163,7 @@ async def throughput(
         async with EventLog(bootstrap, default_codec(), topics=topics) as event_log:
             for i in range(0, len(mixed), 5000):
                 await event_log.append_batch(mixed[i : i + 5000])
-        async with _database(server_dsn) as dsn:
+        async with fresh_database(server_dsn, "project") as dsn:
             conn = await asyncpg.connect(dsn)
             try:
                 async with contextlib.AsyncExitStack() as stack:
@@ -245,7 +230,7 @@ async def latency(
 
     async with (
         _topics(bootstrap, partitions) as topics,
-        _database(server_dsn) as dsn,
+        fresh_database(server_dsn, "project") as dsn,
         EventLog(bootstrap, default_codec(), topics=topics) as event_log,
     ):
         listener = await asyncpg.connect(dsn)
@@ -329,47 +314,5 @@ async def run_project_bench(
 
 
 def render(result: dict[str, Any]) -> Table:
-    table = Table(title="projection: one processor")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in result.items():
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        table.add_row(key, f"{value:,}" if number else str(value))
-    return table
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m bench.project [--events N] [--rate R] [--seconds S]``."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--rate", type=int, default=2000)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--batch-size", type=int, default=10_000)
-    parser.add_argument("--partitions", type=int, default=12)
-    parser.add_argument("--processors", type=int, default=1, help="group members (catch-up)")
-    parser.add_argument(
-        "--warmup", type=float, default=1.0, help="seconds appended before latency is measured"
-    )
-    parser.add_argument(
-        "--warmup-events", type=int, default=20_000, help="an unreported catch-up first"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    result = asyncio.run(
-        run_project_bench(
-            args.events,
-            args.rate,
-            args.seconds,
-            args.batch_size,
-            args.partitions,
-            args.processors,
-            args.warmup,
-            args.warmup_events,
-        )
-    )
-    Console().print(render(result))
-
-
-if __name__ == "__main__":
-    main()
+    """The figures as a two-column rich table."""
+    return figures_table("projection: one processor", result)

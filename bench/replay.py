@@ -13,13 +13,11 @@ The history is ``bench.restore.long_history`` (200 tasks retried many times, a
 checkpoint every ~1,000 events, writer takeovers), archived in ``execution_events``
 as the processor writes it (raw Avro bytes), with a snapshot every 100 events on the
 local filesystem, indexed in ``snapshots``. PostgreSQL comes from ``DATABASE_URL`` or
-is started locally. Run ``python -m bench.replay [--events N]``.
+is started locally. Run ``orchestrator-state bench replay [--events N]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
 import random
 import statistics
@@ -27,60 +25,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from rich.console import Console
 from rich.table import Table
 
-from orchestrator.bench.restore import EXECUTION, TOPIC, _database, long_history
+from orchestrator.bench._database import fresh_database
+from orchestrator.bench.restore import (
+    EXECUTION,
+    TOPIC,
+    archive_history,
+    long_history,
+)
 from orchestrator.debug import StateDebugger, Target
-from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Position
 from orchestrator.events.fold import step
 from orchestrator.events.state import ExecutionState
-from orchestrator.projections import readmodel as rm
 from orchestrator.projections.migrate import migrate
 from orchestrator.snapshots import ArchivedEvent, FilesystemSnapshotStore, SnapshotWriter
 from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.writer import PendingSnapshot
 
 CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
-
-
-async def _archive(conn: asyncpg.Connection, archived: list[ArchivedEvent]) -> ExecutionState:
-    """Write the archive rows the processor would write; return the final state."""
-    codec = default_codec()
-    state: ExecutionState | None = None
-    rows = []
-    for a in archived:
-        e = a.envelope
-        result = step(state, e)
-        state = result.state
-        rows.append(
-            (
-                a.position.topic,
-                a.position.partition,
-                a.position.offset,
-                e.execution_id,
-                e.pipeline_id,
-                e.sequence,
-                e.epoch,
-                e.event_id,
-                e.event_type,
-                e.occurred_at,
-                result.outcome.value,
-                result.reason,
-                rm.dumps(rm.payload_json(e)),
-                codec.encode(e),
-            )
-        )
-    await conn.copy_records_to_table(
-        "execution_events", records=rows, columns=[name for name, _ in rm.EVENT_COLUMNS]
-    )
-    assert state is not None
-    return state
 
 
 async def _snapshots(
@@ -122,11 +88,11 @@ async def run_replay_bench(
     history = long_history(events)
     archived = [ArchivedEvent(Position(TOPIC, 0, i), e) for i, e in enumerate(history)]
     result: dict[str, Any] = {"events": len(history), "every": every}
-    async with _database(dsn or os.environ.get("DATABASE_URL")) as db:
+    async with fresh_database(dsn or os.environ.get("DATABASE_URL"), "replay") as db:
         conn = await asyncpg.connect(db)
         try:
             await migrate(conn)
-            final = await _archive(conn, archived)
+            final = await archive_history(conn, archived)
         finally:
             await conn.close()
         result["tasks"], result["checkpoints"] = len(final.tasks), len(final.checkpoints)
@@ -194,23 +160,3 @@ def render(result: dict[str, Any]) -> Table:
         "in-process replay from the first event", f"{result['from_first_event_s']:.2f} s", "", ""
     )
     return table
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m bench.replay [--events N] [--every N] [--runs N] [--database-url DSN]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--every", type=int, default=100)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--database-url", default=None)
-    args = parser.parse_args(argv)
-    result = asyncio.run(
-        run_replay_bench(
-            events=args.events, every=args.every, runs=args.runs, dsn=args.database_url
-        )
-    )
-    Console().print(render(result))
-
-
-if __name__ == "__main__":
-    main()

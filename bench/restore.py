@@ -13,27 +13,25 @@ Two backends: ``memory`` (store, index and archive in memory: the pure cost of d
 PostgreSQL, objects on the local filesystem: what ``Restorer`` costs in a deployment).
 PostgreSQL comes from ``DATABASE_URL`` or is started locally.
 
-Run ``orchestrator-state bench restore`` or ``python -m bench.restore [--events N]``.
+Run ``orchestrator-state bench restore``.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import random
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import asyncpg
-from rich.console import Console
 from rich.table import Table
 
+from orchestrator.bench import _tables as tables
+from orchestrator.bench._database import fresh_database
 from orchestrator.events import catalogue as c
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope, Position
@@ -41,6 +39,7 @@ from orchestrator.events.fold import step
 from orchestrator.events.simulate import HistoryWriter
 from orchestrator.events.state import ExecutionState
 from orchestrator.events.userdata import encode_user_data
+from orchestrator.projections import readmodel as rm
 from orchestrator.projections.migrate import migrate
 from orchestrator.snapshots import (
     ArchivedEvent,
@@ -154,33 +153,12 @@ async def _measure(
     return {"latest": _ms(latest), "at_sequence": _ms(at_seq), "replay_ms": min(replay) * 1000}
 
 
-@asynccontextmanager
-async def _database(dsn: str | None) -> AsyncIterator[str]:
-    if dsn is None:
-        from orchestrator.devstack import local_services
-
-        async with local_services(kafka=False, s3=False) as endpoints:
-            assert endpoints.database_url is not None
-            async with _database(endpoints.database_url) as inner:
-                yield inner
-        return
-    name = f"bench_restore_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield (
-            dsn.rsplit("/", 1)[0] + f"/{name}"
-            if "?" not in dsn
-            else dsn.replace("/postgres?", f"/{name}?")
-        )
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-async def _archive_rows(conn: asyncpg.Connection, archived: list[ArchivedEvent]) -> None:
+async def archive_history(
+    conn: asyncpg.Connection, archived: list[ArchivedEvent]
+) -> ExecutionState:
+    """Write the archive rows the processor would write; return the final state."""
     codec = default_codec()
-    state = None
+    state: ExecutionState | None = None
     rows = []
     for a in archived:
         e = a.envelope
@@ -199,29 +177,16 @@ async def _archive_rows(conn: asyncpg.Connection, archived: list[ArchivedEvent])
                 e.event_type,
                 e.occurred_at,
                 result.outcome.value,
-                "{}",
+                result.reason,
+                rm.dumps(rm.payload_json(e)),
                 codec.encode(e),
             )
         )
     await conn.copy_records_to_table(
-        "execution_events",
-        records=rows,
-        columns=[
-            "topic",
-            "partition",
-            "offset",
-            "execution_id",
-            "pipeline_id",
-            "sequence",
-            "epoch",
-            "event_id",
-            "event_type",
-            "occurred_at",
-            "outcome",
-            "payload",
-            "raw",
-        ],
+        "execution_events", records=rows, columns=[name for name, _ in rm.EVENT_COLUMNS]
     )
+    assert state is not None
+    return state
 
 
 async def run_restore_bench(
@@ -250,11 +215,11 @@ async def run_restore_bench(
             )
             result[backend] = await _measure(restorer, full, samples, rng)
         else:
-            async with _database(dsn) as db:
+            async with fresh_database(dsn, "restore") as db:
                 conn = await asyncpg.connect(db)
                 try:
                     await migrate(conn)
-                    await _archive_rows(conn, archived)
+                    await archive_history(conn, archived)
                 finally:
                     await conn.close()
                 pool = await asyncpg.create_pool(db, min_size=1, max_size=2)
@@ -283,22 +248,14 @@ async def run_restore_bench(
 
 
 def render(result: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"restore: one execution, {result['events']:,} events, a snapshot every "
+    title = (
+        f"restore: one execution, {result['events']:,} events, a snapshot every "
         f"{result['every']} ({result['snapshots']:,} snapshots; state of {result['tasks']} "
         f"tasks, {result['checkpoints']} checkpoints; {result['raw_bytes_per_snapshot']:,} B "
         f"Avro -> {result['stored_bytes_per_snapshot']:,} B zstd per snapshot)"
     )
-    for column in (
-        "backend",
-        "latest p50 ms",
-        "latest p99 ms",
-        "at sequence p50 ms",
-        "at sequence p99 ms",
-        "full replay ms",
-        "replay / latest p50",
-    ):
-        table.add_column(column, justify="left" if column == "backend" else "right")
+    restores = ("latest p50 ms", "latest p99 ms", "at sequence p50 ms", "at sequence p99 ms")
+    table = tables.table(title, "backend", *restores, "full replay ms", "replay / latest p50")
     for backend in ("memory", "postgres"):
         figures = result.get(backend)
         if figures is None:
@@ -314,29 +271,3 @@ def render(result: dict[str, Any]) -> Table:
             f"{figures['replay_ms'] / lp50:.0f}x",
         )
     return table
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m bench.restore [--events N] [--every N] [--samples N] [--backend B]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--every", type=int, default=100)
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--backend", choices=["memory", "postgres", "both"], default="both")
-    parser.add_argument("--database-url", default=None)
-    args = parser.parse_args(argv)
-    backends = ("memory", "postgres") if args.backend == "both" else (args.backend,)
-    result = asyncio.run(
-        run_restore_bench(
-            events=args.events,
-            every=args.every,
-            samples=args.samples,
-            backends=backends,
-            dsn=args.database_url,
-        )
-    )
-    Console().print(render(result))
-
-
-if __name__ == "__main__":
-    main()

@@ -34,8 +34,6 @@ import asyncio
 import collections
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from types import TracebackType
-from typing import Self
 
 import asyncpg
 
@@ -49,6 +47,7 @@ from orchestrator.commands.leases import (
     store_for,
     unique_holder,
 )
+from orchestrator.events import Resource
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ OnElected = Callable[[Lease], Awaitable[None]]
 OnRevoked = Callable[[], Awaitable[None]]
 
 
-class LeaderElection:
+class LeaderElection(Resource):
     """Campaign for the lease ``leader/<name>`` as ``node_id``.
 
     ``retry_interval`` (default ``ttl / 3``) is how often a follower tries to
@@ -222,18 +221,6 @@ class LeaderElection:
             finally:
                 self._set(None)
         await self._dispatch()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # --- internals ------------------------------------------------------------------
 

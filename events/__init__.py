@@ -46,6 +46,7 @@ from orchestrator.events.lifetime import record_lifetime_ms, user_data_topics
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.machines import PIPELINE_MACHINE, TASK_MACHINE, Machine
 from orchestrator.events.memory import MemoryEventLog, MemoryRecord
+from orchestrator.events.resource import Resource
 from orchestrator.events.security import KafkaSecurity, KafkaSecurityError
 from orchestrator.events.state import (
     CheckpointRef,
@@ -126,6 +127,7 @@ __all__ = [
     "ProducerSettings",
     "RawRecord",
     "RebalanceListener",
+    "Resource",
     "Sealer",
     "ServerUnreachable",
     "SharedVariable",

@@ -90,25 +90,32 @@ def _asyncpg(exc: BaseException) -> list[str] | None:
     return None
 
 
-def _kafka(exc: BaseException) -> list[str] | None:
-    errors: Any = sys.modules.get("aiokafka.errors")
-    if errors is not None and isinstance(exc, errors.KafkaError):
-        return [f"Kafka: {type(exc).__name__}: {_first_line(exc)}; {KAFKA_HINT}"]
-    return None
+def _library(
+    module: str, classes: tuple[str, ...], say: Callable[[BaseException], str]
+) -> Callable[[BaseException], list[str] | None]:
+    """The line for an error of a library, if that library is loaded and ``exc`` is one
+    of its ``classes`` (never imported here: an unloaded library raised nothing)."""
+
+    def explain(exc: BaseException) -> list[str] | None:
+        loaded: Any = sys.modules.get(module)
+        if loaded is not None and isinstance(exc, tuple(getattr(loaded, c) for c in classes)):
+            return [say(exc)]
+        return None
+
+    return explain
 
 
-def _s3(exc: BaseException) -> list[str] | None:
-    boto: Any = sys.modules.get("botocore.exceptions")
-    if boto is not None and isinstance(exc, boto.BotoCoreError | boto.ClientError):
-        return [f"S3: {_first_line(exc)}; {S3_HINT}"]
-    return None
-
-
-def _yaml(exc: BaseException) -> list[str] | None:
-    yaml: Any = sys.modules.get("yaml")
-    if yaml is not None and isinstance(exc, yaml.YAMLError):
-        return [f"invalid YAML: {' '.join(str(exc).split())}"]
-    return None
+_kafka = _library(
+    "aiokafka.errors",
+    ("KafkaError",),
+    lambda exc: f"Kafka: {type(exc).__name__}: {_first_line(exc)}; {KAFKA_HINT}",
+)
+_s3 = _library(
+    "botocore.exceptions",
+    ("BotoCoreError", "ClientError"),
+    lambda exc: f"S3: {_first_line(exc)}; {S3_HINT}",
+)
+_yaml = _library("yaml", ("YAMLError",), lambda exc: f"invalid YAML: {' '.join(str(exc).split())}")
 
 
 def _pydantic(exc: BaseException) -> list[str] | None:

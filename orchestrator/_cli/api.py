@@ -20,6 +20,7 @@ import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
 
+from orchestrator._cli import _options as opts
 from orchestrator._cli._metrics import configured_metrics
 from orchestrator._cli.health import HEALTH_FILE, Liveness
 from orchestrator._cli.topics import configured_security, configured_topics
@@ -34,22 +35,12 @@ _GRACEFUL_SHUTDOWN_S = 5  # SSE streams never end by themselves: cut them after 
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0: all)."),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="TCP port (0: any free)."),
-    database_url: str | None = typer.Option(
-        None,
-        "--database-url",
-        envvar="DATABASE_URL",
-        show_default=False,
-        help="PostgreSQL DSN of the read models.",
-    ),
+    database_url: str | None = opts.database_url(),
     migrate: bool = typer.Option(
         False, "--migrate", help="Apply the read-model migrations before serving."
     ),
-    bootstrap_servers: str | None = typer.Option(
-        None,
-        "--bootstrap-servers",
-        envvar="KAFKA_BOOTSTRAP_SERVERS",
-        show_default=False,
-        help="Verify (or create) the configured topics first, as every process does.",
+    bootstrap_servers: str | None = opts.bootstrap_servers(
+        "Verify (or create) the configured topics first, as every process does."
     ),
     config: Path | None = typer.Option(
         None, "--config", "-c", help="A YAML file with the seed's blocks (names the topics)."

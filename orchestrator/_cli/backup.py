@@ -16,29 +16,16 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from orchestrator._cli import _options as opts
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator.app import PlanError
 from orchestrator.backup import Deployment, deployment, restore_backup, take_backup
 from orchestrator.config import load_config, load_config_file
 
-_CONFIG = typer.Option(None, "--config", help="YAML with the seed's configuration blocks.")
-_DB = typer.Option(
-    None, "--database-url", envvar="DATABASE_URL", show_default=False, help="PostgreSQL DSN."
-)
-_KAFKA = typer.Option(
-    None,
-    "--bootstrap-servers",
-    envvar="KAFKA_BOOTSTRAP_SERVERS",
-    show_default=False,
-    help="Kafka bootstrap servers.",
-)
-_S3 = typer.Option(
-    None,
-    "--s3-endpoint-url",
-    envvar="S3_ENDPOINT_URL",
-    show_default=False,
-    help="Endpoint of an S3-compatible store.",
-)
+_CONFIG = opts.config_file()
+_DB = opts.database_url("PostgreSQL DSN.")
+_KAFKA = opts.bootstrap_servers()
+_S3 = opts.s3_endpoint_url()
 
 
 def _deployment(

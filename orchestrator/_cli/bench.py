@@ -7,7 +7,9 @@ env vars (``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``) or are started locally.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -28,6 +30,17 @@ def _show(
         Console().print(render(result))
 
 
+@contextmanager
+def _bench_modules() -> Iterator[None]:
+    """Imports of ``orchestrator.bench``: a module missing there is one line, not a traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        raise typer.BadParameter(
+            f"{exc}: run from a source checkout (the repository root on PYTHONPATH)"
+        ) from exc
+
+
 @app.command("checkpoint")
 def checkpoint(
     saves: int = typer.Option(2000, help="Saves in the one-execution run."),
@@ -37,12 +50,8 @@ def checkpoint(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """``checkpoint.save`` saves/s and p50/p99 latency, durable (acks=all)."""
-    try:
+    with _bench_modules():
         from orchestrator.bench.checkpoint import render, run_checkpoint_bench
-    except ModuleNotFoundError as exc:  # bench/ ships with the source tree, not the wheel
-        raise typer.BadParameter(
-            f"{exc}: run from a source checkout (the repository root on PYTHONPATH)"
-        ) from exc
 
     result = asyncio.run(
         run_checkpoint_bench(
@@ -68,12 +77,8 @@ def project(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Events/s folded into PostgreSQL by one processor; append→visible p50/p99 latency."""
-    try:
+    with _bench_modules():
         from orchestrator.bench.project import render, run_project_bench
-    except ModuleNotFoundError as exc:  # bench/ ships with the source tree, not the wheel
-        raise typer.BadParameter(
-            f"{exc}: run from a source checkout (the repository root on PYTHONPATH)"
-        ) from exc
 
     result = asyncio.run(
         run_project_bench(
@@ -92,12 +97,8 @@ def restore(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Restore latency (latest, at random sequences) vs a full replay; snapshot bytes."""
-    try:
+    with _bench_modules():
         from orchestrator.bench.restore import render, run_restore_bench
-    except ModuleNotFoundError as exc:  # bench/ ships with the source tree, not the wheel
-        raise typer.BadParameter(
-            f"{exc}: run from a source checkout (the repository root on PYTHONPATH)"
-        ) from exc
 
     backends = ("memory", "postgres") if backend == "both" else (backend,)
     result = asyncio.run(
@@ -114,12 +115,8 @@ def cache(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Latest-state read p50/p99 from L1, L2 (Redis), L3 (disk) and uncached, with RSS."""
-    try:
+    with _bench_modules():
         from orchestrator.bench.cache import render, run_cache_bench
-    except ModuleNotFoundError as exc:  # bench/ ships with the source tree, not the wheel
-        raise typer.BadParameter(
-            f"{exc}: run from a source checkout (the repository root on PYTHONPATH)"
-        ) from exc
 
     result = asyncio.run(run_cache_bench(executions=executions, tasks=tasks, samples=samples))
     _show(result, render, as_json)
@@ -134,7 +131,8 @@ def append(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Append throughput (acks=all, idempotent) and codec cost per ~300-byte event."""
-    from orchestrator.bench.append import render, run_append_bench
+    with _bench_modules():
+        from orchestrator.bench.append import render, run_append_bench
 
     result = asyncio.run(
         run_append_bench(
@@ -152,7 +150,8 @@ def replay(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Wall time of `orchestrator-state replay` on a long execution (snapshot + archive)."""
-    from orchestrator.bench.replay import render, run_replay_bench
+    with _bench_modules():
+        from orchestrator.bench.replay import render, run_replay_bench
 
     result = asyncio.run(run_replay_bench(events=events, every=every, runs=runs, dsn=None))
     _show(result, render, as_json)
@@ -164,7 +163,8 @@ def resume(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Seconds from a new process's start to its resumed run finished, after a SIGKILL."""
-    from orchestrator.bench.resume import render, run_resume_bench
+    with _bench_modules():
+        from orchestrator.bench.resume import render, run_resume_bench
 
     results = asyncio.run(run_resume_bench(runs))
     if as_json:
@@ -180,7 +180,8 @@ def memory(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The memory backend (no servers): a unit test's time, checkpoint saves and restores."""
-    from orchestrator.bench.memory import render, run_memory_bench
+    with _bench_modules():
+        from orchestrator.bench.memory import render, run_memory_bench
 
     _show(asyncio.run(run_memory_bench(tests=tests, saves=saves)), render, as_json)
 
@@ -215,32 +216,12 @@ def compare(
     fold_seconds: float = typer.Option(5.0, help="Length of the append→visible run."),
 ) -> None:
     """Ours vs LangGraph, DBOS and eventsourcing on the same PostgreSQL: medians, ratio."""
-    import logging
-
-    from orchestrator.bench.compare import CompareOptions, PeersMissing, render, run_compare
+    sizes = {k: v for k, v in locals().items() if k != "as_json"}  # CompareOptions' fields
+    with _bench_modules():
+        from orchestrator.bench.compare import CompareOptions, PeersMissing, render, run_compare
 
     logging.getLogger("dbos").setLevel(logging.WARNING)
-    options = CompareOptions(
-        rounds=rounds,
-        checkpoint_saves=checkpoint_saves,
-        checkpoint_executions=checkpoint_executions,
-        checkpoint_per_execution=checkpoint_per_execution,
-        saver_saves=saver_saves,
-        saver_threads=saver_threads,
-        saver_per_thread=saver_per_thread,
-        saver_bytes=saver_bytes,
-        overhead_runs=overhead_runs,
-        append_events=append_events,
-        append_warmup=append_warmup,
-        restore_events=restore_events,
-        restore_small_events=restore_small_events,
-        restore_samples=restore_samples,
-        resume=resume,
-        storage_steps=storage_steps,
-        fold_events=fold_events,
-        fold_rate=fold_rate,
-        fold_seconds=fold_seconds,
-    )
+    options = CompareOptions(**sizes)
     try:
         rows = asyncio.run(run_compare(options))
     except PeersMissing as exc:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
 
+from orchestrator._cli import _options as opts
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.topics import topic_warnings
 from orchestrator.config import ConfigError, load_config_file
@@ -48,12 +49,8 @@ def _environment() -> dict[str, Any]:
 def check(
     file: Path = typer.Argument(..., help="A YAML file with any of the seed's blocks."),
     effective: bool = typer.Option(True, help="Print the effective settings when valid."),
-    bootstrap_servers: str | None = typer.Option(
-        None,
-        "--bootstrap-servers",
-        envvar="KAFKA_BOOTSTRAP_SERVERS",
-        show_default=False,
-        help="Also compare the existing topics with the file (durability, retention).",
+    bootstrap_servers: str | None = opts.bootstrap_servers(
+        "Also compare the existing topics with the file (durability, retention)."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:

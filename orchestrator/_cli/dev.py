@@ -26,6 +26,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from orchestrator._cli import _options as opts
 from orchestrator._cli._buckets import make_buckets
 from orchestrator._cli._metrics import checked_address, metrics_option
 from orchestrator._cli._run_app import run_until_stopped, stop_signals
@@ -45,7 +46,7 @@ def dev(
     data_dir: Path = typer.Option(
         Path(".orchestrator-state"), "--data-dir", help="Where all data lives (kept)."
     ),
-    config: Path | None = typer.Option(None, "--config", help="YAML with the seed's blocks."),
+    config: Path | None = opts.config_file("YAML with the seed's blocks."),
     api_port: int = typer.Option(8080, "--api-port", min=0, max=65535, help="0: any free port."),
     api_host: str = typer.Option("127.0.0.1", "--api-host"),
     kafka: str = typer.Option(

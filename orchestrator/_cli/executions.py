@@ -15,9 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator._cli import _options as opts
 from orchestrator._cli._connect import pg_pool
 from orchestrator._cli._output import JSON_OPTION, emit_json
-from orchestrator._cli.projections import _CONFIG, _DB, _need, _run, _settings
+from orchestrator._cli.projections import _CONFIG, _DB, _settings
 from orchestrator.events.keys import KEYS_ENV, KeyRing
 from orchestrator.projections import EraseResult, PostgresDataKeys
 from orchestrator.projections.api._queries import ExecutionFilter, Queries
@@ -36,7 +37,7 @@ def executions(
     if ctx.invoked_subcommand is not None:
         return
     settings, configured = _settings("read_models", config)
-    dsn = _need(database_url or configured, "--database-url", "DATABASE_URL")
+    dsn = opts.need_database(database_url or configured)
     queries = Queries(settings.tables)
 
     async def fetch() -> list[dict[str, object]]:
@@ -47,7 +48,7 @@ def executions(
         finally:
             await pool.close()
 
-    rows = _run(fetch())
+    rows = opts.run(fetch())
     if as_json:
         emit_json(rows)
         return
@@ -77,7 +78,7 @@ def erase(
     Kafka, PostgreSQL, snapshots and S3 at once; its events still fold (statuses and
     history stay), and reads of its data answer "erased" (API: 410 Gone)."""
     settings, configured = _settings("read_models", config)
-    dsn = _need(database_url or configured, "--database-url", "DATABASE_URL")
+    dsn = opts.need_database(database_url or configured)
     err = Console(stderr=True)
     if not yes:
         err.print(f"[bold red]error:[/] erasing {execution_id} cannot be undone: pass --yes")
@@ -92,7 +93,7 @@ def erase(
         finally:
             await pool.close()
 
-    result, exists = _run(go())
+    result, exists = opts.run(go())
     if result.already:
         print(f"execution {execution_id} was already erased")
     elif result.had_key:
@@ -121,7 +122,7 @@ def rewrap_keys(
     (ORCHESTRATOR_SNAPSHOT_ACTIVE_KEY), then run this: afterwards the old master key
     may leave the ring (snapshots it encrypted still need it until they are pruned)."""
     _, configured = _settings("read_models", config)
-    dsn = _need(database_url or configured, "--database-url", "DATABASE_URL")
+    dsn = opts.need_database(database_url or configured)
     ring = KeyRing.from_env()
     if ring is None:
         Console(stderr=True).print(f"[bold red]error:[/] set {KEYS_ENV} (the master key ring)")
@@ -134,5 +135,5 @@ def rewrap_keys(
         finally:
             await pool.close()
 
-    moved = _run(go())
+    moved = opts.run(go())
     print(f"re-wrapped {moved} data key(s) with master key {ring.active!r}")

@@ -17,25 +17,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator._cli import _options as opts
 from orchestrator.app import plan_postgres
 from orchestrator.app.connections import apply_migrations, open_pool
-from orchestrator.config import ConfigError, Settings, load_config_file
 from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.projections import IndexState, index_status
 from orchestrator.projections.migrate import MigrationStatus, TableNames, migration_status
 
 
 def _load(config: Path | None) -> tuple[TableNames, str | None]:
-    settings = Settings()
-    if config is not None:
-        try:
-            settings = load_config_file(config).settings
-        except ConfigError as exc:
-            Console(stderr=True).print(
-                f"[bold red]{config}:[/] {exc}", highlight=False, soft_wrap=True
-            )
-            raise typer.Exit(2) from None
-    pg = plan_postgres(settings)
+    pg = plan_postgres(opts.settings_of(config))
     return pg.table_names, pg.dsn
 
 
@@ -52,14 +43,8 @@ async def _migrate(
 
 
 def migrate(
-    database_url: str | None = typer.Option(
-        None,
-        "--database-url",
-        envvar="DATABASE_URL",
-        show_default=False,
-        help="PostgreSQL DSN of the read models.",
-    ),
-    config: Path | None = typer.Option(None, "--config", help="YAML with the seed's blocks."),
+    database_url: str | None = opts.database_url(),
+    config: Path | None = opts.config_file("YAML with the seed's blocks."),
     status: bool = typer.Option(False, "--status", help="Show applied/pending; change nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the migrations as JSON."),
 ) -> None:

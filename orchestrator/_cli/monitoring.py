@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from orchestrator._cli import _options as opts
 from orchestrator.config import load_config, load_config_file
 from orchestrator.monitoring import export
 
@@ -17,8 +18,8 @@ app = typer.Typer(help="Dashboards, alert rules and scrape config.", no_args_is_
 @app.command("export")
 def export_command(
     out: Path = typer.Option(Path("monitoring"), "--out", help="Folder to write into."),
-    config: Path | None = typer.Option(
-        None, "--config", help="YAML with the seed's monitoring block (default: all four)."
+    config: Path | None = opts.config_file(
+        "YAML with the seed's monitoring block (default: all four)."
     ),
 ) -> None:
     """Write dashboards/<name>.json (Grafana), alerts.yml and prometheus.yml."""

@@ -14,10 +14,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Coroutine
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 import typer
@@ -25,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator._cli import _options as opts
 from orchestrator._cli._connect import kafka_reachable, pg_connect
 from orchestrator._cli._metrics import metrics_option, with_metrics
 from orchestrator._cli._output import JSON_OPTION, emit_json
@@ -50,36 +50,12 @@ T = TypeVar("T")
 projections_app = typer.Typer(help="Rebuild and inspect projections.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead letters: poison records and their replay.", no_args_is_help=True)
 
-_DB = typer.Option(
-    None,
-    "--database-url",
-    envvar="DATABASE_URL",
-    show_default=False,
-    help="PostgreSQL DSN of the read models.",
-)
-_KAFKA = typer.Option(
-    None,
-    "--bootstrap-servers",
-    envvar="KAFKA_BOOTSTRAP_SERVERS",
-    show_default=False,
-    help="Kafka bootstrap servers.",
-)
-_CONFIG = typer.Option(None, "--config", help="YAML with the seed's state_management block.")
+_DB = opts.database_url()
+_KAFKA = opts.bootstrap_servers()
+_CONFIG = opts.config_file("YAML with the seed's state_management block.")
 _NAME = typer.Option("read_models", "--projection", help="Projection (consumer group) name.")
-_PIPELINE = typer.Option(None, "--pipeline-topic", help="Override the pipeline events topic.")
-_SHARED = typer.Option(None, "--shared-topic", help="Override the shared-state events topic.")
-
-
-def _need(value: str | None, flag: str, env: str) -> str:
-    if not value:
-        Console(stderr=True).print(f"[bold red]error:[/] pass {flag} or set {env}")
-        raise typer.Exit(2)
-    return value
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a database command; failures are rendered once, by ``orchestrator.cli.main``."""
-    return asyncio.run(coro)
+_PIPELINE = opts.PIPELINE_TOPIC
+_SHARED = opts.SHARED_TOPIC
 
 
 def _settings(
@@ -122,8 +98,8 @@ def project(
     """Run a projection processor until SIGTERM / Ctrl-C (migrations applied at start)."""
     settings, config_dsn = _settings(name, config, batch_size, pipeline_topic, shared_topic)
     settings = replace(settings, session_timeout_ms=session_timeout_ms)
-    dsn = _need(database_url or config_dsn, "--database-url", "DATABASE_URL")
-    bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
+    dsn = opts.need_database(database_url or config_dsn)
+    bootstrap = opts.need_kafka(bootstrap_servers)
     topics = configured_topics(config, settings.pipeline_topic, settings.shared_topic)
     security = configured_security(config)
     logging.getLogger("projections").setLevel(logging.INFO)
@@ -152,8 +128,8 @@ def rebuild_command(
     Records Kafka's retention already deleted are folded from the live archive; if
     an execution's history is in neither, the rebuild refuses and names it."""
     settings, config_dsn = _settings(name, config, None, pipeline_topic, shared_topic)
-    dsn = _need(database_url or config_dsn, "--database-url", "DATABASE_URL")
-    bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
+    dsn = opts.need_database(database_url or config_dsn)
+    bootstrap = opts.need_kafka(bootstrap_servers)
     console = Console(stderr=True)
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -187,7 +163,7 @@ def rebuild_command(
 @projections_app.command("status")
 def status(database_url: str | None = _DB, as_json: bool = JSON_OPTION) -> None:
     """The stored offsets of every projection."""
-    dsn = _need(database_url, "--database-url", "DATABASE_URL")
+    dsn = opts.need_database(database_url)
 
     async def fetch() -> list[asyncpg.Record]:
         conn = await pg_connect(dsn)
@@ -200,7 +176,7 @@ def status(database_url: str | None = _DB, as_json: bool = JSON_OPTION) -> None:
         finally:
             await conn.close()
 
-    rows = _run(fetch())
+    rows = opts.run(fetch())
     if as_json:
         emit_json([dict(r) for r in rows])
         return
@@ -226,7 +202,7 @@ def dlq_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Dead letters, newest first."""
-    dsn = _need(database_url, "--database-url", "DATABASE_URL")
+    dsn = opts.need_database(database_url)
 
     async def fetch() -> list[DeadLetterRow]:
         conn = await pg_connect(dsn)
@@ -237,7 +213,7 @@ def dlq_list(
         finally:
             await conn.close()
 
-    letters = _run(fetch())
+    letters = opts.run(fetch())
     if as_json:
         emit_json(letters)
         return
@@ -276,8 +252,8 @@ def dlq_replay(
     bootstrap_servers: str | None = _KAFKA,
 ) -> None:
     """Re-submit a dead letter's original bytes to its original topic (after a fix)."""
-    dsn = _need(database_url, "--database-url", "DATABASE_URL")
-    bootstrap = _need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS")
+    dsn = opts.need_database(database_url)
+    bootstrap = opts.need_kafka(bootstrap_servers)
     security = configured_security(None)
     kafka_reachable(bootstrap, security)
 
@@ -290,5 +266,5 @@ def dlq_replay(
         finally:
             await conn.close()
 
-    token = _run(replay())
+    token = opts.run(replay())
     Console().print(f"[green]✓[/] dead letter {dead_letter_id} re-submitted at {token}")

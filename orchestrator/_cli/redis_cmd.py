@@ -21,6 +21,7 @@ import asyncpg
 import typer
 from rich.console import Console
 
+from orchestrator._cli import _options as opts
 from orchestrator._cli.topics import configured_security
 from orchestrator.app.redis_backend import redis_store, redis_url
 from orchestrator.config import RedisBackend, load_config, load_config_file, redact_text
@@ -36,7 +37,7 @@ from orchestrator.projections.settings import ProjectionSettings
 
 app = typer.Typer(help="The Redis read model (backend: redis).", no_args_is_help=True)
 
-_CONFIG = typer.Option(None, "--config", help="YAML with the seed's state_management block.")
+_CONFIG = opts.config_file("YAML with the seed's state_management block.")
 _URL = typer.Option(
     None, "--redis-url", show_default=False, help="Redis URL (else the config, REDIS_URL)."
 )
@@ -59,12 +60,8 @@ def _backend(config: Path | None, url: str | None) -> tuple[RedisBackend, str | 
 def project(
     config: Path | None = _CONFIG,
     url: str | None = _URL,
-    database_url: str | None = typer.Option(
-        None,
-        "--database-url",
-        envvar="DATABASE_URL",
-        show_default=False,
-        help="PostgreSQL read model, where an expired execution is reloaded from.",
+    database_url: str | None = opts.database_url(
+        "PostgreSQL read model, where an expired execution is reloaded from."
     ),
     bootstrap_servers: str = typer.Option(
         ..., "--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS", show_default=False

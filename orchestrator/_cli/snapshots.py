@@ -16,10 +16,8 @@ flags override; PostgreSQL, Kafka and S3 from ``DATABASE_URL``,
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator._cli import _options as opts
 from orchestrator._cli._blobplan import print_blob_run
 from orchestrator._cli._buckets import ensure_store_bucket
 from orchestrator._cli._connect import kafka_reachable, pg_pool
@@ -64,46 +63,16 @@ app = typer.Typer(
     name="snapshots", help="Snapshots: run, restore, list, prune.", no_args_is_help=True
 )
 
-_DB = typer.Option(
-    None,
-    "--database-url",
-    envvar="DATABASE_URL",
-    show_default=False,
-    help="PostgreSQL DSN (snapshot index, event archive, offsets).",
-)
-_KAFKA = typer.Option(
-    None,
-    "--bootstrap-servers",
-    envvar="KAFKA_BOOTSTRAP_SERVERS",
-    show_default=False,
-    help="Kafka bootstrap servers.",
-)
-_CONFIG = typer.Option(None, "--config", help="YAML with the seed's configuration blocks.")
+_DB = opts.database_url("PostgreSQL DSN (snapshot index, event archive, offsets).")
+_KAFKA = opts.bootstrap_servers()
+_CONFIG = opts.config_file()
 _STORE = typer.Option(
     None,
     "--store",
     help="s3://bucket, s3://bucket/prefix, file://path or a path "
     "(default: state_management.snapshots.storage).",
 )
-_S3 = typer.Option(
-    None,
-    "--s3-endpoint-url",
-    envvar="S3_ENDPOINT_URL",
-    show_default=False,
-    help="Endpoint of an S3-compatible store.",
-)
-
-
-def _need(value: str | None, flag: str, env: str) -> str:
-    if not value:
-        Console(stderr=True).print(f"[bold red]error:[/] pass {flag} or set {env}")
-        raise typer.Exit(2)
-    return value
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command; failures are rendered once, by ``orchestrator.cli.main``."""
-    return asyncio.run(coro)
+_S3 = opts.s3_endpoint_url()
 
 
 @app.command("run")
@@ -146,8 +115,8 @@ def run(
     snapshotter = Snapshotter(
         settings,
         security=security,
-        dsn=_need(database_url or setup.dsn, "--database-url", "DATABASE_URL"),
-        bootstrap=_need(bootstrap_servers, "--bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS"),
+        dsn=opts.need_database(database_url or setup.dsn),
+        bootstrap=opts.need_kafka(bootstrap_servers),
         store=_store(setup, s3_endpoint_url),
         codec=setup.codec,
         policy=policy,
@@ -170,7 +139,7 @@ def run(
         )
         await run_snapshotter(snapshotter)
 
-    _run(alive_while(with_metrics(main(), metrics_address, config), health_file))
+    opts.run(alive_while(with_metrics(main(), metrics_address, config), health_file))
 
 
 def _restorer(pool: Any, setup: _Setup, endpoint_url: str | None) -> Restorer:
@@ -199,7 +168,7 @@ def restore(
 ) -> None:
     """Print a restored state as JSON, and where it came from (on stderr)."""
     setup = _setup(config, store)
-    dsn = _need(database_url or setup.dsn, "--database-url", "DATABASE_URL")
+    dsn = opts.need_database(database_url or setup.dsn)
     if (checkpoint is None) == (execution_id is None):
         raise typer.BadParameter("give an EXECUTION_ID or --checkpoint, not both")
     when = None if at_time is None else parse_when(at_time)
@@ -219,7 +188,7 @@ def restore(
         finally:
             await pool.close()
 
-    restored = _run(go())
+    restored = opts.run(go())
     err = Console(stderr=True)
     err.print(
         f"from {restored.snapshot_key or 'the first event'} + "
@@ -238,7 +207,7 @@ def list_snapshots(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The indexed snapshots of an execution, newest first."""
-    dsn = _need(database_url or _setup(config, None).dsn, "--database-url", "DATABASE_URL")
+    dsn = opts.need_database(database_url or _setup(config, None).dsn)
 
     async def go() -> Any:
         pool = await pg_pool(dsn, max_size=1)
@@ -247,7 +216,7 @@ def list_snapshots(
         finally:
             await pool.close()
 
-    records = _run(go())
+    records = opts.run(go())
     if as_json:
         emit_json([{**dataclasses.asdict(r), "position": r.position.token()} for r in records])
         return
@@ -287,7 +256,7 @@ def prune(
     the blobs nothing kept references, written over --blob-grace-hours plus Kafka's
     record lifetime ago (none without --bootstrap-servers)."""
     setup = _setup(config, store)
-    dsn = _need(database_url or setup.dsn, "--database-url", "DATABASE_URL")
+    dsn = opts.need_database(database_url or setup.dsn)
     overrides = {
         k: v
         for k, v in (
@@ -388,7 +357,7 @@ def prune(
         finally:
             await pool.close()
 
-    deleted = _run(go())
+    deleted = opts.run(go())
     if yes:
         console.print(f"deleted {deleted} snapshot(s)")
 
@@ -401,7 +370,7 @@ def lifecycle(
 ) -> None:
     """Apply the S3 backend's lifecycle block; print what was and was not applied."""
     setup = _setup(config, store)
-    report = _run(_store(setup, s3_endpoint_url).apply_lifecycle(setup.lifecycle))
+    report = opts.run(_store(setup, s3_endpoint_url).apply_lifecycle(setup.lifecycle))
     Console().print(
         f"{report.store}: applied {list(report.applied)}, "
         f"NOT applied {list(report.not_applied)}\n{report.detail}"

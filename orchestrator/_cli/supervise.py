@@ -24,6 +24,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from orchestrator._cli import _options as opts
 from orchestrator._cli._metrics import checked_address, metrics_option
 from orchestrator._cli._run_app import run_until_stopped, stop_signals
 from orchestrator._cli.health import HEALTH_FILE
@@ -46,8 +47,8 @@ ONLY_RECOVERY = AppOptions(
 
 
 def supervise(
-    config: Path | None = typer.Option(
-        None, "--config", help="YAML with the seed's blocks (recovery, backend, topics)."
+    config: Path | None = opts.config_file(
+        "YAML with the seed's blocks (recovery, backend, topics)."
     ),
     node_id: str | None = typer.Option(
         None,

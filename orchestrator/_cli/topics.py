@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrator._cli import _options as opts
 from orchestrator._cli._connect import cli_kafka_security
 from orchestrator.app.topics import (
     describe_configured_topics,
@@ -34,31 +36,17 @@ from orchestrator.events.topics import TopicReport, TopicsConfig
 
 app = typer.Typer(help="Create or verify the Kafka topics (events and DLQs).", no_args_is_help=True)
 
-_KAFKA = typer.Option(
-    None,
-    "--bootstrap-servers",
-    envvar="KAFKA_BOOTSTRAP_SERVERS",
-    show_default=False,
-    help="Kafka bootstrap servers.",
-)
-_CONFIG = typer.Option(None, "--config", help="YAML with the seed's blocks (topics, replication).")
-_PIPELINE = typer.Option(None, "--pipeline-topic", help="Override the pipeline events topic.")
-_SHARED = typer.Option(None, "--shared-topic", help="Override the shared-state events topic.")
+_KAFKA = opts.bootstrap_servers()
+_CONFIG = opts.config_file("YAML with the seed's blocks (topics, replication).")
+_PIPELINE = opts.PIPELINE_TOPIC
+_SHARED = opts.SHARED_TOPIC
 
 
 def configured_topics(
     config: Path | None, pipeline_topic: str | None = None, shared_topic: str | None = None
 ) -> TopicsConfig:
     """The topics ``--config`` (or the defaults) implies; a bad file exits 2."""
-    settings = Settings()
-    if config is not None:
-        try:
-            settings = load_config_file(config).settings
-        except ConfigError as exc:
-            Console(stderr=True).print(
-                f"[bold red]{config}:[/] {exc}", highlight=False, soft_wrap=True
-            )
-            raise typer.Exit(2) from None
+    settings = opts.settings_of(config)
     return topics_from(settings, pipeline_topic=pipeline_topic, shared_topic=shared_topic)
 
 
@@ -92,22 +80,30 @@ def topic_warnings(settings: Settings, bootstrap: str | None) -> list[str]:
     return found
 
 
-def _bootstrap(value: str | None) -> str:
-    if not value:
-        Console(stderr=True).print(
-            "[bold red]error:[/] pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS"
-        )
-        raise typer.Exit(2)
-    return value
-
-
-def _report(coro: Any) -> TopicReport:
+def _report(
+    act: Callable[..., Coroutine[Any, Any, TopicReport]],
+    bootstrap_servers: str | None,
+    config: Path | None,
+    topics: tuple[str | None, str | None],
+    as_json: bool,
+) -> TopicReport:
+    """``act`` (ensure or describe) on the configured topics, printed; a failure exits 1."""
+    configured = configured_topics(config, *topics)
+    security = configured_security(config)
     try:
-        report: TopicReport = asyncio.run(coro)
+        report = asyncio.run(act(opts.need_kafka(bootstrap_servers), configured, security=security))
     except OrchestratorStateError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(report_json(report), indent=2))
+    else:
+        _print(report)
     return report
+
+
+_SETTINGS = ("partitions", "replication_factor", "min_insync_replicas", "retention_ms")
+_PROBLEM = ("topic", "setting", "expected", "actual", "blocking", "fix")
 
 
 def report_json(report: TopicReport) -> dict[str, Any]:
@@ -120,34 +116,12 @@ def report_json(report: TopicReport) -> dict[str, Any]:
                 "name": t.name,
                 "exists": t.exists,
                 "created": t.name in report.created,
-                "expected": {
-                    "partitions": t.expected.partitions,
-                    "replication_factor": t.expected.replication_factor,
-                    "min_insync_replicas": t.expected.min_insync_replicas,
-                    "retention_ms": t.expected.retention_ms,
-                },
-                "actual": None
-                if not t.exists
-                else {
-                    "partitions": t.partitions,
-                    "replication_factor": t.replication_factor,
-                    "min_insync_replicas": t.min_insync_replicas,
-                    "retention_ms": t.retention_ms,
-                },
+                "expected": {k: getattr(t.expected, k) for k in _SETTINGS},
+                "actual": {k: getattr(t, k) for k in _SETTINGS} if t.exists else None,
             }
             for t in report.topics
         ],
-        "problems": [
-            {
-                "topic": p.topic,
-                "setting": p.setting,
-                "expected": p.expected,
-                "actual": p.actual,
-                "blocking": p.blocking,
-                "fix": p.fix,
-            }
-            for p in report.problems
-        ],
+        "problems": [{k: getattr(p, k) for k in _PROBLEM} for p in report.problems],
     }
 
 
@@ -188,15 +162,8 @@ def ensure(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Create the missing topics (events and DLQs) and verify the existing ones."""
-    topics = configured_topics(config, pipeline_topic, shared_topic)
-    security = configured_security(config)
-    report = _report(
-        ensure_configured_topics(_bootstrap(bootstrap_servers), topics, security=security)
-    )
-    if as_json:
-        typer.echo(json.dumps(report_json(report), indent=2))
-    else:
-        _print(report)
+    topics = (pipeline_topic, shared_topic)
+    report = _report(ensure_configured_topics, bootstrap_servers, config, topics, as_json)
     if strict and report.problems:
         raise typer.Exit(1)
 
@@ -210,12 +177,5 @@ def describe(
     as_json: bool = typer.Option(False, "--json", help="Print the topics as JSON."),
 ) -> None:
     """Show every topic the configuration implies: expected and actual settings."""
-    topics = configured_topics(config, pipeline_topic, shared_topic)
-    security = configured_security(config)
-    report = _report(
-        describe_configured_topics(_bootstrap(bootstrap_servers), topics, security=security)
-    )
-    if as_json:
-        typer.echo(json.dumps(report_json(report), indent=2))
-    else:
-        _print(report)
+    topics = (pipeline_topic, shared_topic)
+    _report(describe_configured_topics, bootstrap_servers, config, topics, as_json)

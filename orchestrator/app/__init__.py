@@ -18,7 +18,13 @@ from orchestrator.app.plan import (
     policies_from,
 )
 from orchestrator.app.snapshot_plan import BlobPlan, SnapshotPlan, plan_snapshots, snapshot_policy
-from orchestrator.app.stores import blob_store, key_ring, s3_client, snapshot_store
+from orchestrator.app.stores import (
+    blob_store,
+    key_ring,
+    s3_client,
+    snapshot_store,
+    with_s3_storage,
+)
 
 __all__ = [
     "App",
@@ -40,4 +46,5 @@ __all__ = [
     "s3_client",
     "snapshot_policy",
     "snapshot_store",
+    "with_s3_storage",
 ]

@@ -36,6 +36,7 @@ from orchestrator.app.consistency import ConfiguredStateManager
 from orchestrator.app.errors import PlanError
 from orchestrator.app.memory import MemoryStack
 from orchestrator.app.plan import AppPlan, plan_app
+from orchestrator.app.stores import with_s3_storage
 from orchestrator.commands.leader import LeaderElection
 from orchestrator.commands.leases import node_label
 from orchestrator.commands.lock import DistributedLock
@@ -138,20 +139,6 @@ def _settings(
     return load_config("{}", "<environment>", environ).settings
 
 
-def _with_s3(settings: Settings, endpoints: ServiceEndpoints) -> Settings:
-    """Snapshots and blobs in ``S3_BUCKET`` when ``S3_ENDPOINT_URL`` is set and the file
-    does not choose a storage itself."""
-    sm = settings.state_management
-    if endpoints.s3_endpoint_url is None or sm.backend is not None:
-        return settings
-    if "storage" in sm.snapshots.model_fields_set:
-        return settings
-    data = settings.model_dump(by_alias=True, exclude_unset=True)
-    snapshots = data.setdefault("state_management", {}).setdefault("snapshots", {})
-    snapshots["storage"] = f"s3://{endpoints.s3.bucket}/states"
-    return Settings.model_validate(data)
-
-
 class Connection:
     """The process's connection (see the module docstring); made by :func:`connect`."""
 
@@ -197,7 +184,7 @@ class Connection:
             self._app = stack
             return
         endpoints = ServiceEndpoints.from_env(self._environ)
-        settings = _with_s3(settings, endpoints)
+        settings = with_s3_storage(settings, endpoints)
         try:
             plan = plan_app(
                 settings,

@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestrator.app.plan import AppPlan
 from orchestrator.commands import EtcdLeaseStore
+from orchestrator.config import Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.keys import KEYS_ENV, KeyConfigError, KeyRing
 from orchestrator.events.userdata import BlobStore
@@ -86,3 +87,17 @@ def etcd_store(plan: AppPlan) -> EtcdLeaseStore | None:
     if not plan.etcd_endpoints:
         return None
     return EtcdLeaseStore(plan.etcd_endpoints, timeout=plan.connect_timeout)
+
+
+def with_s3_storage(settings: Settings, endpoints: ServiceEndpoints) -> Settings:
+    """Snapshots and blobs in ``S3_BUCKET`` when ``S3_ENDPOINT_URL`` is set and the file
+    does not choose a storage itself."""
+    sm = settings.state_management
+    if endpoints.s3_endpoint_url is None or sm.backend is not None:
+        return settings
+    if "storage" in sm.snapshots.model_fields_set:
+        return settings
+    data = settings.model_dump(by_alias=True, exclude_unset=True)
+    snapshots = data.setdefault("state_management", {}).setdefault("snapshots", {})
+    snapshots["storage"] = f"s3://{endpoints.s3.bucket}/states"
+    return Settings.model_validate(data)

@@ -38,91 +38,79 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 _CODEC = "deflate"  # every Avro implementation reads it
 
-EVENT_SCHEMA = parse_schema(
-    {
-        "type": "record",
-        "name": "BackupEvent",
-        "namespace": "orchestrator.backup",
-        "doc": "One record of an event topic, as the log held it.",
-        "fields": [
-            {"name": "topic", "type": "string", "doc": "The topic it was read from."},
-            {"name": "partition", "type": "int"},
-            {"name": "offset", "type": "long", "doc": "Its offset in the backed-up topic."},
-            {"name": "key", "type": ["null", "bytes"], "doc": "The Kafka key."},
-            {"name": "execution_id", "type": ["null", "string"]},
-            {"name": "sequence", "type": ["null", "long"]},
-            {"name": "event_id", "type": ["null", "string"]},
-            {"name": "event_type", "type": ["null", "string"]},
-            {
-                "name": "outcome",
-                "type": ["null", "string"],
-                "doc": "The fold's verdict (archive); null when read from the log.",
-            },
-            {"name": "source", "type": "string", "doc": "archive or log"},
-            {
-                "name": "value",
-                "type": "bytes",
-                "doc": "The event: Avro single-object encoding (C3 01, writer fingerprint, body).",
-            },
-        ],
-    }
+
+def _field(name: str, avro_type: Any, doc: str | None = None) -> dict[str, Any]:
+    return {"name": name, "type": avro_type} | ({"doc": doc} if doc else {})
+
+
+def _record(name: str, doc: str, *fields: dict[str, Any]) -> Any:
+    """A parsed record schema of the backup's files (namespace ``orchestrator.backup``)."""
+    return parse_schema(
+        {
+            "type": "record",
+            "name": name,
+            "namespace": "orchestrator.backup",
+            "doc": doc,
+            "fields": list(fields),
+        }
+    )
+
+
+EVENT_SCHEMA = _record(
+    "BackupEvent",
+    "One record of an event topic, as the log held it.",
+    _field("topic", "string", "The topic it was read from."),
+    _field("partition", "int"),
+    _field("offset", "long", "Its offset in the backed-up topic."),
+    _field("key", ["null", "bytes"], "The Kafka key."),
+    _field("execution_id", ["null", "string"]),
+    _field("sequence", ["null", "long"]),
+    _field("event_id", ["null", "string"]),
+    _field("event_type", ["null", "string"]),
+    _field(
+        "outcome", ["null", "string"], "The fold's verdict (archive); null when read from the log."
+    ),
+    _field("source", "string", "archive or log"),
+    _field(
+        "value",
+        "bytes",
+        "The event: Avro single-object encoding (C3 01, writer fingerprint, body).",
+    ),
 )
 
-SNAPSHOT_SCHEMA = parse_schema(
-    {
-        "type": "record",
-        "name": "BackupSnapshot",
-        "namespace": "orchestrator.backup",
-        "doc": "A snapshot object (snapshots codec) with its index row.",
-        "fields": [
-            {"name": "execution_id", "type": "string"},
-            {"name": "pipeline_id", "type": "string"},
-            {"name": "sequence", "type": "long"},
-            {"name": "epoch", "type": "long"},
-            {"name": "status", "type": "string"},
-            {"name": "object_key", "type": "string"},
-            {"name": "topic", "type": "string"},
-            {"name": "partition", "type": "int"},
-            {"name": "offset", "type": "long", "doc": "The last folded event's offset."},
-            {"name": "data", "type": "bytes", "doc": "The object as the store held it."},
-        ],
-    }
+SNAPSHOT_SCHEMA = _record(
+    "BackupSnapshot",
+    "A snapshot object (snapshots codec) with its index row.",
+    _field("execution_id", "string"),
+    _field("pipeline_id", "string"),
+    _field("sequence", "long"),
+    _field("epoch", "long"),
+    _field("status", "string"),
+    _field("object_key", "string"),
+    _field("topic", "string"),
+    _field("partition", "int"),
+    _field("offset", "long", "The last folded event's offset."),
+    _field("data", "bytes", "The object as the store held it."),
 )
 
-BLOB_SCHEMA = parse_schema(
-    {
-        "type": "record",
-        "name": "BackupBlob",
-        "namespace": "orchestrator.backup",
-        "doc": "Claim-checked user data, by the URI events reference it with.",
-        "fields": [
-            {"name": "uri", "type": "string"},
-            {"name": "sha256", "type": "string"},
-            {"name": "size", "type": "long"},
-            {"name": "data", "type": "bytes"},
-        ],
-    }
+BLOB_SCHEMA = _record(
+    "BackupBlob",
+    "Claim-checked user data, by the URI events reference it with.",
+    _field("uri", "string"),
+    _field("sha256", "string"),
+    _field("size", "long"),
+    _field("data", "bytes"),
 )
 
-
-DATA_KEY_SCHEMA = parse_schema(
-    {
-        "type": "record",
-        "name": "BackupDataKey",
-        "namespace": "orchestrator.backup",
-        "doc": "A row of data_keys: a data key wrapped by a master key of the key ring "
-        "(never the key itself), or the tombstone an erasure left.",
-        "fields": [
-            {"name": "scope", "type": "string", "doc": "An execution or a namespace."},
-            {"name": "master_key_id", "type": ["null", "string"]},
-            {"name": "wrapped_key", "type": ["null", "bytes"], "doc": "null once erased."},
-            {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
-            {
-                "name": "erased_at",
-                "type": ["null", {"type": "long", "logicalType": "timestamp-micros"}],
-            },
-        ],
-    }
+DATA_KEY_SCHEMA = _record(
+    "BackupDataKey",
+    "A row of data_keys: a data key wrapped by a master key of the key ring "
+    "(never the key itself), or the tombstone an erasure left.",
+    _field("scope", "string", "An execution or a namespace."),
+    _field("master_key_id", ["null", "string"]),
+    _field("wrapped_key", ["null", "bytes"], "null once erased."),
+    _field("created_at", {"type": "long", "logicalType": "timestamp-micros"}),
+    _field("erased_at", ["null", {"type": "long", "logicalType": "timestamp-micros"}]),
 )
 
 

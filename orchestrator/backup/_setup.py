@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.app import AppPlan, plan_app
+from orchestrator.app import AppPlan, plan_app, with_s3_storage
 from orchestrator.config import Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.userdata import BlobStore
@@ -117,20 +117,6 @@ def ensure_bucket(client: Any, bucket: str) -> None:
             raise
 
 
-def _with_s3(settings: Settings, endpoints: ServiceEndpoints) -> Settings:
-    """As ``orchestrator.connect()``: snapshots in ``S3_BUCKET`` when ``S3_ENDPOINT_URL``
-    is set and the configuration chooses no storage itself."""
-    sm = settings.state_management
-    if endpoints.s3_endpoint_url is None or sm.backend is not None:
-        return settings
-    if "storage" in sm.snapshots.model_fields_set:
-        return settings
-    data = settings.model_dump(by_alias=True, exclude_unset=True)
-    snapshots = data.setdefault("state_management", {}).setdefault("snapshots", {})
-    snapshots["storage"] = f"s3://{endpoints.s3.bucket}/states"
-    return Settings.model_validate(data)
-
-
 def deployment(
     settings: Settings,
     environ: Mapping[str, str],
@@ -149,7 +135,7 @@ def deployment(
         database_url=dsn or endpoints.database_url,
         kafka_bootstrap=bootstrap or endpoints.kafka_bootstrap,
     )
-    settings = _with_s3(settings, endpoints)
+    settings = with_s3_storage(settings, endpoints)  # as orchestrator.connect() does
     plan = plan_app(
         settings,
         bootstrap=endpoints.kafka_bootstrap,

@@ -1,4 +1,4 @@
-"""The query API's endpoints as data: one ``Call`` per request, shared by both clients.
+"""The query API's routes as data: one ``Call`` per request, shared by both clients.
 
 ``ROUTES`` lists every endpoint the clients speak (method, path, query parameters);
 a test compares it with the server's OpenAPI document, so the two cannot drift.
@@ -8,27 +8,18 @@ A ``Call`` is what to send and how to read the answer; ``Client`` and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
-from pydantic import BaseModel
 
-from orchestrator.client._errors import error_from
-from orchestrator.projections.api.models import (
-    CheckpointList,
-    EventPage,
-    ExecutionOut,
-    ExecutionPage,
-    HealthOut,
-    NamespaceOut,
-    TaskList,
-)
+from orchestrator.client._errors import ApiConnectionError, error_from
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
+T_co = TypeVar("T_co", covariant=True)
 
 READ = ("position", "wait_ms")
 
@@ -74,13 +65,13 @@ Position = str | PositionLike
 
 
 @dataclass(frozen=True, slots=True)
-class Call(Generic[T]):
+class Call(Generic[T_co]):
     """One request to send and the function that reads its answer."""
 
     route: Route
     path: str
     params: dict[str, str | int] = field(default_factory=dict)
-    read: Callable[[httpx.Response], T] = field(default=lambda r: r)
+    read: Callable[[httpx.Response], T_co] = field(default=lambda r: r)
 
     def request(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
         """The httpx request for ``client`` (its base URL and headers apply)."""
@@ -120,42 +111,10 @@ def checked(response: httpx.Response) -> httpx.Response:
     raise error_from(response)
 
 
-def model(cls: type[M]) -> Callable[[httpx.Response], M]:
-    """A reader validating the JSON body as ``cls`` (the server's own response model)."""
-    return lambda response: cls.model_validate_json(checked(response).content)
-
-
-def json_body(response: httpx.Response) -> dict[str, Any]:
-    """A reader for endpoints answering a free-form JSON object."""
-    body: dict[str, Any] = checked(response).json()
-    return body
-
-
-def text_body(response: httpx.Response) -> str:
-    """A reader for text endpoints (metrics, the timeline page)."""
-    return checked(response).text
-
-
-#: The server's response model of each JSON endpoint (checked against its OpenAPI).
-MODELS: Mapping[str, type[BaseModel]] = {
-    "executions": ExecutionPage,
-    "execution": ExecutionOut,
-    "tasks": TaskList,
-    "checkpoints": CheckpointList,
-    "events": EventPage,
-    "variables": NamespaceOut,
-    "health": HealthOut,
-}
-
-READERS: Mapping[str, Callable[[httpx.Response], Any]] = {
-    **{name: model(cls) for name, cls in MODELS.items()},
-    "timeline_html": text_body,
-    "timeline": json_body,
-    "state": json_body,
-    "metrics": text_body,
-}
-
-
-def state_frame(data: str) -> ExecutionOut:
-    """One ``event: state`` message of the SSE stream."""
-    return ExecutionOut.model_validate_json(data)
+@contextmanager
+def reaching(http: httpx.Client | httpx.AsyncClient) -> Iterator[None]:
+    """An httpx transport failure inside becomes ``ApiConnectionError`` naming the API."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise ApiConnectionError(str(http.base_url), repr(exc)) from exc

@@ -12,6 +12,7 @@ stops cleanly (no orphan processes)::
 """
 
 from ._apache_kafka import ApacheKafkaServer
+from ._databases import fresh_database
 from ._endpoints import KafkaEndpoint, S3Endpoint, ServiceEndpoints
 from ._errors import DevstackError, ServiceStartError, ToolMissingError
 from ._etcd import EtcdCluster, EtcdServer
@@ -63,5 +64,6 @@ __all__ = [
     "default_kafka_cache_dir",
     "describe_kafka",
     "ensure_kafka_jars",
+    "fresh_database",
     "local_services",
 ]

@@ -204,14 +204,7 @@ class ApacheKafkaServer(KafkaServer):
             )
         self._cds = CdsArchive(java, libs) if self.class_data_sharing else None
         cds = self._cds.jvm_options() if self._cds is not None else []
-        process = ManagedProcess(
-            [*jvm, *cds, *classpath, "kafka.Kafka", str(config)],
-            log_path=self.log_path,
-            cwd=self.data_dir,
-            stop_grace=self.stop_grace,
-        )
-        process.start()
-        return process
+        return self._spawn([*jvm, *cds, *classpath, "kafka.Kafka", str(config)])
 
     async def stop(self) -> None:
         process = self._process

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -104,15 +103,7 @@ class EtcdServer(Service):
         ]
         # A member whose peers already stopped waits for a quorum that will not come
         # back; SIGKILL after the grace is safe (etcd fsyncs its WAL on every commit).
-        process = ManagedProcess(
-            argv,
-            log_path=self.log_path,
-            cwd=self.data_dir,
-            stop_grace=self.stop_grace,
-            kill_expected=True,
-        )
-        process.start()
-        return process
+        return self._spawn(argv, kill_expected=True)
 
     async def _probe(self) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -139,12 +130,7 @@ class EtcdCluster(ServerGroup):
     def __init__(self, data_dir: Path | str | None = None, *, members: int = 3) -> None:
         if members < 1:
             raise ValueError(f"members must be >= 1, got {members}")
-        self._owns_data_dir = data_dir is None
-        self.data_dir = (
-            Path(tempfile.mkdtemp(prefix="orchestrator-etcd-cluster-"))
-            if data_dir is None
-            else Path(data_dir).expanduser().resolve()
-        )
+        super().__init__(data_dir, "etcd-cluster")
         ports = free_ports(2 * members)
         names = [f"m{n + 1}" for n in range(members)]
         initial = ",".join(
@@ -168,10 +154,6 @@ class EtcdCluster(ServerGroup):
     @property
     def description(self) -> str:
         return f"etcd (Debian's etcd-server), {len(self.members)}-member cluster"
-
-    @property
-    def ready(self) -> bool:
-        return all(member.ready for member in self.members)
 
     async def start(self) -> None:
         """Start every member at once (each needs the others for the quorum)."""

@@ -5,18 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
+
+from orchestrator.events import Resource
 
 
-class ServerGroup:
-    """Subclasses set ``data_dir`` and ``_owns_data_dir``, give their servers in
-    ``_parts`` and start them in ``start``."""
+class ServerGroup(Resource):
+    """Subclasses give their servers in ``_parts`` and start them in ``start``."""
 
-    data_dir: Path
-    _owns_data_dir: bool
+    def __init__(self, data_dir: Path | str | None, kind: str) -> None:
+        """In ``data_dir``, or in a new temporary ``orchestrator-<kind>-...`` directory
+        that ``stop`` removes."""
+        self._owns_data_dir = data_dir is None
+        self.data_dir = (
+            Path(tempfile.mkdtemp(prefix=f"orchestrator-{kind}-"))
+            if data_dir is None
+            else Path(data_dir).expanduser().resolve()
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Every server of the group is ready."""
+        return all(part.ready for part in self._parts)
 
     @property
     def _parts(self) -> Sequence[Any]:
@@ -29,15 +42,3 @@ class ServerGroup:
         await asyncio.gather(*(part.stop() for part in self._parts), return_exceptions=True)
         if self._owns_data_dir and self.data_dir.exists():
             await asyncio.to_thread(shutil.rmtree, self.data_dir, True)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -15,7 +15,6 @@ to every node (``min.insync`` 2), so groups and idempotent producers survive a b
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,12 +40,7 @@ class KafkaCluster(ServerGroup):
     ) -> None:
         if brokers < 1:
             raise ValueError(f"brokers must be >= 1, got {brokers}")
-        self._owns_data_dir = data_dir is None
-        self.data_dir = (
-            Path(tempfile.mkdtemp(prefix="orchestrator-kafka-cluster-"))
-            if data_dir is None
-            else Path(data_dir).expanduser().resolve()
-        )
+        super().__init__(data_dir, "kafka-cluster")
         self.log_path = self.data_dir / "node-1" / "kafka.log"
         ports = free_ports(2 * brokers)
         cluster_id = _cluster_id()
@@ -81,10 +75,6 @@ class KafkaCluster(ServerGroup):
     @property
     def description(self) -> str:
         return f"Apache Kafka {KAFKA_VERSION} (jars), {len(self.nodes)}-node KRaft cluster"
-
-    @property
-    def ready(self) -> bool:
-        return all(node.ready for node in self.nodes)
 
     def node_of(self, broker_id: int) -> ApacheKafkaServer:
         """The node whose ``node.id`` (broker id) is ``broker_id``."""

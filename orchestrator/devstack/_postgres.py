@@ -180,17 +180,7 @@ class PostgresServer(Service):
         ]
         for key, value in self.settings.items():
             argv += ["-c", f"{key}={value}"]
-        process = ManagedProcess(
-            argv,
-            log_path=self.log_path,
-            env=env,
-            cwd=self.data_dir,
-            run_as=run_as,
-            stop_signal=signal.SIGINT,
-            stop_grace=self.stop_grace,
-        )
-        process.start()
-        return process
+        return self._spawn(argv, env=env, run_as=run_as, stop_signal=signal.SIGINT)
 
     async def _probe(self) -> None:
         conn = await asyncpg.connect(self.dsn, timeout=5)

@@ -128,11 +128,7 @@ class PrometheusServer(Service):
             f"--web.listen-address={LOOPBACK}:{self._port}",
             "--storage.tsdb.retention.time=1d",
         ]
-        process = ManagedProcess(
-            argv, log_path=self.log_path, cwd=self.data_dir, stop_grace=self.stop_grace
-        )
-        process.start()
-        return process
+        return self._spawn(argv)
 
     async def _probe(self) -> None:
         async with httpx.AsyncClient(timeout=2) as client:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -128,14 +127,7 @@ class RedisServer(Service):
         binary = self._binary or find_redis()
         if not self._ports:  # a restart keeps its ports: clients reconnect to them
             self._ports = free_ports(2 if self.cluster else 1)
-        process = ManagedProcess(
-            [binary, *self.server_args(), *self.extra_args],
-            log_path=self.log_path,
-            cwd=self.data_dir,
-            stop_grace=self.stop_grace,
-        )
-        process.start()
-        return process
+        return self._spawn([binary, *self.server_args(), *self.extra_args])
 
     async def _probe(self) -> None:
         if await redis_command(self.port, "PING") != "PONG":
@@ -158,12 +150,7 @@ class RedisCluster(ServerGroup):
     ) -> None:
         if nodes < 3:
             raise ValueError(f"a Redis cluster needs at least 3 masters, got {nodes}")
-        self._owns_data_dir = data_dir is None
-        self.data_dir = (
-            Path(tempfile.mkdtemp(prefix="orchestrator-redis-cluster-"))
-            if data_dir is None
-            else Path(data_dir).expanduser().resolve()
-        )
+        super().__init__(data_dir, "redis-cluster")
         self.log_path = self.data_dir / "cluster-create.log"
         self.startup_timeout = startup_timeout
         self.nodes = [
@@ -190,10 +177,6 @@ class RedisCluster(ServerGroup):
     @property
     def description(self) -> str:
         return f"Redis {len(self.nodes)}-node cluster (no replicas)"
-
-    @property
-    def ready(self) -> bool:
-        return all(node.ready for node in self.nodes)
 
     async def start(self) -> None:
         """Start every node, assign the slots, and wait until each reports cluster_state:ok."""

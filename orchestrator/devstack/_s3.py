@@ -145,15 +145,7 @@ class S3Server(Service):
             *(f"-{name}={port}" for name, port in zip(names, ports, strict=True)),
             *self.extra_args,
         ]
-        process = ManagedProcess(
-            argv,
-            log_path=self.log_path,
-            cwd=self.data_dir,
-            stop_grace=self.stop_grace,
-            kill_expected=True,
-        )
-        process.start()
-        return process
+        return self._spawn(argv, kill_expected=True)
 
     async def stop(self) -> None:
         await super().stop()

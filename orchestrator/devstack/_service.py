@@ -15,8 +15,9 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar
+
+from orchestrator.events import Resource
 
 from ._errors import ServiceStartError
 from ._process import ManagedProcess, read_tail
@@ -24,7 +25,7 @@ from ._process import ManagedProcess, read_tail
 log = logging.getLogger(__name__)
 
 
-class Service(abc.ABC):
+class Service(Resource, abc.ABC):
     """A server run as a child process on loopback, usable as `async with`.
 
     `data_dir` holds its files and its log (`log_path`); when omitted, a temporary
@@ -53,6 +54,15 @@ class Service(abc.ABC):
         self.startup_seconds: float | None = None
         self._process: ManagedProcess | None = None
         self._ready = False
+
+    def _spawn(self, argv: list[str], **options: Any) -> ManagedProcess:
+        """Start the server's process: logging to its log, in its data dir, stopped with
+        its grace; ``options`` as ``ManagedProcess`` takes them."""
+        process = ManagedProcess(
+            argv, log_path=self.log_path, cwd=self.data_dir, stop_grace=self.stop_grace, **options
+        )
+        process.start()
+        return process
 
     # -- what subclasses provide -------------------------------------------------
 
@@ -135,18 +145,6 @@ class Service(abc.ABC):
         await self._wait_ready(time.monotonic() + self.startup_timeout)
         self._ready = True
         log.info("%s restarted in %.1fs", self.name, time.monotonic() - began)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- logs ------------------------------------------------------------------------
 

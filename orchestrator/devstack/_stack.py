@@ -12,12 +12,13 @@ import asyncio
 import logging
 import os
 import shutil
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self, cast, get_args
+from typing import Literal, ParamSpec, cast, get_args
+
+from orchestrator.events import Resource
 
 from ._apache_kafka import ApacheKafkaServer
 from ._endpoints import KAFKA_BOOTSTRAP_SERVERS, ServiceEndpoints
@@ -34,6 +35,7 @@ from ._service import Service
 from ._tansu import TANSU_LIMITS, TansuServer
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 KafkaChoice = Literal["auto", "apache", "tansu"]
 #: Env var that forces a broker for locally started Kafka: auto | apache | tansu.
@@ -86,7 +88,18 @@ def _kafka_choice(environ: Mapping[str, str], given: KafkaChoice | None) -> Kafk
     return cast(KafkaChoice, choice)
 
 
-class DevStack:
+#: What an external Kafka brings besides its address; an external S3's settings.
+_KAFKA_FIELDS = (
+    "kafka_bootstrap",
+    "kafka_supports_idempotence",
+    "kafka_description",
+    "kafka_security",
+    "kafka_password_file",
+)
+_S3_FIELDS = ("endpoint_url", "bucket", "access_key", "secret_key", "region")
+
+
+class DevStack(Resource):
     """Kafka, PostgreSQL and S3 for tests and local runs; env vars point at external ones.
 
     `start()` brings up what the constructor asked for; `require()` adds services
@@ -274,14 +287,7 @@ class DevStack:
         ext, used = self.external, self._used
         endpoints = ServiceEndpoints()
         if used["kafka"]:
-            endpoints = replace(
-                endpoints,
-                kafka_bootstrap=ext.kafka_bootstrap,
-                kafka_supports_idempotence=ext.kafka_supports_idempotence,
-                kafka_description=ext.kafka_description,
-                kafka_security=ext.kafka_security,
-                kafka_password_file=ext.kafka_password_file,
-            )
+            endpoints = replace(endpoints, **{f: getattr(ext, f) for f in _KAFKA_FIELDS})
         if self.kafka is not None:
             endpoints = replace(
                 endpoints,
@@ -298,23 +304,14 @@ class DevStack:
         if used["postgres"]:
             pg_url = self.postgres.dsn if self.postgres is not None else ext.database_url
             endpoints = replace(endpoints, database_url=pg_url)
-        if self.s3 is not None:
+        if self.s3 is not None or used["s3"]:
+            s3 = self.s3
             endpoints = replace(
                 endpoints,
-                s3_endpoint_url=self.s3.endpoint_url,
-                s3_bucket=self.s3.bucket,
-                s3_access_key=self.s3.access_key,
-                s3_secret_key=self.s3.secret_key,
-                s3_region=self.s3.region,
-            )
-        elif used["s3"]:
-            endpoints = replace(
-                endpoints,
-                s3_endpoint_url=ext.s3_endpoint_url,
-                s3_bucket=ext.s3_bucket,
-                s3_access_key=ext.s3_access_key,
-                s3_secret_key=ext.s3_secret_key,
-                s3_region=ext.s3_region,
+                **{
+                    f"s3_{f}": getattr(s3, f) if s3 is not None else getattr(ext, f"s3_{f}")
+                    for f in _S3_FIELDS
+                },
             )
         if used["redis"]:
             url = self.redis.url if self.redis is not None else ext.redis_url
@@ -358,31 +355,18 @@ class DevStack:
             rows.append(f"{name}: {what} at {where} (ready in {took}, log {server.log_path})")
         return "\n".join(rows)
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+def _endpoints_of(
+    stack: Callable[P, DevStack],
+) -> Callable[P, AbstractAsyncContextManager[ServiceEndpoints]]:
+    @asynccontextmanager
+    async def endpoints(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[ServiceEndpoints]:
+        """``async with local_services(...) as endpoints``: a ``DevStack`` (same arguments)
+        for the block; the services the env vars name are used, the missing ones started."""
+        async with stack(*args, **kwargs) as running:
+            yield running.endpoints
+
+    return endpoints
 
 
-@asynccontextmanager
-async def local_services(
-    data_dir: Path | str | None = None,
-    *,
-    kafka: bool = True,
-    postgres: bool = True,
-    s3: bool = True,
-    kafka_impl: KafkaChoice | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> AsyncIterator[ServiceEndpoints]:
-    """Use the services the env vars name, start the missing ones, stop them on exit."""
-    async with DevStack(
-        data_dir, kafka=kafka, postgres=postgres, s3=s3, kafka_impl=kafka_impl, environ=environ
-    ) as stack:
-        yield stack.endpoints
+local_services = _endpoints_of(DevStack)

@@ -72,7 +72,7 @@ class TansuServer(KafkaServer):
             self._binary, self._version = _tansu_binary()
         self._port = free_port()
         url = f"tcp://{LOOPBACK}:{self._port}"
-        process = ManagedProcess(
+        return self._spawn(
             [
                 self._binary,
                 "broker",
@@ -82,10 +82,5 @@ class TansuServer(KafkaServer):
                 url,
                 "--storage-engine",
                 "memory://tansu/",
-            ],
-            log_path=self.log_path,
-            cwd=self.data_dir,
-            stop_grace=self.stop_grace,
+            ]
         )
-        process.start()
-        return process

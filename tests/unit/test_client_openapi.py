@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.client import ROUTES, AsyncClient, Client
-from orchestrator.client._calls import MODELS
+from orchestrator.client._endpoints import MODELS
 from orchestrator.projections.api import ApiSettings, create_app
 
 

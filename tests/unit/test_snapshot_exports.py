@@ -5,63 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from _facades import check_facade
+
 from orchestrator import snapshots
 
-EXPORTED = {
-    "ACTIVE_KEY_ENV",
-    "KEYS_ENV",
-    "AesGcmEncryption",
-    "ArchivedEvent",
-    "AvroStateConverter",
-    "Decision",
-    "EncodedSnapshot",
-    "EventArchive",
-    "FilesystemSnapshotStore",
-    "KeyLayout",
-    "KeyConfigError",
-    "KeyRing",
-    "Lifecycle",
-    "LifecycleReport",
-    "MemoryEventArchive",
-    "MemorySnapshotIndex",
-    "MemorySnapshotStore",
-    "NothingToRestore",
-    "PendingSnapshot",
-    "Restored",
-    "Restorer",
-    "RetentionPlan",
-    "RetentionPolicy",
-    "Snapshot",
-    "SnapshotCodec",
-    "SnapshotConfigError",
-    "SnapshotCorrupt",
-    "SnapshotError",
-    "SnapshotHeader",
-    "SnapshotIndex",
-    "SnapshotNotFound",
-    "SnapshotPolicy",
-    "SnapshotRecord",
-    "SnapshotStore",
-    "SnapshotStoreError",
-    "SnapshotWriter",
-    "SnapshotterFailed",
-    "ZstdCompression",
-    "apply_plan",
-    "BlobListing",
-    "BlobRetention",
-    "BlobRun",
-    "StoredBlob",
-    "run_blob_retention",
-    "codec_from_settings",
-    "generate_key",
-    "open_store",
-    "plan_retention",
-}
 
-
-def test_exported_names_are_pinned() -> None:
-    assert set(snapshots.__all__) == EXPORTED
-    assert all(hasattr(snapshots, name) for name in EXPORTED)
+def test_what_other_folders_import_is_exported() -> None:
+    check_facade(snapshots, "snapshots")
 
 
 def test_errors_hang_under_the_product_root() -> None:
