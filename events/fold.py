@@ -22,15 +22,12 @@ never raises.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from orchestrator.events import catalogue as c
+from orchestrator.events._fold_base import Outcome, Refused, Step, data, replace, summary
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.events.machines import (
@@ -48,98 +45,21 @@ from orchestrator.events.state import (
     SharedVariable,
     TaskState,
 )
-from orchestrator.events.userdata import UserData, decode_user_data
+
+__all__ = [
+    "MAX_EPOCH",
+    "SHARED_CASES",
+    "Outcome",
+    "Step",
+    "apply",
+    "fold",
+    "folded_types",
+    "step",
+    "step_shared",
+]
 
 MAX_EPOCH = 2**62
 """Epochs above this are refused: a takeover must always be able to go higher."""
-
-_loads = json.loads
-
-
-class Outcome(enum.Enum):
-    """What a fold step did with an event."""
-
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"
-    STALE_EPOCH = "stale_epoch"
-    REJECTED = "rejected"
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """The state after one event, what happened to the event, and why if refused."""
-
-    state: Any
-    outcome: Outcome
-    reason: str | None = None
-
-    @property
-    def applied(self) -> bool:
-        return self.outcome is Outcome.APPLIED
-
-
-class _Refused(OrchestratorStateError):
-    """Internal: the event is not allowed from the current state."""
-
-
-def _data(value: UserData | None) -> Any:
-    if value is None:
-        return None
-    inline = value.inline
-    if inline is not None and value.encoding == "json" and b"\\u0000" not in inline:
-        # decode_user_data of plain JSON without its encoding sniffing (a hot path);
-        # whatever does not parse this way takes the full path, errors included.
-        try:
-            return _loads(inline.decode())
-        except (ValueError, RecursionError):
-            pass
-    return decode_user_data(value)
-
-
-# --- copying frozen states -----------------------------------------------------------
-
-_T = TypeVar("_T")
-_MISSING: Any = object()
-_REPLACERS: dict[type, Callable[..., Any]] = {}
-
-
-def _compile_replacer(cls: type) -> Callable[..., Any]:
-    """``dataclasses.replace`` for one frozen slots dataclass, compiled (a hot path:
-    the generic one costs about 4x as much, and every event copies the state).
-
-    Same result: a new instance with every field copied except the ones given, built
-    without ``__init__`` (which, with no ``__post_init__`` and every field an init
-    field, only assigns the fields). Any other class keeps ``dataclasses.replace``.
-    """
-    fields = dataclasses.fields(cls)
-    slots = getattr(cls, "__slots__", None)
-    if (
-        hasattr(cls, "__post_init__")
-        or any(not f.init for f in fields)
-        or slots is None
-        or set(slots) != {f.name for f in fields}
-    ):
-        return dataclasses.replace
-    names = [f.name for f in fields]
-    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_M": _MISSING}
-    lines = [f"def replace(o, /, *, {', '.join(f'{n}=_M' for n in names)}):", "    n = _new(_cls)"]
-    for i, name in enumerate(names):
-        env[f"_set{i}"] = getattr(cls, name).__set__  # the slot itself, past the frozen guard
-        lines.append(f"    _set{i}(n, o.{name} if {name} is _M else {name})")
-    lines.append("    return n")
-    exec("\n".join(lines), env)  # source built from field names only
-    replacer: Callable[..., Any] = env["replace"]
-    return replacer
-
-
-def _replace(obj: _T, /, **changes: Any) -> _T:
-    """``dataclasses.replace(obj, **changes)``, faster for the state classes."""
-    replacer = _REPLACERS.get(obj.__class__)
-    if replacer is None:
-        replacer = _REPLACERS[obj.__class__] = _compile_replacer(obj.__class__)
-    result: _T = replacer(obj, **changes)
-    return result
-
 
 # --- execution events ----------------------------------------------------------------
 
@@ -152,7 +72,7 @@ def step(state: ExecutionState | None, event: Envelope) -> Step:
     try:
         return _step(state, event)
     except OrchestratorStateError as exc:
-        reason = str(exc) if isinstance(exc, _Refused) else f"{type(exc).__name__}: {exc}"
+        reason = str(exc) if isinstance(exc, Refused) else f"{type(exc).__name__}: {exc}"
         return Step(state, Outcome.REJECTED, reason)
     except (AttributeError, TypeError, ValueError, RecursionError) as exc:
         # An envelope no codec would produce (built in memory with wrong types).
@@ -189,7 +109,7 @@ def _step(state: ExecutionState | None, event: Envelope) -> Step:
     # sequence, epoch and event id; a refused one raises and changes nothing.
     changes = _transition(state, event)
     return Step(
-        _replace(
+        replace(
             state,
             last_sequence=seq,
             epoch=max(state.epoch, event.epoch),
@@ -227,7 +147,7 @@ def _take_ownership(
             Outcome.REJECTED,
             f"ownership epoch {payload.epoch} differs from its envelope's epoch {event.epoch}",
         )
-    return Step(_replace(state, epoch=payload.epoch, owner=payload.node_id), Outcome.APPLIED)
+    return Step(replace(state, epoch=payload.epoch, owner=payload.node_id), Outcome.APPLIED)
 
 
 def _created(event: Envelope, p: c.ExecutionCreated) -> ExecutionState:
@@ -237,8 +157,8 @@ def _created(event: Envelope, p: c.ExecutionCreated) -> ExecutionState:
     }
     context = {
         "user_id": p.context.user_id,
-        "input_data": _data(p.context.input_data),
-        "configuration": _data(p.context.configuration),
+        "input_data": data(p.context.input_data),
+        "configuration": data(p.context.configuration),
     }
     return ExecutionState(
         execution_id=event.execution_id or "",
@@ -254,12 +174,12 @@ def _created(event: Envelope, p: c.ExecutionCreated) -> ExecutionState:
         fork_sequence=p.fork_sequence,
         root_execution_id=p.root_execution_id or event.execution_id,
         applied=AppliedIds([event.event_id]),
-        **_summary(tasks),
+        **summary(tasks),
     )
 
 
 # One fold case per execution-scoped event type: the fields it changes in the state,
-# or ``_Refused``. Status changes declared in the catalogue (an ``action``) share the
+# or ``Refused``. Status changes declared in the catalogue (an ``action``) share the
 # machine-driven cases below; every other type registers its own with ``@_case``.
 # Task and checkpoint events apply only while the execution is active.
 Case = Callable[[ExecutionState, Envelope], dict[str, Any]]
@@ -280,21 +200,21 @@ def _case(*types: type[c.Payload]) -> Callable[[Case], Case]:
 
 
 def _transition(state: ExecutionState, event: Envelope) -> dict[str, Any]:
-    """The fields ``event`` changes in ``state``; ``_Refused`` if it may not happen."""
+    """The fields ``event`` changes in ``state``; ``Refused`` if it may not happen."""
     entry = _CASES.get(type(event.payload))
     if entry is None or (entry[1] and state.status not in ACTIVE_STATUSES):
         name = event.event_type
         if state.status not in ACTIVE_STATUSES:
-            raise _Refused(
+            raise Refused(
                 f"execution {state.execution_id}: cannot record {name} while {state.status!r}"
             )
-        raise _Refused(f"{name} is not an execution event")
+        raise Refused(f"{name} is not an execution event")
     return entry[0](state, event)
 
 
 @_case(c.ExecutionCreated)
 def _created_again(state: ExecutionState, event: Envelope) -> dict[str, Any]:
-    raise _Refused(f"execution {state.execution_id} already exists")
+    raise Refused(f"execution {state.execution_id} already exists")
 
 
 @_case(c.ExecutionResumed)
@@ -325,14 +245,14 @@ def _pipeline_action(state: ExecutionState, event: Envelope) -> dict[str, Any]:
     if isinstance(payload, c.ExecutionValidationFailed | c.ExecutionFailed):
         changes["error"] = payload.error
     if isinstance(payload, c.ExecutionCompleted):
-        changes["outputs"] = _data(payload.outputs)
+        changes["outputs"] = data(payload.outputs)
     return changes
 
 
 def _task_event(state: ExecutionState, event: Envelope) -> dict[str, Any]:
     """A task event with a task action (``TASK_ACTIONS``)."""
     tasks = _task_step(state, event)
-    return {"tasks": tasks, "updated_at": event.occurred_at, **_summary(tasks)}
+    return {"tasks": tasks, "updated_at": event.occurred_at, **summary(tasks)}
 
 
 @_case(c.CheckpointSaved)
@@ -340,7 +260,7 @@ def _checkpoint_saved(state: ExecutionState, event: Envelope) -> dict[str, Any]:
     payload = event.payload
     assert isinstance(payload, c.CheckpointSaved)
     if payload.task_id is not None and payload.task_id not in state.tasks:
-        raise _Refused(
+        raise Refused(
             f"execution {state.execution_id}: checkpoint for unknown task {payload.task_id!r}"
         )
     ref = CheckpointRef(
@@ -359,7 +279,7 @@ def _checkpoint_restored(state: ExecutionState, event: Envelope) -> dict[str, An
     payload = event.payload
     assert isinstance(payload, c.CheckpointRestored)
     if all(ref.checkpoint_id != payload.checkpoint_id for ref in state.checkpoints):
-        raise _Refused(
+        raise Refused(
             f"execution {state.execution_id}: unknown checkpoint {payload.checkpoint_id!r}"
         )
     return {"updated_at": event.occurred_at}
@@ -385,18 +305,18 @@ def _task_step(state: ExecutionState, event: Envelope) -> dict[str, TaskState]:
     task = state.tasks.get(task_id)
     subject = f"task {task_id} of execution {state.execution_id}"
     if task is None:
-        raise _Refused(f"{subject}: unknown task")
+        raise Refused(f"{subject}: unknown task")
     status = TASK_MACHINE.next(task.status, TASK_ACTIONS[event.event_type], subject=subject)
     at: datetime = event.occurred_at
     changes: dict[str, Any] = {"status": status}
     if isinstance(payload, c.TaskStarted):
         if payload.attempt <= task.attempts:
-            raise _Refused(f"{subject}: attempt {payload.attempt} after {task.attempts}")
+            raise Refused(f"{subject}: attempt {payload.attempt} after {task.attempts}")
         changes.update(
             attempts=payload.attempt,
             started_at=at,
             completed_at=None,
-            inputs=_data(payload.inputs),
+            inputs=data(payload.inputs),
             error=None,
             retry_delay_seconds=None,
         )
@@ -404,8 +324,8 @@ def _task_step(state: ExecutionState, event: Envelope) -> dict[str, TaskState]:
         d = payload.details
         changes.update(
             completed_at=at,
-            outputs=_data(payload.outputs),
-            metadata=_data(payload.metadata),
+            outputs=data(payload.outputs),
+            metadata=data(payload.metadata),
             execution_details={
                 "duration": d.duration,
                 "memory_used": d.memory_used,
@@ -420,39 +340,8 @@ def _task_step(state: ExecutionState, event: Envelope) -> dict[str, TaskState]:
     elif isinstance(payload, c.TaskSkipped):
         changes.update(completed_at=at, error=payload.reason)
     tasks = dict(state.tasks)
-    tasks[task_id] = _replace(task, **changes)
+    tasks[task_id] = replace(task, **changes)
     return tasks
-
-
-def _summary(tasks: dict[str, TaskState]) -> dict[str, Any]:
-    """The seed's summary fields of the tasks, in one pass (a hot path)."""
-    completed: list[str] = []
-    pending: list[str] = []
-    done = 0
-    current: TaskState | None = None
-    for task in tasks.values():
-        status = task.status
-        if status == "completed":
-            completed.append(task.task_id)
-            done += 1
-        elif status == "skipped":
-            done += 1
-        elif status == "pending" or status == "scheduled":
-            pending.append(task.task_id)
-        elif status == "running" and (
-            current is None
-            or (
-                task.started_at is not None
-                and (current.started_at is None or task.started_at > current.started_at)
-            )
-        ):
-            current = task
-    return {
-        "completed_tasks": tuple(completed),
-        "pending_tasks": tuple(pending),
-        "current_task": None if current is None else current.task_id,
-        "progress": round(done / len(tasks), 4) if tasks else 0.0,
-    }
 
 
 # --- shared-state events -------------------------------------------------------------
@@ -481,7 +370,7 @@ def step_shared(state: NamespaceState | None, event: Envelope) -> Step:
         variables[payload.name] = SharedVariable(
             name=payload.name,
             type=payload.type,
-            value=_data(payload.value),
+            value=data(payload.value),
             immutable=payload.immutable,
             updated_by=payload.updated_by,
             updated_at=event.occurred_at,
@@ -490,7 +379,7 @@ def step_shared(state: NamespaceState | None, event: Envelope) -> Step:
     else:
         if current is None or current.deleted:
             return Step(state, Outcome.REJECTED, f"{where} does not exist")
-        variables[payload.name] = _replace(
+        variables[payload.name] = replace(
             current,
             deleted=True,
             value=None,
@@ -498,7 +387,7 @@ def step_shared(state: NamespaceState | None, event: Envelope) -> Step:
             updated_at=event.occurred_at,
             version=payload.version,
         )
-    return Step(_replace(ns, variables=variables), Outcome.APPLIED)
+    return Step(replace(ns, variables=variables), Outcome.APPLIED)
 
 
 # --- which event types the fold has a case for ----------------------------------------

@@ -10,15 +10,19 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from orchestrator.events.catalogue import (
     CATALOGUE,
     CONTROL_EVENT_TYPES,
+    PAYLOAD_TYPES,
     SHARED_EVENT_TYPES,
     EventSpec,
     Payload,
     event,
 )
+from orchestrator.events.codec import default_codec
 from orchestrator.events.fold import folded_types
 from orchestrator.events.registry import CatalogueError, check_catalogue
 from orchestrator.events.schemas import (
@@ -29,6 +33,7 @@ from orchestrator.events.schemas import (
     schemas_root,
     sync_envelope,
 )
+from tests.strategies import derived, envelopes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,3 +127,18 @@ def test_registration_refuses_a_second_entry_or_a_misnamed_class() -> None:
 
     with pytest.raises(TypeError, match="must be the class name"):
         event("checkpoint")(Misnamed)
+
+
+DERIVABLE = sorted(n for n in PAYLOAD_TYPES if n not in ("ExecutionCreated", "TaskCompleted"))
+
+
+@pytest.mark.parametrize("event_type", DERIVABLE)
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_strategy_derived_from_the_class_round_trips(
+    event_type: str, data: st.DataObject
+) -> None:
+    # So a new event type needs no hand-written strategy in tests/strategies.py.
+    envelope = data.draw(envelopes(derived(PAYLOAD_TYPES[event_type])))
+    codec = default_codec()
+    assert codec.decode(codec.encode(envelope)) == envelope
