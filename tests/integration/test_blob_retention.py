@@ -17,18 +17,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import _projector_support as support
 import asyncpg
 import pytest
-from _projector_support import (
-    MakeProjection,
-    applied_total,
-    event_log,
-    histories,
-    mixed,
-    produce,
-    running_worker,
-    wait_until,
-)
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -115,13 +106,13 @@ async def _set_topic_retention(bootstrap: str, topic: str, retention_ms: int) ->
 
 @pytest.mark.usefixtures("kafka")
 async def test_blob_retention_keeps_every_kept_execution_restorable(
-    kafka: Any, make_projection: MakeProjection, s3: S3Endpoint
+    kafka: Any, make_projection: support.MakeProjection, s3: S3Endpoint
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     root = f"test-{uuid.uuid4().hex[:12]}/"
     store = S3SnapshotStore(s3.bucket, root + "states/", client=s3.client())
     blobs = S3BlobStore(s3.client(), s3.bucket, blob_prefix(store.prefix))
-    hist = histories(8, seed=97, tasks=6)
+    hist = support.histories(8, seed=97, tasks=6)
     running = set(list(hist)[:3])
     for eid in running:  # still running: everything they name must stay
         hist[eid] = hist[eid][:-1]
@@ -131,7 +122,7 @@ async def test_blob_retention_keeps_every_kept_execution_restorable(
     retired_checkpoints = set().union(*(checkpoint_blobs.get(e, set()) for e in finished))
     assert retired_checkpoints, "the histories should save checkpoints"
 
-    events = mixed(hist, seed=98)
+    events = support.mixed(hist, seed=98)
     topics, settings, dsn = await make_projection(2)
     codec = SnapshotCodec()
     snapshotter = Snapshotter(
@@ -142,17 +133,17 @@ async def test_blob_retention_keeps_every_kept_execution_restorable(
         codec=codec,
         policy=SnapshotPolicy(frequency=4, interval=None),
     )
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await produce(log, events)
-    async with running_worker(Projector(settings, dsn, bootstrap)):
-        async with running_worker(snapshotter):
+    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        await support.produce(log, events)
+    async with support.running_worker(Projector(settings, dsn, bootstrap)):
+        async with support.running_worker(snapshotter):
 
             async def caught_up() -> bool:
-                return snapshotter.records >= len(events) and await applied_total(
+                return snapshotter.records >= len(events) and await support.applied_total(
                     dsn, settings.name
                 ) >= len(events)
 
-            await wait_until(caught_up, 90, "the processor and the snapshotter")
+            await support.wait_until(caught_up, 90, "the processor and the snapshotter")
 
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:

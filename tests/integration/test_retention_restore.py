@@ -14,17 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import _projector_support as support
 import asyncpg
-from _projector_support import (
-    MakeProjection,
-    applied_total,
-    event_log,
-    histories,
-    mixed,
-    produce,
-    running_worker,
-    wait_until,
-)
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
@@ -47,13 +38,13 @@ from tests.histories import fold_to_sequence
 
 
 async def test_a_retention_run_leaves_every_kept_execution_restorable(
-    kafka: Any, make_projection: MakeProjection, tmp_path: Path
+    kafka: Any, make_projection: support.MakeProjection, tmp_path: Path
 ) -> None:
     bootstrap = kafka.bootstrap_servers
-    hist = histories(20, seed=81, tasks=8)
+    hist = support.histories(20, seed=81, tasks=8)
     for eid in list(hist)[:3]:  # three still running: retention must leave them whole
         hist[eid] = hist[eid][:-1]
-    events = mixed(hist, seed=82)
+    events = support.mixed(hist, seed=82)
     topics, settings, dsn = await make_projection(2)
     store = FilesystemSnapshotStore(tmp_path / "snapshots")
     codec = SnapshotCodec()
@@ -65,17 +56,17 @@ async def test_a_retention_run_leaves_every_kept_execution_restorable(
         codec=codec,
         policy=SnapshotPolicy(frequency=4, interval=None),
     )
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await produce(log, events)
-    async with running_worker(Projector(settings, dsn, bootstrap)):
-        async with running_worker(snapshotter):
+    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        await support.produce(log, events)
+    async with support.running_worker(Projector(settings, dsn, bootstrap)):
+        async with support.running_worker(snapshotter):
 
             async def caught_up() -> bool:
-                return snapshotter.records >= len(events) and await applied_total(
+                return snapshotter.records >= len(events) and await support.applied_total(
                     dsn, settings.name
                 ) >= len(events)
 
-            await wait_until(caught_up, 90, "the processor and the snapshotter")
+            await support.wait_until(caught_up, 90, "the processor and the snapshotter")
 
     # Kafka's retention deletes the first half of every partition.
     tps = [(topics.pipeline.name, p) for p in range(2)]
