@@ -16,6 +16,7 @@ from typing import NamedTuple, Protocol, TypeVar
 
 import asyncpg
 
+from orchestrator.devstack import KafkaEndpoint
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.fold import Outcome, fold, step
@@ -117,6 +118,12 @@ async def produce(log: EventLog, events: list[Envelope], chunk: int = 5000) -> N
 
 def event_log(bootstrap: str, topics: TopicsConfig, idempotent: bool) -> EventLog:
     return EventLog(bootstrap, default_codec(), topics=topics, supports_idempotence=idempotent)
+
+
+async def append_all(kafka: KafkaEndpoint, topics: TopicsConfig, events: list[Envelope]) -> None:
+    """Append ``events`` to ``topics`` (in chunks) through a log closed afterwards."""
+    async with event_log(kafka.bootstrap_servers, topics, kafka.supports_idempotence) as log:
+        await produce(log, events)
 
 
 async def applied_total(dsn: str, projection: str) -> int:

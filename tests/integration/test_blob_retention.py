@@ -20,6 +20,7 @@ from typing import Any
 import _projector_support as support
 import asyncpg
 import pytest
+from _snapshot_support import project_and_snapshot, snapshotter_for
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -32,15 +33,13 @@ from orchestrator.events.errors import UserDataError
 from orchestrator.events.fold import fold
 from orchestrator.events.state import state_dict
 from orchestrator.events.userdata import BlobRef, encode_user_data, fetch_verified
-from orchestrator.projections.processor import Projector
 from orchestrator.snapshots import BlobRetention
 from orchestrator.snapshots.codec import SnapshotCodec
-from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
+from orchestrator.snapshots.policy import RetentionPolicy
 from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
 from orchestrator.snapshots.restore import Restorer
 from orchestrator.snapshots.retention import run_retention
 from orchestrator.snapshots.s3 import S3SnapshotStore
-from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 from orchestrator.snapshots.store import blob_prefix
 from orchestrator.state.blobs import S3BlobStore
 
@@ -125,25 +124,9 @@ async def test_blob_retention_keeps_every_kept_execution_restorable(
     events = support.mixed(hist, seed=98)
     topics, settings, dsn = await make_projection(2)
     codec = SnapshotCodec()
-    snapshotter = Snapshotter(
-        SnapshotterSettings(topic=topics.pipeline.name, batch_size=200),
-        dsn=dsn,
-        bootstrap=bootstrap,
-        store=store,
-        codec=codec,
-        policy=SnapshotPolicy(frequency=4, interval=None),
-    )
-    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await support.produce(log, events)
-    async with support.running_worker(Projector(settings, dsn, bootstrap)):
-        async with support.running_worker(snapshotter):
-
-            async def caught_up() -> bool:
-                return snapshotter.records >= len(events) and await support.applied_total(
-                    dsn, settings.name
-                ) >= len(events)
-
-            await support.wait_until(caught_up, 90, "the processor and the snapshotter")
+    snapshotter = snapshotter_for(topics, dsn, bootstrap, store, codec, frequency=4)
+    await support.append_all(kafka, topics, events)
+    await project_and_snapshot(settings, dsn, bootstrap, snapshotter, len(events))
 
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:

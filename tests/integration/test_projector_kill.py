@@ -62,10 +62,7 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     events = support.mixed(hist, seed=8)
     assert len(events) >= EVENTS and len(hist) >= 500
     topics, settings, dsn = await make_projection(6, name="kill_test", prepared=False)
-    async with support.event_log(
-        kafka.bootstrap_servers, topics, kafka.supports_idempotence
-    ) as log:
-        await support.produce(log, events)
+    await support.append_all(kafka, topics, events)
     total = len(events)
     # Kill once progress passes each threshold: always mid-stream, never at the end.
     thresholds = sorted(rng.uniform(0.05, 0.9) * total for _ in range(KILLS))

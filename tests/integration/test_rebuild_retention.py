@@ -15,6 +15,7 @@ from typing import Any
 import _projector_support as support
 import asyncpg
 import pytest
+from _snapshot_support import project_and_snapshot, snapshotter_for
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
@@ -27,11 +28,10 @@ from orchestrator.projections.processor import Projector
 from orchestrator.projections.rebuild import Rebuilder
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
-from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
+from orchestrator.snapshots.policy import RetentionPolicy
 from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
 from orchestrator.snapshots.restore import Restorer
 from orchestrator.snapshots.retention import run_retention
-from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
 
 async def _delete_first_half(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
@@ -70,8 +70,7 @@ async def test_rebuild_after_retention_keeps_every_execution_and_the_archive(
     hist = support.histories(15, seed=71, tasks=4)
     events = [e for h in hist.values() for e in h]  # one after the other: the first go whole
     topics, settings, dsn = await make_projection(3, name="retained")
-    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await support.produce(log, events)
+    await support.append_all(kafka, topics, events)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:  # a poison record ends partition 0: dead-lettered, so never archived
@@ -133,28 +132,10 @@ async def test_rebuild_after_a_retention_run_and_kafka_retention_loses_no_kept_e
         hist[eid] = hist[eid][:-1]
     events = [e for h in hist.values() for e in h]
     topics, settings, dsn = await make_projection(3, name="retired")
-    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await support.produce(log, events)
+    await support.append_all(kafka, topics, events)
     store, codec = FilesystemSnapshotStore(tmp_path / "snapshots"), SnapshotCodec()
-    snapshotter = Snapshotter(
-        SnapshotterSettings(topic=topics.pipeline.name, batch_size=100),
-        dsn=dsn,
-        bootstrap=bootstrap,
-        store=store,
-        codec=codec,
-        policy=SnapshotPolicy(frequency=5, interval=None),
-    )
-    async with (
-        support.running_worker(Projector(settings, dsn, bootstrap)),
-        support.running_worker(snapshotter),
-    ):
-
-        async def caught_up() -> bool:
-            return snapshotter.records >= len(events) and await _applied(
-                dsn, settings.name, len(events)
-            )
-
-        await support.wait_until(caught_up, 90, "the processor and the snapshotter")
+    snapshotter = snapshotter_for(topics, dsn, bootstrap, store, codec, frequency=5, batch_size=100)
+    await project_and_snapshot(settings, dsn, bootstrap, snapshotter, len(events))
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         index = PostgresSnapshotIndex(pool)

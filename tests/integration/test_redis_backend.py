@@ -27,10 +27,7 @@ async def _fold_into_redis(
     hist = support.histories(40, seed=11, tasks=6)
     events = support.mixed(hist, seed=12)
     events += events[::17]  # duplicates, as an at-least-once producer could write
-    async with support.event_log(
-        kafka.bootstrap_servers, topics, kafka.supports_idempotence
-    ) as log:
-        await support.produce(log, events)
+    await support.append_all(kafka, topics, events)
     store = fresh_store(url, settings, cluster_mode=cluster_mode, **ttl)
     tps = [(settings.pipeline_topic, p) for p in range(PARTITIONS)]
     async with support.running_worker(RedisProjector(settings, store, kafka.bootstrap_servers)):

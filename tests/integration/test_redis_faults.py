@@ -54,10 +54,7 @@ async def test_processor_sigkilled_mid_stream_loses_and_doubles_nothing(
     topics, settings, _ = await make_projection(PARTITIONS, prepared=False, name="redis_kill")
     hist = support.histories(150, seed=21, tasks=8)
     events = support.mixed(hist, seed=22)
-    async with support.event_log(
-        kafka.bootstrap_servers, topics, kafka.supports_idempotence
-    ) as log:
-        await support.produce(log, events)
+    await support.append_all(kafka, topics, events)
     store = fresh_store(redis, settings, prefix="orchestrator:")
     # The CLI uses the default key prefix: clear what an earlier run of this test left.
     await _clear(store, list(hist))

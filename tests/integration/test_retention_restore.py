@@ -16,15 +16,15 @@ from typing import Any
 
 import _projector_support as support
 import asyncpg
+from _snapshot_support import project_and_snapshot, snapshotter_for
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from orchestrator.events.codec import default_codec
 from orchestrator.events.fold import fold
-from orchestrator.projections.processor import Projector
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
-from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
+from orchestrator.snapshots.policy import RetentionPolicy
 from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
 from orchestrator.snapshots.restore import Restorer
 from orchestrator.snapshots.retention import (
@@ -33,7 +33,6 @@ from orchestrator.snapshots.retention import (
     plan_retention,
     run_retention,
 )
-from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 from tests.histories import fold_to_sequence
 
 
@@ -48,25 +47,9 @@ async def test_a_retention_run_leaves_every_kept_execution_restorable(
     topics, settings, dsn = await make_projection(2)
     store = FilesystemSnapshotStore(tmp_path / "snapshots")
     codec = SnapshotCodec()
-    snapshotter = Snapshotter(
-        SnapshotterSettings(topic=topics.pipeline.name, batch_size=200),
-        dsn=dsn,
-        bootstrap=bootstrap,
-        store=store,
-        codec=codec,
-        policy=SnapshotPolicy(frequency=4, interval=None),
-    )
-    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await support.produce(log, events)
-    async with support.running_worker(Projector(settings, dsn, bootstrap)):
-        async with support.running_worker(snapshotter):
-
-            async def caught_up() -> bool:
-                return snapshotter.records >= len(events) and await support.applied_total(
-                    dsn, settings.name
-                ) >= len(events)
-
-            await support.wait_until(caught_up, 90, "the processor and the snapshotter")
+    snapshotter = snapshotter_for(topics, dsn, bootstrap, store, codec, frequency=4)
+    await support.append_all(kafka, topics, events)
+    await project_and_snapshot(settings, dsn, bootstrap, snapshotter, len(events))
 
     # Kafka's retention deletes the first half of every partition.
     tps = [(topics.pipeline.name, p) for p in range(2)]

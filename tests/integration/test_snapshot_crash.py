@@ -89,8 +89,7 @@ async def test_sigkill_at_random_points_keeps_every_snapshot_exact(
     events = support.mixed(hist, seed=42)
     assert len(events) >= EVENTS
     topics, settings, dsn = await make_projection(6, batch_size=2000)
-    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await support.produce(log, events)
+    await support.append_all(kafka, topics, events)
     async with support.running_worker(Projector(settings, dsn, bootstrap)):
         # Kill once the snapshot count passes each threshold: mid-stream, never at the end.
         expected = len(events) // 40 + EXECUTIONS
