@@ -21,12 +21,15 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from _databases import MakeDatabase, database_prefix, fresh_database
 from _projector_support import MakeProjection, Projection, fresh_topics, settings_for
+from _worker import StartApp, coordination_yaml, supervising_app
 
+from orchestrator.app import App
 from orchestrator.devstack import (
     DevStack,
     EtcdCluster,
@@ -243,6 +246,14 @@ async def make_database(
         yield make
 
 
+@pytest.fixture
+async def connect_env(kafka: KafkaEndpoint, make_database: MakeDatabase) -> dict[str, str]:
+    """The environment ``orchestrator.connect(environ=...)`` reads: the session's broker
+    and a fresh database without tables (connect migrates it)."""
+    dsn = await make_database(migrated=False)
+    return {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "DATABASE_URL": dsn}
+
+
 @pytest.fixture(scope="module")
 async def dsn(postgres: str, request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """A fresh database with the read-model tables, shared by the module's tests.
@@ -285,6 +296,31 @@ def make_projection(kafka: KafkaEndpoint, make_database: MakeDatabase) -> MakePr
         return Projection(topics, projection, dsn)
 
     return make
+
+
+@pytest.fixture
+async def start_app(
+    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
+) -> AsyncIterator[StartApp]:
+    """`await start_app(name=, node_id=, crash_timeout=, failover_timeout=, **options)`: the
+    test process's App (`_worker.supervising_app`) on a fresh database, stopped after the
+    test."""
+    async with contextlib.AsyncExitStack() as apps:
+
+        async def start(**options: Any) -> App:
+            dsn = await make_database(migrated=False)
+            return await apps.enter_async_context(
+                supervising_app(services, dsn, tmp_path, **options)
+            )
+
+        yield start
+
+
+@pytest.fixture(params=["postgresql", "etcd"])
+def coordination(request: pytest.FixtureRequest, etcd: EtcdServer) -> str:
+    """The test runs twice: leases on PostgreSQL (the default, no YAML) and on etcd (its
+    `distributed.coordination` block, for `start_app(extra_yaml=...)` and the workers)."""
+    return coordination_yaml(request.param, etcd.endpoint)
 
 
 @pytest.hookimpl(wrapper=True)
