@@ -5,6 +5,7 @@ running workers, and the check that the read model equals the pure fold of the l
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
 import uuid
@@ -12,6 +13,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import NamedTuple, Protocol, TypeVar
 
 import asyncpg
@@ -74,6 +76,19 @@ def settings_for(
         shared_topic=topics.shared.name,
         **kw,  # type: ignore[arg-type]
     )
+
+
+async def start_cli(log: Path, *args: str) -> asyncio.subprocess.Process:
+    """``orchestrator-state ARGS`` as a subprocess (a test may SIGKILL it): stdout dropped,
+    stderr appended to ``log`` (a file, not a pipe: a full pipe would block it)."""
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            *CLI,
+            *args,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=sink,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
 
 @asynccontextmanager

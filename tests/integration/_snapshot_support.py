@@ -3,15 +3,29 @@ processor and the snapshotter run together until both have read the whole log.""
 
 from __future__ import annotations
 
+import asyncpg
 from _projector_support import applied_total, running_worker, wait_until
 
+from orchestrator.events.codec import default_codec
 from orchestrator.events.topics import TopicsConfig
 from orchestrator.projections.processor import Projector
 from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.snapshots import SnapshotIndex, SnapshotStore
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.policy import SnapshotPolicy
+from orchestrator.snapshots.postgres import PostgresEventArchive
+from orchestrator.snapshots.restore import Restorer
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
-from orchestrator.snapshots.store import SnapshotStore
+
+
+def archive_restorer(
+    pool: asyncpg.Pool, store: SnapshotStore, codec: SnapshotCodec, index: SnapshotIndex
+) -> Restorer:
+    """A restorer over ``store`` and ``index`` whose events come from the projection's
+    archive in ``pool``'s database (the default tables)."""
+    return Restorer(
+        store=store, index=index, archive=PostgresEventArchive(pool, default_codec()), codec=codec
+    )
 
 
 def snapshotter_for(

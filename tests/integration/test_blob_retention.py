@@ -20,14 +20,13 @@ from typing import Any
 import _projector_support as support
 import asyncpg
 import pytest
-from _snapshot_support import project_and_snapshot, snapshotter_for
+from _snapshot_support import archive_restorer, project_and_snapshot, snapshotter_for
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from orchestrator.devstack import S3Endpoint
 from orchestrator.events import record_lifetime_ms
 from orchestrator.events.catalogue import CheckpointSaved, TaskCompleted
-from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.errors import UserDataError
 from orchestrator.events.fold import fold
@@ -36,8 +35,7 @@ from orchestrator.events.userdata import BlobRef, encode_user_data, fetch_verifi
 from orchestrator.snapshots import BlobRetention
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.policy import RetentionPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.retention import run_retention
 from orchestrator.snapshots.s3 import S3SnapshotStore
 from orchestrator.snapshots.store import blob_prefix
@@ -207,12 +205,7 @@ async def test_blob_retention_keeps_every_kept_execution_restorable(
             for ref in _event_refs(hist[eid]):
                 await asyncio.to_thread(fetch_verified, ref, blobs)
         # ... and every execution restores to its fold, each blob it names readable.
-        restorer = Restorer(
-            store=store,
-            index=index,
-            archive=PostgresEventArchive(pool, default_codec()),
-            codec=codec,
-        )
+        restorer = archive_restorer(pool, store, codec, index)
         for eid, history in hist.items():
             restored = await restorer.latest(eid)
             assert restored.state == fold(history), eid

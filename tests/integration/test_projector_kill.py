@@ -10,7 +10,6 @@ to the pure fold of the log, and the archive must hold each event once.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 from pathlib import Path
@@ -28,28 +27,24 @@ KILLS = 20
 
 
 async def _start(dsn: str, kafka: Any, settings: Any, stderr: Path) -> asyncio.subprocess.Process:
-    with stderr.open("ab") as sink:  # a file, not a pipe: a full pipe would block it
-        return await asyncio.create_subprocess_exec(
-            *support.CLI,
-            "project",
-            "--database-url",
-            dsn,
-            "--bootstrap-servers",
-            kafka.bootstrap_servers,
-            "--projection",
-            settings.name,
-            "--pipeline-topic",
-            settings.pipeline_topic,
-            "--shared-topic",
-            settings.shared_topic,
-            "--batch-size",
-            "1000",
-            "--session-timeout-ms",
-            "6000",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=sink,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    return await support.start_cli(
+        stderr,
+        "project",
+        "--database-url",
+        dsn,
+        "--bootstrap-servers",
+        kafka.bootstrap_servers,
+        "--projection",
+        settings.name,
+        "--pipeline-topic",
+        settings.pipeline_topic,
+        "--shared-topic",
+        settings.shared_topic,
+        "--batch-size",
+        "1000",
+        "--session-timeout-ms",
+        "6000",
+    )
 
 
 @pytest.mark.timeout(600)

@@ -15,11 +15,10 @@ from typing import Any
 import _projector_support as support
 import asyncpg
 import pytest
-from _snapshot_support import project_and_snapshot, snapshotter_for
+from _snapshot_support import archive_restorer, project_and_snapshot, snapshotter_for
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from orchestrator.events.codec import default_codec
 from orchestrator.events.consumer import EventConsumer
 from orchestrator.events.consumer import TopicPartition as OurTP
 from orchestrator.events.fold import fold
@@ -29,8 +28,7 @@ from orchestrator.projections.rebuild import Rebuilder
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
 from orchestrator.snapshots.policy import RetentionPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.retention import run_retention
 
 
@@ -156,12 +154,7 @@ async def test_rebuild_after_a_retention_run_and_kafka_retention_loses_no_kept_e
         assert report.swapped
         kept = {eid: hist[eid] for eid in running}
         assert await support.compare_with_fold(dsn, kept, settings, exhaustive=False) == []
-        restorer = Restorer(
-            store=store,
-            index=index,
-            archive=PostgresEventArchive(pool, default_codec()),
-            codec=codec,
-        )
+        restorer = archive_restorer(pool, store, codec, index)
         for eid, history in hist.items():
             assert (await restorer.latest(eid)).state == fold(history), eid
     finally:

@@ -12,7 +12,6 @@ with its event count exactly the number of its records in the log.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 from pathlib import Path
@@ -31,19 +30,15 @@ KILLS = 5
 
 
 async def _start(url: str, kafka: Any, settings: Any, stderr: Path) -> Any:
-    with stderr.open("ab") as sink:  # a file, not a pipe: a full pipe would block it
-        return await asyncio.create_subprocess_exec(
-            *support.CLI, "redis", "project",
-            "--redis-url", url,
-            "--bootstrap-servers", kafka.bootstrap_servers,
-            "--projection", settings.name,
-            "--pipeline-topic", settings.pipeline_topic,
-            "--batch-size", "100",
-            "--session-timeout-ms", "6000",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=sink,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
+    return await support.start_cli(
+        stderr, "redis", "project",
+        "--redis-url", url,
+        "--bootstrap-servers", kafka.bootstrap_servers,
+        "--projection", settings.name,
+        "--pipeline-topic", settings.pipeline_topic,
+        "--batch-size", "100",
+        "--session-timeout-ms", "6000",
+    )  # fmt: skip
 
 
 @pytest.mark.timeout(300)

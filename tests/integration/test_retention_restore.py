@@ -16,17 +16,15 @@ from typing import Any
 
 import _projector_support as support
 import asyncpg
-from _snapshot_support import project_and_snapshot, snapshotter_for
+from _snapshot_support import archive_restorer, project_and_snapshot, snapshotter_for
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from orchestrator.events.codec import default_codec
 from orchestrator.events.fold import fold
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
 from orchestrator.snapshots.policy import RetentionPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.retention import (
     apply_plan,
     earliest_offsets,
@@ -89,12 +87,7 @@ async def test_a_retention_run_leaves_every_kept_execution_restorable(
             if any(r.position.offset <= earliest[tp] for r in before if r.execution_id == eid):
                 assert any(r.position.offset <= earliest[tp] for r in records), eid
 
-        restorer = Restorer(
-            store=store,
-            index=index,
-            archive=PostgresEventArchive(pool, default_codec()),
-            codec=codec,
-        )
+        restorer = archive_restorer(pool, store, codec, index)
         rng = random.Random(83)
         for eid, history in hist.items():
             full = fold(history)

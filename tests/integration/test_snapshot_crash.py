@@ -10,7 +10,6 @@ projection processor archives the log in-process.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 from collections import defaultdict
@@ -40,32 +39,28 @@ NAME = "crash_snapshotter"
 
 
 async def _start(dsn: str, bootstrap: str, topic: str, store: Path, log: Path) -> Any:
-    with log.open("ab") as sink:
-        return await asyncio.create_subprocess_exec(
-            *support.CLI,
-            "-v",
-            "snapshots",
-            "run",
-            "--database-url",
-            dsn,
-            "--bootstrap-servers",
-            bootstrap,
-            "--topic",
-            topic,
-            "--store",
-            f"file://{store}",
-            "--name",
-            NAME,
-            "--frequency",
-            "40",
-            "--batch-size",
-            "500",
-            "--session-timeout-ms",
-            "6000",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=sink,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    return await support.start_cli(
+        log,
+        "-v",
+        "snapshots",
+        "run",
+        "--database-url",
+        dsn,
+        "--bootstrap-servers",
+        bootstrap,
+        "--topic",
+        topic,
+        "--store",
+        f"file://{store}",
+        "--name",
+        NAME,
+        "--frequency",
+        "40",
+        "--batch-size",
+        "500",
+        "--session-timeout-ms",
+        "6000",
+    )
 
 
 async def _count(dsn: str, sql: str) -> int:
