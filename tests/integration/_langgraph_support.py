@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,10 @@ recovery:
       timeout: {2 * lease_ttl}
 """
     return text
+
+
+MakeSaverSpec = Callable[..., Awaitable[dict[str, Any]]]
+"""The `make_saver_spec` fixture: `await make_saver_spec(**extra)` -> a spec."""
 
 
 def saver_spec(

@@ -12,6 +12,11 @@ Fresh state on those services: a topic name per test (`topic`, `make_topic`); a
 database with the read-model tables per module (`dsn`, with `pool` and `db` on it);
 databases and whole projections (topics, settings, database) per test
 (`make_database`, `make_projection`).
+
+Shared set-ups (one place each): `connect_env` (what `orchestrator.connect()` reads:
+the broker and a fresh empty database), `start_app` (the test process's App: processor
+and recovery supervisor, `_worker.supervising_app`), `coordination` (runs a test with
+leases on PostgreSQL and on etcd), `make_saver_spec` (a LangGraph saver's spec).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 import asyncpg
 import pytest
 from _databases import MakeDatabase, database_prefix, fresh_database
+from _langgraph_support import MakeSaverSpec, saver_spec
 from _projector_support import MakeProjection, Projection, fresh_topics, settings_for
 from _worker import StartApp, coordination_yaml, supervising_app
 
@@ -314,6 +320,19 @@ async def start_app(
             )
 
         yield start
+
+
+@pytest.fixture
+def make_saver_spec(
+    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
+) -> MakeSaverSpec:
+    """`await make_saver_spec(**extra)`: a LangGraph saver's spec (`saver_spec`) on fresh
+    topics and a fresh empty database."""
+
+    async def make(**extra: Any) -> dict[str, Any]:
+        return saver_spec(services, await make_database(migrated=False), tmp_path, **extra)
+
+    return make
 
 
 @pytest.fixture(params=["postgresql", "etcd"])

@@ -28,6 +28,7 @@ from orchestrator.events.userdata import encode_user_data
 from orchestrator.projections.deadletters import replay_dead_letter
 from orchestrator.projections.errors import DeadLetterRefused
 from orchestrator.projections.processor import Projector
+from tests.histories import task_started
 
 
 def _shared(name: str, value: object, version: int, immutable: bool = False) -> Envelope:
@@ -212,11 +213,7 @@ def raw_encode(envelope: Envelope) -> bytes:
 def _crafted(execution_id: str) -> list[Envelope]:
     """A short execution; a forged TaskFailed (sequence 6) carries a NUL in its error text."""
     payloads: list[Any] = [
-        c.ExecutionCreated(pipeline_id="p", tasks=(c.TaskSpec(task_id="t1"),)),
-        c.ExecutionValidationStarted(),
-        c.ExecutionValidationSucceeded(),
-        c.TaskScheduled(task_id="t1"),
-        c.TaskStarted(task_id="t1", attempt=1),
+        *task_started("p", "t1"),
         c.TaskFailed(task_id="t1", attempt=1, error="bad\x00byte", retryable=False),
         c.TaskCompleted(task_id="t1"),
         c.ExecutionCompleted(),
