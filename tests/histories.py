@@ -18,6 +18,17 @@ from orchestrator.events.fold import step
 from orchestrator.events.state import ExecutionState
 
 
+def task_started(pipeline_id: str, task_id: str) -> list[c.Payload]:
+    """The payloads of an execution of one task, up to that task's first attempt starting."""
+    return [
+        c.ExecutionCreated(pipeline_id=pipeline_id, tasks=(c.TaskSpec(task_id=task_id),)),
+        c.ExecutionValidationStarted(),
+        c.ExecutionValidationSucceeded(),
+        c.TaskScheduled(task_id=task_id),
+        c.TaskStarted(task_id=task_id, attempt=1),
+    ]
+
+
 def flaky_log(
     clean: Sequence[Envelope], rng: random.Random, *, retries: float, zombies: float
 ) -> list[Envelope]:

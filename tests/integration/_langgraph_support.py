@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from _worker import state_management_yaml
 
 from orchestrator.devstack import ServiceEndpoints
 
 
 def langgraph_config(prefix: str, *, lease_ttl: float | None = None) -> str:
     """Fresh topics, no snapshots; optionally short leases (for takeover tests)."""
-    text = f"""
-state_management:
-  event_store:
-    topics:
-      pipeline_events: "{prefix}.pipeline.events"
-      shared_events: "{prefix}.shared.events"
-    partitions: 2
-  snapshots:
-    enabled: false
-"""
+    text = state_management_yaml(prefix)
     if lease_ttl is not None:
         text += f"""
 recovery:
@@ -29,6 +24,10 @@ recovery:
       timeout: {2 * lease_ttl}
 """
     return text
+
+
+MakeSaverSpec = Callable[..., Awaitable[dict[str, Any]]]
+"""The `make_saver_spec` fixture: `await make_saver_spec(**extra)` -> a spec."""
 
 
 def saver_spec(
@@ -57,3 +56,16 @@ def open_saver(spec: dict[str, Any], **options: Any) -> Any:
         projection_name=spec["projection_name"],
         **options,
     )
+
+
+def chain(state: type, names: Sequence[str], node: Callable[[str], Any]) -> Any:
+    """A ``StateGraph`` over ``state`` running ``node(name)`` for each of ``names``, one
+    after the other (START, then each name in order, then END)."""
+    from langgraph.graph import END, START, StateGraph
+
+    graph = StateGraph(state)
+    for name in names:
+        graph.add_node(name, node(name))
+    for before, after in itertools.pairwise([START, *names, END]):
+        graph.add_edge(before, after)
+    return graph

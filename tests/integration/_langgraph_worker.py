@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from _langgraph_support import open_saver
-from langgraph.graph import END, START, StateGraph
+from _langgraph_support import chain, open_saver
+from langgraph.graph import StateGraph
 
 
 class Steps(TypedDict):
@@ -45,13 +45,7 @@ def build(spec: dict[str, Any]) -> StateGraph[Steps]:
 
         return run
 
-    graph = StateGraph(Steps)
-    for name in ("fetch", "summarize", "report"):
-        graph.add_node(name, node(name))
-    graph.add_edge(START, "fetch")
-    graph.add_edge("fetch", "summarize")
-    graph.add_edge("summarize", "report")
-    graph.add_edge("report", END)
+    graph: StateGraph[Steps] = chain(Steps, ("fetch", "summarize", "report"), node)
     return graph
 
 

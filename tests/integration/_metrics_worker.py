@@ -19,9 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from orchestrator.app import App, AppOptions, plan_app
-from orchestrator.config import load_config
-from orchestrator.devstack import ServiceEndpoints
+from _worker import worker_app
+
 from orchestrator.runtime import Pipeline, TaskContext
 from orchestrator.state import StateManager, checkpoint
 from orchestrator.state.errors import StateNotFound
@@ -50,25 +49,11 @@ def make_pipeline() -> Pipeline:
 
 
 async def main(spec: dict[str, Any]) -> None:
-    settings = load_config(spec["config"]).settings
-    endpoints = ServiceEndpoints.from_env(spec["env"])
     pipeline = make_pipeline()
-    plan = plan_app(
-        settings,
-        bootstrap=endpoints.kafka_bootstrap,
-        dsn=endpoints.database_url,
-        node_id=spec["node_id"],
-        supports_idempotence=endpoints.kafka_supports_idempotence,
-        data_dir=Path(spec["data_dir"]),
-    )
-    options = AppOptions(
-        run_projector=False,
-        run_snapshotter=False,
-        supervise=False,
-        pipelines=[pipeline],
-        metrics_address=spec["metrics_address"],
-    )
-    async with App(plan, settings, options, endpoints=endpoints) as app:
+    metrics_address = spec["metrics_address"]
+    async with worker_app(
+        spec, pipeline, Path(spec["data_dir"]), metrics_address=metrics_address
+    ) as app:
         assert app.orchestrator is not None
         print(json.dumps({"event": "ready", "metrics": app.metrics and app.metrics.url}))
         sys.stdout.flush()

@@ -5,6 +5,7 @@ running workers, and the check that the read model equals the pure fold of the l
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
 import uuid
@@ -12,10 +13,12 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import NamedTuple, Protocol, TypeVar
 
 import asyncpg
 
+from orchestrator.devstack import KafkaEndpoint
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.fold import Outcome, fold, step
@@ -75,6 +78,19 @@ def settings_for(
     )
 
 
+async def start_cli(log: Path, *args: str) -> asyncio.subprocess.Process:
+    """``orchestrator-state ARGS`` as a subprocess (a test may SIGKILL it): stdout dropped,
+    stderr appended to ``log`` (a file, not a pipe: a full pipe would block it)."""
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            *CLI,
+            *args,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=sink,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
 @asynccontextmanager
 async def running_worker(worker: W) -> AsyncIterator[W]:
     """A processor or snapshotter started and running in a task; on exit asked to stop,
@@ -117,6 +133,12 @@ async def produce(log: EventLog, events: list[Envelope], chunk: int = 5000) -> N
 
 def event_log(bootstrap: str, topics: TopicsConfig, idempotent: bool) -> EventLog:
     return EventLog(bootstrap, default_codec(), topics=topics, supports_idempotence=idempotent)
+
+
+async def append_all(kafka: KafkaEndpoint, topics: TopicsConfig, events: list[Envelope]) -> None:
+    """Append ``events`` to ``topics`` (in chunks) through a log closed afterwards."""
+    async with event_log(kafka.bootstrap_servers, topics, kafka.supports_idempotence) as log:
+        await produce(log, events)
 
 
 async def applied_total(dsn: str, projection: str) -> int:

@@ -21,9 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from orchestrator.app import App, AppOptions, plan_app
-from orchestrator.config import load_config
-from orchestrator.devstack import ServiceEndpoints
+from _worker import emit, worker_app
+
 from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.runtime import Pipeline
 
@@ -46,31 +45,12 @@ def stream_pipeline() -> Pipeline:
     return pipeline
 
 
-def emit(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, **fields}), flush=True)
-
-
 async def main(spec: dict[str, Any]) -> None:
-    settings = load_config(spec["config"]).settings
-    endpoints = ServiceEndpoints.from_env(spec["env"])
     pipeline = stream_pipeline()
-    plan = plan_app(
-        settings,
-        bootstrap=endpoints.kafka_bootstrap,
-        dsn=endpoints.database_url,
-        node_id=spec["node_id"],
-        supports_idempotence=endpoints.kafka_supports_idempotence,
-        data_dir=Path(spec["data_dir"]),
-        projection_name=spec["projection"],
-    )
-    options = AppOptions(
-        run_projector=False,
-        run_snapshotter=False,
-        supervise=False,
-        join_recovery=bool(spec.get("join_recovery", False)),
-        pipelines=[pipeline],
-    )
-    async with App(plan, settings, options, endpoints=endpoints) as app:
+    join_recovery = bool(spec.get("join_recovery", False))
+    async with worker_app(
+        spec, pipeline, Path(spec["data_dir"]), join_recovery=join_recovery
+    ) as app:
         orchestrator = app.orchestrator
         assert orchestrator is not None
         emit("ready", node_id=spec["node_id"])

@@ -18,10 +18,12 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from orchestrator.app import App, AppOptions, AppPlan, plan_app
 from orchestrator.config import Settings, load_config
@@ -71,27 +73,72 @@ def emit(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
 
-async def main(spec: dict[str, Any]) -> None:
+def plan_on(
+    services: ServiceEndpoints,
+    settings: Settings,
+    *,
+    dsn: str | None,
+    node_id: str,
+    data_dir: Path,
+    projection_name: str | None = None,
+    **overrides: Any,
+) -> AppPlan:
+    """``plan_app`` on ``services`` (the session's, or a worker's from its SPEC), by default
+    with a projection name no other test uses."""
+    return plan_app(
+        settings,
+        bootstrap=services.kafka_bootstrap,
+        dsn=dsn,
+        node_id=node_id,
+        supports_idempotence=services.kafka_supports_idempotence,
+        data_dir=data_dir,
+        projection_name=projection_name or f"rm_{uuid.uuid4().hex[:8]}",
+        **overrides,
+    )
+
+
+StartApp = Callable[..., Awaitable[App]]
+"""The `start_app` fixture: `await start_app(**supervising_app's keyword arguments)`."""
+
+
+@asynccontextmanager
+async def worker_app(
+    spec: dict[str, Any],
+    pipeline: Pipeline,
+    data_dir: Path,
+    *,
+    supervise: bool = False,
+    **options: Any,
+) -> AsyncIterator[App]:
+    """A worker node's App from its SPEC (``config``, ``env``, ``node_id``, ``projection``
+    if not the default): the runtime running ``pipeline``, no processor, no snapshotter
+    and (unless ``supervise``) no supervisor: the test process runs those."""
     settings = load_config(spec["config"]).settings
     endpoints = ServiceEndpoints.from_env(spec["env"])
-    marks = Path(spec["marks"])
-    pipeline = make_pipeline(marks)
-    plan = plan_app(
+    plan = plan_on(
+        endpoints,
         settings,
-        bootstrap=endpoints.kafka_bootstrap,
         dsn=endpoints.database_url,
         node_id=spec["node_id"],
-        supports_idempotence=endpoints.kafka_supports_idempotence,
-        data_dir=marks / "data",
-        projection_name=spec["projection"],
+        data_dir=data_dir,
+        projection_name=spec.get("projection", "read_models"),
     )
-    options = AppOptions(
+    app_options = AppOptions(
         run_projector=False,
         run_snapshotter=False,
-        supervise=spec.get("supervise", False),
+        supervise=supervise,
         pipelines=[pipeline],
+        **options,
     )
-    async with App(plan, settings, options, endpoints=endpoints) as app:
+    async with App(plan, settings, app_options, endpoints=endpoints) as app:
+        yield app
+
+
+async def main(spec: dict[str, Any]) -> None:
+    marks = Path(spec["marks"])
+    pipeline = make_pipeline(marks)
+    supervise = spec.get("supervise", False)
+    async with worker_app(spec, pipeline, marks / "data", supervise=supervise) as app:
         assert app.orchestrator is not None
         emit("ready", node_id=spec["node_id"])
         for input_data in spec.get("submit", []):
@@ -105,28 +152,6 @@ if __name__ == "__main__":
 
 
 # --- the test side: the config, the test process's app and the workers -----------------
-
-
-def plan_on(
-    services: ServiceEndpoints,
-    settings: Settings,
-    *,
-    dsn: str,
-    node_id: str,
-    data_dir: Path,
-    **overrides: Any,
-) -> AppPlan:
-    """``plan_app`` on the session's services, with a projection name no other test uses."""
-    return plan_app(
-        settings,
-        bootstrap=services.kafka_bootstrap,
-        dsn=dsn,
-        node_id=node_id,
-        supports_idempotence=services.kafka_supports_idempotence,
-        data_dir=data_dir,
-        projection_name=f"rm_{uuid.uuid4().hex[:8]}",
-        **overrides,
-    )
 
 
 @asynccontextmanager
@@ -180,6 +205,23 @@ def coordination_yaml(backend: str, etcd_endpoint: str) -> str:
     )
 
 
+def state_management_yaml(prefix: str, snapshots: str | None = None, frequency: int = 50) -> str:
+    """The ``state_management`` block: fresh topics ``<prefix>.pipeline.events`` and
+    ``<prefix>.shared.events`` (2 partitions), snapshots every ``frequency`` events to the
+    ``snapshots`` URL (none if not given)."""
+    snapshot_block: dict[str, Any] = (
+        {"enabled": True, "frequency": frequency, "storage": snapshots}
+        if snapshots
+        else {"enabled": False}
+    )
+    topics = {
+        "pipeline_events": f"{prefix}.pipeline.events",
+        "shared_events": f"{prefix}.shared.events",
+    }
+    block = {"event_store": {"topics": topics, "partitions": 2}, "snapshots": snapshot_block}
+    return yaml.safe_dump({"state_management": block}, sort_keys=False)
+
+
 def config_yaml(
     prefix: str,
     *,
@@ -187,48 +229,32 @@ def config_yaml(
     failover_timeout: float,
     max_attempts: int = 3,
     snapshots: str | None = None,
+    snapshot_frequency: int = 50,
     health_interval: float = 0.5,
+    after_tasks: str = "init",
 ) -> str:
-    """The seed's blocks with fresh topics and timeouts short enough for a test."""
-    snapshot_block = (
-        f'enabled: true\n    frequency: 50\n    storage: "{snapshots}"'
-        if snapshots
-        else "enabled: false"
+    """The seed's blocks with fresh topics and timeouts short enough for a test;
+    automatic checkpoints after the task ``after_tasks``."""
+    checkpointing = {
+        "enabled": True,
+        "strategy": "progressive",
+        "progressive": {"after_tasks": [after_tasks], "min_interval": 0},
+    }
+    strategies = {
+        "task_failure": {
+            "action": "retry_from_checkpoint",
+            "max_attempts": max_attempts,
+            "backoff": "exponential",
+            "base_delay": 0.05,
+        },
+        "pipeline_crash": {"action": "resume_from_last_checkpoint", "timeout": crash_timeout},
+        "node_failure": {"action": "redistribute_tasks", "failover_timeout": failover_timeout},
+    }
+    health = {"interval": health_interval, "timeout": health_interval, "failure_threshold": 2}
+    recovery = {"enabled": True, "strategies": strategies, "health_checks": health}
+    return state_management_yaml(prefix, snapshots, snapshot_frequency) + yaml.safe_dump(
+        {"checkpointing": checkpointing, "recovery": recovery}, sort_keys=False
     )
-    return f"""
-state_management:
-  event_store:
-    topics:
-      pipeline_events: "{prefix}.pipeline.events"
-      shared_events: "{prefix}.shared.events"
-    partitions: 2
-  snapshots:
-    {snapshot_block}
-checkpointing:
-  enabled: true
-  strategy: "progressive"
-  progressive:
-    after_tasks: ["init"]
-    min_interval: 0
-recovery:
-  enabled: true
-  strategies:
-    task_failure:
-      action: "retry_from_checkpoint"
-      max_attempts: {max_attempts}
-      backoff: "exponential"
-      base_delay: 0.05
-    pipeline_crash:
-      action: "resume_from_last_checkpoint"
-      timeout: {crash_timeout}
-    node_failure:
-      action: "redistribute_tasks"
-      failover_timeout: {failover_timeout}
-  health_checks:
-    interval: {health_interval}
-    timeout: {health_interval}
-    failure_threshold: 2
-"""
 
 
 class WorkerProcess:

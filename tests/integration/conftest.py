@@ -12,6 +12,11 @@ Fresh state on those services: a topic name per test (`topic`, `make_topic`); a
 database with the read-model tables per module (`dsn`, with `pool` and `db` on it);
 databases and whole projections (topics, settings, database) per test
 (`make_database`, `make_projection`).
+
+Shared set-ups (one place each): `connect_env` (what `orchestrator.connect()` reads:
+the broker and a fresh empty database), `start_app` (the test process's App: processor
+and recovery supervisor, `_worker.supervising_app`), `coordination` (runs a test with
+leases on PostgreSQL and on etcd), `make_saver_spec` (a LangGraph saver's spec).
 """
 
 from __future__ import annotations
@@ -21,12 +26,16 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from _databases import MakeDatabase, database_prefix, fresh_database
+from _langgraph_support import MakeSaverSpec, saver_spec
 from _projector_support import MakeProjection, Projection, fresh_topics, settings_for
+from _worker import StartApp, coordination_yaml, supervising_app
 
+from orchestrator.app import App
 from orchestrator.devstack import (
     DevStack,
     EtcdCluster,
@@ -243,6 +252,14 @@ async def make_database(
         yield make
 
 
+@pytest.fixture
+async def connect_env(kafka: KafkaEndpoint, make_database: MakeDatabase) -> dict[str, str]:
+    """The environment ``orchestrator.connect(environ=...)`` reads: the session's broker
+    and a fresh database without tables (connect migrates it)."""
+    dsn = await make_database(migrated=False)
+    return {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "DATABASE_URL": dsn}
+
+
 @pytest.fixture(scope="module")
 async def dsn(postgres: str, request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """A fresh database with the read-model tables, shared by the module's tests.
@@ -285,6 +302,44 @@ def make_projection(kafka: KafkaEndpoint, make_database: MakeDatabase) -> MakePr
         return Projection(topics, projection, dsn)
 
     return make
+
+
+@pytest.fixture
+async def start_app(
+    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
+) -> AsyncIterator[StartApp]:
+    """`await start_app(name=, node_id=, crash_timeout=, failover_timeout=, **options)`: the
+    test process's App (`_worker.supervising_app`) on a fresh database, stopped after the
+    test."""
+    async with contextlib.AsyncExitStack() as apps:
+
+        async def start(**options: Any) -> App:
+            dsn = await make_database(migrated=False)
+            return await apps.enter_async_context(
+                supervising_app(services, dsn, tmp_path, **options)
+            )
+
+        yield start
+
+
+@pytest.fixture
+def make_saver_spec(
+    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
+) -> MakeSaverSpec:
+    """`await make_saver_spec(**extra)`: a LangGraph saver's spec (`saver_spec`) on fresh
+    topics and a fresh empty database."""
+
+    async def make(**extra: Any) -> dict[str, Any]:
+        return saver_spec(services, await make_database(migrated=False), tmp_path, **extra)
+
+    return make
+
+
+@pytest.fixture(params=["postgresql", "etcd"])
+def coordination(request: pytest.FixtureRequest, etcd: EtcdServer) -> str:
+    """The test runs twice: leases on PostgreSQL (the default, no YAML) and on etcd (its
+    `distributed.coordination` block, for `start_app(extra_yaml=...)` and the workers)."""
+    return coordination_yaml(request.param, etcd.endpoint)
 
 
 @pytest.hookimpl(wrapper=True)

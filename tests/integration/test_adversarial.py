@@ -19,18 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import _projector_support as support
 import asyncpg
 import cramjam
 import pytest
-from _projector_support import (
-    MakeProjection,
-    applied_total,
-    compare_with_fold,
-    event_log,
-    histories,
-    running_worker,
-    wait_until,
-)
 from _state_stack import Stack, state_stack
 from test_dead_letters import raw_encode
 
@@ -55,11 +47,11 @@ def _rss_mb() -> float:
 
 @pytest.mark.timeout(180)
 async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
-    kafka: Any, make_projection: MakeProjection, tmp_path: Path
+    kafka: Any, make_projection: support.MakeProjection, tmp_path: Path
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     codec = default_codec()
-    hist = histories(3, seed=83, tasks=4)
+    hist = support.histories(3, seed=83, tasks=4)
     victim, other, third = hist
     genuine = hist[victim]
     prefix, suffix = genuine[:6], genuine[6:]
@@ -111,7 +103,7 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
     topics, settings, dsn = await make_projection(1, name="adversarial", limits=limits)
     pipeline = topics.pipeline.name
     key = victim.encode()
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
         at: dict[str, int] = {}
 
         async def raw(name: str, value: bytes, k: bytes = key) -> None:
@@ -147,16 +139,19 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
             policy=SnapshotPolicy(frequency=3, interval=None),
         )
         async with (
-            running_worker(Projector(settings, dsn, bootstrap)),
-            running_worker(snapshotter),
+            support.running_worker(Projector(settings, dsn, bootstrap)),
+            support.running_worker(snapshotter),
         ):
 
             async def caught_up() -> bool:
                 return (
-                    await applied_total(dsn, settings.name) == ends and snapshotter.records >= ends
+                    await support.applied_total(dsn, settings.name) == ends
+                    and snapshotter.records >= ends
                 )
 
-            await wait_until(caught_up, 90, "the processor and snapshotter to move past all")
+            await support.wait_until(
+                caught_up, 90, "the processor and snapshotter to move past all"
+            )
             poison = snapshotter.poison_records
         print(f"\nprocessor + snapshotter process max RSS: {rss_before:.0f} -> {_rss_mb():.0f} MB")
 
@@ -202,7 +197,7 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
     victim_log = [*prefix, *decodable, *suffix]
     assert fold(victim_log) == fold(genuine)
     expected = {victim: victim_log, other: hist[other], third: [*hist[third], forged_owner]}
-    assert await compare_with_fold(dsn, expected, settings) == []
+    assert await support.compare_with_fold(dsn, expected, settings) == []
     assert poison == 7  # the undecodable ones; the snapshotter skipped them and went on
     # Restore (newest snapshot + archive) reaches the same state as the genuine fold.
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)

@@ -33,6 +33,7 @@ from orchestrator.events.fold import fold
 from orchestrator.snapshots import Restorer
 from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
 from orchestrator.state import StateManager, checkpoint
+from tests.histories import task_started
 
 _STATE_COLUMNS = (
     "execution_id, pipeline_id, status, epoch, last_sequence, progress, completed_tasks,"
@@ -283,11 +284,7 @@ async def test_an_upcaster_applies_in_the_processor_check_and_restore(
     run = uuid.uuid4().hex[:8]
     execution_id = f"old-{run}"
     payloads: list[Any] = [
-        c.ExecutionCreated(pipeline_id="old", tasks=(c.TaskSpec(task_id="t"),)),
-        c.ExecutionValidationStarted(),
-        c.ExecutionValidationSucceeded(),
-        c.TaskScheduled(task_id="t"),
-        c.TaskStarted(task_id="t", attempt=1),
+        *task_started("old", "t"),
         c.TaskCompleted(task_id="t", details=c.ExecutionDetails(tokens_used=3)),
     ]
     events = [

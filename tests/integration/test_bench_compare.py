@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
+from _projector_support import CLI
 
 from orchestrator.bench.compare import INSTALL, missing_peers
 from orchestrator.devstack import ServiceEndpoints
@@ -32,7 +32,6 @@ WORKLOADS = {
     "storage_growth",
 }
 
-CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
 TINY = [
     "--rounds", "1",
     "--checkpoint-saves", "30",

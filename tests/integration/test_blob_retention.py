@@ -17,39 +17,27 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import _projector_support as support
 import asyncpg
 import pytest
-from _projector_support import (
-    MakeProjection,
-    applied_total,
-    event_log,
-    histories,
-    mixed,
-    produce,
-    running_worker,
-    wait_until,
-)
+from _snapshot_support import archive_restorer, project_and_snapshot, snapshotter_for
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from orchestrator.devstack import S3Endpoint
 from orchestrator.events import record_lifetime_ms
 from orchestrator.events.catalogue import CheckpointSaved, TaskCompleted
-from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.errors import UserDataError
 from orchestrator.events.fold import fold
 from orchestrator.events.state import state_dict
 from orchestrator.events.userdata import BlobRef, encode_user_data, fetch_verified
-from orchestrator.projections.processor import Projector
 from orchestrator.snapshots import BlobRetention
 from orchestrator.snapshots.codec import SnapshotCodec
-from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.policy import RetentionPolicy
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.retention import run_retention
 from orchestrator.snapshots.s3 import S3SnapshotStore
-from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 from orchestrator.snapshots.store import blob_prefix
 from orchestrator.state.blobs import S3BlobStore
 
@@ -115,13 +103,13 @@ async def _set_topic_retention(bootstrap: str, topic: str, retention_ms: int) ->
 
 @pytest.mark.usefixtures("kafka")
 async def test_blob_retention_keeps_every_kept_execution_restorable(
-    kafka: Any, make_projection: MakeProjection, s3: S3Endpoint
+    kafka: Any, make_projection: support.MakeProjection, s3: S3Endpoint
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     root = f"test-{uuid.uuid4().hex[:12]}/"
     store = S3SnapshotStore(s3.bucket, root + "states/", client=s3.client())
     blobs = S3BlobStore(s3.client(), s3.bucket, blob_prefix(store.prefix))
-    hist = histories(8, seed=97, tasks=6)
+    hist = support.histories(8, seed=97, tasks=6)
     running = set(list(hist)[:3])
     for eid in running:  # still running: everything they name must stay
         hist[eid] = hist[eid][:-1]
@@ -131,28 +119,12 @@ async def test_blob_retention_keeps_every_kept_execution_restorable(
     retired_checkpoints = set().union(*(checkpoint_blobs.get(e, set()) for e in finished))
     assert retired_checkpoints, "the histories should save checkpoints"
 
-    events = mixed(hist, seed=98)
+    events = support.mixed(hist, seed=98)
     topics, settings, dsn = await make_projection(2)
     codec = SnapshotCodec()
-    snapshotter = Snapshotter(
-        SnapshotterSettings(topic=topics.pipeline.name, batch_size=200),
-        dsn=dsn,
-        bootstrap=bootstrap,
-        store=store,
-        codec=codec,
-        policy=SnapshotPolicy(frequency=4, interval=None),
-    )
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await produce(log, events)
-    async with running_worker(Projector(settings, dsn, bootstrap)):
-        async with running_worker(snapshotter):
-
-            async def caught_up() -> bool:
-                return snapshotter.records >= len(events) and await applied_total(
-                    dsn, settings.name
-                ) >= len(events)
-
-            await wait_until(caught_up, 90, "the processor and the snapshotter")
+    snapshotter = snapshotter_for(topics, dsn, bootstrap, store, codec, frequency=4)
+    await support.append_all(kafka, topics, events)
+    await project_and_snapshot(settings, dsn, bootstrap, snapshotter, len(events))
 
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
@@ -233,12 +205,7 @@ async def test_blob_retention_keeps_every_kept_execution_restorable(
             for ref in _event_refs(hist[eid]):
                 await asyncio.to_thread(fetch_verified, ref, blobs)
         # ... and every execution restores to its fold, each blob it names readable.
-        restorer = Restorer(
-            store=store,
-            index=index,
-            archive=PostgresEventArchive(pool, default_codec()),
-            codec=codec,
-        )
+        restorer = archive_restorer(pool, store, codec, index)
         for eid, history in hist.items():
             restored = await restorer.latest(eid)
             assert restored.state == fold(history), eid

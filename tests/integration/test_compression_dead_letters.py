@@ -12,18 +12,10 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+import _projector_support as support
 import asyncpg
 import cramjam
 import pytest
-from _projector_support import (
-    MakeProjection,
-    applied_total,
-    compare_with_fold,
-    event_log,
-    histories,
-    running_worker,
-    wait_until,
-)
 from test_dead_letters import raw_encode
 
 from orchestrator.events import COMPRESSION_ALGORITHMS
@@ -45,9 +37,9 @@ def _bomb(algorithm: str, declared: int, mib: int) -> UserData:
 
 @pytest.mark.timeout(180)
 async def test_bombs_in_every_algorithm_are_dead_lettered_with_their_reason(
-    kafka: Any, make_projection: MakeProjection
+    kafka: Any, make_projection: support.MakeProjection
 ) -> None:
-    hist = histories(1, seed=29, tasks=3)
+    hist = support.histories(1, seed=29, tasks=3)
     [(victim, genuine)] = hist.items()
     prefix, suffix = genuine[:4], genuine[4:]
     last = prefix[-1].sequence
@@ -79,7 +71,9 @@ async def test_bombs_in_every_algorithm_are_dead_lettered_with_their_reason(
     pipeline = topics.pipeline.name
     at: dict[str, int] = {}
     decodable: list[Envelope] = []  # the fold rejects these; the archive keeps them
-    async with event_log(kafka.bootstrap_servers, topics, kafka.supports_idempotence) as log:
+    async with support.event_log(
+        kafka.bootstrap_servers, topics, kafka.supports_idempotence
+    ) as log:
         await log.append_batch(prefix)
         for algorithm in COMPRESSION_ALGORITHMS:
             for kind, bomb in (
@@ -92,12 +86,12 @@ async def test_bombs_in_every_algorithm_are_dead_lettered_with_their_reason(
                 at[f"{algorithm} {kind}"] = sent.offset
         await log.append_batch(recompressed)
         ends = sum((await log.end_offsets(pipeline)).values())
-        async with running_worker(Projector(settings, dsn, kafka.bootstrap_servers)):
+        async with support.running_worker(Projector(settings, dsn, kafka.bootstrap_servers)):
 
             async def caught_up() -> bool:
-                return await applied_total(dsn, settings.name) == ends
+                return await support.applied_total(dsn, settings.name) == ends
 
-            await wait_until(caught_up, 90, "the processor to move past every bomb")
+            await support.wait_until(caught_up, 90, "the processor to move past every bomb")
 
     conn = await asyncpg.connect(dsn)
     try:
@@ -110,4 +104,4 @@ async def test_bombs_in_every_algorithm_are_dead_lettered_with_their_reason(
         expected = "max_user_data_bytes" if name.endswith("claims") else "more than the declared"
         assert expected in reasons[offset], (name, reasons[offset])
     expected = {victim: [*prefix, *decodable, *recompressed]}
-    assert await compare_with_fold(dsn, expected, settings) == []
+    assert await support.compare_with_fold(dsn, expected, settings) == []

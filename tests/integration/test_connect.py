@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from _connect_support import write_config
 
 import orchestrator
 from orchestrator import Pipeline
@@ -27,24 +28,10 @@ from orchestrator.projections import ProjectionSettings, run_processor
 from orchestrator.state import DistributedLock, NotConfigured, checkpoint
 
 
-def _config(tmp_path: Path, prefix: str) -> Path:
-    path = tmp_path / "orchestrator.yaml"
-    path.write_text(
-        "state_management:\n"
-        "  event_store:\n"
-        "    partitions: 2\n"
-        f"    topics:\n      pipeline_events: {prefix}.pipeline\n"
-        f"      shared_events: {prefix}.shared\n"
-        f"  snapshots:\n    storage: file://{tmp_path / 'snapshots'}\n"
-    )
-    return path
-
-
 async def test_connect_on_fresh_servers_runs_checkpoints_and_locks(
-    kafka: Any, make_database: Any, tmp_path: Path, topic: str
+    kafka: Any, connect_env: dict[str, str], tmp_path: Path, topic: str
 ) -> None:
-    dsn = await make_database(migrated=False)
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "DATABASE_URL": dsn}
+    env, dsn = connect_env, connect_env["DATABASE_URL"]
     pipeline = Pipeline(f"connect-{uuid.uuid4().hex[:8]}")
 
     @pipeline.task()
@@ -56,7 +43,7 @@ async def test_connect_on_fresh_servers_runs_checkpoints_and_locks(
     async def count(fetch: dict[str, int]) -> int:
         return fetch["pages"] * 2
 
-    async with orchestrator.connect(config=_config(tmp_path, topic), environ=env) as state:
+    async with orchestrator.connect(config=write_config(tmp_path, topic), environ=env) as state:
         result = await state.run(pipeline, {"user_id": "u1"})
         assert (result.status, result.result) == ("completed", 6)
         saved = await checkpoint.list(execution_id=result.execution_id)
@@ -73,7 +60,7 @@ async def test_connect_on_fresh_servers_runs_checkpoints_and_locks(
         assert state.pool is state.runtime.pool
     with pytest.raises(NotConfigured, match=r"orchestrator\.connect"):
         await checkpoint.list(execution_id=result.execution_id)
-    layout = topics_from(load_config_file(_config(tmp_path, topic)).settings)
+    layout = topics_from(load_config_file(write_config(tmp_path, topic)).settings)
     report = await describe_topics(kafka.bootstrap_servers, layout.specs())
     assert len(report.topics) == 4 and all(t.exists for t in report.topics)
     assert report.problems == ()
@@ -109,7 +96,7 @@ async def silent_port() -> AsyncIterator[int]:
 
 
 async def _refused(env: dict[str, str], tmp_path: Path, deadline: float = 2.0) -> Any:
-    config = _config(tmp_path, f"refused-{uuid.uuid4().hex[:8]}")
+    config = write_config(tmp_path, f"refused-{uuid.uuid4().hex[:8]}")
     async with asyncio.timeout(deadline * 4):  # a hang fails here, not after minutes
         with pytest.raises(orchestrator.ServerUnreachable) as caught:
             async with orchestrator.connect(config=config, environ=env, connect_timeout=deadline):
@@ -182,7 +169,7 @@ async def test_a_processor_started_before_its_topics_exist_sees_them_promptly(
     try:
         await asyncio.sleep(2)  # the processor has subscribed to topics that do not exist
         async with orchestrator.connect(
-            config=_config(tmp_path, topic),
+            config=write_config(tmp_path, topic),
             environ=env,
             run_projector=False,
             run_snapshotter=False,

@@ -10,6 +10,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from _connect_support import write_config
+from _worker import coordination_yaml
 
 import orchestrator
 from orchestrator import Pipeline
@@ -21,27 +23,10 @@ from orchestrator.state import DistributedLock
 pytestmark = pytest.mark.integration
 
 
-def _config(tmp_path: Path, prefix: str, endpoint: str) -> Path:
-    path = tmp_path / "orchestrator.yaml"
-    path.write_text(
-        "state_management:\n"
-        "  event_store:\n"
-        f"    topics:\n      pipeline_events: {prefix}.pipeline\n"
-        f"      shared_events: {prefix}.shared\n"
-        f"  snapshots:\n    storage: file://{tmp_path / 'snapshots'}\n"
-        "distributed:\n"
-        "  coordination:\n"
-        '    backend: "etcd"\n'
-        f'    endpoints: ["http://{endpoint}"]\n'
-    )
-    return path
-
-
 async def test_connect_with_etcd_coordination_keeps_every_lease_in_etcd(
-    kafka: Any, make_database: Any, etcd: EtcdServer, tmp_path: Path, topic: str
+    connect_env: dict[str, str], etcd: EtcdServer, tmp_path: Path, topic: str
 ) -> None:
-    dsn = await make_database(migrated=False)
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "DATABASE_URL": dsn}
+    env, dsn = connect_env, connect_env["DATABASE_URL"]
     probe = EtcdLeaseStore([etcd.endpoint])
     pipeline = Pipeline(f"etcd-{uuid.uuid4().hex[:8]}")
     seen: dict[str, Any] = {}
@@ -52,7 +37,8 @@ async def test_connect_with_etcd_coordination_keeps_every_lease_in_etcd(
         seen["owner"] = [lease for lease in held if lease.name.endswith(context.execution_id)]
         return 7
 
-    config = _config(tmp_path, topic, etcd.endpoint)
+    coordination = coordination_yaml("etcd", etcd.endpoint)
+    config = write_config(tmp_path, topic, partitions=None, extra=coordination)
     try:
         async with orchestrator.connect(config=config, environ=env) as state:
             result = await state.run(pipeline, {})

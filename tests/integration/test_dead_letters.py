@@ -14,18 +14,9 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+import _projector_support as support
 import asyncpg
 import pytest
-from _projector_support import (
-    CLI,
-    MakeProjection,
-    applied_total,
-    compare_with_fold,
-    event_log,
-    histories,
-    running_worker,
-    wait_until,
-)
 
 from orchestrator.events import catalogue as c
 from orchestrator.events.codec import default_codec
@@ -37,6 +28,7 @@ from orchestrator.events.userdata import encode_user_data
 from orchestrator.projections.deadletters import replay_dead_letter
 from orchestrator.projections.errors import DeadLetterRefused
 from orchestrator.projections.processor import Projector
+from tests.histories import task_started
 
 
 def _shared(name: str, value: object, version: int, immutable: bool = False) -> Envelope:
@@ -71,11 +63,11 @@ async def _dlq_records(bootstrap: str, topic: str, count: int) -> list[Any]:
 
 @pytest.mark.timeout(120)
 async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
-    kafka: Any, make_projection: MakeProjection
+    kafka: Any, make_projection: support.MakeProjection
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     codec = default_codec()
-    hist = histories(4, seed=41)
+    hist = support.histories(4, seed=41)
     victim, *others = hist
     clean = [e for e in hist[victim] if e.sequence is not None]
     assert len(clean) > 5
@@ -89,7 +81,7 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
 
     topics, settings, dsn = await make_projection(1, name="poison")
     pipeline = topics.pipeline.name
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
         await log.append_batch(victim_log[:2])
         garbage_at = await log.append_raw(pipeline, b"\x00garbage", key=victim.encode())
         await log.append_batch(victim_log[2:3])
@@ -108,12 +100,12 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
             (await log.end_offsets(topics.shared.name)).values()
         )
 
-        async with running_worker(Projector(settings, dsn, bootstrap)):
+        async with support.running_worker(Projector(settings, dsn, bootstrap)):
 
             async def caught_up() -> bool:
-                return await applied_total(dsn, settings.name) == ends
+                return await support.applied_total(dsn, settings.name) == ends
 
-            await wait_until(caught_up, 60, "the processor to pass every record")
+            await support.wait_until(caught_up, 60, "the processor to pass every record")
 
             conn = await asyncpg.connect(dsn)
             try:
@@ -161,7 +153,7 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
 
             # Everything else flowed: the victim as the fold sees its log, the others whole.
             expected = {victim: victim_log, **{eid: hist[eid] for eid in others}}
-            assert await compare_with_fold(dsn, expected, settings) == []
+            assert await support.compare_with_fold(dsn, expected, settings) == []
             assert fold(victim_log) is not None
 
             # Replay: bytes that do not decode are refused with the reason; an event the
@@ -174,9 +166,9 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
                 assert again.topic == pipeline and again.offset > rejected_at.offset
 
                 async def replayed() -> bool:
-                    return await applied_total(dsn, settings.name) == ends + 1
+                    return await support.applied_total(dsn, settings.name) == ends + 1
 
-                await wait_until(replayed, 30, "the replayed record to be read")
+                await support.wait_until(replayed, 30, "the replayed record to be read")
                 assert await conn.fetchval(
                     "SELECT replayed_at IS NOT NULL FROM dead_letters WHERE id = $1",
                     refused["id"],
@@ -195,7 +187,7 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
                 await conn.close()
 
     proc = await asyncio.create_subprocess_exec(
-        *CLI,
+        *support.CLI,
         "dlq",
         "list",
         "--database-url",
@@ -221,11 +213,7 @@ def raw_encode(envelope: Envelope) -> bytes:
 def _crafted(execution_id: str) -> list[Envelope]:
     """A short execution; a forged TaskFailed (sequence 6) carries a NUL in its error text."""
     payloads: list[Any] = [
-        c.ExecutionCreated(pipeline_id="p", tasks=(c.TaskSpec(task_id="t1"),)),
-        c.ExecutionValidationStarted(),
-        c.ExecutionValidationSucceeded(),
-        c.TaskScheduled(task_id="t1"),
-        c.TaskStarted(task_id="t1", attempt=1),
+        *task_started("p", "t1"),
         c.TaskFailed(task_id="t1", attempt=1, error="bad\x00byte", retryable=False),
         c.TaskCompleted(task_id="t1"),
         c.ExecutionCompleted(),
@@ -239,17 +227,17 @@ def _crafted(execution_id: str) -> list[Envelope]:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("batch_size", [5000, 1], ids=["one-batch", "one-record-batches"])
 async def test_a_value_postgresql_cannot_store_is_dead_lettered_not_wedging(
-    kafka: Any, make_projection: MakeProjection, batch_size: int
+    kafka: Any, make_projection: support.MakeProjection, batch_size: int
 ) -> None:
     """With one record a batch, the record after the refused value was already folded
     (ahead, on the value as if stored) when the refusal came: it must be folded again."""
     bootstrap = kafka.bootstrap_servers
-    hist = histories(3, seed=61)
+    hist = support.histories(3, seed=61)
     crafted = _crafted("exec_nul")
     topics, settings, dsn = await make_projection(
         1, name=f"unstorable_{batch_size}", batch_size=batch_size
     )
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
         for events in hist.values():
             await log.append_batch(events)
         genuine = [e for e in crafted if e.sequence != 6]
@@ -258,13 +246,13 @@ async def test_a_value_postgresql_cannot_store_is_dead_lettered_not_wedging(
         await log.append_raw(topics.pipeline.name, raw_encode(crafted[5]), key=b"exec_nul")
         await log.append_batch(genuine[5:])
         total = sum(len(h) for h in hist.values()) + len(crafted)
-        async with running_worker(Projector(settings, dsn, bootstrap)):
+        async with support.running_worker(Projector(settings, dsn, bootstrap)):
 
             async def caught_up() -> bool:
-                return await applied_total(dsn, settings.name) == total
+                return await support.applied_total(dsn, settings.name) == total
 
-            await wait_until(caught_up, 60, "the processor to pass every record")
-    assert await compare_with_fold(dsn, hist, settings, exhaustive=False) == []
+            await support.wait_until(caught_up, 60, "the processor to pass every record")
+    assert await support.compare_with_fold(dsn, hist, settings, exhaustive=False) == []
     conn = await asyncpg.connect(dsn)
     try:
         letters = await conn.fetch("SELECT * FROM dead_letters")

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiokafka
 import pytest
+from _connect_support import write_config
 from _databases import MakeDatabase
 from _projector_support import CLI, compare_with_fold, running_worker, settings_for, wait_until
 
@@ -145,20 +146,13 @@ async def test_a_user_without_an_acl_is_refused(sasl_kafka: DevStack) -> None:
 
 def _secured_config(tmp_path: Path, prefix: str) -> Path:
     """The non-secret half in YAML; the password comes from the environment."""
-    path = tmp_path / "orchestrator.yaml"
-    path.write_text(
-        "state_management:\n"
-        "  event_store:\n"
-        "    partitions: 2\n"
-        f"    topics:\n      pipeline_events: {prefix}.pipeline\n"
-        f"      shared_events: {prefix}.shared\n"
+    security = (
         "    kafka_security:\n"
         "      security_protocol: SASL_PLAINTEXT\n"
         "      sasl_mechanism: SCRAM-SHA-512\n"
         "      sasl_username: app\n"
-        f"  snapshots:\n    storage: file://{tmp_path / 'snapshots'}\n"
     )
-    return path
+    return write_config(tmp_path, prefix, event_store=security)
 
 
 async def test_connect_runs_a_pipeline_on_the_secured_broker(

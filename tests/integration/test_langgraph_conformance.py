@@ -4,14 +4,10 @@ PostgreSQL and S3: every base and extended capability must pass."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from _databases import MakeDatabase
-from _langgraph_support import open_saver, saver_spec
-
-from orchestrator.devstack import ServiceEndpoints
+from _langgraph_support import MakeSaverSpec, open_saver
 
 pytest.importorskip(
     "langgraph.checkpoint.conformance",
@@ -20,15 +16,11 @@ pytest.importorskip(
 
 
 async def test_conformance_suite_passes_every_capability(
-    services: ServiceEndpoints,
-    make_database: MakeDatabase,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    make_saver_spec: MakeSaverSpec, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from langgraph.checkpoint.conformance import checkpointer_test, validate
 
-    spec = saver_spec(services, await make_database(migrated=False), tmp_path)
-    async with open_saver(spec, node_id="conformance") as saver:
+    async with open_saver(await make_saver_spec(), node_id="conformance") as saver:
         await saver.setup()
 
         @checkpointer_test(name="AsyncKafkaSaver")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from _databases import fresh_database
 from _history_support import cli
-from _langgraph_support import open_saver, saver_spec
+from _langgraph_support import chain, open_saver, saver_spec
 
 from orchestrator.devstack import ServiceEndpoints
 
@@ -44,22 +44,13 @@ class Thread:
 
 
 def _graph() -> Any:
-    from langgraph.graph import END, START, StateGraph
-
     def node(name: str) -> Any:
         def run(state: Notes) -> dict[str, list[str]]:
             return {"notes": [*state["notes"], name]}
 
         return run
 
-    graph = StateGraph(Notes)
-    for name in ("plan", "draft", "review"):
-        graph.add_node(name, node(name))
-    graph.add_edge(START, "plan")
-    graph.add_edge("plan", "draft")
-    graph.add_edge("draft", "review")
-    graph.add_edge("review", END)
-    return graph
+    return chain(Notes, ("plan", "draft", "review"), node)
 
 
 @pytest.fixture(scope="module")

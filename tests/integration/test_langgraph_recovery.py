@@ -21,11 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _databases import MakeDatabase
-from _langgraph_support import open_saver, saver_spec
+from _langgraph_support import MakeSaverSpec, open_saver
 
 from orchestrator.commands import LeaseLost
-from orchestrator.devstack import ServiceEndpoints
 
 pytest.importorskip(
     "langgraph.graph", reason="LangGraph is an optional extra: pip install -e '.[langgraph]'"
@@ -57,9 +55,9 @@ async def _until(proc: asyncio.subprocess.Process, event: str) -> dict[str, Any]
 
 
 async def test_a_sigkilled_graph_resumes_from_its_last_checkpoint_in_a_new_process(
-    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
+    make_saver_spec: MakeSaverSpec, tmp_path: Path
 ) -> None:
-    spec = saver_spec(services, await make_database(migrated=False), tmp_path, lease_ttl=2.0)
+    spec = await make_saver_spec(lease_ttl=2.0)
     marks = tmp_path / "marks"
     spec.update(thread_id=f"t-{uuid.uuid4().hex[:8]}", marks=str(marks))
     async with open_saver(spec, node_id="reader") as saver:  # runs the projector
@@ -107,9 +105,9 @@ def _checkpoint(n: int) -> dict[str, Any]:
 
 
 async def test_two_workers_on_one_thread_the_loser_is_fenced_and_history_shows_it(
-    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
+    make_saver_spec: MakeSaverSpec, tmp_path: Path
 ) -> None:
-    spec = saver_spec(services, await make_database(migrated=False), tmp_path, lease_ttl=2.0)
+    spec = await make_saver_spec(lease_ttl=2.0)
     config = {"configurable": {"thread_id": f"t-{uuid.uuid4().hex[:8]}", "checkpoint_ns": ""}}
     async with (
         open_saver(spec, node_id="worker-a") as a,

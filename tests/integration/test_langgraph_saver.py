@@ -6,14 +6,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from _databases import MakeDatabase
-from _langgraph_support import open_saver, saver_spec
-
-from orchestrator.devstack import ServiceEndpoints
+from _langgraph_support import MakeSaverSpec, open_saver
 
 pytest.importorskip(
     "langgraph.checkpoint.base",
@@ -22,11 +18,8 @@ pytest.importorskip(
 
 
 @pytest.fixture
-async def saver(
-    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
-) -> AsyncIterator[Any]:
-    spec = saver_spec(services, await make_database(migrated=False), tmp_path)
-    async with open_saver(spec, node_id="saver") as s:
+async def saver(make_saver_spec: MakeSaverSpec) -> AsyncIterator[Any]:
+    async with open_saver(await make_saver_spec(), node_id="saver") as s:
         await s.setup()
         yield s
 

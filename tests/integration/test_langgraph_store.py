@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from _databases import MakeDatabase
-from _langgraph_support import open_saver, saver_spec
-
-from orchestrator.devstack import ServiceEndpoints
+from _langgraph_support import MakeSaverSpec, open_saver
 
 pytest.importorskip(
     "langgraph.store.base", reason="LangGraph is an optional extra: pip install -e '.[langgraph]'"
@@ -24,13 +20,10 @@ pytest.importorskip(
 
 
 @pytest.fixture
-async def store(
-    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
-) -> AsyncIterator[Any]:
+async def store(make_saver_spec: MakeSaverSpec) -> AsyncIterator[Any]:
     from orchestrator.langgraph import AsyncKafkaStore
 
-    spec = saver_spec(services, await make_database(migrated=False), tmp_path)
-    async with open_saver(spec, node_id="store") as saver:
+    async with open_saver(await make_saver_spec(), node_id="store") as saver:
         yield AsyncKafkaStore(saver.runtime)
 
 

@@ -10,9 +10,7 @@ last applied write's ``traceparent``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,26 +20,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.util._once import Once
 
 from orchestrator.commands import CreateExecution, StartValidation
 from orchestrator.events import tracing
 from orchestrator.projections.api import ApiSettings, create_app
+from tests.otel import installed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-@contextlib.contextmanager
-def installed(provider: TracerProvider) -> Iterator[None]:
-    """``provider`` as the global tracer provider for the test, the previous one after."""
-    old, once = trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace.set_tracer_provider(provider)
-    try:
-        yield
-    finally:
-        provider.shutdown()
-        trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = old, once
 
 
 def _named(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:

@@ -16,19 +16,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import _projector_support as support
 import asyncpg
 import pytest
-from _projector_support import (
-    MakeProjection,
-    applied_total,
-    by_execution,
-    compare_with_fold,
-    event_log,
-    histories,
-    mixed,
-    produce,
-    wait_until,
-)
 
 from orchestrator.events.codec import default_codec
 from orchestrator.events.consumer import RawRecord
@@ -41,36 +31,36 @@ from orchestrator.projections.store import STATE_CHANGES_CHANNEL
 
 @pytest.mark.timeout(180)
 async def test_members_joining_and_leaving_lose_and_duplicate_nothing(
-    kafka: Any, make_projection: MakeProjection
+    kafka: Any, make_projection: support.MakeProjection
 ) -> None:
     bootstrap = kafka.bootstrap_servers
-    events = mixed(histories(300, seed=11), seed=12)
+    events = support.mixed(support.histories(300, seed=11), seed=12)
     half = len(events) // 2
     topics, settings, dsn = await make_projection(
         6, name="rebalance", batch_size=200, session_timeout_ms=6000
     )
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await produce(log, events[:half])
+    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        await support.produce(log, events[:half])
         first = Projector(settings, dsn, bootstrap)
         second = Projector(settings, dsn, bootstrap)
         await first.start()
         first_run = asyncio.create_task(first.run())
 
         async def progressed() -> bool:
-            return await applied_total(dsn, settings.name) >= half // 4
+            return await support.applied_total(dsn, settings.name) >= half // 4
 
-        await wait_until(progressed, 60, "the first member to start folding")
+        await support.wait_until(progressed, 60, "the first member to start folding")
         await second.start()  # joins mid-stream: a rebalance while records flow
         second_run = asyncio.create_task(second.run())
 
         async def second_assigned() -> bool:
             return bool(second.positions)
 
-        await wait_until(second_assigned, 60, "the second member to get partitions")
+        await support.wait_until(second_assigned, 60, "the second member to get partitions")
 
         async def write_second_half() -> None:
             for i in range(half, len(events), 250):
-                await produce(log, events[i : i + 250])
+                await support.produce(log, events[i : i + 250])
                 await asyncio.sleep(0.05)
 
         writer = asyncio.create_task(write_second_half())
@@ -78,23 +68,23 @@ async def test_members_joining_and_leaving_lose_and_duplicate_nothing(
         async def second_working() -> bool:
             return second.records > 0
 
-        await wait_until(second_working, 60, "the second member to fold something")
+        await support.wait_until(second_working, 60, "the second member to fold something")
         first.request_stop()  # leaves mid-stream: the second takes every partition
         await first_run
         await first.stop()
         await writer
 
         async def all_applied() -> bool:
-            return await applied_total(dsn, settings.name) == len(events)
+            return await support.applied_total(dsn, settings.name) == len(events)
 
-        await wait_until(all_applied, 90, "every event to be applied")
+        await support.wait_until(all_applied, 90, "every event to be applied")
         second.request_stop()
         await second_run
         await second.stop()
 
     assert first.records > 0 and second.records > 0
     assert first.records + second.records == len(events)  # each committed exactly once
-    assert await compare_with_fold(dsn, by_execution(events), settings) == []
+    assert await support.compare_with_fold(dsn, support.by_execution(events), settings) == []
 
 
 def _raw_records(positions: list[Any], events: list[Any]) -> list[RawRecord]:
@@ -123,13 +113,15 @@ class _Contest:
 
 @asynccontextmanager
 async def _contest(
-    kafka: Any, make_projection: MakeProjection, name: str, seed: int
+    kafka: Any, make_projection: support.MakeProjection, name: str, seed: int
 ) -> AsyncIterator[_Contest]:
     """A contest over one partition; on the way out, the read model must equal the fold."""
-    events = mixed(histories(5, seed=seed), seed=seed + 1)
+    events = support.mixed(support.histories(5, seed=seed), seed=seed + 1)
     topics, settings, dsn = await make_projection(1, name=name)
     tp = (topics.pipeline.name, 0)
-    async with event_log(kafka.bootstrap_servers, topics, kafka.supports_idempotence) as log:
+    async with support.event_log(
+        kafka.bootstrap_servers, topics, kafka.supports_idempotence
+    ) as log:
         records = _raw_records(await log.append_batch(events), events)
         pool = await create_pool(dsn)
         try:
@@ -141,11 +133,11 @@ async def _contest(
             yield _Contest(tp, records, stale, owner, pool)
         finally:
             await pool.close()
-    assert await compare_with_fold(dsn, by_execution(events), settings) == []
+    assert await support.compare_with_fold(dsn, support.by_execution(events), settings) == []
 
 
 async def test_a_member_that_lost_its_partition_cannot_write_it(
-    kafka: Any, make_projection: MakeProjection
+    kafka: Any, make_projection: support.MakeProjection
 ) -> None:
     async with _contest(kafka, make_projection, "fenced", seed=21) as c:
         assert (await c.owner.process(c.records[:10])).committed
@@ -159,14 +151,16 @@ async def test_a_member_that_lost_its_partition_cannot_write_it(
 
 
 async def test_a_batch_staged_ahead_is_folded_on_the_batch_being_written(
-    kafka: Any, make_projection: MakeProjection
+    kafka: Any, make_projection: support.MakeProjection
 ) -> None:
     """The processor folds batch N+1 while N is written: the read model is the same as
     one batch at a time, including executions that span both batches."""
     bootstrap = kafka.bootstrap_servers
-    events = mixed(histories(40, seed=41), seed=42)  # executions span every cut below
+    events = support.mixed(
+        support.histories(40, seed=41), seed=42
+    )  # executions span every cut below
     topics, settings, dsn = await make_projection(2, name="ahead")
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
         records = _raw_records(await log.append_batch(events), events)
         pool = await create_pool(dsn)
         try:
@@ -185,12 +179,12 @@ async def test_a_batch_staged_ahead_is_folded_on_the_batch_being_written(
             assert (await engine.commit(third_batch)).clean
         finally:
             await pool.close()
-    assert await applied_total(dsn, settings.name) == len(events)
-    assert await compare_with_fold(dsn, by_execution(events), settings) == []
+    assert await support.applied_total(dsn, settings.name) == len(events)
+    assert await support.compare_with_fold(dsn, support.by_execution(events), settings) == []
 
 
 async def test_a_batch_staged_on_a_fenced_off_batch_writes_nothing(
-    kafka: Any, make_projection: MakeProjection
+    kafka: Any, make_projection: support.MakeProjection
 ) -> None:
     async with _contest(kafka, make_projection, "ahead_fenced", seed=43) as c:
         under = await c.stale.stage(c.records[:10])
@@ -209,10 +203,10 @@ async def test_a_batch_staged_on_a_fenced_off_batch_writes_nothing(
 
 
 async def test_commits_notify_and_wait_for_position_sees_an_append(
-    kafka: Any, make_projection: MakeProjection
+    kafka: Any, make_projection: support.MakeProjection
 ) -> None:
     bootstrap = kafka.bootstrap_servers
-    hist = histories(3, seed=31)
+    hist = support.histories(3, seed=31)
     topics, settings, dsn = await make_projection(2, name="notify")
     listener = await asyncpg.connect(dsn)
     changed: asyncio.Queue[list[str]] = asyncio.Queue()
@@ -222,7 +216,7 @@ async def test_commits_notify_and_wait_for_position_sees_an_append(
     pool = await create_pool(dsn)
     projector = Projector(settings, dsn, bootstrap)
     try:
-        async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
             first = await log.append_batch(next(iter(hist.values())))
             # Not applied yet (no processor): a short wait says so.
             assert not await wait_for_position(pool, settings.name, first[-1], 0.3)

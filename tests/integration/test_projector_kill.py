@@ -10,25 +10,13 @@ to the pure fold of the log, and the archive must hold each event once.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 from pathlib import Path
 from typing import Any
 
+import _projector_support as support
 import pytest
-from _projector_support import (
-    CLI,
-    MakeProjection,
-    applied_total,
-    by_execution,
-    compare_with_fold,
-    event_log,
-    histories,
-    mixed,
-    produce,
-    wait_until,
-)
 
 from tests.faults._verifier import verify
 
@@ -39,42 +27,37 @@ KILLS = 20
 
 
 async def _start(dsn: str, kafka: Any, settings: Any, stderr: Path) -> asyncio.subprocess.Process:
-    with stderr.open("ab") as sink:  # a file, not a pipe: a full pipe would block it
-        return await asyncio.create_subprocess_exec(
-            *CLI,
-            "project",
-            "--database-url",
-            dsn,
-            "--bootstrap-servers",
-            kafka.bootstrap_servers,
-            "--projection",
-            settings.name,
-            "--pipeline-topic",
-            settings.pipeline_topic,
-            "--shared-topic",
-            settings.shared_topic,
-            "--batch-size",
-            "1000",
-            "--session-timeout-ms",
-            "6000",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=sink,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    return await support.start_cli(
+        stderr,
+        "project",
+        "--database-url",
+        dsn,
+        "--bootstrap-servers",
+        kafka.bootstrap_servers,
+        "--projection",
+        settings.name,
+        "--pipeline-topic",
+        settings.pipeline_topic,
+        "--shared-topic",
+        settings.shared_topic,
+        "--batch-size",
+        "1000",
+        "--session-timeout-ms",
+        "6000",
+    )
 
 
 @pytest.mark.timeout(600)
 async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
-    kafka: Any, make_projection: MakeProjection, tmp_path: Path
+    kafka: Any, make_projection: support.MakeProjection, tmp_path: Path
 ) -> None:
     stderr = tmp_path / "processor.log"
     rng = random.Random(20240115)
-    hist = histories(1400, seed=7, tasks=10)
-    events = mixed(hist, seed=8)
+    hist = support.histories(1400, seed=7, tasks=10)
+    events = support.mixed(hist, seed=8)
     assert len(events) >= EVENTS and len(hist) >= 500
     topics, settings, dsn = await make_projection(6, name="kill_test", prepared=False)
-    async with event_log(kafka.bootstrap_servers, topics, kafka.supports_idempotence) as log:
-        await produce(log, events)
+    await support.append_all(kafka, topics, events)
     total = len(events)
     # Kill once progress passes each threshold: always mid-stream, never at the end.
     thresholds = sorted(rng.uniform(0.05, 0.9) * total for _ in range(KILLS))
@@ -88,9 +71,9 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             if proc.returncode is not None:
                 log_tail = stderr.read_text(errors="replace")[-3000:]
                 raise AssertionError(f"processor exited {proc.returncode}:\n{log_tail}")
-            return await applied_total(dsn, settings.name) >= threshold
+            return await support.applied_total(dsn, settings.name) >= threshold
 
-        await wait_until(past, 120, f"progress past {int(threshold)}", interval=0.02)
+        await support.wait_until(past, 120, f"progress past {int(threshold)}", interval=0.02)
         # Right after a batch committed, or somewhere inside the next batch.
         await asyncio.sleep(rng.choice([0.0, rng.uniform(0, 0.3)]))
         proc.send_signal(signal.SIGKILL)
@@ -102,13 +85,13 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
 
     async def done() -> bool:
         assert proc.returncode is None, stderr.read_text(errors="replace")[-3000:]
-        return await applied_total(dsn, settings.name) == total
+        return await support.applied_total(dsn, settings.name) == total
 
-    await wait_until(done, 150, "the processor to catch up")
+    await support.wait_until(done, 150, "the processor to catch up")
     proc.send_signal(signal.SIGTERM)  # a clean stop: finish the batch, leave the group
     assert await asyncio.wait_for(proc.wait(), 30) == 0
 
-    mismatches = await compare_with_fold(dsn, by_execution(events), settings)
+    mismatches = await support.compare_with_fold(dsn, support.by_execution(events), settings)
     assert mismatches == []
     # And the independent verifier (fastavro + schemas/ only): every event once in the
     # log, the read model and the archive equal its own fold.

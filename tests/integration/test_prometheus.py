@@ -18,9 +18,11 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import _worker
 import httpx
 import pytest
 from _databases import MakeDatabase
+from _projector_support import CLI
 
 from orchestrator.devstack import PrometheusServer, ServiceEndpoints
 from orchestrator.devstack._ports import free_ports
@@ -34,42 +36,17 @@ DATA_WITHIN_S = 220.0  # pytest-timeout (300 s) covers the fixture too
 
 
 def config_yaml(prefix: str, snapshots: Path) -> str:
-    return f"""
-state_management:
-  event_store:
-    topics:
-      pipeline_events: "{prefix}.pipeline.events"
-      shared_events: "{prefix}.shared.events"
-    partitions: 2
-  snapshots:
-    enabled: true
-    frequency: 5
-    storage: "file://{snapshots}"
-checkpointing:
-  enabled: true
-  strategy: "progressive"
-  progressive:
-    after_tasks: ["crunch"]
-    min_interval: 0
-recovery:
-  enabled: true
-  strategies:
-    task_failure:
-      action: "retry_from_checkpoint"
-      max_attempts: 3
-      backoff: "exponential"
-      base_delay: 0.05
-    pipeline_crash:
-      action: "resume_from_last_checkpoint"
-      timeout: 120
-    node_failure:
-      action: "redistribute_tasks"
-      failover_timeout: 5
-  health_checks:
-    interval: 0.5
-    timeout: 0.5
-    failure_threshold: 2
-caching:
+    blocks = _worker.config_yaml(
+        prefix,
+        crash_timeout=120,
+        failover_timeout=5,
+        snapshots=f"file://{snapshots}",
+        snapshot_frequency=5,
+        after_tasks="crunch",
+    )
+    return (
+        blocks
+        + """caching:
   levels:
     l1:
       type: "memory"
@@ -80,6 +57,7 @@ monitoring:
             checkpoint_count, recovery_attempts, cache_hit_rate, sync_lag_seconds]
   dashboards: [state_overview, checkpoint_history, recovery_timeline, distributed_state_health]
 """
+    )
 
 
 class Processes:
@@ -97,8 +75,7 @@ class Processes:
             )
 
     async def cli(self, name: str, *args: str) -> None:
-        code = "from orchestrator.cli import main; main()"
-        await self.start(name, sys.executable, "-c", code, *args)
+        await self.start(name, *CLI, *args)
 
     def logs(self) -> str:
         return "\n".join(

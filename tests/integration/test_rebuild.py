@@ -10,19 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import _projector_support as support
 import asyncpg
 import pytest
-from _projector_support import (
-    MakeProjection,
-    applied_total,
-    by_execution,
-    compare_with_fold,
-    event_log,
-    histories,
-    mixed,
-    produce,
-    wait_until,
-)
 
 from orchestrator.projections.processor import Projector
 from orchestrator.projections.rebuild import Rebuilder, RebuildProgress
@@ -44,23 +34,23 @@ async def _dump(dsn: str) -> dict[str, list[dict[str, Any]]]:
 
 @pytest.mark.timeout(240)
 async def test_rebuild_matches_the_live_tables_which_serve_throughout(
-    kafka: Any, make_projection: MakeProjection
+    kafka: Any, make_projection: support.MakeProjection
 ) -> None:
     bootstrap = kafka.bootstrap_servers
-    before = mixed(histories(200, seed=51), seed=52)
-    during = mixed(histories(100, seed=53), seed=54)
-    after = mixed(histories(20, seed=55), seed=56)
+    before = support.mixed(support.histories(200, seed=51), seed=52)
+    during = support.mixed(support.histories(100, seed=53), seed=54)
+    after = support.mixed(support.histories(20, seed=55), seed=56)
     topics, settings, dsn = await make_projection(4, name="rebuilt")
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await produce(log, before)
+    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        await support.produce(log, before)
         live = Projector(settings, dsn, bootstrap)
         await live.start()
         live_run = asyncio.create_task(live.run())
 
         async def applied(n: int) -> bool:
-            return await applied_total(dsn, settings.name) == n
+            return await support.applied_total(dsn, settings.name) == n
 
-        await wait_until(lambda: applied(len(before)), 60, "the live processor")
+        await support.wait_until(lambda: applied(len(before)), 60, "the live processor")
         snapshot = await _dump(dsn)
 
         # Readers of the live tables during the rebuild: every read must succeed.
@@ -81,7 +71,7 @@ async def test_rebuild_matches_the_live_tables_which_serve_throughout(
 
         async def write_during() -> None:
             for i in range(0, len(during), 300):
-                await produce(log, during[i : i + 300])
+                await support.produce(log, during[i : i + 300])
                 await asyncio.sleep(0.05)
 
         report, _ = await asyncio.gather(
@@ -98,14 +88,16 @@ async def test_rebuild_matches_the_live_tables_which_serve_throughout(
         assert reads[0] == 200
 
         # The live processor goes on after the swap (fenced once, then re-seeks).
-        await produce(log, after)
+        await support.produce(log, after)
         everything = before + during + after
-        await wait_until(lambda: applied(len(everything)), 60, "the live processor after the swap")
+        await support.wait_until(
+            lambda: applied(len(everything)), 60, "the live processor after the swap"
+        )
         live.request_stop()
         await live_run
         await live.stop()
 
-    assert await compare_with_fold(dsn, by_execution(everything), settings) == []
+    assert await support.compare_with_fold(dsn, support.by_execution(everything), settings) == []
     # What was there before the rebuild is there again, row for row.
     rebuilt = await _dump(dsn)
     before_ids = {e.execution_id for e in before}

@@ -12,23 +12,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import _projector_support as support
 import asyncpg
 import pytest
-from _projector_support import (
-    MakeProjection,
-    applied_total,
-    by_execution,
-    compare_with_fold,
-    event_log,
-    histories,
-    produce,
-    running_worker,
-    wait_until,
-)
+from _snapshot_support import archive_restorer, project_and_snapshot, snapshotter_for
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from orchestrator.events.codec import default_codec
 from orchestrator.events.consumer import EventConsumer
 from orchestrator.events.consumer import TopicPartition as OurTP
 from orchestrator.events.fold import fold
@@ -37,11 +27,9 @@ from orchestrator.projections.processor import Projector
 from orchestrator.projections.rebuild import Rebuilder
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
-from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.policy import RetentionPolicy
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.retention import run_retention
-from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
 
 async def _delete_first_half(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
@@ -74,22 +62,21 @@ async def _count(dsn: str, sql: str) -> int:
 
 @pytest.mark.timeout(240)
 async def test_rebuild_after_retention_keeps_every_execution_and_the_archive(
-    kafka: Any, make_projection: MakeProjection
+    kafka: Any, make_projection: support.MakeProjection
 ) -> None:
     bootstrap = kafka.bootstrap_servers
-    hist = histories(15, seed=71, tasks=4)
+    hist = support.histories(15, seed=71, tasks=4)
     events = [e for h in hist.values() for e in h]  # one after the other: the first go whole
     topics, settings, dsn = await make_projection(3, name="retained")
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await produce(log, events)
+    await support.append_all(kafka, topics, events)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:  # a poison record ends partition 0: dead-lettered, so never archived
         await producer.send_and_wait(topics.pipeline.name, b"\x00garbage", partition=0)
     finally:
         await producer.stop()
-    async with running_worker(Projector(settings, dsn, bootstrap)):
-        await wait_until(
+    async with support.running_worker(Projector(settings, dsn, bootstrap)):
+        await support.wait_until(
             lambda: _applied(dsn, settings.name, len(events) + 1), 60, "the live processor"
         )
     cut = await _delete_first_half(bootstrap, topics.pipeline.name, 3)
@@ -120,48 +107,33 @@ async def test_rebuild_after_retention_keeps_every_execution_and_the_archive(
     report = await Rebuilder(settings, dsn, bootstrap).run()
     assert report.swapped
     assert report.from_archive == sum(cut.values()) - 1  # all but the dead letter
-    assert await compare_with_fold(dsn, by_execution(events), settings) == []
+    assert await support.compare_with_fold(dsn, support.by_execution(events), settings) == []
     assert await _count(dsn, "SELECT count(*) FROM execution_events") == archived
 
 
 async def _applied(dsn: str, name: str, n: int) -> bool:
-    return await applied_total(dsn, name) == n
+    return await support.applied_total(dsn, name) == n
 
 
 @pytest.mark.timeout(240)
 async def test_rebuild_after_a_retention_run_and_kafka_retention_loses_no_kept_execution(
-    kafka: Any, make_projection: MakeProjection, tmp_path: Path
+    kafka: Any, make_projection: support.MakeProjection, tmp_path: Path
 ) -> None:
     """Executions finished long ago are retired (read-model rows and archive deleted, the
     terminal snapshot kept); Kafka's retention deletes the oldest records; a rebuild
     then keeps every execution still in the read model, and each retired one still
     restores from its snapshot to the fold of its whole history."""
     bootstrap = kafka.bootstrap_servers
-    hist = histories(12, seed=72, tasks=4)
+    hist = support.histories(12, seed=72, tasks=4)
     running = list(hist)[-4:]  # these never finish: they must survive everything
     for eid in running:
         hist[eid] = hist[eid][:-1]
     events = [e for h in hist.values() for e in h]
     topics, settings, dsn = await make_projection(3, name="retired")
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await produce(log, events)
+    await support.append_all(kafka, topics, events)
     store, codec = FilesystemSnapshotStore(tmp_path / "snapshots"), SnapshotCodec()
-    snapshotter = Snapshotter(
-        SnapshotterSettings(topic=topics.pipeline.name, batch_size=100),
-        dsn=dsn,
-        bootstrap=bootstrap,
-        store=store,
-        codec=codec,
-        policy=SnapshotPolicy(frequency=5, interval=None),
-    )
-    async with running_worker(Projector(settings, dsn, bootstrap)), running_worker(snapshotter):
-
-        async def caught_up() -> bool:
-            return snapshotter.records >= len(events) and await _applied(
-                dsn, settings.name, len(events)
-            )
-
-        await wait_until(caught_up, 90, "the processor and the snapshotter")
+    snapshotter = snapshotter_for(topics, dsn, bootstrap, store, codec, frequency=5, batch_size=100)
+    await project_and_snapshot(settings, dsn, bootstrap, snapshotter, len(events))
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         index = PostgresSnapshotIndex(pool)
@@ -181,13 +153,8 @@ async def test_rebuild_after_a_retention_run_and_kafka_retention_loses_no_kept_e
         report = await Rebuilder(settings, dsn, bootstrap).run()
         assert report.swapped
         kept = {eid: hist[eid] for eid in running}
-        assert await compare_with_fold(dsn, kept, settings, exhaustive=False) == []
-        restorer = Restorer(
-            store=store,
-            index=index,
-            archive=PostgresEventArchive(pool, default_codec()),
-            codec=codec,
-        )
+        assert await support.compare_with_fold(dsn, kept, settings, exhaustive=False) == []
+        restorer = archive_restorer(pool, store, codec, index)
         for eid, history in hist.items():
             assert (await restorer.latest(eid)).state == fold(history), eid
     finally:

@@ -12,44 +12,31 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _databases import MakeDatabase
-from _worker import WorkerProcess, coordination_yaml, make_pipeline, marks_of, supervising_app
+from _worker import StartApp, WorkerProcess, make_pipeline, marks_of
 
 from orchestrator.app import App
-from orchestrator.devstack import EtcdServer, ServiceEndpoints
+from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.fold import fold
 from orchestrator.events.state import ExecutionState
 
 CRASH_TIMEOUT = 3.0
 
 
-@pytest.fixture(params=["postgresql", "etcd"])
-async def app(
-    services: ServiceEndpoints,
-    make_database: MakeDatabase,
-    tmp_path: Path,
-    etcd: EtcdServer,
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[App]:
+@pytest.fixture
+async def app(start_app: StartApp, coordination: str, tmp_path: Path) -> App:
     """The supervisor's app, with leases on PostgreSQL or (the worker too) on etcd."""
-    coordination = coordination_yaml(request.param, etcd.endpoint)
-    async with supervising_app(
-        services,
-        await make_database(migrated=False),
-        tmp_path,
+    return await start_app(
         name="crash",
         node_id="supervisor-node",
         crash_timeout=CRASH_TIMEOUT,
         failover_timeout=60,
         pipelines=[make_pipeline(tmp_path)],
         extra_yaml=coordination,
-    ) as running:
-        yield running
+    )
 
 
 async def wait_status(app: App, execution_id: str, status: str, patience: float) -> ExecutionState:

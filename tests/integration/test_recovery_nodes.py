@@ -11,40 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from _databases import MakeDatabase
-from _worker import WorkerProcess, coordination_yaml, marks_of, supervising_app
+from _worker import StartApp, WorkerProcess, marks_of
 
 from orchestrator.app import App
-from orchestrator.devstack import EtcdServer, ServiceEndpoints
+from orchestrator.devstack import ServiceEndpoints
 
 FAILOVER = 1.0
 
 
-@pytest.fixture(params=["postgresql", "etcd"])
-async def app(
-    services: ServiceEndpoints,
-    make_database: MakeDatabase,
-    tmp_path: Path,
-    etcd: EtcdServer,
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[App]:
+@pytest.fixture
+async def app(start_app: StartApp, coordination: str) -> App:
     """The leader's app, with leases on PostgreSQL or (the workers too) on etcd."""
-    coordination = coordination_yaml(request.param, etcd.endpoint)
-    async with supervising_app(
-        services,
-        await make_database(migrated=False),
-        tmp_path,
+    return await start_app(
         name="nodes",
         node_id="leader-node",
         crash_timeout=120,
         failover_timeout=FAILOVER,
         extra_yaml=coordination,
-    ) as running:
-        yield running
+    )
 
 
 async def test_executions_of_a_killed_node_finish_on_the_other_node(

@@ -12,16 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from _projector_support import (
-    MakeProjection,
-    by_execution,
-    event_log,
-    histories,
-    mixed,
-    produce,
-    running_worker,
-    wait_until,
-)
+import _projector_support as support
 from _redis_support import applied_total, compare_with_fold, fresh_store
 
 from orchestrator.projections.redisprojector import RedisProjector
@@ -30,27 +21,26 @@ PARTITIONS = 3
 
 
 async def _fold_into_redis(
-    kafka: Any, make_projection: MakeProjection, url: str, *, cluster_mode: bool, **ttl: int
+    kafka: Any, make_projection: support.MakeProjection, url: str, *, cluster_mode: bool, **ttl: int
 ) -> tuple[Any, dict[str, Any]]:
     topics, settings, _ = await make_projection(PARTITIONS, prepared=False, batch_size=200)
-    hist = histories(40, seed=11, tasks=6)
-    events = mixed(hist, seed=12)
+    hist = support.histories(40, seed=11, tasks=6)
+    events = support.mixed(hist, seed=12)
     events += events[::17]  # duplicates, as an at-least-once producer could write
-    async with event_log(kafka.bootstrap_servers, topics, kafka.supports_idempotence) as log:
-        await produce(log, events)
+    await support.append_all(kafka, topics, events)
     store = fresh_store(url, settings, cluster_mode=cluster_mode, **ttl)
     tps = [(settings.pipeline_topic, p) for p in range(PARTITIONS)]
-    async with running_worker(RedisProjector(settings, store, kafka.bootstrap_servers)):
+    async with support.running_worker(RedisProjector(settings, store, kafka.bootstrap_servers)):
 
         async def caught_up() -> bool:
             return await applied_total(store, tps) == len(events)
 
-        await wait_until(caught_up, 60, "the redis processor to catch up")
-    return store, by_execution(events)
+        await support.wait_until(caught_up, 60, "the redis processor to catch up")
+    return store, support.by_execution(events)
 
 
 async def test_redis_read_model_equals_the_fold_of_the_log(
-    kafka: Any, make_projection: MakeProjection, redis: str
+    kafka: Any, make_projection: support.MakeProjection, redis: str
 ) -> None:
     store, log = await _fold_into_redis(kafka, make_projection, redis, cluster_mode=False)
     try:
@@ -64,7 +54,7 @@ async def test_redis_read_model_equals_the_fold_of_the_log(
 
 
 async def test_cluster_mode_keeps_each_execution_in_one_slot(
-    kafka: Any, make_projection: MakeProjection, redis_cluster: str
+    kafka: Any, make_projection: support.MakeProjection, redis_cluster: str
 ) -> None:
     store, log = await _fold_into_redis(kafka, make_projection, redis_cluster, cluster_mode=True)
     try:
@@ -76,7 +66,7 @@ async def test_cluster_mode_keeps_each_execution_in_one_slot(
 
 
 async def test_completed_states_expire_after_their_ttl(
-    kafka: Any, make_projection: MakeProjection, redis: str
+    kafka: Any, make_projection: support.MakeProjection, redis: str
 ) -> None:
     store, log = await _fold_into_redis(
         kafka, make_projection, redis, cluster_mode=False, ttl_active=600, ttl_completed=1

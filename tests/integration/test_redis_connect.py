@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _connect_support import write_config
 
 import orchestrator
 from orchestrator import Pipeline
@@ -24,9 +25,7 @@ from orchestrator.app.connect import connect_redis
 
 
 def _config(tmp_path: Path, topic: str, redis: str, prefix: str) -> Path:
-    path = tmp_path / "orchestrator.yaml"
-    path.write_text(
-        "state_management:\n"
+    backend = (
         '  backend: "redis"\n'
         "  config:\n"
         f'    url: "{redis}"\n'
@@ -34,20 +33,14 @@ def _config(tmp_path: Path, topic: str, redis: str, prefix: str) -> Path:
         f'    key_prefix: "{prefix}"\n'
         "    ttl:\n      active_states: 3600\n      completed_states: 86400\n"
         "    persistence:\n      aof_enabled: true\n      snapshot_interval: 300\n"
-        "  event_store:\n"
-        "    partitions: 2\n"
-        f"    topics:\n      pipeline_events: {topic}.pipeline\n"
-        f"      shared_events: {topic}.shared\n"
-        f"  snapshots:\n    storage: file://{tmp_path / 'snapshots'}\n"
     )
-    return path
+    return write_config(tmp_path, topic, state=backend)
 
 
 async def test_state_is_served_from_redis_and_survives_a_lost_hash(
-    kafka: Any, make_database: Any, redis: str, tmp_path: Path, topic: str
+    connect_env: dict[str, str], redis: str, tmp_path: Path, topic: str
 ) -> None:
-    dsn = await make_database(migrated=False)
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "DATABASE_URL": dsn}
+    env = connect_env
     pipeline = Pipeline(f"redis-{uuid.uuid4().hex[:8]}")
     gate = asyncio.Event()
 

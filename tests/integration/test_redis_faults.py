@@ -12,24 +12,13 @@ with its event count exactly the number of its records in the log.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 from pathlib import Path
 from typing import Any
 
+import _projector_support as support
 import pytest
-from _projector_support import (
-    CLI,
-    MakeProjection,
-    by_execution,
-    event_log,
-    histories,
-    mixed,
-    produce,
-    running_worker,
-    wait_until,
-)
 from _redis_support import applied_total, compare_with_fold, fresh_store
 
 from orchestrator.devstack import DevStack
@@ -41,31 +30,26 @@ KILLS = 5
 
 
 async def _start(url: str, kafka: Any, settings: Any, stderr: Path) -> Any:
-    with stderr.open("ab") as sink:  # a file, not a pipe: a full pipe would block it
-        return await asyncio.create_subprocess_exec(
-            *CLI, "redis", "project",
-            "--redis-url", url,
-            "--bootstrap-servers", kafka.bootstrap_servers,
-            "--projection", settings.name,
-            "--pipeline-topic", settings.pipeline_topic,
-            "--batch-size", "100",
-            "--session-timeout-ms", "6000",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=sink,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
+    return await support.start_cli(
+        stderr, "redis", "project",
+        "--redis-url", url,
+        "--bootstrap-servers", kafka.bootstrap_servers,
+        "--projection", settings.name,
+        "--pipeline-topic", settings.pipeline_topic,
+        "--batch-size", "100",
+        "--session-timeout-ms", "6000",
+    )  # fmt: skip
 
 
 @pytest.mark.timeout(300)
 async def test_processor_sigkilled_mid_stream_loses_and_doubles_nothing(
-    kafka: Any, make_projection: MakeProjection, redis: str, tmp_path: Path
+    kafka: Any, make_projection: support.MakeProjection, redis: str, tmp_path: Path
 ) -> None:
     rng = random.Random(4242)
     topics, settings, _ = await make_projection(PARTITIONS, prepared=False, name="redis_kill")
-    hist = histories(150, seed=21, tasks=8)
-    events = mixed(hist, seed=22)
-    async with event_log(kafka.bootstrap_servers, topics, kafka.supports_idempotence) as log:
-        await produce(log, events)
+    hist = support.histories(150, seed=21, tasks=8)
+    events = support.mixed(hist, seed=22)
+    await support.append_all(kafka, topics, events)
     store = fresh_store(redis, settings, prefix="orchestrator:")
     # The CLI uses the default key prefix: clear what an earlier run of this test left.
     await _clear(store, list(hist))
@@ -80,7 +64,7 @@ async def test_processor_sigkilled_mid_stream_loses_and_doubles_nothing(
                 assert proc.returncode is None, stderr.read_text(errors="replace")[-3000:]
                 return await applied_total(store, tps) >= threshold
 
-            await wait_until(past, 120, f"progress past {int(threshold)}", interval=0.02)
+            await support.wait_until(past, 120, f"progress past {int(threshold)}", interval=0.02)
             await asyncio.sleep(rng.choice([0.0, rng.uniform(0, 0.2)]))
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
@@ -90,10 +74,10 @@ async def test_processor_sigkilled_mid_stream_loses_and_doubles_nothing(
             assert proc.returncode is None, stderr.read_text(errors="replace")[-3000:]
             return await applied_total(store, tps) == total
 
-        await wait_until(done, 120, "the processor to catch up")
+        await support.wait_until(done, 120, "the processor to catch up")
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
-        assert await compare_with_fold(store, by_execution(events)) == []
+        assert await compare_with_fold(store, support.by_execution(events)) == []
     finally:
         await store.client.aclose()
 
@@ -105,29 +89,34 @@ async def _clear(store: RedisReadModelStore, execution_ids: list[str]) -> None:
 
 
 async def _stream_with_a_fault(
-    kafka: Any, make_projection: MakeProjection, store_url: str, fault: Any, *, cluster: bool
+    kafka: Any,
+    make_projection: support.MakeProjection,
+    store_url: str,
+    fault: Any,
+    *,
+    cluster: bool,
 ) -> None:
     """Produce in chunks while the processor runs; ``fault()`` strikes mid-stream."""
     topics, settings, _ = await make_projection(PARTITIONS, prepared=False, batch_size=100)
-    hist = histories(90, seed=31, tasks=6)
-    events = mixed(hist, seed=32)
+    hist = support.histories(90, seed=31, tasks=6)
+    events = support.mixed(hist, seed=32)
     store = fresh_store(store_url, settings, cluster_mode=cluster)
     tps = [(settings.pipeline_topic, p) for p in range(PARTITIONS)]
     chunks = [events[i : i + 400] for i in range(0, len(events), 400)]
     try:
         async with (
-            event_log(kafka.bootstrap_servers, topics, kafka.supports_idempotence) as log,
-            running_worker(RedisProjector(settings, store, kafka.bootstrap_servers)),
+            support.event_log(kafka.bootstrap_servers, topics, kafka.supports_idempotence) as log,
+            support.running_worker(RedisProjector(settings, store, kafka.bootstrap_servers)),
         ):
             for n, chunk in enumerate(chunks):
-                await produce(log, chunk)
+                await support.produce(log, chunk)
                 if n == len(chunks) // 2:
                     sent = sum(len(c) for c in chunks[: n + 1])
 
                     async def halfway(sent: int = sent) -> bool:
                         return await applied_total(store, tps) >= sent // 2
 
-                    await wait_until(halfway, 60, "the processor to be mid-stream")
+                    await support.wait_until(halfway, 60, "the processor to be mid-stream")
                     await fault()
 
             async def caught_up() -> bool:
@@ -136,14 +125,14 @@ async def _stream_with_a_fault(
                 except Exception:  # the client may still be reconnecting
                     return False
 
-            await wait_until(caught_up, 120, "the processor to catch up after the fault")
-        assert await compare_with_fold(store, by_execution(events)) == []
+            await support.wait_until(caught_up, 120, "the processor to catch up after the fault")
+        assert await compare_with_fold(store, support.by_execution(events)) == []
     finally:
         await store.client.aclose()
 
 
 async def test_standalone_redis_killed_mid_stream_keeps_exactly_once(
-    kafka: Any, make_projection: MakeProjection, redis: str, devstack: DevStack
+    kafka: Any, make_projection: support.MakeProjection, redis: str, devstack: DevStack
 ) -> None:
     server = devstack.redis
     if server is None:
@@ -156,7 +145,7 @@ async def test_standalone_redis_killed_mid_stream_keeps_exactly_once(
 
 
 async def test_a_cluster_node_killed_mid_stream_keeps_exactly_once(
-    kafka: Any, make_projection: MakeProjection, redis_cluster: str, devstack: DevStack
+    kafka: Any, make_projection: support.MakeProjection, redis_cluster: str, devstack: DevStack
 ) -> None:
     cluster = devstack.redis_cluster
     if cluster is None:

@@ -14,68 +14,40 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import _projector_support as support
 import asyncpg
-from _projector_support import (
-    MakeProjection,
-    applied_total,
-    event_log,
-    histories,
-    mixed,
-    produce,
-    running_worker,
-    wait_until,
-)
+from _snapshot_support import archive_restorer, project_and_snapshot, snapshotter_for
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from orchestrator.events.codec import default_codec
 from orchestrator.events.fold import fold
-from orchestrator.projections.processor import Projector
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
-from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.policy import RetentionPolicy
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.retention import (
     apply_plan,
     earliest_offsets,
     plan_retention,
     run_retention,
 )
-from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 from tests.histories import fold_to_sequence
 
 
 async def test_a_retention_run_leaves_every_kept_execution_restorable(
-    kafka: Any, make_projection: MakeProjection, tmp_path: Path
+    kafka: Any, make_projection: support.MakeProjection, tmp_path: Path
 ) -> None:
     bootstrap = kafka.bootstrap_servers
-    hist = histories(20, seed=81, tasks=8)
+    hist = support.histories(20, seed=81, tasks=8)
     for eid in list(hist)[:3]:  # three still running: retention must leave them whole
         hist[eid] = hist[eid][:-1]
-    events = mixed(hist, seed=82)
+    events = support.mixed(hist, seed=82)
     topics, settings, dsn = await make_projection(2)
     store = FilesystemSnapshotStore(tmp_path / "snapshots")
     codec = SnapshotCodec()
-    snapshotter = Snapshotter(
-        SnapshotterSettings(topic=topics.pipeline.name, batch_size=200),
-        dsn=dsn,
-        bootstrap=bootstrap,
-        store=store,
-        codec=codec,
-        policy=SnapshotPolicy(frequency=4, interval=None),
-    )
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await produce(log, events)
-    async with running_worker(Projector(settings, dsn, bootstrap)):
-        async with running_worker(snapshotter):
-
-            async def caught_up() -> bool:
-                return snapshotter.records >= len(events) and await applied_total(
-                    dsn, settings.name
-                ) >= len(events)
-
-            await wait_until(caught_up, 90, "the processor and the snapshotter")
+    snapshotter = snapshotter_for(topics, dsn, bootstrap, store, codec, frequency=4)
+    await support.append_all(kafka, topics, events)
+    await project_and_snapshot(settings, dsn, bootstrap, snapshotter, len(events))
 
     # Kafka's retention deletes the first half of every partition.
     tps = [(topics.pipeline.name, p) for p in range(2)]
@@ -115,12 +87,7 @@ async def test_a_retention_run_leaves_every_kept_execution_restorable(
             if any(r.position.offset <= earliest[tp] for r in before if r.execution_id == eid):
                 assert any(r.position.offset <= earliest[tp] for r in records), eid
 
-        restorer = Restorer(
-            store=store,
-            index=index,
-            archive=PostgresEventArchive(pool, default_codec()),
-            codec=codec,
-        )
+        restorer = archive_restorer(pool, store, codec, index)
         rng = random.Random(83)
         for eid, history in hist.items():
             full = fold(history)

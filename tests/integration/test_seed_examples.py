@@ -10,7 +10,7 @@ delay, so the examples run in seconds.
 
 # The seed's code is copied verbatim: its imports stand where it wrote them, its classes
 # keep their list attributes, and `ruff format` leaves it alone (fmt: off/on).
-# ruff: noqa: E402, I001, RUF012, F811
+# ruff: noqa: E402, I001, F811
 
 from __future__ import annotations
 
@@ -45,7 +45,6 @@ from orchestrator.state import (
     DistributedLock,
     LeaderElection,
     RecoveryError,
-    StateMachine,
     StateManager,
     checkpoint,
     task_scope,
@@ -464,55 +463,17 @@ async def test_leader_election_one_coordinator_leads_the_other_follows(app: App)
 
 # --- State Machines -------------------------------------------------------------------
 
-# --- seed ---
-# fmt: off
-from orchestrator.state import StateMachine
-
-class PipelineStateMachine(StateMachine):
-    states = [
-        "initialized",
-        "validating",
-        "running",
-        "paused",
-        "completed",
-        "failed",
-        "cancelled"
-    ]
-
-    transitions = [
-        {"from": "initialized", "to": "validating", "on": "start"},
-        {"from": "validating", "to": "running", "on": "validation_success"},
-        {"from": "validating", "to": "failed", "on": "validation_failure"},
-        {"from": "running", "to": "paused", "on": "pause"},
-        {"from": "paused", "to": "running", "on": "resume"},
-        {"from": "running", "to": "completed", "on": "finish"},
-        {"from": "running", "to": "failed", "on": "error"},
-        {"from": ["running", "paused"], "to": "cancelled", "on": "cancel"}
-    ]
-
-    async def on_enter_running(self):
-        await self.start_monitoring()
-
-    async def on_exit_running(self):
-        await self.stop_monitoring()
-        await self.create_checkpoint()
-# fmt: on
-# --- end of seed ---
+# --- seed --- in tests/seed_machine.py (the unit test of StateMachine runs it too)
+from tests.seed_machine import PipelineStateMachine, RecordedHooks
 
 
-class GluedStateMachine(PipelineStateMachine):
+class GluedStateMachine(RecordedHooks, PipelineStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[str] = []
-
-    async def start_monitoring(self) -> None:
-        self.calls.append("start_monitoring")
-
-    async def stop_monitoring(self) -> None:
-        self.calls.append("stop_monitoring")
+        self.calls = []
 
     async def create_checkpoint(self) -> None:
-        self.calls.append("create_checkpoint")
+        await super().create_checkpoint()
         await checkpoint.save(
             name=f"machine_left_running_{len(self.calls)}", data={"state": self.state}
         )

@@ -18,11 +18,15 @@ from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import fold, step
 from orchestrator.events.simulate import simulate_execution
+from orchestrator.projections import readmodel as rm
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
 from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
 
 TOPIC = "orchestrator.pipeline.events"
+COLUMNS = [name for name, _ in rm.EVENT_COLUMNS]  # the archive's, as the projection writes it
+# The columns that hold an envelope field of the same name.
+ENVELOPE_COLUMNS = "execution_id pipeline_id sequence epoch event_id event_type occurred_at".split()
 
 
 async def _cli(*args: str) -> tuple[int, str, str]:
@@ -54,48 +58,24 @@ async def _seed(dsn: str, store_dir: Path) -> list[Envelope]:
         for offset, e in enumerate(events):
             result = step(state, e)
             state = result.state
-            rows.append(
-                (
-                    TOPIC,
-                    0,
-                    offset,
-                    e.execution_id,
-                    e.pipeline_id,
-                    e.sequence,
-                    e.epoch,
-                    e.event_id,
-                    e.event_type,
-                    e.occurred_at,
-                    result.outcome.value,
-                    "{}",
-                    codec.encode(e),
-                )
-            )
+            row = {
+                **{name: getattr(e, name) for name in ENVELOPE_COLUMNS},
+                "topic": TOPIC,
+                "partition": 0,
+                "offset": offset,
+                "outcome": result.outcome.value,
+                "reason": None,
+                "payload": "{}",
+                "raw": codec.encode(e),
+            }
+            rows.append(tuple(row[name] for name in COLUMNS))
             if (offset + 1) % 5 == 0 and state is not None:
                 records.append(
                     await writer.write(
                         PendingSnapshot(state, Position(TOPIC, 0, offset), e.occurred_at)
                     )
                 )
-        await conn.copy_records_to_table(
-            "execution_events",
-            records=rows,
-            columns=[
-                "topic",
-                "partition",
-                "offset",
-                "execution_id",
-                "pipeline_id",
-                "sequence",
-                "epoch",
-                "event_id",
-                "event_type",
-                "occurred_at",
-                "outcome",
-                "payload",
-                "raw",
-            ],
-        )
+        await conn.copy_records_to_table("execution_events", records=rows, columns=COLUMNS)
         await PostgresSnapshotIndex(conn).add(records)
     finally:
         await conn.close()

@@ -10,26 +10,15 @@ projection processor archives the log in-process.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import _projector_support as support
 import asyncpg
 import pytest
-from _projector_support import (
-    CLI,
-    MakeProjection,
-    applied_total,
-    event_log,
-    histories,
-    mixed,
-    produce,
-    running_worker,
-    wait_until,
-)
 
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope
@@ -50,32 +39,28 @@ NAME = "crash_snapshotter"
 
 
 async def _start(dsn: str, bootstrap: str, topic: str, store: Path, log: Path) -> Any:
-    with log.open("ab") as sink:
-        return await asyncio.create_subprocess_exec(
-            *CLI,
-            "-v",
-            "snapshots",
-            "run",
-            "--database-url",
-            dsn,
-            "--bootstrap-servers",
-            bootstrap,
-            "--topic",
-            topic,
-            "--store",
-            f"file://{store}",
-            "--name",
-            NAME,
-            "--frequency",
-            "40",
-            "--batch-size",
-            "500",
-            "--session-timeout-ms",
-            "6000",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=sink,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    return await support.start_cli(
+        log,
+        "-v",
+        "snapshots",
+        "run",
+        "--database-url",
+        dsn,
+        "--bootstrap-servers",
+        bootstrap,
+        "--topic",
+        topic,
+        "--store",
+        f"file://{store}",
+        "--name",
+        NAME,
+        "--frequency",
+        "40",
+        "--batch-size",
+        "500",
+        "--session-timeout-ms",
+        "6000",
+    )
 
 
 async def _count(dsn: str, sql: str) -> int:
@@ -90,18 +75,17 @@ async def _count(dsn: str, sql: str) -> int:
 
 @pytest.mark.timeout(600)
 async def test_sigkill_at_random_points_keeps_every_snapshot_exact(
-    kafka: Any, make_projection: MakeProjection, tmp_path: Path
+    kafka: Any, make_projection: support.MakeProjection, tmp_path: Path
 ) -> None:
     bootstrap = kafka.bootstrap_servers
     stderr, store_dir = tmp_path / "snapshotter.log", tmp_path / "snapshots"
     rng = random.Random(20240116)
-    hist = histories(EXECUTIONS, seed=41, tasks=40)
-    events = mixed(hist, seed=42)
+    hist = support.histories(EXECUTIONS, seed=41, tasks=40)
+    events = support.mixed(hist, seed=42)
     assert len(events) >= EVENTS
     topics, settings, dsn = await make_projection(6, batch_size=2000)
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await produce(log, events)
-    async with running_worker(Projector(settings, dsn, bootstrap)):
+    await support.append_all(kafka, topics, events)
+    async with support.running_worker(Projector(settings, dsn, bootstrap)):
         # Kill once the snapshot count passes each threshold: mid-stream, never at the end.
         expected = len(events) // 40 + EXECUTIONS
         thresholds = sorted(rng.uniform(0.05, 0.85) * expected for _ in range(KILLS))
@@ -114,7 +98,7 @@ async def test_sigkill_at_random_points_keeps_every_snapshot_exact(
                     raise AssertionError(f"snapshotter exited {proc.returncode}:\n{tail}")
                 return await _count(dsn, "SELECT count(*) FROM snapshots") >= threshold
 
-            await wait_until(past, 120, f"{int(threshold)} snapshots", interval=0.02)
+            await support.wait_until(past, 120, f"{int(threshold)} snapshots", interval=0.02)
             await asyncio.sleep(rng.choice([0.0, rng.uniform(0, 0.3)]))
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
@@ -128,10 +112,10 @@ async def test_sigkill_at_random_points_keeps_every_snapshot_exact(
                 f"SELECT sum(next_offset) FROM projection_offsets WHERE projection = '{NAME}'",
             )
             return committed == len(events) and (
-                await applied_total(dsn, settings.name) == len(events)
+                await support.applied_total(dsn, settings.name) == len(events)
             )
 
-        await wait_until(done, 150, "the snapshotter to cover every event")
+        await support.wait_until(done, 150, "the snapshotter to cover every event")
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
 

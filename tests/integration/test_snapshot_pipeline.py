@@ -12,17 +12,8 @@ import random
 import uuid
 from typing import Any
 
+import _projector_support as support
 import asyncpg
-from _projector_support import (
-    MakeProjection,
-    applied_total,
-    event_log,
-    histories,
-    mixed,
-    produce,
-    running_worker,
-    wait_until,
-)
 
 from orchestrator.devstack import S3Endpoint
 from orchestrator.events.codec import default_codec
@@ -79,10 +70,10 @@ async def _check_restores(
 
 
 async def test_snapshots_and_restore_equal_the_fold_across_a_restart(
-    kafka: Any, make_projection: MakeProjection, s3: S3Endpoint
+    kafka: Any, make_projection: support.MakeProjection, s3: S3Endpoint
 ) -> None:
     bootstrap = kafka.bootstrap_servers
-    hist = histories(40, seed=31, tasks=12)
+    hist = support.histories(40, seed=31, tasks=12)
     rng = random.Random(32)
     # A third of the executions stop mid-way in the first half: still running when the
     # snapshotter stops, so their unsnapshotted events hold its offsets back.
@@ -91,7 +82,7 @@ async def test_snapshots_and_restore_equal_the_fold_across_a_restart(
         cut = len(events) > 5 and rng.random() < 0.35
         first[eid] = events[: rng.randint(3, len(events) - 1)] if cut else events
     rest = [e for eid, events in hist.items() for e in events[len(first[eid]) :]]
-    part1 = mixed(first, seed=33)
+    part1 = support.mixed(first, seed=33)
     topics, settings, dsn = await make_projection(3, batch_size=500)
     store = S3SnapshotStore(s3.bucket, f"pipeline-{uuid.uuid4().hex[:8]}", client=s3.client())
     codec = SnapshotCodec()
@@ -104,34 +95,34 @@ async def test_snapshots_and_restore_equal_the_fold_across_a_restart(
             snap_settings, dsn=dsn, bootstrap=bootstrap, store=store, codec=codec, policy=policy
         )
 
-    async with event_log(bootstrap, topics, kafka.supports_idempotence) as log:
-        await produce(log, part1)
-        async with running_worker(Projector(settings, dsn, bootstrap)):
-            async with running_worker(new_snapshotter()) as snapshotter:
+    async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
+        await support.produce(log, part1)
+        async with support.running_worker(Projector(settings, dsn, bootstrap)):
+            async with support.running_worker(new_snapshotter()) as snapshotter:
 
                 async def caught_up() -> bool:
-                    return snapshotter.records >= len(part1) and await applied_total(
+                    return snapshotter.records >= len(part1) and await support.applied_total(
                         dsn, settings.name
                     ) >= len(part1)
 
-                await wait_until(caught_up, 90, "both consumers to read the first half")
+                await support.wait_until(caught_up, 90, "both consumers to read the first half")
                 held = snapshotter.tracker.dirty_count
                 watermark = snapshotter.positions
             assert held > 0, "some running executions hold events since their snapshot"
             assert sum(watermark.values()) < len(part1)  # held back, not at the end
             await _check_restores(dsn, store, codec, first)
 
-            await produce(log, rest)
-            async with running_worker(new_snapshotter()) as again:
+            await support.produce(log, rest)
+            async with support.running_worker(new_snapshotter()) as again:
 
                 async def all_read() -> bool:
                     total = len(part1) + len(rest)
                     return (
-                        await applied_total(dsn, settings.name) >= total
+                        await support.applied_total(dsn, settings.name) >= total
                         and sum(again.positions.values()) >= total
                     )
 
-                await wait_until(all_read, 90, "the restarted snapshotter to finish")
+                await support.wait_until(all_read, 90, "the restarted snapshotter to finish")
                 assert again.tracker.dirty_count == 0  # every execution ended: all snapshotted
         count = await _check_restores(dsn, store, codec, hist)
     assert count >= len(hist)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from _databases import MakeDatabase
+from _projector_support import CLI
 from _worker import WorkerProcess, config_yaml, marks_of, plan_on
 
 from orchestrator.app import App, AppOptions
@@ -68,9 +68,7 @@ async def test_the_supervise_command_gets_a_dead_nodes_execution_finished_elsewh
     log = tmp_path / "supervise.log"
     with log.open("wb") as out:
         supervisor = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from orchestrator.cli import main; main()",
+            *CLI,
             "supervise",
             "--config",
             str(tmp_path / "orchestrator.yaml"),

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiokafka
 import pytest
+from _connect_support import write_config
 
 import orchestrator
 from orchestrator import Pipeline
@@ -51,26 +52,10 @@ async def _committed(bootstrap: str, topic: str) -> list[tuple[int, Any]]:
         await consumer.stop()
 
 
-def _config(tmp_path: Path, prefix: str) -> Path:
-    path = tmp_path / "orchestrator.yaml"
-    path.write_text(
-        "state_management:\n"
-        "  event_store:\n"
-        "    partitions: 2\n"
-        "    topics:\n"
-        f"      pipeline_events: {prefix}.pipeline\n"
-        f"      shared_events: {prefix}.shared\n"
-        f"      task_events: {prefix}.tasks\n"
-        f"  snapshots:\n    storage: file://{tmp_path / 'snapshots'}\n"
-    )
-    return path
-
-
 async def test_task_events_reach_their_topic_once_in_order(
-    kafka: Any, make_database: Any, tmp_path: Path, topic: str
+    kafka: Any, connect_env: dict[str, str], tmp_path: Path, topic: str
 ) -> None:
-    dsn = await make_database(migrated=False)
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "DATABASE_URL": dsn}
+    env = connect_env
     pipeline = Pipeline(f"feed-{uuid.uuid4().hex[:8]}")
 
     @pipeline.task()
@@ -81,7 +66,8 @@ async def test_task_events_reach_their_topic_once_in_order(
     async def second(first: int) -> int:
         return first + 1
 
-    async with orchestrator.connect(config=_config(tmp_path, topic), environ=env) as state:
+    config = write_config(tmp_path, topic, event_store=f"      task_events: {topic}.tasks\n")
+    async with orchestrator.connect(config=config, environ=env) as state:
         runs = [await state.run(pipeline, {"n": i}) for i in range(3)]
         assert all(r.status == "completed" for r in runs)
         log_events = [

@@ -68,26 +68,12 @@ async def test_a_partition_mismatch_is_reported_with_its_fix_before_creating_any
 ) -> None:
     await create_topic(kafka.bootstrap_servers, f"{topic}.pipeline", partitions=5)
     config = _config(tmp_path, topic, partitions=2)
-    result = await _in_thread(
-        "topics",
-        "ensure",
-        "--bootstrap-servers",
-        kafka.bootstrap_servers,
-        "--config",
-        str(config),
-    )
+    common = ("--bootstrap-servers", kafka.bootstrap_servers, "--config", str(config))
+    result = await _in_thread("topics", "ensure", *common)
     assert result.exit_code == 1
     assert f"{topic}.pipeline" in result.output and "partitions is 5, expected 2" in result.output
     assert "fix:" in result.output and "Traceback" not in result.output
-    described = await _in_thread(
-        "topics",
-        "describe",
-        "--bootstrap-servers",
-        kafka.bootstrap_servers,
-        "--config",
-        str(config),
-        "--json",
-    )
+    described = await _in_thread("topics", "describe", *common, "--json")
     report = json.loads(described.output)
     assert [t["name"] for t in report["topics"] if t["exists"]] == [f"{topic}.pipeline"]
 
@@ -106,14 +92,8 @@ async def test_weaker_settings_on_an_existing_topic_are_reported_not_fatal(
         config.read_text()
         + "distributed:\n  synchronization:\n    replication:\n      min_replicas: 1\n"
     )
-    args = (
-        "topics",
-        "ensure",
-        "--bootstrap-servers",
-        kafka.bootstrap_servers,
-        "--config",
-        str(config),
-    )
+    common = ("--bootstrap-servers", kafka.bootstrap_servers, "--config", str(config))
+    args = ("topics", "ensure", *common)
     result = await _in_thread(*args)
     assert result.exit_code == 0, result.output
     assert "retention.ms is 60000" in result.output

@@ -27,10 +27,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from _databases import MakeDatabase
 from _projector_support import applied_total, by_execution, compare_with_fold
 from _stream_worker import TASKS, stream_pipeline
-from _worker import supervising_app
+from _worker import StartApp
 
 from orchestrator.app import App
 from orchestrator.devstack import ServiceEndpoints
@@ -52,13 +51,8 @@ WORKER = Path(__file__).with_name("_stream_worker.py")
 
 
 @pytest.fixture
-async def app(
-    services: ServiceEndpoints, make_database: MakeDatabase, tmp_path: Path
-) -> AsyncIterator[App]:
-    async with supervising_app(
-        services,
-        await make_database(migrated=False),
-        tmp_path,
+async def app(start_app: StartApp, tmp_path: Path) -> App:
+    return await start_app(
         name="wkill",
         node_id="supervisor-node",
         # Leases of 10 s (half the timeouts): dozens of executions per worker renew
@@ -69,8 +63,7 @@ async def app(
         health_interval=1.0,
         snapshots=f"file://{tmp_path / 'snapshots'}",
         pipelines=[stream_pipeline()],
-    ) as running:
-        yield running
+    )
 
 
 class StreamWorker:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from _history_support import at_sequence, cli, log_events
 from _projector_support import wait_until
+from _snapshot_support import archive_restorer
 from _state_stack import Stack, state_stack
 
 from orchestrator.commands import (
@@ -36,7 +37,6 @@ from orchestrator.commands import (
 from orchestrator.debug import ReplayStep, StateDebugger, Target, to_jsonable
 from orchestrator.debug.replay import Source
 from orchestrator.events import catalogue as c
-from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import InvalidTransition
 from orchestrator.events.fold import Outcome, fold
@@ -44,8 +44,7 @@ from orchestrator.events.state import ExecutionState
 from orchestrator.events.userdata import encode_user_data
 from orchestrator.snapshots import FilesystemSnapshotStore, SnapshotCodec, SnapshotStore
 from orchestrator.snapshots.policy import SnapshotPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 from orchestrator.state import StateRuntime
 
@@ -335,12 +334,7 @@ async def test_zombie_writes_are_in_no_snapshot_restore_or_replay(
             assert not _a_wrote(snap.state)
 
         # Restore: snapshot + archive (which holds A's events) at every sequence.
-        restorer = Restorer(
-            store=store,
-            index=index,
-            archive=PostgresEventArchive(stack.pool, default_codec()),
-            codec=codec,
-        )
+        restorer = archive_restorer(stack.pool, store, codec, index)
         latest = await restorer.latest(eid)
         assert latest.state == final and latest.snapshot_key is not None
         for sequence in range(1, final.last_sequence + 1):

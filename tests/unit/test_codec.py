@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any
@@ -27,6 +27,7 @@ from orchestrator.events.envelope import Envelope
 from orchestrator.events.errors import DecodeError, InvalidEvent
 from orchestrator.events.schemas import default_registry
 from orchestrator.events.userdata import UserData
+from tests.avro_records import avro_value
 from tests.strategies import PAYLOADS, envelopes
 
 EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -47,17 +48,9 @@ def _envelope(payload: Any = None, **changes: Any) -> Envelope:
     return Envelope(**(fixed | changes))
 
 
-def _avro_value(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _avro_value(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, tuple):
-        return [_avro_value(item) for item in value]
-    return value
-
-
 def _avro_record(envelope: Envelope) -> dict[str, Any]:
     """The envelope as fastavro's dict, the payload branch named in tuple notation."""
-    record: dict[str, Any] = _avro_value(envelope)
+    record: dict[str, Any] = avro_value(envelope)
     record["event_type"] = envelope.event_type
     record["payload"] = (f"orchestrator.events.{envelope.event_type}", record["payload"])
     return record

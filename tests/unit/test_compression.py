@@ -34,6 +34,7 @@ from orchestrator.events.userdata import (
     encode_user_data,
 )
 from orchestrator.snapshots.codec import SnapshotCodec, codec_from_settings
+from tests.fakes import DictBlobStore
 
 ALL: tuple[Algorithm, ...] = COMPRESSION_ALGORITHMS
 VALUE = {
@@ -80,25 +81,14 @@ def test_snapshots_written_under_one_algorithm_read_under_any_other(
 def test_blobs_written_under_one_algorithm_read_under_any_other(
     writer: Algorithm, reader: Algorithm
 ) -> None:
-    class Blobs:
-        def __init__(self) -> None:
-            self.data: dict[str, bytes] = {}
-
-        def put_blob(self, key: str, data: bytes) -> str:
-            self.data[key] = data
-            return f"mem://{key}"
-
-        def get_blob(self, uri: str) -> bytes:
-            return self.data[uri.removeprefix("mem://")]
-
-    blobs = Blobs()
+    blobs = DictBlobStore()
     rng = random.Random(1)
     value = {"text": "".join(rng.choice("abcdefgh") for _ in range(40_000))}
     data = encode_user_data(
         value, compress_threshold=0, claim_check_threshold=1024, blob_store=blobs, algorithm=writer
     )
     assert data.ref is not None and data.inline is None
-    [stored] = blobs.data.values()
+    [stored] = blobs.objects.values()
     assert inspect(stored).algorithm == writer
     # The reader's own setting plays no part: it is written on the payload.
     again = encode_user_data({"other": 1}, compress_threshold=0, algorithm=reader)

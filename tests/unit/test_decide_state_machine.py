@@ -10,55 +10,16 @@ import pytest
 from orchestrator.events.errors import InvalidTransition
 from orchestrator.events.machines import PIPELINE_MACHINE
 from orchestrator.state import PipelineStateMachine, StateMachine
+from tests.seed_machine import PipelineStateMachine as SeedPipelineStateMachine
+from tests.seed_machine import RecordedHooks
 
 
-class SeedPipelineStateMachine(StateMachine):
-    """Copied from the seed's "State Machines" section, as written."""
-
-    states = [  # noqa: RUF012 - as the seed writes it
-        "initialized",
-        "validating",
-        "running",
-        "paused",
-        "completed",
-        "failed",
-        "cancelled",
-    ]
-
-    transitions = [  # noqa: RUF012 - as the seed writes it
-        {"from": "initialized", "to": "validating", "on": "start"},
-        {"from": "validating", "to": "running", "on": "validation_success"},
-        {"from": "validating", "to": "failed", "on": "validation_failure"},
-        {"from": "running", "to": "paused", "on": "pause"},
-        {"from": "paused", "to": "running", "on": "resume"},
-        {"from": "running", "to": "completed", "on": "finish"},
-        {"from": "running", "to": "failed", "on": "error"},
-        {"from": ["running", "paused"], "to": "cancelled", "on": "cancel"},
-    ]
-
-    async def on_enter_running(self):  # type: ignore[no-untyped-def]
-        await self.start_monitoring()
-
-    async def on_exit_running(self):  # type: ignore[no-untyped-def]
-        await self.stop_monitoring()
-        await self.create_checkpoint()
-
-
-class Recorded(SeedPipelineStateMachine):
+class Recorded(RecordedHooks, SeedPipelineStateMachine):
     """The seed's class with the helpers its hooks call."""
 
     def __init__(self, state: str | None = None) -> None:
         super().__init__(state)
-        self.calls: list[str] = []
-
-    async def start_monitoring(self) -> None:
-        self.calls.append("start_monitoring")
-
-    async def stop_monitoring(self) -> None:
-        self.calls.append("stop_monitoring")
-
-    async def create_checkpoint(self) -> None:
-        self.calls.append("create_checkpoint")
+        self.calls = []
 
 
 SEED_EVENTS = sorted({t["on"] for t in SeedPipelineStateMachine.transitions})

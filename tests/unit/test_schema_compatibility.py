@@ -37,6 +37,7 @@ from orchestrator.events.schemas import (
     schemas_root,
 )
 from orchestrator.events.schemas import release as publish_release
+from tests.avro_records import avro_value
 from tests.strategies import PAYLOADS, envelopes
 
 REGISTRY = default_registry()
@@ -47,14 +48,6 @@ EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 def _payload_names(schema_set: SchemaSet) -> list[str]:
     payload = next(f for f in schema_set.records[ENVELOPE]["fields"] if f["name"] == "payload")
     return list(payload["type"])
-
-
-def _avro(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _avro(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, tuple | list):
-        return [_avro(item) for item in value]
-    return value
 
 
 def _project(value: Any, schema_set: SchemaSet) -> Any:
@@ -139,9 +132,9 @@ def test_records_match_their_dataclasses(name: str) -> None:
         avro = by_name[field_name]
         if field.default is not MISSING:
             assert "default" in avro, f"{name}.{field_name}: Python default, no Avro default"
-            assert _avro(field.default) == avro["default"], f"{name}.{field_name}"
+            assert avro_value(field.default) == avro["default"], f"{name}.{field_name}"
         elif field.default_factory is not MISSING and "default" in avro:
-            assert _avro(field.default_factory()) == avro["default"], f"{name}.{field_name}"
+            assert avro_value(field.default_factory()) == avro["default"], f"{name}.{field_name}"
 
 
 # --- releases -------------------------------------------------------------------------

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.util._once import Once
 
 from orchestrator.events import tracing
 from orchestrator.events.envelope import Position
@@ -22,19 +19,7 @@ from orchestrator.snapshots.index import MemorySnapshotIndex
 from orchestrator.snapshots.restore import ArchivedEvent, MemoryEventArchive, Restorer
 from orchestrator.snapshots.store import MemorySnapshotStore
 from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
-
-
-@contextlib.contextmanager
-def installed(provider: TracerProvider) -> Iterator[None]:
-    """``provider`` as the global tracer provider for a test, the previous one after."""
-    old, once = trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace.set_tracer_provider(provider)
-    try:
-        yield
-    finally:
-        provider.shutdown()
-        trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = old, once
+from tests.otel import installed
 
 
 def test_without_an_sdk_nothing_is_traced_and_no_header_is_added() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from dataclasses import fields, is_dataclass
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
@@ -33,6 +33,7 @@ from orchestrator.events.fold import fold
 from orchestrator.events.schemas import SchemaRegistry, default_registry, schemas_root
 from orchestrator.events.upcast import UpcasterRegistry, default_upcasters, parse_version
 from orchestrator.events.userdata import decode_user_data, encode_user_data
+from tests.avro_records import avro_value
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -66,14 +67,6 @@ def _history() -> list[Envelope]:
     ]
 
 
-def _avro(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _avro(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, tuple):
-        return [_avro(item) for item in value]
-    return value
-
-
 def _old_release_root(tmp_path: Path) -> Path:
     """The repository's schemas, but release v1 wrote ``TaskCompleted.result`` (not
     ``outputs``) and ``ExecutionDetails.duration_ms`` (milliseconds, not seconds)."""
@@ -97,7 +90,7 @@ def _old_release_root(tmp_path: Path) -> Path:
 def _v1_bytes(registry: SchemaRegistry, envelope: Envelope) -> bytes:
     """How the old code wrote the event under the old v1 schema."""
     v1 = registry.release("v1")
-    record = _avro(envelope)
+    record = avro_value(envelope)
     payload = record["payload"]
     if envelope.event_type == "TaskCompleted":
         payload["result"] = payload.pop("outputs")

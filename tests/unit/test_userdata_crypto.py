@@ -28,20 +28,9 @@ from orchestrator.events.userdata import (
     encode_user_data,
     resolve_blob_markers,
 )
+from tests.fakes import DictBlobStore
 
 SECRET = "tangerine-quokka-7731"
-
-
-class _Blobs:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def put_blob(self, key: str, data: bytes) -> str:
-        self.objects[key] = data
-        return f"mem://{key}"
-
-    def get_blob(self, uri: str) -> bytes:
-        return self.objects[uri.removeprefix("mem://")]
 
 
 def _keys(found: dict[str, bytes], erased: frozenset[str] = frozenset()) -> Any:
@@ -69,7 +58,7 @@ def test_sealed_values_hold_no_plaintext_and_open_with_their_key(size: int) -> N
 
 
 def test_claim_checked_blobs_are_sealed_too() -> None:
-    key, blobs = new_data_key(), _Blobs()
+    key, blobs = new_data_key(), DictBlobStore()
     value = {"secret": SECRET, "pad": "y" * 5000}
     data = encode_user_data(
         value, blob_store=blobs, sealer=Sealer("exec-1", key), claim_check_threshold=64
