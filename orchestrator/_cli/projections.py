@@ -12,6 +12,7 @@ seed's ``state_management`` block) or the defaults.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 from collections.abc import Coroutine
@@ -19,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -34,6 +34,7 @@ from orchestrator.config import load_config, load_config_file
 from orchestrator.config.models import PostgresBackend
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog, ProducerSettings
+from orchestrator.projections import OffsetRow, stored_offsets
 from orchestrator.projections.deadletters import (
     DeadLetterRow,
     list_dead_letters,
@@ -201,30 +202,26 @@ def status(database_url: str | None = _DB, as_json: bool = JSON_OPTION) -> None:
     """The stored offsets of every projection."""
     dsn = _need(database_url, "--database-url", "DATABASE_URL")
 
-    async def fetch() -> list[asyncpg.Record]:
+    async def fetch() -> list[OffsetRow]:
         conn = await pg_connect(dsn)
         try:
-            rows: list[asyncpg.Record] = await conn.fetch(
-                "SELECT projection, topic, partition, next_offset, generation, updated_at"
-                " FROM projection_offsets ORDER BY projection, topic, partition"
-            )
-            return rows
+            return await stored_offsets(conn)
         finally:
             await conn.close()
 
     rows = _run(fetch())
     if as_json:
-        emit_json([dict(r) for r in rows])
+        emit_json([dataclasses.asdict(r) for r in rows])
         return
     table = Table("projection", "topic", "partition", "next offset", "generation", "updated")
     for r in rows:
         table.add_row(
-            r["projection"],
-            r["topic"],
-            str(r["partition"]),
-            str(r["next_offset"]),
-            str(r["generation"]),
-            f"{r['updated_at']:%Y-%m-%d %H:%M:%S}",
+            r.projection,
+            r.topic,
+            str(r.partition),
+            str(r.next_offset),
+            str(r.generation),
+            f"{r.updated_at:%Y-%m-%d %H:%M:%S}",
         )
     Console().print(table)
 

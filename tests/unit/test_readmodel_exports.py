@@ -7,6 +7,18 @@ from orchestrator import projections
 
 EXPORTED = {
     "DEFAULT_INDEXES",
+    "EXECUTIONS",
+    "CheckpointRow",
+    "OffsetRow",
+    "ReadModelQueries",
+    "stored_offsets",
+    "Folded",
+    "Projection",
+    "ReadModelFold",
+    "Table",
+    "projection_of",
+    "register",
+    "registered",
     "IndexConfigError",
     "IndexState",
     "ensure_indexes",
