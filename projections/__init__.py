@@ -5,7 +5,9 @@ member (``Projector``); ``wait_for_position`` gives read-your-writes on an appen
 position; ``rebuild`` replays a projection into fresh tables and swaps them in; dead
 letters are listed and replayed with ``list_dead_letters`` / ``replay_dead_letter``.
 The row <-> state mapping is ``projections.readmodel``; the query API is
-``projections.api``.
+``projections.api``. A read model is one :class:`Projection` declaration (tables,
+fold, migrations; ``projections.projection``) passed to :func:`register`; the seed's
+is :data:`EXECUTIONS`, and ``ProjectionSettings.read_model`` names the one to fold.
 """
 
 from orchestrator.projections.blobrefs import add_kept as add_kept_blobs
@@ -24,6 +26,7 @@ from orchestrator.projections.errors import (
     ProjectionError,
     RebuildError,
 )
+from orchestrator.projections.executions import EXECUTIONS
 from orchestrator.projections.indexes import (
     DEFAULT_INDEXES,
     IndexConfigError,
@@ -39,6 +42,22 @@ from orchestrator.projections.migrate import (
 )
 from orchestrator.projections.positions import applied_offset, wait_for_position
 from orchestrator.projections.processor import Projector, prepare, run_processor
+from orchestrator.projections.projection import (
+    Folded,
+    Projection,
+    ReadModelFold,
+    Table,
+    projection_of,
+    register,
+    registered,
+    unregister,
+)
+from orchestrator.projections.queries import (
+    CheckpointRow,
+    OffsetRow,
+    ReadModelQueries,
+    stored_offsets,
+)
 from orchestrator.projections.rebuild import (
     SWAPPED_CHANNEL,
     Rebuilder,
@@ -62,22 +81,29 @@ from orchestrator.projections.store import (
 
 __all__ = [
     "DEFAULT_INDEXES",
+    "EXECUTIONS",
     "OFFSETS_CHANNEL",
     "SHARED_CHANGES_CHANNEL",
     "STATE_CHANGES_CHANNEL",
     "SWAPPED_CHANNEL",
+    "CheckpointRow",
     "DeadLetterNotFound",
     "DeadLetterRow",
     "EraseResult",
     "Finished",
+    "Folded",
     "IndexConfigError",
     "IndexState",
     "MigrationStatus",
+    "OffsetRow",
     "PostgresDataKeys",
     "ProcessorFailed",
+    "Projection",
     "ProjectionError",
     "ProjectionSettings",
     "Projector",
+    "ReadModelFold",
+    "ReadModelQueries",
     "ReadModelStore",
     "ReadModelTables",
     "RebuildError",
@@ -85,6 +111,7 @@ __all__ = [
     "RebuildReport",
     "Rebuilder",
     "Retired",
+    "Table",
     "TableNames",
     "add_kept_blobs",
     "applied_offset",
@@ -97,10 +124,15 @@ __all__ = [
     "migration_status",
     "open_kept_blobs",
     "prepare",
+    "projection_of",
     "rebuild",
     "referenced_blobs",
+    "register",
+    "registered",
     "replay_dead_letter",
     "retire_executions",
     "run_processor",
+    "stored_offsets",
+    "unregister",
     "wait_for_position",
 ]

@@ -32,10 +32,14 @@ def truncated(starts: Mapping[TP, int], earliest: Mapping[TP, int]) -> dict[TP, 
     }
 
 
-def _archive_of(settings: ProjectionSettings, topic: str) -> str:
-    if settings.shared_topic is not None and topic == settings.shared_topic:
-        return settings.tables.shared_events
-    return settings.tables.execution_events
+def _archive_of(settings: ProjectionSettings, topic: str) -> tuple[str, str] | None:
+    """(table, record key column) of the read model's archive of ``topic``'s records."""
+    role = "shared" if topic == settings.shared_topic else "pipeline"
+    names = settings.table_names()
+    for table in settings.projection.tables:
+        if table.archive == role and table.archive_key is not None:
+            return names[table.key], table.archive_key
+    return None
 
 
 async def archived_records(
@@ -45,8 +49,10 @@ async def archived_records(
 ) -> AsyncIterator[list[RawRecord]]:
     """Pages of the live archive's records in ``ranges``, in offset order per partition."""
     for (topic, partition), (start, end) in sorted(ranges.items()):
-        table = _archive_of(settings, topic)
-        key_column = "execution_id" if table == settings.tables.execution_events else "name"
+        archive = _archive_of(settings, topic)
+        if archive is None:
+            continue  # nothing archived: the records are gone (a rebuild refuses a loss)
+        table, key_column = archive
         offset = start
         while offset < end:
             rows = await conn.fetch(
@@ -90,16 +96,21 @@ async def skip_to(
     )
 
 
-async def dropped_executions(
+async def dropped_entities(
     conn: asyncpg.Connection, live: ProjectionSettings, rebuilt: ProjectionSettings
 ) -> list[str]:
-    """Executions the live tables hold that the rebuilt ones do not (a few, sorted)."""
+    """Keys of the read model's entity table (executions, for the seed's model) the
+    live tables hold and the rebuilt ones do not (a few, sorted)."""
+    entity = live.projection.entity
+    if entity is None:
+        return []
+    key, column = entity
     rows = await conn.fetch(
-        f"SELECT execution_id FROM {live.tables.pipeline_states}"
-        f" EXCEPT SELECT execution_id FROM {rebuilt.tables.pipeline_states}"
+        f"SELECT {column}::text FROM {live.table_names()[key]}"
+        f" EXCEPT SELECT {column}::text FROM {rebuilt.table_names()[key]}"
         " ORDER BY 1 LIMIT 21"
     )
-    return [r["execution_id"] for r in rows]
+    return [r[0] for r in rows]
 
 
 def name_some(ids: Iterable[str], limit: int = 20) -> str:

@@ -26,6 +26,11 @@ from orchestrator.projections import readmodel as rm
 TP = tuple[str, int]
 VarKey = tuple[str, str]
 
+STATE_CHANGES_CHANNEL = "orchestrator_state_changes"
+"""NOTIFY channel: a JSON array of the execution ids a commit changed."""
+SHARED_CHANGES_CHANNEL = "orchestrator_shared_changes"
+"""NOTIFY channel: a JSON array of the shared-state namespaces a commit changed."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeadLetter:
@@ -95,6 +100,31 @@ class BatchChanges:
     def variable_rows(self) -> list[rm.Row]:
         """``shared_variables`` rows of the variables the batch changed."""
         return [rm.shared_variable_row(ns, var) for (ns, _), var in self.variables.items()]
+
+    # --- what the processor asks of any read model (``projections.projection.Folded``)
+
+    def states(self) -> dict[Any, Any]:
+        """The executions' entries and the variables the batch changed, by state key."""
+        out: dict[Any, Any] = {**self.executions, **self.variables}
+        return out
+
+    def rows(self) -> dict[str, list[rm.Row]]:
+        """Rows by table key (the executions read model's declaration)."""
+        return {
+            "pipeline_states": self.pipeline_rows(),
+            "task_states": self.task_rows(),
+            "checkpoints": self.checkpoints,
+            "shared_variables": self.variable_rows(),
+            "execution_events": self.events,
+            "shared_events": self.shared_events,
+        }
+
+    def notifications(self) -> dict[str, set[str]]:
+        """The executions and namespaces a commit changed, by NOTIFY channel."""
+        return {
+            STATE_CHANGES_CHANNEL: self.changed_executions,
+            SHARED_CHANGES_CHANNEL: self.changed_namespaces,
+        }
 
 
 def touched_keys(batch: Iterable[DecodedRecord]) -> tuple[dict[str, TP], set[VarKey]]:

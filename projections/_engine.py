@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,20 +31,12 @@ import asyncpg
 from orchestrator.events import metrics, tracing
 from orchestrator.events.consumer import DecodedRecord, RawRecord, decode_records
 from orchestrator.events.log import EventCodecLike
-from orchestrator.events.state import SharedVariable
 from orchestrator.projections import _tracing
-from orchestrator.projections._batch import (
-    TP,
-    BatchChanges,
-    ExecutionEntry,
-    RecordFailed,
-    VarKey,
-    fold_batch,
-    touched_keys,
-)
+from orchestrator.projections._batch import TP, RecordFailed
 from orchestrator.projections._collector import collector_paused
 from orchestrator.projections.deadletters import DeadLetterSink
 from orchestrator.projections.errors import ProcessorFailed
+from orchestrator.projections.projection import Folded
 from orchestrator.projections.settings import ProjectionSettings
 from orchestrator.projections.store import Fence, PreparedWrite, ReadModelStore
 
@@ -53,6 +45,9 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _THREAD_FROM = 500
 """Batches of at least this many records are staged in a worker thread (see ``_cpu``)."""
+
+Held = tuple[TP | None, Any]
+"""A state the engine holds between batches: the partition it was read from, and it."""
 
 
 @dataclass(slots=True)
@@ -63,7 +58,7 @@ class BatchResult:
     write was fenced off (the stored offsets; nothing of the batch was written).
     """
 
-    changes: BatchChanges | None
+    changes: Folded | None
     seek: dict[TP, int] = field(default_factory=dict)
     records: int = 0
     as_staged: bool = True
@@ -85,9 +80,11 @@ class StagedBatch:
     """A batch folded into rows, not yet written: what :meth:`BatchEngine.commit` takes."""
 
     owned: list[RawRecord]
-    changes: BatchChanges
+    changes: Folded
     prepared: PreparedWrite
     tps: list[TP]
+    states: dict[Hashable, Held] = field(default_factory=dict)
+    """The states the batch leaves, by key: the base of a batch staged on top of it."""
     ahead: StagedBatch | None = None
     """The uncommitted batch this one was folded on top of (until this one commits)."""
     result: BatchResult | None = None
@@ -118,7 +115,8 @@ class BatchEngine:
         self._codec = codec
         self._sink = sink
         self._expected: dict[TP, Fence] = {}
-        self._cache: OrderedDict[str, ExecutionEntry] = OrderedDict()
+        self._fold = self.store.projection.fold
+        self._cache: OrderedDict[Hashable, Held] = OrderedDict()
 
     @property
     def positions(self) -> dict[TP, int]:
@@ -144,8 +142,8 @@ class BatchEngine:
     def _drop_cache(self, tps: set[TP]) -> None:
         if not tps or not self._cache:
             return
-        for eid in [eid for eid, e in self._cache.items() if e.tp in tps]:
-            del self._cache[eid]
+        for key in [key for key, (tp, _) in self._cache.items() if tp in tps]:
+            del self._cache[key]
 
     def _owned(
         self, records: Iterable[RawRecord], ahead: StagedBatch | None = None
@@ -267,36 +265,28 @@ class BatchEngine:
     ) -> StagedBatch:
         traced_ns = time.time_ns() if tracing.enabled() else None
         with collector_paused():
-            decoded, (executions, variables) = await self._cpu(self._decode, owned)
-            pending = {} if ahead is None else ahead.changes.executions
-            pending_vars = {} if ahead is None else ahead.changes.variables
-            states: dict[str, ExecutionEntry | None] = {}
+            decoded, keys = await self._cpu(self._decode, owned)
+            pending = {} if ahead is None else ahead.states
+            states: dict[Hashable, Any] = {}
             missing = []
-            for eid, tp in executions.items():
-                entry = pending.get(eid)
-                if entry is None:
-                    entry = self._cache.get(eid)
-                if entry is not None and entry.tp == tp:
-                    states[eid] = entry
+            for key, tp in keys.items():
+                held = pending.get(key)
+                if held is None and tp is not None:
+                    held = self._cache.get(key)
+                if held is not None and held[0] == tp:
+                    states[key] = held[1]
                 else:
-                    missing.append(eid)
-            shared: dict[VarKey, SharedVariable | None] = {
-                k: pending_vars.get(k) for k in variables
-            }
-            absent = [k for k, v in shared.items() if v is None]
-            if missing or absent:
+                    missing.append(key)
+            if missing:
                 try:
                     async with self._pool.acquire() as conn:
-                        loaded = await self.store.load_executions(conn, missing)
-                        shared.update(await self.store.load_variables(conn, absent))
+                        loaded = await self.store.load(conn, missing)
                 except (asyncpg.PostgresError, OSError) as exc:
                     raise self._failed(owned, exc) from exc
-                for eid in missing:
-                    states[eid] = loaded.get(eid)
+                for key in missing:
+                    states[key] = loaded.get(key)
             try:
-                changes, prepared = await self._cpu(
-                    self._fold, decoded, states, shared, refused or None
-                )
+                changes, prepared = await self._cpu(self._apply, decoded, states, refused or None)
             except RecordFailed as exc:
                 raise ProcessorFailed(
                     self.settings.name,
@@ -306,8 +296,9 @@ class BatchEngine:
                     offset=exc.offset,
                     execution_id=exc.execution_id,
                 ) from exc
+        held_states = {key: (keys.get(key), state) for key, state in changes.states().items()}
         tps = sorted({(r.position.topic, r.position.partition) for r in owned})
-        return StagedBatch(owned, changes, prepared, tps, traced_ns=traced_ns)
+        return StagedBatch(owned, changes, prepared, tps, held_states, traced_ns=traced_ns)
 
     async def _cpu(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run a pure CPU step of staging, in a worker thread when the batch is big.
@@ -324,23 +315,27 @@ class BatchEngine:
 
     def _decode(
         self, owned: list[RawRecord]
-    ) -> tuple[list[DecodedRecord], tuple[dict[str, TP], set[VarKey]]]:
+    ) -> tuple[list[DecodedRecord], dict[Hashable, TP | None]]:
         decoded = decode_records(self._codec, owned)
-        return decoded, touched_keys(decoded)
+        return decoded, self._fold.keys(decoded)
 
-    def _fold(
+    def _apply(
         self,
         decoded: list[DecodedRecord],
-        states: dict[str, ExecutionEntry | None],
-        shared: dict[VarKey, SharedVariable | None],
+        states: dict[Hashable, Any],
         refused: dict[tuple[str, int, int], str] | None,
-    ) -> tuple[BatchChanges, PreparedWrite]:
-        changes = fold_batch(decoded, states, shared, refused)
+    ) -> tuple[Folded, PreparedWrite]:
+        changes = self._fold.fold(decoded, states, refused)
         return changes, self.store.prepare(changes)
 
     async def _write(self, staged: StagedBatch) -> BatchResult:
         tps, changes = staged.tps, staged.changes
-        traced = [] if staged.traced_ns is None else _tracing.traced_applied(staged.owned, changes)
+        traced = []
+        if staged.traced_ns is not None:
+            archive = self.store.names.get("execution_events")
+            for table, _, rows in staged.prepared.copies:
+                if table == archive:
+                    traced = _tracing.traced_applied(staged.owned, rows)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 stored = await self.store.lock_offsets(conn, tps)
@@ -359,7 +354,7 @@ class BatchEngine:
             raise self._failed(staged.owned, exc) from exc
         for tp, offset in changes.next_offsets.items():
             self._expected[tp] = (offset, self._expected[tp][1])
-        self._remember(changes)
+        self._remember(staged.states)
         metrics.record_applied(
             self.settings.name, [r.timestamp_ms for r in staged.owned], len(changes.dead_letters)
         )
@@ -367,11 +362,13 @@ class BatchEngine:
             _tracing.batch_spans(staged.owned, traced, staged.traced_ns)
         return BatchResult(changes, {}, len(staged.owned))
 
-    def _remember(self, changes: BatchChanges) -> None:
+    def _remember(self, states: dict[Hashable, Held]) -> None:
         cache = self._cache
-        for eid, entry in changes.executions.items():
-            cache[eid] = entry
-            cache.move_to_end(eid)
+        for key, held in states.items():
+            if held[0] is None:
+                continue  # not cacheable (see ReadModelFold.keys)
+            cache[key] = held
+            cache.move_to_end(key)
         while len(cache) > self.settings.max_cached_executions:
             cache.popitem(last=False)
 

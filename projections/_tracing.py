@@ -19,7 +19,7 @@ from opentelemetry.context import Context
 
 from orchestrator.events import tracing
 from orchestrator.events.consumer import RawRecord
-from orchestrator.projections._batch import BatchChanges
+from orchestrator.projections.projection import Row
 
 TraceRow = tuple[str, str, int]
 """(execution_id, traceparent, sequence)."""
@@ -35,8 +35,9 @@ _UPSERT = (
 )
 
 
-def traced_applied(owned: Sequence[RawRecord], changes: BatchChanges) -> list[Traced]:
-    """(traceparent, archive row) of each applied execution event that carries one."""
+def traced_applied(owned: Sequence[RawRecord], archive: Sequence[Row]) -> list[Traced]:
+    """(traceparent, archive row) of each applied execution event that carries one
+    (``archive``: the batch's ``execution_events`` rows)."""
     parents: dict[tuple[str, int, int], str] = {}
     for record in owned:
         if record.headers:
@@ -47,7 +48,7 @@ def traced_applied(owned: Sequence[RawRecord], changes: BatchChanges) -> list[Tr
     if not parents:
         return []
     out: list[Traced] = []
-    for row in changes.events:
+    for row in archive:
         parent = parents.get((row[0], row[1], row[2]))
         if parent is not None and row[10] == _APPLIED:
             out.append((parent, row))

@@ -15,7 +15,9 @@ from importlib import resources
 
 import asyncpg
 
+from orchestrator.projections.executions import EXECUTIONS
 from orchestrator.projections.indexes import DEFAULT_INDEXES, ensure_indexes
+from orchestrator.projections.projection import registered
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +57,30 @@ class TableNames:
 
 
 def _migration_files() -> list[tuple[int, str, str]]:
-    found = []
-    for entry in resources.files("orchestrator.projections.migrations").iterdir():
-        match = re.match(r"^(\d{4})_.*\.sql$", entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text()))
-    return sorted(found)
+    """Every registered read model's migrations, in version order (versions are unique
+    across read models: they share ``schema_migrations``)."""
+    found: dict[int, tuple[str, str]] = {}
+    models = (EXECUTIONS, *registered())  # the seed's first, whoever imported what
+    sources = dict.fromkeys(p.migrations for p in models if p.migrations)
+    for source in sources:
+        for name, text in _files(source):
+            match = re.match(r"^(\d{4})_.*\.sql$", name)
+            if not match:
+                continue
+            version = int(match.group(1))
+            if version in found:
+                raise RuntimeError(
+                    f"migration {name}: version {version} is taken by {found[version][0]};"
+                    " number it after every registered read model's"
+                )
+            found[version] = (name, text)
+    return [(v, name, text) for v, (name, text) in sorted(found.items())]
+
+
+def _files(source: str | tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    if not isinstance(source, str):
+        return list(source)
+    return [(e.name, e.read_text()) for e in resources.files(source).iterdir() if e.is_file()]
 
 
 async def migrate(conn: asyncpg.Connection, tables: TableNames | None = None) -> list[str]:

@@ -26,6 +26,7 @@ live projection already recorded them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import zlib
@@ -40,7 +41,7 @@ from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.projections._archive import (
     archived_records,
-    dropped_executions,
+    dropped_entities,
     name_some,
     skip_to,
     truncated,
@@ -85,6 +86,12 @@ class RebuildReport:
     """Records folded from the live archive because Kafka no longer holds them."""
 
 
+def _pairs(live: ProjectionSettings, rebuilt: ProjectionSettings) -> list[tuple[str, str]]:
+    """(live table, its rebuild copy) for every table the read model declares."""
+    names, copies = live.table_names(), rebuilt.table_names()
+    return [(names[key], copies[key]) for key in names]
+
+
 def _split(table: str) -> tuple[str, str]:
     schema, _, name = table.rpartition(".")
     return schema or "public", name
@@ -95,9 +102,7 @@ async def _fresh_tables(conn: asyncpg.Connection, settings: ProjectionSettings) 
     the rebuild's name (a previous, interrupted rebuild starts over)."""
     target = settings.for_rebuild()
     async with conn.transaction():
-        for (_, live), (_, copy) in zip(
-            settings.tables.items(), target.tables.items(), strict=True
-        ):
+        for live, copy in _pairs(settings, target):
             await conn.execute(f"DROP TABLE IF EXISTS {copy}")
             await conn.execute(f"CREATE TABLE {copy} (LIKE {live} INCLUDING ALL)")
         await conn.execute("DELETE FROM projection_offsets WHERE projection = $1", target.name)
@@ -119,8 +124,12 @@ class Rebuilder:
         progress_interval_s: float = 0.5,
         lock_timeout_ms: int = 5000,
         security: KafkaSecurity = PLAINTEXT,
+        pool: asyncpg.Pool | None = None,
     ) -> None:
+        """``pool``: the process's pool, borrowed (needs two connections free: the
+        rebuild's lock and its writes); else one of its own for the run."""
         self.settings = settings
+        self._pool = pool
         self._security = security
         self.target = settings.for_rebuild()
         self._dsn = dsn
@@ -135,21 +144,28 @@ class Rebuilder:
     async def run(self) -> RebuildReport:
         """Rebuild, swap when caught up (unless ``swap=False``), return a report."""
         await prepare(self.settings, self._dsn, self._bootstrap, security=self._security)
-        guard = await asyncpg.connect(self._dsn)
+        pool = self._pool or await create_pool(self._dsn)
         try:
-            key = zlib.crc32(self.settings.name.encode()) & 0x7FFF_FFFF
-            if not await guard.fetchval(
-                "SELECT pg_try_advisory_lock($1, $2)", _ADVISORY_NAMESPACE, key
-            ):
-                raise RebuildError(self.settings.name, "starting", "another rebuild is running")
-            await _fresh_tables(guard, self.settings)
-            pool = await create_pool(self._dsn)
-            try:
-                return await self._fold_and_swap(pool)
-            finally:
-                await pool.close()
+            async with pool.acquire() as guard:
+                key = zlib.crc32(self.settings.name.encode()) & 0x7FFF_FFFF
+                if not await guard.fetchval(
+                    "SELECT pg_try_advisory_lock($1, $2)", _ADVISORY_NAMESPACE, key
+                ):
+                    raise RebuildError(self.settings.name, "starting", "another rebuild is running")
+                try:
+                    await _fresh_tables(guard, self.settings)
+                    return await self._fold_and_swap(pool)
+                finally:
+                    # A broken connection released the lock already.
+                    with contextlib.suppress(
+                        asyncpg.PostgresError, asyncpg.InterfaceError, OSError
+                    ):
+                        await guard.execute(
+                            "SELECT pg_advisory_unlock($1, $2)", _ADVISORY_NAMESPACE, key
+                        )
         finally:
-            await guard.close()  # also releases the advisory lock
+            if pool is not self._pool:
+                await pool.close()
 
     async def _fold_and_swap(self, pool: asyncpg.Pool) -> RebuildReport:
         started = time.monotonic()
@@ -306,12 +322,12 @@ class Rebuilder:
                             "rebuild of %s: behind the live projection on %s", live.name, behind
                         )
                         return False
-                    dropped = await dropped_executions(conn, live, target)
+                    dropped = await dropped_entities(conn, live, target)
                     if dropped:
                         raise RebuildError(
                             live.name,
                             "swapping",
-                            "the rebuilt tables lack execution(s) the live ones hold"
+                            "the rebuilt tables lack row(s) the live ones hold"
                             f" (their history is neither in Kafka nor in the archive):"
                             f" {name_some(dropped)}; the live tables are untouched",
                         )
@@ -340,9 +356,7 @@ class Rebuilder:
         return True
 
     async def _swap_tables(self, conn: asyncpg.Connection) -> None:
-        for (_, live), (_, copy) in zip(
-            self.settings.tables.items(), self.target.tables.items(), strict=True
-        ):
+        for live, copy in _pairs(self.settings, self.target):
             schema, name = _split(live)
             await conn.execute(f"ALTER TABLE {live} RENAME TO {name}{OLD_SUFFIX}")
             await conn.execute(f"ALTER TABLE {copy} RENAME TO {name}")
@@ -391,9 +405,11 @@ async def rebuild(
     on_progress: Callable[[RebuildProgress], None] | None = None,
     swap: bool = True,
     security: KafkaSecurity = PLAINTEXT,
+    pool: asyncpg.Pool | None = None,
 ) -> RebuildReport:
-    """Rebuild ``settings``' projection from offset zero and swap it in when caught up."""
+    """Rebuild ``settings``' projection from offset zero and swap it in when caught up
+    (``pool``: the process's, borrowed; see :class:`Rebuilder`)."""
     rebuilder = Rebuilder(
-        settings, dsn, bootstrap, on_progress=on_progress, swap=swap, security=security
+        settings, dsn, bootstrap, on_progress=on_progress, swap=swap, security=security, pool=pool
     )
     return await rebuilder.run()

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 
 from orchestrator.events.limits import DEFAULT_LIMITS, InputLimits
 from orchestrator.events.topics import DEFAULT_PIPELINE_TOPIC, DEFAULT_SHARED_TOPIC, dlq_name
+from orchestrator.projections.executions import EXECUTIONS
+from orchestrator.projections.projection import Projection, projection_of
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -84,6 +86,10 @@ class ProjectionSettings:
     size, why), not copied: below the DLQ producer's ``max_request_size`` (1 MiB)."""
     limits: InputLimits = DEFAULT_LIMITS
     """What a record may hold (``events.limits``); the processor's codec enforces them."""
+    read_model: str = EXECUTIONS.kind
+    """The registered read model (``projections.projection.register``) this folds into."""
+    table_suffix: str = ""
+    """Appended to the default name of every table ``tables`` does not name (a rebuild's)."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -92,6 +98,15 @@ class ProjectionSettings:
             raise ValueError("batch_size must be >= 1")
         if self.max_dead_letter_bytes < 0:
             raise ValueError("max_dead_letter_bytes must be >= 0")
+
+    @property
+    def projection(self) -> Projection:
+        """The read model's declaration: tables, fold, migrations."""
+        return projection_of(self.read_model)
+
+    def table_names(self) -> dict[str, str]:
+        """Where each of the read model's tables lives, by table key."""
+        return self.projection.names(dict(self.tables.items()), self.table_suffix)
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -110,6 +125,7 @@ class ProjectionSettings:
             self,
             name=self.name + REBUILD_SUFFIX,
             tables=self.tables.suffixed(REBUILD_SUFFIX),
+            table_suffix=self.table_suffix + REBUILD_SUFFIX,
             notify=False,
             dead_letter_projection=self.name,
         )

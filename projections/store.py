@@ -19,21 +19,36 @@ deadlock.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from orchestrator.events.state import AppliedIds, SharedVariable
-from orchestrator.projections import readmodel as rm
-from orchestrator.projections._batch import TP, BatchChanges, ExecutionEntry, VarKey
+from orchestrator.events.state import SharedVariable
+from orchestrator.projections import executions
+from orchestrator.projections._batch import (
+    SHARED_CHANGES_CHANNEL,
+    STATE_CHANGES_CHANNEL,
+    TP,
+    ExecutionEntry,
+    VarKey,
+)
+from orchestrator.projections.projection import Folded, Row, Table
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
 
-STATE_CHANGES_CHANNEL = "orchestrator_state_changes"
-"""NOTIFY channel: a JSON array of the execution ids a commit changed."""
-SHARED_CHANGES_CHANNEL = "orchestrator_shared_changes"
-"""NOTIFY channel: a JSON array of the shared-state namespaces a commit changed."""
+__all__ = [
+    "OFFSETS_CHANNEL",
+    "ROW_TYPES",
+    "SHARED_CHANGES_CHANNEL",
+    "STATE_CHANGES_CHANNEL",
+    "Fence",
+    "PreparedWrite",
+    "ReadModelStore",
+    "notify_payloads",
+    "upsert_sql",
+]
+
 OFFSETS_CHANNEL = "orchestrator_projection_offsets"
 """NOTIFY channel: the name of a projection whose stored offsets advanced."""
 # NOTIFYs queued in the transaction are delivered when (and only if) it commits.
@@ -102,22 +117,25 @@ def _compact(values: list[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PreparedWrite:
-    """What :meth:`ReadModelStore.write_prepared` sends: the archive rows to COPY, the
-    one statement with its arguments, and how many offset rows it must update."""
+    """What :meth:`ReadModelStore.write_prepared` sends: the rows to COPY (append
+    tables: name, columns, rows), the one statement with its arguments, and how many
+    offset rows it must update."""
 
-    events: list[rm.Row]
-    shared_events: list[rm.Row]
+    copies: list[tuple[str, tuple[tuple[str, str], ...], Sequence[Row]]]
     sql: str
     args: list[Any]
     offsets: int
 
 
 class ReadModelStore:
-    """SQL of one projection over its tables; every method runs on a caller's connection."""
+    """SQL of one projection over its read model's tables (its declaration, see
+    ``projections.projection``); every method runs on a caller's connection."""
 
     def __init__(self, settings: ProjectionSettings) -> None:
         self.settings = settings
+        self.projection = settings.projection
         self.tables: ReadModelTables = settings.tables
+        self.names = settings.table_names()
         self._write_cache: dict[tuple[str, ...], str] = {}
 
     # --- offsets -------------------------------------------------------------------
@@ -157,104 +175,38 @@ class ReadModelStore:
 
     # --- loads ---------------------------------------------------------------------
 
+    async def load(self, conn: asyncpg.Connection, keys: Sequence[Hashable]) -> dict[Hashable, Any]:
+        """The stored states of ``keys`` (the read model's ``load``)."""
+        if not keys:
+            return {}
+        return await self.projection.fold.load(conn, self.names, keys)
+
     async def load_executions(
         self, conn: asyncpg.Connection, execution_ids: Iterable[str]
     ) -> dict[str, ExecutionEntry]:
         """The stored states of these executions (missing ones are absent)."""
-        ids = list(execution_ids)
-        if not ids:
-            return {}
-        t = self.tables
-        pipelines = await conn.fetch(
-            f"SELECT * FROM {t.pipeline_states} WHERE execution_id = ANY($1::text[])", ids
-        )
-        if not pipelines:
-            return {}
-        tasks = await conn.fetch(
-            f"SELECT * FROM {t.task_states} WHERE execution_id = ANY($1::text[])",
-            [p["execution_id"] for p in pipelines],
-        )
-        by_execution: dict[str, list[Any]] = {}
-        for row in tasks:
-            by_execution.setdefault(row["execution_id"], []).append(row)
-        applied = await self._applied_ids(conn, [p["execution_id"] for p in pipelines])
-        out: dict[str, ExecutionEntry] = {}
-        for p in pipelines:
-            eid = p["execution_id"]
-            last = (
-                None
-                if p["last_topic"] is None
-                else (p["last_topic"], p["last_partition"], p["last_offset"])
-            )
-            state = rm.execution_from_rows(p, by_execution.get(eid, []))
-            known = applied.get(eid)
-            if known is not None and known.known().stop - 1 == state.last_sequence:
-                state = replace(state, applied=known)
-            out[eid] = ExecutionEntry(
-                state=state,
-                event_count=p["event_count"],
-                tp=(p["last_topic"] or "", p["last_partition"] or 0),
-                last_position=last,
-            )
-        return out
-
-    async def _applied_ids(
-        self, conn: asyncpg.Connection, execution_ids: list[str]
-    ) -> dict[str, AppliedIds]:
-        """The ids of the events applied to each execution, from the archive (the fold
-        tells a duplicate from another record at a taken sequence by them)."""
-        rows = await conn.fetch(
-            f"SELECT execution_id, sequence, event_id FROM {self.tables.execution_events}"
-            " WHERE execution_id = ANY($1::text[]) AND outcome = 'applied'"
-            " AND sequence IS NOT NULL ORDER BY execution_id, sequence",
-            execution_ids,
-        )
-        out: dict[str, AppliedIds] = {}
-        run: list[str] = []
-        current: str | None = None
-        first = expected = 0
-        for r in rows:
-            eid, seq = r["execution_id"], r["sequence"]
-            if eid != current or seq != expected:  # a new execution, or a hole: restart
-                if current is not None and run:
-                    out[current] = AppliedIds(run, first - 1)
-                current, run, first = eid, [], seq
-            run.append(r["event_id"])
-            expected = seq + 1
-        if current is not None and run:
-            out[current] = AppliedIds(run, first - 1)
-        return out
+        return await executions.load_executions(conn, self.names, execution_ids)
 
     async def load_variables(
         self, conn: asyncpg.Connection, keys: Iterable[VarKey]
     ) -> dict[VarKey, SharedVariable]:
         """The stored shared variables with these ``(namespace, name)`` keys."""
-        keys = list(keys)
-        if not keys:
-            return {}
-        rows = await conn.fetch(
-            f"SELECT * FROM {self.tables.shared_variables} WHERE (namespace, name) IN"
-            " (SELECT * FROM unnest($1::text[], $2::text[]))",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-        )
-        return {(r["namespace"], r["name"]): rm.shared_variable_from_row(r) for r in rows}
+        return await executions.load_variables(conn, self.names, keys)
 
     # --- the write -----------------------------------------------------------------
 
-    async def write(self, conn: asyncpg.Connection, changes: BatchChanges) -> None:
+    async def write(self, conn: asyncpg.Connection, changes: Folded) -> None:
         """Write every row of ``changes``, the next offsets and the NOTIFYs (inside the
-        caller's transaction, after :meth:`lock_offsets`) in two round trips whatever the
-        batch holds: a binary COPY of the archive, then ONE statement for the rest."""
+        caller's transaction, after :meth:`lock_offsets`): a binary COPY per appended
+        table, then ONE statement for the rest, whatever the batch holds."""
         await self.write_prepared(conn, self.prepare(changes))
 
     async def write_prepared(self, conn: asyncpg.Connection, prepared: PreparedWrite) -> None:
         """:meth:`write` of rows built beforehand by :meth:`prepare`."""
         # The fence makes these positions new to the archive: a plain COPY (about twice
         # as fast as unnest here), and a duplicate would fail loudly on the primary key.
-        t = self.tables
-        await _copy(conn, t.execution_events, rm.EVENT_COLUMNS, prepared.events)
-        await _copy(conn, t.shared_events, rm.SHARED_EVENT_COLUMNS, prepared.shared_events)
+        for table, columns, rows in prepared.copies:
+            await _copy(conn, table, columns, rows)
         updated = await conn.fetchval(prepared.sql, *prepared.args)
         if updated != prepared.offsets:
             raise RuntimeError(
@@ -262,17 +214,25 @@ class ReadModelStore:
                 f"expected {prepared.offsets} (were they locked with lock_offsets?)"
             )
 
-    def prepare(self, changes: BatchChanges) -> PreparedWrite:
+    def prepare(self, changes: Folded) -> PreparedWrite:
         """The statement and arguments that write ``changes``: pure CPU, no I/O (the
         processor builds them with the collector paused; see ``projections._engine``)."""
-        parts: list[tuple[str, Sequence[tuple[str, str]], list[rm.Row]]] = [
-            ("pipeline", rm.PIPELINE_COLUMNS, changes.pipeline_rows()),
-            ("task", rm.TASK_COLUMNS, changes.task_rows()),
-            ("checkpoint", rm.CHECKPOINT_COLUMNS, changes.checkpoints),
-            ("variable", rm.SHARED_VARIABLE_COLUMNS, changes.variable_rows()),
-        ]
-        present = tuple(name for name, _, rows in parts if rows)
-        args: list[Any] = [rows for _, _, rows in parts if rows]  # one row-type array each
+        rows = changes.rows()
+        copies = []
+        present: list[str] = []
+        args: list[Any] = []
+        for table in self.projection.tables:
+            found = rows.get(table.key)
+            if not found:
+                continue
+            if table.write == "append":
+                copies.append((self.names[table.key], table.columns, found))
+            elif table.row_type is not None:
+                present.append(table.key)
+                args.append(found)  # one row-type array
+            else:
+                present.append(table.key)
+                args.extend(list(column) for column in zip(*found, strict=True))
         offsets = sorted(changes.next_offsets.items())
         args += [
             self.settings.name,
@@ -283,11 +243,7 @@ class ReadModelStore:
         channels, payloads = self._notifications(changes)
         args += [channels, payloads]
         return PreparedWrite(
-            events=changes.events,
-            shared_events=changes.shared_events,
-            sql=self._write_sql(present),
-            args=args,
-            offsets=len(offsets),
+            copies=copies, sql=self._write_sql(tuple(present)), args=args, offsets=len(offsets)
         )
 
     def _write_sql(self, present: tuple[str, ...]) -> str:
@@ -297,25 +253,21 @@ class ReadModelStore:
         return sql
 
     def _build_write_sql(self, present: tuple[str, ...]) -> str:
-        t = self.tables
-        targets = {
-            "pipeline": (t.pipeline_states, rm.PIPELINE_COLUMNS, ["execution_id"], True),
-            "task": (t.task_states, rm.TASK_COLUMNS, ["execution_id", "task_id"], True),
-            "checkpoint": (t.checkpoints, rm.CHECKPOINT_COLUMNS, ["checkpoint_id"], False),
-            "variable": (
-                t.shared_variables,
-                rm.SHARED_VARIABLE_COLUMNS,
-                ["namespace", "name"],
-                True,
-            ),
-        }
         ctes: list[str] = []
         n = 1
-        for name in present:
-            table, columns, key, update = targets[name]
-            rows = f"unnest(${n}::{ROW_TYPES[name]}[])"
-            ctes.append(f"w_{name} AS ({_insert_sql(table, columns, key, update, rows)})")
-            n += 1
+        for key in present:
+            table: Table = self.projection.table(key)
+            if table.row_type is not None:
+                rows = f"unnest(${n}::{table.row_type}[])"
+                n += 1
+            else:
+                arrays = [f"${n + i}::{t}[]" for i, (_, t) in enumerate(table.columns)]
+                rows = f"unnest({', '.join(arrays)})"
+                n += len(arrays)
+            insert = _insert_sql(
+                self.names[key], table.columns, table.primary_key, table.write == "upsert", rows
+            )
+            ctes.append(f"w_{key} AS ({insert})")
         ctes.append(
             "w_offsets AS (UPDATE projection_offsets AS o SET next_offset = u.n,"
             f" updated_at = now() FROM unnest(${n + 1}::text[], ${n + 2}::int4[],"
@@ -331,15 +283,12 @@ class ReadModelStore:
             " + 0 * (SELECT count(*) FROM w_notify)"
         )
 
-    def _notifications(self, changes: BatchChanges) -> tuple[list[str], list[str]]:
+    def _notifications(self, changes: Folded) -> tuple[list[str], list[str]]:
         channels: list[str] = []
         payloads: list[str] = []
         if not self.settings.notify:
             return channels, payloads
-        for channel, values in (
-            (STATE_CHANGES_CHANNEL, changes.changed_executions),
-            (SHARED_CHANGES_CHANNEL, changes.changed_namespaces),
-        ):
+        for channel, values in changes.notifications().items():
             for payload in notify_payloads(values):
                 channels.append(channel)
                 payloads.append(payload)
@@ -349,7 +298,10 @@ class ReadModelStore:
 
 
 async def _copy(
-    conn: asyncpg.Connection, table: str, columns: Sequence[tuple[str, str]], rows: list[rm.Row]
+    conn: asyncpg.Connection,
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Row],
 ) -> None:
     if rows:
         schema, _, name = table.rpartition(".")

@@ -12,13 +12,13 @@ seed's ``state_management`` block) or the defaults.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
-import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -35,6 +35,7 @@ from orchestrator.app.topics import topics_from
 from orchestrator.config import load_config, load_config_file
 from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog, ProducerSettings
+from orchestrator.projections import OffsetRow, stored_offsets
 from orchestrator.projections.deadletters import (
     DeadLetterRow,
     list_dead_letters,
@@ -165,30 +166,26 @@ def status(database_url: str | None = _DB, as_json: bool = JSON_OPTION) -> None:
     """The stored offsets of every projection."""
     dsn = opts.need_database(database_url)
 
-    async def fetch() -> list[asyncpg.Record]:
+    async def fetch() -> list[OffsetRow]:
         conn = await pg_connect(dsn)
         try:
-            rows: list[asyncpg.Record] = await conn.fetch(
-                "SELECT projection, topic, partition, next_offset, generation, updated_at"
-                " FROM projection_offsets ORDER BY projection, topic, partition"
-            )
-            return rows
+            return await stored_offsets(conn)
         finally:
             await conn.close()
 
     rows = opts.run(fetch())
     if as_json:
-        emit_json([dict(r) for r in rows])
+        emit_json([dataclasses.asdict(r) for r in rows])
         return
     table = Table("projection", "topic", "partition", "next offset", "generation", "updated")
     for r in rows:
         table.add_row(
-            r["projection"],
-            r["topic"],
-            str(r["partition"]),
-            str(r["next_offset"]),
-            str(r["generation"]),
-            f"{r['updated_at']:%Y-%m-%d %H:%M:%S}",
+            r.projection,
+            r.topic,
+            str(r.partition),
+            str(r.next_offset),
+            str(r.generation),
+            f"{r.updated_at:%Y-%m-%d %H:%M:%S}",
         )
     Console().print(table)
 

@@ -37,6 +37,7 @@ from orchestrator.config import load_config
 from orchestrator.demo.research import build_pipeline
 from orchestrator.demo.timeline import history, print_final_state, print_timeline
 from orchestrator.devstack import KafkaChoice, ServiceEndpoints, local_services
+from orchestrator.projections import ReadModelQueries
 
 CRASH_TIMEOUT = 2.0
 DEMO_DATABASE = "orchestrator_demo"
@@ -209,14 +210,10 @@ async def _crash_and_recover(
     console.print(
         f"worker-1 (pid {worker.pid}) runs execution [bold]{eid}[/] of research_assistant"
     )
-    checkpoints = app.plan.projection.tables.checkpoints
+    queries = ReadModelQueries(app.runtime.postgres("the demo"), app.plan.projection)
     name = await _poll(
         patience,
-        lambda: app.runtime.postgres("the demo").fetchval(
-            f"SELECT name FROM {checkpoints} WHERE execution_id = $1 AND task_id = 'web_search'"
-            " ORDER BY sequence DESC LIMIT 1",
-            eid,
-        ),
+        lambda: queries.last_checkpoint_name(eid, "web_search"),
         "web_search to save a checkpoint",
     )
     worker.kill()

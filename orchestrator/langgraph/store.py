@@ -31,6 +31,7 @@ from langgraph.store.base import (
 )
 from langgraph.store.memory import _compare_values, _does_match  # LangGraph's own rules
 
+from orchestrator.projections import ReadModelQueries
 from orchestrator.state.runtime import StateRuntime
 from orchestrator.state.sealed import open_any
 
@@ -55,7 +56,9 @@ class AsyncKafkaStore(BaseStore):
     def __init__(self, runtime: StateRuntime, *, ttl: TTLConfig | None = None) -> None:
         self.rt = runtime
         self.ttl_config = ttl
-        self._table = runtime.read_model.tables.shared_variables
+        self._queries = ReadModelQueries(
+            runtime.postgres("the LangGraph store"), runtime.read_model.settings
+        )
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         raise NotImplementedError("AsyncKafkaStore is asynchronous: use abatch / aget / aput")
@@ -113,15 +116,7 @@ class AsyncKafkaStore(BaseStore):
         key: str | None = None,
         include_expired: bool = False,
     ) -> list[Item]:
-        rows = await self.rt.postgres("the LangGraph store").fetch(
-            f"SELECT namespace, name, value::text AS value, updated_at FROM {self._table}"
-            " WHERE NOT deleted AND starts_with(namespace, $1)"
-            " AND ($2::text IS NULL OR namespace = $2)"
-            " AND ($3::text IS NULL OR name = $3) ORDER BY namespace, name",
-            prefix or PREFIX,
-            exact,
-            key,
-        )
+        rows = await self._queries.variables(prefix or PREFIX, namespace=exact, name=key)
         now = datetime.now(UTC)
         items: list[Item] = []
         for r in rows:

@@ -9,9 +9,6 @@ exactly the state the processor committed.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -20,45 +17,15 @@ from orchestrator.commands.ports import ReadModelTimeout
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.state import ExecutionState, NamespaceState
-from orchestrator.projections import readmodel as rm
-from orchestrator.projections.positions import applied_offset, wait_for_position
-from orchestrator.projections.settings import ProjectionSettings
-from orchestrator.projections.store import ReadModelStore
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckpointRow:
-    """A checkpoint as the read model lists it (its data is read separately)."""
-
-    id: str
-    name: str
-    pipeline_id: str
-    execution_id: str
-    task_id: str | None
-    sequence: int
-    progress: float | None
-    created_at: dt.datetime
-    metadata: Any
-
-
-def _checkpoint_row(r: asyncpg.Record) -> CheckpointRow:
-    return CheckpointRow(
-        id=r["checkpoint_id"],
-        name=r["name"],
-        pipeline_id=r["pipeline_id"],
-        execution_id=r["execution_id"],
-        task_id=r["task_id"],
-        sequence=r["sequence"],
-        progress=r["progress"],
-        created_at=r["created_at"],
-        metadata=None if r["metadata"] is None else json.loads(r["metadata"]),
-    )
-
-
-_CHECKPOINT_COLUMNS = (
-    "checkpoint_id, name, pipeline_id, execution_id, task_id, sequence, progress,"
-    " created_at, metadata"
+from orchestrator.projections import (
+    CheckpointRow,
+    ProjectionSettings,
+    ReadModelQueries,
+    applied_offset,
+    wait_for_position,
 )
+
+__all__ = ["CheckpointRow", "PostgresReadModel"]
 
 
 class PostgresReadModel:
@@ -78,37 +45,20 @@ class PostgresReadModel:
         self.settings = settings or ProjectionSettings()
         self.tables = self.settings.tables
         self.codec = codec or default_codec()
-        self._store = ReadModelStore(self.settings)
+        self.queries = ReadModelQueries(pool, self.settings)
 
     async def list_checkpoints(
         self, pipeline_id: str | None, execution_id: str | None
     ) -> list[CheckpointRow]:
         """Checkpoints of a pipeline and/or execution, oldest first."""
-        order = "sequence" if execution_id is not None else "created_at, execution_id, sequence"
-        rows = await self.pool.fetch(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM {self.tables.checkpoints}"
-            " WHERE ($1::text IS NULL OR pipeline_id = $1)"
-            " AND ($2::text IS NULL OR execution_id = $2)"
-            f" ORDER BY {order}",
-            pipeline_id,
-            execution_id,
-        )
-        return [_checkpoint_row(r) for r in rows]
+        return await self.queries.list_checkpoints(pipeline_id, execution_id)
 
     async def find_checkpoint(self, checkpoint_id: str) -> CheckpointRow | None:
-        row = await self.pool.fetchrow(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM {self.tables.checkpoints} WHERE checkpoint_id = $1",
-            checkpoint_id,
-        )
-        return None if row is None else _checkpoint_row(row)
+        return await self.queries.find_checkpoint(checkpoint_id)
 
     async def checkpoint_data(self, checkpoint_id: str) -> Any:
         """The checkpoint's data as JSON (a claim-checked value as its ``$blob`` marker)."""
-        raw = await self.pool.fetchval(
-            f"SELECT data FROM {self.tables.checkpoints} WHERE checkpoint_id = $1",
-            checkpoint_id,
-        )
-        return None if raw is None else json.loads(raw)
+        return await self.queries.checkpoint_data(checkpoint_id)
 
     async def archived_events(self, execution_id: str, max_sequence: int) -> list[Envelope]:
         """The execution's archived events up to ``max_sequence`` (control events
@@ -122,39 +72,22 @@ class PostgresReadModel:
         return [self.codec.decode(bytes(r["raw"])) for r in rows]
 
     async def load_execution(self, execution_id: str) -> ExecutionState | None:
-        async with self.pool.acquire() as conn:
-            found = await self._store.load_executions(conn, [execution_id])
-        entry = found.get(execution_id)
-        return None if entry is None else entry.state
+        found = await self.queries.execution_entry(execution_id)
+        return None if found is None else found[0]
 
     async def load_execution_entry(
         self, execution_id: str
     ) -> tuple[ExecutionState, Position | None] | None:
         """The execution's state and the position of the last event applied to it."""
-        async with self.pool.acquire() as conn:
-            found = await self._store.load_executions(conn, [execution_id])
-        entry = found.get(execution_id)
-        if entry is None:
-            return None
-        last = entry.last_position
-        return entry.state, None if last is None else Position(*last)
+        return await self.queries.execution_entry(execution_id)
 
     async def watermarks(self) -> dict[tuple[str, int], int]:
         """The next offset this projection will apply, per (topic, partition): every event
         before it is readable."""
-        rows = await self.pool.fetch(
-            "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = $1",
-            self.settings.name,
-        )
-        return {(r["topic"], r["partition"]): int(r["next_offset"]) for r in rows}
+        return await self.queries.watermarks()
 
     async def load_namespace(self, namespace: str) -> NamespaceState:
-        rows = await self.pool.fetch(
-            f"SELECT * FROM {self.tables.shared_variables} WHERE namespace = $1 ORDER BY name",
-            namespace,
-        )
-        variables = {r["name"]: rm.shared_variable_from_row(r) for r in rows}
-        return NamespaceState(namespace=namespace, variables=variables)
+        return await self.queries.namespace(namespace)
 
     async def wait_for(self, position: Position, timeout: float) -> None:  # noqa: ASYNC109
         if await wait_for_position(self.pool, self.settings.name, position, timeout):

@@ -13,6 +13,7 @@ from datetime import datetime
 
 import asyncpg
 
+from orchestrator.projections.executions import EXECUTIONS
 from orchestrator.projections.settings import ReadModelTables
 
 _EXECUTION_COLUMNS = """
@@ -167,8 +168,8 @@ class Queries:
         return list(await pool.fetch(self._variables, namespace))
 
     async def table_sizes(self, pool: asyncpg.Pool) -> dict[str, int]:
-        """``pg_total_relation_size`` of each read-model table that exists."""
-        names = [table for _, table in self.tables.items()]
+        """``pg_total_relation_size`` of each table the read model declares that exists."""
+        names = list(EXECUTIONS.names(dict(self.tables.items())).values())
         rows = await pool.fetch(
             "SELECT name, pg_total_relation_size(to_regclass(name)) AS size"
             " FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NOT NULL",
