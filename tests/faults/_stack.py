@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from _verifier import verify_eventually
 
 from orchestrator.commands import (
     CreateExecution,
@@ -129,6 +130,13 @@ async def fault_stack(
         await pool.close()
 
 
+async def until(condition: Callable[[], bool], within: float = 120.0) -> None:
+    """Poll ``condition`` (a counter) until it holds; fail after ``within`` seconds."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - polling a counter
+            await asyncio.sleep(0.1)
+
+
 @dataclass
 class Load:
     """Executions written concurrently until stopped; failures counted, not fatal."""
@@ -147,6 +155,22 @@ class Load:
     async def stop(self) -> None:
         self._stop.set()
         await asyncio.gather(*self._tasks)
+
+    async def stop_and_verify(self) -> None:
+        """Stop writing, then check the outcome of a fault: the processor still runs and
+        the read model equals the fold of the log, holding every acknowledged event
+        (the independent verifier's verdict)."""
+        await self.stop()
+        stack = self.stack
+        assert not stack.processor.done(), "the processor exited during the outage"
+        verdict = await verify_eventually(
+            stack.bootstrap, stack.topics.pipeline.name, stack.dsn, stack.log.acknowledged
+        )
+        print(
+            f"verifier: {verdict.records} records, {verdict.executions} executions, "
+            f"{verdict.applied} applied, {len(self.failures)} failed commands"
+        )
+        verdict.check()
 
     async def _write(self, n: int) -> None:
         runtime = self.stack.runtime

@@ -7,11 +7,9 @@ of the log (independent verifier)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
-from _stack import Load, fault_stack
-from _verifier import verify_eventually
+from _stack import Load, fault_stack, until
 from aiokafka.admin import AIOKafkaAdminClient
 
 from orchestrator.commands import SaveCheckpoint
@@ -19,12 +17,6 @@ from orchestrator.devstack import KafkaCluster, PostgresServer
 from orchestrator.events.errors import LogError
 
 DEADLINE_MS = 5000
-
-
-async def _until(condition: Callable[[], bool], within: float = 150.0) -> None:
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 - polling a counter
-            await asyncio.sleep(0.1)
 
 
 async def _leader(bootstrap: str, topic: str, partition: int) -> int:
@@ -48,14 +40,14 @@ async def test_cluster_leader_then_two_of_three_brokers_killed(
     ) as stack:
         load = Load(stack, executions=3)
         load.start()
-        await _until(lambda: load.acked >= 30)
+        await until(lambda: load.acked >= 30, within=150.0)
         probe = next(iter(stack.runtime.writers.values()))
         assert probe.last_position is not None
         leader = await _leader(bootstrap, probe.last_position.topic, probe.last_position.partition)
 
         await kafka_cluster.kill(leader)  # a new leader is elected among the in-sync two
         mark = load.acked
-        await _until(lambda: load.acked >= mark + 30)
+        await until(lambda: load.acked >= mark + 30, within=150.0)
 
         second = next(n for n in (1, 2, 3) if n != leader)
         await kafka_cluster.kill(second)  # one broker left: below min.insync, no quorum
@@ -65,15 +57,5 @@ async def test_cluster_leader_then_two_of_three_brokers_killed(
 
         await asyncio.gather(kafka_cluster.resume(leader), kafka_cluster.resume(second))
         mark = load.acked
-        await _until(lambda: load.acked >= mark + 30)  # writing resumes
-        await load.stop()
-        assert not stack.processor.done(), "the processor exited during the outage"
-
-        verdict = await verify_eventually(
-            bootstrap, stack.topics.pipeline.name, own_postgres.dsn, stack.log.acknowledged
-        )
-        print(
-            f"verifier: {verdict.records} records, {verdict.executions} executions, "
-            f"{verdict.applied} applied, {len(load.failures)} failed commands"
-        )
-        verdict.check()
+        await until(lambda: load.acked >= mark + 30, within=150.0)  # writing resumes
+        await load.stop_and_verify()

@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 
 import pytest
-from _stack import Load, fault_stack
+from _stack import Load, fault_stack, until
 from _verifier import verify_eventually
 
 from orchestrator.devstack import ApacheKafkaServer, PostgresServer, S3Server
@@ -19,12 +18,6 @@ from orchestrator.snapshots.s3 import S3SnapshotStore
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
 OUTAGE_S = 30
-
-
-async def _until(condition: Callable[[], bool], within: float = 120.0) -> None:
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110 - polling a counter
-            await asyncio.sleep(0.1)
 
 
 async def test_s3_unreachable_for_30s_snapshotter_rides_out_and_catches_up(
@@ -54,7 +47,7 @@ async def test_s3_unreachable_for_30s_snapshotter_rides_out_and_catches_up(
         async with snapshotter:
             task = asyncio.create_task(snapshotter.run(), name="snapshotter")
             load.start()
-            await _until(lambda: snapshotter.snapshots_written >= 3)
+            await until(lambda: snapshotter.snapshots_written >= 3)
 
             await own_s3.kill()
             await asyncio.sleep(OUTAGE_S)  # writes go on; snapshots cannot be stored
@@ -62,7 +55,7 @@ async def test_s3_unreachable_for_30s_snapshotter_rides_out_and_catches_up(
             during = snapshotter.snapshots_written
             await own_s3.resume()
 
-            await _until(lambda: snapshotter.snapshots_written >= during + 3)
+            await until(lambda: snapshotter.snapshots_written >= during + 3)
             await load.stop()
             assert not task.done()
             snapshotter.request_stop()

@@ -45,16 +45,7 @@ from orchestrator.events.log import EventLog
 from orchestrator.events.simulate import simulate_execution
 from orchestrator.events.topics import ensure_topics
 from orchestrator.projections.migrate import migrate
-from tests.compose_files import (
-    Dockerfile,
-    as_argv,
-    environment,
-    healthcheck_argv,
-    load_compose,
-    load_dockerfile,
-    resolve_cli,
-    shell_commands,
-)
+from tests import compose_files
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +63,7 @@ class Stack:
     """The harness's servers, seen through the compose file's names."""
 
     compose: dict[str, Any]
-    image: Dockerfile
+    image: compose_files.Dockerfile
     addresses: dict[str, str]  # "kafka:9092" -> "127.0.0.1:NNNN"
     database: str
     api_port: int
@@ -119,8 +110,8 @@ class Stack:
 async def stack(
     services: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    compose = load_compose(VARIABLES)
-    dsn = urlsplit(environment(compose["services"]["projector"])["DATABASE_URL"])
+    compose = compose_files.load_compose(VARIABLES)
+    dsn = urlsplit(compose_files.environment(compose["services"]["projector"])["DATABASE_URL"])
     assert services.database_url and services.s3_endpoint_url
     server = urlsplit(services.database_url)
     database = f"compose_parity_{uuid.uuid4().hex[:8]}"
@@ -136,7 +127,7 @@ async def stack(
             api_port = sock.getsockname()[1]
         yield Stack(
             compose=compose,
-            image=load_dockerfile(),
+            image=compose_files.load_dockerfile(),
             addresses={
                 "kafka:9092": services.kafka.bootstrap_servers,
                 "postgres:5432": f"{server.hostname}:{server.port}",
@@ -167,8 +158,8 @@ async def _run(argv: list[str], env: dict[str, str], cwd: Path, limit: float) ->
 
 def _pending(argv: list[str]) -> str | None:
     """Why a command cannot run in this branch yet (another branch adds it), if so."""
-    for command in shell_commands(argv):
-        problem = resolve_cli(command)
+    for command in compose_files.shell_commands(argv):
+        problem = compose_files.resolve_cli(command)
         if problem in PENDING:
             return f"`{' '.join(command)}`: {PENDING[problem]}"
     return None
@@ -185,8 +176,8 @@ class Init:
 async def init(stack: Stack) -> Init:
     """Run the init service; without its commands (another branch), prepare as it would."""
     service = stack.compose["services"]["init"]
-    argv = stack.argv(as_argv(service["command"]))
-    env = stack.env("init", environment(service))
+    argv = stack.argv(compose_files.as_argv(service["command"]))
+    env = stack.env("init", compose_files.environment(service))
     pending = _pending(argv)
     if pending is None:
         code, output = await _run(argv, env, stack.root / "init", limit=240)
@@ -218,7 +209,7 @@ async def test_init_migrates_creates_topics_and_passes_its_health_check(
         pytest.skip(f"init needs a command not in this branch: {init.skipped}")
     assert init.code == 0, init.output
     service = stack.compose["services"]["init"]
-    env = stack.env("init", environment(service))
+    env = stack.env("init", compose_files.environment(service))
     plan = _plan(env)
     from aiokafka.admin import AIOKafkaAdminClient
 
@@ -236,7 +227,7 @@ async def test_init_migrates_creates_topics_and_passes_its_health_check(
         await conn.close()
     assert {"pipeline_states", "task_states", "checkpoints", "execution_events"} <= tables
     code, output = await _run(
-        stack.argv(healthcheck_argv(service)), env, stack.root / "init", limit=120
+        stack.argv(compose_files.healthcheck_argv(service)), env, stack.root / "init", limit=120
     )
     assert code == 0, output
 
@@ -308,9 +299,9 @@ async def running(stack: Stack, init: Init) -> AsyncIterator[dict[str, Running]]
             started[name] = await _start(
                 stack,
                 name,
-                stack.argv(as_argv(service["command"])),
-                stack.env(name, environment(service)),
-                stack.argv(healthcheck_argv(service)),
+                stack.argv(compose_files.as_argv(service["command"])),
+                stack.env(name, compose_files.environment(service)),
+                stack.argv(compose_files.healthcheck_argv(service)),
             )
         await asyncio.gather(*(_until_healthy(s) for s in started.values()))
         yield started
@@ -411,7 +402,7 @@ async def test_the_image_default_command_and_healthcheck_serve_the_api(
     if init.code != 0:
         pytest.fail(f"init failed:\n{init.output}")
     image = stack.image
-    env = stack.env("image", environment(stack.compose["services"]["api"]))
+    env = stack.env("image", compose_files.environment(stack.compose["services"]["api"]))
     service = await _start(
         stack, "image", stack.argv(image.cmd), env, stack.argv(image.healthcheck)
     )
