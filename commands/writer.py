@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from orchestrator.commands._writer_parts import Prepared, WriterSettings
-from orchestrator.commands.decide import Command, CreateExecution, InvalidCommand, decide
+from orchestrator.commands.decide import Command, CreateExecution, InvalidCommand, Stamp
 from orchestrator.commands.decide import decide_stamped as decide_in
 from orchestrator.commands.errors import (
     ExecutionExists,
@@ -51,7 +51,6 @@ from orchestrator.commands.ports import (
 from orchestrator.events import catalogue as c
 from orchestrator.events import metrics, tracing
 from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.fold import step
 from orchestrator.events.outage import Outage
 from orchestrator.events.state import ExecutionState
 from orchestrator.events.userdata import BlobStore, UserData
@@ -136,13 +135,12 @@ class ExecutionWriter:
                 if lease.epoch > 1 and await self._read_model.load_execution(self.execution_id):
                     raise ExecutionExists(self.execution_id)
                 encoded = await self.encode(command)
+                stamp = self._stamp(pipeline_id=command.pipeline_id)
                 with tracing.span(
                     "orchestrator.decide", execution_id=self.execution_id, command="CreateExecution"
                 ):
-                    payloads = decide(None, encoded)
-                envelopes = self._envelopes(None, payloads, pipeline_id=command.pipeline_id)
+                    envelopes, state = decide_in(None, encoded, stamp)  # checked and folded once
                 positions = await self._append(envelopes)
-                state = step(None, envelopes[0]).state
                 if lease.epoch > 1:
                     # A creator before us may have crashed after appending: make sure
                     # our ExecutionCreated is the one the fold applied.
@@ -376,9 +374,7 @@ class ExecutionWriter:
         envelopes: list[Envelope] = []
         per_command: list[int] = []
 
-        def stamp(now: ExecutionState | None, payloads: Sequence[c.Payload]) -> list[Envelope]:
-            return self._envelopes(now, payloads, **ids)
-
+        stamp = self._stamp(**ids)
         for command in commands:
             encoded = await self.encode(command)
             if isinstance(encoded, CreateExecution):
@@ -413,6 +409,10 @@ class ExecutionWriter:
             end += count
             out.append(positions[end - 1])
         return out
+
+    def _stamp(self, **ids: str | None) -> Stamp:
+        """This writer's envelopes (epoch, producer, time, ``ids``) for decided payloads."""
+        return lambda now, payloads: self._envelopes(now, payloads, **ids)
 
     def _envelopes(
         self,

@@ -14,6 +14,10 @@ another node can continue from:
 * automatic checkpoints as the :class:`CheckpointPolicy` says;
 * ``Complete`` with the outputs of the sink tasks, or ``Fail``.
 
+A task transition is one append: a task's ``CompleteTask`` goes out with the
+``ScheduleTask`` + ``StartTask`` of the tasks it made ready (or with the execution's
+``Complete``), so a chain costs one Kafka round trip per task, not two.
+
 Independent tasks run concurrently. When a task fails for good, running siblings are
 cancelled and recorded as failed (retryable) before the execution fails, so a later
 resume re-runs them. A task found ``running`` when an execution is resumed was
@@ -105,6 +109,8 @@ class ExecutionRun:
     _last_auto: float | None = None
     _opened_context: dict[str, Any] | None = None
     _saved: Checkpoints | None = None
+    _pending: list[Command] = field(default_factory=list)
+    """Completions the task loop appends at once, with the starts they make ready."""
 
     @property
     def saved(self) -> Checkpoints:
@@ -130,6 +136,10 @@ class ExecutionRun:
         """Several commands in one append (all or nothing)."""
         positions = await self.writer.execute_many(commands)
         self.runtime.record(positions[-1:])
+
+    def _take_pending(self) -> list[Command]:
+        pending, self._pending = self._pending, []
+        return pending
 
     # --- the whole run ----------------------------------------------------------------
 
@@ -166,7 +176,7 @@ class ExecutionRun:
                     await timer
         sinks = self.pipeline.sinks()
         result = self.outputs[sinks[0]] if len(sinks) == 1 else {s: self.outputs[s] for s in sinks}
-        await self._do(Complete(outputs=result))
+        await self._do_many([*self._take_pending(), Complete(outputs=result)])
         log.info("execution %s of %s completed", self.execution_id, self.pipeline.pipeline_id)
         return PipelineResult(
             execution_id=self.execution_id,
@@ -211,16 +221,26 @@ class ExecutionRun:
             while True:
                 tasks = self.state.tasks
                 done = {t for t, ts in tasks.items() if ts.status in DONE}
+                done.update(c.task_id for c in self._pending if isinstance(c, CompleteTask))
                 if len(done) == len(tasks):
-                    return
-                for definition in self.pipeline.tasks:
+                    return  # run() appends the last completions with Complete
+                ready = [
+                    d
+                    for d in self.pipeline.tasks
+                    if d.task_id not in done
+                    and d.task_id not in running
+                    and all(dep in done for dep in d.depends_on)
+                ]
+                merged = [d for d in ready if self._pending and self._starts_plainly(d)]
+                if self._pending:  # completions, with the starts they made ready: one append
+                    starts = [c for d in merged for c in self._start_commands(d)]
+                    await self._do_many([*self._take_pending(), *starts])
+                for definition in ready:
                     tid = definition.task_id
-                    if tid in done or tid in running:
-                        continue
-                    if all(d in done for d in definition.depends_on):
-                        running[tid] = asyncio.create_task(
-                            self._run_task(definition), name=f"{self.execution_id}/{tid}"
-                        )
+                    running[tid] = asyncio.create_task(
+                        self._run_task(definition, prestarted=definition in merged),
+                        name=f"{self.execution_id}/{tid}",
+                    )
                 if not running:
                     raise RuntimeError(
                         f"execution {self.execution_id}: no task can run: {dict(tasks)}"
@@ -232,13 +252,33 @@ class ExecutionRun:
                 if timer is not None and timer in finished:
                     timer.result()  # raises what stopped the timer, if anything
                     timer = None
+                failed: asyncio.Task[Any] | None = None
                 for tid, task in list(running.items()):
                     if task in finished:
                         del running[tid]
-                        task.result()  # raises the task's failure
+                        if failed is None and (task.cancelled() or task.exception()):
+                            failed = task
+                if failed is not None:
+                    failed.result()  # raises the task's failure
         except BaseException as exc:
             await self._stop_siblings(running, exc)
             raise
+
+    def _starts_plainly(self, definition: TaskDefinition) -> bool:
+        """A pending task with no checkpoint to hand it: its start needs no read."""
+        tid = definition.task_id
+        given = self.from_checkpoint
+        return (
+            self.state.tasks[tid].status == "pending"
+            and (given is None or given.task_id != tid)
+            and not any(r.task_id == tid for r in self.state.checkpoints)
+        )
+
+    def _start_commands(self, definition: TaskDefinition) -> list[Command]:
+        tid = definition.task_id
+        inputs = {d: self.outputs[d] for d in definition.depends_on}
+        start = StartTask(task_id=tid, inputs=inputs or None, node_id=self.writer.node_id)
+        return [ScheduleTask(task_id=tid), start]
 
     async def _stop_siblings(
         self, running: dict[str, asyncio.Task[Any]], cause: BaseException
@@ -248,6 +288,8 @@ class ExecutionRun:
         await asyncio.gather(*running.values(), return_exceptions=True)
         if not isinstance(cause, _GaveUp):
             return  # cancelled or fenced: leave the tasks running, the next owner resumes them
+        if self._pending:  # siblings that completed are recorded so, not run again
+            await self._do_many(self._take_pending())
         for tid in running:
             if self.state.tasks[tid].status == "running":
                 await self._do(
@@ -258,27 +300,21 @@ class ExecutionRun:
 
     # --- one task -----------------------------------------------------------------------
 
-    async def _run_task(self, definition: TaskDefinition) -> Any:
+    async def _run_task(self, definition: TaskDefinition, *, prestarted: bool = False) -> Any:
+        """Run one task to its end; ``prestarted``: the task loop already appended its
+        first ``StartTask``. Its ``CompleteTask`` is left to the task loop (``_pending``)
+        unless an automatic checkpoint follows it."""
         tid = definition.task_id
         base = self.budget_base.get(tid, 0)
         loop = asyncio.get_running_loop()
         first = True
         retrying = False  # this attempt is a retry from checkpoint (a recovery attempt)
         while True:
-            ts = self.state.tasks[tid]
-            # A pending task's ScheduleTask goes out with its StartTask: one append.
-            schedule: list[Command] = [ScheduleTask(task_id=tid)] if ts.status == "pending" else []
-            if first and ts.status == "running" and ts.attempts - base >= self.retry.max_attempts:
-                limit = self.retry.max_attempts
-                error = f"interrupted in attempt {ts.attempts} of {limit} (node crash?)"
-                await self._do(FailTask(task_id=tid, error=error, retryable=False))
-                raise _GaveUp(tid, error, retryable=False)
-            interrupted = first and ts.status == "running"
-            first = False
-            ref, data = await self.saved.last(tid)
             inputs = {d: self.outputs[d] for d in definition.depends_on}
-            start = StartTask(task_id=tid, inputs=inputs or None, node_id=self.writer.node_id)
-            await self._do_many([*schedule, start])
+            interrupted, ref, data = False, None, None
+            if not prestarted:
+                interrupted, ref, data = await self._begin(tid, inputs, first=first, base=base)
+            prestarted = first = False
             attempt = self.state.tasks[tid].attempts
             context = self._context(
                 tid, attempt, inputs, ref, data, resumed=interrupted or attempt > 1
@@ -333,13 +369,33 @@ class ExecutionRun:
                 model_calls=context.model_calls or None,
                 tokens_used=context.tokens_used or None,
             )
-            await self._do(CompleteTask(task_id=tid, outputs=output, details=details))
+            complete = CompleteTask(task_id=tid, outputs=output, details=details)
             self.outputs[tid] = output
             now = loop.time()
             if self.checkpoints.after_task(tid, now, self._last_auto):
+                await self._do(complete)
                 self._last_auto = now
                 await self.saved.save_auto(self.checkpoints.strategy, tid)
+            else:
+                self._pending.append(complete)
             return output
+
+    async def _begin(
+        self, tid: str, inputs: dict[str, Any], *, first: bool, base: int
+    ) -> tuple[bool, CheckpointRef | None, Any]:
+        """Start an attempt (with the task's ScheduleTask if pending: one append); whether
+        it follows an interruption, and the checkpoint it resumes from."""
+        ts = self.state.tasks[tid]
+        schedule: list[Command] = [ScheduleTask(task_id=tid)] if ts.status == "pending" else []
+        if first and ts.status == "running" and ts.attempts - base >= self.retry.max_attempts:
+            limit = self.retry.max_attempts
+            error = f"interrupted in attempt {ts.attempts} of {limit} (node crash?)"
+            await self._do(FailTask(task_id=tid, error=error, retryable=False))
+            raise _GaveUp(tid, error, retryable=False)
+        ref, data = await self.saved.last(tid)
+        start = StartTask(task_id=tid, inputs=inputs or None, node_id=self.writer.node_id)
+        await self._do_many([*schedule, start])
+        return first and ts.status == "running", ref, data
 
     def _context(
         self,
