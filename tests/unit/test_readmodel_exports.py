@@ -33,6 +33,8 @@ EXPORTED = {
     "Retired",
     "TableNames",
     "applied_offset",
+    "checkpoint_chains",
+    "checkpoint_plain_value",
     "finished_before",
     "list_dead_letters",
     "migrate",
