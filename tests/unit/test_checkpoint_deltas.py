@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import orchestrator
+from orchestrator.commands._deltas import DEFAULT_FULL_EVERY
 from orchestrator.events import BrokenChain, chain_of
 from orchestrator.events import catalogue as c
 from orchestrator.events.compression import CompressionError
@@ -129,7 +130,8 @@ async def test_a_growing_state_restores_byte_identical_at_every_checkpoint(
             for e in events
             if isinstance(e.payload, c.CheckpointSaved)
         ]
-        assert kinds[0] is False and kinds.count(False) == 3  # whole at 0, 50, 100
+        wholes = [i for i, delta in enumerate(kinds) if not delta]
+        assert wholes == list(range(0, steps, DEFAULT_FULL_EVERY))
         stored = sum(
             len(e.payload.data.inline or b"")
             for e in events
