@@ -38,7 +38,7 @@ from orchestrator.events.crypto import (
     sealed_marker,
     unseal,
 )
-from orchestrator.events.delta import apply_delta, is_delta, make_delta
+from orchestrator.events.delta import apply_delta, delta_size, is_delta, make_delta
 from orchestrator.events.errors import UserDataError
 
 CEILING_USER_DATA_BYTES = 1024 * 1024 * 1024
@@ -223,7 +223,7 @@ def declared_size(body: bytes) -> int:
     """The decompressed size a compressed payload declares (any algorithm), read from its
     header alone; ``UserDataError`` if the payload is corrupt or declares none."""
     try:
-        return inspect(body).total
+        return delta_size(body) if is_delta(body) else inspect(body).total
     except CompressionError as exc:
         raise UserDataError(f"user data is corrupt (json_zstd): {exc.reason}") from exc
 

@@ -21,6 +21,7 @@ from orchestrator.events.crypto import Sealer
 from orchestrator.events.delta import apply_delta, delta_size, is_delta, make_delta
 from orchestrator.events.errors import UserDataError
 from orchestrator.events.userdata import (
+    declared_size,
     decode_user_data,
     encode_user_data,
     encode_user_data_delta,
@@ -74,6 +75,7 @@ def test_a_delta_is_sealed_and_opened_like_any_user_data() -> None:
         decode_user_data(plain)  # a reader unaware of deltas refuses, never guesses
     with pytest.raises(UserDataError, match="over the limit"):
         user_data_bytes(plain, None, base=base, max_bytes=len(target) - 1)
+    assert plain.inline is not None and declared_size(plain.inline) == len(target)  # limits
 
 
 def _saved(cid: str, value: Any, base: tuple[str, bytes] | None = None) -> c.CheckpointSaved:
