@@ -6,12 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from orchestrator.commands._deltas import DEFAULT_FULL_EVERY, encode_checkpoint
 from orchestrator.commands.ports import UserDataSettings
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.state import ExecutionState
 
 if TYPE_CHECKING:
     from orchestrator.commands.writer import ExecutionWriter
+
+__all__ = ["Prepared", "WriterSettings", "encode_checkpoint"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -23,6 +26,9 @@ class WriterSettings:
     renew_interval: float | None = None
     read_model_timeout: float = 30.0
     user_data: UserDataSettings = field(default_factory=UserDataSettings)
+    checkpoint_full_every: int = DEFAULT_FULL_EVERY
+    """A task's checkpoint is stored whole after this many stored as deltas (0: always
+    whole); see ``commands._deltas``."""
 
     def __post_init__(self) -> None:
         if not self.lease_ttl > 0:

@@ -163,6 +163,10 @@ class SaveCheckpoint(Command):
     metadata: Any = None
     progress: float | None = None
     checkpoint_id: str = field(default_factory=_checkpoint_id)
+    delta_base: str | None = None
+    """Set by the writer when ``data`` is encoded as a delta against that checkpoint."""
+    delta_from: int | None = None
+    """Set with ``delta_base``: the sequence of the chain's whole copy."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -216,6 +216,8 @@ def _payloads(state: ExecutionState | None, command: Command) -> list[c.Payload]
                 data=_data(cmd.data),
                 metadata=_data(cmd.metadata),
                 progress=cmd.progress,
+                delta_base=cmd.delta_base,
+                delta_from=cmd.delta_from,
             )
         ]
     raise TypeError(f"not a command: {command!r}")

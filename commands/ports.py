@@ -30,6 +30,7 @@ from orchestrator.events.userdata import (
     BlobStore,
     UserData,
     encode_user_data,
+    encode_user_data_delta,
 )
 
 _log = logging.getLogger(__name__)
@@ -141,24 +142,32 @@ async def encode_value(
     settings: UserDataSettings = UserDataSettings(),
     *,
     scope: str | None = None,
+    base: bytes | None = None,
 ) -> UserData:
     """Encode user data (sealed under ``scope``'s data key when encryption is on); only a
-    claim-checked value (blob I/O) leaves the event loop."""
+    claim-checked value (blob I/O) leaves the event loop. With ``base``, ``value`` is
+    JSON bytes stored as a delta against ``base`` (``events.delta``)."""
     kwargs: dict[str, Any] = {
-        "compress_threshold": settings.compress_threshold,
         "claim_check_threshold": settings.claim_check_threshold,
         "compression_level": settings.compression_level,
-        "algorithm": settings.algorithm,
-        "exclude_fields": settings.exclude_fields,
     }
+    if base is None:
+        kwargs.update(
+            compress_threshold=settings.compress_threshold,
+            algorithm=settings.algorithm,
+            exclude_fields=settings.exclude_fields,
+        )
     if isinstance(value, UserData):
         return value
     if settings.data_keys is not None and scope is not None:
         kwargs["sealer"] = Sealer(scope, await settings.data_keys.key_for_write(scope))
+    encode: Any = encode_user_data if base is None else encode_user_data_delta
+    args = (value,) if base is None else (value, base)
     try:
-        return encode_user_data(value, blob_store=_Probe() if blob_store else None, **kwargs)
+        encoded: UserData = encode(*args, blob_store=_Probe() if blob_store else None, **kwargs)
     except _NeedsBlobStore:
-        return await asyncio.to_thread(encode_user_data, value, blob_store=blob_store, **kwargs)
+        encoded = await asyncio.to_thread(encode, *args, blob_store=blob_store, **kwargs)
+    return encoded
 
 
 async def take_lease(

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-from orchestrator.commands._writer_parts import Prepared, WriterSettings
+from orchestrator.commands._writer_parts import Prepared, WriterSettings, encode_checkpoint
 from orchestrator.commands.decide import Command, CreateExecution, InvalidCommand, Stamp
 from orchestrator.commands.decide import decide_stamped as decide_in
 from orchestrator.commands.errors import (
@@ -354,8 +354,8 @@ class ExecutionWriter:
         return positions
 
     async def encode(self, command: Command) -> Command:
-        """The command with its plain user data encoded with this writer's blob store
-        (claim-checked if large); ``execute`` does this itself."""
+        """The command's plain user data encoded (checkpoint data as a delta where it can)."""
+        command = await encode_checkpoint(command, self)
         encoded: dict[str, UserData] = {}
         for name in command.user_data_fields:
             value = getattr(command, name)

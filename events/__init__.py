@@ -6,6 +6,7 @@ this package imports nothing of ours.
 
 from orchestrator.events._kafka import why_unreachable as why_kafka_unreachable
 from orchestrator.events.catalogue import PAYLOAD_TYPES, Payload
+from orchestrator.events.checkpointdata import BrokenChain, applied_checkpoints, chain_of
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from orchestrator.events.compression import Algorithm as CompressionAlgorithm
@@ -94,6 +95,7 @@ __all__ = [
     "TASK_MACHINE",
     "BlobRef",
     "BlobStore",
+    "BrokenChain",
     "CheckpointRef",
     "CompressionAlgorithm",
     "CompressionError",
@@ -144,7 +146,9 @@ __all__ = [
     "UserData",
     "UserDataErased",
     "UserDataError",
+    "applied_checkpoints",
     "apply",
+    "chain_of",
     "check_level",
     "decode_records",
     "decode_user_data",

@@ -274,6 +274,11 @@ class CheckpointSaved(Payload):
     data: UserData | None = None
     metadata: UserData | None = None
     progress: float | None = None
+    delta_base: str | None = None
+    """Set when ``data`` is a delta (``events.delta``) against this earlier checkpoint's data."""
+    delta_from: int | None = None
+    """With ``delta_base``: the sequence of the checkpoint stored whole that the chain of
+    deltas starts from (what a reader fetches: that event up to this one)."""
 
 
 @event("checkpoint")

@@ -38,6 +38,7 @@ from orchestrator.events.crypto import (
     sealed_marker,
     unseal,
 )
+from orchestrator.events.delta import apply_delta, delta_size, is_delta, make_delta
 from orchestrator.events.errors import UserDataError
 
 CEILING_USER_DATA_BYTES = 1024 * 1024 * 1024
@@ -115,6 +116,17 @@ def encode_user_data(
     elif len(raw) > compress_threshold:
         body = _pack(algorithm, raw, compression_level)
         encoding = "json_zstd"
+    return _stored(body, encoding, sealer, claim_check_threshold, blob_store)
+
+
+def _stored(
+    body: bytes,
+    encoding: Encoding,
+    sealer: Sealer | None,
+    claim_check_threshold: int,
+    blob_store: BlobStore | None,
+) -> UserData:
+    """``body`` sealed (encryption on), then inline or claim-checked by size."""
     if sealer is not None:
         body = sealer.seal(body)
     if len(body) > claim_check_threshold:
@@ -127,6 +139,69 @@ def encode_user_data(
         uri = blob_store.put_blob(f"blobs/{digest[:2]}/{digest}", body)
         return UserData(encoding=encoding, ref=BlobRef(uri=uri, sha256=digest, size=len(body)))
     return UserData(encoding=encoding, inline=body)
+
+
+def encode_user_data_delta(
+    raw: bytes,
+    base: bytes,
+    *,
+    claim_check_threshold: int = DEFAULT_CLAIM_CHECK_THRESHOLD,
+    blob_store: BlobStore | None = None,
+    compression_level: int = 3,
+    sealer: Sealer | None = None,
+) -> UserData:
+    """``raw`` (JSON bytes) stored as a delta against ``base`` (``events.delta``): the
+    delta is compressed by construction, then sealed and claim-checked as any value."""
+    try:
+        body = make_delta(base, raw, compression_level)
+    except CompressionError as exc:
+        raise UserDataError(f"user data cannot be stored as a delta: {exc.reason}") from exc
+    return _stored(body, "json_zstd", sealer, claim_check_threshold, blob_store)
+
+
+def json_bytes(value: Any) -> bytes:
+    """The JSON bytes :func:`encode_user_data` stores for ``value`` (sorted, compact)."""
+    return _json_bytes(value)
+
+
+def user_data_bytes(
+    data: UserData,
+    blob_store: BlobStore | None,
+    *,
+    base: bytes | None = None,
+    max_bytes: int | None = None,
+    keys: KeyLookup | None = None,
+) -> bytes:
+    """The JSON bytes ``data`` stands for: fetched (verified), opened, inflated, or a delta
+    applied to ``base`` (the JSON bytes of the value it was made against); every size is
+    checked against ``max_bytes`` before it is allocated."""
+    limit = CEILING_USER_DATA_BYTES if max_bytes is None else max_bytes
+    if data.inline is not None:
+        body = data.inline
+    elif data.ref is not None:
+        if blob_store is None:
+            raise UserDataError("user data is claim-checked and no blob store is configured")
+        body = fetch_verified(data.ref, blob_store)
+    else:
+        raise UserDataError("user data holds neither bytes nor a reference")
+    if is_sealed(body):
+        body = unseal(body, keys)
+    if is_delta(body):
+        if base is None:
+            raise UserDataError("user data is a delta and its base is unknown")
+        try:
+            return apply_delta(base, body, limit)
+        except CompressionError as exc:
+            raise UserDataError(f"user data is corrupt (delta): {exc.reason}") from exc
+    prefix, raw = _inflate(data.encoding, body, limit)
+    if prefix:  # split by exclude_fields: whole again, as _json_bytes wrote the value
+        return _json_bytes(_merge(_loads(prefix, "json"), _loads(raw, "json"), "json_zstd"))
+    return raw
+
+
+def parse_json(raw: bytes) -> Any:
+    """The value of JSON bytes from :func:`user_data_bytes` (``UserDataError`` if not)."""
+    return _loads(raw, "json")
 
 
 def _excluded(value: Any, exclude_fields: tuple[str, ...]) -> dict[str, Any] | None:
@@ -148,7 +223,7 @@ def declared_size(body: bytes) -> int:
     """The decompressed size a compressed payload declares (any algorithm), read from its
     header alone; ``UserDataError`` if the payload is corrupt or declares none."""
     try:
-        return inspect(body).total
+        return delta_size(body) if is_delta(body) else inspect(body).total
     except CompressionError as exc:
         raise UserDataError(f"user data is corrupt (json_zstd): {exc.reason}") from exc
 
@@ -179,23 +254,30 @@ def _decode_body(
     limit = CEILING_USER_DATA_BYTES if max_bytes is None else max_bytes
     if is_sealed(body):
         body = unseal(body, keys)
+    if is_delta(body):
+        raise UserDataError("user data is a delta: it reads only with its base checkpoint")
+    prefix, raw = _inflate(encoding, body, limit)
+    if prefix:
+        return _merge(_loads(prefix, encoding), _loads(raw, encoding), encoding)
+    return _loads(raw, encoding)
+
+
+def _inflate(encoding: str, body: bytes, limit: int) -> tuple[bytes, bytes]:
+    """``(prefix, raw)`` of a stored body: a compressed one inflated only after its
+    declared size was checked against ``limit``, and into at most that many bytes."""
     if encoding == "json_zstd":
         size = declared_size(body)
         if size > limit:
             raise UserDataError(f"user data of {size} bytes decompressed is over the limit {limit}")
         try:
-            prefix, raw = unpack(body, limit)
+            return unpack(body, limit)
         except CompressionError as exc:
             raise UserDataError(f"user data is corrupt (json_zstd): {exc.reason}") from exc
-        if prefix:
-            return _merge(_loads(prefix, encoding), _loads(raw, encoding), encoding)
-    elif encoding == "json":
-        raw = body
-    else:
+    if encoding != "json":
         raise UserDataError(f"user data has an unknown encoding {encoding!r}")
-    if len(raw) > limit:
-        raise UserDataError(f"user data of {len(raw)} bytes is over the limit {limit}")
-    return _loads(raw, encoding)
+    if len(body) > limit:
+        raise UserDataError(f"user data of {len(body)} bytes is over the limit {limit}")
+    return b"", body
 
 
 def _loads(raw: bytes, encoding: str) -> Any:

@@ -14,6 +14,8 @@ from orchestrator.projections.blobrefs import add_kept as add_kept_blobs
 from orchestrator.projections.blobrefs import close_kept as close_kept_blobs
 from orchestrator.projections.blobrefs import open_kept as open_kept_blobs
 from orchestrator.projections.blobrefs import referenced as referenced_blobs
+from orchestrator.projections.checkpointdata import checkpoint_chains
+from orchestrator.projections.checkpointdata import plain_value as checkpoint_plain_value
 from orchestrator.projections.datakeys import EraseResult, PostgresDataKeys
 from orchestrator.projections.deadletters import (
     DeadLetterRow,
@@ -115,6 +117,8 @@ __all__ = [
     "TableNames",
     "add_kept_blobs",
     "applied_offset",
+    "checkpoint_chains",
+    "checkpoint_plain_value",
     "close_kept_blobs",
     "ensure_indexes",
     "finished_before",

@@ -22,6 +22,7 @@ from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.events.fold import Outcome, Step, step, step_shared
 from orchestrator.events.state import ExecutionState, NamespaceState, SharedVariable
 from orchestrator.projections import readmodel as rm
+from orchestrator.projections.checkpointdata import archived_payload_json
 
 TP = tuple[str, int]
 VarKey = tuple[str, str]
@@ -243,7 +244,7 @@ def _refuse_execution_event(state: ExecutionState | None, event: Envelope, reaso
 def _payload_text(event: Envelope, forced: str | None) -> str | None:
     if forced is not None:
         return rm.dumps({"$unstorable": forced})
-    return rm.dumps(rm.payload_json(event))
+    return rm.dumps(archived_payload_json(event.payload))  # checkpoint data: in raw only
 
 
 def _fold_execution(

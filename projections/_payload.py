@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from orchestrator.events.delta import is_delta
 from orchestrator.events.errors import UserDataError
 from orchestrator.events.userdata import UserData, decode_user_data
 
@@ -50,6 +51,8 @@ def _user_data(value: UserData) -> Any:
             return _loads(inline.decode())
         except (ValueError, RecursionError):
             pass
+    if inline is not None and is_delta(inline):  # checkpoint data stored as a delta
+        return {"$delta": {"bytes": len(inline)}}
     try:
         return decode_user_data(value)
     except UserDataError as exc:

@@ -179,7 +179,7 @@ def _archive(
     )
 
 
-EXECUTIONS = register(
+EXECUTIONS: Projection = register(
     Projection(
         kind="executions",
         tables=(

@@ -417,7 +417,8 @@ def payload_json(event: Envelope) -> dict[str, Any]:
 
 
 def checkpoint_row(state: ExecutionState, event: Envelope) -> Row:
-    """The ``checkpoints`` row of an applied ``CheckpointSaved`` (data decoded)."""
+    """The ``checkpoints`` row of an applied ``CheckpointSaved``; its data stays in the
+    archived record (``projections.checkpointdata``), not copied here."""
     p: Any = event.payload
     return (
         p.checkpoint_id,
@@ -427,7 +428,7 @@ def checkpoint_row(state: ExecutionState, event: Envelope) -> Row:
         p.task_id,
         event.sequence,
         p.progress,
-        dumps(_json_value(p.data)),
+        None,
         dumps(_json_value(p.metadata)),
         event.occurred_at,
     )

@@ -45,10 +45,12 @@ from orchestrator.debug.debugger import StateDebugger
 from orchestrator.debug.errors import ForkError
 from orchestrator.debug.replay import Target
 from orchestrator.events import catalogue as c
+from orchestrator.events import chain_of
 from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState
 from orchestrator.events.userdata import UserData, decode_user_data
 from orchestrator.state.runtime import StateRuntime, current_runtime
+from orchestrator.state.sealed import decode_chain
 
 _COPIED = ("ExecutionCreated", "TaskCompleted", "TaskSkipped", "CheckpointSaved")
 
@@ -98,6 +100,7 @@ def plan_fork(
     *,
     originals: Sequence[c.Payload] = (),
     paused: bool = False,
+    values: Mapping[str, Any] | None = None,
 ) -> ForkPlan:
     """The fork of ``source`` (the state at the fork point) as commands; pure.
 
@@ -127,7 +130,7 @@ def plan_fork(
     if not _reached_running(source):
         validating = [StartValidation()] if source.status == "validating" else []
         return ForkPlan(create, tuple(validating), (), (), ())
-    plan = _Carry(source, new_execution_id, lineage)
+    plan = _Carry(source, new_execution_id, lineage, values or {})
     for payload in originals:
         if isinstance(payload, c.TaskCompleted):
             plan.complete(payload.task_id, payload.outputs)
@@ -150,8 +153,15 @@ def plan_fork(
 class _Carry:
     """The carried commands, each task and checkpoint at most once."""
 
-    def __init__(self, source: ExecutionState, new_id: str, lineage: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        source: ExecutionState,
+        new_id: str,
+        lineage: dict[str, Any],
+        values: Mapping[str, Any],
+    ) -> None:
         self.source = source
+        self.values = values  # checkpoint data stored as deltas, read whole
         self.new_id = new_id
         self.lineage = lineage
         self.kept = {ref.checkpoint_id for ref in source.checkpoints}
@@ -197,7 +207,7 @@ class _Carry:
                 checkpoint_id=new_id,
                 name=saved.name,
                 task_id=saved.task_id,
-                data=saved.data,
+                data=self.values.get(saved.checkpoint_id, saved.data),
                 metadata={
                     "fork": {**self.lineage, "source_checkpoint_id": saved.checkpoint_id},
                     "metadata": _plain(saved.metadata),
@@ -206,6 +216,19 @@ class _Carry:
             )
         )
         self.copied.append(new_id)
+
+
+async def _whole(rt: StateRuntime, payloads: Sequence[c.Payload]) -> dict[str, Any]:
+    """The data of each checkpoint stored as a delta, read whole: a delta means nothing
+    in the fork without its base (the fork's writer encodes it again, for the fork)."""
+    saved = [p for p in payloads if isinstance(p, c.CheckpointSaved)]
+    return {
+        p.checkpoint_id: await decode_chain(
+            chain_of(saved, p.checkpoint_id), rt.blob_store, rt.data_keys
+        )
+        for p in saved
+        if p.delta_base is not None
+    }
 
 
 async def fork_execution(
@@ -230,8 +253,9 @@ async def fork_execution(
     if new_id == execution_id:
         raise ForkError(execution_id, "the fork needs a new execution id")
     originals = await debugger.archive.applied_events(execution_id, _COPIED, source.last_sequence)
+    payloads = [item.envelope.payload for item in originals]
     plan = plan_fork(
-        source, new_id, originals=[item.envelope.payload for item in originals], paused=paused
+        source, new_id, originals=payloads, paused=paused, values=await _whole(rt, payloads)
     )
     writer = await rt.create_execution(plan.create)
     try:

@@ -19,7 +19,7 @@ from orchestrator.events import catalogue as c
 from orchestrator.events.userdata import UserData
 from orchestrator.langgraph._codec import PIPELINE_PREFIX
 from orchestrator.state.runtime import StateRuntime
-from orchestrator.state.sealed import decode_any
+from orchestrator.state.sealed import decode_any, decode_chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,11 @@ class ThreadReader:
         for r in rows:
             payload = self.rt.codec.decode(bytes(r["raw"])).payload
             assert isinstance(payload, c.CheckpointSaved)
-            data = await self.user_data(payload.data)
+            if payload.delta_base is None:
+                data = await self.user_data(payload.data)
+            else:  # stored as a delta: its chain, from the whole copy on
+                chain = await self.rt.read_model.checkpoint_chain(r["checkpoint_id"])
+                data = await decode_chain(chain or [], self.rt.blob_store, self.rt.data_keys)
             out.append(Saved(r["execution_id"], r["checkpoint_id"], r["name"], r["sequence"], data))
         return out
 

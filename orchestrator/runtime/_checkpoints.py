@@ -23,9 +23,11 @@ from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
 from orchestrator.commands.writer import ExecutionWriter
 from orchestrator.events.errors import InvalidTransition
 from orchestrator.events.state import CheckpointRef
+from orchestrator.projections import checkpoint_plain_value
 from orchestrator.runtime.context import TaskContext
 from orchestrator.state.checkpoint import RestoredCheckpoint
 from orchestrator.state.runtime import StateRuntime
+from orchestrator.state.sealed import decode_chain
 
 AUTO_PREFIX = "auto/"
 
@@ -63,7 +65,10 @@ class Checkpoints:
         rt = self.runtime
         if self.writer.last_position is not None:
             await rt.read_model.wait_for(self.writer.last_position, rt.settings.read_timeout)
-        value = await rt.read_model.checkpoint_data(ref.checkpoint_id)
+        chain = await rt.read_model.checkpoint_chain(ref.checkpoint_id) or []
+        if len(chain) > 1:  # stored as deltas: applied from the whole copy on
+            return await decode_chain(chain, rt.blob_store, rt.data_keys)
+        value = checkpoint_plain_value(chain) if chain else None
         return await rt.open_value(value, self.writer.execution_id)
 
     async def save_auto(self, strategy: str, tid: str | None, data: Any = None) -> None:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from orchestrator.commands.decide import SaveCheckpoint
 from orchestrator.events import catalogue as c
-from orchestrator.events import metrics
+from orchestrator.events import chain_of, metrics
 from orchestrator.events.crypto import UserDataErased
 from orchestrator.events.envelope import Position
 from orchestrator.events.errors import UserDataError
@@ -44,7 +44,7 @@ from orchestrator.state.errors import (
     NotInTask,
 )
 from orchestrator.state.runtime import StateRuntime, current_runtime, current_task, task_scope
-from orchestrator.state.sealed import decode_value
+from orchestrator.state.sealed import decode_chain, decode_value
 from orchestrator.state.sync import Session, parse_session
 
 __all__ = [
@@ -241,18 +241,20 @@ async def restore(
     events = await rt.read_model.archived_events(row.execution_id, row.sequence)
     state: ExecutionState | None = None
     saved: c.CheckpointSaved | None = None
+    checkpoints: builtins.list[c.CheckpointSaved] = []  # a delta's chain is among them
     for envelope in events:
         result = step(state, envelope)
         state = result.state
         payload = envelope.payload
         if result.outcome is Outcome.APPLIED and isinstance(payload, c.CheckpointSaved):
+            checkpoints.append(payload)
             if payload.checkpoint_id == checkpoint_id:
                 saved = payload
                 break
     if state is None or saved is None:
         raise CheckpointCorrupt(checkpoint_id, "its event is not in the execution's archive")
     data, metadata = await asyncio.gather(
-        _read(rt, checkpoint_id, state.execution_id, saved.data),
+        _read_data(rt, checkpoint_id, state.execution_id, saved, checkpoints),
         _read(rt, checkpoint_id, state.execution_id, saved.metadata),
     )
     return RestoredCheckpoint(
@@ -268,6 +270,24 @@ async def restore(
         data=data,
         metadata=metadata,
     )
+
+
+async def _read_data(
+    rt: StateRuntime,
+    checkpoint_id: str,
+    execution_id: str,
+    saved: c.CheckpointSaved,
+    checkpoints: builtins.list[c.CheckpointSaved],
+) -> Any:
+    """The checkpoint's data; stored as a delta, its chain applied from the whole copy."""
+    if saved.delta_base is None:
+        return await _read(rt, checkpoint_id, execution_id, saved.data)
+    try:
+        return await decode_chain(chain_of(checkpoints, checkpoint_id), rt.blob_store, rt.data_keys)
+    except UserDataErased:
+        raise
+    except UserDataError as exc:
+        raise CheckpointCorrupt(checkpoint_id, str(exc)) from exc
 
 
 async def _read(

@@ -30,6 +30,7 @@ from typing import Any
 from orchestrator.commands.ports import ReadModelTimeout
 from orchestrator.events import PIPELINE_MACHINE, Outcome, step, step_shared
 from orchestrator.events import catalogue as c
+from orchestrator.events.checkpointdata import applied_checkpoints, chain_of
 from orchestrator.events.codec import EventCodec
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import DecodeError
@@ -261,9 +262,16 @@ class MemoryReadModel:
     async def find_checkpoint(self, checkpoint_id: str) -> CheckpointRow | None:
         return self._row(checkpoint_id)
 
-    async def checkpoint_data(self, checkpoint_id: str) -> Any:
+    async def checkpoint_chain(self, checkpoint_id: str) -> list[c.CheckpointSaved] | None:
         found = self._event_of(checkpoint_id)
-        return None if found is None else _json(found[1].data)
+        if found is None:
+            return None
+        envelope, saved = found
+        assert envelope.execution_id is not None and envelope.sequence is not None
+        if saved.delta_base is None:
+            return [saved]
+        events = await self.archived_events(envelope.execution_id, envelope.sequence)
+        return chain_of(applied_checkpoints(events), checkpoint_id)
 
     async def archived_events(self, execution_id: str, max_sequence: int) -> list[Envelope]:
         entry = self._executions.get(execution_id)

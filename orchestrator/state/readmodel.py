@@ -14,6 +14,8 @@ from typing import Any
 import asyncpg
 
 from orchestrator.commands.ports import ReadModelTimeout
+from orchestrator.events import BrokenChain
+from orchestrator.events import catalogue as c
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.state import ExecutionState, NamespaceState
@@ -22,6 +24,7 @@ from orchestrator.projections import (
     ProjectionSettings,
     ReadModelQueries,
     applied_offset,
+    checkpoint_chains,
     wait_for_position,
 )
 
@@ -32,7 +35,7 @@ class PostgresReadModel:
     """Reads of one projection's tables through ``pool``.
 
     Besides the write side's port it answers the queries of ``orchestrator.state``
-    (``list_checkpoints``, ``find_checkpoint``, ``checkpoint_data``,
+    (``list_checkpoints``, ``find_checkpoint``, ``checkpoint_chain``,
     ``archived_events``), which the memory backend's ``MemoryReadModel`` answers too."""
 
     def __init__(
@@ -56,9 +59,19 @@ class PostgresReadModel:
     async def find_checkpoint(self, checkpoint_id: str) -> CheckpointRow | None:
         return await self.queries.find_checkpoint(checkpoint_id)
 
-    async def checkpoint_data(self, checkpoint_id: str) -> Any:
-        """The checkpoint's data as JSON (a claim-checked value as its ``$blob`` marker)."""
-        return await self.queries.checkpoint_data(checkpoint_id)
+    async def checkpoint_chain(self, checkpoint_id: str) -> list[c.CheckpointSaved] | None:
+        """The events whose data makes the checkpoint's (``events.checkpointdata``), read
+        from the archive: the one copy of checkpoint data; ``None`` if not listed."""
+        row = await self.find_checkpoint(checkpoint_id)
+        if row is None:
+            return None
+        chains = await checkpoint_chains(
+            self.pool, self.tables, self.codec, row.execution_id, {checkpoint_id: row.sequence}
+        )
+        chain = chains[checkpoint_id]
+        if isinstance(chain, BrokenChain):
+            raise chain
+        return chain
 
     async def archived_events(self, execution_id: str, max_sequence: int) -> list[Envelope]:
         """The execution's archived events up to ``max_sequence`` (control events

@@ -11,10 +11,11 @@ gone, and saying so is clearer than returning ``None``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from orchestrator.events.catalogue import CheckpointSaved
 from orchestrator.events.crypto import (
     SEALED_MARKER,
     DataKeySource,
@@ -33,7 +34,9 @@ from orchestrator.events.userdata import (
     UserData,
     decode_user_data,
     fetch_verified,
+    parse_json,
     resolve_blob_markers,
+    user_data_bytes,
 )
 
 
@@ -77,12 +80,10 @@ async def decode_value(
     return await decode_any(value, blob_store, data_keys)
 
 
-async def decode_any(
+async def _fetched(
     value: UserData, blob_store: BlobStore | None, data_keys: DataKeySource | None
-) -> Any:
-    """Like :func:`decode_value` where the scope is not known up front: the sealed bytes
-    name it (LangGraph reads rows of many threads at once)."""
-    fetched = value.ref is not None
+) -> tuple[UserData, KeyLookup | None]:
+    """``value`` inline (a blob fetched and verified) and the keys its sealed bytes need."""
     if value.ref is not None:
         if blob_store is None:
             raise UserDataError(f"user data is in {value.ref.uri} and no blob store is configured")
@@ -93,9 +94,41 @@ async def decode_any(
         keys = await _keys(data_keys, sealed_scope(value.inline))
         if keys is None:
             raise UserDataError("user data is encrypted and no data keys are configured")
+    return value, keys
+
+
+async def decode_any(
+    value: UserData, blob_store: BlobStore | None, data_keys: DataKeySource | None
+) -> Any:
+    """Like :func:`decode_value` where the scope is not known up front: the sealed bytes
+    name it (LangGraph reads rows of many threads at once)."""
+    fetched = value.ref is not None
+    value, keys = await _fetched(value, blob_store, data_keys)
     if fetched:
         return await asyncio.to_thread(decode_user_data, value, keys=keys)
     return decode_user_data(value, keys=keys)
+
+
+async def decode_chain(
+    chain: Sequence[CheckpointSaved],
+    blob_store: BlobStore | None,
+    data_keys: DataKeySource | None,
+    max_bytes: int | None = None,
+) -> Any:
+    """A checkpoint's data from its chain (``events.checkpointdata``: the whole copy
+    first, then each delta): blobs fetched and verified, sealed links opened."""
+    if not chain or chain[-1].data is None:
+        return None
+    if len(chain) == 1:
+        return await decode_any(chain[-1].data, blob_store, data_keys)
+    raw: bytes | None = None
+    for link in chain:
+        if link.data is None:
+            raise UserDataError(f"checkpoint {link.checkpoint_id} in a delta chain has no data")
+        value, keys = await _fetched(link.data, blob_store, data_keys)
+        raw = user_data_bytes(value, None, base=raw, max_bytes=max_bytes, keys=keys)
+    assert raw is not None
+    return parse_json(raw)
 
 
 async def open_any(

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from orchestrator.events import catalogue as c
 from orchestrator.events.catalogue import CheckpointSaved
+from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.fold import Outcome, step
 from orchestrator.events.simulate import HistoryWriter
@@ -99,7 +100,8 @@ async def write_history(
             (
                 TOPIC, partition, offset, event.execution_id, event.pipeline_id, event.sequence,
                 event.epoch, event.event_id, event.event_type, event.occurred_at,
-                result.outcome.value, result.reason, rm.dumps(rm.payload_json(event)), b"raw",
+                result.outcome.value, result.reason, rm.dumps(rm.payload_json(event)),
+                default_codec().encode(event),  # the record: checkpoint data is read from it
             )
         )  # fmt: skip
         if result.outcome is Outcome.APPLIED and isinstance(event.payload, CheckpointSaved):

@@ -130,8 +130,10 @@ async def test_checkpoint_blobs_in_s3(kafka: Any, postgres: str, s3: Any) -> Non
 
 
 async def _blob_uris(stack: Stack, checkpoint_id: str) -> Any:
-    data = await stack.pool.fetchval(
-        "SELECT data->'$blob'->>'uri' FROM checkpoints WHERE checkpoint_id = $1", checkpoint_id
+    data = await stack.pool.fetchval(  # the archive holds the one copy (its blob's marker)
+        "SELECT payload->'data'->'$blob'->>'uri' FROM execution_events"
+        " WHERE event_type = 'CheckpointSaved' AND payload->>'checkpoint_id' = $1",
+        checkpoint_id,
     )
     yield data
 

@@ -11,6 +11,7 @@ from orchestrator.projections.api._deps import ApiContext, Context
 from orchestrator.projections.api.errors import ExecutionNotFound
 from orchestrator.projections.api.models import CheckpointList, CheckpointOut, EventPage, TaskList
 from orchestrator.projections.api.routes._common import NOT_FOUND, ExecutionId
+from orchestrator.projections.checkpointdata import checkpoint_values
 
 router = APIRouter(tags=["executions"])
 
@@ -48,7 +49,13 @@ async def list_checkpoints(
     rows = await ctx.queries.checkpoints(ctx.pool, execution_id, after, limit + 1)
     if not rows:
         await _require(ctx, execution_id)
-    items = [CheckpointOut.model_validate(dict(row)) for row in rows[:limit]]
+    page = rows[:limit]
+    wanted = {row["checkpoint_id"]: row["sequence"] for row in page}
+    data = await checkpoint_values(ctx.pool, ctx.queries.tables, execution_id, wanted)
+    items = [
+        CheckpointOut.model_validate({**dict(row), "data": data[row["checkpoint_id"]]})
+        for row in page
+    ]
     next_after = items[-1].sequence if len(rows) > limit else None
     return CheckpointList(execution_id=execution_id, items=items, next_after=next_after)
 

@@ -1,0 +1,122 @@
+"""Checkpoint data stored as deltas: what changed since the task's previous checkpoint.
+
+A chat-like checkpoint grows by a message per step; stored whole each time, storage
+grows with the square of the steps. The writer remembers the JSON bytes of the last
+checkpoint it saved for each task (once its append was acknowledged: the checkpoint is
+in the writer's state) and stores the next one as a delta against them
+(``events.delta``), ``delta_base`` naming that checkpoint and ``delta_from`` the
+sequence of the chain's whole copy. Every ``checkpoint_full_every``-th checkpoint of a
+chain is stored whole, so a reader applies at most that many deltas; so is the first
+one of a tenure (a new epoch forgets every base: a zombie's acknowledged events are
+not in the fold), one whose value keeps ``exclude_fields`` out of compression (the
+option still acts), one too large to hold (``MAX_BASE_BYTES``), one too small to
+compress (``compress_threshold``: a delta's header would cost more than it saves), and
+one whose data came already encoded (a fork's copy).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from orchestrator.commands.command_types import SaveCheckpoint
+from orchestrator.commands.ports import UserDataSettings, encode_value
+from orchestrator.events.delta import MAX_BASE_BYTES
+from orchestrator.events.state import ExecutionState
+from orchestrator.events.userdata import BlobStore, UserData, json_bytes
+
+if TYPE_CHECKING:
+    from orchestrator.commands.writer import ExecutionWriter
+
+C = TypeVar("C")
+
+DEFAULT_FULL_EVERY = 100
+"""A checkpoint stored whole after this many deltas: bounds a restore's work (applying
+a delta to a 1 MB state takes ~1 ms) and the records it reads."""
+_TASKS = 8  # bases kept per writer (the tasks that saved most recently)
+_SCAN = 64  # the writer's newest checkpoints looked at to find the acknowledged ones
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    checkpoint_id: str
+    raw: bytes
+    start: int | None  # the sequence of the chain's whole copy (None: this one, once sent)
+    length: int  # deltas since the whole copy
+
+
+class CheckpointBases:
+    """One writer's bases: the last acknowledged checkpoint's JSON bytes, per task."""
+
+    def __init__(self, full_every: int) -> None:
+        self.full_every = full_every
+        self.epoch = -1
+        self._bases: OrderedDict[str | None, _Base] = OrderedDict()
+        self._pending: dict[str, tuple[str | None, _Base | None]] = {}
+
+    def _acknowledged(self, state: ExecutionState) -> None:
+        """Pending encodings whose checkpoint is in the writer's state become bases."""
+        if not self._pending:
+            return
+        found = [
+            (ref.sequence, self._pending[ref.checkpoint_id])
+            for ref in state.checkpoints[-_SCAN:]
+            if ref.checkpoint_id in self._pending
+        ]
+        self._pending.clear()  # the rest were never sent, or sent in a batch that failed
+        for sequence, (task_id, base) in found:  # oldest first: the newest wins
+            if base is None:
+                self._bases.pop(task_id, None)
+                continue
+            self._bases[task_id] = base if base.start is not None else replace(base, start=sequence)
+            self._bases.move_to_end(task_id)
+        while len(self._bases) > _TASKS:
+            self._bases.popitem(last=False)
+
+    async def encode(
+        self,
+        command: SaveCheckpoint,
+        blob_store: BlobStore | None,
+        settings: UserDataSettings,
+        scope: str,
+    ) -> SaveCheckpoint:
+        """``command`` with its data encoded, as a delta where a base allows."""
+        value = command.data
+        key, task_id = command.checkpoint_id, command.task_id
+        excluded = isinstance(value, dict) and any(k in value for k in settings.exclude_fields)
+        if value is None or isinstance(value, UserData) or self.full_every <= 0 or excluded:
+            self._pending[key] = (task_id, None)
+            return command
+        raw = json_bytes(value)
+        base = self._bases.get(task_id)
+        if len(raw) > MAX_BASE_BYTES:
+            self._pending[key] = (task_id, None)
+            return command
+        small = len(raw) <= settings.compress_threshold  # a delta's frame would not pay
+        if small or base is None or base.start is None or base.length + 1 >= self.full_every:
+            data = await encode_value(value, blob_store, settings, scope=scope)
+            self._pending[key] = (task_id, _Base(key, raw, None, 0))
+            return replace(command, data=data)
+        data = await encode_value(raw, blob_store, settings, scope=scope, base=base.raw)
+        self._pending[key] = (task_id, _Base(key, raw, base.start, base.length + 1))
+        return replace(command, data=data, delta_base=base.checkpoint_id, delta_from=base.start)
+
+
+_BASES: weakref.WeakKeyDictionary[Any, CheckpointBases] = weakref.WeakKeyDictionary()
+
+
+async def encode_checkpoint(command: C, writer: ExecutionWriter) -> C:
+    """A ``SaveCheckpoint``'s data encoded for ``writer`` (a delta where it can be); any
+    other command as it is."""
+    if not isinstance(command, SaveCheckpoint):
+        return command
+    bases = _BASES.get(writer)
+    if bases is None or bases.epoch != writer.epoch:  # a new tenure: forget every base
+        bases = _BASES[writer] = CheckpointBases(writer.settings.checkpoint_full_every)
+        bases.epoch = writer.epoch
+    bases._acknowledged(writer.state)
+    user_data = writer.settings.user_data
+    saved = await bases.encode(command, writer.blob_store, user_data, writer.execution_id)
+    return saved  # type: ignore[return-value]
