@@ -8,6 +8,7 @@ The row <-> state mapping is ``projections.readmodel``; the query API is
 ``projections.api``.
 """
 
+from orchestrator.projections.archive import PostgresEventArchive
 from orchestrator.projections.blobrefs import add_kept as add_kept_blobs
 from orchestrator.projections.blobrefs import close_kept as close_kept_blobs
 from orchestrator.projections.blobrefs import open_kept as open_kept_blobs
@@ -74,6 +75,7 @@ __all__ = [
     "IndexState",
     "MigrationStatus",
     "PostgresDataKeys",
+    "PostgresEventArchive",
     "ProcessorFailed",
     "ProjectionError",
     "ProjectionSettings",

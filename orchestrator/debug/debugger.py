@@ -26,23 +26,16 @@ import asyncpg
 from orchestrator.debug.bottlenecks import BottleneckReport, analyze
 from orchestrator.debug.consistency import ConsistencyChecker, ConsistencyReport
 from orchestrator.debug.errors import HistoryError, HistoryNotFound
-from orchestrator.debug.replay import (
-    Replayed,
-    Replayer,
-    ReplayStep,
-    SnapshotSource,
-    Source,
-    Target,
-)
-from orchestrator.debug.sources import ArchiveReader, ForkableHistory, LogReader, reading_log
+from orchestrator.debug.replay import Replayed, Replayer, ReplayStep, Source, Target
 from orchestrator.debug.trace import StateTrace, TraceEntry, trace_entries
+from orchestrator.events import EventArchive, LogReader, reading_log
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.log import EventLog
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.state import ExecutionState
+from orchestrator.projections import PostgresEventArchive, ProjectionSettings
 from orchestrator.projections import readmodel as rm
-from orchestrator.projections.settings import ProjectionSettings
-from orchestrator.snapshots import SnapshotCodec, SnapshotStore
+from orchestrator.snapshots import SnapshotBaseReader, SnapshotCodec, SnapshotStore
 from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.state.runtime import StateRuntime, current_runtime
 
@@ -53,7 +46,7 @@ class _Parts:
     projection: ProjectionSettings
     codec: EventCodec
     log: EventLog | None
-    archive: ForkableHistory
+    archive: EventArchive
     replayer: Replayer
 
     @property
@@ -84,7 +77,7 @@ class StateDebugger:
         s3_endpoint_url: str | None = None,
         page_size: int = 1000,
         kafka_security: KafkaSecurity = PLAINTEXT,
-        history: ForkableHistory | None = None,
+        history: EventArchive | None = None,
     ) -> None:
         self._history = history  # an in-process history instead of the PostgreSQL archive
         self._runtime = runtime
@@ -117,9 +110,7 @@ class StateDebugger:
             projection = projection or runtime.settings.projection
             log = log or runtime.log
         projection = projection or ProjectionSettings()
-        archive = ArchiveReader(
-            pool, tables=projection.tables, codec=codec, page_size=self._page_size
-        )
+        archive = PostgresEventArchive(pool, codec, tables=projection.tables)
         log_reader = None
         if self._bootstrap is not None or log is not None:
             log_reader = LogReader(
@@ -131,18 +122,19 @@ class StateDebugger:
             )
         snapshots = None
         if self._use_snapshots:
-            snapshots = SnapshotSource(
+            snapshots = SnapshotBaseReader(
                 PostgresSnapshotIndex(pool),
                 self._snapshot_codec,
                 self._snapshot_store,
                 s3_endpoint_url=self._s3_endpoint_url,
             )
         replayer = Replayer(archive, log=log_reader, snapshots=snapshots)
+        replayer.history.page_size = self._page_size
         self._parts = _Parts(pool, projection, codec, log, archive, replayer)
         return self._parts
 
     @property
-    def archive(self) -> ForkableHistory:
+    def archive(self) -> EventArchive:
         """The event archive this debugger reads."""
         return self._resolve().archive
 

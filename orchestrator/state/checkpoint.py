@@ -14,9 +14,10 @@ like every other event of the execution. Its data is JSON, compressed (``compres
 above a threshold and claim-checked into the blob store above 256 KiB (sha256-verified when
 read back). Metadata may hold datetimes (ISO 8601 strings once saved).
 
-``restore`` rebuilds the execution's state *at* the checkpoint: the fold of the
-archived events (``execution_events``) up to the checkpoint's sequence, with the
-checkpoint's data read back from the event itself.
+``restore`` rebuilds the execution's state *at* the checkpoint through the history
+service (``StateRuntime.history``): the newest snapshot before it plus the archived
+events up to its ``CheckpointSaved`` event, with the checkpoint's data read back from
+that event itself.
 """
 
 from __future__ import annotations
@@ -29,12 +30,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from orchestrator.commands.decide import SaveCheckpoint
+from orchestrator.events import NothingToRestore, Target, metrics
 from orchestrator.events import catalogue as c
-from orchestrator.events import metrics
 from orchestrator.events.crypto import UserDataErased
 from orchestrator.events.envelope import Position
 from orchestrator.events.errors import UserDataError
-from orchestrator.events.fold import Outcome, step
 from orchestrator.events.state import ExecutionState
 from orchestrator.events.userdata import UserData
 from orchestrator.state.errors import (
@@ -238,18 +238,15 @@ async def restore(
     row = await rt.read_model.find_checkpoint(checkpoint_id)
     if row is None:
         raise CheckpointNotFound(checkpoint_id)
-    events = await rt.read_model.archived_events(row.execution_id, row.sequence)
-    state: ExecutionState | None = None
-    saved: c.CheckpointSaved | None = None
-    for envelope in events:
-        result = step(state, envelope)
-        state = result.state
-        payload = envelope.payload
-        if result.outcome is Outcome.APPLIED and isinstance(payload, c.CheckpointSaved):
-            if payload.checkpoint_id == checkpoint_id:
-                saved = payload
-                break
-    if state is None or saved is None:
+    try:  # the newest snapshot before the checkpoint + the events up to its own
+        restored = await rt.history.state(row.execution_id, Target(checkpoint=checkpoint_id))
+    except NothingToRestore as exc:
+        raise CheckpointCorrupt(
+            checkpoint_id, "its event is not in the execution's archive"
+        ) from exc
+    state = restored.state
+    saved = None if restored.last_event is None else restored.last_event.payload
+    if not isinstance(saved, c.CheckpointSaved) or saved.checkpoint_id != checkpoint_id:
         raise CheckpointCorrupt(checkpoint_id, "its event is not in the execution's archive")
     data, metadata = await asyncio.gather(
         _read(rt, checkpoint_id, state.execution_id, saved.data),

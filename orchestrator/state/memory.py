@@ -265,12 +265,6 @@ class MemoryReadModel:
         found = self._event_of(checkpoint_id)
         return None if found is None else _json(found[1].data)
 
-    async def archived_events(self, execution_id: str, max_sequence: int) -> list[Envelope]:
-        entry = self._executions.get(execution_id)
-        if entry is None:
-            return []
-        return [e for e in self._archive(entry) if e.sequence is None or e.sequence <= max_sequence]
-
     def _event_of(self, checkpoint_id: str) -> tuple[Envelope, c.CheckpointSaved] | None:
         found = self._checkpoints.get(checkpoint_id)
         if found is None:

@@ -18,7 +18,7 @@ import asyncpg
 
 from orchestrator.commands.ports import ReadModelTimeout
 from orchestrator.events.codec import EventCodec, default_codec
-from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState, NamespaceState
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections.positions import applied_offset, wait_for_position
@@ -65,8 +65,8 @@ class PostgresReadModel:
     """Reads of one projection's tables through ``pool``.
 
     Besides the write side's port it answers the queries of ``orchestrator.state``
-    (``list_checkpoints``, ``find_checkpoint``, ``checkpoint_data``,
-    ``archived_events``), which the memory backend's ``MemoryReadModel`` answers too."""
+    (``list_checkpoints``, ``find_checkpoint``, ``checkpoint_data``), which the memory
+    backend's ``MemoryReadModel`` answers too."""
 
     def __init__(
         self,
@@ -109,17 +109,6 @@ class PostgresReadModel:
             checkpoint_id,
         )
         return None if raw is None else json.loads(raw)
-
-    async def archived_events(self, execution_id: str, max_sequence: int) -> list[Envelope]:
-        """The execution's archived events up to ``max_sequence`` (control events
-        included), in log order."""
-        rows = await self.pool.fetch(
-            f"SELECT raw FROM {self.tables.execution_events} WHERE execution_id = $1"
-            ' AND (sequence IS NULL OR sequence <= $2) ORDER BY partition, "offset"',
-            execution_id,
-            max_sequence,
-        )
-        return [self.codec.decode(bytes(r["raw"])) for r in rows]
 
     async def load_execution(self, execution_id: str) -> ExecutionState | None:
         async with self.pool.acquire() as conn:

@@ -41,12 +41,12 @@ from orchestrator.events.errors import UserDataError
 from orchestrator.events.fold import fold
 from orchestrator.events.state import state_dict
 from orchestrator.events.userdata import BlobRef, encode_user_data, fetch_verified
+from orchestrator.projections import PostgresEventArchive
 from orchestrator.projections.processor import Projector
-from orchestrator.snapshots import BlobRetention
+from orchestrator.snapshots import BlobRetention, snapshot_history
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.retention import run_retention
 from orchestrator.snapshots.s3 import S3SnapshotStore
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
@@ -233,7 +233,7 @@ async def test_blob_retention_keeps_every_kept_execution_restorable(
             for ref in _event_refs(hist[eid]):
                 await asyncio.to_thread(fetch_verified, ref, blobs)
         # ... and every execution restores to its fold, each blob it names readable.
-        restorer = Restorer(
+        restorer = snapshot_history(
             store=store,
             index=index,
             archive=PostgresEventArchive(pool, default_codec()),

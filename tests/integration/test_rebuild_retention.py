@@ -32,14 +32,15 @@ from orchestrator.events.codec import default_codec
 from orchestrator.events.consumer import EventConsumer
 from orchestrator.events.consumer import TopicPartition as OurTP
 from orchestrator.events.fold import fold
+from orchestrator.projections import PostgresEventArchive
 from orchestrator.projections.errors import RebuildError
 from orchestrator.projections.processor import Projector
 from orchestrator.projections.rebuild import Rebuilder
+from orchestrator.snapshots import snapshot_history
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.retention import run_retention
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
@@ -182,7 +183,7 @@ async def test_rebuild_after_a_retention_run_and_kafka_retention_loses_no_kept_e
         assert report.swapped
         kept = {eid: hist[eid] for eid in running}
         assert await compare_with_fold(dsn, kept, settings, exhaustive=False) == []
-        restorer = Restorer(
+        restorer = snapshot_history(
             store=store,
             index=index,
             archive=PostgresEventArchive(pool, default_codec()),

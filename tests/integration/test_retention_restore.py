@@ -30,12 +30,13 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from orchestrator.events.codec import default_codec
 from orchestrator.events.fold import fold
+from orchestrator.projections import PostgresEventArchive
 from orchestrator.projections.processor import Projector
+from orchestrator.snapshots import snapshot_history
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.retention import (
     apply_plan,
     earliest_offsets,
@@ -115,7 +116,7 @@ async def test_a_retention_run_leaves_every_kept_execution_restorable(
             if any(r.position.offset <= earliest[tp] for r in before if r.execution_id == eid):
                 assert any(r.position.offset <= earliest[tp] for r in records), eid
 
-        restorer = Restorer(
+        restorer = snapshot_history(
             store=store,
             index=index,
             archive=PostgresEventArchive(pool, default_codec()),

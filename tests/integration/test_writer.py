@@ -42,10 +42,15 @@ from orchestrator.events.errors import InvalidTransition
 from orchestrator.events.fold import Outcome, fold
 from orchestrator.events.state import ExecutionState
 from orchestrator.events.userdata import encode_user_data
-from orchestrator.snapshots import FilesystemSnapshotStore, SnapshotCodec, SnapshotStore
+from orchestrator.projections import PostgresEventArchive
+from orchestrator.snapshots import (
+    FilesystemSnapshotStore,
+    SnapshotCodec,
+    SnapshotStore,
+    snapshot_history,
+)
 from orchestrator.snapshots.policy import SnapshotPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 from orchestrator.state import StateRuntime
 
@@ -335,7 +340,7 @@ async def test_zombie_writes_are_in_no_snapshot_restore_or_replay(
             assert not _a_wrote(snap.state)
 
         # Restore: snapshot + archive (which holds A's events) at every sequence.
-        restorer = Restorer(
+        restorer = snapshot_history(
             store=store,
             index=index,
             archive=PostgresEventArchive(stack.pool, default_codec()),

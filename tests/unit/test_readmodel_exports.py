@@ -6,6 +6,7 @@ from __future__ import annotations
 from orchestrator import projections
 
 EXPORTED = {
+    "PostgresEventArchive",
     "DEFAULT_INDEXES",
     "IndexConfigError",
     "IndexState",

@@ -8,27 +8,24 @@ import sys
 from orchestrator import snapshots
 
 EXPORTED = {
+    "SnapshotBaseReader",
+    "snapshot_history",
     "ACTIVE_KEY_ENV",
     "KEYS_ENV",
     "AesGcmEncryption",
-    "ArchivedEvent",
     "AvroStateConverter",
     "Decision",
     "EncodedSnapshot",
-    "EventArchive",
     "FilesystemSnapshotStore",
     "KeyLayout",
     "KeyConfigError",
     "KeyRing",
     "Lifecycle",
     "LifecycleReport",
-    "MemoryEventArchive",
     "MemorySnapshotIndex",
     "MemorySnapshotStore",
     "NothingToRestore",
     "PendingSnapshot",
-    "Restored",
-    "Restorer",
     "RetentionPlan",
     "RetentionPolicy",
     "Snapshot",
@@ -72,11 +69,12 @@ def test_errors_hang_under_the_product_root() -> None:
         "SnapshotNotFound",
         "SnapshotStoreError",
         "SnapshotConfigError",
-        "NothingToRestore",
         "SnapshotterFailed",
     ):
         assert issubclass(getattr(snapshots, name), snapshots.SnapshotError)
     assert issubclass(snapshots.SnapshotError, OrchestratorStateError)
+    # The history service's error (events.history), re-exported here.
+    assert issubclass(snapshots.NothingToRestore, OrchestratorStateError)
 
 
 def test_importing_snapshots_loads_neither_boto3_nor_asyncpg() -> None:
