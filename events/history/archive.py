@@ -78,12 +78,13 @@ class EventArchive(Protocol):
 class MemoryEventArchive:
     """The archive as lists in memory: for tests, benchmarks and the memory backend.
 
-    ``rows_read`` counts the events handed out, as the PostgreSQL adapter counts rows.
+    Every read goes through :meth:`history` (one execution's events in log order), which
+    an adapter over another in-memory history overrides. ``rows_read`` counts the
+    events handed out, as the PostgreSQL adapter counts rows.
     """
 
     def __init__(self, events: Iterable[ArchivedEvent] = ()) -> None:
         self._events: dict[str, list[ArchivedEvent]] = {}
-        self._orders: dict[str, list[tuple[int, int]]] = {}
         self.rows_read = 0
         self.extend(events)
 
@@ -96,7 +97,10 @@ class MemoryEventArchive:
             touched.add(key)
         for key in touched:
             self._events[key].sort(key=lambda e: e.log_order)
-            self._orders[key] = [e.log_order for e in self._events[key]]
+
+    def history(self, execution_id: str) -> Sequence[ArchivedEvent]:
+        """The execution's events in log order."""
+        return self._events.get(execution_id, [])
 
     async def events(
         self,
@@ -106,24 +110,25 @@ class MemoryEventArchive:
         before: tuple[int, int] | None = None,
         limit: int | None = None,
     ) -> Sequence[ArchivedEvent]:
-        orders = self._orders.get(execution_id, [])
-        start = 0 if after is None else bisect.bisect_right(orders, after)
-        end = len(orders) if before is None else bisect.bisect_left(orders, before)
+        mine = self.history(execution_id)
+        order = _log_order
+        start = 0 if after is None else bisect.bisect_right(mine, after, key=order)
+        end = len(mine) if before is None else bisect.bisect_left(mine, before, key=order)
         if limit is not None:
             end = min(end, start + limit)
-        page = self._events.get(execution_id, [])[start:end]
+        page = mine[start:end]
         self.rows_read += len(page)
         return page
 
     async def first_after(self, execution_id: str, when: datetime) -> tuple[int, int] | None:
-        for event in self._events.get(execution_id, []):
+        for event in self.history(execution_id):
             if event.envelope.occurred_at > when:
                 return event.log_order
         return None
 
     async def checkpoint(self, checkpoint_id: str) -> tuple[str, int] | None:
-        for execution_id, events in self._events.items():
-            for event in events:
+        for execution_id in self._events:
+            for event in self.history(execution_id):
                 envelope = event.envelope
                 if (
                     envelope.event_type == "CheckpointSaved"
@@ -134,7 +139,7 @@ class MemoryEventArchive:
         return None
 
     async def locate(self, execution_id: str) -> Located | None:
-        events = self._events.get(execution_id)
+        events = self.history(execution_id)
         if not events:
             return None
         sequences = [e.envelope.sequence for e in events if e.envelope.sequence is not None]
@@ -146,7 +151,7 @@ class MemoryEventArchive:
     ) -> list[ArchivedEvent]:
         wanted, out = frozenset(event_types), []
         state: ExecutionState | None = None
-        for event in self._events.get(execution_id, []):
+        for event in self.history(execution_id):
             result = step(state, event.envelope)
             if result.state is not None:
                 state = result.state
@@ -158,3 +163,7 @@ class MemoryEventArchive:
             ):
                 out.append(event)
         return out
+
+
+def _log_order(event: ArchivedEvent) -> tuple[int, int]:
+    return event.log_order

@@ -385,7 +385,9 @@ class App:
         )
         served = create_app(api, redis=None if self.redis is None else self.redis.reader.store)
         assert self.runtime is not None  # the timeline's states from the runtime's snapshots
-        set_state_source(served, HistoryStateSource(api.tables, self.runtime.history.snapshots))
+        bases = self.runtime.history.snapshots
+        if bases is not None:
+            set_state_source(served, HistoryStateSource(api.tables, lambda _pool: bases))
         config = uvicorn.Config(
             served,
             host=opts.api_host,

@@ -14,7 +14,7 @@ before it when a process that has snapshots (the orchestrator layer) installs on
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -193,23 +193,22 @@ class StateSource(Protocol):
 
 class HistoryStateSource:
     """The state at an event from the history service: the fold of the archive from the
-    newest snapshot ``snapshots`` finds before it (from the first event without one)."""
+    newest snapshot that ``snapshots(pool)`` finds before it (none: the first event)."""
 
     def __init__(
         self,
         tables: ReadModelTables,
-        snapshots: SnapshotBases | None = None,
-        *,
-        label: str | None = None,
+        snapshots: Callable[[asyncpg.Pool], SnapshotBases] | None = None,
     ) -> None:
         self.tables = tables
         self.snapshots = snapshots
-        self.label = label or ("archive" if snapshots is None else "snapshot+archive")
+        self.label = "archive" if snapshots is None else "snapshot+archive"
 
     async def state_at(
         self, pool: asyncpg.Pool, execution_id: str, sequence: int | None
     ) -> StateAt | None:
-        history = History(PostgresEventArchive(pool, tables=self.tables), snapshots=self.snapshots)
+        bases = None if self.snapshots is None else self.snapshots(pool)
+        history = History(PostgresEventArchive(pool, tables=self.tables), snapshots=bases)
         try:
             end = (await history.state(execution_id, Target(sequence=sequence))).state
         except NothingToRestore:
