@@ -28,7 +28,7 @@ from orchestrator.debug.consistency import ConsistencyChecker, ConsistencyReport
 from orchestrator.debug.errors import HistoryError, HistoryNotFound
 from orchestrator.debug.replay import Replayed, Replayer, ReplayStep, Source, Target
 from orchestrator.debug.trace import StateTrace, TraceEntry, trace_entries
-from orchestrator.events import EventArchive, LogReader, reading_log
+from orchestrator.events import EventArchive, LogReader, SnapshotBases, reading_log
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.log import EventLog
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
@@ -104,11 +104,14 @@ class StateDebugger:
             return self._parts
         pool, projection, log = self._pool, self._projection, self._log
         codec = default_codec()
+        snapshots: SnapshotBases | None = None
         if pool is None:
             runtime = self._runtime or current_runtime("StateDebugger")
             pool, codec = runtime.pool, runtime.codec
             projection = projection or runtime.settings.projection
             log = log or runtime.log
+            if self._snapshot_store is None and self._snapshot_codec is None:
+                snapshots = runtime.history.snapshots  # the app's store and codec (keys)
         projection = projection or ProjectionSettings()
         archive = PostgresEventArchive(pool, codec, tables=projection.tables)
         log_reader = None
@@ -120,8 +123,9 @@ class StateDebugger:
                 codec=codec,
                 security=self._security,
             )
-        snapshots = None
-        if self._use_snapshots:
+        if not self._use_snapshots:
+            snapshots = None
+        elif snapshots is None:
             snapshots = SnapshotBaseReader(
                 PostgresSnapshotIndex(pool),
                 self._snapshot_codec,
