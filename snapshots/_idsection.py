@@ -2,16 +2,19 @@
 
 A long execution's snapshot holds one event id per applied sequence (100,000 ids are
 ~3.7 MB of text), which the fold needs only when a record re-delivered from before
-the snapshot meets it. Format 2 of the snapshot object keeps them after the body::
+the snapshot meets it. Format 2 of the snapshot object keeps them between the header
+and the body::
 
     b"OIDS" | base (u64) | count (u32) | raw size (u32) | payload size (u32)
     | compression (u8) | nonce (12 bytes) | CRC-32 of all before it and the payload (u32)
     | payload (the ids, one per line, compressed, then AES-GCM sealed if encrypted)
 
-Decoding checks the section at once (its CRC-32, or the AES-GCM tag with the object's
-header and this section's fields as associated data), so a damaged section makes the
-snapshot unusable, as a damaged body does; the ids themselves are decompressed and
-split only when the fold first asks for one (``events.state.LazyIds``).
+Decoding checks only the section's layout, so a restore costs the same whatever the
+history's length; its CRC-32 (or AES-GCM tag, with the object's header and this
+section's fields as associated data), decompression and split wait until the fold
+first asks for an id (``events.state.LazyIds``). A section damaged then leaves the
+ids unknown: the states are still the full fold's, only a forged record before the
+snapshot is labelled a duplicate instead of rejected.
 """
 
 from __future__ import annotations
@@ -74,6 +77,18 @@ def encode_section(
     return meta + _CRC.pack(zlib.crc32(packed, zlib.crc32(meta))) + packed
 
 
+def section_size(rest: memoryview, object_key: str) -> int:
+    """How many bytes of ``rest`` (what follows the header's CRC) the section takes."""
+    if len(rest) < SIZE:
+        raise SnapshotCorrupt(object_key, f"ids section truncated ({len(rest)} bytes)")
+    magic, _base, _count, _raw, size, kind, _nonce = _META.unpack(rest[: _META.size])
+    if magic != MAGIC or kind >= len(_KINDS):
+        raise SnapshotCorrupt(object_key, "ids section: bad magic or compression")
+    if len(rest) < SIZE + size:
+        raise SnapshotCorrupt(object_key, f"ids section truncated ({len(rest)} bytes)")
+    return SIZE + int(size)
+
+
 def attach_section(
     state: ExecutionState,
     section: memoryview,
@@ -81,48 +96,46 @@ def attach_section(
     aad: bytes,
     object_key: str,
 ) -> ExecutionState:
-    """``state`` with the ids of ``section`` as a lazy head; the section is checked
-    now (layout, CRC-32, AES-GCM tag), decompressed and split only when needed."""
-    if len(section) < SIZE:
-        raise SnapshotCorrupt(object_key, f"ids section truncated ({len(section)} bytes)")
-    meta = section[: _META.size]
-    magic, base, count, raw_size, size, kind, nonce = _META.unpack(meta)
-    (crc,) = _CRC.unpack_from(section, _META.size)
-    payload = section[SIZE:]
-    if magic != MAGIC or kind >= len(_KINDS):
-        raise SnapshotCorrupt(object_key, "ids section: bad magic or compression")
-    if len(payload) != size:
-        problem = "truncated" if len(payload) < size else "has trailing bytes"
-        raise SnapshotCorrupt(object_key, f"ids section {problem}: {len(payload)} of {size}")
-    if zlib.crc32(payload, zlib.crc32(meta)) != crc:
-        raise SnapshotCorrupt(object_key, "ids section checksum (CRC-32) mismatch")
+    """``state`` with the ids of ``section`` as a lazy head. Only its layout is checked
+    now; its CRC-32 (or AES-GCM tag), decompression and split wait until the fold needs
+    an id, and a section that fails them then leaves the ids unknown (logged): the
+    fold's states stay those of the full fold, a forged record before the snapshot is
+    then judged a duplicate rather than rejected."""
+    _magic, base, count, raw_size, _size, kind, _nonce = _META.unpack(section[: _META.size])
     if base + count != state.last_sequence:
         raise SnapshotCorrupt(object_key, "ids section does not end at the state's sequence")
-    packed: bytes | memoryview = payload
-    if key is not None:
-        try:
-            packed = AESGCM(key).decrypt(nonce, bytes(payload), aad + bytes(meta))
-        except InvalidTag:
-            raise SnapshotCorrupt(object_key, "ids section authentication failed") from None
     if count == 0:
         return state
-    load = _loader(bytes(packed), _KINDS[kind], raw_size, count, object_key)
+    load = _loader(section, key, aad, _KINDS[kind], raw_size, count, object_key)
     # The state was decoded a moment ago and is not shared yet: set its ids in place.
     object.__setattr__(state, "applied", AppliedIds.lazy(base, LazyIds(count, load)))
     return state
 
 
 def _loader(
-    packed: bytes, kind: str, raw_size: int, count: int, object_key: str
+    section: memoryview,
+    key: bytes | None,
+    aad: bytes,
+    kind: str,
+    raw_size: int,
+    count: int,
+    object_key: str,
 ) -> Callable[[], list[str] | None]:
     def load() -> list[str] | None:
+        meta, payload = section[: _META.size], section[SIZE:]
+        (crc,) = _CRC.unpack_from(section, _META.size)
         try:
+            if zlib.crc32(payload, zlib.crc32(meta)) != crc:
+                raise ValueError("checksum (CRC-32) mismatch")
+            packed = bytes(payload)
+            if key is not None:
+                packed = AESGCM(key).decrypt(_nonce_of(meta), packed, aad + bytes(meta))
             raw = packed
             if kind != "none":
                 raw = decompress(kind, packed, raw_size, _MAX_RAW)  # type: ignore[arg-type]
             ids = raw.decode().split("\n")
-        except (CompressionError, UnicodeDecodeError) as exc:
-            logger.warning("snapshot %s: its event ids do not decode: %s", object_key, exc)
+        except (ValueError, InvalidTag, CompressionError, UnicodeDecodeError) as exc:
+            logger.warning("snapshot %s: its event ids are unusable (%s); unknown", object_key, exc)
             return None
         if len(ids) != count:
             logger.warning("snapshot %s: %s event ids, %s declared", object_key, len(ids), count)
@@ -130,3 +143,7 @@ def _loader(
         return ids
 
     return load
+
+
+def _nonce_of(meta: memoryview) -> bytes:
+    return bytes(_META.unpack(meta)[6])

@@ -7,7 +7,7 @@ AES-256-GCM encryption. The header names the algorithm, so a snapshot written un
 setting reads under any other. The object::
 
     b"OSNP" | format version (1 byte) | header length (u32, big-endian) | header (Avro)
-    | CRC-32 of everything before it (u32) | body
+    | CRC-32 of everything before it (u32) | applied event ids (format 2) | body
 
 The header says what the body is and where it came from (state schema fingerprint,
 compression, key id and nonce, execution, sequence, epoch, Kafka position, times,
@@ -40,7 +40,7 @@ from orchestrator.events import (
 )
 from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState
-from orchestrator.snapshots._idsection import attach_section, encode_section
+from orchestrator.snapshots._idsection import attach_section, encode_section, section_size
 from orchestrator.snapshots._schema import (
     StateSchemas,
     default_state_schemas,
@@ -53,8 +53,8 @@ from orchestrator.snapshots.keys import KeyRing
 
 MAGIC = b"OSNP"
 FORMAT_VERSION = 2
-"""2: the applied event ids follow the body in their own section (``_idsection``); 1
-(still read): they are in the body."""
+"""2: the applied event ids sit between the header and the body in their own section
+(``_idsection``); 1 (still read): they are in the body."""
 _PREFIX = struct.Struct(">4sBI")  # magic, format version, header length
 _CRC = struct.Struct(">I")
 _NONCE_BYTES = 12
@@ -318,7 +318,7 @@ class SnapshotCodec:
             seal = (self.encryption.keys.keys[key_id], prefix)
         compress = None if self.compression is None else self.compression.compress
         ids = encode_section(state, compress, seal)
-        data = prefix + _CRC.pack(zlib.crc32(prefix)) + body + ids
+        data = prefix + _CRC.pack(zlib.crc32(prefix)) + ids + body
         return EncodedSnapshot(data, header)
 
     def read_header(self, data: bytes, object_key: str) -> SnapshotHeader:
@@ -328,11 +328,12 @@ class SnapshotCodec:
     def decode(self, data: bytes, object_key: str) -> Snapshot:
         """The snapshot in ``data``, every check passed, or :class:`SnapshotCorrupt`."""
         header, prefix, rest = _split(data, object_key)
-        body, ids = bytes(rest[: header.body_size]), rest[header.body_size :]
-        if len(body) < header.body_size or (header.format_version == 1 and ids):
+        ids = rest[: section_size(rest, object_key) if header.format_version >= 2 else 0]
+        body = bytes(rest[len(ids) :])
+        if len(body) != header.body_size:
             problem = "truncated" if len(body) < header.body_size else "has trailing bytes"
             raise SnapshotCorrupt(
-                object_key, f"body {problem}: {len(rest)} bytes, header says {header.body_size}"
+                object_key, f"body {problem}: {len(body)} bytes, header says {header.body_size}"
             )
         if header.schema_fingerprint not in self.converter.schemas.writers:
             unsigned = header.schema_fingerprint & (2**64 - 1)
