@@ -38,11 +38,12 @@ from orchestrator.bench.restore import (
     long_history,
 )
 from orchestrator.debug import StateDebugger, Target
+from orchestrator.events import ArchivedEvent
 from orchestrator.events.envelope import Position
 from orchestrator.events.fold import step
 from orchestrator.events.state import ExecutionState
 from orchestrator.projections.migrate import migrate
-from orchestrator.snapshots import ArchivedEvent, FilesystemSnapshotStore, SnapshotWriter
+from orchestrator.snapshots import FilesystemSnapshotStore, SnapshotWriter
 from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.writer import PendingSnapshot
 

@@ -10,7 +10,7 @@ Prints, never asserts:
 
 Two backends: ``memory`` (store, index and archive in memory: the pure cost of decode
 + fold) and ``postgres`` (the ``snapshots`` index and ``execution_events`` archive in
-PostgreSQL, objects on the local filesystem: what ``Restorer`` costs in a deployment).
+PostgreSQL, objects on the local filesystem: what the history service costs in a deployment).
 PostgreSQL comes from ``DATABASE_URL`` or is started locally.
 
 Run ``orchestrator-state bench restore``.
@@ -32,6 +32,7 @@ from rich.table import Table
 
 from orchestrator.bench import _tables as tables
 from orchestrator.bench._database import fresh_database
+from orchestrator.events import ArchivedEvent, History, MemoryEventArchive
 from orchestrator.events import catalogue as c
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope, Position
@@ -39,19 +40,18 @@ from orchestrator.events.fold import step
 from orchestrator.events.simulate import HistoryWriter
 from orchestrator.events.state import ExecutionState
 from orchestrator.events.userdata import encode_user_data
+from orchestrator.projections import PostgresEventArchive
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections.migrate import migrate
 from orchestrator.snapshots import (
-    ArchivedEvent,
     FilesystemSnapshotStore,
-    MemoryEventArchive,
     MemorySnapshotIndex,
     MemorySnapshotStore,
-    Restorer,
     SnapshotCodec,
     SnapshotWriter,
+    snapshot_history,
 )
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.writer import PendingSnapshot
 
 TOPIC = "orchestrator.pipeline.events"
@@ -128,7 +128,7 @@ async def _snapshot_every(
 
 
 async def _measure(
-    restorer: Restorer, full: ExecutionState, samples: int, rng: random.Random
+    restorer: History, full: ExecutionState, samples: int, rng: random.Random
 ) -> dict[str, Any]:
     latest, at_seq = [], []
     for _ in range(samples):
@@ -210,7 +210,7 @@ async def run_restore_bench(
             count, raw, stored, full = await _snapshot_every(
                 archived, every, SnapshotWriter(store, codec), index
             )
-            restorer = Restorer(
+            restorer = snapshot_history(
                 store=store, index=index, archive=MemoryEventArchive(archived), codec=codec
             )
             result[backend] = await _measure(restorer, full, samples, rng)
@@ -230,7 +230,7 @@ async def run_restore_bench(
                         count, raw, stored, full = await _snapshot_every(
                             archived, every, SnapshotWriter(store_fs, codec), index_pg
                         )
-                        restorer = Restorer(
+                        restorer = snapshot_history(
                             store=store_fs,
                             index=index_pg,
                             archive=PostgresEventArchive(pool, default_codec()),

@@ -8,10 +8,29 @@ claim-checked value as its ``{"$blob": ...}`` marker.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+
+class LazyIds:
+    """Event ids read only when first asked for: ``load`` returns them, or ``None`` when
+    they cannot be had (a damaged snapshot section: the ids are then unknown)."""
+
+    __slots__ = ("_ids", "_load", "count")
+
+    def __init__(self, count: int, load: Callable[[], list[str] | None]) -> None:
+        self.count = count
+        self._load: Callable[[], list[str] | None] | None = load
+        self._ids: list[str] | None = None
+
+    def ids(self) -> list[str] | None:
+        if self._load is not None:
+            loaded = self._load()
+            self._ids = loaded if loaded is not None and len(loaded) == self.count else None
+            self._load = None
+        return self._ids
 
 
 class AppliedIds:
@@ -22,42 +41,70 @@ class AppliedIds:
     list, each seeing its own prefix (``n`` ids after ``base``), so a fold appends in
     O(1); folding a different event on an older state copies the prefix first. A state
     rebuilt from a snapshot or a table row knows no ids (``base`` = its last sequence)
-    until a reader supplies them (the processor loads them from the archive).
+    until a reader supplies them (the processor loads them from the archive). A
+    snapshot's ids come as a :class:`LazyIds` head, read only when the fold meets a
+    sequence they cover (a re-delivered record), so a restore does not decode them.
     """
 
-    __slots__ = ("_base", "_ids", "_n")
+    __slots__ = ("_base", "_head", "_hn", "_ids", "_n")
 
     def __init__(self, ids: list[str] | None = None, base: int = 0) -> None:
         self._ids: list[str] = [] if ids is None else ids
         self._base = base
         self._n = len(self._ids)
+        self._head: LazyIds | None = None
+        self._hn = 0
+
+    @classmethod
+    def lazy(cls, base: int, head: LazyIds) -> AppliedIds:
+        """The ids of sequences ``base + 1 ..`` ``base + head.count``, read when needed."""
+        out = cls(None, base)
+        out._head, out._hn, out._n = head, head.count, head.count
+        return out
 
     def get(self, sequence: int) -> str | None:
         """The event id applied at ``sequence``, or ``None`` if this state does not know it."""
         index = sequence - self._base - 1
         if 0 <= index < self._n:
-            return self._ids[index]
+            if index >= self._hn:
+                return self._ids[index - self._hn]
+            assert self._head is not None
+            head = self._head.ids()
+            return None if head is None else head[index]
         return None
 
     def add(self, sequence: int, event_id: str) -> AppliedIds:
         """These ids plus ``event_id`` applied at ``sequence`` (the next one)."""
         if sequence != self._base + self._n + 1:
             return AppliedIds([event_id], sequence - 1)
-        ids = self._ids
-        if len(ids) != self._n:
-            ids = ids[: self._n]
+        ids, used = self._ids, self._n - self._hn
+        if len(ids) != used:
+            ids = ids[:used]
         ids.append(event_id)
         out = AppliedIds.__new__(AppliedIds)
         out._ids, out._base, out._n = ids, self._base, self._n + 1
+        out._head, out._hn = self._head, self._hn
         return out
+
+    def known_ids(self) -> tuple[int, list[str]]:
+        """``(base, ids)``: the ids of sequences ``base + 1 ..`` that these hold, in order
+        (a copy; a lazy head that cannot be read leaves only the ids after it)."""
+        tail = self._ids[: self._n - self._hn]
+        if self._head is None:
+            return self._base, tail
+        head = self._head.ids()
+        if head is None:
+            return self._base + self._hn, tail
+        return self._base, head + tail
 
     def known(self) -> range:
         """The sequences whose ids these hold."""
-        return range(self._base + 1, self._base + self._n + 1)
+        base, ids = self.known_ids()
+        return range(base + 1, base + len(ids) + 1)
 
     def ids(self) -> list[str]:
         """The ids of the sequences :meth:`known` covers, in order (a copy)."""
-        return self._ids[: self._n]
+        return self.known_ids()[1]
 
     def __len__(self) -> int:
         return self._n
@@ -65,7 +112,7 @@ class AppliedIds:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AppliedIds):
             return NotImplemented
-        return self._base == other._base and self._ids[: self._n] == other._ids[: other._n]
+        return self.known_ids() == other.known_ids()
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -73,7 +120,8 @@ class AppliedIds:
         return f"AppliedIds(sequences {self._base + 1}..{self._base + self._n})"
 
     def __deepcopy__(self, memo: dict[int, Any]) -> AppliedIds:
-        return AppliedIds(self._ids[: self._n], self._base)
+        base, ids = self.known_ids()
+        return AppliedIds(ids, base)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

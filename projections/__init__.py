@@ -10,6 +10,7 @@ fold, migrations; ``projections.projection``) passed to :func:`register`; the se
 is :data:`EXECUTIONS`, and ``ProjectionSettings.read_model`` names the one to fold.
 """
 
+from orchestrator.projections.archive import PostgresEventArchive
 from orchestrator.projections.blobrefs import add_kept as add_kept_blobs
 from orchestrator.projections.blobrefs import close_kept as close_kept_blobs
 from orchestrator.projections.blobrefs import open_kept as open_kept_blobs
@@ -99,6 +100,7 @@ __all__ = [
     "MigrationStatus",
     "OffsetRow",
     "PostgresDataKeys",
+    "PostgresEventArchive",
     "ProcessorFailed",
     "Projection",
     "ProjectionError",

@@ -3,13 +3,17 @@
 A snapshot is one execution's folded state at a known sequence and Kafka position,
 Avro-encoded, compressed above a size (zstd, gzip, lz4 or snappy), optionally
 AES-256-GCM encrypted, stored under a deterministic key and indexed in PostgreSQL.
-Restore = newest usable snapshot at or before the target + the archived events after
-it, folded: always equal to the full fold. ``S3SnapshotStore`` (``snapshots.s3``), the
-PostgreSQL adapters (``snapshots.postgres``) and the snapshotter
+Restore = newest usable snapshot at or before the target (``SnapshotBaseReader``) + the
+archived events after it, folded by the history service (``events.History``;
+``snapshot_history`` builds one over snapshots): always equal to the full fold.
+``S3SnapshotStore`` (``snapshots.s3``), the PostgreSQL adapters (``snapshots.postgres``)
+and the snapshotter
 (``snapshots.snapshotter``) import their drivers, so they are imported from their
 modules, not from here.
 """
 
+from orchestrator.events import NothingToRestore
+from orchestrator.snapshots.bases import SnapshotBaseReader, snapshot_history
 from orchestrator.snapshots.blobretention import (
     BlobListing,
     BlobRetention,
@@ -28,7 +32,6 @@ from orchestrator.snapshots.codec import (
     codec_from_settings,
 )
 from orchestrator.snapshots.errors import (
-    NothingToRestore,
     SnapshotConfigError,
     SnapshotCorrupt,
     SnapshotError,
@@ -46,13 +49,6 @@ from orchestrator.snapshots.keys import (
     generate_key,
 )
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
-from orchestrator.snapshots.restore import (
-    ArchivedEvent,
-    EventArchive,
-    MemoryEventArchive,
-    Restored,
-    Restorer,
-)
 from orchestrator.snapshots.retention import Decision, RetentionPlan, apply_plan, plan_retention
 from orchestrator.snapshots.store import (
     KeyLayout,
@@ -60,38 +56,34 @@ from orchestrator.snapshots.store import (
     LifecycleReport,
     MemorySnapshotStore,
     SnapshotStore,
-    open_store,
 )
+from orchestrator.snapshots.stores import open_store
 from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
 
 __all__ = [
     "ACTIVE_KEY_ENV",
     "KEYS_ENV",
     "AesGcmEncryption",
-    "ArchivedEvent",
     "AvroStateConverter",
     "BlobListing",
     "BlobRetention",
     "BlobRun",
     "Decision",
     "EncodedSnapshot",
-    "EventArchive",
     "FilesystemSnapshotStore",
     "KeyConfigError",
     "KeyLayout",
     "KeyRing",
     "Lifecycle",
     "LifecycleReport",
-    "MemoryEventArchive",
     "MemorySnapshotIndex",
     "MemorySnapshotStore",
     "NothingToRestore",
     "PendingSnapshot",
-    "Restored",
-    "Restorer",
     "RetentionPlan",
     "RetentionPolicy",
     "Snapshot",
+    "SnapshotBaseReader",
     "SnapshotCodec",
     "SnapshotConfigError",
     "SnapshotCorrupt",
@@ -113,4 +105,5 @@ __all__ = [
     "open_store",
     "plan_retention",
     "run_blob_retention",
+    "snapshot_history",
 ]

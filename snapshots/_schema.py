@@ -158,8 +158,9 @@ def _task_record(task: TaskState) -> dict[str, Any]:
     }
 
 
-def state_to_record(state: ExecutionState) -> dict[str, Any]:
-    """The Avro record of ``state`` (tasks as an array, in the state's task order)."""
+def state_to_record(state: ExecutionState, *, with_ids: bool = True) -> dict[str, Any]:
+    """The Avro record of ``state`` (tasks as an array, in the state's task order);
+    ``with_ids=False`` leaves the applied event ids out (format 2 keeps them apart)."""
     return {
         "execution_id": state.execution_id,
         "pipeline_id": state.pipeline_id,
@@ -183,19 +184,22 @@ def state_to_record(state: ExecutionState) -> dict[str, Any]:
         "forked_from": state.forked_from,
         "fork_sequence": state.fork_sequence,
         "root_execution_id": state.root_execution_id,
-        **_applied_record(state),
+        **(_applied_record(state) if with_ids else _no_ids(state)),
     }
+
+
+def _no_ids(state: ExecutionState) -> dict[str, Any]:
+    return {"applied_base": state.last_sequence, "applied_event_ids": ""}
 
 
 def _applied_record(state: ExecutionState) -> dict[str, Any]:
     """The applied event ids the state knows, if they reach its last sequence."""
-    known = state.applied.known()
-    if not known or known.stop - 1 != state.last_sequence:
-        return {"applied_base": state.last_sequence, "applied_event_ids": ""}
-    ids = state.applied.ids()
+    base, ids = state.applied.known_ids()
+    if not ids or base + len(ids) != state.last_sequence:
+        return _no_ids(state)
     if any(not i or "\n" in i for i in ids):  # not joinable: leave them unknown
-        return {"applied_base": state.last_sequence, "applied_event_ids": ""}
-    return {"applied_base": known.start - 1, "applied_event_ids": "\n".join(ids)}
+        return _no_ids(state)
+    return {"applied_base": base, "applied_event_ids": "\n".join(ids)}
 
 
 def _applied(record: Mapping[str, Any]) -> AppliedIds:

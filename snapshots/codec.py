@@ -7,7 +7,7 @@ AES-256-GCM encryption. The header names the algorithm, so a snapshot written un
 setting reads under any other. The object::
 
     b"OSNP" | format version (1 byte) | header length (u32, big-endian) | header (Avro)
-    | CRC-32 of everything before it (u32) | body
+    | CRC-32 of everything before it (u32) | applied event ids (format 2) | body
 
 The header says what the body is and where it came from (state schema fingerprint,
 compression, key id and nonce, execution, sequence, epoch, Kafka position, times,
@@ -40,6 +40,7 @@ from orchestrator.events import (
 )
 from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState
+from orchestrator.snapshots._idsection import attach_section, encode_section, section_size
 from orchestrator.snapshots._schema import (
     StateSchemas,
     default_state_schemas,
@@ -51,7 +52,9 @@ from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotCorrupt
 from orchestrator.snapshots.keys import KeyRing
 
 MAGIC = b"OSNP"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the applied event ids sit between the header and the body in their own section
+(``_idsection``); 1 (still read): they are in the body."""
 _PREFIX = struct.Struct(">4sBI")  # magic, format version, header length
 _CRC = struct.Struct(">I")
 _NONCE_BYTES = 12
@@ -158,9 +161,10 @@ class AvroStateConverter:
     def fingerprint(self) -> int:
         return self.schemas.current.fingerprint
 
-    def to_bytes(self, state: ExecutionState) -> bytes:
+    def to_bytes(self, state: ExecutionState, *, with_ids: bool = True) -> bytes:
         out = io.BytesIO()
-        schemaless_writer(out, self.schemas.current.schema, state_to_record(state))
+        record = state_to_record(state, with_ids=with_ids)
+        schemaless_writer(out, self.schemas.current.schema, record)
         return out.getvalue()
 
     def from_bytes(self, data: bytes, fingerprint: int, object_key: str) -> ExecutionState:
@@ -277,7 +281,7 @@ class SnapshotCodec:
         created_at: datetime | None = None,
     ) -> EncodedSnapshot:
         """The snapshot object of ``state``, whose last folded event sits at ``position``."""
-        raw = self.converter.to_bytes(state)
+        raw = self.converter.to_bytes(state, with_ids=False)
         kind: Compression = "none"
         body = raw
         if self.compression is not None:
@@ -307,10 +311,14 @@ class SnapshotCodec:
         schemaless_writer(out, header_schema(), header.to_record())
         header_bytes = out.getvalue()
         prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)) + header_bytes
+        seal = None
         if self.encryption is not None:
-            assert nonce is not None
+            assert nonce is not None and key_id is not None
             body = self.encryption.encrypt(nonce, body, prefix)
-        data = prefix + _CRC.pack(zlib.crc32(prefix)) + body
+            seal = (self.encryption.keys.keys[key_id], prefix)
+        compress = None if self.compression is None else self.compression.compress
+        ids = encode_section(state, compress, seal)
+        data = prefix + _CRC.pack(zlib.crc32(prefix)) + ids + body
         return EncodedSnapshot(data, header)
 
     def read_header(self, data: bytes, object_key: str) -> SnapshotHeader:
@@ -319,7 +327,9 @@ class SnapshotCodec:
 
     def decode(self, data: bytes, object_key: str) -> Snapshot:
         """The snapshot in ``data``, every check passed, or :class:`SnapshotCorrupt`."""
-        header, prefix, body = _split(data, object_key)
+        header, prefix, rest = _split(data, object_key)
+        ids = rest[: section_size(rest, object_key) if header.format_version >= 2 else 0]
+        body = bytes(rest[len(ids) :])
         if len(body) != header.body_size:
             problem = "truncated" if len(body) < header.body_size else "has trailing bytes"
             raise SnapshotCorrupt(
@@ -328,24 +338,29 @@ class SnapshotCodec:
         if header.schema_fingerprint not in self.converter.schemas.writers:
             unsigned = header.schema_fingerprint & (2**64 - 1)
             raise SnapshotCorrupt(object_key, f"unknown state schema fingerprint 0x{unsigned:016x}")
+        key = None
         if header.key_id is not None:
             body = _decrypt(self.encryption, header, body, prefix, object_key)
+            assert self.encryption is not None
+            key = self.encryption.keys.key(header.key_id)
         raw = _decompress(header.compression, body, header.raw_size, object_key)
         if len(raw) != header.raw_size or hashlib.sha256(raw).digest() != header.body_sha256:
             raise SnapshotCorrupt(object_key, "body checksum (SHA-256) mismatch")
         state = self.converter.from_bytes(raw, header.schema_fingerprint, object_key)
         if (state.execution_id, state.last_sequence) != (header.execution_id, header.sequence):
             raise SnapshotCorrupt(object_key, "header and body name different states")
+        if header.format_version >= 2:
+            state = attach_section(state, ids, key, prefix, object_key)
         return Snapshot(header, state)
 
 
-def _split(data: bytes, object_key: str) -> tuple[SnapshotHeader, bytes, bytes]:
+def _split(data: bytes, object_key: str) -> tuple[SnapshotHeader, bytes, memoryview]:
     if len(data) < _PREFIX.size:
         raise SnapshotCorrupt(object_key, f"truncated: {len(data)} bytes")
     magic, version, header_len = _PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise SnapshotCorrupt(object_key, "not a snapshot (bad magic bytes)")
-    if version != FORMAT_VERSION:
+    if version not in (1, FORMAT_VERSION):
         raise SnapshotCorrupt(object_key, f"unsupported format version {version}")
     end = _PREFIX.size + header_len
     if len(data) < end + _CRC.size:
@@ -359,7 +374,7 @@ def _split(data: bytes, object_key: str) -> tuple[SnapshotHeader, bytes, bytes]:
         header = SnapshotHeader.from_record(version, record)  # type: ignore[arg-type]
     except (ValueError, TypeError, KeyError, EOFError, IndexError, UnicodeDecodeError) as exc:
         raise SnapshotCorrupt(object_key, f"header does not decode: {exc}") from exc
-    return header, prefix, data[end + _CRC.size :]
+    return header, prefix, memoryview(data)[end + _CRC.size :]
 
 
 def codec_from_settings(

@@ -7,7 +7,6 @@
         ├── SnapshotNotFound                no object under that key
         ├── SnapshotStoreError              the store failed (``retriable`` says whether to retry)
         ├── SnapshotConfigError             configuration that cannot work (names the key)
-        ├── NothingToRestore                no snapshot and no archived event for the target
         └── SnapshotterFailed               the snapshotter stopped (names where and why)
 
 Restore treats ``SnapshotCorrupt`` and ``SnapshotNotFound`` as "use an older snapshot or
@@ -62,15 +61,6 @@ class SnapshotConfigError(SnapshotError):
         self.key = key
         self.reason = reason
         super().__init__(f"{key}: {reason}")
-
-
-class NothingToRestore(SnapshotError):
-    """Neither a snapshot nor an archived event exists for the requested target."""
-
-    def __init__(self, execution_id: str | None, target: str) -> None:
-        self.execution_id = execution_id
-        self.target = target
-        super().__init__(f"nothing to restore for execution {execution_id!r} at {target}")
 
 
 class SnapshotterFailed(SnapshotError):

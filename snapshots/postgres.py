@@ -1,8 +1,6 @@
-"""PostgreSQL adapters of the snapshot layer: the index, the event archive, the offsets.
+"""PostgreSQL adapters of the snapshot layer: the index and the offsets.
 
 * :class:`PostgresSnapshotIndex`: the ``snapshots`` table (migration 0003);
-* :class:`PostgresEventArchive`: the projection's ``execution_events`` archive (raw
-  Avro bytes, decoded with the event codec) and its ``checkpoints`` table;
 * offsets of the snapshotter in ``projection_offsets`` under its own projection name,
   moved by compare-and-set so a member that lost a partition cannot move them.
 
@@ -11,18 +9,17 @@ asyncpg is imported here and in no other snapshot module.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
 
-from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.errors import DecodeError
-from orchestrator.events.log import EventCodecLike
+from orchestrator.events.envelope import Position
 from orchestrator.snapshots.index import SnapshotRecord
-from orchestrator.snapshots.restore import ArchivedEvent
+
+logger = logging.getLogger(__name__)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
@@ -115,13 +112,17 @@ class PostgresSnapshotIndex:
     async def candidates(
         self, execution_id: str, *, max_sequence: int | None = None, limit: int | None = None
     ) -> list[SnapshotRecord]:
-        rows = await self._db.fetch(
-            f"SELECT * FROM {self.table} WHERE execution_id = $1"
-            " AND ($2::bigint IS NULL OR sequence <= $2) ORDER BY sequence DESC LIMIT $3",
-            execution_id,
-            max_sequence,
-            limit,
-        )
+        try:
+            rows = await self._db.fetch(
+                f"SELECT * FROM {self.table} WHERE execution_id = $1"
+                " AND ($2::bigint IS NULL OR sequence <= $2) ORDER BY sequence DESC LIMIT $3",
+                execution_id,
+                max_sequence,
+                limit,
+            )
+        except asyncpg.UndefinedTableError:  # a database without snapshots: fold from the start
+            logger.warning("no %s table in this database: replaying from the start", self.table)
+            return []
         return [_record(r) for r in rows]
 
     async def latest(self, execution_ids: list[str]) -> dict[str, SnapshotRecord]:
@@ -156,80 +157,6 @@ async def add_rows(db: Db, records: Sequence[SnapshotRecord], table: str = "snap
         return
     columns = [list(col) for col in zip(*(_row(r) for r in records), strict=True)]
     await db.execute(_upsert_sql(_table(table)), *columns)
-
-
-class PostgresEventArchive:
-    """The projection's archive of execution events, decoded with the event codec."""
-
-    def __init__(
-        self,
-        db: Db,
-        codec: EventCodecLike,
-        *,
-        events_table: str = "public.execution_events",
-        checkpoints_table: str = "public.checkpoints",
-    ) -> None:
-        self._db = db
-        self._codec = codec
-        self.events_table = _table(events_table)
-        self.checkpoints_table = _table(checkpoints_table)
-
-    async def events(
-        self,
-        execution_id: str,
-        *,
-        after: tuple[int, int] | None = None,
-        before: tuple[int, int] | None = None,
-        limit: int | None = None,
-    ) -> Sequence[ArchivedEvent]:
-        lo = after or (-1, -1)
-        hi = before or (2**31 - 1, 2**63 - 1)
-        # Row comparisons on (partition, "offset") are index conditions of the
-        # (execution_id, partition, "offset") index: a range scan, not a filter.
-        rows = await self._db.fetch(
-            f'SELECT topic, partition, "offset", raw FROM {self.events_table}'
-            ' WHERE execution_id = $1 AND (partition, "offset") > ($2::int, $3::bigint)'
-            ' AND (partition, "offset") < ($4::int, $5::bigint)'
-            ' ORDER BY partition, "offset" LIMIT $6',
-            execution_id,
-            lo[0],
-            lo[1],
-            hi[0],
-            hi[1],
-            limit,
-        )
-        decode = self._codec.decode
-        return [
-            ArchivedEvent(Position(r["topic"], r["partition"], r["offset"]), envelope)
-            for r in rows
-            if (envelope := _decode(decode, r)) is not None
-        ]
-
-    async def first_after(self, execution_id: str, when: datetime) -> tuple[int, int] | None:
-        row = await self._db.fetchrow(
-            f'SELECT partition, "offset" FROM {self.events_table}'
-            ' WHERE execution_id = $1 AND occurred_at > $2 ORDER BY partition, "offset" LIMIT 1',
-            execution_id,
-            when,
-        )
-        return None if row is None else (row["partition"], row["offset"])
-
-    async def checkpoint(self, checkpoint_id: str) -> tuple[str, int] | None:
-        row = await self._db.fetchrow(
-            f"SELECT execution_id, sequence FROM {self.checkpoints_table} WHERE checkpoint_id = $1",
-            checkpoint_id,
-        )
-        return None if row is None else (row["execution_id"], row["sequence"])
-
-
-def _decode(decode: Any, row: Mapping[str, Any]) -> Envelope | None:
-    """The archived event, or ``None`` when the codec refuses it now (over a limit): the
-    processor would dead-letter it, so it is in no execution's fold."""
-    try:
-        envelope: Envelope = decode(bytes(row["raw"]))
-    except DecodeError:
-        return None
-    return envelope
 
 
 # --- the snapshotter's offsets ---------------------------------------------------------

@@ -45,7 +45,7 @@ from orchestrator.events.security import KafkaSecurity
 from orchestrator.events.topics import DEFAULT_PIPELINE_TOPIC
 from orchestrator.projections.errors import is_outage
 from orchestrator.projections.migrate import TableNames, migrate
-from orchestrator.snapshots._meeting import Meeting
+from orchestrator.snapshots._bootstrap import ArchiveSource, ExecutionBootstrap
 from orchestrator.snapshots._tracker import TP, SnapshotTracker
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.errors import SnapshotStoreError, SnapshotterFailed
@@ -147,7 +147,7 @@ class Snapshotter:
             self._consumer_settings = replace(self._consumer_settings, security=security)
         self.tracker = SnapshotTracker(self.policy, clean_cache=settings.clean_cache)
         self._pool: Any = None
-        self._meeting: Any = None
+        self._bootstrap: Any = None
         self._consumer: EventConsumer | None = None
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -165,8 +165,16 @@ class Snapshotter:
     async def start(self) -> None:
         """Connect to PostgreSQL and Kafka and subscribe; the group is joined by ``run``."""
         self._pool = self._borrowed_pool or await create_pool(self.dsn)
-        self._meeting = Meeting(
-            self._pool, self.store, self.codec, self.settings, self.tracker, self._event_codec
+        s = self.settings
+        source = ArchiveSource(
+            s.index_table,
+            s.events_table,
+            s.tables.checkpoints,
+            s.archive_projection,
+            s.archive_wait_s,
+        )
+        self._bootstrap = ExecutionBootstrap(
+            self._pool, self.store, self.codec, source, self.tracker, self._event_codec
         )
         self._consumer = EventConsumer(
             self.bootstrap_servers, self._consumer_settings, group_id=self.settings.name
@@ -327,7 +335,7 @@ class Snapshotter:
             eid = rec.envelope.execution_id
             if eid is not None and not self.tracker.knows(eid) and eid not in firsts:
                 firsts[eid] = rec
-        await self._meeting.meet(firsts)
+        await self._bootstrap.meet(firsts)
         for rec in decoded:
             if rec.envelope is not None and rec.envelope.execution_id is not None:
                 self.tracker.fold(rec.position, rec.envelope)

@@ -14,13 +14,10 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
+from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
 from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotNotFound
-
-if TYPE_CHECKING:
-    from orchestrator.snapshots._fileformat import FileFormat
 
 logger = logging.getLogger(__name__)
 
@@ -198,44 +195,6 @@ def unsupported_lifecycle(store: str, lifecycle: Lifecycle) -> LifecycleReport:
     )
     logger.warning("%s", detail)
     return LifecycleReport(store, (), lifecycle.rules(), detail)
-
-
-def open_store(
-    url: str,
-    *,
-    endpoint_url: str | None = None,
-    region: str | None = None,
-    server_side_encryption: str | None = None,
-    kms_key_id: str | None = None,
-    file_format: str = "raw",
-) -> SnapshotStore:
-    """The store a URL names, as the seed writes it: ``s3://bucket[/prefix]``,
-    ``file://path`` (or a plain path), ``memory://label``. S3 options apply to S3 only,
-    ``file_format`` (``raw``, ``json``, ``msgpack``) to the filesystem only."""
-    if url.startswith("s3://"):
-        from orchestrator.snapshots.s3 import S3SnapshotStore
-
-        bucket, _, prefix = url.removeprefix("s3://").partition("/")
-        return S3SnapshotStore(
-            bucket,
-            prefix,
-            endpoint_url=endpoint_url,
-            region=region,
-            server_side_encryption=server_side_encryption,
-            kms_key_id=kms_key_id,
-        )
-    if url.startswith("memory://"):
-        return MemorySnapshotStore(url.removeprefix("memory://") or "default")
-    if url.startswith("file://") or "://" not in url:
-        from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
-
-        path = url.removeprefix("file://")
-        if not path:
-            raise SnapshotConfigError("snapshots.storage", f"{url!r} names no folder")
-        return FilesystemSnapshotStore(path, cast("FileFormat", file_format))
-    raise SnapshotConfigError(
-        "snapshots.storage", f"{url!r}: expected s3://bucket[/prefix], file://path or memory://"
-    )
 
 
 BLOBS = "blobs/"

@@ -46,14 +46,12 @@ from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_security, configured_topics
 from orchestrator.app.blobretention import blob_retention, blob_store_beside
 from orchestrator.app.topics import ensure_configured_topics
+from orchestrator.events import History
 from orchestrator.events.codec import default_codec
 from orchestrator.events.state import state_dict
-from orchestrator.projections import ReadModelTables
-from orchestrator.snapshots import (
-    Restorer,
-    plan_retention,
-)
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from orchestrator.projections import PostgresEventArchive, ReadModelTables
+from orchestrator.snapshots import plan_retention, snapshot_history
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.retention import earliest_offsets, run_retention
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings, run_snapshotter
 
@@ -142,8 +140,8 @@ def run(
     opts.run(alive_while(with_metrics(main(), metrics_address, config), health_file))
 
 
-def _restorer(pool: Any, setup: _Setup, endpoint_url: str | None) -> Restorer:
-    return Restorer(
+def _restorer(pool: Any, setup: _Setup, endpoint_url: str | None) -> History:
+    return snapshot_history(
         store=_store(setup, endpoint_url),
         index=PostgresSnapshotIndex(pool),
         archive=PostgresEventArchive(

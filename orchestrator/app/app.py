@@ -30,7 +30,14 @@ from orchestrator.app.connections import apply_migrations, open_pool
 from orchestrator.app.consistency import ConfiguredStateManager
 from orchestrator.app.plan import AppPlan
 from orchestrator.app.redis_backend import RedisReadSide, start_redis_read_side
-from orchestrator.app.stores import blob_store, etcd_store, key_ring, snapshot_store
+from orchestrator.app.stores import (
+    blob_store,
+    etcd_store,
+    history_of,
+    key_ring,
+    snapshot_codec,
+    snapshot_store,
+)
 from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.commands import leases as lease_defaults
 from orchestrator.commands.errors import StaleExpectedVersion
@@ -45,9 +52,10 @@ from orchestrator.events.task_feed import feed_for
 from orchestrator.events.topics import TopicReport
 from orchestrator.projections import PostgresDataKeys
 from orchestrator.projections.api import ApiSettings, create_app
+from orchestrator.projections.api.routes_timeline import HistoryStateSource, set_state_source
 from orchestrator.projections.processor import Projector
 from orchestrator.runtime import Orchestrator, Pipeline, set_default_policies
-from orchestrator.snapshots import SnapshotStore, codec_from_settings
+from orchestrator.snapshots import SnapshotStore
 from orchestrator.state import runtime as state_runtime
 from orchestrator.state.errors import NotConfigured
 from orchestrator.state.runtime import StateRuntime
@@ -169,6 +177,7 @@ class App:
             data_keys=None if ring is None else PostgresDataKeys(pool, ring),
             encrypt=plan.snapshots.encrypt,
         )
+        runtime.history = history_of(plan, self.endpoints, pool, runtime.codec, ring)
         self._cleanup.append(runtime.close)
         await runtime.start_cache(plan.dsn, plan.connect_timeout)
         if opts.configure_process:
@@ -340,14 +349,7 @@ class App:
         from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
         plan, sp = self.plan, self.plan.snapshots
-        codec = codec_from_settings(
-            compress=sp.compress,
-            level=sp.level,
-            min_size=sp.min_size,
-            algorithm=sp.algorithm,
-            encrypt=sp.encrypt,
-            keys=KeyRing.from_env() if sp.encrypt else None,  # checked in _start
-        )
+        codec = snapshot_codec(plan, KeyRing.from_env() if sp.encrypt else None)  # see _start
         self.snapshot_store = store = snapshot_store(self.plan, self.endpoints)
         if not sp.lifecycle.empty:
             report = await store.apply_lifecycle(sp.lifecycle)
@@ -381,8 +383,13 @@ class App:
             tables=plan.projection.tables,
             projection=plan.projection.name,
         )
+        served = create_app(api, redis=None if self.redis is None else self.redis.reader.store)
+        assert self.runtime is not None  # the timeline's states from the runtime's snapshots
+        bases = self.runtime.history.snapshots
+        if bases is not None:
+            set_state_source(served, HistoryStateSource(api.tables, lambda _pool: bases))
         config = uvicorn.Config(
-            create_app(api, redis=None if self.redis is None else self.redis.reader.store),
+            served,
             host=opts.api_host,
             port=opts.api_port or 0,
             log_config=None,

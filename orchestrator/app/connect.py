@@ -42,13 +42,13 @@ from orchestrator.commands.leases import node_label
 from orchestrator.commands.lock import DistributedLock
 from orchestrator.config import Settings, load_config, load_config_file
 from orchestrator.debug.debugger import StateDebugger
-from orchestrator.debug.memory import MemoryHistory
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events import tracing
 from orchestrator.events.errors import OrchestratorStateError, ServerUnreachable
 from orchestrator.runtime import Orchestrator, Pipeline, PipelineResult
 from orchestrator.state import checkpoint as checkpoint_module
 from orchestrator.state.checkpoint import RestoredCheckpoint
+from orchestrator.state.memoryhistory import MemoryHistory
 from orchestrator.state.runtime import StateRuntime
 
 CONFIG_ENV = "ORCHESTRATOR_CONFIG"

@@ -13,9 +13,17 @@ from orchestrator.app.plan import AppPlan
 from orchestrator.commands import EtcdLeaseStore
 from orchestrator.config import Settings
 from orchestrator.devstack import ServiceEndpoints
+from orchestrator.events import EventCodec, History
 from orchestrator.events.keys import KEYS_ENV, KeyConfigError, KeyRing
 from orchestrator.events.userdata import BlobStore
-from orchestrator.snapshots import SnapshotStore, open_store
+from orchestrator.projections import PostgresEventArchive
+from orchestrator.snapshots import (
+    SnapshotCodec,
+    SnapshotStore,
+    codec_from_settings,
+    open_store,
+    snapshot_history,
+)
 from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
 
 
@@ -79,6 +87,37 @@ def snapshot_store(plan: AppPlan, endpoints: ServiceEndpoints) -> SnapshotStore:
             kms_key_id=sp.kms_key,
         )
     return open_store(sp.store_url, file_format=sp.file_format)
+
+
+def snapshot_codec(plan: AppPlan, ring: KeyRing | None) -> SnapshotCodec:
+    """The codec of ``checkpointing.storage`` and ``compression`` (the snapshotter's)."""
+    sp = plan.snapshots
+    return codec_from_settings(
+        compress=sp.compress,
+        level=sp.level,
+        min_size=sp.min_size,
+        algorithm=sp.algorithm,
+        encrypt=sp.encrypt,
+        keys=ring if sp.encrypt else None,
+    )
+
+
+def history_of(
+    plan: AppPlan, endpoints: ServiceEndpoints, pool: Any, codec: EventCodec, ring: KeyRing | None
+) -> History:
+    """The history service of this deployment: the archive, from the newest snapshot of
+    the configured store (snapshots disabled: from the first event)."""
+    from orchestrator.snapshots.postgres import PostgresSnapshotIndex  # asyncpg's adapter
+
+    archive = PostgresEventArchive(pool, codec, tables=plan.projection.tables)
+    if not plan.snapshots.enabled:
+        return History(archive)
+    return snapshot_history(
+        archive=archive,
+        index=PostgresSnapshotIndex(pool),
+        store=snapshot_store(plan, endpoints),
+        codec=snapshot_codec(plan, ring),
+    )
 
 
 def etcd_store(plan: AppPlan) -> EtcdLeaseStore | None:

@@ -2,9 +2,10 @@
 
 * :class:`StateDebugger`: the seed's ``check_consistency``, ``trace_state_changes``,
   ``analyze_bottlenecks``, plus ``replay`` / ``replay_steps``;
-* :class:`Replayer`: an execution's state at a sequence, time or checkpoint (newest
-  snapshot + the events after it), or every step to it, streamed from the event
-  archive or the Kafka log;
+* :class:`Replayer`: the debugging face of the history service
+  (``events.History``): an execution's state at a sequence, time or checkpoint
+  (newest snapshot + the events after it), or every step to it, streamed from the
+  event archive or the Kafka log;
 * :func:`fork_execution`: a new execution from another one's state;
 * :func:`diff` and :func:`analyze`: the pure helpers the above are built on.
 """
@@ -25,12 +26,10 @@ from orchestrator.debug.diff import Change, diff, to_jsonable
 from orchestrator.debug.errors import ForkError, HistoryError, HistoryNotFound, PartitionUnknown
 from orchestrator.debug.folding import Mismatch, SequenceGap
 from orchestrator.debug.fork import ForkResult, fork_execution, plan_fork
-from orchestrator.debug.replay import Replayed, Replayer, ReplayStep, SnapshotSource, Target
-from orchestrator.debug.sources import ArchiveReader, LogReader
+from orchestrator.debug.replay import Replayed, Replayer, ReplayStep, Target
 from orchestrator.debug.trace import StateTrace, TraceEntry
 
 __all__ = [
-    "ArchiveReader",
     "BottleneckReport",
     "Change",
     "ConsistencyReport",
@@ -39,7 +38,6 @@ __all__ = [
     "ForkResult",
     "HistoryError",
     "HistoryNotFound",
-    "LogReader",
     "Mismatch",
     "PartitionUnknown",
     "ReplayStep",
@@ -47,7 +45,6 @@ __all__ = [
     "Replayer",
     "RetriedTask",
     "SequenceGap",
-    "SnapshotSource",
     "StateDebugger",
     "StateTrace",
     "Target",

@@ -26,23 +26,16 @@ import asyncpg
 from orchestrator.debug.bottlenecks import BottleneckReport, analyze
 from orchestrator.debug.consistency import ConsistencyChecker, ConsistencyReport
 from orchestrator.debug.errors import HistoryError, HistoryNotFound
-from orchestrator.debug.replay import (
-    Replayed,
-    Replayer,
-    ReplayStep,
-    SnapshotSource,
-    Source,
-    Target,
-)
-from orchestrator.debug.sources import ArchiveReader, ForkableHistory, LogReader, reading_log
+from orchestrator.debug.replay import Replayed, Replayer, ReplayStep, Source, Target
 from orchestrator.debug.trace import StateTrace, TraceEntry, trace_entries
+from orchestrator.events import EventArchive, LogReader, SnapshotBases, reading_log
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.log import EventLog
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.state import ExecutionState
+from orchestrator.projections import PostgresEventArchive, ProjectionSettings
 from orchestrator.projections import readmodel as rm
-from orchestrator.projections.settings import ProjectionSettings
-from orchestrator.snapshots import SnapshotCodec, SnapshotStore
+from orchestrator.snapshots import SnapshotBaseReader, SnapshotCodec, SnapshotStore
 from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.state.runtime import StateRuntime, current_runtime
 
@@ -53,7 +46,7 @@ class _Parts:
     projection: ProjectionSettings
     codec: EventCodec
     log: EventLog | None
-    archive: ForkableHistory
+    archive: EventArchive
     replayer: Replayer
 
     @property
@@ -84,7 +77,7 @@ class StateDebugger:
         s3_endpoint_url: str | None = None,
         page_size: int = 1000,
         kafka_security: KafkaSecurity = PLAINTEXT,
-        history: ForkableHistory | None = None,
+        history: EventArchive | None = None,
     ) -> None:
         self._history = history  # an in-process history instead of the PostgreSQL archive
         self._runtime = runtime
@@ -111,15 +104,16 @@ class StateDebugger:
             return self._parts
         pool, projection, log = self._pool, self._projection, self._log
         codec = default_codec()
+        snapshots: SnapshotBases | None = None
         if pool is None:
             runtime = self._runtime or current_runtime("StateDebugger")
             pool, codec = runtime.pool, runtime.codec
             projection = projection or runtime.settings.projection
             log = log or runtime.log
+            if self._snapshot_store is None and self._snapshot_codec is None:
+                snapshots = runtime.history.snapshots  # the app's store and codec (keys)
         projection = projection or ProjectionSettings()
-        archive = ArchiveReader(
-            pool, tables=projection.tables, codec=codec, page_size=self._page_size
-        )
+        archive = PostgresEventArchive(pool, codec, tables=projection.tables)
         log_reader = None
         if self._bootstrap is not None or log is not None:
             log_reader = LogReader(
@@ -129,20 +123,22 @@ class StateDebugger:
                 codec=codec,
                 security=self._security,
             )
-        snapshots = None
-        if self._use_snapshots:
-            snapshots = SnapshotSource(
+        if not self._use_snapshots:
+            snapshots = None
+        elif snapshots is None:
+            snapshots = SnapshotBaseReader(
                 PostgresSnapshotIndex(pool),
                 self._snapshot_codec,
                 self._snapshot_store,
                 s3_endpoint_url=self._s3_endpoint_url,
             )
         replayer = Replayer(archive, log=log_reader, snapshots=snapshots)
+        replayer.history.page_size = self._page_size
         self._parts = _Parts(pool, projection, codec, log, archive, replayer)
         return self._parts
 
     @property
-    def archive(self) -> ForkableHistory:
+    def archive(self) -> EventArchive:
         """The event archive this debugger reads."""
         return self._resolve().archive
 

@@ -14,9 +14,10 @@ like every other event of the execution. Its data is JSON, compressed (``compres
 above a threshold and claim-checked into the blob store above 256 KiB (sha256-verified when
 read back). Metadata may hold datetimes (ISO 8601 strings once saved).
 
-``restore`` rebuilds the execution's state *at* the checkpoint: the fold of the
-archived events (``execution_events``) up to the checkpoint's sequence, with the
-checkpoint's data read back from the event itself.
+``restore`` rebuilds the execution's state *at* the checkpoint through the history
+service (``StateRuntime.history``): the newest snapshot before it plus the archived
+events up to its ``CheckpointSaved`` event, with the checkpoint's data read back from
+that event itself.
 """
 
 from __future__ import annotations
@@ -29,12 +30,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from orchestrator.commands.decide import SaveCheckpoint
+from orchestrator.events import NothingToRestore, Target, metrics
 from orchestrator.events import catalogue as c
-from orchestrator.events import chain_of, metrics
 from orchestrator.events.crypto import UserDataErased
 from orchestrator.events.envelope import Position
 from orchestrator.events.errors import UserDataError
-from orchestrator.events.fold import Outcome, step
 from orchestrator.events.state import ExecutionState
 from orchestrator.events.userdata import UserData
 from orchestrator.state.errors import (
@@ -238,23 +238,18 @@ async def restore(
     row = await rt.read_model.find_checkpoint(checkpoint_id)
     if row is None:
         raise CheckpointNotFound(checkpoint_id)
-    events = await rt.read_model.archived_events(row.execution_id, row.sequence)
-    state: ExecutionState | None = None
-    saved: c.CheckpointSaved | None = None
-    checkpoints: builtins.list[c.CheckpointSaved] = []  # a delta's chain is among them
-    for envelope in events:
-        result = step(state, envelope)
-        state = result.state
-        payload = envelope.payload
-        if result.outcome is Outcome.APPLIED and isinstance(payload, c.CheckpointSaved):
-            checkpoints.append(payload)
-            if payload.checkpoint_id == checkpoint_id:
-                saved = payload
-                break
-    if state is None or saved is None:
+    try:  # the newest snapshot before the checkpoint + the events up to its own
+        restored = await rt.history.state(row.execution_id, Target(checkpoint=checkpoint_id))
+    except NothingToRestore as exc:
+        raise CheckpointCorrupt(
+            checkpoint_id, "its event is not in the execution's archive"
+        ) from exc
+    state = restored.state
+    saved = None if restored.last_event is None else restored.last_event.payload
+    if not isinstance(saved, c.CheckpointSaved) or saved.checkpoint_id != checkpoint_id:
         raise CheckpointCorrupt(checkpoint_id, "its event is not in the execution's archive")
     data, metadata = await asyncio.gather(
-        _read_data(rt, checkpoint_id, state.execution_id, saved, checkpoints),
+        _read_data(rt, checkpoint_id, state.execution_id, saved),
         _read(rt, checkpoint_id, state.execution_id, saved.metadata),
     )
     return RestoredCheckpoint(
@@ -277,13 +272,16 @@ async def _read_data(
     checkpoint_id: str,
     execution_id: str,
     saved: c.CheckpointSaved,
-    checkpoints: builtins.list[c.CheckpointSaved],
 ) -> Any:
-    """The checkpoint's data; stored as a delta, its chain applied from the whole copy."""
+    """The checkpoint's data; stored as a delta, its chain (read from the archive: it may
+    start before the snapshot the state was restored from) applied from the whole copy."""
     if saved.delta_base is None:
         return await _read(rt, checkpoint_id, execution_id, saved.data)
     try:
-        return await decode_chain(chain_of(checkpoints, checkpoint_id), rt.blob_store, rt.data_keys)
+        chain = await rt.read_model.checkpoint_chain(checkpoint_id)
+        if chain is None:
+            raise CheckpointNotFound(checkpoint_id)
+        return await decode_chain(chain, rt.blob_store, rt.data_keys)
     except UserDataErased:
         raise
     except UserDataError as exc:

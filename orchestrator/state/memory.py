@@ -270,14 +270,13 @@ class MemoryReadModel:
         assert envelope.execution_id is not None and envelope.sequence is not None
         if saved.delta_base is None:
             return [saved]
-        events = await self.archived_events(envelope.execution_id, envelope.sequence)
+        upto = envelope.sequence
+        events = [
+            e
+            for _, e in self.history(envelope.execution_id)
+            if e.sequence is None or e.sequence <= upto
+        ]
         return chain_of(applied_checkpoints(events), checkpoint_id)
-
-    async def archived_events(self, execution_id: str, max_sequence: int) -> list[Envelope]:
-        entry = self._executions.get(execution_id)
-        if entry is None:
-            return []
-        return [e for e in self._archive(entry) if e.sequence is None or e.sequence <= max_sequence]
 
     def _event_of(self, checkpoint_id: str) -> tuple[Envelope, c.CheckpointSaved] | None:
         found = self._checkpoints.get(checkpoint_id)

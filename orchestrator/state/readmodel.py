@@ -17,7 +17,7 @@ from orchestrator.commands.ports import ReadModelTimeout
 from orchestrator.events import BrokenChain
 from orchestrator.events import catalogue as c
 from orchestrator.events.codec import EventCodec, default_codec
-from orchestrator.events.envelope import Envelope, Position
+from orchestrator.events.envelope import Position
 from orchestrator.events.state import ExecutionState, NamespaceState
 from orchestrator.projections import (
     CheckpointRow,
@@ -35,8 +35,8 @@ class PostgresReadModel:
     """Reads of one projection's tables through ``pool``.
 
     Besides the write side's port it answers the queries of ``orchestrator.state``
-    (``list_checkpoints``, ``find_checkpoint``, ``checkpoint_chain``,
-    ``archived_events``), which the memory backend's ``MemoryReadModel`` answers too."""
+    (``list_checkpoints``, ``find_checkpoint``, ``checkpoint_chain``), which the memory
+    backend's ``MemoryReadModel`` answers too."""
 
     def __init__(
         self,
@@ -72,17 +72,6 @@ class PostgresReadModel:
         if isinstance(chain, BrokenChain):
             raise chain
         return chain
-
-    async def archived_events(self, execution_id: str, max_sequence: int) -> list[Envelope]:
-        """The execution's archived events up to ``max_sequence`` (control events
-        included), in log order."""
-        rows = await self.pool.fetch(
-            f"SELECT raw FROM {self.tables.execution_events} WHERE execution_id = $1"
-            ' AND (sequence IS NULL OR sequence <= $2) ORDER BY partition, "offset"',
-            execution_id,
-            max_sequence,
-        )
-        return [self.codec.decode(bytes(r["raw"])) for r in rows]
 
     async def load_execution(self, execution_id: str) -> ExecutionState | None:
         found = await self.queries.execution_entry(execution_id)

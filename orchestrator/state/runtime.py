@@ -25,7 +25,7 @@ from orchestrator.commands.decide import CreateExecution
 from orchestrator.commands.leases import CoordinationStore, LeaseStore, node_label
 from orchestrator.commands.presence import Presence
 from orchestrator.commands.shared import SharedSettings, SharedStateWriter
-from orchestrator.events import metrics
+from orchestrator.events import History, metrics
 from orchestrator.events.codec import EventCodec, default_codec
 from orchestrator.events.crypto import DataKeySource
 from orchestrator.events.envelope import Position
@@ -35,10 +35,11 @@ from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.state import ExecutionState
 from orchestrator.events.topics import TopicsConfig, TopicSpec
 from orchestrator.events.userdata import BlobStore
-from orchestrator.projections import PostgresDataKeys
+from orchestrator.projections import PostgresDataKeys, PostgresEventArchive
 from orchestrator.projections.settings import ProjectionSettings
 from orchestrator.state.cache import CacheConfig, InvalidationListener, StateCache, open_cache
 from orchestrator.state.errors import NeedsPostgres, NotConfigured, NoWriter
+from orchestrator.state.memoryhistory import MemoryHistory
 from orchestrator.state.readmodel import PostgresReadModel
 from orchestrator.state.sealed import open_mapping, open_value
 from orchestrator.state.sync import SyncPolicy
@@ -90,6 +91,7 @@ class StateRuntime:
         read_model: Any = None,
         data_keys: DataKeySource | None = None,
         encrypt: bool = False,
+        history: History | None = None,
     ) -> None:
         self.pool = pool
         self.log = log
@@ -112,6 +114,10 @@ class StateRuntime:
             if read_model is not None
             else PostgresReadModel(pool, self.settings.projection, self.codec)
         )
+        #: Where states at a point of history come from (``checkpoint.restore``): the
+        #: archive (the memory backend's, else ``execution_events``), from the newest
+        #: snapshot when the app gives a history over its snapshot store.
+        self.history = history or _archive_history(self.read_model, pool, self.settings, self.codec)
         #: Where ``StateManager`` reads execution and task state (and what its consistent
         #: reads wait on, besides ``read_model``): the Redis read model with
         #: ``backend: "redis"``, else ``read_model``.
@@ -421,3 +427,12 @@ def _sealing(settings: StateSettings, data_keys: DataKeySource) -> StateSettings
         writer=replace(writer, user_data=replace(writer.user_data, data_keys=data_keys)),
         shared=replace(shared, user_data=replace(shared.user_data, data_keys=data_keys)),
     )
+
+
+def _archive_history(
+    read_model: Any, pool: asyncpg.Pool | None, settings: StateSettings, codec: EventCodec
+) -> History:
+    """The history service over the runtime's archive, without snapshots."""
+    if pool is None:  # the memory backend
+        return History(MemoryHistory(read_model))
+    return History(PostgresEventArchive(pool, codec, tables=settings.projection.tables))

@@ -6,15 +6,15 @@ timeline page draws: each task's attempts as spans, waits, retries and checkpoin
 the execution's status phases and owner changes, and a compact event list for the
 slider. Only applied events shape the spans; every event is listed.
 
-:class:`ArchiveStateSource` answers "the state at sequence s" by folding the archive
-in keyset pages (``events.fold.step``, the processor's own fold). A process that has
-snapshots (the orchestrator layer) installs a faster source with
+:class:`HistoryStateSource` answers "the state at sequence s" through the history
+service (``events.History``): from the first event by default, from the snapshot
+before it when a process that has snapshots (the orchestrator layer) installs one with
 :func:`set_state_source`; both answer the same state by design §5.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -22,11 +22,12 @@ from typing import Any, Protocol
 import asyncpg
 from fastapi import FastAPI
 
-from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.errors import DecodeError
-from orchestrator.events.fold import step
+from orchestrator.events.fold import Outcome
+from orchestrator.events.history import History, NothingToRestore, SnapshotBases, Target
 from orchestrator.events.state import ExecutionState
+from orchestrator.projections.archive import PostgresEventArchive
+from orchestrator.projections.settings import ReadModelTables
 
 EVENT_LIST_LIMIT = 20_000
 """Events listed for the slider; a longer history lists its first applied ones only (the
@@ -190,55 +191,35 @@ class StateSource(Protocol):
         ...
 
 
-class ArchiveStateSource:
-    """Folds the archive from the first event, ``page_size`` rows at a time."""
+class HistoryStateSource:
+    """The state at an event from the history service: the fold of the archive from the
+    newest snapshot that ``snapshots(pool)`` finds before it (none: the first event)."""
 
-    def __init__(self, events_table: str, page_size: int = 2000) -> None:
-        self._page = (
-            f'SELECT topic, partition, "offset", raw FROM {events_table} WHERE execution_id = $1'
-            ' AND (partition, "offset") > ($2::int, $3::bigint)'
-            ' ORDER BY partition, "offset" LIMIT $4'
-        )
-        self._size = page_size
+    def __init__(
+        self,
+        tables: ReadModelTables,
+        snapshots: Callable[[asyncpg.Pool], SnapshotBases] | None = None,
+    ) -> None:
+        self.tables = tables
+        self.snapshots = snapshots
+        self.label = "archive" if snapshots is None else "snapshot+archive"
 
     async def state_at(
         self, pool: asyncpg.Pool, execution_id: str, sequence: int | None
     ) -> StateAt | None:
-        if "\x00" in execution_id:  # PostgreSQL text cannot hold it: no such execution
+        bases = None if self.snapshots is None else self.snapshots(pool)
+        history = History(PostgresEventArchive(pool, tables=self.tables), snapshots=bases)
+        try:
+            end = (await history.state(execution_id, Target(sequence=sequence))).state
+        except NothingToRestore:
             return None
-        codec = default_codec()
-        state: ExecutionState | None = None
-        before: ExecutionState | None = None
-        event: Envelope | None = None
-        position: Position | None = None
-        after = (-1, -1)
-        while True:
-            rows = await pool.fetch(self._page, execution_id, after[0], after[1], self._size)
-            for row in rows:
-                try:
-                    envelope = codec.decode(bytes(row["raw"]))
-                except DecodeError:  # archived before a limit refused it: not an event now
-                    continue
-                result = step(state, envelope)
-                nxt: ExecutionState | None = result.state
-                if sequence is not None and nxt is not None and nxt.last_sequence > sequence:
-                    return _answer(state, before, event, position)
-                if result.applied and envelope.sequence is not None:
-                    before, event = state, envelope
-                    position = Position(row["topic"], row["partition"], row["offset"])
-                state = nxt
-            if len(rows) < self._size:
-                return _answer(state, before, event, position)
-            after = (rows[-1]["partition"], rows[-1]["offset"])
-
-
-def _answer(
-    state: ExecutionState | None,
-    before: ExecutionState | None,
-    event: Envelope | None,
-    position: Position | None,
-) -> StateAt | None:
-    return None if state is None else StateAt(state, before, event, position, "archive")
+        last = end.last_sequence
+        answer = StateAt(end, None, None, None, self.label)
+        steps = history.steps(execution_id, Target(sequence=last), start_sequence=last - 1)
+        async for item in steps:
+            if item.event.sequence == last and item.outcome is Outcome.APPLIED:
+                answer = StateAt(end, item.before, item.event, item.position, self.label)
+        return answer
 
 
 def set_state_source(app: FastAPI, source: StateSource) -> None:
@@ -246,7 +227,7 @@ def set_state_source(app: FastAPI, source: StateSource) -> None:
     app.state.state_source = source
 
 
-def state_source(app: FastAPI, events_table: str) -> StateSource:
-    """The app's state source: the one installed, else a fold of the archive."""
+def state_source(app: FastAPI, tables: ReadModelTables) -> StateSource:
+    """The app's state source: the one installed, else the history without snapshots."""
     source: StateSource | None = getattr(app.state, "state_source", None)
-    return source if source is not None else ArchiveStateSource(events_table)
+    return source if source is not None else HistoryStateSource(tables)

@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse
 from orchestrator.events.state import state_dict
 from orchestrator.projections.api._deps import Context
 from orchestrator.projections.api._timeline import (
-    ArchiveStateSource,
+    HistoryStateSource,
     StateAt,
     StateSource,
     build_timeline,
@@ -41,7 +41,7 @@ from orchestrator.projections.api.routes._common import NOT_FOUND, ExecutionId
 from orchestrator.projections.readmodel import payload_json
 
 __all__ = [
-    "ArchiveStateSource",
+    "HistoryStateSource",
     "StateAt",
     "StateSource",
     "include",
@@ -138,7 +138,7 @@ async def state_at(
     """The state after the event at sequence ``at``, the state before it, and the event."""
     if "\x00" in execution_id:  # PostgreSQL text cannot hold NUL: no execution has it
         raise ExecutionNotFound(execution_id)
-    source = state_source(request.app, ctx.settings.tables.execution_events)
+    source = state_source(request.app, ctx.settings.tables)
     found = await source.state_at(ctx.pool, execution_id, at)
     if found is None:
         raise ExecutionNotFound(execution_id)

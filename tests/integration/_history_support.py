@@ -19,13 +19,14 @@ from _state_stack import Stack
 from typer.testing import CliRunner, Result
 
 from orchestrator.cli import app
+from orchestrator.events import ArchivedEvent
 from orchestrator.events import catalogue as c
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import step
 from orchestrator.events.simulate import HistoryWriter
 from orchestrator.events.state import ExecutionState
 from orchestrator.events.userdata import encode_user_data
-from orchestrator.snapshots import ArchivedEvent, SnapshotStore, SnapshotWriter
+from orchestrator.snapshots import SnapshotStore, SnapshotWriter
 from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.writer import PendingSnapshot
 from tests.histories import fold_to_sequence

@@ -6,24 +6,24 @@ from __future__ import annotations
 import asyncpg
 from _projector_support import applied_total, running_worker, wait_until
 
+from orchestrator.events import History
 from orchestrator.events.codec import default_codec
 from orchestrator.events.topics import TopicsConfig
+from orchestrator.projections import PostgresEventArchive
 from orchestrator.projections.processor import Projector
 from orchestrator.projections.settings import ProjectionSettings
-from orchestrator.snapshots import SnapshotIndex, SnapshotStore
+from orchestrator.snapshots import SnapshotIndex, SnapshotStore, snapshot_history
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.policy import SnapshotPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive
-from orchestrator.snapshots.restore import Restorer
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
 
 def archive_restorer(
     pool: asyncpg.Pool, store: SnapshotStore, codec: SnapshotCodec, index: SnapshotIndex
-) -> Restorer:
-    """A restorer over ``store`` and ``index`` whose events come from the projection's
-    archive in ``pool``'s database (the default tables)."""
-    return Restorer(
+) -> History:
+    """The history service over ``store`` and ``index`` whose events come from the
+    projection's archive in ``pool``'s database (the default tables)."""
+    return snapshot_history(
         store=store, index=index, archive=PostgresEventArchive(pool, default_codec()), codec=codec
     )
 

@@ -33,11 +33,11 @@ from orchestrator.events.envelope import Envelope
 from orchestrator.events.fold import fold, step
 from orchestrator.events.limits import InputLimits
 from orchestrator.events.userdata import UserData
+from orchestrator.projections import PostgresEventArchive
 from orchestrator.projections.processor import Projector
-from orchestrator.snapshots import FilesystemSnapshotStore, SnapshotCodec
+from orchestrator.snapshots import FilesystemSnapshotStore, SnapshotCodec, snapshot_history
 from orchestrator.snapshots.policy import SnapshotPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
 
@@ -202,7 +202,7 @@ async def test_hostile_records_are_dead_lettered_and_the_genuine_log_applies(
     # Restore (newest snapshot + archive) reaches the same state as the genuine fold.
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
-        restorer = Restorer(
+        restorer = snapshot_history(
             store=store,
             index=PostgresSnapshotIndex(pool),
             archive=PostgresEventArchive(pool, codec),

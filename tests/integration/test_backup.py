@@ -30,8 +30,9 @@ from orchestrator.cli import app
 from orchestrator.config import load_config_file
 from orchestrator.events.codec import default_codec
 from orchestrator.events.fold import fold
-from orchestrator.snapshots import Restorer
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
+from orchestrator.projections import PostgresEventArchive
+from orchestrator.snapshots import snapshot_history
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.state import StateManager, checkpoint
 from tests.histories import task_started
 
@@ -129,7 +130,7 @@ async def _restore_equals_fold(config: Path, env: dict[str, str]) -> int:
     pool = await asyncpg.create_pool(env["DATABASE_URL"], min_size=1, max_size=2)
     try:
         archive = PostgresEventArchive(pool, default_codec())
-        restorer = Restorer(
+        restorer = snapshot_history(
             store=dep.snapshot_store(),
             index=PostgresSnapshotIndex(pool),
             archive=archive,

@@ -21,10 +21,10 @@ from _history_support import write_snapshots as snapshot_every
 from _state_stack import Stack, state_stack
 
 from orchestrator.debug import StateDebugger, Target, to_jsonable
-from orchestrator.debug.sources import LogReader
+from orchestrator.events import ArchivedEvent, LogReader
 from orchestrator.events.fold import step
 from orchestrator.events.state import ExecutionState
-from orchestrator.snapshots import ArchivedEvent, FilesystemSnapshotStore
+from orchestrator.snapshots import FilesystemSnapshotStore
 
 
 @dataclass

@@ -23,11 +23,12 @@ import pytest
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.fold import fold
+from orchestrator.projections import PostgresEventArchive
 from orchestrator.projections.processor import Projector
+from orchestrator.snapshots import snapshot_history
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from tests.faults._verifier import verify
 
 pytestmark = pytest.mark.slow
@@ -142,7 +143,7 @@ async def _check(dsn: str, store: FilesystemSnapshotStore, hist: dict[str, list[
         for row in rows:
             by_execution[row.execution_id].append(row)
         assert set(by_execution) == set(hist)  # every execution ended: all snapshotted
-        restorer = Restorer(store=store, index=index, archive=archive, codec=codec)
+        restorer = snapshot_history(store=store, index=index, archive=archive, codec=codec)
         for eid, events in hist.items():
             archived = await archive.events(eid)
             for row in by_execution[eid]:

@@ -19,11 +19,12 @@ from orchestrator.devstack import S3Endpoint
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.fold import fold
+from orchestrator.projections import PostgresEventArchive
 from orchestrator.projections.processor import Projector
+from orchestrator.snapshots import snapshot_history
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.policy import SnapshotPolicy
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.s3 import S3SnapshotStore
 from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 from tests.histories import fold_to_sequence as _at_sequence
@@ -48,7 +49,7 @@ async def _check_restores(
                 row.execution_id, before=(row.position.partition, row.position.offset + 1)
             )
             assert snap.state == fold(e.envelope for e in upto), row.object_key
-        restorer = Restorer(store=store, index=index, archive=archive, codec=codec)
+        restorer = snapshot_history(store=store, index=index, archive=archive, codec=codec)
         rng = random.Random(5)
         for eid, events in expected.items():
             full = fold(events)

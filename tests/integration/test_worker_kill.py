@@ -36,9 +36,9 @@ from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.codec import default_codec
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.fold import fold
-from orchestrator.snapshots import SnapshotCodec
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.projections import PostgresEventArchive
+from orchestrator.snapshots import SnapshotCodec, snapshot_history
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from tests.faults._verifier import verify
 
 pytestmark = pytest.mark.slow
@@ -165,7 +165,7 @@ async def _restore_equals_fold(app: App, events: list[Envelope]) -> list[str]:
     pool = await asyncpg.create_pool(app.plan.dsn, min_size=1, max_size=2)
     try:
         assert app.snapshot_store is not None
-        restorer = Restorer(
+        restorer = snapshot_history(
             store=app.snapshot_store,
             index=PostgresSnapshotIndex(pool),
             archive=PostgresEventArchive(

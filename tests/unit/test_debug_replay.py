@@ -8,23 +8,21 @@ never a wrong state.
 
 from __future__ import annotations
 
-import bisect
 import random
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from orchestrator.debug import HistoryNotFound, Replayer, SnapshotSource, Target
-from orchestrator.debug.sources import Located
+from orchestrator.debug import HistoryNotFound, Replayer, Target
+from orchestrator.events import ArchivedEvent, MemoryEventArchive
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import step
 from orchestrator.events.simulate import interleave, simulate_execution
 from orchestrator.events.state import ExecutionState
 from orchestrator.snapshots import (
-    ArchivedEvent,
     MemorySnapshotIndex,
     MemorySnapshotStore,
+    SnapshotBaseReader,
     SnapshotCodec,
     SnapshotWriter,
 )
@@ -35,37 +33,12 @@ from tests.histories import fold_to_sequence
 TOPIC = "orchestrator.pipeline.events"
 
 
-class MemoryHistory:
-    """The ``EventHistory`` port over lists; counts what was read."""
+class MemoryHistory(MemoryEventArchive):
+    """The ``EventArchive`` port over lists; counts what was read."""
 
-    def __init__(self, events: list[ArchivedEvent]) -> None:
-        self.events = events
-        self.read = 0
-
-    async def stream(
-        self, execution_id: str, *, after: tuple[int, int] | None = None
-    ) -> AsyncIterator[ArchivedEvent]:
-        mine = [e for e in self.events if e.envelope.execution_id == execution_id]
-        start = 0 if after is None else bisect.bisect_right([e.log_order for e in mine], after)
-        for event in mine[start:]:
-            self.read += 1
-            yield event
-
-    async def locate(self, execution_id: str) -> Located | None:
-        return None
-
-    async def first_after(self, execution_id: str, when: datetime) -> tuple[int, int] | None:
-        for e in self.events:
-            if e.envelope.execution_id == execution_id and e.envelope.occurred_at > when:
-                return e.log_order
-        return None
-
-    async def checkpoint(self, checkpoint_id: str) -> tuple[str, int] | None:
-        for e in self.events:
-            if getattr(e.envelope.payload, "checkpoint_id", None) == checkpoint_id:
-                assert e.envelope.execution_id is not None and e.envelope.sequence is not None
-                return e.envelope.execution_id, e.envelope.sequence
-        return None
+    @property
+    def read(self) -> int:
+        return self.rows_read
 
 
 def _histories(seed: int = 7) -> tuple[list[ArchivedEvent], dict[str, list[ArchivedEvent]]]:
@@ -83,7 +56,7 @@ def _prefix(events: list[ArchivedEvent], sequence: int | None) -> ExecutionState
     return fold_to_sequence((item.envelope for item in events), sequence)
 
 
-async def _snapshots(events: list[ArchivedEvent], every: int) -> SnapshotSource:
+async def _snapshots(events: list[ArchivedEvent], every: int) -> SnapshotBaseReader:
     store, index = MemorySnapshotStore(), MemorySnapshotIndex()
     writer = SnapshotWriter(store)
     state: ExecutionState | None = None
@@ -91,7 +64,7 @@ async def _snapshots(events: list[ArchivedEvent], every: int) -> SnapshotSource:
         state = step(state, item.envelope).state
         if i % every == 0 and state is not None:
             await index.add([await writer.write(PendingSnapshot(state, item.position, None))])
-    return SnapshotSource(index, SnapshotCodec(), store)
+    return SnapshotBaseReader(index, SnapshotCodec(), store)
 
 
 @pytest.mark.parametrize("every", [None, 3])

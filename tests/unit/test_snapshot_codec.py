@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
+import io
 import json
 import random
 import shutil
@@ -12,6 +14,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from fastavro import schemaless_writer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +23,7 @@ from orchestrator.events.fold import Outcome, fold, step
 from orchestrator.events.keys import KeyConfigError
 from orchestrator.events.simulate import simulate_execution
 from orchestrator.events.state import AppliedIds, CheckpointRef, ExecutionState, TaskState
-from orchestrator.snapshots._schema import StateSchemas, snapshot_schemas_root
+from orchestrator.snapshots._schema import StateSchemas, header_schema, snapshot_schemas_root
 from orchestrator.snapshots.codec import (
     AesGcmEncryption,
     AvroStateConverter,
@@ -307,3 +310,43 @@ def test_a_snapshot_keeps_the_applied_event_ids_so_its_readers_judge_as_the_proc
     old = dataclasses.replace(state, applied=AppliedIds(None, state.last_sequence))
     again = codec.decode(codec.encode(old, POS, occurred_at=None).data, "k").state
     assert again.applied.get(2) is None and again == state
+
+
+def _format_1(codec: SnapshotCodec, state: ExecutionState) -> bytes:
+    """The object an earlier version wrote: the ids inside the body, no ids section."""
+    raw = codec.converter.to_bytes(state)  # with the ids
+    header = dataclasses.replace(
+        codec.encode(state, POS, occurred_at=None).header,
+        format_version=1,
+        compression="none",
+        raw_size=len(raw),
+        body_size=len(raw),
+        body_sha256=hashlib.sha256(raw).digest(),
+    )
+    out = io.BytesIO()
+    schemaless_writer(out, header_schema(), header.to_record())
+    prefix = struct.pack(">4sBI", b"OSNP", 1, len(out.getvalue())) + out.getvalue()
+    return prefix + struct.pack(">I", zlib.crc32(prefix)) + raw
+
+
+@pytest.mark.parametrize("encrypt", [False, True])
+def test_snapshots_of_both_formats_give_the_same_verdicts_as_the_full_fold(encrypt: bool) -> None:
+    """Format 2 keeps the ids in a section read only when a record needs them; format 1
+    objects (ids in the body) still read. Both judge re-delivered and forged records as
+    the full fold does."""
+    events = simulate_execution("exec_v", random.Random(9), tasks=6, payload_bytes=16)
+    state = fold(events)
+    assert state is not None
+    sealed = SnapshotCodec(encryption=AesGcmEncryption(_ring("kid1")))
+    codec = sealed if encrypt else SnapshotCodec()
+    blobs = [codec.encode(state, POS, occurred_at=None).data]
+    if not encrypt:
+        blobs.append(_format_1(codec, state))
+    forged = dataclasses.replace(events[3], event_id="forged", epoch=state.epoch)
+    for blob in blobs:
+        restored = codec.decode(blob, "k").state
+        assert restored == state
+        for event in (forged, events[3], events[-1]):
+            assert step(restored, event).outcome is step(state, event).outcome
+            assert step(restored, event).reason == step(state, event).reason
+        assert restored.applied.ids() == state.applied.ids()

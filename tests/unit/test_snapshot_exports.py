@@ -22,11 +22,12 @@ def test_errors_hang_under_the_product_root() -> None:
         "SnapshotNotFound",
         "SnapshotStoreError",
         "SnapshotConfigError",
-        "NothingToRestore",
         "SnapshotterFailed",
     ):
         assert issubclass(getattr(snapshots, name), snapshots.SnapshotError)
     assert issubclass(snapshots.SnapshotError, OrchestratorStateError)
+    # The history service's error (events.history), re-exported here.
+    assert issubclass(snapshots.NothingToRestore, OrchestratorStateError)
 
 
 def test_importing_snapshots_loads_neither_boto3_nor_asyncpg() -> None:

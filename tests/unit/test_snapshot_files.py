@@ -20,10 +20,10 @@ from orchestrator.events.envelope import Position
 from orchestrator.events.fold import fold
 from orchestrator.events.simulate import simulate_execution
 from orchestrator.events.state import ExecutionState
+from orchestrator.snapshots import open_store
 from orchestrator.snapshots.codec import codec_from_settings
 from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotCorrupt
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
-from orchestrator.snapshots.store import open_store
 
 FORMATS = ("raw", "json", "msgpack")
 POS = Position("orchestrator.pipeline.events", 0, 41)

@@ -13,15 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orchestrator.events import ArchivedEvent, History, MemoryEventArchive, NothingToRestore
 from orchestrator.events.envelope import Position
 from orchestrator.events.fold import fold, step
 from orchestrator.events.simulate import interleave, simulate_execution
 from orchestrator.events.state import ExecutionState
+from orchestrator.snapshots import snapshot_history
 from orchestrator.snapshots.codec import AesGcmEncryption, SnapshotCodec
-from orchestrator.snapshots.errors import NothingToRestore
 from orchestrator.snapshots.index import MemorySnapshotIndex, SnapshotRecord
 from orchestrator.snapshots.keys import KeyRing, generate_key
-from orchestrator.snapshots.restore import ArchivedEvent, MemoryEventArchive, Restorer
 from orchestrator.snapshots.store import MemorySnapshotStore
 from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
 from tests.histories import flaky_log
@@ -115,7 +115,7 @@ async def _check_restore(
     log = _log(seed, executions, partitions)
     store, index, writer = _setup()
     await _snapshot_every(log, every, writer, index)
-    restorer = Restorer(
+    restorer = snapshot_history(
         store=store, index=index, archive=MemoryEventArchive(log), codec=writer.codec
     )
     restorer.page_size = page  # archived events are read a page at a time
@@ -145,7 +145,7 @@ async def test_restore_starts_from_the_newest_snapshot_and_folds_only_the_tail()
     log = _log(7, 1, 1)
     store, index, writer = _setup()
     await _snapshot_every(log, 5, writer, index)
-    restorer = Restorer(
+    restorer = snapshot_history(
         store=store, index=index, archive=MemoryEventArchive(log), codec=writer.codec
     )
     restored = await restorer.latest("exec_0")
@@ -158,13 +158,13 @@ async def test_restore_starts_from_the_newest_snapshot_and_folds_only_the_tail()
 async def _corrupt_setup(
     seed: int = 3,
 ) -> tuple[
-    list[ArchivedEvent], MemorySnapshotStore, MemorySnapshotIndex, Restorer, list[SnapshotRecord]
+    list[ArchivedEvent], MemorySnapshotStore, MemorySnapshotIndex, History, list[SnapshotRecord]
 ]:
     log = _log(seed, 1, 1)
     store, index, writer = _setup()
     taken = await _snapshot_every(log, 2, writer, index)
     assert taken >= 6  # more than restore reads in its first look at the index
-    restorer = Restorer(
+    restorer = snapshot_history(
         store=store, index=index, archive=MemoryEventArchive(log), codec=writer.codec
     )
     return log, store, index, restorer, await index.candidates("exec_0")
@@ -217,7 +217,9 @@ async def test_a_snapshot_sealed_with_an_unknown_key_is_skipped() -> None:
     store, index, writer = _setup(SnapshotCodec(encryption=AesGcmEncryption(ring)))
     await _snapshot_every(log, 4, writer, index)
     other = SnapshotCodec(encryption=AesGcmEncryption(KeyRing.parse(f"new:{generate_key()}")))
-    restorer = Restorer(store=store, index=index, archive=MemoryEventArchive(log), codec=other)
+    restorer = snapshot_history(
+        store=store, index=index, archive=MemoryEventArchive(log), codec=other
+    )
     restored = await restorer.latest("exec_0")
     assert restored.state == fold(e.envelope for e in log)
     assert restored.snapshot_key is None and restored.skipped
@@ -229,7 +231,7 @@ async def test_a_snapshot_of_another_execution_under_the_key_is_not_used() -> No
     await _snapshot_every(log, 3, writer, index)
     a, b = (await index.candidates("exec_0"))[0], (await index.candidates("exec_1"))[0]
     await store.put(a.object_key, await store.get(b.object_key))
-    restorer = Restorer(
+    restorer = snapshot_history(
         store=store, index=index, archive=MemoryEventArchive(log), codec=writer.codec
     )
     restored = await restorer.latest("exec_0")
@@ -240,7 +242,7 @@ async def test_a_snapshot_of_another_execution_under_the_key_is_not_used() -> No
 async def test_unknown_targets_are_a_clear_error() -> None:
     log = _log(1, 1, 1)
     store, index, writer = _setup()
-    restorer = Restorer(
+    restorer = snapshot_history(
         store=store, index=index, archive=MemoryEventArchive(log), codec=writer.codec
     )
     with pytest.raises(NothingToRestore, match="exec_404"):

@@ -10,13 +10,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from orchestrator.events import tracing
+from orchestrator.events import ArchivedEvent, MemoryEventArchive, tracing
 from orchestrator.events.envelope import Position
 from orchestrator.events.fold import fold
 from orchestrator.events.simulate import simulate_execution
+from orchestrator.snapshots import snapshot_history
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.index import MemorySnapshotIndex
-from orchestrator.snapshots.restore import ArchivedEvent, MemoryEventArchive, Restorer
 from orchestrator.snapshots.store import MemorySnapshotStore
 from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
 from tests.otel import installed
@@ -87,7 +87,7 @@ async def test_snapshot_write_continues_the_records_trace_and_restore_has_a_span
             traceparent = tracing.current_traceparent()
         pending = PendingSnapshot(state, log[-1].position, events[-1].occurred_at)
         await index.add(await writer.write_many([pending], {log[-1].position: traceparent or ""}))
-        restorer = Restorer(
+        restorer = snapshot_history(
             store=store, index=index, archive=MemoryEventArchive(log), codec=writer.codec
         )
         await restorer.latest("exec_t")

@@ -1,41 +1,47 @@
-"""How the snapshotter starts holding an execution it meets for the first time.
+"""The snapshotter's bootstrap of executions it meets for the first time.
 
 From its newest snapshot (the events that snapshot covers are then skipped), from
 nothing when the event met is its creation, or, when neither serves (the snapshot is
-unusable, or the execution's first events are gone from the log), rebuilt from the
-projection's archive once that projection has caught up, and snapshotted at once.
+unusable, or the execution's first events are gone from the log), rebuilt through the
+history service (newest usable snapshot + the archived events before the record met)
+once the archive's projection has caught up, and snapshotted at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
+from orchestrator.events import History, NothingToRestore
 from orchestrator.events import catalogue as c
 from orchestrator.events.consumer import DecodedRecord
 from orchestrator.events.envelope import Position
 from orchestrator.events.log import EventCodecLike
-from orchestrator.projections.positions import wait_for_position
+from orchestrator.projections import PostgresEventArchive, wait_for_position
 from orchestrator.snapshots._tracker import SnapshotTracker
-from orchestrator.snapshots.codec import Snapshot, SnapshotCodec
-from orchestrator.snapshots.errors import (
-    NothingToRestore,
-    SnapshotCorrupt,
-    SnapshotNotFound,
-    SnapshotterFailed,
-)
-from orchestrator.snapshots.postgres import PostgresEventArchive, PostgresSnapshotIndex
-from orchestrator.snapshots.restore import Restorer
+from orchestrator.snapshots.bases import SnapshotBaseReader
+from orchestrator.snapshots.codec import SnapshotCodec
+from orchestrator.snapshots.errors import SnapshotterFailed
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.store import SnapshotStore
-
-if TYPE_CHECKING:
-    from orchestrator.snapshots.snapshotter import SnapshotterSettings
 
 logger = logging.getLogger(__name__)
 
 
-class Meeting:
+@dataclass(frozen=True, slots=True)
+class ArchiveSource:
+    """Where the bootstrap rebuilds from: the index table, and the archive of the
+    projection ``projection`` (``None``: no archive), waited on up to ``wait_s``."""
+
+    index_table: str
+    events_table: str
+    checkpoints_table: str
+    projection: str | None
+    wait_s: float
+
+
+class ExecutionBootstrap:
     """Bootstraps executions into the tracker (one instance per snapshotter)."""
 
     def __init__(
@@ -43,28 +49,30 @@ class Meeting:
         pool: Any,
         store: SnapshotStore,
         codec: SnapshotCodec,
-        settings: SnapshotterSettings,
+        source: ArchiveSource,
         tracker: SnapshotTracker,
         event_codec: EventCodecLike,
     ) -> None:
         self.pool = pool
-        self.store = store
-        self.codec = codec
-        self.settings = settings
+        self.source = source
         self.tracker = tracker
-        self.event_codec = event_codec
+        self.bases = SnapshotBaseReader(
+            PostgresSnapshotIndex(pool, source.index_table), codec, store
+        )
+        archive = PostgresEventArchive(
+            pool,
+            event_codec,
+            events_table=source.events_table,
+            checkpoints_table=source.checkpoints_table,
+        )
+        self.history = History(archive, snapshots=self.bases)
 
     async def meet(self, firsts: dict[str, DecodedRecord]) -> None:
         """Hold each execution met for the first time, from its newest snapshot, from
         nothing (its first event is here), or rebuilt from the archive."""
         if not firsts:
             return
-        index = PostgresSnapshotIndex(self.pool, self.settings.index_table)
-        latest = await index.latest(list(firsts))
-        loaded = await asyncio.gather(
-            *(self._load(eid, rec.object_key) for eid, rec in latest.items())
-        )
-        snapshots = {eid: snap for eid, snap in zip(latest, loaded, strict=True) if snap}
+        indexed, snapshots = await self.bases.newest_of(list(firsts))
         for eid, first in firsts.items():
             tp = (first.position.topic, first.position.partition)
             snap = snapshots.get(eid)
@@ -77,28 +85,16 @@ class Meeting:
             envelope = first.envelope
             assert envelope is not None
             created = isinstance(envelope.payload, c.ExecutionCreated) and envelope.sequence == 1
-            if eid not in latest and created:
+            if eid not in indexed and created:
                 self.tracker.adopt(eid, tp, None)
                 continue
-            await self._rebuild(eid, first.position, has_snapshot=eid in latest)
-
-    async def _load(self, execution_id: str, key: str) -> Snapshot | None:
-        uri = self.store.uri(key)
-        try:
-            snap = self.codec.decode(await self.store.get(key), uri)
-        except (SnapshotCorrupt, SnapshotNotFound) as exc:
-            logger.warning("snapshot %s of execution %s is unusable: %s", uri, execution_id, exc)
-            return None
-        if snap.header.execution_id != execution_id:
-            logger.warning("snapshot %s holds execution %s", uri, snap.header.execution_id)
-            return None
-        return snap
+            await self._rebuild(eid, first.position, has_snapshot=eid in indexed)
 
     async def _rebuild(self, execution_id: str, first: Position, *, has_snapshot: bool) -> None:
         """Rebuild from the archive the state before ``first``, and snapshot it."""
         tp = (first.topic, first.partition)
-        s = self.settings
-        if s.archive_projection is None:
+        s = self.source
+        if s.projection is None:
             if has_snapshot:
                 raise SnapshotterFailed(
                     "its latest snapshot is unusable and no archive is configured",
@@ -120,33 +116,24 @@ class Meeting:
         if first.offset > 0:
             caught_up = await wait_for_position(
                 self.pool,
-                s.archive_projection,
+                s.projection,
                 Position(first.topic, first.partition, first.offset - 1),
-                s.archive_wait_s,
+                s.wait_s,
             )
             if not caught_up:
                 raise SnapshotterFailed(
-                    f"projection {s.archive_projection!r} has not archived up to here after "
-                    f"{s.archive_wait_s}s; cannot rebuild the execution",
+                    f"projection {s.projection!r} has not archived up to here after "
+                    f"{s.wait_s}s; cannot rebuild the execution",
                     retriable=True,
                     topic=first.topic,
                     partition=first.partition,
                     offset=first.offset,
                     execution_id=execution_id,
                 )
-        restorer = Restorer(
-            store=self.store,
-            index=PostgresSnapshotIndex(self.pool, s.index_table),
-            archive=PostgresEventArchive(
-                self.pool,
-                self.event_codec,
-                events_table=s.events_table,
-                checkpoints_table=s.tables.checkpoints,
-            ),
-            codec=self.codec,
-        )
         try:
-            restored = await restorer.before_position(execution_id, first.partition, first.offset)
+            restored = await self.history.before_position(
+                execution_id, first.partition, first.offset
+            )
         except NothingToRestore:
             logger.warning("execution %s: nothing before %s to rebuild from", execution_id, first)
             self.tracker.adopt(execution_id, tp, None)
