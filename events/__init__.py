@@ -41,6 +41,7 @@ from orchestrator.events.errors import (
     UserDataError,
 )
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
+from orchestrator.events.group import BatchHandler, Fenced, GroupMember, MemberSettings
 from orchestrator.events.keys import KeyConfigError, KeyRing
 from orchestrator.events.lifetime import record_lifetime_ms, user_data_topics
 from orchestrator.events.log import EventLog, ProducerSettings
@@ -91,6 +92,7 @@ __all__ = [
     "PAYLOAD_TYPES",
     "PIPELINE_MACHINE",
     "TASK_MACHINE",
+    "BatchHandler",
     "BlobRef",
     "BlobStore",
     "CheckpointRef",
@@ -107,6 +109,8 @@ __all__ = [
     "EventLog",
     "EventsError",
     "ExecutionState",
+    "Fenced",
+    "GroupMember",
     "InvalidEvent",
     "InvalidTransition",
     "KafkaSecurity",
@@ -116,6 +120,7 @@ __all__ = [
     "KeyRing",
     "LogError",
     "Machine",
+    "MemberSettings",
     "MemoryEventLog",
     "MemoryRecord",
     "NamespaceState",

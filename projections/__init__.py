@@ -37,6 +37,7 @@ from orchestrator.projections.migrate import (
     migrate,
     migration_status,
 )
+from orchestrator.projections.offsets import Fence, PostgresOffsets
 from orchestrator.projections.positions import applied_offset, wait_for_position
 from orchestrator.projections.processor import Projector, prepare, run_processor
 from orchestrator.projections.rebuild import (
@@ -69,11 +70,13 @@ __all__ = [
     "DeadLetterNotFound",
     "DeadLetterRow",
     "EraseResult",
+    "Fence",
     "Finished",
     "IndexConfigError",
     "IndexState",
     "MigrationStatus",
     "PostgresDataKeys",
+    "PostgresOffsets",
     "ProcessorFailed",
     "ProjectionError",
     "ProjectionSettings",

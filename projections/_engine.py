@@ -45,8 +45,9 @@ from orchestrator.projections._batch import (
 from orchestrator.projections._collector import collector_paused
 from orchestrator.projections.deadletters import DeadLetterSink
 from orchestrator.projections.errors import ProcessorFailed
+from orchestrator.projections.offsets import Fence, PostgresOffsets
 from orchestrator.projections.settings import ProjectionSettings
-from orchestrator.projections.store import Fence, PreparedWrite, ReadModelStore
+from orchestrator.projections.store import PreparedWrite, ReadModelStore
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class BatchEngine:
     ) -> None:
         self.settings = settings
         self.store = ReadModelStore(settings)
+        self.offsets = PostgresOffsets(settings.name)
         self._pool = pool
         self._codec = codec
         self._sink = sink
@@ -130,7 +132,7 @@ class BatchEngine:
         tps = list(tps)
         self._drop_cache(set(tps))
         async with self._pool.acquire() as conn:
-            stored = await self.store.claim_offsets(conn, tps)
+            stored = await self.offsets.claim(conn, tps)
         self._expected.update(stored)
         return {tp: fence[0] for tp, fence in stored.items()}
 
@@ -343,8 +345,8 @@ class BatchEngine:
         traced = [] if staged.traced_ns is None else _tracing.traced_applied(staged.owned, changes)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                stored = await self.store.lock_offsets(conn, tps)
-                stale = [tp for tp in tps if stored.get(tp) != self._expected.get(tp)]
+                expected = {tp: self._expected.get(tp, (-1, -1)) for tp in tps}
+                stale, stored = await self.offsets.check(conn, expected)
                 if stale:
                     raise _Fenced(stale, stored)
                 await self._sink.publish(conn, changes.dead_letters)
@@ -387,7 +389,7 @@ class BatchEngine:
         missing = [tp for tp in fenced.stale if tp not in fenced.stored]
         if missing:  # the row went away: start it again as a claim would
             async with self._pool.acquire() as conn:
-                fenced.stored.update(await self.store.claim_offsets(conn, missing))
+                fenced.stored.update(await self.offsets.claim(conn, missing))
         seek: dict[TP, int] = {}
         for tp in tps:
             if tp in fenced.stale:
