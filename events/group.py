@@ -183,6 +183,13 @@ class GroupMember:
         if consumer is not None:
             await consumer.stop()
 
+    async def __aenter__(self) -> GroupMember:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
     def request_stop(self) -> None:
         """Finish the batch in hand, then return from ``run`` (what SIGTERM does)."""
         self._stopping.set()
