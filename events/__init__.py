@@ -41,7 +41,13 @@ from orchestrator.events.errors import (
     UserDataError,
 )
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
-from orchestrator.events.group import BatchHandler, Fenced, GroupMember, MemberSettings
+from orchestrator.events.group import (
+    BatchHandler,
+    Fenced,
+    GroupMember,
+    GroupProcess,
+    MemberSettings,
+)
 from orchestrator.events.keys import KeyConfigError, KeyRing
 from orchestrator.events.lifetime import record_lifetime_ms, user_data_topics
 from orchestrator.events.log import EventLog, ProducerSettings
@@ -111,6 +117,7 @@ __all__ = [
     "ExecutionState",
     "Fenced",
     "GroupMember",
+    "GroupProcess",
     "InvalidEvent",
     "InvalidTransition",
     "KafkaSecurity",

@@ -35,7 +35,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, Self
 
 from orchestrator.events import metrics
 from orchestrator.events.consumer import ConsumerSettings, EventConsumer, RawRecord, TopicPartition
@@ -150,7 +150,24 @@ class Batching(Protocol):
     def kafka_commit_interval_s(self) -> float | None: ...
 
 
-class GroupMember:
+class _Resource:
+    """``async with`` = ``start()`` then ``stop()``."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+class GroupMember(_Resource):
     """One member of a consumer group driving a :class:`BatchHandler`."""
 
     def __init__(self, bootstrap: str, settings: MemberSettings, handler: BatchHandler) -> None:
@@ -182,13 +199,6 @@ class GroupMember:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
-
-    async def __aenter__(self) -> GroupMember:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     def request_stop(self) -> None:
         """Finish the batch in hand, then return from ``run`` (what SIGTERM does)."""
@@ -334,6 +344,31 @@ class GroupMember:
             await consumer.commit({TopicPartition(t, p): o for (t, p), o in positions.items()})
         except LogError as exc:  # a commit refused during a rebalance: retried next time
             self._log.debug("%s: lag commit skipped: %s", self.label, exc)
+
+
+class GroupProcess(BatchHandler, _Resource):
+    """A handler that owns its member: ``async with`` it and ``run()`` it.
+
+    Subclasses set ``self.member`` in ``__init__`` and extend ``start`` / ``stop``
+    with their own resources (a pool, a producer)."""
+
+    member: GroupMember
+
+    async def start(self) -> None:
+        """Connect to Kafka and subscribe; the group is joined by ``run``."""
+        await self.member.start()
+
+    async def stop(self) -> None:
+        """Leave the group and close the connections; safe to call twice."""
+        await self.member.stop()
+
+    def request_stop(self) -> None:
+        """Finish the batch in hand, then return from ``run`` (what SIGTERM does)."""
+        self.member.request_stop()
+
+    async def run(self) -> None:
+        """Consume and hand batches over until ``request_stop`` (see ``GroupMember``)."""
+        await self.member.run()
 
 
 def _names(tps: Iterable[TopicPartition]) -> str:

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from orchestrator.events import metrics, tracing
+from orchestrator.events import PIPELINE_MACHINE, metrics, tracing
 from orchestrator.events.consumer import DecodedRecord, RawRecord, decode_records
 from orchestrator.events.log import EventCodecLike
 from orchestrator.events.state import SharedVariable
@@ -52,6 +52,9 @@ from orchestrator.projections.store import PreparedWrite, ReadModelStore
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_FINISHED = PIPELINE_MACHINE.terminal
+"""Executions in these statuses are not cached: the cache holds live ones only, so a
+processor's memory follows the executions in flight, not the history folded."""
 _THREAD_FROM = 500
 """Batches of at least this many records are staged in a worker thread (see ``_cpu``)."""
 
@@ -372,6 +375,9 @@ class BatchEngine:
     def _remember(self, changes: BatchChanges) -> None:
         cache = self._cache
         for eid, entry in changes.executions.items():
+            if entry.state.status in _FINISHED:  # rarely hears again: memory stays flat
+                cache.pop(eid, None)
+                continue
             cache[eid] = entry
             cache.move_to_end(eid)
         while len(cache) > self.settings.max_cached_executions:

@@ -27,9 +27,9 @@ from typing import Any
 import asyncpg
 
 from orchestrator.events import (
-    BatchHandler,
     ConsumerSettings,
     GroupMember,
+    GroupProcess,
     LogError,
     MemberSettings,
     RawRecord,
@@ -85,7 +85,7 @@ async def prepare(
     await ensure_topics(bootstrap, dlqs, security=security)
 
 
-class Projector(BatchHandler):
+class Projector(GroupProcess):
     """One consumer-group member of a projection; ``async with`` it and ``run()`` it.
 
     The group plumbing is ``events.group.GroupMember``'s; this says what a batch is
@@ -166,17 +166,6 @@ class Projector(BatchHandler):
             finally:
                 if pool is not None and pool is not self._borrowed_pool:
                     await pool.close()
-
-    async def __aenter__(self) -> Projector:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    def request_stop(self) -> None:
-        """Finish the batch in hand, then return from ``run`` (what SIGTERM does)."""
-        self.member.request_stop()
 
     async def run(self) -> None:
         """Consume, fold and write batches until ``request_stop`` (see

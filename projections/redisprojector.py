@@ -28,10 +28,10 @@ from datetime import datetime
 import asyncpg
 
 from orchestrator.events import (
-    BatchHandler,
     DecodedRecord,
     Fenced,
     GroupMember,
+    GroupProcess,
     MemberSettings,
     RawRecord,
     TopicPartition,
@@ -87,7 +87,7 @@ def _transient(exc: BaseException) -> bool:
     return is_redis_outage(exc) or is_outage(exc)
 
 
-class RedisProjector(BatchHandler):
+class RedisProjector(GroupProcess):
     """One member of the Redis read model's group; ``async with`` it and ``run()`` it.
 
     The group plumbing is ``events.group.GroupMember``'s; the offsets stay in Redis,
@@ -124,29 +124,6 @@ class RedisProjector(BatchHandler):
         self._stale: set[str] = set()
         self.batches = 0
         self.records = 0
-
-    async def start(self) -> None:
-        """Connect to Kafka and subscribe to the pipeline topic."""
-        await self.member.start()
-
-    async def stop(self) -> None:
-        await self.member.stop()
-
-    async def __aenter__(self) -> RedisProjector:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    def request_stop(self) -> None:
-        """Finish the batch in hand, then return from ``run``."""
-        self.member.request_stop()
-
-    async def run(self) -> None:
-        """Consume and fold until ``request_stop``; outages of Redis or Kafka are ridden
-        out, then every partition resumes from the offsets stored in Redis."""
-        await self.member.run()
 
     @property
     def positions(self) -> dict[TP, int]:

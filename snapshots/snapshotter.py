@@ -29,11 +29,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.events import (
-    BatchHandler,
     ConsumerSettings,
     DecodedRecord,
     Fenced,
     GroupMember,
+    GroupProcess,
     MemberSettings,
     Position,
     RawRecord,
@@ -100,7 +100,7 @@ def is_snapshot_outage(exc: BaseException) -> bool:
     return is_outage(exc)
 
 
-class Snapshotter(BatchHandler):
+class Snapshotter(GroupProcess):
     """One member of the snapshotter group; ``async with`` it and ``run()`` it.
 
     The group plumbing is ``events.group.GroupMember``'s; the offsets and their fence
@@ -181,17 +181,6 @@ class Snapshotter(BatchHandler):
         finally:
             if pool is not None and pool is not self._borrowed_pool:
                 await pool.close()
-
-    async def __aenter__(self) -> Snapshotter:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    def request_stop(self) -> None:
-        """Finish the batch in hand, then return from ``run`` (what SIGTERM does)."""
-        self.member.request_stop()
 
     async def run(self) -> None:
         """Consume, fold, snapshot and commit until ``request_stop`` (see
