@@ -183,6 +183,7 @@ class GroupMember(_Resource):
         self._failure: Exception | None = None
         self._reclaim = False
         self._last_kafka_commit = 0.0
+        self._lag_commit: asyncio.Task[None] | None = None
         self._outage = Outage(f"{self.label}: {handler.dependencies}", logger)
 
     # --- lifecycle -----------------------------------------------------------------
@@ -196,6 +197,9 @@ class GroupMember(_Resource):
 
     async def stop(self) -> None:
         """Leave the group and close the connections; safe to call twice."""
+        committing, self._lag_commit = self._lag_commit, None
+        if committing is not None:
+            await committing
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
@@ -312,7 +316,7 @@ class GroupMember(_Resource):
                 self._raise_failure()
                 await self._handler.handle(records)
             self._outage.recovered()  # a batch went through: the outage, if any, is over
-            await self._commit_for_lag()
+            self._commit_for_lag()
         async with self._lock:
             await self._handler.settle()
         self._raise_failure()
@@ -322,12 +326,19 @@ class GroupMember(_Resource):
         if failure is not None:
             raise failure
 
-    async def _commit_for_lag(self) -> None:
-        """Kafka offsets, for lag tools only (at most every ``kafka_commit_interval_s``)."""
+    def _commit_for_lag(self) -> None:
+        """Kafka offsets, for lag tools only (at most every ``kafka_commit_interval_s``),
+        committed in the background: the next batch never waits for a broker round trip
+        (append->visible latency)."""
         every = self.settings.kafka_commit_interval_s
         now = time.monotonic()
         if every is None or now - self._last_kafka_commit < every or self._consumer is None:
             return
+        previous = self._lag_commit
+        if previous is not None:
+            if not previous.done():
+                return
+            previous.result()  # a failure other than the broker's refusal surfaces here
         self._last_kafka_commit = now
         consumer = self._consumer
         if self.settings.lag_metric:
@@ -338,11 +349,14 @@ class GroupMember(_Resource):
                     lags[(topic, partition)] = end - offset
             metrics.record_consumer_lag(self.group_id, lags)
         positions = self._handler.positions
-        if not positions:
-            return
+        if positions:
+            offsets = {TopicPartition(t, p): o for (t, p), o in positions.items()}
+            self._lag_commit = asyncio.create_task(self._commit(consumer, offsets))
+
+    async def _commit(self, consumer: EventConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await consumer.commit({TopicPartition(t, p): o for (t, p), o in positions.items()})
-        except LogError as exc:  # a commit refused during a rebalance: retried next time
+            await consumer.commit(offsets)
+        except LogError as exc:  # lag tools only: a refused commit is retried next time
             self._log.debug("%s: lag commit skipped: %s", self.label, exc)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from dataclasses import replace
@@ -272,6 +273,7 @@ async def run_processor(
             await projector.start()
 
         await ride_out(start, outage=started, transient=is_outage)
+        gc.freeze()  # what start-up made lives for ever: no collection walks it again
         feed = (
             None
             if topics is None
