@@ -13,6 +13,9 @@ project``, as in production):
   ``--batch-size`` (default 10,000) is the processor's max records per batch in the
   catch-up: bigger batches amortise per-batch costs (on a 2-core machine, 2,000 gave
   about 22k events/s, 5,000 about 24k, 10,000 about 27k, on one warm broker);
+- ``rss_mb_at_tenth`` / ``rss_mb_end``: each processor's resident memory when a tenth
+  of the events are folded and at the end (flat memory: the two are close whatever
+  ``--events`` is); ``--snapshotter`` runs one beside them and prints its own;
 - ``latency_ms_p50/p99/max``: from calling ``append`` to receiving the NOTIFY that the
   execution changed (after the commit, so the row is readable), with ``--rate`` events/s
   appended steadily for ``--seconds`` seconds after ``--warmup`` seconds not measured.
@@ -40,7 +43,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -113,23 +116,45 @@ async def _topics(bootstrap: str, partitions: int) -> AsyncIterator[TopicsConfig
             await admin.close()
 
 
-@asynccontextmanager
-async def _processor(
+def _processor(
     dsn: str, bootstrap: str, topics: TopicsConfig, batch_size: int, log_path: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
+) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
+    return _cli_process(
+        log_path,
+        "project",
+        "--database-url", dsn,
+        "--bootstrap-servers", bootstrap,
+        "--projection", "bench",
+        "--pipeline-topic", topics.pipeline.name,
+        "--shared-topic", topics.shared.name,
+        "--batch-size", str(batch_size),
+    )  # fmt: skip
+
+
+def _snapshotter(
+    dsn: str, bootstrap: str, topics: TopicsConfig, store: Path, log_path: Path
+) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
+    """The snapshotter beside the processor(s), as in production (its RSS is measured)."""
+    return _cli_process(
+        log_path,
+        "snapshots", "run",
+        "--database-url", dsn,
+        "--bootstrap-servers", bootstrap,
+        "--topic", topics.pipeline.name,
+        "--store", f"file://{store}",
+        "--name", "bench-snapshotter",
+        "--archive-projection", "bench",
+        "--metrics-address", "off",
+    )  # fmt: skip
+
+
+@asynccontextmanager
+async def _cli_process(log_path: Path, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``orchestrator-state <args>`` as its own process, logging to ``log_path``."""
     with log_path.open("ab") as sink:
         proc = await asyncio.create_subprocess_exec(
-            *CLI,
-            "project",
-            "--database-url", dsn,
-            "--bootstrap-servers", bootstrap,
-            "--projection", "bench",
-            "--pipeline-topic", topics.pipeline.name,
-            "--shared-topic", topics.shared.name,
-            "--batch-size", str(batch_size),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=sink,
-        )  # fmt: skip
+            *CLI, *args, stdout=asyncio.subprocess.DEVNULL, stderr=sink
+        )
     try:
         yield proc
     finally:
@@ -138,16 +163,28 @@ async def _processor(
             await proc.wait()
 
 
+def rss_mb(pid: int) -> float | None:
+    """Resident set size of a process in MiB (Linux ``/proc``; None elsewhere)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def _died(log: Path) -> RuntimeError:
     return RuntimeError(f"processor exited:\n{log.read_text(errors='replace')[-2000:]}")
 
 
-async def _offsets(conn: asyncpg.Connection) -> tuple[int, int]:
-    """(partitions assigned, sum of next offsets) of the bench projection."""
+async def _offsets(conn: asyncpg.Connection, name: str = "bench") -> tuple[int, int]:
+    """(partitions assigned, sum of next offsets) of the bench projection (or ``name``)."""
     try:
         row = await conn.fetchrow(
             "SELECT count(*) AS n, coalesce(sum(next_offset), 0) AS s"
-            " FROM projection_offsets WHERE projection = 'bench'"
+            " FROM projection_offsets WHERE projection = $1",
+            name,
         )
     except asyncpg.UndefinedTableError:
         return 0, 0
@@ -170,8 +207,13 @@ async def throughput(
     partitions: int,
     log: Path,
     processors: int = 1,
+    snapshotter: bool = False,
 ) -> dict[str, Any]:
-    """Catch up on ``events`` events already in the log; events/s of the processor(s)."""
+    """Catch up on ``events`` events already in the log; events/s of the processor(s).
+
+    RSS of each processor (and of the snapshotter, when it runs beside them) is read
+    when a tenth of the events are folded and again at the end: flat memory means
+    the two are close whatever ``events`` is."""
     histories = make_histories(events, seed=1)
     mixed = list(interleave(histories, random.Random(2)))
     async with _topics(bootstrap, partitions) as topics:
@@ -188,18 +230,30 @@ async def throughput(
                         )
                         for _ in range(processors)
                     ]
+                    snap = None
+                    if snapshotter:
+                        store = Path(tempfile.mkdtemp(prefix="bench-snapshots-"))
+                        snap = await stack.enter_async_context(
+                            _snapshotter(dsn, bootstrap, topics, store, log)
+                        )
                     start_at: float | None = None
                     start_done = 0
+                    rss: dict[str, Any] = {}
                     while True:
                         _, done = await _offsets(conn)
                         now = time.perf_counter()
                         if start_at is None and done > 0:
                             start_at, start_done = now, done
+                        if "rss_mb_at_tenth" not in rss and done >= len(mixed) // 10:
+                            rss["rss_mb_at_tenth"] = [rss_mb(p.pid) for p in procs]
                         if done >= len(mixed):
                             break
                         if any(proc.returncode is not None for proc in procs):
                             raise _died(log)
                         await asyncio.sleep(0.01)
+                    rss["rss_mb_end"] = [rss_mb(p.pid) for p in procs]
+                    if snap is not None:
+                        rss.update(await _snapshotter_rss(conn, snap, len(mixed), log))
                 assert start_at is not None
                 elapsed = now - start_at
                 archived = await conn.fetchval("SELECT count(*) FROM execution_events")
@@ -212,7 +266,29 @@ async def throughput(
         "events_per_s": round((len(mixed) - start_done) / elapsed) if elapsed > 0 else None,
         "catch_up_s": round(elapsed, 2),
         "archived": archived,
+        **rss,
     }
+
+
+async def _snapshotter_rss(
+    conn: asyncpg.Connection, proc: Any, events: int, log: Path
+) -> dict[str, Any]:
+    """The snapshotter's RSS once it has read a tenth of the events, and at the end.
+    Its stored offsets trail (its low watermark), so progress is its fold count as
+    the archive knows it: the sum of the offsets it has moved past, bounded by time."""
+    out: dict[str, Any] = {}
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        _, done = await _offsets(conn, "bench-snapshotter")
+        if "snapshotter_rss_mb_at_tenth" not in out and done >= events // 10:
+            out["snapshotter_rss_mb_at_tenth"] = rss_mb(proc.pid)
+        if done >= events * 0.95:
+            break
+        if proc.returncode is not None:
+            raise _died(log)
+        await asyncio.sleep(0.05)
+    out["snapshotter_rss_mb_end"] = rss_mb(proc.pid)
+    return out
 
 
 async def latency(
@@ -279,6 +355,7 @@ async def latency(
                         await asyncio.sleep(delay)
                 achieved = appended / (time.perf_counter() - started)
                 await asyncio.sleep(2)  # the last notifications
+                rss = rss_mb(proc.pid)
         finally:
             gc.enable()
             await listener.close()
@@ -298,6 +375,7 @@ async def latency(
         "latency_ms_p99": pct(0.99),
         "latency_ms_max": round(ms[-1], 1) if ms else None,
         "latency_ms_mean": round(statistics.fmean(ms), 1) if ms else None,
+        "latency_processor_rss_mb": rss,
     }
 
 
@@ -310,9 +388,12 @@ async def run_project_bench(
     processors: int = 1,
     warmup: float = 1.0,
     warmup_events: int = 20_000,
+    snapshotter: bool = False,
 ) -> dict[str, Any]:
     """Both measurements on env-named services, else on locally started ones.
-    ``processors`` > 1 runs the catch-up with that many group members (scaling)."""
+    ``processors`` > 1 runs the catch-up with that many group members (scaling);
+    ``snapshotter`` runs one beside them (its RSS is printed); ``seconds`` 0 skips the
+    latency run."""
     async with local_services(s3=False) as endpoints:
         bootstrap, dsn = endpoints.kafka_bootstrap, endpoints.database_url
         assert bootstrap is not None and dsn is not None
@@ -322,9 +403,12 @@ async def run_project_bench(
             await throughput(bootstrap, dsn, warmup_events, batch_size, partitions, log, processors)
             result["warmup_events"] = warmup_events
         result.update(
-            await throughput(bootstrap, dsn, events, batch_size, partitions, log, processors)
+            await throughput(
+                bootstrap, dsn, events, batch_size, partitions, log, processors, snapshotter
+            )
         )
-        result.update(await latency(bootstrap, dsn, rate, seconds, partitions, log, warmup))
+        if seconds > 0:
+            result.update(await latency(bootstrap, dsn, rate, seconds, partitions, log, warmup))
         return result
 
 
@@ -353,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--warmup-events", type=int, default=20_000, help="an unreported catch-up first"
     )
+    parser.add_argument("--snapshotter", action="store_true", help="run one beside (its RSS)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
@@ -366,6 +451,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.processors,
             args.warmup,
             args.warmup_events,
+            args.snapshotter,
         )
     )
     Console().print(render(result))
