@@ -42,7 +42,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -63,6 +63,19 @@ from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
 from orchestrator.projections.store import STATE_CHANGES_CHANNEL
 
 CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
+
+
+def interleave_live(
+    histories: list[list[Envelope]], rng: random.Random, live: int | None
+) -> Iterator[Envelope]:
+    """Histories merged randomly with at most ``live`` of them in flight at once (None:
+    all): a log whose concurrency stays the same however long it is, the workload in
+    which memory must stay flat."""
+    if live is None:
+        yield from interleave(histories, rng)
+        return
+    for start in range(0, len(histories), live):
+        yield from interleave(histories[start : start + live], rng)
 
 
 def make_histories(events: int, *, seed: int, tasks: int = 10) -> list[list[Envelope]]:
@@ -208,14 +221,16 @@ async def throughput(
     log: Path,
     processors: int = 1,
     snapshotter: bool = False,
+    live: int | None = None,
 ) -> dict[str, Any]:
     """Catch up on ``events`` events already in the log; events/s of the processor(s).
+    ``live``: at most this many executions interleaved at once (None: all of them).
 
     RSS of each processor (and of the snapshotter, when it runs beside them) is read
     when a tenth of the events are folded and again at the end: flat memory means
     the two are close whatever ``events`` is."""
     histories = make_histories(events, seed=1)
-    mixed = list(interleave(histories, random.Random(2)))
+    mixed = list(interleave_live(histories, random.Random(2), live))
     async with _topics(bootstrap, partitions) as topics:
         async with EventLog(bootstrap, default_codec(), topics=topics) as event_log:
             for i in range(0, len(mixed), 5000):
@@ -389,6 +404,7 @@ async def run_project_bench(
     warmup: float = 1.0,
     warmup_events: int = 20_000,
     snapshotter: bool = False,
+    live: int | None = None,
 ) -> dict[str, Any]:
     """Both measurements on env-named services, else on locally started ones.
     ``processors`` > 1 runs the catch-up with that many group members (scaling);
@@ -404,7 +420,7 @@ async def run_project_bench(
             result["warmup_events"] = warmup_events
         result.update(
             await throughput(
-                bootstrap, dsn, events, batch_size, partitions, log, processors, snapshotter
+                bootstrap, dsn, events, batch_size, partitions, log, processors, snapshotter, live
             )
         )
         if seconds > 0:
@@ -438,6 +454,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--warmup-events", type=int, default=20_000, help="an unreported catch-up first"
     )
     parser.add_argument("--snapshotter", action="store_true", help="run one beside (its RSS)")
+    parser.add_argument("--live", type=int, default=None, help="executions in flight at once")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
@@ -452,6 +469,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.warmup,
             args.warmup_events,
             args.snapshotter,
+            args.live,
         )
     )
     Console().print(render(result))
