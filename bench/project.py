@@ -13,6 +13,9 @@ project``, as in production):
   ``--batch-size`` (default 10,000) is the processor's max records per batch in the
   catch-up: bigger batches amortise per-batch costs (on a 2-core machine, 2,000 gave
   about 22k events/s, 5,000 about 24k, 10,000 about 27k, on one warm broker);
+- ``rss_mb_at_tenth`` / ``rss_mb_end``: each processor's resident memory when a tenth
+  of the events are folded and at the end (flat memory: the two are close whatever
+  ``--events`` is); ``--snapshotter`` runs one beside them and prints its own;
 - ``latency_ms_p50/p99/max``: from calling ``append`` to receiving the NOTIFY that the
   execution changed (after the commit, so the row is readable), with ``--rate`` events/s
   appended steadily for ``--seconds`` seconds after ``--warmup`` seconds not measured.
@@ -31,12 +34,11 @@ import gc
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -47,6 +49,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.table import Table
 
 from orchestrator.bench._database import fresh_database
+from orchestrator.bench._project_procs import (
+    _died,
+    _offsets,
+    _processor,
+    _snapshotter,
+    _snapshotter_rss,
+    _wait_ready,
+    rss_mb,
+)
 from orchestrator.bench._tables import figures_table
 from orchestrator.devstack import local_services
 from orchestrator.events.codec import default_codec
@@ -56,7 +67,18 @@ from orchestrator.events.simulate import interleave, simulate_execution
 from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
 from orchestrator.projections.store import STATE_CHANGES_CHANNEL
 
-CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
+
+def interleave_live(
+    histories: list[list[Envelope]], rng: random.Random, live: int | None
+) -> Iterator[Envelope]:
+    """Histories merged randomly with at most ``live`` of them in flight at once (None:
+    all): a log whose concurrency stays the same however long it is, the workload in
+    which memory must stay flat."""
+    if live is None:
+        yield from interleave(histories, rng)
+        return
+    for start in range(0, len(histories), live):
+        yield from interleave(histories[start : start + live], rng)
 
 
 def make_histories(events: int, *, seed: int, tasks: int = 10) -> list[list[Envelope]]:
@@ -98,55 +120,6 @@ async def _topics(bootstrap: str, partitions: int) -> AsyncIterator[TopicsConfig
             await admin.close()
 
 
-@asynccontextmanager
-async def _processor(
-    dsn: str, bootstrap: str, topics: TopicsConfig, batch_size: int, log_path: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    with log_path.open("ab") as sink:
-        proc = await asyncio.create_subprocess_exec(
-            *CLI,
-            "project",
-            "--database-url", dsn,
-            "--bootstrap-servers", bootstrap,
-            "--projection", "bench",
-            "--pipeline-topic", topics.pipeline.name,
-            "--shared-topic", topics.shared.name,
-            "--batch-size", str(batch_size),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=sink,
-        )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            await proc.wait()
-
-
-def _died(log: Path) -> RuntimeError:
-    return RuntimeError(f"processor exited:\n{log.read_text(errors='replace')[-2000:]}")
-
-
-async def _offsets(conn: asyncpg.Connection) -> tuple[int, int]:
-    """(partitions assigned, sum of next offsets) of the bench projection."""
-    try:
-        row = await conn.fetchrow(
-            "SELECT count(*) AS n, coalesce(sum(next_offset), 0) AS s"
-            " FROM projection_offsets WHERE projection = 'bench'"
-        )
-    except asyncpg.UndefinedTableError:
-        return 0, 0
-    assert row is not None
-    return int(row["n"]), int(row["s"])
-
-
-async def _wait_ready(conn: asyncpg.Connection, partitions: int, proc: Any, log: Path) -> None:
-    while (await _offsets(conn))[0] < partitions:
-        if proc.returncode is not None:
-            raise _died(log)
-        await asyncio.sleep(0.05)
-
-
 async def throughput(
     bootstrap: str,
     server_dsn: str,
@@ -155,10 +128,17 @@ async def throughput(
     partitions: int,
     log: Path,
     processors: int = 1,
+    snapshotter: bool = False,
+    live: int | None = None,
 ) -> dict[str, Any]:
-    """Catch up on ``events`` events already in the log; events/s of the processor(s)."""
+    """Catch up on ``events`` events already in the log; events/s of the processor(s).
+    ``live``: at most this many executions interleaved at once (None: all of them).
+
+    RSS of each processor (and of the snapshotter, when it runs beside them) is read
+    when a tenth of the events are folded and again at the end: flat memory means
+    the two are close whatever ``events`` is."""
     histories = make_histories(events, seed=1)
-    mixed = list(interleave(histories, random.Random(2)))
+    mixed = list(interleave_live(histories, random.Random(2), live))
     async with _topics(bootstrap, partitions) as topics:
         async with EventLog(bootstrap, default_codec(), topics=topics) as event_log:
             for i in range(0, len(mixed), 5000):
@@ -173,18 +153,30 @@ async def throughput(
                         )
                         for _ in range(processors)
                     ]
+                    snap = None
+                    if snapshotter:
+                        store = Path(tempfile.mkdtemp(prefix="bench-snapshots-"))
+                        snap = await stack.enter_async_context(
+                            _snapshotter(dsn, bootstrap, topics, store, log)
+                        )
                     start_at: float | None = None
                     start_done = 0
+                    rss: dict[str, Any] = {}
                     while True:
                         _, done = await _offsets(conn)
                         now = time.perf_counter()
                         if start_at is None and done > 0:
                             start_at, start_done = now, done
+                        if "rss_mb_at_tenth" not in rss and done >= len(mixed) // 10:
+                            rss["rss_mb_at_tenth"] = [rss_mb(p.pid) for p in procs]
                         if done >= len(mixed):
                             break
                         if any(proc.returncode is not None for proc in procs):
                             raise _died(log)
                         await asyncio.sleep(0.01)
+                    rss["rss_mb_end"] = [rss_mb(p.pid) for p in procs]
+                    if snap is not None:
+                        rss.update(await _snapshotter_rss(conn, snap, len(mixed), log))
                 assert start_at is not None
                 elapsed = now - start_at
                 archived = await conn.fetchval("SELECT count(*) FROM execution_events")
@@ -197,6 +189,7 @@ async def throughput(
         "events_per_s": round((len(mixed) - start_done) / elapsed) if elapsed > 0 else None,
         "catch_up_s": round(elapsed, 2),
         "archived": archived,
+        **rss,
     }
 
 
@@ -264,6 +257,7 @@ async def latency(
                         await asyncio.sleep(delay)
                 achieved = appended / (time.perf_counter() - started)
                 await asyncio.sleep(2)  # the last notifications
+                rss = rss_mb(proc.pid)
         finally:
             gc.enable()
             await listener.close()
@@ -283,6 +277,7 @@ async def latency(
         "latency_ms_p99": pct(0.99),
         "latency_ms_max": round(ms[-1], 1) if ms else None,
         "latency_ms_mean": round(statistics.fmean(ms), 1) if ms else None,
+        "latency_processor_rss_mb": rss,
     }
 
 
@@ -295,9 +290,13 @@ async def run_project_bench(
     processors: int = 1,
     warmup: float = 1.0,
     warmup_events: int = 20_000,
+    snapshotter: bool = False,
+    live: int | None = None,
 ) -> dict[str, Any]:
     """Both measurements on env-named services, else on locally started ones.
-    ``processors`` > 1 runs the catch-up with that many group members (scaling)."""
+    ``processors`` > 1 runs the catch-up with that many group members (scaling);
+    ``snapshotter`` runs one beside them (its RSS is printed); ``seconds`` 0 skips the
+    latency run."""
     async with local_services(s3=False) as endpoints:
         bootstrap, dsn = endpoints.kafka_bootstrap, endpoints.database_url
         assert bootstrap is not None and dsn is not None
@@ -307,9 +306,12 @@ async def run_project_bench(
             await throughput(bootstrap, dsn, warmup_events, batch_size, partitions, log, processors)
             result["warmup_events"] = warmup_events
         result.update(
-            await throughput(bootstrap, dsn, events, batch_size, partitions, log, processors)
+            await throughput(
+                bootstrap, dsn, events, batch_size, partitions, log, processors, snapshotter, live
+            )
         )
-        result.update(await latency(bootstrap, dsn, rate, seconds, partitions, log, warmup))
+        if seconds > 0:
+            result.update(await latency(bootstrap, dsn, rate, seconds, partitions, log, warmup))
         return result
 
 

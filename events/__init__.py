@@ -42,6 +42,13 @@ from orchestrator.events.errors import (
     UserDataError,
 )
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
+from orchestrator.events.group import (
+    BatchHandler,
+    Fenced,
+    GroupMember,
+    GroupProcess,
+    MemberSettings,
+)
 from orchestrator.events.history import (
     ArchivedEvent,
     Base,
@@ -114,6 +121,7 @@ __all__ = [
     "TASK_MACHINE",
     "ArchivedEvent",
     "Base",
+    "BatchHandler",
     "BlobRef",
     "BlobStore",
     "Bound",
@@ -133,6 +141,9 @@ __all__ = [
     "EventLog",
     "EventsError",
     "ExecutionState",
+    "Fenced",
+    "GroupMember",
+    "GroupProcess",
     "History",
     "HistoryStep",
     "InvalidEvent",
@@ -147,6 +158,7 @@ __all__ = [
     "LogPartitionUnknown",
     "LogReader",
     "Machine",
+    "MemberSettings",
     "MemoryEventArchive",
     "MemoryEventLog",
     "MemoryRecord",

@@ -7,9 +7,10 @@ does on a crash). Two modes:
 
 - **assigned**: ``assign([...])`` then ``seek`` — the replay tool and
   ``EventLog.read_range`` read one partition between two offsets this way;
-- **group**: ``group_id=`` plus ``subscribe(topics, listener)`` — the projection
-  runtime's ``RebalanceListener`` seeks to its stored offsets in
-  ``on_partitions_assigned``. ``commit`` exists for lag metrics only.
+- **group**: ``group_id=`` plus ``subscribe(topics, listener)`` — driven by the one
+  group member (``events.group.GroupMember``), whose listener seeks to the offsets
+  stored with each processor's data in ``on_partitions_assigned``. ``commit`` exists
+  for lag metrics only.
 
 Upper layers see only our ``TopicPartition``, ``RawRecord`` and ``RebalanceListener``;
 aiokafka's types stay in this module.

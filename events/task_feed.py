@@ -29,15 +29,9 @@ from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
 from orchestrator.events._kafka import translated
 from orchestrator.events.catalogue import TASK_EVENT_TYPES
-from orchestrator.events.consumer import (
-    ConsumerSettings,
-    Decoder,
-    EventConsumer,
-    RawRecord,
-    TopicPartition,
-)
+from orchestrator.events.consumer import ConsumerSettings, Decoder, RawRecord, TopicPartition
 from orchestrator.events.errors import DecodeError
-from orchestrator.events.outage import Outage
+from orchestrator.events.group import BatchHandler, GroupMember, MemberSettings
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.topics import TopicsConfig
 
@@ -60,8 +54,12 @@ class TaskFeedSettings:
     """How long a crashed feed's open transaction can hold back the feed's readers."""
 
 
-class TaskFeed:
-    """Copies task events from ``source_topic`` to ``feed_topic``; run it with :meth:`run`."""
+class TaskFeed(BatchHandler):
+    """Copies task events from ``source_topic`` to ``feed_topic``; run it with :meth:`run`.
+
+    A member of the one consumer-group machinery (``events.group``) whose offsets
+    Kafka holds: a claim seeks nothing (the group's committed offsets are where the
+    last transaction left them), and a batch is one transaction."""
 
     def __init__(self, bootstrap_servers: str, codec: Decoder, settings: TaskFeedSettings) -> None:
         self._bootstrap = bootstrap_servers
@@ -69,20 +67,32 @@ class TaskFeed:
         self.settings = settings
         self.copied = 0
         """Task events copied by this process (committed transactions only)."""
+        self._producer: aiokafka.AIOKafkaProducer | None = None
+        self._member: GroupMember | None = None
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Copy until ``stop`` is set (or for ever); Kafka outages are ridden out."""
         s = self.settings
-        consumer = EventConsumer(
-            self._bootstrap,
-            ConsumerSettings(
-                client_id="orchestrator-task-feed",
-                isolation_level="read_committed",
-                security=s.security,
-            ),
-            group_id=s.group_id,
+        consumer = ConsumerSettings(
+            client_id="orchestrator-task-feed",
+            isolation_level="read_committed",
+            security=s.security,
         )
-        producer = aiokafka.AIOKafkaProducer(
+        member = self._member = GroupMember(
+            self._bootstrap,
+            MemberSettings(
+                group_id=s.group_id,
+                topics=[s.source_topic],
+                consumer=consumer,
+                batch_size=s.max_records,
+                poll_timeout_ms=500,
+                kafka_commit_interval_s=None,  # offsets go with each transaction
+                label=f"task feed {s.source_topic} -> {s.feed_topic}",
+                lag_metric=False,
+            ),
+            self,
+        )
+        producer = self._producer = aiokafka.AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id="orchestrator-task-feed",
             # One id per run: a restarted feed fences its predecessor's open transaction.
@@ -92,29 +102,44 @@ class TaskFeed:
             transaction_timeout_ms=s.transaction_timeout_ms,
             **s.security.client_kwargs(),
         )
-        outage = Outage(f"task feed {s.source_topic} -> {s.feed_topic}: Kafka", log)
-        await consumer.start()
+        await member.start()
+        relay = None if stop is None else asyncio.create_task(_relay(stop, member))
         try:
             with translated("starting the task feed's producer"):
                 await producer.start()
-            consumer.subscribe([s.source_topic])
-            while stop is None or not stop.is_set():
-                batch: list[RawRecord] = []
-                try:
-                    batch = await consumer.getmany(max_records=s.max_records, timeout_ms=500)
-                    if batch:
-                        await self._copy(producer, batch)
-                    outage.recovered()
-                except Exception as exc:  # ridden out: logged once per outage
-                    _rewind(consumer, batch)  # the aborted batch is read again
-                    await asyncio.sleep(outage.failed(exc))
+            await member.run()
         finally:
+            if relay is not None:
+                relay.cancel()
             with translated("stopping the task feed"):
                 await producer.stop()
-            await consumer.stop()
+            await member.stop()
 
-    async def _copy(self, producer: aiokafka.AIOKafkaProducer, batch: list[RawRecord]) -> None:
+    def is_transient(self, exc: BaseException) -> bool:
+        """A feed never stops on an error: every one is ridden out (and logged once)."""
+        return True
+
+    async def claim(self, tps: frozenset[TopicPartition]) -> dict[TopicPartition, int]:
+        """Nothing to seek: the group's offsets in Kafka are where the last committed
+        transaction left them."""
+        return {}
+
+    async def handle(self, records: list[RawRecord]) -> None:
+        """Copy one batch in one transaction; if it aborts, the batch is read again."""
+        if not records:
+            return
+        try:
+            await self._copy(records)
+        except BaseException:
+            assert self._member is not None
+            for tp, offset in _firsts(records).items():
+                self._member.seek(tp, offset)
+            raise
+
+    async def _copy(self, batch: list[RawRecord]) -> None:
         s = self.settings
+        producer = self._producer
+        assert producer is not None
         offsets: dict[KafkaTopicPartition, OffsetAndMetadata] = {}
         copied = 0
         async with producer.transaction():
@@ -144,13 +169,17 @@ class TaskFeed:
             return False
 
 
-def _rewind(consumer: EventConsumer, batch: list[RawRecord]) -> None:
+async def _relay(stop: asyncio.Event, member: GroupMember) -> None:
+    await stop.wait()
+    member.request_stop()
+
+
+def _firsts(batch: list[RawRecord]) -> dict[TopicPartition, int]:
     first: dict[TopicPartition, int] = {}
     for record in batch:
         tp = TopicPartition(record.position.topic, record.position.partition)
         first.setdefault(tp, record.position.offset)
-    for tp, offset in first.items():
-        consumer.seek(tp, offset)
+    return first
 
 
 def feed_for(

@@ -43,6 +43,7 @@ from orchestrator.projections.migrate import (
     migrate,
     migration_status,
 )
+from orchestrator.projections.offsets import Fence, PostgresOffsets
 from orchestrator.projections.positions import applied_offset, wait_for_position
 from orchestrator.projections.processor import Projector, prepare, run_processor
 from orchestrator.projections.projection import (
@@ -93,6 +94,7 @@ __all__ = [
     "DeadLetterNotFound",
     "DeadLetterRow",
     "EraseResult",
+    "Fence",
     "Finished",
     "Folded",
     "IndexConfigError",
@@ -101,6 +103,7 @@ __all__ = [
     "OffsetRow",
     "PostgresDataKeys",
     "PostgresEventArchive",
+    "PostgresOffsets",
     "ProcessorFailed",
     "Projection",
     "ProjectionError",

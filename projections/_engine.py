@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from orchestrator.events import metrics, tracing
+from orchestrator.events import PIPELINE_MACHINE, metrics, tracing
 from orchestrator.events.consumer import DecodedRecord, RawRecord, decode_records
 from orchestrator.events.log import EventCodecLike
 from orchestrator.projections import _tracing
@@ -36,13 +36,17 @@ from orchestrator.projections._batch import TP, RecordFailed
 from orchestrator.projections._collector import collector_paused
 from orchestrator.projections.deadletters import DeadLetterSink
 from orchestrator.projections.errors import ProcessorFailed
+from orchestrator.projections.offsets import Fence, PostgresOffsets
 from orchestrator.projections.projection import Folded
 from orchestrator.projections.settings import ProjectionSettings
-from orchestrator.projections.store import Fence, PreparedWrite, ReadModelStore
+from orchestrator.projections.store import PreparedWrite, ReadModelStore
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_FINISHED = PIPELINE_MACHINE.terminal
+"""Executions in these statuses are not cached: the cache holds live ones only, so a
+processor's memory follows the executions in flight, not the history folded."""
 _THREAD_FROM = 500
 """Batches of at least this many records are staged in a worker thread (see ``_cpu``)."""
 
@@ -93,6 +97,11 @@ class StagedBatch:
     """When staging began, if tracing is on (see ``projections._tracing``)."""
 
 
+def _finished(value: Any) -> bool:
+    """A finished execution's entry (a read model whose states carry a status)."""
+    return getattr(getattr(value, "state", None), "status", None) in _FINISHED
+
+
 class _Fenced(Exception):
     def __init__(self, stale: list[TP], stored: dict[TP, Fence]) -> None:
         self.stale = stale
@@ -111,6 +120,7 @@ class BatchEngine:
     ) -> None:
         self.settings = settings
         self.store = ReadModelStore(settings)
+        self.offsets = PostgresOffsets(settings.name)
         self._pool = pool
         self._codec = codec
         self._sink = sink
@@ -128,7 +138,7 @@ class BatchEngine:
         tps = list(tps)
         self._drop_cache(set(tps))
         async with self._pool.acquire() as conn:
-            stored = await self.store.claim_offsets(conn, tps)
+            stored = await self.offsets.claim(conn, tps)
         self._expected.update(stored)
         return {tp: fence[0] for tp, fence in stored.items()}
 
@@ -338,8 +348,8 @@ class BatchEngine:
                     traced = _tracing.traced_applied(staged.owned, rows)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                stored = await self.store.lock_offsets(conn, tps)
-                stale = [tp for tp in tps if stored.get(tp) != self._expected.get(tp)]
+                expected = {tp: self._expected.get(tp, (-1, -1)) for tp in tps}
+                stale, stored = await self.offsets.check(conn, expected)
                 if stale:
                     raise _Fenced(stale, stored)
                 await self._sink.publish(conn, changes.dead_letters)
@@ -363,10 +373,14 @@ class BatchEngine:
         return BatchResult(changes, {}, len(staged.owned))
 
     def _remember(self, states: dict[Hashable, Held]) -> None:
+        """Keep the states this batch wrote for the next one (finished executions left out)."""
         cache = self._cache
         for key, held in states.items():
             if held[0] is None:
                 continue  # not cacheable (see ReadModelFold.keys)
+            if _finished(held[1]):  # rarely hears again: memory follows executions in flight
+                cache.pop(key, None)
+                continue
             cache[key] = held
             cache.move_to_end(key)
         while len(cache) > self.settings.max_cached_executions:
@@ -384,7 +398,7 @@ class BatchEngine:
         missing = [tp for tp in fenced.stale if tp not in fenced.stored]
         if missing:  # the row went away: start it again as a claim would
             async with self._pool.acquire() as conn:
-                fenced.stored.update(await self.store.claim_offsets(conn, missing))
+                fenced.stored.update(await self.offsets.claim(conn, missing))
         seek: dict[TP, int] = {}
         for tp in tps:
             if tp in fenced.stale:

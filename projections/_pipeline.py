@@ -15,17 +15,26 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Protocol
 
-from orchestrator.events.consumer import EventConsumer, RawRecord
+from orchestrator.events import RawRecord, TopicPartition
 from orchestrator.projections._engine import BatchEngine, BatchResult, StagedBatch
 
 logger = logging.getLogger(__name__)
 
 
+class Seeker(Protocol):
+    """What the pipeline rewinds: an ``EventConsumer`` or a ``GroupMember``."""
+
+    def assignment(self) -> frozenset[TopicPartition]: ...
+
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+
 class BatchPipeline:
     """Stages each batch ahead of the one being written; counts what was committed."""
 
-    def __init__(self, engine: BatchEngine, consumer: EventConsumer) -> None:
+    def __init__(self, engine: BatchEngine, consumer: Seeker) -> None:
         self.engine = engine
         self._consumer = consumer
         self._writing: tuple[StagedBatch, asyncio.Task[BatchResult]] | None = None

@@ -18,23 +18,11 @@ from typing import Any
 import asyncpg
 
 from orchestrator.events.envelope import Position
+from orchestrator.projections.offsets import applied_offset
 from orchestrator.projections.store import OFFSETS_CHANNEL
 
 _POLL_S = 0.25
-
-
-async def applied_offset(
-    conn: asyncpg.Connection, projection: str, topic: str, partition: int
-) -> int:
-    """The next offset the projection will apply on ``topic[partition]`` (0 if none yet)."""
-    value = await conn.fetchval(
-        "SELECT next_offset FROM projection_offsets"
-        " WHERE projection = $1 AND topic = $2 AND partition = $3",
-        projection,
-        topic,
-        partition,
-    )
-    return 0 if value is None else int(value)
+__all__ = ["applied_offset", "wait_for_position"]
 
 
 @contextlib.asynccontextmanager

@@ -7,29 +7,37 @@ offsets in one PostgreSQL transaction, so a kill at any instant loses nothing an
 applies nothing twice. Kafka's committed offsets are written too, for lag metrics
 only.
 
-Revocation waits for the batch in hand to commit (the batch lock), and every write is
-fenced (see ``projections.store``), so a member that lost a partition without hearing
-about it cannot write it either. SIGTERM finishes the batch in hand and leaves the
-group; an unexpected error is logged once, with where it happened, and
-:func:`run_processor` raises it so the process exits non-zero.
+The group plumbing (assignment, seek, batches, rebalance callbacks, outages, leave)
+is the one member of ``events.group``. Revocation waits for the batch in hand to
+commit, and every write is fenced (see ``projections.offsets``), so a member that
+lost a partition without hearing about it cannot write it either. SIGTERM finishes
+the batch in hand and leaves the group; an unexpected error is logged once, with
+where it happened, and :func:`run_processor` raises it so the process exits non-zero.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
-import time
 from dataclasses import replace
 from typing import Any
 
 import asyncpg
 
-from orchestrator.events import metrics
+from orchestrator.events import (
+    ConsumerSettings,
+    GroupMember,
+    GroupProcess,
+    LogError,
+    MemberSettings,
+    RawRecord,
+    TopicPartition,
+    metrics,
+)
 from orchestrator.events.codec import codec_for
-from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
-from orchestrator.events.errors import LogError
 from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
 from orchestrator.events.outage import Outage, quiet_client_logs, ride_out
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
@@ -78,8 +86,12 @@ async def prepare(
     await ensure_topics(bootstrap, dlqs, security=security)
 
 
-class Projector:
-    """One consumer-group member of a projection; ``async with`` it and ``run()`` it."""
+class Projector(GroupProcess):
+    """One consumer-group member of a projection; ``async with`` it and ``run()`` it.
+
+    The group plumbing is ``events.group.GroupMember``'s; this says what a batch is
+    (staged ahead and written by a :class:`BatchPipeline`) and what a claim is (the
+    fenced offset rows of ``projections.offsets``)."""
 
     def __init__(
         self,
@@ -101,29 +113,25 @@ class Projector:
         self._borrowed_pool = pool
         self._bootstrap = bootstrap
         self._codec = codec or codec_for(settings.limits)
-        self._consumer_settings = consumer_settings or ConsumerSettings(
-            client_id=settings.client_id,
-            fetch_max_wait_ms=50,
-            session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=max(100, settings.session_timeout_ms // 3),
+        consumer = consumer_settings or member_consumer_settings(
+            settings.client_id, settings.session_timeout_ms
         )
         self._producer_settings = producer_settings or ProducerSettings(
             client_id=f"{settings.client_id}-dlq", compression_type=None
         )
         if security is not None:
-            self._consumer_settings = replace(self._consumer_settings, security=security)
+            consumer = replace(consumer, security=security)
             self._producer_settings = replace(self._producer_settings, security=security)
+        label = f"projection {settings.name}"
+        member = MemberSettings.of(settings, settings.name, settings.topics, consumer, label)
+        self.member = GroupMember(bootstrap, member, self)
         self._supports_idempotence = supports_idempotence
         self._pool: asyncpg.Pool | None = None
-        self._consumer: EventConsumer | None = None
         self._dlq: EventLog | None = None
         self._engine: BatchEngine | None = None
-        self._lock = asyncio.Lock()
         self._pipeline: BatchPipeline | None = None
-        self._failure: Exception | None = None
-        self._counted = (0, 0)  # batches and records of the loops before the last outage
-        self._stopping = asyncio.Event()
-        self._last_kafka_commit = 0.0
+        self._collector = CollectorSchedule()
+        self._counted = (0, 0)  # batches and records of the pipelines before the last reset
 
     async def start(self) -> None:
         """Connect to PostgreSQL and Kafka and subscribe; the group is joined by ``run``.
@@ -140,11 +148,7 @@ class Projector:
             self._engine = BatchEngine(
                 self.settings, self._pool, self._codec, DeadLetterSink(self.settings, self._dlq)
             )
-            self._consumer = EventConsumer(
-                self._bootstrap, self._consumer_settings, group_id=self.settings.name
-            )
-            await self._consumer.start()
-            self._consumer.subscribe(self.settings.topics, listener=self)
+            await self.member.start()
             metrics.start_projection(self.settings.name)
         except BaseException:
             await self.stop()
@@ -152,12 +156,10 @@ class Projector:
 
     async def stop(self) -> None:
         """Leave the group cleanly and close everything; safe to call twice."""
-        consumer, self._consumer = self._consumer, None
         dlq, self._dlq = self._dlq, None
         pool, self._pool = self._pool, None
         try:
-            if consumer is not None:
-                await consumer.stop()
+            await self.member.stop()
         finally:
             try:
                 if dlq is not None:
@@ -166,122 +168,22 @@ class Projector:
                 if pool is not None and pool is not self._borrowed_pool:
                     await pool.close()
 
-    async def __aenter__(self) -> Projector:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    def request_stop(self) -> None:
-        """Finish the batch in hand, then return from ``run`` (what SIGTERM does)."""
-        self._stopping.set()
+    async def run(self) -> None:
+        """Consume, fold and write batches until ``request_stop`` (see
+        ``events.group``: outages of PostgreSQL or Kafka are ridden out, and the loop
+        resumes from the offsets stored with the read model)."""
+        if self._engine is None:
+            raise RuntimeError("Projector is not started: call start() or use async with")
+        try:
+            await self.member.run()
+        finally:
+            self._collector.resume()
+        logger.info("projection %s: stopping after %s batch(es)", self.settings.name, self.batches)
 
     @property
     def positions(self) -> dict[tuple[str, int], int]:
         """Next offsets committed to PostgreSQL, per owned partition."""
         return {} if self._engine is None else self._engine.positions
-
-    # --- the rebalance listener ----------------------------------------------------
-
-    async def on_partitions_revoked(self, revoked: frozenset[TopicPartition]) -> None:
-        """Wait for the batch in hand to commit, then forget the partitions."""
-        async with self._lock:
-            await self._settle_in_callback()
-            if self._engine is not None:
-                self._engine.release((tp.topic, tp.partition) for tp in revoked)
-        metrics.forget_consumer_lag(self.settings.name, ((t.topic, t.partition) for t in revoked))
-        if revoked:
-            logger.info("projection %s: revoked %s", self.settings.name, _names(revoked))
-
-    async def on_partitions_assigned(self, assigned: frozenset[TopicPartition]) -> None:
-        """Seek each new partition to the offset stored with the read model."""
-        offsets: dict[tuple[str, int], int] = {}
-        async with self._lock:
-            await self._settle_in_callback()
-            if self._engine is None or self._consumer is None:
-                return
-            try:
-                offsets = await self._engine.claim((tp.topic, tp.partition) for tp in assigned)
-            except Exception as exc:
-                # aiokafka drops what a callback raises, and would keep the partitions
-                # assigned but never claimed (a processor that applies nothing). So the
-                # loop gets every failure: an outage is ridden out and every assigned
-                # partition claimed when PostgreSQL is back; anything else stops it.
-                self._failure = exc
-                return
-            for (topic, partition), offset in offsets.items():
-                self._consumer.seek(TopicPartition(topic, partition), offset)
-        if assigned:
-            logger.info(
-                "projection %s: assigned %s",
-                self.settings.name,
-                ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(offsets.items())),
-            )
-
-    # --- the loop ------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Consume, fold and write batches until ``request_stop``; errors propagate,
-        except outages of PostgreSQL or Kafka: those are ridden out with bounded
-        backoff (logged once when they start and once when they end), and the loop
-        resumes from the offsets stored with the read model, so a batch whose commit
-        was lost with the connection is neither lost nor applied twice."""
-        if self._consumer is None or self._engine is None:
-            raise RuntimeError("Projector is not started: call start() or use async with")
-        outage = Outage(f"projection {self.settings.name}: PostgreSQL or Kafka", logger)
-        while True:
-            try:
-                if outage.ongoing:
-                    await self._resume_from_stored()
-                    outage.recovered()
-                await self._consume()
-                return
-            except Exception as exc:
-                if not is_outage(exc) or self._stopping.is_set():
-                    raise
-                delay = outage.failed(exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
-
-    async def _resume_from_stored(self) -> None:
-        """After an outage: forget what was in flight, seek every assigned partition to
-        the offset stored with the read model (the truth, whatever the lost commit did)."""
-        consumer, engine = self._consumer, self._engine
-        assert consumer is not None and engine is not None
-        async with self._lock:
-            self._failure = None
-            offsets = await engine.claim((tp.topic, tp.partition) for tp in consumer.assignment())
-            for (topic, partition), offset in offsets.items():
-                consumer.seek(TopicPartition(topic, partition), offset)
-
-    async def _consume(self) -> None:
-        consumer, engine = self._consumer, self._engine
-        assert consumer is not None and engine is not None
-        s = self.settings
-        if self._pipeline is not None:
-            self._counted = (self.batches, self.records)
-        pipeline = self._pipeline = BatchPipeline(engine, consumer)
-        collector = CollectorSchedule()
-        try:
-            while not self._stopping.is_set():
-                with collector.batch():  # see CollectorSchedule
-                    records = await consumer.getmany(
-                        max_records=s.batch_size, timeout_ms=s.poll_timeout_ms
-                    )
-                    async with self._lock:
-                        if self._failure is not None:
-                            raise self._failure
-                        await pipeline.advance(records)
-                await self._commit_for_lag()
-            async with self._lock:
-                await pipeline.settle()
-            if self._failure is not None:
-                raise self._failure
-        finally:
-            collector.resume()
-            await pipeline.abandon()
-        logger.info("projection %s: stopping after %s batch(es)", s.name, self.batches)
 
     @property
     def batches(self) -> int:
@@ -293,51 +195,55 @@ class Projector:
         """Records committed by ``run`` so far."""
         return self._counted[1] + (0 if self._pipeline is None else self._pipeline.records)
 
-    async def _settle_in_callback(self) -> None:
-        """Wait for the batch being written, from a rebalance callback: aiokafka logs
-        and drops what a callback raises, so a failed write is kept for the loop to
-        raise instead (it then writes nothing more)."""
+    # --- what the member asks (events.group.BatchHandler) --------------------------
+
+    dependencies = "PostgreSQL or Kafka"
+
+    is_transient = staticmethod(is_outage)
+
+    async def claim(self, tps: frozenset[TopicPartition]) -> dict[TopicPartition, int]:
+        """Read (or create) the partitions' offset rows; seek each to its offset."""
+        if self._engine is None:
+            return {}
+        offsets = await self._engine.claim((tp.topic, tp.partition) for tp in tps)
+        return {TopicPartition(t, p): o for (t, p), o in offsets.items()}
+
+    async def release(self, tps: frozenset[TopicPartition]) -> None:
+        if self._engine is not None:
+            self._engine.release((tp.topic, tp.partition) for tp in tps)
+
+    async def handle(self, records: list[RawRecord]) -> None:
+        """Stage this batch ahead of the one being written (see ``_pipeline``)."""
         if self._pipeline is None:
-            return
-        try:
+            assert self._engine is not None
+            self._pipeline = BatchPipeline(self._engine, self.member)
+        with self._collector.batch():  # see CollectorSchedule
+            await self._pipeline.advance(records)
+
+    async def settle(self) -> None:
+        if self._pipeline is not None:
             await self._pipeline.settle()
-        except Exception as exc:
-            self._failure = exc
-            if not is_outage(exc):  # an outage is ridden out by the loop instead
-                self._stopping.set()
 
-    async def _commit_for_lag(self) -> None:
-        """Kafka offsets, for lag metrics only (at most every ``kafka_commit_interval_s``)."""
-        now = time.monotonic()
-        if now - self._last_kafka_commit < self.settings.kafka_commit_interval_s:
-            return
-        self._last_kafka_commit = now
-        consumer, engine = self._consumer, self._engine
-        if consumer is None or engine is None:
-            return
-        positions = engine.positions
-        if not positions:
-            return
-        metrics.record_consumer_lag(self.settings.name, _lags(consumer, positions))
-        try:
-            await consumer.commit({TopicPartition(t, p): o for (t, p), o in positions.items()})
-        except LogError as exc:
-            # Lag metrics only: a commit refused during a rebalance is retried next time.
-            logger.debug("projection %s: lag commit skipped: %s", self.settings.name, exc)
+    async def reset(self) -> None:
+        """After a failure: let the write in hand finish quietly; a new pipeline follows."""
+        self._collector.resume()
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            self._counted = (
+                self._counted[0] + pipeline.batches,
+                self._counted[1] + pipeline.records,
+            )
+            await pipeline.abandon()
 
 
-def _lags(consumer: EventConsumer, positions: dict[tuple[str, int], int]) -> dict[TP, int]:
-    """Records between each committed position and the log end the last fetch saw."""
-    lags: dict[TP, int] = {}
-    for (topic, partition), offset in positions.items():
-        end = consumer.highwater(TopicPartition(topic, partition))
-        if end is not None:
-            lags[(topic, partition)] = end - offset
-    return lags
-
-
-def _names(tps: frozenset[TopicPartition]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(tps))
+def member_consumer_settings(client_id: str, session_timeout_ms: int) -> ConsumerSettings:
+    """The consumer of a processor: short fetch waits (latency), the group's session."""
+    return ConsumerSettings(
+        client_id=client_id,
+        fetch_max_wait_ms=50,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(100, session_timeout_ms // 3),
+    )
 
 
 async def run_processor(
@@ -367,6 +273,7 @@ async def run_processor(
             await projector.start()
 
         await ride_out(start, outage=started, transient=is_outage)
+        gc.freeze()  # what start-up made lives for ever: no collection walks it again
         feed = (
             None
             if topics is None

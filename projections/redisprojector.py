@@ -1,7 +1,7 @@
 """The processor of the Redis read model: a consumer-group member folding into Redis.
 
-It is the PostgreSQL processor's twin on the same machinery: the same consumer
-(``events.consumer``), the same decode and the one fold (``fold_batch`` over
+It is the PostgreSQL processor's twin on the same machinery: the same group member
+(``events.group``), the same decode and the one fold (``fold_batch`` over
 ``events.fold.step``), the same exactly-once rule with the position stored with the
 data (see ``projections.redisstore``: a compare-and-set on each execution's applied
 offset, then the partition's resume offset). Its own group (``<name>-redis``) reads
@@ -27,16 +27,18 @@ from datetime import datetime
 
 import asyncpg
 
-from orchestrator.events.catalogue import SHARED_EVENT_TYPES
-from orchestrator.events.codec import codec_for
-from orchestrator.events.consumer import (
-    ConsumerSettings,
+from orchestrator.events import (
     DecodedRecord,
-    EventConsumer,
+    Fenced,
+    GroupMember,
+    GroupProcess,
+    MemberSettings,
     RawRecord,
     TopicPartition,
     decode_records,
 )
+from orchestrator.events.catalogue import SHARED_EVENT_TYPES
+from orchestrator.events.codec import codec_for
 from orchestrator.events.envelope import Position
 from orchestrator.events.log import EventCodecLike
 from orchestrator.events.outage import Outage, ride_out
@@ -44,6 +46,7 @@ from orchestrator.events.security import KafkaSecurity
 from orchestrator.projections._batch import TP, fold_batch
 from orchestrator.projections.errors import is_outage
 from orchestrator.projections.positions import wait_for_position
+from orchestrator.projections.processor import member_consumer_settings
 from orchestrator.projections.redisstore import (
     RedisReadModelStore,
     StoredExecution,
@@ -80,8 +83,15 @@ def postgres_fallback(
     return load
 
 
-class RedisProjector:
-    """One member of the Redis read model's group; ``async with`` it and ``run()`` it."""
+def _transient(exc: BaseException) -> bool:
+    return is_redis_outage(exc) or is_outage(exc)
+
+
+class RedisProjector(GroupProcess):
+    """One member of the Redis read model's group; ``async with`` it and ``run()`` it.
+
+    The group plumbing is ``events.group.GroupMember``'s; the offsets stay in Redis,
+    fenced by the Lua compare-and-set on each execution (``projections.redisstore``)."""
 
     def __init__(
         self,
@@ -97,125 +107,48 @@ class RedisProjector:
         self.settings = settings
         self.store = store
         self.group = store.projection
-        self._bootstrap = bootstrap
         self._codec = codec or codec_for(settings.limits)
-        self._consumer_settings = ConsumerSettings(
-            client_id=f"{settings.client_id}-redis",
-            fetch_max_wait_ms=50,
-            session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=max(100, settings.session_timeout_ms // 3),
+        consumer = member_consumer_settings(
+            f"{settings.client_id}-redis", settings.session_timeout_ms
         )
         if security is not None:
-            self._consumer_settings = replace(self._consumer_settings, security=security)
+            consumer = replace(consumer, security=security)
+        label = f"redis read model {self.group}"
+        topics = [settings.pipeline_topic]
+        member = MemberSettings.of(settings, self.group, topics, consumer, label, lag_metric=False)
+        self.member = GroupMember(bootstrap, member, self)
         self._fallback = fallback
         self._max_cached = max_cached
-        self._consumer: EventConsumer | None = None
         self._next: dict[TP, int] = {}
         self._cache: OrderedDict[str, StoredExecution] = OrderedDict()
         self._stale: set[str] = set()
-        self._lock = asyncio.Lock()
-        self._stopping = asyncio.Event()
-        self._failure: BaseException | None = None
         self.batches = 0
         self.records = 0
-
-    async def start(self) -> None:
-        """Connect to Kafka and subscribe to the pipeline topic."""
-        self._consumer = EventConsumer(
-            self._bootstrap, self._consumer_settings, group_id=self.group
-        )
-        await self._consumer.start()
-        self._consumer.subscribe([self.settings.pipeline_topic], listener=self)
-
-    async def stop(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
-
-    async def __aenter__(self) -> RedisProjector:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    def request_stop(self) -> None:
-        """Finish the batch in hand, then return from ``run``."""
-        self._stopping.set()
 
     @property
     def positions(self) -> dict[TP, int]:
         """The next offset of each owned partition (what Redis stores once written)."""
         return dict(self._next)
 
-    # --- the rebalance listener ----------------------------------------------------
+    # --- what the member asks (events.group.BatchHandler) --------------------------
 
-    async def on_partitions_revoked(self, revoked: frozenset[TopicPartition]) -> None:
-        async with self._lock:
-            gone = {(tp.topic, tp.partition) for tp in revoked}
-            for tp in gone:
-                self._next.pop(tp, None)
-            self._cache.clear()
+    dependencies = "Redis or Kafka"
 
-    async def on_partitions_assigned(self, assigned: frozenset[TopicPartition]) -> None:
-        async with self._lock:
-            try:
-                await self._claim(assigned)
-            except Exception as exc:  # aiokafka drops what a callback raises
-                self._failure = exc
+    is_transient = staticmethod(_transient)
 
-    async def _claim(self, tps: frozenset[TopicPartition]) -> None:
-        consumer = self._consumer
-        if consumer is None or not tps:
-            return
+    async def release(self, tps: frozenset[TopicPartition]) -> None:
+        for tp in tps:
+            self._next.pop((tp.topic, tp.partition), None)
+        self._cache.clear()
+
+    async def claim(self, tps: frozenset[TopicPartition]) -> dict[TopicPartition, int]:
+        """Read the partitions from the offsets stored in Redis."""
         stored = await self.store.offsets((tp.topic, tp.partition) for tp in tps)
         self._cache.clear()
-        for (topic, partition), offset in stored.items():
-            self._next[(topic, partition)] = offset
-            consumer.seek(TopicPartition(topic, partition), offset)
-        logger.info(
-            "redis read model %s: assigned %s",
-            self.group,
-            ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(stored.items())),
-        )
+        self._next.update(stored)
+        return {TopicPartition(t, p): o for (t, p), o in stored.items()}
 
-    # --- the loop ------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Consume and fold until ``request_stop``; outages of Redis or Kafka are ridden
-        out, then every partition resumes from the offsets stored in Redis."""
-        if self._consumer is None:
-            raise RuntimeError("RedisProjector is not started: use async with")
-        outage = Outage(f"redis read model {self.group}: Redis or Kafka", logger)
-        while not self._stopping.is_set():
-            try:
-                if outage.ongoing:
-                    async with self._lock:
-                        self._failure = None
-                        await self._claim(self._consumer.assignment())
-                    outage.recovered()
-                await self._consume()
-                return
-            except Exception as exc:
-                if not _transient(exc) or self._stopping.is_set():
-                    raise
-                delay = outage.failed(exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
-
-    async def _consume(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        s = self.settings
-        while not self._stopping.is_set():
-            records = await consumer.getmany(max_records=s.batch_size, timeout_ms=s.poll_timeout_ms)
-            async with self._lock:
-                if self._failure is not None:
-                    failure, self._failure = self._failure, None
-                    raise failure
-                await self.process(records)
-
-    async def process(self, records: list[RawRecord]) -> None:
+    async def handle(self, records: list[RawRecord]) -> None:
         """Fold one batch into Redis, exactly once (see the module docstring)."""
         owned = [r for r in records if r.position.offset >= self._next.get(_tp(r), 1 << 62)]
         if not owned:
@@ -254,8 +187,7 @@ class RedisProjector:
         for r in owned:
             ends[_tp(r)] = r.position.offset + 1
         if conflicts:
-            await self._rewind(conflicts, bases, ends)
-            return
+            raise self._rewind(conflicts, bases, ends)
         await self.store.advance(ends)
         self._next.update(ends)
         self.batches += 1
@@ -304,32 +236,25 @@ class RedisProjector:
         while len(self._cache) > self._max_cached:
             self._cache.popitem(last=False)
 
-    async def _rewind(
+    def _rewind(
         self,
         conflicts: dict[str, int],
         bases: dict[str, StoredExecution | None],
         ends: dict[TP, int],
-    ) -> None:
+    ) -> Fenced:
         """Someone else wrote these executions, or Redis lost them: nothing of the batch
-        is marked done; re-read its partitions from the stored offsets."""
+        is marked done; the member re-reads every partition from the stored offsets."""
         for eid, found in conflicts.items():
             base = bases.get(eid)
             expected = -1 if base is None else base.expected
             if found < expected:  # expired or lost: reload it through the fallback
                 self._stale.add(eid)
-        logger.warning(
-            "redis read model %s: %d execution(s) changed under us (another member, or "
-            "expired / lost in Redis); re-reading from the stored offsets",
-            self.group,
-            len(conflicts),
-        )
         self._cache.clear()
-        consumer = self._consumer
-        stored = await self.store.offsets(ends)
-        for (topic, partition), offset in stored.items():
-            self._next[(topic, partition)] = offset
-            if consumer is not None:
-                consumer.seek(TopicPartition(topic, partition), offset)
+        return Fenced(
+            ends,
+            f"not marked done: {len(conflicts)} execution(s) changed under us (another "
+            "member, or expired / lost in Redis)",
+        )
 
 
 def _tp(record: RawRecord) -> TP:
@@ -374,7 +299,3 @@ async def run_redis_processor(projector: RedisProjector, *, handle_signals: bool
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(ValueError, RuntimeError):
                     loop.remove_signal_handler(sig)
-
-
-def _transient(exc: BaseException) -> bool:
-    return is_redis_outage(exc) or is_outage(exc)

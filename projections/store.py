@@ -2,18 +2,15 @@
 
 Every batch is one transaction (design §4)::
 
-    lock_offsets   SELECT ... FOR UPDATE the partitions' offset rows, check the fence
+    check          lock the partitions' offset rows, check the fence (projections.offsets)
     load_*         read back the states the batch touches (one query per table)
     write          a binary COPY of the archive rows, then ONE statement: unnest()
                    upserts of the state tables (each table's rows as one array of its
                    row type, migration 0004), the next offsets and the NOTIFYs as
                    data-modifying CTEs — two round trips per batch, never one per event
 
-The fence: a processor writes a partition only while its offset row still holds the
-``(next_offset, generation)`` it last saw. Another member that took the partition, or
-a rebuild swap, changes it; the stale writer then rolls back instead of writing.
-Rows lock in (topic, partition) order, so concurrent writers and the swap cannot
-deadlock.
+The fence and the offset rows are ``projections.offsets``'s (one rule for every
+group that writes PostgreSQL); the write here moves the offsets it checked.
 """
 
 from __future__ import annotations
@@ -30,7 +27,6 @@ from orchestrator.projections import executions
 from orchestrator.projections._batch import (
     SHARED_CHANGES_CHANNEL,
     STATE_CHANGES_CHANNEL,
-    TP,
     ExecutionEntry,
     VarKey,
 )
@@ -42,7 +38,6 @@ __all__ = [
     "ROW_TYPES",
     "SHARED_CHANGES_CHANNEL",
     "STATE_CHANGES_CHANNEL",
-    "Fence",
     "PreparedWrite",
     "ReadModelStore",
     "notify_payloads",
@@ -54,9 +49,6 @@ OFFSETS_CHANNEL = "orchestrator_projection_offsets"
 # NOTIFYs queued in the transaction are delivered when (and only if) it commits.
 
 _NOTIFY_LIMIT = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
-
-Fence = tuple[int, int]
-"""What a processor expects in an offset row: ``(next_offset, generation)``."""
 
 
 def _q(name: str) -> str:
@@ -138,41 +130,6 @@ class ReadModelStore:
         self.names = settings.table_names()
         self._write_cache: dict[tuple[str, ...], str] = {}
 
-    # --- offsets -------------------------------------------------------------------
-
-    async def claim_offsets(self, conn: asyncpg.Connection, tps: Iterable[TP]) -> dict[TP, Fence]:
-        """Make sure each partition has an offset row (from 0), and return what they hold."""
-        tps = sorted(tps)
-        if not tps:
-            return {}
-        await conn.execute(
-            "INSERT INTO projection_offsets (projection, topic, partition, next_offset)"
-            " SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int4[]) AS u(t, p)"
-            " ON CONFLICT DO NOTHING",
-            self.settings.name,
-            [t for t, _ in tps],
-            [p for _, p in tps],
-        )
-        return await self._read_offsets(conn, tps, lock=False)
-
-    async def lock_offsets(self, conn: asyncpg.Connection, tps: Iterable[TP]) -> dict[TP, Fence]:
-        """Lock the partitions' offset rows for this transaction and return them."""
-        return await self._read_offsets(conn, sorted(tps), lock=True)
-
-    async def _read_offsets(
-        self, conn: asyncpg.Connection, tps: list[TP], *, lock: bool
-    ) -> dict[TP, Fence]:
-        rows = await conn.fetch(
-            "SELECT topic, partition, next_offset, generation FROM projection_offsets"
-            " WHERE projection = $1 AND (topic, partition) IN"
-            " (SELECT * FROM unnest($2::text[], $3::int4[]))"
-            " ORDER BY topic, partition" + (" FOR UPDATE" if lock else ""),
-            self.settings.name,
-            [t for t, _ in tps],
-            [p for _, p in tps],
-        )
-        return {(r["topic"], r["partition"]): (r["next_offset"], r["generation"]) for r in rows}
-
     # --- loads ---------------------------------------------------------------------
 
     async def load(self, conn: asyncpg.Connection, keys: Sequence[Hashable]) -> dict[Hashable, Any]:
@@ -197,7 +154,7 @@ class ReadModelStore:
 
     async def write(self, conn: asyncpg.Connection, changes: Folded) -> None:
         """Write every row of ``changes``, the next offsets and the NOTIFYs (inside the
-        caller's transaction, after :meth:`lock_offsets`): a binary COPY per appended
+        caller's transaction, after ``PostgresOffsets.check``): a binary COPY per appended
         table, then ONE statement for the rest, whatever the batch holds."""
         await self.write_prepared(conn, self.prepare(changes))
 
@@ -211,7 +168,7 @@ class ReadModelStore:
         if updated != prepared.offsets:
             raise RuntimeError(
                 f"projection {self.settings.name}: {updated} offset rows updated, "
-                f"expected {prepared.offsets} (were they locked with lock_offsets?)"
+                f"expected {prepared.offsets} (were they checked with PostgresOffsets.check?)"
             )
 
     def prepare(self, changes: Folded) -> PreparedWrite:

@@ -1,8 +1,7 @@
 """PostgreSQL adapters of the snapshot layer: the index and the offsets.
 
 * :class:`PostgresSnapshotIndex`: the ``snapshots`` table (migration 0003);
-* offsets of the snapshotter in ``projection_offsets`` under its own projection name,
-  moved by compare-and-set so a member that lost a partition cannot move them.
+(the snapshotter's offsets are ``projections.offsets``'s, fenced as a projection's).
 
 asyncpg is imported here and in no other snapshot module.
 """
@@ -11,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -157,62 +156,6 @@ async def add_rows(db: Db, records: Sequence[SnapshotRecord], table: str = "snap
         return
     columns = [list(col) for col in zip(*(_row(r) for r in records), strict=True)]
     await db.execute(_upsert_sql(_table(table)), *columns)
-
-
-# --- the snapshotter's offsets ---------------------------------------------------------
-
-
-async def read_offsets(db: Db, projection: str, tps: Iterable[TP]) -> dict[TP, int]:
-    """Stored next offsets of these partitions (absent ones are not in the result)."""
-    wanted = list(tps)
-    if not wanted:
-        return {}
-    rows = await db.fetch(
-        "SELECT topic, partition, next_offset FROM projection_offsets"
-        " WHERE projection = $1 AND (topic, partition) IN"
-        " (SELECT * FROM unnest($2::text[], $3::int[]))",
-        projection,
-        [t for t, _ in wanted],
-        [p for _, p in wanted],
-    )
-    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
-
-
-async def init_offsets(db: Db, projection: str, offsets: Mapping[TP, int]) -> None:
-    """Create offset rows that do not exist yet (an existing row is left as it is)."""
-    if not offsets:
-        return
-    await db.execute(
-        "INSERT INTO projection_offsets (projection, topic, partition, next_offset)"
-        " SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])"
-        " ON CONFLICT (projection, topic, partition) DO NOTHING",
-        projection,
-        [t for t, _ in offsets],
-        [p for _, p in offsets],
-        list(offsets.values()),
-    )
-
-
-async def move_offsets(
-    conn: asyncpg.Connection, projection: str, moves: Mapping[TP, tuple[int, int]]
-) -> set[TP]:
-    """Compare-and-set ``{tp: (expected, new)}``; return the partitions whose row did not
-    hold ``expected`` (another member moved them: this one no longer owns them)."""
-    if not moves:
-        return set()
-    rows = await conn.fetch(
-        "UPDATE projection_offsets o SET next_offset = m.new, updated_at = now()"
-        " FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS m(t, p, old, new)"
-        " WHERE o.projection = $1 AND o.topic = m.t AND o.partition = m.p"
-        " AND o.next_offset = m.old RETURNING o.topic, o.partition",
-        projection,
-        [t for t, _ in moves],
-        [p for _, p in moves],
-        [old for old, _ in moves.values()],
-        [new for _, new in moves.values()],
-    )
-    moved = {(r["topic"], r["partition"]) for r in rows}
-    return set(moves) - moved
 
 
 async def create_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:

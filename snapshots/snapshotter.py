@@ -10,8 +10,10 @@ therefore loses nothing: the restart reads from that offset, restores each execu
 it meets from its newest snapshot, skips the events that snapshot covers, and writes
 the same objects under the same keys again if it must.
 
-Offsets move by compare-and-set: a member that lost a partition in a rebalance it did
-not hear about cannot move them; it forgets what it held and re-reads its assignment.
+The group plumbing is the one member of ``events.group``; the offsets are fenced by
+the one rule of ``projections.offsets``: a member that lost a partition in a
+rebalance it did not hear about cannot move them; it forgets what it held and
+re-reads its assignment.
 An execution whose own snapshot is unusable, or whose first events are gone from the
 log, is rebuilt from the projection's archive (``execution_events``) once that
 projection has caught up to where the snapshotter reads, then snapshotted at once.
@@ -23,26 +25,29 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from orchestrator.events import metrics, tracing
-from orchestrator.events.codec import default_codec
-from orchestrator.events.consumer import (
+from orchestrator.events import (
     ConsumerSettings,
     DecodedRecord,
-    EventConsumer,
+    Fenced,
+    GroupMember,
+    GroupProcess,
+    MemberSettings,
+    Position,
     RawRecord,
     TopicPartition,
     decode_records,
+    metrics,
+    tracing,
 )
-from orchestrator.events.envelope import Position
-from orchestrator.events.errors import LogError
+from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventCodecLike
 from orchestrator.events.outage import Outage, quiet_client_logs, ride_out
 from orchestrator.events.security import KafkaSecurity
 from orchestrator.events.topics import DEFAULT_PIPELINE_TOPIC
+from orchestrator.projections import Fence, PostgresOffsets
 from orchestrator.projections.errors import is_outage
 from orchestrator.projections.migrate import TableNames, migrate
 from orchestrator.snapshots._bootstrap import ArchiveSource, ExecutionBootstrap
@@ -50,13 +55,7 @@ from orchestrator.snapshots._tracker import TP, SnapshotTracker
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.errors import SnapshotStoreError, SnapshotterFailed
 from orchestrator.snapshots.policy import SnapshotPolicy
-from orchestrator.snapshots.postgres import (
-    add_rows,
-    create_pool,
-    init_offsets,
-    move_offsets,
-    read_offsets,
-)
+from orchestrator.snapshots.postgres import add_rows, create_pool
 from orchestrator.snapshots.store import KeyLayout, SnapshotStore
 from orchestrator.snapshots.writer import SnapshotWriter
 
@@ -101,16 +100,11 @@ def is_snapshot_outage(exc: BaseException) -> bool:
     return is_outage(exc)
 
 
-class _Fenced(Exception):
-    """Internal: another member moved offsets of partitions this one thought it owned."""
+class Snapshotter(GroupProcess):
+    """One member of the snapshotter group; ``async with`` it and ``run()`` it.
 
-    def __init__(self, lost: set[TP]) -> None:
-        self.lost = lost
-        super().__init__(f"fenced off {sorted(lost)}")
-
-
-class Snapshotter:
-    """One member of the snapshotter group; ``async with`` it and ``run()`` it."""
+    The group plumbing is ``events.group.GroupMember``'s; the offsets and their fence
+    are ``projections.offsets``'s, as for a projection."""
 
     def __init__(
         self,
@@ -140,21 +134,20 @@ class Snapshotter:
             store, self.codec, layout or KeyLayout(), settings.write_concurrency
         )
         self._event_codec = event_codec or default_codec()
-        self._consumer_settings = consumer_settings or ConsumerSettings(
+        consumer = consumer_settings or ConsumerSettings(
             client_id=settings.client_id, fetch_max_wait_ms=50
         )
         if security is not None:
-            self._consumer_settings = replace(self._consumer_settings, security=security)
+            consumer = replace(consumer, security=security)
+        label = f"snapshotter {settings.name}"
+        member = MemberSettings.of(settings, settings.name, [settings.topic], consumer, label)
+        self.member = GroupMember(bootstrap, member, self)
+        self._offsets = PostgresOffsets(settings.name)
         self.tracker = SnapshotTracker(self.policy, clean_cache=settings.clean_cache)
         self._pool: Any = None
         self._bootstrap: Any = None
-        self._consumer: EventConsumer | None = None
-        self._lock = asyncio.Lock()
-        self._stopping = asyncio.Event()
-        self._committed: dict[TP, int] = {}
+        self._committed: dict[TP, Fence] = {}
         self._next: dict[TP, int] = {}
-        self._last_kafka_commit = 0.0
-        self._reread = False
         self.batches = 0
         self.records = 0
         self.snapshots_written = 0
@@ -176,11 +169,7 @@ class Snapshotter:
         self._bootstrap = ExecutionBootstrap(
             self._pool, self.store, self.codec, source, self.tracker, self._event_codec
         )
-        self._consumer = EventConsumer(
-            self.bootstrap_servers, self._consumer_settings, group_id=self.settings.name
-        )
-        await self._consumer.start()
-        self._consumer.subscribe([self.settings.topic], listener=self)
+        await self.member.start()
         metrics.start_snapshotter(await self._newest_snapshot())
 
     async def _newest_snapshot(self) -> float | None:
@@ -194,48 +183,44 @@ class Snapshotter:
 
     async def stop(self) -> None:
         """Leave the group and close connections; safe to call twice."""
-        consumer, self._consumer = self._consumer, None
         pool, self._pool = self._pool, None
         try:
-            if consumer is not None:
-                await consumer.stop()
+            await self.member.stop()
         finally:
             if pool is not None and pool is not self._borrowed_pool:
                 await pool.close()
 
-    async def __aenter__(self) -> Snapshotter:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    def request_stop(self) -> None:
-        """Finish the batch in hand, then return from ``run`` (what SIGTERM does)."""
-        self._stopping.set()
+    async def run(self) -> None:
+        """Consume, fold, snapshot and commit until ``request_stop`` (see
+        ``events.group``): outages of PostgreSQL, Kafka or the snapshot store are
+        ridden out, then every partition is read again from its committed low
+        watermark, as after a restart, so nothing is lost."""
+        await self.member.run()
+        logger.info(
+            "snapshotter %s: stopping after %s batch(es), %s snapshot(s)",
+            self.settings.name,
+            self.batches,
+            self.snapshots_written,
+        )
 
     @property
     def positions(self) -> dict[TP, int]:
         """The committed offsets (low watermarks) of the owned partitions."""
-        return dict(self._committed)
+        return {tp: fence[0] for tp, fence in self._committed.items()}
 
-    # --- the rebalance listener ----------------------------------------------------
+    @property
+    def read_positions(self) -> dict[TP, int]:
+        """What was read (the committed watermark trails on purpose): for the lag metric."""
+        return dict(self._next)
 
-    async def on_partitions_revoked(self, revoked: frozenset[TopicPartition]) -> None:
-        async with self._lock:
-            self._forget({(tp.topic, tp.partition) for tp in revoked})
-        metrics.forget_consumer_lag(self.settings.name, ((t.topic, t.partition) for t in revoked))
+    # --- what the member asks (events.group.BatchHandler) --------------------------
 
-    async def on_partitions_assigned(self, assigned: frozenset[TopicPartition]) -> None:
-        async with self._lock:
-            try:
-                await self._claim({(tp.topic, tp.partition) for tp in assigned})
-            except Exception as exc:
-                if not is_snapshot_outage(exc):
-                    raise
-                # aiokafka drops what a callback raises: the loop claims it again.
-                logger.debug("snapshotter: claim deferred by an outage: %s", exc)
-                self._reread = True
+    dependencies = "PostgreSQL, Kafka or the snapshot store"
+
+    is_transient = staticmethod(is_snapshot_outage)
+
+    async def release(self, tps: frozenset[TopicPartition]) -> None:
+        self._forget({(tp.topic, tp.partition) for tp in tps})
 
     def _forget(self, tps: set[TP]) -> None:
         self.tracker.release(tps)
@@ -243,82 +228,25 @@ class Snapshotter:
             self._committed.pop(tp, None)
             self._next.pop(tp, None)
 
-    async def _claim(self, tps: set[TP]) -> None:
-        consumer = self._consumer
-        if consumer is None or not tps:
-            return
-        name = self.settings.name
-        stored = await read_offsets(self._pool, name, tps)
-        missing = [TopicPartition(t, p) for t, p in tps if (t, p) not in stored]
-        if missing:
-            earliest = await consumer.beginning_offsets(missing)
-            await init_offsets(
-                self._pool, name, {(tp.topic, tp.partition): o for tp, o in earliest.items()}
-            )
-            stored = await read_offsets(self._pool, name, tps)
-        for (topic, partition), offset in stored.items():
-            consumer.seek(TopicPartition(topic, partition), offset)
-            self._committed[(topic, partition)] = self._next[(topic, partition)] = offset
-        logger.info(
-            "snapshotter %s: reading %s",
-            name,
-            {f"{t}[{p}]": o for (t, p), o in sorted(stored.items())},
-        )
+    async def claim(self, tps: frozenset[TopicPartition]) -> dict[TopicPartition, int]:
+        """Forget what is held for these partitions; read them from their stored low
+        watermark (a new partition from the log's earliest retained offset)."""
+        wanted = {(tp.topic, tp.partition) for tp in tps}
+        self._forget(wanted)
+        async with self._pool.acquire() as conn:
+            stored = await self._offsets.stored(conn, wanted)
+            missing = [TopicPartition(t, p) for t, p in wanted if (t, p) not in stored]
+            start: dict[TP, int] = {}
+            if missing:
+                earliest = await self.member.consumer.beginning_offsets(missing)
+                start = {(tp.topic, tp.partition): o for tp, o in earliest.items()}
+                stored = await self._offsets.claim(conn, wanted, start)
+        for tp, fence in stored.items():
+            self._committed[tp] = fence
+            self._next[tp] = fence[0]
+        return {TopicPartition(t, p): fence[0] for (t, p), fence in stored.items()}
 
-    # --- the loop ------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Consume, fold, snapshot and commit until ``request_stop``; errors propagate,
-        except outages of PostgreSQL, Kafka or the snapshot store: those are ridden out
-        with bounded backoff (logged once when they start and once when they end), then
-        every partition is read again from its committed low watermark, as after a
-        restart, so nothing is lost."""
-        consumer = self._consumer
-        if consumer is None:
-            raise RuntimeError("Snapshotter is not started: call start() or use async with")
-        s = self.settings
-        outage = Outage(f"snapshotter {s.name}: PostgreSQL, Kafka or the snapshot store", logger)
-        while not self._stopping.is_set():
-            delay = 0.0
-            try:
-                if self._reread:
-                    async with self._lock:
-                        self._forget(set(self._committed))
-                        await self._claim(
-                            {(tp.topic, tp.partition) for tp in consumer.assignment()}
-                        )
-                        self._reread = False
-                records = await consumer.getmany(
-                    max_records=s.batch_size, timeout_ms=s.poll_timeout_ms
-                )
-                async with self._lock:
-                    await self._process(records)
-                outage.recovered()
-            except _Fenced as fenced:
-                logger.warning(
-                    "snapshotter %s: %s moved by another member; re-reading assignment",
-                    s.name,
-                    sorted(fenced.lost),
-                )
-                self._reread = True
-            except Exception as exc:
-                if not is_snapshot_outage(exc):
-                    raise
-                delay = outage.failed(exc)
-                self._reread = True
-            if delay:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-                continue
-            await self._commit_for_lag()
-        logger.info(
-            "snapshotter %s: stopping after %s batch(es), %s snapshot(s)",
-            s.name,
-            self.batches,
-            self.snapshots_written,
-        )
-
-    async def _process(self, raw: list[RawRecord]) -> None:
+    async def handle(self, raw: list[RawRecord]) -> None:
         decoded = [
             r
             for r in decode_records(self._event_codec, raw)
@@ -348,20 +276,22 @@ class Snapshotter:
                 if found is not None:
                     parents[r.position] = found
         rows = await self._writer.write_many(pending, parents)
-        moves: dict[TP, tuple[int, int]] = {}
-        for tp, committed in self._committed.items():
+        moves: dict[TP, int] = {}
+        for tp, (committed, _) in self._committed.items():
             low = self.tracker.watermark(tp, self._next[tp])
             if low != committed:
-                moves[tp] = (committed, low)
+                moves[tp] = low
         if rows or moves:
             async with self._pool.acquire() as conn, conn.transaction():
                 await add_rows(conn, rows, self.settings.index_table)
-                lost = await move_offsets(conn, self.settings.name, moves)
+                expected = {tp: self._committed[tp] for tp in moves}
+                lost, _ = await self._offsets.check(conn, expected)
                 if lost:
-                    raise _Fenced(lost)
+                    raise Fenced(lost)
+                await self._offsets.advance(conn, moves)
         self.tracker.committed()
-        for tp, (_, low) in moves.items():
-            self._committed[tp] = low
+        for tp, low in moves.items():
+            self._committed[tp] = (low, self._committed[tp][1])
         self.records += len(raw)
         self.snapshots_written += len(rows)
         if rows:
@@ -374,30 +304,8 @@ class Snapshotter:
                 self.settings.name,
                 len(rows),
                 reasons,
-                {f"{t}[{p}]": o for (t, p), o in sorted(self._committed.items())},
+                {f"{t}[{p}]": o for (t, p), o in sorted(self.positions.items())},
             )
-
-    async def _commit_for_lag(self) -> None:
-        """Kafka offsets, for lag metrics only (at most every ``kafka_commit_interval_s``)."""
-        now = time.monotonic()
-        consumer = self._consumer
-        if consumer is None or not self._committed:
-            return
-        if now - self._last_kafka_commit < self.settings.kafka_commit_interval_s:
-            return
-        self._last_kafka_commit = now
-        lags = {}  # from what was read: the committed watermark trails on purpose
-        for (t, p), o in self._next.items():
-            end = consumer.highwater(TopicPartition(t, p))
-            if end is not None:
-                lags[(t, p)] = end - o
-        metrics.record_consumer_lag(self.settings.name, lags)
-        try:
-            await consumer.commit(
-                {TopicPartition(t, p): o for (t, p), o in self._committed.items()}
-            )
-        except LogError as exc:
-            logger.debug("snapshotter: lag commit skipped: %s", exc)
 
 
 async def run_snapshotter(

@@ -74,6 +74,8 @@ def project(
     processors: int = typer.Option(1, help="Group members in the catch-up run (scaling)."),
     warmup: float = typer.Option(1.0, help="Seconds appended before latency is measured."),
     warmup_events: int = typer.Option(20_000, help="An unreported catch-up run first."),
+    snapshotter: bool = typer.Option(False, help="Run a snapshotter beside (its RSS)."),
+    live: int | None = typer.Option(None, help="Executions in flight at once (default: all)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Events/s folded into PostgreSQL by one processor; append→visible p50/p99 latency."""
@@ -82,7 +84,16 @@ def project(
 
     result = asyncio.run(
         run_project_bench(
-            events, rate, seconds, batch_size, partitions, processors, warmup, warmup_events
+            events,
+            rate,
+            seconds,
+            batch_size,
+            partitions,
+            processors,
+            warmup,
+            warmup_events,
+            snapshotter,
+            live,
         )
     )
     _show(result, render, as_json)
