@@ -38,7 +38,6 @@ from orchestrator.config import RedisBackend, Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events import metrics
 from orchestrator.events.codec import codec_for
-from orchestrator.events.keys import KeyRing
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.metrics_server import MetricsServer, serve_or_warn
 from orchestrator.events.task_feed import feed_for
@@ -47,7 +46,7 @@ from orchestrator.projections import PostgresDataKeys
 from orchestrator.projections.api import ApiSettings, create_app
 from orchestrator.projections.processor import Projector
 from orchestrator.runtime import Orchestrator, Pipeline, set_default_policies
-from orchestrator.snapshots import SnapshotStore, codec_from_settings
+from orchestrator.snapshots import SnapshotStore
 from orchestrator.state import runtime as state_runtime
 from orchestrator.state.errors import NotConfigured
 from orchestrator.state.runtime import StateRuntime
@@ -340,14 +339,7 @@ class App:
         from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
         plan, sp = self.plan, self.plan.snapshots
-        codec = codec_from_settings(
-            compress=sp.compress,
-            level=sp.level,
-            min_size=sp.min_size,
-            algorithm=sp.algorithm,
-            encrypt=sp.encrypt,
-            keys=KeyRing.from_env() if sp.encrypt else None,  # checked in _start
-        )
+        codec = sp.codec()  # its keys are checked in _start
         self.snapshot_store = store = snapshot_store(self.plan, self.endpoints)
         if not sp.lifecycle.empty:
             report = await store.apply_lifecycle(sp.lifecycle)

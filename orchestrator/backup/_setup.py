@@ -17,7 +17,7 @@ from orchestrator.app import AppPlan, plan_app, with_s3_storage
 from orchestrator.config import Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.userdata import BlobStore
-from orchestrator.snapshots import KeyRing, SnapshotStore, codec_from_settings, open_store
+from orchestrator.snapshots import SnapshotStore, open_store
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
 
@@ -71,14 +71,7 @@ class Deployment:
 
     def snapshot_codec(self) -> SnapshotCodec:
         """The configured snapshot codec (keys from ``ORCHESTRATOR_SNAPSHOT_KEYS``)."""
-        sp = self.plan.snapshots
-        return codec_from_settings(
-            compress=sp.compress,
-            level=sp.level,
-            min_size=sp.min_size,
-            encrypt=sp.encrypt,
-            keys=KeyRing.from_env() if sp.encrypt else None,
-        )
+        return self.plan.snapshots.codec()
 
     def blob_store_for(self, uri: str) -> tuple[BlobStore, str] | None:
         """A blob store able to read or write ``uri``, and the key of ``uri`` in it:
