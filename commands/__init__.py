@@ -70,6 +70,7 @@ from orchestrator.commands.ports import (
     ReadModelTimeout,
     UserDataSettings,
     encode_value,
+    fold_shared_into,
 )
 from orchestrator.commands.presence import live_holders
 from orchestrator.commands.shared import (
@@ -148,6 +149,7 @@ __all__ = [
     "encode_value",
     "evolve",
     "execute_together",
+    "fold_shared_into",
     "list_locks",
     "live_holders",
 ]

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from orchestrator.commands.errors import CoordinationUnavailable, LeaseLost
-from orchestrator.commands.leases import Lease
+from orchestrator.commands.leases import Lease, check_ttl
 
 log = logging.getLogger(__name__)
 
@@ -309,9 +309,7 @@ def _ops() -> Any:
 
 
 def _whole_seconds(ttl: float) -> int:
-    if not ttl > 0:
-        raise ValueError(f"ttl must be > 0 seconds, got {ttl!r}")
-    return max(1, math.ceil(ttl))
+    return max(1, math.ceil(check_ttl(ttl)))
 
 
 def _encode(value: dict[str, Any]) -> bytes:

@@ -42,6 +42,7 @@ from orchestrator.commands.leases import (
     TRANSIENT_ERRORS,
     CoordinationStore,
     Lease,
+    check_ttl,
     default_margin,
     holder_label,
     store_for,
@@ -83,11 +84,9 @@ class LeaderElection(Resource):
         on_elected: OnElected | None = None,
         on_revoked: OnRevoked | None = None,
     ) -> None:
-        if not ttl > 0:
-            raise ValueError(f"ttl must be > 0 seconds, got {ttl!r}")
+        self.ttl = check_ttl(ttl)
         self.name = name
         self.node_id = node_id
-        self.ttl = float(ttl)
         self.retry_interval = self.ttl / 3 if retry_interval is None else float(retry_interval)
         self.safety_margin = default_margin(ttl) if safety_margin is None else safety_margin
         if not 0 < self.retry_interval < self.ttl - self.safety_margin:

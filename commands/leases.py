@@ -82,7 +82,8 @@ class Lease:
     ttl: float
 
 
-def _check_ttl(ttl: float) -> float:
+def check_ttl(ttl: float) -> float:
+    """``ttl`` as a float, refused unless positive (every lease backend's rule)."""
     if not ttl > 0:
         raise ValueError(f"ttl must be > 0 seconds, got {ttl!r}")
     return float(ttl)
@@ -171,7 +172,7 @@ class LeaseStore:
         the previous holder's, and at least ``min_epoch`` (a writer taking an execution
         over passes one above every epoch its log holds, so its takeover always wins).
         """
-        ttl = _check_ttl(ttl)
+        ttl = check_ttl(ttl)
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(self._sql_acquire, name, holder, ttl, min_epoch)
             if row is None:
@@ -241,7 +242,7 @@ class LeaseStore:
         Raises ``LeaseLost`` if the lease has expired, been released, or been
         taken by anyone (including a new tenure of the same holder).
         """
-        new_ttl = _check_ttl(lease.ttl if ttl is None else ttl)
+        new_ttl = check_ttl(lease.ttl if ttl is None else ttl)
         now = None
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(

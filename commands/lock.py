@@ -39,6 +39,7 @@ from orchestrator.commands.leases import (
     TRANSIENT_ERRORS,
     CoordinationStore,
     Lease,
+    check_ttl,
     default_margin,
     holder_label,
     node_label,
@@ -117,10 +118,8 @@ class DistributedLock:
         timeout: float | None = None,
         safety_margin: float | None = None,
     ) -> None:
-        if not ttl > 0:
-            raise ValueError(f"ttl must be > 0 seconds, got {ttl!r}")
+        self.ttl = check_ttl(ttl)
         self.name = name
-        self.ttl = float(ttl)
         self.retry_interval = retry_interval
         self.timeout = timeout
         self.holder = holder if holder is not None else node_label()

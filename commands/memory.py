@@ -19,13 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from orchestrator.commands.errors import LeaseLost
-from orchestrator.commands.leases import Lease
-
-
-def _ttl(ttl: float) -> float:
-    if not ttl > 0:
-        raise ValueError(f"ttl must be > 0 seconds, got {ttl!r}")
-    return float(ttl)
+from orchestrator.commands.leases import Lease, check_ttl
 
 
 @dataclass(slots=True)
@@ -67,7 +61,7 @@ class MemoryLeaseStore:
         self, name: str, holder: str, ttl: float, *, min_epoch: int = 0
     ) -> Lease | None:
         """Take the lease if free, expired or ``holder``'s (a new tenure); else ``None``."""
-        ttl = _ttl(ttl)
+        ttl = check_ttl(ttl)
         row = self._rows.get(name)
         if row is not None and self._live(row) and row.holder != holder:
             return None
@@ -78,7 +72,7 @@ class MemoryLeaseStore:
 
     async def renew(self, lease: Lease, ttl: float | None = None) -> Lease:
         """Extend this tenure by ``ttl`` (default its last); ``LeaseLost`` if not ours."""
-        new_ttl = _ttl(lease.ttl if ttl is None else ttl)
+        new_ttl = check_ttl(lease.ttl if ttl is None else ttl)
         row = self._rows.get(lease.name)
         if (
             row is None

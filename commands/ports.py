@@ -214,6 +214,15 @@ async def take_lease(
         await asyncio.sleep(retry)
 
 
+def fold_shared_into(namespaces: dict[str, NamespaceState], envelope: Envelope) -> None:
+    """Fold a shared-state event into its namespace's entry of ``namespaces`` (the
+    in-memory read models keep their namespaces so)."""
+    namespace = getattr(envelope.payload, "namespace", "")
+    state = step_shared(namespaces.get(namespace), envelope).state
+    if state is not None:
+        namespaces[namespace] = state
+
+
 class InMemoryReadModel:
     """A read model that folds the events it is fed, with the projection's fold.
 
@@ -233,10 +242,7 @@ class InMemoryReadModel:
         if self._applied.get(key, -1) >= position.offset:
             return
         if envelope.execution_id is None:
-            namespace = getattr(envelope.payload, "namespace", "")
-            result = step_shared(self._namespaces.get(namespace), envelope)
-            if result.state is not None:
-                self._namespaces[namespace] = result.state
+            fold_shared_into(self._namespaces, envelope)
         else:
             result = step(self._executions.get(envelope.execution_id), envelope)
             if result.state is not None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from orchestrator.events import cancel_and_wait
 from orchestrator.events.outage import Outage
 
 log = logging.getLogger(__name__)
@@ -158,10 +159,7 @@ class Presence:
     async def stop(self) -> None:
         """Withdraw: release the marker and the advisory lock (its session ends)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         conn = self._conn
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(Exception):

@@ -73,7 +73,7 @@ from orchestrator.events.lifetime import record_lifetime_ms, user_data_topics
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.machines import PIPELINE_MACHINE, TASK_MACHINE, Machine
 from orchestrator.events.memory import MemoryEventLog, MemoryRecord
-from orchestrator.events.resource import Resource
+from orchestrator.events.resource import Resource, cancel_and_wait
 from orchestrator.events.security import KafkaSecurity, KafkaSecurityError
 from orchestrator.events.state import (
     CheckpointRef,
@@ -195,6 +195,7 @@ __all__ = [
     "UserDataError",
     "applied_checkpoints",
     "apply",
+    "cancel_and_wait",
     "chain_of",
     "check_level",
     "decode_records",

@@ -5,7 +5,8 @@ turns these into Avro records and back. ``UserData`` fields carry opaque user da
 (see ``events.userdata``). Times are timezone-aware UTC datetimes.
 
 Each payload class is registered with :func:`event` (its kind and, for a status
-change, the state machine's action); everything else that lists event types (the
+change, the state machine's action), which also makes it a frozen dataclass named
+by its ``event_type``; everything else that lists event types (the
 codec's classes, the Envelope's payload union, the state machines' actions, the
 shared, control and task sets, the task feed) is derived from :data:`CATALOGUE`.
 A new event type is three places: its ``schemas/current/<Name>.avsc``, its class
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal, TypeVar, dataclass_transform
 
 from orchestrator.events.userdata import UserData
 
@@ -54,21 +55,26 @@ class EventSpec:
 
 
 _CATALOGUE: dict[str, EventSpec] = {}
-_P = TypeVar("_P", bound=type[Payload])
+_P = TypeVar("_P", bound=Payload)
 
 
-def event(kind: EventKind, *, action: str | None = None) -> Callable[[_P], _P]:
-    """Register a payload class in the catalogue (outermost decorator, above
-    ``@dataclass``, so the registered class is the final one)."""
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+def event(kind: EventKind, *, action: str | None = None) -> Callable[[type[_P]], type[_P]]:
+    """Register a payload class in the catalogue, as a frozen, slotted, keyword-only
+    dataclass whose ``event_type`` is its name (a class that is a dataclass already,
+    or that names its own ``event_type``, is registered as it is)."""
 
-    def register(cls: _P) -> _P:
-        name = cls.event_type
+    def register(cls: type[_P]) -> type[_P]:
+        name = cls.__dict__.get("event_type", cls.__name__)
         if name != cls.__name__:
             raise TypeError(f"{cls.__name__}: event_type {name!r} must be the class name")
         if name in _CATALOGUE:
             raise TypeError(f"event type {name} registered twice")
         if action is not None and kind not in ("execution", "task"):
             raise TypeError(f"{name}: only execution and task events have an action")
+        if "__dataclass_fields__" not in cls.__dict__:
+            cls.event_type = name
+            cls = dataclass(frozen=True, slots=True, kw_only=True)(cls)
         _CATALOGUE[name] = EventSpec(cls, kind, action)
         return cls
 
@@ -96,11 +102,9 @@ class ExecutionContext:
 
 
 @event("execution")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionCreated(Payload):
     """A new execution of a pipeline, with its task list; status ``initialized``."""
 
-    event_type: ClassVar[str] = "ExecutionCreated"
     pipeline_id: str
     context: ExecutionContext = field(default_factory=ExecutionContext)
     tasks: tuple[TaskSpec, ...] = ()
@@ -110,73 +114,55 @@ class ExecutionCreated(Payload):
 
 
 @event("execution", action="start")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionValidationStarted(Payload):
     """``start``: initialized → validating."""
 
-    event_type: ClassVar[str] = "ExecutionValidationStarted"
-
 
 @event("execution", action="validation_success")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionValidationSucceeded(Payload):
     """``validation_success``: validating → running."""
 
-    event_type: ClassVar[str] = "ExecutionValidationSucceeded"
-
 
 @event("execution", action="validation_failure")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionValidationFailed(Payload):
     """``validation_failure``: validating → failed."""
 
-    event_type: ClassVar[str] = "ExecutionValidationFailed"
     error: str
 
 
 @event("execution", action="pause")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionPaused(Payload):
     """``pause``: running → paused."""
 
-    event_type: ClassVar[str] = "ExecutionPaused"
     reason: str | None = None
 
 
 @event("execution")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionResumed(Payload):
     """``resume``: paused → running, or ``recover``: failed → running (resume after a crash)."""
 
-    event_type: ClassVar[str] = "ExecutionResumed"
     from_checkpoint: str | None = None
     reason: str | None = None
 
 
 @event("execution", action="finish")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionCompleted(Payload):
     """``finish``: running → completed."""
 
-    event_type: ClassVar[str] = "ExecutionCompleted"
     outputs: UserData | None = None
 
 
 @event("execution", action="error")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionFailed(Payload):
     """``error``: running → failed."""
 
-    event_type: ClassVar[str] = "ExecutionFailed"
     error: str
 
 
 @event("execution", action="cancel")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionCancelled(Payload):
     """``cancel``: running or paused → cancelled."""
 
-    event_type: ClassVar[str] = "ExecutionCancelled"
     reason: str | None = None
 
 
@@ -184,20 +170,16 @@ class ExecutionCancelled(Payload):
 
 
 @event("task", action="schedule")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskScheduled(Payload):
     """A task is ready to run (its dependencies completed)."""
 
-    event_type: ClassVar[str] = "TaskScheduled"
     task_id: str
 
 
 @event("task", action="start")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskStarted(Payload):
     """An attempt of a task started, with its inputs."""
 
-    event_type: ClassVar[str] = "TaskStarted"
     task_id: str
     attempt: int
     inputs: UserData | None = None
@@ -215,11 +197,9 @@ class ExecutionDetails:
 
 
 @event("task", action="complete")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskCompleted(Payload):
     """A task attempt finished with outputs."""
 
-    event_type: ClassVar[str] = "TaskCompleted"
     task_id: str
     outputs: UserData | None = None
     metadata: UserData | None = None
@@ -227,11 +207,9 @@ class TaskCompleted(Payload):
 
 
 @event("task", action="fail")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskFailed(Payload):
     """A task attempt failed; ``retryable`` says whether recovery may try again."""
 
-    event_type: ClassVar[str] = "TaskFailed"
     task_id: str
     attempt: int
     error: str
@@ -239,22 +217,18 @@ class TaskFailed(Payload):
 
 
 @event("task", action="retry")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskRetryScheduled(Payload):
     """A failed task will run again as ``attempt`` after ``delay_seconds``."""
 
-    event_type: ClassVar[str] = "TaskRetryScheduled"
     task_id: str
     attempt: int
     delay_seconds: float
 
 
 @event("task", action="skip")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskSkipped(Payload):
     """A task that will not run (already done before a fork or resume, or not needed)."""
 
-    event_type: ClassVar[str] = "TaskSkipped"
     task_id: str
     reason: str | None = None
 
@@ -263,11 +237,9 @@ class TaskSkipped(Payload):
 
 
 @event("checkpoint")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckpointSaved(Payload):
     """A named checkpoint with its data (inline or claim-checked) and metadata."""
 
-    event_type: ClassVar[str] = "CheckpointSaved"
     checkpoint_id: str
     name: str
     task_id: str | None = None
@@ -282,11 +254,9 @@ class CheckpointSaved(Payload):
 
 
 @event("checkpoint")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckpointRestored(Payload):
     """The execution continued from a checkpoint."""
 
-    event_type: ClassVar[str] = "CheckpointRestored"
     checkpoint_id: str
 
 
@@ -294,11 +264,9 @@ class CheckpointRestored(Payload):
 
 
 @event("shared")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class SharedVariableSet(Payload):
     """A shared variable was set; ``version`` counts its writes from 1."""
 
-    event_type: ClassVar[str] = "SharedVariableSet"
     namespace: str
     name: str
     type: str
@@ -309,11 +277,9 @@ class SharedVariableSet(Payload):
 
 
 @event("shared")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class SharedVariableDeleted(Payload):
     """A shared variable was deleted."""
 
-    event_type: ClassVar[str] = "SharedVariableDeleted"
     namespace: str
     name: str
     deleted_by: str | None = None
@@ -324,11 +290,9 @@ class SharedVariableDeleted(Payload):
 
 
 @event("control")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionOwnershipTaken(Payload):
     """A writer took the execution's lease at ``epoch``; older epochs are fenced off."""
 
-    event_type: ClassVar[str] = "ExecutionOwnershipTaken"
     epoch: int
     node_id: str
 
@@ -337,11 +301,9 @@ class ExecutionOwnershipTaken(Payload):
 
 
 @event("checkpoint")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckpointWritesSaved(Payload):
     """Pending writes of one task against a saved checkpoint (LangGraph's ``put_writes``)."""
 
-    event_type: ClassVar[str] = "CheckpointWritesSaved"
     checkpoint_id: str
     task_id: str
     task_path: str | None = None
@@ -349,11 +311,9 @@ class CheckpointWritesSaved(Payload):
 
 
 @event("checkpoint")
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckpointsDeleted(Payload):
     """Checkpoints withdrawn from the execution's list; their events stay in history."""
 
-    event_type: ClassVar[str] = "CheckpointsDeleted"
     checkpoint_ids: tuple[str, ...]
     reason: str | None = None
 

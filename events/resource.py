@@ -1,9 +1,12 @@
 """``Resource``: the ``start()``/``stop()`` and ``async with`` shape every long-lived
-component has (aiokafka's), written once."""
+component has (aiokafka's), written once; ``cancel_and_wait``: what a ``stop()`` does
+with the background task its ``start()`` spawned."""
 
 from __future__ import annotations
 
-from typing import Self
+import asyncio
+import contextlib
+from typing import Any, Self
 
 
 class Resource:
@@ -24,3 +27,12 @@ class Resource:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has ended, its cancellation swallowed."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

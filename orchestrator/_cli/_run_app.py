@@ -16,6 +16,7 @@ from pathlib import Path
 
 from orchestrator._cli.health import Liveness
 from orchestrator.app import App
+from orchestrator.events import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,5 @@ async def run_until_stopped(
             except Exception as exc:
                 log.error("%s: a component failed: %r", what, exc, exc_info=exc)
                 return 1
-        waiting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiting
+        await cancel_and_wait(waiting)
         return 0

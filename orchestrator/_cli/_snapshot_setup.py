@@ -17,12 +17,10 @@ from orchestrator.config import (
 from orchestrator.projections.migrate import TableNames
 from orchestrator.snapshots import (
     KeyLayout,
-    KeyRing,
     Lifecycle,
     RetentionPolicy,
     SnapshotPolicy,
     SnapshotStore,
-    codec_from_settings,
     open_store,
 )
 from orchestrator.snapshots.codec import SnapshotCodec
@@ -68,14 +66,7 @@ def snapshot_setup(config: Path | None, store: str | None) -> SnapshotSetup:
         layout=plan.layout,
         policy=plan.policy,
         retention=plan.retention,
-        codec=codec_from_settings(
-            compress=plan.compress,
-            level=plan.level,
-            min_size=plan.min_size,
-            algorithm=plan.algorithm,
-            encrypt=plan.encrypt,
-            keys=KeyRing.from_env(),
-        ),
+        codec=plan.codec(),
         lifecycle=plan.lifecycle,
         tables=tables,
         topic=s.state_management.event_store.topics.pipeline_events,

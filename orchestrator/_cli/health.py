@@ -14,7 +14,6 @@ naming what is wrong otherwise. It is what the image's and compose's health chec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import Callable, Coroutine
@@ -24,6 +23,8 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+
+from orchestrator.events import cancel_and_wait
 
 T = TypeVar("T")
 
@@ -59,10 +60,7 @@ class Liveness:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType
     ) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if self.path is not None:
             self.path.unlink(missing_ok=True)
 

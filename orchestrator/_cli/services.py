@@ -8,7 +8,6 @@ leaves a file a shell can `source`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shlex
 import signal
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from orchestrator.devstack import (
     ServiceEndpoints,
     ensure_kafka_jars,
 )
+from orchestrator.events import cancel_and_wait
 
 app = typer.Typer(help="Local Kafka, PostgreSQL and S3 on loopback.", no_args_is_help=True)
 
@@ -173,9 +173,7 @@ async def _up(
             starting = asyncio.create_task(_start(stack, etcd))
             await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if not starting.done():
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
+            await cancel_and_wait(starting)
             await stack.stop()
             err.print("interrupted during start-up; stopped what had started")
             return 130

@@ -20,7 +20,9 @@ from orchestrator.app.plan import (
 from orchestrator.app.snapshot_plan import BlobPlan, SnapshotPlan, plan_snapshots, snapshot_policy
 from orchestrator.app.stores import (
     blob_store,
+    ensure_buckets,
     key_ring,
+    plan_buckets,
     s3_client,
     snapshot_store,
     with_s3_storage,
@@ -36,9 +38,11 @@ __all__ = [
     "PostgresPlan",
     "SnapshotPlan",
     "blob_store",
+    "ensure_buckets",
     "key_ring",
     "lease_ttl_for",
     "plan_app",
+    "plan_buckets",
     "plan_postgres",
     "plan_projection",
     "plan_snapshots",

@@ -35,7 +35,6 @@ from orchestrator.app.stores import (
     etcd_store,
     history_of,
     key_ring,
-    snapshot_codec,
     snapshot_store,
 )
 from orchestrator.app.topics import ensure_configured_topics
@@ -45,7 +44,6 @@ from orchestrator.config import RedisBackend, Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events import metrics
 from orchestrator.events.codec import codec_for
-from orchestrator.events.keys import KeyRing
 from orchestrator.events.log import EventLog, ProducerSettings
 from orchestrator.events.metrics_server import MetricsServer, serve_or_warn
 from orchestrator.events.task_feed import feed_for
@@ -177,7 +175,7 @@ class App:
             data_keys=None if ring is None else PostgresDataKeys(pool, ring),
             encrypt=plan.snapshots.encrypt,
         )
-        runtime.history = history_of(plan, self.endpoints, pool, runtime.codec, ring)
+        runtime.history = history_of(plan, self.endpoints, pool, runtime.codec)
         self._cleanup.append(runtime.close)
         await runtime.start_cache(plan.dsn, plan.connect_timeout)
         if opts.configure_process:
@@ -349,7 +347,7 @@ class App:
         from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
 
         plan, sp = self.plan, self.plan.snapshots
-        codec = snapshot_codec(plan, KeyRing.from_env() if sp.encrypt else None)  # see _start
+        codec = sp.codec()  # its keys are checked in _start
         self.snapshot_store = store = snapshot_store(self.plan, self.endpoints)
         if not sp.lifecycle.empty:
             report = await store.apply_lifecycle(sp.lifecycle)

@@ -36,7 +36,7 @@ from orchestrator.app.consistency import ConfiguredStateManager
 from orchestrator.app.errors import PlanError
 from orchestrator.app.memory import MemoryStack
 from orchestrator.app.plan import AppPlan, plan_app
-from orchestrator.app.stores import with_s3_storage
+from orchestrator.app.stores import ensure_buckets, plan_buckets, with_s3_storage
 from orchestrator.commands.leader import LeaderElection
 from orchestrator.commands.leases import node_label
 from orchestrator.commands.lock import DistributedLock
@@ -53,7 +53,6 @@ from orchestrator.state.runtime import StateRuntime
 
 CONFIG_ENV = "ORCHESTRATOR_CONFIG"
 DRAIN_S = 5.0
-_EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
 
 
 class NotConnected(OrchestratorStateError):
@@ -236,11 +235,7 @@ class Connection:
         await self.close()
 
     async def _make_buckets(self, endpoints: ServiceEndpoints, plan: AppPlan) -> None:
-        buckets = set()
-        if plan.snapshots.store_url.startswith("s3://"):
-            buckets.add(plan.snapshots.store_url.removeprefix("s3://").partition("/")[0])
-        if plan.blobs is not None and plan.blobs.bucket is not None:
-            buckets.add(plan.blobs.bucket)
+        buckets = plan_buckets(plan)
         if not buckets:
             return
         from botocore.exceptions import BotoCoreError, ClientError
@@ -250,16 +245,10 @@ class Connection:
             s3 = dataclasses.replace(s3, region=plan.s3_region)
         client = s3.client()  # short connect/read timeouts, two attempts
 
-        def make() -> None:
-            for bucket in sorted(buckets):
-                try:
-                    client.create_bucket(Bucket=bucket)
-                except ClientError as exc:
-                    if exc.response.get("Error", {}).get("Code") not in _EXISTS:
-                        raise
-
         try:
-            await asyncio.wait_for(asyncio.to_thread(make), self._timeout * 2)
+            await asyncio.wait_for(
+                asyncio.to_thread(ensure_buckets, client, buckets), self._timeout * 2
+            )
         except (TimeoutError, BotoCoreError, ClientError) as exc:
             reason = str(exc) or "no answer within the deadline"
             raise ServerUnreachable("S3", s3.endpoint_url, reason) from exc

@@ -25,7 +25,6 @@ else to take over); ``resume`` works as on the servers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from orchestrator.commands import leases as lease_defaults
 from orchestrator.commands.memory import MemoryLeaseStore
 from orchestrator.commands.shared import SharedSettings
 from orchestrator.config import MemoryBackend, Settings, parse_size
+from orchestrator.events import cancel_and_wait
 from orchestrator.events.codec import codec_for
 from orchestrator.events.limits import InputLimits
 from orchestrator.events.memory import MemoryEventLog
@@ -149,10 +149,7 @@ class MemoryStack:
     async def stop(self) -> None:
         """Stop the runtime (releasing leases), dump a last time, unset the defaults."""
         dumper, self._dumper = self._dumper, None
-        if dumper is not None:
-            dumper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await dumper
+        await cancel_and_wait(dumper)
         if self.orchestrator is not None:
             await self.orchestrator.stop()
         runtime, self.runtime = self.runtime, None

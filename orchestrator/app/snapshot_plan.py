@@ -10,7 +10,8 @@ from typing import Literal
 
 from orchestrator.app.errors import PlanError
 from orchestrator.config import FilesystemBackend, MemoryBackend, S3Backend, Settings
-from orchestrator.events import CompressionAlgorithm, check_level
+from orchestrator.events import CompressionAlgorithm, KeyRing, check_level
+from orchestrator.snapshots import SnapshotCodec, codec_from_settings
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
 from orchestrator.snapshots.store import KeyLayout, Lifecycle, blob_prefix
 
@@ -48,6 +49,18 @@ class SnapshotPlan:
     layout: KeyLayout = field(default_factory=KeyLayout)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+
+    def codec(self) -> SnapshotCodec:
+        """The codec these options describe, the one every process reads and writes
+        snapshots with (keys from ``ORCHESTRATOR_SNAPSHOT_KEYS`` when encrypting)."""
+        return codec_from_settings(
+            compress=self.compress,
+            level=self.level,
+            min_size=self.min_size,
+            algorithm=self.algorithm,
+            encrypt=self.encrypt,
+            keys=KeyRing.from_env() if self.encrypt else None,
+        )
 
 
 def snapshot_encoding(settings: Settings) -> tuple[bool, CompressionAlgorithm, FileFormat]:

@@ -1,5 +1,6 @@
 """The app's stores, built from its plan: the S3 client, the blob store, the snapshot
-store, the master key ring of encrypted user data, and etcd's lease store.
+store, the master key ring of encrypted user data, etcd's lease store, and the S3
+buckets they write to (created when missing).
 
 One place builds them, so ``App`` and the commands that open the same stores agree
 on region, endpoint and server-side encryption.
@@ -7,6 +8,8 @@ on region, endpoint and server-side encryption.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 from orchestrator.app.plan import AppPlan
@@ -18,13 +21,16 @@ from orchestrator.events.keys import KEYS_ENV, KeyConfigError, KeyRing
 from orchestrator.events.userdata import BlobStore
 from orchestrator.projections import PostgresEventArchive
 from orchestrator.snapshots import (
-    SnapshotCodec,
     SnapshotStore,
-    codec_from_settings,
     open_store,
     snapshot_history,
 )
 from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
+
+log = logging.getLogger(__name__)
+
+_EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
+_MISSING = ("404", "NoSuchBucket", "NotFound")
 
 
 def key_ring(encrypt: bool) -> KeyRing | None:
@@ -89,22 +95,7 @@ def snapshot_store(plan: AppPlan, endpoints: ServiceEndpoints) -> SnapshotStore:
     return open_store(sp.store_url, file_format=sp.file_format)
 
 
-def snapshot_codec(plan: AppPlan, ring: KeyRing | None) -> SnapshotCodec:
-    """The codec of ``checkpointing.storage`` and ``compression`` (the snapshotter's)."""
-    sp = plan.snapshots
-    return codec_from_settings(
-        compress=sp.compress,
-        level=sp.level,
-        min_size=sp.min_size,
-        algorithm=sp.algorithm,
-        encrypt=sp.encrypt,
-        keys=ring if sp.encrypt else None,
-    )
-
-
-def history_of(
-    plan: AppPlan, endpoints: ServiceEndpoints, pool: Any, codec: EventCodec, ring: KeyRing | None
-) -> History:
+def history_of(plan: AppPlan, endpoints: ServiceEndpoints, pool: Any, codec: EventCodec) -> History:
     """The history service of this deployment: the archive, from the newest snapshot of
     the configured store (snapshots disabled: from the first event)."""
     from orchestrator.snapshots.postgres import PostgresSnapshotIndex  # asyncpg's adapter
@@ -116,7 +107,7 @@ def history_of(
         archive=archive,
         index=PostgresSnapshotIndex(pool),
         store=snapshot_store(plan, endpoints),
-        codec=snapshot_codec(plan, ring),
+        codec=plan.snapshots.codec(),
     )
 
 
@@ -140,3 +131,34 @@ def with_s3_storage(settings: Settings, endpoints: ServiceEndpoints) -> Settings
     snapshots = data.setdefault("state_management", {}).setdefault("snapshots", {})
     snapshots["storage"] = f"s3://{endpoints.s3.bucket}/states"
     return Settings.model_validate(data)
+
+
+def plan_buckets(plan: AppPlan) -> set[str]:
+    """The S3 buckets the plan writes snapshots and claim-checked blobs to."""
+    buckets = set()
+    if plan.snapshots.store_url.startswith("s3://"):
+        buckets.add(plan.snapshots.store_url.removeprefix("s3://").partition("/")[0])
+    if plan.blobs is not None and plan.blobs.bucket is not None:
+        buckets.add(plan.blobs.bucket)
+    return buckets
+
+
+def ensure_buckets(client: Any, buckets: Iterable[str]) -> None:
+    """Create each bucket that does not exist (an S3 server starts empty); a bucket that
+    exists is left alone, so credentials without CreateBucket rights work."""
+    from botocore.exceptions import ClientError
+
+    for bucket in sorted(set(buckets)):
+        try:
+            client.head_bucket(Bucket=bucket)
+            continue
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _MISSING:
+                raise
+        try:
+            client.create_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _EXISTS:
+                raise
+        else:
+            log.info("created bucket %s", bucket)

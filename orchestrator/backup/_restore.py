@@ -28,10 +28,11 @@ from typing import Any
 
 import asyncpg
 
+from orchestrator.app import ensure_buckets
 from orchestrator.app.connections import apply_migrations, open_pool
 from orchestrator.app.topics import ensure_configured_topics
 from orchestrator.backup._format import MANIFEST, BackupFormatError, Manifest, read_file
-from orchestrator.backup._setup import Deployment, ensure_bucket
+from orchestrator.backup._setup import Deployment
 from orchestrator.events.codec import codec_for
 from orchestrator.events.envelope import Position
 from orchestrator.events.errors import OrchestratorStateError, UserDataError
@@ -175,7 +176,7 @@ class _Restore:
             bucket = uri.removeprefix("s3://").partition("/")[0]
             if bucket not in self._buckets:
                 client = self.dep.s3_client(self.dep.plan.snapshots.endpoint_url)
-                ensure_bucket(client, bucket)
+                ensure_buckets(client, [bucket])
                 self._buckets.add(bucket)
 
     async def _data_keys(self, manifest: Manifest, pool: asyncpg.Pool) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.app import AppPlan, plan_app, with_s3_storage
+from orchestrator.app import AppPlan, ensure_buckets, plan_app, with_s3_storage
 from orchestrator.config import Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events.userdata import BlobStore
-from orchestrator.snapshots import KeyRing, SnapshotStore, codec_from_settings, open_store
+from orchestrator.snapshots import SnapshotStore, open_store
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
 
@@ -66,19 +66,12 @@ class Deployment:
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
         client = self.s3_client()
         if create:
-            ensure_bucket(client, bucket)
+            ensure_buckets(client, [bucket])
         return S3SnapshotStore(bucket, prefix, client=client)
 
     def snapshot_codec(self) -> SnapshotCodec:
         """The configured snapshot codec (keys from ``ORCHESTRATOR_SNAPSHOT_KEYS``)."""
-        sp = self.plan.snapshots
-        return codec_from_settings(
-            compress=sp.compress,
-            level=sp.level,
-            min_size=sp.min_size,
-            encrypt=sp.encrypt,
-            keys=KeyRing.from_env() if sp.encrypt else None,
-        )
+        return self.plan.snapshots.codec()
 
     def blob_store_for(self, uri: str) -> tuple[BlobStore, str] | None:
         """A blob store able to read or write ``uri``, and the key of ``uri`` in it:
@@ -95,26 +88,6 @@ class Deployment:
             if path.is_relative_to(root):
                 return FilesystemBlobStore(root), path.relative_to(root).as_posix()
         return None
-
-
-def ensure_bucket(client: Any, bucket: str) -> None:
-    """Create ``bucket`` if it does not exist (a bucket that exists is left alone)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        client.head_bucket(Bucket=bucket)
-        return
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
-            raise
-    try:
-        client.create_bucket(Bucket=bucket)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in (
-            "BucketAlreadyOwnedByYou",
-            "BucketAlreadyExists",
-        ):
-            raise
 
 
 def deployment(

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.state import checkpoint
+from orchestrator.state import bound, checkpoint
 
 
 @dataclass(eq=False, kw_only=True)
@@ -103,11 +103,8 @@ def current_context() -> TaskContext | None:
 @contextlib.contextmanager
 def running(context: TaskContext) -> Iterator[TaskContext]:
     """Make ``context`` the current one for the body (the executor wraps each attempt)."""
-    token = _current.set(context)
-    try:
+    with bound(_current, context):
         yield context
-    finally:
-        _current.reset(token)
 
 
 _CONTEXT_KEYS = frozenset({"user_id", "input_data", "configuration"})

@@ -22,6 +22,7 @@ import asyncpg
 
 from orchestrator.commands.errors import LeaseLost
 from orchestrator.commands.leases import TRANSIENT_ERRORS, CoordinationStore, Lease
+from orchestrator.events import cancel_and_wait
 from orchestrator.runtime.policy import RecoveryPolicy
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,7 @@ class NodeHeartbeat:
     async def stop(self) -> None:
         """Stop beating and release the lease: the node is down, cleanly."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         lease, self._lease = self._lease, None
         if lease is not None:
             with contextlib.suppress(*TRANSIENT_ERRORS):

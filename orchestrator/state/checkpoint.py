@@ -26,7 +26,7 @@ import asyncio
 import builtins
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from orchestrator.commands.decide import SaveCheckpoint
@@ -43,6 +43,7 @@ from orchestrator.state.errors import (
     NotConfigured,
     NotInTask,
 )
+from orchestrator.state.readmodel import CheckpointRow
 from orchestrator.state.runtime import StateRuntime, current_runtime, current_task, task_scope
 from orchestrator.state.sealed import decode_chain, decode_value
 from orchestrator.state.sync import Session, parse_session
@@ -83,36 +84,16 @@ class SavedCheckpoint:
     position: Position
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckpointInfo:
-    """A checkpoint as ``list`` returns it (without its data)."""
-
-    id: str
-    name: str
-    pipeline_id: str
-    execution_id: str
-    task_id: str | None
-    sequence: int
-    progress: float | None
-    created_at: dt.datetime
-    metadata: Any
+CheckpointInfo = CheckpointRow
+"""A checkpoint as ``list`` returns it (without its data): the read model's row."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RestoredCheckpoint:
+class RestoredCheckpoint(CheckpointRow):
     """The execution's state at the checkpoint and the checkpoint's data."""
 
-    id: str
-    name: str
-    pipeline_id: str
-    execution_id: str
-    task_id: str | None
-    sequence: int
-    progress: float | None
-    created_at: dt.datetime
     state: ExecutionState
     data: Any
-    metadata: Any
 
 
 def _jsonable(value: Any) -> Any:
@@ -194,20 +175,7 @@ async def list(
     rt = runtime or current_runtime("checkpoint.list")
     await _honour(rt, consistency, session)
     rows = await rt.read_model.list_checkpoints(pipeline_id, execution_id)
-    return [
-        CheckpointInfo(
-            id=r.id,
-            name=r.name,
-            pipeline_id=r.pipeline_id,
-            execution_id=r.execution_id,
-            task_id=r.task_id,
-            sequence=r.sequence,
-            progress=r.progress,
-            created_at=r.created_at,
-            metadata=await _metadata(rt, r.execution_id, r.metadata),
-        )
-        for r in rows
-    ]
+    return [replace(r, metadata=await _metadata(rt, r.execution_id, r.metadata)) for r in rows]
 
 
 async def _metadata(rt: StateRuntime, execution_id: str, value: Any) -> Any:

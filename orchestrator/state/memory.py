@@ -27,8 +27,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.commands.ports import ReadModelTimeout
-from orchestrator.events import PIPELINE_MACHINE, Outcome, step, step_shared
+from orchestrator.commands import ReadModelTimeout, fold_shared_into
+from orchestrator.events import PIPELINE_MACHINE, Outcome, step
 from orchestrator.events import catalogue as c
 from orchestrator.events.checkpointdata import applied_checkpoints, chain_of
 from orchestrator.events.codec import EventCodec
@@ -92,10 +92,7 @@ class MemoryReadModel:
             log.warning("memory backend: dead letter at %s: %s", p.token(), exc.reason)
         else:
             if envelope.execution_id is None:
-                ns = getattr(envelope.payload, "namespace", "")
-                result = step_shared(self._namespaces.get(ns), envelope)
-                if result.state is not None:
-                    self._namespaces[ns] = result.state
+                fold_shared_into(self._namespaces, envelope)
             else:
                 self._fold(p, len(record.value), envelope)
         self._applied[(p.topic, p.partition)] = p.offset

@@ -16,7 +16,7 @@ import contextvars
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -45,6 +45,7 @@ from orchestrator.state.sealed import open_mapping, open_value
 from orchestrator.state.sync import SyncPolicy
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class ExecutionReader(Protocol):
@@ -368,13 +369,20 @@ def configure(runtime: StateRuntime | None) -> None:
 
 
 @contextlib.contextmanager
+def bound(var: contextvars.ContextVar[_T], value: _T) -> Iterator[_T]:
+    """Set ``var`` to ``value`` for the body (and the tasks it starts), then back."""
+    token = var.set(value)
+    try:
+        yield value
+    finally:
+        var.reset(token)
+
+
+@contextlib.contextmanager
 def use_runtime(runtime: StateRuntime) -> Iterator[StateRuntime]:
     """Use ``runtime`` in this context (and tasks started from it) only."""
-    token = _current.set(runtime)
-    try:
+    with bound(_current, runtime):
         yield runtime
-    finally:
-        _current.reset(token)
 
 
 def current_runtime(what: str = "orchestrator.state") -> StateRuntime:
@@ -407,11 +415,8 @@ def task_scope(writer: ExecutionWriter, task_id: str) -> Iterator[TaskContext]:
     """Run the body as task ``task_id`` of ``writer``'s execution (the orchestrator wraps
     each task's ``execute`` in this; tests may too)."""
     context = TaskContext(writer, task_id)
-    token = _task.set(context)
-    try:
+    with bound(_task, context):
         yield context
-    finally:
-        _task.reset(token)
 
 
 def current_task() -> TaskContext | None:
