@@ -16,6 +16,7 @@ without control characters (PostgreSQL cannot store NUL) and at most
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +121,62 @@ def event_problem(envelope: Any, limits: InputLimits = DEFAULT_LIMITS) -> str | 
     (PostgreSQL cannot store it); compressed user data that declares a decompressed
     size must declare one within ``limits.max_user_data_bytes``. User data that is
     corrupt otherwise is the fold's to refuse (``REJECTED``), not the codec's."""
+    if _ok(envelope, limits, limits.max_identifier_bytes // 4):
+        return None
     return _check(envelope, "", limits)
+
+
+# A hot path (every decode): per class, a compiled yes/no check of the common case.
+# It says "fine" only where ``_check`` finds no problem; anything else (an unusual
+# value, a compressed or claim-checked payload over a limit) goes to ``_check``,
+# which names the problem.
+_FAST: dict[type, Callable[[Any, InputLimits, int], bool]] = {}
+
+
+def _ok(record: Any, limits: InputLimits, quick: int) -> bool:
+    fast = _FAST.get(record.__class__)
+    if fast is None:
+        if not dataclasses.is_dataclass(record) or isinstance(record, type):
+            return True
+        fast = _FAST[record.__class__] = _compile_fast(record.__class__)
+    return fast(record, limits, quick)
+
+
+_FAST_LINES = {
+    _ID: ["if not (v.__class__ is str and 0 < len(v) <= quick and v.isprintable()): return False"],
+    _TEXT: [
+        "if v.__class__ is str:",
+        "    if '\\x00' in v: return False",
+        "elif v.__class__ is not tuple or any(",
+        "    t.__class__ is not str or '\\x00' in t for t in v): return False",
+    ],
+    _IDS: [
+        "for t in v:",
+        "    if not (t.__class__ is str and 0 < len(t) <= quick and t.isprintable()): return False",
+    ],
+    _DATA: [
+        "if v.__class__ is _UserData and (v.ref is not None or v.encoding == 'json_zstd')"
+        " and _data_problem(v, '', limits) is not None: return False",
+    ],
+    _RECORD: ["if not _ok(v, limits, quick): return False"],
+    _RECORDS: [
+        "for t in v:",
+        "    if not _ok(t, limits, quick): return False",
+    ],
+}
+
+
+def _compile_fast(cls: type) -> Callable[[Any, InputLimits, int], bool]:
+    """``_check(record) is None`` for the common values of ``cls``'s fields, compiled."""
+    lines = ["def ok(r, limits, quick):"]
+    for name, kind in _plan(cls):
+        lines += [f"    v = r.{name}", "    if v is not None:"]
+        lines += [f"        {line}" for line in _FAST_LINES[kind]]
+    lines.append("    return True")
+    env: dict[str, Any] = {"_ok": _ok, "_UserData": UserData, "_data_problem": _data_problem}
+    exec("\n".join(lines), env)  # source built from field names only
+    fast: Callable[[Any, InputLimits, int], bool] = env["ok"]
+    return fast
 
 
 def _check(record: Any, path: str, limits: InputLimits) -> str | None:
