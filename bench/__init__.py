@@ -1,1 +1,49 @@
-"""Benchmarks that print figures (never timed assertions in tests)."""
+"""Benchmarks that print figures (never timed assertions in tests).
+
+Each benchmark's entry is exported here (``run_<name>_bench`` / ``run_compare`` and
+``render_<name>``), so the CLI reaches them through this facade.
+"""
+
+from __future__ import annotations
+
+from orchestrator.bench.append import render as render_append
+from orchestrator.bench.append import run_append_bench
+from orchestrator.bench.cache import render as render_cache
+from orchestrator.bench.cache import run_cache_bench
+from orchestrator.bench.checkpoint import render as render_checkpoint
+from orchestrator.bench.checkpoint import run_checkpoint_bench
+from orchestrator.bench.compare import CompareOptions, PeersMissing, run_compare
+from orchestrator.bench.compare import render as render_compare
+from orchestrator.bench.memory import render as render_memory
+from orchestrator.bench.memory import run_memory_bench
+from orchestrator.bench.project import render as render_project
+from orchestrator.bench.project import run_project_bench
+from orchestrator.bench.replay import render as render_replay
+from orchestrator.bench.replay import run_replay_bench
+from orchestrator.bench.restore import render as render_restore
+from orchestrator.bench.restore import run_restore_bench
+from orchestrator.bench.resume import render as render_resume
+from orchestrator.bench.resume import run_resume_bench
+
+__all__ = [
+    "CompareOptions",
+    "PeersMissing",
+    "render_append",
+    "render_cache",
+    "render_checkpoint",
+    "render_compare",
+    "render_memory",
+    "render_project",
+    "render_replay",
+    "render_restore",
+    "render_resume",
+    "run_append_bench",
+    "run_cache_bench",
+    "run_checkpoint_bench",
+    "run_compare",
+    "run_memory_bench",
+    "run_project_bench",
+    "run_replay_bench",
+    "run_restore_bench",
+    "run_resume_bench",
+]

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.events.topics import TopicsConfig
+from orchestrator.events import TopicsConfig
 
 CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
 

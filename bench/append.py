@@ -30,12 +30,18 @@ from typing import Any
 from rich.table import Table
 
 from orchestrator.bench._tables import figures_table
-from orchestrator.events.catalogue import ExecutionDetails, TaskCompleted
-from orchestrator.events.codec import default_codec
-from orchestrator.events.envelope import Envelope
-from orchestrator.events.log import EventLog, ProducerSettings
-from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
-from orchestrator.events.userdata import encode_user_data
+from orchestrator.events import (
+    Envelope,
+    EventLog,
+    ExecutionDetails,
+    ProducerSettings,
+    TaskCompleted,
+    TopicsConfig,
+    TopicSpec,
+    default_codec,
+    encode_user_data,
+    ensure_topics,
+)
 
 EVENT_BYTES = 300
 

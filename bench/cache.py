@@ -30,14 +30,24 @@ from rich.table import Table
 
 from orchestrator.bench import _tables as tables
 from orchestrator.bench._database import fresh_database
-from orchestrator.events.codec import default_codec
-from orchestrator.events.log import EventLog
-from orchestrator.events.state import ExecutionState, TaskState
-from orchestrator.projections import readmodel as rm
-from orchestrator.projections.migrate import migrate
-from orchestrator.projections.settings import ProjectionSettings
-from orchestrator.state import StateManager, StateRuntime, StateSettings
-from orchestrator.state.cache import EXECUTION, CacheConfig, LevelSpec, scope_of
+from orchestrator.events import EventLog, ExecutionState, TaskState, default_codec
+from orchestrator.projections import (
+    PIPELINE_COLUMNS,
+    TASK_COLUMNS,
+    ProjectionSettings,
+    migrate,
+    pipeline_row,
+)
+from orchestrator.projections import task_rows as rm_task_rows
+from orchestrator.state import (
+    EXECUTION,
+    CacheConfig,
+    LevelSpec,
+    StateManager,
+    StateRuntime,
+    StateSettings,
+    scope_of,
+)
 
 TOPIC = "orchestrator.pipeline.events"
 PROJECTION = "bench_cache"
@@ -90,16 +100,16 @@ async def _fill(pool: asyncpg.Pool, executions: int, tasks: int) -> list[str]:
     """Rows as the processor writes them, and its applied offset."""
     states = [_state(i, tasks) for i in range(executions)]
     pipeline = [
-        rm.pipeline_row(s, event_count=s.last_sequence, last_position=(TOPIC, 0, n))
+        pipeline_row(s, event_count=s.last_sequence, last_position=(TOPIC, 0, n))
         for n, s in enumerate(states)
     ]
-    task_rows = [row for s in states for row in rm.task_rows(s)]
+    task_rows = [row for s in states for row in rm_task_rows(s)]
     async with pool.acquire() as conn:
         await conn.copy_records_to_table(
-            "pipeline_states", records=pipeline, columns=[c for c, _ in rm.PIPELINE_COLUMNS]
+            "pipeline_states", records=pipeline, columns=[c for c, _ in PIPELINE_COLUMNS]
         )
         await conn.copy_records_to_table(
-            "task_states", records=task_rows, columns=[c for c, _ in rm.TASK_COLUMNS]
+            "task_states", records=task_rows, columns=[c for c, _ in TASK_COLUMNS]
         )
         await conn.execute(
             "INSERT INTO projection_offsets (projection, topic, partition, next_offset)"

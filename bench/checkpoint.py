@@ -42,10 +42,8 @@ from orchestrator.commands import (
     StartValidation,
     SucceedValidation,
 )
-from orchestrator.events.codec import default_codec
-from orchestrator.events.log import EventLog
-from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
-from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.events import EventLog, TopicsConfig, TopicSpec, default_codec, ensure_topics
+from orchestrator.projections import ProjectionSettings
 from orchestrator.state import StateRuntime, StateSettings, checkpoint
 
 

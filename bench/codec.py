@@ -18,10 +18,7 @@ from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from orchestrator.events.catalogue import TaskStarted
-from orchestrator.events.codec import HEADER_SIZE, default_codec
-from orchestrator.events.envelope import Envelope
-from orchestrator.events.userdata import UserData
+from orchestrator.events import HEADER_SIZE, Envelope, TaskStarted, UserData, default_codec
 
 ROUNDS = 5
 

@@ -60,12 +60,17 @@ from orchestrator.bench._project_procs import (
 )
 from orchestrator.bench._tables import figures_table
 from orchestrator.devstack import local_services
-from orchestrator.events.codec import default_codec
-from orchestrator.events.envelope import Envelope
-from orchestrator.events.log import EventLog
-from orchestrator.events.simulate import interleave, simulate_execution
-from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
-from orchestrator.projections.store import STATE_CHANGES_CHANNEL
+from orchestrator.events import (
+    Envelope,
+    EventLog,
+    TopicsConfig,
+    TopicSpec,
+    default_codec,
+    ensure_topics,
+    interleave,
+    simulate_execution,
+)
+from orchestrator.projections import STATE_CHANGES_CHANNEL
 
 
 def interleave_live(

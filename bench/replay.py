@@ -38,14 +38,14 @@ from orchestrator.bench.restore import (
     long_history,
 )
 from orchestrator.debug import StateDebugger, Target
-from orchestrator.events import ArchivedEvent
-from orchestrator.events.envelope import Position
-from orchestrator.events.fold import step
-from orchestrator.events.state import ExecutionState
-from orchestrator.projections.migrate import migrate
-from orchestrator.snapshots import FilesystemSnapshotStore, SnapshotWriter
-from orchestrator.snapshots.postgres import PostgresSnapshotIndex
-from orchestrator.snapshots.writer import PendingSnapshot
+from orchestrator.events import ArchivedEvent, ExecutionState, Position, step
+from orchestrator.projections import migrate
+from orchestrator.snapshots import (
+    FilesystemSnapshotStore,
+    PendingSnapshot,
+    PostgresSnapshotIndex,
+    SnapshotWriter,
+)
 
 CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
 

@@ -32,27 +32,47 @@ from rich.table import Table
 
 from orchestrator.bench import _tables as tables
 from orchestrator.bench._database import fresh_database
-from orchestrator.events import ArchivedEvent, History, MemoryEventArchive
-from orchestrator.events import catalogue as c
-from orchestrator.events.codec import default_codec
-from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.fold import step
-from orchestrator.events.simulate import HistoryWriter
-from orchestrator.events.state import ExecutionState
-from orchestrator.events.userdata import encode_user_data
-from orchestrator.projections import PostgresEventArchive
-from orchestrator.projections import readmodel as rm
-from orchestrator.projections.migrate import migrate
+from orchestrator.events import (
+    ArchivedEvent,
+    CheckpointSaved,
+    Envelope,
+    ExecutionCompleted,
+    ExecutionContext,
+    ExecutionCreated,
+    ExecutionState,
+    ExecutionValidationStarted,
+    ExecutionValidationSucceeded,
+    History,
+    HistoryWriter,
+    MemoryEventArchive,
+    Position,
+    TaskCompleted,
+    TaskFailed,
+    TaskRetryScheduled,
+    TaskScheduled,
+    TaskSpec,
+    TaskStarted,
+    default_codec,
+    encode_user_data,
+    step,
+)
+from orchestrator.projections import (
+    EVENT_COLUMNS,
+    PostgresEventArchive,
+    dumps,
+    migrate,
+    payload_json,
+)
 from orchestrator.snapshots import (
     FilesystemSnapshotStore,
     MemorySnapshotIndex,
     MemorySnapshotStore,
+    PendingSnapshot,
+    PostgresSnapshotIndex,
     SnapshotCodec,
     SnapshotWriter,
     snapshot_history,
 )
-from orchestrator.snapshots.postgres import PostgresSnapshotIndex
-from orchestrator.snapshots.writer import PendingSnapshot
 
 TOPIC = "orchestrator.pipeline.events"
 EXECUTION = "exec_long"
@@ -66,24 +86,24 @@ def long_history(events: int, *, tasks: int = 200, seed: int = 1) -> list[Envelo
     w = HistoryWriter(EXECUTION, "long_pipeline", rng)
     names = [f"task_{i}" for i in range(tasks)]
     w.emit(
-        c.ExecutionCreated(
+        ExecutionCreated(
             pipeline_id="long_pipeline",
-            context=c.ExecutionContext(user_id="u", input_data=encode_user_data({"q": "x" * 200})),
-            tasks=tuple(c.TaskSpec(task_id=n) for n in names),
+            context=ExecutionContext(user_id="u", input_data=encode_user_data({"q": "x" * 200})),
+            tasks=tuple(TaskSpec(task_id=n) for n in names),
         )
     )
-    w.emit(c.ExecutionValidationStarted())
-    w.emit(c.ExecutionValidationSucceeded())
+    w.emit(ExecutionValidationStarted())
+    w.emit(ExecutionValidationSucceeded())
     per_task = max(8, (events - 6) // tasks)
     for i, name in enumerate(names):
         budget = min(events - 3, 3 + (i + 1) * per_task)
-        w.emit(c.TaskScheduled(task_id=name))
+        w.emit(TaskScheduled(task_id=name))
         attempt = 1
-        w.emit(c.TaskStarted(task_id=name, attempt=1, inputs=encode_user_data({"in": name})))
+        w.emit(TaskStarted(task_id=name, attempt=1, inputs=encode_user_data({"in": name})))
         while len(w.events) < budget - 4:
             if len(w.events) % 1000 < 3:
                 w.emit(
-                    c.CheckpointSaved(
+                    CheckpointSaved(
                         checkpoint_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                         name=f"cp_{len(w.events)}",
                         task_id=name,
@@ -93,12 +113,12 @@ def long_history(events: int, *, tasks: int = 200, seed: int = 1) -> list[Envelo
                 )
             if len(w.events) % 20_000 < 3:
                 w.take_over()
-            w.emit(c.TaskFailed(task_id=name, attempt=attempt, error="rate limited"))
+            w.emit(TaskFailed(task_id=name, attempt=attempt, error="rate limited"))
             attempt += 1
-            w.emit(c.TaskRetryScheduled(task_id=name, attempt=attempt, delay_seconds=1.0))
-            w.emit(c.TaskStarted(task_id=name, attempt=attempt))
-        w.emit(c.TaskCompleted(task_id=name, outputs=encode_user_data({"out": "z" * 300})))
-    w.emit(c.ExecutionCompleted(outputs=encode_user_data({"report": "done"})))
+            w.emit(TaskRetryScheduled(task_id=name, attempt=attempt, delay_seconds=1.0))
+            w.emit(TaskStarted(task_id=name, attempt=attempt))
+        w.emit(TaskCompleted(task_id=name, outputs=encode_user_data({"out": "z" * 300})))
+    w.emit(ExecutionCompleted(outputs=encode_user_data({"report": "done"})))
     return [
         replace(e, event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4))) for e in w.events
     ]
@@ -178,12 +198,12 @@ async def archive_history(
                 e.occurred_at,
                 result.outcome.value,
                 result.reason,
-                rm.dumps(rm.payload_json(e)),
+                dumps(payload_json(e)),
                 codec.encode(e),
             )
         )
     await conn.copy_records_to_table(
-        "execution_events", records=rows, columns=[name for name, _ in rm.EVENT_COLUMNS]
+        "execution_events", records=rows, columns=[name for name, _ in EVENT_COLUMNS]
     )
     assert state is not None
     return state

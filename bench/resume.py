@@ -55,7 +55,7 @@ def _pipeline(slow: bool) -> Any:
 
 
 async def _runtime(dsn: str, bootstrap: str, topic: str, node: str) -> Any:
-    from orchestrator.projections.settings import ProjectionSettings
+    from orchestrator.projections import ProjectionSettings
     from orchestrator.state import StateRuntime, StateSettings
 
     projection = ProjectionSettings(
@@ -113,7 +113,7 @@ async def _one(dsn: str, bootstrap: str, topic: str) -> tuple[float, float]:
 async def run_resume_bench(runs: int) -> list[tuple[float, float]]:
     """``runs`` crash-and-resume cycles; (start→finished, start→imports done) each."""
     from orchestrator.devstack import local_services
-    from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
+    from orchestrator.events import TopicsConfig, TopicSpec, ensure_topics
     from orchestrator.projections import ProjectionSettings, Projector, prepare
 
     async with local_services(s3=False) as endpoints:

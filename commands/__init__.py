@@ -54,11 +54,13 @@ from orchestrator.commands.errors import (
 from orchestrator.commands.etcd_leases import EtcdLeaseStore
 from orchestrator.commands.leader import LeaderElection
 from orchestrator.commands.leases import (
+    TRANSIENT_ERRORS,
     CoordinationStore,
     Lease,
     LeaseStore,
     configure,
     configure_store,
+    node_label,
 )
 from orchestrator.commands.lock import DistributedLock, LockInfo, list_locks
 from orchestrator.commands.memory import MemoryLeaseStore
@@ -72,7 +74,7 @@ from orchestrator.commands.ports import (
     encode_value,
     fold_shared_into,
 )
-from orchestrator.commands.presence import live_holders
+from orchestrator.commands.presence import Presence, live_holders
 from orchestrator.commands.shared import (
     DeleteVariable,
     SetVariable,
@@ -86,6 +88,7 @@ from orchestrator.commands.together import execute_together
 from orchestrator.commands.writer import ExecutionWriter
 
 __all__ = [
+    "TRANSIENT_ERRORS",
     "Appender",
     "Cancel",
     "Command",
@@ -121,6 +124,7 @@ __all__ = [
     "MemoryLeaseStore",
     "Pause",
     "Prepared",
+    "Presence",
     "ReadModel",
     "ReadModelTimeout",
     "RestoreCheckpoint",
@@ -152,4 +156,5 @@ __all__ = [
     "fold_shared_into",
     "list_locks",
     "live_holders",
+    "node_label",
 ]

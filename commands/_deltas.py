@@ -23,9 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from orchestrator.commands.command_types import SaveCheckpoint
 from orchestrator.commands.ports import UserDataSettings, encode_value
-from orchestrator.events.delta import MAX_BASE_BYTES
-from orchestrator.events.state import ExecutionState
-from orchestrator.events.userdata import BlobStore, UserData, json_bytes
+from orchestrator.events import MAX_BASE_BYTES, BlobStore, ExecutionState, UserData, json_bytes
 
 if TYPE_CHECKING:
     from orchestrator.commands.writer import ExecutionWriter

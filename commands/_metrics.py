@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from orchestrator.events import metrics
+from orchestrator.events import record_checkpoints_saved, record_operation
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 _T = TypeVar("_T")
@@ -32,10 +32,10 @@ def record_commands(
             counts[name] = counts.get(name, 0) + 1
     outcome = "ok" if ok else "error"
     for name, count in counts.items():
-        metrics.record_operation(component, name, seconds, outcome, count)
+        record_operation(component, name, seconds, outcome, count)
     saved = counts.get("save_checkpoint", 0)
     if ok and saved:
-        metrics.record_checkpoints_saved(saved)
+        record_checkpoints_saved(saved)
 
 
 def counted(

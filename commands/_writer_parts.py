@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.commands._deltas import DEFAULT_FULL_EVERY, encode_checkpoint
 from orchestrator.commands.ports import UserDataSettings
-from orchestrator.events.envelope import Envelope
-from orchestrator.events.state import ExecutionState
+from orchestrator.events import Envelope, ExecutionState
 
 if TYPE_CHECKING:
     from orchestrator.commands.writer import ExecutionWriter

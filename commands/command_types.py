@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from orchestrator.events import catalogue as c
+from orchestrator.events import ExecutionDetails, TaskSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,7 +29,7 @@ class CreateExecution(Command):
     user_data_fields: ClassVar[tuple[str, ...]] = ("input_data", "configuration")
     execution_id: str
     pipeline_id: str
-    tasks: Sequence[c.TaskSpec | str] = ()
+    tasks: Sequence[TaskSpec | str] = ()
     user_id: str | None = None
     input_data: Any = None
     configuration: Any = None
@@ -118,7 +118,7 @@ class CompleteTask(Command):
     task_id: str
     outputs: Any = None
     metadata: Any = None
-    details: c.ExecutionDetails = field(default_factory=c.ExecutionDetails)
+    details: ExecutionDetails = field(default_factory=ExecutionDetails)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -45,13 +45,38 @@ from orchestrator.commands.command_types import (
     StartValidation,
     SucceedValidation,
 )
-from orchestrator.events import catalogue as c
-from orchestrator.events.envelope import Envelope
-from orchestrator.events.errors import InvalidTransition
-from orchestrator.events.fold import Outcome, step
-from orchestrator.events.machines import ACTIVE_STATUSES
-from orchestrator.events.state import ExecutionState
-from orchestrator.events.userdata import UserData, encode_user_data
+from orchestrator.events import (
+    ACTIVE_STATUSES,
+    CheckpointRestored,
+    CheckpointSaved,
+    CheckpointsDeleted,
+    CheckpointWritesSaved,
+    Envelope,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionContext,
+    ExecutionCreated,
+    ExecutionFailed,
+    ExecutionPaused,
+    ExecutionResumed,
+    ExecutionState,
+    ExecutionValidationFailed,
+    ExecutionValidationStarted,
+    ExecutionValidationSucceeded,
+    InvalidTransition,
+    Outcome,
+    Payload,
+    TaskCompleted,
+    TaskFailed,
+    TaskRetryScheduled,
+    TaskScheduled,
+    TaskSkipped,
+    TaskSpec,
+    TaskStarted,
+    UserData,
+    encode_user_data,
+    step,
+)
 
 __all__ = [
     "Cancel",
@@ -107,23 +132,23 @@ class InvalidCommand(InvalidTransition):
 
 # --- decide --------------------------------------------------------------------------
 
-_PLAIN: dict[type[Command], Callable[[Any], c.Payload]] = {
-    StartValidation: lambda cmd: c.ExecutionValidationStarted(),
-    SucceedValidation: lambda cmd: c.ExecutionValidationSucceeded(),
-    FailValidation: lambda cmd: c.ExecutionValidationFailed(error=cmd.error),
-    Pause: lambda cmd: c.ExecutionPaused(reason=cmd.reason),
-    Fail: lambda cmd: c.ExecutionFailed(error=cmd.error),
-    Cancel: lambda cmd: c.ExecutionCancelled(reason=cmd.reason),
-    ScheduleTask: lambda cmd: c.TaskScheduled(task_id=cmd.task_id),
-    SkipTask: lambda cmd: c.TaskSkipped(task_id=cmd.task_id, reason=cmd.reason),
-    RestoreCheckpoint: lambda cmd: c.CheckpointRestored(checkpoint_id=cmd.checkpoint_id),
-    SaveCheckpointWrites: lambda cmd: c.CheckpointWritesSaved(
+_PLAIN: dict[type[Command], Callable[[Any], Payload]] = {
+    StartValidation: lambda cmd: ExecutionValidationStarted(),
+    SucceedValidation: lambda cmd: ExecutionValidationSucceeded(),
+    FailValidation: lambda cmd: ExecutionValidationFailed(error=cmd.error),
+    Pause: lambda cmd: ExecutionPaused(reason=cmd.reason),
+    Fail: lambda cmd: ExecutionFailed(error=cmd.error),
+    Cancel: lambda cmd: ExecutionCancelled(reason=cmd.reason),
+    ScheduleTask: lambda cmd: TaskScheduled(task_id=cmd.task_id),
+    SkipTask: lambda cmd: TaskSkipped(task_id=cmd.task_id, reason=cmd.reason),
+    RestoreCheckpoint: lambda cmd: CheckpointRestored(checkpoint_id=cmd.checkpoint_id),
+    SaveCheckpointWrites: lambda cmd: CheckpointWritesSaved(
         checkpoint_id=cmd.checkpoint_id,
         task_id=cmd.task_id,
         task_path=cmd.task_path,
         writes=_data(cmd.writes),
     ),
-    DeleteCheckpoints: lambda cmd: c.CheckpointsDeleted(
+    DeleteCheckpoints: lambda cmd: CheckpointsDeleted(
         checkpoint_ids=tuple(cmd.checkpoint_ids), reason=cmd.reason
     ),
 }
@@ -151,22 +176,22 @@ def _attempts(state: ExecutionState | None, task_id: str) -> int:
     return 0 if task is None else task.attempts
 
 
-def _payloads(state: ExecutionState | None, command: Command) -> list[c.Payload]:
+def _payloads(state: ExecutionState | None, command: Command) -> list[Payload]:
     maker = _PLAIN.get(type(command))
     if maker is not None:
         return [maker(command)]
     cmd: Any = command
     if isinstance(command, CreateExecution):
         return [
-            c.ExecutionCreated(
+            ExecutionCreated(
                 pipeline_id=command.pipeline_id,
-                context=c.ExecutionContext(
+                context=ExecutionContext(
                     user_id=command.user_id,
                     input_data=_data(command.input_data),
                     configuration=_data(command.configuration),
                 ),
                 tasks=tuple(
-                    c.TaskSpec(task_id=t) if isinstance(t, str) else t for t in command.tasks
+                    TaskSpec(task_id=t) if isinstance(t, str) else t for t in command.tasks
                 ),
                 forked_from=command.forked_from,
                 fork_sequence=command.fork_sequence,
@@ -174,19 +199,19 @@ def _payloads(state: ExecutionState | None, command: Command) -> list[c.Payload]
             )
         ]
     if isinstance(command, Resume):
-        return [c.ExecutionResumed(from_checkpoint=cmd.from_checkpoint, reason=cmd.reason)]
+        return [ExecutionResumed(from_checkpoint=cmd.from_checkpoint, reason=cmd.reason)]
     if isinstance(command, Complete):
-        return [c.ExecutionCompleted(outputs=_data(command.outputs))]
+        return [ExecutionCompleted(outputs=_data(command.outputs))]
     if isinstance(command, StartTask):
         attempt = cmd.attempt or _attempts(state, cmd.task_id) + 1
         return [
-            c.TaskStarted(
+            TaskStarted(
                 task_id=cmd.task_id, attempt=attempt, inputs=_data(cmd.inputs), node_id=cmd.node_id
             )
         ]
     if isinstance(command, CompleteTask):
         return [
-            c.TaskCompleted(
+            TaskCompleted(
                 task_id=cmd.task_id,
                 outputs=_data(cmd.outputs),
                 metadata=_data(cmd.metadata),
@@ -196,20 +221,20 @@ def _payloads(state: ExecutionState | None, command: Command) -> list[c.Payload]
     if isinstance(command, FailTask):
         attempt = cmd.attempt or max(_attempts(state, cmd.task_id), 1)
         return [
-            c.TaskFailed(
+            TaskFailed(
                 task_id=cmd.task_id, attempt=attempt, error=cmd.error, retryable=cmd.retryable
             )
         ]
     if isinstance(command, ScheduleRetry):
         attempt = cmd.attempt or _attempts(state, cmd.task_id) + 1
         return [
-            c.TaskRetryScheduled(
+            TaskRetryScheduled(
                 task_id=cmd.task_id, attempt=attempt, delay_seconds=cmd.delay_seconds
             )
         ]
     if isinstance(command, SaveCheckpoint):
         return [
-            c.CheckpointSaved(
+            CheckpointSaved(
                 checkpoint_id=cmd.checkpoint_id,
                 name=cmd.name,
                 task_id=cmd.task_id,
@@ -243,7 +268,7 @@ _NOW_PLACEHOLDER = datetime(1970, 1, 1, tzinfo=UTC)
 
 def candidates(
     state: ExecutionState | None,
-    payloads: Sequence[c.Payload],
+    payloads: Sequence[Payload],
     *,
     epoch: int | None = None,
     execution_id: str | None = None,
@@ -268,7 +293,7 @@ def candidates(
 
 
 def _check(
-    state: ExecutionState | None, command: Command, payloads: Sequence[c.Payload]
+    state: ExecutionState | None, command: Command, payloads: Sequence[Payload]
 ) -> ExecutionState | None:
     """Step the candidates through the fold; refuse unless every one is applied."""
     current = state
@@ -285,7 +310,7 @@ def _check(
     return current
 
 
-def decide(state: ExecutionState | None, command: Command) -> list[c.Payload]:
+def decide(state: ExecutionState | None, command: Command) -> list[Payload]:
     """The payloads ``command`` produces from ``state`` (``None``: no execution yet).
 
     Raises :class:`InvalidCommand` when the fold would not apply them.
@@ -295,7 +320,7 @@ def decide(state: ExecutionState | None, command: Command) -> list[c.Payload]:
     return payloads
 
 
-Stamp = Callable[[ExecutionState | None, Sequence[c.Payload]], list[Envelope]]
+Stamp = Callable[[ExecutionState | None, Sequence[Payload]], list[Envelope]]
 """A writer's envelopes for payloads decided from a state (its epoch, producer, time)."""
 
 
@@ -318,7 +343,7 @@ def decide_stamped(
     return envelopes, current
 
 
-def _decided(state: ExecutionState | None, command: Command) -> list[c.Payload]:
+def _decided(state: ExecutionState | None, command: Command) -> list[Payload]:
     """``decide`` before the fold's check."""
     if state is None and not isinstance(command, CreateExecution):
         raise _refuse(state, command, "the execution does not exist")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events import OrchestratorStateError
 
 
 class CommandError(OrchestratorStateError):

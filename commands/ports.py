@@ -19,19 +19,23 @@ from typing import Any, Protocol
 
 from orchestrator.commands.errors import CommandError
 from orchestrator.commands.leases import Lease, default_margin
-from orchestrator.events import CompressionAlgorithm as Algorithm
-from orchestrator.events.crypto import DataKeySource, Sealer
-from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.fold import step, step_shared
-from orchestrator.events.state import ExecutionState, NamespaceState
-from orchestrator.events.userdata import (
+from orchestrator.events import (
     DEFAULT_CLAIM_CHECK_THRESHOLD,
     DEFAULT_COMPRESS_THRESHOLD,
     BlobStore,
+    DataKeySource,
+    Envelope,
+    ExecutionState,
+    NamespaceState,
+    Position,
+    Sealer,
     UserData,
     encode_user_data,
     encode_user_data_delta,
+    step,
+    step_shared,
 )
+from orchestrator.events import CompressionAlgorithm as Algorithm
 
 _log = logging.getLogger(__name__)
 

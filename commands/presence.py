@@ -26,8 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.events import cancel_and_wait
-from orchestrator.events.outage import Outage
+from orchestrator.events import Outage, cancel_and_wait
 
 log = logging.getLogger(__name__)
 

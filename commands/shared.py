@@ -40,12 +40,21 @@ from orchestrator.commands.ports import (
     encode_value,
     take_lease,
 )
-from orchestrator.events import catalogue as c
-from orchestrator.events.crypto import namespace_scope
-from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.fold import Outcome, step_shared
-from orchestrator.events.state import NamespaceState, SharedVariable
-from orchestrator.events.userdata import BlobStore, UserData, encode_user_data
+from orchestrator.events import (
+    BlobStore,
+    Envelope,
+    NamespaceState,
+    Outcome,
+    Payload,
+    Position,
+    SharedVariable,
+    SharedVariableDeleted,
+    SharedVariableSet,
+    UserData,
+    encode_user_data,
+    namespace_scope,
+    step_shared,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +151,7 @@ def check_type(state: NamespaceState | None, command: SetVariable) -> str:
     return declared
 
 
-def decide_shared(state: NamespaceState | None, command: SharedCommand) -> list[c.Payload]:
+def decide_shared(state: NamespaceState | None, command: SharedCommand) -> list[Payload]:
     """The event ``command`` produces in ``state``, or the error that refuses it."""
     ns, name = command.namespace, command.name
     current: SharedVariable | None = None if state is None else state.variables.get(name)
@@ -151,10 +160,10 @@ def decide_shared(state: NamespaceState | None, command: SharedCommand) -> list[
         raise StaleExpectedVersion(ns, name, command.expected_version, actual)
     if current is not None and current.immutable and not current.deleted:
         raise ImmutableVariable(ns, name)
-    payload: c.Payload
+    payload: Payload
     if isinstance(command, SetVariable):
         value = command.value
-        payload = c.SharedVariableSet(
+        payload = SharedVariableSet(
             namespace=ns,
             name=name,
             type=check_type(state, command),
@@ -166,7 +175,7 @@ def decide_shared(state: NamespaceState | None, command: SharedCommand) -> list[
     else:
         if current is None or current.deleted:
             raise VariableNotFound(ns, name)
-        payload = c.SharedVariableDeleted(
+        payload = SharedVariableDeleted(
             namespace=ns, name=name, deleted_by=command.deleted_by, version=actual + 1
         )
     result = step_shared(state, _envelope(payload, epoch=0, producer=""))
@@ -175,7 +184,7 @@ def decide_shared(state: NamespaceState | None, command: SharedCommand) -> list[
     return [payload]
 
 
-def _envelope(payload: c.Payload, *, epoch: int, producer: str) -> Envelope:
+def _envelope(payload: Payload, *, epoch: int, producer: str) -> Envelope:
     return Envelope(
         execution_id=None,
         pipeline_id=None,

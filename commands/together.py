@@ -10,7 +10,7 @@ from orchestrator.commands._metrics import counted
 from orchestrator.commands._writer_parts import Prepared
 from orchestrator.commands.decide import Command
 from orchestrator.commands.writer import ExecutionWriter
-from orchestrator.events.envelope import Position
+from orchestrator.events import Position
 
 
 @counted

@@ -48,12 +48,18 @@ from orchestrator.commands.ports import (
     encode_value,
     take_lease,
 )
-from orchestrator.events import catalogue as c
-from orchestrator.events import metrics, tracing
-from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.outage import Outage
-from orchestrator.events.state import ExecutionState
-from orchestrator.events.userdata import BlobStore, UserData
+from orchestrator.events import (
+    BlobStore,
+    Envelope,
+    ExecutionOwnershipTaken,
+    ExecutionState,
+    Outage,
+    Payload,
+    Position,
+    UserData,
+    record_lease_lost,
+    span,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +142,7 @@ class ExecutionWriter:
                     raise ExecutionExists(self.execution_id)
                 encoded = await self.encode(command)
                 stamp = self._stamp(pipeline_id=command.pipeline_id)
-                with tracing.span(
+                with span(
                     "orchestrator.decide", execution_id=self.execution_id, command="CreateExecution"
                 ):
                     envelopes, state = decide_in(None, encoded, stamp)  # checked and folded once
@@ -237,7 +243,7 @@ class ExecutionWriter:
             pipeline_id=None if self._state is None else self._state.pipeline_id,
             sequence=None,
             epoch=self.epoch,
-            payload=c.ExecutionOwnershipTaken(epoch=self.epoch, node_id=self.node_id),
+            payload=ExecutionOwnershipTaken(epoch=self.epoch, node_id=self.node_id),
             producer=self.node_id,
         )
         [position] = await self._append([marker])
@@ -322,7 +328,7 @@ class ExecutionWriter:
     def _lose(self, error: LeaseLost, *, cause: BaseException | None = None) -> None:
         error.__cause__ = cause
         if self._lost is None:
-            metrics.record_lease_lost()
+            record_lease_lost()
         self._lost = error
         log.warning("execution %s: %s; refusing further commands", self.execution_id, error)
 
@@ -385,7 +391,7 @@ class ExecutionWriter:
                     "CreateExecution",
                     "the execution already exists",
                 )
-            with tracing.span(
+            with span(
                 "orchestrator.decide",
                 execution_id=self.execution_id,
                 command=type(encoded).__name__,
@@ -417,7 +423,7 @@ class ExecutionWriter:
     def _envelopes(
         self,
         state: ExecutionState | None,
-        payloads: Sequence[c.Payload],
+        payloads: Sequence[Payload],
         *,
         pipeline_id: str | None = None,
         correlation_id: str | None = None,

@@ -10,6 +10,18 @@ fold, migrations; ``projections.projection``) passed to :func:`register`; the se
 is :data:`EXECUTIONS`, and ``ProjectionSettings.read_model`` names the one to fold.
 """
 
+from orchestrator.projections.api import ApiSettings, create_app
+from orchestrator.projections.api._queries import ExecutionFilter, Queries
+from orchestrator.projections.api.models import (
+    CheckpointList,
+    EventPage,
+    ExecutionOut,
+    ExecutionPage,
+    HealthOut,
+    NamespaceOut,
+    TaskList,
+)
+from orchestrator.projections.api.routes_timeline import HistoryStateSource, set_state_source
 from orchestrator.projections.archive import PostgresEventArchive
 from orchestrator.projections.blobrefs import add_kept as add_kept_blobs
 from orchestrator.projections.blobrefs import close_kept as close_kept_blobs
@@ -28,6 +40,7 @@ from orchestrator.projections.errors import (
     ProcessorFailed,
     ProjectionError,
     RebuildError,
+    is_outage,
 )
 from orchestrator.projections.executions import EXECUTIONS
 from orchestrator.projections.indexes import (
@@ -37,7 +50,7 @@ from orchestrator.projections.indexes import (
     ensure_indexes,
     index_status,
 )
-from orchestrator.projections.migrate import (
+from orchestrator.projections.migrator import (
     MigrationStatus,
     TableNames,
     migrate,
@@ -62,12 +75,37 @@ from orchestrator.projections.queries import (
     ReadModelQueries,
     stored_offsets,
 )
-from orchestrator.projections.rebuild import (
+from orchestrator.projections.readmodel import (
+    EVENT_COLUMNS,
+    PIPELINE_COLUMNS,
+    TASK_COLUMNS,
+    Row,
+    dumps,
+    execution_from_rows,
+    payload_json,
+    pipeline_row,
+    task_row,
+    task_rows,
+)
+from orchestrator.projections.rebuilder import (
     SWAPPED_CHANNEL,
     Rebuilder,
     RebuildProgress,
     RebuildReport,
     rebuild,
+)
+from orchestrator.projections.redisprojector import (
+    REDIS_GROUP_SUFFIX,
+    RedisProjector,
+    postgres_fallback,
+    run_redis_processor,
+)
+from orchestrator.projections.redisstore import (
+    RedisClient,
+    RedisKeys,
+    RedisReadModelStore,
+    is_redis_outage,
+    redis_client,
 )
 from orchestrator.projections.retention import (
     Finished,
@@ -85,21 +123,34 @@ from orchestrator.projections.store import (
 
 __all__ = [
     "DEFAULT_INDEXES",
+    "EVENT_COLUMNS",
     "EXECUTIONS",
     "OFFSETS_CHANNEL",
+    "PIPELINE_COLUMNS",
+    "REDIS_GROUP_SUFFIX",
     "SHARED_CHANGES_CHANNEL",
     "STATE_CHANGES_CHANNEL",
     "SWAPPED_CHANNEL",
+    "TASK_COLUMNS",
+    "ApiSettings",
+    "CheckpointList",
     "CheckpointRow",
     "DeadLetterNotFound",
     "DeadLetterRow",
     "EraseResult",
+    "EventPage",
+    "ExecutionFilter",
+    "ExecutionOut",
+    "ExecutionPage",
     "Fence",
     "Finished",
     "Folded",
+    "HealthOut",
+    "HistoryStateSource",
     "IndexConfigError",
     "IndexState",
     "MigrationStatus",
+    "NamespaceOut",
     "OffsetRow",
     "PostgresDataKeys",
     "PostgresEventArchive",
@@ -109,6 +160,7 @@ __all__ = [
     "ProjectionError",
     "ProjectionSettings",
     "Projector",
+    "Queries",
     "ReadModelFold",
     "ReadModelQueries",
     "ReadModelStore",
@@ -117,31 +169,50 @@ __all__ = [
     "RebuildProgress",
     "RebuildReport",
     "Rebuilder",
+    "RedisClient",
+    "RedisKeys",
+    "RedisProjector",
+    "RedisReadModelStore",
     "Retired",
+    "Row",
     "Table",
     "TableNames",
+    "TaskList",
     "add_kept_blobs",
     "applied_offset",
     "checkpoint_chains",
     "checkpoint_plain_value",
     "close_kept_blobs",
+    "create_app",
+    "dumps",
     "ensure_indexes",
+    "execution_from_rows",
     "finished_before",
     "index_status",
+    "is_outage",
+    "is_redis_outage",
     "list_dead_letters",
     "migrate",
     "migration_status",
     "open_kept_blobs",
+    "payload_json",
+    "pipeline_row",
+    "postgres_fallback",
     "prepare",
     "projection_of",
     "rebuild",
+    "redis_client",
     "referenced_blobs",
     "register",
     "registered",
     "replay_dead_letter",
     "retire_executions",
     "run_processor",
+    "run_redis_processor",
+    "set_state_source",
     "stored_offsets",
+    "task_row",
+    "task_rows",
     "unregister",
     "wait_for_position",
 ]

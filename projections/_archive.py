@@ -15,8 +15,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 
 import asyncpg
 
-from orchestrator.events.consumer import RawRecord
-from orchestrator.events.envelope import Position
+from orchestrator.events import Position, RawRecord
 from orchestrator.projections.settings import ProjectionSettings
 
 TP = tuple[str, int]

@@ -15,12 +15,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orchestrator.events.catalogue import SHARED_EVENT_TYPES, CheckpointSaved
-from orchestrator.events.consumer import DecodedRecord, RawRecord
-from orchestrator.events.envelope import Envelope
-from orchestrator.events.errors import OrchestratorStateError
-from orchestrator.events.fold import Outcome, Step, step, step_shared
-from orchestrator.events.state import ExecutionState, NamespaceState, SharedVariable
+from orchestrator.events import (
+    SHARED_EVENT_TYPES,
+    CheckpointSaved,
+    DecodedRecord,
+    Envelope,
+    ExecutionState,
+    NamespaceState,
+    OrchestratorStateError,
+    Outcome,
+    RawRecord,
+    SharedVariable,
+    Step,
+    step,
+    step_shared,
+)
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections.checkpointdata import archived_payload_json
 

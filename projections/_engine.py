@@ -28,9 +28,15 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from orchestrator.events import PIPELINE_MACHINE, metrics, tracing
-from orchestrator.events.consumer import DecodedRecord, RawRecord, decode_records
-from orchestrator.events.log import EventCodecLike
+from orchestrator.events import (
+    PIPELINE_MACHINE,
+    DecodedRecord,
+    EventCodecLike,
+    RawRecord,
+    decode_records,
+    enabled,
+    record_applied,
+)
 from orchestrator.projections import _tracing
 from orchestrator.projections._batch import TP, RecordFailed
 from orchestrator.projections._collector import collector_paused
@@ -273,7 +279,7 @@ class BatchEngine:
         refused: dict[tuple[str, int, int], str],
         ahead: StagedBatch | None,
     ) -> StagedBatch:
-        traced_ns = time.time_ns() if tracing.enabled() else None
+        traced_ns = time.time_ns() if enabled() else None
         with collector_paused():
             decoded, keys = await self._cpu(self._decode, owned)
             pending = {} if ahead is None else ahead.states
@@ -365,7 +371,7 @@ class BatchEngine:
         for tp, offset in changes.next_offsets.items():
             self._expected[tp] = (offset, self._expected[tp][1])
         self._remember(staged.states)
-        metrics.record_applied(
+        record_applied(
             self.settings.name, [r.timestamp_ms for r in staged.owned], len(changes.dead_letters)
         )
         if staged.traced_ns is not None:

@@ -17,9 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from orchestrator.events.delta import is_delta
-from orchestrator.events.errors import UserDataError
-from orchestrator.events.userdata import UserData, decode_user_data
+from orchestrator.events import UserData, UserDataError, decode_user_data, is_delta
 
 _SCALARS = (str, int, float, bool, type(None))
 _SCALAR_CLASSES = frozenset(_SCALARS)

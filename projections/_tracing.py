@@ -17,8 +17,7 @@ import asyncpg
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from orchestrator.events import tracing
-from orchestrator.events.consumer import RawRecord
+from orchestrator.events import RawRecord, context_of, traceparent_of, tracer
 from orchestrator.projections.projection import Row
 
 TraceRow = tuple[str, str, int]
@@ -41,7 +40,7 @@ def traced_applied(owned: Sequence[RawRecord], archive: Sequence[Row]) -> list[T
     parents: dict[tuple[str, int, int], str] = {}
     for record in owned:
         if record.headers:
-            found = tracing.traceparent_of(record.headers)
+            found = traceparent_of(record.headers)
             if found is not None:
                 pos = record.position
                 parents[(pos.topic, pos.partition, pos.offset)] = found
@@ -72,7 +71,7 @@ def batch_spans(owned: Sequence[RawRecord], traced: Sequence[Traced], started_ns
     """End the spans of a committed batch: one for the batch, one per traced record."""
     offsets = [r.position.offset for r in owned]
     partitions = sorted({f"{r.position.topic}[{r.position.partition}]" for r in owned})
-    batch = tracing.tracer().start_span(
+    batch = tracer().start_span(
         "orchestrator.fold_batch",
         context=Context(),
         start_time=started_ns,
@@ -85,9 +84,9 @@ def batch_spans(owned: Sequence[RawRecord], traced: Sequence[Traced], started_ns
     )
     links = [trace.Link(batch.get_span_context())]
     for parent, row in traced:
-        tracing.tracer().start_span(
+        tracer().start_span(
             "orchestrator.apply",
-            context=tracing.context_of(parent),
+            context=context_of(parent),
             start_time=started_ns,
             links=links,
             attributes={

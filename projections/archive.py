@@ -13,10 +13,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from orchestrator.events.codec import default_codec
-from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.errors import DecodeError
-from orchestrator.events.history.archive import ArchivedEvent, Located
+from orchestrator.events import (
+    ArchivedEvent,
+    DecodeError,
+    Envelope,
+    Located,
+    Position,
+    default_codec,
+)
 from orchestrator.projections.settings import ReadModelTables
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import asyncpg
 
-from orchestrator.events.userdata import BLOB_URI_PATTERN as URI_PATTERN
+from orchestrator.events import BLOB_URI_PATTERN as URI_PATTERN
 from orchestrator.projections.settings import ReadModelTables
 
 _KEPT_NAME = "blob_retention_kept"

@@ -15,12 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from orchestrator.events.catalogue import CheckpointSaved
-from orchestrator.events.checkpointdata import BrokenChain, chain_of, plain_chain_bytes
-from orchestrator.events.codec import EventCodec, default_codec
-from orchestrator.events.crypto import is_sealed
-from orchestrator.events.errors import DecodeError, UserDataError
-from orchestrator.events.userdata import UserData, decode_user_data, parse_json
+from orchestrator.events import (
+    BrokenChain,
+    CheckpointSaved,
+    DecodeError,
+    EventCodec,
+    UserData,
+    UserDataError,
+    chain_of,
+    decode_user_data,
+    default_codec,
+    is_sealed,
+    parse_json,
+    plain_chain_bytes,
+)
 from orchestrator.projections._payload import json_value
 
 if TYPE_CHECKING:  # settings -> executions -> _batch -> here: annotations only

@@ -17,18 +17,19 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.events.crypto import (
+from orchestrator.events import (
+    KEYS_ENV,
     SEALED_MARKER,
     KeyLookup,
+    KeyRing,
     UserDataErased,
+    UserDataError,
     marker_scope,
     new_data_key,
+    resolve_blob_markers,
     unwrap_key,
     wrap_key,
 )
-from orchestrator.events.errors import UserDataError
-from orchestrator.events.keys import KEYS_ENV, KeyRing
-from orchestrator.events.userdata import resolve_blob_markers
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,10 +31,7 @@ from typing import Protocol
 
 import asyncpg
 
-from orchestrator.events.codec import default_codec
-from orchestrator.events.consumer import Decoder
-from orchestrator.events.envelope import Position
-from orchestrator.events.errors import DecodeError
+from orchestrator.events import DecodeError, Decoder, Position, default_codec
 from orchestrator.projections._batch import DeadLetter
 from orchestrator.projections.errors import DeadLetterNotFound, DeadLetterRefused
 from orchestrator.projections.settings import ProjectionSettings

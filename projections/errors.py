@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from orchestrator.events.errors import LogError, OrchestratorStateError, where
+from orchestrator.events import LogError, OrchestratorStateError, where
 
 POSTGRES_OUTAGE: tuple[type[Exception], ...] = (
     OSError,  # refused, reset, timed out (TimeoutError is an OSError)

@@ -18,8 +18,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from orchestrator.events.consumer import DecodedRecord
-from orchestrator.events.state import AppliedIds, SharedVariable
+from orchestrator.events import AppliedIds, DecodedRecord, SharedVariable
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections._batch import (
     BatchChanges,

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Literal
 
 import asyncpg
 
-from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events import OrchestratorStateError
 
 if TYPE_CHECKING:
-    from orchestrator.projections.migrate import TableNames
+    from orchestrator.projections.migrator import TableNames
 
 DEFAULT_INDEXES: tuple[str, ...] = ("pipeline_id", "execution_id", "status", "created_at")
 _COLUMN = re.compile(r"^[a-z_][a-z0-9_]*$")

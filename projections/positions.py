@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.events.envelope import Position
+from orchestrator.events import Position
 from orchestrator.projections.offsets import applied_offset
 from orchestrator.projections.store import OFFSETS_CHANNEL
 

@@ -28,27 +28,34 @@ from typing import Any
 import asyncpg
 
 from orchestrator.events import (
+    PLAINTEXT,
     ConsumerSettings,
+    EventCodecLike,
+    EventLog,
     GroupMember,
     GroupProcess,
+    KafkaSecurity,
     LogError,
     MemberSettings,
+    Outage,
+    ProducerSettings,
     RawRecord,
     TopicPartition,
-    metrics,
+    TopicsConfig,
+    TopicSpec,
+    codec_for,
+    ensure_topics,
+    feed_for,
+    quiet_client_logs,
+    ride_out,
+    start_projection,
 )
-from orchestrator.events.codec import codec_for
-from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
-from orchestrator.events.outage import Outage, quiet_client_logs, ride_out
-from orchestrator.events.security import PLAINTEXT, KafkaSecurity
-from orchestrator.events.task_feed import feed_for
-from orchestrator.events.topics import TopicsConfig, TopicSpec, ensure_topics
 from orchestrator.projections._collector import CollectorSchedule
+from orchestrator.projections._double_buffer import BatchPipeline
 from orchestrator.projections._engine import BatchEngine
-from orchestrator.projections._pipeline import BatchPipeline
 from orchestrator.projections.deadletters import DeadLetterSink
 from orchestrator.projections.errors import ProcessorFailed, is_outage
-from orchestrator.projections.migrate import TableNames, migrate
+from orchestrator.projections.migrator import TableNames, migrate
 from orchestrator.projections.settings import ProjectionSettings
 
 logger = logging.getLogger(__name__)
@@ -149,7 +156,7 @@ class Projector(GroupProcess):
                 self.settings, self._pool, self._codec, DeadLetterSink(self.settings, self._dlq)
             )
             await self.member.start()
-            metrics.start_projection(self.settings.name)
+            start_projection(self.settings.name)
         except BaseException:
             await self.stop()
             raise

@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 
 import asyncpg
 
-from orchestrator.events.consumer import DecodedRecord
+from orchestrator.events import DecodedRecord
 
 TP = tuple[str, int]
 Row = tuple[Any, ...]

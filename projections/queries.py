@@ -17,8 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.events.envelope import Position
-from orchestrator.events.state import ExecutionState, NamespaceState
+from orchestrator.events import ExecutionState, NamespaceState, Position
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections.executions import load_executions
 from orchestrator.projections.settings import ProjectionSettings

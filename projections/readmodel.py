@@ -21,8 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from orchestrator.events.envelope import Envelope
-from orchestrator.events.state import CheckpointRef, ExecutionState, SharedVariable, TaskState
+from orchestrator.events import CheckpointRef, Envelope, ExecutionState, SharedVariable, TaskState
 from orchestrator.projections._payload import json_value
 
 PIPELINE_COLUMNS: tuple[tuple[str, str], ...] = (

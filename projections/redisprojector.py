@@ -28,21 +28,22 @@ from datetime import datetime
 import asyncpg
 
 from orchestrator.events import (
+    SHARED_EVENT_TYPES,
     DecodedRecord,
+    EventCodecLike,
     Fenced,
     GroupMember,
     GroupProcess,
+    KafkaSecurity,
     MemberSettings,
+    Outage,
+    Position,
     RawRecord,
     TopicPartition,
+    codec_for,
     decode_records,
+    ride_out,
 )
-from orchestrator.events.catalogue import SHARED_EVENT_TYPES
-from orchestrator.events.codec import codec_for
-from orchestrator.events.envelope import Position
-from orchestrator.events.log import EventCodecLike
-from orchestrator.events.outage import Outage, ride_out
-from orchestrator.events.security import KafkaSecurity
 from orchestrator.projections._batch import TP, fold_batch
 from orchestrator.projections.errors import is_outage
 from orchestrator.projections.positions import wait_for_position

@@ -34,8 +34,7 @@ from redis.exceptions import ClusterError, RedisClusterException, RedisError, Tr
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from orchestrator.events.machines import PIPELINE_MACHINE
-from orchestrator.events.state import ExecutionState
+from orchestrator.events import PIPELINE_MACHINE, ExecutionState
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections._batch import TP, ExecutionEntry
 

@@ -9,8 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from orchestrator.events.limits import DEFAULT_LIMITS, InputLimits
-from orchestrator.events.topics import DEFAULT_PIPELINE_TOPIC, DEFAULT_SHARED_TOPIC, dlq_name
+from orchestrator.events import (
+    DEFAULT_LIMITS,
+    DEFAULT_PIPELINE_TOPIC,
+    DEFAULT_SHARED_TOPIC,
+    InputLimits,
+    dlq_name,
+)
 from orchestrator.projections.executions import EXECUTIONS
 from orchestrator.projections.projection import Projection, projection_of
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.events.state import SharedVariable
+from orchestrator.events import SharedVariable
 from orchestrator.projections import executions
 from orchestrator.projections._batch import (
     SHARED_CHANGES_CHANNEL,

@@ -49,13 +49,24 @@ from orchestrator.snapshots.keys import (
     generate_key,
 )
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
-from orchestrator.snapshots.retention import Decision, RetentionPlan, apply_plan, plan_retention
+from orchestrator.snapshots.postgres import PostgresSnapshotIndex
+from orchestrator.snapshots.retention import (
+    Decision,
+    RetentionPlan,
+    apply_plan,
+    earliest_offsets,
+    plan_retention,
+    run_retention,
+)
+from orchestrator.snapshots.s3 import S3SnapshotStore, make_client
+from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings, run_snapshotter
 from orchestrator.snapshots.store import (
     KeyLayout,
     Lifecycle,
     LifecycleReport,
     MemorySnapshotStore,
     SnapshotStore,
+    blob_prefix,
 )
 from orchestrator.snapshots.stores import open_store
 from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
@@ -80,8 +91,10 @@ __all__ = [
     "MemorySnapshotStore",
     "NothingToRestore",
     "PendingSnapshot",
+    "PostgresSnapshotIndex",
     "RetentionPlan",
     "RetentionPolicy",
+    "S3SnapshotStore",
     "Snapshot",
     "SnapshotBaseReader",
     "SnapshotCodec",
@@ -96,14 +109,21 @@ __all__ = [
     "SnapshotStore",
     "SnapshotStoreError",
     "SnapshotWriter",
+    "Snapshotter",
     "SnapshotterFailed",
+    "SnapshotterSettings",
     "StoredBlob",
     "ZstdCompression",
     "apply_plan",
+    "blob_prefix",
     "codec_from_settings",
+    "earliest_offsets",
     "generate_key",
+    "make_client",
     "open_store",
     "plan_retention",
     "run_blob_retention",
+    "run_retention",
+    "run_snapshotter",
     "snapshot_history",
 ]

@@ -13,11 +13,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.events import History, NothingToRestore
-from orchestrator.events import catalogue as c
-from orchestrator.events.consumer import DecodedRecord
-from orchestrator.events.envelope import Position
-from orchestrator.events.log import EventCodecLike
+from orchestrator.events import (
+    DecodedRecord,
+    EventCodecLike,
+    ExecutionCreated,
+    History,
+    NothingToRestore,
+    Position,
+)
 from orchestrator.projections import PostgresEventArchive, wait_for_position
 from orchestrator.snapshots._tracker import SnapshotTracker
 from orchestrator.snapshots.bases import SnapshotBaseReader
@@ -84,7 +87,7 @@ class ExecutionBootstrap:
                 continue
             envelope = first.envelope
             assert envelope is not None
-            created = isinstance(envelope.payload, c.ExecutionCreated) and envelope.sequence == 1
+            created = isinstance(envelope.payload, ExecutionCreated) and envelope.sequence == 1
             if eid not in indexed and created:
                 self.tracker.adopt(eid, tp, None)
                 continue

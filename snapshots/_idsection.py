@@ -28,8 +28,7 @@ from collections.abc import Callable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from orchestrator.events import CompressionError, decompress
-from orchestrator.events.state import AppliedIds, ExecutionState, LazyIds
+from orchestrator.events import AppliedIds, CompressionError, ExecutionState, LazyIds, decompress
 from orchestrator.snapshots.errors import SnapshotCorrupt
 
 logger = logging.getLogger(__name__)

@@ -23,8 +23,14 @@ from fastavro.repository.base import AbstractSchemaRepository, SchemaRepositoryE
 from fastavro.schema import load_schema, parse_schema, to_parsing_canonical_form
 from fastavro.types import Schema
 
-from orchestrator.events.schemas import rabin_fingerprint, schemas_root
-from orchestrator.events.state import AppliedIds, CheckpointRef, ExecutionState, TaskState
+from orchestrator.events import (
+    AppliedIds,
+    CheckpointRef,
+    ExecutionState,
+    TaskState,
+    rabin_fingerprint,
+    schemas_root,
+)
 
 NAMESPACE = "orchestrator.snapshot"
 STATE_RECORD = "ExecutionState"

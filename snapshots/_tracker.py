@@ -23,10 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from orchestrator.events import catalogue as c
-from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.fold import step
-from orchestrator.events.state import ExecutionState
+from orchestrator.events import Envelope, ExecutionState, Position, TaskCompleted, step
 from orchestrator.snapshots.policy import TERMINAL_STATUSES, SnapshotPolicy
 from orchestrator.snapshots.writer import PendingSnapshot
 
@@ -165,7 +162,7 @@ class SnapshotTracker:
         ):
             return "terminal"
         payload = envelope.payload
-        if isinstance(payload, c.TaskCompleted) and state.tasks.get(payload.task_id) is not None:
+        if isinstance(payload, TaskCompleted) and state.tasks.get(payload.task_id) is not None:
             if payload.task_id in policy.on_success_tasks:
                 return "on_success"
             if payload.task_id in policy.after_tasks:

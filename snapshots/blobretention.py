@@ -49,8 +49,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from orchestrator.events.state import state_dict
-from orchestrator.events.userdata import BLOB_URI_PATTERN
+from orchestrator.events import BLOB_URI_PATTERN, state_dict
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.index import SnapshotRecord
 from orchestrator.snapshots.store import SnapshotStore

@@ -36,10 +36,10 @@ from orchestrator.events import (
     CompressionAlgorithm,
     CompressionError,
     Compressor,
+    ExecutionState,
+    Position,
     decompress,
 )
-from orchestrator.events.envelope import Position
-from orchestrator.events.state import ExecutionState
 from orchestrator.snapshots._idsection import attach_section, encode_section, section_size
 from orchestrator.snapshots._schema import (
     StateSchemas,

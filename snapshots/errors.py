@@ -15,7 +15,7 @@ replay": a damaged snapshot costs time, never a wrong state.
 
 from __future__ import annotations
 
-from orchestrator.events.errors import OrchestratorStateError, where
+from orchestrator.events import OrchestratorStateError, where
 
 
 class SnapshotError(OrchestratorStateError):

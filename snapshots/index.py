@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
-from orchestrator.events.envelope import Position
+from orchestrator.events import Position
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,6 +1,6 @@
 """The master key ring, re-exported: it lives in ``events.keys`` (user data uses it too)."""
 
-from orchestrator.events.keys import (
+from orchestrator.events import (
     ACTIVE_KEY_ENV,
     KEY_BYTES,
     KEYS_ENV,

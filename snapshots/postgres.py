@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from orchestrator.events.envelope import Position
+from orchestrator.events import Position
 from orchestrator.snapshots.index import SnapshotRecord
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.events.security import KafkaSecurity
+from orchestrator.events import KafkaSecurity
 from orchestrator.snapshots.index import SnapshotIndex, SnapshotRecord
 from orchestrator.snapshots.policy import TERMINAL_STATUSES, RetentionPolicy
 from orchestrator.snapshots.store import SnapshotStore
@@ -256,11 +256,7 @@ async def earliest_offsets(
     bootstrap: str, partitions: Iterable[TP], *, security: KafkaSecurity | None = None
 ) -> dict[TP, int]:
     """The earliest offset Kafka still holds for each of these partitions."""
-    from orchestrator.events.consumer import (
-        ConsumerSettings,
-        EventConsumer,
-        TopicPartition,
-    )  # the Kafka client, only here
+    from orchestrator.events import ConsumerSettings, EventConsumer, TopicPartition
 
     tps = [TopicPartition(t, p) for t, p in set(partitions)]
     if not tps:

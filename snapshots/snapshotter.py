@@ -29,27 +29,29 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.events import (
+    DEFAULT_PIPELINE_TOPIC,
     ConsumerSettings,
     DecodedRecord,
+    EventCodecLike,
     Fenced,
     GroupMember,
     GroupProcess,
+    KafkaSecurity,
     MemberSettings,
+    Outage,
     Position,
     RawRecord,
     TopicPartition,
     decode_records,
-    metrics,
-    tracing,
+    default_codec,
+    enabled,
+    quiet_client_logs,
+    record_snapshots,
+    ride_out,
+    start_snapshotter,
+    traceparent_of,
 )
-from orchestrator.events.codec import default_codec
-from orchestrator.events.log import EventCodecLike
-from orchestrator.events.outage import Outage, quiet_client_logs, ride_out
-from orchestrator.events.security import KafkaSecurity
-from orchestrator.events.topics import DEFAULT_PIPELINE_TOPIC
-from orchestrator.projections import Fence, PostgresOffsets
-from orchestrator.projections.errors import is_outage
-from orchestrator.projections.migrate import TableNames, migrate
+from orchestrator.projections import Fence, PostgresOffsets, TableNames, is_outage, migrate
 from orchestrator.snapshots._bootstrap import ArchiveSource, ExecutionBootstrap
 from orchestrator.snapshots._tracker import TP, SnapshotTracker
 from orchestrator.snapshots.codec import SnapshotCodec
@@ -170,7 +172,7 @@ class Snapshotter(GroupProcess):
             self._pool, self.store, self.codec, source, self.tracker, self._event_codec
         )
         await self.member.start()
-        metrics.start_snapshotter(await self._newest_snapshot())
+        start_snapshotter(await self._newest_snapshot())
 
     async def _newest_snapshot(self) -> float | None:
         """Unix time of the newest snapshot in the index (None: no index or no row yet)."""
@@ -270,9 +272,9 @@ class Snapshotter(GroupProcess):
         reasons = self.tracker.reasons()
         pending = self.tracker.take_pending()
         parents: dict[Position, str] = {}
-        if pending and tracing.enabled():
+        if pending and enabled():
             for r in decoded:
-                found = tracing.traceparent_of(r.record.headers)
+                found = traceparent_of(r.record.headers)
                 if found is not None:
                     parents[r.position] = found
         rows = await self._writer.write_many(pending, parents)
@@ -295,7 +297,7 @@ class Snapshotter(GroupProcess):
         self.records += len(raw)
         self.snapshots_written += len(rows)
         if rows:
-            metrics.record_snapshots([(r.raw_size_bytes, r.size_bytes) for r in rows], reasons)
+            record_snapshots([(r.raw_size_bytes, r.size_bytes) for r in rows], reasons)
         if raw:
             self.batches += 1
         if rows:

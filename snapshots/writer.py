@@ -13,9 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from orchestrator.events import tracing
-from orchestrator.events.envelope import Position
-from orchestrator.events.state import ExecutionState
+from orchestrator.events import ExecutionState, Position, context_of, span
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.index import SnapshotRecord
 from orchestrator.snapshots.store import KeyLayout, SnapshotStore
@@ -51,9 +49,9 @@ class SnapshotWriter:
 
         ``traceparent``: the trace of the write the snapshot ends with (its span's parent).
         """
-        with tracing.span(
+        with span(
             "orchestrator.snapshot_write",
-            parent=None if traceparent is None else tracing.context_of(traceparent),
+            parent=None if traceparent is None else context_of(traceparent),
             execution_id=pending.state.execution_id,
             sequence=pending.state.last_sequence,
         ):

@@ -15,7 +15,7 @@ def make_buckets(client: Any, plan: AppPlan) -> None:
 
 def ensure_store_bucket(store: SnapshotStore, endpoint_url: str | None, region: str | None) -> None:
     """The bucket of an S3 snapshot store (other stores need nothing)."""
-    from orchestrator.snapshots.s3 import S3SnapshotStore, make_client
+    from orchestrator.snapshots import S3SnapshotStore, make_client
 
     if isinstance(store, S3SnapshotStore):
         client = make_client(endpoint_url=endpoint_url, region=region)

@@ -18,10 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from orchestrator._cli._errors import KAFKA_HINT, PG_HINT, Unreachable
-from orchestrator.config import Settings
-from orchestrator.config.kafka_security import kafka_security
-from orchestrator.events import KafkaSecurity, why_kafka_unreachable
-from orchestrator.events.security import PLAINTEXT
+from orchestrator.config import Settings, kafka_security
+from orchestrator.events import PLAINTEXT, KafkaSecurity, why_kafka_unreachable
 
 CONNECT_TIMEOUT_ENV = "ORCHESTRATOR_CONNECT_TIMEOUT"
 

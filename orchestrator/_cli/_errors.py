@@ -1,6 +1,6 @@
 """Expected failures → one line each: what went wrong and what to do.
 
-``main`` (orchestrator/cli.py) calls ``explain`` on whatever escapes a command. An
+``main`` (orchestrator/_cli/root.py) calls ``explain`` on whatever escapes a command. An
 expected failure (our own ``OrchestratorStateError`` subtree, a server that cannot be
 reached, a DSN or YAML that cannot be read, a configuration that does not validate)
 becomes one line per problem on stderr and exit 1; ``--debug`` adds the traceback.
@@ -19,8 +19,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.config.redact import redact_text
-from orchestrator.events.errors import LogError, OrchestratorStateError
+from orchestrator.config import redact_text
+from orchestrator.events import LogError, OrchestratorStateError
 
 KAFKA_HINT = "check --bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS and that the brokers run"
 PG_HINT = "check --database-url / DATABASE_URL and that PostgreSQL runs"

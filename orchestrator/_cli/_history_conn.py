@@ -24,10 +24,9 @@ from orchestrator._cli._connect import kafka_reachable, pg_pool
 from orchestrator._cli.topics import configured_security
 from orchestrator.app import plan_postgres
 from orchestrator.config import S3Backend, load_config_file
-from orchestrator.debug.debugger import StateDebugger
-from orchestrator.debug.replay import Source
-from orchestrator.events.security import PLAINTEXT, KafkaSecurity
-from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.debug import Source, StateDebugger
+from orchestrator.events import PLAINTEXT, KafkaSecurity
+from orchestrator.projections import ProjectionSettings
 from orchestrator.snapshots import open_store
 
 T = TypeVar("T")
@@ -165,7 +164,7 @@ async def print_each(
 
 
 def run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a command; failures are rendered once, by ``orchestrator.cli.main``."""
+    """Run a command; failures are rendered once, by ``orchestrator._cli.root.main``."""
     return asyncio.run(work())
 
 

@@ -18,8 +18,7 @@ from typing import Any, TypeVar
 import typer
 
 from orchestrator.config import load_config, load_config_file
-from orchestrator.events import metrics
-from orchestrator.events.metrics_server import MetricsAddress, MetricsServer, serve_or_warn
+from orchestrator.events import MetricsAddress, MetricsServer, select, serve_or_warn
 
 METRICS_ADDRESS_ENV = "ORCHESTRATOR_METRICS_ADDRESS"
 DEFAULT_PORTS = {"dev": 9470, "project": 9471, "snapshots": 9472, "supervise": 9473}
@@ -55,7 +54,7 @@ def checked_address(text: str) -> str | None:
 
 def start_metrics(address: str, seed_names: Iterable[str]) -> MetricsServer | None:
     """Export ``monitoring.metrics`` (``seed_names``) at ``address``; see serve_or_warn."""
-    metrics.select(seed_names)
+    select(seed_names)
     return serve_or_warn(checked_address(address), log)
 
 

@@ -80,5 +80,5 @@ def settings_of(config: Path | None) -> Settings:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's work; failures are rendered once, by ``orchestrator.cli.main``."""
+    """Run a command's work; failures are rendered once, by ``orchestrator._cli.root.main``."""
     return asyncio.run(coro)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator._cli._connect import pg_pool
-from orchestrator.events.keys import KeyRing
+from orchestrator.events import KeyRing
 from orchestrator.projections import PostgresDataKeys
 
 

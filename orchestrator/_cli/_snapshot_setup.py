@@ -14,16 +14,16 @@ from orchestrator.config import (
     load_config,
     load_config_file,
 )
-from orchestrator.projections.migrate import TableNames
+from orchestrator.projections import TableNames
 from orchestrator.snapshots import (
     KeyLayout,
     Lifecycle,
     RetentionPolicy,
+    SnapshotCodec,
     SnapshotPolicy,
     SnapshotStore,
     open_store,
 )
-from orchestrator.snapshots.codec import SnapshotCodec
 
 
 @dataclasses.dataclass(frozen=True)

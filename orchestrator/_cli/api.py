@@ -24,10 +24,10 @@ from orchestrator._cli import _options as opts
 from orchestrator._cli._metrics import configured_metrics
 from orchestrator._cli.health import HEALTH_FILE, Liveness
 from orchestrator._cli.topics import configured_security, configured_topics
-from orchestrator.app.topics import ensure_configured_topics
-from orchestrator.debug.web import install_snapshot_states
-from orchestrator.events.metrics import select as select_metrics
-from orchestrator.projections.api import ApiSettings, create_app
+from orchestrator.app import ensure_configured_topics
+from orchestrator.debug import install_snapshot_states
+from orchestrator.events import select as select_metrics
+from orchestrator.projections import ApiSettings, create_app
 
 _GRACEFUL_SHUTDOWN_S = 5  # SSE streams never end by themselves: cut them after this
 

@@ -51,7 +51,8 @@ def checkpoint(
 ) -> None:
     """``checkpoint.save`` saves/s and p50/p99 latency, durable (acks=all)."""
     with _bench_modules():
-        from orchestrator.bench.checkpoint import render, run_checkpoint_bench
+        from orchestrator.bench import render_checkpoint as render
+        from orchestrator.bench import run_checkpoint_bench
 
     result = asyncio.run(
         run_checkpoint_bench(
@@ -80,7 +81,8 @@ def project(
 ) -> None:
     """Events/s folded into PostgreSQL by one processor; append→visible p50/p99 latency."""
     with _bench_modules():
-        from orchestrator.bench.project import render, run_project_bench
+        from orchestrator.bench import render_project as render
+        from orchestrator.bench import run_project_bench
 
     result = asyncio.run(
         run_project_bench(
@@ -109,7 +111,8 @@ def restore(
 ) -> None:
     """Restore latency (latest, at random sequences) vs a full replay; snapshot bytes."""
     with _bench_modules():
-        from orchestrator.bench.restore import render, run_restore_bench
+        from orchestrator.bench import render_restore as render
+        from orchestrator.bench import run_restore_bench
 
     backends = ("memory", "postgres") if backend == "both" else (backend,)
     result = asyncio.run(
@@ -127,7 +130,8 @@ def cache(
 ) -> None:
     """Latest-state read p50/p99 from L1, L2 (Redis), L3 (disk) and uncached, with RSS."""
     with _bench_modules():
-        from orchestrator.bench.cache import render, run_cache_bench
+        from orchestrator.bench import render_cache as render
+        from orchestrator.bench import run_cache_bench
 
     result = asyncio.run(run_cache_bench(executions=executions, tasks=tasks, samples=samples))
     _show(result, render, as_json)
@@ -143,7 +147,8 @@ def append(
 ) -> None:
     """Append throughput (acks=all, idempotent) and codec cost per ~300-byte event."""
     with _bench_modules():
-        from orchestrator.bench.append import render, run_append_bench
+        from orchestrator.bench import render_append as render
+        from orchestrator.bench import run_append_bench
 
     result = asyncio.run(
         run_append_bench(
@@ -162,7 +167,8 @@ def replay(
 ) -> None:
     """Wall time of `orchestrator-state replay` on a long execution (snapshot + archive)."""
     with _bench_modules():
-        from orchestrator.bench.replay import render, run_replay_bench
+        from orchestrator.bench import render_replay as render
+        from orchestrator.bench import run_replay_bench
 
     result = asyncio.run(run_replay_bench(events=events, every=every, runs=runs, dsn=None))
     _show(result, render, as_json)
@@ -175,7 +181,8 @@ def resume(
 ) -> None:
     """Seconds from a new process's start to its resumed run finished, after a SIGKILL."""
     with _bench_modules():
-        from orchestrator.bench.resume import render, run_resume_bench
+        from orchestrator.bench import render_resume as render
+        from orchestrator.bench import run_resume_bench
 
     results = asyncio.run(run_resume_bench(runs))
     if as_json:
@@ -192,7 +199,8 @@ def memory(
 ) -> None:
     """The memory backend (no servers): a unit test's time, checkpoint saves and restores."""
     with _bench_modules():
-        from orchestrator.bench.memory import render, run_memory_bench
+        from orchestrator.bench import render_memory as render
+        from orchestrator.bench import run_memory_bench
 
     _show(asyncio.run(run_memory_bench(tests=tests, saves=saves)), render, as_json)
 
@@ -229,7 +237,8 @@ def compare(
     """Ours vs LangGraph, DBOS and eventsourcing on the same PostgreSQL: medians, ratio."""
     sizes = {k: v for k, v in locals().items() if k != "as_json"}  # CompareOptions' fields
     with _bench_modules():
-        from orchestrator.bench.compare import CompareOptions, PeersMissing, render, run_compare
+        from orchestrator.bench import CompareOptions, PeersMissing, run_compare
+        from orchestrator.bench import render_compare as render
 
     logging.getLogger("dbos").setLevel(logging.WARNING)
     options = CompareOptions(**sizes)

@@ -2,7 +2,7 @@
 
 Secrets never reach the output: passwords in URLs and every option or variable whose
 name says secret (``*password*``, ``*_token``, ``*_key``, ``secret*``, key rings) are
-printed as ``***`` (``orchestrator.config.redact``), in the human and the JSON form.
+printed as ``***`` (``orchestrator.config.redaction``), in the human and the JSON form.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from rich.syntax import Syntax
 from orchestrator._cli import _options as opts
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.topics import topic_warnings
-from orchestrator.config import ConfigError, load_config_file
-from orchestrator.config.redact import redact
+from orchestrator.config import ConfigError, load_config_file, redact
 
 app = typer.Typer(help="Validate configuration files.", no_args_is_help=True)
 
@@ -60,7 +59,7 @@ def check(
         loaded = load_config_file(file)
     except ConfigError as exc:
         if not as_json:
-            raise  # one line per issue, by orchestrator.cli.main
+            raise  # one line per issue, by orchestrator._cli.root.main
         emit_json({"file": str(file), "valid": False, "errors": [str(i) for i in exc.issues]})
         raise typer.Exit(1) from None
     settings = redact(loaded.settings.model_dump(mode="json", by_alias=True))

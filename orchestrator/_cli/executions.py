@@ -19,9 +19,8 @@ from orchestrator._cli import _options as opts
 from orchestrator._cli._connect import pg_pool
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.projections import _CONFIG, _DB, _settings
-from orchestrator.events.keys import KEYS_ENV, KeyRing
-from orchestrator.projections import EraseResult, PostgresDataKeys
-from orchestrator.projections.api._queries import ExecutionFilter, Queries
+from orchestrator.events import KEYS_ENV, KeyRing
+from orchestrator.projections import EraseResult, ExecutionFilter, PostgresDataKeys, Queries
 
 
 def executions(

@@ -50,9 +50,19 @@ from orchestrator._cli._points import (
     seq_option,
 )
 from orchestrator._cli._sealed import open_sealed
-from orchestrator.debug import TraceEntry, render
-from orchestrator.debug.diff import to_jsonable
-from orchestrator.debug.replay import Source, Target
+from orchestrator.debug import (
+    Source,
+    Target,
+    TraceEntry,
+    bottlenecks_view,
+    consistency_view,
+    provenance,
+    state_view,
+    step_json,
+    step_view,
+    to_jsonable,
+    trace_view,
+)
 
 app = typer.Typer(help="See history: replay, trace, check, bottlenecks, fork.")
 
@@ -105,16 +115,16 @@ def replay(
                 f"[yellow]sequence {seq} is past the last one ({replayed.state.last_sequence})[/]"
             )
         if as_json:
-            err.print(render.provenance(replayed), highlight=False)
+            err.print(provenance(replayed), highlight=False)
             emit_json(opened)
         else:
-            out.print(render.state_view(replayed.state, subtitle=target.describe()))
-            out.print(render.provenance(replayed), style="dim", highlight=False)
+            out.print(state_view(replayed.state, subtitle=target.describe()))
+            out.print(provenance(replayed), style="dim", highlight=False)
 
     async def steps() -> None:
         async with open_debugger(conn) as debugger:
             stream = debugger.replay_steps(execution_id, target, source=src, last=last)
-            count = await print_each(stream, render.step_json, render.step_view, as_json)
+            count = await print_each(stream, step_json, step_view, as_json)
         err.print(f"{count} event(s)", style="dim")
 
     run(steps if show_diff else state)
@@ -142,7 +152,7 @@ def trace(
     async def go() -> None:
         async with open_debugger(conn) as debugger:
             stream = debugger.iter_state_changes(execution_id, start, to_time=end, source=src)
-            count = await print_each(stream, TraceEntry.as_json, render.trace_view, as_json)
+            count = await print_each(stream, TraceEntry.as_json, trace_view, as_json)
         Console(stderr=True).print(f"{count} event(s) since {start.isoformat()}", style="dim")
 
     run(go)
@@ -169,7 +179,7 @@ def check(
     if as_json:
         emit_json({"consistent": report.consistent, **to_jsonable(report)})
     else:
-        Console().print(render.consistency_view(report))
+        Console().print(consistency_view(report))
     if not report.consistent:
         raise typer.Exit(1)
 
@@ -198,7 +208,7 @@ def bottlenecks(
     if as_json:
         emit_json(to_jsonable(report))
     else:
-        Console().print(render.bottlenecks_view(report))
+        Console().print(bottlenecks_view(report))
         if not conn.bootstrap:
             Console(stderr=True).print("consumer lag needs --bootstrap-servers", style="dim")
 
@@ -219,8 +229,8 @@ def fork(
     _at: str | None = renamed_option("--at", "--seq N"),
 ) -> None:
     """Start a new execution from an execution's state at a sequence or checkpoint."""
-    from orchestrator.debug.fork import fork_execution
-    from orchestrator.state.runtime import StateRuntime, StateSettings
+    from orchestrator.debug import fork_execution
+    from orchestrator.state import StateRuntime, StateSettings
 
     if seq is not None and checkpoint is not None:
         raise typer.BadParameter("give --seq or --checkpoint, not both")

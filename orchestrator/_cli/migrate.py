@@ -18,11 +18,15 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator._cli import _options as opts
-from orchestrator.app import plan_postgres
-from orchestrator.app.connections import apply_migrations, open_pool
-from orchestrator.events.errors import OrchestratorStateError
-from orchestrator.projections import IndexState, index_status
-from orchestrator.projections.migrate import MigrationStatus, TableNames, migration_status
+from orchestrator.app import apply_migrations, open_pool, plan_postgres
+from orchestrator.events import OrchestratorStateError
+from orchestrator.projections import (
+    IndexState,
+    MigrationStatus,
+    TableNames,
+    index_status,
+    migration_status,
+)
 
 
 def _load(config: Path | None) -> tuple[TableNames, str | None]:

@@ -30,20 +30,20 @@ from orchestrator._cli._metrics import metrics_option, with_metrics
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_security, configured_topics
-from orchestrator.app import plan_postgres, plan_projection
-from orchestrator.app.topics import topics_from
+from orchestrator.app import plan_postgres, plan_projection, topics_from
 from orchestrator.config import load_config, load_config_file
-from orchestrator.events.codec import default_codec
-from orchestrator.events.log import EventLog, ProducerSettings
-from orchestrator.projections import OffsetRow, stored_offsets
-from orchestrator.projections.deadletters import (
+from orchestrator.events import EventLog, ProducerSettings, default_codec
+from orchestrator.projections import (
     DeadLetterRow,
+    OffsetRow,
+    ProjectionSettings,
+    RebuildProgress,
     list_dead_letters,
+    rebuild,
     replay_dead_letter,
+    run_processor,
+    stored_offsets,
 )
-from orchestrator.projections.processor import run_processor
-from orchestrator.projections.rebuild import RebuildProgress, rebuild
-from orchestrator.projections.settings import ProjectionSettings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -23,17 +23,18 @@ from rich.console import Console
 
 from orchestrator._cli import _options as opts
 from orchestrator._cli.topics import configured_security
-from orchestrator.app.redis_backend import redis_store, redis_url
+from orchestrator.app import redis_store, redis_url
 from orchestrator.config import RedisBackend, load_config, load_config_file, redact_text
 from orchestrator.devstack import ServiceEndpoints
-from orchestrator.events.errors import ServerUnreachable
-from orchestrator.projections.redisprojector import (
+from orchestrator.events import ServerUnreachable
+from orchestrator.projections import (
+    ProjectionSettings,
     RedisProjector,
+    is_redis_outage,
     postgres_fallback,
+    redis_client,
     run_redis_processor,
 )
-from orchestrator.projections.redisstore import is_redis_outage, redis_client
-from orchestrator.projections.settings import ProjectionSettings
 
 app = typer.Typer(help="The Redis read model (backend: redis).", no_args_is_help=True)
 

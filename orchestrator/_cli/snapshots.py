@@ -44,16 +44,19 @@ from orchestrator._cli._snapshot_setup import setup_store as _store
 from orchestrator._cli._snapshot_setup import snapshot_setup as _setup
 from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_security, configured_topics
-from orchestrator.app.blobretention import blob_retention, blob_store_beside
-from orchestrator.app.topics import ensure_configured_topics
-from orchestrator.events import History
-from orchestrator.events.codec import default_codec
-from orchestrator.events.state import state_dict
+from orchestrator.app import blob_retention, blob_store_beside, ensure_configured_topics
+from orchestrator.events import History, default_codec, state_dict
 from orchestrator.projections import PostgresEventArchive, ReadModelTables
-from orchestrator.snapshots import plan_retention, snapshot_history
-from orchestrator.snapshots.postgres import PostgresSnapshotIndex
-from orchestrator.snapshots.retention import earliest_offsets, run_retention
-from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings, run_snapshotter
+from orchestrator.snapshots import (
+    PostgresSnapshotIndex,
+    Snapshotter,
+    SnapshotterSettings,
+    earliest_offsets,
+    plan_retention,
+    run_retention,
+    run_snapshotter,
+    snapshot_history,
+)
 
 T = TypeVar("T")
 
@@ -94,7 +97,7 @@ def run(
     metrics_address: str = metrics_option("snapshots"),
 ) -> None:
     """Run the snapshotter until SIGTERM/Ctrl-C (migrations applied; bucket made if missing)."""
-    from orchestrator.events.consumer import ConsumerSettings
+    from orchestrator.events import ConsumerSettings
 
     setup = _setup(config, store)
     policy = (

@@ -31,7 +31,7 @@ from orchestrator._cli.health import HEALTH_FILE
 from orchestrator.app import App, AppOptions, AppPlan, PlanError, plan_app
 from orchestrator.config import ConfigError, Settings, load_config, load_config_file
 from orchestrator.devstack import ServiceEndpoints
-from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events import OrchestratorStateError
 
 log = logging.getLogger(__name__)
 

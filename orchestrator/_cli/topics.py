@@ -23,16 +23,20 @@ from rich.table import Table
 
 from orchestrator._cli import _options as opts
 from orchestrator._cli._connect import cli_kafka_security
-from orchestrator.app.topics import (
+from orchestrator.app import (
     describe_configured_topics,
     ensure_configured_topics,
     topics_from,
     weaker_than_default,
 )
 from orchestrator.config import ConfigError, Settings, load_config_file
-from orchestrator.events import KafkaSecurity, KafkaSecurityError
-from orchestrator.events.errors import OrchestratorStateError
-from orchestrator.events.topics import TopicReport, TopicsConfig
+from orchestrator.events import (
+    KafkaSecurity,
+    KafkaSecurityError,
+    OrchestratorStateError,
+    TopicReport,
+    TopicsConfig,
+)
 
 app = typer.Typer(help="Create or verify the Kafka topics (events and DLQs).", no_args_is_help=True)
 

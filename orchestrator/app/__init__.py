@@ -6,8 +6,10 @@ what each component is built with (the mapping is tabled in ``orchestrator.app.p
 """
 
 from orchestrator.app.app import App, AppOptions
-from orchestrator.app.consistency import ConfiguredStateManager
+from orchestrator.app.blobretention import blob_retention, blob_store_beside
+from orchestrator.app.connections import apply_migrations, dsn_address, open_pool
 from orchestrator.app.errors import PlanError
+from orchestrator.app.manager import ConfiguredStateManager
 from orchestrator.app.plan import (
     AppPlan,
     PostgresPlan,
@@ -17,6 +19,7 @@ from orchestrator.app.plan import (
     plan_projection,
     policies_from,
 )
+from orchestrator.app.redis_backend import redis_store, redis_url
 from orchestrator.app.snapshot_plan import BlobPlan, SnapshotPlan, plan_snapshots, snapshot_policy
 from orchestrator.app.stores import (
     blob_store,
@@ -26,6 +29,12 @@ from orchestrator.app.stores import (
     s3_client,
     snapshot_store,
     with_s3_storage,
+)
+from orchestrator.app.topics import (
+    describe_configured_topics,
+    ensure_configured_topics,
+    topics_from,
+    weaker_than_default,
 )
 
 __all__ = [
@@ -37,18 +46,29 @@ __all__ = [
     "PlanError",
     "PostgresPlan",
     "SnapshotPlan",
+    "apply_migrations",
+    "blob_retention",
     "blob_store",
+    "blob_store_beside",
+    "describe_configured_topics",
+    "dsn_address",
     "ensure_buckets",
+    "ensure_configured_topics",
     "key_ring",
     "lease_ttl_for",
+    "open_pool",
     "plan_app",
     "plan_buckets",
     "plan_postgres",
     "plan_projection",
     "plan_snapshots",
     "policies_from",
+    "redis_store",
+    "redis_url",
     "s3_client",
     "snapshot_policy",
     "snapshot_store",
+    "topics_from",
+    "weaker_than_default",
     "with_s3_storage",
 ]

@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from orchestrator.app.blobretention import retention_forever
 from orchestrator.app.connections import apply_migrations, open_pool
-from orchestrator.app.consistency import ConfiguredStateManager
+from orchestrator.app.manager import ConfiguredStateManager
 from orchestrator.app.plan import AppPlan
 from orchestrator.app.redis_backend import RedisReadSide, start_redis_read_side
 from orchestrator.app.stores import (
@@ -38,25 +38,32 @@ from orchestrator.app.stores import (
     snapshot_store,
 )
 from orchestrator.app.topics import ensure_configured_topics
-from orchestrator.commands import leases as lease_defaults
-from orchestrator.commands.errors import StaleExpectedVersion
+from orchestrator.commands import StaleExpectedVersion, configure
 from orchestrator.config import RedisBackend, Settings
 from orchestrator.devstack import ServiceEndpoints
-from orchestrator.events import metrics
-from orchestrator.events.codec import codec_for
-from orchestrator.events.log import EventLog, ProducerSettings
-from orchestrator.events.metrics_server import MetricsServer, serve_or_warn
-from orchestrator.events.task_feed import feed_for
-from orchestrator.events.topics import TopicReport
-from orchestrator.projections import PostgresDataKeys
-from orchestrator.projections.api import ApiSettings, create_app
-from orchestrator.projections.api.routes_timeline import HistoryStateSource, set_state_source
-from orchestrator.projections.processor import Projector
+from orchestrator.events import (
+    EventLog,
+    MetricsServer,
+    ProducerSettings,
+    TopicReport,
+    codec_for,
+    feed_for,
+    select,
+    serve_or_warn,
+    start_cache,
+)
+from orchestrator.projections import (
+    ApiSettings,
+    HistoryStateSource,
+    PostgresDataKeys,
+    Projector,
+    create_app,
+    set_state_source,
+)
 from orchestrator.runtime import Orchestrator, Pipeline, set_default_policies
 from orchestrator.snapshots import SnapshotStore
-from orchestrator.state import runtime as state_runtime
-from orchestrator.state.errors import NotConfigured
-from orchestrator.state.runtime import StateRuntime
+from orchestrator.state import NotConfigured, StateRuntime, current_runtime
+from orchestrator.state import configure as state_runtime_configure
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +186,10 @@ class App:
         self._cleanup.append(runtime.close)
         await runtime.start_cache(plan.dsn, plan.connect_timeout)
         if opts.configure_process:
-            metrics.select(self.settings.monitoring.metrics)
-            metrics.start_cache(self.settings.caching.levels)  # the configured levels, at 0
-            state_runtime.configure(runtime)
-            lease_defaults.configure(pool, store=coordination)
+            select(self.settings.monitoring.metrics)
+            start_cache(self.settings.caching.levels)  # the configured levels, at 0
+            state_runtime_configure(runtime)
+            configure(pool, store=coordination)
             set_default_policies(plan.policies)
             self._cleanup.append(self._unconfigure)
         if opts.run_projector:
@@ -288,12 +295,12 @@ class App:
 
     async def _unconfigure(self) -> None:
         try:
-            current = state_runtime.current_runtime()
+            current = current_runtime()
         except NotConfigured:
             current = None
         if current is self.runtime:  # only undo our own setting
-            state_runtime.configure(None)
-            lease_defaults.configure(None)
+            state_runtime_configure(None)
+            configure(None)
             set_default_policies(None)
 
     async def _start_redis(self, runtime: StateRuntime) -> None:
@@ -344,7 +351,7 @@ class App:
             self._spawn("task feed", feed.run())
 
     async def _start_snapshotter(self) -> None:
-        from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings
+        from orchestrator.snapshots import Snapshotter, SnapshotterSettings
 
         plan, sp = self.plan, self.plan.snapshots
         codec = sp.codec()  # its keys are checked in _start

@@ -16,10 +16,20 @@ from pathlib import Path
 import asyncpg
 
 from orchestrator.app.plan import AppPlan
-from orchestrator.events import KafkaSecurity, TopicsConfig, record_lifetime_ms, user_data_topics
-from orchestrator.events.userdata import BlobStore
-from orchestrator.snapshots import BlobListing, BlobRetention, RetentionPolicy, SnapshotStore
-from orchestrator.snapshots.codec import SnapshotCodec
+from orchestrator.events import (
+    BlobStore,
+    KafkaSecurity,
+    TopicsConfig,
+    record_lifetime_ms,
+    user_data_topics,
+)
+from orchestrator.snapshots import (
+    BlobListing,
+    BlobRetention,
+    RetentionPolicy,
+    SnapshotCodec,
+    SnapshotStore,
+)
 
 
 async def blob_retention(
@@ -53,9 +63,8 @@ def blob_store_beside(
 ) -> BlobStore | None:
     """The blob store the app writes beside a snapshot store URL (as ``plan_app`` puts
     it): ``<folder>/blobs`` for ``file://``, the parent of the prefix for ``s3://``."""
-    from orchestrator.snapshots.s3 import make_client
-    from orchestrator.snapshots.store import blob_prefix
-    from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
+    from orchestrator.snapshots import blob_prefix, make_client
+    from orchestrator.state import FilesystemBlobStore, S3BlobStore
 
     if store_url.startswith("file://") or "://" not in store_url:
         return FilesystemBlobStore(Path(store_url.removeprefix("file://")) / "blobs")
@@ -78,8 +87,7 @@ async def retention_forever(
     """Every ``every`` seconds: snapshots (``checkpointing.storage.retention``), then
     executions finished over ``retention_days`` ago that a kept snapshot covers, then the
     blobs nothing kept references (``snapshots.retention.run_retention``)."""
-    from orchestrator.snapshots.postgres import PostgresSnapshotIndex
-    from orchestrator.snapshots.retention import earliest_offsets, run_retention
+    from orchestrator.snapshots import PostgresSnapshotIndex, earliest_offsets, run_retention
 
     index = PostgresSnapshotIndex(pool)
     policy = plan.snapshots.retention

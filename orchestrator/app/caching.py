@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from orchestrator.config import Settings, parse_size
-from orchestrator.state.cache import CacheConfig, CachePolicy, LevelSpec, scope_of
-from orchestrator.state.sync import SyncPolicy
+from orchestrator.state import CacheConfig, CachePolicy, LevelSpec, SyncPolicy, scope_of
 
 REDIS_URL_ENV = "REDIS_URL"
 CACHE_DIR_ENV = "ORCHESTRATOR_CACHE_DIR"

@@ -32,24 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.app.app import App, AppOptions
-from orchestrator.app.consistency import ConfiguredStateManager
 from orchestrator.app.errors import PlanError
+from orchestrator.app.manager import ConfiguredStateManager
 from orchestrator.app.memory import MemoryStack
 from orchestrator.app.plan import AppPlan, plan_app
 from orchestrator.app.stores import ensure_buckets, plan_buckets, with_s3_storage
-from orchestrator.commands.leader import LeaderElection
-from orchestrator.commands.leases import node_label
-from orchestrator.commands.lock import DistributedLock
+from orchestrator.commands import DistributedLock, LeaderElection, node_label
 from orchestrator.config import Settings, load_config, load_config_file
-from orchestrator.debug.debugger import StateDebugger
+from orchestrator.debug import StateDebugger
 from orchestrator.devstack import ServiceEndpoints
-from orchestrator.events import tracing
-from orchestrator.events.errors import OrchestratorStateError, ServerUnreachable
+from orchestrator.events import OrchestratorStateError, ServerUnreachable, configure_from_env
 from orchestrator.runtime import Orchestrator, Pipeline, PipelineResult
+from orchestrator.state import MemoryHistory, RestoredCheckpoint, StateRuntime
 from orchestrator.state import checkpoint as checkpoint_module
-from orchestrator.state.checkpoint import RestoredCheckpoint
-from orchestrator.state.memoryhistory import MemoryHistory
-from orchestrator.state.runtime import StateRuntime
 
 CONFIG_ENV = "ORCHESTRATOR_CONFIG"
 DRAIN_S = 5.0
@@ -86,7 +81,7 @@ def connect(
     take part in resuming crashed executions; ``api_port``: also serve the query API.
     Tracing turns on here when the standard ``OTEL_*`` variables ask for it.
     """
-    tracing.configure_from_env()
+    configure_from_env()
     return Connection(
         config,
         environ=os.environ if environ is None else environ,

@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
-from orchestrator.events.errors import ServerUnreachable
-from orchestrator.projections.migrate import TableNames, migrate
-from orchestrator.runtime._schema import ensure_runtime_tables
+from orchestrator.events import ServerUnreachable
+from orchestrator.projections import TableNames, migrate
+from orchestrator.runtime import ensure_runtime_tables
 
 CONNECT_DEADLINE_S = 10.0
 

@@ -29,27 +29,32 @@ import logging
 from pathlib import Path
 
 from orchestrator.app.app import AppOptions
-from orchestrator.app.consistency import ConfiguredStateManager
+from orchestrator.app.manager import ConfiguredStateManager
 from orchestrator.app.plan import _user_data, lease_ttl_for, policies_from
 from orchestrator.app.topics import topics_from
-from orchestrator.commands import WriterSettings
-from orchestrator.commands import leases as lease_defaults
-from orchestrator.commands.memory import MemoryLeaseStore
-from orchestrator.commands.shared import SharedSettings
+from orchestrator.commands import MemoryLeaseStore, SharedSettings, WriterSettings, configure_store
 from orchestrator.config import MemoryBackend, Settings, parse_size
-from orchestrator.events import cancel_and_wait
-from orchestrator.events.codec import codec_for
-from orchestrator.events.limits import InputLimits
-from orchestrator.events.memory import MemoryEventLog
-from orchestrator.events.memory_dump import read_dump, write_dump
-from orchestrator.events.userdata import BlobStore
-from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.events import (
+    BlobStore,
+    InputLimits,
+    MemoryEventLog,
+    cancel_and_wait,
+    codec_for,
+    read_dump,
+    write_dump,
+)
+from orchestrator.projections import ProjectionSettings
 from orchestrator.runtime import Orchestrator, set_default_policies
-from orchestrator.state import runtime as state_runtime
-from orchestrator.state.blobs import FilesystemBlobStore, MemoryBlobStore
-from orchestrator.state.errors import NotConfigured
-from orchestrator.state.memory import MemoryReadModel
-from orchestrator.state.runtime import StateRuntime, StateSettings
+from orchestrator.state import (
+    FilesystemBlobStore,
+    MemoryBlobStore,
+    MemoryReadModel,
+    NotConfigured,
+    StateRuntime,
+    StateSettings,
+    configure,
+    current_runtime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +128,8 @@ class MemoryStack:
             read_model=self.read_model,
         )
         if opts.configure_process:
-            state_runtime.configure(runtime)
-            lease_defaults.configure_store(self.leases)
+            configure(runtime)
+            configure_store(self.leases)
             set_default_policies(policies)
         self.orchestrator = Orchestrator(
             runtime,
@@ -160,12 +165,12 @@ class MemoryStack:
 
     def _unconfigure(self, runtime: StateRuntime) -> None:
         try:
-            current = state_runtime.current_runtime()
+            current = current_runtime()
         except NotConfigured:
             return
         if current is runtime:
-            state_runtime.configure(None)
-            lease_defaults.configure_store(None)
+            configure(None)
+            configure_store(None)
             set_default_policies(None)
 
     # --- persistence -------------------------------------------------------------------

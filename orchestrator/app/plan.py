@@ -66,24 +66,29 @@ from orchestrator.app.snapshot_plan import (
     plan_snapshots,
 )
 from orchestrator.app.topics import topics_from
-from orchestrator.commands import WriterSettings
-from orchestrator.commands.ports import UserDataSettings
-from orchestrator.commands.shared import SharedSettings
+from orchestrator.commands import SharedSettings, UserDataSettings, WriterSettings
 from orchestrator.config import (
     PostgresBackend,
     S3Backend,
     Settings,
+    kafka_security,
     parse_size,
 )
-from orchestrator.config.kafka_security import kafka_security
-from orchestrator.events.limits import InputLimits
-from orchestrator.events.security import PLAINTEXT, KafkaSecurity, KafkaSecurityError
-from orchestrator.events.topics import TopicsConfig
-from orchestrator.projections import DEFAULT_INDEXES
-from orchestrator.projections.migrate import TableNames
-from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
-from orchestrator.runtime.policy import CheckpointPolicy, Policies, RecoveryPolicy, RetryPolicy
-from orchestrator.state.runtime import StateSettings
+from orchestrator.events import (
+    PLAINTEXT,
+    InputLimits,
+    KafkaSecurity,
+    KafkaSecurityError,
+    TopicsConfig,
+)
+from orchestrator.projections import (
+    DEFAULT_INDEXES,
+    ProjectionSettings,
+    ReadModelTables,
+    TableNames,
+)
+from orchestrator.runtime import CheckpointPolicy, Policies, RecoveryPolicy, RetryPolicy
+from orchestrator.state import StateSettings
 
 _NEVER = 2**62  # a compression threshold no value reaches
 

@@ -24,23 +24,19 @@ import asyncpg
 
 from orchestrator.config import RedisBackend, redact_text
 from orchestrator.devstack import ServiceEndpoints
-from orchestrator.events.errors import ServerUnreachable
-from orchestrator.events.security import PLAINTEXT, KafkaSecurity
-from orchestrator.projections.redisprojector import (
+from orchestrator.events import PLAINTEXT, KafkaSecurity, ServerUnreachable
+from orchestrator.projections import (
     REDIS_GROUP_SUFFIX,
-    RedisProjector,
-    postgres_fallback,
-)
-from orchestrator.projections.redisstore import (
+    ProjectionSettings,
     RedisClient,
     RedisKeys,
+    RedisProjector,
     RedisReadModelStore,
     is_redis_outage,
+    postgres_fallback,
     redis_client,
 )
-from orchestrator.projections.settings import ProjectionSettings
-from orchestrator.state.readmodel import PostgresReadModel
-from orchestrator.state.redis_readmodel import RedisReadModel
+from orchestrator.state import PostgresReadModel, RedisReadModel
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,15 @@ from typing import Literal
 from orchestrator.app.errors import PlanError
 from orchestrator.config import FilesystemBackend, MemoryBackend, S3Backend, Settings
 from orchestrator.events import CompressionAlgorithm, KeyRing, check_level
-from orchestrator.snapshots import SnapshotCodec, codec_from_settings
-from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
-from orchestrator.snapshots.store import KeyLayout, Lifecycle, blob_prefix
+from orchestrator.snapshots import (
+    KeyLayout,
+    Lifecycle,
+    RetentionPolicy,
+    SnapshotCodec,
+    SnapshotPolicy,
+    blob_prefix,
+    codec_from_settings,
+)
 
 FileFormat = Literal["raw", "json", "msgpack"]
 """How a filesystem store writes each snapshot file (see ``snapshots.filesystem``)."""

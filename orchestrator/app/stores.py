@@ -16,16 +16,14 @@ from orchestrator.app.plan import AppPlan
 from orchestrator.commands import EtcdLeaseStore
 from orchestrator.config import Settings
 from orchestrator.devstack import ServiceEndpoints
-from orchestrator.events import EventCodec, History
-from orchestrator.events.keys import KEYS_ENV, KeyConfigError, KeyRing
-from orchestrator.events.userdata import BlobStore
+from orchestrator.events import KEYS_ENV, BlobStore, EventCodec, History, KeyConfigError, KeyRing
 from orchestrator.projections import PostgresEventArchive
 from orchestrator.snapshots import (
     SnapshotStore,
     open_store,
     snapshot_history,
 )
-from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
+from orchestrator.state import FilesystemBlobStore, S3BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +48,7 @@ def key_ring(encrypt: bool) -> KeyRing | None:
 
 def s3_client(plan: AppPlan, endpoints: ServiceEndpoints, endpoint_url: str | None) -> Any:
     """A boto3 client with the configured region (else the environment's) and keys."""
-    from orchestrator.snapshots.s3 import make_client
+    from orchestrator.snapshots import make_client
 
     return make_client(
         endpoint_url=endpoint_url,
@@ -82,7 +80,7 @@ def snapshot_store(plan: AppPlan, endpoints: ServiceEndpoints) -> SnapshotStore:
     """The snapshot store of ``state_management.snapshots.storage`` (or the backend's)."""
     sp = plan.snapshots
     if sp.store_url.startswith("s3://"):
-        from orchestrator.snapshots.s3 import S3SnapshotStore
+        from orchestrator.snapshots import S3SnapshotStore
 
         bucket, _, prefix = sp.store_url.removeprefix("s3://").partition("/")
         return S3SnapshotStore(
@@ -98,7 +96,7 @@ def snapshot_store(plan: AppPlan, endpoints: ServiceEndpoints) -> SnapshotStore:
 def history_of(plan: AppPlan, endpoints: ServiceEndpoints, pool: Any, codec: EventCodec) -> History:
     """The history service of this deployment: the archive, from the newest snapshot of
     the configured store (snapshots disabled: from the first event)."""
-    from orchestrator.snapshots.postgres import PostgresSnapshotIndex  # asyncpg's adapter
+    from orchestrator.snapshots import PostgresSnapshotIndex
 
     archive = PostgresEventArchive(pool, codec, tables=plan.projection.tables)
     if not plan.snapshots.enabled:

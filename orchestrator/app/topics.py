@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from orchestrator.config import Settings, parse_size
-from orchestrator.events.security import PLAINTEXT, KafkaSecurity
-from orchestrator.events.topics import (
+from orchestrator.events import (
     FOREVER,
+    PLAINTEXT,
+    KafkaSecurity,
     TopicReport,
     TopicsConfig,
     TopicSpec,

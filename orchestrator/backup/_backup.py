@@ -33,7 +33,7 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.app.connections import dsn_address, open_pool
+from orchestrator.app import dsn_address, open_pool
 from orchestrator.backup._format import (
     BLOB_SCHEMA,
     DATA_KEY_SCHEMA,
@@ -46,12 +46,19 @@ from orchestrator.backup._format import (
     Manifest,
 )
 from orchestrator.backup._setup import Deployment
-from orchestrator.events.codec import codec_for
-from orchestrator.events.envelope import Envelope
-from orchestrator.events.errors import DecodeError, UserDataError
-from orchestrator.events.log import EventLog, ProducerSettings
-from orchestrator.events.schemas import default_registry, schemas_root
-from orchestrator.events.userdata import BlobRef, UserData, fetch_verified
+from orchestrator.events import (
+    BlobRef,
+    DecodeError,
+    Envelope,
+    EventLog,
+    ProducerSettings,
+    UserData,
+    UserDataError,
+    codec_for,
+    default_registry,
+    fetch_verified,
+    schemas_root,
+)
 from orchestrator.snapshots import SnapshotNotFound, SnapshotStore, SnapshotStoreError
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from typing import Any, cast
 
 from fastavro import parse_schema, reader, writer
 
-from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events import OrchestratorStateError
 from orchestrator.snapshots import SnapshotStore
 
 FORMAT = "orchestrator-state-backup"

@@ -28,27 +28,29 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.app import ensure_buckets
-from orchestrator.app.connections import apply_migrations, open_pool
-from orchestrator.app.topics import ensure_configured_topics
+from orchestrator.app import apply_migrations, ensure_buckets, ensure_configured_topics, open_pool
 from orchestrator.backup._format import MANIFEST, BackupFormatError, Manifest, read_file
 from orchestrator.backup._setup import Deployment
-from orchestrator.events.codec import codec_for
-from orchestrator.events.envelope import Position
-from orchestrator.events.errors import OrchestratorStateError, UserDataError
-from orchestrator.events.log import EventLog, ProducerSettings
-from orchestrator.events.topics import describe_topics
+from orchestrator.events import (
+    EventLog,
+    OrchestratorStateError,
+    Position,
+    ProducerSettings,
+    UserDataError,
+    codec_for,
+    describe_topics,
+)
 from orchestrator.projections import rebuild
 from orchestrator.snapshots import (
     PendingSnapshot,
+    PostgresSnapshotIndex,
     SnapshotCorrupt,
     SnapshotNotFound,
     SnapshotStore,
     SnapshotStoreError,
     SnapshotWriter,
 )
-from orchestrator.snapshots.postgres import PostgresSnapshotIndex
-from orchestrator.state.blobs import S3BlobStore
+from orchestrator.state import S3BlobStore
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,9 @@ from urllib.parse import urlsplit
 from orchestrator.app import AppPlan, ensure_buckets, plan_app, with_s3_storage
 from orchestrator.config import Settings
 from orchestrator.devstack import ServiceEndpoints
-from orchestrator.events.userdata import BlobStore
-from orchestrator.snapshots import SnapshotStore, open_store
-from orchestrator.snapshots.codec import SnapshotCodec
-from orchestrator.state.blobs import FilesystemBlobStore, S3BlobStore
+from orchestrator.events import BlobStore
+from orchestrator.snapshots import SnapshotCodec, SnapshotStore, open_store
+from orchestrator.state import FilesystemBlobStore, S3BlobStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +29,7 @@ class Deployment:
     endpoints: ServiceEndpoints
 
     def s3_client(self, endpoint_url: str | None = None) -> Any:
-        from orchestrator.snapshots.s3 import make_client
+        from orchestrator.snapshots import make_client
 
         ep = self.endpoints
         return make_client(
@@ -44,7 +43,7 @@ class Deployment:
         """The configured snapshot store (as the snapshotter opens it)."""
         sp = self.plan.snapshots
         if sp.store_url.startswith("s3://"):
-            from orchestrator.snapshots.s3 import S3SnapshotStore
+            from orchestrator.snapshots import S3SnapshotStore
 
             bucket, _, prefix = sp.store_url.removeprefix("s3://").partition("/")
             return S3SnapshotStore(
@@ -61,7 +60,7 @@ class Deployment:
         the bucket made when ``create``) or a directory (``file://`` or a path)."""
         if not url.startswith("s3://"):
             return open_store(url)
-        from orchestrator.snapshots.s3 import S3SnapshotStore
+        from orchestrator.snapshots import S3SnapshotStore
 
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
         client = self.s3_client()

@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel
 
 from orchestrator.client._calls import Call, Position, call, checked
-from orchestrator.projections.api.models import (
+from orchestrator.projections import (
     CheckpointList,
     EventPage,
     ExecutionOut,

@@ -11,7 +11,7 @@ from httpx_sse import connect_sse
 
 from orchestrator.client._calls import Call, Position, call, checked, reaching
 from orchestrator.client._endpoints import Endpoints, Pager, state_frame
-from orchestrator.projections.api.models import ExecutionOut
+from orchestrator.projections import ExecutionOut
 
 T = TypeVar("T")
 

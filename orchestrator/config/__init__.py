@@ -8,6 +8,7 @@ from orchestrator.config.backends import (
     RedisBackend,
     S3Backend,
 )
+from orchestrator.config.kafka_auth import kafka_security
 from orchestrator.config.loader import (
     ConfigError,
     ConfigIssue,
@@ -15,10 +16,11 @@ from orchestrator.config.loader import (
     load_config,
     load_config_file,
 )
-from orchestrator.config.models import Settings
-from orchestrator.config.redact import redact, redact_text
+from orchestrator.config.models import KNOWN_DASHBOARDS, Settings
+from orchestrator.config.redaction import redact, redact_text
 
 __all__ = [
+    "KNOWN_DASHBOARDS",
     "ConfigError",
     "ConfigIssue",
     "FilesystemBackend",
@@ -28,6 +30,7 @@ __all__ = [
     "RedisBackend",
     "S3Backend",
     "Settings",
+    "kafka_security",
     "load_config",
     "load_config_file",
     "parse_size",

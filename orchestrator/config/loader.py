@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from orchestrator.config._yaml import Location, Mark, PositionedDocument, load_positioned
 from orchestrator.config.models import BACKEND_MODELS, Settings
 from orchestrator.config.notices import find_notices
-from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events import OrchestratorStateError
 
 log = logging.getLogger(__name__)
 ENV_PREFIX = "ORCHESTRATOR_"

@@ -23,7 +23,7 @@ from orchestrator.config.backends import (
     RedisBackend,
     S3Backend,
 )
-from orchestrator.config.kafka_security import KafkaSecurityConfig
+from orchestrator.config.kafka_auth import KafkaSecurityConfig
 from orchestrator.events import check_level
 
 

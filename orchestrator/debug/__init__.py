@@ -10,9 +10,6 @@
 * :func:`diff` and :func:`analyze`: the pure helpers the above are built on.
 """
 
-# ``orchestrator.state`` re-exports ``StateDebugger``: import it completely first, so
-# that importing this package first does not meet it half-initialized.
-import orchestrator.state  # noqa: F401
 from orchestrator.debug.bottlenecks import (
     BottleneckReport,
     RetriedTask,
@@ -26,8 +23,18 @@ from orchestrator.debug.diff import Change, diff, to_jsonable
 from orchestrator.debug.errors import ForkError, HistoryError, HistoryNotFound, PartitionUnknown
 from orchestrator.debug.folding import Mismatch, SequenceGap
 from orchestrator.debug.fork import ForkResult, fork_execution, plan_fork
-from orchestrator.debug.replay import Replayed, Replayer, ReplayStep, Target
+from orchestrator.debug.render import (
+    bottlenecks_view,
+    consistency_view,
+    provenance,
+    state_view,
+    step_json,
+    step_view,
+    trace_view,
+)
+from orchestrator.debug.replay import Replayed, Replayer, ReplayStep, Source, Target
 from orchestrator.debug.trace import StateTrace, TraceEntry
+from orchestrator.debug.web import install_snapshot_states
 
 __all__ = [
     "BottleneckReport",
@@ -45,6 +52,7 @@ __all__ = [
     "Replayer",
     "RetriedTask",
     "SequenceGap",
+    "Source",
     "StateDebugger",
     "StateTrace",
     "Target",
@@ -52,8 +60,16 @@ __all__ = [
     "TraceEntry",
     "Wait",
     "analyze",
+    "bottlenecks_view",
+    "consistency_view",
     "diff",
     "fork_execution",
+    "install_snapshot_states",
     "plan_fork",
+    "provenance",
+    "state_view",
+    "step_json",
+    "step_view",
     "to_jsonable",
+    "trace_view",
 ]

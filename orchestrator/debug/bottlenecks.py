@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from orchestrator.events.state import ExecutionState
+from orchestrator.events import ExecutionState
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,11 +30,8 @@ from orchestrator.debug.folding import (
     SequenceGap,
     compare_execution,
 )
-from orchestrator.events.codec import EventCodec
-from orchestrator.events.envelope import Position
-from orchestrator.events.errors import DecodeError
-from orchestrator.events.log import EventLog
-from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.events import DecodeError, EventCodec, EventLog, Position
+from orchestrator.projections import ProjectionSettings
 
 _BATCH = 200
 

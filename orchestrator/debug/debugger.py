@@ -28,16 +28,26 @@ from orchestrator.debug.consistency import ConsistencyChecker, ConsistencyReport
 from orchestrator.debug.errors import HistoryError, HistoryNotFound
 from orchestrator.debug.replay import Replayed, Replayer, ReplayStep, Source, Target
 from orchestrator.debug.trace import StateTrace, TraceEntry, trace_entries
-from orchestrator.events import EventArchive, LogReader, SnapshotBases, reading_log
-from orchestrator.events.codec import EventCodec, default_codec
-from orchestrator.events.log import EventLog
-from orchestrator.events.security import PLAINTEXT, KafkaSecurity
-from orchestrator.events.state import ExecutionState
-from orchestrator.projections import PostgresEventArchive, ProjectionSettings
-from orchestrator.projections import readmodel as rm
-from orchestrator.snapshots import SnapshotBaseReader, SnapshotCodec, SnapshotStore
-from orchestrator.snapshots.postgres import PostgresSnapshotIndex
-from orchestrator.state.runtime import StateRuntime, current_runtime
+from orchestrator.events import (
+    PLAINTEXT,
+    EventArchive,
+    EventCodec,
+    EventLog,
+    ExecutionState,
+    KafkaSecurity,
+    LogReader,
+    SnapshotBases,
+    default_codec,
+    reading_log,
+)
+from orchestrator.projections import PostgresEventArchive, ProjectionSettings, execution_from_rows
+from orchestrator.snapshots import (
+    PostgresSnapshotIndex,
+    SnapshotBaseReader,
+    SnapshotCodec,
+    SnapshotStore,
+)
+from orchestrator.state import StateRuntime, current_runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,9 +320,7 @@ class StateDebugger:
         by_execution: dict[str, list[asyncpg.Record]] = {}
         for row in tasks:
             by_execution.setdefault(row["execution_id"], []).append(row)
-        return [
-            rm.execution_from_rows(p, by_execution.get(p["execution_id"], [])) for p in pipelines
-        ]
+        return [execution_from_rows(p, by_execution.get(p["execution_id"], [])) for p in pipelines]
 
 
 def _aware(when: datetime | None) -> datetime | None:

@@ -15,7 +15,7 @@ pass through unchanged.
 
 from __future__ import annotations
 
-from orchestrator.state.errors import StateError
+from orchestrator.state import StateError
 
 
 class HistoryError(StateError):

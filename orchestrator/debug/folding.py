@@ -16,11 +16,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.errors import OrchestratorStateError
-from orchestrator.events.fold import Outcome, Step, step
-from orchestrator.events.state import ExecutionState
-from orchestrator.projections import readmodel as rm
+from orchestrator.events import (
+    Envelope,
+    ExecutionState,
+    OrchestratorStateError,
+    Outcome,
+    Position,
+    Step,
+    step,
+)
+from orchestrator.projections import PIPELINE_COLUMNS, TASK_COLUMNS, Row, task_row
+from orchestrator.projections import pipeline_row as rm_pipeline_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +105,15 @@ class FoldedExecution:
     def sequence_gaps(self) -> list[SequenceGap]:
         return [SequenceGap(self.execution_id, e, g, p, n) for e, g, p, n in self.gaps]
 
-    def expected_rows(self) -> tuple[rm.Row, dict[str, rm.Row]]:
+    def expected_rows(self) -> tuple[Row, dict[str, Row]]:
         """The ``pipeline_states`` row and the ``task_states`` rows (by task id)."""
         assert self.state is not None
         s = self.state
-        pipeline = rm.pipeline_row(
+        pipeline = rm_pipeline_row(
             s, event_count=self.event_count, last_position=self.last_position
         )
         tasks = {
-            t.task_id: rm.task_row(s, t, i, self.task_updated.get(t.task_id))
+            t.task_id: task_row(s, t, i, self.task_updated.get(t.task_id))
             for i, t in enumerate(s.tasks.values())
         }
         return pipeline, tasks
@@ -118,7 +124,7 @@ def _jsonb(value: Any) -> Any:
 
 
 def compare_row(
-    columns: Sequence[tuple[str, str]], expected: rm.Row, actual: Mapping[str, Any]
+    columns: Sequence[tuple[str, str]], expected: Row, actual: Mapping[str, Any]
 ) -> list[tuple[str, Any, Any]]:
     """``(column, read-model value, fold value)`` for every column that differs."""
     out: list[tuple[str, Any, Any]] = []
@@ -141,7 +147,7 @@ def compare_execution(
     want_pipeline, want_tasks = folded.expected_rows()
     out: list[Mismatch] = []
     if pipeline_row is not None:
-        for name, have, want in compare_row(rm.PIPELINE_COLUMNS, want_pipeline, pipeline_row):
+        for name, have, want in compare_row(PIPELINE_COLUMNS, want_pipeline, pipeline_row):
             out.append(Mismatch(eid, "pipeline_states", None, name, have, want))
     seen: set[str] = set()
     for row in task_rows:
@@ -151,7 +157,7 @@ def compare_execution(
         if want is None:
             out.append(Mismatch(eid, "task_states", task_id, "<row>", "present", "absent"))
             continue
-        for name, have, w in compare_row(rm.TASK_COLUMNS, want, row):
+        for name, have, w in compare_row(TASK_COLUMNS, want, row):
             out.append(Mismatch(eid, "task_states", task_id, name, have, w))
     for task_id in want_tasks.keys() - seen:
         out.append(Mismatch(eid, "task_states", task_id, "<row>", "absent", "present"))

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.commands.decide import (
+from orchestrator.commands import (
     Command,
     CompleteTask,
     CreateExecution,
@@ -44,13 +44,21 @@ from orchestrator.commands.decide import (
 from orchestrator.debug.debugger import StateDebugger
 from orchestrator.debug.errors import ForkError
 from orchestrator.debug.replay import Target
-from orchestrator.events import catalogue as c
-from orchestrator.events import chain_of
-from orchestrator.events.envelope import Position
-from orchestrator.events.state import ExecutionState
-from orchestrator.events.userdata import UserData, decode_user_data
-from orchestrator.state.runtime import StateRuntime, current_runtime
-from orchestrator.state.sealed import decode_chain
+from orchestrator.events import (
+    CheckpointSaved,
+    ExecutionCreated,
+    ExecutionDetails,
+    ExecutionState,
+    Payload,
+    Position,
+    TaskCompleted,
+    TaskSkipped,
+    TaskSpec,
+    UserData,
+    chain_of,
+    decode_user_data,
+)
+from orchestrator.state import StateRuntime, current_runtime, decode_chain
 
 _COPIED = ("ExecutionCreated", "TaskCompleted", "TaskSkipped", "CheckpointSaved")
 
@@ -98,7 +106,7 @@ def plan_fork(
     source: ExecutionState,
     new_execution_id: str,
     *,
-    originals: Sequence[c.Payload] = (),
+    originals: Sequence[Payload] = (),
     paused: bool = False,
     values: Mapping[str, Any] | None = None,
 ) -> ForkPlan:
@@ -114,14 +122,12 @@ def plan_fork(
         "fork_sequence": source.last_sequence,
         "root_execution_id": source.root_execution_id or source.execution_id,
     }
-    created = next((p for p in originals if isinstance(p, c.ExecutionCreated)), None)
+    created = next((p for p in originals if isinstance(p, ExecutionCreated)), None)
     context: Mapping[str, Any] = source.context
     create = CreateExecution(
         execution_id=new_execution_id,
         pipeline_id=source.pipeline_id,
-        tasks=[
-            c.TaskSpec(task_id=t.task_id, depends_on=t.depends_on) for t in source.tasks.values()
-        ],
+        tasks=[TaskSpec(task_id=t.task_id, depends_on=t.depends_on) for t in source.tasks.values()],
         user_id=created.context.user_id if created else context.get("user_id"),
         input_data=created.context.input_data if created else context.get("input_data"),
         configuration=created.context.configuration if created else context.get("configuration"),
@@ -132,11 +138,11 @@ def plan_fork(
         return ForkPlan(create, tuple(validating), (), (), ())
     plan = _Carry(source, new_execution_id, lineage, values or {})
     for payload in originals:
-        if isinstance(payload, c.TaskCompleted):
+        if isinstance(payload, TaskCompleted):
             plan.complete(payload.task_id, payload.outputs)
-        elif isinstance(payload, c.TaskSkipped):
+        elif isinstance(payload, TaskSkipped):
             plan.skip(payload.task_id)
-        elif isinstance(payload, c.CheckpointSaved):
+        elif isinstance(payload, CheckpointSaved):
             plan.save(payload)
     for task in source.tasks.values():  # what ``originals`` did not name
         if task.status == "completed":
@@ -184,7 +190,7 @@ class _Carry:
                     "fork": {**self.lineage, "source_attempts": task.attempts},
                     "metadata": task.metadata,
                 },
-                details=c.ExecutionDetails(**dict(task.execution_details)),
+                details=ExecutionDetails(**dict(task.execution_details)),
             ),
         ]
         self.carried.append(task_id)
@@ -197,7 +203,7 @@ class _Carry:
         self.commands.append(SkipTask(task_id=task_id, reason=reason))
         self.skipped.append(task_id)
 
-    def save(self, saved: c.CheckpointSaved) -> None:
+    def save(self, saved: CheckpointSaved) -> None:
         if saved.checkpoint_id not in self.kept:
             return
         self.kept.discard(saved.checkpoint_id)
@@ -218,10 +224,10 @@ class _Carry:
         self.copied.append(new_id)
 
 
-async def _whole(rt: StateRuntime, payloads: Sequence[c.Payload]) -> dict[str, Any]:
+async def _whole(rt: StateRuntime, payloads: Sequence[Payload]) -> dict[str, Any]:
     """The data of each checkpoint stored as a delta, read whole: a delta means nothing
     in the fork without its base (the fork's writer encodes it again, for the fork)."""
-    saved = [p for p in payloads if isinstance(p, c.CheckpointSaved)]
+    saved = [p for p in payloads if isinstance(p, CheckpointSaved)]
     return {
         p.checkpoint_id: await decode_chain(
             chain_of(saved, p.checkpoint_id), rt.blob_store, rt.data_keys

@@ -22,7 +22,7 @@ from orchestrator.debug.diff import Change, to_jsonable
 from orchestrator.debug.folding import Mismatch
 from orchestrator.debug.replay import Replayed, ReplayStep
 from orchestrator.debug.trace import TraceEntry
-from orchestrator.events.state import ExecutionState
+from orchestrator.events import ExecutionState
 
 STATUS_STYLE = {
     "initialized": "white",

@@ -19,20 +19,21 @@ from datetime import datetime
 from orchestrator.debug.diff import Change, diff
 from orchestrator.debug.errors import HistoryNotFound, PartitionUnknown
 from orchestrator.events import (
+    Envelope,
     EventArchive,
+    ExecutionState,
     History,
     LogPartitionUnknown,
     LogReader,
     NothingToRestore,
+    Outcome,
+    Position,
     SnapshotBases,
     Source,
     Target,
     UnknownCheckpoint,
 )
-from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.fold import Outcome
-from orchestrator.events.state import ExecutionState
-from orchestrator.state.errors import CheckpointNotFound
+from orchestrator.state import CheckpointNotFound
 
 __all__ = ["ReplayStep", "Replayed", "Replayer", "Source", "Target"]
 

@@ -16,9 +16,8 @@ from typing import Any
 
 from orchestrator.debug.diff import Change
 from orchestrator.debug.replay import ReplayStep
-from orchestrator.events.envelope import Position
-from orchestrator.events.state import ExecutionState
-from orchestrator.projections.readmodel import payload_json
+from orchestrator.events import ExecutionState, Position
+from orchestrator.projections import payload_json
 
 
 @dataclass(frozen=True, slots=True)

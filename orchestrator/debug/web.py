@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncpg
 from fastapi import FastAPI
 
-from orchestrator.projections.api.routes_timeline import HistoryStateSource, set_state_source
-from orchestrator.projections.settings import ReadModelTables
-from orchestrator.snapshots import SnapshotBaseReader, SnapshotStore
-from orchestrator.snapshots.postgres import PostgresSnapshotIndex
+from orchestrator.projections import HistoryStateSource, ReadModelTables, set_state_source
+from orchestrator.snapshots import PostgresSnapshotIndex, SnapshotBaseReader, SnapshotStore
 
 
 def install_snapshot_states(

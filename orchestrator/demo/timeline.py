@@ -11,8 +11,7 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.events.codec import default_codec
-from orchestrator.events.state import ExecutionState
+from orchestrator.events import ExecutionState, default_codec
 
 
 @dataclass(frozen=True, slots=True)

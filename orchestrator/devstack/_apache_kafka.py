@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from orchestrator.events.security import KafkaSecurity
+from orchestrator.events import KafkaSecurity
 
 from ._errors import ToolMissingError
 from ._jvm_cds import CdsArchive

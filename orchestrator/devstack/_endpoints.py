@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.events.security import (
+from orchestrator.events import (
     KAFKA_SASL_MECHANISM,
     KAFKA_SASL_PASSWORD_FILE,
     KAFKA_SASL_USERNAME,

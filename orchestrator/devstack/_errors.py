@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events import OrchestratorStateError
 
 
 class DevstackError(OrchestratorStateError):

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-from orchestrator.events.security import PLAINTEXT, KafkaSecurity
+from orchestrator.events import PLAINTEXT, KafkaSecurity
 
 from ._ports import LOOPBACK, port_accepts
 from ._service import Service

@@ -20,7 +20,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import NoError, for_code
 from aiokafka.protocol.admin import CreateAclsRequest
 
-from orchestrator.events.security import KafkaSecurity, SaslMechanism
+from orchestrator.events import KafkaSecurity, SaslMechanism
 
 from ._ports import LOOPBACK
 

@@ -15,11 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.events import catalogue as c
-from orchestrator.events.userdata import UserData
+from orchestrator.events import CheckpointSaved, CheckpointWritesSaved, UserData
 from orchestrator.langgraph._codec import PIPELINE_PREFIX
-from orchestrator.state.runtime import StateRuntime
-from orchestrator.state.sealed import decode_any, decode_chain
+from orchestrator.state import StateRuntime, decode_any, decode_chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +91,7 @@ class ThreadReader:
         out: list[Saved] = []
         for r in rows:
             payload = self.rt.codec.decode(bytes(r["raw"])).payload
-            assert isinstance(payload, c.CheckpointSaved)
+            assert isinstance(payload, CheckpointSaved)
             if payload.delta_base is None:
                 data = await self.user_data(payload.data)
             else:  # stored as a delta: its chain, from the whole copy on
@@ -134,7 +132,7 @@ class ThreadReader:
 
     async def writes(
         self, saved: Sequence[Saved | Listed]
-    ) -> dict[str, list[tuple[c.CheckpointWritesSaved, Any]]]:
+    ) -> dict[str, list[tuple[CheckpointWritesSaved, Any]]]:
         """The applied ``CheckpointWritesSaved`` after each checkpoint, by product
         checkpoint id, in log order, with their writes decoded."""
         if not saved:
@@ -150,10 +148,10 @@ class ThreadReader:
             [s.checkpoint_id for s in saved],
             [s.sequence for s in saved],
         )
-        out: dict[str, list[tuple[c.CheckpointWritesSaved, Any]]] = {}
+        out: dict[str, list[tuple[CheckpointWritesSaved, Any]]] = {}
         for r in rows:
             payload = self.rt.codec.decode(bytes(r["raw"])).payload
-            assert isinstance(payload, c.CheckpointWritesSaved)
+            assert isinstance(payload, CheckpointWritesSaved)
             value = await self.user_data(payload.writes)
             out.setdefault(r["checkpoint_id"], []).append((payload, value))
         return out

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.app import App, AppOptions, plan_app, s3_client
-from orchestrator.commands.leases import node_label
+from orchestrator.commands import node_label
 from orchestrator.config import Settings, load_config_file
 from orchestrator.devstack import ServiceEndpoints
 

@@ -44,12 +44,12 @@ from orchestrator.commands import (
     StartValidation,
     SucceedValidation,
 )
-from orchestrator.events.envelope import Position
+from orchestrator.events import Position
 from orchestrator.langgraph import _codec as codec
 from orchestrator.langgraph import _wiring
 from orchestrator.langgraph._reads import Listed, Saved, ThreadReader
 from orchestrator.langgraph._sync import BlockingCalls
-from orchestrator.state.runtime import StateRuntime
+from orchestrator.state import StateRuntime
 
 
 class AsyncKafkaSaver(BlockingCalls, BaseCheckpointSaver[str]):

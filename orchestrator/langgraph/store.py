@@ -32,8 +32,7 @@ from langgraph.store.base import (
 from langgraph.store.memory import _compare_values, _does_match  # LangGraph's own rules
 
 from orchestrator.projections import ReadModelQueries
-from orchestrator.state.runtime import StateRuntime
-from orchestrator.state.sealed import open_any
+from orchestrator.state import StateRuntime, open_any
 
 PREFIX = "langgraph.store:"
 

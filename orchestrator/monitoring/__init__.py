@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config.models import KNOWN_DASHBOARDS
+from orchestrator.config import KNOWN_DASHBOARDS
 
 __all__ = ["DASHBOARDS", "alert_rules", "dashboard", "export", "panel_queries", "scrape_config"]
 

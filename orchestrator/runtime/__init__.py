@@ -9,6 +9,7 @@
   by ``orchestrator.wiring``).
 """
 
+from orchestrator.runtime._schema import ensure_runtime_tables
 from orchestrator.runtime.context import TaskContext, current_context
 from orchestrator.runtime.errors import (
     PipelineDefinitionError,
@@ -50,6 +51,7 @@ __all__ = [
     "TaskDefinition",
     "TaskError",
     "current_context",
+    "ensure_runtime_tables",
     "is_retryable",
     "registered_pipeline",
     "set_default_policies",

@@ -18,16 +18,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.commands.decide import Command, SaveCheckpoint
-from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
-from orchestrator.commands.writer import ExecutionWriter
-from orchestrator.events.errors import InvalidTransition
-from orchestrator.events.state import CheckpointRef
+from orchestrator.commands import (
+    Command,
+    ExecutionNotOwned,
+    ExecutionWriter,
+    LeaseLost,
+    SaveCheckpoint,
+)
+from orchestrator.events import CheckpointRef, InvalidTransition
 from orchestrator.projections import checkpoint_plain_value
 from orchestrator.runtime.context import TaskContext
-from orchestrator.state.checkpoint import RestoredCheckpoint
-from orchestrator.state.runtime import StateRuntime
-from orchestrator.state.sealed import decode_chain
+from orchestrator.state import RestoredCheckpoint, StateRuntime, decode_chain
 
 AUTO_PREFIX = "auto/"
 

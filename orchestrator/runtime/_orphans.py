@@ -16,7 +16,7 @@ import time
 
 import asyncpg
 
-from orchestrator.commands.leases import CoordinationStore
+from orchestrator.commands import CoordinationStore
 from orchestrator.runtime.health import NODE_PREFIX
 
 _CANDIDATES = """

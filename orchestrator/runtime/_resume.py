@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.events.state import ExecutionState
+from orchestrator.events import ExecutionState
 from orchestrator.runtime.pipeline import Pipeline
-from orchestrator.state.checkpoint import RestoredCheckpoint
-from orchestrator.state.errors import RecoveryError
-from orchestrator.state.runtime import StateRuntime
+from orchestrator.state import RecoveryError, RestoredCheckpoint, StateRuntime
 
 DONE = ("completed", "skipped")
 

@@ -21,8 +21,8 @@ execution now and this one must stop.
 
 from __future__ import annotations
 
-from orchestrator.events.errors import OrchestratorStateError
-from orchestrator.state.errors import RecoveryError
+from orchestrator.events import OrchestratorStateError
+from orchestrator.state import RecoveryError
 
 __all__ = [
     "PipelineDefinitionError",

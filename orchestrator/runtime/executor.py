@@ -34,13 +34,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.commands.decide import (
+from orchestrator.commands import (
     Command,
     Complete,
     CompleteTask,
+    ExecutionNotOwned,
+    ExecutionWriter,
     Fail,
     FailTask,
     FailValidation,
+    LeaseLost,
     RestoreCheckpoint,
     Resume,
     ScheduleRetry,
@@ -49,19 +52,14 @@ from orchestrator.commands.decide import (
     StartValidation,
     SucceedValidation,
 )
-from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
-from orchestrator.commands.writer import ExecutionWriter
-from orchestrator.events import metrics
-from orchestrator.events.catalogue import ExecutionDetails
-from orchestrator.events.state import CheckpointRef, ExecutionState
+from orchestrator.events import CheckpointRef, ExecutionDetails, ExecutionState, record_recovery
 from orchestrator.runtime._checkpoints import Checkpoints, is_task_state, plain
 from orchestrator.runtime._resume import DONE
 from orchestrator.runtime.context import TaskContext, running
 from orchestrator.runtime.errors import PipelineFailed
 from orchestrator.runtime.pipeline import Pipeline, TaskDefinition
 from orchestrator.runtime.policy import CheckpointPolicy, RetryPolicy, is_retryable
-from orchestrator.state.checkpoint import RestoredCheckpoint, task_scope
-from orchestrator.state.runtime import StateRuntime
+from orchestrator.state import RestoredCheckpoint, StateRuntime, task_scope
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +339,7 @@ class ExecutionRun:
                     FailTask(task_id=tid, error=error, retryable=retryable, attempt=attempt)
                 )
                 if retrying:
-                    metrics.record_recovery("task_retry", "failed")
+                    record_recovery("task_retry", "failed")
                 used = attempt - base
                 if not self.retry.should_retry(used, retryable):
                     raise _GaveUp(tid, error, retryable) from exc
@@ -361,7 +359,7 @@ class ExecutionRun:
             finally:
                 self._contexts.pop(tid, None)
             if retrying:
-                metrics.record_recovery("task_retry", "succeeded")
+                record_recovery("task_retry", "succeeded")
             output = plain(output)
             details = ExecutionDetails(
                 duration=round(loop.time() - started, 3),

@@ -20,8 +20,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from orchestrator.commands.errors import LeaseLost
-from orchestrator.commands.leases import TRANSIENT_ERRORS, CoordinationStore, Lease
+from orchestrator.commands import TRANSIENT_ERRORS, CoordinationStore, Lease, LeaseLost
 from orchestrator.events import cancel_and_wait
 from orchestrator.runtime.policy import RecoveryPolicy
 

@@ -30,14 +30,17 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from orchestrator.commands import ExecutionNotFound, ExecutionWriter
-from orchestrator.commands.decide import CreateExecution
-from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
-from orchestrator.commands.leases import TRANSIENT_ERRORS, LeaseStore
-from orchestrator.commands.ports import ReadModelTimeout
-from orchestrator.events import metrics
-from orchestrator.events.errors import LogError
-from orchestrator.events.state import ExecutionState
+from orchestrator.commands import (
+    TRANSIENT_ERRORS,
+    CreateExecution,
+    ExecutionNotFound,
+    ExecutionNotOwned,
+    ExecutionWriter,
+    LeaseLost,
+    LeaseStore,
+    ReadModelTimeout,
+)
+from orchestrator.events import ExecutionState, LogError, record_recovery, start_recovery
 from orchestrator.runtime._resume import (
     DONE,
     check_resumable,
@@ -52,8 +55,7 @@ from orchestrator.runtime.health import NodeHeartbeat
 from orchestrator.runtime.pipeline import Pipeline, registered_pipeline, registered_pipelines
 from orchestrator.runtime.policy import Policies, default_policies
 from orchestrator.runtime.supervisor import RecoverySupervisor
-from orchestrator.state.checkpoint import RestoredCheckpoint
-from orchestrator.state.runtime import StateRuntime, current_runtime
+from orchestrator.state import RestoredCheckpoint, StateRuntime, current_runtime
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +337,7 @@ class Orchestrator:
             # Not final: if the node that took it loses it too, a later scan must get it
             # here, not leave it running under an owner that no longer drives it.
             log.warning("recovery of %s (%s) postponed: %s", execution_id, reason, exc)
-            metrics.record_recovery(reason, "postponed")
+            record_recovery(reason, "postponed")
             return
         except RecoveryError as exc:
             # Said once: the supervisor asks again every scan, and only new code (a
@@ -343,13 +345,13 @@ class Orchestrator:
             log.warning("recovery of %s (%s) not possible here: %s", execution_id, reason, exc)
             self.recoveries.append((execution_id, reason, f"refused: {exc}"))
             self._refused.add(execution_id)
-            metrics.record_recovery(reason, "refused")
+            record_recovery(reason, "refused")
             return
         except _POSTPONE_OR_KAFKA as exc:  # the next scan tries again
             if isinstance(exc, LogError) and not exc.retriable:
                 raise
             log.warning("recovery of %s (%s) postponed: %r", execution_id, reason, exc)
-            metrics.record_recovery(reason, "postponed")
+            record_recovery(reason, "postponed")
             return
         self._recovering.add(execution_id)
         self._spawn(self._drive(pipeline, writer, run), execution_id, reason=reason)
@@ -379,7 +381,7 @@ class Orchestrator:
             outcome = "completed"
         if reason != "submitted":
             kind = "succeeded" if outcome == "completed" else outcome.partition(":")[0]
-            metrics.record_recovery(reason, "failed" if kind == "error" else kind)
+            record_recovery(reason, "failed" if kind == "error" else kind)
         self.recoveries.append((execution_id, reason, outcome))
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -389,7 +391,7 @@ class Orchestrator:
         rt = self.runtime
         policy = self.policies.recovery
         await ensure_runtime_tables(rt.pool)
-        metrics.start_recovery()
+        start_recovery()
         self._heartbeat = NodeHeartbeat(
             rt.pool,
             rt.leases,

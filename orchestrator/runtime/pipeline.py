@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from orchestrator.events.catalogue import TaskSpec
+from orchestrator.events import TaskSpec
 from orchestrator.runtime.errors import PipelineDefinitionError
 
 if TYPE_CHECKING:

@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from orchestrator.commands.errors import ExecutionNotOwned, LeaseLost
-from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.commands import ExecutionNotOwned, LeaseLost
+from orchestrator.events import OrchestratorStateError
 
 Backoff = Literal["exponential", "constant"]
 Strategy = Literal["progressive", "periodic", "on_success"]

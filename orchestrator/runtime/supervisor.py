@@ -34,10 +34,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from orchestrator.commands import LeaderElection, live_holders
-from orchestrator.commands.leases import TRANSIENT_ERRORS, CoordinationStore
-from orchestrator.events import metrics
-from orchestrator.events.outage import Outage
+from orchestrator.commands import TRANSIENT_ERRORS, CoordinationStore, LeaderElection, live_holders
+from orchestrator.events import Outage, record_decision, record_leader
 from orchestrator.runtime._orphans import StoreOrphans, live_nodes_by_store
 from orchestrator.runtime.health import NODE_PREFIX
 from orchestrator.runtime.policy import RecoveryPolicy
@@ -135,7 +133,7 @@ class RecoverySupervisor:
                 await task
         if self.supervise:
             await self.election.stop()
-            metrics.record_leader(ELECTION, self.node_id, False)
+            record_leader(ELECTION, self.node_id, False)
 
     def check(self) -> None:
         """Re-raise what ended a supervisor loop, if one ended."""
@@ -155,7 +153,7 @@ class RecoverySupervisor:
             pause = self.policy.scan_every
             # is_leader() re-raises what ended the background campaign, if anything did.
             leading = await self.election.is_leader()
-            metrics.record_leader(ELECTION, self.node_id, leading)
+            record_leader(ELECTION, self.node_id, leading)
             if leading and self.healthy():
                 try:
                     await self.scan_once()
@@ -199,7 +197,7 @@ class RecoverySupervisor:
                 if any(orphan.pipeline_id in n[0] for n in nodes.values()):
                     continue  # every node that can run it is full: a later scan places it
                 if orphan.execution_id not in self._unplaceable:
-                    metrics.record_decision(orphan.reason, "no_live_node")
+                    record_decision(orphan.reason, "no_live_node")
                     self._unplaceable.add(orphan.execution_id)
                     log.warning(
                         "execution %s (%s) needs recovery (%s) but no live node has pipeline %r",
@@ -221,11 +219,11 @@ class RecoverySupervisor:
                 target,
             )
             if target == self.node_id:
-                metrics.record_decision(orphan.reason, "resume_here")
+                record_decision(orphan.reason, "resume_here")
                 await self.recover(orphan.execution_id, orphan.reason)
             else:
                 await self._assign(orphan, target)
-                metrics.record_decision(orphan.reason, "assigned")
+                record_decision(orphan.reason, "assigned")
             placed.append(orphan)
         self.decisions.extend(placed)
         return placed

@@ -14,15 +14,19 @@ the tables and topics exist.)
 ``checkpoint`` is a module: ``checkpoint.save / list / restore / task_scope``.
 """
 
-from orchestrator.commands.errors import ImmutableVariable, LeaseLost, StaleExpectedVersion
-from orchestrator.commands.leader import LeaderElection
-from orchestrator.commands.lock import DistributedLock
-from orchestrator.debug.debugger import StateDebugger
-from orchestrator.events.crypto import UserDataErased
-from orchestrator.events.errors import InvalidTransition
+from orchestrator.commands import (
+    DistributedLock,
+    ImmutableVariable,
+    LeaderElection,
+    LeaseLost,
+    StaleExpectedVersion,
+)
+from orchestrator.events import InvalidTransition, UserDataErased
 from orchestrator.state import checkpoint
 from orchestrator.state.batch import BatchStateManager, StateBatch
 from orchestrator.state.blobs import FilesystemBlobStore, MemoryBlobStore, S3BlobStore
+from orchestrator.state.cache import EXECUTION, CacheConfig, CachePolicy, LevelSpec, scope_of
+from orchestrator.state.checkpoint import RestoredCheckpoint
 from orchestrator.state.errors import (
     CheckpointCorrupt,
     CheckpointNotFound,
@@ -35,10 +39,13 @@ from orchestrator.state.errors import (
     StateNotFound,
 )
 from orchestrator.state.machine import PipelineStateMachine, StateMachine
-from orchestrator.state.manager import SharedStateView, StateManager
+from orchestrator.state.manager import Consistency, SharedStateView, StateManager
 from orchestrator.state.memory import MemoryReadModel
+from orchestrator.state.memoryhistory import MemoryHistory
 from orchestrator.state.readmodel import CheckpointRow, PostgresReadModel
-from orchestrator.state.runtime import (
+from orchestrator.state.redis_readmodel import RedisReadModel
+from orchestrator.state.sealed import decode_any, decode_chain, open_any
+from orchestrator.state.services import (
     StateRuntime,
     StateSettings,
     TaskContext,
@@ -49,19 +56,27 @@ from orchestrator.state.runtime import (
     task_scope,
     use_runtime,
 )
+from orchestrator.state.sync import STRATEGIES, SyncPolicy
 
 __all__ = [
+    "EXECUTION",
+    "STRATEGIES",
     "BatchStateManager",
+    "CacheConfig",
+    "CachePolicy",
     "CheckpointCorrupt",
     "CheckpointNotFound",
     "CheckpointRow",
+    "Consistency",
     "DistributedLock",
     "FilesystemBlobStore",
     "ImmutableVariable",
     "InvalidTransition",
     "LeaderElection",
     "LeaseLost",
+    "LevelSpec",
     "MemoryBlobStore",
+    "MemoryHistory",
     "MemoryReadModel",
     "NeedsPostgres",
     "NoWriter",
@@ -70,6 +85,8 @@ __all__ = [
     "PipelineStateMachine",
     "PostgresReadModel",
     "RecoveryError",
+    "RedisReadModel",
+    "RestoredCheckpoint",
     "S3BlobStore",
     "SharedStateView",
     "StaleExpectedVersion",
@@ -81,6 +98,7 @@ __all__ = [
     "StateNotFound",
     "StateRuntime",
     "StateSettings",
+    "SyncPolicy",
     "TaskContext",
     "UserDataErased",
     "bound",
@@ -88,6 +106,23 @@ __all__ = [
     "configure",
     "current_runtime",
     "current_task",
+    "decode_any",
+    "decode_chain",
+    "open_any",
+    "scope_of",
     "task_scope",
     "use_runtime",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``StateDebugger`` lives in ``orchestrator.debug``, which is built on this package.
+
+    The seed imports it from here; resolving it on first use keeps the two packages'
+    imports one-way (debug -> state) while they load.
+    """
+    if name == "StateDebugger":
+        from orchestrator.debug import StateDebugger
+
+        return StateDebugger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,21 +25,20 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from orchestrator.commands import ExecutionWriter, execute_together
-from orchestrator.commands.decide import (
+from orchestrator.commands import (
     Command,
     CompleteTask,
+    ExecutionWriter,
     FailTask,
     ScheduleRetry,
     ScheduleTask,
     SkipTask,
     StartTask,
     evolve,
+    execute_together,
 )
-from orchestrator.events.catalogue import ExecutionDetails
-from orchestrator.events.envelope import Position
-from orchestrator.events.state import ExecutionState
-from orchestrator.state.runtime import StateRuntime, current_runtime, current_task
+from orchestrator.events import ExecutionDetails, ExecutionState, Position
+from orchestrator.state.services import StateRuntime, current_runtime, current_task
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.events.errors import UserDataError
+from orchestrator.events import UserDataError
 from orchestrator.snapshots import StoredBlob
 
 

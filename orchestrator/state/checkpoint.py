@@ -29,14 +29,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from orchestrator.commands.decide import SaveCheckpoint
-from orchestrator.events import NothingToRestore, Target, metrics
-from orchestrator.events import catalogue as c
-from orchestrator.events.crypto import UserDataErased
-from orchestrator.events.envelope import Position
-from orchestrator.events.errors import UserDataError
-from orchestrator.events.state import ExecutionState
-from orchestrator.events.userdata import UserData
+from orchestrator.commands import SaveCheckpoint
+from orchestrator.events import (
+    CheckpointSaved,
+    ExecutionState,
+    NothingToRestore,
+    Position,
+    Target,
+    UserData,
+    UserDataErased,
+    UserDataError,
+    timed_async,
+)
 from orchestrator.state.errors import (
     CheckpointCorrupt,
     CheckpointNotFound,
@@ -44,8 +48,8 @@ from orchestrator.state.errors import (
     NotInTask,
 )
 from orchestrator.state.readmodel import CheckpointRow
-from orchestrator.state.runtime import StateRuntime, current_runtime, current_task, task_scope
 from orchestrator.state.sealed import decode_chain, decode_value
+from orchestrator.state.services import StateRuntime, current_runtime, current_task, task_scope
 from orchestrator.state.sync import Session, parse_session
 
 __all__ = [
@@ -157,7 +161,7 @@ def _runtime_or_none() -> StateRuntime | None:
         return None
 
 
-@metrics.timed_async("checkpoint")
+@timed_async("checkpoint")
 async def list(
     pipeline_id: str | None = None,
     execution_id: str | None = None,
@@ -187,7 +191,7 @@ async def _metadata(rt: StateRuntime, execution_id: str, value: Any) -> Any:
         return {"$erased": execution_id}
 
 
-@metrics.timed_async("checkpoint")
+@timed_async("checkpoint")
 async def restore(
     checkpoint_id: str,
     *,
@@ -214,7 +218,7 @@ async def restore(
         ) from exc
     state = restored.state
     saved = None if restored.last_event is None else restored.last_event.payload
-    if not isinstance(saved, c.CheckpointSaved) or saved.checkpoint_id != checkpoint_id:
+    if not isinstance(saved, CheckpointSaved) or saved.checkpoint_id != checkpoint_id:
         raise CheckpointCorrupt(checkpoint_id, "its event is not in the execution's archive")
     data, metadata = await asyncio.gather(
         _read_data(rt, checkpoint_id, state.execution_id, saved),
@@ -239,7 +243,7 @@ async def _read_data(
     rt: StateRuntime,
     checkpoint_id: str,
     execution_id: str,
-    saved: c.CheckpointSaved,
+    saved: CheckpointSaved,
 ) -> Any:
     """The checkpoint's data; stored as a delta, its chain (read from the archive: it may
     start before the snapshot the state was restored from) applied from the whole copy."""

@@ -17,7 +17,7 @@ Write-side errors (``InvalidTransition``, ``ImmutableVariable``, ``StaleExpected
 
 from __future__ import annotations
 
-from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events import OrchestratorStateError
 
 
 class StateError(OrchestratorStateError):

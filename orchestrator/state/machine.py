@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from orchestrator.events.errors import InvalidTransition
-from orchestrator.events.machines import PIPELINE_MACHINE, Machine, Transition
+from orchestrator.events import PIPELINE_MACHINE, InvalidTransition, Machine, Transition
 
 
 def _sources(spec: Mapping[str, Any]) -> list[str]:

@@ -27,15 +27,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from orchestrator.commands.lock import LockInfo, list_locks
-from orchestrator.events import metrics
-from orchestrator.events.crypto import namespace_scope
-from orchestrator.events.envelope import Position
-from orchestrator.events.state import ExecutionState, NamespaceState, SharedVariable, TaskState
+from orchestrator.commands import LockInfo, list_locks
+from orchestrator.events import (
+    ExecutionState,
+    NamespaceState,
+    Position,
+    SharedVariable,
+    TaskState,
+    namespace_scope,
+    timed_async,
+)
 from orchestrator.state.cache import EXECUTION, NAMESPACE
 from orchestrator.state.errors import StateNotFound
-from orchestrator.state.runtime import StateRuntime, current_runtime, current_task
 from orchestrator.state.sealed import open_state
+from orchestrator.state.services import StateRuntime, current_runtime, current_task
 from orchestrator.state.sync import ReadNeed, Session
 
 Consistency = Literal["eventual", "strong", "causal"]
@@ -125,7 +130,7 @@ class StateManager:
 
     # --- pipeline and task state ---------------------------------------------------
 
-    @metrics.timed_async("state_manager")
+    @timed_async("state_manager")
     async def get_pipeline_state(
         self,
         execution_id: str,
@@ -158,7 +163,7 @@ class StateManager:
         state: ExecutionState = entry.value
         return state
 
-    @metrics.timed_async("state_manager")
+    @timed_async("state_manager")
     async def get_task_state(
         self,
         execution_id: str,
@@ -180,7 +185,7 @@ class StateManager:
 
     # --- shared state --------------------------------------------------------------
 
-    @metrics.timed_async("state_manager")
+    @timed_async("state_manager")
     async def get_variable(
         self,
         namespace: str,
@@ -263,7 +268,7 @@ class StateManager:
         self._versions.pop((namespace, name), None)
         return await self._wrote(namespace, position)
 
-    @metrics.timed_async("state_manager")
+    @timed_async("state_manager")
     async def get_shared_state(
         self,
         namespace: str,

@@ -28,15 +28,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.commands import ReadModelTimeout, fold_shared_into
-from orchestrator.events import PIPELINE_MACHINE, Outcome, step
-from orchestrator.events import catalogue as c
-from orchestrator.events.checkpointdata import applied_checkpoints, chain_of
-from orchestrator.events.codec import EventCodec
-from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.errors import DecodeError
-from orchestrator.events.memory import MemoryEventLog, MemoryRecord
-from orchestrator.events.state import ExecutionState, NamespaceState
-from orchestrator.events.userdata import UserData, decode_user_data
+from orchestrator.events import (
+    PIPELINE_MACHINE,
+    CheckpointSaved,
+    CheckpointsDeleted,
+    DecodeError,
+    Envelope,
+    EventCodec,
+    ExecutionState,
+    MemoryEventLog,
+    MemoryRecord,
+    NamespaceState,
+    Outcome,
+    Position,
+    UserData,
+    applied_checkpoints,
+    chain_of,
+    decode_user_data,
+    step,
+)
 from orchestrator.state.readmodel import CheckpointRow
 
 log = logging.getLogger(__name__)
@@ -114,9 +124,9 @@ class MemoryReadModel:
             entry.state = result.state
         if result.outcome is Outcome.APPLIED:
             payload = envelope.payload
-            if isinstance(payload, c.CheckpointSaved):
+            if isinstance(payload, CheckpointSaved):
                 self._checkpoints[payload.checkpoint_id] = (eid, p)
-            elif isinstance(payload, c.CheckpointsDeleted):
+            elif isinstance(payload, CheckpointsDeleted):
                 for gone in payload.checkpoint_ids:
                     self._checkpoints.pop(gone, None)
         self._account(eid, entry)
@@ -259,7 +269,7 @@ class MemoryReadModel:
     async def find_checkpoint(self, checkpoint_id: str) -> CheckpointRow | None:
         return self._row(checkpoint_id)
 
-    async def checkpoint_chain(self, checkpoint_id: str) -> list[c.CheckpointSaved] | None:
+    async def checkpoint_chain(self, checkpoint_id: str) -> list[CheckpointSaved] | None:
         found = self._event_of(checkpoint_id)
         if found is None:
             return None
@@ -275,13 +285,13 @@ class MemoryReadModel:
         ]
         return chain_of(applied_checkpoints(events), checkpoint_id)
 
-    def _event_of(self, checkpoint_id: str) -> tuple[Envelope, c.CheckpointSaved] | None:
+    def _event_of(self, checkpoint_id: str) -> tuple[Envelope, CheckpointSaved] | None:
         found = self._checkpoints.get(checkpoint_id)
         if found is None:
             return None
         p = found[1]
         envelope = self.codec.decode(self._log.records_of(p.topic, p.partition)[p.offset].value)
-        assert isinstance(envelope.payload, c.CheckpointSaved)
+        assert isinstance(envelope.payload, CheckpointSaved)
         return envelope, envelope.payload
 
     def _row(self, checkpoint_id: str) -> CheckpointRow | None:

@@ -13,12 +13,16 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.commands.ports import ReadModelTimeout
-from orchestrator.events import BrokenChain
-from orchestrator.events import catalogue as c
-from orchestrator.events.codec import EventCodec, default_codec
-from orchestrator.events.envelope import Position
-from orchestrator.events.state import ExecutionState, NamespaceState
+from orchestrator.commands import ReadModelTimeout
+from orchestrator.events import (
+    BrokenChain,
+    CheckpointSaved,
+    EventCodec,
+    ExecutionState,
+    NamespaceState,
+    Position,
+    default_codec,
+)
 from orchestrator.projections import (
     CheckpointRow,
     ProjectionSettings,
@@ -59,7 +63,7 @@ class PostgresReadModel:
     async def find_checkpoint(self, checkpoint_id: str) -> CheckpointRow | None:
         return await self.queries.find_checkpoint(checkpoint_id)
 
-    async def checkpoint_chain(self, checkpoint_id: str) -> list[c.CheckpointSaved] | None:
+    async def checkpoint_chain(self, checkpoint_id: str) -> list[CheckpointSaved] | None:
         """The events whose data makes the checkpoint's (``events.checkpointdata``), read
         from the archive: the one copy of checkpoint data; ``None`` if not listed."""
         row = await self.find_checkpoint(checkpoint_id)

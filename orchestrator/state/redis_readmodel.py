@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestrator.commands.ports import ReadModelTimeout
-from orchestrator.events.envelope import Position
-from orchestrator.events.state import ExecutionState
-from orchestrator.projections.redisstore import RedisReadModelStore, is_redis_outage
+from orchestrator.commands import ReadModelTimeout
+from orchestrator.events import ExecutionState, Position
+from orchestrator.projections import RedisReadModelStore, is_redis_outage
 from orchestrator.state.readmodel import PostgresReadModel
 
 _POLL_S = (0.002, 0.05)

@@ -15,27 +15,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from orchestrator.events.catalogue import CheckpointSaved
-from orchestrator.events.crypto import (
-    SEALED_MARKER,
-    DataKeySource,
-    KeyLookup,
-    UserDataErased,
-    is_sealed,
-    marker_scope,
-    sealed_scope,
-)
-from orchestrator.events.errors import UserDataError
-from orchestrator.events.state import ExecutionState
-from orchestrator.events.userdata import (
+from orchestrator.events import (
     BLOB_MARKER,
+    SEALED_MARKER,
     BlobRef,
     BlobStore,
+    CheckpointSaved,
+    DataKeySource,
+    ExecutionState,
+    KeyLookup,
     UserData,
+    UserDataErased,
+    UserDataError,
     decode_user_data,
     fetch_verified,
+    is_sealed,
+    marker_scope,
     parse_json,
     resolve_blob_markers,
+    sealed_scope,
     user_data_bytes,
 )
 

@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from orchestrator.events.envelope import Position, parse_session, session_token
-from orchestrator.events.envelope import merge_positions as merge
+from orchestrator.events import Position, parse_session, session_token
+from orchestrator.events import merge_positions as merge
 
 Strategy = Literal["strong", "eventual", "causal"]
 STRATEGIES: tuple[Strategy, ...] = ("strong", "eventual", "causal")

@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.events.envelope import Position
+from orchestrator.events import Position
 from orchestrator.projections.api.models import (
     EventOut,
     ExecutionOut,

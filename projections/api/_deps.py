@@ -20,7 +20,7 @@ from fastapi import Depends, Header, HTTPException, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
-from orchestrator.events.envelope import Position, parse_session, session_token
+from orchestrator.events import Position, parse_session, session_token
 from orchestrator.projections.api._listener import StateChangeListener
 from orchestrator.projections.api._metrics import ApiMetrics
 from orchestrator.projections.api._params import invalid, parse_position

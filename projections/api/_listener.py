@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.events.outage import Outage
+from orchestrator.events import Outage
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from typing import Any
 import asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.events import metrics as process_metrics
+from orchestrator.events import record_operation, record_read_model
+from orchestrator.events import render as process_metrics_render
 from orchestrator.projections.api._queries import Queries
 
 
@@ -24,13 +25,13 @@ class ApiMetrics:
     async def render(self, pool: asyncpg.Pool, queries: Queries) -> bytes:
         """Refresh the read-model gauges and return the text exposition."""
         sizes = await queries.table_sizes(pool)
-        process_metrics.record_read_model(sizes, await queries.checkpoint_count(pool))
-        return process_metrics.render()
+        record_read_model(sizes, await queries.checkpoint_count(pool))
+        return process_metrics_render()
 
     def request(self, operation: str, status: int, seconds: float) -> None:
         """One HTTP request: ``ok`` below 400, ``client_error`` for 4xx, else ``error``."""
         outcome = "ok" if status < 400 else "client_error" if status < 500 else "error"
-        process_metrics.record_operation("api", operation, seconds, outcome)
+        record_operation("api", operation, seconds, outcome)
 
 
 class MetricsMiddleware:

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 
-from orchestrator.events.envelope import Position
+from orchestrator.events import Position
 
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1

@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from orchestrator.events.outage import RepeatFilter
+from orchestrator.events import RepeatFilter
 from orchestrator.projections.api.errors import ApiError, ReadModelUnavailable
 
 log = logging.getLogger(__name__)

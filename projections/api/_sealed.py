@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.events.crypto import SEALED_MARKER
+from orchestrator.events import SEALED_MARKER
 from orchestrator.projections.api._problems import MEDIA_TYPE, TYPE_PREFIX
 from orchestrator.projections.datakeys import PostgresDataKeys
 

@@ -22,10 +22,16 @@ from typing import Any, Protocol
 import asyncpg
 from fastapi import FastAPI
 
-from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.fold import Outcome
-from orchestrator.events.history import History, NothingToRestore, SnapshotBases, Target
-from orchestrator.events.state import ExecutionState
+from orchestrator.events import (
+    Envelope,
+    ExecutionState,
+    History,
+    NothingToRestore,
+    Outcome,
+    Position,
+    SnapshotBases,
+    Target,
+)
 from orchestrator.projections.archive import PostgresEventArchive
 from orchestrator.projections.settings import ReadModelTables
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.events import tracing
+from orchestrator.events import context_of, enabled, tracer
 
 NATIVE_TELEMETRY = "telemetry" in inspect.signature(FastAPI.__init__).parameters
 """Whether this FastAPI opens request spans itself (``FastAPI(telemetry=...)``)."""
@@ -28,7 +28,7 @@ _LAST_TRACE = "SELECT traceparent FROM execution_traces WHERE execution_id = $1"
 
 async def last_traceparent(pool: asyncpg.Pool, execution_id: str) -> str | None:
     """The traceparent of the last traced write applied to the execution (tracing on)."""
-    if not tracing.enabled():
+    if not enabled():
         return None
     trace.get_current_span().set_attribute("execution_id", execution_id)
     try:
@@ -45,13 +45,13 @@ class TraceMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not tracing.enabled():
+        if scope["type"] != "http" or not enabled():
             await self.app(scope, receive, send)
             return
         found = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        parent = tracing.context_of(found.get("traceparent"), found.get("tracestate"))
+        parent = context_of(found.get("traceparent"), found.get("tracestate"))
         method = scope.get("method", "GET")
-        with tracing.tracer().start_as_current_span(
+        with tracer().start_as_current_span(
             f"{method} {scope.get('path', '')}",
             context=parent,
             kind=trace.SpanKind.SERVER,

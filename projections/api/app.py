@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse
 
-from orchestrator.events.keys import KeyRing
+from orchestrator.events import KeyRing
 from orchestrator.projections.api import _problems, routes_timeline
 from orchestrator.projections.api._deps import ApiContext, make_auth, make_read_barrier
 from orchestrator.projections.api._listener import StateChangeListener
@@ -30,7 +30,7 @@ from orchestrator.projections.api.models import ErrorOut
 from orchestrator.projections.api.routes import executions, history, stream, system, variables
 from orchestrator.projections.api.settings import ApiSettings
 from orchestrator.projections.datakeys import PostgresDataKeys
-from orchestrator.projections.migrate import TableNames, migrate
+from orchestrator.projections.migrator import TableNames, migrate
 from orchestrator.projections.redisstore import RedisReadModelStore
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse
 
-from orchestrator.events.state import state_dict
+from orchestrator.events import state_dict
 from orchestrator.projections.api._deps import Context
 from orchestrator.projections.api._timeline import (
     HistoryStateSource,

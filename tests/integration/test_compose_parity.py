@@ -44,7 +44,7 @@ from orchestrator.events.codec import default_codec
 from orchestrator.events.log import EventLog
 from orchestrator.events.simulate import simulate_execution
 from orchestrator.events.topics import ensure_topics
-from orchestrator.projections.migrate import migrate
+from orchestrator.projections.migrator import migrate
 from tests import compose_files
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from _databases import MakeDatabase
 
 from orchestrator.projections import readmodel as rm
-from orchestrator.projections.migrate import migrate
+from orchestrator.projections.migrator import migrate
 from orchestrator.projections.store import ROW_TYPES
 
 _COLUMNS = {

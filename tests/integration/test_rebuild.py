@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from orchestrator.projections.processor import Projector
-from orchestrator.projections.rebuild import Rebuilder, RebuildProgress
+from orchestrator.projections.rebuilder import Rebuilder, RebuildProgress
 
 TABLES = ("pipeline_states", "task_states", "checkpoints", "execution_events")
 

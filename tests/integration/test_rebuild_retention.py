@@ -24,7 +24,7 @@ from orchestrator.events.consumer import TopicPartition as OurTP
 from orchestrator.events.fold import fold
 from orchestrator.projections.errors import RebuildError
 from orchestrator.projections.processor import Projector
-from orchestrator.projections.rebuild import Rebuilder
+from orchestrator.projections.rebuilder import Rebuilder
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
 from orchestrator.snapshots.policy import RetentionPolicy

@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from orchestrator._cli._errors import Unreachable, explain, unexpected
 from orchestrator.config import ConfigError, load_config
-from orchestrator.config.redact import redact, redact_text
+from orchestrator.config.redaction import redact, redact_text
 from orchestrator.devstack import ServiceStartError
 from orchestrator.events.errors import LogError
 from orchestrator.projections.errors import DeadLetterNotFound
@@ -133,7 +133,7 @@ def test_redact_by_name() -> None:
 
 
 def test_log_lines_are_redacted() -> None:
-    from orchestrator.cli import _redacted
+    from orchestrator._cli.root import _redacted
 
     record = logging.LogRecord(
         "x", logging.WARNING, __file__, 1, "connecting to %s", ("postgresql://u:pw5@h/db",), None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.config import ConfigError, load_config, redact
-from orchestrator.config.kafka_security import KafkaSecurityConfig, kafka_security
+from orchestrator.config.kafka_auth import KafkaSecurityConfig, kafka_security
 from orchestrator.events import KafkaSecurity, KafkaSecurityError
 
 SCRAM_ENV = {

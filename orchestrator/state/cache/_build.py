@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events import OrchestratorStateError
 from orchestrator.state.cache._levels import Level, MemoryLevel
 from orchestrator.state.cache._source import ReadModelSource
 from orchestrator.state.cache.cache import CachePolicy, StateCache

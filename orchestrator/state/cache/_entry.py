@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from orchestrator.events.envelope import Position
+from orchestrator.events import Position
 
 T = TypeVar("T")
 Watermarks = Mapping[tuple[str, int], int]

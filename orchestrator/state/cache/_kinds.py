@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Generic, Protocol, TypeVar
 
-from orchestrator.events.state import (
+from orchestrator.events import (
     CheckpointRef,
     ExecutionState,
     NamespaceState,

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from orchestrator.projections.store import SHARED_CHANGES_CHANNEL, STATE_CHANGES_CHANNEL
+from orchestrator.projections import SHARED_CHANGES_CHANNEL, STATE_CHANGES_CHANNEL
 from orchestrator.state.cache._kinds import EXECUTION, NAMESPACE
 from orchestrator.state.cache.cache import StateCache
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.events.envelope import Position
+from orchestrator.events import Position
 from orchestrator.state.cache._entry import Cached
 from orchestrator.state.cache._kinds import EXECUTION, NAMESPACE, Kind, namespace_version
 from orchestrator.state.readmodel import PostgresReadModel

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from orchestrator.events.envelope import Position
+from orchestrator.events import Position
 from orchestrator.state.cache._entry import Cached, Header
 from orchestrator.state.cache._kinds import EXECUTION, Kind
 from orchestrator.state.cache._levels import Key, Level

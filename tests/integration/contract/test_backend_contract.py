@@ -38,7 +38,7 @@ from orchestrator.commands import (
 from orchestrator.debug import Target, fork_execution
 from orchestrator.events import Envelope, ExecutionState, fold
 from orchestrator.state import LeaderElection, checkpoint
-from orchestrator.state.runtime import StateRuntime
+from orchestrator.state.services import StateRuntime
 
 
 @pytest.fixture(params=sorted(BACKENDS))

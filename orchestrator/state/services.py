@@ -20,23 +20,36 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
-from orchestrator.commands import ExecutionWriter, WriterSettings
-from orchestrator.commands.decide import CreateExecution
-from orchestrator.commands.leases import CoordinationStore, LeaseStore, node_label
-from orchestrator.commands.presence import Presence
-from orchestrator.commands.shared import SharedSettings, SharedStateWriter
-from orchestrator.events import History, metrics
-from orchestrator.events.codec import EventCodec, default_codec
-from orchestrator.events.crypto import DataKeySource
-from orchestrator.events.envelope import Position
-from orchestrator.events.keys import KeyRing
-from orchestrator.events.log import EventLog, ProducerSettings
-from orchestrator.events.security import PLAINTEXT, KafkaSecurity
-from orchestrator.events.state import ExecutionState
-from orchestrator.events.topics import TopicsConfig, TopicSpec
-from orchestrator.events.userdata import BlobStore
-from orchestrator.projections import PostgresDataKeys, PostgresEventArchive
-from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.commands import (
+    CoordinationStore,
+    CreateExecution,
+    ExecutionWriter,
+    LeaseStore,
+    Presence,
+    SharedSettings,
+    SharedStateWriter,
+    WriterSettings,
+    node_label,
+)
+from orchestrator.events import (
+    PLAINTEXT,
+    BlobStore,
+    DataKeySource,
+    EventCodec,
+    EventLog,
+    ExecutionState,
+    History,
+    KafkaSecurity,
+    KeyRing,
+    Position,
+    ProducerSettings,
+    TopicsConfig,
+    TopicSpec,
+    default_codec,
+    record_cache_request,
+    timed,
+)
+from orchestrator.projections import PostgresDataKeys, PostgresEventArchive, ProjectionSettings
 from orchestrator.state.cache import CacheConfig, InvalidationListener, StateCache, open_cache
 from orchestrator.state.errors import NeedsPostgres, NotConfigured, NoWriter
 from orchestrator.state.memoryhistory import MemoryHistory
@@ -139,7 +152,7 @@ class StateRuntime:
             self.settings.cache, self.read_model, self.settings.read_timeout
         )
         self.cache.local_writer = self._local_write
-        self.cache.on_lookup = metrics.record_cache_request  # cache_hit_rate
+        self.cache.on_lookup = record_cache_request  # cache_hit_rate
         self._listener: InvalidationListener | None = None
         self._owned = False
         # Presence is PostgreSQL's way to see a holder's death before its ttl (a database
@@ -293,7 +306,7 @@ class StateRuntime:
         """Create an execution; its writer is registered for this process."""
         await self.announce_presence()
         writer = self.new_writer(command.execution_id)
-        with metrics.timed("writer", "create_execution"):
+        with timed("writer", "create_execution"):
             self.record([await writer.create(command)])
         self.writers[command.execution_id] = writer
         return writer

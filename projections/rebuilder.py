@@ -35,10 +35,17 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from orchestrator.events.codec import default_codec
-from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
-from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
-from orchestrator.events.security import PLAINTEXT, KafkaSecurity
+from orchestrator.events import (
+    PLAINTEXT,
+    ConsumerSettings,
+    EventCodecLike,
+    EventConsumer,
+    EventLog,
+    KafkaSecurity,
+    ProducerSettings,
+    TopicPartition,
+    default_codec,
+)
 from orchestrator.projections._archive import (
     archived_records,
     dropped_entities,
@@ -46,8 +53,8 @@ from orchestrator.projections._archive import (
     skip_to,
     truncated,
 )
+from orchestrator.projections._double_buffer import BatchPipeline
 from orchestrator.projections._engine import BatchEngine, BatchResult
-from orchestrator.projections._pipeline import BatchPipeline
 from orchestrator.projections.deadletters import DeadLetterSink
 from orchestrator.projections.errors import RebuildError
 from orchestrator.projections.processor import create_pool, prepare

@@ -6,9 +6,7 @@ Kept for its name; the rules themselves live in one place, ``orchestrator.state.
 
 from __future__ import annotations
 
-from orchestrator.state.manager import Consistency, StateManager
-from orchestrator.state.runtime import StateRuntime
-from orchestrator.state.sync import STRATEGIES
+from orchestrator.state import STRATEGIES, Consistency, StateManager, StateRuntime
 
 
 class ConfiguredStateManager(StateManager):

@@ -14,8 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.events import KafkaSecurity, KafkaSecurityError
-from orchestrator.events.security import KAFKA_SASL_PASSWORD_FILE
+from orchestrator.events import KAFKA_SASL_PASSWORD_FILE, KafkaSecurity, KafkaSecurityError
 
 
 class KafkaSecurityConfig(BaseModel):
