@@ -164,3 +164,11 @@ class ExecutionExists(CommandError):
     def __init__(self, execution_id: str) -> None:
         self.execution_id = execution_id
         super().__init__(f"execution {execution_id} already exists")
+
+
+class EpochBelowLog(Exception):
+    """Internal to the writer: the log holds an epoch above our lease's (written without
+    a lease); the takeover retries with a lease above it."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch

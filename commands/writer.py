@@ -35,6 +35,7 @@ from orchestrator.commands._writer_parts import Prepared, WriterSettings, encode
 from orchestrator.commands.decide import Command, CreateExecution, InvalidCommand, Stamp
 from orchestrator.commands.decide import decide_stamped as decide_in
 from orchestrator.commands.errors import (
+    EpochBelowLog,
     ExecutionExists,
     ExecutionNotFound,
     ExecutionNotOwned,
@@ -64,13 +65,6 @@ from orchestrator.events import (
 log = logging.getLogger(__name__)
 
 _TAKEOVER_ATTEMPTS = 3
-
-
-class _EpochBelowLog(Exception):
-    """Internal: the log holds an epoch above our lease's (written without a lease)."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
 
 
 class ExecutionWriter:
@@ -186,7 +180,7 @@ class ExecutionWriter:
             await self._take_lease(wait=wait, min_epoch=floor)
             try:
                 return await self._take_ownership()
-            except _EpochBelowLog as below:
+            except EpochBelowLog as below:
                 floor = below.epoch + 1
                 log.warning(
                     "execution %s: the log holds epoch %s above our lease's; taking over "
@@ -258,7 +252,7 @@ class ExecutionWriter:
                 self.epoch,
             )
             if ours and state.epoch > self.epoch:
-                raise _EpochBelowLog(state.epoch)
+                raise EpochBelowLog(state.epoch)
             raise LeaseLost(
                 self.lease_name,
                 self.node_id,

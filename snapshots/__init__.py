@@ -7,10 +7,11 @@ Restore = newest usable snapshot at or before the target (``SnapshotBaseReader``
 archived events after it, folded by the history service (``events.History``;
 ``snapshot_history`` builds one over snapshots): always equal to the full fold.
 ``S3SnapshotStore`` (``snapshots.s3``), the PostgreSQL adapters (``snapshots.postgres``)
-and the snapshotter
-(``snapshots.snapshotter``) import their drivers, so they are imported from their
-modules, not from here.
+and the snapshotter (``snapshots.snapshotter``) import their drivers, so this facade
+resolves them on first use: importing it loads neither asyncpg nor boto3.
 """
+
+from typing import TYPE_CHECKING
 
 from orchestrator.events import NothingToRestore
 from orchestrator.snapshots.bases import SnapshotBaseReader, snapshot_history
@@ -49,7 +50,6 @@ from orchestrator.snapshots.keys import (
     generate_key,
 )
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
-from orchestrator.snapshots.postgres import PostgresSnapshotIndex
 from orchestrator.snapshots.retention import (
     Decision,
     RetentionPlan,
@@ -58,8 +58,6 @@ from orchestrator.snapshots.retention import (
     plan_retention,
     run_retention,
 )
-from orchestrator.snapshots.s3 import S3SnapshotStore, make_client
-from orchestrator.snapshots.snapshotter import Snapshotter, SnapshotterSettings, run_snapshotter
 from orchestrator.snapshots.store import (
     KeyLayout,
     Lifecycle,
@@ -70,6 +68,26 @@ from orchestrator.snapshots.store import (
 )
 from orchestrator.snapshots.stores import open_store
 from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
+
+if TYPE_CHECKING:  # at run time through __getattr__ below
+    from orchestrator.snapshots.postgres import PostgresSnapshotIndex
+    from orchestrator.snapshots.s3 import S3SnapshotStore, make_client
+    from orchestrator.snapshots.snapshotter import (
+        Snapshotter,
+        SnapshotterSettings,
+        run_snapshotter,
+    )
+
+# The PostgreSQL adapters, the S3 store and the snapshotter import their drivers
+# (asyncpg, boto3): importing this package loads them only when one is asked for.
+_LAZY = {
+    "PostgresSnapshotIndex": "orchestrator.snapshots.postgres",
+    "S3SnapshotStore": "orchestrator.snapshots.s3",
+    "make_client": "orchestrator.snapshots.s3",
+    "Snapshotter": "orchestrator.snapshots.snapshotter",
+    "SnapshotterSettings": "orchestrator.snapshots.snapshotter",
+    "run_snapshotter": "orchestrator.snapshots.snapshotter",
+}
 
 __all__ = [
     "ACTIVE_KEY_ENV",
@@ -127,3 +145,13 @@ __all__ = [
     "run_snapshotter",
     "snapshot_history",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The names of ``_LAZY``, imported from their module on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

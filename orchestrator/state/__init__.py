@@ -44,16 +44,13 @@ from orchestrator.state.memory import MemoryReadModel
 from orchestrator.state.memoryhistory import MemoryHistory
 from orchestrator.state.readmodel import CheckpointRow, PostgresReadModel
 from orchestrator.state.redis_readmodel import RedisReadModel
+from orchestrator.state.running_task import TaskContext, bound, current_task, task_scope
 from orchestrator.state.sealed import decode_any, decode_chain, open_any
 from orchestrator.state.services import (
     StateRuntime,
     StateSettings,
-    TaskContext,
-    bound,
     configure,
     current_runtime,
-    current_task,
-    task_scope,
     use_runtime,
 )
 from orchestrator.state.sync import STRATEGIES, SyncPolicy

@@ -38,7 +38,8 @@ from orchestrator.commands import (
     execute_together,
 )
 from orchestrator.events import ExecutionDetails, ExecutionState, Position
-from orchestrator.state.services import StateRuntime, current_runtime, current_task
+from orchestrator.state.running_task import current_task
+from orchestrator.state.services import StateRuntime, current_runtime
 
 log = logging.getLogger(__name__)
 

@@ -48,8 +48,9 @@ from orchestrator.state.errors import (
     NotInTask,
 )
 from orchestrator.state.readmodel import CheckpointRow
+from orchestrator.state.running_task import current_task, task_scope
 from orchestrator.state.sealed import decode_chain, decode_value
-from orchestrator.state.services import StateRuntime, current_runtime, current_task, task_scope
+from orchestrator.state.services import StateRuntime, current_runtime
 from orchestrator.state.sync import Session, parse_session
 
 __all__ = [

@@ -39,8 +39,9 @@ from orchestrator.events import (
 )
 from orchestrator.state.cache import EXECUTION, NAMESPACE
 from orchestrator.state.errors import StateNotFound
+from orchestrator.state.running_task import current_task
 from orchestrator.state.sealed import open_state
-from orchestrator.state.services import StateRuntime, current_runtime, current_task
+from orchestrator.state.services import StateRuntime, current_runtime
 from orchestrator.state.sync import ReadNeed, Session
 
 Consistency = Literal["eventual", "strong", "causal"]

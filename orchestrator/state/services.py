@@ -54,6 +54,7 @@ from orchestrator.state.cache import CacheConfig, InvalidationListener, StateCac
 from orchestrator.state.errors import NeedsPostgres, NotConfigured, NoWriter
 from orchestrator.state.memoryhistory import MemoryHistory
 from orchestrator.state.readmodel import PostgresReadModel
+from orchestrator.state.running_task import bound
 from orchestrator.state.sealed import open_mapping, open_value
 from orchestrator.state.sync import SyncPolicy
 
@@ -382,16 +383,6 @@ def configure(runtime: StateRuntime | None) -> None:
 
 
 @contextlib.contextmanager
-def bound(var: contextvars.ContextVar[_T], value: _T) -> Iterator[_T]:
-    """Set ``var`` to ``value`` for the body (and the tasks it starts), then back."""
-    token = var.set(value)
-    try:
-        yield value
-    finally:
-        var.reset(token)
-
-
-@contextlib.contextmanager
 def use_runtime(runtime: StateRuntime) -> Iterator[StateRuntime]:
     """Use ``runtime`` in this context (and tasks started from it) only."""
     with bound(_current, runtime):
@@ -404,37 +395,6 @@ def current_runtime(what: str = "orchestrator.state") -> StateRuntime:
     if runtime is None:
         raise NotConfigured(what)
     return runtime
-
-
-@dataclass(frozen=True, slots=True)
-class TaskContext:
-    """The running task: the writer of its execution and the task's id."""
-
-    writer: ExecutionWriter
-    task_id: str
-
-    @property
-    def execution_id(self) -> str:
-        return self.writer.execution_id
-
-
-_task: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
-    "orchestrator_state_task", default=None
-)
-
-
-@contextlib.contextmanager
-def task_scope(writer: ExecutionWriter, task_id: str) -> Iterator[TaskContext]:
-    """Run the body as task ``task_id`` of ``writer``'s execution (the orchestrator wraps
-    each task's ``execute`` in this; tests may too)."""
-    context = TaskContext(writer, task_id)
-    with bound(_task, context):
-        yield context
-
-
-def current_task() -> TaskContext | None:
-    """The task running in this context, if any."""
-    return _task.get()
 
 
 def _sealing(settings: StateSettings, data_keys: DataKeySource) -> StateSettings:
