@@ -24,6 +24,7 @@ skipped for the next one (a 3-member cluster keeps serving with one member down)
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import logging
@@ -66,6 +67,7 @@ class EtcdLeaseStore:
         timeout: float = 5.0,
         username: str | None = None,
         password: str | None = None,
+        outage_window: float = 10.0,
     ) -> None:
         if not endpoints:
             raise ValueError("etcd coordination needs at least one endpoint")
@@ -76,6 +78,9 @@ class EtcdLeaseStore:
             )
         self._prefix = prefix
         self._timeout = timeout
+        self._outage_window = outage_window
+        """How long every member failing is retried (a leader election) before
+        ``CoordinationUnavailable``."""
         self._auth = (username, password)
         self._current = 0
         self._client: Any = None
@@ -110,7 +115,18 @@ class EtcdLeaseStore:
         import aetcd.exceptions as errors
 
         last: Exception | None = None
-        for _ in range(len(self._endpoints)):
+        loop = asyncio.get_running_loop()
+        # A leader election answers "leader changed" on every member for a while (longer
+        # on a loaded machine): go round the members with a bounded backoff until the
+        # window has passed, then give up loudly.
+        deadline = loop.time() + self._outage_window
+        pause = 0.05
+        attempt = 0
+        while attempt < len(self._endpoints) or loop.time() < deadline:
+            if attempt >= len(self._endpoints) and attempt % len(self._endpoints) == 0:
+                await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+                pause = min(pause * 2, 1.0)
+            attempt += 1
             if self._client is None:
                 self._client = self._new_client()
             try:

@@ -370,7 +370,7 @@ async def test_zombie_writes_are_in_no_snapshot_restore_or_replay(
             (["--store", str(store.base_path)], None),
             (["--store", str(store.base_path), "--seq", "7"], 7),
             (["--source", "log", *kafka_args], None),
-            (["--source", "log", "--no-snapshots", "--at", "7", *kafka_args], 7),
+            (["--source", "log", "--no-snapshots", "--seq", "7", *kafka_args], 7),
         ):
             result = await cli("replay", eid, "--json", *db, *args)
             assert result.exit_code == 0, result.output
