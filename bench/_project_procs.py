@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from orchestrator.events import TopicsConfig
+from orchestrator.projections import stored_offsets
 
 CLI = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
 
@@ -84,15 +85,10 @@ def _died(log: Path) -> RuntimeError:
 async def _offsets(conn: asyncpg.Connection, name: str = "bench") -> tuple[int, int]:
     """(partitions assigned, sum of next offsets) of the bench projection (or ``name``)."""
     try:
-        row = await conn.fetchrow(
-            "SELECT count(*) AS n, coalesce(sum(next_offset), 0) AS s"
-            " FROM projection_offsets WHERE projection = $1",
-            name,
-        )
+        rows = await stored_offsets(conn, [name])
     except asyncpg.UndefinedTableError:
         return 0, 0
-    assert row is not None
-    return int(row["n"]), int(row["s"])
+    return len(rows), sum(r.next_offset for r in rows)
 
 
 async def _wait_ready(conn: asyncpg.Connection, partitions: int, proc: Any, log: Path) -> None:

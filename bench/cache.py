@@ -32,9 +32,9 @@ from orchestrator.bench import _tables as tables
 from orchestrator.bench._database import fresh_database
 from orchestrator.events import EventLog, ExecutionState, TaskState, default_codec
 from orchestrator.projections import (
-    PIPELINE_COLUMNS,
-    TASK_COLUMNS,
+    PostgresOffsets,
     ProjectionSettings,
+    copy_rows,
     migrate,
     pipeline_row,
 )
@@ -105,19 +105,8 @@ async def _fill(pool: asyncpg.Pool, executions: int, tasks: int) -> list[str]:
     ]
     task_rows = [row for s in states for row in rm_task_rows(s)]
     async with pool.acquire() as conn:
-        await conn.copy_records_to_table(
-            "pipeline_states", records=pipeline, columns=[c for c, _ in PIPELINE_COLUMNS]
-        )
-        await conn.copy_records_to_table(
-            "task_states", records=task_rows, columns=[c for c, _ in TASK_COLUMNS]
-        )
-        await conn.execute(
-            "INSERT INTO projection_offsets (projection, topic, partition, next_offset)"
-            " VALUES ($1, $2, 0, $3)",
-            PROJECTION,
-            TOPIC,
-            executions,
-        )
+        await copy_rows(conn, {"pipeline_states": pipeline, "task_states": task_rows})
+        await PostgresOffsets(PROJECTION).claim(conn, [(TOPIC, 0)], {(TOPIC, 0): executions})
     return [s.execution_id for s in states]
 
 

@@ -70,7 +70,7 @@ from orchestrator.events import (
     interleave,
     simulate_execution,
 )
-from orchestrator.projections import STATE_CHANGES_CHANNEL
+from orchestrator.projections import STATE_CHANGES_CHANNEL, row_count
 
 
 def interleave_live(
@@ -184,7 +184,7 @@ async def throughput(
                         rss.update(await _snapshotter_rss(conn, snap, len(mixed), log))
                 assert start_at is not None
                 elapsed = now - start_at
-                archived = await conn.fetchval("SELECT count(*) FROM execution_events")
+                archived = await row_count(conn, "execution_events")
             finally:
                 await conn.close()
     return {

@@ -57,8 +57,8 @@ from orchestrator.events import (
     step,
 )
 from orchestrator.projections import (
-    EVENT_COLUMNS,
     PostgresEventArchive,
+    copy_rows,
     dumps,
     migrate,
     payload_json,
@@ -202,9 +202,7 @@ async def archive_history(
                 codec.encode(e),
             )
         )
-    await conn.copy_records_to_table(
-        "execution_events", records=rows, columns=[name for name, _ in EVENT_COLUMNS]
-    )
+    await copy_rows(conn, {"execution_events": rows})
     assert state is not None
     return state
 

@@ -27,6 +27,7 @@ from orchestrator.projections.blobrefs import add_kept as add_kept_blobs
 from orchestrator.projections.blobrefs import close_kept as close_kept_blobs
 from orchestrator.projections.blobrefs import open_kept as open_kept_blobs
 from orchestrator.projections.blobrefs import referenced as referenced_blobs
+from orchestrator.projections.bulk import copy_rows, row_count
 from orchestrator.projections.checkpointdata import checkpoint_chains
 from orchestrator.projections.checkpointdata import plain_value as checkpoint_plain_value
 from orchestrator.projections.datakeys import EraseResult, PostgresDataKeys
@@ -43,6 +44,12 @@ from orchestrator.projections.errors import (
     is_outage,
 )
 from orchestrator.projections.executions import EXECUTIONS
+from orchestrator.projections.export import (
+    ReadModelExport,
+    last_sequences,
+    restore_data_keys,
+    tables_holding_rows,
+)
 from orchestrator.projections.indexes import (
     DEFAULT_INDEXES,
     IndexConfigError,
@@ -70,6 +77,7 @@ from orchestrator.projections.projection import (
     unregister,
 )
 from orchestrator.projections.queries import (
+    CheckpointQuery,
     CheckpointRow,
     OffsetRow,
     ReadModelQueries,
@@ -94,6 +102,7 @@ from orchestrator.projections.rebuilder import (
     RebuildReport,
     rebuild,
 )
+from orchestrator.projections.recovery import RecoveryReads
 from orchestrator.projections.redisprojector import (
     REDIS_GROUP_SUFFIX,
     RedisProjector,
@@ -134,6 +143,7 @@ __all__ = [
     "TASK_COLUMNS",
     "ApiSettings",
     "CheckpointList",
+    "CheckpointQuery",
     "CheckpointRow",
     "DeadLetterNotFound",
     "DeadLetterRow",
@@ -161,6 +171,7 @@ __all__ = [
     "ProjectionSettings",
     "Projector",
     "Queries",
+    "ReadModelExport",
     "ReadModelFold",
     "ReadModelQueries",
     "ReadModelStore",
@@ -169,6 +180,7 @@ __all__ = [
     "RebuildProgress",
     "RebuildReport",
     "Rebuilder",
+    "RecoveryReads",
     "RedisClient",
     "RedisKeys",
     "RedisProjector",
@@ -183,6 +195,7 @@ __all__ = [
     "checkpoint_chains",
     "checkpoint_plain_value",
     "close_kept_blobs",
+    "copy_rows",
     "create_app",
     "dumps",
     "ensure_indexes",
@@ -191,6 +204,7 @@ __all__ = [
     "index_status",
     "is_outage",
     "is_redis_outage",
+    "last_sequences",
     "list_dead_letters",
     "migrate",
     "migration_status",
@@ -206,11 +220,14 @@ __all__ = [
     "register",
     "registered",
     "replay_dead_letter",
+    "restore_data_keys",
     "retire_executions",
+    "row_count",
     "run_processor",
     "run_redis_processor",
     "set_state_source",
     "stored_offsets",
+    "tables_holding_rows",
     "task_row",
     "task_rows",
     "unregister",

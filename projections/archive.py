@@ -121,6 +121,15 @@ class PostgresEventArchive:
             return None
         return Located(row["topic"], row["partition"], row["events"], row["last_sequence"])
 
+    async def applied(self, execution_id: str) -> list[ArchivedEvent]:
+        """Every applied event of the execution, in log order (the demo's timeline)."""
+        rows = await self._db.fetch(
+            f'SELECT topic, partition, "offset", raw FROM {self.events_table}'
+            " WHERE execution_id = $1 AND outcome = 'applied' ORDER BY partition, \"offset\"",
+            execution_id,
+        )
+        return self._archived(rows)
+
     async def applied_events(
         self, execution_id: str, event_types: Sequence[str], max_sequence: int
     ) -> list[ArchivedEvent]:

@@ -10,7 +10,7 @@ only. Every method borrows a connection from the caller's pool (one per process)
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,10 +50,27 @@ class OffsetRow:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointQuery:
+    """Conditions on live checkpoints (every given one must hold): ``before`` keeps
+    names below it; ``metadata`` is contained in the checkpoint's."""
+
+    execution_ids: Sequence[str] | None = None
+    pipeline_id: str | None = None
+    name: str | None = None
+    before: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    limit: int | None = None
+
+
 _CHECKPOINT_COLUMNS = (
     "checkpoint_id AS id, name, pipeline_id, execution_id, task_id, sequence, progress,"
     " created_at, metadata"
 )
+
+
+_LIVE = "p.checkpoints @> jsonb_build_array(jsonb_build_object('checkpoint_id', c.checkpoint_id))"
+"""A checkpoint still listed by its execution (``CheckpointsDeleted`` withdraws it)."""
 
 
 def _checkpoint_row(r: asyncpg.Record) -> CheckpointRow:
@@ -112,6 +129,86 @@ class ReadModelQueries:
         )
         return name
 
+    async def live_checkpoints(
+        self, pipeline_prefix: str, query: CheckpointQuery
+    ) -> list[asyncpg.Record]:
+        """``execution_id``, ``checkpoint_id``, ``name``, ``sequence`` and the archived
+        ``raw`` event of the live checkpoints of pipelines named ``pipeline_prefix...``
+        that meet ``query``, newest name first."""
+        n, q = self.names, query
+        rows: list[asyncpg.Record] = await self.pool.fetch(
+            "SELECT c.execution_id, c.checkpoint_id, c.name, c.sequence, e.raw"
+            f" FROM {n['checkpoints']} c JOIN {n['pipeline_states']} p"
+            " ON p.execution_id = c.execution_id"
+            f" JOIN {n['execution_events']} e ON e.execution_id = c.execution_id"
+            "  AND e.sequence = c.sequence AND e.outcome = 'applied'"
+            f" WHERE starts_with(c.pipeline_id, $7) AND {_LIVE}"
+            " AND ($1::text[] IS NULL OR c.execution_id = ANY($1))"
+            " AND ($2::text IS NULL OR c.pipeline_id = $2)"
+            " AND ($3::text IS NULL OR c.name = $3)"
+            ' AND ($4::text IS NULL OR c.name COLLATE "C" < $4)'
+            " AND ($5::jsonb IS NULL OR c.metadata @> $5::jsonb)"
+            ' ORDER BY c.name COLLATE "C" DESC, c.execution_id LIMIT $6',
+            None if q.execution_ids is None else list(q.execution_ids),
+            q.pipeline_id,
+            q.name,
+            q.before,
+            None if q.metadata is None else json.dumps(dict(q.metadata)),
+            q.limit,
+            pipeline_prefix,
+        )
+        return rows
+
+    async def listed_checkpoints(
+        self,
+        pipeline_prefix: str,
+        *,
+        pipeline_ids: Sequence[str] | None = None,
+        run_ids: Sequence[str] | None = None,
+    ) -> list[asyncpg.Record]:
+        """``execution_id``, ``pipeline_id``, ``checkpoint_id``, ``name``, ``sequence``,
+        ``metadata`` (JSON text) of the live checkpoints of pipelines named
+        ``pipeline_prefix...`` (of ``pipeline_ids``; whose metadata ``run_id`` is one of
+        ``run_ids``), by execution and sequence."""
+        n = self.names
+        rows: list[asyncpg.Record] = await self.pool.fetch(
+            "SELECT c.execution_id, c.pipeline_id, c.checkpoint_id, c.name, c.sequence,"
+            f" c.metadata::text AS metadata FROM {n['checkpoints']} c"
+            f" JOIN {n['pipeline_states']} p ON p.execution_id = c.execution_id"
+            f" WHERE starts_with(c.pipeline_id, $3) AND {_LIVE}"
+            " AND ($1::text[] IS NULL OR c.pipeline_id = ANY($1))"
+            " AND ($2::text[] IS NULL OR c.metadata->>'run_id' = ANY($2))"
+            " ORDER BY c.execution_id, c.sequence",
+            None if pipeline_ids is None else list(pipeline_ids),
+            None if run_ids is None else list(run_ids),
+            pipeline_prefix,
+        )
+        return rows
+
+    async def events_after_checkpoints(
+        self, event_type: str, checkpoints: Sequence[tuple[str, str, int]]
+    ) -> list[asyncpg.Record]:
+        """``checkpoint_id`` and ``raw`` of the applied ``event_type`` events whose
+        payload names one of ``checkpoints`` (execution_id, checkpoint_id, sequence)
+        and that come after it, by execution and sequence."""
+        if not checkpoints:
+            return []
+        eids, cids, seqs = (list(column) for column in zip(*checkpoints, strict=True))
+        rows: list[asyncpg.Record] = await self.pool.fetch(
+            "SELECT e.payload->>'checkpoint_id' AS checkpoint_id, e.raw"
+            f" FROM {self.names['execution_events']} e"
+            " JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS k(eid, cid, seq)"
+            "  ON e.execution_id = k.eid AND e.payload->>'checkpoint_id' = k.cid"
+            "  AND e.sequence > k.seq"
+            " WHERE e.event_type = $4 AND e.outcome = 'applied'"
+            " ORDER BY e.execution_id, e.sequence",
+            eids,
+            cids,
+            seqs,
+            event_type,
+        )
+        return rows
+
     async def execution_entry(
         self, execution_id: str
     ) -> tuple[ExecutionState, Position | None] | None:
@@ -123,6 +220,27 @@ class ReadModelQueries:
             return None
         last = entry.last_position
         return entry.state, None if last is None else Position(*last)
+
+    async def recent_executions(self, pipeline_id: str | None, limit: int) -> list[ExecutionState]:
+        """The newest ``limit`` executions (of ``pipeline_id``, when given), newest first."""
+        where = "" if pipeline_id is None else " WHERE pipeline_id = $2"
+        args: list[object] = [limit] if pipeline_id is None else [limit, pipeline_id]
+        async with self.pool.acquire() as conn:
+            pipelines = await conn.fetch(
+                f"SELECT * FROM {self.names['pipeline_states']}{where}"
+                " ORDER BY created_at DESC NULLS LAST, execution_id LIMIT $1",
+                *args,
+            )
+            tasks = await conn.fetch(
+                f"SELECT * FROM {self.names['task_states']} WHERE execution_id = ANY($1::text[])",
+                [p["execution_id"] for p in pipelines],
+            )
+        by_execution: dict[str, list[asyncpg.Record]] = {}
+        for row in tasks:
+            by_execution.setdefault(row["execution_id"], []).append(row)
+        return [
+            rm.execution_from_rows(p, by_execution.get(p["execution_id"], [])) for p in pipelines
+        ]
 
     async def namespace(self, namespace: str) -> NamespaceState:
         """A shared-state namespace as the read model holds it (deleted ones included)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -137,6 +137,16 @@ class PostgresSnapshotIndex:
     async def all(self) -> list[SnapshotRecord]:
         rows = await self._db.fetch(f"SELECT * FROM {self.table}")
         return [_record(r) for r in rows]
+
+    async def rows_of_topic(self, topic: str) -> AsyncIterator[asyncpg.Record]:
+        """The index rows of ``topic`` by execution and sequence, through a server-side
+        cursor (``db`` must be a connection inside a transaction): a backup's read."""
+        db = self._db
+        if isinstance(db, asyncpg.Pool):
+            raise TypeError("rows_of_topic reads through a cursor: give the index a connection")
+        sql = f"SELECT * FROM {self.table} WHERE topic = $1 ORDER BY execution_id, sequence"
+        async for row in db.cursor(sql, topic, prefetch=500):
+            yield row
 
     async def remove(self, records: list[SnapshotRecord]) -> None:
         if not records:

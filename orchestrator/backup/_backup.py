@@ -29,7 +29,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -59,7 +59,13 @@ from orchestrator.events import (
     fetch_verified,
     schemas_root,
 )
-from orchestrator.snapshots import SnapshotNotFound, SnapshotStore, SnapshotStoreError
+from orchestrator.projections import ReadModelExport
+from orchestrator.snapshots import (
+    PostgresSnapshotIndex,
+    SnapshotNotFound,
+    SnapshotStore,
+    SnapshotStoreError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -143,31 +149,20 @@ class _Backup:
     async def _read(self, conn: asyncpg.Connection, log: EventLog) -> list[FileEntry]:
         plan = self.dep.plan
         # The first statement fixes the transaction's snapshot: offsets, archive, index.
-        committed = {
-            (r["topic"], r["partition"]): r["next_offset"]
-            for r in await conn.fetch(
-                "SELECT topic, partition, next_offset FROM projection_offsets"
-                " WHERE projection = $1",
-                plan.projection.name,
-            )
-        }
-        tables = plan.projection.tables
-        streams = [
-            ("pipeline", plan.topics.pipeline.name, tables.execution_events),
-            ("shared", plan.topics.shared.name, tables.shared_events),
+        export = ReadModelExport(conn, plan.projection)
+        committed = await export.offsets()
+        streams: list[tuple[Literal["pipeline", "shared"], str]] = [
+            ("pipeline", plan.topics.pipeline.name),
+            ("shared", plan.topics.shared.name),
         ]
-        ends = {topic: await log.end_offsets(topic) for _, topic, _ in streams}
+        ends = {topic: await log.end_offsets(topic) for _, topic in streams}
         files: list[FileEntry] = []
-        for stream, topic, table in streams:
+        for stream, topic in streams:
             writer = ChunkWriter(self.dest, f"events/{stream}", "events", EVENT_SCHEMA)
             for partition, end in sorted(ends[topic].items()):
                 start = min(committed.get((topic, partition), 0), end)
                 self.tally.cut[f"{topic}:{partition}"] = end
-                sql = (
-                    f'SELECT "offset", outcome, raw FROM {table}'
-                    ' WHERE topic = $1 AND partition = $2 AND "offset" < $3 ORDER BY "offset"'
-                )
-                async for row in conn.cursor(sql, topic, partition, start, prefetch=1000):
+                async for row in export.archived(stream, topic, partition, start):
                     await self._event(
                         writer, stream, topic, partition, row["offset"], bytes(row["raw"]),
                         row["outcome"],
@@ -250,9 +245,8 @@ class _Backup:
 
     async def _snapshots(self, conn: asyncpg.Connection, topic: str, ends: dict[int, int]) -> None:
         store = self.dep.snapshot_store()
-        sql = "SELECT * FROM snapshots WHERE topic = $1 ORDER BY execution_id, sequence"
         batch: list[Any] = []
-        async for row in conn.cursor(sql, topic, prefetch=500):
+        async for row in PostgresSnapshotIndex(conn).rows_of_topic(topic):
             if row["offset"] >= ends.get(row["partition"], 0):
                 self.tally.add("snapshots_after_cut")
                 continue
@@ -287,19 +281,12 @@ class _Backup:
 
     async def _data_keys(self, conn: asyncpg.Connection) -> list[FileEntry]:
         """``data_keys`` as stored: wrapped keys and erasure tombstones, never unwrapped."""
-        if not await conn.fetchval("SELECT to_regclass('data_keys') IS NOT NULL"):
-            return []  # a database from before encryption existed
         keys = ChunkWriter(self.dest, "keys/part", "data_keys", DATA_KEY_SCHEMA)
-        sql = (
-            "SELECT scope, master_key_id, wrapped_key, created_at, erased_at"
-            " FROM data_keys ORDER BY scope"
-        )
-        async with conn.transaction(readonly=True):
-            async for row in conn.cursor(sql, prefetch=1000):
-                wrapped = row["wrapped_key"]
-                record = dict(row) | {"wrapped_key": None if wrapped is None else bytes(wrapped)}
-                await keys.add(record, 200)
-                self.tally.add("data_keys" if wrapped is not None else "data_keys_erased")
+        async for row in ReadModelExport(conn, self.dep.plan.projection).data_keys():
+            wrapped = row["wrapped_key"]
+            record = dict(row) | {"wrapped_key": None if wrapped is None else bytes(wrapped)}
+            await keys.add(record, 200)
+            self.tally.add("data_keys" if wrapped is not None else "data_keys_erased")
         await keys.flush()
         self.progress(f"data keys: {self.tally.counts.get('data_keys', 0)} (wrapped)")
         return keys.entries

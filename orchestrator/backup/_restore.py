@@ -40,7 +40,12 @@ from orchestrator.events import (
     codec_for,
     describe_topics,
 )
-from orchestrator.projections import rebuild
+from orchestrator.projections import (
+    last_sequences,
+    rebuild,
+    restore_data_keys,
+    tables_holding_rows,
+)
 from orchestrator.snapshots import (
     PendingSnapshot,
     PostgresSnapshotIndex,
@@ -149,12 +154,9 @@ class _Restore:
         return self.report
 
     async def _refuse_unless_empty(self, pool: asyncpg.Pool, log: EventLog) -> None:
-        plan, held = self.dep.plan, []
+        plan = self.dep.plan
         tables = [t for _, t in plan.projection.tables.items()] + ["snapshots", "data_keys"]
-        for table in tables:
-            if await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
-                if await pool.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
-                    held.append(f"table {table} holds rows")
+        held = [f"table {table} holds rows" for table in await tables_holding_rows(pool, tables)]
         report = await describe_topics(
             plan.bootstrap,
             [plan.topics.pipeline, plan.topics.shared],
@@ -183,17 +185,12 @@ class _Restore:
 
     async def _data_keys(self, manifest: Manifest, pool: asyncpg.Pool) -> None:
         """The rows of ``data_keys`` as backed up (still wrapped by the master key ring)."""
-        sql = (
-            "INSERT INTO data_keys (scope, master_key_id, wrapped_key, created_at, erased_at)"
-            " VALUES ($1, $2, $3, $4, $5)"
-        )
         for entry in manifest.of_kind("data_keys"):
             rows = [
                 (r["scope"], r["master_key_id"], r["wrapped_key"], r["created_at"], r["erased_at"])
                 for r in await read_file(self.src, entry)
             ]
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.executemany(sql, rows)
+            await restore_data_keys(pool, rows)
             self.report.data_keys += sum(1 for row in rows if row[2] is not None)
         self.progress(f"data keys: {self.report.data_keys} restored")
 
@@ -300,9 +297,7 @@ class _Restore:
         self.progress(f"snapshots: {self.report.snapshots} restored")
 
     async def _verify(self, manifest: Manifest, pool: asyncpg.Pool) -> None:
-        table = self.dep.plan.projection.tables.pipeline_states
-        rows = await pool.fetch(f"SELECT execution_id, last_sequence FROM {table}")
-        restored = {r["execution_id"]: r["last_sequence"] for r in rows}
+        restored = await last_sequences(pool, self.dep.plan.projection)
         self.report.executions = len(restored)
         for execution_id, sequence in sorted(manifest.executions.items()):
             if sequence and restored.get(execution_id, 0) < sequence:

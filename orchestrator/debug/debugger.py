@@ -40,7 +40,7 @@ from orchestrator.events import (
     default_codec,
     reading_log,
 )
-from orchestrator.projections import PostgresEventArchive, ProjectionSettings, execution_from_rows
+from orchestrator.projections import PostgresEventArchive, ProjectionSettings, ReadModelQueries
 from orchestrator.snapshots import (
     PostgresSnapshotIndex,
     SnapshotBaseReader,
@@ -281,11 +281,7 @@ class StateDebugger:
         projection has stored offsets of: Kafka's end offset minus ``next_offset``
         (``{}`` without Kafka)."""
         parts = self._resolve()
-        rows = await parts.pool.fetch(
-            "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = $1",
-            parts.projection.name,
-        )
-        applied = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        applied = await ReadModelQueries(parts.pool, parts.projection).watermarks()
         topics = sorted({topic for topic, _ in applied})
         async with contextlib.AsyncExitStack() as stack:
             log = parts.log
@@ -304,23 +300,9 @@ class StateDebugger:
 
     async def _recent_states(self, pipeline_id: str | None, limit: int) -> list[ExecutionState]:
         parts = self._resolve()
-        t = parts.projection.tables
-        where = "" if pipeline_id is None else " WHERE pipeline_id = $2"
-        args: list[object] = [limit] if pipeline_id is None else [limit, pipeline_id]
-        async with parts.pool.acquire() as conn:
-            pipelines = await conn.fetch(
-                f"SELECT * FROM {t.pipeline_states}{where}"
-                " ORDER BY created_at DESC NULLS LAST, execution_id LIMIT $1",
-                *args,
-            )
-            tasks = await conn.fetch(
-                f"SELECT * FROM {t.task_states} WHERE execution_id = ANY($1::text[])",
-                [p["execution_id"] for p in pipelines],
-            )
-        by_execution: dict[str, list[asyncpg.Record]] = {}
-        for row in tasks:
-            by_execution.setdefault(row["execution_id"], []).append(row)
-        return [execution_from_rows(p, by_execution.get(p["execution_id"], [])) for p in pipelines]
+        return await ReadModelQueries(parts.pool, parts.projection).recent_executions(
+            pipeline_id, limit
+        )
 
 
 def _aware(when: datetime | None) -> datetime | None:

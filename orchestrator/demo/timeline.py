@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +10,8 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.events import ExecutionState, default_codec
+from orchestrator.events import ExecutionState
+from orchestrator.projections import PostgresEventArchive, payload_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,25 +25,17 @@ class Entry:
 
 async def history(pool: asyncpg.Pool, events_table: str, execution_id: str) -> list[Entry]:
     """The execution's applied events, in log order, from the projection's archive."""
-    codec = default_codec()
-    rows = await pool.fetch(
-        f"SELECT raw, payload, event_type, epoch FROM {events_table}"
-        " WHERE execution_id = $1 AND outcome = 'applied' ORDER BY partition, \"offset\"",
-        execution_id,
-    )
-    out = []
-    for row in rows:
-        envelope = codec.decode(bytes(row["raw"]))
-        out.append(
-            Entry(
-                at=envelope.occurred_at,
-                node=envelope.producer,
-                event=row["event_type"],
-                payload=json.loads(row["payload"]),
-                epoch=row["epoch"],
-            )
+    archive = PostgresEventArchive(pool, events_table=events_table)
+    return [
+        Entry(
+            at=a.envelope.occurred_at,
+            node=a.envelope.producer,
+            event=a.envelope.event_type,
+            payload=payload_json(a.envelope),
+            epoch=a.envelope.epoch,
         )
-    return out
+        for a in await archive.applied(execution_id)
+    ]
 
 
 def _describe(entry: Entry, last_checkpoint: dict[str, str]) -> tuple[str, str]:

@@ -49,6 +49,7 @@ from orchestrator.langgraph import _codec as codec
 from orchestrator.langgraph import _wiring
 from orchestrator.langgraph._reads import Listed, Saved, ThreadReader
 from orchestrator.langgraph._sync import BlockingCalls
+from orchestrator.projections import CheckpointQuery
 from orchestrator.state import StateRuntime
 
 
@@ -226,9 +227,11 @@ class AsyncKafkaSaver(BlockingCalls, BaseCheckpointSaver[str]):
         reader = ThreadReader(self.runtime)
         await reader.catch_up()
         found = await reader.checkpoints(
-            execution_ids=[codec.execution_id(thread_id, ns)],
-            name=get_checkpoint_id(config),
-            limit=1,
+            CheckpointQuery(
+                execution_ids=[codec.execution_id(thread_id, ns)],
+                name=get_checkpoint_id(config),
+                limit=1,
+            )
         )
         if not found:
             return None
@@ -253,12 +256,14 @@ class AsyncKafkaSaver(BlockingCalls, BaseCheckpointSaver[str]):
             else:
                 pipeline_id = codec.pipeline_id(thread_id)
         found = await reader.checkpoints(
-            execution_ids=execution_ids,
-            pipeline_id=pipeline_id,
-            name=conf.get("checkpoint_id"),
-            before=None if before is None else get_checkpoint_id(before),
-            metadata=filter or None,
-            limit=limit,
+            CheckpointQuery(
+                execution_ids=execution_ids,
+                pipeline_id=pipeline_id,
+                name=conf.get("checkpoint_id"),
+                before=None if before is None else get_checkpoint_id(before),
+                metadata=filter or None,
+                limit=limit,
+            )
         )
         for item in await self._tuples(reader, found):
             yield item
@@ -342,7 +347,7 @@ class AsyncKafkaSaver(BlockingCalls, BaseCheckpointSaver[str]):
         saved = [
             s
             for eid in dict.fromkeys(i.execution_id for i in listed)
-            for s in reversed(await reader.checkpoints(execution_ids=[eid]))
+            for s in reversed(await reader.checkpoints(CheckpointQuery(execution_ids=[eid])))
         ]
         writes = await reader.writes(saved)
         by_target: dict[tuple[str, str], list[Command]] = {}

@@ -17,28 +17,16 @@ import time
 import asyncpg
 
 from orchestrator.commands import CoordinationStore
+from orchestrator.projections import RecoveryReads
 from orchestrator.runtime.health import NODE_PREFIX
-
-_CANDIDATES = """
-    SELECT p.execution_id, p.pipeline_id, p.owner,
-           p.updated_at <= now() - make_interval(secs => $1) AS quiet
-    FROM {pipeline_states} p
-    WHERE p.status = ANY($2::text[])
-      AND NOT EXISTS (
-          SELECT 1 FROM recovery_assignments a
-          WHERE a.execution_id = p.execution_id
-            AND a.assigned_at > now() - make_interval(secs => $3))
-    ORDER BY p.updated_at
-    LIMIT 500"""
 
 
 class StoreOrphans:
     """The supervisor's orphan scan over a coordination store (see the module doc)."""
 
-    def __init__(self, pool: asyncpg.Pool, store: CoordinationStore, pipeline_states: str) -> None:
-        self.pool = pool
+    def __init__(self, reads: RecoveryReads, store: CoordinationStore) -> None:
+        self.reads = reads
         self.store = store
-        self._sql = _CANDIDATES.format(pipeline_states=pipeline_states)
         self._missing_since: dict[str, float] = {}
 
     async def scan(
@@ -50,7 +38,9 @@ class StoreOrphans:
         claim_grace: float,
     ) -> list[dict[str, object]]:
         """Rows shaped like the SQL scan's: execution_id, pipeline_id, owner, reason."""
-        rows = await self.pool.fetch(self._sql, crash_timeout, active, claim_grace)
+        rows = await self.reads.candidates(
+            statuses=active, crash_timeout=crash_timeout, claim_grace=claim_grace
+        )
         if not rows:
             return []
         held = await self.store.held("execution:")

@@ -36,6 +36,7 @@ import asyncpg
 
 from orchestrator.commands import TRANSIENT_ERRORS, CoordinationStore, LeaderElection, live_holders
 from orchestrator.events import Outage, record_decision, record_leader
+from orchestrator.projections import RecoveryReads
 from orchestrator.runtime._orphans import StoreOrphans, live_nodes_by_store
 from orchestrator.runtime.health import NODE_PREFIX
 from orchestrator.runtime.policy import RecoveryPolicy
@@ -78,7 +79,8 @@ class RecoverySupervisor:
     ) -> None:
         self.pool = pool
         self._leases = leases  # None: PostgreSQL's leases table, joined in SQL
-        self._store_scan = None if leases is None else StoreOrphans(pool, leases, pipeline_states)
+        self._reads = RecoveryReads(pool, pipeline_states)
+        self._store_scan = None if leases is None else StoreOrphans(self._reads, leases)
         self.node_id = node_id
         self.policy = policy
         self.recover = recover
@@ -93,25 +95,6 @@ class RecoverySupervisor:
         self.decisions: list[Orphan] = []
         self._unplaceable: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._scan_sql = f"""
-            SELECT p.execution_id, p.pipeline_id, p.owner,
-                   CASE WHEN nl.name IS NOT NULL
-                         AND nl.expires_at <= now() - make_interval(secs => $2)
-                        THEN 'node_failure' ELSE 'pipeline_crash' END AS reason
-            FROM {pipeline_states} p
-            LEFT JOIN leases l ON l.name = 'execution:' || p.execution_id
-            LEFT JOIN leases nl ON nl.name = '{NODE_PREFIX}' || p.owner
-            WHERE p.status = ANY($3::text[])
-              AND (l.name IS NULL OR l.holder IS NULL OR l.expires_at <= now())
-              AND (p.updated_at <= now() - make_interval(secs => $1)
-                   OR (nl.name IS NOT NULL
-                       AND nl.expires_at <= now() - make_interval(secs => $2)))
-              AND NOT EXISTS (
-                  SELECT 1 FROM recovery_assignments a
-                  WHERE a.execution_id = p.execution_id
-                    AND a.assigned_at > now() - make_interval(secs => $4))
-            ORDER BY p.updated_at
-            LIMIT 500"""
 
     @property
     def claim_grace(self) -> float:
@@ -166,8 +149,12 @@ class RecoverySupervisor:
         """Find orphans and place each one; returns what was placed."""
         p = self.policy
         if self._store_scan is None:
-            rows = await self.pool.fetch(
-                self._scan_sql, p.crash_timeout, p.failover_timeout, ACTIVE, self.claim_grace
+            rows = await self._reads.orphans(
+                statuses=ACTIVE,
+                crash_timeout=p.crash_timeout,
+                failover_timeout=p.failover_timeout,
+                claim_grace=self.claim_grace,
+                node_prefix=NODE_PREFIX,
             )
         else:
             rows = await self._store_scan.scan(

@@ -9,8 +9,6 @@ exactly the state the processor committed.
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 
 from orchestrator.commands import ReadModelTimeout
@@ -103,9 +101,3 @@ class PostgresReadModel:
                 conn, self.settings.name, position.topic, position.partition
             )
         raise ReadModelTimeout(position, timeout, applied=done - 1)
-
-    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        """Rows of a query on this projection's tables (``{table}`` names substituted)."""
-        names = dict(self.tables.items())
-        rows: list[asyncpg.Record] = await self.pool.fetch(sql.format(**names), *args)
-        return rows
