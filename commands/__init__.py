@@ -56,10 +56,9 @@ from orchestrator.commands.leader import LeaderElection
 from orchestrator.commands.leases import (
     TRANSIENT_ERRORS,
     CoordinationStore,
+    DefaultStore,
     Lease,
     LeaseStore,
-    configure,
-    configure_store,
     node_label,
 )
 from orchestrator.commands.lock import DistributedLock, LockInfo, list_locks
@@ -98,6 +97,7 @@ __all__ = [
     "CoordinationStore",
     "CoordinationUnavailable",
     "CreateExecution",
+    "DefaultStore",
     "DeleteCheckpoints",
     "DeleteVariable",
     "DistributedLock",
@@ -145,8 +145,6 @@ __all__ = [
     "VariableNotFound",
     "VariableTypeMismatch",
     "WriterSettings",
-    "configure",
-    "configure_store",
     "decide",
     "decide_shared",
     "encode_fields",

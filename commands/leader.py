@@ -41,6 +41,7 @@ from orchestrator.commands.errors import LeaseLost
 from orchestrator.commands.leases import (
     TRANSIENT_ERRORS,
     CoordinationStore,
+    DefaultStore,
     Lease,
     check_ttl,
     default_margin,
@@ -79,6 +80,7 @@ class LeaderElection(Resource):
         *,
         pool: asyncpg.Pool | None = None,
         store: CoordinationStore | None = None,
+        default_store: DefaultStore | None = None,
         retry_interval: float | None = None,
         safety_margin: float | None = None,
         on_elected: OnElected | None = None,
@@ -99,6 +101,7 @@ class LeaderElection(Resource):
         self.on_revoked = on_revoked
         self._pool = pool
         self._store: CoordinationStore | None = store
+        self._default_store = default_store
         self._lease: Lease | None = None
         self._deadline = 0.0  # loop time until which we may believe we lead
         self._renew_at = 0.0
@@ -225,7 +228,8 @@ class LeaderElection(Resource):
 
     def _get_store(self) -> CoordinationStore:
         if self._store is None:
-            self._store = store_for(self._pool, f"LeaderElection({self.name!r})")
+            default = None if self._default_store is None else self._default_store()
+            self._store = store_for(self._pool, f"LeaderElection({self.name!r})", default)
         return self._store
 
     async def _step(self) -> None:

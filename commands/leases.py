@@ -31,6 +31,7 @@ import os
 import re
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -310,46 +311,25 @@ class CoordinationStore(Protocol):
     async def held(self, prefix: str = "") -> list[Lease]: ...
 
 
-# --- the process-wide default, for locks and elections built without a pool ---------
-
-_default: CoordinationStore | None = None
-
-
-def configure(
-    pool: asyncpg.Pool | None, *, table: str = "leases", store: CoordinationStore | None = None
-) -> None:
-    """Set (or, with ``None``, clear) the process-wide store used by locks and elections.
-
-    The seed's examples build ``DistributedLock(name=..., ttl=...)`` with no
-    connection: the orchestrator calls this once at startup with its pool, or with
-    the etcd store when ``distributed.coordination.backend`` is ``etcd``.
-    """
-    global _default
-    if store is not None:
-        _default = store
-    else:
-        _default = None if pool is None else LeaseStore(pool, table=table)
+DefaultStore = Callable[[], "CoordinationStore | None"]
+"""Where a lock or election built without a pool or store finds its store, asked when it
+first needs one (``orchestrator.state``'s: the leases of the process's runtime)."""
 
 
-def configure_store(store: CoordinationStore | None) -> None:
-    """Set (``None``: clear) the process-wide store itself: etcd's, or the memory
-    backend's ``MemoryLeaseStore``."""
-    global _default
-    _default = store
-
-
-def store_for(pool: asyncpg.Pool | None, what: str) -> CoordinationStore:
-    """The configured coordination store when it is not PostgreSQL's (configuration
-    chooses the backend for every lock), else a store over ``pool``, else the default;
-    ``LockNotConfigured`` if none."""
-    if _default is not None and not isinstance(_default, LeaseStore):
-        return _default
+def store_for(
+    pool: asyncpg.Pool | None, what: str, default: CoordinationStore | None = None
+) -> CoordinationStore:
+    """The ``default`` store when it is not PostgreSQL's (configuration chooses the
+    backend for every lock), else a store over ``pool`` (in ``default``'s table), else
+    ``default``; ``LockNotConfigured`` if none."""
+    if default is not None and not isinstance(default, LeaseStore):
+        return default
     if pool is not None:
-        table = _default.table if isinstance(_default, LeaseStore) else "leases"
+        table = default.table if isinstance(default, LeaseStore) else "leases"
         return LeaseStore(pool, table=table)
-    if _default is None:
+    if default is None:
         raise LockNotConfigured(what)
-    return _default
+    return default
 
 
 def node_label() -> str:

@@ -38,6 +38,7 @@ from orchestrator.commands.errors import LeaseLost, LockTimeout
 from orchestrator.commands.leases import (
     TRANSIENT_ERRORS,
     CoordinationStore,
+    DefaultStore,
     Lease,
     check_ttl,
     default_margin,
@@ -101,9 +102,10 @@ class DistributedLock:
     never both hold the lock, even with the same label. ``timeout`` bounds the
     wait in ``__aenter__`` (``LockTimeout``); ``None`` waits forever, retrying
     every ``retry_interval``. ``store`` is a lease store to use instead of ``pool`` (the
-    memory backend's). Without either the default from
-    ``commands.leases.configure(pool)`` is used. One object may be used for several
-    ``async with`` blocks in turn, not concurrently.
+    memory backend's). Without either, ``default_store()`` gives it (the seed's
+    ``orchestrator.state.DistributedLock``: the leases of the process's runtime).
+    One object may be used for several ``async with`` blocks in turn, not
+    concurrently.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class DistributedLock:
         *,
         pool: asyncpg.Pool | None = None,
         store: CoordinationStore | None = None,
+        default_store: DefaultStore | None = None,
         holder: str | None = None,
         timeout: float | None = None,
         safety_margin: float | None = None,
@@ -129,6 +132,7 @@ class DistributedLock:
         """Set as soon as the lease is known lost, or its local deadline has passed."""
         self._pool = pool
         self._store: CoordinationStore | None = store
+        self._default_store = default_store
         self._lease: Lease | None = None
         self._deadline = 0.0  # loop time after which we no longer claim to hold the lock
         self._error: LeaseLost | None = None
@@ -168,7 +172,9 @@ class DistributedLock:
         if self._lease is not None:
             raise RuntimeError(f"lock {self.name!r} is already held by this object")
         store = self._store = self._store or store_for(
-            self._pool, f"DistributedLock({self.name!r})"
+            self._pool,
+            f"DistributedLock({self.name!r})",
+            None if self._default_store is None else self._default_store(),
         )
         wait = self.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()

@@ -38,7 +38,7 @@ from orchestrator.app.stores import (
     snapshot_store,
 )
 from orchestrator.app.topics import ensure_configured_topics
-from orchestrator.commands import StaleExpectedVersion, configure
+from orchestrator.commands import StaleExpectedVersion
 from orchestrator.config import RedisBackend, Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events import (
@@ -60,7 +60,7 @@ from orchestrator.projections import (
     create_app,
     set_state_source,
 )
-from orchestrator.runtime import Orchestrator, Pipeline, set_default_policies
+from orchestrator.runtime import Orchestrator, Pipeline
 from orchestrator.snapshots import SnapshotStore
 from orchestrator.state import NotConfigured, StateRuntime, current_runtime
 from orchestrator.state import configure as state_runtime_configure
@@ -181,6 +181,7 @@ class App:
             leases=coordination,
             data_keys=None if ring is None else PostgresDataKeys(pool, ring),
             encrypt=plan.snapshots.encrypt,
+            policies=plan.policies,
         )
         runtime.history = history_of(plan, self.endpoints, pool, runtime.codec)
         self._cleanup.append(runtime.close)
@@ -189,8 +190,6 @@ class App:
             select(self.settings.monitoring.metrics)
             start_cache(self.settings.caching.levels)  # the configured levels, at 0
             state_runtime_configure(runtime)
-            configure(pool, store=coordination)
-            set_default_policies(plan.policies)
             self._cleanup.append(self._unconfigure)
         if opts.run_projector:
             await self._start_projector()
@@ -300,8 +299,6 @@ class App:
             current = None
         if current is self.runtime:  # only undo our own setting
             state_runtime_configure(None)
-            configure(None)
-            set_default_policies(None)
 
     async def _start_redis(self, runtime: StateRuntime) -> None:
         backend = self.settings.backend()

@@ -32,7 +32,7 @@ from orchestrator.app.app import AppOptions
 from orchestrator.app.manager import ConfiguredStateManager
 from orchestrator.app.plan import _user_data, lease_ttl_for, policies_from
 from orchestrator.app.topics import topics_from
-from orchestrator.commands import MemoryLeaseStore, SharedSettings, WriterSettings, configure_store
+from orchestrator.commands import MemoryLeaseStore, SharedSettings, WriterSettings
 from orchestrator.config import MemoryBackend, Settings, parse_size
 from orchestrator.events import (
     BlobStore,
@@ -44,7 +44,7 @@ from orchestrator.events import (
     write_dump,
 )
 from orchestrator.projections import ProjectionSettings
-from orchestrator.runtime import Orchestrator, set_default_policies
+from orchestrator.runtime import Orchestrator
 from orchestrator.state import (
     FilesystemBlobStore,
     MemoryBlobStore,
@@ -126,11 +126,10 @@ class MemoryStack:
             codec=codec,
             leases=self.leases,
             read_model=self.read_model,
+            policies=policies,
         )
         if opts.configure_process:
             configure(runtime)
-            configure_store(self.leases)
-            set_default_policies(policies)
         self.orchestrator = Orchestrator(
             runtime,
             pipelines=opts.pipelines,
@@ -170,8 +169,6 @@ class MemoryStack:
             return
         if current is runtime:
             configure(None)
-            configure_store(None)
-            set_default_policies(None)
 
     # --- persistence -------------------------------------------------------------------
 

@@ -28,7 +28,6 @@ from orchestrator.runtime.policy import (
     RecoveryPolicy,
     RetryPolicy,
     is_retryable,
-    set_default_policies,
 )
 from orchestrator.runtime.supervisor import Orphan, RecoverySupervisor
 
@@ -54,5 +53,4 @@ __all__ = [
     "ensure_runtime_tables",
     "is_retryable",
     "registered_pipeline",
-    "set_default_policies",
 ]

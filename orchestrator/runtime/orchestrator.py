@@ -55,7 +55,7 @@ from orchestrator.runtime.health import NodeHeartbeat
 from orchestrator.runtime.pipeline import Pipeline, registered_pipeline, registered_pipelines
 from orchestrator.runtime.policy import Policies, default_policies
 from orchestrator.runtime.supervisor import RecoverySupervisor
-from orchestrator.state import RestoredCheckpoint, StateRuntime, current_runtime
+from orchestrator.state import NotConfigured, RestoredCheckpoint, StateRuntime, current_runtime
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,13 @@ class Orchestrator:
 
     @property
     def policies(self) -> Policies:
-        return self._policies or default_policies()
+        """Given ones, else the runtime's (the app's configuration), else the seed's."""
+        if self._policies is not None:
+            return self._policies
+        try:
+            return default_policies(self.runtime)
+        except NotConfigured:
+            return default_policies()
 
     @property
     def node_id(self) -> str:

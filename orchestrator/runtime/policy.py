@@ -185,16 +185,8 @@ class Policies:
     recovery: RecoveryPolicy = field(default_factory=RecoveryPolicy)
 
 
-_default_policies: Policies | None = None
-
-
-def set_default_policies(policies: Policies | None) -> None:
-    """Policies for ``Orchestrator()`` built without any (the entry point sets them from
-    the configuration file; ``None`` restores the seed's defaults)."""
-    global _default_policies
-    _default_policies = policies
-
-
-def default_policies() -> Policies:
-    """What ``set_default_policies`` set, else the seed's defaults."""
-    return _default_policies or Policies()
+def default_policies(runtime: object | None = None) -> Policies:
+    """The policies of ``runtime`` (``StateRuntime.policies``: what the app that built
+    it read from the configuration file), else the seed's defaults."""
+    found = getattr(runtime, "policies", None)
+    return found if isinstance(found, Policies) else Policies()

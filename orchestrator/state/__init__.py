@@ -15,9 +15,7 @@ the tables and topics exist.)
 """
 
 from orchestrator.commands import (
-    DistributedLock,
     ImmutableVariable,
-    LeaderElection,
     LeaseLost,
     StaleExpectedVersion,
 )
@@ -27,6 +25,7 @@ from orchestrator.state.batch import BatchStateManager, StateBatch
 from orchestrator.state.blobs import FilesystemBlobStore, MemoryBlobStore, S3BlobStore
 from orchestrator.state.cache import EXECUTION, CacheConfig, CachePolicy, LevelSpec, scope_of
 from orchestrator.state.checkpoint import RestoredCheckpoint
+from orchestrator.state.coordination import DistributedLock, LeaderElection
 from orchestrator.state.errors import (
     CheckpointCorrupt,
     CheckpointNotFound,

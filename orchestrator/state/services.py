@@ -107,8 +107,12 @@ class StateRuntime:
         data_keys: DataKeySource | None = None,
         encrypt: bool = False,
         history: History | None = None,
+        policies: Any = None,
     ) -> None:
         self.pool = pool
+        self.policies = policies
+        """The pipeline runtime's behaviour (``orchestrator.runtime.Policies``) the app
+        that built this runtime configured: what ``Orchestrator()`` uses unless given."""
         self.log = log
         self.blob_store = blob_store
         self.data_keys = data_keys

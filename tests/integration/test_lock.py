@@ -8,14 +8,17 @@ import signal
 import sys
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import asyncpg
 import pytest
 
-from orchestrator.commands import leases
 from orchestrator.commands.errors import LeaseLost, LockNotConfigured, LockTimeout
 from orchestrator.commands.leases import LeaseStore
 from orchestrator.commands.lock import DistributedLock, list_locks
+from orchestrator.state import DistributedLock as SeedLock
+from orchestrator.state import StateRuntime, use_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -175,13 +178,11 @@ async def test_locks_are_listed_in_the_seed_shape_while_held(pool: asyncpg.Pool,
 
 
 async def test_lock_without_pool_uses_the_configured_default(pool: asyncpg.Pool, name: str) -> None:
-    leases.configure(None)
     with pytest.raises(LockNotConfigured):
-        async with DistributedLock(name=name, ttl=300, retry_interval=1.0):
+        async with SeedLock(name=name, ttl=300, retry_interval=1.0):
             pass
-    leases.configure(pool)
-    try:
-        async with DistributedLock(name=name, ttl=300, retry_interval=1.0) as lock:
+    # The seed's lock asks the runtime in use for its leases (only those are read).
+    runtime = cast(StateRuntime, SimpleNamespace(leases=LeaseStore(pool)))
+    with use_runtime(runtime):
+        async with SeedLock(name=name, ttl=300, retry_interval=1.0) as lock:
             assert lock.fencing_token == 1
-    finally:
-        leases.configure(None)
