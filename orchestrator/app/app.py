@@ -385,7 +385,11 @@ class App:
             tables=plan.projection.tables,
             projection=plan.projection.name,
         )
-        served = create_app(api, redis=None if self.redis is None else self.redis.reader.store)
+        served = create_app(
+            api,
+            redis=None if self.redis is None else self.redis.reader.store,
+            pool=self.pool,  # the process's one pool
+        )
         assert self.runtime is not None  # the timeline's states from the runtime's snapshots
         bases = self.runtime.history.snapshots
         if bases is not None:

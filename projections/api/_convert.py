@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
-
-import asyncpg
 
 from orchestrator.events import Position
 from orchestrator.projections.api.models import (
@@ -16,7 +15,7 @@ from orchestrator.projections.api.models import (
 )
 
 
-def execution_out(row: asyncpg.Record) -> ExecutionOut:
+def execution_out(row: Mapping[str, Any]) -> ExecutionOut:
     """A ``pipeline_states`` row as the seed's pipeline state."""
     fields: dict[str, Any] = dict(row)
     topic, partition, offset = (
@@ -30,23 +29,23 @@ def execution_out(row: asyncpg.Record) -> ExecutionOut:
     return ExecutionOut.model_validate({**fields, "position": position})
 
 
-def summary_out(row: asyncpg.Record) -> ExecutionSummary:
+def summary_out(row: Mapping[str, Any]) -> ExecutionSummary:
     """A ``pipeline_states`` row, summary columns only."""
     return ExecutionSummary.model_validate(dict(row))
 
 
-def task_out(row: asyncpg.Record) -> TaskOut:
+def task_out(row: Mapping[str, Any]) -> TaskOut:
     """A ``task_states`` row as the seed's ``task_state``."""
     return TaskOut.model_validate(dict(row))
 
 
-def event_out(row: asyncpg.Record) -> EventOut:
+def event_out(row: Mapping[str, Any]) -> EventOut:
     """An ``execution_events`` row, with its position token."""
     fields = dict(row)
     position = Position(fields["topic"], fields["partition"], fields["offset"]).token()
     return EventOut.model_validate({**fields, "position": position})
 
 
-def variable_out(row: asyncpg.Record) -> VariableOut:
+def variable_out(row: Mapping[str, Any]) -> VariableOut:
     """A ``shared_variables`` row as one entry of the seed's ``variables``."""
     return VariableOut.model_validate(dict(row))

@@ -7,9 +7,11 @@ round trip on a pooled connection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -48,6 +50,26 @@ class ExecutionFilter:
     after: tuple[datetime | None, str] | None = None
 
 
+Row = dict[str, Any]
+"""A read-model row, ``jsonb`` columns decoded."""
+
+_JSONB = frozenset(c for t in EXECUTIONS.tables for c, kind in t.columns if kind == "jsonb")
+"""The ``jsonb`` columns the read model declares: decoded here, so the API reads the
+process's one pool as every other reader does (no type codec on its connections)."""
+
+
+def decoded(row: Mapping[str, Any]) -> Row:
+    """``row`` as a dict, its declared ``jsonb`` columns parsed."""
+    return {
+        k: json.loads(v) if k in _JSONB and isinstance(v, str | bytes) else v
+        for k, v in row.items()
+    }
+
+
+def _decoded_all(rows: Iterable[Mapping[str, Any]]) -> list[Row]:
+    return [decoded(r) for r in rows]
+
+
 class Queries:
     """Read-only queries over the read models named by ``tables``."""
 
@@ -74,11 +96,12 @@ class Queries:
             f" FROM {tables.shared_variables} WHERE namespace = $1 AND NOT deleted ORDER BY name"
         )
 
-    async def execution(self, pool: asyncpg.Pool, execution_id: str) -> asyncpg.Record | None:
+    async def execution(self, pool: asyncpg.Pool, execution_id: str) -> Row | None:
         """One execution's row, or ``None``."""
         if not _storable(execution_id):
             return None
-        return await pool.fetchrow(self._get_execution, execution_id)
+        found = await pool.fetchrow(self._get_execution, execution_id)
+        return None if found is None else decoded(found)
 
     async def execution_exists(self, pool: asyncpg.Pool, execution_id: str) -> bool:
         """Whether the read model knows the execution."""
@@ -86,9 +109,7 @@ class Queries:
             return False
         return await pool.fetchval(self._exists, execution_id) is not None
 
-    async def executions(
-        self, pool: asyncpg.Pool, where: ExecutionFilter, limit: int
-    ) -> list[asyncpg.Record]:
+    async def executions(self, pool: asyncpg.Pool, where: ExecutionFilter, limit: int) -> list[Row]:
         """A page of execution summaries, newest first.
 
         Keyset pagination on ``(created_at, execution_id)`` descending: stable under
@@ -125,26 +146,26 @@ class Queries:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += f" ORDER BY created_at DESC, execution_id DESC LIMIT {arg(limit)}"
-        return list(await pool.fetch(sql, *args))
+        return _decoded_all(await pool.fetch(sql, *args))
 
-    async def tasks(self, pool: asyncpg.Pool, execution_id: str) -> list[asyncpg.Record]:
+    async def tasks(self, pool: asyncpg.Pool, execution_id: str) -> list[Row]:
         """Every task of the execution."""
         if not _storable(execution_id):
             return []
-        return list(await pool.fetch(self._tasks, execution_id))
+        return _decoded_all(await pool.fetch(self._tasks, execution_id))
 
     async def checkpoints(
         self, pool: asyncpg.Pool, execution_id: str, after: int = -1, limit: int = 2**31 - 1
-    ) -> list[asyncpg.Record]:
+    ) -> list[Row]:
         """The execution's checkpoints after sequence ``after``, oldest first, at most
         ``limit``."""
         if not _storable(execution_id):
             return []
-        return list(await pool.fetch(self._checkpoints, execution_id, after, limit))
+        return _decoded_all(await pool.fetch(self._checkpoints, execution_id, after, limit))
 
     async def events(
         self, pool: asyncpg.Pool, execution_id: str, after: int, limit: int
-    ) -> list[asyncpg.Record]:
+    ) -> list[Row]:
         """Archived events after log offset ``after``, in log order.
 
         An execution's events share one partition (the topic is keyed by execution
@@ -152,20 +173,25 @@ class Queries:
         """
         if not _storable(execution_id):
             return []
-        return list(
-            await pool.fetch(
-                self._events,
-                execution_id,
-                after,
-                limit,
-            )
-        )
+        return _decoded_all(await pool.fetch(self._events, execution_id, after, limit))
 
-    async def variables(self, pool: asyncpg.Pool, namespace: str) -> list[asyncpg.Record]:
+    async def variables(self, pool: asyncpg.Pool, namespace: str) -> list[Row]:
         """The live (not deleted) variables of a namespace, by name."""
         if not _storable(namespace):
             return []
-        return list(await pool.fetch(self._variables, namespace))
+        return _decoded_all(await pool.fetch(self._variables, namespace))
+
+    async def timeline_events(self, pool: asyncpg.Pool, execution_id: str, limit: int) -> list[Row]:
+        """The first ``limit`` archived events of the execution, in log order (every
+        outcome), with what the timeline draws."""
+        rows = await pool.fetch(
+            'SELECT sequence, event_type, occurred_at, outcome, epoch, payload, partition, "offset"'
+            f" FROM {self.tables.execution_events} WHERE execution_id = $1"
+            ' ORDER BY partition, "offset" LIMIT $2',
+            execution_id,
+            limit,
+        )
+        return _decoded_all(rows)
 
     async def table_sizes(self, pool: asyncpg.Pool) -> dict[str, int]:
         """``pg_total_relation_size`` of each table the read model declares that exists."""

@@ -7,7 +7,6 @@ auth and the read-your-writes barrier are attached here, per app, from the setti
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,23 +35,20 @@ from orchestrator.projections.redisstore import RedisReadModelStore
 log = logging.getLogger(__name__)
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    for codec in ("json", "jsonb"):
-        await conn.set_type_codec(
-            codec, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
-
-
-def _lifespan(settings: ApiSettings, metrics: ApiMetrics, redis: RedisReadModelStore | None) -> Any:
+def _lifespan(
+    settings: ApiSettings,
+    metrics: ApiMetrics,
+    redis: RedisReadModelStore | None,
+    borrowed: asyncpg.Pool | None,
+) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dsn = settings.database_url.get_secret_value()
-        pool = await asyncpg.create_pool(
+        pool = borrowed or await asyncpg.create_pool(
             dsn,
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             command_timeout=settings.query_timeout_seconds,
-            init=_init_connection,
         )
         try:
             if settings.apply_migrations:
@@ -74,7 +70,8 @@ def _lifespan(settings: ApiSettings, metrics: ApiMetrics, redis: RedisReadModelS
                 )
                 yield
         finally:
-            await pool.close()
+            if borrowed is None:
+                await pool.close()
 
     return lifespan
 
@@ -88,16 +85,23 @@ _READ_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(settings: ApiSettings, *, redis: RedisReadModelStore | None = None) -> FastAPI:
+def create_app(
+    settings: ApiSettings,
+    *,
+    redis: RedisReadModelStore | None = None,
+    pool: asyncpg.Pool | None = None,
+) -> FastAPI:
     """A new query API app; serve it with uvicorn (``orchestrator-state api``). With
-    ``redis`` (the app's Redis read model), execution reads come from Redis."""
+    ``redis`` (the app's Redis read model), execution reads come from Redis. With
+    ``pool`` (the embedding process's one pool, borrowed: never closed here) it opens
+    none of its own; otherwise its lifespan opens one from ``settings``."""
     metrics = ApiMetrics()
     guarded = settings.api_token is not None
     app = FastAPI(
         title="orchestrator-state query API",
         version="1",
         summary="Read models of pipeline executions, tasks, checkpoints and shared state.",
-        lifespan=_lifespan(settings, metrics, redis),
+        lifespan=_lifespan(settings, metrics, redis, pool),
         # With a token, the schema is served below behind it, and the browser docs
         # (which cannot send a bearer token) are off.
         openapi_url=None if guarded else "/openapi.json",

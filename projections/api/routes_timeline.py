@@ -93,12 +93,7 @@ async def timeline_data(ctx: Context, execution_id: ExecutionId) -> dict[str, An
     row = await ctx.queries.execution(ctx.pool, execution_id)
     if row is None:
         raise ExecutionNotFound(execution_id)
-    rows = await ctx.pool.fetch(
-        'SELECT sequence, event_type, occurred_at, outcome, epoch, payload, partition, "offset"'
-        f" FROM {ctx.settings.tables.execution_events} WHERE execution_id = $1"
-        f' ORDER BY partition, "offset" LIMIT {TIMELINE_MAX_EVENTS + 1}',
-        execution_id,
-    )
+    rows = await ctx.queries.timeline_events(ctx.pool, execution_id, TIMELINE_MAX_EVENTS + 1)
     truncated = len(rows) > TIMELINE_MAX_EVENTS
     body = build_timeline(rows[:TIMELINE_MAX_EVENTS])
     body["truncated"] = truncated
