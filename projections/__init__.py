@@ -23,6 +23,7 @@ from orchestrator.projections.api.models import (
 )
 from orchestrator.projections.api.routes_timeline import HistoryStateSource, set_state_source
 from orchestrator.projections.archive import PostgresEventArchive
+from orchestrator.projections.audit import ReadModelAudit
 from orchestrator.projections.blobrefs import add_kept as add_kept_blobs
 from orchestrator.projections.blobrefs import close_kept as close_kept_blobs
 from orchestrator.projections.blobrefs import open_kept as open_kept_blobs
@@ -171,6 +172,7 @@ __all__ = [
     "ProjectionSettings",
     "Projector",
     "Queries",
+    "ReadModelAudit",
     "ReadModelExport",
     "ReadModelFold",
     "ReadModelQueries",

@@ -8,7 +8,9 @@ executions in the history but not in the read model and vice versa, sequence gap
 (an event missing from the log: the fold refuses everything after it) and the
 projection's dead letters that were never replayed.
 
-The history is the archive (``execution_events``, read in one REPEATABLE READ
+The tables come from the read model's ``Projection`` declaration, read through
+``projections.ReadModelAudit`` (the archive, the entity table and the tables keyed by
+it). The history is the archive (``execution_events``, read in one REPEATABLE READ
 snapshot with the rows, so a running processor cannot make a false alarm) or the
 log itself, read up to the offsets the projection has committed in that snapshot
 (from the earliest retained offset: once Kafka's retention has deleted the start of
@@ -20,7 +22,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
@@ -31,7 +32,7 @@ from orchestrator.debug.folding import (
     compare_execution,
 )
 from orchestrator.events import DecodeError, EventCodec, EventLog, Position
-from orchestrator.projections import ProjectionSettings
+from orchestrator.projections import ProjectionSettings, ReadModelAudit
 
 _BATCH = 200
 
@@ -112,13 +113,15 @@ class ConsistencyChecker:
             self.pool.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
+            audit = ReadModelAudit(conn, self.projection)
             acc = _Accumulator(pipeline_id)
             if source == "archive":
-                await self._from_archive(conn, acc)
+                await self._from_archive(audit, acc)
             else:
-                await self._from_log(conn, acc)
-            missing_in_history = await self._missing_in_history(conn, acc)
-            dead = await self._dead_letters(conn, pipeline_id)
+                await self._from_log(audit, acc)
+            known = await audit.entities(pipeline_id)
+            missing_in_history = sorted(k for k in known if k not in acc.seen)
+            dead = await self._dead_letters(audit, pipeline_id)
         return ConsistencyReport(
             pipeline_id=pipeline_id,
             source=source,
@@ -132,33 +135,16 @@ class ConsistencyChecker:
             dead_letters=tuple(dead),
         )
 
-    def _filter(self, pipeline_id: str | None, first_arg: int) -> str:
-        if pipeline_id is None:
-            return ""
-        t = self.tables
-        n = f"${first_arg}"
-        return (
-            f" AND execution_id IN (SELECT execution_id FROM {t.pipeline_states}"
-            f" WHERE pipeline_id = {n} UNION SELECT execution_id FROM {t.execution_events}"
-            f" WHERE pipeline_id = {n})"
-        )
-
-    async def _from_archive(self, conn: asyncpg.Connection, acc: _Accumulator) -> None:
-        args: list[Any] = [] if acc.pipeline_id is None else [acc.pipeline_id]
-        sql = (
-            f'SELECT execution_id, topic, partition, "offset", raw'
-            f" FROM {self.tables.execution_events} WHERE TRUE{self._filter(acc.pipeline_id, 1)}"
-            ' ORDER BY execution_id, partition, "offset"'
-        )
+    async def _from_archive(self, audit: ReadModelAudit, acc: _Accumulator) -> None:
         pending: list[FoldedExecution] = []
         current: FoldedExecution | None = None
-        async for row in conn.cursor(sql, *args, prefetch=2000):
-            eid = row["execution_id"]
+        async for row in audit.archived(acc.pipeline_id):
+            eid = row[audit.key]
             if current is None or current.execution_id != eid:
                 if current is not None:
                     pending.append(current)
                 if len(pending) >= _BATCH:
-                    await self._compare(conn, pending, acc)
+                    await self._compare(audit, pending, acc)
                     pending = []
                 current = FoldedExecution(eid)
             position = Position(row["topic"], row["partition"], row["offset"])
@@ -170,20 +156,12 @@ class ConsistencyChecker:
             current.add(position, envelope)
         if current is not None:
             pending.append(current)
-        await self._compare(conn, pending, acc)
+        await self._compare(audit, pending, acc)
 
-    async def _from_log(self, conn: asyncpg.Connection, acc: _Accumulator) -> None:
+    async def _from_log(self, audit: ReadModelAudit, acc: _Accumulator) -> None:
         assert self.log is not None
         topic = self.projection.pipeline_topic
-        applied = {
-            r["partition"]: r["next_offset"]
-            for r in await conn.fetch(
-                "SELECT partition, next_offset FROM projection_offsets"
-                " WHERE projection = $1 AND topic = $2",
-                self.projection.name,
-                topic,
-            )
-        }
+        applied = await audit.applied_offsets(topic)
         folded: dict[str, FoldedExecution] = {}
         for partition, end in sorted(applied.items()):
             async for position, raw in _raw(self.log, topic, partition, end):
@@ -206,29 +184,19 @@ class ConsistencyChecker:
             or (f.state is not None and f.state.pipeline_id == acc.pipeline_id)
         ]
         for start in range(0, len(wanted), _BATCH):
-            await self._compare(conn, wanted[start : start + _BATCH], acc)
+            await self._compare(audit, wanted[start : start + _BATCH], acc)
 
     async def _compare(
-        self, conn: asyncpg.Connection, batch: list[FoldedExecution], acc: _Accumulator
+        self, audit: ReadModelAudit, batch: list[FoldedExecution], acc: _Accumulator
     ) -> None:
         batch = [
             f
             for f in batch
             if acc.pipeline_id is None or f.state is None or f.state.pipeline_id == acc.pipeline_id
         ]
-        ids = [f.execution_id for f in batch]
-        t = self.tables
-        pipelines = {
-            r["execution_id"]: r
-            for r in await conn.fetch(
-                f"SELECT * FROM {t.pipeline_states} WHERE execution_id = ANY($1::text[])", ids
-            )
-        }
-        tasks: dict[str, list[Any]] = {}
-        for r in await conn.fetch(
-            f"SELECT * FROM {t.task_states} WHERE execution_id = ANY($1::text[])", ids
-        ):
-            tasks.setdefault(r["execution_id"], []).append(r)
+        stored = await audit.rows([f.execution_id for f in batch])
+        pipelines = {k: rows[0] for k, rows in stored[audit.entity_table].items()}
+        tasks = stored.get("task_states", {})
         for f in batch:
             acc.seen.add(f.execution_id)
             acc.gaps.extend(f.sequence_gaps())
@@ -241,34 +209,13 @@ class ConsistencyChecker:
                 continue
             acc.mismatches.extend(compare_execution(f, row, tasks.get(f.execution_id, [])))
 
-    async def _missing_in_history(self, conn: asyncpg.Connection, acc: _Accumulator) -> list[str]:
-        sql = f"SELECT execution_id FROM {self.tables.pipeline_states}"
-        args: list[Any] = []
-        if acc.pipeline_id is not None:
-            sql += " WHERE pipeline_id = $1"
-            args.append(acc.pipeline_id)
-        return sorted(
-            r["execution_id"]
-            for r in await conn.fetch(sql + " ORDER BY execution_id", *args)
-            if r["execution_id"] not in acc.seen
-        )
-
     async def _dead_letters(
-        self, conn: asyncpg.Connection, pipeline_id: str | None
+        self, audit: ReadModelAudit, pipeline_id: str | None
     ) -> list[DeadLetterSummary]:
         names = [self.projection.name]
         if self.projection.dead_letter_projection:
             names.append(self.projection.dead_letter_projection)
-        sql = (
-            'SELECT id, topic, partition, "offset", execution_id, event_type, error_class,'
-            " reason, created_at FROM dead_letters WHERE projection = ANY($1::text[])"
-            " AND replayed_at IS NULL"
-        )
-        args: list[Any] = [names]
-        if pipeline_id is not None:
-            sql += self._filter(pipeline_id, 2)
-            args.append(pipeline_id)
-        rows = await conn.fetch(sql + " ORDER BY id LIMIT 1000", *args)
+        rows = await audit.dead_letters(names, pipeline_id)
         return [DeadLetterSummary(**dict(r)) for r in rows]
 
 

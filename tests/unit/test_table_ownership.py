@@ -36,9 +36,6 @@ _NAMED_AT_RUN_TIME = re.compile(r"\{[^}]*(table|names\[)[^}]*\}")
 """A placeholder that names a table from configuration (``{table}``, ``{names['...']}``):
 in ``orchestrator/`` and ``bench/`` those are the read model's (the lower folders keep
 their own tables: ``leases``, the snapshot index)."""
-NOT_YET = {"orchestrator/debug/consistency.py"}
-"""Modules still to move (the ``check`` command: it moves onto the Projection
-declaration next); shrink this set, never grow it."""
 _COPY_CALLS = {"copy_records_to_table", "copy_to_table", "copy_from_table"}
 
 
@@ -88,7 +85,6 @@ def test_only_projections_issues_sql_on_read_model_tables() -> None:
     offences = [
         f"{path.relative_to(REPO)}:{line}"
         for path in _modules()
-        if str(path.relative_to(REPO)) not in NOT_YET
         for line in _offences(path, named_at_run_time=_upper(path))
     ]
     assert not offences, (
