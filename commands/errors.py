@@ -23,9 +23,10 @@ can succeed without anyone changing anything first.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY
 from datetime import datetime
 
-from orchestrator.events import OrchestratorStateError
+from orchestrator.events import OrchestratorStateError, error_fields
 
 
 class CommandError(OrchestratorStateError):
@@ -36,6 +37,7 @@ class LeaseError(CommandError):
     """The lease machinery (leases, locks, leader election) refused or failed."""
 
 
+@error_fields("lease {name!r} lost by {holder!r} (epoch {epoch}): {_now}")
 class LeaseLost(LeaseError):
     """A lease we held has expired or been taken over; our epoch is fenced off.
 
@@ -44,53 +46,46 @@ class LeaseLost(LeaseError):
     caller has to take the lease again (and gets a new epoch).
     """
 
-    def __init__(
-        self,
-        name: str,
-        holder: str,
-        epoch: int,
-        *,
-        current_holder: str | None = None,
-        current_epoch: int | None = None,
-        expires_at: datetime | None = None,
-    ) -> None:
-        self.name = name
-        self.holder = holder
-        self.epoch = epoch
-        self.current_holder = current_holder
-        self.current_epoch = current_epoch
-        self.expires_at = expires_at
-        now = (
-            "no longer held"
-            if current_holder is None
-            else f"now held by {current_holder!r} at epoch {current_epoch}"
-        )
-        super().__init__(f"lease {name!r} lost by {holder!r} (epoch {epoch}): {now}")
+    name: str
+    holder: str
+    epoch: int
+    _: KW_ONLY
+    current_holder: str | None = None
+    current_epoch: int | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def _now(self) -> str:
+        if self.current_holder is None:
+            return "no longer held"
+        return f"now held by {self.current_holder!r} at epoch {self.current_epoch}"
 
 
+@error_fields("{holder!r} could not acquire lock {name!r} within {timeout:g}s")
 class LockTimeout(LeaseError):
     """A lock (or lease) could not be taken within the timeout; someone else holds it."""
 
     retriable = True
 
-    def __init__(self, name: str, holder: str, timeout: float) -> None:
-        self.name = name
-        self.holder = holder
-        self.timeout = timeout
-        super().__init__(f"{holder!r} could not acquire lock {name!r} within {timeout:g}s")
+    name: str
+    holder: str
+    timeout: float
 
 
+@error_fields(
+    "{what}: not connected to PostgreSQL; use it inside "
+    "`async with orchestrator.connect(...)`, or pass pool=..."
+)
 class LockNotConfigured(LeaseError):
     """A lock or election was used without a pool, and no default pool is configured."""
 
-    def __init__(self, what: str) -> None:
-        self.what = what
-        super().__init__(
-            f"{what}: not connected to PostgreSQL; use it inside "
-            "`async with orchestrator.connect(...)`, or pass pool=..."
-        )
+    what: str
 
 
+@error_fields(
+    "{backend} unreachable at {_endpoints} ({reason}): "
+    "is the cluster up and the address right (distributed.coordination.endpoints)?"
+)
 class CoordinationUnavailable(LeaseError):
     """No coordination endpoint (e.g. no etcd member) answered within the deadline.
 
@@ -99,15 +94,18 @@ class CoordinationUnavailable(LeaseError):
 
     retriable = True
 
-    def __init__(self, backend: str, endpoints: list[str], reason: str) -> None:
-        self.backend = backend
-        self.endpoints = endpoints
-        super().__init__(
-            f"{backend} unreachable at {', '.join(endpoints)} ({reason}): "
-            "is the cluster up and the address right (distributed.coordination.endpoints)?"
-        )
+    backend: str
+    endpoints: list[str]
+    reason: str
+
+    @property
+    def _endpoints(self) -> str:
+        return ", ".join(self.endpoints)
 
 
+@error_fields(
+    "shared variable {namespace}/{name}: expected version {expected}, current is {actual}"
+)
 class StaleExpectedVersion(CommandError):
     """A write said which version it expected, and the current version differs.
 
@@ -116,54 +114,47 @@ class StaleExpectedVersion(CommandError):
 
     retriable = True
 
-    def __init__(self, namespace: str, name: str, expected: int | None, actual: int | None) -> None:
-        self.namespace = namespace
-        self.name = name
-        self.expected = expected
-        self.actual = actual
-        super().__init__(
-            f"shared variable {namespace}/{name}: expected version {expected}, current is {actual}"
-        )
+    namespace: str
+    name: str
+    expected: int | None
+    actual: int | None
 
 
+@error_fields("shared variable {namespace}/{name} is immutable")
 class ImmutableVariable(CommandError):
     """A write to a shared variable that was declared immutable."""
 
-    def __init__(self, namespace: str, name: str) -> None:
-        self.namespace = namespace
-        self.name = name
-        super().__init__(f"shared variable {namespace}/{name} is immutable")
+    namespace: str
+    name: str
 
 
+@error_fields("execution {execution_id} is not owned{_by}")
 class ExecutionNotOwned(CommandError):
     """A write to an execution whose lease this writer does not hold (or holds at an old epoch)."""
 
-    def __init__(
-        self, execution_id: str, holder: str | None = None, epoch: int | None = None
-    ) -> None:
-        self.execution_id = execution_id
-        self.holder = holder
-        self.epoch = epoch
-        who = "" if holder is None else f" by {holder!r}"
-        at = "" if epoch is None else f" at epoch {epoch}"
-        super().__init__(f"execution {execution_id} is not owned{who}{at}")
+    execution_id: str
+    holder: str | None = None
+    epoch: int | None = None
+
+    @property
+    def _by(self) -> str:
+        who = "" if self.holder is None else f" by {self.holder!r}"
+        return who + ("" if self.epoch is None else f" at epoch {self.epoch}")
 
 
+@error_fields("execution {execution_id} does not exist in the read model")
 class ExecutionNotFound(CommandError):
     """Ownership of an execution the read model does not know (never created, or the
     projection has not applied its creation)."""
 
-    def __init__(self, execution_id: str) -> None:
-        self.execution_id = execution_id
-        super().__init__(f"execution {execution_id} does not exist in the read model")
+    execution_id: str
 
 
+@error_fields("execution {execution_id} already exists")
 class ExecutionExists(CommandError):
     """``create`` of an execution that already exists."""
 
-    def __init__(self, execution_id: str) -> None:
-        self.execution_id = execution_id
-        super().__init__(f"execution {execution_id} already exists")
+    execution_id: str
 
 
 class EpochBelowLog(Exception):

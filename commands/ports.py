@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Protocol
 
 from orchestrator.commands.errors import CommandError
@@ -32,6 +32,7 @@ from orchestrator.events import (
     UserData,
     encode_user_data,
     encode_user_data_delta,
+    error_fields,
     step,
     step_shared,
 )
@@ -40,6 +41,10 @@ from orchestrator.events import CompressionAlgorithm as Algorithm
 _log = logging.getLogger(__name__)
 
 
+@error_fields(
+    "read model did not reach {_token} within {timeout:g}s{_seen}: "
+    "is the projection processor running?"
+)
 class ReadModelTimeout(CommandError):
     """The read model did not apply ``position`` within ``timeout`` seconds.
 
@@ -48,15 +53,18 @@ class ReadModelTimeout(CommandError):
 
     retriable = True
 
-    def __init__(self, position: Position, timeout: float, *, applied: int | None = None) -> None:
-        self.position = position
-        self.timeout = timeout
-        self.applied = applied
-        seen = "" if applied is None else f" (applied up to offset {applied})"
-        super().__init__(
-            f"read model did not reach {position.token()} within {timeout:g}s{seen}: "
-            "is the projection processor running?"
-        )
+    position: Position
+    timeout: float
+    _: KW_ONLY
+    applied: int | None = None
+
+    @property
+    def _seen(self) -> str:
+        return "" if self.applied is None else f" (applied up to offset {self.applied})"
+
+    @property
+    def _token(self) -> str:
+        return self.position.token()
 
 
 class ReadModel(Protocol):

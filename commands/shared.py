@@ -52,6 +52,7 @@ from orchestrator.events import (
     SharedVariableSet,
     UserData,
     encode_user_data,
+    error_fields,
     namespace_scope,
     step_shared,
 )
@@ -59,27 +60,24 @@ from orchestrator.events import (
 log = logging.getLogger(__name__)
 
 
+@error_fields("shared variable {namespace}/{name} does not exist")
 class VariableNotFound(CommandError):
     """A delete (or an expected version) of a variable that does not exist."""
 
-    def __init__(self, namespace: str, name: str) -> None:
-        self.namespace = namespace
-        self.name = name
-        super().__init__(f"shared variable {namespace}/{name} does not exist")
+    namespace: str
+    name: str
 
 
+@error_fields(
+    "shared variable {namespace}/{name} is of type {declared!r}, cannot hold a {value_type!r}"
+)
 class VariableTypeMismatch(CommandError):
     """A value that does not fit the variable's declared type."""
 
-    def __init__(self, namespace: str, name: str, declared: str, value_type: str) -> None:
-        self.namespace = namespace
-        self.name = name
-        self.declared = declared
-        self.value_type = value_type
-        super().__init__(
-            f"shared variable {namespace}/{name} is of type {declared!r}, "
-            f"cannot hold a {value_type!r}"
-        )
+    namespace: str
+    name: str
+    declared: str
+    value_type: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -86,6 +86,7 @@ from orchestrator.events.envelope import (
     session_token,
 )
 from orchestrator.events.errors import (
+    AtRecord,
     DecodeError,
     EventsError,
     InvalidEvent,
@@ -95,6 +96,7 @@ from orchestrator.events.errors import (
     OrchestratorStateError,
     ServerUnreachable,
     UserDataError,
+    error_fields,
     where,
 )
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
@@ -249,8 +251,8 @@ __all__ = [
     "KAFKA_SASL_MECHANISM", "KAFKA_SASL_PASSWORD_FILE", "KAFKA_SASL_USERNAME",
     "KAFKA_SECURITY_PROTOCOL", "KEYS_ENV", "KEY_BYTES", "MAX_BASE_BYTES", "PAYLOAD_TYPES",
     "PIPELINE_MACHINE", "PLAINTEXT", "SEALED_MARKER", "SHARED_EVENT_TYPES", "TASK_MACHINE",
-    "AppliedIds", "ArchivedEvent", "Base", "BatchHandler", "BlobRef", "BlobStore", "Bound",
-    "BrokenChain", "CheckpointRef", "CheckpointRestored", "CheckpointSaved",
+    "AppliedIds", "ArchivedEvent", "AtRecord", "Base", "BatchHandler", "BlobRef", "BlobStore",
+    "Bound", "BrokenChain", "CheckpointRef", "CheckpointRestored", "CheckpointSaved",
     "CheckpointWritesSaved", "CheckpointsDeleted", "CompressionAlgorithm", "CompressionError",
     "Compressor", "ConsumerSettings", "DataKeySource", "DecodeError", "DecodedRecord", "Decoder",
     "Envelope", "EventArchive", "EventCodec", "EventCodecLike", "EventConsumer", "EventLog",
@@ -275,8 +277,8 @@ __all__ = [
     "decode_records", "decode_user_data", "decompress", "default_codec", "default_registry",
     "default_upcasters", "describe_topics", "dlq_name", "effective_spec", "enabled",
     "encode_user_data", "encode_user_data_delta", "ensure_topics", "ensure_topics_report",
-    "feed_for", "fetch_verified", "fold", "generate_key", "inspect", "interleave", "is_delta",
-    "is_sealed", "json_bytes", "marker_scope", "merge_positions", "namespace_scope",
+    "error_fields", "feed_for", "fetch_verified", "fold", "generate_key", "inspect", "interleave",
+    "is_delta", "is_sealed", "json_bytes", "marker_scope", "merge_positions", "namespace_scope",
     "new_data_key", "pack", "parse_json", "parse_session", "plain_chain_bytes",
     "quiet_client_logs", "rabin_fingerprint", "read_dump", "reading_log", "record_applied",
     "record_cache_request", "record_checkpoints_saved", "record_decision", "record_leader",

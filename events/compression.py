@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import struct
 import threading
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Final, Literal, get_args
 
 import cramjam
 import zstandard
+
+from orchestrator.events.errors import error_fields
 
 Algorithm = Literal["zstd", "gzip", "lz4", "snappy"]
 ALGORITHMS: Final[tuple[Algorithm, ...]] = get_args(Algorithm)
@@ -51,15 +53,15 @@ _BY_ID: Final[dict[int, Algorithm]] = {v: k for k, v in _IDS.items()}
 MAX_DECLARED: Final = 2**32 - 1
 
 
+@error_fields("{reason}")
 class CompressionError(ValueError):
     """Bytes that do not decompress: corrupt, truncated, or over the caller's limit.
 
     ``over_limit`` says the data claimed (or produced) more than the limit allowed."""
 
-    def __init__(self, reason: str, *, over_limit: bool = False) -> None:
-        self.reason = reason
-        self.over_limit = over_limit
-        super().__init__(reason)
+    reason: str
+    _: KW_ONLY
+    over_limit: bool = False
 
 
 def check_level(algorithm: Algorithm, level: int) -> str | None:

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from orchestrator.events.errors import UserDataError
+from orchestrator.events.errors import UserDataError, error_fields
 from orchestrator.events.keys import KEY_BYTES, KeyRing
 
 MAGIC = b"\xffOE\x01"
@@ -41,12 +41,11 @@ _NONCE_BYTES = 12
 _WRAP_AAD = b"orchestrator-data-key:"
 
 
+@error_fields("the data of {scope} was erased (its data key is deleted)")
 class UserDataErased(UserDataError):
     """User data whose data key was deleted (an erasure request): it is gone for good."""
 
-    def __init__(self, scope: str) -> None:
-        self.scope = scope
-        super().__init__(f"the data of {scope} was erased (its data key is deleted)")
+    scope: str
 
 
 KeyLookup = Callable[[str], bytes]

@@ -39,19 +39,26 @@ from typing import ClassVar, Protocol, Self
 
 from orchestrator.events import metrics
 from orchestrator.events.consumer import ConsumerSettings, EventConsumer, RawRecord, TopicPartition
-from orchestrator.events.errors import LogError
+from orchestrator.events.errors import LogError, error_fields
 from orchestrator.events.outage import Outage
 
 TP = tuple[str, int]
 
 
+@error_fields("{_partitions} {why}")
 class Fenced(Exception):
     """Raised by a handler whose write was refused by the fence: another member (or a
     rebuild swap) moved offsets of partitions this one thought it owned."""
 
-    def __init__(self, lost: Iterable[TP], why: str = "moved by another member") -> None:
-        self.lost = sorted(lost)
-        super().__init__(f"{', '.join(f'{t}[{p}]' for t, p in self.lost)} {why}")
+    lost: Iterable[TP]
+    why: str = "moved by another member"
+
+    def __post_init__(self) -> None:
+        self.lost = sorted(self.lost)
+
+    @property
+    def _partitions(self) -> str:
+        return ", ".join(f"{t}[{p}]" for t, p in self.lost)
 
 
 class BatchHandler:

@@ -18,20 +18,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from orchestrator.events.errors import EventsError
+from orchestrator.events.errors import EventsError, error_fields
 
 KEYS_ENV = "ORCHESTRATOR_SNAPSHOT_KEYS"
 ACTIVE_KEY_ENV = "ORCHESTRATOR_SNAPSHOT_ACTIVE_KEY"
 KEY_BYTES = 32
 
 
+@error_fields("{key}: {reason}")
 class KeyConfigError(EventsError):
     """A key ring the environment describes wrongly; ``key`` names the variable."""
 
-    def __init__(self, key: str, reason: str) -> None:
-        self.key = key
-        self.reason = reason
-        super().__init__(f"{key}: {reason}")
+    key: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

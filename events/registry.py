@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from orchestrator.events.catalogue import CATALOGUE, EventSpec, Payload
-from orchestrator.events.errors import EventsError
+from orchestrator.events.errors import EventsError, error_fields
 from orchestrator.events.fold import folded_types
 from orchestrator.events.machines import PIPELINE_MACHINE, TASK_MACHINE
 from orchestrator.events.schemas import SchemaSet, default_registry, payload_names
@@ -19,13 +19,12 @@ from orchestrator.events.schemas import SchemaSet, default_registry, payload_nam
 SYNC_COMMAND = "python -m orchestrator.events.schemas sync"
 
 
+@error_fields("event type {event_type}: {reason}")
 class CatalogueError(EventsError):
     """An event type the catalogue registers without one of its places."""
 
-    def __init__(self, event_type: str, reason: str) -> None:
-        self.event_type = event_type
-        self.reason = reason
-        super().__init__(f"event type {event_type}: {reason}")
+    event_type: str
+    reason: str
 
 
 def check_catalogue(

@@ -43,7 +43,7 @@ from fastavro.schema import (
 from fastavro.types import DictSchema, Schema
 
 from orchestrator.events.catalogue import PAYLOAD_TYPES
-from orchestrator.events.errors import EventsError
+from orchestrator.events.errors import EventsError, error_fields
 
 NAMESPACE = "orchestrator.events"
 ENVELOPE = "Envelope"
@@ -55,13 +55,12 @@ FINGERPRINT_FILE = "FINGERPRINT"
 _RELEASE_NAME = re.compile(r"v([1-9][0-9]*)")
 
 
+@error_fields("schema set {directory}: {reason}")
 class SchemaError(EventsError):
     """A schema directory that does not load: a bad file, a missing or misnamed record."""
 
-    def __init__(self, directory: Path, reason: str) -> None:
-        self.directory = directory
-        self.reason = reason
-        super().__init__(f"schema set {directory}: {reason}")
+    directory: Path
+    reason: str
 
 
 def schemas_root() -> Path:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
-from orchestrator.events.errors import EventsError
+from orchestrator.events.errors import EventsError, error_fields
 
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
 SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
@@ -36,12 +36,12 @@ KAFKA_SSL_KEYFILE = "KAFKA_SSL_KEYFILE"
 KAFKA_SSL_CHECK_HOSTNAME = "KAFKA_SSL_CHECK_HOSTNAME"
 
 
+@error_fields("kafka security: {option}: {reason}")
 class KafkaSecurityError(EventsError, ValueError):
     """A security option that is unknown or does not fit the others; names the option."""
 
-    def __init__(self, option: str, reason: str) -> None:
-        self.option = option
-        super().__init__(f"kafka security: {option}: {reason}")
+    option: str
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 
 from orchestrator.events import _topic_admin as _admin
 from orchestrator.events.catalogue import SHARED_EVENT_TYPES
-from orchestrator.events.errors import LogError
+from orchestrator.events.errors import LogError, error_fields
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ def dlq_name(topic: str) -> str:
     return topic + ".dlq"
 
 
+@error_fields("topic {topic!r}: {setting} is {actual}, expected {expected}{_fix_and_more}")
 class TopicMismatch(LogError):
     """A topic exists (or would be created) with a setting other than the declared one.
 
@@ -49,28 +50,23 @@ class TopicMismatch(LogError):
     the command (or setting) that resolves it; ``problems`` every mismatch found at once.
     """
 
-    def __init__(
-        self,
-        topic: str,
-        setting: str,
-        expected: object,
-        actual: object,
-        *,
-        fix: str | None = None,
-        problems: Sequence[TopicProblem] = (),
-    ) -> None:
-        self.topic = topic
-        self.setting = setting
-        self.expected = expected
-        self.actual = actual
-        self.fix = fix
-        self.problems = tuple(problems)
-        message = f"topic {topic!r}: {setting} is {actual}, expected {expected}"
-        if fix:
-            message += f"; fix: {fix}"
-        for more in self.problems[1:]:
-            message += f"\n{more}"
-        super().__init__(message, retriable=False)
+    retriable = False
+
+    topic: str
+    setting: str
+    expected: object
+    actual: object
+    _: KW_ONLY
+    fix: str | None = None
+    problems: Sequence[TopicProblem] = ()
+
+    def __post_init__(self) -> None:
+        self.problems = tuple(self.problems)
+
+    @property
+    def _fix_and_more(self) -> str:
+        fix = f"; fix: {self.fix}" if self.fix else ""
+        return fix + "".join(f"\n{more}" for more in self.problems[1:])
 
     @classmethod
     def of(cls, problems: Sequence[TopicProblem]) -> TopicMismatch:

@@ -27,6 +27,7 @@ from orchestrator.events import (
     RawRecord,
     SharedVariable,
     Step,
+    error_fields,
     step,
     step_shared,
 )
@@ -155,15 +156,14 @@ def touched_keys(batch: Iterable[DecodedRecord]) -> tuple[dict[str, TP], set[Var
     return executions, variables
 
 
+@error_fields("{topic}[{partition}]@{offset} (execution {execution_id})")
 class RecordFailed(Exception):
     """Internal: folding one record raised an unexpected error (a bug); names the record."""
 
-    def __init__(self, topic: str, partition: int, offset: int, execution_id: str | None) -> None:
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.execution_id = execution_id
-        super().__init__(f"{topic}[{partition}]@{offset} (execution {execution_id})")
+    topic: str
+    partition: int
+    offset: int
+    execution_id: str | None
 
 
 def _safe_step(fn: Any, state: Any, event: Envelope) -> tuple[Step, str | None]:

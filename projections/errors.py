@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from orchestrator.events import LogError, OrchestratorStateError, where
+from orchestrator.events import AtRecord, LogError, OrchestratorStateError, error_fields
 
 POSTGRES_OUTAGE: tuple[type[Exception], ...] = (
     OSError,  # refused, reset, timed out (TimeoutError is an OSError)
@@ -48,53 +48,33 @@ class ProjectionError(OrchestratorStateError):
     """An error of the processors, read models, dead letters or rebuild."""
 
 
-class ProcessorFailed(ProjectionError):
+@error_fields("projection {projection} failed{_where}: {reason}")
+class ProcessorFailed(ProjectionError, AtRecord):
     """A processor hit an unexpected error; it stops so that the platform restarts it."""
 
-    def __init__(
-        self,
-        projection: str,
-        reason: str,
-        *,
-        topic: str | None = None,
-        partition: int | None = None,
-        offset: int | None = None,
-        execution_id: str | None = None,
-    ) -> None:
-        self.projection = projection
-        self.reason = reason
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.execution_id = execution_id
-        context = where(topic, partition, offset, execution_id)
-        super().__init__(f"projection {projection} failed{context}: {reason}")
+    projection: str
+    reason: str
 
 
+@error_fields("no dead letter with id {dead_letter_id}")
 class DeadLetterNotFound(ProjectionError):
     """No dead letter has this id."""
 
-    def __init__(self, dead_letter_id: int) -> None:
-        self.dead_letter_id = dead_letter_id
-        super().__init__(f"no dead letter with id {dead_letter_id}")
+    dead_letter_id: int
 
 
+@error_fields("dead letter {dead_letter_id} not replayed: its bytes are not an event ({reason})")
 class DeadLetterRefused(ProjectionError):
     """A dead letter that would only be poison again: its bytes do not decode."""
 
-    def __init__(self, dead_letter_id: int, reason: str) -> None:
-        self.dead_letter_id = dead_letter_id
-        self.reason = reason
-        super().__init__(
-            f"dead letter {dead_letter_id} not replayed: its bytes are not an event ({reason})"
-        )
+    dead_letter_id: int
+    reason: str
 
 
+@error_fields("rebuild of {projection} failed while {step}: {reason}")
 class RebuildError(ProjectionError):
     """A rebuild failed at ``step``; the live tables are untouched unless it says so."""
 
-    def __init__(self, projection: str, step: str, reason: str) -> None:
-        self.projection = projection
-        self.step = step
-        self.reason = reason
-        super().__init__(f"rebuild of {projection} failed while {step}: {reason}")
+    projection: str
+    step: str
+    reason: str

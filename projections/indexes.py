@@ -17,23 +17,21 @@ from typing import TYPE_CHECKING, Literal
 
 import asyncpg
 
-from orchestrator.events import OrchestratorStateError
+from orchestrator.events import OrchestratorStateError, error_fields
 
 if TYPE_CHECKING:
     from orchestrator.projections.migrator import TableNames
 
 DEFAULT_INDEXES: tuple[str, ...] = ("pipeline_id", "execution_id", "status", "created_at")
 _COLUMN = re.compile(r"^[a-z_][a-z0-9_]*$")
-_OPTION = "state_management.config.indexes"
 
 
+@error_fields("state_management.config.indexes: {column!r} {reason}")
 class IndexConfigError(OrchestratorStateError):
     """A configured index names a column the state tables do not have."""
 
-    def __init__(self, column: str, reason: str) -> None:
-        self.column = column
-        self.reason = reason
-        super().__init__(f"{_OPTION}: {column!r} {reason}")
+    column: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

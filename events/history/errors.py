@@ -8,16 +8,15 @@ OrchestratorStateError                   (events.errors)
 
 from __future__ import annotations
 
-from orchestrator.events.errors import OrchestratorStateError
+from orchestrator.events.errors import OrchestratorStateError, error_fields
 
 
+@error_fields("nothing to restore for execution {execution_id!r} at {target}")
 class NothingToRestore(OrchestratorStateError):
     """Neither a snapshot nor an archived event exists for the requested target."""
 
-    def __init__(self, execution_id: str | None, target: str) -> None:
-        self.execution_id = execution_id
-        self.target = target
-        super().__init__(f"nothing to restore for execution {execution_id!r} at {target}")
+    execution_id: str | None
+    target: str
 
 
 class UnknownCheckpoint(NothingToRestore):

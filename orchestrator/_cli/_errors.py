@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.config import redact_text
-from orchestrator.events import LogError, OrchestratorStateError
+from orchestrator.events import LogError, OrchestratorStateError, error_fields
 
 KAFKA_HINT = "check --bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS and that the brokers run"
 PG_HINT = "check --database-url / DATABASE_URL and that PostgreSQL runs"
@@ -28,17 +28,16 @@ S3_HINT = "check --s3-endpoint-url / S3_ENDPOINT_URL, the bucket and AWS_* crede
 DSN_HINT = "expected postgresql://USER@HOST:5432/DATABASE (password in the URL or PGPASSWORD)"
 
 
+@error_fields("cannot reach {server} at {address}: {reason}; {hint}")
 class Unreachable(OrchestratorStateError):
     """A server did not answer (refused, timed out, unknown host) at ``address``."""
 
     retriable = True
 
-    def __init__(self, server: str, address: str, reason: str, hint: str) -> None:
-        self.server = server
-        self.address = address
-        self.reason = reason
-        self.hint = hint
-        super().__init__(f"cannot reach {server} at {address}: {reason}; {hint}")
+    server: str
+    address: str
+    reason: str
+    hint: str
 
 
 _REPEATED = re.compile(r"\b(\w+): \1: ")

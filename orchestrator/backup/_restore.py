@@ -39,6 +39,7 @@ from orchestrator.events import (
     UserDataError,
     codec_for,
     describe_topics,
+    error_fields,
 )
 from orchestrator.projections import (
     last_sequences,
@@ -66,16 +67,18 @@ _SNAPSHOT_BATCH = 64
 OldPosition = tuple[str, int, int]
 
 
+@error_fields(
+    "restore-backup needs an empty deployment, but {_held}: point it at a new database, "
+    "topics and snapshot store, or drop these first"
+)
 class TargetNotEmpty(OrchestratorStateError):
     """The restore target already holds data (``what`` names it)."""
 
-    def __init__(self, what: list[str]) -> None:
-        self.what = what
-        super().__init__(
-            "restore-backup needs an empty deployment, but "
-            + "; ".join(what)
-            + ": point it at a new database, topics and snapshot store, or drop these first"
-        )
+    what: list[str]
+
+    @property
+    def _held(self) -> str:
+        return "; ".join(self.what)
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ pass through unchanged.
 
 from __future__ import annotations
 
+from orchestrator.events import error_fields
 from orchestrator.state import StateError
 
 
@@ -22,28 +23,25 @@ class HistoryError(StateError):
     """A question about an execution's history that cannot be answered."""
 
 
+@error_fields("execution {execution_id}: no events in the {source}")
 class HistoryNotFound(HistoryError):
     """The source holds no event of the execution (unknown id, or history deleted)."""
 
-    def __init__(self, execution_id: str, source: str) -> None:
-        self.execution_id = execution_id
-        self.source = source
-        super().__init__(f"execution {execution_id}: no events in the {source}")
+    execution_id: str
+    source: str
 
 
+@error_fields("execution {execution_id}: cannot find its partition of topic {topic}")
 class PartitionUnknown(HistoryError):
     """The log partition of an execution could not be found (topic missing?)."""
 
-    def __init__(self, execution_id: str, topic: str) -> None:
-        self.execution_id = execution_id
-        self.topic = topic
-        super().__init__(f"execution {execution_id}: cannot find its partition of topic {topic}")
+    execution_id: str
+    topic: str
 
 
+@error_fields("cannot fork execution {execution_id}: {reason}")
 class ForkError(HistoryError):
     """A fork that cannot be made (``reason`` says why); nothing was written."""
 
-    def __init__(self, execution_id: str, reason: str) -> None:
-        self.execution_id = execution_id
-        self.reason = reason
-        super().__init__(f"cannot fork execution {execution_id}: {reason}")
+    execution_id: str
+    reason: str

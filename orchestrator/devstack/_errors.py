@@ -13,32 +13,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.events import OrchestratorStateError
+from orchestrator.events import OrchestratorStateError, error_fields
 
 
 class DevstackError(OrchestratorStateError):
     """A local service (Kafka, PostgreSQL, S3) could not be provided."""
 
 
+@error_fields("{tool} not found: {hint}")
 class ToolMissingError(DevstackError):
     """An executable the dev stack needs is not installed."""
 
-    def __init__(self, tool: str, hint: str) -> None:
-        self.tool = tool
-        self.hint = hint
-        super().__init__(f"{tool} not found: {hint}")
+    tool: str
+    hint: str
 
 
+@error_fields(
+    "{service} failed to start: {reason}\n--- last lines of the {service} log{_where} ---\n"
+    "{log_tail}"
+)
 class ServiceStartError(DevstackError):
     """A server exited or did not become ready in time; the message ends with its log tail."""
 
-    def __init__(self, service: str, reason: str, log_path: Path | None, log_tail: str) -> None:
-        self.service = service
-        self.reason = reason
-        self.log_path = log_path
-        self.log_tail = log_tail
-        where = f" ({log_path})" if log_path is not None else ""
-        super().__init__(
-            f"{service} failed to start: {reason}\n"
-            f"--- last lines of the {service} log{where} ---\n{log_tail}"
-        )
+    service: str
+    reason: str
+    log_path: Path | None
+    log_tail: str
+
+    @property
+    def _where(self) -> str:
+        return f" ({self.log_path})" if self.log_path is not None else ""

@@ -21,7 +21,9 @@ execution now and this one must stop.
 
 from __future__ import annotations
 
-from orchestrator.events import OrchestratorStateError
+from dataclasses import KW_ONLY
+
+from orchestrator.events import OrchestratorStateError, error_fields
 from orchestrator.state import RecoveryError
 
 __all__ = [
@@ -37,36 +39,30 @@ class PipelineError(OrchestratorStateError):
     """A pipeline could not be defined or run."""
 
 
+@error_fields("pipeline {pipeline_id!r}: {reason}")
 class PipelineDefinitionError(PipelineError):
     """A pipeline whose tasks cannot run as declared (found when it is defined)."""
 
-    def __init__(self, pipeline_id: str, reason: str) -> None:
-        self.pipeline_id = pipeline_id
-        self.reason = reason
-        super().__init__(f"pipeline {pipeline_id!r}: {reason}")
+    pipeline_id: str
+    reason: str
 
 
+@error_fields("execution {execution_id} of {pipeline_id} failed in {_where}: {error}")
 class PipelineFailed(PipelineError):
     """The execution ended ``failed``: a task failed for good (retries exhausted or a
     non-retryable error) or validation refused the input. ``retryable`` says whether
     ``resume_pipeline(execution_id=...)`` may try the failed task again."""
 
-    def __init__(
-        self,
-        execution_id: str,
-        pipeline_id: str,
-        task_id: str | None,
-        error: str,
-        *,
-        retryable: bool,
-    ) -> None:
-        self.execution_id = execution_id
-        self.pipeline_id = pipeline_id
-        self.task_id = task_id
-        self.error = error
-        self.retryable = retryable
-        where = f"task {task_id}" if task_id else "validation"
-        super().__init__(f"execution {execution_id} of {pipeline_id} failed in {where}: {error}")
+    execution_id: str
+    pipeline_id: str
+    task_id: str | None
+    error: str
+    _: KW_ONLY
+    retryable: bool
+
+    @property
+    def _where(self) -> str:
+        return f"task {self.task_id}" if self.task_id else "validation"
 
 
 class TaskError(PipelineError):

@@ -52,7 +52,13 @@ from orchestrator.commands import (
     StartValidation,
     SucceedValidation,
 )
-from orchestrator.events import CheckpointRef, ExecutionDetails, ExecutionState, record_recovery
+from orchestrator.events import (
+    CheckpointRef,
+    ExecutionDetails,
+    ExecutionState,
+    error_fields,
+    record_recovery,
+)
 from orchestrator.runtime._checkpoints import Checkpoints, is_task_state, plain
 from orchestrator.runtime._resume import DONE
 from orchestrator.runtime.context import TaskContext, running
@@ -80,14 +86,13 @@ class PipelineResult:
     node_id: str = ""
 
 
+@error_fields("{task_id}: {error}")
 class _GaveUp(Exception):
     """Internal: a task failed for good (its FailTask is already written)."""
 
-    def __init__(self, task_id: str, error: str, retryable: bool) -> None:
-        self.task_id = task_id
-        self.error = error
-        self.retryable = retryable
-        super().__init__(f"{task_id}: {error}")
+    task_id: str
+    error: str
+    retryable: bool
 
 
 @dataclass(eq=False, kw_only=True)

@@ -17,7 +17,7 @@ Write-side errors (``InvalidTransition``, ``ImmutableVariable``, ``StaleExpected
 
 from __future__ import annotations
 
-from orchestrator.events import OrchestratorStateError
+from orchestrator.events import OrchestratorStateError, error_fields
 
 
 class StateError(OrchestratorStateError):
@@ -42,57 +42,52 @@ class RecoveryError(StateError):
             super().__init__(f"execution {execution_id} cannot be recovered: {reason}")
 
 
+@error_fields(
+    "{what} must be called inside a running task (the orchestrator sets the task "
+    "scope; in tests use `with checkpoint.task_scope(writer, task_id):`)"
+)
 class NotInTask(StateError):
     """A task-scoped call (``checkpoint.save``) made outside a running task."""
 
-    def __init__(self, what: str) -> None:
-        self.what = what
-        super().__init__(
-            f"{what} must be called inside a running task (the orchestrator sets the task "
-            "scope; in tests use `with checkpoint.task_scope(writer, task_id):`)"
-        )
+    what: str
 
 
+@error_fields(
+    "{what}: not connected; use it inside `async with orchestrator.connect(...)` "
+    "(it reads KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL), or pass runtime=..."
+)
 class NotConfigured(StateError):
     """The state API was used before a runtime was configured for this process."""
 
-    def __init__(self, what: str) -> None:
-        self.what = what
-        super().__init__(
-            f"{what}: not connected; use it inside `async with orchestrator.connect(...)` "
-            "(it reads KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL), or pass runtime=..."
-        )
+    what: str
 
 
+@error_fields(
+    "{feature} needs the PostgreSQL backend; this runtime has no PostgreSQL pool "
+    "(the memory backend)"
+)
 class NeedsPostgres(StateError):
     """A feature that reads PostgreSQL directly, used on a runtime without a pool."""
 
-    def __init__(self, feature: str) -> None:
-        self.feature = feature
-        super().__init__(
-            f"{feature} needs the PostgreSQL backend; this runtime has no PostgreSQL pool "
-            "(the memory backend)"
-        )
+    feature: str
 
 
+@error_fields(
+    "no writer for execution {execution_id} in this process: create or open it "
+    "with runtime.create_execution(...) / runtime.open_execution(...)"
+)
 class NoWriter(StateError):
     """A write to an execution this process has no writer for (it does not own it)."""
 
-    def __init__(self, execution_id: str) -> None:
-        self.execution_id = execution_id
-        super().__init__(
-            f"no writer for execution {execution_id} in this process: create or open it "
-            "with runtime.create_execution(...) / runtime.open_execution(...)"
-        )
+    execution_id: str
 
 
+@error_fields("{kind} {key} not found")
 class StateNotFound(StateError):
     """The read model has no such execution, task or checkpoint."""
 
-    def __init__(self, kind: str, key: str) -> None:
-        self.kind = kind
-        self.key = key
-        super().__init__(f"{kind} {key} not found")
+    kind: str
+    key: str
 
 
 class CheckpointNotFound(StateNotFound):
@@ -103,10 +98,9 @@ class CheckpointNotFound(StateNotFound):
         super().__init__("checkpoint", checkpoint_id)
 
 
+@error_fields("checkpoint {checkpoint_id} is corrupt: {reason}")
 class CheckpointCorrupt(StateError):
     """A checkpoint's data cannot be read back intact (blob missing or tampered with)."""
 
-    def __init__(self, checkpoint_id: str, reason: str) -> None:
-        self.checkpoint_id = checkpoint_id
-        self.reason = reason
-        super().__init__(f"checkpoint {checkpoint_id} is corrupt: {reason}")
+    checkpoint_id: str
+    reason: str

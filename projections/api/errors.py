@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from orchestrator.events import error_fields
 from orchestrator.projections.errors import ProjectionError
 
 
@@ -35,6 +36,7 @@ class ApiError(ProjectionError):
         return {"detail": str(self)}
 
 
+@error_fields("execution {execution_id!r} not found")
 class ExecutionNotFound(ApiError):
     """The read model has no execution with this id (yet: pass ``position`` to wait)."""
 
@@ -42,14 +44,13 @@ class ExecutionNotFound(ApiError):
     problem = "execution-not-found"
     title = "Execution not found"
 
-    def __init__(self, execution_id: str) -> None:
-        self.execution_id = execution_id
-        super().__init__(f"execution {execution_id!r} not found")
+    execution_id: str
 
     def body(self) -> dict[str, Any]:
         return {"detail": str(self), "execution_id": self.execution_id}
 
 
+@error_fields("read model has not reached position {position} within {wait_ms} ms")
 class ReadModelBehind(ApiError):
     """A read-your-writes wait that timed out; retrying later can succeed."""
 
@@ -58,15 +59,14 @@ class ReadModelBehind(ApiError):
     title = "Read model behind the requested position"
     retriable = True
 
-    def __init__(self, position: str, wait_ms: int) -> None:
-        self.position = position
-        self.wait_ms = wait_ms
-        super().__init__(f"read model has not reached position {position} within {wait_ms} ms")
+    position: str
+    wait_ms: int
 
     def body(self) -> dict[str, Any]:
         return {"detail": str(self), "position": self.position, "wait_ms": self.wait_ms}
 
 
+@error_fields("read model unavailable: {reason}")
 class ReadModelUnavailable(ApiError):
     """PostgreSQL cannot answer: down, overloaded, or the read models not migrated."""
 
@@ -75,6 +75,4 @@ class ReadModelUnavailable(ApiError):
     title = "Read model unavailable"
     retriable = True
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"read model unavailable: {reason}")
+    reason: str
