@@ -97,6 +97,7 @@ from orchestrator.events.errors import (
     UserDataError,
     where,
 )
+from orchestrator.events.fields import field_values, from_fields
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
 from orchestrator.events.group import (
     BatchHandler,
@@ -275,7 +276,8 @@ __all__ = [
     "decode_records", "decode_user_data", "decompress", "default_codec", "default_registry",
     "default_upcasters", "describe_topics", "dlq_name", "effective_spec", "enabled",
     "encode_user_data", "encode_user_data_delta", "ensure_topics", "ensure_topics_report",
-    "feed_for", "fetch_verified", "fold", "generate_key", "inspect", "interleave", "is_delta",
+    "feed_for", "fetch_verified", "field_values", "fold", "from_fields", "generate_key",
+    "inspect", "interleave", "is_delta",
     "is_sealed", "json_bytes", "marker_scope", "merge_positions", "namespace_scope",
     "new_data_key", "pack", "parse_json", "parse_session", "plain_chain_bytes",
     "quiet_client_logs", "rabin_fingerprint", "read_dump", "reading_log", "record_applied",
