@@ -65,6 +65,7 @@ from orchestrator.snapshots.store import (
     MemorySnapshotStore,
     SnapshotStore,
     blob_prefix,
+    sse_arguments,
 )
 from orchestrator.snapshots.stores import open_store
 from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
@@ -144,6 +145,7 @@ __all__ = [
     "run_retention",
     "run_snapshotter",
     "snapshot_history",
+    "sse_arguments",
 ]
 
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.events import UserDataError
-from orchestrator.snapshots import StoredBlob
+from orchestrator.snapshots import StoredBlob, sse_arguments
 
 
 class FilesystemBlobStore:
@@ -105,29 +106,22 @@ class FilesystemBlobStore:
             raise UserDataError(f"blob {uri} cannot be read: {exc}") from exc
 
 
+@dataclass(eq=False)
 class S3BlobStore:
     """Blobs as objects under ``s3://bucket/prefix``; ``client`` is a boto3 S3 client.
 
     ``server_side_encryption`` / ``kms_key_id`` (the S3 backend's ``encryption`` block)
     go on every put, as for snapshots."""
 
-    def __init__(
-        self,
-        client: Any,
-        bucket: str,
-        prefix: str = "",
-        *,
-        server_side_encryption: str | None = None,
-        kms_key_id: str | None = None,
-    ) -> None:
-        self.client = client
-        self.bucket = bucket
-        self.prefix = prefix
-        self._sse: dict[str, str] = {}
-        if server_side_encryption or kms_key_id:
-            self._sse["ServerSideEncryption"] = server_side_encryption or "aws:kms"
-        if kms_key_id:
-            self._sse["SSEKMSKeyId"] = kms_key_id
+    client: Any
+    bucket: str
+    prefix: str = ""
+    _: KW_ONLY
+    server_side_encryption: str | None = None
+    kms_key_id: str | None = None
+
+    def __post_init__(self) -> None:
+        self._sse = sse_arguments(self.server_side_encryption, self.kms_key_id)
 
     @classmethod
     def from_endpoint(
