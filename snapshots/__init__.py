@@ -13,7 +13,14 @@ resolves them on first use: importing it loads neither asyncpg nor boto3.
 
 from typing import TYPE_CHECKING
 
-from orchestrator.events import NothingToRestore
+from orchestrator.events import (  # the key ring lives in events (user data uses it too)
+    ACTIVE_KEY_ENV,
+    KEYS_ENV,
+    KeyConfigError,
+    KeyRing,
+    NothingToRestore,
+    generate_key,
+)
 from orchestrator.snapshots.bases import SnapshotBaseReader, snapshot_history
 from orchestrator.snapshots.blobretention import (
     BlobListing,
@@ -42,13 +49,6 @@ from orchestrator.snapshots.errors import (
 )
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
 from orchestrator.snapshots.index import MemorySnapshotIndex, SnapshotIndex, SnapshotRecord
-from orchestrator.snapshots.keys import (
-    ACTIVE_KEY_ENV,
-    KEYS_ENV,
-    KeyConfigError,
-    KeyRing,
-    generate_key,
-)
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
 from orchestrator.snapshots.retention import (
     Decision,

@@ -37,6 +37,7 @@ from orchestrator.events import (
     CompressionError,
     Compressor,
     ExecutionState,
+    KeyRing,
     Position,
     decompress,
     field_values,
@@ -51,7 +52,6 @@ from orchestrator.snapshots._schema import (
     state_to_record,
 )
 from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotCorrupt
-from orchestrator.snapshots.keys import KeyRing
 
 MAGIC = b"OSNP"
 FORMAT_VERSION = 2

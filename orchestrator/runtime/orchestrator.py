@@ -40,7 +40,13 @@ from orchestrator.commands import (
     LeaseStore,
     ReadModelTimeout,
 )
-from orchestrator.events import ExecutionState, LogError, record_recovery, start_recovery
+from orchestrator.events import (
+    ExecutionState,
+    LogError,
+    Resource,
+    record_recovery,
+    start_recovery,
+)
 from orchestrator.runtime._resume import (
     DONE,
     check_resumable,
@@ -63,7 +69,7 @@ _POSTPONE: tuple[type[BaseException], ...] = (ReadModelTimeout, *TRANSIENT_ERROR
 _POSTPONE_OR_KAFKA: tuple[type[BaseException], ...] = (*_POSTPONE, LogError)
 
 
-class Orchestrator:
+class Orchestrator(Resource):
     """Runs and resumes pipelines on this node (see the module docstring).
 
     ``discover``: also run pipelines this process defined but did not register here
@@ -439,10 +445,3 @@ class Orchestrator:
                 await task
         if heartbeat is not None:
             await heartbeat.stop()
-
-    async def __aenter__(self) -> Orchestrator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
