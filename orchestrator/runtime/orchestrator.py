@@ -153,17 +153,7 @@ class Orchestrator(Resource):
         when ``retryable``), ``LeaseLost`` if another node took it over meanwhile.
         """
         writer = await self._create(pipeline, context, execution_id)
-        return await self._drive(
-            pipeline,
-            writer,
-            ExecutionRun(
-                pipeline=pipeline,
-                writer=writer,
-                runtime=self.runtime,
-                retry=self.policies.retry,
-                checkpoints=self.policies.checkpoints,
-            ),
-        )
+        return await self._drive(pipeline, writer, self._run_of(pipeline, writer))
 
     async def submit(
         self,
@@ -174,13 +164,7 @@ class Orchestrator(Resource):
     ) -> str:
         """Create an execution and run it in the background; its id once created."""
         writer = await self._create(pipeline, context, execution_id)
-        run = ExecutionRun(
-            pipeline=pipeline,
-            writer=writer,
-            runtime=self.runtime,
-            retry=self.policies.retry,
-            checkpoints=self.policies.checkpoints,
-        )
+        run = self._run_of(pipeline, writer)
         self._spawn(self._drive(pipeline, writer, run), writer.execution_id, reason="submitted")
         return writer.execution_id
 
@@ -191,6 +175,18 @@ class Orchestrator(Resource):
             raise KeyError(f"execution {execution_id} is not running on {self.node_id}")
         result: PipelineResult = await asyncio.shield(task)
         return result
+
+    def _run_of(self, pipeline: Pipeline, writer: ExecutionWriter, **resumed: Any) -> ExecutionRun:
+        """A run of ``pipeline`` through ``writer`` under this node's retry and checkpoint
+        policies; ``resumed``: what a resumed run carries over (outputs, budget...)."""
+        return ExecutionRun(
+            pipeline=pipeline,
+            writer=writer,
+            runtime=self.runtime,
+            retry=self.policies.retry,
+            checkpoints=self.policies.checkpoints,
+            **resumed,
+        )
 
     async def _create(
         self, pipeline: Pipeline, context: Mapping[str, Any] | None, execution_id: str | None
@@ -292,12 +288,9 @@ class Orchestrator(Resource):
             budget = {}
             if state.status == "failed":  # a manual recovery: a fresh budget for failed tasks
                 budget = {t: ts.attempts for t, ts in state.tasks.items() if ts.status != "running"}
-            run = ExecutionRun(
-                pipeline=pipeline,
-                writer=writer,
-                runtime=rt,
-                retry=self.policies.retry,
-                checkpoints=self.policies.checkpoints,
+            run = self._run_of(
+                pipeline,
+                writer,
                 outputs=outputs,
                 from_checkpoint=from_checkpoint,
                 budget_base=budget,

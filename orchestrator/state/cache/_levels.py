@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from orchestrator.events import field_values
 from orchestrator.state.cache._entry import Cached, Header, decode_entry, encode_entry, header_of
 from orchestrator.state.cache._kinds import Kind
 
@@ -43,14 +44,8 @@ class LevelStats:
         return self.hits / total if total else 0.0
 
     def as_dict(self) -> dict[str, float]:
-        return {
-            "hits": self.hits,
-            "misses": self.misses,
-            "stale": self.stale,
-            "writes": self.writes,
-            "invalidations": self.invalidations,
-            "hit_rate": self.hit_rate,
-        }
+        """Every count, then ``hit_rate``."""
+        return {**field_values(self), "hit_rate": self.hit_rate}
 
 
 class Level(Protocol):
