@@ -98,6 +98,7 @@ from orchestrator.events.errors import (
     where,
 )
 from orchestrator.events.fields import field_values, from_fields
+from orchestrator.events.files import replacing
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
 from orchestrator.events.group import (
     BatchHandler,
@@ -283,7 +284,8 @@ __all__ = [
     "quiet_client_logs", "rabin_fingerprint", "read_dump", "reading_log", "record_applied",
     "record_cache_request", "record_checkpoints_saved", "record_decision", "record_leader",
     "record_lease_lost", "record_lifetime_ms", "record_operation", "record_read_model",
-    "record_recovery", "record_snapshots", "register_upcaster", "render", "resolve_blob_markers",
+    "record_recovery", "record_snapshots", "register_upcaster", "render", "replacing",
+    "resolve_blob_markers",
     "ride_out", "schemas_root", "sealed_scope", "select", "serve_or_warn", "session_token",
     "simulate_execution", "span", "start_cache", "start_projection", "start_recovery",
     "start_snapshotter", "state_dict", "step", "step_shared", "timed", "timed_async",

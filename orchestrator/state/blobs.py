@@ -15,7 +15,6 @@ retention (``snapshots.blobretention``) lists, re-checks and deletes through
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.events import UserDataError
+from orchestrator.events import UserDataError, replacing
 from orchestrator.snapshots import StoredBlob, sse_arguments
 
 
@@ -43,17 +42,8 @@ class FilesystemBlobStore:
     def put_blob(self, key: str, data: bytes) -> str:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replacing(path, fsync=self.fsync) as f:
+            f.write(data)
         return path.as_uri()
 
     def list_blobs(self, page_size: int = 1000) -> Iterator[list[StoredBlob]]:
