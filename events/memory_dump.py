@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from orchestrator.events.envelope import Position
 from orchestrator.events.errors import LogError
+from orchestrator.events.files import replacing
 from orchestrator.events.memory import MemoryRecord
 
 MAGIC = b"ORCHESTRATOR-STATE-MEMORY-LOG 1\n"
@@ -29,28 +29,20 @@ def write_dump(path: str | os.PathLike[str], records: Iterable[MemoryRecord]) ->
     """Write ``records`` to ``path`` atomically; the number of bytes written."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     size = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(MAGIC)
-            size += len(MAGIC)
-            for record in records:
-                p, topic = record.position, record.position.topic.encode()
-                key = record.key
-                head = _HEADER.pack(
-                    len(topic), p.partition, p.offset, -1 if key is None else len(key),
-                    len(record.value),
-                )  # fmt: skip
-                for part in (head, topic, key or b"", record.value):
-                    out.write(part)
-                    size += len(part)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with replacing(target) as out:
+        out.write(MAGIC)
+        size += len(MAGIC)
+        for record in records:
+            p, topic = record.position, record.position.topic.encode()
+            key = record.key
+            head = _HEADER.pack(
+                len(topic), p.partition, p.offset, -1 if key is None else len(key),
+                len(record.value),
+            )  # fmt: skip
+            for part in (head, topic, key or b"", record.value):
+                out.write(part)
+                size += len(part)
     _fsync_dir(target.parent)
     return size
 

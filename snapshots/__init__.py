@@ -13,7 +13,14 @@ resolves them on first use: importing it loads neither asyncpg nor boto3.
 
 from typing import TYPE_CHECKING
 
-from orchestrator.events import NothingToRestore
+from orchestrator.events import (  # the key ring lives in events (user data uses it too)
+    ACTIVE_KEY_ENV,
+    KEYS_ENV,
+    KeyConfigError,
+    KeyRing,
+    NothingToRestore,
+    generate_key,
+)
 from orchestrator.snapshots.bases import SnapshotBaseReader, snapshot_history
 from orchestrator.snapshots.blobretention import (
     BlobListing,
@@ -42,13 +49,6 @@ from orchestrator.snapshots.errors import (
 )
 from orchestrator.snapshots.filesystem import FilesystemSnapshotStore
 from orchestrator.snapshots.index import MemorySnapshotIndex, SnapshotIndex, SnapshotRecord
-from orchestrator.snapshots.keys import (
-    ACTIVE_KEY_ENV,
-    KEYS_ENV,
-    KeyConfigError,
-    KeyRing,
-    generate_key,
-)
 from orchestrator.snapshots.policy import RetentionPolicy, SnapshotPolicy
 from orchestrator.snapshots.retention import (
     Decision,
@@ -65,6 +65,7 @@ from orchestrator.snapshots.store import (
     MemorySnapshotStore,
     SnapshotStore,
     blob_prefix,
+    sse_arguments,
 )
 from orchestrator.snapshots.stores import open_store
 from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
@@ -144,6 +145,7 @@ __all__ = [
     "run_retention",
     "run_snapshotter",
     "snapshot_history",
+    "sse_arguments",
 ]
 
 

@@ -37,8 +37,11 @@ from orchestrator.events import (
     CompressionError,
     Compressor,
     ExecutionState,
+    KeyRing,
     Position,
     decompress,
+    field_values,
+    from_fields,
 )
 from orchestrator.snapshots._idsection import attach_section, encode_section, section_size
 from orchestrator.snapshots._schema import (
@@ -49,7 +52,6 @@ from orchestrator.snapshots._schema import (
     state_to_record,
 )
 from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotCorrupt
-from orchestrator.snapshots.keys import KeyRing
 
 MAGIC = b"OSNP"
 FORMAT_VERSION = 2
@@ -85,46 +87,24 @@ class SnapshotHeader:
     body_sha256: bytes = field(repr=False)
 
     def to_record(self) -> dict[str, Any]:
-        return {
-            "schema_fingerprint": self.schema_fingerprint,
-            "compression": self.compression,
-            "key_id": self.key_id,
-            "nonce": self.nonce,
-            "execution_id": self.execution_id,
-            "pipeline_id": self.pipeline_id,
-            "sequence": self.sequence,
-            "epoch": self.epoch,
-            "status": self.status,
-            "topic": self.position.topic,
-            "partition": self.position.partition,
-            "offset": self.position.offset,
-            "occurred_at": self.occurred_at,
-            "created_at": self.created_at,
-            "raw_size": self.raw_size,
-            "body_size": self.body_size,
-            "body_sha256": self.body_sha256,
-        }
+        """The header as the Avro header schema has it (the position in three fields)."""
+        record = field_values(self, skip=_NOT_IN_RECORD)
+        p = self.position
+        return {**record, "topic": p.topic, "partition": p.partition, "offset": p.offset}
 
     @classmethod
     def from_record(cls, version: int, r: dict[str, Any]) -> SnapshotHeader:
-        return cls(
+        return from_fields(
+            cls,
+            r,
             format_version=version,
-            schema_fingerprint=r["schema_fingerprint"],
-            compression=r["compression"],
-            key_id=r["key_id"],
-            nonce=r["nonce"],
-            execution_id=r["execution_id"],
-            pipeline_id=r["pipeline_id"],
-            sequence=r["sequence"],
-            epoch=r["epoch"],
-            status=r["status"],
             position=Position(r["topic"], r["partition"], r["offset"]),
-            occurred_at=r["occurred_at"],
-            created_at=r["created_at"],
-            raw_size=r["raw_size"],
-            body_size=r["body_size"],
             body_sha256=bytes(r["body_sha256"]),
         )
+
+
+_NOT_IN_RECORD = frozenset({"format_version", "position"})
+"""Header fields the Avro record does not hold as such (the version precedes it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,17 +269,15 @@ class SnapshotCodec:
         key_id = nonce = None
         if self.encryption is not None:
             key_id, nonce = self.encryption.keys.active, os.urandom(_NONCE_BYTES)
-        header = SnapshotHeader(
+        header = from_fields(  # execution_id, pipeline_id, epoch, status: the state's
+            SnapshotHeader,
+            state,
             format_version=FORMAT_VERSION,
             schema_fingerprint=self.converter.fingerprint,
             compression=kind,
             key_id=key_id,
             nonce=nonce,
-            execution_id=state.execution_id,
-            pipeline_id=state.pipeline_id,
             sequence=state.last_sequence,
-            epoch=state.epoch,
-            status=state.status,
             position=position,
             occurred_at=occurred_at,
             created_at=created_at or datetime.now(UTC),

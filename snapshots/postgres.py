@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from orchestrator.events import Position
+from orchestrator.events import Position, from_fields
 from orchestrator.snapshots.index import SnapshotRecord
 
 logger = logging.getLogger(__name__)
@@ -49,41 +49,17 @@ def _table(name: str) -> str:
     return name
 
 
+_POSITION = frozenset({"topic", "partition", "offset"})
+
+
 def _row(r: SnapshotRecord) -> tuple[Any, ...]:
-    p = r.position
-    return (
-        r.execution_id,
-        r.sequence,
-        r.pipeline_id,
-        r.epoch,
-        r.status,
-        r.object_key,
-        r.store,
-        p.topic,
-        p.partition,
-        p.offset,
-        r.size_bytes,
-        r.raw_size_bytes,
-        r.created_at,
-        r.occurred_at,
-    )
+    """``r``'s values in ``_COLUMNS`` order (the position's three from ``r.position``)."""
+    return tuple(getattr(r.position if c in _POSITION else r, c) for c, _ in _COLUMNS)
 
 
 def _record(row: Mapping[str, Any]) -> SnapshotRecord:
-    return SnapshotRecord(
-        execution_id=row["execution_id"],
-        pipeline_id=row["pipeline_id"],
-        sequence=row["sequence"],
-        epoch=row["epoch"],
-        status=row["status"],
-        object_key=row["object_key"],
-        store=row["store"],
-        position=Position(row["topic"], row["partition"], row["offset"]),
-        size_bytes=row["size_bytes"],
-        raw_size_bytes=row["raw_size_bytes"],
-        created_at=row["created_at"],
-        occurred_at=row["occurred_at"],
-    )
+    position = Position(row["topic"], row["partition"], row["offset"])
+    return from_fields(SnapshotRecord, row, position=position)
 
 
 def _upsert_sql(table: str) -> str:

@@ -29,6 +29,7 @@ from orchestrator.snapshots.store import (
     blob_prefix,
     check_key,
     lifecycle_covers_blobs,
+    sse_arguments,
 )
 
 logger = logging.getLogger(__name__)
@@ -105,11 +106,7 @@ class S3SnapshotStore:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._client = client or make_client(endpoint_url=endpoint_url, region=region)
-        self._sse: dict[str, str] = {}
-        if kms_key_id or server_side_encryption:
-            self._sse["ServerSideEncryption"] = server_side_encryption or "aws:kms"
-        if kms_key_id:
-            self._sse["SSEKMSKeyId"] = kms_key_id
+        self._sse = sse_arguments(server_side_encryption, kms_key_id)
 
     @property
     def name(self) -> str:

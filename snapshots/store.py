@@ -209,6 +209,17 @@ def blob_prefix(snapshot_prefix: str) -> str:
     return f"{parent}/" if parent else ""
 
 
+def sse_arguments(server_side_encryption: str | None, kms_key_id: str | None) -> dict[str, str]:
+    """The server-side encryption arguments of an S3 PUT (the S3 backend's ``encryption``
+    block), the same for snapshots and blobs: a KMS key alone means ``aws:kms``."""
+    arguments: dict[str, str] = {}
+    if server_side_encryption or kms_key_id:
+        arguments["ServerSideEncryption"] = server_side_encryption or "aws:kms"
+    if kms_key_id:
+        arguments["SSEKMSKeyId"] = kms_key_id
+    return arguments
+
+
 def lifecycle_covers_blobs(snapshot_prefix: str) -> bool:
     """True when a rule over ``snapshot_prefix`` would also match blob keys."""
     prefix = snapshot_prefix.strip("/") + "/" if snapshot_prefix.strip("/") else ""

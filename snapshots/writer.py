@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from orchestrator.events import ExecutionState, Position, context_of, span
+from orchestrator.events import ExecutionState, Position, context_of, from_fields, span
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.index import SnapshotRecord
 from orchestrator.snapshots.store import KeyLayout, SnapshotStore
@@ -61,19 +61,13 @@ class SnapshotWriter:
             key = self.key_for(pending.state)
             await self.store.put(key, encoded.data)
         header = encoded.header
-        return SnapshotRecord(
-            execution_id=header.execution_id,
-            pipeline_id=header.pipeline_id,
-            sequence=header.sequence,
-            epoch=header.epoch,
-            status=header.status,
+        return from_fields(  # identity, position and times: the header's
+            SnapshotRecord,
+            header,
             object_key=key,
             store=self.store.name,
-            position=header.position,
             size_bytes=encoded.size,
             raw_size_bytes=header.raw_size,
-            created_at=header.created_at,
-            occurred_at=header.occurred_at,
         )
 
     async def write_many(

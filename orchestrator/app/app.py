@@ -45,6 +45,7 @@ from orchestrator.events import (
     EventLog,
     MetricsServer,
     ProducerSettings,
+    Resource,
     TopicReport,
     codec_for,
     feed_for,
@@ -100,7 +101,7 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-class App:
+class App(Resource):
     """See the module docstring; ``async with App(...)`` or ``start()``/``stop()``."""
 
     def __init__(
@@ -251,13 +252,6 @@ class App:
                 pool.terminate()
         if errors:
             raise errors[0]
-
-    async def __aenter__(self) -> App:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     async def wait(self) -> None:
         """Until a background component ends (which raises its error) or cancelled."""

@@ -41,7 +41,12 @@ from orchestrator.commands import DistributedLock, LeaderElection, node_label
 from orchestrator.config import Settings, load_config, load_config_file
 from orchestrator.debug import StateDebugger
 from orchestrator.devstack import ServiceEndpoints
-from orchestrator.events import OrchestratorStateError, ServerUnreachable, configure_from_env
+from orchestrator.events import (
+    OrchestratorStateError,
+    Resource,
+    ServerUnreachable,
+    configure_from_env,
+)
 from orchestrator.runtime import Orchestrator, Pipeline, PipelineResult
 from orchestrator.state import MemoryHistory, RestoredCheckpoint, StateRuntime
 from orchestrator.state import checkpoint as checkpoint_module
@@ -133,7 +138,7 @@ def _settings(
     return load_config("{}", "<environment>", environ).settings
 
 
-class Connection:
+class Connection(Resource):
     """The process's connection (see the module docstring); made by :func:`connect`."""
 
     def __init__(
@@ -222,11 +227,8 @@ class Connection:
                 await app.runtime.wait_for(app.runtime.written(), DRAIN_S)
         await app.stop()
 
-    async def __aenter__(self) -> Connection:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def stop(self) -> None:
+        """``close()``, under the name ``events.Resource`` (``async with``) calls."""
         await self.close()
 
     async def _make_buckets(self, endpoints: ServiceEndpoints, plan: AppPlan) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator.debug.diff import Change
 from orchestrator.debug.replay import ReplayStep
-from orchestrator.events import ExecutionState, Position
+from orchestrator.events import ExecutionState, Position, field_values, from_fields
 from orchestrator.projections import payload_json
 
 
@@ -37,32 +37,23 @@ class TraceEntry:
 
     @classmethod
     def of(cls, item: ReplayStep) -> TraceEntry:
-        e = item.event
-        return cls(
+        """The step's event (sequence, epoch, type, time, producer) and its verdict."""
+        return from_fields(
+            cls,
+            item.event,
             position=item.position,
-            sequence=e.sequence,
-            epoch=e.epoch,
-            event_type=e.event_type,
-            occurred_at=e.occurred_at,
-            producer=e.producer,
             outcome=item.outcome.value,
             reason=item.reason,
-            payload=payload_json(e),
+            payload=payload_json(item.event),
             changes=tuple(item.changes()),
         )
 
     def as_json(self) -> dict[str, Any]:
         """The entry as one JSON object (``--json`` prints one per line)."""
         return {
+            **field_values(self),
             "position": self.position.token(),
-            "sequence": self.sequence,
-            "epoch": self.epoch,
-            "event_type": self.event_type,
             "occurred_at": self.occurred_at.isoformat(),
-            "producer": self.producer,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "payload": self.payload,
             "changes": [c.as_json() for c in self.changes],
         }
 

@@ -25,7 +25,7 @@ from orchestrator.commands import (
     LeaseLost,
     SaveCheckpoint,
 )
-from orchestrator.events import CheckpointRef, InvalidTransition
+from orchestrator.events import CheckpointRef, InvalidTransition, from_fields
 from orchestrator.projections import checkpoint_plain_value
 from orchestrator.runtime.context import TaskContext
 from orchestrator.state import RestoredCheckpoint, StateRuntime, decode_chain
@@ -117,11 +117,7 @@ def is_task_state(ref: CheckpointRef | None, data: Any) -> bool:
 
 
 def _ref_of(restored: RestoredCheckpoint) -> CheckpointRef:
-    return CheckpointRef(
-        checkpoint_id=restored.id,
-        name=restored.name,
-        task_id=restored.task_id,
-        timestamp=restored.created_at,
-        sequence=restored.sequence,
-        progress=restored.progress,
+    """The reference the state lists for ``restored`` (name, task, sequence, progress)."""
+    return from_fields(
+        CheckpointRef, restored, checkpoint_id=restored.id, timestamp=restored.created_at
     )

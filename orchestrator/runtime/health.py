@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -34,26 +35,19 @@ Describe = Callable[[], tuple[list[str], int, int]]
 """``() -> (pipeline ids registered here, executions running here, recoveries among them)``."""
 
 
+@dataclass(eq=False)
 class NodeHeartbeat:
     """Keeps ``node:<node_id>`` alive; ``start()`` beats once before returning."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        leases: CoordinationStore,
-        node_id: str,
-        policy: RecoveryPolicy,
-        describe: Describe,
-    ) -> None:
-        self.pool = pool
-        self.leases = leases
-        self.node_id = node_id
-        self.policy = policy
-        self.describe = describe
-        self.misses = 0
-        self.healthy = True
-        self._lease: Lease | None = None
-        self._task: asyncio.Task[None] | None = None
+    pool: asyncpg.Pool
+    leases: CoordinationStore
+    node_id: str
+    policy: RecoveryPolicy
+    describe: Describe
+    misses: int = field(default=0, init=False)
+    healthy: bool = field(default=True, init=False)
+    _lease: Lease | None = field(default=None, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     @property
     def lease_name(self) -> str:

@@ -40,7 +40,13 @@ from orchestrator.commands import (
     LeaseStore,
     ReadModelTimeout,
 )
-from orchestrator.events import ExecutionState, LogError, record_recovery, start_recovery
+from orchestrator.events import (
+    ExecutionState,
+    LogError,
+    Resource,
+    record_recovery,
+    start_recovery,
+)
 from orchestrator.runtime._resume import (
     DONE,
     check_resumable,
@@ -63,7 +69,7 @@ _POSTPONE: tuple[type[BaseException], ...] = (ReadModelTimeout, *TRANSIENT_ERROR
 _POSTPONE_OR_KAFKA: tuple[type[BaseException], ...] = (*_POSTPONE, LogError)
 
 
-class Orchestrator:
+class Orchestrator(Resource):
     """Runs and resumes pipelines on this node (see the module docstring).
 
     ``discover``: also run pipelines this process defined but did not register here
@@ -153,17 +159,7 @@ class Orchestrator:
         when ``retryable``), ``LeaseLost`` if another node took it over meanwhile.
         """
         writer = await self._create(pipeline, context, execution_id)
-        return await self._drive(
-            pipeline,
-            writer,
-            ExecutionRun(
-                pipeline=pipeline,
-                writer=writer,
-                runtime=self.runtime,
-                retry=self.policies.retry,
-                checkpoints=self.policies.checkpoints,
-            ),
-        )
+        return await self._drive(pipeline, writer, self._run_of(pipeline, writer))
 
     async def submit(
         self,
@@ -174,13 +170,7 @@ class Orchestrator:
     ) -> str:
         """Create an execution and run it in the background; its id once created."""
         writer = await self._create(pipeline, context, execution_id)
-        run = ExecutionRun(
-            pipeline=pipeline,
-            writer=writer,
-            runtime=self.runtime,
-            retry=self.policies.retry,
-            checkpoints=self.policies.checkpoints,
-        )
+        run = self._run_of(pipeline, writer)
         self._spawn(self._drive(pipeline, writer, run), writer.execution_id, reason="submitted")
         return writer.execution_id
 
@@ -191,6 +181,18 @@ class Orchestrator:
             raise KeyError(f"execution {execution_id} is not running on {self.node_id}")
         result: PipelineResult = await asyncio.shield(task)
         return result
+
+    def _run_of(self, pipeline: Pipeline, writer: ExecutionWriter, **resumed: Any) -> ExecutionRun:
+        """A run of ``pipeline`` through ``writer`` under this node's retry and checkpoint
+        policies; ``resumed``: what a resumed run carries over (outputs, budget...)."""
+        return ExecutionRun(
+            pipeline=pipeline,
+            writer=writer,
+            runtime=self.runtime,
+            retry=self.policies.retry,
+            checkpoints=self.policies.checkpoints,
+            **resumed,
+        )
 
     async def _create(
         self, pipeline: Pipeline, context: Mapping[str, Any] | None, execution_id: str | None
@@ -292,12 +294,9 @@ class Orchestrator:
             budget = {}
             if state.status == "failed":  # a manual recovery: a fresh budget for failed tasks
                 budget = {t: ts.attempts for t, ts in state.tasks.items() if ts.status != "running"}
-            run = ExecutionRun(
-                pipeline=pipeline,
-                writer=writer,
-                runtime=rt,
-                retry=self.policies.retry,
-                checkpoints=self.policies.checkpoints,
+            run = self._run_of(
+                pipeline,
+                writer,
                 outputs=outputs,
                 from_checkpoint=from_checkpoint,
                 budget_base=budget,
@@ -445,10 +444,3 @@ class Orchestrator:
                 await task
         if heartbeat is not None:
             await heartbeat.stop()
-
-    async def __aenter__(self) -> Orchestrator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()

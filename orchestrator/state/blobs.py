@@ -15,15 +15,15 @@ retention (``snapshots.blobretention``) lists, re-checks and deletes through
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.events import UserDataError
-from orchestrator.snapshots import StoredBlob
+from orchestrator.events import UserDataError, replacing
+from orchestrator.snapshots import StoredBlob, sse_arguments
 
 
 class FilesystemBlobStore:
@@ -42,17 +42,8 @@ class FilesystemBlobStore:
     def put_blob(self, key: str, data: bytes) -> str:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replacing(path, fsync=self.fsync) as f:
+            f.write(data)
         return path.as_uri()
 
     def list_blobs(self, page_size: int = 1000) -> Iterator[list[StoredBlob]]:
@@ -105,29 +96,22 @@ class FilesystemBlobStore:
             raise UserDataError(f"blob {uri} cannot be read: {exc}") from exc
 
 
+@dataclass(eq=False)
 class S3BlobStore:
     """Blobs as objects under ``s3://bucket/prefix``; ``client`` is a boto3 S3 client.
 
     ``server_side_encryption`` / ``kms_key_id`` (the S3 backend's ``encryption`` block)
     go on every put, as for snapshots."""
 
-    def __init__(
-        self,
-        client: Any,
-        bucket: str,
-        prefix: str = "",
-        *,
-        server_side_encryption: str | None = None,
-        kms_key_id: str | None = None,
-    ) -> None:
-        self.client = client
-        self.bucket = bucket
-        self.prefix = prefix
-        self._sse: dict[str, str] = {}
-        if server_side_encryption or kms_key_id:
-            self._sse["ServerSideEncryption"] = server_side_encryption or "aws:kms"
-        if kms_key_id:
-            self._sse["SSEKMSKeyId"] = kms_key_id
+    client: Any
+    bucket: str
+    prefix: str = ""
+    _: KW_ONLY
+    server_side_encryption: str | None = None
+    kms_key_id: str | None = None
+
+    def __post_init__(self) -> None:
+        self._sse = sse_arguments(self.server_side_encryption, self.kms_key_id)
 
     @classmethod
     def from_endpoint(

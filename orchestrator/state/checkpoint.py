@@ -39,6 +39,7 @@ from orchestrator.events import (
     UserData,
     UserDataErased,
     UserDataError,
+    from_fields,
     timed_async,
 )
 from orchestrator.state.errors import (
@@ -225,14 +226,13 @@ async def restore(
         _read_data(rt, checkpoint_id, state.execution_id, saved),
         _read(rt, checkpoint_id, state.execution_id, saved.metadata),
     )
-    return RestoredCheckpoint(
+    return from_fields(  # name, task_id, progress: the saved event's
+        RestoredCheckpoint,
+        saved,
         id=checkpoint_id,
-        name=saved.name,
         pipeline_id=state.pipeline_id,
         execution_id=state.execution_id,
-        task_id=saved.task_id,
         sequence=state.last_sequence,
-        progress=saved.progress,
         created_at=row.created_at,
         state=state,
         data=data,

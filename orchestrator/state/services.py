@@ -192,10 +192,9 @@ class StateRuntime:
             pipeline=TopicSpec(name=p.pipeline_topic), shared=TopicSpec(name=shared)
         )
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
-        codec = default_codec()
         event_log = EventLog(
             bootstrap_servers,
-            codec,
+            default_codec(),
             ProducerSettings(security=kafka_security),
             topics=topics,
             supports_idempotence=supports_idempotence,
@@ -205,14 +204,12 @@ class StateRuntime:
         except BaseException:
             await pool.close()
             raise
-        data_keys = None if key_ring is None else PostgresDataKeys(pool, key_ring)
-        runtime = cls(
+        runtime = cls(  # its codec: the same default_codec() as the log's
             pool=pool,
             log=event_log,
             blob_store=blob_store,
             settings=settings,
-            codec=codec,
-            data_keys=data_keys,
+            data_keys=None if key_ring is None else PostgresDataKeys(pool, key_ring),
             encrypt=encrypt,
         )
         runtime._owned = True

@@ -18,6 +18,7 @@ from fastavro import schemaless_writer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orchestrator.events import KeyRing, generate_key
 from orchestrator.events.envelope import Position
 from orchestrator.events.fold import Outcome, fold, step
 from orchestrator.events.keys import KeyConfigError
@@ -32,7 +33,6 @@ from orchestrator.snapshots.codec import (
     codec_from_settings,
 )
 from orchestrator.snapshots.errors import SnapshotConfigError, SnapshotCorrupt
-from orchestrator.snapshots.keys import KeyRing, generate_key
 
 POS = Position("orchestrator.pipeline.events", 3, 1207)
 

@@ -13,7 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.events import ArchivedEvent, History, MemoryEventArchive, NothingToRestore
+from orchestrator.events import (
+    ArchivedEvent,
+    History,
+    KeyRing,
+    MemoryEventArchive,
+    NothingToRestore,
+    generate_key,
+)
 from orchestrator.events.envelope import Position
 from orchestrator.events.fold import fold, step
 from orchestrator.events.simulate import interleave, simulate_execution
@@ -21,7 +28,6 @@ from orchestrator.events.state import ExecutionState
 from orchestrator.snapshots import snapshot_history
 from orchestrator.snapshots.codec import AesGcmEncryption, SnapshotCodec
 from orchestrator.snapshots.index import MemorySnapshotIndex, SnapshotRecord
-from orchestrator.snapshots.keys import KeyRing, generate_key
 from orchestrator.snapshots.store import MemorySnapshotStore
 from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
 from tests.histories import flaky_log

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import diskcache
 
-from orchestrator.state.cache._entry import Cached, decode_entry, encode_entry, header_of
+from orchestrator.state.cache._entry import Cached, decode_entry
 from orchestrator.state.cache._kinds import Kind
-from orchestrator.state.cache._levels import Accept, Key, LevelStats, read_entry
+from orchestrator.state.cache._levels import Accept, ByteLevel
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +38,12 @@ class BytesOnlyDisk(diskcache.Disk):  # type: ignore[misc]
         return super().fetch(mode, filename, value, read)
 
 
-@dataclass(slots=True)
-class DiskLevel:
+@dataclass(slots=True, kw_only=True)
+class DiskLevel(ByteLevel):
     """L3 in ``directory``: at most ``size`` bytes, entries expire after ``ttl`` seconds."""
 
-    name: str
     directory: Path
-    size: int
-    ttl: float
-    prefix: str
     type: str = "disk"
-    stats: LevelStats = field(default_factory=LevelStats)
     _cache: Any = None
 
     def __post_init__(self) -> None:
@@ -61,9 +55,6 @@ class DiskLevel:
             disk=BytesOnlyDisk,
         )
 
-    def _key(self, kind_name: str, key: str) -> str:
-        return f"{self.prefix}{kind_name}:{key}"
-
     async def get(self, kind: Kind[Any], key: str, accept: Accept) -> Cached[Any] | None:
         name = self._key(kind.name, key)
         try:
@@ -71,7 +62,7 @@ class DiskLevel:
         except ValueError as exc:  # a pickled value planted in the directory
             log.warning("cache %s: entry %s refused (%s)", self.name, name, exc)
             return None
-        return None if data is None else read_entry(self, kind, key, data, accept)
+        return None if data is None else self._read(kind, key, data, accept)
 
     def _put(self, name: str, version: int, data: bytes) -> bool:
         with self._cache.transact():
@@ -85,8 +76,8 @@ class DiskLevel:
             return bool(self._cache.set(name, data, expire=self.ttl))
 
     async def put(self, kind: Kind[Any], key: str, entry: Cached[Any]) -> None:
-        data = encode_entry(header_of(entry), kind.encode(entry.value))
-        if len(data) > self.size:
+        data = self._encoded(entry, kind)
+        if data is None:
             return
         if await asyncio.to_thread(self._put, self._key(kind.name, key), entry.version, data):
             self.stats.writes += 1
@@ -94,10 +85,8 @@ class DiskLevel:
     def _delete(self, names: list[str]) -> int:
         return sum(1 for name in names if self._cache.delete(name))
 
-    async def delete(self, keys: Iterable[Key]) -> None:
-        names = [self._key(kind, key) for kind, key in keys]
-        if names:
-            self.stats.invalidations += await asyncio.to_thread(self._delete, names)
+    async def _remove(self, names: list[str]) -> int:
+        return await asyncio.to_thread(self._delete, names)
 
     async def clear(self) -> None:
         await asyncio.to_thread(self._cache.clear)

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from orchestrator.state.cache._entry import Cached, Header, decode_entry, header_of
+from orchestrator.events import field_values
+from orchestrator.state.cache._entry import Cached, Header, decode_entry, encode_entry, header_of
 from orchestrator.state.cache._kinds import Kind
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,8 @@ class LevelStats:
         return self.hits / total if total else 0.0
 
     def as_dict(self) -> dict[str, float]:
-        return {
-            "hits": self.hits,
-            "misses": self.misses,
-            "stale": self.stale,
-            "writes": self.writes,
-            "invalidations": self.invalidations,
-            "hit_rate": self.hit_rate,
-        }
+        """Every count, then ``hit_rate``."""
+        return {**field_values(self), "hit_rate": self.hit_rate}
 
 
 class Level(Protocol):
@@ -154,25 +149,47 @@ class MemoryLevel:
         await self.clear()
 
 
-class _Named(Protocol):
+@dataclass(slots=True, kw_only=True)
+class ByteLevel:
+    """What L2 (Redis) and L3 (disk) share: entries kept as bytes (``_entry``) under
+    ``<prefix><kind>:<key>``, each at most ``size`` bytes, expiring after ``ttl`` s.
+    A subclass moves the bytes: ``get``, ``put`` through ``_encoded``, ``_remove``."""
+
     name: str
-    stats: LevelStats
+    size: int
+    ttl: float
+    prefix: str
+    stats: LevelStats = field(default_factory=LevelStats)
 
+    def _key(self, kind_name: str, key: str) -> str:
+        return f"{self.prefix}{kind_name}:{key}"
 
-def read_entry(
-    level: _Named, kind: Kind[Any], key: str, data: bytes, accept: Accept
-) -> Cached[Any] | None:
-    """A stored entry's bytes as a ``Cached`` if its header is accepted (the body is
-    decoded only then); a damaged or foreign entry is a miss, never an error."""
-    try:
-        header, body = decode_entry(data)
-        if not accept(header):
-            level.stats.stale += 1
+    def _encoded(self, entry: Cached[Any], kind: Kind[Any]) -> bytes | None:
+        """The bytes to store, or ``None`` if the entry alone is larger than ``size``."""
+        data = encode_entry(header_of(entry), kind.encode(entry.value))
+        return None if len(data) > self.size else data
+
+    def _read(self, kind: Kind[Any], key: str, data: bytes, accept: Accept) -> Cached[Any] | None:
+        """A stored entry's bytes as a ``Cached`` if its header is accepted (the body is
+        decoded only then); a damaged or foreign entry is a miss, never an error."""
+        try:
+            header, body = decode_entry(data)
+            if not accept(header):
+                self.stats.stale += 1
+                return None
+            value = kind.decode(body)
+        except Exception as exc:
+            log.warning("cache %s: unreadable entry %s:%s (%s)", self.name, kind.name, key, exc)
             return None
-        value = kind.decode(body)
-    except Exception as exc:
-        log.warning("cache %s: unreadable entry %s:%s (%s)", level.name, kind.name, key, exc)
-        return None
-    return Cached(
-        value, header.version, header.watermarks, header.reflects, header.fetched_at, len(data)
-    )
+        return Cached(
+            value, header.version, header.watermarks, header.reflects, header.fetched_at, len(data)
+        )
+
+    async def _remove(self, names: list[str]) -> int:
+        """Delete these stored keys; how many existed."""
+        raise NotImplementedError
+
+    async def delete(self, keys: Iterable[Key]) -> None:
+        names = [self._key(kind, key) for kind, key in keys]
+        if names:
+            self.stats.invalidations += await self._remove(names)

@@ -10,13 +10,12 @@ server setting.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.state.cache._entry import Cached, encode_entry, header_of
+from orchestrator.state.cache._entry import Cached
 from orchestrator.state.cache._kinds import Kind
-from orchestrator.state.cache._levels import Accept, Key, LevelStats, read_entry
+from orchestrator.state.cache._levels import Accept, ByteLevel
 
 _SET_IF_NEWER = """
 local cur = redis.call('HGET', KEYS[1], 'v')
@@ -27,17 +26,12 @@ return 1
 """
 
 
-@dataclass(slots=True)
-class RedisLevel:
+@dataclass(slots=True, kw_only=True)
+class RedisLevel(ByteLevel):
     """L2 over a ``redis.asyncio`` client (owned: closed by :meth:`close`)."""
 
-    name: str
     client: Any
-    size: int
-    ttl: float
-    prefix: str
     type: str = "redis"
-    stats: LevelStats = field(default_factory=LevelStats)
     _script: Any = None
 
     @classmethod
@@ -47,16 +41,13 @@ class RedisLevel:
         client = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         return cls(name=name, client=client, size=size, ttl=ttl, prefix=prefix)
 
-    def _key(self, kind_name: str, key: str) -> str:
-        return f"{self.prefix}{kind_name}:{key}"
-
     async def get(self, kind: Kind[Any], key: str, accept: Accept) -> Cached[Any] | None:
         data = await self.client.hget(self._key(kind.name, key), "d")
-        return None if data is None else read_entry(self, kind, key, bytes(data), accept)
+        return None if data is None else self._read(kind, key, bytes(data), accept)
 
     async def put(self, kind: Kind[Any], key: str, entry: Cached[Any]) -> None:
-        data = encode_entry(header_of(entry), kind.encode(entry.value))
-        if len(data) > self.size:
+        data = self._encoded(entry, kind)
+        if data is None:
             return
         if self._script is None:
             self._script = self.client.register_script(_SET_IF_NEWER)
@@ -64,10 +55,8 @@ class RedisLevel:
         await self._script(keys=[self._key(kind.name, key)], args=[entry.version, data, ttl_ms])
         self.stats.writes += 1
 
-    async def delete(self, keys: Iterable[Key]) -> None:
-        names = [self._key(kind, key) for kind, key in keys]
-        if names:
-            self.stats.invalidations += int(await self.client.delete(*names))
+    async def _remove(self, names: list[str]) -> int:
+        return int(await self.client.delete(*names))
 
     async def clear(self) -> None:
         async for name in self.client.scan_iter(match=f"{self.prefix}*", count=500):
