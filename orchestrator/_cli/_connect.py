@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -20,6 +21,8 @@ import asyncpg
 from orchestrator._cli._errors import KAFKA_HINT, PG_HINT, Unreachable
 from orchestrator.config import Settings, kafka_security
 from orchestrator.events import PLAINTEXT, KafkaSecurity, why_kafka_unreachable
+
+T = TypeVar("T")
 
 CONNECT_TIMEOUT_ENV = "ORCHESTRATOR_CONNECT_TIMEOUT"
 
@@ -63,6 +66,20 @@ async def pg_connect(dsn: str) -> asyncpg.Connection:
     with _reaching(dsn, timeout):
         conn: asyncpg.Connection = await asyncpg.connect(dsn, timeout=timeout)
     return conn
+
+
+def on_connection(dsn: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run ``work`` on one connection to ``dsn`` (closed after) as a command's whole
+    event loop; failures are rendered once, by ``orchestrator._cli.root.main``."""
+
+    async def go() -> T:
+        conn = await pg_connect(dsn)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
 
 
 async def pg_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:

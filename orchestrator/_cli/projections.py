@@ -19,13 +19,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from orchestrator._cli import _options as opts
-from orchestrator._cli._connect import kafka_reachable, pg_connect
+from orchestrator._cli._connect import kafka_reachable, on_connection
 from orchestrator._cli._folded import folded, option
 from orchestrator._cli._metrics import metrics_option, with_metrics
 from orchestrator._cli._output import JSON_OPTION, emit_json
@@ -35,7 +36,6 @@ from orchestrator.app import plan_postgres, plan_projection, topics_from
 from orchestrator.config import load_config, load_config_file
 from orchestrator.events import EventLog, ProducerSettings, default_codec
 from orchestrator.projections import (
-    DeadLetterRow,
     OffsetRow,
     ProjectionSettings,
     RebuildProgress,
@@ -192,14 +192,7 @@ def status(database_url: str | None = _DB, as_json: bool = JSON_OPTION) -> None:
     """The stored offsets of every projection."""
     dsn = opts.need_database(database_url)
 
-    async def fetch() -> list[OffsetRow]:
-        conn = await pg_connect(dsn)
-        try:
-            return await stored_offsets(conn)
-        finally:
-            await conn.close()
-
-    rows = opts.run(fetch())
+    rows: list[OffsetRow] = on_connection(dsn, stored_offsets)
     if as_json:
         emit_json([dataclasses.asdict(r) for r in rows])
         return
@@ -227,16 +220,12 @@ def dlq_list(
     """Dead letters, newest first."""
     dsn = opts.need_database(database_url)
 
-    async def fetch() -> list[DeadLetterRow]:
-        conn = await pg_connect(dsn)
-        try:
-            return await list_dead_letters(
-                conn, projection=projection, include_replayed=not pending, limit=limit
-            )
-        finally:
-            await conn.close()
-
-    letters = opts.run(fetch())
+    letters = on_connection(
+        dsn,
+        lambda conn: list_dead_letters(
+            conn, projection=projection, include_replayed=not pending, limit=limit
+        ),
+    )
     if as_json:
         emit_json(letters)
         return
@@ -280,14 +269,10 @@ def dlq_replay(
     security = configured_security(None)
     kafka_reachable(bootstrap, security)
 
-    async def replay() -> str:
-        conn = await pg_connect(dsn)
-        try:
-            producer = ProducerSettings(client_id="orchestrator-dlq-replay", security=security)
-            async with EventLog(bootstrap, default_codec(), producer) as log:
-                return (await replay_dead_letter(conn, log, dead_letter_id)).token()
-        finally:
-            await conn.close()
+    async def replay(conn: asyncpg.Connection) -> str:
+        producer = ProducerSettings(client_id="orchestrator-dlq-replay", security=security)
+        async with EventLog(bootstrap, default_codec(), producer) as log:
+            return (await replay_dead_letter(conn, log, dead_letter_id)).token()
 
-    token = opts.run(replay())
+    token = on_connection(dsn, replay)
     Console().print(f"[green]✓[/] dead letter {dead_letter_id} re-submitted at {token}")
