@@ -13,7 +13,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -68,20 +68,6 @@ async def pg_connect(dsn: str) -> asyncpg.Connection:
     return conn
 
 
-def on_connection(dsn: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """Run ``work`` on one connection to ``dsn`` (closed after) as a command's whole
-    event loop; failures are rendered once, by ``orchestrator._cli.root.main``."""
-
-    async def go() -> T:
-        conn = await pg_connect(dsn)
-        try:
-            return await work(conn)
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
-
-
 async def pg_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:
     """A pool (its first connection opened now), or ``Unreachable`` within the deadline."""
     timeout = connect_timeout()
@@ -90,6 +76,28 @@ async def pg_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:
             dsn, min_size=1, max_size=max_size, timeout=timeout
         )
     return pool
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+def run_on(opened: Callable[[], Awaitable[C]], work: Callable[[C], Awaitable[T]]) -> T:
+    """Run ``work`` on what ``opened`` opens (``pg_connect`` / ``pg_pool`` on a DSN),
+    closed after, as a command's whole event loop; failures are rendered once, by
+    ``orchestrator._cli.root.main``."""
+
+    async def go() -> T:
+        resource = await opened()
+        try:
+            return await work(resource)
+        finally:
+            await resource.close()
+
+    return asyncio.run(go())
 
 
 def cli_kafka_security(settings: Settings | None = None) -> KafkaSecurity:

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator._cli import _options as opts
-from orchestrator._cli._connect import kafka_reachable, on_connection
+from orchestrator._cli._connect import kafka_reachable, pg_connect, run_on
 from orchestrator._cli._folded import folded, option
 from orchestrator._cli._metrics import metrics_option, with_metrics
 from orchestrator._cli._output import JSON_OPTION, emit_json
@@ -192,7 +192,7 @@ def status(database_url: str | None = _DB, as_json: bool = JSON_OPTION) -> None:
     """The stored offsets of every projection."""
     dsn = opts.need_database(database_url)
 
-    rows: list[OffsetRow] = on_connection(dsn, stored_offsets)
+    rows: list[OffsetRow] = run_on(lambda: pg_connect(dsn), stored_offsets)
     if as_json:
         emit_json([dataclasses.asdict(r) for r in rows])
         return
@@ -220,8 +220,8 @@ def dlq_list(
     """Dead letters, newest first."""
     dsn = opts.need_database(database_url)
 
-    letters = on_connection(
-        dsn,
+    letters = run_on(
+        lambda: pg_connect(dsn),
         lambda conn: list_dead_letters(
             conn, projection=projection, include_replayed=not pending, limit=limit
         ),
@@ -274,5 +274,5 @@ def dlq_replay(
         async with EventLog(bootstrap, default_codec(), producer) as log:
             return (await replay_dead_letter(conn, log, dead_letter_id)).token()
 
-    token = on_connection(dsn, replay)
+    token = run_on(lambda: pg_connect(dsn), replay)
     Console().print(f"[green]✓[/] dead letter {dead_letter_id} re-submitted at {token}")
