@@ -122,6 +122,20 @@ class KafkaSecurity:
             return self.security_protocol
         return f"{self.security_protocol} {self.sasl_mechanism} as {self.username}"
 
+    def as_env(self, password_file: str | None = None) -> dict[str, str]:
+        """The variables ``from_env`` reads this SASL login back from (empty without
+        SASL); the password only by its file, since exports get printed."""
+        if not self.sasl:
+            return {}
+        env = {
+            KAFKA_SECURITY_PROTOCOL: self.security_protocol,
+            KAFKA_SASL_MECHANISM: self.sasl_mechanism or "",
+            KAFKA_SASL_USERNAME: self.username or "",
+        }
+        if password_file is not None:
+            env[KAFKA_SASL_PASSWORD_FILE] = password_file
+        return env
+
     def client_kwargs(self) -> dict[str, Any]:
         """The keyword arguments every aiokafka client takes for this security."""
         kwargs: dict[str, Any] = {"security_protocol": self.security_protocol}

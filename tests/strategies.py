@@ -16,32 +16,10 @@ from hypothesis import strategies as st
 
 from orchestrator.events.catalogue import (
     PAYLOAD_TYPES,
-    CheckpointRestored,
-    CheckpointSaved,
-    CheckpointsDeleted,
-    CheckpointWritesSaved,
-    ExecutionCancelled,
-    ExecutionCompleted,
     ExecutionContext,
-    ExecutionCreated,
     ExecutionDetails,
-    ExecutionFailed,
-    ExecutionOwnershipTaken,
-    ExecutionPaused,
-    ExecutionResumed,
-    ExecutionValidationFailed,
-    ExecutionValidationStarted,
-    ExecutionValidationSucceeded,
     Payload,
-    SharedVariableDeleted,
-    SharedVariableSet,
-    TaskCompleted,
-    TaskFailed,
-    TaskRetryScheduled,
-    TaskScheduled,
-    TaskSkipped,
     TaskSpec,
-    TaskStarted,
 )
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.userdata import BlobRef, UserData
@@ -101,91 +79,80 @@ details = st.builds(
     tokens_used=st.none() | counts,
 )
 
-PAYLOADS: dict[str, st.SearchStrategy[Any]] = {
-    "ExecutionCreated": st.builds(
-        ExecutionCreated,
-        pipeline_id=ids,
-        context=contexts,
-        tasks=st.lists(task_specs, max_size=70).map(tuple),  # past 63: two-byte counts
-        forked_from=st.none() | ids,
-        fork_sequence=st.none() | positive,
-        root_execution_id=st.none() | ids,
-    ),
-    "ExecutionValidationStarted": st.builds(ExecutionValidationStarted),
-    "ExecutionValidationSucceeded": st.builds(ExecutionValidationSucceeded),
-    "ExecutionValidationFailed": st.builds(ExecutionValidationFailed, error=texts),
-    "ExecutionPaused": st.builds(ExecutionPaused, reason=optional_texts),
-    "ExecutionResumed": st.builds(
-        ExecutionResumed, from_checkpoint=st.none() | ids, reason=optional_texts
-    ),
-    "ExecutionCompleted": st.builds(ExecutionCompleted, outputs=optional_user_data),
-    "ExecutionFailed": st.builds(ExecutionFailed, error=texts),
-    "ExecutionCancelled": st.builds(ExecutionCancelled, reason=optional_texts),
-    "TaskScheduled": st.builds(TaskScheduled, task_id=ids),
-    "TaskStarted": st.builds(
-        TaskStarted,
-        task_id=ids,
-        attempt=positive,
-        inputs=optional_user_data,
-        node_id=st.none() | ids,
-    ),
-    "TaskCompleted": st.builds(
-        TaskCompleted,
-        task_id=ids,
-        outputs=optional_user_data,
-        metadata=optional_user_data,
-        details=details,
-    ),
-    "TaskFailed": st.builds(
-        TaskFailed, task_id=ids, attempt=positive, error=texts, retryable=st.booleans()
-    ),
-    "TaskRetryScheduled": st.builds(
-        TaskRetryScheduled, task_id=ids, attempt=positive, delay_seconds=doubles
-    ),
-    "TaskSkipped": st.builds(TaskSkipped, task_id=ids, reason=optional_texts),
-    "CheckpointSaved": st.builds(
-        CheckpointSaved,
-        checkpoint_id=ids,
-        name=texts,
-        task_id=st.none() | ids,
-        data=optional_user_data,
-        metadata=optional_user_data,
-        progress=optional_doubles,
-    ),
-    "CheckpointRestored": st.builds(CheckpointRestored, checkpoint_id=ids),
-    "SharedVariableSet": st.builds(
-        SharedVariableSet,
-        namespace=ids,
-        name=ids,
-        type=texts,
-        value=optional_user_data,
-        immutable=st.booleans(),
-        updated_by=optional_texts,
-        version=positive,
-    ),
-    "SharedVariableDeleted": st.builds(
-        SharedVariableDeleted,
-        namespace=ids,
-        name=ids,
-        deleted_by=optional_texts,
-        version=positive,
-    ),
-    "ExecutionOwnershipTaken": st.builds(ExecutionOwnershipTaken, epoch=counts, node_id=ids),
-    "CheckpointWritesSaved": st.builds(
-        CheckpointWritesSaved,
-        checkpoint_id=ids,
-        task_id=ids,
-        task_path=optional_texts,
-        writes=optional_user_data,
-    ),
-    "CheckpointsDeleted": st.builds(
-        CheckpointsDeleted,
-        checkpoint_ids=st.lists(ids, max_size=3).map(tuple),
-        reason=optional_texts,
-    ),
+_FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "ExecutionCreated": {
+        "pipeline_id": ids,
+        "context": contexts,
+        "tasks": st.lists(task_specs, max_size=70).map(tuple),  # past 63: two-byte counts
+        "forked_from": st.none() | ids,
+        "fork_sequence": st.none() | positive,
+        "root_execution_id": st.none() | ids,
+    },
+    "ExecutionValidationFailed": {"error": texts},
+    "ExecutionPaused": {"reason": optional_texts},
+    "ExecutionResumed": {"from_checkpoint": st.none() | ids, "reason": optional_texts},
+    "ExecutionCompleted": {"outputs": optional_user_data},
+    "ExecutionFailed": {"error": texts},
+    "ExecutionCancelled": {"reason": optional_texts},
+    "TaskScheduled": {"task_id": ids},
+    "TaskStarted": {
+        "task_id": ids,
+        "attempt": positive,
+        "inputs": optional_user_data,
+        "node_id": st.none() | ids,
+    },
+    "TaskCompleted": {
+        "task_id": ids,
+        "outputs": optional_user_data,
+        "metadata": optional_user_data,
+        "details": details,
+    },
+    "TaskFailed": {"task_id": ids, "attempt": positive, "error": texts, "retryable": st.booleans()},
+    "TaskRetryScheduled": {"task_id": ids, "attempt": positive, "delay_seconds": doubles},
+    "TaskSkipped": {"task_id": ids, "reason": optional_texts},
+    "CheckpointSaved": {
+        "checkpoint_id": ids,
+        "name": texts,
+        "task_id": st.none() | ids,
+        "data": optional_user_data,
+        "metadata": optional_user_data,
+        "progress": optional_doubles,
+    },
+    "CheckpointRestored": {"checkpoint_id": ids},
+    "SharedVariableSet": {
+        "namespace": ids,
+        "name": ids,
+        "type": texts,
+        "value": optional_user_data,
+        "immutable": st.booleans(),
+        "updated_by": optional_texts,
+        "version": positive,
+    },
+    "SharedVariableDeleted": {
+        "namespace": ids,
+        "name": ids,
+        "deleted_by": optional_texts,
+        "version": positive,
+    },
+    "ExecutionOwnershipTaken": {"epoch": counts, "node_id": ids},
+    "CheckpointWritesSaved": {
+        "checkpoint_id": ids,
+        "task_id": ids,
+        "task_path": optional_texts,
+        "writes": optional_user_data,
+    },
+    "CheckpointsDeleted": {
+        "checkpoint_ids": st.lists(ids, max_size=3).map(tuple),
+        "reason": optional_texts,
+    },
 }
-"""One strategy per payload record, by event type (hand-written where the ranges matter;
-see :func:`derived` for the others)."""
+"""Hand-written field strategies by event type, where the ranges matter (see
+:func:`derived` for the others)."""
+
+PAYLOADS: dict[str, st.SearchStrategy[Any]] = {
+    name: st.builds(PAYLOAD_TYPES[name], **fields) for name, fields in _FIELDS.items()
+}
+"""One strategy per payload record, by event type."""
 
 _BY_ANNOTATION: dict[str, st.SearchStrategy[Any]] = {
     "str": ids,

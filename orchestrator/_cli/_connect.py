@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -20,6 +21,8 @@ import asyncpg
 from orchestrator._cli._errors import KAFKA_HINT, PG_HINT, Unreachable
 from orchestrator.config import Settings, kafka_security
 from orchestrator.events import PLAINTEXT, KafkaSecurity, why_kafka_unreachable
+
+T = TypeVar("T")
 
 CONNECT_TIMEOUT_ENV = "ORCHESTRATOR_CONNECT_TIMEOUT"
 
@@ -73,6 +76,28 @@ async def pg_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:
             dsn, min_size=1, max_size=max_size, timeout=timeout
         )
     return pool
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+def run_on(opened: Callable[[], Awaitable[C]], work: Callable[[C], Awaitable[T]]) -> T:
+    """Run ``work`` on what ``opened`` opens (``pg_connect`` / ``pg_pool`` on a DSN),
+    closed after, as a command's whole event loop; failures are rendered once, by
+    ``orchestrator._cli.root.main``."""
+
+    async def go() -> T:
+        resource = await opened()
+        try:
+            return await work(resource)
+        finally:
+            await resource.close()
+
+    return asyncio.run(go())
 
 
 def cli_kafka_security(settings: Settings | None = None) -> KafkaSecurity:

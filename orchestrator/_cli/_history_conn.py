@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -21,6 +22,7 @@ from rich.console import Console, RenderableType
 
 from orchestrator._cli import _options as opts
 from orchestrator._cli._connect import kafka_reachable, pg_pool
+from orchestrator._cli._folded import folded, option
 from orchestrator._cli.topics import configured_security
 from orchestrator.app import plan_postgres
 from orchestrator.config import S3Backend, load_config_file
@@ -59,17 +61,45 @@ class Conn:
     """The s3 backend's ``region`` from ``--config`` (else boto3's: AWS_DEFAULT_REGION)."""
 
 
-def resolve(options: Mapping[str, Any], *, source: Source = "archive") -> Conn:
-    """The connection a command's options name (its ``locals()``: ``database_url``,
-    ``bootstrap_servers``, ``projection``, ``config`` and, where it has them,
-    ``pipeline_topic``, ``store``, ``s3_endpoint_url``, ``no_snapshots``).
+@dataclass(frozen=True)
+class Where:
+    """The connection flags every history command takes (see ``with_where``)."""
+
+    database_url: str | None
+    bootstrap_servers: str | None
+    projection: str
+    config: Path | None
+    pipeline_topic: str | None
+
+
+with_where = folded(
+    "where",
+    Where,
+    option("database_url", str | None, DB),
+    option("bootstrap_servers", str | None, KAFKA),
+    option("projection", str, PROJECTION),
+    option("config", Path | None, CONFIG),
+    option("pipeline_topic", str | None, TOPIC),
+)
+"""Decorator: a command's ``where: Where`` parameter becomes those five flags."""
+
+
+def resolve(
+    where: Where,
+    *,
+    source: Source = "archive",
+    store: str | None = None,
+    s3_endpoint_url: str | None = None,
+    no_snapshots: bool = False,
+) -> Conn:
+    """The connection a command's flags name (``where``, and where it has them
+    ``--store``, ``--s3-endpoint-url``, ``--no-snapshots``).
 
     With ``source`` log, Kafka is required.
     """
-    database_url, bootstrap_servers = options["database_url"], options["bootstrap_servers"]
-    config, pipeline_topic = options["config"], options.get("pipeline_topic")
-    store, s3_endpoint_url = options.get("store"), options.get("s3_endpoint_url")
-    settings = ProjectionSettings(name=options["projection"])
+    database_url, bootstrap_servers = where.database_url, where.bootstrap_servers
+    config, pipeline_topic = where.config, where.pipeline_topic
+    settings = ProjectionSettings(name=where.projection)
     dsn, region = database_url, None
     if config is not None:
         loaded = load_config_file(config).settings
@@ -95,7 +125,7 @@ def resolve(options: Mapping[str, Any], *, source: Source = "archive") -> Conn:
         settings,
         store,
         s3_endpoint_url,
-        not options.get("no_snapshots", False),
+        not no_snapshots,
         security,
         region,
     )

@@ -17,19 +17,18 @@ import typer
 from rich.console import Console
 
 from orchestrator._cli import _options as opts
+from orchestrator._cli._folded import folded, option
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator.app import PlanError
 from orchestrator.backup import Deployment, deployment, restore_backup, take_backup
 from orchestrator.config import load_config, load_config_file
 
-_CONFIG = opts.config_file()
-_DB = opts.database_url("PostgreSQL DSN.")
-_KAFKA = opts.bootstrap_servers()
-_S3 = opts.s3_endpoint_url()
-
 
 def _deployment(
-    config: Path | None, database_url: str | None, bootstrap: str | None, s3: str | None
+    config: Path | None,
+    database_url: str | None,
+    bootstrap_servers: str | None,
+    s3_endpoint_url: str | None,
 ) -> Deployment:
     settings = (
         load_config_file(config).settings
@@ -38,23 +37,35 @@ def _deployment(
     )
     try:
         return deployment(
-            settings, os.environ, dsn=database_url, bootstrap=bootstrap, s3_endpoint_url=s3
+            settings,
+            os.environ,
+            dsn=database_url,
+            bootstrap=bootstrap_servers,
+            s3_endpoint_url=s3_endpoint_url,
         )
     except PlanError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
 
 
+# The deployment's flags (config, servers), the same on both commands.
+_WHERE = (
+    option("config", Path | None, opts.config_file()),
+    option("database_url", str | None, opts.database_url("PostgreSQL DSN.")),
+    option("bootstrap_servers", str | None, opts.bootstrap_servers()),
+    option("s3_endpoint_url", str | None, opts.s3_endpoint_url()),
+)
+_with_deployment = folded("dep", _deployment, *_WHERE)
+
+
+@_with_deployment
 def backup(
     to: str = typer.Option(..., "--to", help="s3://bucket/prefix or a directory (new)."),
-    config: Path | None = _CONFIG,
-    database_url: str | None = _DB,
-    bootstrap_servers: str | None = _KAFKA,
-    s3_endpoint_url: str | None = _S3,
+    *,
+    dep: Deployment,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Back up the history (events, snapshots, blobs) as Avro files plus a manifest."""
-    dep = _deployment(config, database_url, bootstrap_servers, s3_endpoint_url)
     err = Console(stderr=True)
     dest = dep.folder(to, create=True)
     manifest = asyncio.run(take_backup(dep, dest, progress=lambda m: err.print(m, style="dim")))
@@ -74,17 +85,15 @@ def backup(
         err.print(f"[yellow]{note}[/]")
 
 
+@_with_deployment
 def restore(
     from_: str = typer.Option(..., "--from", help="The backup: s3://bucket/prefix or a directory."),
-    config: Path | None = _CONFIG,
-    database_url: str | None = _DB,
-    bootstrap_servers: str | None = _KAFKA,
-    s3_endpoint_url: str | None = _S3,
+    *,
+    dep: Deployment,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Rebuild an EMPTY deployment from a backup (refused if it holds data); exit 1 if an
     execution did not come back to its backed-up sequence."""
-    dep = _deployment(config, database_url, bootstrap_servers, s3_endpoint_url)
     err = Console(stderr=True)
     src = dep.folder(from_)
     report = asyncio.run(restore_backup(dep, src, progress=lambda m: err.print(m, style="dim")))

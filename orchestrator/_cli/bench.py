@@ -41,6 +41,16 @@ def _bench_modules() -> Iterator[None]:
         ) from exc
 
 
+def _figures(name: str, as_json: bool, *args: Any, **sizes: Any) -> None:
+    """Run ``orchestrator.bench``'s ``run_<name>_bench`` and show its figures with
+    ``render_<name>`` (imported here: the CLI loads the benchmarks only when asked)."""
+    with _bench_modules():
+        import orchestrator.bench as bench
+
+    run = getattr(bench, f"run_{name}_bench")
+    _show(asyncio.run(run(*args, **sizes)), getattr(bench, f"render_{name}"), as_json)
+
+
 @app.command("checkpoint")
 def checkpoint(
     saves: int = typer.Option(2000, help="Saves in the one-execution run."),
@@ -50,19 +60,14 @@ def checkpoint(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """``checkpoint.save`` saves/s and p50/p99 latency, durable (acks=all)."""
-    with _bench_modules():
-        from orchestrator.bench import render_checkpoint as render
-        from orchestrator.bench import run_checkpoint_bench
-
-    result = asyncio.run(
-        run_checkpoint_bench(
-            saves=saves,
-            executions=executions,
-            saves_per_execution=per_execution,
-            payload_bytes=payload_bytes,
-        )
+    _figures(
+        "checkpoint",
+        as_json,
+        saves=saves,
+        executions=executions,
+        saves_per_execution=per_execution,
+        payload_bytes=payload_bytes,
     )
-    _show(result, render, as_json)
 
 
 @app.command("project")
@@ -80,25 +85,8 @@ def project(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Events/s folded into PostgreSQL by one processor; append→visible p50/p99 latency."""
-    with _bench_modules():
-        from orchestrator.bench import render_project as render
-        from orchestrator.bench import run_project_bench
-
-    result = asyncio.run(
-        run_project_bench(
-            events,
-            rate,
-            seconds,
-            batch_size,
-            partitions,
-            processors,
-            warmup,
-            warmup_events,
-            snapshotter,
-            live,
-        )
-    )
-    _show(result, render, as_json)
+    sizes = (events, rate, seconds, batch_size, partitions, processors, warmup, warmup_events)
+    _figures("project", as_json, *sizes, snapshotter, live)
 
 
 @app.command("restore")
@@ -110,15 +98,8 @@ def restore(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Restore latency (latest, at random sequences) vs a full replay; snapshot bytes."""
-    with _bench_modules():
-        from orchestrator.bench import render_restore as render
-        from orchestrator.bench import run_restore_bench
-
     backends = ("memory", "postgres") if backend == "both" else (backend,)
-    result = asyncio.run(
-        run_restore_bench(events=events, every=every, samples=samples, backends=backends)
-    )
-    _show(result, render, as_json)
+    _figures("restore", as_json, events=events, every=every, samples=samples, backends=backends)
 
 
 @app.command("cache")
@@ -129,12 +110,7 @@ def cache(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Latest-state read p50/p99 from L1, L2 (Redis), L3 (disk) and uncached, with RSS."""
-    with _bench_modules():
-        from orchestrator.bench import render_cache as render
-        from orchestrator.bench import run_cache_bench
-
-    result = asyncio.run(run_cache_bench(executions=executions, tasks=tasks, samples=samples))
-    _show(result, render, as_json)
+    _figures("cache", as_json, executions=executions, tasks=tasks, samples=samples)
 
 
 @app.command("append")
@@ -146,16 +122,15 @@ def append(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Append throughput (acks=all, idempotent) and codec cost per ~300-byte event."""
-    with _bench_modules():
-        from orchestrator.bench import render_append as render
-        from orchestrator.bench import run_append_bench
-
-    result = asyncio.run(
-        run_append_bench(
-            None, events, batch_size=batch_size, concurrency=concurrency, warmup_events=warmup
-        )
+    _figures(
+        "append",
+        as_json,
+        None,
+        events,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        warmup_events=warmup,
     )
-    _show(result, render, as_json)
 
 
 @app.command("replay")
@@ -166,12 +141,7 @@ def replay(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Wall time of `orchestrator-state replay` on a long execution (snapshot + archive)."""
-    with _bench_modules():
-        from orchestrator.bench import render_replay as render
-        from orchestrator.bench import run_replay_bench
-
-    result = asyncio.run(run_replay_bench(events=events, every=every, runs=runs, dsn=None))
-    _show(result, render, as_json)
+    _figures("replay", as_json, events=events, every=every, runs=runs, dsn=None)
 
 
 @app.command("resume")
@@ -198,11 +168,7 @@ def memory(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The memory backend (no servers): a unit test's time, checkpoint saves and restores."""
-    with _bench_modules():
-        from orchestrator.bench import render_memory as render
-        from orchestrator.bench import run_memory_bench
-
-    _show(asyncio.run(run_memory_bench(tests=tests, saves=saves)), render, as_json)
+    _figures("memory", as_json, tests=tests, saves=saves)
 
 
 @app.command("compare")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from orchestrator._cli import _options as opts
-from orchestrator._cli._connect import pg_pool
+from orchestrator._cli._connect import pg_pool, run_on
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.projections import _CONFIG, _DB, _settings
 from orchestrator.events import KEYS_ENV, KeyRing
@@ -39,15 +40,11 @@ def executions(
     dsn = opts.need_database(database_url or configured)
     queries = Queries(settings.tables)
 
-    async def fetch() -> list[dict[str, object]]:
-        pool = await pg_pool(dsn, max_size=1)
-        try:
-            where = ExecutionFilter(pipeline_id=pipeline_id, statuses=tuple(status))
-            return [dict(row) for row in await queries.executions(pool, where, limit)]
-        finally:
-            await pool.close()
+    async def fetch(pool: asyncpg.Pool) -> list[dict[str, object]]:
+        where = ExecutionFilter(pipeline_id=pipeline_id, statuses=tuple(status))
+        return [dict(row) for row in await queries.executions(pool, where, limit)]
 
-    rows = opts.run(fetch())
+    rows = run_on(lambda: pg_pool(dsn, max_size=1), fetch)
     if as_json:
         emit_json(rows)
         return
@@ -83,16 +80,12 @@ def erase(
         err.print(f"[bold red]error:[/] erasing {execution_id} cannot be undone: pass --yes")
         raise typer.Exit(2)
 
-    async def go() -> tuple[EraseResult, bool]:
-        pool = await pg_pool(dsn, max_size=1)
-        try:
-            result = await PostgresDataKeys(pool, None).erase(execution_id)
-            exists = await Queries(settings.tables).execution(pool, execution_id) is not None
-            return result, exists
-        finally:
-            await pool.close()
+    async def go(pool: asyncpg.Pool) -> tuple[EraseResult, bool]:
+        result = await PostgresDataKeys(pool, None).erase(execution_id)
+        exists = await Queries(settings.tables).execution(pool, execution_id) is not None
+        return result, exists
 
-    result, exists = opts.run(go())
+    result, exists = run_on(lambda: pg_pool(dsn, max_size=1), go)
     if result.already:
         print(f"execution {execution_id} was already erased")
     elif result.had_key:
@@ -127,12 +120,7 @@ def rewrap_keys(
         Console(stderr=True).print(f"[bold red]error:[/] set {KEYS_ENV} (the master key ring)")
         raise typer.Exit(2)
 
-    async def go() -> int:
-        pool = await pg_pool(dsn, max_size=1)
-        try:
-            return await PostgresDataKeys(pool, ring).rewrap()
-        finally:
-            await pool.close()
-
-    moved = opts.run(go())
+    moved = run_on(
+        lambda: pg_pool(dsn, max_size=1), lambda pool: PostgresDataKeys(pool, ring).rewrap()
+    )
     print(f"re-wrapped {moved} data key(s) with master key {ring.active!r}")

@@ -17,23 +17,18 @@ are found through the ``snapshots`` index; its rows name their store.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 
 from orchestrator._cli._history_conn import (
-    CONFIG,
-    DB,
     JSON_LINES,
-    KAFKA,
     NO_SNAPSHOTS,
-    PROJECTION,
     S3,
     SOURCE,
     STORE,
-    TOPIC,
+    Where,
     ask,
     emit_json,
     need_kafka,
@@ -41,6 +36,7 @@ from orchestrator._cli._history_conn import (
     print_each,
     resolve,
     run,
+    with_where,
 )
 from orchestrator._cli._points import (
     AT_RENAMED,
@@ -78,6 +74,7 @@ def _target(seq: int | None, at_time: str | None, checkpoint: str | None) -> Tar
 
 
 @app.command("replay")
+@with_where
 def replay(
     execution_id: str = typer.Argument(..., help="The execution."),
     seq: int | None = seq_option(),
@@ -87,11 +84,8 @@ def replay(
     as_json: bool = JSON_LINES,
     show_diff: bool = typer.Option(False, "--diff", help="Stream each event and what it changed."),
     last: int | None = typer.Option(None, "--last", min=1, help="With --diff: the last N events."),
-    database_url: str | None = DB,
-    bootstrap_servers: str | None = KAFKA,
-    projection: str = PROJECTION,
-    config: Path | None = CONFIG,
-    pipeline_topic: str | None = TOPIC,
+    *,
+    where: Where,
     store: str | None = STORE,
     s3_endpoint_url: str | None = S3,
     no_snapshots: bool = NO_SNAPSHOTS,
@@ -103,7 +97,13 @@ def replay(
     target = _target(seq, at_time, checkpoint)
     if last is not None and not show_diff:
         raise typer.BadParameter("--last goes with --diff")
-    conn = resolve(locals(), source=src)
+    conn = resolve(
+        where,
+        source=src,
+        store=store,
+        s3_endpoint_url=s3_endpoint_url,
+        no_snapshots=no_snapshots,
+    )
     out, err = Console(), Console(stderr=True)
 
     async def state() -> None:
@@ -131,23 +131,21 @@ def replay(
 
 
 @app.command("trace")
+@with_where
 def trace(
     execution_id: str = typer.Argument(..., help="The execution."),
     since: str = typer.Option("1h", "--since", help="From this time (ISO, or 1h/30m/2d: ago)."),
     until: str | None = typer.Option(None, "--until", help="Up to this time."),
     source: str = SOURCE,
     as_json: bool = JSON_LINES,
-    database_url: str | None = DB,
-    bootstrap_servers: str | None = KAFKA,
-    projection: str = PROJECTION,
-    config: Path | None = CONFIG,
-    pipeline_topic: str | None = TOPIC,
+    *,
+    where: Where,
     no_snapshots: bool = NO_SNAPSHOTS,
 ) -> None:
     """Each event of an execution since a time, with the state changes it made."""
     src = _source(source)
     start, end = parse_when(since), None if until is None else parse_when(until)
-    conn = resolve(locals(), source=src)
+    conn = resolve(where, source=src, no_snapshots=no_snapshots)
 
     async def go() -> None:
         async with open_debugger(conn) as debugger:
@@ -159,21 +157,19 @@ def trace(
 
 
 @app.command("check")
+@with_where
 def check(
     pipeline: str | None = typer.Option(
         None, "--pipeline", help="Only this pipeline's executions."
     ),
     source: str = SOURCE,
     as_json: bool = JSON_LINES,
-    database_url: str | None = DB,
-    bootstrap_servers: str | None = KAFKA,
-    projection: str = PROJECTION,
-    config: Path | None = CONFIG,
-    pipeline_topic: str | None = TOPIC,
+    *,
+    where: Where,
 ) -> None:
     """Compare the read model with the fold of the history; exit 1 if inconsistent."""
     src = _source(source)
-    conn = resolve(locals(), source=src)
+    conn = resolve(where, source=src)
 
     report = ask(conn, lambda debugger: debugger.check_consistency(pipeline, source=src))
     if as_json:
@@ -185,6 +181,7 @@ def check(
 
 
 @app.command("bottlenecks")
+@with_where
 def bottlenecks(
     pipeline: str | None = typer.Option(
         None, "--pipeline", help="Only this pipeline's executions."
@@ -192,14 +189,11 @@ def bottlenecks(
     executions: int = typer.Option(1000, "--executions", min=1, help="Newest N executions."),
     top: int = typer.Option(10, "--top", min=1, help="Rows per table."),
     as_json: bool = JSON_LINES,
-    database_url: str | None = DB,
-    bootstrap_servers: str | None = KAFKA,
-    projection: str = PROJECTION,
-    config: Path | None = CONFIG,
-    pipeline_topic: str | None = TOPIC,
+    *,
+    where: Where,
 ) -> None:
     """Slowest tasks (p50/p95), most-retried tasks, longest waits, consumer lag."""
-    conn = resolve(locals())
+    conn = resolve(where)
 
     report = ask(
         conn,
@@ -214,6 +208,7 @@ def bottlenecks(
 
 
 @app.command("fork")
+@with_where
 def fork(
     execution_id: str = typer.Argument(..., help="The execution to fork."),
     seq: int | None = seq_option("Fork at this sequence."),
@@ -221,11 +216,8 @@ def fork(
     new_id: str | None = typer.Option(None, "--id", help="The new execution's id."),
     paused: bool = typer.Option(False, "--paused", help="Leave the fork paused."),
     as_json: bool = JSON_LINES,
-    database_url: str | None = DB,
-    bootstrap_servers: str | None = KAFKA,
-    projection: str = PROJECTION,
-    config: Path | None = CONFIG,
-    pipeline_topic: str | None = TOPIC,
+    *,
+    where: Where,
     _at: str | None = renamed_option("--at", "--seq N"),
 ) -> None:
     """Start a new execution from an execution's state at a sequence or checkpoint."""
@@ -234,7 +226,7 @@ def fork(
 
     if seq is not None and checkpoint is not None:
         raise typer.BadParameter("give --seq or --checkpoint, not both")
-    conn = resolve(locals())
+    conn = resolve(where)
     bootstrap = need_kafka(conn, "fork")
 
     async def go() -> Any:

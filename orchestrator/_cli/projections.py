@@ -15,17 +15,19 @@ import asyncio
 import dataclasses
 import gc
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from orchestrator._cli import _options as opts
-from orchestrator._cli._connect import kafka_reachable, pg_connect
+from orchestrator._cli._connect import kafka_reachable, pg_connect, run_on
+from orchestrator._cli._folded import folded, option
 from orchestrator._cli._metrics import metrics_option, with_metrics
 from orchestrator._cli._output import JSON_OPTION, emit_json
 from orchestrator._cli.health import HEALTH_FILE, alive_while
@@ -34,7 +36,6 @@ from orchestrator.app import plan_postgres, plan_projection, topics_from
 from orchestrator.config import load_config, load_config_file
 from orchestrator.events import EventLog, ProducerSettings, default_codec
 from orchestrator.projections import (
-    DeadLetterRow,
     OffsetRow,
     ProjectionSettings,
     RebuildProgress,
@@ -54,15 +55,11 @@ dlq_app = typer.Typer(help="Dead letters: poison records and their replay.", no_
 _DB = opts.database_url()
 _KAFKA = opts.bootstrap_servers()
 _CONFIG = opts.config_file("YAML with the seed's state_management block.")
-_NAME = typer.Option("read_models", "--projection", help="Projection (consumer group) name.")
-_PIPELINE = opts.PIPELINE_TOPIC
-_SHARED = opts.SHARED_TOPIC
 
 
 def _settings(
     name: str,
     config: Path | None,
-    batch_size: int | None = None,
     pipeline_topic: str | None = None,
     shared_topic: str | None = None,
 ) -> tuple[ProjectionSettings, str | None]:
@@ -77,18 +74,52 @@ def _settings(
     settings = plan_projection(
         loaded, name, pipeline_topic=topics.pipeline.name, shared_topic=topics.shared.name
     )
-    if batch_size is not None:
-        settings = replace(settings, batch_size=batch_size)
     return settings, plan_postgres(loaded).dsn
 
 
+@dataclass(frozen=True)
+class _Processor:
+    """What ``project`` and ``projections rebuild`` run: settings and servers."""
+
+    settings: ProjectionSettings
+    dsn: str
+    bootstrap: str
+    config: Path | None
+
+
+def _processor(
+    database_url: str | None,
+    bootstrap_servers: str | None,
+    name: str,
+    config: Path | None,
+    pipeline_topic: str | None,
+    shared_topic: str | None,
+) -> _Processor:
+    settings, config_dsn = _settings(name, config, pipeline_topic, shared_topic)
+    dsn = opts.need_database(database_url or config_dsn)
+    return _Processor(settings, dsn, opts.need_kafka(bootstrap_servers), config)
+
+
+_with_processor = folded(
+    "target",
+    _processor,
+    option("database_url", str | None, _DB),
+    option("bootstrap_servers", str | None, _KAFKA),
+    option(
+        "name",
+        str,
+        typer.Option("read_models", "--projection", help="Projection (consumer group) name."),
+    ),
+    option("config", Path | None, _CONFIG),
+    option("pipeline_topic", str | None, opts.PIPELINE_TOPIC),
+    option("shared_topic", str | None, opts.SHARED_TOPIC),
+)
+
+
+@_with_processor
 def project(
-    database_url: str | None = _DB,
-    bootstrap_servers: str | None = _KAFKA,
-    name: str = _NAME,
-    config: Path | None = _CONFIG,
-    pipeline_topic: str | None = _PIPELINE,
-    shared_topic: str | None = _SHARED,
+    *,
+    target: _Processor,
     batch_size: int = typer.Option(2000, "--batch-size", min=1, help="Max records per batch."),
     session_timeout_ms: int = typer.Option(
         10_000, "--session-timeout-ms", min=1000, help="Group session timeout."
@@ -97,10 +128,10 @@ def project(
     metrics_address: str = metrics_option("project"),
 ) -> None:
     """Run a projection processor until SIGTERM / Ctrl-C (migrations applied at start)."""
-    settings, config_dsn = _settings(name, config, batch_size, pipeline_topic, shared_topic)
-    settings = replace(settings, session_timeout_ms=session_timeout_ms)
-    dsn = opts.need_database(database_url or config_dsn)
-    bootstrap = opts.need_kafka(bootstrap_servers)
+    settings = replace(
+        target.settings, batch_size=batch_size, session_timeout_ms=session_timeout_ms
+    )
+    dsn, bootstrap, config = target.dsn, target.bootstrap, target.config
     topics = configured_topics(config, settings.pipeline_topic, settings.shared_topic)
     security = configured_security(config)
     logging.getLogger("projections").setLevel(logging.INFO)
@@ -115,22 +146,17 @@ def project(
 
 
 @projections_app.command("rebuild")
+@_with_processor
 def rebuild_command(
-    database_url: str | None = _DB,
-    bootstrap_servers: str | None = _KAFKA,
-    name: str = _NAME,
-    config: Path | None = _CONFIG,
-    pipeline_topic: str | None = _PIPELINE,
-    shared_topic: str | None = _SHARED,
+    *,
+    target: _Processor,
     swap: bool = typer.Option(True, help="Swap the rebuilt tables in when caught up."),
 ) -> None:
     """Replay the log from offset zero into fresh tables; swap them in when caught up.
 
     Records Kafka's retention already deleted are folded from the live archive; if
     an execution's history is in neither, the rebuild refuses and names it."""
-    settings, config_dsn = _settings(name, config, None, pipeline_topic, shared_topic)
-    dsn = opts.need_database(database_url or config_dsn)
-    bootstrap = opts.need_kafka(bootstrap_servers)
+    settings, dsn, bootstrap, config = target.settings, target.dsn, target.bootstrap, target.config
     console = Console(stderr=True)
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -166,14 +192,7 @@ def status(database_url: str | None = _DB, as_json: bool = JSON_OPTION) -> None:
     """The stored offsets of every projection."""
     dsn = opts.need_database(database_url)
 
-    async def fetch() -> list[OffsetRow]:
-        conn = await pg_connect(dsn)
-        try:
-            return await stored_offsets(conn)
-        finally:
-            await conn.close()
-
-    rows = opts.run(fetch())
+    rows: list[OffsetRow] = run_on(lambda: pg_connect(dsn), stored_offsets)
     if as_json:
         emit_json([dataclasses.asdict(r) for r in rows])
         return
@@ -201,16 +220,12 @@ def dlq_list(
     """Dead letters, newest first."""
     dsn = opts.need_database(database_url)
 
-    async def fetch() -> list[DeadLetterRow]:
-        conn = await pg_connect(dsn)
-        try:
-            return await list_dead_letters(
-                conn, projection=projection, include_replayed=not pending, limit=limit
-            )
-        finally:
-            await conn.close()
-
-    letters = opts.run(fetch())
+    letters = run_on(
+        lambda: pg_connect(dsn),
+        lambda conn: list_dead_letters(
+            conn, projection=projection, include_replayed=not pending, limit=limit
+        ),
+    )
     if as_json:
         emit_json(letters)
         return
@@ -254,14 +269,10 @@ def dlq_replay(
     security = configured_security(None)
     kafka_reachable(bootstrap, security)
 
-    async def replay() -> str:
-        conn = await pg_connect(dsn)
-        try:
-            producer = ProducerSettings(client_id="orchestrator-dlq-replay", security=security)
-            async with EventLog(bootstrap, default_codec(), producer) as log:
-                return (await replay_dead_letter(conn, log, dead_letter_id)).token()
-        finally:
-            await conn.close()
+    async def replay(conn: asyncpg.Connection) -> str:
+        producer = ProducerSettings(client_id="orchestrator-dlq-replay", security=security)
+        async with EventLog(bootstrap, default_codec(), producer) as log:
+            return (await replay_dead_letter(conn, log, dead_letter_id)).token()
 
-    token = opts.run(replay())
+    token = run_on(lambda: pg_connect(dsn), replay)
     Console().print(f"[green]✓[/] dead letter {dead_letter_id} re-submitted at {token}")

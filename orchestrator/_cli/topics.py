@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from rich.table import Table
 
 from orchestrator._cli import _options as opts
 from orchestrator._cli._connect import cli_kafka_security
+from orchestrator._cli._folded import folded, option
 from orchestrator.app import (
     describe_configured_topics,
     ensure_configured_topics,
@@ -40,10 +42,29 @@ from orchestrator.events import (
 
 app = typer.Typer(help="Create or verify the Kafka topics (events and DLQs).", no_args_is_help=True)
 
-_KAFKA = opts.bootstrap_servers()
-_CONFIG = opts.config_file("YAML with the seed's blocks (topics, replication).")
-_PIPELINE = opts.PIPELINE_TOPIC
-_SHARED = opts.SHARED_TOPIC
+
+@dataclass(frozen=True)
+class _Which:
+    """The broker and the topics a ``topics`` command acts on (its shared flags)."""
+
+    bootstrap_servers: str | None
+    config: Path | None
+    pipeline_topic: str | None
+    shared_topic: str | None
+
+
+_with_which = folded(
+    "which",
+    _Which,
+    option("bootstrap_servers", str | None, opts.bootstrap_servers()),
+    option(
+        "config",
+        Path | None,
+        opts.config_file("YAML with the seed's blocks (topics, replication)."),
+    ),
+    option("pipeline_topic", str | None, opts.PIPELINE_TOPIC),
+    option("shared_topic", str | None, opts.SHARED_TOPIC),
+)
 
 
 def configured_topics(
@@ -85,17 +106,14 @@ def topic_warnings(settings: Settings, bootstrap: str | None) -> list[str]:
 
 
 def _report(
-    act: Callable[..., Coroutine[Any, Any, TopicReport]],
-    bootstrap_servers: str | None,
-    config: Path | None,
-    topics: tuple[str | None, str | None],
-    as_json: bool,
+    act: Callable[..., Coroutine[Any, Any, TopicReport]], which: _Which, as_json: bool
 ) -> TopicReport:
     """``act`` (ensure or describe) on the configured topics, printed; a failure exits 1."""
-    configured = configured_topics(config, *topics)
-    security = configured_security(config)
+    configured = configured_topics(which.config, which.pipeline_topic, which.shared_topic)
+    security = configured_security(which.config)
+    bootstrap = opts.need_kafka(which.bootstrap_servers)
     try:
-        report = asyncio.run(act(opts.need_kafka(bootstrap_servers), configured, security=security))
+        report = asyncio.run(act(bootstrap, configured, security=security))
     except OrchestratorStateError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -157,29 +175,25 @@ def _print(report: TopicReport) -> None:
 
 
 @app.command("ensure")
+@_with_which
 def ensure(
-    bootstrap_servers: str | None = _KAFKA,
-    config: Path | None = _CONFIG,
-    pipeline_topic: str | None = _PIPELINE,
-    shared_topic: str | None = _SHARED,
+    *,
+    which: _Which,
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on any problem reported."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Create the missing topics (events and DLQs) and verify the existing ones."""
-    topics = (pipeline_topic, shared_topic)
-    report = _report(ensure_configured_topics, bootstrap_servers, config, topics, as_json)
+    report = _report(ensure_configured_topics, which, as_json)
     if strict and report.problems:
         raise typer.Exit(1)
 
 
 @app.command("describe")
+@_with_which
 def describe(
-    bootstrap_servers: str | None = _KAFKA,
-    config: Path | None = _CONFIG,
-    pipeline_topic: str | None = _PIPELINE,
-    shared_topic: str | None = _SHARED,
+    *,
+    which: _Which,
     as_json: bool = typer.Option(False, "--json", help="Print the topics as JSON."),
 ) -> None:
     """Show every topic the configuration implies: expected and actual settings."""
-    topics = (pipeline_topic, shared_topic)
-    _report(describe_configured_topics, bootstrap_servers, config, topics, as_json)
+    _report(describe_configured_topics, which, as_json)

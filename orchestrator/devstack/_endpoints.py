@@ -12,10 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.events import (
-    KAFKA_SASL_MECHANISM,
     KAFKA_SASL_PASSWORD_FILE,
-    KAFKA_SASL_USERNAME,
-    KAFKA_SECURITY_PROTOCOL,
     PLAINTEXT,
     KafkaSecurity,
     KafkaSecurityError,
@@ -136,27 +133,13 @@ class ServiceEndpoints:
             self.s3_region or DEFAULT_REGION,
         )
 
-    def _kafka_security_env(self) -> dict[str, str]:
-        """The security variables; the password only by its file (exports are printed)."""
-        s = self.kafka_security
-        if not s.sasl:
-            return {}
-        env = {
-            KAFKA_SECURITY_PROTOCOL: s.security_protocol,
-            KAFKA_SASL_MECHANISM: s.sasl_mechanism or "",
-            KAFKA_SASL_USERNAME: s.username or "",
-        }
-        if self.kafka_password_file is not None:
-            env[KAFKA_SASL_PASSWORD_FILE] = self.kafka_password_file
-        return env
-
     def as_env(self) -> dict[str, str]:
         """The environment variables that reach these services (only the ones that are set)."""
         env: dict[str, str] = {}
         if self.kafka_bootstrap:
             env[KAFKA_BOOTSTRAP_SERVERS] = self.kafka_bootstrap
             env[KAFKA_SUPPORTS_IDEMPOTENCE] = "true" if self.kafka_supports_idempotence else "false"
-            env.update(self._kafka_security_env())
+            env.update(self.kafka_security.as_env(self.kafka_password_file))
         if self.database_url:
             env[DATABASE_URL] = self.database_url
         if self.s3_endpoint_url:

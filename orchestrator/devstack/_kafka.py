@@ -32,8 +32,6 @@ class KafkaServer(Service):
     #: Whether idempotent and transactional producers work on this broker.
     supports_idempotence: ClassVar[bool]
 
-    _port: int | None = None
-
     @property
     @abc.abstractmethod
     def version(self) -> str:
@@ -51,9 +49,7 @@ class KafkaServer(Service):
 
     @property
     def bootstrap_servers(self) -> str:
-        if self._port is None:
-            raise RuntimeError(f"{self.name} is not started")
-        return f"{LOOPBACK}:{self._port}"
+        return self._address()
 
     async def _probe(self) -> None:
         if self._port is None or not await port_accepts(LOOPBACK, self._port):

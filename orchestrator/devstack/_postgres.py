@@ -112,13 +112,6 @@ class PostgresServer(Service):
     ) -> None:
         super().__init__(data_dir, startup_timeout=startup_timeout, stop_grace=stop_grace)
         self.settings = {**_DEFAULT_SETTINGS, **(settings or {})}
-        self._port: int | None = None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("postgres is not started")
-        return self._port
 
     @property
     def dsn(self) -> str:

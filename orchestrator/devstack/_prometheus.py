@@ -56,13 +56,10 @@ class PrometheusServer(Service):
         #: Rule files by name → YAML text; default: the shipped alert rules.
         self.rules = dict(rules) if rules is not None else {"alerts.yml": alert_rules()}
         self._binary = binary
-        self._port: int | None = None
 
     @property
     def url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("prometheus is not started")
-        return f"http://{LOOPBACK}:{self._port}"
+        return self._address("http://")
 
     @property
     def description(self) -> str:

@@ -94,14 +94,11 @@ class S3Server(Service):
         self.region = region
         self._binary = binary
         self.extra_args = list(extra_args)
-        self._port: int | None = None
         self._ports: list[int] = []
 
     @property
     def endpoint_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("s3 is not started")
-        return f"http://{LOOPBACK}:{self._port}"
+        return self._address("http://")
 
     @property
     def description(self) -> str:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from orchestrator.events import Resource
 
 from ._errors import ServiceStartError
+from ._ports import LOOPBACK
 from ._process import ManagedProcess, read_tail
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class Service(Resource, abc.ABC):
     """
 
     name: ClassVar[str]
+    _port: int | None = None
+    """The port it serves on, set by ``_launch``."""
 
     def __init__(
         self,
@@ -63,6 +66,17 @@ class Service(Resource, abc.ABC):
         )
         process.start()
         return process
+
+    @property
+    def port(self) -> int:
+        """The port it serves on; refused before it started."""
+        if self._port is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._port
+
+    def _address(self, scheme: str = "") -> str:
+        """``[scheme]127.0.0.1:<port>``, e.g. ``self._address("http://")``."""
+        return f"{scheme}{LOOPBACK}:{self.port}"
 
     # -- what subclasses provide -------------------------------------------------
 

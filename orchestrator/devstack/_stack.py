@@ -44,6 +44,10 @@ DEVSTACK_KAFKA = "ORCHESTRATOR_DEVSTACK_KAFKA"
 SASL_APP_USER = "app"
 
 
+_SERVICES = ("kafka", "postgres", "s3", "redis", "redis_cluster", "prometheus")
+"""The services a stack can start, in ``require``'s parameter order."""
+
+
 def choose_kafka(
     data_dir: Path | str | None = None, *, prefer: KafkaChoice = "auto"
 ) -> KafkaServer:
@@ -144,14 +148,8 @@ class DevStack(Resource):
             raise DevstackError("a SASL devstack broker needs Apache Kafka, not Tansu")
         if kafka_brokers > 1 and self.kafka_impl == "tansu":
             raise DevstackError("a multi-broker cluster needs Apache Kafka, not Tansu")
-        self._wanted = {
-            "kafka": kafka,
-            "postgres": postgres,
-            "s3": s3,
-            "redis": redis,
-            "redis_cluster": redis_cluster,
-            "prometheus": prometheus,
-        }
+        wanted = (kafka, postgres, s3, redis, redis_cluster, prometheus)
+        self._wanted = dict(zip(_SERVICES, wanted, strict=True))
         self._used = dict.fromkeys(self._wanted, False)
         self.redis_appendonly = redis_appendonly
         self.redis_snapshot_interval = redis_snapshot_interval
@@ -246,15 +244,8 @@ class DevStack(Resource):
             raise errors[0]
         if self.scram is not None and self.kafka in new:
             await self._grant(new)
-        asked = {
-            "kafka": kafka,
-            "postgres": postgres,
-            "s3": s3,
-            "redis": redis,
-            "redis_cluster": redis_cluster,
-            "prometheus": prometheus,
-        }
-        for name, wanted in asked.items():
+        asked = (kafka, postgres, s3, redis, redis_cluster, prometheus)
+        for name, wanted in zip(_SERVICES, asked, strict=True):
             self._used[name] = self._used[name] or wanted
         self._endpoints = self._combine()
         return self._endpoints

@@ -9,24 +9,34 @@ one from that loop's own thread would deadlock, so it is refused with the fix.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import (
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
-    CheckpointTuple,
-)
+from langgraph.checkpoint.base import CheckpointTuple
 
 T = TypeVar("T")
+
+
+def _blocking(twin: str) -> Callable[..., Any]:
+    """The sync method that waits for the saver's async method ``twin`` (same arguments)."""
+
+    def call(self: BlockingCalls, *args: Any, **kwargs: Any) -> Any:
+        return self._wait(getattr(self, twin)(*args, **kwargs))
+
+    call.__name__ = call.__qualname__ = twin.removeprefix("a")
+    call.__doc__ = f"``{twin}``, waited for from the calling thread."
+    return call
 
 
 class BlockingCalls:
     """The sync methods of ``BaseCheckpointSaver``, each waiting for its async twin."""
 
     _loop: asyncio.AbstractEventLoop | None = None
+
+    get_tuple = _blocking("aget_tuple")
+    put = _blocking("aput")
+    put_writes = _blocking("aput_writes")
+    delete_thread = _blocking("adelete_thread")
 
     def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
         loop = self._loop
@@ -45,40 +55,11 @@ class BlockingCalls:
             )
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self._wait(self.aget_tuple(config))  # type: ignore[attr-defined, no-any-return]
+    def list(self, *args: Any, **kwargs: Any) -> Iterator[CheckpointTuple]:
+        """``alist``'s checkpoints, collected on the saver's loop (``list(config, *,
+        filter=None, before=None, limit=None)``)."""
 
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
         async def collect() -> list[CheckpointTuple]:
-            listed = self.alist(config, filter=filter, before=before, limit=limit)  # type: ignore[attr-defined]
-            return [found async for found in listed]
+            return [found async for found in self.alist(*args, **kwargs)]  # type: ignore[attr-defined]
 
         yield from self._wait(collect())
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return self._wait(self.aput(config, checkpoint, metadata, new_versions))  # type: ignore[attr-defined, no-any-return]
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        self._wait(self.aput_writes(config, writes, task_id, task_path))  # type: ignore[attr-defined]
-
-    def delete_thread(self, thread_id: str) -> None:
-        self._wait(self.adelete_thread(thread_id))  # type: ignore[attr-defined]

@@ -8,12 +8,12 @@ same port). Every test here is marked ``faults`` (and ``integration``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from orchestrator.devstack import ApacheKafkaServer, KafkaCluster, PostgresServer, S3Server
+from tests.server_fixtures import server_fixture
 
 HERE = Path(__file__).parent
 
@@ -25,36 +25,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture
-async def own_kafka() -> AsyncIterator[ApacheKafkaServer]:
-    """A single-node Apache Kafka of this test's own (killable)."""
-    async with ApacheKafkaServer(heap="384m") as server:
-        yield server
-
-
-@pytest.fixture
-async def own_postgres() -> AsyncIterator[PostgresServer]:
-    """A PostgreSQL of this test's own (restartable in place)."""
-    async with PostgresServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def own_s3() -> AsyncIterator[S3Server]:
-    """A SeaweedFS S3 of this test's own (killable)."""
-    async with S3Server() as server:
-        yield server
-
-
-@pytest.fixture
-async def kafka_cluster() -> AsyncIterator[KafkaCluster]:
-    """A 3-node Apache Kafka KRaft cluster of this test's own (3-voter quorum)."""
-    async with KafkaCluster(brokers=3) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="session")
-async def steady_kafka() -> AsyncIterator[ApacheKafkaServer]:
-    """A broker of the fault suite that no test kills (for PostgreSQL and S3 faults)."""
-    async with ApacheKafkaServer(heap="384m") as server:
-        yield server
+own_kafka = server_fixture(
+    lambda: ApacheKafkaServer(heap="384m"),
+    "A single-node Apache Kafka of this test's own (killable).",
+)
+own_postgres = server_fixture(
+    PostgresServer, "A PostgreSQL of this test's own (restartable in place)."
+)
+own_s3 = server_fixture(S3Server, "A SeaweedFS S3 of this test's own (killable).")
+kafka_cluster = server_fixture(
+    lambda: KafkaCluster(brokers=3),
+    "A 3-node Apache Kafka KRaft cluster of this test's own (3-voter quorum).",
+)
+steady_kafka = server_fixture(
+    lambda: ApacheKafkaServer(heap="384m"),
+    "A broker of the fault suite that no test kills (for PostgreSQL and S3 faults).",
+    scope="session",
+)

@@ -13,6 +13,7 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import httpx
@@ -153,6 +154,19 @@ async def advance_offsets(
 async def notify_changed(conn: asyncpg.Connection, *execution_ids: str) -> None:
     """The processor's post-commit NOTIFY of changed executions."""
     await conn.execute("SELECT pg_notify($1, $2)", STATE_CHANGES_CHANNEL, json.dumps(execution_ids))
+
+
+@asynccontextmanager
+async def execution_stream(
+    base_url: str, execution_id: str, *, http_timeout: float = 10, **params: Any
+) -> AsyncIterator[httpx.Response]:
+    """The open response of ``GET /executions/{execution_id}/stream`` (server-sent
+    events; ``params``: its query, e.g. ``position``, ``wait_ms``)."""
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=http_timeout) as client,
+        client.stream("GET", f"/executions/{execution_id}/stream", params=params) as response,
+    ):
+        yield response
 
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:

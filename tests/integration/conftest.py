@@ -48,6 +48,7 @@ from orchestrator.devstack import (
     describe_kafka,
 )
 from orchestrator.projections.processor import prepare
+from tests.server_fixtures import server_fixture
 
 HERE = Path(__file__).parent
 _STACK = pytest.StashKey[DevStack]()
@@ -130,18 +131,15 @@ async def sasl_kafka() -> AsyncIterator[DevStack]:
         await stack.stop()
 
 
-@pytest.fixture(scope="session")
-async def etcd() -> AsyncIterator[EtcdServer]:
-    """One etcd member (Debian's etcd-server) on loopback, for coordination tests."""
-    async with EtcdServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def etcd_cluster() -> AsyncIterator[EtcdCluster]:
-    """A 3-member etcd cluster of the test's own (it may kill members)."""
-    async with EtcdCluster(members=3) as cluster:
-        yield cluster
+etcd = server_fixture(
+    EtcdServer,
+    "One etcd member (Debian's etcd-server) on loopback, for coordination tests.",
+    scope="session",
+)
+etcd_cluster = server_fixture(
+    lambda: EtcdCluster(members=3),
+    "A 3-member etcd cluster of the test's own (it may kill members).",
+)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from _api_support import sse_events
+from _api_support import execution_stream, sse_events
 from _databases import fresh_database
 
 from orchestrator.events import catalogue as c
@@ -170,13 +170,14 @@ async def test_a_stream_follows_an_execution_as_the_processor_folds_it(stack: St
     writer = Writer(stack.log, f"exec_{uuid.uuid4().hex[:8]}")
     tasks = (c.TaskSpec(task_id="fetch"),)
     created = await writer.emit(c.ExecutionCreated(pipeline_id="research_assistant", tasks=tasks))
-    url = f"/executions/{writer.execution_id}/stream"
-    params = {"position": created.token(), "wait_ms": 20_000}
     seen: list[str] = []
-    async with (
-        httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client,
-        client.stream("GET", url, params=params) as response,
-    ):
+    async with execution_stream(
+        stack.base_url,
+        writer.execution_id,
+        http_timeout=30,
+        position=created.token(),
+        wait_ms=20_000,
+    ) as response:
         events = sse_events(response)
         async with asyncio.timeout(60):
             seen.append(json.loads((await anext(events))["data"])["status"])

@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from _api_support import notify_changed, serving, sse_events, write_history
+from _api_support import execution_stream, notify_changed, serving, sse_events, write_history
 from fastapi import FastAPI
 
 from orchestrator.events import catalogue as c
@@ -71,10 +71,7 @@ async def test_the_api_serves_over_http(base_url: str) -> None:
 async def test_a_stream_sends_the_state_then_each_notified_change(base_url: str, dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
-        async with (
-            httpx.AsyncClient(base_url=base_url, timeout=10) as client,
-            client.stream("GET", "/executions/stream-1/stream") as response,
-        ):
+        async with execution_stream(base_url, "stream-1") as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             events = sse_events(response)

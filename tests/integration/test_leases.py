@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from orchestrator.commands.errors import LeaseLost, LockTimeout
-from orchestrator.commands.leases import LeaseStore
+from orchestrator.commands.leases import Lease, LeaseStore
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +22,13 @@ def store(pool: asyncpg.Pool) -> LeaseStore:
 @pytest.fixture
 def name() -> str:
     return f"lease/{uuid.uuid4().hex[:8]}"
+
+
+async def granted(store: LeaseStore, name: str, holder: str, *, ttl: float) -> Lease:
+    """The lease ``holder`` acquires, asserting it was granted."""
+    lease = await store.acquire(name, holder, ttl=ttl)
+    assert lease is not None
+    return lease
 
 
 async def wait_until_expired_per_db(pool: asyncpg.Pool, name: str) -> None:
@@ -39,8 +46,7 @@ async def wait_until_expired_per_db(pool: asyncpg.Pool, name: str) -> None:
 async def test_first_acquire_gets_epoch_one_and_blocks_other_holders(
     store: LeaseStore, name: str
 ) -> None:
-    lease = await store.acquire(name, "a", ttl=30)
-    assert lease is not None
+    lease = await granted(store, name, "a", ttl=30)
     assert (lease.name, lease.holder, lease.epoch, lease.ttl) == (name, "a", 1, 30.0)
     assert lease.expires_at > lease.acquired_at
 
@@ -56,8 +62,7 @@ async def test_only_one_of_many_concurrent_acquirers_wins(store: LeaseStore, nam
 
 
 async def test_renew_extends_and_keeps_epoch(store: LeaseStore, name: str) -> None:
-    lease = await store.acquire(name, "a", ttl=5)
-    assert lease is not None
+    lease = await granted(store, name, "a", ttl=5)
     renewed = await store.renew(lease, ttl=60)
     assert renewed.epoch == lease.epoch
     assert renewed.acquired_at == lease.acquired_at
@@ -68,13 +73,12 @@ async def test_renew_extends_and_keeps_epoch(store: LeaseStore, name: str) -> No
 async def test_release_frees_it_and_the_next_taker_gets_the_next_epoch(
     store: LeaseStore, name: str
 ) -> None:
-    first = await store.acquire(name, "a", ttl=30)
-    assert first is not None
+    first = await granted(store, name, "a", ttl=30)
     assert await store.release(first) is True
     assert await store.current(name) is None
 
-    second = await store.acquire(name, "b", ttl=30)
-    assert second is not None and second.epoch == first.epoch + 1
+    second = await granted(store, name, "b", ttl=30)
+    assert second.epoch == first.epoch + 1
     assert await store.release(first) is False  # not ours any more: nothing changes
     assert await store.current(name) == second
 
@@ -82,14 +86,13 @@ async def test_release_frees_it_and_the_next_taker_gets_the_next_epoch(
 async def test_expired_lease_is_taken_with_next_epoch_and_old_holder_is_fenced(
     store: LeaseStore, pool: asyncpg.Pool, name: str
 ) -> None:
-    old = await store.acquire(name, "a", ttl=0.5)
-    assert old is not None
+    old = await granted(store, name, "a", ttl=0.5)
     assert await store.acquire(name, "b", ttl=30) is None
 
     await wait_until_expired_per_db(pool, name)
     assert await store.current(name) is None
-    new = await store.acquire(name, "b", ttl=30)
-    assert new is not None and new.epoch == old.epoch + 1
+    new = await granted(store, name, "b", ttl=30)
+    assert new.epoch == old.epoch + 1
     assert new.acquired_at >= old.expires_at
 
     with pytest.raises(LeaseLost) as lost:
@@ -103,8 +106,7 @@ async def test_expired_lease_is_taken_with_next_epoch_and_old_holder_is_fenced(
 async def test_renew_after_expiry_fails_even_if_nobody_took_it(
     store: LeaseStore, pool: asyncpg.Pool, name: str
 ) -> None:
-    lease = await store.acquire(name, "a", ttl=0.3)
-    assert lease is not None
+    lease = await granted(store, name, "a", ttl=0.3)
     await wait_until_expired_per_db(pool, name)
     with pytest.raises(LeaseLost):
         await store.renew(lease)
@@ -114,9 +116,8 @@ async def test_same_holder_taking_it_again_starts_a_new_tenure(
     store: LeaseStore, name: str
 ) -> None:
     """A restarted process reusing its id must fence its previous incarnation."""
-    before = await store.acquire(name, "node-1", ttl=30)
-    after = await store.acquire(name, "node-1", ttl=30)
-    assert before is not None and after is not None
+    before = await granted(store, name, "node-1", ttl=30)
+    after = await granted(store, name, "node-1", ttl=30)
     assert after.epoch == before.epoch + 1
     with pytest.raises(LeaseLost):
         await store.renew(before)
@@ -125,8 +126,7 @@ async def test_same_holder_taking_it_again_starts_a_new_tenure(
 async def test_acquire_wait_times_out_while_held_and_succeeds_once_released(
     store: LeaseStore, name: str
 ) -> None:
-    held = await store.acquire(name, "a", ttl=30)
-    assert held is not None
+    held = await granted(store, name, "a", ttl=30)
     with pytest.raises(LockTimeout) as timeout:
         await store.acquire_wait(name, "b", ttl=30, retry_interval=0.05, timeout=0.3)
     assert timeout.value.retriable
@@ -142,10 +142,9 @@ async def test_acquire_wait_times_out_while_held_and_succeeds_once_released(
 
 
 async def test_held_lists_live_leases_by_prefix(store: LeaseStore, name: str) -> None:
-    a = await store.acquire(f"{name}/x", "a", ttl=30)
-    b = await store.acquire(f"{name}/y", "b", ttl=30)
-    other = await store.acquire(f"{name}_z", "c", ttl=30)  # `_` is not a wildcard
-    assert a is not None and b is not None and other is not None
+    a = await granted(store, f"{name}/x", "a", ttl=30)
+    b = await granted(store, f"{name}/y", "b", ttl=30)
+    await granted(store, f"{name}_z", "c", ttl=30)  # `_` is not a wildcard
     assert await store.held(f"{name}/") == [a, b]
     await store.release(a)
     assert await store.held(f"{name}/") == [b]

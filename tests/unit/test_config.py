@@ -6,9 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import ConfigError, load_config, load_config_file
+from orchestrator.config import ConfigError, ConfigIssue, load_config, load_config_file
 
 SEED_BLOCKS = sorted((Path(__file__).resolve().parents[2] / "examples" / "seed").glob("*.yaml"))
+
+
+def only_issue(text: str, source: str) -> ConfigIssue:
+    """The one issue ``load_config`` refuses ``text`` with."""
+    with pytest.raises(ConfigError) as info:
+        load_config(text, source, environ={})
+    [issue] = info.value.issues
+    return issue
 
 
 def test_every_seed_block_is_present() -> None:
@@ -40,9 +48,7 @@ def test_unknown_option_is_refused_with_its_position() -> None:
         "checkpointing:\n  enabled: true\n  strategy: progressive\n"
         "  progresive:\n    min_interval: 5\n"
     )
-    with pytest.raises(ConfigError) as info:
-        load_config(text, "pipeline.yaml", environ={})
-    [issue] = info.value.issues
+    issue = only_issue(text, "pipeline.yaml")
     assert issue.option == "checkpointing.progresive"
     assert str(issue.mark) == "pipeline.yaml:4:3"
 
@@ -65,9 +71,7 @@ def test_every_error_is_reported_at_once() -> None:
 
 def test_backend_config_errors_point_into_the_config_block() -> None:
     text = "state_management:\n  backend: filesystem\n  config:\n    format: pickle\n"
-    with pytest.raises(ConfigError) as info:
-        load_config(text, "fs.yaml", environ={})
-    [issue] = info.value.issues
+    issue = only_issue(text, "fs.yaml")
     assert issue.option == "state_management.config.format"
     assert "arbitrary code" in issue.message
     assert issue.mark is not None and issue.mark.line == 4
@@ -103,7 +107,5 @@ def test_input_limits_reach_the_processor_settings() -> None:
 
 def test_an_input_limit_out_of_range_is_refused_by_name() -> None:
     text = "state_management:\n  limits:\n    max_user_data_size: 5GB\n"
-    with pytest.raises(ConfigError) as info:
-        load_config(text, "limits.yaml", environ={})
-    [issue] = info.value.issues
+    issue = only_issue(text, "limits.yaml")
     assert issue.option == "state_management.limits.max_user_data_size"

@@ -1,39 +1,18 @@
-"""Property: duplicates, zombie writes and interleaving never change the folded state."""
+"""Property: duplicates, zombie writes and interleaving never change the folded state
+(the dirty log is ``tests.histories.flaky_log``: producer retries and zombie writes)."""
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.events import catalogue as c
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.fold import Outcome, fold, step
 from orchestrator.events.simulate import interleave, simulate_execution
-
-
-def _dirty(clean: list[Envelope], rng: random.Random) -> list[Envelope]:
-    """The clean history as a flaky log delivers it: duplicates and zombie writes added."""
-    out: list[Envelope] = []
-    epoch_seen = clean[0].epoch
-    for i, event in enumerate(clean):
-        out.append(event)
-        if isinstance(event.payload, c.ExecutionOwnershipTaken):
-            epoch_seen = event.payload.epoch
-        # A producer retry: the same event again, right away or a little later.
-        if rng.random() < 0.2:
-            out.insert(rng.randint(len(out) - 1, len(out)), event)
-        # A zombie: the previous owner wakes after a takeover and writes what looks
-        # like the next event, with its old epoch.
-        if epoch_seen > clean[0].epoch and rng.random() < 0.3:
-            nxt = clean[min(i + 1, len(clean) - 1)]
-            seq = (event.sequence or 0) + 1
-            zombie = replace(nxt, epoch=epoch_seen - 1, sequence=seq, event_id=f"zombie-{i}")
-            out.append(zombie)
-    return out
+from tests.histories import flaky_log
 
 
 @settings(max_examples=150, deadline=None)
@@ -44,7 +23,8 @@ def test_dirty_interleaved_log_folds_to_the_clean_state(seed: int, executions: i
         f"exec_{n}": simulate_execution(f"exec_{n}", rng, tasks=rng.randint(1, 6))
         for n in range(executions)
     }
-    log = list(interleave([_dirty(h, rng) for h in clean.values()], rng))
+    dirty = [flaky_log(h, rng, retries=0.2, zombies=0.3) for h in clean.values()]
+    log = list(interleave(dirty, rng))
 
     by_execution: dict[str | None, list[Envelope]] = defaultdict(list)
     for event in log:
