@@ -85,7 +85,17 @@ def check_sizes(records: Sequence[Record], max_request_size: int) -> None:
 
 
 async def _partition_counts(producer: Any, records: Sequence[Record]) -> dict[str, int]:
-    return {t: len(await producer.partitions_for(t)) for t in {r[0] for r in records}}
+    """Partitions per topic of ``records``: from the producer's metadata when it knows the
+    topic (every append but the first), else awaited (a hot path: once per append)."""
+    cluster = producer.client.cluster
+    counts: dict[str, int] = {}
+    for topic, _, _ in records:
+        if topic not in counts:
+            known = cluster.partitions_for_topic(topic)
+            if known is None:
+                known = await producer.partitions_for(topic)
+            counts[topic] = len(known)
+    return counts
 
 
 async def send_each(
