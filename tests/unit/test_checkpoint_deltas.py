@@ -144,3 +144,37 @@ async def test_a_growing_state_restores_byte_identical_at_every_checkpoint(
         for checkpoint_id, value in saved[::7] + saved[-2:]:
             restored = await checkpoint.restore(checkpoint_id)
             assert json_bytes(restored.data) == json_bytes(value)
+
+
+async def test_fresh_data_every_step_restores_exactly_and_is_mostly_stored_whole(
+    tmp_path: Path,
+) -> None:
+    """A state that shares nothing with the previous one (new data each step) gains
+    nothing from a delta: after one that did not pay the task backs off to whole
+    copies, and every checkpoint still restores byte-identical."""
+    steps = 40
+    rng = random.Random(9)
+    saved: list[tuple[str, dict[str, Any]]] = []
+    pipeline = Pipeline(f"fresh-{uuid.uuid4().hex[:8]}")
+
+    @pipeline.task()
+    async def sample() -> int:
+        for i in range(steps):
+            value = {"result": rng.randbytes(2048).hex(), "step": i}
+            done = await checkpoint.save(name=f"step_{i}", data=value)
+            saved.append((done.id, value))
+        return steps
+
+    async with orchestrator.connect(config=_config(tmp_path)) as state:
+        result = await state.run(pipeline)
+        model = state.runtime.read_model
+        assert isinstance(model, MemoryReadModel)
+        deltas = [
+            e.payload.delta_base is not None
+            for _, e in model.history(result.execution_id)
+            if isinstance(e.payload, c.CheckpointSaved)
+        ]
+        assert len(deltas) == steps and sum(deltas) <= steps // 4
+        for checkpoint_id, value in saved:
+            restored = await checkpoint.restore(checkpoint_id)
+            assert json_bytes(restored.data) == json_bytes(value)
