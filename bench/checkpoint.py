@@ -90,13 +90,15 @@ async def _saves(writer: ExecutionWriter, count: int, size: int, seed: int) -> l
     return latencies
 
 
-def _figures(latencies: list[float], elapsed: float) -> dict[str, float]:
+def _figures(latencies: list[float], elapsed: float, cpu: float) -> dict[str, float]:
+    """``cpu``: this process's CPU seconds over the run, which other load barely moves."""
     q = statistics.quantiles(latencies, n=100)
     return {
         "saves": len(latencies),
         "saves_per_s": round(len(latencies) / elapsed),
         "latency_ms_p50": round(q[49], 2),
         "latency_ms_p99": round(q[98], 2),
+        "cpu_us_per_save": round(cpu / len(latencies) * 1e6),
     }
 
 
@@ -130,14 +132,15 @@ async def run_checkpoint_bench(
                     async with runtime:
                         one = await _start(runtime, "bench-one")
                         await _saves(one, 20, payload_bytes, 0)  # warm-up
-                        t0 = time.perf_counter()
+                        t0, cpu0 = time.perf_counter(), time.process_time()
                         single = await _saves(one, saves, payload_bytes, 1)
                         single_s = time.perf_counter() - t0
+                        single_cpu = time.process_time() - cpu0
 
                         writers = await asyncio.gather(
                             *(_start(runtime, f"bench-{i}") for i in range(executions))
                         )
-                        t0 = time.perf_counter()
+                        t0, cpu0 = time.perf_counter(), time.process_time()
                         per_writer = await asyncio.gather(
                             *(
                                 _saves(w, saves_per_execution, payload_bytes, 100 + i)
@@ -145,6 +148,7 @@ async def run_checkpoint_bench(
                             )
                         )
                         concurrent_s = time.perf_counter() - t0
+                        concurrent_cpu = time.process_time() - cpu0
                     idempotent = log.idempotent
             finally:
                 await pool.close()
@@ -153,8 +157,8 @@ async def run_checkpoint_bench(
         "broker": description,
         "idempotent producer": idempotent,
         "payload_bytes": payload_bytes,
-        "one execution": _figures(single, single_s),
-        f"{executions} concurrent executions": _figures(merged, concurrent_s),
+        "one execution": _figures(single, single_s, single_cpu),
+        f"{executions} concurrent executions": _figures(merged, concurrent_s, concurrent_cpu),
     }
 
 
@@ -164,7 +168,7 @@ def render(result: dict[str, Any]) -> Table:
         f"checkpoint.save, {result['payload_bytes']:,}-byte data, acks=all "
         f"({result['broker']}, idempotent={result['idempotent producer']})"
     )
-    table = tables.table(title, "scenario", "saves", "saves/s", "p50 ms", "p99 ms")
+    table = tables.table(title, "scenario", "saves", "saves/s", "p50 ms", "p99 ms", "CPU µs/save")
     for name, figures in result.items():
         if isinstance(figures, dict):
             table.add_row(
@@ -173,5 +177,6 @@ def render(result: dict[str, Any]) -> Table:
                 f"{figures['saves_per_s']:,}",
                 f"{figures['latency_ms_p50']:.2f}",
                 f"{figures['latency_ms_p99']:.2f}",
+                f"{figures['cpu_us_per_save']:,}",
             )
     return table

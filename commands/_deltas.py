@@ -12,6 +12,13 @@ not in the fold), one whose value keeps ``exclude_fields`` out of compression (t
 option still acts), one too large to hold (``MAX_BASE_BYTES``), one too small to
 compress (``compress_threshold``: a delta's header would cost more than it saves), and
 one whose data came already encoded (a fork's copy).
+
+A delta is tried only where it pays: one that comes out larger than half of what a
+whole copy of the value would take (the chain's whole copy's compression ratio, applied
+to the new value) means the value shares little with its base (fresh data every step),
+and zstd's dictionary pass cost twice a plain compression for nothing. The task's next
+saves are then stored whole, 1, 2, 4 ... up to :data:`_MAX_SKIP` of them, before a
+delta is tried again; a growing state's deltas always pay and never back off.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ DEFAULT_FULL_EVERY = 100
 a delta to a 1 MB state takes ~1 ms) and the records it reads."""
 _TASKS = 8  # bases kept per writer (the tasks that saved most recently)
 _SCAN = 64  # the writer's newest checkpoints looked at to find the acknowledged ones
+_MAX_SKIP = 32  # whole copies stored, at most, before a delta is tried again
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +51,13 @@ class _Base:
     raw: bytes
     start: int | None  # the sequence of the chain's whole copy (None: this one, once sent)
     length: int  # deltas since the whole copy
+    ratio: float = 1.0  # stored bytes per JSON byte of the chain's whole copy
+    skip: int = 0  # whole copies still to store before trying a delta again
+    misses: int = 0  # deltas in a row that did not pay
+
+
+def _stored_size(data: UserData) -> int:
+    return len(data.inline) if data.inline is not None else (data.ref.size if data.ref else 0)
 
 
 class CheckpointBases:
@@ -93,12 +108,24 @@ class CheckpointBases:
             self._pending[key] = (task_id, None)
             return command
         small = len(raw) <= settings.compress_threshold  # a delta's frame would not pay
-        if small or base is None or base.start is None or base.length + 1 >= self.full_every:
-            data = await encode_value(value, blob_store, settings, scope=scope)
-            self._pending[key] = (task_id, _Base(key, raw, None, 0))
+        if (
+            small
+            or base is None
+            or base.start is None
+            or base.skip > 0
+            or base.length + 1 >= self.full_every
+        ):
+            data = await encode_value(value, blob_store, settings, scope=scope, raw=raw)
+            ratio = _stored_size(data) / max(1, len(raw))
+            skip, misses = (0, 0) if base is None else (max(0, base.skip - 1), base.misses)
+            self._pending[key] = (task_id, _Base(key, raw, None, 0, ratio, skip, misses))
             return replace(command, data=data)
         data = await encode_value(raw, blob_store, settings, scope=scope, base=base.raw)
-        self._pending[key] = (task_id, _Base(key, raw, base.start, base.length + 1))
+        paid = _stored_size(data) * 2 <= base.ratio * len(raw)
+        misses = 0 if paid else base.misses + 1
+        skip = 0 if paid else min(_MAX_SKIP, 1 << (misses - 1))
+        after = _Base(key, raw, base.start, base.length + 1, base.ratio, skip, misses)
+        self._pending[key] = (task_id, after)
         return replace(command, data=data, delta_base=base.checkpoint_id, delta_from=base.start)
 
 

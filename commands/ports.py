@@ -155,10 +155,12 @@ async def encode_value(
     *,
     scope: str | None = None,
     base: bytes | None = None,
+    raw: bytes | None = None,
 ) -> UserData:
     """Encode user data (sealed under ``scope``'s data key when encryption is on); only a
     claim-checked value (blob I/O) leaves the event loop. With ``base``, ``value`` is
-    JSON bytes stored as a delta against ``base`` (``events.delta``)."""
+    JSON bytes stored as a delta against ``base`` (``events.delta``); ``raw``: the
+    value's JSON bytes when the caller already has them."""
     kwargs: dict[str, Any] = {
         "claim_check_threshold": settings.claim_check_threshold,
         "compression_level": settings.compression_level,
@@ -168,6 +170,7 @@ async def encode_value(
             compress_threshold=settings.compress_threshold,
             algorithm=settings.algorithm,
             exclude_fields=settings.exclude_fields,
+            raw=raw,
         )
     if isinstance(value, UserData):
         return value

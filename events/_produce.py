@@ -10,6 +10,11 @@ Two paths, chosen by ``EventLog.append_batch``:
   is base + its index. About twice the throughput for large batches (measured with
   ``bench/append.py``), but a batch is never merged with other callers' records.
 
+Only these large batches are compressed (``ProducerSettings.compression_type``): the
+producer itself sends uncompressed. A small batch (one task transition, one checkpoint
+whose data is compressed already) gains nothing from it, and aiokafka makes a new zstd
+context per batch: ~100 µs, the largest single CPU item of a 10-task pipeline.
+
 Both keep one key's records in their order: a key maps to one partition, records
 enter that partition's queue in order, and aiokafka sends a partition's batches in
 queue order. Partitions are computed here (murmur2, as aiokafka and the Java client
@@ -25,6 +30,8 @@ from typing import Any
 
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
 
 from orchestrator.events._kafka import log_error, translated
 from orchestrator.events.envelope import Position
@@ -37,6 +44,15 @@ Record = tuple[str, bytes | None, bytes]
 
 RECORD_OVERHEAD = 128
 """Upper bound of a record's framing inside a batch (varints, headers count, attributes)."""
+
+CODECS = {
+    None: DefaultRecordBatch.CODEC_NONE,
+    "gzip": DefaultRecordBatch.CODEC_GZIP,
+    "snappy": DefaultRecordBatch.CODEC_SNAPPY,
+    "lz4": DefaultRecordBatch.CODEC_LZ4,
+    "zstd": DefaultRecordBatch.CODEC_ZSTD,
+}
+"""A ``compression_type`` name to the record batch attribute aiokafka writes."""
 
 
 class KeyPartitioner:
@@ -69,7 +85,17 @@ def check_sizes(records: Sequence[Record], max_request_size: int) -> None:
 
 
 async def _partition_counts(producer: Any, records: Sequence[Record]) -> dict[str, int]:
-    return {t: len(await producer.partitions_for(t)) for t in {r[0] for r in records}}
+    """Partitions per topic of ``records``: from the producer's metadata when it knows the
+    topic (every append but the first), else awaited (a hot path: once per append)."""
+    cluster = producer.client.cluster
+    counts: dict[str, int] = {}
+    for topic, _, _ in records:
+        if topic not in counts:
+            known = cluster.partitions_for_topic(topic)
+            if known is None:
+                known = await producer.partitions_for(topic)
+            counts[topic] = len(known)
+    return counts
 
 
 async def send_each(
@@ -108,9 +134,12 @@ async def send_batched(
     *,
     what: str,
     timeout_ms: int,
+    batch_size: int,
+    codec: int = DefaultRecordBatch.CODEC_NONE,
     headers: list[tuple[str, bytes]] | None = None,
 ) -> list[Position]:
-    """Records grouped into per-partition batches; positions in record order.
+    """Records grouped into per-partition batches of ``batch_size`` bytes, compressed with
+    ``codec`` (:data:`CODECS`); positions in record order.
 
     ``timeout_ms`` bounds the wait for room in the producer's queues; ``headers`` go
     on every record (the trace context).
@@ -127,14 +156,14 @@ async def send_batched(
                 partition = partitioner(key or b"", counts[topic])
                 groups.setdefault((topic, partition), []).append(index)
             for (topic, partition), indexes in groups.items():
-                batch = producer.create_batch()
+                batch = BatchBuilder(batch_size, codec)
                 members: list[int] = []
                 for index in indexes:
                     _, key, value = records[index]
                     if batch.append(key=key, value=value, timestamp=None, **extra) is None:  # full
                         future = await _enqueue(producer, batch, topic, partition, deadline)
                         sent.append((future, members))
-                        batch = producer.create_batch()
+                        batch = BatchBuilder(batch_size, codec)
                         members = []
                         batch.append(key=key, value=value, timestamp=None, **extra)  # first fits
                     members.append(index)

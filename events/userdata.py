@@ -101,10 +101,13 @@ def encode_user_data(
     algorithm: Algorithm = "zstd",
     exclude_fields: tuple[str, ...] = (),
     sealer: Sealer | None = None,
+    raw: bytes | None = None,
 ) -> UserData:
     """Encode a JSON-able value for an event, compressing and claim-checking by size;
-    sealed with ``sealer`` (the execution's data key) after compression."""
-    raw = _json_bytes(value)
+    sealed with ``sealer`` (the execution's data key) after compression. ``raw``: the
+    value's :func:`json_bytes`, when the caller already made them (not dumped twice)."""
+    if raw is None:
+        raw = _json_bytes(value)
     encoding: Encoding = "json"
     body = raw
     kept = _excluded(value, exclude_fields)

@@ -8,13 +8,15 @@ from __future__ import annotations
 import random
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import orchestrator
-from orchestrator.commands._deltas import DEFAULT_FULL_EVERY
-from orchestrator.events import BrokenChain, chain_of
+from orchestrator.commands import SaveCheckpoint, UserDataSettings
+from orchestrator.commands._deltas import DEFAULT_FULL_EVERY, CheckpointBases
+from orchestrator.events import BrokenChain, UserData, chain_of
 from orchestrator.events import catalogue as c
 from orchestrator.events.compression import CompressionError
 from orchestrator.events.crypto import Sealer
@@ -144,3 +146,25 @@ async def test_a_growing_state_restores_byte_identical_at_every_checkpoint(
         for checkpoint_id, value in saved[::7] + saved[-2:]:
             restored = await checkpoint.restore(checkpoint_id)
             assert json_bytes(restored.data) == json_bytes(value)
+
+
+async def test_fresh_data_every_step_reads_back_exactly_and_is_mostly_stored_whole() -> None:
+    """A value that shares nothing with the previous one (new data each step) gains
+    nothing from a delta: after one that did not pay, the task backs off to whole
+    copies; every stored value still reads back byte-identical."""
+    bases, settings = CheckpointBases(DEFAULT_FULL_EVERY), UserDataSettings()
+    acknowledged: list[SimpleNamespace] = []  # the writer state's checkpoints
+    raw: dict[str, bytes] = {}
+    rng, deltas, steps = random.Random(9), 0, 40
+    for i in range(steps):
+        value = {"result": rng.randbytes(2048).hex(), "step": i}
+        bases._acknowledged(SimpleNamespace(checkpoints=acknowledged))  # type: ignore[arg-type]
+        command = SaveCheckpoint(name=f"step_{i}", task_id="t", data=value)
+        stored = await bases.encode(command, None, settings, "exec")
+        assert isinstance(stored.data, UserData)
+        base = None if stored.delta_base is None else raw[stored.delta_base]
+        deltas += base is not None
+        assert user_data_bytes(stored.data, None, base=base) == json_bytes(value)
+        raw[command.checkpoint_id] = json_bytes(value)
+        acknowledged.append(SimpleNamespace(checkpoint_id=command.checkpoint_id, sequence=i + 1))
+    assert deltas <= steps // 4  # every one of them before the back-off
