@@ -166,7 +166,7 @@ from orchestrator.events.metrics import (
 )
 from orchestrator.events.metrics_server import MetricsAddress, MetricsServer, serve_or_warn
 from orchestrator.events.outage import Outage, RepeatFilter, quiet_client_logs, ride_out
-from orchestrator.events.resource import Resource, cancel_and_wait
+from orchestrator.events.resource import Resource, cancel_and_wait, stop_on_signals
 from orchestrator.events.schemas import default_registry, rabin_fingerprint, schemas_root
 from orchestrator.events.security import (
     KAFKA_SASL_MECHANISM,
@@ -284,7 +284,8 @@ __all__ = [
     "record_recovery", "record_snapshots", "register_upcaster", "render", "resolve_blob_markers",
     "ride_out", "schemas_root", "sealed_scope", "select", "serve_or_warn", "session_token",
     "simulate_execution", "span", "start_cache", "start_projection", "start_recovery",
-    "start_snapshotter", "state_dict", "step", "step_shared", "timed", "timed_async",
+    "start_snapshotter", "state_dict", "step", "step_shared", "stop_on_signals",
+    "timed", "timed_async",
     "traceparent_of", "tracer", "unpack", "unwrap_key", "upcaster", "user_data_bytes",
     "user_data_topics", "user_state_upcaster", "where", "why_kafka_unreachable", "wrap_key",
     "write_dump",

@@ -18,7 +18,6 @@ aiokafka's types stay in this module.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
@@ -27,9 +26,10 @@ import aiokafka
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 
-from orchestrator.events._kafka import explained, translated
+from orchestrator.events._kafka import explaining, start_client, translated
 from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.errors import DecodeError, LogError
+from orchestrator.events.errors import DecodeError
+from orchestrator.events.resource import Resource
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 
 IsolationLevel = Literal["read_uncommitted", "read_committed"]
@@ -155,7 +155,7 @@ def _raw(record: Any) -> RawRecord:
     )
 
 
-class EventConsumer:
+class EventConsumer(Resource):
     """An aiokafka consumer with auto-commit off, in assigned or group mode."""
 
     def __init__(
@@ -190,16 +190,8 @@ class EventConsumer:
             metadata_max_age_ms=s.metadata_max_age_ms,
             **s.security.client_kwargs(),
         )
-        try:
-            with translated(f"starting a consumer on {self._bootstrap}"):
-                await consumer.start()
-        except LogError as exc:
-            with contextlib.suppress(Exception):  # closing what never opened
-                await consumer.stop()
-            better = await explained(exc, self._bootstrap, s.security)
-            if better is exc:
-                raise
-            raise better from exc
+        async with explaining(self._bootstrap, s.security):
+            await start_client(consumer, f"starting a consumer on {self._bootstrap}")
         self._consumer = consumer
 
     async def stop(self) -> None:
@@ -208,13 +200,6 @@ class EventConsumer:
         if consumer is not None:
             with translated("stopping a consumer"):
                 await consumer.stop()
-
-    async def __aenter__(self) -> EventConsumer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def _c(self) -> Any:
