@@ -19,7 +19,7 @@ aiokafka's types stay in this module.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
 import aiokafka
@@ -155,28 +155,23 @@ def _raw(record: Any) -> RawRecord:
     )
 
 
+@dataclass(eq=False)
 class EventConsumer(Resource):
     """An aiokafka consumer with auto-commit off, in assigned or group mode."""
 
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        settings: ConsumerSettings | None = None,
-        *,
-        group_id: str | None = None,
-    ) -> None:
-        self._bootstrap = bootstrap_servers
-        self._settings = settings or ConsumerSettings()
-        self._group_id = group_id
-        self._consumer: Any = None
+    bootstrap_servers: str
+    settings: ConsumerSettings = field(default_factory=ConsumerSettings)
+    _: KW_ONLY
+    group_id: str | None = None
+    _consumer: Any = field(default=None, init=False, repr=False)
 
     async def start(self) -> None:
         """Connect; in group mode the group is joined on the first ``getmany``."""
-        s = self._settings
+        s = self.settings
         consumer = aiokafka.AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            bootstrap_servers=self.bootstrap_servers,
             client_id=s.client_id,
-            group_id=self._group_id,
+            group_id=self.group_id,
             enable_auto_commit=False,
             isolation_level=s.isolation_level,
             auto_offset_reset=s.auto_offset_reset,
@@ -190,8 +185,8 @@ class EventConsumer(Resource):
             metadata_max_age_ms=s.metadata_max_age_ms,
             **s.security.client_kwargs(),
         )
-        async with explaining(self._bootstrap, s.security):
-            await start_client(consumer, f"starting a consumer on {self._bootstrap}")
+        async with explaining(self.bootstrap_servers, s.security):
+            await start_client(consumer, f"starting a consumer on {self.bootstrap_servers}")
         self._consumer = consumer
 
     async def stop(self) -> None:
@@ -213,7 +208,7 @@ class EventConsumer(Resource):
 
     def subscribe(self, topics: Sequence[str], listener: RebalanceListener | None = None) -> None:
         """Join the consumer group (``group_id``) for these topics (group mode)."""
-        if self._group_id is None:
+        if self.group_id is None:
             raise ValueError("subscribe() needs a group_id; use assign() without one")
         adapter = _ListenerAdapter(listener) if listener is not None else None
         self._c.subscribe(topics=list(topics), listener=adapter)
