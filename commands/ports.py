@@ -121,6 +121,18 @@ class Leases(Protocol):
         ...
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
+class Wiring:
+    """What a writer is wired to (``ExecutionWriter``, ``SharedStateWriter``): the
+    ports above, the node it writes as, and the blob store large user data goes to."""
+
+    node_id: str
+    log: Appender
+    leases: Leases
+    read_model: ReadModel
+    blob_store: BlobStore | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserDataSettings:
     """How opaque user data is encoded: compressed with ``algorithm`` above

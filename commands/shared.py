@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Any
 
 from orchestrator.commands._metrics import record_commands
@@ -33,15 +33,12 @@ from orchestrator.commands.errors import (
 )
 from orchestrator.commands.leases import unique_holder
 from orchestrator.commands.ports import (
-    Appender,
-    Leases,
-    ReadModel,
     UserDataSettings,
+    Wiring,
     encode_value,
     take_lease,
 )
 from orchestrator.events import (
-    BlobStore,
     Envelope,
     NamespaceState,
     Outcome,
@@ -80,25 +77,27 @@ class VariableTypeMismatch(CommandError):
     value_type: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class SetVariable:
     """Set ``namespace/name``; ``expected_version`` (0: must not exist yet) makes it a CAS."""
 
     namespace: str
     name: str
     value: Any
+    _: KW_ONLY
     type: str | None = None
     expected_version: int | None = None
     immutable: bool = False
     updated_by: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class DeleteVariable:
     """Delete ``namespace/name`` (its version is kept, so a later set continues it)."""
 
     namespace: str
     name: str
+    _: KW_ONLY
     expected_version: int | None = None
     deleted_by: str | None = None
 
@@ -204,78 +203,24 @@ class SharedSettings:
     user_data: UserDataSettings = field(default_factory=UserDataSettings)
 
 
-class SharedStateWriter:
+@dataclass(eq=False, repr=False, kw_only=True)
+class SharedStateWriter(Wiring):
     """Reads and compare-and-set writes of shared variables, one namespace lease at a time.
 
-    ``topic`` is the shared-state topic (``TopicsConfig.shared.name``).
+    ``topic`` is the shared-state topic (``TopicsConfig.shared.name``). A command's
+    ``updated_by``/``deleted_by`` defaults to ``node_id``.
     """
 
-    def __init__(
-        self,
-        *,
-        log: Appender,
-        leases: Leases,
-        read_model: ReadModel,
-        topic: str,
-        node_id: str,
-        blob_store: BlobStore | None = None,
-        settings: SharedSettings | None = None,
-    ) -> None:
-        self._log = log
-        self._leases = leases
-        self._read_model = read_model
-        self.topic = topic
-        self.node_id = node_id
-        self.blob_store = blob_store
-        self.settings = settings or SharedSettings()
-        self._partitions: dict[str, int] = {}
-        self._local: dict[str, asyncio.Lock] = {}
-        self.last_position: Position | None = None
+    topic: str
+    settings: SharedSettings = field(default_factory=SharedSettings)
+    last_position: Position | None = field(default=None, init=False)
+    _partitions: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _local: dict[str, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
 
     async def get(self, namespace: str, name: str) -> SharedVariable | None:
         """The variable as the read model holds it (``None`` if absent or deleted)."""
-        var = (await self._read_model.load_namespace(namespace)).variables.get(name)
+        var = (await self.read_model.load_namespace(namespace)).variables.get(name)
         return None if var is None or var.deleted else var
-
-    async def set(
-        self,
-        namespace: str,
-        name: str,
-        value: Any,
-        *,
-        type: str | None = None,
-        expected_version: int | None = None,
-        immutable: bool = False,
-        updated_by: str | None = None,
-    ) -> Position:
-        """Set a variable (CAS with ``expected_version``); the event's position."""
-        command = SetVariable(
-            namespace=namespace,
-            name=name,
-            value=value,
-            type=type,
-            expected_version=expected_version,
-            immutable=immutable,
-            updated_by=updated_by or self.node_id,
-        )
-        return await self.execute(command)
-
-    async def delete(
-        self,
-        namespace: str,
-        name: str,
-        *,
-        expected_version: int | None = None,
-        deleted_by: str | None = None,
-    ) -> Position:
-        """Delete a variable (CAS with ``expected_version``); the event's position."""
-        command = DeleteVariable(
-            namespace=namespace,
-            name=name,
-            expected_version=expected_version,
-            deleted_by=deleted_by or self.node_id,
-        )
-        return await self.execute(command)
 
     async def execute(self, command: SharedCommand) -> Position:
         """Decide and append one shared-state command under the namespace's lease."""
@@ -290,17 +235,21 @@ class SharedStateWriter:
 
     async def _execute(self, command: SharedCommand) -> Position:
         ns = command.namespace
+        if isinstance(command, SetVariable) and command.updated_by is None:
+            command = replace(command, updated_by=self.node_id)
+        elif isinstance(command, DeleteVariable) and command.deleted_by is None:
+            command = replace(command, deleted_by=self.node_id)
         async with self._local.setdefault(ns, asyncio.Lock()):
             name, holder = f"namespace:{ns}", unique_holder(self.node_id)
             s = self.settings
             lease, valid_until = await take_lease(
-                self._leases, name, holder, s.lock_ttl, wait=s.lock_timeout
+                self.leases, name, holder, s.lock_ttl, wait=s.lock_timeout
             )
             if lease is None:
                 raise LockTimeout(name, holder, s.lock_timeout)
             try:
                 await self._catch_up(ns)
-                state = await self._read_model.load_namespace(ns)
+                state = await self.read_model.load_namespace(ns)
                 if isinstance(command, SetVariable) and not isinstance(command.value, UserData):
                     # Typed (and type-checked) before the value becomes opaque bytes.
                     declared = check_type(state, command)
@@ -312,19 +261,19 @@ class SharedStateWriter:
                 if asyncio.get_running_loop().time() >= valid_until:
                     raise LeaseLost(name, holder, lease.epoch)
                 envelope = _envelope(payload, epoch=lease.epoch, producer=self.node_id)
-                [position] = await self._log.append_batch([envelope], self.topic)
+                [position] = await self.log.append_batch([envelope], self.topic)
             finally:
-                await self._leases.release(lease)
+                await self.leases.release(lease)
         self._partitions[ns] = position.partition
         self.last_position = position
         return position
 
     async def _catch_up(self, namespace: str) -> None:
         """Wait until the read model applied what the namespace's partition holds."""
-        ends = await self._log.end_offsets(self.topic)
+        ends = await self.log.end_offsets(self.topic)
         known = self._partitions.get(namespace)
         for partition in [known] if known is not None else sorted(ends):
             end = ends.get(partition, 0)
             if end > 0:
                 position = Position(self.topic, partition, end - 1)
-                await self._read_model.wait_for(position, self.settings.read_model_timeout)
+                await self.read_model.wait_for(position, self.settings.read_model_timeout)

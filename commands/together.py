@@ -42,7 +42,7 @@ async def execute_together(
                 continue
             appender = group[0].writer
             try:
-                positions = await appender.log.append_batch(envelopes, appender._topic)
+                positions = await appender.log.append_batch(envelopes, appender.topic)
             except BaseException:
                 for p in group:
                     p.writer._resync = True

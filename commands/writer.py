@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 
 from orchestrator.commands._writer_parts import Prepared, WriterSettings, encode_checkpoint
 from orchestrator.commands.decide import Command, CreateExecution, InvalidCommand, Stamp
@@ -42,15 +42,8 @@ from orchestrator.commands.errors import (
     LeaseLost,
 )
 from orchestrator.commands.leases import TRANSIENT_ERRORS, Lease, default_margin
-from orchestrator.commands.ports import (
-    Appender,
-    Leases,
-    ReadModel,
-    encode_value,
-    take_lease,
-)
+from orchestrator.commands.ports import Wiring, encode_value, take_lease
 from orchestrator.events import (
-    BlobStore,
     Envelope,
     ExecutionOwnershipTaken,
     ExecutionState,
@@ -67,38 +60,26 @@ log = logging.getLogger(__name__)
 _TAKEOVER_ATTEMPTS = 3
 
 
-class ExecutionWriter:
+@dataclass(eq=False, repr=False)
+class ExecutionWriter(Wiring):
     """The one writer of ``execution_id``; use :meth:`create` or :meth:`open`, then
-    :meth:`execute`, and :meth:`close` (or ``async with``) to release the lease."""
+    :meth:`execute`, and :meth:`close` (or ``async with``) to release the lease.
 
-    def __init__(
-        self,
-        execution_id: str,
-        *,
-        node_id: str,
-        log: Appender,
-        leases: Leases,
-        read_model: ReadModel,
-        blob_store: BlobStore | None = None,
-        settings: WriterSettings | None = None,
-        topic: str | None = None,
-    ) -> None:
-        self.execution_id = execution_id
-        self.node_id = node_id
-        self.log = log
-        self.blob_store = blob_store
-        self.settings = settings or WriterSettings()
-        self._leases = leases
-        self._read_model = read_model
-        self._topic = topic
-        self._lease: Lease | None = None
-        self._valid_until = 0.0
-        self._lost: LeaseLost | None = None
-        self._state: ExecutionState | None = None
-        self._resync = False
-        self._renewer: asyncio.Task[None] | None = None
-        self.lock = asyncio.Lock()
-        self.last_position: Position | None = None
+    Built as ``ExecutionWriter(execution_id, node_id=..., log=..., leases=...,
+    read_model=...)``, with ``blob_store``, ``settings`` and ``topic`` optional."""
+
+    execution_id: str
+    _: KW_ONLY
+    settings: WriterSettings = field(default_factory=WriterSettings)
+    topic: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    last_position: Position | None = field(default=None, init=False)
+    _lease: Lease | None = field(default=None, init=False)
+    _valid_until: float = field(default=0.0, init=False)
+    _lost: LeaseLost | None = field(default=None, init=False)
+    _state: ExecutionState | None = field(default=None, init=False)
+    _resync: bool = field(default=False, init=False)
+    _renewer: asyncio.Task[None] | None = field(default=None, init=False)
 
     # --- introspection -----------------------------------------------------------------
 
@@ -132,7 +113,7 @@ class ExecutionWriter:
         async with self.lock:
             lease = await self._take_lease()
             try:
-                if lease.epoch > 1 and await self._read_model.load_execution(self.execution_id):
+                if lease.epoch > 1 and await self.read_model.load_execution(self.execution_id):
                     raise ExecutionExists(self.execution_id)
                 encoded = await self.encode(command)
                 stamp = self._stamp(pipeline_id=command.pipeline_id)
@@ -144,8 +125,8 @@ class ExecutionWriter:
                 if lease.epoch > 1:
                     # A creator before us may have crashed after appending: make sure
                     # our ExecutionCreated is the one the fold applied.
-                    await self._read_model.wait_for(positions[-1], self.settings.read_model_timeout)
-                    seen = await self._read_model.load_execution(self.execution_id)
+                    await self.read_model.wait_for(positions[-1], self.settings.read_model_timeout)
+                    seen = await self.read_model.load_execution(self.execution_id)
                     if seen is None or seen.epoch != lease.epoch or seen.last_sequence != 1:
                         raise ExecutionExists(self.execution_id)
             except BaseException:
@@ -174,7 +155,7 @@ class ExecutionWriter:
         The floor comes from the state the read model serves; if the ownership event
         finds an even higher epoch there (written without a lease), the lease is taken
         again above it, so nothing written without a lease can wedge an execution."""
-        seen = await self._read_model.load_execution(self.execution_id)
+        seen = await self.read_model.load_execution(self.execution_id)
         floor = 0 if seen is None else seen.epoch + 1
         for attempt in range(_TAKEOVER_ATTEMPTS):
             await self._take_lease(wait=wait, min_epoch=floor)
@@ -214,7 +195,7 @@ class ExecutionWriter:
 
     async def _take_lease(self, *, wait: float = 0.0, min_epoch: int = 0) -> Lease:
         lease, self._valid_until = await take_lease(
-            self._leases,
+            self.leases,
             self.lease_name,
             self.node_id,
             self.settings.lease_ttl,
@@ -222,7 +203,7 @@ class ExecutionWriter:
             min_epoch=min_epoch,
         )
         if lease is None:
-            current = await self._leases.current(self.lease_name)
+            current = await self.leases.current(self.lease_name)
             error = ExecutionNotOwned(self.execution_id, self.node_id)
             # Who holds it instead (the errors module has no field for it yet).
             error.current_holder = None if current is None else current.holder  # type: ignore[attr-defined]
@@ -241,12 +222,12 @@ class ExecutionWriter:
             producer=self.node_id,
         )
         [position] = await self._append([marker])
-        await self._read_model.wait_for(position, self.settings.read_model_timeout)
-        state = await self._read_model.load_execution(self.execution_id)
+        await self.read_model.wait_for(position, self.settings.read_model_timeout)
+        state = await self.read_model.load_execution(self.execution_id)
         if state is None:
             raise ExecutionNotFound(self.execution_id)
         if state.epoch != self.epoch:
-            current = await self._leases.current(self.lease_name)
+            current = await self.leases.current(self.lease_name)
             ours = current is not None and (current.holder, current.epoch) == (
                 self.node_id,
                 self.epoch,
@@ -275,7 +256,7 @@ class ExecutionWriter:
     async def _drop_lease(self) -> None:
         lease, self._lease = self._lease, None
         if lease is not None and self._lost is None:
-            await self._leases.release(lease)
+            await self.leases.release(lease)
 
     def _start_renewal(self) -> None:
         if self._renewer is None:
@@ -299,7 +280,7 @@ class ExecutionWriter:
                 if started >= self._valid_until:
                     raise LeaseLost(lease.name, lease.holder, lease.epoch)
                 async with asyncio.timeout_at(self._valid_until):
-                    renewed = await self._leases.renew(lease)
+                    renewed = await self.leases.renew(lease)
             except TRANSIENT_ERRORS as exc:  # retried until the local deadline, logged once
                 outage.failed(exc)
                 pause = min(1.0, self.settings.renew_every)
@@ -441,7 +422,7 @@ class ExecutionWriter:
     async def _append(self, envelopes: Sequence[Envelope]) -> list[Position]:
         self._check_writable()
         try:
-            positions = await self.log.append_batch(envelopes, self._topic)
+            positions = await self.log.append_batch(envelopes, self.topic)
         except BaseException:
             self._resync = True
             raise

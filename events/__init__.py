@@ -170,7 +170,7 @@ from orchestrator.events.metrics import (
 )
 from orchestrator.events.metrics_server import MetricsAddress, MetricsServer, serve_or_warn
 from orchestrator.events.outage import Outage, RepeatFilter, quiet_client_logs, ride_out
-from orchestrator.events.resource import Resource, cancel_and_wait
+from orchestrator.events.resource import Resource, cancel_and_wait, stop_on_signals
 from orchestrator.events.schemas import default_registry, rabin_fingerprint, schemas_root
 from orchestrator.events.security import (
     KAFKA_SASL_MECHANISM,
@@ -230,6 +230,7 @@ from orchestrator.events.userdata import (
     BLOB_URI_PATTERN,
     DEFAULT_CLAIM_CHECK_THRESHOLD,
     DEFAULT_COMPRESS_THRESHOLD,
+    NOT_PLAIN,
     BlobRef,
     BlobStore,
     UserData,
@@ -239,6 +240,7 @@ from orchestrator.events.userdata import (
     fetch_verified,
     json_bytes,
     parse_json,
+    plain_json,
     resolve_blob_markers,
     user_data_bytes,
 )
@@ -251,10 +253,10 @@ __all__ = [
     "COMPRESSION_ALGORITHMS", "DEFAULT_CLAIM_CHECK_THRESHOLD", "DEFAULT_COMPRESS_THRESHOLD",
     "DEFAULT_LIMITS", "DEFAULT_PIPELINE_TOPIC", "DEFAULT_SHARED_TOPIC", "FOREVER", "HEADER_SIZE",
     "KAFKA_SASL_MECHANISM", "KAFKA_SASL_PASSWORD_FILE", "KAFKA_SASL_USERNAME",
-    "KAFKA_SECURITY_PROTOCOL", "KEYS_ENV", "KEY_BYTES", "MAX_BASE_BYTES", "PAYLOAD_TYPES",
-    "PIPELINE_MACHINE", "PLAINTEXT", "SEALED_MARKER", "SHARED_EVENT_TYPES", "TASK_MACHINE",
-    "AppliedIds", "ArchivedEvent", "AtRecord", "Base", "BatchHandler", "BlobRef", "BlobStore",
-    "Bound", "BrokenChain", "CheckpointRef", "CheckpointRestored", "CheckpointSaved",
+    "KAFKA_SECURITY_PROTOCOL", "KEYS_ENV", "KEY_BYTES", "MAX_BASE_BYTES", "NOT_PLAIN",
+    "PAYLOAD_TYPES", "PIPELINE_MACHINE", "PLAINTEXT", "SEALED_MARKER", "SHARED_EVENT_TYPES",
+    "TASK_MACHINE", "AppliedIds", "ArchivedEvent", "AtRecord", "Base", "BatchHandler", "BlobRef",
+    "BlobStore", "Bound", "BrokenChain", "CheckpointRef", "CheckpointRestored", "CheckpointSaved",
     "CheckpointWritesSaved", "CheckpointsDeleted", "CompressionAlgorithm", "CompressionError",
     "Compressor", "ConsumerSettings", "DataKeySource", "DecodeError", "DecodedRecord", "Decoder",
     "Envelope", "EventArchive", "EventCodec", "EventCodecLike", "EventConsumer", "EventLog",
@@ -282,15 +284,15 @@ __all__ = [
     "fetch_verified", "field_values", "fold", "from_fields", "generate_key", "inspect",
     "interleave", "is_delta", "is_sealed", "json_bytes", "marker_scope", "merge_positions",
     "namespace_scope", "new_data_key", "pack", "parse_json", "parse_session", "plain_chain_bytes",
-    "quiet_client_logs", "rabin_fingerprint", "read_dump", "reading_log", "record_applied",
-    "record_cache_request", "record_checkpoints_saved", "record_decision", "record_leader",
-    "record_lease_lost", "record_lifetime_ms", "record_operation", "record_read_model",
-    "record_recovery", "record_snapshots", "register_upcaster", "render", "replacing",
-    "resolve_blob_markers", "ride_out", "schemas_root", "sealed_scope", "select", "serve_or_warn",
-    "session_token", "simulate_execution", "span", "start_cache", "start_projection",
-    "start_recovery", "start_snapshotter", "state_dict", "step", "step_shared", "timed",
-    "timed_async", "traceparent_of", "tracer", "unpack", "unwrap_key", "upcaster",
-    "user_data_bytes", "user_data_topics", "user_state_upcaster", "where", "why_kafka_unreachable",
-    "wrap_key", "write_dump",
+    "plain_json", "quiet_client_logs", "rabin_fingerprint", "read_dump", "reading_log",
+    "record_applied", "record_cache_request", "record_checkpoints_saved", "record_decision",
+    "record_leader", "record_lease_lost", "record_lifetime_ms", "record_operation",
+    "record_read_model", "record_recovery", "record_snapshots", "register_upcaster", "render",
+    "replacing", "resolve_blob_markers", "ride_out", "schemas_root", "sealed_scope", "select",
+    "serve_or_warn", "session_token", "simulate_execution", "span", "start_cache",
+    "start_projection", "start_recovery", "start_snapshotter", "state_dict", "step", "step_shared",
+    "stop_on_signals", "timed", "timed_async", "traceparent_of", "tracer", "unpack", "unwrap_key",
+    "upcaster", "user_data_bytes", "user_data_topics", "user_state_upcaster", "where",
+    "why_kafka_unreachable", "wrap_key", "write_dump",
 ]
 # fmt: on

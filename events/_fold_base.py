@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.events.state import TaskState
-from orchestrator.events.userdata import UserData, decode_user_data
+from orchestrator.events.userdata import NOT_PLAIN, UserData, decode_user_data, plain_json
 
 _loads = json.loads
 
@@ -46,15 +46,8 @@ class Refused(OrchestratorStateError):
 def data(value: UserData | None) -> Any:
     if value is None:
         return None
-    inline = value.inline
-    if inline is not None and value.encoding == "json" and b"\\u0000" not in inline:
-        # decode_user_data of plain JSON without its encoding sniffing (a hot path);
-        # whatever does not parse this way takes the full path, errors included.
-        try:
-            return _loads(inline.decode())
-        except (ValueError, RecursionError):
-            pass
-    return decode_user_data(value)
+    parsed = plain_json(value)
+    return decode_user_data(value) if parsed is NOT_PLAIN else parsed
 
 
 # --- copying frozen states -----------------------------------------------------------

@@ -9,9 +9,11 @@ the layers above decide retries without importing aiokafka.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.conn import create_conn
@@ -177,3 +179,28 @@ async def explained(exc: LogError, bootstrap_servers: str, security: KafkaSecuri
     if reason is None:
         return exc
     return LogError(f"cannot use Kafka at {bootstrap_servers}: {reason}", retriable=False)
+
+
+async def start_client(client: Any, what: str) -> None:
+    """Start an aiokafka client (``LogError`` naming ``what`` if it does not), closing
+    whatever it opened when it fails."""
+    try:
+        with translated(what):
+            await client.start()
+    except LogError:
+        with contextlib.suppress(Exception):  # closing what never opened
+            await client.stop()
+        raise
+
+
+@asynccontextmanager
+async def explaining(bootstrap_servers: str, security: KafkaSecurity) -> AsyncIterator[None]:
+    """A ``LogError`` raised inside, replaced by the refused login behind it if that is
+    why (:func:`explained`)."""
+    try:
+        yield
+    except LogError as exc:
+        better = await explained(exc, bootstrap_servers, security)
+        if better is exc:
+            raise
+        raise better from exc

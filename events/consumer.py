@@ -18,18 +18,18 @@ aiokafka's types stay in this module.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
 import aiokafka
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 
-from orchestrator.events._kafka import explained, translated
+from orchestrator.events._kafka import explaining, start_client, translated
 from orchestrator.events.envelope import Envelope, Position
-from orchestrator.events.errors import DecodeError, LogError
+from orchestrator.events.errors import DecodeError
+from orchestrator.events.resource import Resource
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 
 IsolationLevel = Literal["read_uncommitted", "read_committed"]
@@ -155,28 +155,23 @@ def _raw(record: Any) -> RawRecord:
     )
 
 
-class EventConsumer:
+@dataclass(eq=False)
+class EventConsumer(Resource):
     """An aiokafka consumer with auto-commit off, in assigned or group mode."""
 
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        settings: ConsumerSettings | None = None,
-        *,
-        group_id: str | None = None,
-    ) -> None:
-        self._bootstrap = bootstrap_servers
-        self._settings = settings or ConsumerSettings()
-        self._group_id = group_id
-        self._consumer: Any = None
+    bootstrap_servers: str
+    settings: ConsumerSettings = field(default_factory=ConsumerSettings)
+    _: KW_ONLY
+    group_id: str | None = None
+    _consumer: Any = field(default=None, init=False, repr=False)
 
     async def start(self) -> None:
         """Connect; in group mode the group is joined on the first ``getmany``."""
-        s = self._settings
+        s = self.settings
         consumer = aiokafka.AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            bootstrap_servers=self.bootstrap_servers,
             client_id=s.client_id,
-            group_id=self._group_id,
+            group_id=self.group_id,
             enable_auto_commit=False,
             isolation_level=s.isolation_level,
             auto_offset_reset=s.auto_offset_reset,
@@ -190,16 +185,8 @@ class EventConsumer:
             metadata_max_age_ms=s.metadata_max_age_ms,
             **s.security.client_kwargs(),
         )
-        try:
-            with translated(f"starting a consumer on {self._bootstrap}"):
-                await consumer.start()
-        except LogError as exc:
-            with contextlib.suppress(Exception):  # closing what never opened
-                await consumer.stop()
-            better = await explained(exc, self._bootstrap, s.security)
-            if better is exc:
-                raise
-            raise better from exc
+        async with explaining(self.bootstrap_servers, s.security):
+            await start_client(consumer, f"starting a consumer on {self.bootstrap_servers}")
         self._consumer = consumer
 
     async def stop(self) -> None:
@@ -208,13 +195,6 @@ class EventConsumer:
         if consumer is not None:
             with translated("stopping a consumer"):
                 await consumer.stop()
-
-    async def __aenter__(self) -> EventConsumer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def _c(self) -> Any:
@@ -228,7 +208,7 @@ class EventConsumer:
 
     def subscribe(self, topics: Sequence[str], listener: RebalanceListener | None = None) -> None:
         """Join the consumer group (``group_id``) for these topics (group mode)."""
-        if self._group_id is None:
+        if self.group_id is None:
             raise ValueError("subscribe() needs a group_id; use assign() without one")
         adapter = _ListenerAdapter(listener) if listener is not None else None
         self._c.subscribe(topics=list(topics), listener=adapter)

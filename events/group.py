@@ -35,12 +35,13 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, Self
+from typing import ClassVar, Protocol
 
 from orchestrator.events import metrics
 from orchestrator.events.consumer import ConsumerSettings, EventConsumer, RawRecord, TopicPartition
 from orchestrator.events.errors import LogError, error_fields
 from orchestrator.events.outage import Outage
+from orchestrator.events.resource import Resource
 
 TP = tuple[str, int]
 
@@ -157,24 +158,7 @@ class Batching(Protocol):
     def kafka_commit_interval_s(self) -> float | None: ...
 
 
-class _Resource:
-    """``async with`` = ``start()`` then ``stop()``."""
-
-    async def start(self) -> None:
-        raise NotImplementedError
-
-    async def stop(self) -> None:
-        raise NotImplementedError
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-
-class GroupMember(_Resource):
+class GroupMember(Resource):
     """One member of a consumer group driving a :class:`BatchHandler`."""
 
     def __init__(self, bootstrap: str, settings: MemberSettings, handler: BatchHandler) -> None:
@@ -367,7 +351,7 @@ class GroupMember(_Resource):
             self._log.debug("%s: lag commit skipped: %s", self.label, exc)
 
 
-class GroupProcess(BatchHandler, _Resource):
+class GroupProcess(BatchHandler, Resource):
     """A handler that owns its member: ``async with`` it and ``run()`` it.
 
     Subclasses set ``self.member`` in ``__init__`` and extend ``start`` / ``stop``

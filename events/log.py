@@ -30,7 +30,12 @@ import aiokafka
 from aiokafka import codec as kafka_codecs
 
 from orchestrator.events import tracing
-from orchestrator.events._kafka import broker_supports_idempotence, explained, translated
+from orchestrator.events._kafka import (
+    broker_supports_idempotence,
+    explaining,
+    start_client,
+    translated,
+)
 from orchestrator.events._produce import (
     CODECS,
     KeyPartitioner,
@@ -42,6 +47,7 @@ from orchestrator.events._produce import (
 from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import DecodeError, LogError
+from orchestrator.events.resource import Resource
 from orchestrator.events.security import PLAINTEXT, KafkaSecurity
 from orchestrator.events.topics import TopicsConfig
 
@@ -110,7 +116,7 @@ class ProducerSettings:
             raise ValueError("max_batch_size must not exceed max_request_size")
 
 
-class EventLog:
+class EventLog(Resource):
     """Appends events to the topics of a ``TopicsConfig`` and reads them back."""
 
     def __init__(
@@ -151,13 +157,8 @@ class EventLog:
     async def start(self) -> None:
         """Connect the producer, choosing idempotence by what the broker supports; a
         refused login is named (``LogError``, not retriable)."""
-        try:
+        async with explaining(self._bootstrap, self._settings.security):
             await self._start()
-        except LogError as exc:
-            better = await explained(exc, self._bootstrap, self._settings.security)
-            if better is exc:
-                raise
-            raise better from exc
 
     async def _start(self) -> None:
         s = self._settings
@@ -197,12 +198,7 @@ class EventLog:
             request_timeout_ms=s.request_timeout_ms,
             **s.security.client_kwargs(),
         )
-        try:
-            with translated(f"starting the producer on {self._bootstrap}"):
-                await producer.start()
-        except LogError:
-            await producer.stop()
-            raise
+        await start_client(producer, f"starting the producer on {self._bootstrap}")
         self._producer = producer
         self._idempotent = idempotent
 
@@ -217,13 +213,6 @@ class EventLog:
         finally:
             if offsets is not None:
                 await offsets.stop()
-
-    async def __aenter__(self) -> EventLog:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def _p(self) -> Any:

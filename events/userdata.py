@@ -299,6 +299,24 @@ def _merge(kept: Any, rest: Any, encoding: str) -> dict[str, Any]:
     return dict(sorted({**kept, **rest}.items()))
 
 
+NOT_PLAIN: Any = object()
+"""What :func:`plain_json` returns for user data that needs :func:`decode_user_data`."""
+
+
+def plain_json(data: UserData) -> Any:
+    """The value of inline plain-JSON user data, parsed without the encoding sniffing
+    of :func:`decode_user_data` (the fold's and the archive's hot path); ``NOT_PLAIN``
+    for any other, or for what does not parse this way: the full path decodes it,
+    errors included."""
+    inline = data.inline
+    if inline is None or data.encoding != "json" or b"\\u0000" in inline:
+        return NOT_PLAIN
+    try:
+        return json.loads(inline.decode())
+    except (ValueError, RecursionError):
+        return NOT_PLAIN
+
+
 def decode_user_data(
     data: UserData,
     blob_store: BlobStore | None = None,

@@ -17,7 +17,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from orchestrator.events import UserData, UserDataError, decode_user_data, is_delta
+from orchestrator.events import (
+    NOT_PLAIN,
+    UserData,
+    UserDataError,
+    decode_user_data,
+    is_delta,
+    plain_json,
+)
 
 _SCALARS = (str, int, float, bool, type(None))
 _SCALAR_CLASSES = frozenset(_SCALARS)
@@ -41,14 +48,10 @@ def _identity(value: Any) -> Any:
 
 
 def _user_data(value: UserData) -> Any:
+    parsed = plain_json(value)
+    if parsed is not NOT_PLAIN:
+        return parsed
     inline = value.inline
-    if inline is not None and value.encoding == "json" and b"\\u0000" not in inline:
-        # What decode_user_data does for plain JSON, without its encoding sniffing:
-        # anything that does not parse this way takes the full path below.
-        try:
-            return _loads(inline.decode())
-        except (ValueError, RecursionError):
-            pass
     if inline is not None and is_delta(inline):  # checkpoint data stored as a delta
         return {"$delta": {"bytes": len(inline)}}
     try:

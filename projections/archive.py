@@ -17,6 +17,7 @@ from orchestrator.events import (
     ArchivedEvent,
     DecodeError,
     Envelope,
+    EventArchive,
     Located,
     Position,
     default_codec,
@@ -24,7 +25,6 @@ from orchestrator.events import (
 from orchestrator.projections.settings import ReadModelTables
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-_MAX_POSITION = (2**31 - 1, 2**63 - 1)
 
 
 def _table(name: str) -> str:
@@ -33,7 +33,7 @@ def _table(name: str) -> str:
     return name
 
 
-class PostgresEventArchive:
+class PostgresEventArchive(EventArchive):
     """Reads one projection's event archive through ``db`` (a pool or a connection).
 
     ``rows_read`` counts archive rows fetched so far: tests use it to prove that a
@@ -54,7 +54,6 @@ class PostgresEventArchive:
         self._decode = (codec or default_codec()).decode
         self.events_table = _table(events_table or tables.execution_events)
         self.checkpoints_table = _table(checkpoints_table or tables.checkpoints)
-        self.rows_read = 0
         # Row comparisons on (partition, "offset") are index conditions of the
         # (execution_id, partition, "offset") index: a range scan, not a filter.
         self._page = (
@@ -64,17 +63,11 @@ class PostgresEventArchive:
             ' ORDER BY partition, "offset" LIMIT $6'
         )
 
-    async def events(
-        self,
-        execution_id: str,
-        *,
-        after: tuple[int, int] | None = None,
-        before: tuple[int, int] | None = None,
-        limit: int | None = None,
+    async def page(
+        self, execution_id: str, after: tuple[int, int], before: tuple[int, int], limit: int | None
     ) -> Sequence[ArchivedEvent]:
-        lo, hi = after or (-1, -1), before or _MAX_POSITION
-        rows = await self._db.fetch(self._page, execution_id, lo[0], lo[1], hi[0], hi[1], limit)
-        self.rows_read += len(rows)
+        (lo_p, lo_o), (hi_p, hi_o) = after, before
+        rows = await self._db.fetch(self._page, execution_id, lo_p, lo_o, hi_p, hi_o, limit)
         return self._archived(rows)
 
     def _archived(self, rows: Sequence[Mapping[str, Any]]) -> list[ArchivedEvent]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -22,7 +23,7 @@ from orchestrator.projections.offsets import applied_offset
 from orchestrator.projections.store import OFFSETS_CHANNEL
 
 _POLL_S = 0.25
-__all__ = ["applied_offset", "wait_for_position"]
+__all__ = ["applied_offset", "until_applied", "wait_for_position"]
 
 
 @contextlib.asynccontextmanager
@@ -46,8 +47,7 @@ async def wait_for_position(
     ``db`` is a pool (a connection is borrowed) or a connection that is not inside a
     transaction (it LISTENs while waiting and UNLISTENs after).
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = time.monotonic() + timeout
     woken = asyncio.Event()
 
     def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
@@ -55,17 +55,36 @@ async def wait_for_position(
             woken.set()
 
     async with _connection(db) as conn:
+
+        async def applied() -> int:
+            woken.clear()
+            return await applied_offset(conn, projection, position.topic, position.partition)
+
+        async def notified(remaining: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), min(remaining, _POLL_S))
+
         await conn.add_listener(OFFSETS_CHANNEL, on_notify)
         try:
-            while True:
-                woken.clear()
-                done = await applied_offset(conn, projection, position.topic, position.partition)
-                if done > position.offset:
-                    return True
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return False
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), min(remaining, _POLL_S))
+            return await until_applied(position, applied, notified, deadline)
         finally:
             await conn.remove_listener(OFFSETS_CHANNEL, on_notify)
+
+
+async def until_applied(
+    position: Position,
+    applied: Callable[[], Awaitable[int]],
+    wait: Callable[[float], Awaitable[None]],
+    deadline: float,
+) -> bool:
+    """The one check of every read-your-writes wait: True once ``applied()`` (the
+    projection's next offset on the position's partition) is past ``position``; False
+    at ``deadline`` (``time.monotonic()``). Between checks ``wait(remaining)`` sleeps
+    until a notification or a poll interval."""
+    while True:
+        if await applied() > position.offset:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        await wait(remaining)

@@ -18,10 +18,8 @@ where it happened, and :func:`run_processor` raises it so the process exits non-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
-import signal
 from dataclasses import replace
 from typing import Any
 
@@ -49,6 +47,7 @@ from orchestrator.events import (
     quiet_client_logs,
     ride_out,
     start_projection,
+    stop_on_signals,
 )
 from orchestrator.projections._collector import CollectorSchedule
 from orchestrator.projections._double_buffer import BatchPipeline
@@ -268,59 +267,55 @@ async def run_processor(
     with its context and raised."""
     projector = Projector(settings, dsn, bootstrap, security=security, **options)
     quiet_client_logs()
-    loop = asyncio.get_running_loop()
-    if handle_signals:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, projector.request_stop)
-    try:
-        started = Outage(f"projection {settings.name}: starting, PostgreSQL or Kafka", logger)
-
-        async def start() -> None:
-            await prepare(settings, dsn, bootstrap, topics, security=security)
-            await projector.start()
-
-        await ride_out(start, outage=started, transient=is_outage)
-        gc.freeze()  # what start-up made lives for ever: no collection walks it again
-        feed = (
-            None
-            if topics is None
-            else feed_for(
-                bootstrap, topics, codec_for(settings.limits), name=settings.name, security=security
-            )
-        )
-        stop_feed = asyncio.Event()
-        feeding = None if feed is None else asyncio.create_task(feed.run(stop_feed))
+    with stop_on_signals(projector.request_stop, handle_signals):
         try:
-            await projector.run()
-        finally:
-            stop_feed.set()
-            if feeding is not None:
-                await feeding
-            await projector.stop()
-    except ProcessorFailed as exc:
-        logger.error("%s", exc, exc_info=exc.__cause__)
-        raise
-    except (OSError, LogError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        # The environment, not a bug: one line (no traceback) naming what failed.
-        logger.error(
-            "projection %s stopped: %s: %s (partitions %s)",
-            settings.name,
-            type(exc).__name__,
-            exc,
-            projector.positions,
-        )
-        raise
-    except Exception as exc:
-        logger.error(
-            "projection %s failed (partitions %s): %s",
-            settings.name,
-            projector.positions,
-            exc,
-            exc_info=True,
-        )
-        raise
-    finally:
-        if handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(ValueError, RuntimeError):
-                    loop.remove_signal_handler(sig)
+            started = Outage(f"projection {settings.name}: starting, PostgreSQL or Kafka", logger)
+
+            async def start() -> None:
+                await prepare(settings, dsn, bootstrap, topics, security=security)
+                await projector.start()
+
+            await ride_out(start, outage=started, transient=is_outage)
+            gc.freeze()  # what start-up made lives for ever: no collection walks it again
+            feed = (
+                None
+                if topics is None
+                else feed_for(
+                    bootstrap,
+                    topics,
+                    codec_for(settings.limits),
+                    name=settings.name,
+                    security=security,
+                )
+            )
+            stop_feed = asyncio.Event()
+            feeding = None if feed is None else asyncio.create_task(feed.run(stop_feed))
+            try:
+                await projector.run()
+            finally:
+                stop_feed.set()
+                if feeding is not None:
+                    await feeding
+                await projector.stop()
+        except ProcessorFailed as exc:
+            logger.error("%s", exc, exc_info=exc.__cause__)
+            raise
+        except (OSError, LogError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # The environment, not a bug: one line (no traceback) naming what failed.
+            logger.error(
+                "projection %s stopped: %s: %s (partitions %s)",
+                settings.name,
+                type(exc).__name__,
+                exc,
+                projector.positions,
+            )
+            raise
+        except Exception as exc:
+            logger.error(
+                "projection %s failed (partitions %s): %s",
+                settings.name,
+                projector.positions,
+                exc,
+                exc_info=True,
+            )
+            raise

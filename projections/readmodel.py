@@ -100,14 +100,12 @@ SHARED_VARIABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("deleted", "bool"),
 )
 
-EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+_POSITION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("topic", "text"),
     ("partition", "int4"),
     ("offset", "bigint"),
-    ("execution_id", "text"),
-    ("pipeline_id", "text"),
-    ("sequence", "bigint"),
-    ("epoch", "bigint"),
+)
+_VERDICT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("event_id", "text"),
     ("event_type", "text"),
     ("occurred_at", "timestamptz"),
@@ -116,22 +114,24 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("payload", "jsonb"),
     ("raw", "bytea"),
 )
+"""What every archived event row ends with: the event, the fold's verdict, its bytes."""
+
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    *_POSITION_COLUMNS,
+    ("execution_id", "text"),
+    ("pipeline_id", "text"),
+    ("sequence", "bigint"),
+    ("epoch", "bigint"),
+    *_VERDICT_COLUMNS,
+)
 """``execution_events``: every event read from the pipeline topic, with the fold's verdict."""
 
 SHARED_EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("topic", "text"),
-    ("partition", "int4"),
-    ("offset", "bigint"),
+    *_POSITION_COLUMNS,
     ("namespace", "text"),
     ("name", "text"),
     ("version", "bigint"),
-    ("event_id", "text"),
-    ("event_type", "text"),
-    ("occurred_at", "timestamptz"),
-    ("outcome", "text"),
-    ("reason", "text"),
-    ("payload", "jsonb"),
-    ("raw", "bytea"),
+    *_VERDICT_COLUMNS,
 )
 """``shared_events``: every shared-state event, with the fold's verdict."""
 

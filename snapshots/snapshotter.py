@@ -21,10 +21,7 @@ projection has caught up to where the snapshotter reads, then snapshotted at onc
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -49,6 +46,7 @@ from orchestrator.events import (
     record_snapshots,
     ride_out,
     start_snapshotter,
+    stop_on_signals,
     traceparent_of,
 )
 from orchestrator.projections import Fence, PostgresOffsets, TableNames, is_outage, migrate
@@ -329,27 +327,19 @@ async def run_snapshotter(
 
     starting = Outage(f"snapshotter {snapshotter.settings.name}: starting, PostgreSQL", logger)
     await ride_out(migrated, outage=starting, transient=is_outage)
-    loop = asyncio.get_running_loop()
-    if handle_signals:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, snapshotter.request_stop)
-    try:
-        async with snapshotter:
-            await snapshotter.run()
-    except SnapshotterFailed as exc:
-        logger.error("%s", exc, exc_info=exc.__cause__)
-        raise
-    except Exception as exc:
-        logger.error(
-            "snapshotter %s failed (offsets %s): %s",
-            snapshotter.settings.name,
-            snapshotter.positions,
-            exc,
-            exc_info=True,
-        )
-        raise
-    finally:
-        if handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(ValueError, RuntimeError):
-                    loop.remove_signal_handler(sig)
+    with stop_on_signals(snapshotter.request_stop, handle_signals):
+        try:
+            async with snapshotter:
+                await snapshotter.run()
+        except SnapshotterFailed as exc:
+            logger.error("%s", exc, exc_info=exc.__cause__)
+            raise
+        except Exception as exc:
+            logger.error(
+                "snapshotter %s failed (offsets %s): %s",
+                snapshotter.settings.name,
+                snapshotter.positions,
+                exc,
+                exc_info=True,
+            )
+            raise

@@ -12,7 +12,6 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.fold import Outcome, step
@@ -41,8 +40,21 @@ class Located:
     last_sequence: int | None
 
 
-class EventArchive(Protocol):
-    """Every event of every execution, as the log delivered it."""
+FIRST: tuple[int, int] = (-1, -1)
+"""A (partition, offset) before every event."""
+LAST: tuple[int, int] = (2**31 - 1, 2**63 - 1)
+"""A (partition, offset) after every event (PostgreSQL's int and bigint maxima)."""
+
+
+class EventArchive:
+    """Every event of every execution, as the log delivered it.
+
+    An adapter reads a bounded :meth:`page`; :meth:`events` (what the history service
+    calls) fills in open bounds and counts ``rows_read``, as tests use it to prove a
+    replay reads one page ahead of what it folded, never the rest.
+    """
+
+    rows_read: int = 0
 
     async def events(
         self,
@@ -54,28 +66,36 @@ class EventArchive(Protocol):
     ) -> Sequence[ArchivedEvent]:
         """The execution's events strictly between ``after`` and ``before`` (partition,
         offset), in log order; the first ``limit`` of them."""
-        ...
+        page = await self.page(execution_id, after or FIRST, before or LAST, limit)
+        self.rows_read += len(page)
+        return page
+
+    async def page(
+        self, execution_id: str, after: tuple[int, int], before: tuple[int, int], limit: int | None
+    ) -> Sequence[ArchivedEvent]:
+        """What :meth:`events` returns, with both bounds given."""
+        raise NotImplementedError
 
     async def first_after(self, execution_id: str, when: datetime) -> tuple[int, int] | None:
         """(partition, offset) of the execution's first event that occurred after ``when``."""
-        ...
+        raise NotImplementedError
 
     async def checkpoint(self, checkpoint_id: str) -> tuple[str, int] | None:
         """(execution_id, sequence) of the checkpoint with this id, if there is one."""
-        ...
+        raise NotImplementedError
 
     async def locate(self, execution_id: str) -> Located | None:
         """Where the execution's events are, if the archive holds any."""
-        ...
+        raise NotImplementedError
 
     async def applied_events(
         self, execution_id: str, event_types: Sequence[str], max_sequence: int
     ) -> list[ArchivedEvent]:
         """Applied events of these types up to ``max_sequence``, in log order."""
-        ...
+        raise NotImplementedError
 
 
-class MemoryEventArchive:
+class MemoryEventArchive(EventArchive):
     """The archive as lists in memory: for tests, benchmarks and the memory backend.
 
     Every read goes through :meth:`history` (one execution's events in log order), which
@@ -85,7 +105,6 @@ class MemoryEventArchive:
 
     def __init__(self, events: Iterable[ArchivedEvent] = ()) -> None:
         self._events: dict[str, list[ArchivedEvent]] = {}
-        self.rows_read = 0
         self.extend(events)
 
     def extend(self, events: Iterable[ArchivedEvent]) -> None:
@@ -102,23 +121,13 @@ class MemoryEventArchive:
         """The execution's events in log order."""
         return self._events.get(execution_id, [])
 
-    async def events(
-        self,
-        execution_id: str,
-        *,
-        after: tuple[int, int] | None = None,
-        before: tuple[int, int] | None = None,
-        limit: int | None = None,
+    async def page(
+        self, execution_id: str, after: tuple[int, int], before: tuple[int, int], limit: int | None
     ) -> Sequence[ArchivedEvent]:
         mine = self.history(execution_id)
-        order = _log_order
-        start = 0 if after is None else bisect.bisect_right(mine, after, key=order)
-        end = len(mine) if before is None else bisect.bisect_left(mine, before, key=order)
-        if limit is not None:
-            end = min(end, start + limit)
-        page = mine[start:end]
-        self.rows_read += len(page)
-        return page
+        start = bisect.bisect_right(mine, after, key=_log_order)
+        end = bisect.bisect_left(mine, before, key=_log_order)
+        return mine[start : end if limit is None else min(end, start + limit)]
 
     async def first_after(self, execution_id: str, when: datetime) -> tuple[int, int] | None:
         for event in self.history(execution_id):

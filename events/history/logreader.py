@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import KW_ONLY, dataclass, field
 from typing import cast
 
 from aiokafka.partitioner import murmur2
@@ -37,6 +38,7 @@ def reading_log(
     )
 
 
+@dataclass(eq=False)
 class LogReader:
     """Reads one execution's events from its partition of the pipeline topic.
 
@@ -45,26 +47,19 @@ class LogReader:
     records are read with ``log.read_range`` and filtered after decoding.
     """
 
-    def __init__(
-        self,
-        topic: str,
-        *,
-        bootstrap_servers: str | None = None,
-        log: EventLog | None = None,
-        codec: EventCodec | None = None,
-        batch_size: int = 2000,
-        security: KafkaSecurity = PLAINTEXT,
-    ) -> None:
-        if bootstrap_servers is None and log is None:
+    topic: str
+    _: KW_ONLY
+    bootstrap_servers: str | None = None
+    log: EventLog | None = None
+    codec: EventCodec = field(default_factory=default_codec)
+    batch_size: int = 2000
+    security: KafkaSecurity = PLAINTEXT
+
+    def __post_init__(self) -> None:
+        if self.bootstrap_servers is None and self.log is None:
             raise ValueError("LogReader needs bootstrap_servers or a started EventLog")
-        self.topic = topic
-        self.bootstrap_servers = bootstrap_servers
-        self.log = log
-        self.codec = codec or default_codec()
-        self.batch_size = batch_size
-        self.security = security
         self._settings = ConsumerSettings(
-            client_id="orchestrator-replay", fetch_max_wait_ms=50, security=security
+            client_id="orchestrator-replay", fetch_max_wait_ms=50, security=self.security
         )
 
     async def partitions(self) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -156,23 +156,17 @@ class HistoryStep:
     after: ExecutionState | None
 
 
+@dataclass(eq=False)
 class History:
     """Reads executions' histories from ``archive`` (or ``log``), starting from the
     snapshots ``snapshots`` finds. Archived events are read ``page_size`` at a time, so
     a state at a sequence reads only as far as the target."""
 
-    page_size = 500
-
-    def __init__(
-        self,
-        archive: EventArchive,
-        *,
-        snapshots: SnapshotBases | None = None,
-        log: LogReader | None = None,
-    ) -> None:
-        self.archive = archive
-        self.snapshots = snapshots
-        self.log = log
+    archive: EventArchive
+    _: KW_ONLY
+    snapshots: SnapshotBases | None = None
+    log: LogReader | None = None
+    page_size: int = 500
 
     # --- the state at a point ------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from orchestrator.app.stores import (
     snapshot_store,
 )
 from orchestrator.app.topics import ensure_configured_topics
-from orchestrator.commands import StaleExpectedVersion
+from orchestrator.commands import SetVariable, StaleExpectedVersion
 from orchestrator.config import RedisBackend, Settings
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events import (
@@ -413,14 +413,16 @@ class App(Resource):
             return
         for name, var in seed.variables.items():
             try:
-                await self.runtime.shared.set(
-                    seed.namespace,
-                    name,
-                    var.value,
-                    type=var.type,
-                    expected_version=0,
-                    immutable=var.immutable,
-                    updated_by=var.updated_by or "configuration",
+                await self.runtime.shared.execute(
+                    SetVariable(
+                        seed.namespace,
+                        name,
+                        var.value,
+                        type=var.type,
+                        expected_version=0,
+                        immutable=var.immutable,
+                        updated_by=var.updated_by or "configuration",
+                    )
                 )
             except StaleExpectedVersion:
                 pass  # set before (by an earlier start): the log's value stands

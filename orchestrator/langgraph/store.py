@@ -31,6 +31,7 @@ from langgraph.store.base import (
 )
 from langgraph.store.memory import _compare_values, _does_match  # LangGraph's own rules
 
+from orchestrator.commands import DeleteVariable, SetVariable
 from orchestrator.projections import ReadModelQueries
 from orchestrator.state import StateRuntime, open_any
 
@@ -89,7 +90,7 @@ class AsyncKafkaStore(BaseStore):
         if op.value is None:
             current = await self._rows(exact=ns, key=op.key)
             if current:
-                self.rt.record([await self.rt.shared.delete(ns, op.key)])
+                self.rt.record([await self.rt.shared.execute(DeleteVariable(ns, op.key))])
             return
         if op.index not in (None, False):
             raise NotImplementedError("AsyncKafkaStore has no vector index: put without index")
@@ -103,7 +104,7 @@ class AsyncKafkaStore(BaseStore):
             "created_at": (previous[0].created_at if previous else now).isoformat(),
             "expires_at": None if ttl is None else (now + timedelta(minutes=ttl)).isoformat(),
         }
-        self.rt.record([await self.rt.shared.set(ns, op.key, value)])
+        self.rt.record([await self.rt.shared.execute(SetVariable(ns, op.key, value))])
 
     # --- reading -----------------------------------------------------------------------
 

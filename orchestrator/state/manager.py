@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from orchestrator.commands import LockInfo, list_locks
+from orchestrator.commands import DeleteVariable, LockInfo, SetVariable, list_locks
 from orchestrator.events import (
     ExecutionState,
     NamespaceState,
@@ -221,14 +221,16 @@ class StateManager:
         if self.conflict_resolution == "reject" and expected_version is None:
             expected_version = self._versions.get((namespace, name), 0)
         task = current_task()
-        position = await self.runtime.shared.set(
-            namespace,
-            name,
-            value,
-            type=type,
-            expected_version=expected_version,
-            immutable=immutable,
-            updated_by=updated_by or (task.task_id if task else None),
+        position = await self.runtime.shared.execute(
+            SetVariable(
+                namespace,
+                name,
+                value,
+                type=type,
+                expected_version=expected_version,
+                immutable=immutable,
+                updated_by=updated_by or (task.task_id if task else None),
+            )
         )
         self._versions.pop((namespace, name), None)
         if expected_version is not None:
@@ -260,11 +262,13 @@ class StateManager:
     ) -> Position:
         """Delete a variable (refused if immutable or at another ``expected_version``)."""
         task = current_task()
-        position = await self.runtime.shared.delete(
-            namespace,
-            name,
-            expected_version=expected_version,
-            deleted_by=deleted_by or (task.task_id if task else None),
+        position = await self.runtime.shared.execute(
+            DeleteVariable(
+                namespace,
+                name,
+                expected_version=expected_version,
+                deleted_by=deleted_by or (task.task_id if task else None),
+            )
         )
         self._versions.pop((namespace, name), None)
         return await self._wrote(namespace, position)

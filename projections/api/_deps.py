@@ -27,7 +27,7 @@ from orchestrator.projections.api._params import invalid, parse_position
 from orchestrator.projections.api._queries import Queries
 from orchestrator.projections.api.errors import ReadModelBehind
 from orchestrator.projections.api.settings import ApiSettings
-from orchestrator.projections.positions import applied_offset
+from orchestrator.projections.positions import applied_offset, until_applied
 from orchestrator.projections.redisstore import RedisReadModelStore
 
 Dependency = Callable[..., Awaitable[None]]
@@ -90,18 +90,20 @@ async def wait_for_position(ctx: ApiContext, position: Position, seconds: float)
     """
     projection, pool = ctx.settings.projection, ctx.pool
     deadline = time.monotonic() + seconds
+    interval = 0.01
+
+    async def applied() -> int:
+        async with pool.acquire() as conn:
+            return await applied_offset(conn, projection, position.topic, position.partition)
+
     with ctx.listener.subscribe(ctx.settings.offsets_channel, projection) as changes:
-        interval = 0.01
-        while True:
-            async with pool.acquire() as conn:
-                done = await applied_offset(conn, projection, position.topic, position.partition)
-            if done > position.offset:
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
+
+        async def notified(remaining: float) -> None:
+            nonlocal interval
             await changes.wait(min(interval, remaining))
             interval = min(interval * 2, 0.25)
+
+        return await until_applied(position, applied, notified, deadline)
 
 
 def make_read_barrier(settings: ApiSettings) -> Dependency:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -16,12 +17,26 @@ from orchestrator.projections.checkpointdata import checkpoint_values
 router = APIRouter(tags=["executions"])
 
 _INT64_MAX = 2**63 - 1
+_FROM_START = "to start after (-1: the beginning)."
+SequenceAfter = Annotated[int, Query(ge=-1, le=_INT64_MAX, description=f"Sequence {_FROM_START}")]
+OffsetAfter = Annotated[int, Query(ge=-1, le=_INT64_MAX, description=f"Log offset {_FROM_START}")]
+Fetch = Callable[[Any, str, int, int], Awaitable[Sequence[Any]]]
 
 
 async def _require(ctx: ApiContext, execution_id: str) -> None:
     """An empty answer is only an answer if the execution exists."""
     if not await ctx.queries.execution_exists(ctx.pool, execution_id):
         raise ExecutionNotFound(execution_id)
+
+
+async def _page(
+    ctx: ApiContext, execution_id: str, fetch: Fetch, after: int, limit: int
+) -> Sequence[Any]:
+    """Up to ``limit + 1`` rows after ``after`` (one more says there is a next page)."""
+    rows = await fetch(ctx.pool, execution_id, after, limit + 1)
+    if not rows:
+        await _require(ctx, execution_id)
+    return rows
 
 
 @router.get("/executions/{execution_id}/tasks", response_model=TaskList, responses=NOT_FOUND)
@@ -39,16 +54,11 @@ async def list_tasks(ctx: Context, execution_id: ExecutionId) -> TaskList:
 async def list_checkpoints(
     ctx: Context,
     execution_id: ExecutionId,
-    after: Annotated[
-        int,
-        Query(ge=-1, le=_INT64_MAX, description="Sequence to start after (-1: the beginning)."),
-    ] = -1,
+    after: SequenceAfter = -1,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 100,
 ) -> CheckpointList:
     """The execution's checkpoints with their data, oldest first, a page at a time."""
-    rows = await ctx.queries.checkpoints(ctx.pool, execution_id, after, limit + 1)
-    if not rows:
-        await _require(ctx, execution_id)
+    rows = await _page(ctx, execution_id, ctx.queries.checkpoints, after, limit)
     page = rows[:limit]
     wanted = {row["checkpoint_id"]: row["sequence"] for row in page}
     data = await checkpoint_values(ctx.pool, ctx.queries.tables, execution_id, wanted)
@@ -64,16 +74,11 @@ async def list_checkpoints(
 async def list_events(
     ctx: Context,
     execution_id: ExecutionId,
-    after: Annotated[
-        int,
-        Query(ge=-1, le=_INT64_MAX, description="Log offset to start after (-1: the beginning)."),
-    ] = -1,
+    after: OffsetAfter = -1,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
 ) -> EventPage:
     """The execution's archived events in log order, with the fold's verdict on each."""
-    rows = await ctx.queries.events(ctx.pool, execution_id, after, limit + 1)
-    if not rows:
-        await _require(ctx, execution_id)
+    rows = await _page(ctx, execution_id, ctx.queries.events, after, limit)
     items = [event_out(row) for row in rows[:limit]]
     next_after = items[-1].offset if len(rows) > limit else None
     return EventPage(execution_id=execution_id, items=items, next_after=next_after)
