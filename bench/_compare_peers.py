@@ -219,7 +219,7 @@ def _es_classes() -> tuple[type, type, type]:
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate, event
 
-    class Execution(Aggregate):  # type: ignore[misc]
+    class Execution(Aggregate):  # type: ignore[misc,unused-ignore]
         """Task statuses by name, like an execution's state."""
 
         def __init__(self) -> None:
@@ -231,10 +231,10 @@ def _es_classes() -> tuple[type, type, type]:
             self.tasks[task] = [status, len(self.tasks)]
             self.last = data
 
-    class Executions(Application):  # type: ignore[misc]
+    class Executions(Application):  # type: ignore[misc,type-arg,unused-ignore]
         snapshotting_intervals = {Execution: 100}  # noqa: RUF012 (the library's API)
 
-    class PlainExecutions(Application):  # type: ignore[misc]
+    class PlainExecutions(Application):  # type: ignore[misc,type-arg,unused-ignore]
         """No snapshots: the append run."""
 
     return Execution, Executions, PlainExecutions
