@@ -73,11 +73,8 @@ from orchestrator.snapshots.writer import PendingSnapshot, SnapshotWriter
 if TYPE_CHECKING:  # at run time through __getattr__ below
     from orchestrator.snapshots.postgres import PostgresSnapshotIndex
     from orchestrator.snapshots.s3 import S3SnapshotStore, make_client
-    from orchestrator.snapshots.snapshotter import (
-        Snapshotter,
-        SnapshotterSettings,
-        run_snapshotter,
-    )
+    from orchestrator.snapshots.settings import SnapshotterSettings
+    from orchestrator.snapshots.snapshotter import Snapshotter, run_snapshotter
 
 # The PostgreSQL adapters, the S3 store and the snapshotter import their drivers
 # (asyncpg, boto3): importing this package loads them only when one is asked for.
@@ -86,7 +83,7 @@ _LAZY = {
     "S3SnapshotStore": "orchestrator.snapshots.s3",
     "make_client": "orchestrator.snapshots.s3",
     "Snapshotter": "orchestrator.snapshots.snapshotter",
-    "SnapshotterSettings": "orchestrator.snapshots.snapshotter",
+    "SnapshotterSettings": "orchestrator.snapshots.settings",
     "run_snapshotter": "orchestrator.snapshots.snapshotter",
 }
 

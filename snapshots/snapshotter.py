@@ -22,11 +22,10 @@ projection has caught up to where the snapshotter reads, then snapshotted at onc
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from orchestrator.events import (
-    DEFAULT_PIPELINE_TOPIC,
     ConsumerSettings,
     DecodedRecord,
     EventCodecLike,
@@ -49,42 +48,18 @@ from orchestrator.events import (
     stop_on_signals,
     traceparent_of,
 )
-from orchestrator.projections import Fence, PostgresOffsets, TableNames, is_outage, migrate
+from orchestrator.projections import Fence, PostgresOffsets, is_outage, migrate
 from orchestrator.snapshots._bootstrap import ArchiveSource, ExecutionBootstrap
 from orchestrator.snapshots._tracker import TP, SnapshotTracker
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.errors import SnapshotStoreError, SnapshotterFailed
 from orchestrator.snapshots.policy import SnapshotPolicy
 from orchestrator.snapshots.postgres import add_rows, create_pool
+from orchestrator.snapshots.settings import SnapshotterSettings
 from orchestrator.snapshots.store import KeyLayout, SnapshotStore
 from orchestrator.snapshots.writer import SnapshotWriter
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SnapshotterSettings:
-    """The snapshotter process: group name, topic, batch size, tables, fallbacks."""
-
-    name: str = "snapshotter"
-    """Consumer group and ``projection_offsets`` name."""
-    topic: str = DEFAULT_PIPELINE_TOPIC
-    batch_size: int = 2000
-    poll_timeout_ms: int = 200
-    clean_cache: int = 10_000
-    write_concurrency: int = 8
-    index_table: str = "snapshots"
-    tables: TableNames = field(default_factory=TableNames)
-    events_table: str = "public.execution_events"
-    archive_projection: str | None = "read_models"
-    """Projection whose archive rebuilds an execution no snapshot can serve (None: none)."""
-    archive_wait_s: float = 60.0
-    kafka_commit_interval_s: float = 1.0
-    client_id: str = "orchestrator-snapshotter"
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
 
 
 def is_snapshot_outage(exc: BaseException) -> bool:

@@ -5,11 +5,12 @@ what each component is built with (the mapping is tabled in ``orchestrator.app.p
 ``App(plan, settings, AppOptions(...))`` starts the pieces this process runs.
 """
 
-from orchestrator.app.app import App, AppOptions
+from orchestrator.app.app import App
 from orchestrator.app.blobretention import blob_retention, blob_store_beside
 from orchestrator.app.connections import apply_migrations, dsn_address, open_pool
 from orchestrator.app.errors import PlanError
 from orchestrator.app.manager import ConfiguredStateManager
+from orchestrator.app.options import AppOptions
 from orchestrator.app.plan import (
     AppPlan,
     PostgresPlan,

@@ -17,8 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -28,6 +27,7 @@ from pydantic import SecretStr
 from orchestrator.app.blobretention import retention_forever
 from orchestrator.app.connections import apply_migrations, open_pool
 from orchestrator.app.manager import ConfiguredStateManager
+from orchestrator.app.options import AppOptions
 from orchestrator.app.plan import AppPlan
 from orchestrator.app.redis_backend import RedisReadSide, start_redis_read_side
 from orchestrator.app.stores import (
@@ -61,36 +61,12 @@ from orchestrator.projections import (
     create_app,
     set_state_source,
 )
-from orchestrator.runtime import Orchestrator, Pipeline
+from orchestrator.runtime import Orchestrator
 from orchestrator.snapshots import SnapshotStore
 from orchestrator.state import NotConfigured, StateRuntime, current_runtime
 from orchestrator.state import configure as state_runtime_configure
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AppOptions:
-    """Which components this process runs."""
-
-    run_projector: bool = True
-    run_snapshotter: bool = True
-    join_recovery: bool = True
-    """Heartbeat and claim recovery work (``Orchestrator.start``)."""
-    supervise: bool = True
-    """Campaign for the recovery supervisor's leadership."""
-    api_port: int | None = None
-    api_host: str = "127.0.0.1"
-    prune_every: float = 3600.0
-    pipelines: Sequence[Pipeline] = ()
-    discover_pipelines: bool = True
-    """Also run pipelines defined in this process but not listed in ``pipelines``."""
-    configure_process: bool = True
-    """Make this app's runtime, leases and policies the process defaults (and its
-    ``monitoring.metrics`` the process's exported metrics)."""
-    metrics_address: str | None = None
-    """Serve Prometheus ``/metrics`` here (``HOST:PORT``, ``PORT`` on 127.0.0.1, ``0``: any
-    free port); ``None``: no metrics server (the API, if any, still has ``/metrics``)."""
 
 
 class _EmbeddedServer(uvicorn.Server):

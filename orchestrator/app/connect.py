@@ -31,10 +31,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.app.app import App, AppOptions
+from orchestrator.app.app import App
 from orchestrator.app.errors import PlanError
 from orchestrator.app.manager import ConfiguredStateManager
 from orchestrator.app.memory import MemoryStack
+from orchestrator.app.options import AppOptions
 from orchestrator.app.plan import AppPlan, plan_app
 from orchestrator.app.stores import ensure_buckets, plan_buckets, with_s3_storage
 from orchestrator.commands import DistributedLock, LeaderElection, node_label

@@ -28,8 +28,8 @@ import asyncio
 import logging
 from pathlib import Path
 
-from orchestrator.app.app import AppOptions
 from orchestrator.app.manager import ConfiguredStateManager
+from orchestrator.app.options import AppOptions
 from orchestrator.app.plan import _user_data, lease_ttl_for, policies_from
 from orchestrator.app.topics import topics_from
 from orchestrator.commands import MemoryLeaseStore, SharedSettings, WriterSettings
