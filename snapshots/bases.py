@@ -15,6 +15,7 @@ import asyncio
 import logging
 
 from orchestrator.events import Base, Bound, EventArchive, History, LogReader
+from orchestrator.snapshots._decoded import DecodedCache
 from orchestrator.snapshots.codec import Snapshot, SnapshotCodec
 from orchestrator.snapshots.errors import SnapshotCorrupt, SnapshotNotFound
 from orchestrator.snapshots.index import SnapshotIndex, SnapshotRecord
@@ -43,6 +44,7 @@ class SnapshotBaseReader:
         self.store = store
         self.s3_endpoint_url = s3_endpoint_url
         self._stores: dict[str, SnapshotStore] = {}
+        self._decoded: DecodedCache[Snapshot] = DecodedCache()
 
     def store_of(self, record: SnapshotRecord) -> SnapshotStore:
         """The store holding ``record``'s object."""
@@ -108,8 +110,13 @@ class SnapshotBaseReader:
         store = self.store_of(record)
         uri = store.uri(record.object_key)
         try:
-            snapshot = self.codec.decode(await store.get(record.object_key), uri)
+            data = await store.get(record.object_key)
+            snapshot = self._decoded.get(uri, data)
+            if snapshot is None:
+                snapshot = self.codec.decode(data, uri)
+                self._decoded.put(uri, data, snapshot)
         except (SnapshotCorrupt, SnapshotNotFound) as exc:
+            self._decoded.forget(uri)
             logger.warning(
                 "snapshot %s of execution %s at sequence %s is unusable (%s); "
                 "using an older snapshot or a replay",
