@@ -15,7 +15,7 @@ import asyncio
 import logging
 
 from orchestrator.events import Base, Bound, EventArchive, History, LogReader
-from orchestrator.snapshots._decoded import DecodedCache
+from orchestrator.snapshots._decoded import DEFAULT_BUDGET, DecodedCache
 from orchestrator.snapshots.codec import Snapshot, SnapshotCodec
 from orchestrator.snapshots.errors import SnapshotCorrupt, SnapshotNotFound
 from orchestrator.snapshots.index import SnapshotIndex, SnapshotRecord
@@ -38,13 +38,17 @@ class SnapshotBaseReader:
         store: SnapshotStore | None = None,
         *,
         s3_endpoint_url: str | None = None,
+        cache_bytes: int = DEFAULT_BUDGET,
     ) -> None:
+        """``cache_bytes``: snapshot objects whose decoded states are kept for the next
+        restore (see ``snapshots._decoded``); 0 for a reader that meets each snapshot
+        once (the snapshotter's bootstrap), so its memory does not grow with them."""
         self.index = index
         self.codec = codec or SnapshotCodec()
         self.store = store
         self.s3_endpoint_url = s3_endpoint_url
         self._stores: dict[str, SnapshotStore] = {}
-        self._decoded: DecodedCache[Snapshot] = DecodedCache()
+        self._decoded: DecodedCache[Snapshot] = DecodedCache(cache_bytes)
 
     def store_of(self, record: SnapshotRecord) -> SnapshotStore:
         """The store holding ``record``'s object."""
