@@ -2,13 +2,14 @@
 
 Decoding a snapshot (checksum, decompress, Avro, record -> state) is most of a latest
 restore's cost, and a process that serves reads (the API, the debugger) restores the
-same few executions again and again. The cache answers a lookup only when the object's
-bytes, read again from the store, are equal to the bytes it decoded: a snapshot that
-was rewritten, corrupted or deleted since is never served from here, so a cached
-answer is exactly what decoding would return. Comparing bytes costs a memcmp (or an
-identity check for the memory store), far below a decode.
+same few executions again and again. The cache answers a lookup only when the object
+is unchanged since it was decoded, told by a token: the object's bytes read again
+(equal bytes: a memcmp, or an identity check for the memory store), or, for a store
+that can tell an object's version without reading it (the filesystem: inode, size,
+modification time), that version. A snapshot rewritten, corrupted or deleted since is
+never served from here, so a cached answer is exactly what decoding would return.
 
-Bounded by a byte budget (the bytes held dominate), least recently used first out.
+Bounded by a byte budget (the objects' sizes), least recently used first out.
 """
 
 from __future__ import annotations
@@ -23,34 +24,35 @@ DEFAULT_BUDGET = 64 * 1024 * 1024
 
 
 class DecodedCache(Generic[_V]):
-    """``uri -> (object bytes, decoded value)``, LRU within ``budget`` bytes."""
+    """``uri -> (token, decoded value, object size)``, LRU within ``budget`` bytes."""
 
     def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
         self.budget = budget
         self._held = 0
-        self._entries: OrderedDict[str, tuple[bytes, _V]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[object, _V, int]] = OrderedDict()
 
-    def get(self, uri: str, data: bytes) -> _V | None:
-        """The value decoded from exactly ``data`` at ``uri``, if held."""
+    def get(self, uri: str, token: object) -> _V | None:
+        """The value decoded at ``uri`` when its object had this token, if held."""
         entry = self._entries.get(uri)
         if entry is None:
             return None
-        if entry[0] is not data and entry[0] != data:
+        if entry[0] is not token and entry[0] != token:
             self._drop(uri)
             return None
         self._entries.move_to_end(uri)
         return entry[1]
 
-    def put(self, uri: str, data: bytes, value: _V) -> None:
-        """Remember ``value`` as what ``data`` at ``uri`` decodes to."""
-        if len(data) > self.budget:
+    def put(self, uri: str, token: object, value: _V, size: int) -> None:
+        """Remember ``value`` as what the ``size``-byte object at ``uri`` decodes to
+        while its token is ``token``."""
+        if size > self.budget:
             return
         self._drop(uri)
-        self._entries[uri] = (data, value)
-        self._held += len(data)
+        self._entries[uri] = (token, value, size)
+        self._held += size
         while self._held > self.budget:
-            _, (old, _) = self._entries.popitem(last=False)
-            self._held -= len(old)
+            _, (_, _, old) = self._entries.popitem(last=False)
+            self._held -= old
 
     def forget(self, uri: str) -> None:
         """Drop ``uri`` (its object did not decode or went away)."""
@@ -59,4 +61,4 @@ class DecodedCache(Generic[_V]):
     def _drop(self, uri: str) -> None:
         entry = self._entries.pop(uri, None)
         if entry is not None:
-            self._held -= len(entry[0])
+            self._held -= entry[2]

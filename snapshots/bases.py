@@ -114,11 +114,7 @@ class SnapshotBaseReader:
         store = self.store_of(record)
         uri = store.uri(record.object_key)
         try:
-            data = await store.get(record.object_key)
-            snapshot = self._decoded.get(uri, data)
-            if snapshot is None:
-                snapshot = self.codec.decode(data, uri)
-                self._decoded.put(uri, data, snapshot)
+            snapshot = await self._decode(store, record.object_key, uri)
         except (SnapshotCorrupt, SnapshotNotFound) as exc:
             self._decoded.forget(uri)
             logger.warning(
@@ -140,6 +136,24 @@ class SnapshotBaseReader:
             )
             skipped.append(uri)
             return None
+        return snapshot
+
+    async def _decode(self, store: SnapshotStore, key: str, uri: str) -> Snapshot:
+        """The object decoded, or the cached decode of it while it is unchanged: by
+        its version where the store tells one (stated before the read, so a rewrite
+        in between costs a decode, never a stale answer), else by its bytes."""
+        versioned = getattr(store, "version", None)
+        version = None if versioned is None else await versioned(key)
+        if version is not None:
+            snapshot = self._decoded.get(uri, version)
+            if snapshot is not None:
+                return snapshot
+        data = await store.get(key)
+        token: object = data if version is None else version
+        snapshot = self._decoded.get(uri, token) if version is None else None
+        if snapshot is None:
+            snapshot = self.codec.decode(data, uri)
+            self._decoded.put(uri, token, snapshot, len(data))
         return snapshot
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
+
+import pytest
 
 from orchestrator.events import ArchivedEvent, MemoryEventArchive, Position, simulate_execution
 from orchestrator.events.fold import fold
 from orchestrator.snapshots import (
+    FilesystemSnapshotStore,
     MemorySnapshotIndex,
     MemorySnapshotStore,
     PendingSnapshot,
@@ -19,10 +23,16 @@ from orchestrator.snapshots._decoded import DecodedCache
 TOPIC = "orchestrator.pipeline.events"
 
 
-async def test_a_rewritten_or_deleted_snapshot_is_never_served_from_the_cache() -> None:
+@pytest.mark.parametrize("backend", ["memory", "filesystem"])
+async def test_a_rewritten_or_deleted_snapshot_is_never_served_from_the_cache(
+    backend: str, tmp_path: Path
+) -> None:
     events = simulate_execution("e1", random.Random(3), tasks=4)
     archived = [ArchivedEvent(Position(TOPIC, 0, i), e) for i, e in enumerate(events)]
-    store, index, codec = MemorySnapshotStore(), MemorySnapshotIndex(), SnapshotCodec()
+    store: MemorySnapshotStore | FilesystemSnapshotStore = (
+        MemorySnapshotStore() if backend == "memory" else FilesystemSnapshotStore(tmp_path)
+    )
+    index, codec = MemorySnapshotIndex(), SnapshotCodec()
     middle = len(events) // 2
     state = fold(events[:middle])
     record = await SnapshotWriter(store, codec).write(
@@ -49,7 +59,7 @@ async def test_a_rewritten_or_deleted_snapshot_is_never_served_from_the_cache() 
 def test_the_cache_holds_at_most_its_byte_budget() -> None:
     cache: DecodedCache[int] = DecodedCache(budget=10)
     for i in range(5):
-        cache.put(f"k{i}", bytes(4), i)
+        cache.put(f"k{i}", bytes(4), i, 4)
     assert cache.get("k4", bytes(4)) == 4 and cache.get("k3", bytes(4)) == 3
     assert cache.get("k0", bytes(4)) is None  # evicted, oldest first
     assert cache.get("k4", bytes(5)) is None  # other bytes: not served, and dropped
