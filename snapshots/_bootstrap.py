@@ -60,7 +60,7 @@ class ExecutionBootstrap:
         self.source = source
         self.tracker = tracker
         self.bases = SnapshotBaseReader(
-            PostgresSnapshotIndex(pool, source.index_table), codec, store
+            PostgresSnapshotIndex(pool, source.index_table), codec, store, cache_bytes=0
         )
         archive = PostgresEventArchive(
             pool,

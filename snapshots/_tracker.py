@@ -12,7 +12,10 @@ An execution is *dirty* from the first event that changed its state after its la
 snapshot until a snapshot covers it; only dirty executions hold the watermark back.
 Events that change nothing (duplicates, zombie writes) do not make it dirty: a
 rebuild from the snapshot folds them to the same state. Clean states are kept in a
-bounded LRU only to spare a store read when the execution's next event comes.
+bounded LRU only to spare a store read when the execution's next event comes; of
+those, finished executions (terminal status, which rarely hear again) are held
+``finished_cache`` at most, so what stays in memory follows the executions in flight,
+not the history folded.
 """
 
 from __future__ import annotations
@@ -58,13 +61,17 @@ class SnapshotTracker:
         policy: SnapshotPolicy,
         *,
         clean_cache: int = 10_000,
+        finished_cache: int = 256,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy
         self.clean_cache = clean_cache
+        self.finished_cache = finished_cache
         self._clock = clock
         self._dirty: dict[str, Entry] = {}
         self._clean: OrderedDict[str, Entry] = OrderedDict()
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        """Clean entries in a terminal status, oldest first (trimmed first)."""
         self.skipped_covered = 0
 
     # --- what is held --------------------------------------------------------------
@@ -217,6 +224,9 @@ class SnapshotTracker:
             if entry.first_uncovered is None:
                 del self._dirty[eid]
                 self._clean[eid] = entry
+                if entry.state is not None and entry.state.status in TERMINAL_STATUSES:
+                    self._finished[eid] = None
+                    self._finished.move_to_end(eid)
         self._trim()
 
     def watermark(self, tp: TP, next_offset: int) -> int:
@@ -234,7 +244,14 @@ class SnapshotTracker:
         for table in (self._dirty, self._clean):
             for eid in [eid for eid, e in table.items() if e.tp in gone]:
                 del table[eid]
+                self._finished.pop(eid, None)
 
     def _trim(self) -> None:
+        while len(self._finished) > self.finished_cache:
+            eid, _ = self._finished.popitem(last=False)
+            entry = self._clean.get(eid)
+            if entry is not None and entry.state is not None:
+                if entry.state.status in TERMINAL_STATUSES:
+                    del self._clean[eid]
         while len(self._clean) > self.clean_cache:
             self._clean.popitem(last=False)

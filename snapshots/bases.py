@@ -15,6 +15,7 @@ import asyncio
 import logging
 
 from orchestrator.events import Base, Bound, EventArchive, History, LogReader
+from orchestrator.snapshots._decoded import DEFAULT_BUDGET, DecodedCache
 from orchestrator.snapshots.codec import Snapshot, SnapshotCodec
 from orchestrator.snapshots.errors import SnapshotCorrupt, SnapshotNotFound
 from orchestrator.snapshots.index import SnapshotIndex, SnapshotRecord
@@ -37,12 +38,17 @@ class SnapshotBaseReader:
         store: SnapshotStore | None = None,
         *,
         s3_endpoint_url: str | None = None,
+        cache_bytes: int = DEFAULT_BUDGET,
     ) -> None:
+        """``cache_bytes``: snapshot objects whose decoded states are kept for the next
+        restore (see ``snapshots._decoded``); 0 for a reader that meets each snapshot
+        once (the snapshotter's bootstrap), so its memory does not grow with them."""
         self.index = index
         self.codec = codec or SnapshotCodec()
         self.store = store
         self.s3_endpoint_url = s3_endpoint_url
         self._stores: dict[str, SnapshotStore] = {}
+        self._decoded: DecodedCache[Snapshot] = DecodedCache(cache_bytes)
 
     def store_of(self, record: SnapshotRecord) -> SnapshotStore:
         """The store holding ``record``'s object."""
@@ -108,8 +114,9 @@ class SnapshotBaseReader:
         store = self.store_of(record)
         uri = store.uri(record.object_key)
         try:
-            snapshot = self.codec.decode(await store.get(record.object_key), uri)
+            snapshot = await self._decode(store, record.object_key, uri)
         except (SnapshotCorrupt, SnapshotNotFound) as exc:
+            self._decoded.forget(uri)
             logger.warning(
                 "snapshot %s of execution %s at sequence %s is unusable (%s); "
                 "using an older snapshot or a replay",
@@ -129,6 +136,24 @@ class SnapshotBaseReader:
             )
             skipped.append(uri)
             return None
+        return snapshot
+
+    async def _decode(self, store: SnapshotStore, key: str, uri: str) -> Snapshot:
+        """The object decoded, or the cached decode of it while it is unchanged: by
+        its version where the store tells one (stated before the read, so a rewrite
+        in between costs a decode, never a stale answer), else by its bytes."""
+        versioned = getattr(store, "version", None)
+        version = None if versioned is None else await versioned(key)
+        if version is not None:
+            snapshot = self._decoded.get(uri, version)
+            if snapshot is not None:
+                return snapshot
+        data = await store.get(key)
+        token: object = data if version is None else version
+        snapshot = self._decoded.get(uri, token) if version is None else None
+        if snapshot is None:
+            snapshot = self.codec.decode(data, uri)
+            self._decoded.put(uri, token, snapshot, len(data))
         return snapshot
 
 

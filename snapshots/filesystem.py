@@ -66,6 +66,15 @@ class FilesystemSnapshotStore:
         except OSError as exc:
             raise self._error("put", key, exc) from exc
 
+    async def version(self, key: str) -> str | None:
+        """The object's version without reading it (inode, size, modification time; a
+        put replaces the file, so each put makes another), ``None`` if it cannot tell."""
+        try:
+            st = os.stat(self._path(key))
+        except OSError:
+            return None
+        return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
     async def get(self, key: str) -> bytes:
         path = self._path(key)
         try:

@@ -8,6 +8,7 @@ is behind its object (a crash between the two writes) costs nothing but a skip.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -65,37 +66,39 @@ class SnapshotIndex(Protocol):
         ...
 
 
-def _newest_first(records: list[SnapshotRecord]) -> list[SnapshotRecord]:
-    return sorted(records, key=lambda r: (r.sequence, r.log_order), reverse=True)
-
-
 class MemorySnapshotIndex:
-    """The index in a dict: for unit tests, benchmarks and the embedded default."""
+    """The index in a dict: for unit tests, benchmarks and the embedded default.
+
+    Each execution's sequences are kept sorted (one row per sequence, so newest first
+    is by sequence), and its newest snapshots are a bisection, not a sort of every row."""
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, int], SnapshotRecord] = {}
+        self._sequences: dict[str, list[int]] = {}
 
     async def add(self, records: list[SnapshotRecord]) -> None:
         for record in records:
-            self._rows[(record.execution_id, record.sequence)] = replace(record)
+            key = (record.execution_id, record.sequence)
+            if key not in self._rows:
+                bisect.insort(self._sequences.setdefault(record.execution_id, []), key[1])
+            self._rows[key] = replace(record)
 
     async def candidates(
         self, execution_id: str, *, max_sequence: int | None = None, limit: int | None = None
     ) -> list[SnapshotRecord]:
-        found = _newest_first(
-            [
-                r
-                for (eid, seq), r in self._rows.items()
-                if eid == execution_id and (max_sequence is None or seq <= max_sequence)
-            ]
-        )
-        return found if limit is None else found[:limit]
+        sequences = self._sequences.get(execution_id, [])
+        end = len(sequences)
+        if max_sequence is not None:
+            end = bisect.bisect_right(sequences, max_sequence)
+        start = 0 if limit is None else max(0, end - limit)
+        return [self._rows[(execution_id, seq)] for seq in reversed(sequences[start:end])]
 
     async def latest(self, execution_ids: list[str]) -> dict[str, SnapshotRecord]:
-        wanted = set(execution_ids)
         found: dict[str, SnapshotRecord] = {}
-        for record in _newest_first([r for r in self._rows.values() if r.execution_id in wanted]):
-            found.setdefault(record.execution_id, record)
+        for eid in dict.fromkeys(execution_ids):
+            sequences = self._sequences.get(eid)
+            if sequences:
+                found[eid] = self._rows[(eid, sequences[-1])]
         return found
 
     async def all(self) -> list[SnapshotRecord]:
@@ -103,4 +106,9 @@ class MemorySnapshotIndex:
 
     async def remove(self, records: list[SnapshotRecord]) -> None:
         for record in records:
-            self._rows.pop((record.execution_id, record.sequence), None)
+            if self._rows.pop((record.execution_id, record.sequence), None) is None:
+                continue
+            sequences = self._sequences[record.execution_id]
+            sequences.pop(bisect.bisect_left(sequences, record.sequence))
+            if not sequences:
+                del self._sequences[record.execution_id]

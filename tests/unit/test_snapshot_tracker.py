@@ -225,3 +225,23 @@ def test_release_forgets_the_partition() -> None:
     _feed(tracker, _events()[:3])
     tracker.release([(TOPIC, 0)])
     assert not tracker.knows("e1")
+
+
+def test_finished_executions_leave_memory_once_covered() -> None:
+    """The snapshotter's memory follows the executions in flight: of finished ones,
+    covered by their terminal snapshot, it keeps ``finished_cache`` at most."""
+    rng = random.Random(5)
+    tracker = SnapshotTracker(SnapshotPolicy(interval=None), finished_cache=3)
+    offset = 0
+    for n in range(20):
+        for event in simulate_execution(f"done_{n}", rng, tasks=2):
+            if not tracker.knows(event.execution_id or ""):
+                tracker.adopt(event.execution_id or "", (TOPIC, 0), None)
+            tracker.fold(Position(TOPIC, 0, offset), event)
+            offset += 1
+        tracker.take_pending()
+        tracker.committed()
+    finished = [n for n in range(20) if tracker.entry(f"done_{n}") is not None]
+    assert tracker.dirty_count == 0
+    assert len(finished) <= 3
+    assert tracker.watermark((TOPIC, 0), offset) == offset
