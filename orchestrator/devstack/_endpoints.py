@@ -38,6 +38,13 @@ def _flag(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _started(address: str | None, service: str, flag: str) -> str:
+    """``address``, or the error saying the stack was started without ``service``."""
+    if address is None:
+        raise DevstackError(f"no {service} in this stack (started with {flag}=False)")
+    return address
+
+
 @dataclass(frozen=True)
 class KafkaEndpoint:
     """A reachable Kafka-protocol broker."""
@@ -113,20 +120,16 @@ class ServiceEndpoints:
 
     @property
     def kafka(self) -> KafkaEndpoint:
-        if self.kafka_bootstrap is None:
-            raise DevstackError("no Kafka in this stack (started with kafka=False)")
         return KafkaEndpoint(
-            self.kafka_bootstrap,
+            _started(self.kafka_bootstrap, "Kafka", "kafka"),
             self.kafka_supports_idempotence,
             self.kafka_description or f"Kafka at {self.kafka_bootstrap}",
         )
 
     @property
     def s3(self) -> S3Endpoint:
-        if self.s3_endpoint_url is None:
-            raise DevstackError("no S3 in this stack (started with s3=False)")
         return S3Endpoint(
-            self.s3_endpoint_url,
+            _started(self.s3_endpoint_url, "S3", "s3"),
             self.s3_bucket or DEFAULT_BUCKET,
             self.s3_access_key,
             self.s3_secret_key,

@@ -16,13 +16,13 @@ import asyncio
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 from ._errors import ToolMissingError
 from ._group import ServerGroup
 from ._ports import LOOPBACK, free_ports
 from ._process import ManagedProcess
-from ._service import Service
+from ._service import Service, ServiceOptions
 
 _INSTALL = "apt-get install etcd-server etcd-client"
 
@@ -47,6 +47,8 @@ class EtcdServer(Service):
     """One etcd member on 127.0.0.1:<free port> (alone unless ``peers`` is given)."""
 
     name: ClassVar[str] = "etcd"
+    default_startup_timeout: ClassVar[float] = 30.0
+    default_stop_grace: ClassVar[float] = 3.0
 
     def __init__(
         self,
@@ -54,10 +56,9 @@ class EtcdServer(Service):
         *,
         ports: tuple[int, int] | None = None,
         peers: _Peers | None = None,
-        startup_timeout: float = 30.0,
-        stop_grace: float = 3.0,
+        **options: Unpack[ServiceOptions],
     ) -> None:
-        super().__init__(data_dir, startup_timeout=startup_timeout, stop_grace=stop_grace)
+        super().__init__(data_dir, **options)
         if ports is None:
             client_port, peer_port = free_ports(2)
             ports = (client_port, peer_port)
@@ -154,14 +155,6 @@ class EtcdCluster(ServerGroup):
     @property
     def description(self) -> str:
         return f"etcd (Debian's etcd-server), {len(self.members)}-member cluster"
-
-    async def start(self) -> None:
-        """Start every member at once (each needs the others for the quorum)."""
-        try:
-            await asyncio.gather(*(member.start() for member in self.members))
-        except BaseException:
-            await self.stop()
-            raise
 
     async def kill(self, member: int) -> None:
         """SIGKILL member ``member`` (1..n); its data and ports stay for ``resume``."""

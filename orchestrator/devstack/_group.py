@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from orchestrator.events import Resource
 
 
 class ServerGroup(Resource):
-    """Subclasses give their servers in ``_parts`` and start them in ``start``."""
+    """Subclasses give their servers in ``_parts`` and, if starting them is not all,
+    what joins them into one group in ``_join``."""
 
     def __init__(self, data_dir: Path | str | None, kind: str) -> None:
         """In ``data_dir``, or in a new temporary ``orchestrator-<kind>-...`` directory
@@ -25,6 +27,8 @@ class ServerGroup(Resource):
             if data_dir is None
             else Path(data_dir).expanduser().resolve()
         )
+        #: Seconds from start() to ready, set once start() returns.
+        self.startup_seconds: float | None = None
 
     @property
     def ready(self) -> bool:
@@ -36,7 +40,20 @@ class ServerGroup(Resource):
         raise NotImplementedError
 
     async def start(self) -> None:
-        raise NotImplementedError
+        """Start every server at once (each may need the others for a quorum), then
+        ``_join`` them; on any failure, stop the whole group again."""
+        began = time.monotonic()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            await asyncio.gather(*(part.start() for part in self._parts))
+            await self._join()
+        except BaseException:
+            await self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+
+    async def _join(self) -> None:
+        """What makes the started servers one group (default: nothing more)."""
 
     async def stop(self) -> None:
         await asyncio.gather(*(part.stop() for part in self._parts), return_exceptions=True)

@@ -14,7 +14,6 @@ to every node (``min.insync`` 2), so groups and idempotent producers survive a b
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -62,7 +61,6 @@ class KafkaCluster(ServerGroup):
             )
             for n in range(brokers)
         ]
-        self.startup_seconds: float | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -79,17 +77,6 @@ class KafkaCluster(ServerGroup):
     def node_of(self, broker_id: int) -> ApacheKafkaServer:
         """The node whose ``node.id`` (broker id) is ``broker_id``."""
         return self.nodes[broker_id - 1]
-
-    async def start(self) -> None:
-        """Start every node at once (each needs the others for the quorum)."""
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        try:
-            await asyncio.gather(*(node.start() for node in self.nodes))
-        except BaseException:
-            await self.stop()
-            raise
-        self.startup_seconds = loop.time() - began
 
     async def kill(self, broker_id: int) -> None:
         """SIGKILL one node (broker id 1..n); its data and ports stay for ``resume``."""

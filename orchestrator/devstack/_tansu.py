@@ -14,12 +14,13 @@ embedded default. Its limits, measured with aiokafka 0.14 on Tansu 0.6:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 from ._errors import ToolMissingError
 from ._kafka import KafkaServer
 from ._ports import LOOPBACK, free_port
 from ._process import ManagedProcess
+from ._service import ServiceOptions
 
 #: Said wherever Tansu is chosen, so nobody mistakes it for a full Kafka.
 TANSU_LIMITS = "memory only, data lost on stop; no idempotent or transactional producers"
@@ -46,16 +47,17 @@ class TansuServer(KafkaServer):
     """
 
     supports_idempotence: ClassVar[bool] = False
+    default_startup_timeout: ClassVar[float] = 30.0
+    default_stop_grace: ClassVar[float] = 5.0
 
     def __init__(
         self,
         data_dir: Path | str | None = None,
         *,
         binary: str | None = None,
-        startup_timeout: float = 30.0,
-        stop_grace: float = 5.0,
+        **options: Unpack[ServiceOptions],
     ) -> None:
-        super().__init__(data_dir, startup_timeout=startup_timeout, stop_grace=stop_grace)
+        super().__init__(data_dir, **options)
         self._binary = binary
         self._version = "unknown"
 

@@ -169,6 +169,13 @@ async def execution_stream(
         yield response
 
 
+def problem(response: httpx.Response, status: int) -> Any:
+    """The problem-details body of ``response``, once its status and media type are checked."""
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    return response.json()
+
+
 async def sse_events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
     """Parse a text/event-stream into ``{field: value}`` events (comments skipped)."""
     fields: dict[str, str] = {}

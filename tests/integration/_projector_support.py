@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import asyncpg
 
@@ -141,18 +141,25 @@ async def append_all(kafka: KafkaEndpoint, topics: TopicsConfig, events: list[En
         await produce(log, events)
 
 
-async def applied_total(dsn: str, projection: str) -> int:
+async def fetchval(dsn: str, sql: str, *args: Any) -> Any:
+    """One value of ``sql`` read on a connection of its own (closed after)."""
     conn = await asyncpg.connect(dsn)
     try:
-        value = await conn.fetchval(
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def applied_total(dsn: str, projection: str) -> int:
+    try:
+        value = await fetchval(
+            dsn,
             "SELECT coalesce(sum(next_offset), 0) FROM projection_offsets WHERE projection = $1",
             projection,
         )
-        return int(value)
     except asyncpg.UndefinedTableError:
         return 0
-    finally:
-        await conn.close()
+    return int(value)
 
 
 async def wait_until(
@@ -164,6 +171,15 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {seconds}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+async def wait_applied(dsn: str, projection: str, total: int, seconds: float, what: str) -> None:
+    """Wait until ``projection`` has applied exactly ``total`` records (its next offsets summed)."""
+
+    async def caught_up() -> bool:
+        return await applied_total(dsn, projection) == total
+
+    await wait_until(caught_up, seconds, what)
 
 
 @dataclass

@@ -326,3 +326,16 @@ def marks_of(marks: Path, execution_id: str) -> list[tuple[str, int, str]]:
         what, attempt, node = line.split(" ")
         out.append((what, int(attempt), node))
     return out
+
+
+def resumed_marks(crashed: str, resumed: str) -> list[tuple[str, int, str]]:
+    """The marks of an execution whose node ``crashed`` after fetch's checkpoint and that
+    node ``resumed`` finished: init and fetch's part 1 once on the first, fetch again as
+    attempt 2 from its checkpoint and report once on the second."""
+    return [
+        ("init:done", 1, crashed),
+        ("fetch:part1", 1, crashed),
+        ("fetch:checkpointed", 1, crashed),
+        ("fetch:part2", 2, resumed),
+        ("report:done", 1, resumed),
+    ]

@@ -26,7 +26,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -42,6 +42,8 @@ from orchestrator.devstack import (
     EtcdServer,
     KafkaEndpoint,
     PrometheusServer,
+    RedisCluster,
+    RedisServer,
     S3Endpoint,
     ServiceEndpoints,
     create_topic,
@@ -178,6 +180,28 @@ async def redis_cluster(devstack: DevStack) -> str:
     url = (await devstack.require(redis_cluster=True)).redis_cluster_url
     assert url is not None
     return url
+
+
+_Server = TypeVar("_Server")
+
+
+def _ours(server: _Server | None, variable: str, what: str) -> _Server:
+    """The server this session started, or skip: ``variable`` names an external one."""
+    if server is None:
+        pytest.skip(f"{variable} names an external {what}: not ours to kill")
+    return server
+
+
+@pytest.fixture
+def killable_redis(redis: str, devstack: DevStack) -> RedisServer:
+    """The standalone Redis this session started, for a test that kills it."""
+    return _ours(devstack.redis, "REDIS_URL", "Redis")
+
+
+@pytest.fixture
+def killable_redis_cluster(redis_cluster: str, devstack: DevStack) -> RedisCluster:
+    """The Redis cluster this session started, for a test that kills a node."""
+    return _ours(devstack.redis_cluster, "REDIS_CLUSTER_URL", "cluster")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from _api_support import (
     T0,
     TOPIC,
     FixedClock,
+    problem,
     rich_history,
     running,
     write_history,
@@ -162,9 +163,7 @@ async def test_an_execution_reads_as_the_seed_pipeline_state(
 async def test_an_unknown_execution_is_404_naming_it(client: httpx.AsyncClient) -> None:
     response = await client.get("/executions/exec_nope")
 
-    assert response.status_code == 404
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json() == {
+    assert problem(response, 404) == {
         "type": "urn:orchestrator-state:problem:execution-not-found",
         "title": "Execution not found",
         "status": 404,

@@ -14,6 +14,7 @@ import pytest
 from _api_support import (
     TOPIC,
     advance_offsets,
+    problem,
     rich_history,
     running,
     write_history,
@@ -79,9 +80,7 @@ async def test_an_unreached_position_is_504_with_a_clear_error(
         "/namespaces/x/variables", params={"position": "elsewhere:3:0", "wait_ms": 0}
     )
 
-    assert response.status_code == 504
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json() == {
+    assert problem(response, 504) == {
         "type": "urn:orchestrator-state:problem:read-model-behind",
         "title": "Read model behind the requested position",
         "status": 504,

@@ -87,11 +87,9 @@ async def test_bombs_in_every_algorithm_are_dead_lettered_with_their_reason(
         await log.append_batch(recompressed)
         ends = sum((await log.end_offsets(pipeline)).values())
         async with support.running_worker(Projector(settings, dsn, kafka.bootstrap_servers)):
-
-            async def caught_up() -> bool:
-                return await support.applied_total(dsn, settings.name) == ends
-
-            await support.wait_until(caught_up, 90, "the processor to move past every bomb")
+            await support.wait_applied(
+                dsn, settings.name, ends, 90, "the processor to move past every bomb"
+            )
 
     conn = await asyncpg.connect(dsn)
     try:

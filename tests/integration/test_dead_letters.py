@@ -101,11 +101,9 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
         )
 
         async with support.running_worker(Projector(settings, dsn, bootstrap)):
-
-            async def caught_up() -> bool:
-                return await support.applied_total(dsn, settings.name) == ends
-
-            await support.wait_until(caught_up, 60, "the processor to pass every record")
+            await support.wait_applied(
+                dsn, settings.name, ends, 60, "the processor to pass every record"
+            )
 
             conn = await asyncpg.connect(dsn)
             try:
@@ -165,10 +163,9 @@ async def test_poison_records_are_dead_lettered_and_the_rest_is_applied(
                 again = await replay_dead_letter(conn, log, refused["id"])
                 assert again.topic == pipeline and again.offset > rejected_at.offset
 
-                async def replayed() -> bool:
-                    return await support.applied_total(dsn, settings.name) == ends + 1
-
-                await support.wait_until(replayed, 30, "the replayed record to be read")
+                await support.wait_applied(
+                    dsn, settings.name, ends + 1, 30, "the replayed record to be read"
+                )
                 assert await conn.fetchval(
                     "SELECT replayed_at IS NOT NULL FROM dead_letters WHERE id = $1",
                     refused["id"],
@@ -247,11 +244,9 @@ async def test_a_value_postgresql_cannot_store_is_dead_lettered_not_wedging(
         await log.append_batch(genuine[5:])
         total = sum(len(h) for h in hist.values()) + len(crafted)
         async with support.running_worker(Projector(settings, dsn, bootstrap)):
-
-            async def caught_up() -> bool:
-                return await support.applied_total(dsn, settings.name) == total
-
-            await support.wait_until(caught_up, 60, "the processor to pass every record")
+            await support.wait_applied(
+                dsn, settings.name, total, 60, "the processor to pass every record"
+            )
     assert await support.compare_with_fold(dsn, hist, settings, exhaustive=False) == []
     conn = await asyncpg.connect(dsn)
     try:

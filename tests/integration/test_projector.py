@@ -74,10 +74,7 @@ async def test_members_joining_and_leaving_lose_and_duplicate_nothing(
         await first.stop()
         await writer
 
-        async def all_applied() -> bool:
-            return await support.applied_total(dsn, settings.name) == len(events)
-
-        await support.wait_until(all_applied, 90, "every event to be applied")
+        await support.wait_applied(dsn, settings.name, len(events), 90, "every event to be applied")
         second.request_stop()
         await second_run
         await second.stop()

@@ -53,11 +53,7 @@ async def _delete_first_half(bootstrap: str, topic: str, partitions: int) -> dic
 
 
 async def _count(dsn: str, sql: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return int(await conn.fetchval(sql))
-    finally:
-        await conn.close()
+    return int(await support.fetchval(dsn, sql))
 
 
 @pytest.mark.timeout(240)

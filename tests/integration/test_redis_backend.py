@@ -10,6 +10,8 @@ its events, duplicates included, and terminal executions expire per
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import _projector_support as support
@@ -20,9 +22,11 @@ from orchestrator.projections.redisprojector import RedisProjector
 PARTITIONS = 3
 
 
-async def _fold_into_redis(
+@contextlib.asynccontextmanager
+async def _folded(
     kafka: Any, make_projection: support.MakeProjection, url: str, *, cluster_mode: bool, **ttl: int
-) -> tuple[Any, dict[str, Any]]:
+) -> AsyncIterator[tuple[Any, dict[str, Any]]]:
+    """The Redis store once it has folded the log, and the log by execution; closed after."""
     topics, settings, _ = await make_projection(PARTITIONS, prepared=False, batch_size=200)
     hist = support.histories(40, seed=11, tasks=6)
     events = support.mixed(hist, seed=12)
@@ -36,42 +40,38 @@ async def _fold_into_redis(
             return await applied_total(store, tps) == len(events)
 
         await support.wait_until(caught_up, 60, "the redis processor to catch up")
-    return store, support.by_execution(events)
+    try:
+        yield store, support.by_execution(events)
+    finally:
+        await store.client.aclose()
 
 
 async def test_redis_read_model_equals_the_fold_of_the_log(
     kafka: Any, make_projection: support.MakeProjection, redis: str
 ) -> None:
-    store, log = await _fold_into_redis(kafka, make_projection, redis, cluster_mode=False)
-    try:
+    async with _folded(kafka, make_projection, redis, cluster_mode=False) as (store, log):
         assert await compare_with_fold(store, log) == []
         some = next(iter(log))
         fields = await store.client.hkeys(store.keys.execution(some))  # type: ignore[misc]
         assert {b"status", b"applied", b"pipeline"} <= set(fields)
         assert any(f.startswith(b"task:") for f in fields), "task states are hash fields"
-    finally:
-        await store.client.aclose()
 
 
 async def test_cluster_mode_keeps_each_execution_in_one_slot(
     kafka: Any, make_projection: support.MakeProjection, redis_cluster: str
 ) -> None:
-    store, log = await _fold_into_redis(kafka, make_projection, redis_cluster, cluster_mode=True)
-    try:
+    async with _folded(kafka, make_projection, redis_cluster, cluster_mode=True) as (store, log):
         assert await compare_with_fold(store, log) == []
         nodes = {store.client.get_node_from_key(store.keys.execution(e)).port for e in log}  # type: ignore[union-attr]
         assert len(nodes) == 3, "executions spread over the three masters"
-    finally:
-        await store.client.aclose()
 
 
 async def test_completed_states_expire_after_their_ttl(
     kafka: Any, make_projection: support.MakeProjection, redis: str
 ) -> None:
-    store, log = await _fold_into_redis(
+    async with _folded(
         kafka, make_projection, redis, cluster_mode=False, ttl_active=600, ttl_completed=1
-    )
-    try:
+    ) as (store, log):
         found = {eid: await store.load(eid) for eid in log}
         terminal = [e for e, s in found.items() if s and s.entry.state.status == "completed"]
         active = [e for e, s in found.items() if s and s.entry.state.status == "running"]
@@ -84,5 +84,3 @@ async def test_completed_states_expire_after_their_ttl(
             assert await store.load(eid) is None, f"{eid} outlived ttl.completed_states"
         for eid in active:
             assert await store.load(eid) is not None
-    finally:
-        await store.client.aclose()

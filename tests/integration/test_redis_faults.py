@@ -12,6 +12,7 @@ with its event count exactly the number of its records in the log.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import signal
 from pathlib import Path
@@ -21,7 +22,7 @@ import _projector_support as support
 import pytest
 from _redis_support import applied_total, compare_with_fold, fresh_store
 
-from orchestrator.devstack import DevStack
+from orchestrator.devstack import RedisCluster, RedisServer
 from orchestrator.projections.redisprojector import RedisProjector
 from orchestrator.projections.redisstore import RedisReadModelStore
 
@@ -132,24 +133,19 @@ async def _stream_with_a_fault(
 
 
 async def test_standalone_redis_killed_mid_stream_keeps_exactly_once(
-    kafka: Any, make_projection: support.MakeProjection, redis: str, devstack: DevStack
+    kafka: Any, make_projection: support.MakeProjection, redis: str, killable_redis: RedisServer
 ) -> None:
-    server = devstack.redis
-    if server is None:
-        pytest.skip("REDIS_URL names an external Redis: not ours to kill")
-
-    async def fault() -> None:
-        await server.restart(kill=True)
-
-    await _stream_with_a_fault(kafka, make_projection, redis, fault, cluster=False)
+    restart = functools.partial(killable_redis.restart, kill=True)
+    await _stream_with_a_fault(kafka, make_projection, redis, restart, cluster=False)
 
 
 async def test_a_cluster_node_killed_mid_stream_keeps_exactly_once(
-    kafka: Any, make_projection: support.MakeProjection, redis_cluster: str, devstack: DevStack
+    kafka: Any,
+    make_projection: support.MakeProjection,
+    redis_cluster: str,
+    killable_redis_cluster: RedisCluster,
 ) -> None:
-    cluster = devstack.redis_cluster
-    if cluster is None:
-        pytest.skip("REDIS_CLUSTER_URL names an external cluster: not ours to kill")
+    cluster = killable_redis_cluster
 
     async def fault() -> None:
         await cluster.kill(1)

@@ -65,13 +65,10 @@ async def _start(dsn: str, bootstrap: str, topic: str, store: Path, log: Path) -
 
 
 async def _count(dsn: str, sql: str) -> int:
-    conn = await asyncpg.connect(dsn)
     try:
-        return int(await conn.fetchval(sql) or 0)
+        return int(await support.fetchval(dsn, sql) or 0)
     except asyncpg.UndefinedTableError:
         return 0
-    finally:
-        await conn.close()
 
 
 @pytest.mark.timeout(600)

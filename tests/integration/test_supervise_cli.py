@@ -16,10 +16,9 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from _databases import MakeDatabase
-from _projector_support import CLI
+from _projector_support import CLI, fetchval
 from _worker import WorkerProcess, config_yaml, marks_of, plan_on
 
 from orchestrator.app import App, AppOptions
@@ -49,15 +48,12 @@ async def projector(
 
 
 async def _leader(dsn: str) -> str | None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        holder: str | None = await conn.fetchval(
-            "SELECT holder FROM leases WHERE name = 'leader/recovery_supervisor' "
-            "AND expires_at > now()"
-        )
-        return holder
-    finally:
-        await conn.close()
+    holder: str | None = await fetchval(
+        dsn,
+        "SELECT holder FROM leases WHERE name = 'leader/recovery_supervisor' "
+        "AND expires_at > now()",
+    )
+    return holder
 
 
 async def test_the_supervise_command_gets_a_dead_nodes_execution_finished_elsewhere(
