@@ -134,6 +134,7 @@ from orchestrator.events.keys import (
     KeyRing,
     generate_key,
 )
+from orchestrator.events.lazy import lazy_exports
 from orchestrator.events.lifetime import record_lifetime_ms, user_data_topics
 from orchestrator.events.limits import DEFAULT_LIMITS, InputLimits
 from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
@@ -278,7 +279,8 @@ __all__ = [
     "default_upcasters", "describe_topics", "dlq_name", "effective_spec", "enabled",
     "encode_user_data", "encode_user_data_delta", "ensure_topics", "ensure_topics_report",
     "error_fields", "feed_for", "fetch_verified", "fold", "generate_key", "inspect", "interleave",
-    "is_delta", "is_sealed", "json_bytes", "marker_scope", "merge_positions", "namespace_scope",
+    "is_delta", "is_sealed", "json_bytes", "lazy_exports", "marker_scope", "merge_positions",
+    "namespace_scope",
     "new_data_key", "pack", "parse_json", "parse_session", "plain_chain_bytes",
     "quiet_client_logs", "rabin_fingerprint", "read_dump", "reading_log", "record_applied",
     "record_cache_request", "record_checkpoints_saved", "record_decision", "record_leader",
