@@ -203,8 +203,17 @@ async def _spawn(spec: dict[str, Any], folder: Path) -> asyncio.subprocess.Proce
     path.write_text(json.dumps(spec))
     log = (folder / f"{spec['side']}-{spec['phase']}.log").open("ab")
     return await asyncio.create_subprocess_exec(
-        *CHILD, str(path), stdout=log, stderr=log, env={**os.environ, **spec.get("env", {})}
+        *CHILD, str(path), stdout=log, stderr=log, env=child_env(spec.get("env", {}))
     )
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment plus ``extra``, writing bytecode: a restarted process
+    of a pip-installed product loads compiled modules, as the peers' (installed) do;
+    ``PYTHONDONTWRITEBYTECODE`` would make ours alone recompile every module each start."""
+    env = {**os.environ, **extra}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def _find_mark(marks: Path, line: str) -> float | None:

@@ -88,8 +88,10 @@ async def _one(dsn: str, bootstrap: str, topic: str) -> tuple[float, float]:
     eid = f"bench_resume_{uuid.uuid4().hex[:10]}"
     base = [sys.executable, "-m", "orchestrator.bench.resume"]
     args = ["--dsn", dsn, "--bootstrap", bootstrap, "--topic", topic, "--execution", eid]
+    # bytecode written and reused, as a pip-installed product's restart loads it
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     worker = subprocess.Popen(  # noqa: ASYNC220 - started once, read from a thread
-        [*base, "worker", *args], stdout=subprocess.PIPE, text=True
+        [*base, "worker", *args], stdout=subprocess.PIPE, text=True, env=env
     )
     assert worker.stdout is not None
     line = await asyncio.to_thread(worker.stdout.readline)
@@ -99,7 +101,12 @@ async def _one(dsn: str, bootstrap: str, topic: str) -> tuple[float, float]:
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     out = await asyncio.to_thread(
-        subprocess.run, [*base, "resumer", *args], capture_output=True, text=True, timeout=300
+        subprocess.run,
+        [*base, "resumer", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     found = [x for x in out.stdout.splitlines() if x.startswith("RESUMED")]
     if not found:

@@ -136,6 +136,7 @@ from orchestrator.events.keys import (
     KeyRing,
     generate_key,
 )
+from orchestrator.events.lazy import lazy_exports
 from orchestrator.events.lifetime import record_lifetime_ms, user_data_topics
 from orchestrator.events.limits import DEFAULT_LIMITS, InputLimits
 from orchestrator.events.log import EventCodecLike, EventLog, ProducerSettings
@@ -282,17 +283,17 @@ __all__ = [
     "describe_topics", "dlq_name", "effective_spec", "enabled", "encode_user_data",
     "encode_user_data_delta", "ensure_topics", "ensure_topics_report", "error_fields", "feed_for",
     "fetch_verified", "field_values", "fold", "from_fields", "generate_key", "inspect",
-    "interleave", "is_delta", "is_sealed", "json_bytes", "marker_scope", "merge_positions",
-    "namespace_scope", "new_data_key", "pack", "parse_json", "parse_session", "plain_chain_bytes",
-    "plain_json", "quiet_client_logs", "rabin_fingerprint", "read_dump", "reading_log",
-    "record_applied", "record_cache_request", "record_checkpoints_saved", "record_decision",
-    "record_leader", "record_lease_lost", "record_lifetime_ms", "record_operation",
-    "record_read_model", "record_recovery", "record_snapshots", "register_upcaster", "render",
-    "replacing", "resolve_blob_markers", "ride_out", "schemas_root", "sealed_scope", "select",
-    "serve_or_warn", "session_token", "simulate_execution", "span", "start_cache",
-    "start_projection", "start_recovery", "start_snapshotter", "state_dict", "step", "step_shared",
-    "stop_on_signals", "timed", "timed_async", "traceparent_of", "tracer", "unpack", "unwrap_key",
-    "upcaster", "user_data_bytes", "user_data_topics", "user_state_upcaster", "where",
+    "interleave", "is_delta", "is_sealed", "json_bytes", "lazy_exports", "marker_scope",
+    "merge_positions", "namespace_scope", "new_data_key", "pack", "parse_json", "parse_session",
+    "plain_chain_bytes", "plain_json", "quiet_client_logs", "rabin_fingerprint", "read_dump",
+    "reading_log", "record_applied", "record_cache_request", "record_checkpoints_saved",
+    "record_decision", "record_leader", "record_lease_lost", "record_lifetime_ms",
+    "record_operation", "record_read_model", "record_recovery", "record_snapshots",
+    "register_upcaster", "render", "replacing", "resolve_blob_markers", "ride_out", "schemas_root",
+    "sealed_scope", "select", "serve_or_warn", "session_token", "simulate_execution", "span",
+    "start_cache", "start_projection", "start_recovery", "start_snapshotter", "state_dict", "step",
+    "step_shared", "stop_on_signals", "timed", "timed_async", "traceparent_of", "tracer", "unpack",
+    "unwrap_key", "upcaster", "user_data_bytes", "user_data_topics", "user_state_upcaster", "where",
     "why_kafka_unreachable", "wrap_key", "write_dump",
 ]
 # fmt: on

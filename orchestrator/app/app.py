@@ -15,14 +15,11 @@ process runs only the runtime while another runs processors and the API.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-import uvicorn
-from pydantic import SecretStr
 
 from orchestrator.app.blobretention import retention_forever
 from orchestrator.app.connections import apply_migrations, open_pool
@@ -53,28 +50,16 @@ from orchestrator.events import (
     serve_or_warn,
     start_cache,
 )
-from orchestrator.projections import (
-    ApiSettings,
-    HistoryStateSource,
-    PostgresDataKeys,
-    Projector,
-    create_app,
-    set_state_source,
-)
+from orchestrator.projections import PostgresDataKeys, Projector
 from orchestrator.runtime import Orchestrator
 from orchestrator.snapshots import SnapshotStore
 from orchestrator.state import NotConfigured, StateRuntime, current_runtime
 from orchestrator.state import configure as state_runtime_configure
 
+if TYPE_CHECKING:
+    from orchestrator.app._api_server import EmbeddedServer
+
 log = logging.getLogger(__name__)
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: the app's owner handles Ctrl-C."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class App(Resource):
@@ -105,7 +90,7 @@ class App(Resource):
         self.api_url: str | None = None
         self.metrics: MetricsServer | None = None
         """The metrics server (``.url``), when ``metrics_address`` is set."""
-        self._server: _EmbeddedServer | None = None
+        self._server: EmbeddedServer | None = None
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._cleanup: list[Callable[[], Awaitable[None]]] = []
         self._pool_to_close: asyncpg.Pool | None = None
@@ -350,29 +335,17 @@ class App(Resource):
 
     async def _start_api(self) -> None:
         plan, opts = self.plan, self.options
-        api = ApiSettings(
-            database_url=SecretStr(plan.dsn),
-            tables=plan.projection.tables,
-            projection=plan.projection.name,
-        )
-        served = create_app(
-            api,
-            redis=None if self.redis is None else self.redis.reader.store,
-            pool=self.pool,  # the process's one pool
-        )
+        from orchestrator.app._api_server import api_server  # FastAPI: only when served
+
         assert self.runtime is not None  # the timeline's states from the runtime's snapshots
-        bases = self.runtime.history.snapshots
-        if bases is not None:
-            set_state_source(served, HistoryStateSource(api.tables, lambda _pool: bases))
-        config = uvicorn.Config(
-            served,
+        self._server = server = api_server(
+            plan,
+            redis_store=None if self.redis is None else self.redis.reader.store,
+            pool=self.pool,
+            bases=self.runtime.history.snapshots,
             host=opts.api_host,
             port=opts.api_port or 0,
-            log_config=None,
-            log_level="warning",
-            timeout_graceful_shutdown=2,
         )
-        self._server = server = _EmbeddedServer(config)
         self._spawn("api", server.serve())
         while not server.started:
             task = self._tasks["api"]

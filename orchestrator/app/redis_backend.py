@@ -19,24 +19,18 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from orchestrator.config import RedisBackend, redact_text
 from orchestrator.devstack import ServiceEndpoints
 from orchestrator.events import PLAINTEXT, KafkaSecurity, ServerUnreachable
-from orchestrator.projections import (
-    REDIS_GROUP_SUFFIX,
-    ProjectionSettings,
-    RedisClient,
-    RedisKeys,
-    RedisProjector,
-    RedisReadModelStore,
-    is_redis_outage,
-    postgres_fallback,
-    redis_client,
-)
+from orchestrator.projections import ProjectionSettings
 from orchestrator.state import PostgresReadModel, RedisReadModel
+
+if TYPE_CHECKING:  # redis-py loads in the functions below: a Redis-backed process only
+    from orchestrator.projections import RedisClient, RedisProjector, RedisReadModelStore
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +47,8 @@ def redis_store(
     client: RedisClient, backend: RedisBackend, projection: ProjectionSettings
 ) -> RedisReadModelStore:
     """The store of ``projection``'s Redis read model with the seed's prefix and TTLs."""
+    from orchestrator.projections import REDIS_GROUP_SUFFIX, RedisKeys, RedisReadModelStore
+
     return RedisReadModelStore(
         client,
         projection.name + REDIS_GROUP_SUFFIX,
@@ -104,6 +100,13 @@ async def start_redis_read_side(
     """Connect to Redis (``ServerUnreachable`` if it does not answer), and run the Redis
     read model's processor in this process when ``run_projector``; reads Redis misses
     (expired executions) go to ``fallback``."""
+    from orchestrator.projections import (
+        RedisProjector,
+        is_redis_outage,
+        postgres_fallback,
+        redis_client,
+    )
+
     url = redis_url(backend, endpoints)
     client = redis_client(url, cluster_mode=backend.cluster_mode)
     try:

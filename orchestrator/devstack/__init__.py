@@ -11,28 +11,68 @@ stops cleanly (no orphan processes)::
         print(endpoints.as_env())
 """
 
-from ._apache_kafka import ApacheKafkaServer
-from ._databases import fresh_database
+from typing import TYPE_CHECKING
+
+from orchestrator.events import lazy_exports
+
 from ._endpoints import KafkaEndpoint, S3Endpoint, ServiceEndpoints
 from ._errors import DevstackError, ServiceStartError, ToolMissingError
-from ._etcd import EtcdCluster, EtcdServer
-from ._kafka import KafkaServer, create_topic
-from ._kafka_cluster import KafkaCluster
-from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, ensure_kafka_jars
-from ._postgres import PostgresServer
-from ._prometheus import PrometheusServer
-from ._redis import RedisCluster, RedisServer
-from ._s3 import DEFAULT_BUCKET, S3Server
-from ._service import Service
-from ._stack import (
-    DEVSTACK_KAFKA,
-    DevStack,
-    KafkaChoice,
-    choose_kafka,
-    describe_kafka,
-    local_services,
+from ._s3 import DEFAULT_BUCKET
+
+if TYPE_CHECKING:
+    from ._apache_kafka import ApacheKafkaServer
+    from ._databases import fresh_database
+    from ._etcd import EtcdCluster, EtcdServer
+    from ._kafka import KafkaServer, create_topic
+    from ._kafka_cluster import KafkaCluster
+    from ._kafka_jars import KAFKA_VERSION, default_kafka_cache_dir, ensure_kafka_jars
+    from ._postgres import PostgresServer
+    from ._prometheus import PrometheusServer
+    from ._redis import RedisCluster, RedisServer
+    from ._s3 import S3Server
+    from ._service import Service
+    from ._stack import (
+        DEVSTACK_KAFKA,
+        DevStack,
+        KafkaChoice,
+        choose_kafka,
+        describe_kafka,
+        local_services,
+    )
+    from ._tansu import TANSU_LIMITS, TansuServer
+
+# The servers load on first use: a process that only reads endpoints from the
+# environment (every production process) skips httpx, the server modules and their
+# start-up code.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ApacheKafkaServer": "._apache_kafka",
+        "fresh_database": "._databases",
+        "EtcdCluster": "._etcd",
+        "EtcdServer": "._etcd",
+        "KafkaServer": "._kafka",
+        "create_topic": "._kafka",
+        "KafkaCluster": "._kafka_cluster",
+        "KAFKA_VERSION": "._kafka_jars",
+        "default_kafka_cache_dir": "._kafka_jars",
+        "ensure_kafka_jars": "._kafka_jars",
+        "PostgresServer": "._postgres",
+        "PrometheusServer": "._prometheus",
+        "RedisCluster": "._redis",
+        "RedisServer": "._redis",
+        "S3Server": "._s3",
+        "Service": "._service",
+        "DEVSTACK_KAFKA": "._stack",
+        "DevStack": "._stack",
+        "KafkaChoice": "._stack",
+        "choose_kafka": "._stack",
+        "describe_kafka": "._stack",
+        "local_services": "._stack",
+        "TANSU_LIMITS": "._tansu",
+        "TansuServer": "._tansu",
+    },
 )
-from ._tansu import TANSU_LIMITS, TansuServer
 
 __all__ = [
     "DEFAULT_BUCKET",

@@ -24,10 +24,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Unpack
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
 from ._errors import ToolMissingError
 from ._ports import LOOPBACK, free_ports, port_accepts
 from ._process import ManagedProcess
@@ -52,7 +48,12 @@ def find_weed() -> str:
 def s3_client(
     endpoint_url: str, access_key: str | None, secret_key: str | None, region: str
 ) -> Any:
-    """A boto3 S3 client: path-style addressing, short timeouts (None keys: boto3's defaults)."""
+    """A boto3 S3 client: path-style addressing, short timeouts (None keys: boto3's defaults).
+
+    boto3 is imported here, not at module load: it costs ~0.5 s of every process start."""
+    import boto3
+    from botocore.config import Config
+
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url,
@@ -154,6 +155,8 @@ class S3Server(ExecutableService):
         await asyncio.to_thread(self._create_bucket_and_write)
 
     def _create_bucket_and_write(self) -> None:
+        from botocore.exceptions import ClientError
+
         client = self.client()
         try:
             client.create_bucket(Bucket=self.bucket)

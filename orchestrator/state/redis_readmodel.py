@@ -11,13 +11,23 @@ PostgreSQL read model): the TTL bounds Redis's memory, not what users can read.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from orchestrator.commands import ReadModelTimeout
 from orchestrator.events import ExecutionState, Position
-from orchestrator.projections import RedisReadModelStore, is_redis_outage
 from orchestrator.state.readmodel import PostgresReadModel
 
+if TYPE_CHECKING:  # redis-py loads with the store (a Redis-backed process only)
+    from orchestrator.projections import RedisReadModelStore
+
 _POLL_S = (0.002, 0.05)
+
+
+def is_redis_outage(exc: BaseException) -> bool:
+    """``projections.is_redis_outage``, imported when first needed (it loads redis-py)."""
+    from orchestrator.projections import is_redis_outage as outage
+
+    return outage(exc)
 
 
 class RedisReadModel:
