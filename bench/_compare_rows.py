@@ -118,6 +118,16 @@ def rows(samples: Samples, options: CompareOptions) -> list[dict[str, Any]]:
                     higher_is_better=False, sides={"p99": "p99_ms"}, events=events,
                 )
             )  # fmt: skip
+            # A serving process restores from its decoded-snapshot cache; "cold" decodes
+            # the snapshot every time, as eventsourcing reads its snapshot every time.
+            cold = _med(samples, (label, "ours"), "cold_p50_ms")
+            theirs = _med(samples, (label, "eventsourcing"), "p50_ms")
+            out.append(
+                _row(
+                    f"{name}_cold", "eventsourcing", cold, theirs, "ms",
+                    higher_is_better=False, events=events,
+                )
+            )  # fmt: skip
     for peer in ("langgraph", "dbos"):
         if ("resume", "ours") in samples:
             out.append(

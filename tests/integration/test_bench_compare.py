@@ -28,6 +28,7 @@ WORKLOADS = {
     "task_overhead",
     "append_throughput",
     "restore_latest_100k",
+    "restore_latest_100k_cold",
     "resume_after_kill",
     "storage_growth",
 }
