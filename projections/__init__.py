@@ -56,6 +56,7 @@ from orchestrator.projections.migrator import (
     migration_status,
 )
 from orchestrator.projections.offsets import Fence, PostgresOffsets
+from orchestrator.projections.pools import close_pool
 from orchestrator.projections.positions import applied_offset, wait_for_position
 from orchestrator.projections.processor import Projector, prepare, run_processor
 from orchestrator.projections.projection import (
@@ -230,6 +231,7 @@ __all__ = [
     "checkpoint_chains",
     "checkpoint_plain_value",
     "close_kept_blobs",
+    "close_pool",
     "copy_rows",
     "create_app",
     "dumps",

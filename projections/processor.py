@@ -55,6 +55,7 @@ from orchestrator.projections._engine import BatchEngine
 from orchestrator.projections.deadletters import DeadLetterSink
 from orchestrator.projections.errors import ProcessorFailed, is_outage
 from orchestrator.projections.migrator import TableNames, migrate
+from orchestrator.projections.pools import close_pool
 from orchestrator.projections.settings import ProjectionSettings
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ class Projector(GroupProcess):
                     await dlq.stop()
             finally:
                 if pool is not None and pool is not self._borrowed_pool:
-                    await pool.close()
+                    await close_pool(pool)
 
     async def run(self) -> None:
         """Consume, fold and write batches until ``request_stop`` (see

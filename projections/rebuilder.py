@@ -57,6 +57,7 @@ from orchestrator.projections._double_buffer import BatchPipeline
 from orchestrator.projections._engine import BatchEngine, BatchResult
 from orchestrator.projections.deadletters import DeadLetterSink
 from orchestrator.projections.errors import RebuildError
+from orchestrator.projections.pools import close_pool
 from orchestrator.projections.processor import create_pool, prepare
 from orchestrator.projections.settings import OLD_SUFFIX, REBUILD_SUFFIX, ProjectionSettings
 from orchestrator.projections.store import OFFSETS_CHANNEL
@@ -172,7 +173,7 @@ class Rebuilder:
                         )
         finally:
             if pool is not self._pool:
-                await pool.close()
+                await close_pool(pool)
 
     async def _fold_and_swap(self, pool: asyncpg.Pool) -> RebuildReport:
         started = time.monotonic()

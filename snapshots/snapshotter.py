@@ -48,7 +48,7 @@ from orchestrator.events import (
     stop_on_signals,
     traceparent_of,
 )
-from orchestrator.projections import Fence, PostgresOffsets, is_outage, migrate
+from orchestrator.projections import Fence, PostgresOffsets, close_pool, is_outage, migrate
 from orchestrator.snapshots._bootstrap import ArchiveSource, ExecutionBootstrap
 from orchestrator.snapshots._tracker import TP, SnapshotTracker
 from orchestrator.snapshots.codec import SnapshotCodec
@@ -163,7 +163,7 @@ class Snapshotter(GroupProcess):
             await self.member.stop()
         finally:
             if pool is not None and pool is not self._borrowed_pool:
-                await pool.close()
+                await close_pool(pool)
 
     async def run(self) -> None:
         """Consume, fold, snapshot and commit until ``request_stop`` (see
@@ -298,7 +298,7 @@ async def run_snapshotter(
             async with pool.acquire() as conn:
                 await migrate(conn, snapshotter.settings.tables)
         finally:
-            await pool.close()
+            await close_pool(pool)
 
     starting = Outage(f"snapshotter {snapshotter.settings.name}: starting, PostgreSQL", logger)
     await ride_out(migrated, outage=starting, transient=is_outage)

@@ -28,7 +28,7 @@ from orchestrator.app import plan_postgres
 from orchestrator.config import S3Backend, load_config_file
 from orchestrator.debug import Source, StateDebugger
 from orchestrator.events import PLAINTEXT, KafkaSecurity
-from orchestrator.projections import ProjectionSettings
+from orchestrator.projections import ProjectionSettings, close_pool
 from orchestrator.snapshots import open_store
 
 T = TypeVar("T")
@@ -162,7 +162,7 @@ async def open_debugger(conn: Conn) -> AsyncIterator[StateDebugger]:
             kafka_security=conn.security,
         )
     finally:
-        await pool.close()
+        await close_pool(pool)
 
 
 def ask(conn: Conn, question: Callable[[StateDebugger], Awaitable[T]]) -> T:

@@ -6,7 +6,7 @@ from typing import Any
 
 from orchestrator._cli._connect import pg_pool
 from orchestrator.events import KeyRing
-from orchestrator.projections import PostgresDataKeys
+from orchestrator.projections import PostgresDataKeys, close_pool
 
 
 async def open_sealed(dsn: str, value: Any) -> Any:
@@ -16,4 +16,4 @@ async def open_sealed(dsn: str, value: Any) -> Any:
     try:
         return await PostgresDataKeys(pool, KeyRing.from_env()).open_markers(value)
     finally:
-        await pool.close()
+        await close_pool(pool)

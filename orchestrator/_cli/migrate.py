@@ -24,6 +24,7 @@ from orchestrator.projections import (
     IndexState,
     MigrationStatus,
     TableNames,
+    close_pool,
     index_status,
     migration_status,
 )
@@ -43,7 +44,7 @@ async def _migrate(
         async with pool.acquire() as conn:
             return applied, await migration_status(conn), await index_status(conn, tables)
     finally:
-        await pool.close()
+        await close_pool(pool)
 
 
 def migrate(

@@ -30,6 +30,7 @@ from orchestrator.events import ServerUnreachable
 from orchestrator.projections import (
     ProjectionSettings,
     RedisProjector,
+    close_pool,
     is_redis_outage,
     postgres_fallback,
     redis_client,
@@ -100,7 +101,7 @@ def project(
         finally:
             await client.aclose()
             if pool is not None:
-                await pool.close()
+                await close_pool(pool)
 
     try:
         asyncio.run(run())

@@ -46,7 +46,7 @@ from orchestrator._cli.health import HEALTH_FILE, alive_while
 from orchestrator._cli.topics import configured_security, configured_topics
 from orchestrator.app import blob_retention, blob_store_beside, ensure_configured_topics
 from orchestrator.events import History, default_codec, state_dict
-from orchestrator.projections import PostgresEventArchive, ReadModelTables
+from orchestrator.projections import PostgresEventArchive, ReadModelTables, close_pool
 from orchestrator.snapshots import (
     PostgresSnapshotIndex,
     Snapshotter,
@@ -187,7 +187,7 @@ def restore(
                 return await r.at_time(execution_id, when)
             return await r.latest(execution_id)
         finally:
-            await pool.close()
+            await close_pool(pool)
 
     restored = opts.run(go())
     err = Console(stderr=True)
@@ -215,7 +215,7 @@ def list_snapshots(
         try:
             return await PostgresSnapshotIndex(pool).candidates(execution_id)
         finally:
-            await pool.close()
+            await close_pool(pool)
 
     records = opts.run(go())
     if as_json:
@@ -356,7 +356,7 @@ def prune(
                 return 0
             return run.deleted_snapshots
         finally:
-            await pool.close()
+            await close_pool(pool)
 
     deleted = opts.run(go())
     if yes:

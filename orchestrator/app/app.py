@@ -50,7 +50,7 @@ from orchestrator.events import (
     serve_or_warn,
     start_cache,
 )
-from orchestrator.projections import PostgresDataKeys, Projector
+from orchestrator.projections import PostgresDataKeys, Projector, close_pool
 from orchestrator.runtime import Orchestrator
 from orchestrator.snapshots import SnapshotStore
 from orchestrator.state import NotConfigured, StateRuntime, current_runtime
@@ -207,10 +207,7 @@ class App(Resource):
         self.projector = self.snapshotter = None
         pool, self._pool_to_close = self._pool_to_close, None
         if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), 10)
-            except TimeoutError:  # a connection never came back: cut them all
-                pool.terminate()
+            await close_pool(pool)
         if errors:
             raise errors[0]
 

@@ -59,7 +59,7 @@ from orchestrator.events import (
     fetch_verified,
     schemas_root,
 )
-from orchestrator.projections import ReadModelExport
+from orchestrator.projections import ReadModelExport, close_pool
 from orchestrator.snapshots import (
     PostgresSnapshotIndex,
     SnapshotNotFound,
@@ -142,7 +142,7 @@ class _Backup:
                     files = await self._read(conn, log)
                 files += await self._data_keys(conn)
         finally:
-            await pool.close()
+            await close_pool(pool)
         files += await self._copy_schemas()
         return await self._finish(files)
 

@@ -42,6 +42,7 @@ from orchestrator.events import (
     error_fields,
 )
 from orchestrator.projections import (
+    close_pool,
     last_sequences,
     rebuild,
     restore_data_keys,
@@ -153,7 +154,7 @@ class _Restore:
             await rebuild(plan.projection, plan.dsn, plan.bootstrap, security=plan.kafka_security)
             await self._verify(manifest, pool)
         finally:
-            await pool.close()
+            await close_pool(pool)
         return self.report
 
     async def _refuse_unless_empty(self, pool: asyncpg.Pool, log: EventLog) -> None:

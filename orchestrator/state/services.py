@@ -49,7 +49,12 @@ from orchestrator.events import (
     record_cache_request,
     timed,
 )
-from orchestrator.projections import PostgresDataKeys, PostgresEventArchive, ProjectionSettings
+from orchestrator.projections import (
+    PostgresDataKeys,
+    PostgresEventArchive,
+    ProjectionSettings,
+    close_pool,
+)
 from orchestrator.state.cache import CacheConfig, InvalidationListener, StateCache, open_cache
 from orchestrator.state.errors import NeedsPostgres, NotConfigured, NoWriter
 from orchestrator.state.memoryhistory import MemoryHistory
@@ -202,7 +207,7 @@ class StateRuntime:
         try:
             await event_log.start()
         except BaseException:
-            await pool.close()
+            await close_pool(pool)
             raise
         runtime = cls(  # its codec: the same default_codec() as the log's
             pool=pool,
@@ -243,7 +248,7 @@ class StateRuntime:
                 await self.log.stop()
             finally:
                 if self.pool is not None:
-                    await self.pool.close()
+                    await close_pool(self.pool)
 
     def postgres(self, feature: str) -> asyncpg.Pool:
         """The pool, for ``feature`` that runs on PostgreSQL only; :class:`NeedsPostgres`

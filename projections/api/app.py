@@ -30,6 +30,7 @@ from orchestrator.projections.api.routes import executions, history, stream, sys
 from orchestrator.projections.api.settings import ApiSettings
 from orchestrator.projections.datakeys import PostgresDataKeys
 from orchestrator.projections.migrator import TableNames, migrate
+from orchestrator.projections.pools import close_pool
 from orchestrator.projections.redisstore import RedisReadModelStore
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def _lifespan(
                 yield
         finally:
             if borrowed is None:
-                await pool.close()
+                await close_pool(pool)
 
     return lifespan
 

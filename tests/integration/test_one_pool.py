@@ -7,12 +7,16 @@ must still answer JSON objects for the read model's ``jsonb`` columns.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
 
 from orchestrator.commands import CreateExecution
+from orchestrator.projections import close_pool
 from tests.integration._worker import supervising_app
 
 
@@ -49,3 +53,17 @@ async def test_the_embedded_api_answers_through_the_apps_pool(
         assert served.state.api.pool is app.pool  # borrowed, not a second pool
     assert got["execution_id"] == execution_id
     assert isinstance(got["context"], dict)  # jsonb decoded without a type codec
+
+
+async def test_closing_a_pool_with_a_connection_never_released_ends_within_its_deadline(
+    postgres: str,
+) -> None:
+    """A caller that never gives its connection back must not hang shutdown for ever:
+    the pool closes within its deadline and the stuck connection is cut."""
+    pool = await asyncpg.create_pool(postgres, min_size=1, max_size=2)
+    stuck = await pool.acquire()  # never released
+    await asyncio.wait_for(close_pool(pool, deadline_s=0.5), 30)
+    with pytest.raises(asyncpg.InterfaceError):  # the stuck connection was cut
+        await stuck.fetchval("SELECT 1")
+    with pytest.raises(asyncpg.InterfaceError):  # and the pool is closed
+        await pool.acquire()
