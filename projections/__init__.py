@@ -56,7 +56,7 @@ from orchestrator.projections.migrator import (
     migration_status,
 )
 from orchestrator.projections.offsets import Fence, PostgresOffsets
-from orchestrator.projections.pools import close_pool
+from orchestrator.projections.pools import CONNECT_DEADLINE_S, close_pool, dsn_address, open_pool
 from orchestrator.projections.positions import applied_offset, wait_for_position
 from orchestrator.projections.processor import Projector, prepare, run_processor
 from orchestrator.projections.projection import (
@@ -166,6 +166,7 @@ __getattr__ = lazy_exports(
 )
 
 __all__ = [
+    "CONNECT_DEADLINE_S",
     "DEFAULT_INDEXES",
     "EVENT_COLUMNS",
     "EXECUTIONS",
@@ -234,6 +235,7 @@ __all__ = [
     "close_pool",
     "copy_rows",
     "create_app",
+    "dsn_address",
     "dumps",
     "ensure_indexes",
     "execution_from_rows",
@@ -246,6 +248,7 @@ __all__ = [
     "migrate",
     "migration_status",
     "open_kept_blobs",
+    "open_pool",
     "payload_json",
     "pipeline_row",
     "postgres_fallback",

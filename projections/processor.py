@@ -55,17 +55,11 @@ from orchestrator.projections._engine import BatchEngine
 from orchestrator.projections.deadletters import DeadLetterSink
 from orchestrator.projections.errors import ProcessorFailed, is_outage
 from orchestrator.projections.migrator import TableNames, migrate
-from orchestrator.projections.pools import close_pool
+from orchestrator.projections.pools import close_pool, open_pool
 from orchestrator.projections.settings import ProjectionSettings
 
 logger = logging.getLogger(__name__)
 TP = tuple[str, int]
-
-
-async def create_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:
-    """The one asyncpg pool of a processor process."""
-    pool: asyncpg.Pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size)
-    return pool
 
 
 async def prepare(
@@ -144,7 +138,7 @@ class Projector(GroupProcess):
         """Connect to PostgreSQL and Kafka and subscribe; the group is joined by ``run``.
         A failure closes whatever was opened."""
         try:
-            self._pool = self._borrowed_pool or await create_pool(self._dsn)
+            self._pool = self._borrowed_pool or await open_pool(self._dsn, max_size=4)
             self._dlq = EventLog(
                 self._bootstrap,
                 self._codec,

@@ -57,8 +57,8 @@ from orchestrator.projections._double_buffer import BatchPipeline
 from orchestrator.projections._engine import BatchEngine, BatchResult
 from orchestrator.projections.deadletters import DeadLetterSink
 from orchestrator.projections.errors import RebuildError
-from orchestrator.projections.pools import close_pool
-from orchestrator.projections.processor import create_pool, prepare
+from orchestrator.projections.pools import close_pool, open_pool
+from orchestrator.projections.processor import prepare
 from orchestrator.projections.settings import OLD_SUFFIX, REBUILD_SUFFIX, ProjectionSettings
 from orchestrator.projections.store import OFFSETS_CHANNEL
 
@@ -152,7 +152,7 @@ class Rebuilder:
     async def run(self) -> RebuildReport:
         """Rebuild, swap when caught up (unless ``swap=False``), return a report."""
         await prepare(self.settings, self._dsn, self._bootstrap, security=self._security)
-        pool = self._pool or await create_pool(self._dsn)
+        pool = self._pool or await open_pool(self._dsn, max_size=4)
         try:
             async with pool.acquire() as guard:
                 key = zlib.crc32(self.settings.name.encode()) & 0x7FFF_FFFF

@@ -142,9 +142,3 @@ async def add_rows(db: Db, records: Sequence[SnapshotRecord], table: str = "snap
         return
     columns = [list(col) for col in zip(*(_row(r) for r in records), strict=True)]
     await db.execute(_upsert_sql(_table(table)), *columns)
-
-
-async def create_pool(dsn: str, *, max_size: int = 4) -> asyncpg.Pool:
-    """The one asyncpg pool of a snapshotter or CLI process."""
-    pool: asyncpg.Pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size)
-    return pool

@@ -48,13 +48,20 @@ from orchestrator.events import (
     stop_on_signals,
     traceparent_of,
 )
-from orchestrator.projections import Fence, PostgresOffsets, close_pool, is_outage, migrate
+from orchestrator.projections import (
+    Fence,
+    PostgresOffsets,
+    close_pool,
+    is_outage,
+    migrate,
+    open_pool,
+)
 from orchestrator.snapshots._bootstrap import ArchiveSource, ExecutionBootstrap
 from orchestrator.snapshots._tracker import TP, SnapshotTracker
 from orchestrator.snapshots.codec import SnapshotCodec
 from orchestrator.snapshots.errors import SnapshotStoreError, SnapshotterFailed
 from orchestrator.snapshots.policy import SnapshotPolicy
-from orchestrator.snapshots.postgres import add_rows, create_pool
+from orchestrator.snapshots.postgres import add_rows
 from orchestrator.snapshots.settings import SnapshotterSettings
 from orchestrator.snapshots.store import KeyLayout, SnapshotStore
 from orchestrator.snapshots.writer import SnapshotWriter
@@ -132,7 +139,7 @@ class Snapshotter(GroupProcess):
 
     async def start(self) -> None:
         """Connect to PostgreSQL and Kafka and subscribe; the group is joined by ``run``."""
-        self._pool = self._borrowed_pool or await create_pool(self.dsn)
+        self._pool = self._borrowed_pool or await open_pool(self.dsn, max_size=4)
         s = self.settings
         source = ArchiveSource(
             s.index_table,
@@ -293,7 +300,7 @@ async def run_snapshotter(
     quiet_client_logs()
 
     async def migrated() -> None:
-        pool = await create_pool(snapshotter.dsn, max_size=1)
+        pool = await open_pool(snapshotter.dsn, max_size=1)
         try:
             async with pool.acquire() as conn:
                 await migrate(conn, snapshotter.settings.tables)

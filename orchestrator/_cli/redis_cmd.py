@@ -17,7 +17,6 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import asyncpg
 import typer
 from rich.console import Console
 
@@ -32,6 +31,7 @@ from orchestrator.projections import (
     RedisProjector,
     close_pool,
     is_redis_outage,
+    open_pool,
     postgres_fallback,
     redis_client,
     run_redis_processor,
@@ -87,7 +87,7 @@ def project(
     async def run() -> None:
         target = redis_url(backend, ServiceEndpoints.from_env(os.environ))
         client = redis_client(target, cluster_mode=backend.cluster_mode)
-        pool = await asyncpg.create_pool(database_url, max_size=2) if database_url else None
+        pool = await open_pool(database_url, max_size=2) if database_url else None
         try:
             fallback = None if pool is None else postgres_fallback(pool, settings)
             projector = RedisProjector(

@@ -9,16 +9,17 @@ read-model migrations, then the runtime's own tables.
 
 from __future__ import annotations
 
-import asyncio
-from urllib.parse import parse_qs, urlsplit
-
 import asyncpg
 
 from orchestrator.events import ServerUnreachable
-from orchestrator.projections import TableNames, migrate
+from orchestrator.projections import (
+    CONNECT_DEADLINE_S,
+    TableNames,
+    dsn_address,
+    migrate,
+    open_pool,
+)
 from orchestrator.runtime import ensure_runtime_tables
-
-CONNECT_DEADLINE_S = 10.0
 
 __all__ = [
     "CONNECT_DEADLINE_S",
@@ -27,39 +28,6 @@ __all__ = [
     "dsn_address",
     "open_pool",
 ]
-
-
-def dsn_address(dsn: str) -> str:
-    """``host:port/database`` of a PostgreSQL DSN, without user or password."""
-    try:
-        parts = urlsplit(dsn)
-        query = parse_qs(parts.query)
-        host = parts.hostname or (query.get("host") or ["localhost"])[0]
-        port = parts.port or int((query.get("port") or ["5432"])[0])
-    except ValueError:
-        return "<unparsable DSN>"
-    return f"{host}:{port}{parts.path or '/'}"
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer within the deadline"
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-async def open_pool(
-    dsn: str, *, max_size: int = 10, deadline_s: float = CONNECT_DEADLINE_S
-) -> asyncpg.Pool:
-    """The process's asyncpg pool; ``ServerUnreachable`` if PostgreSQL does not answer."""
-    try:
-        pool: asyncpg.Pool = await asyncio.wait_for(
-            asyncpg.create_pool(dsn, min_size=1, max_size=max_size, timeout=deadline_s),
-            deadline_s,
-        )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
-        raise ServerUnreachable("PostgreSQL", dsn_address(dsn), _reason(exc)) from exc
-    return pool
 
 
 async def apply_migrations(pool: asyncpg.Pool, tables: TableNames | None = None) -> list[str]:

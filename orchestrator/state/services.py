@@ -54,6 +54,7 @@ from orchestrator.projections import (
     PostgresEventArchive,
     ProjectionSettings,
     close_pool,
+    open_pool,
 )
 from orchestrator.state.cache import CacheConfig, InvalidationListener, StateCache, open_cache
 from orchestrator.state.errors import NeedsPostgres, NotConfigured, NoWriter
@@ -196,7 +197,7 @@ class StateRuntime:
         topics = TopicsConfig(
             pipeline=TopicSpec(name=p.pipeline_topic), shared=TopicSpec(name=shared)
         )
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
+        pool = await open_pool(dsn, max_size=pool_size)
         event_log = EventLog(
             bootstrap_servers,
             default_codec(),

@@ -30,7 +30,7 @@ from orchestrator.projections.api.routes import executions, history, stream, sys
 from orchestrator.projections.api.settings import ApiSettings
 from orchestrator.projections.datakeys import PostgresDataKeys
 from orchestrator.projections.migrator import TableNames, migrate
-from orchestrator.projections.pools import close_pool
+from orchestrator.projections.pools import close_pool, open_pool
 from orchestrator.projections.redisstore import RedisReadModelStore
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def _lifespan(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dsn = settings.database_url.get_secret_value()
-        pool = borrowed or await asyncpg.create_pool(
+        pool = borrowed or await open_pool(
             dsn,
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,

@@ -22,10 +22,11 @@ import pytest
 
 from orchestrator.events.codec import default_codec
 from orchestrator.events.consumer import RawRecord
+from orchestrator.projections import open_pool
 from orchestrator.projections._engine import BatchEngine
 from orchestrator.projections.deadletters import DeadLetterSink
 from orchestrator.projections.positions import wait_for_position
-from orchestrator.projections.processor import Projector, create_pool
+from orchestrator.projections.processor import Projector
 from orchestrator.projections.store import STATE_CHANGES_CHANNEL
 
 
@@ -120,7 +121,7 @@ async def _contest(
         kafka.bootstrap_servers, topics, kafka.supports_idempotence
     ) as log:
         records = _raw_records(await log.append_batch(events), events)
-        pool = await create_pool(dsn)
+        pool = await open_pool(dsn, max_size=4)
         try:
             codec = default_codec()
             stale = BatchEngine(settings, pool, codec, DeadLetterSink(settings, log))
@@ -159,7 +160,7 @@ async def test_a_batch_staged_ahead_is_folded_on_the_batch_being_written(
     topics, settings, dsn = await make_projection(2, name="ahead")
     async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
         records = _raw_records(await log.append_batch(events), events)
-        pool = await create_pool(dsn)
+        pool = await open_pool(dsn, max_size=4)
         try:
             engine = BatchEngine(settings, pool, default_codec(), DeadLetterSink(settings, log))
             await engine.claim({(r.position.topic, r.position.partition) for r in records})
@@ -210,7 +211,7 @@ async def test_commits_notify_and_wait_for_position_sees_an_append(
     await listener.add_listener(
         STATE_CHANGES_CHANNEL, lambda *args: changed.put_nowait(json.loads(args[3]))
     )
-    pool = await create_pool(dsn)
+    pool = await open_pool(dsn, max_size=4)
     projector = Projector(settings, dsn, bootstrap)
     try:
         async with support.event_log(bootstrap, topics, kafka.supports_idempotence) as log:
