@@ -134,8 +134,13 @@ class S3Server(ExecutableService):
             "-s3.port.lance=0",
             "-master.telemetry=false",
             "-volume.preStopSeconds=0",
+            # -volume.max=0 allows free disk / volume size volumes, and each new bucket
+            # (a collection) takes 7 at once: with 1 GB volumes a disk with 60 GB free
+            # ran out after ~8 buckets ("No writable volumes and no free volumes
+            # left"). 64 MB volumes allow ~130 buckets there; big objects are chunked
+            # by the filer, so no object is limited by it.
             "-volume.max=0",
-            "-master.volumeSizeLimitMB=1024",
+            "-master.volumeSizeLimitMB=64",
             *(f"-{name}={port}" for name, port in zip(names, ports, strict=True)),
         ]
         return self._run(args, kill_expected=True)
