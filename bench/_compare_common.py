@@ -47,13 +47,18 @@ def figures(latencies_ms: list[float], elapsed: float) -> dict[str, float]:
     return {"per_s": len(latencies_ms) / elapsed, "p50_ms": p50, "p99_ms": p99}
 
 
-async def public_bytes(dsn: str) -> int:
-    """Bytes on disk of every table of the database (heap, TOAST, indexes), catalogs aside."""
+TABLE_PREFIX = "pg:"
+"""Storage figures ``pg:<table>``: one table's bytes (heap, TOAST, indexes)."""
+
+
+async def public_bytes(dsn: str) -> dict[str, int]:
+    """Bytes on disk of every table of the database (heap, TOAST, indexes), catalogs
+    aside: ``postgres_bytes`` (the sum) and ``pg:<table>`` for each table."""
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("CHECKPOINT")
-        total = await conn.fetchval(
-            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+        rows = await conn.fetch(
+            "SELECT c.relname AS name, pg_total_relation_size(c.oid) AS size FROM pg_class c"
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE c.relkind IN ('r', 'p', 'm')"
             " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
@@ -61,7 +66,8 @@ async def public_bytes(dsn: str) -> int:
         )
     finally:
         await conn.close()
-    return int(total)
+    tables = {f"{TABLE_PREFIX}{r['name']}": int(r["size"]) for r in rows}
+    return {"postgres_bytes": sum(tables.values()), **tables}
 
 
 def dir_bytes(path: Path, prefix: str = "") -> int:

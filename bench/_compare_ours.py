@@ -184,10 +184,9 @@ async def storage(
         await rt.wait_for(rt.written(), timeout=900)  # ~1 MB checkpoints: slow to fold
         await asyncio.sleep(3)  # the snapshotter's last batch
         topic = load_config(text).settings.state_management.event_store.topics.pipeline_events
-    pg = await public_bytes(dsn)
     kafka = dir_bytes(kafka_logs, topic) if kafka_logs is not None else 0
     files = dir_bytes(work / "data") + dir_bytes(work / "snapshots")
-    return {"postgres_bytes": pg, "kafka_bytes": kafka, "files_bytes": files}
+    return {**await public_bytes(dsn), "kafka_bytes": kafka, "files_bytes": files}
 
 
 async def fold(*, events: int, rate: int, seconds: float, warmup: int) -> dict[str, float]:

@@ -134,7 +134,7 @@ async def langgraph_storage(dsn: str, *, steps: int) -> dict[str, float]:
             config = await saver.aput(config, cp, metadata, {"messages": i + 1})
     finally:
         await pool.close()
-    return {"postgres_bytes": await public_bytes(dsn)}
+    return {**await public_bytes(dsn)}
 
 
 # --- DBOS: @DBOS.step inside a @DBOS.workflow ----------------------------------------------

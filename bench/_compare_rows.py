@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.bench._compare_common import TABLE_PREFIX
+
 if TYPE_CHECKING:
     from orchestrator.bench.compare import CompareOptions
 
@@ -15,6 +17,12 @@ PEERS = {
     "dbos": "DBOS",
     "eventsourcing": "eventsourcing (PostgreSQL)",
 }
+
+
+def _tables_mb(sizes: dict[str, float]) -> dict[str, float]:
+    """``{table: MB}`` of the ``pg:<table>`` storage figures, largest first."""
+    found = {k[len(TABLE_PREFIX) :]: v for k, v in sizes.items() if k.startswith(TABLE_PREFIX)}
+    return {k: round(v / 1e6, 3) for k, v in sorted(found.items(), key=lambda kv: -kv[1]) if v}
 
 
 def _med(samples: Samples, key: tuple[str, str], field: str) -> float | None:
@@ -139,17 +147,19 @@ def rows(samples: Samples, options: CompareOptions) -> list[dict[str, Any]]:
     if ("storage", "ours") in samples and ("storage", "langgraph") in samples:
         mine = samples[("storage", "ours")][0]
         peer_sizes = samples[("storage", "langgraph")][0]
-        total = sum(mine.values())
+        parts = {k: v for k, v in mine.items() if not k.startswith(TABLE_PREFIX)}
         out.append(
             _row(
                 "storage_growth",
                 "langgraph",
-                total / 1e6,
+                sum(parts.values()) / 1e6,
                 peer_sizes["postgres_bytes"] / 1e6,
                 "MB",
                 higher_is_better=False,
                 steps=options.storage_steps,
-                ours_parts_mb={k: round(v / 1e6, 2) for k, v in mine.items()},
+                ours_parts_mb={k: round(v / 1e6, 2) for k, v in parts.items()},
+                ours_tables_mb=_tables_mb(mine),
+                theirs_tables_mb=_tables_mb(peer_sizes),
             )
         )
     if ("fold", "ours") in samples:

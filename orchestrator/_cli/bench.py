@@ -175,20 +175,24 @@ def memory(
 def compare(
     rounds: int = typer.Option(3, min=1, help="Interleaved rounds (medians over them)."),
     as_json: bool = JSON_OPTION,
-    checkpoint_saves: int = typer.Option(1000, help="Sequential 10 KB saves per round."),
+    checkpoint_saves: int = typer.Option(
+        1000, help="Sequential 10 KB saves per round (0 skips the checkpoint rows)."
+    ),
     checkpoint_executions: int = typer.Option(100, help="Executions saving concurrently."),
     checkpoint_per_execution: int = typer.Option(20, help="Saves per concurrent execution."),
     saver_saves: int = typer.Option(
-        500, help="Sequential AsyncKafkaSaver/AsyncPostgresSaver puts."
+        500, help="Sequential AsyncKafkaSaver/AsyncPostgresSaver puts (0 skips them)."
     ),
     saver_threads: int = typer.Option(100, help="LangGraph threads putting concurrently."),
     saver_per_thread: int = typer.Option(10, help="Puts per concurrent LangGraph thread."),
     saver_bytes: int = typer.Option(10_240, help="Size of the checkpoints' channel value."),
-    overhead_runs: int = typer.Option(10, help="Pipelines timed per size, per round."),
-    append_events: int = typer.Option(50_000, help="Events appended per round."),
+    overhead_runs: int = typer.Option(
+        10, help="Pipelines timed per size, per round (0 skips them)."
+    ),
+    append_events: int = typer.Option(50_000, help="Events appended per round (0 skips them)."),
     append_warmup: int = typer.Option(10_000, help="Events appended first, untimed."),
     restore_events: int = typer.Option(
-        100_000, help="Events of the long history (the restore_latest_100k row)."
+        100_000, help="Events of the long history (restore_latest_100k; 0 skips it)."
     ),
     restore_small_events: int = typer.Option(
         10_000, help="Events of the shorter history (restore_latest_10k; 0 skips it)."
