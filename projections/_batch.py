@@ -18,6 +18,7 @@ from typing import Any
 from orchestrator.events import (
     SHARED_EVENT_TYPES,
     CheckpointSaved,
+    CheckpointsDeleted,
     DecodedRecord,
     Envelope,
     ExecutionState,
@@ -81,7 +82,8 @@ class BatchChanges:
     executions: dict[str, ExecutionEntry] = field(default_factory=dict)
     new_executions: set[str] = field(default_factory=set)
     task_updates: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
-    checkpoints: list[rm.Row] = field(default_factory=list)
+    checkpoints: dict[str, rm.Row] = field(default_factory=dict)
+    """``checkpoints`` rows by id: saved (``deleted_at`` NULL) or withdrawn."""
     events: list[rm.Row] = field(default_factory=list)
     shared_events: list[rm.Row] = field(default_factory=list)
     variables: dict[VarKey, SharedVariable] = field(default_factory=dict)
@@ -124,7 +126,7 @@ class BatchChanges:
         return {
             "pipeline_states": self.pipeline_rows(),
             "task_states": self.task_rows(),
-            "checkpoints": self.checkpoints,
+            "checkpoints": list(self.checkpoints.values()),
             "shared_variables": self.variable_rows(),
             "execution_events": self.events,
             "shared_events": self.shared_events,
@@ -319,8 +321,33 @@ def _fold_execution(
     out.executions[execution_id] = entry
     if outcome is Outcome.APPLIED:
         out.changed_executions.add(execution_id)
-        if isinstance(event.payload, CheckpointSaved):
-            out.checkpoints.append(rm.checkpoint_row(after, event))
+        payload = event.payload
+        if isinstance(payload, CheckpointSaved | CheckpointsDeleted):
+            _checkpoint_rows(out.checkpoints, before, after, event)
+
+
+def _checkpoint_rows(
+    rows: dict[str, rm.Row], before: ExecutionState | None, after: ExecutionState, event: Envelope
+) -> None:
+    """The ``checkpoints`` rows of an applied save or delete: the state's list lives
+    there (``readmodel.live_checkpoints``). One row per id and batch (an upsert may
+    touch a row once): a later event of the batch amends the row an earlier one made."""
+    payload: Any = event.payload
+    if isinstance(payload, CheckpointSaved):
+        made = rows.get(payload.checkpoint_id)
+        rows[payload.checkpoint_id] = (
+            rm.checkpoint_row(after, event) if made is None else (*made[:-1], None)
+        )
+        return
+    kept = {ref.checkpoint_id for ref in after.checkpoints}
+    for ref in () if before is None else before.checkpoints:
+        if ref.checkpoint_id not in kept:
+            made = rows.get(ref.checkpoint_id)
+            rows[ref.checkpoint_id] = (
+                rm.checkpoint_ref_row(after, ref, event.occurred_at)
+                if made is None
+                else (*made[:-1], event.occurred_at)
+            )
 
 
 def _fold_shared(

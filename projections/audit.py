@@ -34,12 +34,12 @@ class ReadModelAudit:
         self._archive = next(t for t in self.projection.tables if t.archive == "pipeline")
 
     def entity_tables(self) -> list[Table]:
-        """The declared tables holding rows per entity (keyed by the entity key first),
+        """The declared tables holding rows per entity (with an entity key column),
         besides the archive: what the fold of one entity's history writes."""
         return [
             t
             for t in self.projection.tables
-            if t.write != "append" and t.primary_key[0] == self.key
+            if t.write != "append" and any(c == self.key for c, _ in t.columns)
         ]
 
     def _of_pipeline(self, placeholder: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from orchestrator.events import AppliedIds, DecodedRecord, SharedVariable
+from orchestrator.events import AppliedIds, DecodedRecord, ExecutionState, SharedVariable
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections._batch import (
     BatchChanges,
@@ -42,14 +42,8 @@ async def load_executions(
     )
     if not pipelines:
         return {}
-    found = [p["execution_id"] for p in pipelines]
-    tasks = await conn.fetch(
-        f"SELECT * FROM {names['task_states']} WHERE execution_id = ANY($1::text[])", found
-    )
-    by_execution: dict[str, list[Any]] = {}
-    for row in tasks:
-        by_execution.setdefault(row["execution_id"], []).append(row)
-    applied = await _applied_ids(conn, names["execution_events"], found)
+    states = await states_of(conn, names, pipelines)
+    applied = await _applied_ids(conn, names["execution_events"], list(states))
     out: dict[str, ExecutionEntry] = {}
     for p in pipelines:
         eid = p["execution_id"]
@@ -58,7 +52,7 @@ async def load_executions(
             if p["last_topic"] is None
             else (p["last_topic"], p["last_partition"], p["last_offset"])
         )
-        state = rm.execution_from_rows(p, by_execution.get(eid, []))
+        state = states[eid]
         known = applied.get(eid)
         if known is not None and known.known().stop - 1 == state.last_sequence:
             state = replace(state, applied=known)
@@ -69,6 +63,37 @@ async def load_executions(
             last_position=last,
         )
     return out
+
+
+async def states_of(
+    conn: asyncpg.Connection, names: Mapping[str, str], pipelines: Sequence[Mapping[str, Any]]
+) -> dict[str, ExecutionState]:
+    """The states of these ``pipeline_states`` rows, with their task rows and their live
+    checkpoints (two queries), by execution id in the rows' order."""
+    found = [p["execution_id"] for p in pipelines]
+    tasks = await conn.fetch(
+        f"SELECT * FROM {names['task_states']} WHERE execution_id = ANY($1::text[])", found
+    )
+    checkpoints = await conn.fetch(
+        "SELECT execution_id, checkpoint_id, name, task_id, sequence, progress, created_at"
+        f" FROM {names['checkpoints']} WHERE execution_id = ANY($1::text[])"
+        " AND deleted_at IS NULL ORDER BY execution_id, sequence",
+        found,
+    )
+    by_execution: dict[str, list[Any]] = {}
+    for row in tasks:
+        by_execution.setdefault(row["execution_id"], []).append(row)
+    listed: dict[str, list[Any]] = {}
+    for row in checkpoints:
+        listed.setdefault(row["execution_id"], []).append(row)
+    return {
+        p["execution_id"]: rm.execution_from_rows(
+            p,
+            by_execution.get(p["execution_id"], []),
+            rm.live_checkpoints(listed.get(p["execution_id"], [])),
+        )
+        for p in pipelines
+    }
 
 
 async def _applied_ids(
@@ -199,8 +224,12 @@ EXECUTIONS: Projection = register(
                 default="public.checkpoints",
                 columns=rm.CHECKPOINT_COLUMNS,
                 primary_key=("checkpoint_id",),
-                write="insert",
+                write="upsert",
                 row_type="orchestrator_checkpoint_row",
+                # A row is written once; after that only its execution's later rows
+                # withdraw it (``deleted_at``) or list it again (saved again).
+                update=("deleted_at",),
+                update_when="t.execution_id = EXCLUDED.execution_id",
             ),
             _upserted(
                 "shared_variables",

@@ -54,11 +54,19 @@ class Table:
     row_type: str | None = None
     archive: Literal["pipeline", "shared"] | None = None
     archive_key: str | None = None
+    update: tuple[str, ...] | None = None
+    """``upsert`` only: the columns a row written over a stored one replaces (default:
+    every column but the key's)."""
+    update_when: str | None = None
+    """``upsert`` only: the SQL condition, on the stored row ``t`` and the new one
+    ``EXCLUDED``, under which a conflicting row is written over (else it is ignored)."""
 
     def __post_init__(self) -> None:
         names = {c for c, _ in self.columns}
         if not set(self.primary_key) <= names:
             raise ValueError(f"table {self.key}: primary key not among its columns")
+        if not set(self.update or ()) <= names:
+            raise ValueError(f"table {self.key}: updated columns not among its columns")
 
 
 class Folded(Protocol):

@@ -19,7 +19,7 @@ import asyncpg
 
 from orchestrator.events import ExecutionState, NamespaceState, Position
 from orchestrator.projections import readmodel as rm
-from orchestrator.projections.executions import load_executions
+from orchestrator.projections.executions import load_executions, states_of
 from orchestrator.projections.settings import ProjectionSettings
 
 
@@ -69,7 +69,7 @@ _CHECKPOINT_COLUMNS = (
 )
 
 
-_LIVE = "p.checkpoints @> jsonb_build_array(jsonb_build_object('checkpoint_id', c.checkpoint_id))"
+_LIVE = "c.deleted_at IS NULL"
 """A checkpoint still listed by its execution (``CheckpointsDeleted`` withdraws it)."""
 
 
@@ -138,8 +138,7 @@ class ReadModelQueries:
         n, q = self.names, query
         rows: list[asyncpg.Record] = await self.pool.fetch(
             "SELECT c.execution_id, c.checkpoint_id, c.name, c.sequence, e.raw"
-            f" FROM {n['checkpoints']} c JOIN {n['pipeline_states']} p"
-            " ON p.execution_id = c.execution_id"
+            f" FROM {n['checkpoints']} c"
             f" JOIN {n['execution_events']} e ON e.execution_id = c.execution_id"
             "  AND e.sequence = c.sequence AND e.outcome = 'applied'"
             f" WHERE starts_with(c.pipeline_id, $7) AND {_LIVE}"
@@ -174,7 +173,6 @@ class ReadModelQueries:
         rows: list[asyncpg.Record] = await self.pool.fetch(
             "SELECT c.execution_id, c.pipeline_id, c.checkpoint_id, c.name, c.sequence,"
             f" c.metadata::text AS metadata FROM {n['checkpoints']} c"
-            f" JOIN {n['pipeline_states']} p ON p.execution_id = c.execution_id"
             f" WHERE starts_with(c.pipeline_id, $3) AND {_LIVE}"
             " AND ($1::text[] IS NULL OR c.pipeline_id = ANY($1))"
             " AND ($2::text[] IS NULL OR c.metadata->>'run_id' = ANY($2))"
@@ -231,16 +229,8 @@ class ReadModelQueries:
                 " ORDER BY created_at DESC NULLS LAST, execution_id LIMIT $1",
                 *args,
             )
-            tasks = await conn.fetch(
-                f"SELECT * FROM {self.names['task_states']} WHERE execution_id = ANY($1::text[])",
-                [p["execution_id"] for p in pipelines],
-            )
-        by_execution: dict[str, list[asyncpg.Record]] = {}
-        for row in tasks:
-            by_execution.setdefault(row["execution_id"], []).append(row)
-        return [
-            rm.execution_from_rows(p, by_execution.get(p["execution_id"], [])) for p in pipelines
-        ]
+            states = await states_of(conn, self.names, pipelines)
+        return list(states.values())
 
     async def namespace(self, namespace: str) -> NamespaceState:
         """A shared-state namespace as the read model holds it (deleted ones included)."""

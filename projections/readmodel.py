@@ -17,11 +17,18 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from orchestrator.events import CheckpointRef, Envelope, ExecutionState, SharedVariable, TaskState
+from orchestrator.events import (
+    CheckpointRef,
+    Envelope,
+    ExecutionState,
+    SharedVariable,
+    TaskState,
+    from_fields,
+)
 from orchestrator.projections._payload import json_value
 
 PIPELINE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -40,7 +47,6 @@ PIPELINE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("completed_tasks", "jsonb"),
     ("pending_tasks", "jsonb"),
     ("context", "jsonb"),
-    ("checkpoints", "jsonb"),
     ("error", "text"),
     ("outputs", "jsonb"),
     ("forked_from", "text"),
@@ -51,7 +57,9 @@ PIPELINE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("last_partition", "int4"),
     ("last_offset", "bigint"),
 )
-"""``pipeline_states``: the execution without its tasks, plus where it was last seen."""
+"""``pipeline_states``: the execution without its tasks and checkpoints, plus where it was
+last seen. Its checkpoint list is the live rows of ``checkpoints`` (migration 0015): a
+list in this row, rewritten by every batch, made its TOAST churn as it grew."""
 
 TASK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("execution_id", "text"),
@@ -86,7 +94,11 @@ CHECKPOINT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("data", "jsonb"),
     ("metadata", "jsonb"),
     ("created_at", "timestamptz"),
+    ("deleted_at", "timestamptz"),
 )
+"""``checkpoints``: one row per applied ``CheckpointSaved``; ``deleted_at`` is set when a
+``CheckpointsDeleted`` withdraws it from the execution's list (the row stays: history,
+``checkpoint.list``). The live rows, by sequence, are the state's ``checkpoints``."""
 
 SHARED_VARIABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("namespace", "text"),
@@ -194,7 +206,8 @@ def loads(text: str | None) -> Any:
 # --- executions ----------------------------------------------------------------------
 
 
-def _checkpoint_json(ref: CheckpointRef) -> dict[str, Any]:
+def checkpoint_json(ref: CheckpointRef) -> dict[str, Any]:
+    """A checkpoint of the state's list as JSON (the API's and Redis' shape)."""
     return {
         "checkpoint_id": ref.checkpoint_id,
         "name": ref.name,
@@ -205,23 +218,13 @@ def _checkpoint_json(ref: CheckpointRef) -> dict[str, Any]:
     }
 
 
-def _checkpoint_ref(obj: Mapping[str, Any]) -> CheckpointRef:
-    return CheckpointRef(
-        checkpoint_id=obj["checkpoint_id"],
-        name=obj["name"],
-        task_id=obj["task_id"],
-        timestamp=datetime.fromisoformat(obj["timestamp"]),
-        sequence=obj["sequence"],
-        progress=obj["progress"],
-    )
+def checkpoint_from_json(obj: Mapping[str, Any]) -> CheckpointRef:
+    """The inverse of :func:`checkpoint_json`."""
+    return from_fields(CheckpointRef, obj, timestamp=datetime.fromisoformat(obj["timestamp"]))
 
 
 def _context_json(context: Mapping[str, Any]) -> str | None:
     return dumps(dict(context))
-
-
-def _checkpoints_json(checkpoints: tuple[CheckpointRef, ...]) -> str | None:
-    return dumps([_checkpoint_json(ref) for ref in checkpoints])
 
 
 _DUMPED: dict[int, tuple[Any, str | None]] = {}
@@ -230,10 +233,9 @@ _DUMPED_MAX = 8192
 
 def _dumps_once(value: Any, to_json: Any) -> str | None:
     """``to_json(value)``, remembered by identity for values the fold never changes but
-    carries from state to state (an execution's context; its checkpoint list until the
-    next checkpoint): a pipeline row is written in every batch that touches the
-    execution. The entry keeps ``value`` alive, so its id cannot be reused while
-    remembered."""
+    carries from state to state (an execution's context): a pipeline row is written in
+    every batch that touches the execution. The entry keeps ``value`` alive, so its id
+    cannot be reused while remembered."""
     key = id(value)
     hit = _DUMPED.get(key)
     if hit is not None and hit[0] is value:
@@ -269,7 +271,6 @@ def pipeline_row(
         dumps(list(state.completed_tasks)),
         dumps(list(state.pending_tasks)),
         _dumps_once(state.context, _context_json),
-        _dumps_once(state.checkpoints, _checkpoints_json),
         state.error,
         dumps(state.outputs),
         state.forked_from,
@@ -332,10 +333,26 @@ def task_from_row(row: Mapping[str, Any]) -> TaskState:
     )
 
 
+def checkpoint_from_row(row: Mapping[str, Any]) -> CheckpointRef:
+    """A checkpoint of the state's list from its ``checkpoints`` row."""
+    return from_fields(CheckpointRef, row, timestamp=row["created_at"])
+
+
+def live_checkpoints(rows: Iterable[Mapping[str, Any]]) -> tuple[CheckpointRef, ...]:
+    """The state's ``checkpoints`` from its execution's ``checkpoints`` rows (any order,
+    withdrawn ones included): the live ones, by sequence, as the fold listed them."""
+    live = [r for r in rows if r.get("deleted_at") is None]
+    live.sort(key=lambda r: r["sequence"])
+    return tuple(checkpoint_from_row(r) for r in live)
+
+
 def execution_from_rows(
-    pipeline: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]
+    pipeline: Mapping[str, Any],
+    tasks: Sequence[Mapping[str, Any]],
+    checkpoints: tuple[CheckpointRef, ...],
 ) -> ExecutionState:
-    """The ``ExecutionState`` a ``pipeline_states`` row and its task rows hold.
+    """The ``ExecutionState`` a ``pipeline_states`` row, its task rows and its live
+    checkpoints (:func:`live_checkpoints`) hold.
 
     ``tasks`` may come in any order; they are put back in ``ordinal`` order.
     """
@@ -356,7 +373,7 @@ def execution_from_rows(
         completed_tasks=tuple(loads(pipeline["completed_tasks"])),
         pending_tasks=tuple(loads(pipeline["pending_tasks"])),
         context=loads(pipeline["context"]),
-        checkpoints=tuple(_checkpoint_ref(c) for c in loads(pipeline["checkpoints"])),
+        checkpoints=checkpoints,
         tasks={r["task_id"]: task_from_row(r) for r in ordered},
         error=pipeline["error"],
         outputs=loads(pipeline["outputs"]),
@@ -430,4 +447,26 @@ def checkpoint_row(state: ExecutionState, event: Envelope) -> Row:
         None,
         dumps(_json_value(p.metadata)),
         event.occurred_at,
+        None,
+    )
+
+
+def checkpoint_ref_row(
+    state: ExecutionState, ref: CheckpointRef, deleted_at: datetime | None
+) -> Row:
+    """A ``checkpoints`` row of ``ref`` without its data or metadata: what marks it
+    withdrawn (``deleted_at``, by an applied ``CheckpointsDeleted``). Only ``deleted_at``
+    is written over a stored row (``projections.executions`` declares the table so)."""
+    return (
+        ref.checkpoint_id,
+        state.execution_id,
+        state.pipeline_id,
+        ref.name,
+        ref.task_id,
+        ref.sequence,
+        ref.progress,
+        None,
+        None,
+        ref.timestamp,
+        deleted_at,
     )

@@ -176,6 +176,16 @@ def _decode_row(columns: Sequence[tuple[str, str]], text: str | bytes) -> dict[s
     return dict(raw)
 
 
+def _listed(field: bytes | str | None, pipeline: Mapping[str, Any]) -> list[Any]:
+    """The checkpoint list of a hash: its ``checkpoints`` field, or where hashes written
+    before it had it, inside the ``pipeline`` row (JSON text)."""
+    if field is not None:
+        found: list[Any] = json.loads(field)
+        return found
+    older = pipeline.get("checkpoints")
+    return json.loads(older) if isinstance(older, str) else list(older or [])
+
+
 def execution_fields(
     entry: ExecutionEntry, task_updates: Mapping[str, datetime | None] | None
 ) -> list[str]:
@@ -185,9 +195,11 @@ def execution_fields(
     pipeline = rm.pipeline_row(
         state, event_count=entry.event_count, last_position=entry.last_position
     )
+    listed = [rm.checkpoint_json(ref) for ref in state.checkpoints]
     fields = [
         "status", state.status,
         "pipeline", _encode_row(rm.PIPELINE_COLUMNS, pipeline),
+        "checkpoints", json.dumps(listed, separators=(",", ":"), ensure_ascii=False),
         "partition", f"{entry.tp[0]}|{entry.tp[1]}",
     ]  # fmt: skip
     for ordinal, (task_id, task) in enumerate(state.tasks.items()):
@@ -208,7 +220,10 @@ def execution_from_hash(found: Mapping[bytes, bytes]) -> StoredExecution | None:
         for key, value in found.items()
         if key.startswith(b"task:")
     ]
-    state = rm.execution_from_rows(pipeline, tasks)
+    listed = _listed(found.get(b"checkpoints"), pipeline)
+    state = rm.execution_from_rows(
+        pipeline, tasks, tuple(rm.checkpoint_from_json(c) for c in listed)
+    )
     topic, _, partition = found[b"partition"].decode().rpartition("|")
     last = pipeline["last_topic"], pipeline["last_partition"], pipeline["last_offset"]
     entry = ExecutionEntry(
@@ -253,13 +268,15 @@ class RedisReadModelStore:
     async def load_pipeline_row(self, execution_id: str) -> dict[str, Any] | None:
         """The execution's ``pipeline_states`` row as Redis holds it (JSON columns
         decoded, as the API's pool decodes ``jsonb``), ``None`` if absent or expired."""
-        text = await self.client.hget(self.keys.execution(execution_id), "pipeline")
+        key = self.keys.execution(execution_id)
+        text, listed = await self.client.hmget(key, ["pipeline", "checkpoints"])
         if text is None:
             return None
         row = _decode_row(rm.PIPELINE_COLUMNS, text)
         for name, kind in rm.PIPELINE_COLUMNS:
             if kind == "jsonb" and isinstance(row.get(name), str):
                 row[name] = json.loads(row[name])
+        row["checkpoints"] = _listed(listed, row)
         return row
 
     async def load_many(self, execution_ids: Iterable[str]) -> dict[str, StoredExecution | None]:

@@ -75,14 +75,29 @@ processor sends a table's rows as ONE array of it (the migration says why)."""
 
 
 def _insert_sql(
-    table: str, columns: Sequence[tuple[str, str]], key: Sequence[str], update: bool, source: str
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    key: Sequence[str],
+    update: bool,
+    source: str,
+    declared: Table | None = None,
 ) -> str:
+    """The insert of ``source``'s rows; on a key conflict, the stored row ``t`` is
+    written over (``update``: the ``declared`` table's columns, under its condition) or
+    kept."""
     names = ", ".join(_q(c) for c, _ in columns)
-    sql = f"INSERT INTO {table} ({names}) SELECT * FROM {source}"
+    sql = f"INSERT INTO {table} AS t ({names}) SELECT * FROM {source}"
     conflict = ", ".join(_q(k) for k in key)
     if update:
-        sets = ", ".join(f"{_q(c)} = EXCLUDED.{_q(c)}" for c, _ in columns if c not in key)
-        return f"{sql} ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
+        only = None if declared is None else declared.update
+        sets = ", ".join(
+            f"{_q(c)} = EXCLUDED.{_q(c)}"
+            for c, _ in columns
+            if c not in key and (only is None or c in only)
+        )
+        when = None if declared is None else declared.update_when
+        where = "" if when is None else f" WHERE {when}"
+        return f"{sql} ON CONFLICT ({conflict}) DO UPDATE SET {sets}{where}"
     return f"{sql} ON CONFLICT ({conflict}) DO NOTHING"
 
 
@@ -222,7 +237,12 @@ class ReadModelStore:
                 rows = f"unnest({', '.join(arrays)})"
                 n += len(arrays)
             insert = _insert_sql(
-                self.names[key], table.columns, table.primary_key, table.write == "upsert", rows
+                self.names[key],
+                table.columns,
+                table.primary_key,
+                table.write == "upsert",
+                rows,
+                table,
             )
             ctes.append(f"w_{key} AS ({insert})")
         ctes.append(

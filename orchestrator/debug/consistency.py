@@ -197,6 +197,7 @@ class ConsistencyChecker:
         stored = await audit.rows([f.execution_id for f in batch])
         pipelines = {k: rows[0] for k, rows in stored[audit.entity_table].items()}
         tasks = stored.get("task_states", {})
+        checkpoints = stored.get("checkpoints", {})
         for f in batch:
             acc.seen.add(f.execution_id)
             acc.gaps.extend(f.sequence_gaps())
@@ -207,7 +208,11 @@ class ConsistencyChecker:
             if row is None:
                 acc.missing.add(f.execution_id)
                 continue
-            acc.mismatches.extend(compare_execution(f, row, tasks.get(f.execution_id, [])))
+            acc.mismatches.extend(
+                compare_execution(
+                    f, row, tasks.get(f.execution_id, []), checkpoints.get(f.execution_id, [])
+                )
+            )
 
     async def _dead_letters(
         self, audit: ReadModelAudit, pipeline_id: str | None

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.events import (
+    CheckpointRef,
     Envelope,
     ExecutionState,
     OrchestratorStateError,
@@ -25,7 +26,13 @@ from orchestrator.events import (
     Step,
     step,
 )
-from orchestrator.projections import PIPELINE_COLUMNS, TASK_COLUMNS, Row, task_row
+from orchestrator.projections import (
+    PIPELINE_COLUMNS,
+    TASK_COLUMNS,
+    Row,
+    live_checkpoints,
+    task_row,
+)
 from orchestrator.projections import pipeline_row as rm_pipeline_row
 
 
@@ -119,6 +126,19 @@ class FoldedExecution:
         return pipeline, tasks
 
 
+def _listed(ref: CheckpointRef) -> tuple[str, str, int]:
+    return ref.checkpoint_id, ref.name, ref.sequence
+
+
+def _compare_checkpoints(
+    eid: str, state: ExecutionState, rows: Iterable[Mapping[str, Any]]
+) -> list[Mismatch]:
+    """The state's checkpoint list against its live ``checkpoints`` rows."""
+    have = [_listed(ref) for ref in live_checkpoints(rows)]
+    want = [_listed(ref) for ref in state.checkpoints]
+    return [] if have == want else [Mismatch(eid, "checkpoints", None, "<live>", have, want)]
+
+
 def _jsonb(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
@@ -141,11 +161,15 @@ def compare_execution(
     folded: FoldedExecution,
     pipeline_row: Mapping[str, Any] | None,
     task_rows: Iterable[Mapping[str, Any]],
+    checkpoint_rows: Iterable[Mapping[str, Any]] | None = None,
 ) -> list[Mismatch]:
-    """Every difference between an execution's read-model rows and its fold."""
+    """Every difference between an execution's read-model rows and its fold (its
+    checkpoint list too, when its ``checkpoints`` rows are given)."""
     eid = folded.execution_id
     want_pipeline, want_tasks = folded.expected_rows()
     out: list[Mismatch] = []
+    if checkpoint_rows is not None and folded.state is not None:
+        out += _compare_checkpoints(eid, folded.state, checkpoint_rows)
     if pipeline_row is not None:
         for name, have, want in compare_row(PIPELINE_COLUMNS, want_pipeline, pipeline_row):
             out.append(Mismatch(eid, "pipeline_states", None, name, have, want))

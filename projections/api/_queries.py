@@ -21,9 +21,19 @@ from orchestrator.projections.settings import ReadModelTables
 _EXECUTION_COLUMNS = """
     execution_id, pipeline_id, status, epoch, owner, last_sequence, created_at,
     started_at, updated_at, completed_at, progress, current_task, completed_tasks,
-    pending_tasks, context, checkpoints, error, outputs, forked_from, fork_sequence,
+    pending_tasks, context, error, outputs, forked_from, fork_sequence,
     root_execution_id, event_count, last_topic, last_partition, last_offset
 """
+_LISTED = """
+    (SELECT coalesce(jsonb_agg(jsonb_build_object(
+        'checkpoint_id', c.checkpoint_id, 'name', c.name, 'task_id', c.task_id,
+        'timestamp', to_char(c.created_at AT TIME ZONE 'UTC',
+                             'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+        'sequence', c.sequence, 'progress', c.progress) ORDER BY c.sequence), '[]')
+     FROM {checkpoints} AS c WHERE c.execution_id = p.execution_id AND c.deleted_at IS NULL
+    ) AS checkpoints
+"""
+"""The seed's ``checkpoints`` list of the pipeline state: its live checkpoint rows."""
 _SUMMARY_COLUMNS = """
     execution_id, pipeline_id, status, created_at, started_at, updated_at, completed_at,
     progress, current_task, error, epoch, last_sequence, forked_from, root_execution_id
@@ -53,7 +63,9 @@ class ExecutionFilter:
 Row = dict[str, Any]
 """A read-model row, ``jsonb`` columns decoded."""
 
-_JSONB = frozenset(c for t in EXECUTIONS.tables for c, kind in t.columns if kind == "jsonb")
+_JSONB = frozenset(
+    {"checkpoints", *(c for t in EXECUTIONS.tables for c, kind in t.columns if kind == "jsonb")}
+)
 """The ``jsonb`` columns the read model declares: decoded here, so the API reads the
 process's one pool as every other reader does (no type codec on its connections)."""
 
@@ -76,7 +88,8 @@ class Queries:
     def __init__(self, tables: ReadModelTables) -> None:
         self.tables = tables
         self._get_execution = (
-            f"SELECT {_EXECUTION_COLUMNS} FROM {tables.pipeline_states} WHERE execution_id = $1"
+            f"SELECT {_EXECUTION_COLUMNS}, {_LISTED.format(checkpoints=tables.checkpoints)}"
+            f" FROM {tables.pipeline_states} AS p WHERE execution_id = $1"
         )
         self._exists = f"SELECT 1 FROM {tables.pipeline_states} WHERE execution_id = $1"
         self._tasks = (

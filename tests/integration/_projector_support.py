@@ -207,6 +207,9 @@ async def compare_with_fold(
         tasks: dict[str, list[asyncpg.Record]] = defaultdict(list)
         for r in await conn.fetch(f"SELECT * FROM {t.task_states}"):
             tasks[r["execution_id"]].append(r)
+        checkpoints: dict[str, list[asyncpg.Record]] = defaultdict(list)
+        for r in await conn.fetch(f"SELECT * FROM {t.checkpoints}"):
+            checkpoints[r["execution_id"]].append(r)
         archive: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for r in await conn.fetch(
             f"SELECT execution_id, outcome, sequence FROM {t.execution_events}"
@@ -225,7 +228,8 @@ async def compare_with_fold(
             continue
         expected = fold(events)
         assert expected is not None
-        if rm.execution_from_rows(row, tasks[eid]) != expected:
+        listed = rm.live_checkpoints(checkpoints[eid])
+        if rm.execution_from_rows(row, tasks[eid], listed) != expected:
             out.append(Mismatch(eid, "state differs from the fold"))
         if row["last_sequence"] != expected.last_sequence:
             out.append(Mismatch(eid, "last_sequence"))

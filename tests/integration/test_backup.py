@@ -38,7 +38,9 @@ from tests.histories import task_started
 
 _STATE_COLUMNS = (
     "execution_id, pipeline_id, status, epoch, last_sequence, progress, completed_tasks,"
-    " pending_tasks, context, checkpoints, error, outputs, event_count"
+    " pending_tasks, context, error, outputs, event_count,"
+    " (SELECT array_agg(c.checkpoint_id ORDER BY c.sequence) FROM checkpoints c"
+    "  WHERE c.execution_id = p.execution_id AND c.deleted_at IS NULL) AS checkpoints"
 )
 
 
@@ -103,7 +105,7 @@ def _pipelines(run: str, model: dict[str, bool]) -> list[Pipeline]:
 async def _states(dsn: str) -> dict[str, dict[str, Any]]:
     conn = await asyncpg.connect(dsn)
     try:
-        rows = await conn.fetch(f"SELECT {_STATE_COLUMNS} FROM pipeline_states")
+        rows = await conn.fetch(f"SELECT {_STATE_COLUMNS} FROM pipeline_states p")
         shared = await conn.fetch("SELECT namespace, name, value, version FROM shared_variables")
     finally:
         await conn.close()

@@ -59,3 +59,46 @@ async def test_migrating_again_applies_nothing(make_database: MakeDatabase) -> N
         assert await migrate(conn) == []
     finally:
         await conn.close()
+
+
+async def test_the_checkpoint_list_moves_from_the_pipeline_row_to_checkpoint_rows(
+    make_database: MakeDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database from before migration 0015 keeps its checkpoint lists: the checkpoints
+    its pipeline rows no longer listed (deleted) are marked withdrawn, the rest stay."""
+    from orchestrator.projections import migrator
+
+    every = migrator._migration_files()
+    conn = await asyncpg.connect(await make_database(migrated=False))
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(migrator, "_migration_files", lambda: [f for f in every if f[0] < 15])
+            await migrate(conn)
+        listed = '[{"checkpoint_id": "a"}, {"checkpoint_id": "c"}]'
+        await conn.execute(
+            "INSERT INTO pipeline_states (execution_id, pipeline_id, status, epoch,"
+            " last_sequence, updated_at, checkpoints)"
+            " VALUES ('e', 'p', 'running', 1, 9, '2024-01-15T10:00:00Z', $1::jsonb)",
+            listed,
+        )
+        for cid, seq in (("a", 2), ("b", 3), ("c", 4)):
+            await conn.execute(
+                "INSERT INTO checkpoints (checkpoint_id, execution_id, pipeline_id, name,"
+                " sequence, created_at) VALUES ($1, 'e', 'p', $1, $2, now())",
+                cid,
+                seq,
+            )
+        assert [n for n in await migrate(conn) if n.startswith("0015_")]
+        rows = await conn.fetch("SELECT checkpoint_id, deleted_at FROM checkpoints ORDER BY 1")
+        assert [(r["checkpoint_id"], r["deleted_at"] is None) for r in rows] == [
+            ("a", True),
+            ("b", False),
+            ("c", True),
+        ]
+        columns = await conn.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'pipeline_states'"
+        )
+        assert "checkpoints" not in {r["column_name"] for r in columns}
+    finally:
+        await conn.close()

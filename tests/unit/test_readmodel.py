@@ -24,7 +24,7 @@ from orchestrator.events.consumer import DecodedRecord, RawRecord
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import DecodeError
 from orchestrator.events.fold import fold, step, step_shared
-from orchestrator.events.simulate import interleave, simulate_execution
+from orchestrator.events.simulate import HistoryWriter, interleave, simulate_execution
 from orchestrator.events.state import ExecutionState, SharedVariable
 from orchestrator.events.userdata import encode_user_data
 from orchestrator.projections import readmodel as rm
@@ -45,7 +45,12 @@ def _rows_roundtrip(state: ExecutionState) -> ExecutionState:
     )
     tasks = [rm.as_mapping(rm.TASK_COLUMNS, r) for r in rm.task_rows(state)]
     random.Random(0).shuffle(tasks)  # rows come back in any order
-    return rm.execution_from_rows(pipeline, tasks)
+    listed = [
+        rm.as_mapping(rm.CHECKPOINT_COLUMNS, rm.checkpoint_ref_row(state, ref, None))
+        for ref in state.checkpoints
+    ]
+    random.Random(1).shuffle(listed)
+    return rm.execution_from_rows(pipeline, tasks, rm.live_checkpoints(listed))
 
 
 @settings(max_examples=60, deadline=None)
@@ -102,7 +107,14 @@ class MemoryReadModel:
         self.tasks: dict[tuple[str, str], dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.variables: dict[tuple[str, str], dict[str, Any]] = {}
+        self.checkpoints: dict[str, dict[str, Any]] = {}
         self.dead_letters: list[Any] = []
+
+    def state(self, eid: str) -> ExecutionState:
+        """The execution as its rows hold it."""
+        tasks = [r for (e, _), r in self.tasks.items() if e == eid]
+        listed = [r for r in self.checkpoints.values() if r["execution_id"] == eid]
+        return rm.execution_from_rows(self.pipelines[eid], tasks, rm.live_checkpoints(listed))
 
     def load(self, ids: set[str]) -> dict[str, ExecutionEntry | None]:
         out: dict[str, ExecutionEntry | None] = {}
@@ -111,9 +123,8 @@ class MemoryReadModel:
             if row is None:
                 out[eid] = None
                 continue
-            tasks = [r for (e, _), r in self.tasks.items() if e == eid]
             out[eid] = ExecutionEntry(
-                state=rm.execution_from_rows(row, tasks),
+                state=self.state(eid),
                 event_count=row["event_count"],
                 tp=(TOPIC, 0),
             )
@@ -126,6 +137,11 @@ class MemoryReadModel:
         for row in changes.task_rows():
             m = rm.as_mapping(rm.TASK_COLUMNS, row)
             self.tasks[(m["execution_id"], m["task_id"])] = m
+        for row in changes.rows()["checkpoints"]:  # the upsert: written once, then withdrawn
+            m = rm.as_mapping(rm.CHECKPOINT_COLUMNS, row)
+            stored = self.checkpoints.setdefault(m["checkpoint_id"], m)
+            if stored["execution_id"] == m["execution_id"]:
+                stored["deleted_at"] = m["deleted_at"]
         for row in changes.variable_rows():
             m = rm.as_mapping(rm.SHARED_VARIABLE_COLUMNS, row)
             self.variables[(m["namespace"], m["name"])] = m
@@ -189,8 +205,7 @@ def test_batches_fold_to_the_pure_fold_wherever_the_cuts_fall(seed: int) -> None
         expected = fold(history)
         assert expected is not None
         row = table.pipelines[eid]
-        tasks = [r for (e, _), r in table.tasks.items() if e == eid]
-        assert rm.execution_from_rows(row, tasks) == expected
+        assert table.state(eid) == expected
         assert row["event_count"] == len(history)
         assert row["last_sequence"] == len(clean[eid]) - sum(
             1 for e in clean[eid] if e.sequence is None
@@ -236,9 +251,7 @@ def test_poison_records_become_dead_letters_and_the_rest_flows() -> None:
 
     expected = fold([*history[:3], rejected, *shifted])
     assert expected is not None and expected.status == "completed"
-    row = table.pipelines["exec_p"]
-    tasks = [r for (e, _), r in table.tasks.items() if e == "exec_p"]
-    assert rm.execution_from_rows(row, tasks) == expected
+    assert table.state("exec_p") == expected
     outcomes = [e["outcome"] for e in table.events]
     assert outcomes.count("rejected") == 1 and len(outcomes) == len(log) - 2
 
@@ -297,3 +310,34 @@ def test_values_jsonb_cannot_hold_are_stored_instead_of_wedging_the_processor() 
     assert text is not None
     assert rm.loads(text) == {"score": "NaN", "top": ["Infinity"], "s": "a\ufffdb", "t": "\\u0000"}
     assert rm.dumps(None) is None
+
+
+def test_the_checkpoint_list_lives_in_checkpoint_rows_withdrawn_when_deleted() -> None:
+    """The pipeline row holds no checkpoint list: the live ``checkpoints`` rows are it.
+    Deletes withdraw rows saved in an earlier batch, in the same batch, or saved again."""
+    w = HistoryWriter("exec_c", "p", random.Random(4))
+    w.emit(c.ExecutionCreated(pipeline_id="p", tasks=(c.TaskSpec(task_id="t"),)))
+    w.emit(c.ExecutionValidationStarted())
+    w.emit(c.ExecutionValidationSucceeded())
+    for i in range(8):
+        w.emit(c.CheckpointSaved(checkpoint_id=f"ck{i}", name=f"n{i}", progress=i / 10))
+        if i % 3 == 2:
+            gone = (f"ck{i - 2}", f"ck{i}", "never_saved")
+            w.emit(c.CheckpointsDeleted(checkpoint_ids=gone, reason="prune"))
+    w.emit(c.CheckpointSaved(checkpoint_id="ck0", name="again"))  # listed again
+    history = _uuid_ids(w.events)
+    expected = fold(history)
+    assert expected is not None and expected.last_sequence == len(history)
+    assert [r.checkpoint_id for r in expected.checkpoints] == ["ck1", "ck4", "ck6", "ck7", "ck0"]
+    codec = default_codec()
+    records = _records([codec.encode(e) for e in history])
+    for seed in range(6):
+        table = _project(records, random.Random(seed))
+        assert "checkpoints" not in table.pipelines["exec_c"]
+        assert {r.checkpoint_id for r in table.state("exec_c").checkpoints} == {
+            r.checkpoint_id for r in expected.checkpoints
+        }
+        assert {k for k, r in table.checkpoints.items() if r["deleted_at"] is None} == {
+            r.checkpoint_id for r in expected.checkpoints
+        }
+        assert len(table.checkpoints) == 8  # every saved one keeps its row
