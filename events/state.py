@@ -97,6 +97,18 @@ class AppliedIds:
             return self._base + self._hn, tail
         return self._base, head + tail
 
+    def tail(self, count: int) -> tuple[int, list[str]]:
+        """``(base, ids)`` of at most the last ``count`` sequences these hold (a copy of
+        those alone: a snapshot keeps a window, and copying every id of a long history
+        at each snapshot would cost what the window saves)."""
+        used = self._n - self._hn
+        if count <= used:
+            return self._base + self._n - count, self._ids[used - count : used]
+        base, ids = self.known_ids()
+        if len(ids) > count:
+            base, ids = base + len(ids) - count, ids[len(ids) - count :]
+        return base, ids
+
     def known(self) -> range:
         """The sequences whose ids these hold."""
         base, ids = self.known_ids()

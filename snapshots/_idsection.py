@@ -1,9 +1,9 @@
 """The applied event ids of a snapshot, in their own section read only when needed.
 
-A long execution's snapshot holds one event id per applied sequence (100,000 ids are
-~3.7 MB of text), which the fold needs only when a record re-delivered from before
-the snapshot meets it. Format 2 of the snapshot object keeps them between the header
-and the body::
+A snapshot holds the event ids of its last :data:`KEPT_IDS` applied sequences (10,000
+ids are ~370 KB of text), which the fold needs only when a record re-delivered from
+before the snapshot meets it. Format 2 of the snapshot object keeps them between the
+header and the body::
 
     b"OIDS" | base (u64) | count (u32) | raw size (u32) | payload size (u32)
     | compression (u8) | nonce (12 bytes) | CRC-32 of all before it and the payload (u32)
@@ -44,10 +44,23 @@ _MAX_RAW = 2**32 - 1
 Compress = Callable[[bytes], tuple[str, bytes]]
 
 
-def snapshot_ids(state: ExecutionState) -> tuple[int, list[str]]:
-    """``(base, ids)`` the snapshot keeps: every id up to the state's last sequence, or
-    none (``(last_sequence, [])``) when the state does not know them all."""
-    base, ids = state.applied.known_ids()
+KEPT_IDS = 10_000
+"""The ids a snapshot keeps: those of its last 10,000 sequences (~200 KB compressed).
+
+Why a window: with every id, a snapshot grew by ~20 bytes per event of the history
+(2 MB at 100,000 events), and every cold restore read, and the snapshotter wrote, all of
+it. The fold asks for an id only when a record claims a sequence already applied (a
+re-delivery, a zombie's write): those come right after their sequence, well inside the
+window. An older one folded on a restored snapshot is judged a duplicate (the state is
+the same either way), as when the section is unreadable; the processor judges from the
+archive, which holds every id."""
+
+
+def snapshot_ids(state: ExecutionState, keep: int = KEPT_IDS) -> tuple[int, list[str]]:
+    """``(base, ids)`` the snapshot keeps: the ids of the last ``keep`` sequences up to
+    the state's last one, or none (``(last_sequence, [])``) when the state does not know
+    them all."""
+    base, ids = state.applied.tail(keep)
     if not ids or base + len(ids) != state.last_sequence:
         return state.last_sequence, []
     if any(not i or "\n" in i for i in ids):  # not joinable: leave them unknown

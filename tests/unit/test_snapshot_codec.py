@@ -350,3 +350,27 @@ def test_snapshots_of_both_formats_give_the_same_verdicts_as_the_full_fold(encry
             assert step(restored, event).outcome is step(state, event).outcome
             assert step(restored, event).reason == step(state, event).reason
         assert restored.applied.ids() == state.applied.ids()
+
+
+def test_a_snapshot_keeps_the_ids_of_its_last_sequences_so_it_does_not_grow_with_history() -> None:
+    """The ids section is a window (``KEPT_IDS``): a long history's snapshot is the size
+    of a short one's, and within the window it judges as the full fold."""
+    from orchestrator.snapshots._idsection import KEPT_IDS
+
+    events = simulate_execution("exec_w", random.Random(3), tasks=3, payload_bytes=16)
+    state = fold(events)
+    assert state is not None
+    codec = SnapshotCodec()
+    sizes = []
+    for length in (KEPT_IDS, 3 * KEPT_IDS):
+        ids = [f"{n:08d}-0000-4000-8000-{n:012d}" for n in range(length)]
+        long = dataclasses.replace(state, last_sequence=length, applied=AppliedIds(ids, 0))
+        data = codec.encode(long, POS, occurred_at=None).data
+        sizes.append(len(data))
+        restored = codec.decode(data, "k").state
+        assert restored.applied.known() == range(length - KEPT_IDS + 1, length + 1)
+        assert restored.applied.ids() == ids[-KEPT_IDS:]
+        # The snapshot of a state restored from it keeps the same window (no copy of more).
+        again = codec.decode(codec.encode(restored, POS, occurred_at=None).data, "k").state
+        assert again.applied.ids() == ids[-KEPT_IDS:]
+    assert sizes[1] < sizes[0] * 1.05
