@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from orchestrator.events._slots import constructor, plain_slot_fields, slot_builder
 from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.events.state import TaskState
 from orchestrator.events.userdata import NOT_PLAIN, UserData, decode_user_data, plain_json
@@ -39,6 +40,10 @@ class Step:
         return self.outcome is Outcome.APPLIED
 
 
+new_step: Callable[..., Step] = constructor(Step)
+"""``Step(state, outcome, reason=None)`` without the frozen ``__init__`` (every event)."""
+
+
 class Refused(OrchestratorStateError):
     """Internal: the event is not allowed from the current state."""
 
@@ -66,35 +71,16 @@ def _compile_replacer(cls: type, changed: tuple[str, ...]) -> Callable[..., Any]
     field, only assigns the fields). Any other class, or a name that is not a field,
     keeps ``dataclasses.replace`` (and its errors).
     """
-    fields = dataclasses.fields(cls)
-    names = [f.name for f in fields]
-    slots = getattr(cls, "__slots__", None)
-    if (
-        hasattr(cls, "__post_init__")
-        or any(not f.init for f in fields)
-        or slots is None
-        or set(slots) != set(names)
-        or not set(changed) <= set(names)
-        or len(set(changed)) != len(changed)
-    ):
+    names = plain_slot_fields(cls)
+    if names is None or not set(changed) <= set(names) or len(set(changed)) != len(changed):
 
         def generic(obj: Any, /, *values: Any) -> Any:
             return dataclasses.replace(obj, **dict(zip(changed, values, strict=True)))
 
         return generic
     params = {name: f"_v{i}" for i, name in enumerate(changed)}
-    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    lines = [
-        f"def replace(o, /, {''.join(p + ', ' for p in params.values())}):",
-        "    n = _new(_cls)",
-    ]
-    for i, name in enumerate(names):
-        env[f"_set{i}"] = getattr(cls, name).__set__  # the slot itself, past the frozen guard
-        lines.append(f"    _set{i}(n, {params.get(name, 'o.' + name)})")
-    lines.append("    return n")
-    exec("\n".join(lines), env)  # source built from field names only
-    replacer: Callable[..., Any] = env["replace"]
-    return replacer
+    signature = f"o, /, {''.join(p + ', ' for p in params.values())}"
+    return slot_builder(cls, signature, [params.get(name, "o." + name) for name in names], {})
 
 
 def replace(obj: _T, /, **changes: Any) -> _T:

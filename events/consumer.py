@@ -18,7 +18,7 @@ aiokafka's types stay in this module.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -27,6 +27,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 
 from orchestrator.events._kafka import explaining, start_client, translated
+from orchestrator.events._slots import constructor
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import DecodeError
 from orchestrator.events.resource import Resource
@@ -83,12 +84,13 @@ class Decoder(Protocol):
 def decode_records(codec: Decoder, records: Iterable[RawRecord]) -> list[DecodedRecord]:
     """Decode a batch, turning each ``DecodeError`` into a value naming its position."""
     out: list[DecodedRecord] = []
+    append, decoded, decode = out.append, _new_decoded, codec.decode
     for record in records:
         try:
-            out.append(DecodedRecord(record, codec.decode(record.value), None))
+            append(decoded(record, decode(record.value), None))
         except DecodeError as exc:
             pos = record.position
-            out.append(DecodedRecord(record, None, exc.at(pos.topic, pos.partition, pos.offset)))
+            append(decoded(record, None, exc.at(pos.topic, pos.partition, pos.offset)))
     return out
 
 
@@ -145,13 +147,20 @@ def _theirs(tp: TopicPartition) -> Any:
     return aiokafka.TopicPartition(tp.topic, tp.partition)
 
 
+_new_position: Callable[..., Position] = constructor(Position)
+_new_raw: Callable[..., RawRecord] = constructor(RawRecord)
+_new_decoded: Callable[..., DecodedRecord] = constructor(DecodedRecord)
+"""The records of every fetch, built without the frozen ``__init__`` (``events._slots``)."""
+
+
 def _raw(record: Any) -> RawRecord:
-    return RawRecord(
-        position=Position(record.topic, record.partition, record.offset),
-        key=record.key,
-        value=record.value if record.value is not None else b"",
-        timestamp_ms=record.timestamp,
-        headers=tuple(record.headers or ()),
+    value = record.value
+    return _new_raw(
+        _new_position(record.topic, record.partition, record.offset),
+        record.key,
+        value if value is not None else b"",
+        record.timestamp,
+        tuple(record.headers) if record.headers else (),
     )
 
 

@@ -27,7 +27,15 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.events import catalogue as c
-from orchestrator.events._fold_base import Outcome, Refused, Step, data, replace, summary
+from orchestrator.events._fold_base import (
+    Outcome,
+    Refused,
+    Step,
+    data,
+    new_step,
+    replace,
+    summary,
+)
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.errors import OrchestratorStateError
 from orchestrator.events.machines import (
@@ -73,42 +81,44 @@ def step(state: ExecutionState | None, event: Envelope) -> Step:
         return _step(state, event)
     except OrchestratorStateError as exc:
         reason = str(exc) if isinstance(exc, Refused) else f"{type(exc).__name__}: {exc}"
-        return Step(state, Outcome.REJECTED, reason)
+        return new_step(state, Outcome.REJECTED, reason)
     except (AttributeError, TypeError, ValueError, RecursionError) as exc:
         # An envelope no codec would produce (built in memory with wrong types).
-        return Step(state, Outcome.REJECTED, f"malformed {event.event_type!s}: {exc}")
+        return new_step(state, Outcome.REJECTED, f"malformed {event.event_type!s}: {exc}")
 
 
 def _step(state: ExecutionState | None, event: Envelope) -> Step:
     payload = event.payload
     if not 0 <= event.epoch <= MAX_EPOCH:
-        return Step(state, Outcome.REJECTED, f"epoch {event.epoch} out of range")
+        return new_step(state, Outcome.REJECTED, f"epoch {event.epoch} out of range")
     if isinstance(payload, c.ExecutionOwnershipTaken):
         return _take_ownership(state, event, payload)
     seq = event.sequence
     if state is None:
         if not isinstance(payload, c.ExecutionCreated):
-            return Step(None, Outcome.REJECTED, f"{event.event_type} for unknown execution")
+            return new_step(None, Outcome.REJECTED, f"{event.event_type} for unknown execution")
         if seq != 1:
-            return Step(None, Outcome.REJECTED, f"ExecutionCreated at sequence {seq}")
-        return Step(_created(event, payload), Outcome.APPLIED)
+            return new_step(None, Outcome.REJECTED, f"ExecutionCreated at sequence {seq}")
+        return new_step(_created(event, payload), Outcome.APPLIED)
     if seq is None:
-        return Step(state, Outcome.REJECTED, f"{event.event_type} without a sequence")
+        return new_step(state, Outcome.REJECTED, f"{event.event_type} without a sequence")
     last = state.last_sequence
     taken_by = state.applied.get(seq) if seq <= last else None
     if seq <= last and (taken_by is None or taken_by == event.event_id):
-        return Step(state, Outcome.DUPLICATE, f"sequence {seq} already applied")
+        return new_step(state, Outcome.DUPLICATE, f"sequence {seq} already applied")
     if event.epoch < state.epoch:
-        return Step(state, Outcome.STALE_EPOCH, f"epoch {event.epoch} < {state.epoch}")
+        return new_step(state, Outcome.STALE_EPOCH, f"epoch {event.epoch} < {state.epoch}")
     if taken_by is not None:
         # Another record at a taken sequence: not a duplicate, and it takes nothing.
-        return Step(state, Outcome.REJECTED, f"sequence {seq} is already taken by event {taken_by}")
+        return new_step(
+            state, Outcome.REJECTED, f"sequence {seq} is already taken by event {taken_by}"
+        )
     if seq != last + 1:
-        return Step(state, Outcome.REJECTED, f"sequence gap: got {seq}, expected {last + 1}")
+        return new_step(state, Outcome.REJECTED, f"sequence gap: got {seq}, expected {last + 1}")
     # One copy per event: the transition returns its changes, applied with the
     # sequence, epoch and event id; a refused one raises and changes nothing.
     changes = _transition(state, event)
-    return Step(
+    return new_step(
         replace(
             state,
             last_sequence=seq,
@@ -136,18 +146,20 @@ def _take_ownership(
     state: ExecutionState | None, event: Envelope, payload: c.ExecutionOwnershipTaken
 ) -> Step:
     if state is None:
-        return Step(None, Outcome.REJECTED, "ownership taken of an unknown execution")
+        return new_step(None, Outcome.REJECTED, "ownership taken of an unknown execution")
     if event.epoch < state.epoch:  # a zombie's write
-        return Step(state, Outcome.STALE_EPOCH, f"epoch {event.epoch} < {state.epoch}")
+        return new_step(state, Outcome.STALE_EPOCH, f"epoch {event.epoch} < {state.epoch}")
     if payload.epoch <= state.epoch:
-        return Step(state, Outcome.STALE_EPOCH, f"ownership epoch {payload.epoch} <= {state.epoch}")
+        return new_step(
+            state, Outcome.STALE_EPOCH, f"ownership epoch {payload.epoch} <= {state.epoch}"
+        )
     if payload.epoch != event.epoch:
-        return Step(
+        return new_step(
             state,
             Outcome.REJECTED,
             f"ownership epoch {payload.epoch} differs from its envelope's epoch {event.epoch}",
         )
-    return Step(replace(state, epoch=payload.epoch, owner=payload.node_id), Outcome.APPLIED)
+    return new_step(replace(state, epoch=payload.epoch, owner=payload.node_id), Outcome.APPLIED)
 
 
 def _created(event: Envelope, p: c.ExecutionCreated) -> ExecutionState:
@@ -354,17 +366,21 @@ def step_shared(state: NamespaceState | None, event: Envelope) -> Step:
     """Fold one shared-state event; version and immutability are checked here too."""
     payload = event.payload
     if not isinstance(payload, SHARED_CASES):
-        return Step(state, Outcome.REJECTED, f"{event.event_type} is not a shared-state event")
+        return new_step(state, Outcome.REJECTED, f"{event.event_type} is not a shared-state event")
     ns = state or NamespaceState(namespace=payload.namespace)
     current = ns.variables.get(payload.name)
     expected = 1 if current is None else current.version + 1
     where = f"variable {payload.namespace}/{payload.name}"
     if current is not None and payload.version <= current.version:
-        return Step(state, Outcome.DUPLICATE, f"{where}: version {payload.version} already applied")
+        return new_step(
+            state, Outcome.DUPLICATE, f"{where}: version {payload.version} already applied"
+        )
     if payload.version != expected:
-        return Step(state, Outcome.REJECTED, f"{where}: version {payload.version} != {expected}")
+        return new_step(
+            state, Outcome.REJECTED, f"{where}: version {payload.version} != {expected}"
+        )
     if current is not None and current.immutable and not current.deleted:
-        return Step(state, Outcome.REJECTED, f"{where} is immutable")
+        return new_step(state, Outcome.REJECTED, f"{where} is immutable")
     variables = dict(ns.variables)
     if isinstance(payload, c.SharedVariableSet):
         variables[payload.name] = SharedVariable(
@@ -378,7 +394,7 @@ def step_shared(state: NamespaceState | None, event: Envelope) -> Step:
         )
     else:
         if current is None or current.deleted:
-            return Step(state, Outcome.REJECTED, f"{where} does not exist")
+            return new_step(state, Outcome.REJECTED, f"{where} does not exist")
         variables[payload.name] = replace(
             current,
             deleted=True,
@@ -387,7 +403,7 @@ def step_shared(state: NamespaceState | None, event: Envelope) -> Step:
             updated_at=event.occurred_at,
             version=payload.version,
         )
-    return Step(replace(ns, variables=variables), Outcome.APPLIED)
+    return new_step(replace(ns, variables=variables), Outcome.APPLIED)
 
 
 # --- which event types the fold has a case for ----------------------------------------

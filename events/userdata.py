@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -303,18 +306,44 @@ NOT_PLAIN: Any = object()
 """What :func:`plain_json` returns for user data that needs :func:`decode_user_data`."""
 
 
+_parsed = threading.local()
+
+
+@contextmanager
+def parsing_once() -> Iterator[None]:
+    """Inside the block (on this thread), :func:`plain_json` parses each user data value
+    once and hands the same object back when asked again: the processor's fold reads a
+    value into the state and its archive row reads the same value right after, so each
+    is parsed once per batch instead of twice. What it returns inside is shared:
+    callers must not mutate it (the fold and the archive only read)."""
+    previous = getattr(_parsed, "memo", None)
+    _parsed.memo = {}
+    try:
+        yield
+    finally:
+        _parsed.memo = previous
+
+
 def plain_json(data: UserData) -> Any:
     """The value of inline plain-JSON user data, parsed without the encoding sniffing
     of :func:`decode_user_data` (the fold's and the archive's hot path); ``NOT_PLAIN``
     for any other, or for what does not parse this way: the full path decodes it,
-    errors included."""
+    errors included. Inside :func:`parsing_once`, each value is parsed once."""
     inline = data.inline
     if inline is None or data.encoding != "json" or b"\\u0000" in inline:
         return NOT_PLAIN
+    memo: dict[int, tuple[UserData, Any]] | None = getattr(_parsed, "memo", None)
+    if memo is not None:
+        hit = memo.get(id(data))
+        if hit is not None and hit[0] is data:
+            return hit[1]
     try:
-        return json.loads(inline.decode())
+        value = json.loads(inline.decode())
     except (ValueError, RecursionError):
-        return NOT_PLAIN
+        value = NOT_PLAIN
+    if memo is not None:
+        memo[id(data)] = (data, value)  # keeps ``data`` alive: its id is not reused
+    return value
 
 
 def decode_user_data(

@@ -29,6 +29,7 @@ from orchestrator.events import (
     SharedVariable,
     Step,
     error_fields,
+    parsing_once,
     step,
     step_shared,
 )
@@ -202,33 +203,38 @@ def fold_batch(
         k: None if v is None else v.copy() for k, v in executions.items()
     }
     shared: dict[VarKey, SharedVariable | None] = dict(variables)
-    for item in batch:
-        rec = item.record
-        pos = rec.position
-        out.next_offsets[(pos.topic, pos.partition)] = pos.offset + 1
-        event = item.envelope
-        if event is None:
-            error = item.error
-            out.dead_letters.append(
-                DeadLetter(
-                    topic=pos.topic,
-                    partition=pos.partition,
-                    offset=pos.offset,
-                    key=rec.key,
-                    raw=rec.value,
-                    reason=error.reason if error is not None else "not decoded",
-                    error_class=type(error).__name__ if error is not None else "DecodeError",
+    with parsing_once():  # the fold and the archive row read each user data value
+        for item in batch:
+            rec = item.record
+            pos = rec.position
+            out.next_offsets[(pos.topic, pos.partition)] = pos.offset + 1
+            event = item.envelope
+            if event is None:
+                error = item.error
+                out.dead_letters.append(
+                    DeadLetter(
+                        topic=pos.topic,
+                        partition=pos.partition,
+                        offset=pos.offset,
+                        key=rec.key,
+                        raw=rec.value,
+                        reason=error.reason if error is not None else "not decoded",
+                        error_class=type(error).__name__ if error is not None else "DecodeError",
+                    )
                 )
+                continue
+            forced = (
+                None if refused is None else refused.get((pos.topic, pos.partition, pos.offset))
             )
-            continue
-        forced = None if refused is None else refused.get((pos.topic, pos.partition, pos.offset))
-        try:
-            if event.event_type in SHARED_EVENT_TYPES:
-                _fold_shared(out, shared, rec, event, forced)
-            else:
-                _fold_execution(out, live, rec, event, forced)
-        except Exception as exc:
-            raise RecordFailed(pos.topic, pos.partition, pos.offset, event.execution_id) from exc
+            try:
+                if event.event_type in SHARED_EVENT_TYPES:
+                    _fold_shared(out, shared, rec, event, forced)
+                else:
+                    _fold_execution(out, live, rec, event, forced)
+            except Exception as exc:
+                raise RecordFailed(
+                    pos.topic, pos.partition, pos.offset, event.execution_id
+                ) from exc
     return out
 
 

@@ -4,7 +4,7 @@ Blob keys are content addresses (``blobs/<2 hex>/<sha256>``), so a blob is named
 by its sha256. A blob counts as referenced when its sha256 is in a ``$blob`` marker of
 the event archive (``execution_events``, ``shared_events``: every execution still in
 the read model keeps its whole archive) or of a shared variable's value (indexed
-lookups, migration 0013), in the raw bytes of a dead letter (it may be replayed), or
+lookups, migrations 0013 and 0020), in the raw bytes of a dead letter (it may be replayed), or
 in the session's ``kept`` table, which the caller fills (kept snapshots). One question
 per page of stored blobs, so memory stays bounded whatever the store holds.
 """
@@ -21,6 +21,9 @@ from orchestrator.projections.settings import ReadModelTables
 _KEPT_NAME = "blob_retention_kept"
 KEPT = f"pg_temp.{_KEPT_NAME}"
 _DIGESTS = "'strict $.**.\"$blob\".sha256'"
+_HAS_MARKER = "t.payload::text LIKE '%\"$blob\"%'"
+"""The predicate of the archives' partial indexes (migration 0020): only payloads with a
+``$blob`` key anywhere are indexed, so the lookup says it too to be served by them."""
 
 
 async def open_kept(conn: asyncpg.Connection) -> None:
@@ -65,8 +68,12 @@ async def referenced(
     wanted = list(digests)
     found: set[str] = set()
     for table, column, where in (
-        (tables.execution_events, "payload", " AND NOT (t.execution_id = ANY($2::text[]))"),
-        (tables.shared_events, "payload", ""),
+        (
+            tables.execution_events,
+            "payload",
+            f" AND {_HAS_MARKER} AND NOT (t.execution_id = ANY($2::text[]))",
+        ),
+        (tables.shared_events, "payload", f" AND {_HAS_MARKER}"),
         (tables.shared_variables, "value", ""),
     ):
         expr = f"jsonb_path_query_array(t.{column}, {_DIGESTS})"
@@ -74,7 +81,7 @@ async def referenced(
             f"SELECT DISTINCT d.sha FROM {table} AS t,"
             f" jsonb_array_elements_text({expr}) AS d(sha)"
             f" WHERE {expr} ?| $1::text[] AND d.sha = ANY($1::text[]){where}",
-            *((wanted, list(excluding)) if where else (wanted,)),
+            *((wanted, list(excluding)) if "$2" in where else (wanted,)),
         )
         found.update(r[0] for r in rows)
     rows = await conn.fetch(f"SELECT sha256 FROM {KEPT} WHERE sha256 = ANY($1::text[])", wanted)
