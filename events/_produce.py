@@ -161,39 +161,38 @@ async def send_batched(
     ``timeout_ms`` bounds the wait for room in the producer's queues; ``headers`` go
     on every record (the trace context).
     """
-    extra: dict[str, Any] = {} if headers is None else {"headers": headers}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_ms / 1000
     # One pass: each record goes into its partition's open batch; a full batch is
     # handed over at once (a partition's batches in order) and a new one opened.
-    open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
+    # Per topic: (key -> partition cache, partition count, partition -> open batch).
+    topics: dict[str, tuple[dict[bytes, int], int, dict[int, tuple[Any, list[int]]]]] = {}
     sent: list[tuple[asyncio.Future[Any], list[int]]] = []
     try:
         with translated(what):
             counts = await _partition_counts(producer, records)
-            tables = {topic: (partitioner.table(n), n) for topic, n in counts.items()}
+            for topic, n in counts.items():
+                topics[topic] = (partitioner.table(n), n, {})
             for index, (topic, key, value) in enumerate(records):
-                table, n = tables[topic]
+                table, n, open_batches = topics[topic]
                 key_bytes = key or b""
                 partition = table.get(key_bytes)
                 if partition is None:
                     partition = partitioner.compute(key_bytes, n)
-                found = open_batches.get((topic, partition))
+                found = open_batches.get(partition)
                 if found is None:
-                    found = open_batches[topic, partition] = (BatchBuilder(batch_size, codec), [])
+                    found = open_batches[partition] = (BatchBuilder(batch_size, codec), [])
                 batch, members = found
-                if batch.append(key=key, value=value, timestamp=None, **extra) is None:  # full
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    future = await _enqueue(producer, batch, topic, partition, deadline)  # full
+                    sent.append((future, members))
+                    batch, members = open_batches[partition] = (BatchBuilder(batch_size, codec), [])
+                    batch.append(key=key, value=value, timestamp=None, headers=headers)  # fits
+                members.append(index)
+            for topic, (_, _, open_batches) in topics.items():
+                for partition, (batch, members) in open_batches.items():
                     future = await _enqueue(producer, batch, topic, partition, deadline)
                     sent.append((future, members))
-                    batch, members = open_batches[topic, partition] = (
-                        BatchBuilder(batch_size, codec),
-                        [],
-                    )
-                    batch.append(key=key, value=value, timestamp=None, **extra)  # first fits
-                members.append(index)
-            for (topic, partition), (batch, members) in open_batches.items():
-                future = await _enqueue(producer, batch, topic, partition, deadline)
-                sent.append((future, members))
     except BaseException:
         _observe_all([future for future, _ in sent])
         raise
