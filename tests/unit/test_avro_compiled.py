@@ -194,8 +194,8 @@ STAMPED = parse_schema(
     }
 )
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MIN_MICROS = int((datetime.min.replace(tzinfo=UTC) - EPOCH) / timedelta(microseconds=1))
-MAX_MICROS = int((datetime.max.replace(tzinfo=UTC) - EPOCH) / timedelta(microseconds=1))
+MIN_MICROS = (datetime.min.replace(tzinfo=UTC) - EPOCH) // timedelta(microseconds=1)
+MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(microseconds=1)
 
 
 class Name(str):
