@@ -289,9 +289,12 @@ async def test_a_batched_append_carries_the_trace_context_on_every_record(
     with installed(TracerProvider()), tracing.span("caller"):
         traceparent = tracing.current_traceparent()
         positions = await log.append_batch(events)
-    assert [p.offset for p in positions] == list(
-        range(positions[0].offset, positions[0].offset + len(events))
-    )
+    first = positions[0]
+    expected = [
+        Position(first.topic, first.partition, first.offset + i) for i in range(len(events))
+    ]
+    assert positions == expected
+    assert len(set(positions)) == len(events) and positions[-1].token() == expected[-1].token()
     got = await _read(kafka, positions[0], len(events), max_records=100)
     assert [d.envelope for d in decode_records(default_codec(), got)] == events
     assert traceparent is not None
