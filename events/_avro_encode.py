@@ -13,6 +13,19 @@ from typing import Any
 
 from orchestrator.events._avro import INT_RANGE, Compiler, Encoder, short_name, zigzag
 
+VARINT_TABLE = 4096
+VARINTS = tuple(zigzag(n) for n in range(-VARINT_TABLE, VARINT_TABLE))
+"""The encodings of -4096..4095 (one or two bytes): ``VARINTS[n + VARINT_TABLE]``. Sizes,
+sequences and counts fall in it; ``zigzag`` is a call and a tuple for each."""
+TS_LOW, TS_HIGH = 2**48, 2**55
+"""Longs whose zig-zag varint is 8 bytes (1978 to 3111 in timestamp-micros)."""
+LOW7 = tuple(bytes((b | 0x80,)) for b in range(128))
+"""A varint's non-final byte holding the 7 bits ``b``."""
+CACHED_STRINGS = 4096
+"""Entries of an encoder's string cache; full, it starts again empty."""
+CACHED_STRING_BYTES = 96
+"""Only strings up to this many UTF-8 bytes are cached (ids, names, types)."""
+
 
 class _Value:
     """What every generator needs: the compiler, the value, its path part, the indent."""
@@ -53,8 +66,8 @@ def _write_long(x: _Value, bits: str) -> list[str]:
     i, v = x.ind, x.v
     low, high = INT_RANGE[bits]
     return [
-        f"{i}if -64 <= {v} < 64:",
-        f"{i}    out += _SMALL[{v} + 64]",
+        f"{i}if -{VARINT_TABLE} <= {v} < {VARINT_TABLE}:",
+        f"{i}    out += _VARINTS[{v} + {VARINT_TABLE}]",
         f"{i}elif {low} <= {v} <= {high}:",
         f"{i}    out += _zigzag({v})",
         f"{i}else:",
@@ -77,7 +90,11 @@ def _enc_long(x: _Value, schema: Any) -> list[str]:
 
 
 def _enc_timestamp_micros(x: _Value, schema: Any) -> list[str]:
-    i, v, d = x.ind, x.v, x.c.var("d")
+    """Microseconds of this era are 8-byte varints whose upper 5 bytes change about once
+    a second: those come from a one-entry cache (``_TS[0]``: ``micros >> 20`` and its
+    bytes, one tuple so threads never see half of it), the lower 3 from ``_LOW7``;
+    others go through ``_write_long``."""
+    i, v, d, z, t = x.ind, x.v, x.c.var("d"), x.c.var("z"), x.c.var("t")
     return [
         f"{i}if not isinstance({v}, _datetime):",
         x.bad("datetime"),
@@ -85,7 +102,17 @@ def _enc_timestamp_micros(x: _Value, schema: Any) -> list[str]:
         x.fail("'expected a timezone-aware datetime, got a naive one'"),
         f"{i}{d} = {v} - _EPOCH",
         f"{i}{v} = ({d}.days * 86400 + {d}.seconds) * 1000000 + {d}.microseconds",
-        *_write_long(x, "long"),
+        f"{i}{t} = _TS[0]",
+        f"{i}if {v} >> 20 == {t}[0]:",
+        f"{i}    {z} = {v} << 1",
+        f"{i}    out += _LOW7[{z} & 0x7F]",
+        f"{i}    out += _LOW7[{z} >> 7 & 0x7F]",
+        f"{i}    out += _LOW7[{z} >> 14 & 0x7F]",
+        f"{i}    out += {t}[1]",
+        f"{i}else:",
+        *_write_long(_Value(x.c, v, x.part, i + "    ", False), "long"),
+        f"{i}    if {TS_LOW} <= {v} < {TS_HIGH}:",
+        f"{i}        _TS[0] = ({v} >> 20, _zigzag({v})[3:])",
     ]
 
 
@@ -107,7 +134,7 @@ def _write_bytes(x: _Value) -> list[str]:
     i = x.ind
     return [
         f"{i}n = len(bs)",
-        f"{i}out += _SMALL[n + 64] if n < 64 else _zigzag(n)",
+        f"{i}out += _VARINTS[n + {VARINT_TABLE}] if n < {VARINT_TABLE} else _zigzag(n)",
         f"{i}out += bs",
     ]
 
@@ -135,6 +162,27 @@ def _enc_string(x: _Value, schema: Any, uuid: bool = False) -> list[str]:
     ]
 
 
+def _enc_cached_string(x: _Value, schema: Any) -> list[str]:
+    """A string through the encoder's cache of short strings (ids, names, types): a
+    dict look-up instead of check, encode and length prefix. A value enters the cache
+    only after passing the checks; a str subclass never does."""
+    i, v = x.ind, x.v
+    inner = _Value(x.c, v, x.part, i + "    ", False)
+    inner.opt = x.opt
+    b = x.c.var("b")
+    return [
+        f"{i}{b} = _STRINGS.get({v}) if {v}.__class__ is str else None",
+        f"{i}if {b} is None:",
+        *_enc_string(inner, schema),
+        f"{i}    if n <= {CACHED_STRING_BYTES} and {v}.__class__ is str:",
+        f"{i}        if len(_STRINGS) >= {CACHED_STRINGS}:",
+        f"{i}            _STRINGS.clear()",
+        f"{i}        _STRINGS[{v}] = _VARINTS[n + {VARINT_TABLE}] + bs",
+        f"{i}else:",
+        f"{i}    out += {b}",
+    ]
+
+
 def _enc_uuid(x: _Value, schema: Any) -> list[str]:
     return _enc_string(x, schema, uuid=True)
 
@@ -159,7 +207,7 @@ def _enc_array(x: _Value, schema: Any) -> list[str]:
         x.bad("tuple"),
         f"{i}if {v}:",
         f"{i}    n = len({v})",
-        f"{i}    out += _SMALL[n + 64] if n < 64 else _zigzag(n)",
+        f"{i}    out += _VARINTS[n + {VARINT_TABLE}] if n < {VARINT_TABLE} else _zigzag(n)",
         f"{i}    try:",
         f"{i}        for {index}, {item} in enumerate({v}):",
         *encode_value(inner, schema["items"]),
@@ -229,7 +277,7 @@ _GENERATORS: dict[str, Callable[[_Value, Any], list[str]]] = {
     "long-timestamp-micros": _enc_timestamp_micros,
     "double": _enc_double,
     "bytes": _enc_bytes,
-    "string": _enc_string,
+    "string": _enc_cached_string,
     "string-uuid": _enc_uuid,
     "enum": _enc_enum,
     "array": _enc_array,
@@ -265,5 +313,7 @@ def _record_function(c: Compiler, record: Mapping[str, Any]) -> list[str]:
 
 def compile_encoder(schema: Any, classes: Mapping[str, type]) -> Encoder:
     """An encoder ``(obj, out)`` appending ``obj``'s encoding; raises ``Mismatch``."""
-    encoder: Encoder = Compiler(schema, classes, "_enc_").build(_record_function)
+    compiler = Compiler(schema, classes, "_enc_")
+    compiler.env.update(_VARINTS=VARINTS, _STRINGS={}, _LOW7=LOW7, _TS=[(None, b"")])
+    encoder: Encoder = compiler.build(_record_function)
     return encoder

@@ -115,6 +115,7 @@ class EventCodec:
     limits: InputLimits
     upcasters: UpcasterRegistry = field(repr=False, compare=False)
     _encode_body: _avro.Encoder = field(repr=False, compare=False)
+    _header: bytes = field(repr=False, compare=False)
     _decoders: Mapping[bytes, _avro.Decoder] = field(repr=False, compare=False)
 
     def __init__(
@@ -149,6 +150,7 @@ class EventCodec:
         object.__setattr__(self, "limits", limits)
         object.__setattr__(self, "upcasters", upcasters)
         object.__setattr__(self, "_encode_body", compile_encoder(writer.schema, RECORD_CLASSES))
+        object.__setattr__(self, "_header", writer.header)  # a property: computed per call
         object.__setattr__(self, "_decoders", decoders)
 
     @property
@@ -158,7 +160,7 @@ class EventCodec:
 
     def encode(self, envelope: Envelope) -> bytes:
         """The event as a single-object encoded message; ``InvalidEvent`` if it does not fit."""
-        out = bytearray(self.writer.header)
+        out = bytearray(self._header)
         try:
             self._encode_body(envelope, out)
         except _avro.Mismatch as exc:

@@ -38,11 +38,13 @@ from orchestrator.events._kafka import (
 )
 from orchestrator.events._produce import (
     CODECS,
+    RECORD_OVERHEAD,
     KeyPartitioner,
     Record,
     check_sizes,
     send_batched,
     send_each,
+    too_large,
 )
 from orchestrator.events.consumer import ConsumerSettings, EventConsumer, TopicPartition
 from orchestrator.events.envelope import Envelope, Position
@@ -220,9 +222,6 @@ class EventLog(Resource):
             raise RuntimeError("EventLog is not started: call start() or use async with")
         return self._producer
 
-    def _topic_for(self, envelope: Envelope, topic: str | None) -> str:
-        return topic if topic is not None else self._topics.topic_for(envelope.event_type)
-
     async def append(self, envelope: Envelope, topic: str | None = None) -> Position:
         """Append one event and wait until the broker acknowledged it; return its position.
 
@@ -242,10 +241,7 @@ class EventLog(Resource):
         acknowledgements are awaited together. If the broker fails part of the batch the
         call raises ``LogError``; events of other partitions may have been written.
         """
-        records: list[Record] = [
-            (self._topic_for(e, topic), e.key(), self._codec.encode(e)) for e in envelopes
-        ]
-        check_sizes(records, self._settings.max_request_size)
+        records = self._records(envelopes, topic)
         if not tracing.enabled():
             return await self._send(records, None)
         first, last = (envelopes[0], envelopes[-1]) if envelopes else (None, None)
@@ -258,6 +254,23 @@ class EventLog(Resource):
             events=len(records),
         ):
             return await self._send(records, tracing.headers())
+
+    def _records(self, envelopes: Sequence[Envelope], topic: str | None) -> list[Record]:
+        """Each event encoded (``InvalidEvent`` first), keyed, routed and size-checked
+        against ``max_request_size``: one pass, a hot path (every event appended)."""
+        encode, route = self._codec.encode, self._topics.topic_for
+        limit = self._settings.max_request_size - RECORD_OVERHEAD
+        records: list[Record] = []
+        for index, e in enumerate(envelopes):
+            value = encode(e)
+            execution_id = e.execution_id
+            key = e.key() if execution_id is None else execution_id.encode()
+            where = route(e.payload.event_type) if topic is None else topic
+            if len(value) + len(key) > limit:
+                size = len(value) + len(key) + RECORD_OVERHEAD
+                raise too_large(index, where, size, self._settings.max_request_size)
+            records.append((where, key, value))
+        return records
 
     async def _send(
         self, records: list[Record], headers: list[tuple[str, bytes]] | None

@@ -13,13 +13,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
+from orchestrator.events import tracing
 from orchestrator.events.catalogue import SharedVariableSet, TaskScheduled, TaskStarted
 from orchestrator.events.codec import default_codec
 from orchestrator.events.consumer import EventConsumer, RawRecord, TopicPartition, decode_records
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import DecodeError, InvalidEvent
-from orchestrator.events.log import EventLog
+from orchestrator.events.log import BATCHED_FROM, EventLog
 from orchestrator.events.topics import (
     TopicMismatch,
     TopicsConfig,
@@ -28,6 +30,7 @@ from orchestrator.events.topics import (
     ensure_topics,
 )
 from orchestrator.events.userdata import encode_user_data
+from tests.otel import installed
 
 pytestmark = pytest.mark.integration
 
@@ -219,21 +222,28 @@ async def test_without_idempotence_the_log_warns_and_still_appends(
     assert any("sequence check" in r.getMessage() for r in caplog.records)
 
 
+async def _read(kafka: Any, start: Position, count: int, *, max_records: int) -> list[RawRecord]:
+    """``count`` raw records of ``start``'s partition from ``start``, in batches of at
+    most ``max_records``."""
+    tp = TopicPartition(start.topic, start.partition)
+    got: list[RawRecord] = []
+    async with EventConsumer(kafka.bootstrap_servers) as consumer:
+        consumer.assign([tp])
+        consumer.seek(tp, start.offset)
+        async with asyncio.timeout(30):
+            async for batch in consumer.batches(max_records=max_records, timeout_ms=200):
+                assert len(batch) <= max_records
+                got.extend(batch)
+                if len(got) >= count:
+                    break
+    return got
+
+
 async def test_consumer_reads_assigned_partitions_in_batches(log: EventLog, kafka: Any) -> None:
     execution = str(uuid.uuid4())
     events = _events(execution, 10)
     positions = await log.append_batch(events)
-    tp = TopicPartition(positions[0].topic, positions[0].partition)
-    got: list[RawRecord] = []
-    async with EventConsumer(kafka.bootstrap_servers) as consumer:
-        consumer.assign([tp])
-        consumer.seek(tp, positions[3].offset)
-        async with asyncio.timeout(30):
-            async for batch in consumer.batches(max_records=4, timeout_ms=200):
-                assert len(batch) <= 4
-                got.extend(batch)
-                if len(got) >= 7:
-                    break
+    got = await _read(kafka, positions[3], 7, max_records=4)
     decoded = decode_records(default_codec(), got)
     assert [d.position for d in decoded] == positions[3:]
     assert [d.envelope for d in decoded] == events[3:]
@@ -269,3 +279,26 @@ async def test_consumer_group_listener_seeks_on_assignment(log: EventLog, kafka:
         assert [r.position for r in got] == positions[2:]
         assert listener.assigned == consumer.assignment()
         await consumer.commit({tp: positions[-1].offset + 1})
+
+
+async def test_a_batched_append_carries_the_trace_context_on_every_record(
+    log: EventLog, kafka: Any
+) -> None:
+    # BATCHED_FROM events or more take the path that builds its own record batches.
+    events = _events(str(uuid.uuid4()), BATCHED_FROM + 8)
+    with installed(TracerProvider()), tracing.span("caller"):
+        traceparent = tracing.current_traceparent()
+        positions = await log.append_batch(events)
+    first = positions[0]
+    expected = [
+        Position(first.topic, first.partition, first.offset + i) for i in range(len(events))
+    ]
+    assert positions == expected
+    assert len(set(positions)) == len(events) and positions[-1].token() == expected[-1].token()
+    got = await _read(kafka, positions[0], len(events), max_records=100)
+    assert [d.envelope for d in decode_records(default_codec(), got)] == events
+    assert traceparent is not None
+    # The append's own span (a child of the caller's): one trace id, one parent for all.
+    sent = {dict(r.headers)["traceparent"].decode() for r in got}
+    assert len(sent) == 1
+    assert sent.pop().split("-")[1] == traceparent.split("-")[1]

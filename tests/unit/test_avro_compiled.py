@@ -5,6 +5,7 @@ multi-byte varints, and the types it refuses to compile."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any
 
@@ -174,3 +175,56 @@ def test_an_array_of_empty_items_is_refused_by_the_decoder() -> None:
     # Its count could not be checked against the bytes left.
     with pytest.raises(TypeError, match="unsupported array"):
         compile_decoder(_item_schema({"type": "array", "items": "null"}), CLASSES)
+
+
+@dataclass(frozen=True)
+class Stamped:
+    at: datetime
+    name: str
+
+
+STAMPED = parse_schema(
+    {
+        "type": "record",
+        "name": "t.Stamped",
+        "fields": [
+            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+            {"name": "name", "type": "string"},
+        ],
+    }
+)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_MICROS = (datetime.min.replace(tzinfo=UTC) - EPOCH) // timedelta(microseconds=1)
+MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(microseconds=1)
+
+
+class Name(str):
+    """A str subclass: encoded like a str, never kept in the encoder's string cache."""
+
+
+@given(
+    stamps=st.lists(
+        st.integers(MIN_MICROS, MAX_MICROS) | st.integers(2**48 - 5, 2**48 + 5), max_size=8
+    ),
+    names=st.lists(st.sampled_from(["a", "b" * 70, "é" * 60, "x" * 200]), min_size=8, max_size=8),
+)
+def test_cached_timestamps_and_strings_are_what_fastavro_writes(
+    stamps: list[int], names: list[str]
+) -> None:
+    # One encoder for every example: its caches (the upper bytes of the last timestamp,
+    # short strings) carry over from one value to the next as they do in a process.
+    now = int((datetime.now(UTC) - EPOCH).total_seconds() * 1e6)
+    micros = [now, now + 1, now + 2**20, now - 2**21, *stamps, now, 2**48, 2**48 - 1]
+    for n, value in enumerate(micros):
+        name = names[n % len(names)]
+        record = Stamped(
+            at=EPOCH + timedelta(microseconds=value), name=Name(name) if n % 3 else name
+        )
+        out = bytearray()
+        STAMPED_ENCODE(record, out)
+        reference = BytesIO()
+        schemaless_writer(reference, STAMPED, {"at": record.at, "name": name})
+        assert bytes(out) == reference.getvalue(), value
+
+
+STAMPED_ENCODE = compile_encoder(STAMPED, {"Stamped": Stamped})
