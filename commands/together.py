@@ -23,6 +23,10 @@ async def execute_together(
     One list of positions per item, one position per command (each one is counted and
     timed in ``orchestrator_state_operations_total``).
     """
+    if len(items) == 1:  # the common case (one writer's commands): no stack, no grouping
+        writer, commands = items[0]
+        async with writer.lock:
+            return [await _send(writer, await writer.prepare(commands, **ids))]
     writers = sorted((w for w, _ in items), key=lambda w: w.execution_id)
     if len({id(w) for w in writers}) != len(writers):
         raise ValueError("execute_together: give each writer once, with all its commands")
@@ -52,3 +56,16 @@ async def execute_together(
                 results[id(p)] = positions[offset : offset + len(p.envelopes)]
                 offset += len(p.envelopes)
         return [p.writer.commit(p, results.get(id(p), [])) for p in prepared]
+
+
+async def _send(writer: ExecutionWriter, prepared: Prepared) -> list[Position]:
+    """One writer's prepared batch appended (lock held) and adopted; as the loop above."""
+    writer._check_writable()
+    if not prepared.envelopes:
+        return writer.commit(prepared, [])
+    try:
+        positions = await writer.log.append_batch(prepared.envelopes, writer.topic)
+    except BaseException:
+        writer._resync = True
+        raise
+    return writer.commit(prepared, positions)
