@@ -51,6 +51,7 @@ class InFlight:
         state they lead to once acknowledged."""
         await self.settle()
         state, self.task = await submit_many(self.writer, commands)
+        self.task.add_done_callback(_retrieved)  # a run cancelled before settling it
         self._completed = frozenset(c.task_id for c in commands if isinstance(c, CompleteTask))
         return state
 
@@ -83,3 +84,9 @@ class InFlight:
         is the one that propagates."""
         with contextlib.suppress(Exception):
             await self.settle()
+
+
+def _retrieved(task: asyncio.Task[list[Position]]) -> None:
+    """Mark the append's error as seen (whoever settles it raises it; nobody may)."""
+    if not task.cancelled():
+        task.exception()
