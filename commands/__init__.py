@@ -83,7 +83,7 @@ from orchestrator.commands.shared import (
     VariableTypeMismatch,
     decide_shared,
 )
-from orchestrator.commands.together import execute_together
+from orchestrator.commands.together import execute_together, submit_many
 from orchestrator.commands.writer import ExecutionWriter
 
 __all__ = [
@@ -155,4 +155,5 @@ __all__ = [
     "list_locks",
     "live_holders",
     "node_label",
+    "submit_many",
 ]

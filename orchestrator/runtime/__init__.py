@@ -9,6 +9,7 @@
   by ``orchestrator.wiring``).
 """
 
+from orchestrator.runtime._result import PipelineResult
 from orchestrator.runtime._schema import ensure_runtime_tables
 from orchestrator.runtime.context import TaskContext, current_context
 from orchestrator.runtime.errors import (
@@ -18,7 +19,6 @@ from orchestrator.runtime.errors import (
     RecoveryError,
     TaskError,
 )
-from orchestrator.runtime.executor import PipelineResult
 from orchestrator.runtime.health import NodeHeartbeat
 from orchestrator.runtime.orchestrator import Orchestrator
 from orchestrator.runtime.pipeline import Pipeline, TaskDefinition, registered_pipeline

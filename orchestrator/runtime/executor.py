@@ -16,7 +16,9 @@ another node can continue from:
 
 A task transition is one append: a task's ``CompleteTask`` goes out with the
 ``ScheduleTask`` + ``StartTask`` of the tasks it made ready (or with the execution's
-``Complete``), so a chain costs one Kafka round trip per task, not two.
+``Complete``), so a chain costs one Kafka round trip per task, not two; and the tasks
+it starts run while it is acknowledged (``_inflight``: every later command of the
+execution still waits for that acknowledgement).
 
 Independent tasks run concurrently. When a task fails for good, running siblings are
 cancelled and recorded as failed (retryable) before the execution fails, so a later
@@ -30,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,8 @@ from orchestrator.events import (
     record_recovery,
 )
 from orchestrator.runtime._checkpoints import Checkpoints, is_task_state, plain
+from orchestrator.runtime._inflight import InFlight
+from orchestrator.runtime._result import PipelineResult
 from orchestrator.runtime._resume import DONE
 from orchestrator.runtime.context import TaskContext, running
 from orchestrator.runtime.errors import PipelineFailed
@@ -68,22 +71,6 @@ from orchestrator.runtime.policy import CheckpointPolicy, RetryPolicy, is_retrya
 from orchestrator.state import RestoredCheckpoint, StateRuntime, task_scope
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PipelineResult:
-    """How an execution ended: its id, status, every task's output, and ``result``
-    (the only sink task's output, or ``{sink: output}`` for several)."""
-
-    execution_id: str
-    pipeline_id: str
-    status: str
-    result: Any
-    outputs: Mapping[str, Any]
-    attempts: Mapping[str, int]
-    resumed: bool = False
-    reused_tasks: tuple[str, ...] = ()
-    node_id: str = ""
 
 
 @error_fields("{task_id}: {error}")
@@ -112,6 +99,7 @@ class ExecutionRun:
     _last_auto: float | None = None
     _opened_context: dict[str, Any] | None = None
     _saved: Checkpoints | None = None
+    _inflight: InFlight | None = None
     _pending: list[Command] = field(default_factory=list)
     """Completions the task loop appends at once, with the starts they make ready."""
 
@@ -124,6 +112,12 @@ class ExecutionRun:
         return self._saved
 
     @property
+    def inflight(self) -> InFlight:
+        if self._inflight is None:
+            self._inflight = InFlight(self.writer, self.runtime)
+        return self._inflight
+
+    @property
     def execution_id(self) -> str:
         return self.writer.execution_id
 
@@ -132,11 +126,13 @@ class ExecutionRun:
         return self.writer.state
 
     async def _do(self, command: Command) -> None:
+        await self.inflight.settle()
         position = await self.writer.execute(command)
         self.runtime.record([position])
 
     async def _do_many(self, commands: list[Command]) -> None:
         """Several commands in one append (all or nothing)."""
+        await self.inflight.settle()
         positions = await self.writer.execute_many(commands)
         self.runtime.record(positions[-1:])
 
@@ -222,9 +218,12 @@ class ExecutionRun:
         running: dict[str, asyncio.Task[Any]] = {}
         try:
             while True:
+                inflight = self.inflight
+                await inflight.settle_if_done()  # the state is then current
                 tasks = self.state.tasks
                 done = {t for t, ts in tasks.items() if ts.status in DONE}
                 done.update(c.task_id for c in self._pending if isinstance(c, CompleteTask))
+                done.update(inflight.completed)
                 if len(done) == len(tasks):
                     return  # run() appends the last completions with Complete
                 ready = [
@@ -235,23 +234,29 @@ class ExecutionRun:
                     and all(dep in done for dep in d.depends_on)
                 ]
                 merged = [d for d in ready if self._pending and self._starts_plainly(d)]
+                attempts: dict[str, int] = {}
                 if self._pending:  # completions, with the starts they made ready: one append
                     starts = [c for d in merged for c in self._start_commands(d)]
-                    await self._do_many([*self._take_pending(), *starts])
+                    after = await inflight.submit([*self._take_pending(), *starts])
+                    attempts = {d.task_id: after.tasks[d.task_id].attempts for d in merged}
                 for definition in ready:
                     tid = definition.task_id
                     running[tid] = asyncio.create_task(
-                        self._run_task(definition, prestarted=definition in merged),
+                        self._run_task(definition, prestarted=attempts.get(tid)),
                         name=f"{self.execution_id}/{tid}",
                     )
                 if not running:
+                    if inflight.task is not None:
+                        await inflight.settle()  # what it completes may make tasks ready
+                        continue
                     raise RuntimeError(
                         f"execution {self.execution_id}: no task can run: {dict(tasks)}"
                     )
-                watch: set[asyncio.Future[Any]] = set(running.values())
+                watch: set[asyncio.Future[Any]] = {*running.values(), *inflight.waiting()}
                 if timer is not None:
                     watch.add(timer)
                 finished, _ = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
+                await inflight.settle_if_done()  # raises the append's error, if any
                 if timer is not None and timer in finished:
                     timer.result()  # raises what stopped the timer, if anything
                     timer = None
@@ -289,6 +294,7 @@ class ExecutionRun:
         for task in running.values():
             task.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
+        await self.inflight.abandon()
         if not isinstance(cause, _GaveUp):
             return  # cancelled or fenced: leave the tasks running, the next owner resumes them
         if self._pending:  # siblings that completed are recorded so, not run again
@@ -303,10 +309,10 @@ class ExecutionRun:
 
     # --- one task -----------------------------------------------------------------------
 
-    async def _run_task(self, definition: TaskDefinition, *, prestarted: bool = False) -> Any:
-        """Run one task to its end; ``prestarted``: the task loop already appended its
-        first ``StartTask``. Its ``CompleteTask`` is left to the task loop (``_pending``)
-        unless an automatic checkpoint follows it."""
+    async def _run_task(self, definition: TaskDefinition, *, prestarted: int | None = None) -> Any:
+        """Run one task to its end; ``prestarted``: the attempt whose ``StartTask`` the
+        task loop already sent. Its ``CompleteTask`` is left to the task loop
+        (``_pending``) unless an automatic checkpoint follows it."""
         tid = definition.task_id
         base = self.budget_base.get(tid, 0)
         loop = asyncio.get_running_loop()
@@ -315,10 +321,11 @@ class ExecutionRun:
         while True:
             inputs = {d: self.outputs[d] for d in definition.depends_on}
             interrupted, ref, data = False, None, None
-            if not prestarted:
+            attempt = prestarted
+            if attempt is None:
                 interrupted, ref, data = await self._begin(tid, inputs, first=first, base=base)
-            prestarted = first = False
-            attempt = self.state.tasks[tid].attempts
+                attempt = self.state.tasks[tid].attempts
+            prestarted, first = None, False
             context = self._context(
                 tid, attempt, inputs, ref, data, resumed=interrupted or attempt > 1
             )

@@ -47,6 +47,7 @@ from orchestrator.events import (
     record_recovery,
     start_recovery,
 )
+from orchestrator.runtime._result import PipelineResult
 from orchestrator.runtime._resume import (
     DONE,
     check_resumable,
@@ -56,7 +57,7 @@ from orchestrator.runtime._resume import (
 from orchestrator.runtime._schema import ensure_runtime_tables
 from orchestrator.runtime.context import split_context
 from orchestrator.runtime.errors import PipelineFailed, RecoveryError
-from orchestrator.runtime.executor import ExecutionRun, PipelineResult
+from orchestrator.runtime.executor import ExecutionRun
 from orchestrator.runtime.health import NodeHeartbeat
 from orchestrator.runtime.pipeline import Pipeline, registered_pipeline, registered_pipelines
 from orchestrator.runtime.policy import Policies, default_policies

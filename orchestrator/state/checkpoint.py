@@ -45,13 +45,12 @@ from orchestrator.events import (
 from orchestrator.state.errors import (
     CheckpointCorrupt,
     CheckpointNotFound,
-    NotConfigured,
     NotInTask,
 )
 from orchestrator.state.readmodel import CheckpointRow
 from orchestrator.state.running_task import current_task, task_scope
 from orchestrator.state.sealed import decode_chain, decode_value
-from orchestrator.state.services import StateRuntime, current_runtime
+from orchestrator.state.services import StateRuntime, current_runtime, runtime_or_none
 from orchestrator.state.sync import Session, parse_session
 
 __all__ = [
@@ -102,8 +101,28 @@ class RestoredCheckpoint(CheckpointRow):
     data: Any
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
-    """Datetimes (and dates, times) as ISO 8601; containers walked; the rest as is."""
+    """Datetimes (and dates, times) as ISO 8601; containers walked; the rest as is.
+
+    A JSON-plain value (dicts with string keys, lists, scalars: what a save usually
+    holds) comes back as the same object, walked but not copied."""
+    cls = value.__class__
+    if cls in _SCALARS:
+        return value
+    if cls is dict:
+        changed = None
+        for k, v in value.items():
+            new = _jsonable(v)
+            if new is not v or k.__class__ is not str:
+                changed = True
+                break
+        if changed is None:
+            return value
+    if cls is builtins.list and all(_jsonable(v) is v for v in value):
+        return value
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, Mapping):
@@ -143,7 +162,7 @@ async def save(
         progress=progress if progress is not None else _progress(data),
     )
     position = await task.writer.execute(command)
-    runtime = _runtime_or_none()
+    runtime = runtime_or_none()  # a writer used without a runtime: nothing to record
     if runtime is not None:
         runtime.record([position])
     return SavedCheckpoint(
@@ -154,13 +173,6 @@ async def save(
         sequence=task.writer.state.last_sequence,
         position=position,
     )
-
-
-def _runtime_or_none() -> StateRuntime | None:
-    try:
-        return current_runtime()
-    except NotConfigured:  # a writer used without a runtime: nothing to record
-        return None
 
 
 @timed_async("checkpoint")

@@ -404,6 +404,12 @@ def current_runtime(what: str = "orchestrator.state") -> StateRuntime:
     return runtime
 
 
+def runtime_or_none() -> StateRuntime | None:
+    """:func:`current_runtime` or ``None``, without building an error (a hot path: every
+    ``checkpoint.save`` asks)."""
+    return _current.get() or _default
+
+
 def _sealing(settings: StateSettings, data_keys: DataKeySource) -> StateSettings:
     """``settings`` with every writer sealing user data under its scope's data key."""
     writer, shared = settings.writer, settings.shared

@@ -1,0 +1,92 @@
+"""The task loop's one append in flight: a task's completion (with the starts it made
+ready) decided and handed to Kafka, the next task's body running while it is
+acknowledged.
+
+Why: in a chain each task used to wait for the round trip of the append that started
+it before its body ran; now the body overlaps it. What stays as it was:
+
+- every other command of the execution (the next completion, a ``checkpoint.save`` in
+  the body, a ``FailTask``) is decided only after this append was acknowledged and
+  adopted: the writer's lock is held until then (``commands.submit_many``);
+- a run returns (``Complete`` acknowledged) only after every append before it;
+- if the append fails, the run fails with its error (the task loop watches it) and the
+  writer re-takes ownership before anything else is written, as after any failed
+  append.
+
+What a crash in the window means: the body may have run before the append that
+started it was durable. On resume the task is then pending, not running, so it runs
+again (as after a crash anywhere in its body) as an attempt that the interrupted-attempt
+limit does not count; the completions in that append are not durable either, so those
+tasks run again too, as they would after a crash before their acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from orchestrator.commands import Command, CompleteTask, ExecutionWriter, submit_many
+from orchestrator.events import ExecutionState, Position
+from orchestrator.state import StateRuntime
+
+
+@dataclass(eq=False)
+class InFlight:
+    """At most one append of a run in flight (see the module docstring)."""
+
+    writer: ExecutionWriter
+    runtime: StateRuntime
+    task: asyncio.Task[list[Position]] | None = field(default=None, init=False)
+    _completed: frozenset[str] = field(default=frozenset(), init=False)
+
+    @property
+    def completed(self) -> frozenset[str]:
+        """Tasks whose ``CompleteTask`` is in the append in flight."""
+        return self._completed
+
+    async def submit(self, commands: Sequence[Command]) -> ExecutionState:
+        """Decide ``commands`` (after the previous append settled) and send them; the
+        state they lead to once acknowledged."""
+        await self.settle()
+        state, self.task = await submit_many(self.writer, commands)
+        self.task.add_done_callback(_retrieved)  # a run cancelled before settling it
+        self._completed = frozenset(c.task_id for c in commands if isinstance(c, CompleteTask))
+        return state
+
+    def waiting(self) -> list[asyncio.Task[list[Position]]]:
+        """The append in flight, to wait on beside the running tasks (or nothing)."""
+        return [] if self.task is None else [self.task]
+
+    async def settle_if_done(self) -> None:
+        """:meth:`settle` an append already acknowledged (or failed); else nothing."""
+        if self.task is not None and self.task.done():
+            await self.settle()
+
+    async def settle(self) -> None:
+        """Wait for the append in flight, if any: its error is raised here."""
+        task = self.task
+        if task is None:
+            return
+        try:
+            positions = await asyncio.shield(task)
+        except BaseException:
+            if task.done():  # its own failure (not our caller's cancellation)
+                self.task, self._completed = None, frozenset()
+            raise
+        self.task, self._completed = None, frozenset()
+        self.runtime.record(positions[-1:])
+
+    async def abandon(self) -> None:
+        """On the way out of a failed run: wait for the append (its outcome is what the
+        writer adopts, or resyncs from) without raising its error: the run's own error
+        is the one that propagates."""
+        with contextlib.suppress(Exception):
+            await self.settle()
+
+
+def _retrieved(task: asyncio.Task[list[Position]]) -> None:
+    """Mark the append's error as seen (whoever settles it raises it; nobody may)."""
+    if not task.cancelled():
+        task.exception()
