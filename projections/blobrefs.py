@@ -4,7 +4,7 @@ Blob keys are content addresses (``blobs/<2 hex>/<sha256>``), so a blob is named
 by its sha256. A blob counts as referenced when its sha256 is in a ``$blob`` marker of
 the event archive (``execution_events``, ``shared_events``: every execution still in
 the read model keeps its whole archive) or of a shared variable's value (indexed
-lookups, migrations 0013 and 0020), in the raw bytes of a dead letter (it may be replayed), or
+lookups, migrations 0013 and 0016), in the raw bytes of a dead letter (it may be replayed), or
 in the session's ``kept`` table, which the caller fills (kept snapshots). One question
 per page of stored blobs, so memory stays bounded whatever the store holds.
 """
@@ -22,7 +22,7 @@ _KEPT_NAME = "blob_retention_kept"
 KEPT = f"pg_temp.{_KEPT_NAME}"
 _DIGESTS = "'strict $.**.\"$blob\".sha256'"
 _HAS_MARKER = "t.payload::text LIKE '%\"$blob\"%'"
-"""The predicate of the archives' partial indexes (migration 0020): only payloads with a
+"""The predicate of the archives' partial indexes (migration 0016): only payloads with a
 ``$blob`` key anywhere are indexed, so the lookup says it too to be served by them."""
 
 

@@ -213,7 +213,7 @@ async def test_blob_retention_keeps_every_kept_execution_restorable(
             assert bool(named) == any(isinstance(e.payload, TaskCompleted) for e in history)
             for ref in named:
                 await asyncio.to_thread(fetch_verified, ref, blobs)
-        # The reference lookup can use the partial index of migration 0020 (no archive scan).
+        # The reference lookup can use the partial index of migration 0016 (no archive scan).
         async with pool.acquire() as conn:
             await conn.execute("SET enable_seqscan = off")
             expr = "jsonb_path_query_array(t.payload, 'strict $.**.\"$blob\".sha256')"
