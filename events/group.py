@@ -106,18 +106,6 @@ class BatchHandler:
         return self.positions
 
 
-TOP_UP_MS = 10
-"""How long a batch that is not full waits for the fetch its records' hand-over sent.
-
-aiokafka sends no fetch to a broker while records fetched from it wait to be taken,
-so the records a batch finds were fetched early in the previous batch's handling,
-and whatever was appended after that waited a whole batch more. Topping the batch
-up with the fetch that taking them sends (a loopback round trip when records are
-flowing; ``TOP_UP_MS`` when nothing new came) hands over what was appended up to
-now: append->visible latency at a steady rate drops by about one batch's handling
-time. Full batches (a catch-up) skip it."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MemberSettings:
     """One member: its group, topics, batches, and how it names itself in logs."""
@@ -315,12 +303,6 @@ class GroupMember(Resource):
         consumer = self.consumer
         while not self.stopping:
             records = await consumer.getmany(max_records=s.batch_size, timeout_ms=s.poll_timeout_ms)
-            if records and len(records) < s.batch_size:
-                # What the fetcher held was fetched while the last batch was handled:
-                # taking it sent the next fetch; wait briefly for that one too.
-                records += await consumer.getmany(
-                    max_records=s.batch_size - len(records), timeout_ms=TOP_UP_MS
-                )
             async with self._lock:
                 self._raise_failure()
                 await self._handler.handle(records)
