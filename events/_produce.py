@@ -34,6 +34,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
 from orchestrator.events._kafka import log_error, translated
+from orchestrator.events._slots import constructor
 from orchestrator.events.envelope import Position
 from orchestrator.events.errors import LogError
 
@@ -203,21 +204,13 @@ async def send_batched(
             raise log_error(ack, what) from ack
         topic, partition, base = ack.topic, ack.partition, ack.offset
         for offset, index in enumerate(members, base):
-            position = _new(Position)
-            _set_topic(position, topic)
-            _set_partition(position, partition)
-            _set_offset(position, offset)
-            positions[index] = position
+            positions[index] = _position(topic, partition, offset)
     return [p for p in positions if p is not None]
 
 
-# A batched append builds a Position per record. The frozen dataclass's __init__ (three
-# object.__setattr__ calls) was ~5% of the append bench's samples in py-spy; writing
-# its slots directly costs about half. ``Position`` keeps ``slots=True`` for this.
-_new = object.__new__
-_set_topic, _set_partition, _set_offset = (
-    Position.__dict__[name].__set__ for name in ("topic", "partition", "offset")
-)
+# A batched append builds a Position per record; the frozen dataclass's __init__ was
+# ~5% of the append bench's samples in py-spy (see ``events._slots``).
+_position = constructor(Position)
 
 
 async def _enqueue(
