@@ -109,6 +109,7 @@ from orchestrator.projections.store import (
     SHARED_CHANGES_CHANNEL,
     STATE_CHANGES_CHANNEL,
     ReadModelStore,
+    parse_changes,
 )
 
 if TYPE_CHECKING:
@@ -176,6 +177,7 @@ __all__ = [
     "REDIS_GROUP_SUFFIX",
     "SHARED_CHANGES_CHANNEL",
     "STATE_CHANGES_CHANNEL",
+    "parse_changes",
     "SWAPPED_CHANNEL",
     "TASK_COLUMNS",
     "ApiSettings",

@@ -10,6 +10,7 @@ lets the unit tests check it without Kafka or PostgreSQL.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,9 +41,31 @@ TP = tuple[str, int]
 VarKey = tuple[str, str]
 
 STATE_CHANGES_CHANNEL = "orchestrator_state_changes"
-"""NOTIFY channel: a JSON array of the execution ids a commit changed."""
+"""NOTIFY channel: a JSON object, each execution id a commit changed -> ``[topic,
+partition, offset]`` of its last event applied (a reader that learns it refuses any
+cached value that does not reflect it)."""
 SHARED_CHANGES_CHANNEL = "orchestrator_shared_changes"
-"""NOTIFY channel: a JSON array of the shared-state namespaces a commit changed."""
+"""NOTIFY channel: the same for the shared-state namespaces a commit changed."""
+
+
+def parse_changes(payload: str) -> dict[str, tuple[str, int, int] | None]:
+    """The keys a changes NOTIFY names, each with the position it now reflects
+    (``None`` from a processor older than positions, which sent a JSON array).
+
+    Raises ``ValueError`` for anything else: hostile or garbled payloads are refused."""
+    value = json.loads(payload)
+    if isinstance(value, list) and all(isinstance(k, str) for k in value):
+        return dict.fromkeys(value)
+    if not isinstance(value, dict):
+        raise ValueError("a changes payload is a JSON object or array")
+    out: dict[str, tuple[str, int, int] | None] = {}
+    for key, at in value.items():
+        match at:
+            case [str() as topic, int() as partition, int() as offset]:
+                out[key] = (topic, partition, offset)
+            case _:
+                raise ValueError(f"{key!r}: a position is [topic, partition, offset]")
+    return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,8 +113,9 @@ class BatchChanges:
     variables: dict[VarKey, SharedVariable] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     next_offsets: dict[TP, int] = field(default_factory=dict)
-    changed_executions: set[str] = field(default_factory=set)
-    changed_namespaces: set[str] = field(default_factory=set)
+    changed_executions: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    changed_namespaces: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    """Each key a commit changes -> its last event applied (topic, partition, offset)."""
 
     def pipeline_rows(self) -> list[rm.Row]:
         """``pipeline_states`` rows of every execution the batch touched."""
@@ -133,8 +157,9 @@ class BatchChanges:
             "shared_events": self.shared_events,
         }
 
-    def notifications(self) -> dict[str, set[str]]:
-        """The executions and namespaces a commit changed, by NOTIFY channel."""
+    def notifications(self) -> dict[str, dict[str, tuple[str, int, int]]]:
+        """The executions and namespaces a commit changed (with the position each now
+        reflects), by NOTIFY channel."""
         return {
             STATE_CHANGES_CHANNEL: self.changed_executions,
             SHARED_CHANGES_CHANNEL: self.changed_namespaces,
@@ -326,7 +351,7 @@ def _fold_execution(
     entry.tp = tp
     out.executions[execution_id] = entry
     if outcome is Outcome.APPLIED:
-        out.changed_executions.add(execution_id)
+        out.changed_executions[execution_id] = (topic, partition, offset)
         payload = event.payload
         if isinstance(payload, CheckpointSaved | CheckpointsDeleted):
             _checkpoint_rows(out.checkpoints, before, after, event)
@@ -396,4 +421,5 @@ def _fold_shared(
         var = result.state.variables[p.name]
         shared[key] = var
         out.variables[key] = var
-        out.changed_namespaces.add(p.namespace)
+        pos = rec.position
+        out.changed_namespaces[p.namespace] = (pos.topic, pos.partition, pos.offset)

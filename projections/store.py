@@ -16,7 +16,7 @@ group that writes PostgreSQL); the write here moves the offsets it checked.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from orchestrator.projections._batch import (
     STATE_CHANGES_CHANNEL,
     ExecutionEntry,
     VarKey,
+    parse_changes,
 )
 from orchestrator.projections.projection import Folded, Row, Table
 from orchestrator.projections.settings import ProjectionSettings, ReadModelTables
@@ -41,6 +42,7 @@ __all__ = [
     "PreparedWrite",
     "ReadModelStore",
     "notify_payloads",
+    "parse_changes",
     "upsert_sql",
 ]
 
@@ -102,24 +104,31 @@ def _insert_sql(
 
 
 def notify_payloads(values: Iterable[str]) -> list[str]:
-    """JSON arrays of ``values``, each small enough for one NOTIFY."""
+    """``values`` as JSON, each payload small enough for one NOTIFY: an array, or an
+    object when ``values`` is a mapping (each key with its value)."""
+    mapping = values if isinstance(values, Mapping) else None
     payloads: list[str] = []
     chunk: list[str] = []
     size = 2
     for value in sorted(values):
-        cost = len(json.dumps(value, ensure_ascii=False).encode()) + 1  # and a comma
+        item = value if mapping is None else {value: mapping[value]}  # ~ its length
+        cost = len(_compact(item).encode()) + 1  # and a comma
         if chunk and size + cost > _NOTIFY_LIMIT:
-            payloads.append(_compact(chunk))
+            payloads.append(_payload(chunk, mapping))
             chunk, size = [], 2
         chunk.append(value)
         size += cost
     if chunk:
-        payloads.append(_compact(chunk))
+        payloads.append(_payload(chunk, mapping))
     return payloads
 
 
-def _compact(values: list[str]) -> str:
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+def _payload(values: list[str], mapping: Mapping[str, Any] | None) -> str:
+    return _compact(values if mapping is None else {v: mapping[v] for v in values})
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,13 @@ re-read is cheap, a missed change is not.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 import asyncpg
 
 from orchestrator.events import Outage
+from orchestrator.projections.store import parse_changes
 
 log = logging.getLogger(__name__)
 
@@ -198,13 +198,11 @@ def _keys(payload: str) -> list[str] | None:
     """The keys a payload names; ``None`` (wake every subscriber) if it names none clearly."""
     if not payload:
         return None
-    if not payload.startswith("["):
+    if not payload.startswith(("[", "{")):
         return [payload]
     try:
-        keys = json.loads(payload)
+        return list(parse_changes(payload))
     except ValueError:
-        keys = None
-    if isinstance(keys, list) and all(isinstance(k, str) for k in keys):
-        return keys
+        pass
     log.debug("unreadable notification payload %.200r: waking every subscriber", payload)
     return None

@@ -77,6 +77,8 @@ def test_the_status_filter_lists_the_pipeline_machine_states() -> None:
     ("payload", "keys"),
     [
         ('["exec_1", "exec_2"]', ["exec_1", "exec_2"]),
+        ('{"exec_1": ["t", 0, 7], "exec_2": ["t", 1, 3]}', ["exec_1", "exec_2"]),
+        ('{"exec_1": "7"}', None),
         ("read_models", ["read_models"]),
         ("", None),
         ("[1, 2]", None),

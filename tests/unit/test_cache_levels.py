@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -267,3 +268,70 @@ async def test_a_level_that_fails_is_skipped_logged_once_and_distrusted_after(
     lines = [r.getMessage() for r in caplog.records if "cache l2" in r.getMessage()]
     assert len([m for m in lines if "unavailable" in m]) == 1
     assert len([m for m in lines if "available again" in m]) == 1
+
+
+class SlowPut(MemoryLevel):
+    """A shared level whose put is still in flight when a delete from another connection
+    runs first: the server then applies the put after the delete."""
+
+    putting: asyncio.Event
+    release: asyncio.Event
+
+    async def put(self, kind: Any, key: str, entry: Cached[Any]) -> None:
+        self.putting.set()
+        await self.release.wait()
+        await super().put(kind, key, entry)
+
+
+@pytest.mark.parametrize("copy_up", [False, True])
+async def test_an_invalidation_during_a_fill_leaves_no_stale_entry(copy_up: bool) -> None:
+    l1 = SlowPut(name="l1", size=10_000, ttl=60)
+    l2 = MemoryLevel(name="l2", size=10_000, ttl=60)
+    l1.putting, l1.release = asyncio.Event(), asyncio.Event()
+    source = Source()
+    cache = StateCache([l1, l2] if copy_up else [l1], source)
+    if copy_up:  # the value is found in l2 and copied up into l1
+        l2.store(NAMESPACE, "n", entry(1, 1))
+    reading = asyncio.ensure_future(cache.read(NAMESPACE, "n", ReadNeed()))
+    await l1.putting.wait()
+    source.version = 2  # the log applies version 2 and its NOTIFY drops the key
+    await cache.invalidate([(NAMESPACE.name, "n")])
+    l1.release.set()
+    got = await reading
+    assert got is not None and got.version == 1  # read before the change: fine to return
+    assert l1.peek(NAMESPACE, "n") is None  # but not kept past the invalidation
+    again = await cache.read(NAMESPACE, "n", ReadNeed())
+    assert again is not None and again.version == 2
+
+
+async def test_a_value_missing_what_a_notify_applied_is_refused_from_a_shared_level() -> None:
+    # Another process's load raced the invalidation and stored its older value in the
+    # shared level after the delete: the NOTIFY's position makes it unusable here.
+    l2 = MemoryLevel(name="l2", size=10_000, ttl=3600)
+    source = Source()
+    cache = StateCache([l2], source)
+    key = (NAMESPACE.name, "n")
+    source.version, source.applied = 2, 5
+    await cache.applied([key], {key: Position(T, 0, 4)})
+    l2.store(NAMESPACE, "n", entry(1, 4))  # read when offset 4 was not applied yet
+    got = await cache.read(NAMESPACE, "n", ReadNeed())
+    assert got is not None and got.version == 2
+    assert cache.stats()["l2"]["stale"] == 1
+    assert (await cache.read(NAMESPACE, "n", ReadNeed())) is got  # the new value is kept
+
+
+def test_notify_payloads_carry_each_key_s_position_and_stay_under_the_limit() -> None:
+    from orchestrator.projections import parse_changes
+    from orchestrator.projections.store import notify_payloads
+
+    changes = {f"exec-{i:05d}": ("pipeline.events", i % 8, i) for i in range(2_000)}
+    payloads = notify_payloads(changes)
+    assert len(payloads) > 1 and all(len(p.encode()) < 8000 for p in payloads)
+    parsed: dict[str, Any] = {}
+    for payload in payloads:
+        parsed.update(parse_changes(payload))
+    assert parsed == changes
+    assert parse_changes('["a", "b"]') == {"a": None, "b": None}  # an older processor
+    for bad in ('{"a": [1, 2]}', '"a"', "[1]", '{"a": ["t", 0, "7"]}'):
+        with pytest.raises(ValueError):
+            parse_changes(bad)

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from typing import Any
 
 import asyncpg
 
-from orchestrator.projections import SHARED_CHANGES_CHANNEL, STATE_CHANGES_CHANNEL
+from orchestrator.events import Position
+from orchestrator.projections import (
+    SHARED_CHANGES_CHANNEL,
+    STATE_CHANGES_CHANNEL,
+    parse_changes,
+)
 from orchestrator.state.cache._kinds import EXECUTION, NAMESPACE
 from orchestrator.state.cache.cache import StateCache
 
@@ -91,7 +95,9 @@ class InvalidationListener:
         while True:
             channel, payload = await self._queue.get()
             try:
-                keys = [(_KINDS[channel], str(k)) for k in json.loads(payload)]
-                await self.cache.applied(keys)
+                kind = _KINDS[channel]
+                changes = parse_changes(payload)
+                at = {(kind, k): Position(*p) for k, p in changes.items() if p is not None}
+                await self.cache.applied([(kind, k) for k in changes], at)
             except Exception as exc:  # one bad payload must not stop invalidation
                 log.warning("cache invalidation: %s payload %r skipped (%s)", channel, payload, exc)

@@ -11,7 +11,10 @@ here ever sees a key go back in time.
 Invalidation: a write made through this process drops the key from every level
 (``invalidation.on_write``); the processor's NOTIFY of what it applied drops it in
 every process (``invalidation.broadcast``, ``_listener``); with ``write_through`` the
-writing process then stores the new value in every level.
+writing process then stores the new value in every level. The NOTIFY names the last
+event applied to each key, and from then on a value that does not reflect it is refused
+in every level: a load that raced the invalidation (here or in another process) may
+still store an older value in a shared level after the delete.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -95,6 +98,7 @@ class StateCache:
         self._trust_after = 0.0  # entries fetched before this (wall) time are refused
         self._pending: dict[Key, Kind[Any]] = {}  # written here, awaiting write-through
         self._own: OrderedDict[Key, Position] = OrderedDict()  # this process's last writes
+        self._applied_at: OrderedDict[Key, Position] = OrderedDict()  # from the NOTIFYs
         self.local_writer: Callable[[Key], Position | None] = lambda _k: None
         """The position of this process's last write of a key made outside the cache's
         view (an execution writer); set by the runtime."""
@@ -110,10 +114,15 @@ class StateCache:
     def _accept(self, key: Key, need: ReadNeed) -> Any:
         now = time.time()
         newest = self._newest.value(key)
+        # What the log applied to the key (a value that misses it was stored by a load
+        # that raced the invalidation, perhaps in another process), and with
+        # ``on_write`` this process's own writes: a cached value must reflect them.
+        must = [self._applied_at.get(key)]
         if self.policy.on_write:
-            own = [p for p in (self._own.get(key), self.local_writer(key)) if p is not None]
-            if own:
-                need = ReadNeed(need.positions, need.max_age, need.session, (*need.avoid, *own))
+            must += [self._own.get(key), self.local_writer(key)]
+        avoid = tuple(p for p in must if p is not None)
+        if avoid:
+            need = ReadNeed(need.positions, need.max_age, need.session, (*need.avoid, *avoid))
 
         def accept(h: Header) -> bool:
             if h.fetched_at < self._trust_after:
@@ -132,6 +141,7 @@ class StateCache:
         """The key's entry as ``need`` allows (``None``: the read model has no such key)."""
         k = (kind.name, key)
         accept = self._accept(k, need)
+        before = self._invalidation_count(k)
         for i, level in enumerate(self.levels):
             entry = None
             if self._usable(level):
@@ -149,8 +159,7 @@ class StateCache:
                 level.stats.misses += 1
                 continue
             level.stats.hits += 1
-            for upper in self.levels[:i]:
-                await self._put_one(upper, kind, key, entry)
+            await self._store(self.levels[:i], kind, key, entry, before)
             return self._served(k, entry, need)
         return await self._load(kind, key, need)
 
@@ -169,8 +178,8 @@ class StateCache:
             newest = self._newest.value(k)
             if newest is not None and entry.version < newest:
                 continue  # an older concurrent read finished late: read again
-            if self.levels and fill and before == self._invalidation_count(k):
-                await self.put(kind, key, entry)
+            if fill:
+                await self._store(self.levels, kind, key, entry, before)
             return self._served(k, entry, need)
         raise RuntimeError(f"the read model went back in time for {kind.name} {key!r}")
 
@@ -231,10 +240,20 @@ class StateCache:
         except Exception as exc:
             self._failed(level, exc)
 
-    async def put(self, kind: Kind[Any], key: str, entry: Cached[Any]) -> None:
-        """Store ``entry`` in every level (each keeps a newer version it already has)."""
-        for level in self.levels:
+    async def _store(
+        self, levels: Sequence[Level], kind: Kind[Any], key: str, entry: Cached[Any], before: float
+    ) -> None:
+        """Store ``entry``, read when the key's invalidation count was ``before``, in
+        ``levels``, unless an invalidation came since: one that lands while the puts are
+        in flight may run before them on a shared level (another connection), so it is
+        made again after them, or a stale entry would outlive it until its TTL."""
+        k = (kind.name, key)
+        if not levels or before != self._invalidation_count(k):
+            return
+        for level in levels:
             await self._put_one(level, kind, key, entry)
+        if before != self._invalidation_count(k):
+            await self.invalidate([k])
 
     def _invalidation_count(self, k: Key) -> float:
         count = self._invalidated.value(k)
@@ -294,10 +313,17 @@ class StateCache:
         except Exception as exc:  # the next read loads it instead
             log.debug("write-through of %s %s skipped: %s", kind.name, key, exc)
 
-    async def applied(self, keys: Iterable[Key]) -> None:
-        """The log applied changes to ``keys`` (the processor's NOTIFY): drop them, then
-        store the new values of those this process wrote (``write_through``)."""
+    async def applied(self, keys: Iterable[Key], at: Mapping[Key, Position] | None = None) -> None:
+        """The log applied changes to ``keys`` (the processor's NOTIFY), ``at`` the last
+        event of each: drop them, refuse from now on any cached value that does not
+        reflect ``at``, then store the new values of those this process wrote
+        (``write_through``)."""
         keys = list(keys)
+        for k, position in (at or {}).items():
+            self._applied_at[k] = position
+            self._applied_at.move_to_end(k)
+            if len(self._applied_at) > _TRACKED:
+                self._applied_at.popitem(last=False)
         await self.invalidate(keys)
         if not self.policy.write_through:
             return
