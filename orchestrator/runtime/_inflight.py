@@ -73,10 +73,17 @@ class InFlight:
             positions = await asyncio.shield(task)
         except BaseException:
             if task.done():  # its own failure (not our caller's cancellation)
-                self.task, self._completed = None, frozenset()
+                self._forget(task)
             raise
-        self.task, self._completed = None, frozenset()
+        self._forget(task)
         self.runtime.record(positions[-1:])
+
+    def _forget(self, task: asyncio.Task[list[Position]]) -> None:
+        """Drop ``task`` once settled, unless a newer append took its place meanwhile
+        (several coroutines may settle one append; the first to wake may submit the
+        next before the others wake)."""
+        if self.task is task:
+            self.task, self._completed = None, frozenset()
 
     async def abandon(self) -> None:
         """On the way out of a failed run: wait for the append (its outcome is what the
