@@ -137,3 +137,66 @@ async def test_a_task_failing_while_its_start_is_acknowledged_reruns_no_finished
         "c": ("completed", 2),
         "d": ("completed", 1),
     }
+
+
+async def test_a_run_cancelled_while_a_start_is_acknowledged_lets_go_after_it_and_resumes(
+    stack: Stack, held: tuple[HeldAcks, StateRuntime]
+) -> None:
+    """Process shutdown (the run cancelled) while ``b`` runs ahead of the ack of the
+    append that started it: the run lets go of the execution only once that append has
+    settled, and another node resumes it at once: ``b`` was interrupted, so it runs
+    again as attempt 2, and each task's completion is applied once."""
+    log, runtime = held
+    pipeline = Pipeline("inflight_cancelled")
+    runs = {"a": 0, "b": 0}
+    b_running, ack = asyncio.Event(), asyncio.Event()
+
+    @pipeline.task()
+    async def a() -> int:
+        runs["a"] += 1
+        return 1
+
+    @pipeline.task(depends_on=["a"])
+    async def b(a: int) -> int:
+        runs["b"] += 1
+        if runs["b"] == 1:
+            b_running.set()
+            await asyncio.Event().wait()  # until cancelled
+        return a + 1
+
+    async def until_acked() -> None:
+        await ack.wait()
+
+    log.hold("b", until_acked)
+    run = asyncio.create_task(orchestrator_for(runtime).run_pipeline(pipeline))
+    await b_running.wait()
+    run.cancel()
+    # The append is not acknowledged yet: the run cannot end (and release the lease).
+    done, _ = await asyncio.wait({run}, timeout=0.5)
+    assert not done
+    ack.set()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    [execution_id] = [
+        r["execution_id"]
+        for r in await stack.pool.fetch(
+            "SELECT execution_id FROM pipeline_states WHERE pipeline_id = $1", pipeline.pipeline_id
+        )
+    ]
+
+    other = stack.new_runtime("inflight-successor")
+    try:
+        result = await orchestrator_for(other).resume_pipeline(execution_id=execution_id, wait=0)
+        await other.wait_for(other.written())
+    finally:
+        await other.close()
+    assert result.status == "completed" and result.result == 2
+    assert runs == {"a": 1, "b": 2}
+    assert result.attempts == {"a": 1, "b": 2}
+    completed = await stack.pool.fetch(
+        "SELECT payload->>'task_id' AS task, count(*) AS n FROM execution_events"
+        " WHERE execution_id = $1 AND outcome = 'applied' AND event_type = 'TaskCompleted'"
+        " GROUP BY 1 ORDER BY 1",
+        execution_id,
+    )
+    assert [tuple(r) for r in completed] == [("a", 1), ("b", 1)]
