@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,10 @@ from orchestrator.events import (
     CheckpointRef,
     ExecutionState,
     TaskState,
+    plain_slot_fields,
     rabin_fingerprint,
     schemas_root,
+    slot_builder,
 )
 
 NAMESPACE = "orchestrator.snapshot"
@@ -135,6 +137,10 @@ def _unjson(text: str) -> Any:
     return value if end == len(text) else _DECODE(text)
 
 
+_TASK_JSON = ("inputs", "outputs", "metadata", "execution_details")
+"""The task fields a snapshot holds as JSON text."""
+
+
 def _checkpoint_record(ref: CheckpointRef) -> dict[str, Any]:
     return {
         "checkpoint_id": ref.checkpoint_id,
@@ -220,58 +226,44 @@ def _applied(record: Mapping[str, Any]) -> AppliedIds:
     return AppliedIds(ids, base)
 
 
-def _task(record: Mapping[str, Any]) -> TaskState:
-    return TaskState(
-        task_id=record["task_id"],
-        status=record["status"],
-        attempts=record["attempts"],
-        depends_on=tuple(record["depends_on"]),
-        started_at=record["started_at"],
-        completed_at=record["completed_at"],
-        inputs=_unjson(record["inputs"]),
-        outputs=_unjson(record["outputs"]),
-        metadata=_unjson(record["metadata"]),
-        execution_details=_unjson(record["execution_details"]),
-        error=record["error"],
-        retryable=record["retryable"],
-        retry_delay_seconds=record["retry_delay_seconds"],
-    )
+_Build = Callable[[Mapping[str, Any]], Any]
+
+
+def _builder(cls: type, sources: Mapping[str, str], env: Mapping[str, Any]) -> _Build:
+    """``cls`` from an Avro record ``r``, built slot by slot as ``events`` builds the read
+    path's frozen dataclasses (its ``__init__`` costs twice as much): field ``name`` is the
+    expression ``sources[name]`` over ``r``, else ``r["name"]``."""
+    names = plain_slot_fields(cls)
+    assert names is not None, f"{cls.__name__} is not a plain slots dataclass"
+    exprs = [sources.get(name, f"r[{name!r}]") for name in names]
+    return slot_builder(cls, "r", exprs, {"_unjson": _unjson, "_tuple": tuple, **env})
+
+
+_task: _Build = _builder(
+    TaskState,
+    {
+        "depends_on": "_tuple(r['depends_on'])",
+        **{name: f"_unjson(r[{name!r}])" for name in _TASK_JSON},
+    },
+    {},
+)
+_checkpoint: _Build = _builder(CheckpointRef, {}, {})
+_state: _Build = _builder(
+    ExecutionState,
+    {
+        "completed_tasks": "_tuple(r['completed_tasks'])",
+        "pending_tasks": "_tuple(r['pending_tasks'])",
+        "context": "_unjson(r['context'])",
+        "outputs": "_unjson(r['outputs'])",
+        "checkpoints": "_tuple([_checkpoint(c) for c in r['checkpoints']])",
+        "tasks": "{t['task_id']: _task(t) for t in r['tasks']}",
+        "applied": "_applied(r)",
+    },
+    {"_checkpoint": _checkpoint, "_task": _task, "_applied": _applied},
+)
 
 
 def record_to_state(record: Mapping[str, Any]) -> ExecutionState:
     """The ``ExecutionState`` an Avro record (read with the current schema) describes."""
-    return ExecutionState(
-        execution_id=record["execution_id"],
-        pipeline_id=record["pipeline_id"],
-        status=record["status"],
-        epoch=record["epoch"],
-        owner=record["owner"],
-        last_sequence=record["last_sequence"],
-        created_at=record["created_at"],
-        started_at=record["started_at"],
-        updated_at=record["updated_at"],
-        completed_at=record["completed_at"],
-        progress=record["progress"],
-        current_task=record["current_task"],
-        completed_tasks=tuple(record["completed_tasks"]),
-        pending_tasks=tuple(record["pending_tasks"]),
-        context=_unjson(record["context"]),
-        checkpoints=tuple(
-            CheckpointRef(
-                checkpoint_id=cp["checkpoint_id"],
-                name=cp["name"],
-                task_id=cp["task_id"],
-                timestamp=cp["timestamp"],
-                sequence=cp["sequence"],
-                progress=cp["progress"],
-            )
-            for cp in record["checkpoints"]
-        ),
-        tasks={task["task_id"]: _task(task) for task in record["tasks"]},
-        error=record["error"],
-        outputs=_unjson(record["outputs"]),
-        forked_from=record["forked_from"],
-        fork_sequence=record["fork_sequence"],
-        root_execution_id=record["root_execution_id"],
-        applied=_applied(record),
-    )
+    state: ExecutionState = _state(record)
+    return state
