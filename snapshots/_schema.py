@@ -7,7 +7,9 @@ kept under ``schemas/snapshot/releases/vN``; a fingerprint matching none of them
 the snapshot unusable (restore then replays instead).
 
 The state mirrors ``events.state`` field by field; user data (arbitrary JSON) travels as
-JSON text, so the schema never has to describe what users put in it.
+JSON text, so the schema never has to describe what users put in it. Since version 3 the
+task and checkpoint lists are one JSON block each (``snapshots._rows``), which a restore
+parses in one call; the records of v1 and v2 (arrays of records) still read.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from orchestrator.events import (
     schemas_root,
     slot_builder,
 )
+from orchestrator.snapshots._rows import CHECKPOINTS, TASKS, checkpoints_of, tasks_of
+from orchestrator.snapshots._rows import json_text as _json
 
 NAMESPACE = "orchestrator.snapshot"
 STATE_RECORD = "ExecutionState"
@@ -113,10 +117,6 @@ def header_schema() -> Schema:
 # --- ExecutionState <-> Avro record ---------------------------------------------------
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
-
-
 _DECODER = json.JSONDecoder()
 _DECODE = _DECODER.decode
 _SCAN: Any = getattr(_DECODER, "scan_once")  # noqa: B009 (untyped: the C scanner alone)
@@ -138,36 +138,7 @@ def _unjson(text: str) -> Any:
 
 
 _TASK_JSON = ("inputs", "outputs", "metadata", "execution_details")
-"""The task fields a snapshot holds as JSON text."""
-
-
-def _checkpoint_record(ref: CheckpointRef) -> dict[str, Any]:
-    return {
-        "checkpoint_id": ref.checkpoint_id,
-        "name": ref.name,
-        "task_id": ref.task_id,
-        "timestamp": ref.timestamp,
-        "sequence": ref.sequence,
-        "progress": ref.progress,
-    }
-
-
-def _task_record(task: TaskState) -> dict[str, Any]:
-    return {
-        "task_id": task.task_id,
-        "status": task.status,
-        "attempts": task.attempts,
-        "depends_on": list(task.depends_on),
-        "started_at": task.started_at,
-        "completed_at": task.completed_at,
-        "inputs": _json(task.inputs),
-        "outputs": _json(task.outputs),
-        "metadata": _json(task.metadata),
-        "execution_details": _json(dict(task.execution_details)),
-        "error": task.error,
-        "retryable": task.retryable,
-        "retry_delay_seconds": task.retry_delay_seconds,
-    }
+"""The task fields a v1 or v2 snapshot holds as JSON text."""
 
 
 def state_to_record(state: ExecutionState, *, with_ids: bool = True) -> dict[str, Any]:
@@ -189,8 +160,8 @@ def state_to_record(state: ExecutionState, *, with_ids: bool = True) -> dict[str
         "completed_tasks": list(state.completed_tasks),
         "pending_tasks": list(state.pending_tasks),
         "context": _json(dict(state.context)),
-        "checkpoints": [_checkpoint_record(ref) for ref in state.checkpoints],
-        "tasks": [_task_record(task) for task in state.tasks.values()],
+        "checkpoints": CHECKPOINTS.encode(state.checkpoints),
+        "tasks": TASKS.encode(state.tasks.values()),
         "error": state.error,
         "outputs": _json(state.outputs),
         "forked_from": state.forked_from,
@@ -255,15 +226,23 @@ _state: _Build = _builder(
         "pending_tasks": "_tuple(r['pending_tasks'])",
         "context": "_unjson(r['context'])",
         "outputs": "_unjson(r['outputs'])",
-        "checkpoints": "_tuple([_checkpoint(c) for c in r['checkpoints']])",
-        "tasks": "{t['task_id']: _task(t) for t in r['tasks']}",
+        "checkpoints": "_checkpoints_of(r['checkpoints'], _checkpoint)",
+        "tasks": "_tasks_of(r['tasks'], _task)",
         "applied": "_applied(r)",
     },
-    {"_checkpoint": _checkpoint, "_task": _task, "_applied": _applied},
+    {
+        "_checkpoint": _checkpoint,
+        "_task": _task,
+        "_applied": _applied,
+        "_checkpoints_of": checkpoints_of,
+        "_tasks_of": tasks_of,
+    },
 )
 
 
 def record_to_state(record: Mapping[str, Any]) -> ExecutionState:
-    """The ``ExecutionState`` an Avro record (read with the current schema) describes."""
+    """The ``ExecutionState`` an Avro record describes, read with the schema that wrote
+    it, of any release: tasks and checkpoints as v3's JSON blocks or as the arrays of
+    records of v1 and v2; v1's missing applied ids as none known."""
     state: ExecutionState = _state(record)
     return state
