@@ -384,16 +384,16 @@ def test_a_snapshot_keeps_the_ids_of_its_last_sequences_so_it_does_not_grow_with
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.mark.parametrize("seed", [6, 9])
-def test_a_snapshot_written_before_state_schema_v3_still_restores(seed: int) -> None:
-    """Objects written by the release before v3 (tasks and checkpoints as Avro arrays of
-    records; these bytes come from that code) are users' data: they decode to the full
-    fold's state, keep their event ids, and encode again in the current schema to the
-    same state."""
+@pytest.mark.parametrize(("schema", "seed"), [("v2", 6), ("v2", 9), ("v1", 6)])
+def test_a_snapshot_written_before_state_schema_v3_still_restores(schema: str, seed: int) -> None:
+    """Objects written before v3 (tasks and checkpoints as Avro arrays of records; these
+    bytes come from that code: v2 its current schema, v1 its release) are users' data:
+    they decode to the full fold's state, keep their event ids, and encode again in the
+    current schema to the same state."""
     events = simulate_execution("exec_v2", random.Random(seed), tasks=6, payload_bytes=32)
     state = fold(events)
     assert state is not None and state.checkpoints and state.tasks
-    blob = (DATA / f"snapshot_v2_seed{seed}.osnp").read_bytes()
+    blob = (DATA / f"snapshot_{schema}_seed{seed}.osnp").read_bytes()
     codec = SnapshotCodec()
     old = codec.decode(blob, "k")
     assert old.header.schema_fingerprint != codec.converter.fingerprint
