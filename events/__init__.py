@@ -5,6 +5,7 @@ this package imports nothing of ours.
 """
 
 from orchestrator.events._kafka import why_unreachable as why_kafka_unreachable
+from orchestrator.events._slots import plain_slot_fields, slot_builder
 from orchestrator.events.catalogue import (
     PAYLOAD_TYPES,
     SHARED_EVENT_TYPES,
@@ -286,13 +287,15 @@ __all__ = [
     "fetch_verified", "field_values", "fold", "from_fields", "generate_key", "inspect",
     "interleave", "is_delta", "is_sealed", "json_bytes", "lazy_exports", "marker_scope",
     "merge_positions", "namespace_scope", "new_data_key", "pack", "parse_json", "parse_session",
-    "parsing_once", "plain_chain_bytes", "plain_json", "quiet_client_logs", "rabin_fingerprint",
+    "parsing_once", "plain_chain_bytes", "plain_json", "plain_slot_fields", "quiet_client_logs",
+    "rabin_fingerprint",
     "read_dump", "reading_log", "record_applied", "record_cache_request",
     "record_checkpoints_saved", "record_decision", "record_leader", "record_lease_lost",
     "record_lifetime_ms",
     "record_operation", "record_read_model", "record_recovery", "record_snapshots",
     "register_upcaster", "render", "replacing", "resolve_blob_markers", "ride_out", "schemas_root",
-    "sealed_scope", "select", "serve_or_warn", "session_token", "simulate_execution", "span",
+    "sealed_scope", "select", "serve_or_warn", "session_token", "simulate_execution",
+    "slot_builder", "span",
     "start_cache", "start_projection", "start_recovery", "start_snapshotter", "state_dict", "step",
     "step_shared", "stop_on_signals", "timed", "timed_async", "traceparent_of", "tracer", "unpack",
     "unwrap_key", "upcaster", "user_data_bytes", "user_data_topics", "user_state_upcaster", "where",

@@ -7,14 +7,16 @@ kept under ``schemas/snapshot/releases/vN``; a fingerprint matching none of them
 the snapshot unusable (restore then replays instead).
 
 The state mirrors ``events.state`` field by field; user data (arbitrary JSON) travels as
-JSON text, so the schema never has to describe what users put in it.
+JSON text, so the schema never has to describe what users put in it. Since version 3 the
+task and checkpoint lists are one JSON block each (``snapshots._rows``), which a restore
+parses in one call; the records of v1 and v2 (arrays of records) still read.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +30,13 @@ from orchestrator.events import (
     CheckpointRef,
     ExecutionState,
     TaskState,
+    plain_slot_fields,
     rabin_fingerprint,
     schemas_root,
+    slot_builder,
 )
+from orchestrator.snapshots._rows import CHECKPOINTS, TASKS, checkpoints_of, tasks_of
+from orchestrator.snapshots._rows import json_text as _json
 
 NAMESPACE = "orchestrator.snapshot"
 STATE_RECORD = "ExecutionState"
@@ -111,10 +117,6 @@ def header_schema() -> Schema:
 # --- ExecutionState <-> Avro record ---------------------------------------------------
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
-
-
 _DECODER = json.JSONDecoder()
 _DECODE = _DECODER.decode
 _SCAN: Any = getattr(_DECODER, "scan_once")  # noqa: B009 (untyped: the C scanner alone)
@@ -135,33 +137,8 @@ def _unjson(text: str) -> Any:
     return value if end == len(text) else _DECODE(text)
 
 
-def _checkpoint_record(ref: CheckpointRef) -> dict[str, Any]:
-    return {
-        "checkpoint_id": ref.checkpoint_id,
-        "name": ref.name,
-        "task_id": ref.task_id,
-        "timestamp": ref.timestamp,
-        "sequence": ref.sequence,
-        "progress": ref.progress,
-    }
-
-
-def _task_record(task: TaskState) -> dict[str, Any]:
-    return {
-        "task_id": task.task_id,
-        "status": task.status,
-        "attempts": task.attempts,
-        "depends_on": list(task.depends_on),
-        "started_at": task.started_at,
-        "completed_at": task.completed_at,
-        "inputs": _json(task.inputs),
-        "outputs": _json(task.outputs),
-        "metadata": _json(task.metadata),
-        "execution_details": _json(dict(task.execution_details)),
-        "error": task.error,
-        "retryable": task.retryable,
-        "retry_delay_seconds": task.retry_delay_seconds,
-    }
+_TASK_JSON = ("inputs", "outputs", "metadata", "execution_details")
+"""The task fields a v1 or v2 snapshot holds as JSON text."""
 
 
 def state_to_record(state: ExecutionState, *, with_ids: bool = True) -> dict[str, Any]:
@@ -183,8 +160,8 @@ def state_to_record(state: ExecutionState, *, with_ids: bool = True) -> dict[str
         "completed_tasks": list(state.completed_tasks),
         "pending_tasks": list(state.pending_tasks),
         "context": _json(dict(state.context)),
-        "checkpoints": [_checkpoint_record(ref) for ref in state.checkpoints],
-        "tasks": [_task_record(task) for task in state.tasks.values()],
+        "checkpoints": CHECKPOINTS.encode(state.checkpoints),
+        "tasks": TASKS.encode(state.tasks.values()),
         "error": state.error,
         "outputs": _json(state.outputs),
         "forked_from": state.forked_from,
@@ -220,58 +197,52 @@ def _applied(record: Mapping[str, Any]) -> AppliedIds:
     return AppliedIds(ids, base)
 
 
-def _task(record: Mapping[str, Any]) -> TaskState:
-    return TaskState(
-        task_id=record["task_id"],
-        status=record["status"],
-        attempts=record["attempts"],
-        depends_on=tuple(record["depends_on"]),
-        started_at=record["started_at"],
-        completed_at=record["completed_at"],
-        inputs=_unjson(record["inputs"]),
-        outputs=_unjson(record["outputs"]),
-        metadata=_unjson(record["metadata"]),
-        execution_details=_unjson(record["execution_details"]),
-        error=record["error"],
-        retryable=record["retryable"],
-        retry_delay_seconds=record["retry_delay_seconds"],
-    )
+_Build = Callable[[Mapping[str, Any]], Any]
+
+
+def _builder(cls: type, sources: Mapping[str, str], env: Mapping[str, Any]) -> _Build:
+    """``cls`` from an Avro record ``r``, built slot by slot as ``events`` builds the read
+    path's frozen dataclasses (its ``__init__`` costs twice as much): field ``name`` is the
+    expression ``sources[name]`` over ``r``, else ``r["name"]``."""
+    names = plain_slot_fields(cls)
+    assert names is not None, f"{cls.__name__} is not a plain slots dataclass"
+    exprs = [sources.get(name, f"r[{name!r}]") for name in names]
+    return slot_builder(cls, "r", exprs, {"_unjson": _unjson, "_tuple": tuple, **env})
+
+
+_task: _Build = _builder(
+    TaskState,
+    {
+        "depends_on": "_tuple(r['depends_on'])",
+        **{name: f"_unjson(r[{name!r}])" for name in _TASK_JSON},
+    },
+    {},
+)
+_checkpoint: _Build = _builder(CheckpointRef, {}, {})
+_state: _Build = _builder(
+    ExecutionState,
+    {
+        "completed_tasks": "_tuple(r['completed_tasks'])",
+        "pending_tasks": "_tuple(r['pending_tasks'])",
+        "context": "_unjson(r['context'])",
+        "outputs": "_unjson(r['outputs'])",
+        "checkpoints": "_checkpoints_of(r['checkpoints'], _checkpoint)",
+        "tasks": "_tasks_of(r['tasks'], _task)",
+        "applied": "_applied(r)",
+    },
+    {
+        "_checkpoint": _checkpoint,
+        "_task": _task,
+        "_applied": _applied,
+        "_checkpoints_of": checkpoints_of,
+        "_tasks_of": tasks_of,
+    },
+)
 
 
 def record_to_state(record: Mapping[str, Any]) -> ExecutionState:
-    """The ``ExecutionState`` an Avro record (read with the current schema) describes."""
-    return ExecutionState(
-        execution_id=record["execution_id"],
-        pipeline_id=record["pipeline_id"],
-        status=record["status"],
-        epoch=record["epoch"],
-        owner=record["owner"],
-        last_sequence=record["last_sequence"],
-        created_at=record["created_at"],
-        started_at=record["started_at"],
-        updated_at=record["updated_at"],
-        completed_at=record["completed_at"],
-        progress=record["progress"],
-        current_task=record["current_task"],
-        completed_tasks=tuple(record["completed_tasks"]),
-        pending_tasks=tuple(record["pending_tasks"]),
-        context=_unjson(record["context"]),
-        checkpoints=tuple(
-            CheckpointRef(
-                checkpoint_id=cp["checkpoint_id"],
-                name=cp["name"],
-                task_id=cp["task_id"],
-                timestamp=cp["timestamp"],
-                sequence=cp["sequence"],
-                progress=cp["progress"],
-            )
-            for cp in record["checkpoints"]
-        ),
-        tasks={task["task_id"]: _task(task) for task in record["tasks"]},
-        error=record["error"],
-        outputs=_unjson(record["outputs"]),
-        forked_from=record["forked_from"],
-        fork_sequence=record["fork_sequence"],
-        root_execution_id=record["root_execution_id"],
-        applied=_applied(record),
-    )
+    """The ``ExecutionState`` an Avro record describes, read with the schema that wrote
+    it, of any release: tasks and checkpoints as v3's JSON blocks or as the arrays of
+    records of v1 and v2; v1's missing applied ids as none known."""
+    state: ExecutionState = _state(record)
+    return state

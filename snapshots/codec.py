@@ -155,10 +155,9 @@ class AvroStateConverter:
             )
         try:
             buf = io.BytesIO(data)
-            current = self.schemas.current
-            # Same schema: no resolution step (it costs as much as the decode itself).
-            reader = None if writer.fingerprint == current.fingerprint else current.schema
-            record = schemaless_reader(buf, writer.schema, reader)
+            # Read with the writer's schema alone: record_to_state reads the records of
+            # every release, and a resolution step costs as much as the decode itself.
+            record = schemaless_reader(buf, writer.schema, None)
             if buf.tell() != len(data):
                 raise ValueError(f"{len(data) - buf.tell()} bytes left after the state")
             return record_to_state(record)  # type: ignore[arg-type]
