@@ -362,13 +362,14 @@ def _checkpoint_rows(
 ) -> None:
     """The ``checkpoints`` rows of an applied save or delete: the state's list lives
     there (``readmodel.live_checkpoints``). One row per id and batch (an upsert may
-    touch a row once): a later event of the batch amends the row an earlier one made."""
+    touch a row once): a later event of the batch amends the row an earlier one made (a
+    save, only one of the same execution: the upsert keeps a row's execution)."""
     payload: Any = event.payload
-    if isinstance(payload, CheckpointSaved):
+    execution_id = after.execution_id
+    if isinstance(payload, CheckpointSaved):  # saved again: the fold lists the last save
         made = rows.get(payload.checkpoint_id)
-        rows[payload.checkpoint_id] = (
-            rm.checkpoint_row(after, event) if made is None else (*made[:-1], None)
-        )
+        if made is None or made[1] == execution_id:
+            rows[payload.checkpoint_id] = rm.checkpoint_row(after, event)
         return
     kept = {ref.checkpoint_id for ref in after.checkpoints}
     for ref in () if before is None else before.checkpoints:
