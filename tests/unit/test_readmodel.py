@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -360,3 +361,20 @@ def test_a_checkpoint_saved_again_is_listed_as_its_last_save_wherever_the_cuts_f
     records = _records([default_codec().encode(e) for e in history])
     for seed in range(8):
         assert _project(records, random.Random(seed)).state("exec_r") == expected
+
+
+@pytest.mark.xfail(strict=True, reason="a withdrawal in the batch marks the other's row")
+def test_a_reused_checkpoint_id_stays_its_first_executions_row_in_one_batch() -> None:
+    """Another execution saving and withdrawing an id already saved leaves the first
+    execution's row (and list) alone, in one batch as across batches (the upsert's
+    ``update_when``)."""
+    a, b = running_writer("exec_a", 6), running_writer("exec_b", 7)
+    a.emit(c.CheckpointSaved(checkpoint_id="shared", name="a's"))
+    b.emit(c.CheckpointSaved(checkpoint_id="shared", name="b's"))
+    b.emit(c.CheckpointsDeleted(checkpoint_ids=("shared",), reason="prune"))
+    history = _uuid_ids([*a.events, *b.events])
+    table = MemoryReadModel()
+    batch = _decode(_records([default_codec().encode(e) for e in history]))
+    table.write(fold_batch(batch, {"exec_a": None, "exec_b": None}, {}))
+    assert table.state("exec_a") == fold(_uuid_ids(a.events))
+    assert table.checkpoints["shared"]["execution_id"] == "exec_a"
