@@ -15,7 +15,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -363,7 +362,6 @@ def test_a_checkpoint_saved_again_is_listed_as_its_last_save_wherever_the_cuts_f
         assert _project(records, random.Random(seed)).state("exec_r") == expected
 
 
-@pytest.mark.xfail(strict=True, reason="a withdrawal in the batch marks the other's row")
 def test_a_reused_checkpoint_id_stays_its_first_executions_row_in_one_batch() -> None:
     """Another execution saving and withdrawing an id already saved leaves the first
     execution's row (and list) alone, in one batch as across batches (the upsert's
