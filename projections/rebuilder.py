@@ -55,6 +55,7 @@ from orchestrator.projections._archive import (
 )
 from orchestrator.projections._double_buffer import BatchPipeline
 from orchestrator.projections._engine import BatchEngine, BatchResult
+from orchestrator.projections._index_names import name_copy_indexes
 from orchestrator.projections.deadletters import DeadLetterSink
 from orchestrator.projections.errors import RebuildError
 from orchestrator.projections.pools import close_pool, open_pool
@@ -113,6 +114,7 @@ async def _fresh_tables(conn: asyncpg.Connection, settings: ProjectionSettings) 
         for live, copy in _pairs(settings, target):
             await conn.execute(f"DROP TABLE IF EXISTS {copy}")
             await conn.execute(f"CREATE TABLE {copy} (LIKE {live} INCLUDING ALL)")
+            await name_copy_indexes(conn, live, copy)
         await conn.execute("DELETE FROM projection_offsets WHERE projection = $1", target.name)
         await conn.execute("DELETE FROM dead_letters WHERE projection = $1", target.name)
 

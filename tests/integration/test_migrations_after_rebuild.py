@@ -59,7 +59,6 @@ async def _index_names(conn: asyncpg.Connection) -> set[tuple[str, str]]:
     return {(r["tablename"], r["indexname"]) for r in rows}
 
 
-@pytest.mark.xfail(strict=True, reason="the rebuild's copies get made-up index names")
 async def test_a_rebuild_keeps_every_index_name_later_migrations_may_name(
     make_database: MakeDatabase,
 ) -> None:
