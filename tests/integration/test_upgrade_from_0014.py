@@ -175,6 +175,43 @@ async def test_an_upgraded_database_loads_the_fold_of_its_history(
         await conn.close()
 
 
+def _withdrawn_at(history: Sequence[Envelope]) -> dict[str, Any]:
+    """When each withdrawn checkpoint was withdrawn: the first applied delete naming it
+    after its (first) save."""
+    saved: dict[str, int] = {}
+    deletes: list[tuple[int, Any, tuple[str, ...]]] = []
+    current = None
+    for event in history:
+        result = step(current, event)
+        if result.outcome is Outcome.APPLIED:
+            current, payload = result.state, event.payload
+            if isinstance(payload, c.CheckpointSaved):
+                saved.setdefault(payload.checkpoint_id, event.sequence or 0)
+            if isinstance(payload, c.CheckpointsDeleted):
+                deletes.append((event.sequence or 0, event.occurred_at, payload.checkpoint_ids))
+    assert current is not None
+    listed = {r.checkpoint_id for r in current.checkpoints}
+    return {
+        cid: min(at for seq, at, ids in deletes if seq > first and cid in ids)
+        for cid, first in saved.items()
+        if cid not in listed
+    }
+
+
+async def test_withdrawn_checkpoints_are_marked_when_the_archive_says(
+    make_database: MakeDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    histories = [_mixed(), _long(600)]
+    conn, _ = await _upgraded_states(make_database, monkeypatch, histories)
+    try:
+        rows = await conn.fetch("SELECT checkpoint_id, deleted_at FROM checkpoints")
+        expected = {k: v for h in histories for k, v in _withdrawn_at(h).items()}
+        assert {r["checkpoint_id"]: r["deleted_at"] for r in rows if r["deleted_at"]} == expected
+        assert len(rows) == 4 + 600
+    finally:
+        await conn.close()
+
+
 async def test_a_checkpoint_saved_again_after_its_withdrawal_keeps_its_place(
     make_database: MakeDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
