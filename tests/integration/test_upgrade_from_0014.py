@@ -168,6 +168,10 @@ async def test_an_upgraded_database_loads_the_fold_of_its_history(
             expected = fold(history)
             assert expected is not None and expected.checkpoints
             assert states[history[0].execution_id] == expected
+        rows = await conn.fetch("SELECT checkpoint_id, deleted_at FROM checkpoints")
+        withdrawn = {k: v for h in histories for k, v in _withdrawn_at(h).items()}
+        assert {r["checkpoint_id"]: r["deleted_at"] for r in rows if r["deleted_at"]} == withdrawn
+        assert len(rows) == 4 + 1500  # every saved id keeps its row
         await open_kept(conn)
         found = await referenced(conn, ReadModelTables(), [BLOB, "0" * 64])
         assert found == {BLOB}  # the claim-checked checkpoint data is still referenced
@@ -196,20 +200,6 @@ def _withdrawn_at(history: Sequence[Envelope]) -> dict[str, Any]:
         for cid, first in saved.items()
         if cid not in listed
     }
-
-
-async def test_withdrawn_checkpoints_are_marked_when_the_archive_says(
-    make_database: MakeDatabase, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    histories = [_mixed(), _long(600)]
-    conn, _ = await _upgraded_states(make_database, monkeypatch, histories)
-    try:
-        rows = await conn.fetch("SELECT checkpoint_id, deleted_at FROM checkpoints")
-        expected = {k: v for h in histories for k, v in _withdrawn_at(h).items()}
-        assert {r["checkpoint_id"]: r["deleted_at"] for r in rows if r["deleted_at"]} == expected
-        assert len(rows) == 4 + 600
-    finally:
-        await conn.close()
 
 
 async def test_a_checkpoint_saved_again_after_its_withdrawal_keeps_its_place(
