@@ -242,3 +242,28 @@ async def test_the_processor_lists_a_checkpoint_saved_again_as_its_last_save(
         assert (await states_of(conn, NAMES, pipelines))["exec_resaved"] == fold(history)
     finally:
         await conn.close()
+
+
+async def test_a_migration_that_fails_midway_leaves_the_database_at_0014(
+    make_database: MakeDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pending migration runs in one transaction: a failure (or a kill) after 0015
+    rolled it back, and the next start applies it again from the 0014 rows."""
+    from orchestrator.projections import migrator
+
+    dsn = await _database_at_0014(make_database, monkeypatch)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await _write_as_0014(conn, _mixed(), 0)
+        every = migrator._migration_files()
+        broken = [*(f for f in every if f[0] <= 15), (16, "0016_broken.sql", "SELECT 1/0;")]
+        with monkeypatch.context() as m, pytest.raises(asyncpg.DivisionByZeroError):
+            m.setattr(migrator, "_migration_files", lambda: broken)
+            await migrator.migrate(conn)
+        assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == 14
+        assert await conn.fetchval("SELECT count(checkpoints) FROM pipeline_states") == 1
+        await migrator.migrate(conn)
+        pipelines = await conn.fetch("SELECT * FROM pipeline_states")
+        assert (await states_of(conn, NAMES, pipelines))["exec_mixed"] == fold(_mixed())
+    finally:
+        await conn.close()
