@@ -53,9 +53,9 @@ from orchestrator.projections._archive import (
     skip_to,
     truncated,
 )
+from orchestrator.projections._copies import name_copy_indexes, refuse_drift
 from orchestrator.projections._double_buffer import BatchPipeline
 from orchestrator.projections._engine import BatchEngine, BatchResult
-from orchestrator.projections._index_names import name_copy_indexes
 from orchestrator.projections.deadletters import DeadLetterSink
 from orchestrator.projections.errors import RebuildError
 from orchestrator.projections.pools import close_pool, open_pool
@@ -341,6 +341,7 @@ class Rebuilder:
                             f" (their history is neither in Kafka nor in the archive):"
                             f" {name_some(dropped)}; the live tables are untouched",
                         )
+                    await refuse_drift(conn, live.name, _pairs(live, target))
                     generation = max(
                         (r["generation"] for r in rows if r["projection"] == live.name), default=0
                     )
