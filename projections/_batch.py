@@ -362,18 +362,21 @@ def _checkpoint_rows(
 ) -> None:
     """The ``checkpoints`` rows of an applied save or delete: the state's list lives
     there (``readmodel.live_checkpoints``). One row per id and batch (an upsert may
-    touch a row once): a later event of the batch amends the row an earlier one made."""
+    touch a row once): a later event of the same execution amends the row an earlier one
+    made; a row another execution made first stays as it is, as the upsert keeps it."""
     payload: Any = event.payload
-    if isinstance(payload, CheckpointSaved):
+    execution_id = after.execution_id
+    if isinstance(payload, CheckpointSaved):  # saved again: the fold lists the last save
         made = rows.get(payload.checkpoint_id)
-        rows[payload.checkpoint_id] = (
-            rm.checkpoint_row(after, event) if made is None else (*made[:-1], None)
-        )
+        if made is None or made[1] == execution_id:
+            rows[payload.checkpoint_id] = rm.checkpoint_row(after, event)
         return
     kept = {ref.checkpoint_id for ref in after.checkpoints}
     for ref in () if before is None else before.checkpoints:
         if ref.checkpoint_id not in kept:
             made = rows.get(ref.checkpoint_id)
+            if made is not None and made[1] != execution_id:
+                continue  # another execution's row: the upsert would ignore this one
             rows[ref.checkpoint_id] = (
                 rm.checkpoint_ref_row(after, ref, event.occurred_at)
                 if made is None

@@ -226,10 +226,12 @@ EXECUTIONS: Projection = register(
                 primary_key=("checkpoint_id",),
                 write="upsert",
                 row_type="orchestrator_checkpoint_row",
-                # A row is written once; after that only its execution's later rows
-                # withdraw it (``deleted_at``) or list it again (saved again).
+                # After its first save, only its execution's later rows touch a row:
+                # a withdrawal sets ``deleted_at``; a save again (``deleted_at`` NULL)
+                # writes the new save over it, as the fold lists it (name, sequence).
                 update=("deleted_at",),
                 update_when="t.execution_id = EXCLUDED.execution_id",
+                replace_when="EXCLUDED.deleted_at IS NULL",
             ),
             _upserted(
                 "shared_variables",

@@ -53,6 +53,7 @@ from orchestrator.projections._archive import (
     skip_to,
     truncated,
 )
+from orchestrator.projections._copies import name_copy_indexes, refuse_drift
 from orchestrator.projections._double_buffer import BatchPipeline
 from orchestrator.projections._engine import BatchEngine, BatchResult
 from orchestrator.projections.deadletters import DeadLetterSink
@@ -113,6 +114,7 @@ async def _fresh_tables(conn: asyncpg.Connection, settings: ProjectionSettings) 
         for live, copy in _pairs(settings, target):
             await conn.execute(f"DROP TABLE IF EXISTS {copy}")
             await conn.execute(f"CREATE TABLE {copy} (LIKE {live} INCLUDING ALL)")
+            await name_copy_indexes(conn, live, copy)
         await conn.execute("DELETE FROM projection_offsets WHERE projection = $1", target.name)
         await conn.execute("DELETE FROM dead_letters WHERE projection = $1", target.name)
 
@@ -339,6 +341,7 @@ class Rebuilder:
                             f" (their history is neither in Kafka nor in the archive):"
                             f" {name_some(dropped)}; the live tables are untouched",
                         )
+                    await refuse_drift(conn, live.name, _pairs(live, target))
                     generation = max(
                         (r["generation"] for r in rows if r["projection"] == live.name), default=0
                     )

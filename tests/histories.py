@@ -15,6 +15,7 @@ from dataclasses import replace
 from orchestrator.events import catalogue as c
 from orchestrator.events.envelope import Envelope
 from orchestrator.events.fold import step
+from orchestrator.events.simulate import HistoryWriter
 from orchestrator.events.state import ExecutionState
 
 
@@ -27,6 +28,14 @@ def task_started(pipeline_id: str, task_id: str) -> list[c.Payload]:
         c.TaskScheduled(task_id=task_id),
         c.TaskStarted(task_id=task_id, attempt=1),
     ]
+
+
+def running_writer(execution_id: str, seed: int, task_id: str = "t") -> HistoryWriter:
+    """A writer of an execution of one task, created and validated (running)."""
+    w = HistoryWriter(execution_id, "p", random.Random(seed))
+    for payload in task_started("p", task_id)[:3]:
+        w.emit(payload)
+    return w
 
 
 def flaky_log(

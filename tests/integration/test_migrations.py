@@ -102,3 +102,20 @@ async def test_the_checkpoint_list_moves_from_the_pipeline_row_to_checkpoint_row
         assert "checkpoints" not in {r["column_name"] for r in columns}
     finally:
         await conn.close()
+
+
+async def test_a_database_that_applied_an_earlier_text_of_a_rewritten_migration_migrates(
+    make_database: MakeDatabase,
+) -> None:
+    """0015 was rewritten (set-based, same rows): a database that recorded the first
+    text's checksum is not refused as changed; any other checksum still is."""
+    conn = await asyncpg.connect(await make_database())
+    try:
+        first = "d5e4be1ca7ea7a64809f933a9407755b3a34d342d5484dea5d2e7c2ffd58a94c"
+        await conn.execute("UPDATE schema_migrations SET checksum = $1 WHERE version = 15", first)
+        assert await migrate(conn) == []
+        await conn.execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 15")
+        with pytest.raises(RuntimeError, match=r"0015_.* changed after it was applied"):
+            await migrate(conn)
+    finally:
+        await conn.close()

@@ -24,12 +24,12 @@ from orchestrator.events.consumer import DecodedRecord, RawRecord
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import DecodeError
 from orchestrator.events.fold import fold, step, step_shared
-from orchestrator.events.simulate import HistoryWriter, interleave, simulate_execution
+from orchestrator.events.simulate import interleave, simulate_execution
 from orchestrator.events.state import ExecutionState, SharedVariable
 from orchestrator.events.userdata import encode_user_data
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections._batch import ExecutionEntry, fold_batch, touched_keys
-from tests.histories import flaky_log
+from tests.histories import flaky_log, running_writer
 
 TOPIC = "pipeline"
 
@@ -140,8 +140,11 @@ class MemoryReadModel:
         for row in changes.rows()["checkpoints"]:  # the upsert: written once, then withdrawn
             m = rm.as_mapping(rm.CHECKPOINT_COLUMNS, row)
             stored = self.checkpoints.setdefault(m["checkpoint_id"], m)
-            if stored["execution_id"] == m["execution_id"]:
-                stored["deleted_at"] = m["deleted_at"]
+            if stored["execution_id"] != m["execution_id"]:
+                continue
+            if m["deleted_at"] is None:  # saved again: written over whole
+                stored.update(m)
+            stored["deleted_at"] = m["deleted_at"]
         for row in changes.variable_rows():
             m = rm.as_mapping(rm.SHARED_VARIABLE_COLUMNS, row)
             self.variables[(m["namespace"], m["name"])] = m
@@ -315,10 +318,7 @@ def test_values_jsonb_cannot_hold_are_stored_instead_of_wedging_the_processor() 
 def test_the_checkpoint_list_lives_in_checkpoint_rows_withdrawn_when_deleted() -> None:
     """The pipeline row holds no checkpoint list: the live ``checkpoints`` rows are it.
     Deletes withdraw rows saved in an earlier batch, in the same batch, or saved again."""
-    w = HistoryWriter("exec_c", "p", random.Random(4))
-    w.emit(c.ExecutionCreated(pipeline_id="p", tasks=(c.TaskSpec(task_id="t"),)))
-    w.emit(c.ExecutionValidationStarted())
-    w.emit(c.ExecutionValidationSucceeded())
+    w = running_writer("exec_c", 4)
     for i in range(8):
         w.emit(c.CheckpointSaved(checkpoint_id=f"ck{i}", name=f"n{i}", progress=i / 10))
         if i % 3 == 2:
@@ -341,3 +341,38 @@ def test_the_checkpoint_list_lives_in_checkpoint_rows_withdrawn_when_deleted() -
             r.checkpoint_id for r in expected.checkpoints
         }
         assert len(table.checkpoints) == 8  # every saved one keeps its row
+
+
+def test_a_checkpoint_saved_again_is_listed_as_its_last_save_wherever_the_cuts_fall() -> None:
+    """Withdrawn, then saved again under the same id: the rows list it where and as the
+    fold does (last save's name, task, progress, sequence), in any batch split."""
+    w = running_writer("exec_r", 5)
+    for i in range(6):
+        w.emit(c.CheckpointSaved(checkpoint_id=f"ck{i}", name=f"n{i}", progress=i / 10))
+    for i in (0, 2):
+        w.emit(c.CheckpointsDeleted(checkpoint_ids=(f"ck{i}",), reason="prune"))
+        w.emit(c.CheckpointSaved(checkpoint_id=f"ck{i}", name="again", task_id="t"))
+    w.emit(c.CheckpointsDeleted(checkpoint_ids=("ck2",), reason="prune"))
+    history = _uuid_ids(w.events)
+    expected = fold(history)
+    assert expected is not None
+    assert [r.checkpoint_id for r in expected.checkpoints] == ["ck1", "ck3", "ck4", "ck5", "ck0"]
+    records = _records([default_codec().encode(e) for e in history])
+    for seed in range(8):
+        assert _project(records, random.Random(seed)).state("exec_r") == expected
+
+
+def test_a_reused_checkpoint_id_stays_its_first_executions_row_in_one_batch() -> None:
+    """Another execution saving and withdrawing an id already saved leaves the first
+    execution's row (and list) alone, in one batch as across batches (the upsert's
+    ``update_when``)."""
+    a, b = running_writer("exec_a", 6), running_writer("exec_b", 7)
+    a.emit(c.CheckpointSaved(checkpoint_id="shared", name="a's"))
+    b.emit(c.CheckpointSaved(checkpoint_id="shared", name="b's"))
+    b.emit(c.CheckpointsDeleted(checkpoint_ids=("shared",), reason="prune"))
+    history = _uuid_ids([*a.events, *b.events])
+    table = MemoryReadModel()
+    batch = _decode(_records([default_codec().encode(e) for e in history]))
+    table.write(fold_batch(batch, {"exec_a": None, "exec_b": None}, {}))
+    assert table.state("exec_a") == fold(_uuid_ids(a.events))
+    assert table.checkpoints["shared"]["execution_id"] == "exec_a"
