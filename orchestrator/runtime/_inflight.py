@@ -23,13 +23,15 @@ tasks run again too, as they would after a crash before their acknowledgement.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.commands import Command, CompleteTask, ExecutionWriter, submit_many
 from orchestrator.events import ExecutionState, Position
 from orchestrator.state import StateRuntime
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -88,9 +90,17 @@ class InFlight:
     async def abandon(self) -> None:
         """On the way out of a failed run: wait for the append (its outcome is what the
         writer adopts, or resyncs from) without raising its error: the run's own error
-        is the one that propagates."""
-        with contextlib.suppress(Exception):
+        is the one that propagates, and this one is logged, never dropped silently."""
+        try:
             await self.settle()
+        except Exception as exc:
+            log.warning(
+                "execution %s: the append in flight failed too (%s: %s); what it held "
+                "is decided again on resume",
+                self.writer.execution_id,
+                type(exc).__name__,
+                exc,
+            )
 
 
 def _retrieved(task: asyncio.Task[list[Position]]) -> None:
