@@ -290,11 +290,18 @@ async def test_connect_builds_the_configured_levels_and_reads_through_them(
         result = await state.run(pipeline)
         manager = state.state_manager()
         first = await manager.get_pipeline_state(result.execution_id)
-        again = await manager.get_pipeline_state(result.execution_id)
-        assert first.status == again.status == "completed"
+        assert first.status == "completed"
         cache = state.runtime.cache
         assert [level.type for level in cache.levels] == ["memory", "redis", "disk"]
         assert state.runtime.sync.sync_interval == 1.0 and manager.strategy == "strong"
+        # The run returns at its append's ack; the NOTIFY of the commit that applied it
+        # may drop the key just after the first read stored it: later reads hit L1.
+        for _ in range(50):
+            again = await manager.get_pipeline_state(result.execution_id)
+            assert again.status == "completed"
+            if cache.stats()["l1"]["hits"] >= 1:
+                break
+            await asyncio.sleep(0.1)
         assert cache.stats()["l1"]["hits"] >= 1
     del env["REDIS_URL"]
     with pytest.raises(orchestrator.NotConnected, match="REDIS_URL"):

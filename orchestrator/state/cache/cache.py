@@ -114,15 +114,16 @@ class StateCache:
     def _accept(self, key: Key, need: ReadNeed) -> Any:
         now = time.time()
         newest = self._newest.value(key)
-        # What the log applied to the key (a value that misses it was stored by a load
-        # that raced the invalidation, perhaps in another process), and with
-        # ``on_write`` this process's own writes: a cached value must reflect them.
-        must = [self._applied_at.get(key)]
-        if self.policy.on_write:
-            must += [self._own.get(key), self.local_writer(key)]
-        avoid = tuple(p for p in must if p is not None)
-        if avoid:
-            need = ReadNeed(need.positions, need.max_age, need.session, (*need.avoid, *avoid))
+        if self.policy.on_write:  # a cached value must reflect this process's writes
+            own = [p for p in (self._own.get(key), self.local_writer(key)) if p is not None]
+            if own:
+                need = ReadNeed(need.positions, need.max_age, need.session, (*need.avoid, *own))
+        # What the log applied to the key, as its NOTIFY said: a value that misses it was
+        # stored by a load that raced the invalidation, perhaps in another process. A
+        # value read where that partition has no watermark (another projection's NOTIFY
+        # on the same channel) is not judged by it.
+        applied = self._applied_at.get(key)
+        at = None if applied is None else (applied.topic, applied.partition)
 
         def accept(h: Header) -> bool:
             if h.fetched_at < self._trust_after:
@@ -132,6 +133,8 @@ class StateCache:
             if newest is not None and h.version < newest:
                 return False
             if newest is None and h.fetched_at < self._newest.dropped_at:
+                return False
+            if applied is not None and h.watermarks.get(at, applied.offset + 1) <= applied.offset:  # type: ignore[arg-type]
                 return False
             return need.satisfied_by(h.watermarks)
 
