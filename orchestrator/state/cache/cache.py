@@ -82,6 +82,13 @@ class _Counter(OrderedDict[Key, float]):
             self.dropped_at = time.time()
 
 
+def _reflects(h: Header, position: Position) -> bool:
+    """Whether a value read at ``h``'s watermarks holds ``position`` (yes when it has
+    no watermark on that partition: it is not judged by another projection's NOTIFY)."""
+    applied = h.watermarks.get((position.topic, position.partition))
+    return applied is None or applied > position.offset
+
+
 class StateCache:
     """The configured levels (L1 first) over ``source``; ``stats()`` per level."""
 
@@ -123,7 +130,6 @@ class StateCache:
         # value read where that partition has no watermark (another projection's NOTIFY
         # on the same channel) is not judged by it.
         applied = self._applied_at.get(key)
-        at = None if applied is None else (applied.topic, applied.partition)
 
         def accept(h: Header) -> bool:
             if h.fetched_at < self._trust_after:
@@ -134,7 +140,7 @@ class StateCache:
                 return False
             if newest is None and h.fetched_at < self._newest.dropped_at:
                 return False
-            if applied is not None and h.watermarks.get(at, applied.offset + 1) <= applied.offset:  # type: ignore[arg-type]
+            if applied is not None and not _reflects(h, applied):
                 return False
             return need.satisfied_by(h.watermarks)
 
