@@ -100,6 +100,7 @@ from orchestrator.events.errors import (
     error_fields,
     where,
 )
+from orchestrator.events.fastjson import fast_dumps
 from orchestrator.events.fields import field_values, from_fields
 from orchestrator.events.files import replacing
 from orchestrator.events.fold import Outcome, Step, apply, fold, step, step_shared
@@ -283,7 +284,8 @@ __all__ = [
     "chain_of", "check_level", "codec_for", "configure_from_env", "context_of", "decode_records",
     "decode_user_data", "decompress", "default_codec", "default_registry", "default_upcasters",
     "describe_topics", "dlq_name", "effective_spec", "enabled", "encode_user_data",
-    "encode_user_data_delta", "ensure_topics", "ensure_topics_report", "error_fields", "feed_for",
+    "encode_user_data_delta", "ensure_topics", "ensure_topics_report", "error_fields",
+    "fast_dumps", "feed_for",
     "fetch_verified", "field_values", "fold", "from_fields", "generate_key", "inspect",
     "interleave", "is_delta", "is_sealed", "json_bytes", "lazy_exports", "marker_scope",
     "merge_positions", "namespace_scope", "new_data_key", "pack", "parse_json", "parse_session",

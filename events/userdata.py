@@ -43,6 +43,7 @@ from orchestrator.events.crypto import (
 )
 from orchestrator.events.delta import apply_delta, delta_size, is_delta, make_delta
 from orchestrator.events.errors import UserDataError
+from orchestrator.events.fastjson import fast_dumps
 
 CEILING_USER_DATA_BYTES = 1024 * 1024 * 1024
 """No user-data value decodes to more than this, whatever the limits say (the fold's
@@ -88,6 +89,12 @@ class BlobStore(Protocol):
 
 
 def _json_bytes(value: Any) -> bytes:
+    """Sorted, compact JSON: the value ``json.dumps(sort_keys=True, default=str)`` gives,
+    which readers have parsed since the first release (orjson's text where it is the
+    same value: ``events.fastjson``)."""
+    fast = fast_dumps(value, sort_keys=True)
+    if fast is not None:
+        return fast
     try:
         return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str).encode()
     except (TypeError, ValueError) as exc:

@@ -1,7 +1,9 @@
 """JSON text for ``jsonb`` columns: what PostgreSQL's ``jsonb`` can hold, encoded fast.
 
 Why apart: every row builder of ``projections.readmodel`` calls it a few times per
-event (a hot path), and it is the one place that knows what ``jsonb`` refuses.
+event (a hot path), and it is the one place that knows what ``jsonb`` refuses. orjson
+writes the text where it gives the same value (``events.fast_dumps``); the stdlib's C
+encoder the rest (non-finite floats, tuples, ...).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import json
 import math
 import re
 from typing import Any
+
+from orchestrator.events import fast_dumps
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _ENCODE = _ENCODER.encode
@@ -50,10 +54,14 @@ def dumps(value: Any) -> str | None:
     """
     if value is None:
         return None
-    try:
-        text = _ENCODE(value)
-    except ValueError:
-        text = _ENCODE(_finite(value))
+    fast = fast_dumps(value)
+    if fast is not None:
+        text = fast.decode()
+    else:
+        try:
+            text = _ENCODE(value)
+        except ValueError:
+            text = _ENCODE(_finite(value))
     if "\\u0000" in text:
         text = _NUL.sub(r"\1\\ufffd", text)
     return text
