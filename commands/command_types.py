@@ -7,12 +7,11 @@ encoded ``UserData``, encoded by the writer before ``decide`` runs.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from orchestrator.events import ExecutionDetails, TaskSpec
+from orchestrator.events import ExecutionDetails, TaskSpec, uuid4_hex
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,7 +148,7 @@ class SkipTask(Command):
 
 
 def _checkpoint_id() -> str:
-    return f"ckpt_{uuid.uuid4().hex}"
+    return f"ckpt_{uuid4_hex()}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -85,6 +85,7 @@ from orchestrator.events.envelope import (
     merge_positions,
     parse_session,
     session_token,
+    uuid4_hex,
 )
 from orchestrator.events.errors import (
     AtRecord,
@@ -300,7 +301,7 @@ __all__ = [
     "slot_builder", "span",
     "start_cache", "start_projection", "start_recovery", "start_snapshotter", "state_dict", "step",
     "step_shared", "stop_on_signals", "timed", "timed_async", "traceparent_of", "tracer", "unpack",
-    "unwrap_key", "upcaster", "user_data_bytes", "user_data_topics", "user_state_upcaster", "where",
-    "why_kafka_unreachable", "wrap_key", "write_dump",
+    "unwrap_key", "upcaster", "user_data_bytes", "user_data_topics", "user_state_upcaster",
+    "uuid4_hex", "where", "why_kafka_unreachable", "wrap_key", "write_dump",
 ]
 # fmt: on

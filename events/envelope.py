@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,8 +14,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def uuid4_hex() -> str:
+    """A random (version 4) UUID's 32 hex digits: ``uuid.uuid4().hex`` without building a
+    ``UUID`` object (~3x faster, 9 -> 3 µs; one or two per event written)."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40  # version 4
+    b[8] = b[8] & 0x3F | 0x80  # RFC 4122 variant
+    return b.hex()
+
+
 def _new_id() -> str:
-    return str(uuid.uuid4())
+    h = uuid4_hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
