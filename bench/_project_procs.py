@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from orchestrator.bench._rss import rss_mb
 from orchestrator.events import TopicsConfig
 from orchestrator.projections import stored_offsets
 
@@ -65,17 +66,6 @@ async def _cli_process(log_path: Path, *args: str) -> AsyncIterator[asyncio.subp
         if proc.returncode is None:
             proc.terminate()
             await proc.wait()
-
-
-def rss_mb(pid: int) -> float | None:
-    """Resident set size of a process in MiB (Linux ``/proc``; None elsewhere)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
 
 
 def _died(log: Path) -> RuntimeError:

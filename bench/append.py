@@ -29,6 +29,7 @@ from typing import Any
 
 from rich.table import Table
 
+from orchestrator.bench._rss import rss_mb
 from orchestrator.bench._tables import figures_table
 from orchestrator.events import (
     Envelope,
@@ -160,6 +161,7 @@ async def run_append_bench(
                 await log.append(e)
                 latencies.append((time.perf_counter() - t0) * 1000)
             written = sum((await log.end_offsets()).values())
+            rss = rss_mb()
             idempotent = log.idempotent
     quantiles = statistics.quantiles(latencies, n=100)
     return {
@@ -175,6 +177,7 @@ async def run_append_bench(
         # CPU of this process per appended event (encode + produce): the figure that
         # does not move when other processes share the machine.
         "append_cpu_us_per_event": round(cpu / events * 1e6, 2),
+        "rss_mb": rss,
         "single_append_ms_p50": round(quantiles[49], 2),
         "single_append_ms_p99": round(quantiles[98], 2),
         "encode_us": round(encode_us, 2),

@@ -30,6 +30,7 @@ from rich.table import Table
 
 from orchestrator.bench import _tables as tables
 from orchestrator.bench._database import fresh_database
+from orchestrator.bench._rss import rss_mb
 from orchestrator.events import EventLog, ExecutionState, TaskState, default_codec
 from orchestrator.projections import (
     PostgresOffsets,
@@ -110,13 +111,6 @@ async def _fill(pool: asyncpg.Pool, executions: int, tasks: int) -> list[str]:
     return [s.execution_id for s in states]
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 async def _measure(manager: StateManager, ids: list[str], samples: int) -> tuple[float, float]:
     for eid in ids:  # warm: one read per execution fills the level
         await manager.get_pipeline_state(eid)
@@ -167,7 +161,7 @@ async def run_cache_bench(
                     result["runs"][run] = {
                         "p50_ms": p50,
                         "p99_ms": p99,
-                        "rss_mb": _rss_mb(),
+                        "rss_mb": rss_mb() or 0.0,
                         "hit_rate": rates,
                     }
             result["state_bytes"] = len(EXECUTION.encode(_state(0, tasks)))

@@ -35,6 +35,7 @@ from rich.table import Table
 
 from orchestrator.bench import _tables as tables
 from orchestrator.bench._database import fresh_database
+from orchestrator.bench._rss import rss_mb
 from orchestrator.commands import (
     CreateExecution,
     ExecutionWriter,
@@ -90,8 +91,9 @@ async def _saves(writer: ExecutionWriter, count: int, size: int, seed: int) -> l
     return latencies
 
 
-def _figures(latencies: list[float], elapsed: float, cpu: float) -> dict[str, float]:
-    """``cpu``: this process's CPU seconds over the run, which other load barely moves."""
+def _figures(latencies: list[float], elapsed: float, cpu: float) -> dict[str, float | None]:
+    """``cpu``: this process's CPU seconds over the run, which other load barely moves;
+    the process's resident memory right after it."""
     q = statistics.quantiles(latencies, n=100)
     return {
         "saves": len(latencies),
@@ -99,6 +101,7 @@ def _figures(latencies: list[float], elapsed: float, cpu: float) -> dict[str, fl
         "latency_ms_p50": round(q[49], 2),
         "latency_ms_p99": round(q[98], 2),
         "cpu_us_per_save": round(cpu / len(latencies) * 1e6),
+        "rss_mb": rss_mb(),
     }
 
 
@@ -136,6 +139,7 @@ async def run_checkpoint_bench(
                         single = await _saves(one, saves, payload_bytes, 1)
                         single_s = time.perf_counter() - t0
                         single_cpu = time.process_time() - cpu0
+                        single_figures = _figures(single, single_s, single_cpu)
 
                         writers = await asyncio.gather(
                             *(_start(runtime, f"bench-{i}") for i in range(executions))
@@ -149,16 +153,17 @@ async def run_checkpoint_bench(
                         )
                         concurrent_s = time.perf_counter() - t0
                         concurrent_cpu = time.process_time() - cpu0
+                        merged = [ms for batch in per_writer for ms in batch]
+                        concurrent = _figures(merged, concurrent_s, concurrent_cpu)
                     idempotent = log.idempotent
             finally:
                 await pool.close()
-    merged = [ms for batch in per_writer for ms in batch]
     return {
         "broker": description,
         "idempotent producer": idempotent,
         "payload_bytes": payload_bytes,
-        "one execution": _figures(single, single_s, single_cpu),
-        f"{executions} concurrent executions": _figures(merged, concurrent_s, concurrent_cpu),
+        "one execution": single_figures,
+        f"{executions} concurrent executions": concurrent,
     }
 
 
@@ -168,7 +173,9 @@ def render(result: dict[str, Any]) -> Table:
         f"checkpoint.save, {result['payload_bytes']:,}-byte data, acks=all "
         f"({result['broker']}, idempotent={result['idempotent producer']})"
     )
-    table = tables.table(title, "scenario", "saves", "saves/s", "p50 ms", "p99 ms", "CPU µs/save")
+    table = tables.table(
+        title, "scenario", "saves", "saves/s", "p50 ms", "p99 ms", "CPU µs/save", "RSS MB"
+    )
     for name, figures in result.items():
         if isinstance(figures, dict):
             table.add_row(
@@ -178,5 +185,6 @@ def render(result: dict[str, Any]) -> Table:
                 f"{figures['latency_ms_p50']:.2f}",
                 f"{figures['latency_ms_p99']:.2f}",
                 f"{figures['cpu_us_per_save']:,}",
+                f"{figures['rss_mb']}",
             )
     return table

@@ -22,6 +22,7 @@ from rich.table import Table
 
 import orchestrator
 from orchestrator.bench import _tables as tables
+from orchestrator.bench._rss import peak_rss_mb, rss_mb
 from orchestrator.runtime import Pipeline
 from orchestrator.state import checkpoint
 
@@ -107,6 +108,8 @@ async def run_memory_bench(*, tests: int = 50, saves: int = 100) -> dict[str, An
             "restores": len(restore_times),
             "restore_p50_ms": _ms(statistics.median(restore_times)),
             "restore_all_ms": _ms(sum(restore_times)),
+            "rss_mb": rss_mb(),
+            "peak_rss_mb": peak_rss_mb(),
         },
     }
 

@@ -56,8 +56,8 @@ from orchestrator.bench._project_procs import (
     _snapshotter,
     _snapshotter_rss,
     _wait_ready,
-    rss_mb,
 )
+from orchestrator.bench._rss import rss_mb
 from orchestrator.bench._tables import figures_table
 from orchestrator.devstack import local_services
 from orchestrator.events import (

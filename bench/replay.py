@@ -31,6 +31,7 @@ import asyncpg
 from rich.table import Table
 
 from orchestrator.bench._database import fresh_database
+from orchestrator.bench._rss import children_peak_rss_mb, peak_rss_mb, rss_mb
 from orchestrator.bench.restore import (
     EXECUTION,
     TOPIC,
@@ -131,6 +132,8 @@ async def run_replay_bench(
                 ["replay", *base, "--diff", "--last", "1000"], runs
             )
             result["cli_startup"] = _wall(["replay", "--help"], runs)
+            result["cli_peak_rss_mb"] = children_peak_rss_mb()
+    result["in_process_rss_mb"], result["in_process_peak_rss_mb"] = rss_mb(), peak_rss_mb()
     return result
 
 
@@ -160,4 +163,7 @@ def render(result: dict[str, Any]) -> Table:
     table.add_row(
         "in-process replay from the first event", f"{result['from_first_event_s']:.2f} s", "", ""
     )
+    table.add_row("peak RSS of the CLI runs", f"{result['cli_peak_rss_mb']} MB", "", "")
+    rss, peak = result["in_process_rss_mb"], result["in_process_peak_rss_mb"]
+    table.add_row("RSS of this process (now / peak)", f"{rss} MB", f"{peak} MB", "")
     return table

@@ -38,6 +38,7 @@ from rich.table import Table
 
 from orchestrator.bench import _tables as tables
 from orchestrator.bench._database import fresh_database
+from orchestrator.bench._rss import peak_rss_mb, rss_mb
 from orchestrator.events import (
     ArchivedEvent,
     CheckpointSaved,
@@ -300,6 +301,7 @@ async def run_restore_bench(
         result["stored_bytes_per_snapshot"] = sizes["object"] // max(1, count)
         result["tasks"] = len(full.tasks)
         result["checkpoints"] = len(full.checkpoints)
+    result["rss_mb"], result["peak_rss_mb"] = rss_mb(), peak_rss_mb()
     return result
 
 
@@ -309,7 +311,8 @@ def render(result: dict[str, Any]) -> Table:
         f"{result['every']} ({result['snapshots']:,} snapshots; state of {result['tasks']} "
         f"tasks, {result['checkpoints']} checkpoints; per snapshot: state "
         f"{result['raw_bytes_per_snapshot']:,} B Avro -> {result['body_bytes_per_snapshot']:,} B "
-        f"zstd; object {result['stored_bytes_per_snapshot']:,} B with the event-id window)"
+        f"zstd; object {result['stored_bytes_per_snapshot']:,} B with the event-id window; "
+        f"this process: RSS {result['rss_mb']} MB, peak {result['peak_rss_mb']} MB)"
     )
     restores = (
         "latest p50 ms",

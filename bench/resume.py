@@ -66,6 +66,7 @@ async def _runtime(dsn: str, bootstrap: str, topic: str, node: str) -> Any:
 
 
 async def _child(role: str, dsn: str, bootstrap: str, topic: str, eid: str) -> None:
+    from orchestrator.bench._rss import peak_rss_mb
     from orchestrator.runtime import CheckpointPolicy, Orchestrator, Policies
 
     runtime = await _runtime(dsn, bootstrap, topic, f"bench-{role}-{os.getpid()}")
@@ -79,12 +80,16 @@ async def _child(role: str, dsn: str, bootstrap: str, topic: str, eid: str) -> N
         started = time.time()
         result = await orchestrator.resume_pipeline(execution_id=eid, wait=120.0)
         done = time.time()
-        print(f"RESUMED {result.status} {_T0} {started} {done}", flush=True)
+        print(f"RESUMED {result.status} {_T0} {started} {done} {peak_rss_mb()}", flush=True)
     finally:
         await runtime.close()
 
 
-async def _one(dsn: str, bootstrap: str, topic: str) -> tuple[float, float]:
+Resumed = tuple[float, float, float | None]
+"""Seconds from start to finished, seconds of it until imports were done, peak RSS MB."""
+
+
+async def _one(dsn: str, bootstrap: str, topic: str) -> Resumed:
     eid = f"bench_resume_{uuid.uuid4().hex[:10]}"
     base = [sys.executable, "-m", "orchestrator.bench.resume"]
     args = ["--dsn", dsn, "--bootstrap", bootstrap, "--topic", topic, "--execution", eid]
@@ -111,14 +116,16 @@ async def _one(dsn: str, bootstrap: str, topic: str) -> tuple[float, float]:
     found = [x for x in out.stdout.splitlines() if x.startswith("RESUMED")]
     if not found:
         raise RuntimeError(f"resumer failed: {out.stderr[-2000:]}")
-    _, status, t0, _started, done = found[0].split()
+    _, status, t0, _started, done, peak = found[0].split()
     if status != "completed":
         raise RuntimeError(f"resumed run ended {status}")
-    return float(done) - float(t0), float(_started) - float(t0)
+    rss = None if peak == "None" else float(peak)
+    return float(done) - float(t0), float(_started) - float(t0), rss
 
 
-async def run_resume_bench(runs: int) -> list[tuple[float, float]]:
-    """``runs`` crash-and-resume cycles; (start→finished, start→imports done) each."""
+async def run_resume_bench(runs: int) -> list[Resumed]:
+    """``runs`` crash-and-resume cycles; (start→finished, start→imports done, the
+    resuming process's peak RSS) each."""
     from orchestrator.devstack import local_services
     from orchestrator.events import TopicsConfig, TopicSpec, ensure_topics
     from orchestrator.projections import ProjectionSettings, Projector, prepare
@@ -146,14 +153,15 @@ async def run_resume_bench(runs: int) -> list[tuple[float, float]]:
                 await task
 
 
-def render(results: list[tuple[float, float]]) -> str:
-    totals = [t for t, _ in results]
+def render(results: list[Resumed]) -> str:
+    totals = [t for t, _, _ in results]
     lines = [
         "resume after SIGKILL (execution lease ttl 30 s), seconds from the new process's "
         "start to its resumed run finished:",
         *(
-            f"  run {i + 1}: {t:.2f} s (of which Python start + imports + connect {s:.2f} s)"
-            for i, (t, s) in enumerate(results)
+            f"  run {i + 1}: {t:.2f} s (of which Python start + imports + connect {s:.2f} s;"
+            f" peak RSS {rss} MB)"
+            for i, (t, s, rss) in enumerate(results)
         ),
         f"  median {statistics.median(totals):.2f} s (target <= 3 s)",
     ]

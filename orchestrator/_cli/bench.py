@@ -156,7 +156,8 @@ def resume(
 
     results = asyncio.run(run_resume_bench(runs))
     if as_json:
-        emit_json({"runs": [{"resumed_s": t, "imports_s": i} for t, i in results]})
+        runs_out = [{"resumed_s": t, "imports_s": i, "peak_rss_mb": m} for t, i, m in results]
+        emit_json({"runs": runs_out})
     else:
         Console().print(render(results))
 

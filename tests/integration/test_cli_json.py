@@ -116,6 +116,7 @@ async def test_bench_prints_its_figures_as_json(kafka: KafkaEndpoint) -> None:
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
     figures = await _json("bench", "append", "--events", "200", "--warmup", "0", env=env)
     assert figures["events"] == 200 and figures["append_events_per_s"] > 0
+    assert figures["rss_mb"] > 0  # memory printed beside the figures
 
 
 async def test_kafka_down_with_postgres_up_is_one_line(make_database: MakeDatabase) -> None:
