@@ -11,7 +11,11 @@ it before its body ran; now the body overlaps it. What stays as it was:
 - a run returns (``Complete`` acknowledged) only after every append before it;
 - if the append fails, the run fails with its error (the task loop watches it) and the
   writer re-takes ownership before anything else is written, as after any failed
-  append.
+  append;
+- if the run is failing already (a task gave up) when the append fails, the run's own
+  error wins; :meth:`InFlight.abandon` then hands back the completions the append held,
+  and the run records only those the state it re-took still allows: what the failed
+  append would have started is not assumed to have started.
 
 What a crash in the window means: the body may have run before the append that
 started it was durable. On resume the task is then pending, not running, so it runs
@@ -41,12 +45,12 @@ class InFlight:
     writer: ExecutionWriter
     runtime: StateRuntime
     task: asyncio.Task[list[Position]] | None = field(default=None, init=False)
-    _completed: frozenset[str] = field(default=frozenset(), init=False)
+    _completions: tuple[CompleteTask, ...] = field(default=(), init=False)
 
     @property
     def completed(self) -> frozenset[str]:
         """Tasks whose ``CompleteTask`` is in the append in flight."""
-        return self._completed
+        return frozenset(c.task_id for c in self._completions)
 
     async def submit(self, commands: Sequence[Command]) -> ExecutionState:
         """Decide ``commands`` (after the previous append settled) and send them; the
@@ -54,7 +58,7 @@ class InFlight:
         await self.settle()
         state, self.task = await submit_many(self.writer, commands)
         self.task.add_done_callback(_retrieved)  # a run cancelled before settling it
-        self._completed = frozenset(c.task_id for c in commands if isinstance(c, CompleteTask))
+        self._completions = tuple(c for c in commands if isinstance(c, CompleteTask))
         return state
 
     def waiting(self) -> list[asyncio.Task[list[Position]]]:
@@ -85,22 +89,29 @@ class InFlight:
         (several coroutines may settle one append; the first to wake may submit the
         next before the others wake)."""
         if self.task is task:
-            self.task, self._completed = None, frozenset()
+            self.task, self._completions = None, ()
 
-    async def abandon(self) -> None:
+    async def abandon(self) -> tuple[CompleteTask, ...] | None:
         """On the way out of a failed run: wait for the append (its outcome is what the
         writer adopts, or resyncs from) without raising its error: the run's own error
-        is the one that propagates, and this one is logged, never dropped silently."""
+        is the one that propagates, and this one is logged, never dropped silently.
+
+        ``None`` if no append failed; else the completions the failed append held. Its
+        outcome is unknown (it may still be in the log): the caller decides them again
+        over the state the writer re-takes, never over the one the append led to."""
+        held = self._completions
         try:
             await self.settle()
         except Exception as exc:
             log.warning(
-                "execution %s: the append in flight failed too (%s: %s); what it held "
-                "is decided again on resume",
+                "execution %s: the append in flight failed too (%s: %s); what it held is "
+                "decided again over the state in the log",
                 self.writer.execution_id,
                 type(exc).__name__,
                 exc,
             )
+            return held
+        return None
 
 
 def _retrieved(task: asyncio.Task[list[Position]]) -> None:

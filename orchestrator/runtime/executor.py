@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +101,7 @@ class ExecutionRun:
     _opened_context: dict[str, Any] | None = None
     _saved: Checkpoints | None = None
     _inflight: InFlight | None = None
-    _pending: list[Command] = field(default_factory=list)
+    _pending: list[CompleteTask] = field(default_factory=list)
     """Completions the task loop appends at once, with the starts they make ready."""
 
     @property
@@ -130,13 +131,13 @@ class ExecutionRun:
         position = await self.writer.execute(command)
         self.runtime.record([position])
 
-    async def _do_many(self, commands: list[Command]) -> None:
+    async def _do_many(self, commands: Sequence[Command]) -> None:
         """Several commands in one append (all or nothing)."""
         await self.inflight.settle()
         positions = await self.writer.execute_many(commands)
         self.runtime.record(positions[-1:])
 
-    def _take_pending(self) -> list[Command]:
+    def _take_pending(self) -> list[CompleteTask]:
         pending, self._pending = self._pending, []
         return pending
 
@@ -222,7 +223,7 @@ class ExecutionRun:
                 await inflight.settle_if_done()  # the state is then current
                 tasks = self.state.tasks
                 done = {t for t, ts in tasks.items() if ts.status in DONE}
-                done.update(c.task_id for c in self._pending if isinstance(c, CompleteTask))
+                done.update(c.task_id for c in self._pending)
                 done.update(inflight.completed)
                 if len(done) == len(tasks):
                     return  # run() appends the last completions with Complete
@@ -294,11 +295,17 @@ class ExecutionRun:
         for task in running.values():
             task.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
-        await self.inflight.abandon()
+        lost = await self.inflight.abandon()
         if not isinstance(cause, _GaveUp):
             return  # cancelled or fenced: leave the tasks running, the next owner resumes them
-        if self._pending:  # siblings that completed are recorded so, not run again
-            await self._do_many(self._take_pending())
+        completions = [*(lost or ()), *self._take_pending()]
+        if lost is not None:  # the append failed: which of its starts landed is unknown
+            await self.writer.execute_many([])  # nothing written; the writer re-takes the state
+            completions = [
+                c for c in completions if self.state.tasks[c.task_id].status == "running"
+            ]
+        if completions:  # siblings that completed are recorded so, not run again
+            await self._do_many(completions)
         for tid in running:
             if self.state.tasks[tid].status == "running":
                 await self._do(
