@@ -268,19 +268,24 @@ async def test_a_run_cancelled_while_a_start_is_acknowledged_lets_go_after_it_an
     assert await applied_completions(stack, execution_id) == [("a", 1), ("b", 1)]
 
 
-@pytest.mark.parametrize("landed", [False, True], ids=["append-lost", "append-landed"])
+@pytest.mark.parametrize(
+    ("landed", "seen_first"),
+    [(False, True), (True, True), (False, False)],
+    ids=["append-lost", "append-landed", "append-lost-seen-with-it"],
+)
 async def test_a_start_append_failing_as_a_task_gives_up_still_fails_the_run_resumably(
-    stack: Stack, held: tuple[HeldAcks, StateRuntime], landed: bool
+    stack: Stack, held: tuple[HeldAcks, StateRuntime], landed: bool, seen_first: bool
 ) -> None:
     """``a`` starts ``b`` and ``d``. ``d`` fails for good (one attempt allowed); while its
     ``FailTask`` is acknowledged ``b`` finishes, so the task loop sends ``b``'s completion
-    with ``e``'s start right after it (append Y). The loop then sees that ``d`` gave up;
-    ``e`` has finished meanwhile; then Y fails as when Kafka does not acknowledge in
-    time, its records in the log or not. The run ends as a failed task ends it:
+    with ``e``'s start right after it (append Y). ``e`` finishes at once; Y fails as when
+    Kafka does not acknowledge in time, its records in the log or not, after the task
+    loop saw that ``d`` gave up or in the same round (``seen_first``: whichever the loop
+    notices first must not change the outcome). The run ends as a failed task ends it:
     ``PipelineFailed`` naming ``d``; the execution is ``failed`` in the log's fold and in
     the read model alike, ``b``'s completion is kept, and a resume completes the run."""
     log, runtime = held
-    pipeline = Pipeline(f"inflight_gave_up_{'landed' if landed else 'lost'}")
+    pipeline = Pipeline(f"inflight_gave_up_{int(landed)}{int(seen_first)}")
     runs = {"a": 0, "b": 0, "d": 0, "e": 0}
     d_failing, b_returned, e_ran = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
@@ -316,7 +321,8 @@ async def test_a_start_append_failing_as_a_task_gives_up_still_fails_the_run_res
 
     async def until_e_ran() -> None:
         await e_ran.wait()
-        await turns()  # the task loop has seen that d gave up by now: Y fails after that
+        if seen_first:
+            await turns()  # the task loop has seen that d gave up by now: Y fails after
 
     log.hold("d", d_failing_until_the_loop_waits, on=TaskFailed)
     log.hold("e", until_e_ran, fail=not_acknowledged(), landed=landed)
