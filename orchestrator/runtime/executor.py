@@ -22,7 +22,8 @@ execution still waits for that acknowledgement).
 
 Independent tasks run concurrently. When a task fails for good, running siblings are
 cancelled and recorded as failed (retryable) before the execution fails, so a later
-resume re-runs them. A task found ``running`` when an execution is resumed was
+resume re-runs them; that failure ends the run even if the append in flight failed
+with it (``_gave_up``, ``_inflight``). A task found ``running`` when an execution is resumed was
 interrupted by a crash: it runs again as the next attempt; one interrupted
 ``max_attempts`` times is failed instead of crash-looping its node.
 """
@@ -58,10 +59,10 @@ from orchestrator.events import (
     CheckpointRef,
     ExecutionDetails,
     ExecutionState,
-    error_fields,
     record_recovery,
 )
 from orchestrator.runtime._checkpoints import Checkpoints, is_task_state, plain
+from orchestrator.runtime._gave_up import GaveUp, raise_gave_up
 from orchestrator.runtime._inflight import InFlight
 from orchestrator.runtime._result import PipelineResult
 from orchestrator.runtime._resume import DONE
@@ -72,15 +73,6 @@ from orchestrator.runtime.policy import CheckpointPolicy, RetryPolicy, is_retrya
 from orchestrator.state import RestoredCheckpoint, StateRuntime, task_scope
 
 log = logging.getLogger(__name__)
-
-
-@error_fields("{task_id}: {error}")
-class _GaveUp(Exception):
-    """Internal: a task failed for good (its FailTask is already written)."""
-
-    task_id: str
-    error: str
-    retryable: bool
 
 
 @dataclass(eq=False, kw_only=True)
@@ -154,7 +146,7 @@ class ExecutionRun:
         timer = asyncio.create_task(self.saved.periodic(interval)) if interval else None
         try:
             await self._run_tasks(timer)
-        except _GaveUp as gave_up:
+        except GaveUp as gave_up:
             await self._do(Fail(error=f"task {gave_up.task_id} failed: {gave_up.error}"))
             log.warning(
                 "execution %s failed: task %s: %s",
@@ -257,6 +249,7 @@ class ExecutionRun:
                 if timer is not None:
                     watch.add(timer)
                 finished, _ = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
+                raise_gave_up(t for t in running.values() if t in finished)  # it decides first
                 await inflight.settle_if_done()  # raises the append's error, if any
                 if timer is not None and timer in finished:
                     timer.result()  # raises what stopped the timer, if anything
@@ -295,8 +288,8 @@ class ExecutionRun:
         for task in running.values():
             task.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
-        lost = await self.inflight.abandon()
-        if not isinstance(cause, _GaveUp):
+        lost = await self.inflight.abandon(cause)
+        if not isinstance(cause, GaveUp):
             return  # cancelled or fenced: leave the tasks running, the next owner resumes them
         completions = [*(lost or ()), *self._take_pending()]
         if lost is not None:  # the append failed: which of its starts landed is unknown
@@ -361,7 +354,7 @@ class ExecutionRun:
                     record_recovery("task_retry", "failed")
                 used = attempt - base
                 if not self.retry.should_retry(used, retryable):
-                    raise _GaveUp(tid, error, retryable) from exc
+                    raise GaveUp(tid, error, retryable) from exc
                 delay = self.retry.delay(used)
                 log.info(
                     "execution %s: task %s attempt %s failed (%s); retry in %.2fs",
@@ -408,7 +401,7 @@ class ExecutionRun:
             limit = self.retry.max_attempts
             error = f"interrupted in attempt {ts.attempts} of {limit} (node crash?)"
             await self._do(FailTask(task_id=tid, error=error, retryable=False))
-            raise _GaveUp(tid, error, retryable=False)
+            raise GaveUp(tid, error, retryable=False)
         ref, data = await self.saved.last(tid)
         start = StartTask(task_id=tid, inputs=inputs or None, node_id=self.writer.node_id)
         await self._do_many([*schedule, start])

@@ -52,3 +52,29 @@ async def test_abandon_of_an_acknowledged_append_hands_nothing_back() -> None:
     assert await inflight.abandon() is None
     assert recorded == [[Position("t", 0, 7)]]
     assert inflight.task is None
+
+
+async def test_a_failed_append_fails_every_later_settle_until_abandoned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whoever settles the failed append first, nothing after it is decided over the
+    state it led to: every later settle raises its error; abandon hands back what it
+    held, and logs nothing when that error is the run's own."""
+    error = ConnectionError("broker went away")
+
+    async def refused() -> list[Position]:
+        raise error
+
+    inflight = _inflight()
+    held = (CompleteTask(task_id="b", outputs="b"),)
+    inflight.task, inflight._completions = asyncio.ensure_future(refused()), held
+    for _ in range(2):  # a task's FailTask settles it first; then the task loop's submit
+        with pytest.raises(ConnectionError):
+            await inflight.settle()
+    with pytest.raises(ConnectionError):
+        await inflight.settle_if_done()
+    with caplog.at_level(logging.WARNING):
+        assert await inflight.abandon(error) == held
+    assert caplog.records == []
+    await inflight.settle()  # the run re-took the state: its next command may be decided
+    assert await inflight.abandon() is None
