@@ -211,15 +211,18 @@ async def test_a_task_failing_while_its_start_is_acknowledged_reruns_no_finished
     }
 
 
+@pytest.mark.parametrize("lost", [False, True], ids=["acknowledged", "append-lost"])
 async def test_a_run_cancelled_while_a_start_is_acknowledged_lets_go_after_it_and_resumes(
-    stack: Stack, held: tuple[HeldAcks, StateRuntime]
+    stack: Stack, held: tuple[HeldAcks, StateRuntime], lost: bool
 ) -> None:
     """Process shutdown (the run cancelled) while ``b`` runs ahead of the ack of the
     append that started it: the run lets go of the execution only once that append has
     settled, and another node resumes it at once: ``b`` was interrupted, so it runs
-    again as attempt 2, and each task's completion is applied once."""
+    again as attempt 2, and each task's completion is applied once. If that append
+    fails instead (``lost``: it never reached the log), the run writes nothing more:
+    ``a`` (its completion lost) is the interrupted one and ``b`` starts afresh."""
     log, runtime = held
-    pipeline = Pipeline("inflight_cancelled")
+    pipeline = Pipeline(f"inflight_cancelled_{int(lost)}")
     runs = {"a": 0, "b": 0}
     b_running, ack = asyncio.Event(), asyncio.Event()
 
@@ -239,7 +242,7 @@ async def test_a_run_cancelled_while_a_start_is_acknowledged_lets_go_after_it_an
     async def until_acked() -> None:
         await ack.wait()
 
-    log.hold("b", until_acked)
+    log.hold("b", until_acked, fail=not_acknowledged() if lost else None, landed=not lost)
     run = asyncio.create_task(orchestrator_for(runtime).run_pipeline(pipeline))
     await b_running.wait()
     run.cancel()
@@ -263,8 +266,9 @@ async def test_a_run_cancelled_while_a_start_is_acknowledged_lets_go_after_it_an
     finally:
         await other.close()
     assert result.status == "completed" and result.result == 2
-    assert runs == {"a": 1, "b": 2}
-    assert result.attempts == {"a": 1, "b": 2}
+    assert log.failed == (["b"] if lost else [])
+    assert runs == {"a": 1 + lost, "b": 2}
+    assert result.attempts == ({"a": 2, "b": 1} if lost else {"a": 1, "b": 2})
     assert await applied_completions(stack, execution_id) == [("a", 1), ("b", 1)]
 
 
