@@ -252,6 +252,7 @@ async def test_a_run_cancelled_while_a_start_is_acknowledged_lets_go_after_it_an
     ack.set()
     with pytest.raises(asyncio.CancelledError):
         await run
+    await runtime.wait_for(runtime.written())  # the read model lists the execution
     [execution_id] = [
         r["execution_id"]
         for r in await stack.pool.fetch(
