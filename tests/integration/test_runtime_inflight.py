@@ -143,6 +143,15 @@ async def applied_completions(stack: Stack, execution_id: str) -> list[tuple[str
     return [(r["task"], r["n"]) for r in rows]
 
 
+def add_root(pipeline: Pipeline, runs: dict[str, int]) -> None:
+    """Task ``a``, where every pipeline here starts: it counts its runs and returns 1."""
+
+    @pipeline.task()
+    async def a() -> int:
+        runs["a"] += 1
+        return 1
+
+
 def orchestrator_for(runtime: StateRuntime, retry: RetryPolicy = FAST_RETRY) -> Orchestrator:
     policies = Policies(retry=retry, checkpoints=CheckpointPolicy.of(enabled=False))
     return Orchestrator(runtime, policies=policies)
@@ -160,10 +169,7 @@ async def test_a_task_failing_while_its_start_is_acknowledged_reruns_no_finished
     runs = {"a": 0, "b": 0, "c": 0, "d": 0}
     c_failed, d_ran = asyncio.Event(), asyncio.Event()
 
-    @pipeline.task()
-    async def a() -> int:
-        runs["a"] += 1
-        return 1
+    add_root(pipeline, runs)
 
     @pipeline.task(depends_on=["a"])
     async def b(a: int) -> str:
@@ -226,10 +232,7 @@ async def test_a_run_cancelled_while_a_start_is_acknowledged_lets_go_after_it_an
     runs = {"a": 0, "b": 0}
     b_running, ack = asyncio.Event(), asyncio.Event()
 
-    @pipeline.task()
-    async def a() -> int:
-        runs["a"] += 1
-        return 1
+    add_root(pipeline, runs)
 
     @pipeline.task(depends_on=["a"])
     async def b(a: int) -> int:
@@ -294,10 +297,7 @@ async def test_a_start_append_failing_as_a_task_gives_up_still_fails_the_run_res
     runs = {"a": 0, "b": 0, "d": 0, "e": 0}
     d_failing, b_returned, e_ran = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
-    @pipeline.task()
-    async def a() -> int:
-        runs["a"] += 1
-        return 1
+    add_root(pipeline, runs)
 
     @pipeline.task(depends_on=["a"])
     async def b(a: int) -> str:
