@@ -23,8 +23,8 @@ execution still waits for that acknowledgement).
 Independent tasks run concurrently. When a task fails for good, running siblings are
 cancelled and recorded as failed (retryable) before the execution fails, so a later
 resume re-runs them; that failure ends the run even if the append in flight failed
-with it (``_gave_up``, ``_inflight``). A task found ``running`` when an execution is resumed was
-interrupted by a crash: it runs again as the next attempt; one interrupted
+with it (``_gave_up``, ``_inflight``). A task found ``running`` when an execution is
+resumed was interrupted by a crash: it runs again as the next attempt; one interrupted
 ``max_attempts`` times is failed instead of crash-looping its node.
 """
 
