@@ -11,7 +11,14 @@ it before its body ran; now the body overlaps it. What stays as it was:
 - a run returns (``Complete`` acknowledged) only after every append before it;
 - if the append fails, the run fails with its error (the task loop watches it) and the
   writer re-takes ownership before anything else is written, as after any failed
-  append.
+  append. Every later :meth:`InFlight.settle` raises that error again, whoever settled
+  it first, so nothing the run built over the state the append led to (a completion
+  of a task it started, the next append) is decided after it; only
+  :meth:`InFlight.abandon`, on the run's way out, ends that;
+- if a task gave up (the run is failing already) the run's own error wins:
+  :meth:`InFlight.abandon` hands back the completions the failed append held, and the
+  run records only those the state it re-took allows: what the failed append would
+  have started is not assumed to have started.
 
 What a crash in the window means: the body may have run before the append that
 started it was durable. On resume the task is then pending, not running, so it runs
@@ -41,12 +48,16 @@ class InFlight:
     writer: ExecutionWriter
     runtime: StateRuntime
     task: asyncio.Task[list[Position]] | None = field(default=None, init=False)
-    _completed: frozenset[str] = field(default=frozenset(), init=False)
+    _completions: tuple[CompleteTask, ...] = field(default=(), init=False)
+    _failed: Exception | None = field(default=None, init=False)
+    """The error of this run's append that failed, raised by every settle until abandon."""
+    _lost: tuple[CompleteTask, ...] = field(default=(), init=False)
+    """The completions that failed append held."""
 
     @property
     def completed(self) -> frozenset[str]:
         """Tasks whose ``CompleteTask`` is in the append in flight."""
-        return self._completed
+        return frozenset(c.task_id for c in self._completions)
 
     async def submit(self, commands: Sequence[Command]) -> ExecutionState:
         """Decide ``commands`` (after the previous append settled) and send them; the
@@ -54,7 +65,7 @@ class InFlight:
         await self.settle()
         state, self.task = await submit_many(self.writer, commands)
         self.task.add_done_callback(_retrieved)  # a run cancelled before settling it
-        self._completed = frozenset(c.task_id for c in commands if isinstance(c, CompleteTask))
+        self._completions = tuple(c for c in commands if isinstance(c, CompleteTask))
         return state
 
     def waiting(self) -> list[asyncio.Task[list[Position]]]:
@@ -63,19 +74,24 @@ class InFlight:
 
     async def settle_if_done(self) -> None:
         """:meth:`settle` an append already acknowledged (or failed); else nothing."""
-        if self.task is not None and self.task.done():
+        if self._failed is not None or (self.task is not None and self.task.done()):
             await self.settle()
 
     async def settle(self) -> None:
-        """Wait for the append in flight, if any: its error is raised here."""
-        task = self.task
+        """Wait for the append in flight, if any: its error is raised here (and by every
+        later call, until :meth:`abandon`)."""
+        if self._failed is not None:
+            raise self._failed
+        task, held = self.task, self._completions
         if task is None:
             return
         try:
             positions = await asyncio.shield(task)
-        except BaseException:
+        except BaseException as exc:
             if task.done():  # its own failure (not our caller's cancellation)
                 self._forget(task)
+                if isinstance(exc, Exception):
+                    self._failed, self._lost = exc, held
             raise
         self._forget(task)
         self.runtime.record(positions[-1:])
@@ -85,22 +101,31 @@ class InFlight:
         (several coroutines may settle one append; the first to wake may submit the
         next before the others wake)."""
         if self.task is task:
-            self.task, self._completed = None, frozenset()
+            self.task, self._completions = None, ()
 
-    async def abandon(self) -> None:
-        """On the way out of a failed run: wait for the append (its outcome is what the
-        writer adopts, or resyncs from) without raising its error: the run's own error
-        is the one that propagates, and this one is logged, never dropped silently."""
+    async def abandon(self, cause: BaseException | None = None) -> tuple[CompleteTask, ...] | None:
+        """On the way out of a failed run (``cause``): wait for the append (its outcome is
+        what the writer adopts, or resyncs from) without raising its error: the run's own
+        error is the one that propagates, and this one, unless it is ``cause``, is logged,
+        never dropped silently.
+
+        ``None`` if no append failed; else the completions the failed append held. Its
+        outcome is unknown (it may still be in the log): the caller decides them again
+        over the state the writer re-takes, never over the one the append led to."""
         try:
             await self.settle()
         except Exception as exc:
-            log.warning(
-                "execution %s: the append in flight failed too (%s: %s); what it held "
-                "is decided again on resume",
-                self.writer.execution_id,
-                type(exc).__name__,
-                exc,
-            )
+            lost, self._failed, self._lost = self._lost, None, ()
+            if exc is not cause:
+                log.warning(
+                    "execution %s: the append in flight failed too (%s: %s); what it held "
+                    "is decided again over the state in the log",
+                    self.writer.execution_id,
+                    type(exc).__name__,
+                    exc,
+                )
+            return lost
+        return None
 
 
 def _retrieved(task: asyncio.Task[list[Position]]) -> None:

@@ -22,8 +22,9 @@ execution still waits for that acknowledgement).
 
 Independent tasks run concurrently. When a task fails for good, running siblings are
 cancelled and recorded as failed (retryable) before the execution fails, so a later
-resume re-runs them. A task found ``running`` when an execution is resumed was
-interrupted by a crash: it runs again as the next attempt; one interrupted
+resume re-runs them; that failure ends the run even if the append in flight failed
+with it (``_gave_up``, ``_inflight``). A task found ``running`` when an execution is
+resumed was interrupted by a crash: it runs again as the next attempt; one interrupted
 ``max_attempts`` times is failed instead of crash-looping its node.
 """
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,10 +59,10 @@ from orchestrator.events import (
     CheckpointRef,
     ExecutionDetails,
     ExecutionState,
-    error_fields,
     record_recovery,
 )
 from orchestrator.runtime._checkpoints import Checkpoints, is_task_state, plain
+from orchestrator.runtime._gave_up import GaveUp, raise_gave_up
 from orchestrator.runtime._inflight import InFlight
 from orchestrator.runtime._result import PipelineResult
 from orchestrator.runtime._resume import DONE
@@ -71,15 +73,6 @@ from orchestrator.runtime.policy import CheckpointPolicy, RetryPolicy, is_retrya
 from orchestrator.state import RestoredCheckpoint, StateRuntime, task_scope
 
 log = logging.getLogger(__name__)
-
-
-@error_fields("{task_id}: {error}")
-class _GaveUp(Exception):
-    """Internal: a task failed for good (its FailTask is already written)."""
-
-    task_id: str
-    error: str
-    retryable: bool
 
 
 @dataclass(eq=False, kw_only=True)
@@ -100,7 +93,7 @@ class ExecutionRun:
     _opened_context: dict[str, Any] | None = None
     _saved: Checkpoints | None = None
     _inflight: InFlight | None = None
-    _pending: list[Command] = field(default_factory=list)
+    _pending: list[CompleteTask] = field(default_factory=list)
     """Completions the task loop appends at once, with the starts they make ready."""
 
     @property
@@ -130,13 +123,13 @@ class ExecutionRun:
         position = await self.writer.execute(command)
         self.runtime.record([position])
 
-    async def _do_many(self, commands: list[Command]) -> None:
+    async def _do_many(self, commands: Sequence[Command]) -> None:
         """Several commands in one append (all or nothing)."""
         await self.inflight.settle()
         positions = await self.writer.execute_many(commands)
         self.runtime.record(positions[-1:])
 
-    def _take_pending(self) -> list[Command]:
+    def _take_pending(self) -> list[CompleteTask]:
         pending, self._pending = self._pending, []
         return pending
 
@@ -153,7 +146,7 @@ class ExecutionRun:
         timer = asyncio.create_task(self.saved.periodic(interval)) if interval else None
         try:
             await self._run_tasks(timer)
-        except _GaveUp as gave_up:
+        except GaveUp as gave_up:
             await self._do(Fail(error=f"task {gave_up.task_id} failed: {gave_up.error}"))
             log.warning(
                 "execution %s failed: task %s: %s",
@@ -222,7 +215,7 @@ class ExecutionRun:
                 await inflight.settle_if_done()  # the state is then current
                 tasks = self.state.tasks
                 done = {t for t, ts in tasks.items() if ts.status in DONE}
-                done.update(c.task_id for c in self._pending if isinstance(c, CompleteTask))
+                done.update(c.task_id for c in self._pending)
                 done.update(inflight.completed)
                 if len(done) == len(tasks):
                     return  # run() appends the last completions with Complete
@@ -256,6 +249,7 @@ class ExecutionRun:
                 if timer is not None:
                     watch.add(timer)
                 finished, _ = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
+                raise_gave_up(t for t in running.values() if t in finished)  # it decides first
                 await inflight.settle_if_done()  # raises the append's error, if any
                 if timer is not None and timer in finished:
                     timer.result()  # raises what stopped the timer, if anything
@@ -294,11 +288,17 @@ class ExecutionRun:
         for task in running.values():
             task.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
-        await self.inflight.abandon()
-        if not isinstance(cause, _GaveUp):
+        lost = await self.inflight.abandon(cause)
+        if not isinstance(cause, GaveUp):
             return  # cancelled or fenced: leave the tasks running, the next owner resumes them
-        if self._pending:  # siblings that completed are recorded so, not run again
-            await self._do_many(self._take_pending())
+        completions = [*(lost or ()), *self._take_pending()]
+        if lost is not None:  # the append failed: which of its starts landed is unknown
+            await self.writer.execute_many([])  # nothing written; the writer re-takes the state
+            completions = [
+                c for c in completions if self.state.tasks[c.task_id].status == "running"
+            ]
+        if completions:  # siblings that completed are recorded so, not run again
+            await self._do_many(completions)
         for tid in running:
             if self.state.tasks[tid].status == "running":
                 await self._do(
@@ -354,7 +354,7 @@ class ExecutionRun:
                     record_recovery("task_retry", "failed")
                 used = attempt - base
                 if not self.retry.should_retry(used, retryable):
-                    raise _GaveUp(tid, error, retryable) from exc
+                    raise GaveUp(tid, error, retryable) from exc
                 delay = self.retry.delay(used)
                 log.info(
                     "execution %s: task %s attempt %s failed (%s); retry in %.2fs",
@@ -401,7 +401,7 @@ class ExecutionRun:
             limit = self.retry.max_attempts
             error = f"interrupted in attempt {ts.attempts} of {limit} (node crash?)"
             await self._do(FailTask(task_id=tid, error=error, retryable=False))
-            raise _GaveUp(tid, error, retryable=False)
+            raise GaveUp(tid, error, retryable=False)
         ref, data = await self.saved.last(tid)
         start = StartTask(task_id=tid, inputs=inputs or None, node_id=self.writer.node_id)
         await self._do_many([*schedule, start])
