@@ -20,7 +20,7 @@ import asyncpg
 from orchestrator.events import ExecutionState, NamespaceState, Position
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections.executions import load_executions, states_of
-from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.projections.settings import NEWEST_SAVE, ProjectionSettings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,10 +103,11 @@ class ReadModelQueries:
         return [_checkpoint_row(r) for r in rows]
 
     async def find_checkpoint(self, checkpoint_id: str) -> CheckpointRow | None:
-        """One checkpoint by id (``None``: not in the read model)."""
+        """One checkpoint by id (``None``: not in the read model): its newest save, where
+        an id was saved again or by several executions (hand-given ids)."""
         row = await self.pool.fetchrow(
             f"SELECT {_CHECKPOINT_COLUMNS} FROM {self.names['checkpoints']}"
-            " WHERE checkpoint_id = $1",
+            f" WHERE checkpoint_id = $1 {NEWEST_SAVE}",
             checkpoint_id,
         )
         return None if row is None else _checkpoint_row(row)
@@ -114,7 +115,7 @@ class ReadModelQueries:
     async def checkpoint_data(self, checkpoint_id: str) -> Any:
         """The checkpoint's data as JSON (a claim-checked value as its ``$blob`` marker)."""
         raw = await self.pool.fetchval(
-            f"SELECT data FROM {self.names['checkpoints']} WHERE checkpoint_id = $1",
+            f"SELECT data FROM {self.names['checkpoints']} WHERE checkpoint_id = $1 {NEWEST_SAVE}",
             checkpoint_id,
         )
         return None if raw is None else json.loads(raw)

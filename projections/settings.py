@@ -22,6 +22,11 @@ from orchestrator.projections.projection import Projection, projection_of
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
+NEWEST_SAVE = "ORDER BY created_at DESC, sequence DESC LIMIT 1"
+"""Which ``checkpoints`` row an id alone names (``checkpoint.restore``): its newest save.
+The rows are keyed by execution and sequence (migration 0019): an id saved again, or by
+another execution (a hand-given id), has a row per save."""
+
 REBUILD_SUFFIX = "__rebuild"
 OLD_SUFFIX = "__old"
 
