@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import asyncpg
 import pytest
 from _databases import MakeDatabase
+from _redis_support import compare_with_fold, fresh_store
+from aiokafka import TopicPartition
 
 from orchestrator.events import Envelope
 from orchestrator.events import catalogue as c
@@ -28,6 +30,7 @@ from orchestrator.events.userdata import encode_user_data
 from orchestrator.projections._batch import fold_batch
 from orchestrator.projections.executions import states_of
 from orchestrator.projections.queries import ReadModelQueries
+from orchestrator.projections.redisprojector import RedisProjector
 from orchestrator.projections.settings import ProjectionSettings
 from orchestrator.projections.store import ReadModelStore
 from tests.histories import running_writer
@@ -146,3 +149,22 @@ async def test_an_id_reused_by_another_execution_is_listed_by_each(
         if isinstance(e.payload, c.CheckpointSaved) and e.payload.checkpoint_id == "shared"
     )
     assert found is not None and (found.execution_id, found.name) == newest[1:]
+
+
+async def test_the_redis_backend_lists_them_as_the_fold_does(redis: str) -> None:
+    """Redis keeps each execution's list in its own hash field (the fold's list as JSON):
+    an id saved twice stays listed twice, a reused id in each execution's list. Folded
+    by the Redis processor's ``handle``, two records per batch (no broker needed)."""
+    twice, (a, b) = saved_twice_while_listed(), reused_across_executions()
+    histories = [twice.events, a.events, b.events]
+    settings = ProjectionSettings()
+    store = fresh_store(redis, settings)
+    projector = RedisProjector(settings, store, "127.0.0.1:9")  # never connects here
+    await projector.claim(frozenset(TopicPartition(TOPIC, p) for p in range(len(histories))))
+    raw = [r.record for r in records(histories)]
+    try:
+        for i in range(0, len(raw), 2):
+            await projector.handle(raw[i : i + 2])
+        assert await compare_with_fold(store, {h[0].execution_id: h for h in histories}) == []
+    finally:
+        await store.client.aclose()
