@@ -63,17 +63,23 @@ async def name_copy_indexes(conn: asyncpg.Connection, live: str, copy: str) -> N
 _SHAPE = """
 SELECT 'column ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
        || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
-FROM pg_attribute AS a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+       || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+FROM pg_attribute AS a
+LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
 UNION ALL
 SELECT 'index' || CASE WHEN x.indisunique THEN ' unique' ELSE '' END
        || substring(pg_get_indexdef(x.indexrelid) FROM ' USING .*$')
 FROM pg_index AS x WHERE x.indrelid = $1::regclass
+UNION ALL
+SELECT 'constraint ' || pg_get_constraintdef(c.oid)
+FROM pg_constraint AS c WHERE c.conrelid = $1::regclass
 """
 
 
 async def schema_drift(conn: asyncpg.Connection, live: str, copy: str) -> list[str]:
-    """What the live table has that its copy lacks, or the reverse (columns with type and
-    NOT NULL, index definitions); empty when they match."""
+    """What the live table has that its copy lacks, or the reverse (columns with type,
+    NOT NULL and default, index and constraint definitions); empty when they match."""
     mine = {r[0] for r in await conn.fetch(_SHAPE, live)}
     theirs = {r[0] for r in await conn.fetch(_SHAPE, copy)}
     return sorted(f"+{s}" for s in mine - theirs) + sorted(f"-{s}" for s in theirs - mine)

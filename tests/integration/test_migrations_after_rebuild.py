@@ -144,3 +144,28 @@ async def test_a_rebuild_keeps_an_index_whose_name_needs_quoting(
     finally:
         await conn.close()
 
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "ALTER TABLE checkpoints ADD CONSTRAINT progress_in_range CHECK (progress >= 0)",
+        "ALTER TABLE checkpoints ALTER COLUMN progress SET DEFAULT 0",
+    ],
+)
+async def test_a_rebuild_refuses_copies_without_a_constraint_or_default_added_meanwhile(
+    make_database: MakeDatabase, change: str
+) -> None:
+    """A migration may add a CHECK constraint or a column default, not only columns and
+    indexes: swapping in copies made before it would drop it as silently."""
+    dsn = await make_database()
+    settings = ProjectionSettings()
+    conn = await asyncpg.connect(dsn)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        await _fresh_tables(conn, settings)
+        await conn.execute(change)
+        with pytest.raises(RebuildError, match="checkpoints"):
+            await Rebuilder(settings, dsn, "unused")._try_swap(pool)
+    finally:
+        await pool.close()
+        await conn.close()
