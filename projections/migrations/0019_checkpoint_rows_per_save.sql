@@ -45,14 +45,15 @@ CREATE INDEX IF NOT EXISTS {checkpoints_name}_checkpoint_id ON {checkpoints} (ch
 -- A row for every applied save the archive holds and the rows lack (the earlier save of
 -- an id saved again, another execution's save of a reused id), withdrawn when the first
 -- applied CheckpointsDeleted after it in its execution named it (the fold's rule), as 0015
--- marked the others. Set-based: the withdrawals are expanded once.
-WITH withdrawn AS (
+-- marked the others. Set-based: the withdrawals expanded once, then joined.
+WITH withdrawn AS MATERIALIZED (
     SELECT e.execution_id, gone.checkpoint_id, e.sequence, e.occurred_at
     FROM execution_events AS e
     CROSS JOIN LATERAL jsonb_array_elements_text(e.payload -> 'checkpoint_ids') AS gone(checkpoint_id)
     WHERE e.event_type = 'CheckpointsDeleted' AND e.outcome = 'applied'
 ), missing AS (
-    SELECT e.execution_id, p.pipeline_id, e.sequence, e.occurred_at, e.payload
+    SELECT e.execution_id, p.pipeline_id, e.sequence, e.occurred_at, e.payload,
+           e.payload ->> 'checkpoint_id' AS checkpoint_id
     FROM execution_events AS e
     JOIN {pipeline_states} AS p ON p.execution_id = e.execution_id
     WHERE e.event_type = 'CheckpointSaved' AND e.outcome = 'applied'
@@ -64,11 +65,12 @@ WITH withdrawn AS (
 INSERT INTO {checkpoints} AS c (
     checkpoint_id, execution_id, pipeline_id, name, task_id, sequence, progress, data,
     metadata, created_at, deleted_at)
-SELECT m.payload ->> 'checkpoint_id', m.execution_id, m.pipeline_id, m.payload ->> 'name',
+SELECT m.checkpoint_id, m.execution_id, m.pipeline_id, m.payload ->> 'name',
        m.payload ->> 'task_id', m.sequence, (m.payload ->> 'progress')::double precision,
        NULL, nullif(m.payload -> 'metadata', 'null'::jsonb), m.occurred_at,
-       (SELECT min(w.occurred_at) FROM withdrawn AS w
-        WHERE w.execution_id = m.execution_id AND w.checkpoint_id = m.payload ->> 'checkpoint_id'
-          AND w.sequence > m.sequence)
+       min(w.occurred_at)
 FROM missing AS m
+LEFT JOIN withdrawn AS w ON w.execution_id = m.execution_id
+    AND w.checkpoint_id = m.checkpoint_id AND w.sequence > m.sequence
+GROUP BY m.execution_id, m.sequence, m.checkpoint_id, m.pipeline_id, m.occurred_at, m.payload
 ON CONFLICT (execution_id, sequence) DO NOTHING;
