@@ -148,8 +148,15 @@ class SkipTask(Command):
     reason: str | None = None
 
 
+class GeneratedCheckpointId(str):
+    """A checkpoint id made here from a uuid4: unique, so ``decide`` does not look for it
+    in the execution's list (only a hand-given id can be listed already)."""
+
+    __slots__ = ()
+
+
 def _checkpoint_id() -> str:
-    return f"ckpt_{uuid.uuid4().hex}"
+    return GeneratedCheckpointId(f"ckpt_{uuid.uuid4().hex}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

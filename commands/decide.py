@@ -33,6 +33,7 @@ from orchestrator.commands.command_types import (
     Fail,
     FailTask,
     FailValidation,
+    GeneratedCheckpointId,
     Pause,
     RestoreCheckpoint,
     Resume,
@@ -235,7 +236,7 @@ def _payloads(state: ExecutionState | None, command: Command) -> list[Payload]:
     if isinstance(command, SaveCheckpoint):
         return [
             CheckpointSaved(
-                checkpoint_id=cmd.checkpoint_id,
+                checkpoint_id=str(cmd.checkpoint_id),
                 name=cmd.name,
                 task_id=cmd.task_id,
                 data=_data(cmd.data),
@@ -356,7 +357,8 @@ def _decided(state: ExecutionState | None, command: Command) -> list[Payload]:
         if not known:
             raise _refuse(state, command, f"unknown checkpoint {command.from_checkpoint!r}")
     if isinstance(command, SaveCheckpoint) and state is not None:
-        _refuse_listed(state, command)
+        if type(command.checkpoint_id) is not GeneratedCheckpointId:  # O(listed): not for uuid4s
+            _refuse_listed(state, command)
     return _payloads(state, command)
 
 
