@@ -90,13 +90,15 @@ class ReadModelQueries:
     async def list_checkpoints(
         self, pipeline_id: str | None, execution_id: str | None
     ) -> list[CheckpointRow]:
-        """Checkpoints of a pipeline and/or execution, oldest first."""
+        """Checkpoints of a pipeline and/or execution, oldest first: an id once per
+        execution, as its newest save (the rows hold every save, migration 0019)."""
         order = "sequence" if execution_id is not None else "created_at, execution_id, sequence"
         rows = await self.pool.fetch(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM {self.names['checkpoints']}"
+            f"SELECT * FROM (SELECT DISTINCT ON (execution_id, checkpoint_id)"
+            f" {_CHECKPOINT_COLUMNS} FROM {self.names['checkpoints']}"
             " WHERE ($1::text IS NULL OR pipeline_id = $1)"
             " AND ($2::text IS NULL OR execution_id = $2)"
-            f" ORDER BY {order}",
+            f" ORDER BY execution_id, checkpoint_id, sequence DESC) AS c ORDER BY {order}",
             pipeline_id,
             execution_id,
         )

@@ -142,6 +142,9 @@ async def test_an_id_reused_by_another_execution_is_listed_by_each(
         await conn.close()
     async with asyncpg.create_pool(dsn, min_size=1, max_size=1) as pool:
         found = await ReadModelQueries(pool).find_checkpoint("shared")
+        listed = await ReadModelQueries(pool).list_checkpoints(None, "exec_b")
+    # checkpoint.list shows an id once per execution, as its newest save (withdrawn or not).
+    assert [(c.id, c.name) for c in listed] == [("own_b", "b1"), ("shared", "b's again")]
     # The id alone names the newest save of it, wherever it was saved.
     newest = max(
         (e.occurred_at, e.execution_id, e.payload.name)
