@@ -20,7 +20,7 @@ import asyncpg
 from orchestrator.events import ExecutionState, NamespaceState, Position
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections.executions import load_executions, states_of
-from orchestrator.projections.settings import NEWEST_SAVE, ProjectionSettings
+from orchestrator.projections.settings import NEWEST_SAVE, ProjectionSettings, newest_of_its_id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,11 +94,10 @@ class ReadModelQueries:
         execution, as its newest save (the rows hold every save, migration 0019)."""
         order = "sequence" if execution_id is not None else "created_at, execution_id, sequence"
         rows = await self.pool.fetch(
-            f"SELECT * FROM (SELECT DISTINCT ON (execution_id, checkpoint_id)"
-            f" {_CHECKPOINT_COLUMNS} FROM {self.names['checkpoints']}"
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM {self.names['checkpoints']} AS c"
             " WHERE ($1::text IS NULL OR pipeline_id = $1)"
             " AND ($2::text IS NULL OR execution_id = $2)"
-            f" ORDER BY execution_id, checkpoint_id, sequence DESC) AS c ORDER BY {order}",
+            f" AND {newest_of_its_id(self.names['checkpoints'])} ORDER BY {order}",
             pipeline_id,
             execution_id,
         )

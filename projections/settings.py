@@ -27,6 +27,16 @@ NEWEST_SAVE = "ORDER BY created_at DESC, sequence DESC LIMIT 1"
 The rows are keyed by execution and sequence (migration 0019): an id saved again, or by
 another execution (a hand-given id), has a row per save."""
 
+
+def newest_of_its_id(table: str, row: str = "c") -> str:
+    """SQL: ``row`` is its execution's newest save of its id. Listings show an id once per
+    execution, as before 0019 (when its row was written over by a later save)."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {table} AS later WHERE later.execution_id = {row}.execution_id"
+        f" AND later.checkpoint_id = {row}.checkpoint_id AND later.sequence > {row}.sequence)"
+    )
+
+
 REBUILD_SUFFIX = "__rebuild"
 OLD_SUFFIX = "__old"
 
