@@ -148,15 +148,8 @@ class SkipTask(Command):
     reason: str | None = None
 
 
-class GeneratedCheckpointId(str):
-    """A checkpoint id made here from a uuid4: unique, so ``decide`` does not look for it
-    in the execution's list (only a hand-given id can be listed already)."""
-
-    __slots__ = ()
-
-
 def _checkpoint_id() -> str:
-    return GeneratedCheckpointId(f"ckpt_{uuid.uuid4().hex}")
+    return f"ckpt_{uuid.uuid4().hex}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,7 +162,7 @@ class SaveCheckpoint(Command):
     data: Any = None
     metadata: Any = None
     progress: float | None = None
-    checkpoint_id: str = field(default_factory=_checkpoint_id)
+    checkpoint_id: str = field(default_factory=lambda: GeneratedCheckpointId(_checkpoint_id()))
     delta_base: str | None = None
     """Set by the writer when ``data`` is encoded as a delta against that checkpoint."""
     delta_from: int | None = None
@@ -200,3 +193,10 @@ class DeleteCheckpoints(Command):
 
     checkpoint_ids: Sequence[str]
     reason: str | None = None
+
+
+class GeneratedCheckpointId(str):
+    """A checkpoint id ``SaveCheckpoint`` made from a uuid4: unique, so ``decide`` does not
+    look for it in the execution's list (only a hand-given id can be listed already)."""
+
+    __slots__ = ()
