@@ -378,3 +378,27 @@ def test_a_reused_checkpoint_id_is_a_row_of_each_execution_in_one_batch() -> Non
         ("exec_a", True),
         ("exec_b", False),
     ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_checkpoint_ids_from_a_small_pool_fold_to_the_rows_wherever_the_cuts_fall(
+    seed: int,
+) -> None:
+    """Two executions save, save again (listed or not) and withdraw ids drawn from one
+    small pool, so ids repeat within and across executions: the rows (keyed by execution
+    and sequence) must still give each execution's fold, in any batch split."""
+    rng = random.Random(seed)
+    writers = [running_writer(f"exec_{n}", seed + n) for n in range(2)]
+    for _ in range(rng.randint(1, 30)):
+        w = rng.choice(writers)
+        if rng.random() < 0.7:
+            w.emit(c.CheckpointSaved(checkpoint_id=rng.choice("abc"), name=f"n{rng.random()}"))
+        else:
+            gone = tuple(rng.sample("abcz", rng.randint(1, 2)))
+            w.emit(c.CheckpointsDeleted(checkpoint_ids=gone, reason="prune"))
+    histories = [_uuid_ids(w.events) for w in writers]
+    log = list(interleave(histories, rng))
+    table = _project(_records([default_codec().encode(e) for e in log]), rng)
+    for history in histories:
+        assert table.state(history[0].execution_id or "") == fold(history)
