@@ -277,21 +277,26 @@ class MemoryReadModel:
     async def find_checkpoint(self, checkpoint_id: str) -> CheckpointRow | None:
         return self._row(checkpoint_id)
 
-    async def checkpoint_chain(self, checkpoint_id: str) -> list[CheckpointSaved] | None:
-        found = self._event_of(checkpoint_id)
-        if found is None:
-            return None
-        envelope, saved = found
-        assert envelope.execution_id is not None and envelope.sequence is not None
-        if saved.delta_base is None:
-            return [saved]
-        upto = envelope.sequence
+    async def checkpoint_chain(
+        self, checkpoint_id: str, at: tuple[str, int] | None = None
+    ) -> list[CheckpointSaved] | None:
+        if at is None:
+            found = self._event_of(checkpoint_id)
+            if found is None:
+                return None
+            envelope = found[0]
+            assert envelope.execution_id is not None and envelope.sequence is not None
+            at = (envelope.execution_id, envelope.sequence)
+        execution_id, upto = at
         events = [
-            e
-            for _, e in self.history(envelope.execution_id)
-            if e.sequence is None or e.sequence <= upto
+            e for _, e in self.history(execution_id) if e.sequence is None or e.sequence <= upto
         ]
-        return chain_of(applied_checkpoints(events), checkpoint_id)
+        applied = applied_checkpoints(events)
+        if not applied or applied[-1].checkpoint_id != checkpoint_id:
+            return None
+        if applied[-1].delta_base is None:
+            return [applied[-1]]
+        return chain_of(applied, checkpoint_id)
 
     def _event_of(self, checkpoint_id: str) -> tuple[Envelope, CheckpointSaved] | None:
         saves = self._checkpoints.get(checkpoint_id)

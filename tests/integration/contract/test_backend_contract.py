@@ -154,20 +154,27 @@ async def test_a_hand_given_checkpoint_id_reused_by_two_runs_stays_each_ones(
         await task.writer.execute(save)
         if runs:  # the second run
             await task.writer.execute(DeleteCheckpoints(checkpoint_ids=["shared"]))
-            await task.writer.execute(replace(save, data=2))
+            await task.writer.execute(replace(save, name="mine again", data=2))
         runs.append(task.execution_id)
 
     runs: list[str] = []
     async with backend.open() as state:
         first, second = await state.run(pipeline), await state.run(pipeline)
-        manager = state.state_manager()
+        manager, rt = state.state_manager(), state.runtime
+        mine: dict[str, int] = {}
         for run in (first, second):
             served = await manager.get_pipeline_state(run.execution_id, consistency="strong")
-            assert served == fold(await _history(state.runtime, run.execution_id))
+            assert served == fold(await _history(rt, run.execution_id))
             listed = await checkpoint.list(execution_id=run.execution_id)
-            assert [c.id for c in listed if c.name == "mine"][-1:] == ["shared"]
+            [mine[run.execution_id]] = [c.sequence for c in listed if c.id == "shared"]
         restored = await checkpoint.restore("shared")
         assert (restored.execution_id, restored.data) == (second.execution_id, 2)
+        # A run reads its own save's data (a retry from it), not the newest of the id.
+        at = (first.execution_id, mine[first.execution_id])
+        chain = await rt.read_model.checkpoint_chain("shared", at)
+        assert chain is not None and chain[-1].name == "mine"
+        newest = await rt.read_model.checkpoint_chain("shared")
+        assert newest is not None and newest[-1].name == "mine again"
 
 
 async def test_history_replays_to_each_checkpoint_and_forks(backend: Backend) -> None:
