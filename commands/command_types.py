@@ -161,7 +161,7 @@ class SaveCheckpoint(Command):
     data: Any = None
     metadata: Any = None
     progress: float | None = None
-    checkpoint_id: str = field(default_factory=_checkpoint_id)
+    checkpoint_id: str = field(default_factory=lambda: GeneratedCheckpointId(_checkpoint_id()))
     delta_base: str | None = None
     """Set by the writer when ``data`` is encoded as a delta against that checkpoint."""
     delta_from: int | None = None
@@ -192,3 +192,10 @@ class DeleteCheckpoints(Command):
 
     checkpoint_ids: Sequence[str]
     reason: str | None = None
+
+
+class GeneratedCheckpointId(str):
+    """A checkpoint id ``SaveCheckpoint`` made from a uuid4: unique, so ``decide`` does not
+    look for it in the execution's list (only a hand-given id can be listed already)."""
+
+    __slots__ = ()

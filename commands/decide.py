@@ -33,6 +33,7 @@ from orchestrator.commands.command_types import (
     Fail,
     FailTask,
     FailValidation,
+    GeneratedCheckpointId,
     Pause,
     RestoreCheckpoint,
     Resume,
@@ -235,7 +236,7 @@ def _payloads(state: ExecutionState | None, command: Command) -> list[Payload]:
     if isinstance(command, SaveCheckpoint):
         return [
             CheckpointSaved(
-                checkpoint_id=cmd.checkpoint_id,
+                checkpoint_id=str(cmd.checkpoint_id),
                 name=cmd.name,
                 task_id=cmd.task_id,
                 data=_data(cmd.data),
@@ -355,7 +356,23 @@ def _decided(state: ExecutionState | None, command: Command) -> list[Payload]:
         )
         if not known:
             raise _refuse(state, command, f"unknown checkpoint {command.from_checkpoint!r}")
+    if isinstance(command, SaveCheckpoint) and state is not None:
+        if type(command.checkpoint_id) is not GeneratedCheckpointId:  # O(listed): not for uuid4s
+            _refuse_listed(state, command)
     return _payloads(state, command)
+
+
+def _refuse_listed(state: ExecutionState, command: SaveCheckpoint) -> None:
+    """An id names one checkpoint of the list (``checkpoint.restore`` takes only the id):
+    a save under an id still listed is refused, not listed twice. The fold keeps listing
+    both saves of logs written before this check, so their restores stay as they were."""
+    if any(ref.checkpoint_id == command.checkpoint_id for ref in state.checkpoints):
+        raise _refuse(
+            state,
+            command,
+            f"checkpoint id {command.checkpoint_id!r} is already listed: delete it"
+            " (DeleteCheckpoints) before saving it again, or save under a new id",
+        )
 
 
 def evolve(state: ExecutionState | None, commands: Sequence[Command]) -> ExecutionState | None:

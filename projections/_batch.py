@@ -106,8 +106,9 @@ class BatchChanges:
     executions: dict[str, ExecutionEntry] = field(default_factory=dict)
     new_executions: set[str] = field(default_factory=set)
     task_updates: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
-    checkpoints: dict[str, rm.Row] = field(default_factory=dict)
-    """``checkpoints`` rows by id: saved (``deleted_at`` NULL) or withdrawn."""
+    checkpoints: dict[tuple[str, int], rm.Row] = field(default_factory=dict)
+    """``checkpoints`` rows by (execution id, sequence of the save): saved (``deleted_at``
+    NULL) or withdrawn."""
     events: list[rm.Row] = field(default_factory=list)
     shared_events: list[rm.Row] = field(default_factory=list)
     variables: dict[VarKey, SharedVariable] = field(default_factory=dict)
@@ -358,26 +359,25 @@ def _fold_execution(
 
 
 def _checkpoint_rows(
-    rows: dict[str, rm.Row], before: ExecutionState | None, after: ExecutionState, event: Envelope
+    rows: dict[tuple[str, int], rm.Row],
+    before: ExecutionState | None,
+    after: ExecutionState,
+    event: Envelope,
 ) -> None:
     """The ``checkpoints`` rows of an applied save or delete: the state's list lives
-    there (``readmodel.live_checkpoints``). One row per id and batch (an upsert may
-    touch a row once): a later event of the same execution amends the row an earlier one
-    made; a row another execution made first stays as it is, as the upsert keeps it."""
-    payload: Any = event.payload
+    there (``readmodel.live_checkpoints``). A save is a new row, keyed like its event; a
+    delete withdraws the rows of the saves it took off the list (one row per key and
+    batch: a withdrawal amends a row the batch made)."""
     execution_id = after.execution_id
-    if isinstance(payload, CheckpointSaved):  # saved again: the fold lists the last save
-        made = rows.get(payload.checkpoint_id)
-        if made is None or made[1] == execution_id:
-            rows[payload.checkpoint_id] = rm.checkpoint_row(after, event)
+    if isinstance(event.payload, CheckpointSaved):
+        rows[(execution_id, event.sequence or 0)] = rm.checkpoint_row(after, event)
         return
-    kept = {ref.checkpoint_id for ref in after.checkpoints}
+    kept = {ref.sequence for ref in after.checkpoints}
     for ref in () if before is None else before.checkpoints:
-        if ref.checkpoint_id not in kept:
-            made = rows.get(ref.checkpoint_id)
-            if made is not None and made[1] != execution_id:
-                continue  # another execution's row: the upsert would ignore this one
-            rows[ref.checkpoint_id] = (
+        if ref.sequence not in kept:
+            key = (execution_id, ref.sequence)
+            made = rows.get(key)
+            rows[key] = (
                 rm.checkpoint_ref_row(after, ref, event.occurred_at)
                 if made is None
                 else (*made[:-1], event.occurred_at)

@@ -22,6 +22,18 @@ from orchestrator.projections.settings import REBUILD_SUFFIX
 
 _MAX_NAME = 63  # PostgreSQL's NAMEDATALEN - 1: a longer name would be cut, not kept
 
+
+def _quoted(name: str) -> str:
+    """``name`` as a quoted SQL identifier (a ``"`` inside doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def rename_index(conn: asyncpg.Connection, schema: str, name: str, renamed: str) -> None:
+    """``ALTER INDEX schema.name RENAME TO renamed``, both names quoted: index names come
+    from the catalog, where an operator may have named one anything."""
+    await conn.execute(f"ALTER INDEX {schema}.{_quoted(name)} RENAME TO {_quoted(renamed)}")
+
+
 _INDEXES = """
 SELECT x.indrelid = $1::regclass AS live, c.relname AS name, x.indisunique AS is_unique,
        substring(pg_get_indexdef(x.indexrelid) FROM ' USING .*$') AS body
@@ -45,23 +57,29 @@ async def name_copy_indexes(conn: asyncpg.Connection, live: str, copy: str) -> N
             continue
         renamed = same.pop(0) + REBUILD_SUFFIX
         if len(renamed) <= _MAX_NAME and renamed != r["name"]:
-            await conn.execute(f'ALTER INDEX {schema}."{r["name"]}" RENAME TO "{renamed}"')
+            await rename_index(conn, schema, r["name"], renamed)
 
 
 _SHAPE = """
 SELECT 'column ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
        || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
-FROM pg_attribute AS a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+       || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+FROM pg_attribute AS a
+LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
 UNION ALL
 SELECT 'index' || CASE WHEN x.indisunique THEN ' unique' ELSE '' END
        || substring(pg_get_indexdef(x.indexrelid) FROM ' USING .*$')
 FROM pg_index AS x WHERE x.indrelid = $1::regclass
+UNION ALL
+SELECT 'constraint ' || pg_get_constraintdef(c.oid)
+FROM pg_constraint AS c WHERE c.conrelid = $1::regclass
 """
 
 
 async def schema_drift(conn: asyncpg.Connection, live: str, copy: str) -> list[str]:
-    """What the live table has that its copy lacks, or the reverse (columns with type and
-    NOT NULL, index definitions); empty when they match."""
+    """What the live table has that its copy lacks, or the reverse (columns with type,
+    NOT NULL and default, index and constraint definitions); empty when they match."""
     mine = {r[0] for r in await conn.fetch(_SHAPE, live)}
     theirs = {r[0] for r in await conn.fetch(_SHAPE, copy)}
     return sorted(f"+{s}" for s in mine - theirs) + sorted(f"-{s}" for s in theirs - mine)
@@ -70,7 +88,13 @@ async def schema_drift(conn: asyncpg.Connection, live: str, copy: str) -> list[s
 async def refuse_drift(
     conn: asyncpg.Connection, projection: str, pairs: Sequence[tuple[str, str]]
 ) -> None:
-    """Raise :class:`RebuildError` if a (live, copy) pair no longer has the same shape."""
+    """Raise :class:`RebuildError` if a (live, copy) pair no longer has the same shape.
+
+    Locks the live tables first (ACCESS EXCLUSIVE, as the swap's renames would, until
+    the caller's transaction ends): a migration holding one now commits before the shape
+    is read, so its change is seen and refused rather than renamed away."""
+    tables = ", ".join(live for live, _ in pairs)
+    await conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
     for live, copy in pairs:
         drift = await schema_drift(conn, live, copy)
         if drift:

@@ -22,7 +22,7 @@ from orchestrator.events import (
     Position,
     default_codec,
 )
-from orchestrator.projections.settings import ReadModelTables
+from orchestrator.projections.settings import NEWEST_SAVE, ReadModelTables
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
@@ -86,19 +86,25 @@ class PostgresEventArchive(EventArchive):
         )
         return None if row is None else (row["partition"], row["offset"])
 
-    async def checkpoint(self, checkpoint_id: str) -> tuple[str, int] | None:
+    async def checkpoint(
+        self, checkpoint_id: str, execution_id: str | None = None
+    ) -> tuple[str, int] | None:
         """(execution_id, sequence) of a saved checkpoint: the checkpoints table, else the
         archived ``CheckpointSaved`` event (the table keeps only applied checkpoints)."""
         row = await self._db.fetchrow(
-            f"SELECT execution_id, sequence FROM {self.checkpoints_table} WHERE checkpoint_id = $1",
+            f"SELECT execution_id, sequence FROM {self.checkpoints_table}"
+            f" WHERE checkpoint_id = $1 AND ($2::text IS NULL OR execution_id = $2) {NEWEST_SAVE}",
             checkpoint_id,
+            execution_id,
         )
         if row is None:
             row = await self._db.fetchrow(
                 f"SELECT execution_id, sequence FROM {self.events_table}"
                 " WHERE event_type = 'CheckpointSaved' AND outcome = 'applied'"
-                " AND payload->>'checkpoint_id' = $1 LIMIT 1",
+                " AND payload->>'checkpoint_id' = $1 AND ($2::text IS NULL OR execution_id = $2)"
+                " ORDER BY occurred_at DESC, sequence DESC LIMIT 1",
                 checkpoint_id,
+                execution_id,
             )
         return None if row is None else (row["execution_id"], row["sequence"])
 

@@ -223,15 +223,14 @@ EXECUTIONS: Projection = register(
                 key="checkpoints",
                 default="public.checkpoints",
                 columns=rm.CHECKPOINT_COLUMNS,
-                primary_key=("checkpoint_id",),
+                # One row per applied save, keyed like its event (migration 0019): an id
+                # saved again, or by another execution, is another row. Written once;
+                # a withdrawal then sets only ``deleted_at``.
+                primary_key=("execution_id", "sequence"),
                 write="upsert",
                 row_type="orchestrator_checkpoint_row",
-                # After its first save, only its execution's later rows touch a row:
-                # a withdrawal sets ``deleted_at``; a save again (``deleted_at`` NULL)
-                # writes the new save over it, as the fold lists it (name, sequence).
                 update=("deleted_at",),
-                update_when="t.execution_id = EXCLUDED.execution_id",
-                replace_when="EXCLUDED.deleted_at IS NULL",
+                update_when="EXCLUDED.deleted_at IS NOT NULL",
             ),
             _upserted(
                 "shared_variables",

@@ -60,9 +60,6 @@ class Table:
     update_when: str | None = None
     """``upsert`` only: the SQL condition, on the stored row ``t`` and the new one
     ``EXCLUDED``, under which a conflicting row is written over (else it is ignored)."""
-    replace_when: str | None = None
-    """``upsert`` with ``update`` only: the SQL condition under which a conflicting row
-    is written over whole (every column but the key's), not just ``update``'s columns."""
 
     def __post_init__(self) -> None:
         names = {c for c, _ in self.columns}

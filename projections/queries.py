@@ -20,7 +20,7 @@ import asyncpg
 from orchestrator.events import ExecutionState, NamespaceState, Position
 from orchestrator.projections import readmodel as rm
 from orchestrator.projections.executions import load_executions, states_of
-from orchestrator.projections.settings import ProjectionSettings
+from orchestrator.projections.settings import NEWEST_SAVE, ProjectionSettings, newest_of_its_id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,23 +90,25 @@ class ReadModelQueries:
     async def list_checkpoints(
         self, pipeline_id: str | None, execution_id: str | None
     ) -> list[CheckpointRow]:
-        """Checkpoints of a pipeline and/or execution, oldest first."""
+        """Checkpoints of a pipeline and/or execution, oldest first: an id once per
+        execution, as its newest save (the rows hold every save, migration 0019)."""
         order = "sequence" if execution_id is not None else "created_at, execution_id, sequence"
         rows = await self.pool.fetch(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM {self.names['checkpoints']}"
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM {self.names['checkpoints']} AS c"
             " WHERE ($1::text IS NULL OR pipeline_id = $1)"
             " AND ($2::text IS NULL OR execution_id = $2)"
-            f" ORDER BY {order}",
+            f" AND {newest_of_its_id(self.names['checkpoints'])} ORDER BY {order}",
             pipeline_id,
             execution_id,
         )
         return [_checkpoint_row(r) for r in rows]
 
     async def find_checkpoint(self, checkpoint_id: str) -> CheckpointRow | None:
-        """One checkpoint by id (``None``: not in the read model)."""
+        """One checkpoint by id (``None``: not in the read model): its newest save, where
+        an id was saved again or by several executions (hand-given ids)."""
         row = await self.pool.fetchrow(
             f"SELECT {_CHECKPOINT_COLUMNS} FROM {self.names['checkpoints']}"
-            " WHERE checkpoint_id = $1",
+            f" WHERE checkpoint_id = $1 {NEWEST_SAVE}",
             checkpoint_id,
         )
         return None if row is None else _checkpoint_row(row)
@@ -114,7 +116,7 @@ class ReadModelQueries:
     async def checkpoint_data(self, checkpoint_id: str) -> Any:
         """The checkpoint's data as JSON (a claim-checked value as its ``$blob`` marker)."""
         raw = await self.pool.fetchval(
-            f"SELECT data FROM {self.names['checkpoints']} WHERE checkpoint_id = $1",
+            f"SELECT data FROM {self.names['checkpoints']} WHERE checkpoint_id = $1 {NEWEST_SAVE}",
             checkpoint_id,
         )
         return None if raw is None else json.loads(raw)

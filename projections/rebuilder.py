@@ -53,7 +53,7 @@ from orchestrator.projections._archive import (
     skip_to,
     truncated,
 )
-from orchestrator.projections._copies import name_copy_indexes, refuse_drift
+from orchestrator.projections._copies import name_copy_indexes, refuse_drift, rename_index
 from orchestrator.projections._double_buffer import BatchPipeline
 from orchestrator.projections._engine import BatchEngine, BatchResult
 from orchestrator.projections.deadletters import DeadLetterSink
@@ -381,7 +381,7 @@ class Rebuilder:
                 index: str = row["indexname"]
                 if REBUILD_SUFFIX in index:
                     renamed = index.replace(REBUILD_SUFFIX, "", 1)
-                    await conn.execute(f'ALTER INDEX {schema}."{index}" RENAME TO "{renamed}"')
+                    await rename_index(conn, schema, index, renamed)
 
 
 async def _merge_dead_letters(conn: asyncpg.Connection, live: str, rebuilt: str) -> None:

@@ -22,6 +22,21 @@ from orchestrator.projections.projection import Projection, projection_of
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
+NEWEST_SAVE = "ORDER BY created_at DESC, sequence DESC LIMIT 1"
+"""Which ``checkpoints`` row an id alone names (``checkpoint.restore``): its newest save.
+The rows are keyed by execution and sequence (migration 0019): an id saved again, or by
+another execution (a hand-given id), has a row per save."""
+
+
+def newest_of_its_id(table: str, row: str = "c") -> str:
+    """SQL: ``row`` is its execution's newest save of its id. Listings show an id once per
+    execution, as before 0019 (when its row was written over by a later save)."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {table} AS later WHERE later.execution_id = {row}.execution_id"
+        f" AND later.checkpoint_id = {row}.checkpoint_id AND later.sequence > {row}.sequence)"
+    )
+
+
 REBUILD_SUFFIX = "__rebuild"
 OLD_SUFFIX = "__old"
 

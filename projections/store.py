@@ -92,13 +92,10 @@ def _insert_sql(
     conflict = ", ".join(_q(k) for k in key)
     if update:
         only = None if declared is None else declared.update
-        whole = None if declared is None else declared.replace_when
         sets = ", ".join(
             f"{_q(c)} = EXCLUDED.{_q(c)}"
-            if only is None or c in only
-            else f"{_q(c)} = CASE WHEN {whole} THEN EXCLUDED.{_q(c)} ELSE t.{_q(c)} END"
             for c, _ in columns
-            if c not in key and (only is None or c in only or whole is not None)
+            if c not in key and (only is None or c in only)
         )
         when = None if declared is None else declared.update_when
         where = "" if when is None else f" WHERE {when}"

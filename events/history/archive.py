@@ -80,8 +80,11 @@ class EventArchive:
         """(partition, offset) of the execution's first event that occurred after ``when``."""
         raise NotImplementedError
 
-    async def checkpoint(self, checkpoint_id: str) -> tuple[str, int] | None:
-        """(execution_id, sequence) of the checkpoint with this id, if there is one."""
+    async def checkpoint(
+        self, checkpoint_id: str, execution_id: str | None = None
+    ) -> tuple[str, int] | None:
+        """(execution_id, sequence) of the newest save of this checkpoint id (of
+        ``execution_id`` when given: hand-given ids may be saved by several), if any."""
         raise NotImplementedError
 
     async def locate(self, execution_id: str) -> Located | None:
@@ -135,17 +138,22 @@ class MemoryEventArchive(EventArchive):
                 return event.log_order
         return None
 
-    async def checkpoint(self, checkpoint_id: str) -> tuple[str, int] | None:
-        for execution_id in self._events:
-            for event in self.history(execution_id):
-                envelope = event.envelope
-                if (
-                    envelope.event_type == "CheckpointSaved"
-                    and getattr(envelope.payload, "checkpoint_id", None) == checkpoint_id
-                    and envelope.sequence is not None
-                ):
-                    return execution_id, envelope.sequence
-        return None
+    async def checkpoint(
+        self, checkpoint_id: str, execution_id: str | None = None
+    ) -> tuple[str, int] | None:
+        saves = [
+            (envelope.occurred_at, envelope.sequence, eid)
+            for eid in self._events
+            if execution_id is None or eid == execution_id
+            for event in self.history(eid)
+            if (envelope := event.envelope).event_type == "CheckpointSaved"
+            and getattr(envelope.payload, "checkpoint_id", None) == checkpoint_id
+            and envelope.sequence is not None
+        ]
+        if not saves:
+            return None
+        _, sequence, eid = max(saves)
+        return eid, sequence
 
     async def locate(self, execution_id: str) -> Located | None:
         events = self.history(execution_id)

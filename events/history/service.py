@@ -206,7 +206,7 @@ class History:
     async def bound(self, execution_id: str, target: Target) -> Bound:
         """The prefix ``target`` names (a checkpoint or a time is looked up in the archive)."""
         if target.checkpoint is not None:
-            found = await self.archive.checkpoint(target.checkpoint)
+            found = await self.archive.checkpoint(target.checkpoint, execution_id)
             if found is None or found[0] != execution_id:
                 raise UnknownCheckpoint(execution_id, target.checkpoint)
             return Bound(max_sequence=found[1], through=True)

@@ -69,7 +69,8 @@ class ThreadReader:
             if payload.delta_base is None:
                 data = await self.user_data(payload.data)
             else:  # stored as a delta: its chain, from the whole copy on
-                chain = await self.rt.read_model.checkpoint_chain(r["checkpoint_id"])
+                at = (r["execution_id"], r["sequence"])
+                chain = await self.rt.read_model.checkpoint_chain(r["checkpoint_id"], at)
                 data = await decode_chain(chain or [], self.rt.blob_store, self.rt.data_keys)
             out.append(Saved(r["execution_id"], r["checkpoint_id"], r["name"], r["sequence"], data))
         return out

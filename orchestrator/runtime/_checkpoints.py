@@ -66,7 +66,8 @@ class Checkpoints:
         rt = self.runtime
         if self.writer.last_position is not None:
             await rt.read_model.wait_for(self.writer.last_position, rt.settings.read_timeout)
-        chain = await rt.read_model.checkpoint_chain(ref.checkpoint_id) or []
+        at = (self.writer.execution_id, ref.sequence)  # its own save, not another's of the id
+        chain = await rt.read_model.checkpoint_chain(ref.checkpoint_id, at) or []
         if len(chain) > 1:  # stored as deltas: applied from the whole copy on
             return await decode_chain(chain, rt.blob_store, rt.data_keys)
         value = checkpoint_plain_value(chain) if chain else None

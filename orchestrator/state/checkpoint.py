@@ -235,7 +235,7 @@ async def restore(
     if not isinstance(saved, CheckpointSaved) or saved.checkpoint_id != checkpoint_id:
         raise CheckpointCorrupt(checkpoint_id, "its event is not in the execution's archive")
     data, metadata = await asyncio.gather(
-        _read_data(rt, checkpoint_id, state.execution_id, saved),
+        _read_data(rt, checkpoint_id, (state.execution_id, state.last_sequence), saved),
         _read(rt, checkpoint_id, state.execution_id, saved.metadata),
     )
     return from_fields(  # name, task_id, progress: the saved event's
@@ -255,15 +255,16 @@ async def restore(
 async def _read_data(
     rt: StateRuntime,
     checkpoint_id: str,
-    execution_id: str,
+    at: tuple[str, int],
     saved: CheckpointSaved,
 ) -> Any:
-    """The checkpoint's data; stored as a delta, its chain (read from the archive: it may
-    start before the snapshot the state was restored from) applied from the whole copy."""
+    """The checkpoint's data (``saved``, the save at ``at``: execution id, sequence);
+    stored as a delta, its chain (read from the archive: it may start before the
+    snapshot the state was restored from) applied from the whole copy."""
     if saved.delta_base is None:
-        return await _read(rt, checkpoint_id, execution_id, saved.data)
+        return await _read(rt, checkpoint_id, at[0], saved.data)
     try:
-        chain = await rt.read_model.checkpoint_chain(checkpoint_id)
+        chain = await rt.read_model.checkpoint_chain(checkpoint_id, at)
         if chain is None:
             raise CheckpointNotFound(checkpoint_id)
         return await decode_chain(chain, rt.blob_store, rt.data_keys)

@@ -83,7 +83,9 @@ class MemoryReadModel:
         self._cached: OrderedDict[str, int] = OrderedDict()  # finished, folded: LRU order
         self._cached_bytes = 0
         self._namespaces: dict[str, NamespaceState] = {}
-        self._checkpoints: dict[str, tuple[str, Position]] = {}  # id -> (execution, event)
+        # id -> execution -> its listed save of the id; several executions may save a
+        # hand-given id, and the id alone names the newest save (the last entry).
+        self._checkpoints: dict[str, dict[str, Position]] = {}
         self._applied: dict[tuple[str, int], int] = {}
         self._changed = asyncio.Event()
         self.dead_letters: list[tuple[Position, str]] = []
@@ -125,10 +127,15 @@ class MemoryReadModel:
         if result.outcome is Outcome.APPLIED:
             payload = envelope.payload
             if isinstance(payload, CheckpointSaved):
-                self._checkpoints[payload.checkpoint_id] = (eid, p)
+                saves = self._checkpoints.setdefault(payload.checkpoint_id, {})
+                saves.pop(eid, None)  # saved again: now the newest
+                saves[eid] = p
             elif isinstance(payload, CheckpointsDeleted):
                 for gone in payload.checkpoint_ids:
-                    self._checkpoints.pop(gone, None)
+                    saves = self._checkpoints.get(gone, {})
+                    saves.pop(eid, None)  # this execution's only, never another's
+                    if not saves:
+                        self._checkpoints.pop(gone, None)
         self._account(eid, entry)
 
     def _state_of(self, eid: str, entry: _Execution) -> ExecutionState | None:
@@ -257,8 +264,9 @@ class MemoryReadModel:
     ) -> list[CheckpointRow]:
         rows = [
             row
-            for cid in self._checkpoints
-            if (row := self._row(cid)) is not None
+            for saves in self._checkpoints.values()
+            for p in saves.values()
+            if (row := self._row_at(p)) is not None
             and (pipeline_id is None or row.pipeline_id == pipeline_id)
             and (execution_id is None or row.execution_id == execution_id)
         ]
@@ -269,36 +277,42 @@ class MemoryReadModel:
     async def find_checkpoint(self, checkpoint_id: str) -> CheckpointRow | None:
         return self._row(checkpoint_id)
 
-    async def checkpoint_chain(self, checkpoint_id: str) -> list[CheckpointSaved] | None:
-        found = self._event_of(checkpoint_id)
-        if found is None:
-            return None
-        envelope, saved = found
-        assert envelope.execution_id is not None and envelope.sequence is not None
-        if saved.delta_base is None:
-            return [saved]
-        upto = envelope.sequence
+    async def checkpoint_chain(
+        self, checkpoint_id: str, at: tuple[str, int] | None = None
+    ) -> list[CheckpointSaved] | None:
+        if at is None:
+            found = self._event_of(checkpoint_id)
+            if found is None:
+                return None
+            envelope = found[0]
+            assert envelope.execution_id is not None and envelope.sequence is not None
+            at = (envelope.execution_id, envelope.sequence)
+        execution_id, upto = at
         events = [
-            e
-            for _, e in self.history(envelope.execution_id)
-            if e.sequence is None or e.sequence <= upto
+            e for _, e in self.history(execution_id) if e.sequence is None or e.sequence <= upto
         ]
-        return chain_of(applied_checkpoints(events), checkpoint_id)
+        applied = applied_checkpoints(events)
+        if not applied or applied[-1].checkpoint_id != checkpoint_id:
+            return None
+        if applied[-1].delta_base is None:
+            return [applied[-1]]
+        return chain_of(applied, checkpoint_id)
 
     def _event_of(self, checkpoint_id: str) -> tuple[Envelope, CheckpointSaved] | None:
-        found = self._checkpoints.get(checkpoint_id)
-        if found is None:
-            return None
-        p = found[1]
+        saves = self._checkpoints.get(checkpoint_id)
+        return None if not saves else self._event_at(next(reversed(saves.values())))
+
+    def _event_at(self, p: Position) -> tuple[Envelope, CheckpointSaved]:
         envelope = self.codec.decode(self._log.records_of(p.topic, p.partition)[p.offset].value)
         assert isinstance(envelope.payload, CheckpointSaved)
         return envelope, envelope.payload
 
     def _row(self, checkpoint_id: str) -> CheckpointRow | None:
-        found = self._event_of(checkpoint_id)
-        if found is None:
-            return None
-        envelope, p = found
+        saves = self._checkpoints.get(checkpoint_id)
+        return None if not saves else self._row_at(next(reversed(saves.values())))
+
+    def _row_at(self, position: Position) -> CheckpointRow:
+        envelope, p = self._event_at(position)
         assert envelope.execution_id is not None and envelope.sequence is not None
         return CheckpointRow(
             id=p.checkpoint_id,

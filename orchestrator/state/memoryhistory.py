@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orchestrator.events import ArchivedEvent, MemoryEventArchive
+from orchestrator.events import ArchivedEvent, CheckpointSaved, MemoryEventArchive
 from orchestrator.state.memory import MemoryReadModel
 
 
@@ -27,6 +27,20 @@ class MemoryHistory(MemoryEventArchive):
             for position, envelope in self.read_model.history(execution_id)
         ]
 
-    async def checkpoint(self, checkpoint_id: str) -> tuple[str, int] | None:
+    async def checkpoint(
+        self, checkpoint_id: str, execution_id: str | None = None
+    ) -> tuple[str, int] | None:
         row = await self.read_model.find_checkpoint(checkpoint_id)
-        return None if row is None else (row.execution_id, row.sequence)
+        if row is not None and execution_id in (None, row.execution_id):
+            return row.execution_id, row.sequence
+        if execution_id is None:
+            return None
+        # A hand-given id another execution saved later: this execution's newest save.
+        saves = [
+            e.sequence
+            for _, e in self.read_model.history(execution_id)
+            if isinstance(e.payload, CheckpointSaved)
+            and e.payload.checkpoint_id == checkpoint_id
+            and e.sequence is not None
+        ]
+        return (execution_id, max(saves)) if saves else None

@@ -61,14 +61,20 @@ class PostgresReadModel:
     async def find_checkpoint(self, checkpoint_id: str) -> CheckpointRow | None:
         return await self.queries.find_checkpoint(checkpoint_id)
 
-    async def checkpoint_chain(self, checkpoint_id: str) -> list[CheckpointSaved] | None:
+    async def checkpoint_chain(
+        self, checkpoint_id: str, at: tuple[str, int] | None = None
+    ) -> list[CheckpointSaved] | None:
         """The events whose data makes the checkpoint's (``events.checkpointdata``), read
-        from the archive: the one copy of checkpoint data; ``None`` if not listed."""
-        row = await self.find_checkpoint(checkpoint_id)
-        if row is None:
-            return None
+        from the archive: the one copy of checkpoint data; ``None`` if not listed. ``at``:
+        the save's (execution_id, sequence) where the caller knows it (a hand-given id may
+        be saved by several executions), else the id's newest save."""
+        if at is None:
+            row = await self.find_checkpoint(checkpoint_id)
+            if row is None:
+                return None
+            at = (row.execution_id, row.sequence)
         chains = await checkpoint_chains(
-            self.pool, self.tables, self.codec, row.execution_id, {checkpoint_id: row.sequence}
+            self.pool, self.tables, self.codec, at[0], {checkpoint_id: at[1]}
         )
         chain = chains[checkpoint_id]
         if isinstance(chain, BrokenChain):

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from orchestrator.projections.executions import EXECUTIONS
-from orchestrator.projections.settings import ReadModelTables
+from orchestrator.projections.settings import ReadModelTables, newest_of_its_id
 
 _EXECUTION_COLUMNS = """
     execution_id, pipeline_id, status, epoch, owner, last_sequence, created_at,
@@ -96,7 +96,8 @@ class Queries:
             f"SELECT * FROM {tables.task_states} WHERE execution_id = $1 ORDER BY ordinal, task_id"
         )
         self._checkpoints = (
-            f"SELECT * FROM {tables.checkpoints} WHERE execution_id = $1 AND sequence > $2"
+            f"SELECT * FROM {tables.checkpoints} AS c WHERE execution_id = $1 AND sequence > $2"
+            f" AND {newest_of_its_id(tables.checkpoints)}"
             " ORDER BY sequence, created_at, checkpoint_id LIMIT $3"
         )
         self._events = (

@@ -117,7 +117,9 @@ async def write_history(
         conn, TABLES.task_states, rm.TASK_COLUMNS, ["execution_id", "task_id"],
         rm.task_rows(state, state.updated_at),
     )  # fmt: skip
-    await _upsert(conn, TABLES.checkpoints, rm.CHECKPOINT_COLUMNS, ["checkpoint_id"], checkpoints)
+    await _upsert(
+        conn, TABLES.checkpoints, rm.CHECKPOINT_COLUMNS, ["execution_id", "sequence"], checkpoints
+    )
     await _upsert(
         conn, TABLES.execution_events, rm.EVENT_COLUMNS, ["topic", "partition", "offset"], archive
     )

@@ -24,6 +24,7 @@ from _api_support import (
     write_history,
 )
 from _api_support import write_variables as write_vars
+from _databases import MakeDatabase
 
 from orchestrator.events import catalogue as c
 from orchestrator.events.envelope import Envelope
@@ -311,6 +312,32 @@ async def test_checkpoints_never_come_more_than_a_page_at_a_time(
     second = (await client.get("/executions/exec_12345/checkpoints", params=params)).json()
     assert [cp["checkpoint_id"] for cp in second["items"]] == ["cp-2"]
     assert second["next_after"] is None
+
+
+async def test_a_checkpoint_saved_again_is_listed_once_with_its_newest_data(
+    make_database: MakeDatabase,
+) -> None:
+    """Withdrawn and saved again under the same id: the rows hold both saves (0019); the
+    listing shows the id once, as its newest save and with that save's data."""
+    w = HistoryWriter("exec_resaved", "research", FixedClock(), clock=T0)
+    for payload in lifecycle("exec_resaved", "research", T0, "running")[:3]:
+        w.emit(payload.payload)
+    w.emit(c.CheckpointSaved(checkpoint_id="r0", name="one", data=encode_user_data(1)))
+    w.emit(c.CheckpointSaved(checkpoint_id="r1", name="two", data=encode_user_data(2)))
+    w.emit(c.CheckpointsDeleted(checkpoint_ids=("r0",)))
+    w.emit(c.CheckpointSaved(checkpoint_id="r0", name="again", data=encode_user_data(3)))
+    dsn = await make_database()  # its own: the module's database lists a fixed catalogue
+    conn = await asyncpg.connect(dsn)
+    try:
+        await write_history(conn, w.events)
+    finally:
+        await conn.close()
+    async with running(create_app(ApiSettings(database_url=dsn, api_token=None))) as client:
+        body = (await client.get("/executions/exec_resaved/checkpoints")).json()
+    assert [(cp["checkpoint_id"], cp["name"], cp["data"]) for cp in body["items"]] == [
+        ("r1", "two", 2),
+        ("r0", "again", 3),
+    ]
 
 
 async def test_events_page_through_the_archive_in_log_order(

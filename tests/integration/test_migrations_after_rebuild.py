@@ -8,6 +8,10 @@ between, the full index must not survive beside the partial one that replaces it
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 import asyncpg
 import pytest
 from _databases import MakeDatabase
@@ -72,25 +76,96 @@ async def test_a_rebuild_keeps_every_index_name_later_migrations_may_name(
         await conn.close()
 
 
-async def test_a_rebuild_refuses_to_swap_in_tables_older_than_a_migration_that_ran_meanwhile(
+@contextlib.asynccontextmanager
+async def _fresh_copies(
     make_database: MakeDatabase,
-) -> None:
-    """Migrations change the live tables, not a running rebuild's copies (made when it
-    started): swapping those in would undo the migration under a schema_migrations row
-    that says it ran. The swap is refused instead, and the live tables stay."""
+) -> AsyncIterator[tuple[Rebuilder, str, asyncpg.Connection, asyncpg.Pool]]:
+    """A migrated database whose rebuild copies were just made: the rebuilder (to swap),
+    the database's DSN, a connection and a pool on it."""
     dsn = await make_database()
     settings = ProjectionSettings()
     conn = await asyncpg.connect(dsn)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         await _fresh_tables(conn, settings)
-        await conn.execute("ALTER TABLE checkpoints ADD COLUMN added_by_a_migration text")
-        with pytest.raises(RebuildError, match="checkpoints"):
-            await Rebuilder(settings, dsn, "unused")._try_swap(pool)
-        columns = await conn.fetch(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'checkpoints'"
-        )
-        assert "added_by_a_migration" in {r["column_name"] for r in columns}
+        yield Rebuilder(settings, dsn, "unused"), dsn, conn, pool
     finally:
         await pool.close()
         await conn.close()
+
+
+async def _columns(conn: asyncpg.Connection) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'checkpoints'"
+    )
+    return {r["column_name"] for r in rows}
+
+
+async def test_a_rebuild_refuses_to_swap_in_tables_older_than_a_migration_that_ran_meanwhile(
+    make_database: MakeDatabase,
+) -> None:
+    """Migrations change the live tables, not a running rebuild's copies (made when it
+    started): swapping those in would undo the migration under a schema_migrations row
+    that says it ran. The swap is refused instead, and the live tables stay."""
+    async with _fresh_copies(make_database) as (rebuilder, _, conn, pool):
+        await conn.execute("ALTER TABLE checkpoints ADD COLUMN added_by_a_migration text")
+        with pytest.raises(RebuildError, match="checkpoints"):
+            await rebuilder._try_swap(pool)
+        assert "added_by_a_migration" in await _columns(conn)
+
+
+async def test_a_migration_committing_while_the_swap_waits_for_its_tables_is_not_undone(
+    make_database: MakeDatabase,
+) -> None:
+    """A migration that holds a live table when the swap starts and commits while the
+    swap waits for it: the swap must see its change (and refuse), not rename copies made
+    before it over the migrated table."""
+    async with _fresh_copies(make_database) as (rebuilder, dsn, conn, pool):
+        migration = await asyncpg.connect(dsn)
+        try:
+            running = migration.transaction()
+            await running.start()
+            await migration.execute("ALTER TABLE checkpoints ADD COLUMN added_by_a_migration text")
+            swap = asyncio.create_task(rebuilder._try_swap(pool))
+            while not await conn.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"):
+                assert not swap.done(), swap.result()  # the swap waits for the migration
+                await asyncio.sleep(0.02)
+            await running.commit()
+            with pytest.raises(RebuildError, match="checkpoints"):
+                await swap
+        finally:
+            await migration.close()
+        assert "added_by_a_migration" in await _columns(conn)
+
+
+async def test_a_rebuild_keeps_an_index_whose_name_needs_quoting(
+    make_database: MakeDatabase,
+) -> None:
+    """An index an operator added to a live table, named with a double quote: the copy's
+    index is renamed after it, and back at the swap, as quoted identifiers."""
+    conn = await asyncpg.connect(await make_database())
+    try:
+        await conn.execute('CREATE INDEX "ops ""name""" ON checkpoints (name)')
+        before = await _index_names(conn)
+        await _rebuild_swap(conn, ProjectionSettings())
+        assert await _index_names(conn) == before
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "ALTER TABLE checkpoints ADD CONSTRAINT progress_in_range CHECK (progress >= 0)",
+        "ALTER TABLE checkpoints ALTER COLUMN progress SET DEFAULT 0",
+    ],
+)
+async def test_a_rebuild_refuses_copies_without_a_constraint_or_default_added_meanwhile(
+    make_database: MakeDatabase, change: str
+) -> None:
+    """A migration may add a CHECK constraint or a column default, not only columns and
+    indexes: swapping in copies made before it would drop it as silently."""
+    async with _fresh_copies(make_database) as (rebuilder, _, conn, pool):
+        await conn.execute(change)
+        with pytest.raises(RebuildError, match="checkpoints"):
+            await rebuilder._try_swap(pool)

@@ -128,7 +128,10 @@ async def _write_as_0014(
     await _insert(conn, "checkpoints", columns, [r[: len(columns)] for r in rows.values()])
 
 
-async def _database_at_0014(make_database: MakeDatabase, monkeypatch: pytest.MonkeyPatch) -> str:
+async def _database_at_0014(
+    make_database: MakeDatabase, monkeypatch: pytest.MonkeyPatch, version: int = 14
+) -> str:
+    """A database migrated up to ``version`` only."""
     from orchestrator.projections import migrator
 
     every = migrator._migration_files()
@@ -136,7 +139,7 @@ async def _database_at_0014(make_database: MakeDatabase, monkeypatch: pytest.Mon
     conn = await asyncpg.connect(dsn)
     try:
         with monkeypatch.context() as m:
-            m.setattr(migrator, "_migration_files", lambda: [f for f in every if f[0] <= 14])
+            m.setattr(migrator, "_migration_files", lambda: [f for f in every if f[0] <= version])
             await migrator.migrate(conn)
     finally:
         await conn.close()

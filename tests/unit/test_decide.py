@@ -11,6 +11,7 @@ from orchestrator.commands.decide import (
     Complete,
     CompleteTask,
     CreateExecution,
+    DeleteCheckpoints,
     FailTask,
     InvalidCommand,
     Pause,
@@ -132,6 +133,25 @@ def test_checkpoints_must_exist_to_be_restored_or_resumed_from() -> None:
         decide(paused, Resume(from_checkpoint="ckpt_2"))
     [resumed] = decide(paused, Resume(from_checkpoint="ckpt_1"))
     assert isinstance(resumed, c.ExecutionResumed)
+
+
+def test_a_save_under_an_id_still_listed_is_refused_naming_the_id() -> None:
+    """``checkpoint.restore`` takes only an id, so an id names one checkpoint of the list:
+    saving it again while listed is refused (nothing written); once withdrawn it may be
+    saved again, and is then listed once, as its last save."""
+    state = evolve(running("init"), [SaveCheckpoint(name="one", checkpoint_id="ckpt_1")])
+    with pytest.raises(InvalidCommand, match="'ckpt_1' is already listed") as info:
+        decide(state, SaveCheckpoint(name="two", checkpoint_id="ckpt_1"))
+    assert info.value.command == "SaveCheckpoint"
+    state = evolve(
+        state,
+        [
+            DeleteCheckpoints(checkpoint_ids=["ckpt_1"]),
+            SaveCheckpoint(name="two", checkpoint_id="ckpt_1"),
+        ],
+    )
+    assert state is not None
+    assert [(r.checkpoint_id, r.name) for r in state.checkpoints] == [("ckpt_1", "two")]
 
 
 def test_evolve_is_all_or_nothing_and_names_the_failing_command() -> None:

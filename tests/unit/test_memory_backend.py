@@ -18,14 +18,14 @@ import pytest
 
 import orchestrator
 from orchestrator.app.plan import PlanError, plan_app
-from orchestrator.commands import LeaseLost
+from orchestrator.commands import DeleteCheckpoints, LeaseLost, SaveCheckpoint
 from orchestrator.commands.memory import MemoryLeaseStore
 from orchestrator.config import load_config
 from orchestrator.events import LogError, Position
 from orchestrator.events.memory import MemoryRecord
 from orchestrator.events.memory_dump import MAGIC, read_dump, write_dump
 from orchestrator.runtime import Pipeline
-from orchestrator.state import checkpoint
+from orchestrator.state import checkpoint, current_task
 from orchestrator.state.memory import MemoryReadModel
 
 
@@ -224,3 +224,37 @@ async def test_the_readme_memory_example_runs_as_printed() -> None:
     namespace: dict[str, Any] = {"__name__": "test_report"}
     exec(compile(match.group(1), "README.md", "exec"), namespace)
     await namespace["test_fetch_saves_a_checkpoint"]()
+
+
+def _saving_shared(withdraw: bool) -> Pipeline:
+    """A run that saves a checkpoint under the hand-given id ``shared`` (and withdraws it)."""
+    pipeline = Pipeline(f"reuse-{withdraw}")
+
+    @pipeline.task()
+    async def save(context: Any) -> None:
+        task = current_task()
+        assert task is not None
+        await task.writer.execute(
+            SaveCheckpoint(name="mine", task_id=task.task_id, checkpoint_id="shared", data=1)
+        )
+        if withdraw:
+            await task.writer.execute(DeleteCheckpoints(checkpoint_ids=["shared"]))
+
+    return pipeline
+
+
+async def test_a_hand_given_id_saved_by_two_executions_stays_each_ones() -> None:
+    """Two runs save a checkpoint under the same hand-given id; the second withdraws its
+    own: the first run still lists and restores its checkpoint (the memory index keeps
+    each execution's save of an id, as the PostgreSQL rows do)."""
+    async with orchestrator.connect(backend="memory") as state:
+        first = await state.run(_saving_shared(False))
+        second = await state.run(_saving_shared(True))
+
+        def mine(listed: list[checkpoint.CheckpointInfo]) -> list[str]:
+            return [c.id for c in listed if c.name == "mine"]
+
+        assert mine(await checkpoint.list(execution_id=first.execution_id)) == ["shared"]
+        assert mine(await checkpoint.list(execution_id=second.execution_id)) == []
+        restored = await checkpoint.restore("shared")
+        assert (restored.execution_id, restored.data) == (first.execution_id, 1)

@@ -107,7 +107,7 @@ class MemoryReadModel:
         self.tasks: dict[tuple[str, str], dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.variables: dict[tuple[str, str], dict[str, Any]] = {}
-        self.checkpoints: dict[str, dict[str, Any]] = {}
+        self.checkpoints: dict[tuple[str, int], dict[str, Any]] = {}
         self.dead_letters: list[Any] = []
 
     def state(self, eid: str) -> ExecutionState:
@@ -139,12 +139,9 @@ class MemoryReadModel:
             self.tasks[(m["execution_id"], m["task_id"])] = m
         for row in changes.rows()["checkpoints"]:  # the upsert: written once, then withdrawn
             m = rm.as_mapping(rm.CHECKPOINT_COLUMNS, row)
-            stored = self.checkpoints.setdefault(m["checkpoint_id"], m)
-            if stored["execution_id"] != m["execution_id"]:
-                continue
-            if m["deleted_at"] is None:  # saved again: written over whole
-                stored.update(m)
-            stored["deleted_at"] = m["deleted_at"]
+            stored = self.checkpoints.setdefault((m["execution_id"], m["sequence"]), m)
+            if m["deleted_at"] is not None:
+                stored["deleted_at"] = m["deleted_at"]
         for row in changes.variable_rows():
             m = rm.as_mapping(rm.SHARED_VARIABLE_COLUMNS, row)
             self.variables[(m["namespace"], m["name"])] = m
@@ -337,10 +334,10 @@ def test_the_checkpoint_list_lives_in_checkpoint_rows_withdrawn_when_deleted() -
         assert {r.checkpoint_id for r in table.state("exec_c").checkpoints} == {
             r.checkpoint_id for r in expected.checkpoints
         }
-        assert {k for k, r in table.checkpoints.items() if r["deleted_at"] is None} == {
+        assert {r["checkpoint_id"] for r in table.checkpoints.values() if not r["deleted_at"]} == {
             r.checkpoint_id for r in expected.checkpoints
         }
-        assert len(table.checkpoints) == 8  # every saved one keeps its row
+        assert len(table.checkpoints) == 9  # every save keeps its row (ck0 saved twice)
 
 
 def test_a_checkpoint_saved_again_is_listed_as_its_last_save_wherever_the_cuts_fall() -> None:
@@ -362,10 +359,10 @@ def test_a_checkpoint_saved_again_is_listed_as_its_last_save_wherever_the_cuts_f
         assert _project(records, random.Random(seed)).state("exec_r") == expected
 
 
-def test_a_reused_checkpoint_id_stays_its_first_executions_row_in_one_batch() -> None:
-    """Another execution saving and withdrawing an id already saved leaves the first
-    execution's row (and list) alone, in one batch as across batches (the upsert's
-    ``update_when``)."""
+def test_a_reused_checkpoint_id_is_a_row_of_each_execution_in_one_batch() -> None:
+    """Another execution saving and withdrawing an id already saved has its own row
+    (rows are keyed by execution and sequence) and leaves the first execution's row
+    (and list) alone, in one batch as across batches."""
     a, b = running_writer("exec_a", 6), running_writer("exec_b", 7)
     a.emit(c.CheckpointSaved(checkpoint_id="shared", name="a's"))
     b.emit(c.CheckpointSaved(checkpoint_id="shared", name="b's"))
@@ -375,4 +372,33 @@ def test_a_reused_checkpoint_id_stays_its_first_executions_row_in_one_batch() ->
     batch = _decode(_records([default_codec().encode(e) for e in history]))
     table.write(fold_batch(batch, {"exec_a": None, "exec_b": None}, {}))
     assert table.state("exec_a") == fold(_uuid_ids(a.events))
-    assert table.checkpoints["shared"]["execution_id"] == "exec_a"
+    assert table.state("exec_b") == fold(_uuid_ids(b.events))
+    shared = [r for r in table.checkpoints.values() if r["checkpoint_id"] == "shared"]
+    assert [(r["execution_id"], r["deleted_at"] is None) for r in shared] == [
+        ("exec_a", True),
+        ("exec_b", False),
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_checkpoint_ids_from_a_small_pool_fold_to_the_rows_wherever_the_cuts_fall(
+    seed: int,
+) -> None:
+    """Two executions save, save again (listed or not) and withdraw ids drawn from one
+    small pool, so ids repeat within and across executions: the rows (keyed by execution
+    and sequence) must still give each execution's fold, in any batch split."""
+    rng = random.Random(seed)
+    writers = [running_writer(f"exec_{n}", seed + n) for n in range(2)]
+    for _ in range(rng.randint(1, 30)):
+        w = rng.choice(writers)
+        if rng.random() < 0.7:
+            w.emit(c.CheckpointSaved(checkpoint_id=rng.choice("abc"), name=f"n{rng.random()}"))
+        else:
+            gone = tuple(rng.sample("abcz", rng.randint(1, 2)))
+            w.emit(c.CheckpointsDeleted(checkpoint_ids=gone, reason="prune"))
+    histories = [_uuid_ids(w.events) for w in writers]
+    log = list(interleave(histories, rng))
+    table = _project(_records([default_codec().encode(e) for e in log]), rng)
+    for history in histories:
+        assert table.state(history[0].execution_id or "") == fold(history)

@@ -16,6 +16,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,13 @@ from _backends import BACKENDS, Backend
 from orchestrator import Pipeline, PipelineFailed
 from orchestrator.commands import (
     CreateExecution,
+    DeleteCheckpoints,
     ExecutionNotOwned,
     ExecutionWriter,
     ImmutableVariable,
     LeaseLost,
     LockTimeout,
+    SaveCheckpoint,
     StaleExpectedVersion,
     StartValidation,
     WriterSettings,
@@ -37,7 +40,7 @@ from orchestrator.commands import (
 )
 from orchestrator.debug import Target, fork_execution
 from orchestrator.events import Envelope, ExecutionState, fold
-from orchestrator.state import LeaderElection, checkpoint
+from orchestrator.state import LeaderElection, checkpoint, current_task
 from orchestrator.state.services import StateRuntime
 
 
@@ -133,6 +136,45 @@ async def test_checkpoints_restore_equals_the_fold(backend: Backend) -> None:
             assert isinstance(folded, ExecutionState)
             assert restored.state == folded
             assert restored.sequence == info.sequence
+
+
+async def test_a_hand_given_checkpoint_id_reused_by_two_runs_stays_each_ones(
+    backend: Backend,
+) -> None:
+    """Two runs save under the same hand-given id; the second withdraws and saves it
+    again. Each run's state as served equals the fold of its own log; the first still
+    lists its checkpoint, and the id alone restores the newest save."""
+    pipeline = _pipeline("reused")
+
+    @pipeline.task()
+    async def work(context: Any) -> None:
+        task = current_task()
+        assert task is not None
+        save = SaveCheckpoint(name="mine", task_id=task.task_id, checkpoint_id="shared", data=1)
+        await task.writer.execute(save)
+        if runs:  # the second run
+            await task.writer.execute(DeleteCheckpoints(checkpoint_ids=["shared"]))
+            await task.writer.execute(replace(save, name="mine again", data=2))
+        runs.append(task.execution_id)
+
+    runs: list[str] = []
+    async with backend.open() as state:
+        first, second = await state.run(pipeline), await state.run(pipeline)
+        manager, rt = state.state_manager(), state.runtime
+        mine: dict[str, int] = {}
+        for run in (first, second):
+            served = await manager.get_pipeline_state(run.execution_id, consistency="strong")
+            assert served == fold(await _history(rt, run.execution_id))
+            listed = await checkpoint.list(execution_id=run.execution_id)
+            [mine[run.execution_id]] = [c.sequence for c in listed if c.id == "shared"]
+        restored = await checkpoint.restore("shared")
+        assert (restored.execution_id, restored.data) == (second.execution_id, 2)
+        # A run reads its own save's data (a retry from it), not the newest of the id.
+        at = (first.execution_id, mine[first.execution_id])
+        chain = await rt.read_model.checkpoint_chain("shared", at)
+        assert chain is not None and chain[-1].name == "mine"
+        newest = await rt.read_model.checkpoint_chain("shared")
+        assert newest is not None and newest[-1].name == "mine again"
 
 
 async def test_history_replays_to_each_checkpoint_and_forks(backend: Backend) -> None:
