@@ -176,6 +176,9 @@ def memory(
 def compare(
     rounds: int = typer.Option(3, min=1, help="Interleaved rounds (medians over them)."),
     as_json: bool = JSON_OPTION,
+    warmup_saves: int = typer.Option(
+        5000, help="Sequential 10 KB saves each side makes first, unrecorded (0 skips them)."
+    ),
     checkpoint_saves: int = typer.Option(
         1000, help="Sequential 10 KB saves per round (0 skips the checkpoint rows)."
     ),

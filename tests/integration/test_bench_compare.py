@@ -35,6 +35,7 @@ WORKLOADS = {
 
 TINY = [
     "--rounds", "1",
+    "--warmup-saves", "10",
     "--checkpoint-saves", "30",
     "--checkpoint-executions", "5",
     "--checkpoint-per-execution", "4",
