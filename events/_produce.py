@@ -15,10 +15,12 @@ producer itself sends uncompressed. A small batch (one task transition, one chec
 whose data is compressed already) gains nothing from it, and aiokafka makes a new zstd
 context per batch: ~100 µs, the largest single CPU item of a 10-task pipeline.
 
-Both keep one key's records in their order: a key maps to one partition, records
-enter that partition's queue in order, and aiokafka sends a partition's batches in
-queue order. Partitions are computed here (murmur2, as aiokafka and the Java client
-do), with a cache: aiokafka's pure-Python murmur2 costs ~10 µs per record.
+Both keep one key's records in their order: a key maps to one partition, a partition
+to one producer (``producers[partition % len(producers)]``, see
+``ProducerSettings.producers``), records enter that partition's queue in order, and
+aiokafka sends a partition's batches in queue order. Partitions are computed here
+(murmur2, as aiokafka and the Java client do), with a cache: aiokafka's pure-Python
+murmur2 costs ~10 µs per record.
 """
 
 from __future__ import annotations
@@ -102,6 +104,11 @@ def check_sizes(records: Sequence[Record], max_request_size: int) -> None:
             raise too_large(index, topic, size, max_request_size)
 
 
+def lane(producers: Sequence[Any], partition: int | None) -> Any:
+    """The producer that sends ``partition``'s records (a keyless record: the first)."""
+    return producers[0] if partition is None else producers[partition % len(producers)]
+
+
 async def _partition_counts(producer: Any, records: Sequence[Record]) -> dict[str, int]:
     """Partitions per topic of ``records``: from the producer's metadata when it knows the
     topic (every append but the first), else awaited (a hot path: once per append)."""
@@ -117,7 +124,7 @@ async def _partition_counts(producer: Any, records: Sequence[Record]) -> dict[st
 
 
 async def send_each(
-    producer: Any,
+    producers: Sequence[Any],
     partitioner: KeyPartitioner,
     records: Sequence[Record],
     *,
@@ -128,9 +135,10 @@ async def send_each(
     futures: list[asyncio.Future[Any]] = []
     try:
         with translated(what):
-            counts = await _partition_counts(producer, records)
+            counts = await _partition_counts(producers[0], records)
             for topic, key, value in records:
                 partition = None if key is None else partitioner(key, counts[topic])
+                producer = lane(producers, partition)
                 futures.append(
                     await producer.send(topic, value, key=key, partition=partition, headers=headers)
                 )
@@ -146,7 +154,7 @@ async def send_each(
 
 
 async def send_batched(
-    producer: Any,
+    producers: Sequence[Any],
     partitioner: KeyPartitioner,
     records: Sequence[Record],
     *,
@@ -171,7 +179,7 @@ async def send_batched(
     sent: list[tuple[asyncio.Future[Any], list[int]]] = []
     try:
         with translated(what):
-            counts = await _partition_counts(producer, records)
+            counts = await _partition_counts(producers[0], records)
             for topic, n in counts.items():
                 topics[topic] = (partitioner.table(n), n, {})
             for index, (topic, key, value) in enumerate(records):
@@ -185,14 +193,18 @@ async def send_batched(
                     found = open_batches[partition] = (BatchBuilder(batch_size, codec), [])
                 batch, members = found
                 if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                    future = await _enqueue(producer, batch, topic, partition, deadline)  # full
+                    future = await _enqueue(
+                        lane(producers, partition), batch, topic, partition, deadline
+                    )  # full
                     sent.append((future, members))
                     batch, members = open_batches[partition] = (BatchBuilder(batch_size, codec), [])
                     batch.append(key=key, value=value, timestamp=None, headers=headers)  # fits
                 members.append(index)
             for topic, (_, _, open_batches) in topics.items():
                 for partition, (batch, members) in open_batches.items():
-                    future = await _enqueue(producer, batch, topic, partition, deadline)
+                    future = await _enqueue(
+                        lane(producers, partition), batch, topic, partition, deadline
+                    )
                     sent.append((future, members))
     except BaseException:
         _observe_all([future for future, _ in sent])

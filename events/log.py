@@ -91,6 +91,13 @@ class ProducerSettings:
     the previous request is in flight. ``compression_type`` compresses the batches of
     ``append_batch`` calls of ``BATCHED_FROM`` events or more; smaller appends travel
     uncompressed (``events._produce``: a zstd context per tiny batch costs ~100 µs).
+
+    ``producers``: how many Kafka producers (connections) the log appends through.
+    aiokafka sends one produce request per broker at a time and holds every other
+    record until it is answered; partition p always goes through producer
+    ``p % producers``, so a key's records keep their order while two requests travel
+    at once. 100 writers sending 10 KB records to one broker: 5,000-9,000/s through one
+    producer, 14,000-17,700/s through two, 13,500-15,100/s through four.
     """
 
     client_id: str = "orchestrator-state"
@@ -103,6 +110,7 @@ class ProducerSettings:
     request_timeout_ms: int = 30_000
     security: KafkaSecurity = PLAINTEXT
     """SASL / TLS of the producer (and of the probe and reader it opens)."""
+    producers: int = 2
     delivery_timeout_ms: int = 30_000
     """The deadline of one append, from the call to the last acknowledgement (the Java
     client's ``delivery.timeout.ms``): past it the append raises a retriable
@@ -116,6 +124,8 @@ class ProducerSettings:
             raise ValueError(f"enable_idempotence needs acks='all', not acks={self.acks!r}")
         if self.max_batch_size > self.max_request_size:
             raise ValueError("max_batch_size must not exceed max_request_size")
+        if self.producers < 1:
+            raise ValueError(f"producers must be >= 1, got {self.producers}")
 
 
 class EventLog(Resource):
@@ -140,7 +150,7 @@ class EventLog(Resource):
         self._read_settings = read_settings or ConsumerSettings(
             client_id=f"{self._settings.client_id}-reader", security=self._settings.security
         )
-        self._producer: Any = None
+        self._producers: list[Any] = []
         self._offsets: EventConsumer | None = None
         self._offsets_lock = asyncio.Lock()
         self._partition = KeyPartitioner()
@@ -188,39 +198,45 @@ class EventLog(Resource):
                 "fold's sequence check drops such duplicates (design §3)",
                 self._bootstrap,
             )
-        producer = aiokafka.AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
-            client_id=s.client_id,
-            acks=s.acks,
-            enable_idempotence=idempotent,
-            compression_type=None,  # large batches are compressed by send_batched
-            linger_ms=s.linger_ms,
-            max_batch_size=s.max_batch_size,
-            max_request_size=s.max_request_size,
-            request_timeout_ms=s.request_timeout_ms,
-            **s.security.client_kwargs(),
-        )
-        await start_client(producer, f"starting the producer on {self._bootstrap}")
-        self._producer = producer
+        started: list[Any] = []
+        try:
+            for _ in range(s.producers):
+                producer = aiokafka.AIOKafkaProducer(
+                    bootstrap_servers=self._bootstrap,
+                    client_id=s.client_id,
+                    acks=s.acks,
+                    enable_idempotence=idempotent,
+                    compression_type=None,  # large batches are compressed by send_batched
+                    linger_ms=s.linger_ms,
+                    max_batch_size=s.max_batch_size,
+                    max_request_size=s.max_request_size,
+                    request_timeout_ms=s.request_timeout_ms,
+                    **s.security.client_kwargs(),
+                )
+                await start_client(producer, f"starting the producer on {self._bootstrap}")
+                started.append(producer)
+        except BaseException:
+            await _stop_all(started)
+            raise
+        self._producers = started
         self._idempotent = idempotent
 
     async def stop(self) -> None:
         """Flush what is pending and close; safe to call twice."""
-        producer, self._producer = self._producer, None
+        producers, self._producers = self._producers, []
         offsets, self._offsets = self._offsets, None
         try:
-            if producer is not None:
-                with translated("stopping the producer"):
-                    await producer.stop()
+            await _stop_all(producers)
         finally:
             if offsets is not None:
                 await offsets.stop()
 
     @property
-    def _p(self) -> Any:
-        if self._producer is None:
+    def _p(self) -> list[Any]:
+        """The started producers (``ProducerSettings.producers``)."""
+        if not self._producers:
             raise RuntimeError("EventLog is not started: call start() or use async with")
-        return self._producer
+        return self._producers
 
     async def append(self, envelope: Envelope, topic: str | None = None) -> Position:
         """Append one event and wait until the broker acknowledged it; return its position.
@@ -406,7 +422,7 @@ class EventLog(Resource):
         """Next offset to be written, per partition of ``topic`` (default: pipeline topic)."""
         name = topic if topic is not None else self._topics.pipeline.name
         with translated(f"reading partitions of {name}"):
-            partitions = sorted(await self._p.partitions_for(name))
+            partitions = sorted(await self._p[0].partitions_for(name))
         consumer = await self._offsets_consumer()
         found = await consumer.end_offsets(TopicPartition(name, p) for p in partitions)
         return {tp.partition: offset for tp, offset in sorted(found.items())}
@@ -418,3 +434,16 @@ class EventLog(Resource):
                 await consumer.start()
                 self._offsets = consumer
             return self._offsets
+
+
+async def _stop_all(producers: Sequence[Any]) -> None:
+    """Flush and close each producer; the first failure is raised once all were tried."""
+    failure: BaseException | None = None
+    for producer in producers:
+        try:
+            with translated("stopping the producer"):
+                await producer.stop()
+        except BaseException as exc:  # the others still flush and close
+            failure = failure or exc
+    if failure is not None:
+        raise failure

@@ -21,7 +21,7 @@ from orchestrator.events.codec import default_codec
 from orchestrator.events.consumer import EventConsumer, RawRecord, TopicPartition, decode_records
 from orchestrator.events.envelope import Envelope, Position
 from orchestrator.events.errors import DecodeError, InvalidEvent
-from orchestrator.events.log import BATCHED_FROM, EventLog
+from orchestrator.events.log import BATCHED_FROM, EventLog, ProducerSettings
 from orchestrator.events.topics import (
     TopicMismatch,
     TopicsConfig,
@@ -154,6 +154,49 @@ async def test_batches_of_many_executions_keep_each_execution_in_order(log: Even
         async for position, envelope in log.read_range(log.topics.pipeline.name, partition)
     }
     assert [stored[p] for p in positions] == events
+
+
+@pytest.mark.parametrize("producers", [1, 3])
+async def test_appends_through_several_producers_keep_each_execution_in_order(
+    kafka: Any, topics: TopicsConfig, producers: int
+) -> None:
+    """Partitions spread over ``producers`` connections (two requests in flight): every
+    execution's events still land in its order, each at the position returned, whether
+    appended one small batch at a time by many writers at once or in one large batch."""
+    await ensure_topics(kafka.bootstrap_servers, topics.specs())
+    async with EventLog(
+        kafka.bootstrap_servers,
+        default_codec(),
+        ProducerSettings(producers=producers),
+        topics=topics,
+        supports_idempotence=kafka.supports_idempotence,
+    ) as log:
+        executions = [str(uuid.uuid4()) for _ in range(12)]
+
+        async def writer(execution_id: str) -> list[tuple[Envelope, Position]]:
+            out = []
+            for first in range(1, 40, 3):  # record by record (below BATCHED_FROM)
+                batch = _events(execution_id, 3, first)
+                out += zip(batch, await log.append_batch(batch), strict=True)
+            return out
+
+        small = await asyncio.gather(*(writer(x) for x in executions))
+        rows = zip(*(_events(x, 20, 40) for x in executions), strict=True)
+        large = [e for batch in rows for e in batch]
+        assert len(large) >= BATCHED_FROM
+        appended = [pair for pairs in small for pair in pairs]
+        appended += zip(large, await log.append_batch(large), strict=True)
+        stored = {
+            position: envelope
+            for partition in range(topics.pipeline.partitions)
+            async for position, envelope in log.read_range(log.topics.pipeline.name, partition)
+        }
+    assert len(stored) == len(appended) == 12 * 59
+    assert all(stored[position] == event for event, position in appended)
+    for execution_id in executions:
+        mine = sorted((p, e.sequence) for p, e in stored.items() if e.execution_id == execution_id)
+        assert len({p.partition for p, _ in mine}) == 1
+        assert [seq for _, seq in mine] == list(range(1, 60))
 
 
 async def test_an_invalid_event_raises_and_sends_nothing(log: EventLog) -> None:

@@ -80,3 +80,9 @@ def test_oversized_records_are_refused_before_sending() -> None:
     with pytest.raises(LogError, match="record 1 for t") as caught:
         check_sizes([("t", b"k", b"x"), ("t", b"k", b"x" * 5000)], max_request_size=2000)
     assert not caught.value.retriable
+
+
+def test_producer_settings_refuse_fewer_than_one_producer() -> None:
+    with pytest.raises(ValueError, match="producers must be >= 1, got 0"):
+        ProducerSettings(producers=0)
+    assert ProducerSettings().producers == 2
