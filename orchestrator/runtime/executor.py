@@ -209,6 +209,10 @@ class ExecutionRun:
 
     async def _run_tasks(self, timer: asyncio.Task[None] | None) -> None:
         running: dict[str, asyncio.Task[Any]] = {}
+        # A task's dependencies as a set: ``needs <= done`` below is one C-level check
+        # per task where ``all(dep in done ...)`` made a generator per task per turn (at
+        # 1,000 tasks, most of the loop's time).
+        needs = {d.task_id: frozenset(d.depends_on) for d in self.pipeline.tasks}
         try:
             while True:
                 inflight = self.inflight
@@ -224,7 +228,7 @@ class ExecutionRun:
                     for d in self.pipeline.tasks
                     if d.task_id not in done
                     and d.task_id not in running
-                    and all(dep in done for dep in d.depends_on)
+                    and needs[d.task_id] <= done
                 ]
                 merged = [d for d in ready if self._pending and self._starts_plainly(d)]
                 attempts: dict[str, int] = {}
