@@ -140,12 +140,7 @@ async def _round(run: _Run, number: int) -> None:
     ep, work = run.endpoints, run.work / f"round{number}"
 
     # the same work on both sides: one definition of each workload's size
-    checkpoints = {
-        "saves": o.checkpoint_saves,
-        "executions": o.checkpoint_executions,
-        "per_execution": o.checkpoint_per_execution,
-        "size": o.payload_bytes,
-    }
+    checkpoints = _checkpoint_sizes(o, o.checkpoint_saves)
     savers = {
         "saves": o.saver_saves,
         "threads": o.saver_threads,
@@ -218,6 +213,16 @@ async def _round(run: _Run, number: int) -> None:
             await run.measure(("resume", side), fn)
 
 
+def _checkpoint_sizes(o: CompareOptions, saves: int) -> dict[str, int]:
+    """The checkpoint workload's sizes, the same on both sides (``saves`` sequential)."""
+    return {
+        "saves": saves,
+        "executions": o.checkpoint_executions,
+        "per_execution": o.checkpoint_per_execution,
+        "size": o.payload_bytes,
+    }
+
+
 def _stop_dbos(peers: Any) -> None:
     """Destroy DBOS if launched; it shuts the loop's default executor down: a new one."""
     peers.stop_dbos()
@@ -231,12 +236,7 @@ async def _warm_up(run: _Run) -> None:
     o = run.options
     if o.warmup_saves <= 0:
         return
-    sizes = {
-        "saves": o.warmup_saves,
-        "executions": o.checkpoint_executions,
-        "per_execution": o.checkpoint_per_execution,
-        "size": o.payload_bytes,
-    }
+    sizes = _checkpoint_sizes(o, o.warmup_saves)
     await ours.checkpoint_saves(**sizes)
     async with fresh_database(run.server_dsn, "warmup") as dsn:
         await peers.langgraph_checkpoint(dsn, **sizes, pool_size=o.pool_size)

@@ -216,7 +216,8 @@ class EventLog(Resource):
                 await start_client(producer, f"starting the producer on {self._bootstrap}")
                 started.append(producer)
         except BaseException:
-            await _stop_all(started)
+            with contextlib.suppress(Exception):  # the start's own error is the one to raise
+                await _stop_all(started)
             raise
         self._producers = started
         self._idempotent = idempotent
