@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 
 from orchestrator.events import SharedVariable
 from orchestrator.projections import executions
@@ -105,30 +106,35 @@ def _insert_sql(
 
 def notify_payloads(values: Iterable[str]) -> list[str]:
     """``values`` as JSON, each payload small enough for one NOTIFY: an array, or an
-    object when ``values`` is a mapping (each key with its value)."""
+    object when ``values`` is a mapping (each key with its value).
+
+    Each item is encoded once and its exact length counted (a hot path: one item per
+    execution a batch changed, ~4 µs each with the stdlib's encoder, twice)."""
     mapping = values if isinstance(values, Mapping) else None
+    opening, closing = (b"[", b"]") if mapping is None else (b"{", b"}")
     payloads: list[str] = []
-    chunk: list[str] = []
+    chunk: list[bytes] = []
     size = 2
     for value in sorted(values):
-        item = value if mapping is None else {value: mapping[value]}  # ~ its length
-        cost = len(_compact(item).encode()) + 1  # and a comma
+        item = _json(value) if mapping is None else _json(value) + b":" + _json(mapping[value])
+        cost = len(item) + 1  # and a comma
         if chunk and size + cost > _NOTIFY_LIMIT:
-            payloads.append(_payload(chunk, mapping))
+            payloads.append((opening + b",".join(chunk) + closing).decode())
             chunk, size = [], 2
-        chunk.append(value)
+        chunk.append(item)
         size += cost
     if chunk:
-        payloads.append(_payload(chunk, mapping))
+        payloads.append((opening + b",".join(chunk) + closing).decode())
     return payloads
 
 
-def _payload(values: list[str], mapping: Mapping[str, Any] | None) -> str:
-    return _compact(values if mapping is None else {v: mapping[v] for v in values})
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+def _json(value: Any) -> bytes:
+    """Compact JSON of a key or a position (orjson; what it refuses, such as a lone
+    surrogate, escaped to ASCII by the stdlib)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True, slots=True)

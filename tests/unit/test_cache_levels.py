@@ -320,6 +320,24 @@ async def test_a_value_missing_what_a_notify_applied_is_refused_from_a_shared_le
     assert (await cache.read(NAMESPACE, "n", ReadNeed())) is got  # the new value is kept
 
 
+def test_notify_payloads_count_bytes_of_non_ascii_keys() -> None:
+    """The limit is PostgreSQL's, in bytes: keys of multi-byte characters (and one the
+    fast encoder refuses, a lone surrogate) still give payloads under it, read back whole."""
+    from orchestrator.projections import parse_changes
+    from orchestrator.projections.store import notify_payloads
+
+    changes = {f"exécution-✓-{i:05d}": ("pipeline.events", i % 8, i) for i in range(1_000)}
+    changes["lone-\ud800"] = ("pipeline.events", 0, 1)
+    payloads = notify_payloads(changes)
+    assert len(payloads) > 1 and all(len(p.encode()) < 8000 for p in payloads)
+    assert all(7000 < len(p.encode()) for p in payloads[:-1])  # chunks are filled, not split early
+    parsed: dict[str, Any] = {}
+    for payload in payloads:
+        parsed.update(parse_changes(payload))
+    assert parsed == changes
+    assert notify_payloads(["b", "a"]) == ['["a","b"]']
+
+
 def test_notify_payloads_carry_each_key_s_position_and_stay_under_the_limit() -> None:
     from orchestrator.projections import parse_changes
     from orchestrator.projections.store import notify_payloads
