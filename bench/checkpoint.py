@@ -76,10 +76,14 @@ async def _start(runtime: StateRuntime, execution_id: str) -> ExecutionWriter:
     return writer
 
 
-async def _saves(writer: ExecutionWriter, count: int, size: int, seed: int) -> list[float]:
-    """Latencies (ms) of ``count`` sequential saves in ``writer``'s task."""
+def _payloads(count: int, size: int, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    payloads = [_payload(rng, size, i) for i in range(count)]  # built outside the timing
+    return [_payload(rng, size, i) for i in range(count)]
+
+
+async def _saves(writer: ExecutionWriter, payloads: list[dict[str, Any]]) -> list[float]:
+    """Latencies (ms) of sequential saves of ``payloads`` in ``writer``'s task (built by
+    the caller before its clock starts, as the compare's LangGraph side builds its own)."""
     latencies: list[float] = []
     with checkpoint.task_scope(writer, "work"):
         for i, data in enumerate(payloads):
@@ -134,9 +138,10 @@ async def run_checkpoint_bench(
                     runtime = StateRuntime(pool=pool, log=log, settings=settings)
                     async with runtime:
                         one = await _start(runtime, "bench-one")
-                        await _saves(one, 20, payload_bytes, 0)  # warm-up
+                        await _saves(one, _payloads(20, payload_bytes, 0))  # warm-up
+                        payloads = _payloads(saves, payload_bytes, 1)
                         t0, cpu0 = time.perf_counter(), time.process_time()
-                        single = await _saves(one, saves, payload_bytes, 1)
+                        single = await _saves(one, payloads)
                         single_s = time.perf_counter() - t0
                         single_cpu = time.process_time() - cpu0
                         single_figures = _figures(single, single_s, single_cpu)
@@ -144,12 +149,13 @@ async def run_checkpoint_bench(
                         writers = await asyncio.gather(
                             *(_start(runtime, f"bench-{i}") for i in range(executions))
                         )
+                        batches = [
+                            _payloads(saves_per_execution, payload_bytes, 100 + i)
+                            for i in range(executions)
+                        ]
                         t0, cpu0 = time.perf_counter(), time.process_time()
                         per_writer = await asyncio.gather(
-                            *(
-                                _saves(w, saves_per_execution, payload_bytes, 100 + i)
-                                for i, w in enumerate(writers)
-                            )
+                            *(_saves(w, b) for w, b in zip(writers, batches, strict=True))
                         )
                         concurrent_s = time.perf_counter() - t0
                         concurrent_cpu = time.process_time() - cpu0
