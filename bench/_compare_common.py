@@ -22,8 +22,15 @@ _WORDS = (
 
 
 def payload(rng: random.Random, size: int, step: int) -> dict[str, Any]:
-    """A checkpoint's data: random text (zstd only halves it), as ``bench checkpoint``."""
+    """A checkpoint's data: random text (zstd only halves it)."""
     return {"result": rng.randbytes(size // 2).hex(), "step": step, "progress": 0.5}
+
+
+def payloads(count: int, size: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` checkpoints' data of one writer, each different (every side and
+    ``bench checkpoint`` saves these, built before its clock starts)."""
+    rng = random.Random(seed)
+    return [payload(rng, size, i) for i in range(count)]
 
 
 def chat_message(rng: random.Random, i: int, size: int = 1000) -> dict[str, str]:
@@ -115,17 +122,13 @@ async def saver_figures(
 ) -> dict[str, float]:
     """``aput`` of ``size``-byte values: one thread sequential (c1), then ``threads``
     threads at once (c100); throughput and p50/p99 of each."""
-    rng = random.Random(1)
-    await saver_puts(saver, "warm", [payload(rng, size, i) for i in range(20)])
-    values = [payload(rng, size, i) for i in range(saves)]
+    await saver_puts(saver, "warm", payloads(20, size, 0))
+    values = payloads(saves, size, 1)
     await saver_puts(saver, "one", values[:1])  # ours creates the execution on a first put
     t0 = time.perf_counter()
     single = await saver_puts(saver, "one", values, first=1)
     single_s = time.perf_counter() - t0
-    batches = [
-        [payload(random.Random(100 + w), size, i) for i in range(per_thread)]
-        for w in range(threads)
-    ]
+    batches = [payloads(per_thread, size, 100 + w) for w in range(threads)]
     for w in range(threads):  # each thread's first checkpoint, untimed
         await saver_puts(saver, f"t{w}", batches[w][:1])
     t0 = time.perf_counter()

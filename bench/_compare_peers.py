@@ -20,7 +20,7 @@ from orchestrator.bench._compare_common import (
     chat_message,
     figures,
     median_ms,
-    payload,
+    payloads,
     public_bytes,
     saver_figures,
 )
@@ -78,16 +78,12 @@ async def langgraph_checkpoint(
     try:
         saver = AsyncPostgresSaver(pool)
         await saver.setup()
-        rng = random.Random(1)
-        await _aput_run(saver, "warm", [payload(rng, size, i) for i in range(20)], "data")
-        values = [payload(rng, size, i) for i in range(saves)]
+        await _aput_run(saver, "warm", payloads(20, size, 0), "data")
+        values = payloads(saves, size, 1)
         t0 = time.perf_counter()
         single = await _aput_run(saver, "one", values, "data")
         single_s = time.perf_counter() - t0
-        batches = [
-            [payload(random.Random(100 + w), size, i) for i in range(per_execution)]
-            for w in range(executions)
-        ]
+        batches = [payloads(per_execution, size, 100 + w) for w in range(executions)]
         t0 = time.perf_counter()
         runs = await asyncio.gather(
             *(_aput_run(saver, f"t{w}", b, "data") for w, b in enumerate(batches))

@@ -21,7 +21,6 @@ Run ``orchestrator-state bench checkpoint``.
 from __future__ import annotations
 
 import asyncio
-import random
 import statistics
 import time
 import uuid
@@ -34,6 +33,7 @@ import asyncpg
 from rich.table import Table
 
 from orchestrator.bench import _tables as tables
+from orchestrator.bench._compare_common import payloads
 from orchestrator.bench._database import fresh_database
 from orchestrator.bench._rss import rss_mb
 from orchestrator.commands import (
@@ -64,10 +64,6 @@ async def _services() -> AsyncIterator[tuple[str, bool, str, str]]:
         )
 
 
-def _payload(rng: random.Random, size: int, step: int) -> dict[str, Any]:
-    return {"result": rng.randbytes(size // 2).hex(), "step": step, "progress": 0.5}
-
-
 async def _start(runtime: StateRuntime, execution_id: str) -> ExecutionWriter:
     writer = await runtime.create_execution(
         CreateExecution(execution_id=execution_id, pipeline_id="bench", tasks=("work",))
@@ -76,17 +72,12 @@ async def _start(runtime: StateRuntime, execution_id: str) -> ExecutionWriter:
     return writer
 
 
-def _payloads(count: int, size: int, seed: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
-    return [_payload(rng, size, i) for i in range(count)]
-
-
-async def _saves(writer: ExecutionWriter, payloads: list[dict[str, Any]]) -> list[float]:
-    """Latencies (ms) of sequential saves of ``payloads`` in ``writer``'s task (built by
+async def _saves(writer: ExecutionWriter, values: list[dict[str, Any]]) -> list[float]:
+    """Latencies (ms) of sequential saves of ``values`` in ``writer``'s task (built by
     the caller before its clock starts, as the compare's LangGraph side builds its own)."""
     latencies: list[float] = []
     with checkpoint.task_scope(writer, "work"):
-        for i, data in enumerate(payloads):
+        for i, data in enumerate(values):
             t0 = time.perf_counter()
             await checkpoint.save(
                 name=f"step_{i}", data=data, metadata={"timestamp": datetime.now()}
@@ -138,10 +129,10 @@ async def run_checkpoint_bench(
                     runtime = StateRuntime(pool=pool, log=log, settings=settings)
                     async with runtime:
                         one = await _start(runtime, "bench-one")
-                        await _saves(one, _payloads(20, payload_bytes, 0))  # warm-up
-                        payloads = _payloads(saves, payload_bytes, 1)
+                        await _saves(one, payloads(20, payload_bytes, 0))  # warm-up
+                        values = payloads(saves, payload_bytes, 1)
                         t0, cpu0 = time.perf_counter(), time.process_time()
-                        single = await _saves(one, payloads)
+                        single = await _saves(one, values)
                         single_s = time.perf_counter() - t0
                         single_cpu = time.process_time() - cpu0
                         single_figures = _figures(single, single_s, single_cpu)
@@ -150,7 +141,7 @@ async def run_checkpoint_bench(
                             *(_start(runtime, f"bench-{i}") for i in range(executions))
                         )
                         batches = [
-                            _payloads(saves_per_execution, payload_bytes, 100 + i)
+                            payloads(saves_per_execution, payload_bytes, 100 + i)
                             for i in range(executions)
                         ]
                         t0, cpu0 = time.perf_counter(), time.process_time()
