@@ -23,6 +23,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.commands._listed import is_listed
 from orchestrator.commands.command_types import (
     Cancel,
     Command,
@@ -366,7 +367,7 @@ def _refuse_listed(state: ExecutionState, command: SaveCheckpoint) -> None:
     """An id names one checkpoint of the list (``checkpoint.restore`` takes only the id):
     a save under an id still listed is refused, not listed twice. The fold keeps listing
     both saves of logs written before this check, so their restores stay as they were."""
-    if any(ref.checkpoint_id == command.checkpoint_id for ref in state.checkpoints):
+    if is_listed(state, command.checkpoint_id):
         raise _refuse(
             state,
             command,

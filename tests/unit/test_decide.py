@@ -154,6 +154,41 @@ def test_a_save_under_an_id_still_listed_is_refused_naming_the_id() -> None:
     assert [(r.checkpoint_id, r.name) for r in state.checkpoints] == [("ckpt_1", "two")]
 
 
+def test_long_lists_refuse_listed_ids_after_saves_deletes_and_from_older_states() -> None:
+    """Past 64 checkpoints the listed ids are held and extended save by save
+    (``commands._listed``): every path a list changes by still answers as a scan would."""
+
+    def saves(ids: range) -> list[SaveCheckpoint]:
+        return [SaveCheckpoint(name=f"s{i}", checkpoint_id=f"ckpt_{i}") for i in ids]
+
+    def refused(state: ExecutionState, cid: str) -> bool:
+        try:
+            decide(state, SaveCheckpoint(name="again", checkpoint_id=cid))
+        except InvalidCommand as exc:
+            assert "is already listed" in str(exc)
+            return True
+        return False
+
+    older = evolve(running("init"), saves(range(100)))
+    assert older is not None
+    assert refused(older, "ckpt_0") and refused(older, "ckpt_99")
+    state = evolve(older, saves(range(100, 103)))  # extended with what was appended
+    assert state is not None
+    assert refused(state, "ckpt_101") and refused(state, "ckpt_5")
+    assert not refused(older, "ckpt_101")  # an older, shorter list: built again
+    assert not refused(state, "ckpt_103")
+    deleted = evolve(state, [DeleteCheckpoints(checkpoint_ids=["ckpt_5", "ckpt_102"])])
+    assert deleted is not None
+    assert not refused(deleted, "ckpt_5") and not refused(deleted, "ckpt_102")
+    assert refused(deleted, "ckpt_6")
+    again = evolve(deleted, saves(range(5, 6)))  # a deleted id saved again: listed again
+    assert again is not None
+    assert refused(again, "ckpt_5") and not refused(again, "ckpt_102")
+    rebuilt = evolve(running("init"), saves(range(103)))  # the same ids, other objects
+    assert rebuilt is not None
+    assert refused(rebuilt, "ckpt_102") and not refused(rebuilt, "ckpt_103")
+
+
 def test_evolve_is_all_or_nothing_and_names_the_failing_command() -> None:
     state = running("init")
     with pytest.raises(InvalidCommand) as info:
