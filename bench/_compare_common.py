@@ -21,7 +21,7 @@ _WORDS = (
 ).split()
 
 
-def payload(rng: random.Random, size: int, step: int) -> dict[str, Any]:
+def _payload(rng: random.Random, size: int, step: int) -> dict[str, Any]:
     """A checkpoint's data: random text (zstd only halves it)."""
     return {"result": rng.randbytes(size // 2).hex(), "step": step, "progress": 0.5}
 
@@ -30,7 +30,7 @@ def payloads(count: int, size: int, seed: int) -> list[dict[str, Any]]:
     """``count`` checkpoints' data of one writer, each different (every side and
     ``bench checkpoint`` saves these, built before its clock starts)."""
     rng = random.Random(seed)
-    return [payload(rng, size, i) for i in range(count)]
+    return [_payload(rng, size, i) for i in range(count)]
 
 
 def chat_message(rng: random.Random, i: int, size: int = 1000) -> dict[str, str]:

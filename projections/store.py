@@ -112,20 +112,17 @@ def notify_payloads(values: Iterable[str]) -> list[str]:
     execution a batch changed, ~4 µs each with the stdlib's encoder, twice)."""
     mapping = values if isinstance(values, Mapping) else None
     opening, closing = (b"[", b"]") if mapping is None else (b"{", b"}")
-    payloads: list[str] = []
-    chunk: list[bytes] = []
+    chunks: list[list[bytes]] = [[]]
     size = 2
     for value in sorted(values):
         item = _json(value) if mapping is None else _json(value) + b":" + _json(mapping[value])
         cost = len(item) + 1  # and a comma
-        if chunk and size + cost > _NOTIFY_LIMIT:
-            payloads.append((opening + b",".join(chunk) + closing).decode())
-            chunk, size = [], 2
-        chunk.append(item)
+        if chunks[-1] and size + cost > _NOTIFY_LIMIT:
+            chunks.append([])
+            size = 2
+        chunks[-1].append(item)
         size += cost
-    if chunk:
-        payloads.append((opening + b",".join(chunk) + closing).decode())
-    return payloads
+    return [(opening + b",".join(chunk) + closing).decode() for chunk in chunks if chunk]
 
 
 def _json(value: Any) -> bytes:
